@@ -1,0 +1,1 @@
+//! Parsers of agent output (Claude Code stream-json, Codex exec --json, plain command).

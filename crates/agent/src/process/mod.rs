@@ -1,0 +1,1 @@
+//! Monitor, launcher and stop of agent process trees.

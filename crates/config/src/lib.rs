@@ -1,0 +1,1 @@
+//! orch.toml + ORCH_ environment configuration.

@@ -1,0 +1,35 @@
+//! orch's functional core: the domain vocabulary and every decision that can be
+//! made from data alone (stage transitions, gate checks, retry/backoff, what the
+//! reaper does with an unknown outcome, when a STOP must be deferred).
+//!
+//! Nothing in this crate performs IO or is async; the store, engine and CLI call
+//! these functions and carry out what they decide.
+
+pub mod cancel;
+pub mod gates;
+pub mod ids;
+pub mod job;
+pub mod keys;
+pub mod retry;
+pub mod run;
+pub mod stage;
+pub mod task;
+pub mod time;
+
+pub use gates::{Block, ClaimCandidate, GateContext, Gates, Limits};
+pub use ids::{JobId, RunId, TaskId, WorkerId};
+pub use job::{AgentKind, Job, JobStatus, NewJob};
+pub use retry::{FailureDecision, RetryPolicy};
+pub use run::{Run, RunOutcome};
+pub use stage::Stage;
+pub use task::{EventInput, NewTask, Task, TaskEvent};
+pub use time::Timestamp;
+
+/// A string did not name a known domain value (a stage, agent kind, status, …).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown {kind} {value:?}; expected one of: {expected}")]
+pub struct ParseError {
+    pub kind: &'static str,
+    pub value: String,
+    pub expected: &'static str,
+}

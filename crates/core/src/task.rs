@@ -1,0 +1,97 @@
+//! Tasks (one work item driven through the pipeline) and their append-only event log.
+
+use crate::ids::TaskId;
+use crate::stage::Stage;
+use crate::time::Timestamp;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Task {
+    pub id: TaskId,
+    /// The tracker's id of the item (Plane's work-item UUID, the builtin tracker's key).
+    /// Tombstoned (`<id>#cancelled-<task>`) when the task is cancelled.
+    pub tracker_id: Option<String>,
+    /// Human key such as `ORCH-090`; tombstoned like `tracker_id` on cancel.
+    pub work_item_id: String,
+    pub repo: String,
+    pub branch: String,
+    pub stage: Stage,
+    pub title: String,
+    pub body: String,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    pub cancel_requested_at: Option<Timestamp>,
+    pub cancelled_at: Option<Timestamp>,
+}
+
+impl Task {
+    /// The tracker id this task was created with, also after a cancel tombstoned it.
+    pub fn original_tracker_id(&self) -> Option<&str> {
+        self.tracker_id.as_deref().map(crate::keys::original_key)
+    }
+
+    /// The work item id this task was created with, also after a cancel tombstoned it.
+    pub fn original_work_item_id(&self) -> &str {
+        crate::keys::original_key(&self.work_item_id)
+    }
+}
+
+/// What a caller supplies to create a task. `work_item_id = None` lets the store
+/// mint one (`<REPO>-<task id>`); the branch is derived from the key and title.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewTask {
+    pub tracker_id: Option<String>,
+    pub work_item_id: Option<String>,
+    pub repo: String,
+    pub title: String,
+    pub body: String,
+    pub stage: Stage,
+    pub depends_on: Vec<TaskId>,
+}
+
+impl NewTask {
+    pub fn new(repo: impl Into<String>, title: impl Into<String>) -> Self {
+        NewTask {
+            tracker_id: None,
+            work_item_id: None,
+            repo: repo.into(),
+            title: title.into(),
+            body: String::new(),
+            stage: Stage::Analysis,
+            depends_on: Vec::new(),
+        }
+    }
+}
+
+/// One line of a task's audit log: who did what, when and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskEvent {
+    pub id: i64,
+    pub task_id: TaskId,
+    pub at: Timestamp,
+    /// `system`, `cli`, `api`, `tracker:plane`, `worker:<id>`, …
+    pub actor: String,
+    /// Stable machine name: `created`, `stage_changed`, `cancel_requested`, `cancelled`, …
+    pub kind: String,
+    pub from_stage: Option<Stage>,
+    pub to_stage: Option<Stage>,
+    pub message: String,
+}
+
+/// The caller's part of an event; the store adds id, task and stages.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventInput {
+    pub actor: String,
+    pub kind: String,
+    pub message: String,
+}
+
+impl EventInput {
+    pub fn new(actor: impl Into<String>, kind: impl Into<String>, message: impl Into<String>) -> Self {
+        EventInput {
+            actor: actor.into(),
+            kind: kind.into(),
+            message: message.into(),
+        }
+    }
+}

@@ -1,0 +1,1 @@
+//! Engine: dispatcher, supervisor, reaper, status snapshot.

@@ -1,0 +1,1 @@
+//! Git worktrees and branches (the git CLI, argv only).
