@@ -1,1 +1,36 @@
-//! orch.toml + ORCH_ environment configuration.
+//! orch's configuration: one `orch.toml` with `ORCH_…` environment overrides
+//! (R-53), checked with messages that name the key, and turned into the policy
+//! types of `orch-core` (limits, gates, retry policy, STOP scope).
+//!
+//! ```no_run
+//! # fn main() -> Result<(), orch_config::ConfigError> {
+//! let (config, warnings) = orch_config::Config::load_validated(None)?;
+//! for w in &warnings {
+//!     eprintln!("warning: {w}");
+//! }
+//! let _url = config.store_url();
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! - `model`: the serde types of the file, with the embedded defaults.
+//! - `load`: file + environment (figment) and error messages.
+//! - `validate`: range and consistency checks.
+//! - `resolve`: absolute paths, store location, secrets, core conversions.
+
+mod error;
+mod load;
+mod model;
+mod resolve;
+mod validate;
+
+pub use error::{ConfigError, Problem, Warning};
+pub use load::{DEFAULT_FILE, ENV_PREFIX, ENV_SEPARATOR, env_provider};
+pub use model::*;
+pub use resolve::StoreLocation;
+
+/// A commented `orch.toml` documenting every section with the embedded
+/// defaults, one example repo and scripted example agents (`orch init` writes it).
+pub fn example_toml() -> &'static str {
+    include_str!("example.toml")
+}

@@ -67,28 +67,59 @@ mod tests {
 
     #[test]
     fn notes_render_as_the_api_says() {
-        assert_eq!(CancelNote::AlreadyTerminal(Stage::Done).to_string(), "already-terminal:done");
+        assert_eq!(
+            CancelNote::AlreadyTerminal(Stage::Done).to_string(),
+            "already-terminal:done"
+        );
         assert_eq!(CancelNote::NoTask.to_string(), "no-task");
-        assert_eq!(CancelNote::DeferredAlreadyPending.to_string(), "deferred-already-pending");
+        assert_eq!(
+            CancelNote::DeferredAlreadyPending.to_string(),
+            "deferred-already-pending"
+        );
     }
 
     #[test]
     fn tc08_scope() {
-        let off = StopScope { enabled: false, repos: vec![] };
+        let off = StopScope {
+            enabled: false,
+            repos: vec![],
+        };
         assert!(!off.applies("orchestrator"));
-        let scoped = StopScope { enabled: true, repos: vec!["enduro-trails".into()] };
+        let scoped = StopScope {
+            enabled: true,
+            repos: vec!["enduro-trails".into()],
+        };
         assert!(scoped.applies("enduro-trails"));
         assert!(!scoped.applies("orchestrator"));
-        assert!(StopScope { enabled: true, repos: vec![] }.applies("anything"));
+        assert!(
+            StopScope {
+                enabled: true,
+                repos: vec![]
+            }
+            .applies("anything")
+        );
     }
 
     #[test]
     fn d7_window_rules() {
-        let lease_idle = WindowFacts { holds_merge_lease: true, ..Default::default() };
-        assert!(!in_critical_window(lease_idle), "parked awaiting Confirm Deploy is reversible");
-        let lease_running = WindowFacts { holds_merge_lease: true, running_serial_actor: true, ..Default::default() };
+        let lease_idle = WindowFacts {
+            holds_merge_lease: true,
+            ..Default::default()
+        };
+        assert!(
+            !in_critical_window(lease_idle),
+            "parked awaiting Confirm Deploy is reversible"
+        );
+        let lease_running = WindowFacts {
+            holds_merge_lease: true,
+            running_serial_actor: true,
+            ..Default::default()
+        };
         assert!(in_critical_window(lease_running));
-        let marker = WindowFacts { initiated_marker: true, ..Default::default() };
+        let marker = WindowFacts {
+            initiated_marker: true,
+            ..Default::default()
+        };
         assert!(in_critical_window(marker));
         assert!(!in_critical_window(WindowFacts::default()));
     }

@@ -57,7 +57,9 @@ pub enum Block {
     /// A task it depends on is not `done`.
     Dependency,
     /// Another task's branch holds the repo's merge lease.
-    SerialGate { holder: TaskId },
+    SerialGate {
+        holder: TaskId,
+    },
     GlobalLimit,
     RepoLimit,
     AgentLimit,
@@ -130,22 +132,29 @@ pub fn blocked_by(
     if gates.task_deps && ctx.waiting_on_deps.contains(&c.task_id) {
         return Some(Block::Dependency);
     }
-    if gates.serial && c.agent.is_serial() {
-        if let Some(&holder) = ctx.lease_holders.get(c.repo) {
-            if holder != c.task_id {
-                return Some(Block::SerialGate { holder });
-            }
-        }
+    if gates.serial
+        && c.agent.is_serial()
+        && let Some(&holder) = ctx.lease_holders.get(c.repo)
+        && holder != c.task_id
+    {
+        return Some(Block::SerialGate { holder });
     }
     if limits.global.is_some_and(|max| ctx.running_total >= max) {
         return Some(Block::GlobalLimit);
     }
     let repo_running = ctx.running_by_repo.get(c.repo).copied().unwrap_or(0);
-    if limits.repo_limit(c.repo).is_some_and(|max| repo_running >= max) {
+    if limits
+        .repo_limit(c.repo)
+        .is_some_and(|max| repo_running >= max)
+    {
         return Some(Block::RepoLimit);
     }
     let agent_running = ctx.running_by_agent.get(&c.agent).copied().unwrap_or(0);
-    if limits.per_agent.get(&c.agent).is_some_and(|&max| agent_running >= max) {
+    if limits
+        .per_agent
+        .get(&c.agent)
+        .is_some_and(|&max| agent_running >= max)
+    {
         return Some(Block::AgentLimit);
     }
     None
@@ -210,7 +219,10 @@ mod tests {
         assert_eq!(check(&j, &ctx, &none), None);
 
         ctx.lease_holders.insert("r".into(), TaskId(2));
-        assert_eq!(check(&j, &ctx, &none), Some(Block::SerialGate { holder: TaskId(2) }));
+        assert_eq!(
+            check(&j, &ctx, &none),
+            Some(Block::SerialGate { holder: TaskId(2) })
+        );
         ctx.lease_holders.insert("r".into(), TaskId(1));
         assert_eq!(check(&j, &ctx, &none), None, "the holder itself may merge");
 
@@ -218,20 +230,39 @@ mod tests {
         assert_eq!(check(&j, &ctx, &none), Some(Block::Dependency));
         ctx.waiting_on_deps.clear();
 
-        ctx.count_running([&Job { status: JobStatus::Running, ..job(9, 9, AgentKind::Merger, "r") }]);
-        let global = Limits { global: Some(1), ..Limits::default() };
+        ctx.count_running([&Job {
+            status: JobStatus::Running,
+            ..job(9, 9, AgentKind::Merger, "r")
+        }]);
+        let global = Limits {
+            global: Some(1),
+            ..Limits::default()
+        };
         assert_eq!(check(&j, &ctx, &global), Some(Block::GlobalLimit));
-        let repo = Limits { per_repo: Some(1), ..Limits::default() };
+        let repo = Limits {
+            per_repo: Some(1),
+            ..Limits::default()
+        };
         assert_eq!(check(&j, &ctx, &repo), Some(Block::RepoLimit));
         let other_repo = Limits {
             per_repo: Some(1),
             per_repo_overrides: [("r".to_string(), 2)].into(),
             ..Limits::default()
         };
-        assert_eq!(check(&j, &ctx, &other_repo), None, "override raises the repo limit");
-        let agent = Limits { per_agent: [(AgentKind::Merger, 1)].into(), ..Limits::default() };
+        assert_eq!(
+            check(&j, &ctx, &other_repo),
+            None,
+            "override raises the repo limit"
+        );
+        let agent = Limits {
+            per_agent: [(AgentKind::Merger, 1)].into(),
+            ..Limits::default()
+        };
         assert_eq!(check(&j, &ctx, &agent), Some(Block::AgentLimit));
-        let other_agent = Limits { per_agent: [(AgentKind::Developer, 1)].into(), ..Limits::default() };
+        let other_agent = Limits {
+            per_agent: [(AgentKind::Developer, 1)].into(),
+            ..Limits::default()
+        };
         assert_eq!(check(&j, &ctx, &other_agent), None);
     }
 
@@ -239,10 +270,19 @@ mod tests {
     fn not_due_and_terminal_block() {
         let mut j = job(1, 1, AgentKind::Developer, "r");
         j.run_after = Timestamp(11);
-        assert_eq!(check(&j, &GateContext::default(), &Limits::default()), Some(Block::NotYetDue));
+        assert_eq!(
+            check(&j, &GateContext::default(), &Limits::default()),
+            Some(Block::NotYetDue)
+        );
         j.run_after = Timestamp(10);
-        let ctx = GateContext { terminal_tasks: [TaskId(1)].into(), ..Default::default() };
-        assert_eq!(check(&j, &ctx, &Limits::default()), Some(Block::TaskTerminal));
+        let ctx = GateContext {
+            terminal_tasks: [TaskId(1)].into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            check(&j, &ctx, &Limits::default()),
+            Some(Block::TaskTerminal)
+        );
     }
 
     #[test]
@@ -253,19 +293,58 @@ mod tests {
             waiting_on_deps: [TaskId(1)].into(),
             ..Default::default()
         };
-        let off = Gates { serial: false, task_deps: false };
-        assert_eq!(blocked_by(&(&j).into(), &ctx, &Limits::default(), off, Timestamp(0)), None);
+        let off = Gates {
+            serial: false,
+            task_deps: false,
+        };
+        assert_eq!(
+            blocked_by(&(&j).into(), &ctx, &Limits::default(), off, Timestamp(0)),
+            None
+        );
     }
 
     #[test]
     fn order_prefers_priority_then_due_then_age() {
         let mut a = job(1, 1, AgentKind::Developer, "r");
         let mut b = job(2, 2, AgentKind::Developer, "r");
-        assert_eq!(next_claimable(&[b.clone(), a.clone()], &Default::default(), &Default::default(), Gates::default(), Timestamp(5)).unwrap().id, JobId(1));
+        assert_eq!(
+            next_claimable(
+                &[b.clone(), a.clone()],
+                &Default::default(),
+                &Default::default(),
+                Gates::default(),
+                Timestamp(5)
+            )
+            .unwrap()
+            .id,
+            JobId(1)
+        );
         b.priority = 1;
-        assert_eq!(next_claimable(&[a.clone(), b.clone()], &Default::default(), &Default::default(), Gates::default(), Timestamp(5)).unwrap().id, JobId(2));
+        assert_eq!(
+            next_claimable(
+                &[a.clone(), b.clone()],
+                &Default::default(),
+                &Default::default(),
+                Gates::default(),
+                Timestamp(5)
+            )
+            .unwrap()
+            .id,
+            JobId(2)
+        );
         b.priority = 0;
         a.run_after = Timestamp(3);
-        assert_eq!(next_claimable(&[a, b], &Default::default(), &Default::default(), Gates::default(), Timestamp(5)).unwrap().id, JobId(2));
+        assert_eq!(
+            next_claimable(
+                &[a, b],
+                &Default::default(),
+                &Default::default(),
+                Gates::default(),
+                Timestamp(5)
+            )
+            .unwrap()
+            .id,
+            JobId(2)
+        );
     }
 }

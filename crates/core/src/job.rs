@@ -7,9 +7,9 @@
 //! running ──fail (attempts = max)──▶ failed      queued|running ──cancel──▶ cancelled
 //! ```
 
+use crate::ParseError;
 use crate::ids::{JobId, RunId, TaskId, WorkerId};
 use crate::time::Timestamp;
-use crate::ParseError;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
@@ -99,7 +99,10 @@ impl JobStatus {
     }
 
     pub fn is_terminal(self) -> bool {
-        matches!(self, JobStatus::Succeeded | JobStatus::Failed | JobStatus::Cancelled)
+        matches!(
+            self,
+            JobStatus::Succeeded | JobStatus::Failed | JobStatus::Cancelled
+        )
     }
 
     /// Legal moves of the job state machine; every store operation stays inside it.

@@ -73,7 +73,11 @@ pub fn slug(title: &str, max_len: usize) -> String {
         }
     }
     let out = out.trim_end_matches('-').to_owned();
-    if out.is_empty() { "task".to_owned() } else { out }
+    if out.is_empty() {
+        "task".to_owned()
+    } else {
+        out
+    }
 }
 
 /// `feature/<work_item_id>-<slug>`, the branch every stage of a task works on.
@@ -117,7 +121,10 @@ mod tests {
 
     #[test]
     fn branch() {
-        assert_eq!(branch_name("ORCH-1", "Fix the login!"), "feature/ORCH-1-fix-the-login");
+        assert_eq!(
+            branch_name("ORCH-1", "Fix the login!"),
+            "feature/ORCH-1-fix-the-login"
+        );
         assert_eq!(branch_name("X-2", "!!!"), "feature/X-2-task");
     }
 
@@ -126,7 +133,11 @@ mod tests {
         let t = tombstone("PL-110", TaskId(7));
         assert_eq!(t, "PL-110#cancelled-7");
         assert_eq!(original_key(&t), "PL-110");
-        assert_eq!(tombstone(&t, TaskId(9)), t, "tombstoning twice keeps the first");
+        assert_eq!(
+            tombstone(&t, TaskId(9)),
+            t,
+            "tombstoning twice keeps the first"
+        );
     }
 
     proptest! {

@@ -39,7 +39,11 @@ impl RetryPolicy {
         let raw = self.base.as_secs_f64() * self.factor.max(1.0).powi(exp);
         let capped = raw.min(self.cap.as_secs_f64());
         let jitter = self.jitter.clamp(0.0, 1.0);
-        let unit = if unit.is_finite() { unit.clamp(0.0, 1.0) } else { 0.5 };
+        let unit = if unit.is_finite() {
+            unit.clamp(0.0, 1.0)
+        } else {
+            0.5
+        };
         let secs = capped * (1.0 + jitter * (2.0 * unit - 1.0));
         Duration::from_secs_f64(secs.clamp(0.0, self.cap.as_secs_f64()))
     }
@@ -105,9 +109,15 @@ mod tests {
     fn terminal_task_is_never_retried() {
         let p = RetryPolicy::default();
         for st in [Stage::Cancelled, Stage::Done, Stage::Failed] {
-            assert_eq!(after_failure(1, 5, st, Timestamp(0), &p, 0.1), FailureDecision::Cancel);
+            assert_eq!(
+                after_failure(1, 5, st, Timestamp(0), &p, 0.1),
+                FailureDecision::Cancel
+            );
         }
-        assert_eq!(after_failure(3, 3, Stage::Development, Timestamp(0), &p, 0.1), FailureDecision::GiveUp);
+        assert_eq!(
+            after_failure(3, 3, Stage::Development, Timestamp(0), &p, 0.1),
+            FailureDecision::GiveUp
+        );
         assert!(matches!(
             after_failure(1, 3, Stage::Development, Timestamp(0), &p, 0.1),
             FailureDecision::Retry { .. }

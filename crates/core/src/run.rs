@@ -1,9 +1,9 @@
 //! Runs: one attempt of a job as a process, with its outcome and usage.
 
+use crate::ParseError;
 use crate::ids::{JobId, RunId, TaskId, WorkerId};
 use crate::job::AgentKind;
 use crate::time::Timestamp;
-use crate::ParseError;
 use serde::{Deserialize, Serialize};
 use std::str::FromStr;
 

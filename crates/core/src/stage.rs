@@ -131,7 +131,10 @@ mod tests {
     fn names_round_trip() {
         for s in Stage::ALL {
             assert_eq!(s.as_str().parse::<Stage>().unwrap(), s);
-            assert_eq!(serde_json::to_string(&s).unwrap(), format!("\"{}\"", s.as_str()));
+            assert_eq!(
+                serde_json::to_string(&s).unwrap(),
+                format!("\"{}\"", s.as_str())
+            );
         }
         assert!("bogus".parse::<Stage>().is_err());
     }

@@ -87,7 +87,11 @@ pub struct EventInput {
 }
 
 impl EventInput {
-    pub fn new(actor: impl Into<String>, kind: impl Into<String>, message: impl Into<String>) -> Self {
+    pub fn new(
+        actor: impl Into<String>,
+        kind: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
         EventInput {
             actor: actor.into(),
             kind: kind.into(),

@@ -1,0 +1,642 @@
+//! The shape of `orch.toml`: one serde type per section, each with the embedded
+//! defaults (SQLite under `.orch/`, builtin tracker, local forge), so an empty file
+//! is a complete configuration.
+//!
+//! Every section denies unknown fields: a typo such as `[queue.limts]` must be an
+//! error naming the key, not a silently ignored setting. Secrets never appear
+//! here: fields ending in `_env` hold the NAME of an environment variable.
+
+use orch_core::AgentKind;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use crate::error::Warning;
+
+/// The whole configuration. Read it with [`Config::load`]; check it with
+/// [`Config::validate`] before use.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Database, `runs/` and `repos/` (worktrees) live here. Relative paths
+    /// resolve against the folder of the config file.
+    pub data_dir: PathBuf,
+    pub server: ServerConfig,
+    pub store: StoreConfig,
+    pub queue: QueueConfig,
+    pub features: FeaturesConfig,
+    pub stop: StopConfig,
+    pub tracker: TrackerConfig,
+    pub forge: ForgeConfig,
+    pub repos: Vec<RepoConfig>,
+    pub agents: AgentsConfig,
+    pub agent_env: AgentEnvConfig,
+    pub budget: BudgetConfig,
+    pub review: ReviewConfig,
+    pub logging: LoggingConfig,
+
+    /// Folder that relative paths resolve against (the config file's folder, or
+    /// the working directory when there is no file).
+    #[serde(skip)]
+    pub(crate) base_dir: PathBuf,
+    /// The file this configuration was read from, if any.
+    #[serde(skip)]
+    pub(crate) source: Option<PathBuf>,
+    /// Warnings found while loading (they need the raw environment, which
+    /// `validate` no longer sees).
+    #[serde(skip)]
+    pub(crate) load_warnings: Vec<Warning>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data_dir: PathBuf::from(".orch"),
+            server: ServerConfig::default(),
+            store: StoreConfig::default(),
+            queue: QueueConfig::default(),
+            features: FeaturesConfig::default(),
+            stop: StopConfig::default(),
+            tracker: TrackerConfig::default(),
+            forge: ForgeConfig::default(),
+            repos: Vec::new(),
+            agents: AgentsConfig::default(),
+            agent_env: AgentEnvConfig::default(),
+            budget: BudgetConfig::default(),
+            review: ReviewConfig::default(),
+            logging: LoggingConfig::default(),
+            base_dir: PathBuf::new(),
+            source: None,
+            load_warnings: Vec::new(),
+        }
+    }
+}
+
+/// `[server]`: the HTTP API, webhooks and dashboard.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// `IP:PORT` (or `localhost:PORT`).
+    pub listen: String,
+    /// Name of the variable holding the bearer token mutating API calls require.
+    pub api_token_env: String,
+    /// When true, read-only endpoints and the dashboard need no token.
+    pub read_only_open: bool,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: "127.0.0.1:8080".into(),
+            api_token_env: "ORCH_API_TOKEN".into(),
+            read_only_open: false,
+        }
+    }
+}
+
+/// `[store]`: where jobs and tasks live.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreConfig {
+    /// `sqlite://PATH` or `postgres://…`. Absent: `sqlite://<data_dir>/orch.db`,
+    /// so moving `data_dir` moves the database with it.
+    pub url: Option<String>,
+    pub synchronous: Synchronous,
+    pub busy_timeout_ms: u64,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            url: None,
+            synchronous: Synchronous::Normal,
+            busy_timeout_ms: 5000,
+        }
+    }
+}
+
+/// SQLite's `synchronous` pragma: `normal` survives process crashes under WAL,
+/// `full` also the last commits before a power loss.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Synchronous {
+    #[default]
+    Normal,
+    Full,
+}
+
+/// `[queue]`: attempts, worker leases and polling.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct QueueConfig {
+    /// Attempts per job unless `agents.<kind>.max_attempts` overrides it.
+    pub max_attempts: u32,
+    /// A running job whose worker has not renewed for this long has an unknown outcome.
+    pub lease_secs: u64,
+    /// How often a worker renews its leases; must be well below `lease_secs`.
+    pub heartbeat_secs: u64,
+    /// Idle workers look for due jobs this often.
+    pub poll_ms: u64,
+    pub retry: RetryConfig,
+    pub limits: LimitsConfig,
+}
+
+impl Default for QueueConfig {
+    fn default() -> Self {
+        QueueConfig {
+            max_attempts: 3,
+            lease_secs: 60,
+            heartbeat_secs: 15,
+            poll_ms: 500,
+            retry: RetryConfig::default(),
+            limits: LimitsConfig::default(),
+        }
+    }
+}
+
+/// `[queue.retry]`: exponential backoff with jitter and a cap.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetryConfig {
+    pub base_secs: u64,
+    pub cap_secs: u64,
+    pub factor: f64,
+    /// Fraction of each delay that is randomised, 0..=1.
+    pub jitter: f64,
+}
+
+impl Default for RetryConfig {
+    fn default() -> Self {
+        RetryConfig {
+            base_secs: 10,
+            cap_secs: 600,
+            factor: 2.0,
+            jitter: 0.2,
+        }
+    }
+}
+
+/// `[queue.limits]`: concurrency limits; an absent limit is unlimited.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsConfig {
+    pub global: Option<u32>,
+    pub per_repo: Option<u32>,
+    /// repo name → limit, replacing `per_repo` for that repo.
+    pub per_repo_overrides: BTreeMap<String, u32>,
+    pub per_agent: BTreeMap<AgentKind, u32>,
+}
+
+/// `[features]`: switches of the gates and the STOP kill switch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FeaturesConfig {
+    pub serial_gate: bool,
+    pub task_deps: bool,
+    /// false makes STOP inert.
+    pub stop_status: bool,
+    /// Repos STOP acts on; empty = all.
+    pub stop_status_repos: Vec<String>,
+    pub auto_labels: bool,
+}
+
+impl Default for FeaturesConfig {
+    fn default() -> Self {
+        FeaturesConfig {
+            serial_gate: true,
+            task_deps: true,
+            stop_status: true,
+            stop_status_repos: Vec::new(),
+            auto_labels: true,
+        }
+    }
+}
+
+/// `[stop]`: grace periods between SIGINT, SIGTERM and SIGKILL.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StopConfig {
+    pub grace_int_secs: u64,
+    pub grace_term_secs: u64,
+}
+
+impl Default for StopConfig {
+    fn default() -> Self {
+        StopConfig {
+            grace_int_secs: 10,
+            grace_term_secs: 10,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TrackerKind {
+    #[default]
+    Builtin,
+    Plane,
+    Github,
+    Gitea,
+}
+
+impl TrackerKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TrackerKind::Builtin => "builtin",
+            TrackerKind::Plane => "plane",
+            TrackerKind::Github => "github",
+            TrackerKind::Gitea => "gitea",
+        }
+    }
+}
+
+/// `[tracker]`: where work items and their gate states live.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrackerConfig {
+    pub kind: TrackerKind,
+    pub states: TrackerStates,
+    pub plane: Option<PlaneConfig>,
+    pub github: Option<GithubTrackerConfig>,
+    pub gitea: Option<GiteaTrackerConfig>,
+}
+
+/// `[tracker.states]`: the tracker state name of each gate and stage.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrackerStates {
+    pub to_analyse: String,
+    pub analysis: String,
+    pub awaiting_approval: String,
+    pub approved: String,
+    pub rejected: String,
+    pub development: String,
+    pub review: String,
+    pub merge: String,
+    pub deploy: String,
+    pub confirm_deploy: String,
+    pub done: String,
+    pub stop: String,
+    pub cancelled: String,
+    pub failed: String,
+    pub needs_attention: String,
+}
+
+impl Default for TrackerStates {
+    fn default() -> Self {
+        TrackerStates {
+            to_analyse: "To Analyse".into(),
+            analysis: "Analysis".into(),
+            awaiting_approval: "Awaiting Approval".into(),
+            approved: "Approved".into(),
+            rejected: "Rejected".into(),
+            development: "Development".into(),
+            review: "Review".into(),
+            merge: "Merge".into(),
+            deploy: "Deploy".into(),
+            confirm_deploy: "Confirm Deploy".into(),
+            done: "Done".into(),
+            stop: "STOP".into(),
+            cancelled: "Cancelled".into(),
+            failed: "Failed".into(),
+            needs_attention: "Needs Attention".into(),
+        }
+    }
+}
+
+impl TrackerStates {
+    /// `(key, state name)` of every entry, in file order.
+    pub fn entries(&self) -> [(&'static str, &str); 15] {
+        [
+            ("to_analyse", &self.to_analyse),
+            ("analysis", &self.analysis),
+            ("awaiting_approval", &self.awaiting_approval),
+            ("approved", &self.approved),
+            ("rejected", &self.rejected),
+            ("development", &self.development),
+            ("review", &self.review),
+            ("merge", &self.merge),
+            ("deploy", &self.deploy),
+            ("confirm_deploy", &self.confirm_deploy),
+            ("done", &self.done),
+            ("stop", &self.stop),
+            ("cancelled", &self.cancelled),
+            ("failed", &self.failed),
+            ("needs_attention", &self.needs_attention),
+        ]
+    }
+}
+
+/// `[tracker.plane]`: Plane (webhooks + REST API v1).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlaneConfig {
+    pub base_url: String,
+    pub workspace: String,
+    #[serde(default)]
+    pub project_ids: Vec<String>,
+    #[serde(default = "plane_api_key_env")]
+    pub api_key_env: String,
+    #[serde(default = "plane_webhook_secret_env")]
+    pub webhook_secret_env: String,
+}
+
+fn plane_api_key_env() -> String {
+    "ORCH_PLANE_API_KEY".into()
+}
+fn plane_webhook_secret_env() -> String {
+    "ORCH_PLANE_WEBHOOK_SECRET".into()
+}
+
+/// `[tracker.github]`: GitHub issues as the tracker.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GithubTrackerConfig {
+    #[serde(default = "github_api")]
+    pub base_url: String,
+    /// `owner/name` of each repository whose issues are work items.
+    #[serde(default)]
+    pub repos: Vec<String>,
+    #[serde(default = "github_token_env")]
+    pub token_env: String,
+    #[serde(default = "github_webhook_secret_env")]
+    pub webhook_secret_env: String,
+}
+
+/// `[tracker.gitea]`: Gitea/Forgejo issues as the tracker.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GiteaTrackerConfig {
+    pub base_url: String,
+    /// `owner/name` of each repository whose issues are work items.
+    #[serde(default)]
+    pub repos: Vec<String>,
+    #[serde(default = "gitea_token_env")]
+    pub token_env: String,
+    #[serde(default = "gitea_webhook_secret_env")]
+    pub webhook_secret_env: String,
+}
+
+fn github_api() -> String {
+    "https://api.github.com".into()
+}
+fn github_token_env() -> String {
+    "ORCH_GITHUB_TOKEN".into()
+}
+fn github_webhook_secret_env() -> String {
+    "ORCH_GITHUB_WEBHOOK_SECRET".into()
+}
+fn gitea_token_env() -> String {
+    "ORCH_GITEA_TOKEN".into()
+}
+fn gitea_webhook_secret_env() -> String {
+    "ORCH_GITEA_WEBHOOK_SECRET".into()
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ForgeKind {
+    #[default]
+    Local,
+    Gitea,
+    Github,
+}
+
+impl ForgeKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ForgeKind::Local => "local",
+            ForgeKind::Gitea => "gitea",
+            ForgeKind::Github => "github",
+        }
+    }
+}
+
+/// `[forge]`: where branches are pushed and pull requests merged.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ForgeConfig {
+    pub kind: ForgeKind,
+    pub gitea: Option<GiteaForgeConfig>,
+    pub github: Option<GithubForgeConfig>,
+}
+
+/// `[forge.gitea]`: Gitea/Forgejo REST API v1.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GiteaForgeConfig {
+    pub base_url: String,
+    #[serde(default = "gitea_token_env")]
+    pub token_env: String,
+    #[serde(default = "gitea_webhook_secret_env")]
+    pub webhook_secret_env: String,
+}
+
+/// `[forge.github]`: GitHub REST API.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GithubForgeConfig {
+    #[serde(default = "github_api")]
+    pub base_url: String,
+    #[serde(default = "github_token_env")]
+    pub token_env: String,
+    #[serde(default = "github_webhook_secret_env")]
+    pub webhook_secret_env: String,
+}
+
+/// `[[repos]]`: one repository the pipeline works on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RepoConfig {
+    /// Short name: a folder name and a lookup key (orch-core `validate_repo_name`).
+    pub name: String,
+    /// Path (resolved against the config folder) or URL of the remote.
+    pub remote: String,
+    #[serde(default = "main_branch")]
+    pub default_branch: String,
+    /// Branches that are never deleted, besides `main`, `master` and the default.
+    #[serde(default)]
+    pub protected_branches: Vec<String>,
+    /// argv run in the worktree before merging; it must succeed.
+    #[serde(default = "default_verify")]
+    pub verify: Vec<String>,
+    /// Prompt templates overriding the built-in ones for this repo.
+    #[serde(default)]
+    pub prompts_dir: Option<PathBuf>,
+    #[serde(default)]
+    pub deploy: Option<DeployConfig>,
+}
+
+fn main_branch() -> String {
+    "main".into()
+}
+fn default_verify() -> Vec<String> {
+    vec!["cargo".into(), "test".into()]
+}
+
+/// `[repos.deploy]`: the optional deploy stage of a repo.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeployConfig {
+    /// Phase A, before Confirm Deploy.
+    #[serde(default)]
+    pub prepare: Option<Vec<String>>,
+    /// Phase B, the irreversible step.
+    pub run: Vec<String>,
+    /// Checked by the deploy finalizer; success = healthy.
+    #[serde(default)]
+    pub health: Option<Vec<String>>,
+    /// Run phase B without waiting for Confirm Deploy.
+    #[serde(default)]
+    pub auto: bool,
+    /// The repo is the orchestrator itself: phase B may restart it.
+    #[serde(default)]
+    pub self_deploy: bool,
+}
+
+/// `[agents.<kind>]`, one optional entry per agent kind.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AgentsConfig {
+    pub analyst: Option<AgentConfig>,
+    pub developer: Option<AgentConfig>,
+    pub reviewer: Option<AgentConfig>,
+    pub merger: Option<AgentConfig>,
+    pub deployer: Option<AgentConfig>,
+}
+
+impl AgentsConfig {
+    pub fn get(&self, kind: AgentKind) -> Option<&AgentConfig> {
+        match kind {
+            AgentKind::Analyst => self.analyst.as_ref(),
+            AgentKind::Developer => self.developer.as_ref(),
+            AgentKind::Reviewer => self.reviewer.as_ref(),
+            AgentKind::Merger => self.merger.as_ref(),
+            AgentKind::Deployer => self.deployer.as_ref(),
+        }
+    }
+}
+
+/// How the agent's output is read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AdapterKind {
+    /// Exit status only.
+    #[default]
+    Command,
+    /// Claude Code `--output-format stream-json`.
+    ClaudeCode,
+    /// Codex `exec --json`.
+    Codex,
+}
+
+impl AdapterKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AdapterKind::Command => "command",
+            AdapterKind::ClaudeCode => "claude_code",
+            AdapterKind::Codex => "codex",
+        }
+    }
+}
+
+/// One agent kind: what to run and how long it may take.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AgentConfig {
+    pub adapter: AdapterKind,
+    /// argv; `None` = not configured (jobs of this kind cannot run an agent).
+    pub command: Option<Vec<String>>,
+    /// Wall-clock limit of one run.
+    pub timeout_secs: u64,
+    /// A run that prints nothing for this long is stalled.
+    pub idle_timeout_secs: u64,
+    /// Overrides `queue.max_attempts` for this kind.
+    pub max_attempts: Option<u32>,
+}
+
+impl Default for AgentConfig {
+    fn default() -> Self {
+        AgentConfig {
+            adapter: AdapterKind::Command,
+            command: None,
+            timeout_secs: 3600,
+            idle_timeout_secs: 600,
+            max_attempts: None,
+        }
+    }
+}
+
+/// `[agent_env]`: the minimal environment an agent receives.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AgentEnvConfig {
+    /// Names of variables passed through from the orchestrator's environment.
+    pub allow: Vec<String>,
+    /// Literal extra variables (never secrets: this is the file).
+    pub set: BTreeMap<String, String>,
+}
+
+impl Default for AgentEnvConfig {
+    fn default() -> Self {
+        AgentEnvConfig {
+            allow: ["PATH", "HOME", "LANG", "TERM"]
+                .into_iter()
+                .map(String::from)
+                .collect(),
+            set: BTreeMap::new(),
+        }
+    }
+}
+
+/// `[budget]`: per-task limits; exceeding one parks the task. Absent = none.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BudgetConfig {
+    pub max_tokens: Option<u64>,
+    pub max_cost_usd: Option<f64>,
+    pub max_wall_secs: Option<u64>,
+}
+
+/// `[review]`: bounds of the review and analysis-rejection loops.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ReviewConfig {
+    pub max_review_rounds: u32,
+    pub max_rejection_rounds: u32,
+}
+
+impl Default for ReviewConfig {
+    fn default() -> Self {
+        ReviewConfig {
+            max_review_rounds: 3,
+            max_rejection_rounds: 3,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    #[default]
+    Human,
+    Json,
+}
+
+/// `[logging]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LoggingConfig {
+    pub format: LogFormat,
+    /// A level (`info`) or a tracing filter (`info,orch_engine=debug`).
+    pub level: String,
+}
+
+impl Default for LoggingConfig {
+    fn default() -> Self {
+        LoggingConfig {
+            format: LogFormat::Human,
+            level: "info".into(),
+        }
+    }
+}

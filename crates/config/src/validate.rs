@@ -1,0 +1,583 @@
+//! Checks a loaded configuration beyond what its types say: value ranges, repo
+//! names, argv lists, URLs, secret variable names, and consistency between
+//! sections. Every problem is collected (not just the first) so one run of
+//! `orch doctor` shows them all; things that work but look wrong are warnings.
+
+use orch_core::keys::validate_repo_name;
+use std::collections::BTreeMap;
+
+use crate::error::{ConfigError, Problem, Warning};
+use crate::load::{ENV_PREFIX, ENV_SEPARATOR, SECTIONS};
+use crate::model::{AgentConfig, Config, ForgeKind, RepoConfig, TrackerKind};
+use crate::resolve::parse_listen;
+
+#[derive(Default)]
+struct Checker {
+    problems: Vec<Problem>,
+    warnings: Vec<Warning>,
+}
+
+impl Checker {
+    fn error(&mut self, key: impl Into<String>, what: impl std::fmt::Display) {
+        self.problems.push(Problem::at(key, what));
+    }
+
+    fn warn(&mut self, key: impl Into<String>, what: impl std::fmt::Display) {
+        self.warnings.push(Warning::at(key, what));
+    }
+
+    fn at_least(&mut self, key: &str, value: u64, min: u64) {
+        if value < min {
+            self.error(key, format!("must be at least {min} (got {value})"));
+        }
+    }
+
+    fn limit(&mut self, key: &str, value: Option<u32>) {
+        if value == Some(0) {
+            self.error(
+                key,
+                "must be at least 1 (got 0); remove the key for no limit",
+            );
+        }
+    }
+
+    /// An argv list: a program and its arguments.
+    fn argv(&mut self, key: &str, argv: &[String]) {
+        match argv.first() {
+            None => self.error(
+                key,
+                "must not be empty; give the program and its arguments, e.g. [\"cargo\", \"test\"]",
+            ),
+            Some(program) if program.trim().is_empty() => {
+                self.error(format!("{key}[0]"), "the program name must not be empty")
+            }
+            Some(_) => {}
+        }
+    }
+
+    fn env_name(&mut self, key: &str, name: &str) {
+        if !is_env_name(name) {
+            self.error(
+                key,
+                format!(
+                    "{name:?} is not an environment variable name (letters, digits and '_', not \
+                     starting with a digit); give the NAME of the variable that holds the \
+                     secret, never the secret itself"
+                ),
+            );
+            return;
+        }
+        // `ORCH_SERVER__TOKEN` would be read as the config key `server.token`.
+        let upper = name.to_ascii_uppercase();
+        if let Some(rest) = upper.strip_prefix(ENV_PREFIX)
+            && let Some((first, _)) = rest.split_once(ENV_SEPARATOR)
+            && SECTIONS.contains(&first.to_ascii_lowercase().as_str())
+        {
+            self.error(
+                key,
+                format!(
+                    "{name} would be read as a config override ({ENV_PREFIX}<SECTION>{ENV_SEPARATOR}<KEY>); \
+                     choose a name without '{ENV_SEPARATOR}'"
+                ),
+            );
+        }
+    }
+
+    fn http_url(&mut self, key: &str, url: &str) {
+        let rest = url
+            .strip_prefix("https://")
+            .or_else(|| url.strip_prefix("http://"));
+        if rest.is_none_or(|host| host.is_empty() || host.starts_with('/')) {
+            self.error(
+                key,
+                format!("{url:?} is not an http(s) URL; use e.g. https://tracker.example.org"),
+            );
+        }
+    }
+
+    fn non_empty(&mut self, key: &str, value: &str) {
+        if value.trim().is_empty() {
+            self.error(key, "must not be empty");
+        }
+    }
+}
+
+/// `[A-Za-z_][A-Za-z0-9_]*`
+pub(crate) fn is_env_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+impl Config {
+    /// Check the configuration. `Ok` carries the warnings (things that work but
+    /// are probably unintended, such as an unset secret); `Err` lists every
+    /// problem, each naming its key. Reads the process environment to see which
+    /// secrets are set.
+    pub fn validate(&self) -> Result<Vec<Warning>, ConfigError> {
+        let mut c = Checker {
+            warnings: self.load_warnings.clone(),
+            ..Checker::default()
+        };
+        if self.data_dir.as_os_str().is_empty() {
+            c.error("data_dir", "must not be empty; the default is \".orch\"");
+        }
+        self.check_server(&mut c);
+        self.check_store(&mut c);
+        self.check_queue(&mut c);
+        self.check_repos(&mut c);
+        self.check_features(&mut c);
+        self.check_tracker(&mut c);
+        self.check_forge(&mut c);
+        self.check_agents(&mut c);
+        self.check_agent_env(&mut c);
+        self.check_budget_review_logging(&mut c);
+        self.check_secrets_set(&mut c);
+        if c.problems.is_empty() {
+            Ok(c.warnings)
+        } else {
+            Err(ConfigError::invalid(c.problems))
+        }
+    }
+
+    fn check_server(&self, c: &mut Checker) {
+        if parse_listen(&self.server.listen).is_none() {
+            c.error(
+                "server.listen",
+                format!(
+                    "{:?} is not a socket address; use IP:PORT such as 127.0.0.1:8080 or 0.0.0.0:8080",
+                    self.server.listen
+                ),
+            );
+        }
+        c.env_name("server.api_token_env", &self.server.api_token_env);
+    }
+
+    fn check_store(&self, c: &mut Checker) {
+        if let Err(e) = self.store_location() {
+            c.problems.extend(e.problems().iter().cloned());
+        }
+        if self.store.busy_timeout_ms == 0 {
+            c.warn(
+                "store.busy_timeout_ms",
+                "0 makes every concurrent write fail at once with SQLITE_BUSY; the default is 5000",
+            );
+        }
+    }
+
+    fn check_queue(&self, c: &mut Checker) {
+        let q = &self.queue;
+        c.at_least("queue.max_attempts", q.max_attempts.into(), 1);
+        c.at_least("queue.lease_secs", q.lease_secs, 1);
+        c.at_least("queue.heartbeat_secs", q.heartbeat_secs, 1);
+        c.at_least("queue.poll_ms", q.poll_ms, 1);
+        if q.heartbeat_secs >= q.lease_secs && q.lease_secs > 0 {
+            c.error(
+                "queue.heartbeat_secs",
+                format!(
+                    "must be less than queue.lease_secs ({} >= {}), or every lease expires before it is renewed",
+                    q.heartbeat_secs, q.lease_secs
+                ),
+            );
+        }
+
+        let r = &q.retry;
+        if !(r.factor.is_finite() && r.factor >= 1.0) {
+            c.error(
+                "queue.retry.factor",
+                format!(
+                    "must be at least 1.0 (got {}): delays must not shrink",
+                    r.factor
+                ),
+            );
+        }
+        if !(r.jitter.is_finite() && (0.0..=1.0).contains(&r.jitter)) {
+            c.error(
+                "queue.retry.jitter",
+                format!("must be between 0 and 1 (got {})", r.jitter),
+            );
+        }
+        if r.base_secs > r.cap_secs {
+            c.error(
+                "queue.retry.base_secs",
+                format!(
+                    "must not exceed queue.retry.cap_secs ({} > {})",
+                    r.base_secs, r.cap_secs
+                ),
+            );
+        }
+
+        let l = &q.limits;
+        c.limit("queue.limits.global", l.global);
+        c.limit("queue.limits.per_repo", l.per_repo);
+        for (repo, n) in &l.per_repo_overrides {
+            let key = format!("queue.limits.per_repo_overrides.{repo}");
+            c.limit(&key, Some(*n));
+            if self.repo(repo).is_none() {
+                c.warn(
+                    key,
+                    format!("no repo named {repo:?} is configured in [[repos]]"),
+                );
+            }
+        }
+        for (agent, n) in &l.per_agent {
+            c.limit(&format!("queue.limits.per_agent.{agent}"), Some(*n));
+        }
+    }
+
+    fn check_repos(&self, c: &mut Checker) {
+        let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
+        for (i, repo) in self.repos.iter().enumerate() {
+            let at = |field: &str| format!("repos[{i}].{field}");
+            if let Err(e) = validate_repo_name(&repo.name) {
+                c.error(at("name"), e);
+            } else if let Some(first) = seen.insert(&repo.name, i) {
+                // Keep the first index so a third duplicate points at the first too.
+                seen.insert(&self.repos[first].name, first);
+                c.error(
+                    at("name"),
+                    format!(
+                        "duplicate repo name {:?} (also repos[{first}].name); names must be unique",
+                        repo.name
+                    ),
+                );
+            }
+            c.non_empty(&at("remote"), &repo.remote);
+            check_branch(c, &at("default_branch"), &repo.default_branch);
+            for (j, b) in repo.protected_branches.iter().enumerate() {
+                check_branch(c, &at(&format!("protected_branches[{j}]")), b);
+            }
+            c.argv(&at("verify"), &repo.verify);
+            if repo
+                .prompts_dir
+                .as_ref()
+                .is_some_and(|p| p.as_os_str().is_empty())
+            {
+                c.error(
+                    at("prompts_dir"),
+                    "must not be empty; remove it to use the built-in prompts",
+                );
+            }
+            check_deploy(c, i, repo);
+        }
+        if self
+            .repos
+            .iter()
+            .filter(|r| r.deploy.as_ref().is_some_and(|d| d.self_deploy))
+            .count()
+            > 1
+        {
+            c.warn(
+                "repos",
+                "more than one repo has deploy.self_deploy = true; only the orchestrator's own repo should",
+            );
+        }
+    }
+
+    fn check_features(&self, c: &mut Checker) {
+        for (i, repo) in self.features.stop_status_repos.iter().enumerate() {
+            let key = format!("features.stop_status_repos[{i}]");
+            if let Err(e) = validate_repo_name(repo) {
+                c.error(key, e);
+            } else if self.repo(repo).is_none() {
+                c.warn(
+                    key,
+                    format!("no repo named {repo:?} is configured in [[repos]]"),
+                );
+            }
+        }
+    }
+
+    fn check_tracker(&self, c: &mut Checker) {
+        let t = &self.tracker;
+        let mut names: BTreeMap<&str, &str> = BTreeMap::new();
+        for (key, state) in t.states.entries() {
+            let full = format!("tracker.states.{key}");
+            if state.trim().is_empty() {
+                c.error(full, "must not be empty");
+            } else if let Some(other) = names.insert(state, key) {
+                c.error(
+                    full,
+                    format!(
+                        "{state:?} is also tracker.states.{other}; each gate and stage needs its own state"
+                    ),
+                );
+            }
+        }
+
+        let missing = |kind: &str| {
+            format!("required when tracker.kind = \"{kind}\"; add a [tracker.{kind}] section")
+        };
+        match t.kind {
+            TrackerKind::Builtin => {}
+            TrackerKind::Plane if t.plane.is_none() => c.error("tracker.plane", missing("plane")),
+            TrackerKind::Github if t.github.is_none() => {
+                c.error("tracker.github", missing("github"))
+            }
+            TrackerKind::Gitea if t.gitea.is_none() => c.error("tracker.gitea", missing("gitea")),
+            _ => {}
+        }
+        if let Some(p) = &t.plane {
+            c.http_url("tracker.plane.base_url", &p.base_url);
+            c.non_empty("tracker.plane.workspace", &p.workspace);
+            if p.project_ids.is_empty() && t.kind == TrackerKind::Plane {
+                c.warn(
+                    "tracker.plane.project_ids",
+                    "is empty: the reconciler has no project to poll, so missed webhooks are never repaired",
+                );
+            }
+            for (i, id) in p.project_ids.iter().enumerate() {
+                c.non_empty(&format!("tracker.plane.project_ids[{i}]"), id);
+            }
+            c.env_name("tracker.plane.api_key_env", &p.api_key_env);
+            c.env_name("tracker.plane.webhook_secret_env", &p.webhook_secret_env);
+        }
+        if let Some(g) = &t.github {
+            c.http_url("tracker.github.base_url", &g.base_url);
+            check_owner_names(c, "tracker.github.repos", &g.repos);
+            c.env_name("tracker.github.token_env", &g.token_env);
+            c.env_name("tracker.github.webhook_secret_env", &g.webhook_secret_env);
+        }
+        if let Some(g) = &t.gitea {
+            c.http_url("tracker.gitea.base_url", &g.base_url);
+            check_owner_names(c, "tracker.gitea.repos", &g.repos);
+            c.env_name("tracker.gitea.token_env", &g.token_env);
+            c.env_name("tracker.gitea.webhook_secret_env", &g.webhook_secret_env);
+        }
+        for (present, kind) in [
+            (t.plane.is_some(), TrackerKind::Plane),
+            (t.github.is_some(), TrackerKind::Github),
+            (t.gitea.is_some(), TrackerKind::Gitea),
+        ] {
+            if present && t.kind != kind {
+                c.warn(
+                    format!("tracker.{}", kind.as_str()),
+                    format!("is ignored because tracker.kind = \"{}\"", t.kind.as_str()),
+                );
+            }
+        }
+    }
+
+    fn check_forge(&self, c: &mut Checker) {
+        let f = &self.forge;
+        let missing = |kind: &str| {
+            format!("required when forge.kind = \"{kind}\"; add a [forge.{kind}] section")
+        };
+        match f.kind {
+            ForgeKind::Local => {}
+            ForgeKind::Gitea if f.gitea.is_none() => c.error("forge.gitea", missing("gitea")),
+            ForgeKind::Github if f.github.is_none() => c.error("forge.github", missing("github")),
+            _ => {}
+        }
+        if let Some(g) = &f.gitea {
+            c.http_url("forge.gitea.base_url", &g.base_url);
+            c.env_name("forge.gitea.token_env", &g.token_env);
+            c.env_name("forge.gitea.webhook_secret_env", &g.webhook_secret_env);
+        }
+        if let Some(g) = &f.github {
+            c.http_url("forge.github.base_url", &g.base_url);
+            c.env_name("forge.github.token_env", &g.token_env);
+            c.env_name("forge.github.webhook_secret_env", &g.webhook_secret_env);
+        }
+        for (present, kind) in [
+            (f.gitea.is_some(), ForgeKind::Gitea),
+            (f.github.is_some(), ForgeKind::Github),
+        ] {
+            if present && f.kind != kind {
+                c.warn(
+                    format!("forge.{}", kind.as_str()),
+                    format!("is ignored because forge.kind = \"{}\"", f.kind.as_str()),
+                );
+            }
+        }
+    }
+
+    fn check_agents(&self, c: &mut Checker) {
+        let mut unconfigured = Vec::new();
+        for kind in orch_core::AgentKind::ALL {
+            if let Some(agent) = self.agents.get(kind) {
+                check_agent(c, &format!("agents.{kind}"), agent);
+            }
+            if self.agents.get(kind).is_none_or(|a| a.command.is_none()) {
+                unconfigured.push(kind.as_str());
+            }
+        }
+        if !unconfigured.is_empty() {
+            c.warn(
+                "agents",
+                format!(
+                    "no command for: {}; jobs of these kinds fail until agents.<kind>.command is set",
+                    unconfigured.join(", ")
+                ),
+            );
+        }
+    }
+
+    fn check_agent_env(&self, c: &mut Checker) {
+        let secrets = self.secret_refs();
+        for (i, name) in self.agent_env.allow.iter().enumerate() {
+            let key = format!("agent_env.allow[{i}]");
+            if !is_env_name(name) {
+                c.error(key, format!("{name:?} is not an environment variable name"));
+            } else if let Some((secret_key, _)) = secrets.iter().find(|(_, s)| s == name) {
+                c.error(
+                    key,
+                    format!(
+                        "{name} holds an orchestrator secret ({secret_key}); agents must not receive it"
+                    ),
+                );
+            }
+        }
+        for name in self.agent_env.set.keys() {
+            if !is_env_name(name) {
+                c.error(
+                    format!("agent_env.set.{name}"),
+                    format!("{name:?} is not an environment variable name"),
+                );
+            }
+        }
+    }
+
+    fn check_budget_review_logging(&self, c: &mut Checker) {
+        let b = &self.budget;
+        let positive = "must be greater than 0; remove the key for no limit";
+        if b.max_tokens == Some(0) {
+            c.error("budget.max_tokens", positive);
+        }
+        if b.max_wall_secs == Some(0) {
+            c.error("budget.max_wall_secs", positive);
+        }
+        if let Some(cost) = b.max_cost_usd
+            && !(cost.is_finite() && cost > 0.0)
+        {
+            c.error("budget.max_cost_usd", format!("{positive} (got {cost})"));
+        }
+        c.at_least(
+            "review.max_review_rounds",
+            self.review.max_review_rounds.into(),
+            1,
+        );
+        c.at_least(
+            "review.max_rejection_rounds",
+            self.review.max_rejection_rounds.into(),
+            1,
+        );
+        let level = self.logging.level.trim();
+        let is_directive = level.contains(['=', ',']);
+        let known = ["trace", "debug", "info", "warn", "error", "off"];
+        if !is_directive && !known.contains(&level.to_ascii_lowercase().as_str()) {
+            c.error(
+                "logging.level",
+                format!(
+                    "unknown level {level:?}; use one of {} or a filter such as \"info,orch_engine=debug\"",
+                    known.join(", ")
+                ),
+            );
+        }
+    }
+
+    fn check_secrets_set(&self, c: &mut Checker) {
+        for (key, name) in self.active_secret_refs() {
+            if !is_env_name(name) || self.secret(name).is_some() {
+                continue;
+            }
+            let consequence = match key.as_str() {
+                "server.api_token_env" => {
+                    let exposed =
+                        parse_listen(&self.server.listen).is_some_and(|a| !a.ip().is_loopback());
+                    if exposed {
+                        "mutating API calls will be refused (and the server listens beyond this machine)"
+                    } else {
+                        "mutating API calls will be refused"
+                    }
+                }
+                k if k.ends_with("webhook_secret_env") => {
+                    "webhooks cannot be verified and will be refused"
+                }
+                _ => "calls to the service will fail to authenticate",
+            };
+            c.warn(
+                key,
+                format!("names {name}, which is not set: {consequence}"),
+            );
+        }
+    }
+}
+
+fn check_branch(c: &mut Checker, key: &str, branch: &str) {
+    let bad = branch.trim().is_empty()
+        || branch
+            .chars()
+            .any(|ch| ch.is_whitespace() || ch.is_control() || "~^:?*[\\".contains(ch))
+        || branch.contains("..")
+        || branch.starts_with(['/', '-'])
+        || branch.ends_with(['/', '.'])
+        || branch.ends_with(".lock");
+    if bad {
+        c.error(key, format!("{branch:?} is not a valid git branch name"));
+    }
+}
+
+fn check_deploy(c: &mut Checker, i: usize, repo: &RepoConfig) {
+    let Some(d) = &repo.deploy else { return };
+    let at = |field: &str| format!("repos[{i}].deploy.{field}");
+    if let Some(prepare) = &d.prepare {
+        c.argv(&at("prepare"), prepare);
+    }
+    c.argv(&at("run"), &d.run);
+    if let Some(health) = &d.health {
+        c.argv(&at("health"), health);
+    }
+}
+
+fn check_agent(c: &mut Checker, key: &str, agent: &AgentConfig) {
+    if let Some(cmd) = &agent.command {
+        c.argv(&format!("{key}.command"), cmd);
+    }
+    c.at_least(&format!("{key}.timeout_secs"), agent.timeout_secs, 1);
+    c.at_least(
+        &format!("{key}.idle_timeout_secs"),
+        agent.idle_timeout_secs,
+        1,
+    );
+    if let Some(n) = agent.max_attempts {
+        c.at_least(&format!("{key}.max_attempts"), n.into(), 1);
+    }
+    if agent.idle_timeout_secs > agent.timeout_secs {
+        c.warn(
+            format!("{key}.idle_timeout_secs"),
+            format!(
+                "is longer than {key}.timeout_secs ({} > {}), so it never triggers",
+                agent.idle_timeout_secs, agent.timeout_secs
+            ),
+        );
+    }
+}
+
+fn check_owner_names(c: &mut Checker, key: &str, repos: &[String]) {
+    for (i, r) in repos.iter().enumerate() {
+        let ok = r.split_once('/').is_some_and(|(owner, name)| {
+            !owner.is_empty() && !name.is_empty() && !name.contains('/')
+        });
+        if !ok {
+            c.error(format!("{key}[{i}]"), format!("{r:?} must be OWNER/NAME"));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_names() {
+        for ok in ["ORCH_API_TOKEN", "_X", "a1"] {
+            assert!(is_env_name(ok), "{ok}");
+        }
+        for bad in ["", "1A", "A-B", "sk-abc123", "A B"] {
+            assert!(!is_env_name(bad), "{bad}");
+        }
+    }
+}

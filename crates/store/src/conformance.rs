@@ -1,0 +1,1044 @@
+//! The conformance suite: behaviour every `Store` implementation must show.
+//!
+//! Each case is a plain async function over a fresh, migrated store; the
+//! `conformance_suite!` macro turns the whole list into `#[tokio::test]`s for one
+//! implementation. Cases that port the ORCH-090 suite carry its case name.
+
+use crate::clock::ManualClock;
+use crate::model::*;
+use crate::traits::Store;
+use orch_core::gates::{Gates, Limits};
+use orch_core::retry::{FailureDecision, RetryPolicy};
+use orch_core::run::{RunOutcome, Usage};
+use orch_core::{
+    AgentKind, EventInput, Job, JobStatus, NewJob, NewTask, RunId, Stage, Task, TaskId, WorkerId,
+};
+use std::any::Any;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A fresh, migrated store, the clock it reads, and whatever keeps it alive
+/// (a temp dir, a database name to drop).
+pub struct Harness {
+    pub store: Arc<dyn Store>,
+    pub clock: ManualClock,
+    pub guard: Box<dyn Any + Send>,
+}
+
+fn cancel_ev() -> EventInput {
+    EventInput::new("test", "cancelled", "STOP")
+}
+
+async fn task(h: &Harness, key: &str, stage: Stage) -> Task {
+    let mut new = NewTask::new("demo", format!("task {key}"));
+    new.work_item_id = Some(key.to_owned());
+    new.tracker_id = Some(format!("PL-{key}"));
+    new.stage = stage;
+    h.store.create_task(new, "test").await.expect("create task")
+}
+
+async fn job(h: &Harness, t: &Task, agent: AgentKind) -> Job {
+    let new = NewJob::new(t.id, agent, t.repo.clone(), h.clock.now_ts());
+    h.store.enqueue(new).await.expect("enqueue")
+}
+
+fn req() -> ClaimRequest {
+    ClaimRequest::new("worker-a")
+}
+
+fn no_jitter() -> RetryPolicy {
+    RetryPolicy {
+        base: Duration::from_secs(10),
+        cap: Duration::from_secs(100),
+        factor: 2.0,
+        jitter: 0.0,
+    }
+}
+
+trait NowTs {
+    fn now_ts(&self) -> orch_core::Timestamp;
+}
+impl NowTs for ManualClock {
+    fn now_ts(&self) -> orch_core::Timestamp {
+        crate::clock::Clock::now(self)
+    }
+}
+
+async fn claim(h: &Harness) -> Option<Job> {
+    h.store.claim(&req()).await.expect("claim")
+}
+
+async fn status(h: &Harness, j: &Job) -> JobStatus {
+    h.store
+        .get_job(j.id)
+        .await
+        .expect("get job")
+        .expect("job exists")
+        .status
+}
+
+/// Mark a job running the way a claim does, for cases that need a particular one running.
+async fn claim_exactly(h: &Harness, j: &Job) -> Job {
+    let got = claim(h).await.expect("a job to claim");
+    assert_eq!(got.id, j.id, "claimed the expected job");
+    got
+}
+
+// ---------------------------------------------------------------- ORCH-090 ports
+
+/// TC-03: every queued and running job of the task ends `cancelled`; claim skips them.
+pub async fn tc03_jobs_cancelled_and_claim_skips(h: Harness) {
+    let t = task(&h, "ORCH-320", Stage::Development).await;
+    let jr = job(&h, &t, AgentKind::Developer).await;
+    claim_exactly(&h, &jr).await;
+    let jq = job(&h, &t, AgentKind::Developer).await;
+    let n = h.store.cancel_jobs_for_task(t.id, false).await.unwrap();
+    assert_eq!(n, 2);
+    assert_eq!(status(&h, &jq).await, JobStatus::Cancelled);
+    assert_eq!(status(&h, &jr).await, JobStatus::Cancelled);
+    assert!(
+        claim(&h).await.is_none(),
+        "a cancelled job is never claimed"
+    );
+}
+
+/// TC-03: `only_queued` cancels the queued job and leaves the running actor alone.
+pub async fn tc03_cancel_jobs_helper_only_queued(h: Harness) {
+    let t = task(&h, "ORCH-321", Stage::Deploy).await;
+    let jr = job(&h, &t, AgentKind::Deployer).await;
+    claim_exactly(&h, &jr).await;
+    let jq = job(&h, &t, AgentKind::Deployer).await;
+    let n = h.store.cancel_jobs_for_task(t.id, true).await.unwrap();
+    assert_eq!(n, 1);
+    assert_eq!(status(&h, &jq).await, JobStatus::Cancelled);
+    assert_eq!(status(&h, &jr).await, JobStatus::Running);
+}
+
+/// TC-04: the reaper does not requeue a job of a terminal (cancelled) task.
+pub async fn tc04_reaper_does_not_requeue_terminal_task(h: Harness) {
+    let t = task(&h, "ORCH-330", Stage::Development).await;
+    let j = job(&h, &t, AgentKind::Developer).await;
+    let j = claim_exactly(&h, &j).await;
+    assert!(
+        j.attempts < j.max_attempts,
+        "attempts < max would normally requeue"
+    );
+    h.store.mark_cancelled(t.id, cancel_ev()).await.unwrap();
+    let d = h
+        .store
+        .reap_unknown_outcome(j.id, j.run_id.as_ref().unwrap(), "dead pid", &no_jitter())
+        .await
+        .unwrap();
+    assert_eq!(d, Some(FailureDecision::Cancel));
+    assert_eq!(status(&h, &j).await, JobStatus::Cancelled);
+    let run = h
+        .store
+        .get_run(j.run_id.as_ref().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        run.outcome,
+        Some(RunOutcome::Unknown),
+        "the lost run is recorded as unknown"
+    );
+}
+
+/// TC-12 (second half): start-up recovery flips only running jobs; cancelled stay cancelled.
+pub async fn tc12_requeue_running_does_not_revive_cancelled(h: Harness) {
+    let t = task(&h, "ORCH-401", Stage::Development).await;
+    let jc = job(&h, &t, AgentKind::Developer).await;
+    claim_exactly(&h, &jc).await;
+    h.store.cancel_jobs_for_task(t.id, false).await.unwrap();
+    assert_eq!(status(&h, &jc).await, JobStatus::Cancelled);
+
+    let other = task(&h, "ORCH-402", Stage::Development).await;
+    let jr = job(&h, &other, AgentKind::Developer).await;
+    claim_exactly(&h, &jr).await;
+
+    let s = h
+        .store
+        .requeue_running_jobs(None, &no_jitter())
+        .await
+        .unwrap();
+    assert_eq!(
+        s,
+        ReapSummary {
+            requeued: 1,
+            failed: 0,
+            cancelled: 0
+        }
+    );
+    assert_eq!(status(&h, &jc).await, JobStatus::Cancelled);
+    assert_eq!(status(&h, &jr).await, JobStatus::Queued);
+}
+
+/// TC-13 (store part): a cancelled task keeps its row, gets `cancelled_at`, and its
+/// tracker keys are tombstoned so the same item can start afresh; the original
+/// id stays recoverable.
+pub async fn tc13_cancel_tombstones_keys(h: Harness) {
+    let t = task(&h, "ORCH-410", Stage::Review).await;
+    let c = h.store.mark_cancelled(t.id, cancel_ev()).await.unwrap();
+    assert_eq!(c.stage, Stage::Cancelled);
+    assert!(c.cancelled_at.is_some());
+    assert_eq!(
+        c.tracker_id.as_deref(),
+        Some(format!("PL-ORCH-410#cancelled-{}", t.id).as_str())
+    );
+    assert_eq!(c.work_item_id, format!("ORCH-410#cancelled-{}", t.id));
+    assert_eq!(c.original_tracker_id(), Some("PL-ORCH-410"));
+    assert_eq!(c.original_work_item_id(), "ORCH-410");
+    assert!(
+        h.store
+            .find_live_task_by_tracker_id("PL-ORCH-410")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        h.store
+            .find_live_task_by_work_item("ORCH-410")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // Freed: the same item starts afresh.
+    let again = task(&h, "ORCH-410", Stage::Analysis).await;
+    assert_ne!(again.id, t.id);
+    // Cancel is idempotent; the event log says what happened, once.
+    h.store.mark_cancelled(t.id, cancel_ev()).await.unwrap();
+    let evs = h.store.events(t.id).await.unwrap();
+    assert_eq!(
+        evs.iter()
+            .filter(|e| e.to_stage == Some(Stage::Cancelled))
+            .count(),
+        1
+    );
+    // A done task cannot be cancelled.
+    let done = task(&h, "ORCH-411", Stage::Done).await;
+    assert!(h.store.mark_cancelled(done.id, cancel_ev()).await.is_err());
+}
+
+/// TC-14: migrations run twice are a no-op and keep data; a queued job is still claimable.
+pub async fn tc14_migrations_idempotent_and_contracts_intact(h: Harness) {
+    let t = task(&h, "ORCH-420", Stage::Development).await;
+    let j = job(&h, &t, AgentKind::Developer).await;
+    h.store.migrate().await.expect("second migrate");
+    h.store.migrate().await.expect("third migrate");
+    let got = claim(&h).await.expect("still claimable");
+    assert_eq!(got.id, j.id);
+    let again = h.store.get_task(t.id).await.unwrap().unwrap();
+    assert_eq!(again.cancel_requested_at, None);
+    assert_eq!(again.cancelled_at, None);
+}
+
+/// D7 / AC-6: only the first cancel-request stamp reports `true` (only it notifies).
+pub async fn d7_cancel_requested_first_stamp_only(h: Harness) {
+    let t = task(&h, "ORCH-435", Stage::Deploy).await;
+    assert!(h.store.set_cancel_requested(t.id).await.unwrap());
+    assert!(!h.store.set_cancel_requested(t.id).await.unwrap());
+    let t = h.store.get_task(t.id).await.unwrap().unwrap();
+    assert!(t.cancel_requested_at.is_some());
+    assert_eq!(
+        t.stage,
+        Stage::Deploy,
+        "a deferred cancel leaves the stage alone"
+    );
+}
+
+/// D7: the merge lease names its holder; only the holder releases it.
+pub async fn d7_merge_lease_holder_and_release(h: Harness) {
+    let a = task(&h, "ORCH-432", Stage::Deploy).await;
+    let b = task(&h, "ORCH-433", Stage::Merge).await;
+    let got = h
+        .store
+        .acquire_merge_lease("demo", a.id, &a.branch)
+        .await
+        .unwrap();
+    let LeaseAcquire::Acquired { epoch } = got else {
+        panic!("expected acquired, got {got:?}")
+    };
+    let again = h
+        .store
+        .acquire_merge_lease("demo", a.id, &a.branch)
+        .await
+        .unwrap();
+    assert_eq!(
+        again,
+        LeaseAcquire::Acquired { epoch },
+        "re-acquire by the holder keeps the epoch"
+    );
+    let other = h
+        .store
+        .acquire_merge_lease("demo", b.id, &b.branch)
+        .await
+        .unwrap();
+    assert_eq!(
+        other,
+        LeaseAcquire::HeldBy {
+            task: a.id,
+            branch: a.branch.clone()
+        }
+    );
+    let holder = h.store.merge_lease("demo").await.unwrap().unwrap();
+    assert_eq!(holder.holder_branch, a.branch);
+    assert!(
+        !h.store.release_merge_lease("demo", b.id).await.unwrap(),
+        "only the holder releases"
+    );
+    assert!(h.store.release_merge_lease("demo", a.id).await.unwrap());
+    assert!(h.store.merge_lease("demo").await.unwrap().is_none());
+    let next = h
+        .store
+        .acquire_merge_lease("demo", b.id, &b.branch)
+        .await
+        .unwrap();
+    assert_eq!(
+        next,
+        LeaseAcquire::Acquired { epoch: epoch + 1 },
+        "each acquisition bumps the epoch"
+    );
+}
+
+/// A lease held by a task that became terminal is free: no wedged repo.
+pub async fn lease_of_terminal_task_is_free(h: Harness) {
+    let a = task(&h, "ORCH-1", Stage::Merge).await;
+    let b = task(&h, "ORCH-2", Stage::Merge).await;
+    h.store
+        .acquire_merge_lease("demo", a.id, &a.branch)
+        .await
+        .unwrap();
+    h.store.mark_cancelled(a.id, cancel_ev()).await.unwrap();
+    assert!(h.store.merge_lease("demo").await.unwrap().is_none());
+    let got = h
+        .store
+        .acquire_merge_lease("demo", b.id, &b.branch)
+        .await
+        .unwrap();
+    assert!(matches!(got, LeaseAcquire::Acquired { .. }), "{got:?}");
+}
+
+// ---------------------------------------------------------------- queue mechanics
+
+/// Every write about a running job names its run: a stale run changes nothing.
+pub async fn run_id_fences_stale_attempts(h: Harness) {
+    let t = task(&h, "ORCH-1", Stage::Development).await;
+    let j = job(&h, &t, AgentKind::Developer).await;
+    let first = claim_exactly(&h, &j).await;
+    let stale = first.run_id.clone().unwrap();
+    let s = h
+        .store
+        .reap_unknown_outcome(j.id, &stale, "lost", &no_jitter())
+        .await
+        .unwrap();
+    assert!(matches!(s, Some(FailureDecision::Retry { .. })));
+    h.clock.advance(Duration::from_secs(11));
+    let second = claim_exactly(&h, &j).await;
+    let fresh = second.run_id.clone().unwrap();
+    assert_ne!(stale, fresh, "every claim mints a new run id");
+    assert_eq!(second.attempts, 2);
+    assert!(
+        !h.store
+            .heartbeat(j.id, &stale, Duration::from_secs(60))
+            .await
+            .unwrap()
+    );
+    assert!(!h.store.complete(j.id, &stale).await.unwrap());
+    assert_eq!(
+        h.store.fail(j.id, &stale, "x", &no_jitter()).await.unwrap(),
+        None
+    );
+    assert!(
+        h.store
+            .heartbeat(j.id, &fresh, Duration::from_secs(60))
+            .await
+            .unwrap()
+    );
+    assert!(h.store.complete(j.id, &fresh).await.unwrap());
+    assert_eq!(status(&h, &j).await, JobStatus::Succeeded);
+    assert!(
+        !h.store.complete(j.id, &fresh).await.unwrap(),
+        "completing twice is refused"
+    );
+}
+
+/// Failures retry with exponential backoff until max_attempts, then fail for good.
+pub async fn fail_backs_off_then_gives_up(h: Harness) {
+    let t = task(&h, "ORCH-1", Stage::Development).await;
+    let j = job(&h, &t, AgentKind::Developer).await;
+    let start = h.clock.now_ts();
+    let c1 = claim_exactly(&h, &j).await;
+    let d1 = h
+        .store
+        .fail(j.id, c1.run_id.as_ref().unwrap(), "exit 1", &no_jitter())
+        .await
+        .unwrap();
+    assert_eq!(
+        d1,
+        Some(FailureDecision::Retry {
+            run_after: start.plus(Duration::from_secs(10))
+        })
+    );
+    let after = h.store.get_job(j.id).await.unwrap().unwrap();
+    assert_eq!(after.status, JobStatus::Queued);
+    assert_eq!(
+        after.last_error.as_deref(),
+        Some("exit 1"),
+        "the reason is kept"
+    );
+    assert!(
+        claim(&h).await.is_none(),
+        "not due before the backoff passes"
+    );
+    h.clock.advance(Duration::from_secs(10));
+    let c2 = claim_exactly(&h, &j).await;
+    let d2 = h
+        .store
+        .fail(j.id, c2.run_id.as_ref().unwrap(), "exit 1", &no_jitter())
+        .await
+        .unwrap();
+    let now = h.clock.now_ts();
+    assert_eq!(
+        d2,
+        Some(FailureDecision::Retry {
+            run_after: now.plus(Duration::from_secs(20))
+        })
+    );
+    h.clock.advance(Duration::from_secs(20));
+    let c3 = claim_exactly(&h, &j).await;
+    let d3 = h
+        .store
+        .fail(j.id, c3.run_id.as_ref().unwrap(), "exit 1", &no_jitter())
+        .await
+        .unwrap();
+    assert_eq!(d3, Some(FailureDecision::GiveUp));
+    assert_eq!(status(&h, &j).await, JobStatus::Failed);
+}
+
+/// A running job whose lease passes without heartbeat is found as expired.
+pub async fn expired_leases_are_found(h: Harness) {
+    let t = task(&h, "ORCH-1", Stage::Development).await;
+    let j = job(&h, &t, AgentKind::Developer).await;
+    let c = claim_exactly(&h, &j).await;
+    assert!(h.store.expired_jobs().await.unwrap().is_empty());
+    h.clock.advance(Duration::from_secs(45));
+    assert!(
+        h.store
+            .heartbeat(j.id, c.run_id.as_ref().unwrap(), Duration::from_secs(60))
+            .await
+            .unwrap()
+    );
+    h.clock.advance(Duration::from_secs(45));
+    assert!(
+        h.store.expired_jobs().await.unwrap().is_empty(),
+        "the heartbeat renewed the lease"
+    );
+    h.clock.advance(Duration::from_secs(16));
+    let expired = h.store.expired_jobs().await.unwrap();
+    assert_eq!(expired.iter().map(|j| j.id).collect::<Vec<_>>(), vec![j.id]);
+}
+
+/// Claim order: priority, then the longest due, then the oldest; future jobs wait.
+pub async fn claim_order_and_run_after(h: Harness) {
+    let t = task(&h, "ORCH-1", Stage::Development).await;
+    let now = h.clock.now_ts();
+    let mut later = NewJob::new(
+        t.id,
+        AgentKind::Developer,
+        "demo",
+        now.plus(Duration::from_secs(5)),
+    );
+    later.priority = 100;
+    let later = h.store.enqueue(later).await.unwrap();
+    let a = job(&h, &t, AgentKind::Developer).await;
+    let mut urgent = NewJob::new(t.id, AgentKind::Developer, "demo", now);
+    urgent.priority = 5;
+    let urgent = h.store.enqueue(urgent).await.unwrap();
+    let b = job(&h, &t, AgentKind::Developer).await;
+    assert_eq!(claim(&h).await.unwrap().id, urgent.id);
+    assert_eq!(claim(&h).await.unwrap().id, a.id);
+    assert_eq!(claim(&h).await.unwrap().id, b.id);
+    assert!(claim(&h).await.is_none());
+    h.clock.advance(Duration::from_secs(5));
+    assert_eq!(claim(&h).await.unwrap().id, later.id);
+}
+
+/// Jobs of terminal tasks are never claimed, even if left queued.
+pub async fn claim_skips_terminal_tasks(h: Harness) {
+    let t = task(&h, "ORCH-1", Stage::Development).await;
+    job(&h, &t, AgentKind::Developer).await;
+    h.store.mark_cancelled(t.id, cancel_ev()).await.unwrap();
+    assert!(claim(&h).await.is_none());
+}
+
+// ---------------------------------------------------------------- gates
+
+/// A job of a task with an unfinished dependency waits until it is done.
+pub async fn gate_dependency_blocks_until_done(h: Harness) {
+    let dep = task(&h, "ORCH-1", Stage::Merge).await;
+    let mut new = NewTask::new("demo", "dependent");
+    new.work_item_id = Some("ORCH-2".into());
+    new.depends_on = vec![dep.id];
+    let t = h.store.create_task(new, "test").await.unwrap();
+    let j = job(&h, &t, AgentKind::Analyst).await;
+    assert!(claim(&h).await.is_none(), "blocked by the dependency");
+    assert_eq!(
+        h.store.waiting_on_dependencies().await.unwrap(),
+        vec![(t.id, vec![dep.id])]
+    );
+    let off = ClaimRequest {
+        gates: Gates {
+            task_deps: false,
+            serial: true,
+        },
+        ..req()
+    };
+    let h2 = &h;
+    assert!(
+        h2.store.claim(&off).await.unwrap().is_some(),
+        "the gate can be switched off"
+    );
+    h.store.cancel_jobs_for_task(t.id, false).await.unwrap();
+    let j2 = job(&h, &t, AgentKind::Analyst).await;
+    h.store
+        .set_stage(
+            dep.id,
+            Stage::Done,
+            Some(Stage::Merge),
+            EventInput::new("t", "stage_changed", ""),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        claim(&h).await.unwrap().id,
+        j2.id,
+        "claimed once the block lifts"
+    );
+    assert_ne!(j.id, j2.id);
+    assert!(h.store.waiting_on_dependencies().await.unwrap().is_empty());
+}
+
+/// Dependencies refuse self-loops and cycles.
+pub async fn dependency_cycles_refused(h: Harness) {
+    let a = task(&h, "ORCH-1", Stage::Analysis).await;
+    let b = task(&h, "ORCH-2", Stage::Analysis).await;
+    let c = task(&h, "ORCH-3", Stage::Analysis).await;
+    h.store.add_dependency(b.id, a.id).await.unwrap();
+    h.store.add_dependency(c.id, b.id).await.unwrap();
+    assert!(
+        h.store.add_dependency(a.id, c.id).await.is_err(),
+        "a → c → b → a is a cycle"
+    );
+    assert!(h.store.add_dependency(a.id, a.id).await.is_err());
+    assert!(h.store.add_dependency(a.id, TaskId(9999)).await.is_err());
+    assert_eq!(h.store.dependencies(c.id).await.unwrap(), vec![b.id]);
+}
+
+/// Merge/deploy work of another task waits while a task holds the repo's lease.
+pub async fn gate_serial_blocks_until_release(h: Harness) {
+    let a = task(&h, "ORCH-1", Stage::Deploy).await;
+    let b = task(&h, "ORCH-2", Stage::Merge).await;
+    h.store
+        .acquire_merge_lease("demo", a.id, &a.branch)
+        .await
+        .unwrap();
+    let merge_b = job(&h, &b, AgentKind::Merger).await;
+    let dev_b = job(&h, &b, AgentKind::Developer).await;
+    assert_eq!(
+        claim(&h).await.unwrap().id,
+        dev_b.id,
+        "non-serial work is not gated"
+    );
+    assert!(claim(&h).await.is_none(), "b's merge waits for a's lease");
+    let deploy_a = job(&h, &a, AgentKind::Deployer).await;
+    assert_eq!(
+        claim(&h).await.unwrap().id,
+        deploy_a.id,
+        "the holder's own deploy runs"
+    );
+    h.store.release_merge_lease("demo", a.id).await.unwrap();
+    assert_eq!(
+        claim(&h).await.unwrap().id,
+        merge_b.id,
+        "claimed once the lease is released"
+    );
+}
+
+async fn limit_case(
+    h: Harness,
+    limits: Limits,
+    first: AgentKind,
+    first_repo: &str,
+    second: AgentKind,
+    second_repo: &str,
+) {
+    let mut t1 = NewTask::new(first_repo, "one");
+    t1.work_item_id = Some("ORCH-1".into());
+    let t1 = h.store.create_task(t1, "test").await.unwrap();
+    let mut t2 = NewTask::new(second_repo, "two");
+    t2.work_item_id = Some("ORCH-2".into());
+    let t2 = h.store.create_task(t2, "test").await.unwrap();
+    let r = ClaimRequest { limits, ..req() };
+    let j1 = h
+        .store
+        .enqueue(NewJob::new(t1.id, first, first_repo, h.clock.now_ts()))
+        .await
+        .unwrap();
+    let j2 = h
+        .store
+        .enqueue(NewJob::new(t2.id, second, second_repo, h.clock.now_ts()))
+        .await
+        .unwrap();
+    let c1 = h.store.claim(&r).await.unwrap().expect("first claim");
+    assert_eq!(c1.id, j1.id);
+    assert!(
+        h.store.claim(&r).await.unwrap().is_none(),
+        "the limit blocks the second job"
+    );
+    assert!(
+        h.store
+            .complete(j1.id, c1.run_id.as_ref().unwrap())
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        h.store
+            .claim(&r)
+            .await
+            .unwrap()
+            .expect("claimed once the block lifts")
+            .id,
+        j2.id
+    );
+}
+
+pub async fn gate_global_limit(h: Harness) {
+    let l = Limits {
+        global: Some(1),
+        ..Limits::default()
+    };
+    limit_case(
+        h,
+        l,
+        AgentKind::Developer,
+        "alpha",
+        AgentKind::Reviewer,
+        "beta",
+    )
+    .await;
+}
+
+pub async fn gate_repo_limit(h: Harness) {
+    let l = Limits {
+        per_repo: Some(1),
+        per_repo_overrides: [("other".to_string(), 5)].into(),
+        ..Limits::default()
+    };
+    limit_case(
+        h,
+        l,
+        AgentKind::Developer,
+        "alpha",
+        AgentKind::Reviewer,
+        "alpha",
+    )
+    .await;
+}
+
+pub async fn gate_repo_limit_override(h: Harness) {
+    let l = Limits {
+        per_repo: Some(5),
+        per_repo_overrides: [("alpha".to_string(), 1)].into(),
+        ..Limits::default()
+    };
+    limit_case(
+        h,
+        l,
+        AgentKind::Developer,
+        "alpha",
+        AgentKind::Reviewer,
+        "alpha",
+    )
+    .await;
+}
+
+pub async fn gate_agent_limit(h: Harness) {
+    let l = Limits {
+        per_agent: [(AgentKind::Developer, 1)].into(),
+        ..Limits::default()
+    };
+    limit_case(
+        h,
+        l,
+        AgentKind::Developer,
+        "alpha",
+        AgentKind::Developer,
+        "beta",
+    )
+    .await;
+}
+
+// ---------------------------------------------------------------- tasks, runs, markers
+
+pub async fn task_keys_and_stage_moves(h: Harness) {
+    let minted = h
+        .store
+        .create_task(NewTask::new("demo", "Fix the login!"), "cli")
+        .await
+        .unwrap();
+    assert_eq!(minted.work_item_id, format!("DEMO-{}", minted.id));
+    assert_eq!(
+        minted.branch,
+        format!("feature/DEMO-{}-fix-the-login", minted.id)
+    );
+    assert_eq!(minted.stage, Stage::Analysis);
+    let t = task(&h, "ORCH-7", Stage::Analysis).await;
+    let mut dup = NewTask::new("demo", "dup");
+    dup.work_item_id = Some("ORCH-7".into());
+    assert!(
+        h.store.create_task(dup, "cli").await.is_err(),
+        "a live work item id is unique"
+    );
+    let mut dup = NewTask::new("demo", "dup");
+    dup.tracker_id = Some("PL-ORCH-7".into());
+    assert!(
+        h.store.create_task(dup, "cli").await.is_err(),
+        "a live tracker id is unique"
+    );
+    let mut bad = NewTask::new("demo", "bad");
+    bad.work_item_id = Some("../etc".into());
+    assert!(
+        h.store.create_task(bad, "cli").await.is_err(),
+        "keys are validated"
+    );
+    assert!(
+        h.store
+            .create_task(NewTask::new("a/b", "bad repo"), "cli")
+            .await
+            .is_err()
+    );
+
+    let ev = || EventInput::new("cli", "stage_changed", "approved");
+    assert!(
+        h.store
+            .set_stage(t.id, Stage::Development, None, ev())
+            .await
+            .is_err(),
+        "no skipping the gate"
+    );
+    h.store
+        .set_stage(t.id, Stage::AwaitingApproval, Some(Stage::Analysis), ev())
+        .await
+        .unwrap();
+    let conflict = h
+        .store
+        .set_stage(t.id, Stage::Development, Some(Stage::Analysis), ev())
+        .await;
+    assert!(conflict.is_err(), "expected-stage guard");
+    let moved = h
+        .store
+        .set_stage(
+            t.id,
+            Stage::Development,
+            Some(Stage::AwaitingApproval),
+            ev(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(moved.stage, Stage::Development);
+    let evs = h.store.events(t.id).await.unwrap();
+    let kinds: Vec<_> = evs.iter().map(|e| (e.kind.as_str(), e.to_stage)).collect();
+    assert_eq!(
+        kinds,
+        vec![
+            ("created", Some(Stage::Analysis)),
+            ("stage_changed", Some(Stage::AwaitingApproval)),
+            ("stage_changed", Some(Stage::Development))
+        ]
+    );
+    assert_eq!(
+        h.store
+            .find_live_task_by_work_item("ORCH-7")
+            .await
+            .unwrap()
+            .unwrap()
+            .id,
+        t.id
+    );
+    assert_eq!(
+        h.store
+            .find_live_task_by_tracker_id("PL-ORCH-7")
+            .await
+            .unwrap()
+            .unwrap()
+            .id,
+        t.id
+    );
+    let listed = h
+        .store
+        .list_tasks(&TaskFilter {
+            stage: Some(Stage::Development),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(listed.iter().map(|t| t.id).collect::<Vec<_>>(), vec![t.id]);
+    let counts = h.store.task_counts_by_stage().await.unwrap();
+    assert_eq!(counts.get(&Stage::Development), Some(&1));
+    assert_eq!(counts.get(&Stage::Analysis), Some(&1));
+}
+
+pub async fn runs_record_process_outcome_and_usage(h: Harness) {
+    let t = task(&h, "ORCH-1", Stage::Development).await;
+    let j = job(&h, &t, AgentKind::Developer).await;
+    let c = claim_exactly(&h, &j).await;
+    let run = c.run_id.clone().unwrap();
+    let p = RunProcess {
+        pid: 4242,
+        pgid: 4242,
+        proc_start_ticks: 123_456,
+        log_path: "/tmp/x.log".into(),
+    };
+    assert!(h.store.record_run_process(&run, &p).await.unwrap());
+    let fin = RunFinish {
+        outcome: RunOutcome::Succeeded,
+        exit_code: Some(0),
+        signal: None,
+        usage: Usage {
+            input_tokens: 100,
+            output_tokens: 20,
+            cost_usd: 0.5,
+        },
+        session_id: Some("s-1".into()),
+        error: None,
+    };
+    assert!(h.store.finish_run(&run, &fin).await.unwrap());
+    assert!(
+        !h.store.finish_run(&run, &fin).await.unwrap(),
+        "only the first finish counts"
+    );
+    let r = h.store.get_run(&run).await.unwrap().unwrap();
+    assert_eq!(
+        (r.pid, r.proc_start_ticks, r.outcome),
+        (Some(4242), Some(123_456), Some(RunOutcome::Succeeded))
+    );
+    assert_eq!(r.worker_id, WorkerId("worker-a".into()));
+    assert_eq!(r.attempt, 1);
+    h.store.complete(j.id, &run).await.unwrap();
+    let j2 = job(&h, &t, AgentKind::Reviewer).await;
+    let c2 = claim_exactly(&h, &j2).await;
+    let fin2 = RunFinish {
+        usage: Usage {
+            input_tokens: 1,
+            output_tokens: 2,
+            cost_usd: 0.25,
+        },
+        ..fin
+    };
+    h.store
+        .finish_run(c2.run_id.as_ref().unwrap(), &fin2)
+        .await
+        .unwrap();
+    let u = h.store.task_usage(t.id).await.unwrap();
+    assert_eq!((u.input_tokens, u.output_tokens), (101, 22));
+    assert!((u.cost_usd - 0.75).abs() < 1e-9);
+    assert_eq!(h.store.runs_for_task(t.id).await.unwrap().len(), 2);
+    assert!(
+        h.store
+            .get_run(&RunId("nope".into()))
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+pub async fn markers_and_deliveries(h: Harness) {
+    let t = task(&h, "ORCH-430", Stage::Deploy).await;
+    let m = h
+        .store
+        .write_marker(t.id, "demo", MarkerStep::Deploy, "phase-b")
+        .await
+        .unwrap();
+    assert_eq!(m.state, MarkerState::Initiated);
+    assert!(
+        h.store
+            .write_marker(t.id, "demo", MarkerStep::Deploy, "again")
+            .await
+            .is_err(),
+        "one INITIATED per step"
+    );
+    let merge = h
+        .store
+        .write_marker(t.id, "demo", MarkerStep::Merge, "abc123")
+        .await
+        .unwrap();
+    assert_eq!(
+        h.store.initiated_markers(Some(t.id)).await.unwrap().len(),
+        2
+    );
+    assert!(
+        h.store
+            .finish_marker(m.id, MarkerState::Completed)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !h.store
+            .finish_marker(m.id, MarkerState::Completed)
+            .await
+            .unwrap()
+    );
+    assert!(
+        h.store
+            .finish_marker(merge.id, MarkerState::Abandoned)
+            .await
+            .unwrap()
+    );
+    assert!(h.store.initiated_markers(None).await.unwrap().is_empty());
+    h.store
+        .write_marker(t.id, "demo", MarkerStep::Deploy, "retry")
+        .await
+        .expect("a new marker after completion");
+
+    assert!(h.store.record_delivery("plane", "d-1").await.unwrap());
+    assert!(
+        !h.store.record_delivery("plane", "d-1").await.unwrap(),
+        "a replay is recognised"
+    );
+    assert!(
+        h.store.record_delivery("gitea", "d-1").await.unwrap(),
+        "ids are per provider"
+    );
+}
+
+pub async fn tracker_items_and_comments(h: Harness) {
+    let item = TrackerItem {
+        id: "ITEM-1".into(),
+        project: "default".into(),
+        title: "Add hello".into(),
+        body: "".into(),
+        state: "To Analyse".into(),
+        labels: vec![],
+        created_at: h.clock.now_ts(),
+        updated_at: h.clock.now_ts(),
+    };
+    h.store.create_item(&item).await.unwrap();
+    assert!(h.store.create_item(&item).await.is_err());
+    assert!(h.store.set_item_state("ITEM-1", "Approved").await.unwrap());
+    assert!(!h.store.set_item_state("nope", "Approved").await.unwrap());
+    assert!(
+        h.store
+            .set_item_labels("ITEM-1", &["orch:review".into()])
+            .await
+            .unwrap()
+    );
+    let got = h.store.get_item("ITEM-1").await.unwrap().unwrap();
+    assert_eq!(
+        (got.state.as_str(), got.labels.clone()),
+        ("Approved", vec!["orch:review".to_string()])
+    );
+    assert!(
+        h.store
+            .add_item_comment("ITEM-1", "orch", "analysis ready", Some("c-1"))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !h.store
+            .add_item_comment("ITEM-1", "orch", "analysis ready", Some("c-1"))
+            .await
+            .unwrap()
+    );
+    assert!(
+        h.store
+            .add_item_comment("ITEM-1", "alice", "looks good", None)
+            .await
+            .unwrap()
+    );
+    assert_eq!(h.store.item_comments("ITEM-1").await.unwrap().len(), 2);
+    assert_eq!(h.store.list_items(Some("default")).await.unwrap().len(), 1);
+}
+
+/// Claimers sharing one store each get distinct jobs; every job is claimed once.
+pub async fn concurrent_claims_are_exclusive(h: Harness) {
+    let t = task(&h, "ORCH-1", Stage::Development).await;
+    for _ in 0..200 {
+        job(&h, &t, AgentKind::Developer).await;
+    }
+    let mut handles = Vec::new();
+    for w in 0..4 {
+        let store = h.store.clone();
+        handles.push(tokio::spawn(async move {
+            let r = ClaimRequest::new(format!("w{w}"));
+            let mut got = Vec::new();
+            while let Some(j) = store.claim(&r).await.expect("claim") {
+                store
+                    .complete(j.id, j.run_id.as_ref().expect("run id"))
+                    .await
+                    .expect("complete");
+                got.push(j.id);
+            }
+            got
+        }));
+    }
+    let mut all = Vec::new();
+    for hd in handles {
+        all.extend(hd.await.expect("claimer"));
+    }
+    let n = all.len();
+    all.sort();
+    all.dedup();
+    assert_eq!((n, all.len()), (200, 200), "every job claimed exactly once");
+    assert_eq!(
+        h.store
+            .job_counts()
+            .await
+            .unwrap()
+            .get(&JobStatus::Succeeded),
+        Some(&200)
+    );
+}
+
+/// Generate one `#[tokio::test]` per conformance case for an implementation.
+/// `$harness` is an expression evaluating to a future of a fresh `Harness`.
+#[macro_export]
+macro_rules! conformance_suite {
+    ($harness:expr) => {
+        $crate::conformance_suite!(@cases $harness;
+            tc03_jobs_cancelled_and_claim_skips,
+            tc03_cancel_jobs_helper_only_queued,
+            tc04_reaper_does_not_requeue_terminal_task,
+            tc12_requeue_running_does_not_revive_cancelled,
+            tc13_cancel_tombstones_keys,
+            tc14_migrations_idempotent_and_contracts_intact,
+            d7_cancel_requested_first_stamp_only,
+            d7_merge_lease_holder_and_release,
+            lease_of_terminal_task_is_free,
+            run_id_fences_stale_attempts,
+            fail_backs_off_then_gives_up,
+            expired_leases_are_found,
+            claim_order_and_run_after,
+            claim_skips_terminal_tasks,
+            gate_dependency_blocks_until_done,
+            dependency_cycles_refused,
+            gate_serial_blocks_until_release,
+            gate_global_limit,
+            gate_repo_limit,
+            gate_repo_limit_override,
+            gate_agent_limit,
+            task_keys_and_stage_moves,
+            runs_record_process_outcome_and_usage,
+            markers_and_deliveries,
+            tracker_items_and_comments,
+            concurrent_claims_are_exclusive,
+        );
+    };
+    (@cases $harness:expr; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                $crate::conformance::$case($harness.await).await;
+            }
+        )*
+    };
+}

@@ -1,0 +1,165 @@
+//! Store-level records and requests that are not pure domain types: claim
+//! requests, leases, markers, tracker items, recovery summaries.
+
+use orch_core::gates::{Gates, Limits};
+use orch_core::run::{RunOutcome, Usage};
+use orch_core::{Stage, TaskId, Timestamp, WorkerId};
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// What a worker asks for when it claims a job. The gates are evaluated inside
+/// the claim itself, so two workers can never both pass a limit of one.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClaimRequest {
+    pub worker: WorkerId,
+    /// How long the claim holds without a heartbeat.
+    pub lease: Duration,
+    pub limits: Limits,
+    pub gates: Gates,
+}
+
+impl ClaimRequest {
+    pub fn new(worker: impl Into<String>) -> Self {
+        ClaimRequest {
+            worker: WorkerId(worker.into()),
+            lease: Duration::from_secs(60),
+            limits: Limits::default(),
+            gates: Gates::default(),
+        }
+    }
+}
+
+/// Filter for listing tasks; the default lists everything, newest first.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskFilter {
+    pub repo: Option<String>,
+    pub stage: Option<Stage>,
+    pub limit: Option<u32>,
+}
+
+/// A repo's merge lease and who holds it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MergeLease {
+    pub repo: String,
+    pub holder_task: TaskId,
+    pub holder_branch: String,
+    pub epoch: i64,
+    pub acquired_at: Timestamp,
+}
+
+/// Result of trying to take a repo's merge lease.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "result", rename_all = "snake_case")]
+pub enum LeaseAcquire {
+    /// Taken (or already held by the same task): `epoch` fences later writes.
+    Acquired { epoch: i64 },
+    /// Someone else holds it; wait.
+    HeldBy { task: TaskId, branch: String },
+}
+
+/// The irreversible steps guarded by markers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MarkerStep {
+    Merge,
+    Deploy,
+}
+
+impl MarkerStep {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MarkerStep::Merge => "merge",
+            MarkerStep::Deploy => "deploy",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum MarkerState {
+    Initiated,
+    Completed,
+    /// Proven not done (e.g. the merge never reached the forge).
+    Abandoned,
+}
+
+impl MarkerState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MarkerState::Initiated => "INITIATED",
+            MarkerState::Completed => "COMPLETED",
+            MarkerState::Abandoned => "ABANDONED",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Marker {
+    pub id: i64,
+    pub task_id: TaskId,
+    pub repo: String,
+    pub step: MarkerStep,
+    pub state: MarkerState,
+    /// What exactly is being done, e.g. the verified head commit of a merge.
+    pub detail: String,
+    pub created_at: Timestamp,
+    pub completed_at: Option<Timestamp>,
+}
+
+/// A run's process facts, recorded once the launcher has started it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunProcess {
+    pub pid: i32,
+    pub pgid: i32,
+    pub proc_start_ticks: u64,
+    pub log_path: String,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunFinish {
+    pub outcome: RunOutcome,
+    pub exit_code: Option<i32>,
+    pub signal: Option<i32>,
+    pub usage: Usage,
+    pub session_id: Option<String>,
+    pub error: Option<String>,
+}
+
+/// What start-up recovery or a reaper pass did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReapSummary {
+    pub requeued: u32,
+    pub failed: u32,
+    pub cancelled: u32,
+}
+
+/// An item of the builtin tracker.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrackerItem {
+    pub id: String,
+    pub project: String,
+    pub title: String,
+    pub body: String,
+    pub state: String,
+    pub labels: Vec<String>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrackerComment {
+    pub id: i64,
+    pub item_id: String,
+    pub author: String,
+    pub body: String,
+    pub external_id: Option<String>,
+    pub created_at: Timestamp,
+}
+
+/// Cancelled tasks for the `/queue` stop block.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CancelledSnapshot {
+    pub count: u64,
+    pub recent: Vec<orch_core::Task>,
+}

@@ -1,0 +1,104 @@
+//! Per-repo merge leases: one holder from the merge gate through deploy → done.
+//!
+//! A lease held by a task that is already terminal counts as free, so a crash
+//! between "task done" and "lease released" can never wedge a repo.
+
+use super::{SqliteStore, rows};
+use crate::error::StoreResult;
+use crate::model::{LeaseAcquire, MergeLease};
+use crate::traits::LeaseStore;
+use async_trait::async_trait;
+use orch_core::TaskId;
+
+#[async_trait]
+impl LeaseStore for SqliteStore {
+    async fn acquire_merge_lease(
+        &self,
+        repo: &str,
+        task: TaskId,
+        branch: &str,
+    ) -> StoreResult<LeaseAcquire> {
+        let now = self.now();
+        let mut tx = self.begin_write().await?;
+        let current =
+            sqlx::query("SELECT * FROM merge_leases WHERE repo = ? AND holder_task_id IS NOT NULL")
+                .bind(repo.to_owned())
+                .fetch_optional(&mut *tx)
+                .await?
+                .map(|r| rows::lease(&r))
+                .transpose()?;
+        if let Some(l) = &current
+            && l.holder_task == task
+        {
+            tx.commit().await?;
+            return Ok(LeaseAcquire::Acquired { epoch: l.epoch });
+        }
+        let epoch: Option<i64> = sqlx::query_scalar(
+            "INSERT INTO merge_leases (repo, holder_task_id, holder_branch, epoch, acquired_at, updated_at)
+             VALUES (?1, ?2, ?3, 1, ?4, ?4)
+             ON CONFLICT (repo) DO UPDATE SET
+                 holder_task_id = excluded.holder_task_id, holder_branch = excluded.holder_branch,
+                 epoch = merge_leases.epoch + 1, acquired_at = excluded.acquired_at,
+                 updated_at = excluded.updated_at
+             WHERE merge_leases.holder_task_id IS NULL
+                OR merge_leases.holder_task_id IN
+                   (SELECT id FROM tasks WHERE stage IN ('done', 'cancelled', 'failed'))
+             RETURNING epoch",
+        )
+        .bind(repo.to_owned())
+        .bind(task.0)
+        .bind(branch.to_owned())
+        .bind(now.0)
+        .fetch_optional(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(match (epoch, current) {
+            (Some(epoch), _) => LeaseAcquire::Acquired { epoch },
+            (None, Some(l)) => LeaseAcquire::HeldBy {
+                task: l.holder_task,
+                branch: l.holder_branch,
+            },
+            // Unreachable: with no holder the upsert always succeeds. Treat a
+            // surprise as "held" so the caller waits rather than merging.
+            (None, None) => LeaseAcquire::HeldBy {
+                task,
+                branch: branch.to_owned(),
+            },
+        })
+    }
+
+    async fn merge_lease(&self, repo: &str) -> StoreResult<Option<MergeLease>> {
+        let row = sqlx::query(
+            "SELECT l.* FROM merge_leases l JOIN tasks t ON t.id = l.holder_task_id
+             WHERE l.repo = ? AND t.stage NOT IN ('done', 'cancelled', 'failed')",
+        )
+        .bind(repo.to_owned())
+        .fetch_optional(&self.read)
+        .await?;
+        row.as_ref().map(rows::lease).transpose()
+    }
+
+    async fn merge_leases(&self) -> StoreResult<Vec<MergeLease>> {
+        let rows = sqlx::query(
+            "SELECT l.* FROM merge_leases l JOIN tasks t ON t.id = l.holder_task_id
+             WHERE t.stage NOT IN ('done', 'cancelled', 'failed') ORDER BY l.repo",
+        )
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter().map(rows::lease).collect()
+    }
+
+    async fn release_merge_lease(&self, repo: &str, task: TaskId) -> StoreResult<bool> {
+        let n = sqlx::query(
+            "UPDATE merge_leases SET holder_task_id = NULL, holder_branch = NULL, updated_at = ?
+             WHERE repo = ? AND holder_task_id = ?",
+        )
+        .bind(self.now().0)
+        .bind(repo.to_owned())
+        .bind(task.0)
+        .execute(&self.write)
+        .await?
+        .rows_affected();
+        Ok(n == 1)
+    }
+}

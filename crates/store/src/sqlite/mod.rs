@@ -1,0 +1,141 @@
+//! The SQLite store: WAL, one writer connection plus a read pool, `busy_timeout`,
+//! and every multi-statement write in `BEGIN IMMEDIATE` (a deferred `BEGIN` that
+//! reads then writes fails with SQLITE_BUSY_SNAPSHOT instead of waiting).
+
+mod jobs;
+mod leases;
+mod markers;
+mod rows;
+mod runs;
+mod tasks;
+mod tracker;
+
+use crate::clock::{Clock, SystemClock};
+use crate::error::{StoreError, StoreResult};
+use crate::traits::Store;
+use async_trait::async_trait;
+use orch_core::Timestamp;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Sqlite, SqlitePool, Transaction};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// SQLite's `synchronous` setting. `Normal` is durable against process crashes
+/// under WAL and much faster; `Full` also survives power loss of the last commits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Synchronous {
+    #[default]
+    Normal,
+    Full,
+}
+
+#[derive(Debug, Clone)]
+pub struct SqliteOptions {
+    pub synchronous: Synchronous,
+    pub busy_timeout: Duration,
+    pub read_connections: u32,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Default for SqliteOptions {
+    fn default() -> Self {
+        SqliteOptions {
+            synchronous: Synchronous::Normal,
+            busy_timeout: Duration::from_secs(5),
+            read_connections: 4,
+            clock: Arc::new(SystemClock),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    write: SqlitePool,
+    read: SqlitePool,
+    clock: Arc<dyn Clock>,
+}
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+impl SqliteStore {
+    /// Open (creating if missing) the database file at `path`. Does not migrate.
+    pub async fn open(path: impl AsRef<Path>, options: SqliteOptions) -> StoreResult<Self> {
+        let path = path.as_ref();
+        let shown = path.display().to_string();
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| StoreError::Open {
+                path: shown.clone(),
+                source: sqlx::Error::Io(e),
+            })?;
+        }
+        let connect = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(match options.synchronous {
+                Synchronous::Normal => SqliteSynchronous::Normal,
+                Synchronous::Full => SqliteSynchronous::Full,
+            })
+            .busy_timeout(options.busy_timeout)
+            .foreign_keys(true);
+        let open_err = |source| StoreError::Open {
+            path: shown.clone(),
+            source,
+        };
+        // One writer: SQLite serialises writers anyway, and queueing them in the
+        // pool is cheaper than letting them spin on the file lock.
+        let write = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(connect.clone())
+            .await
+            .map_err(open_err)?;
+        let read = SqlitePoolOptions::new()
+            .max_connections(options.read_connections.max(1))
+            .connect_with(connect)
+            .await
+            .map_err(open_err)?;
+        Ok(SqliteStore {
+            write,
+            read,
+            clock: options.clock,
+        })
+    }
+
+    fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    /// A write transaction that holds the write lock from its first statement.
+    async fn begin_write(&self) -> StoreResult<Transaction<'static, Sqlite>> {
+        Ok(self.write.begin_with("BEGIN IMMEDIATE").await?)
+    }
+
+    /// Names of the columns of `table`, for schema checks (TC-14).
+    pub async fn columns(&self, table: &str) -> StoreResult<Vec<String>> {
+        let rows: Vec<(String,)> = sqlx::query_as("SELECT name FROM pragma_table_info(?)")
+            .bind(table.to_owned())
+            .fetch_all(&self.read)
+            .await?;
+        Ok(rows.into_iter().map(|(n,)| n).collect())
+    }
+
+    /// Close both pools (checkpointing the WAL).
+    pub async fn close(&self) {
+        self.read.close().await;
+        self.write.close().await;
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn migrate(&self) -> StoreResult<()> {
+        MIGRATOR.run(&self.write).await?;
+        Ok(())
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1").execute(&self.read).await?;
+        Ok(())
+    }
+}

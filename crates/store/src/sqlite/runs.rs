@@ -1,0 +1,85 @@
+//! Runs: the process facts and outcome of each attempt, and usage per task.
+
+use super::{SqliteStore, rows};
+use crate::error::StoreResult;
+use crate::model::{RunFinish, RunProcess};
+use crate::traits::RunStore;
+use async_trait::async_trait;
+use orch_core::run::{Run, Usage};
+use orch_core::{RunId, TaskId};
+
+fn tokens(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+#[async_trait]
+impl RunStore for SqliteStore {
+    async fn record_run_process(&self, run: &RunId, p: &RunProcess) -> StoreResult<bool> {
+        let n = sqlx::query(
+            "UPDATE runs SET pid = ?, pgid = ?, proc_start_ticks = ?, log_path = ?
+             WHERE run_id = ? AND finished_at IS NULL",
+        )
+        .bind(p.pid)
+        .bind(p.pgid)
+        .bind(i64::try_from(p.proc_start_ticks).unwrap_or(i64::MAX))
+        .bind(p.log_path.clone())
+        .bind(run.0.clone())
+        .execute(&self.write)
+        .await?
+        .rows_affected();
+        Ok(n == 1)
+    }
+
+    async fn finish_run(&self, run: &RunId, f: &RunFinish) -> StoreResult<bool> {
+        let n = sqlx::query(
+            "UPDATE runs SET finished_at = ?, outcome = ?, exit_code = ?, signal = ?,
+                 input_tokens = ?, output_tokens = ?, cost_usd = ?, session_id = ?, error = ?
+             WHERE run_id = ? AND finished_at IS NULL",
+        )
+        .bind(self.now().0)
+        .bind(f.outcome.as_str())
+        .bind(f.exit_code)
+        .bind(f.signal)
+        .bind(tokens(f.usage.input_tokens))
+        .bind(tokens(f.usage.output_tokens))
+        .bind(f.usage.cost_usd)
+        .bind(f.session_id.clone())
+        .bind(f.error.clone())
+        .bind(run.0.clone())
+        .execute(&self.write)
+        .await?
+        .rows_affected();
+        Ok(n == 1)
+    }
+
+    async fn get_run(&self, run: &RunId) -> StoreResult<Option<Run>> {
+        let row = sqlx::query("SELECT * FROM runs WHERE run_id = ?")
+            .bind(run.0.clone())
+            .fetch_optional(&self.read)
+            .await?;
+        row.as_ref().map(rows::run).transpose()
+    }
+
+    async fn runs_for_task(&self, task: TaskId) -> StoreResult<Vec<Run>> {
+        let rows = sqlx::query("SELECT * FROM runs WHERE task_id = ? ORDER BY started_at, run_id")
+            .bind(task.0)
+            .fetch_all(&self.read)
+            .await?;
+        rows.iter().map(rows::run).collect()
+    }
+
+    async fn task_usage(&self, task: TaskId) -> StoreResult<Usage> {
+        let (i, o, c): (i64, i64, f64) = sqlx::query_as(
+            "SELECT COALESCE(SUM(input_tokens), 0), COALESCE(SUM(output_tokens), 0), COALESCE(SUM(cost_usd), 0.0)
+             FROM runs WHERE task_id = ?",
+        )
+        .bind(task.0)
+        .fetch_one(&self.read)
+        .await?;
+        Ok(Usage {
+            input_tokens: i.max(0) as u64,
+            output_tokens: o.max(0) as u64,
+            cost_usd: c,
+        })
+    }
+}

@@ -1,0 +1,168 @@
+//! The `Store` trait, split by concern. Implementations must behave identically;
+//! `crate::conformance` checks that they do.
+
+use crate::error::StoreResult;
+use crate::model::*;
+use async_trait::async_trait;
+use orch_core::retry::{FailureDecision, RetryPolicy};
+use orch_core::run::{Run, Usage};
+use orch_core::{
+    EventInput, Job, JobId, JobStatus, NewJob, NewTask, RunId, Stage, Task, TaskEvent, TaskId,
+    WorkerId,
+};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+#[async_trait]
+pub trait TaskStore {
+    /// Create a task (and its dependencies) and log a `created` event. A live
+    /// task with the same tracker id or work item id is a `Duplicate` error.
+    async fn create_task(&self, new: NewTask, actor: &str) -> StoreResult<Task>;
+    async fn get_task(&self, id: TaskId) -> StoreResult<Option<Task>>;
+    async fn list_tasks(&self, filter: &TaskFilter) -> StoreResult<Vec<Task>>;
+    /// The task currently holding this tracker id (cancelled ones have freed theirs).
+    async fn find_live_task_by_tracker_id(&self, tracker_id: &str) -> StoreResult<Option<Task>>;
+    async fn find_live_task_by_work_item(&self, work_item_id: &str) -> StoreResult<Option<Task>>;
+    /// Move a task to `to`, appending the event in the same transaction. With
+    /// `expected`, the move happens only from that stage (`StageConflict` otherwise).
+    async fn set_stage(
+        &self,
+        id: TaskId,
+        to: Stage,
+        expected: Option<Stage>,
+        event: EventInput,
+    ) -> StoreResult<Task>;
+    async fn append_event(&self, id: TaskId, event: EventInput) -> StoreResult<TaskEvent>;
+    async fn events(&self, id: TaskId) -> StoreResult<Vec<TaskEvent>>;
+    async fn recent_events(&self, limit: u32) -> StoreResult<Vec<TaskEvent>>;
+    /// Stamp `cancel_requested_at`; `true` only for the first stamp (D7: only it notifies).
+    async fn set_cancel_requested(&self, id: TaskId) -> StoreResult<bool>;
+    /// Stage `cancelled`, `cancelled_at` set, tracker keys tombstoned so the same
+    /// item can start afresh (TC-13). Idempotent on an already cancelled task.
+    async fn mark_cancelled(&self, id: TaskId, event: EventInput) -> StoreResult<Task>;
+    /// `task` waits until `on` is done. Refuses self-dependencies and cycles.
+    async fn add_dependency(&self, task: TaskId, on: TaskId) -> StoreResult<()>;
+    async fn dependencies(&self, task: TaskId) -> StoreResult<Vec<TaskId>>;
+    /// Live tasks with unfinished dependencies, and those dependencies.
+    async fn waiting_on_dependencies(&self) -> StoreResult<Vec<(TaskId, Vec<TaskId>)>>;
+    async fn task_counts_by_stage(&self) -> StoreResult<BTreeMap<Stage, u64>>;
+    async fn cancelled_snapshot(&self, limit: u32) -> StoreResult<CancelledSnapshot>;
+}
+
+#[async_trait]
+pub trait JobQueue {
+    async fn enqueue(&self, job: NewJob) -> StoreResult<Job>;
+    async fn get_job(&self, id: JobId) -> StoreResult<Option<Job>>;
+    async fn jobs_for_task(&self, task: TaskId) -> StoreResult<Vec<Job>>;
+    async fn list_jobs(&self, status: Option<JobStatus>, limit: u32) -> StoreResult<Vec<Job>>;
+    /// Atomically take the next queued, due job that no gate blocks; mints a new
+    /// `run_id` (the fencing token) and inserts its run row.
+    async fn claim(&self, req: &ClaimRequest) -> StoreResult<Option<Job>>;
+    /// Extend a running job's lease. `false`: the caller's run is stale (fenced).
+    async fn heartbeat(&self, job: JobId, run: &RunId, lease: Duration) -> StoreResult<bool>;
+    /// Running → succeeded. `false`: stale run.
+    async fn complete(&self, job: JobId, run: &RunId) -> StoreResult<bool>;
+    /// A failed attempt: retry with backoff, give up, or cancel (terminal task).
+    /// `None`: stale run, nothing changed.
+    async fn fail(
+        &self,
+        job: JobId,
+        run: &RunId,
+        error: &str,
+        policy: &RetryPolicy,
+    ) -> StoreResult<Option<FailureDecision>>;
+    /// Cancel the task's queued jobs, and its running ones unless `only_queued`.
+    async fn cancel_jobs_for_task(&self, task: TaskId, only_queued: bool) -> StoreResult<u64>;
+    /// Running jobs, all or of one worker.
+    async fn running_jobs(&self, worker: Option<&WorkerId>) -> StoreResult<Vec<Job>>;
+    /// Running jobs whose lease has expired: their outcome is unknown.
+    async fn expired_jobs(&self) -> StoreResult<Vec<Job>>;
+    /// Decide an unknown outcome: requeue with backoff while attempts
+    /// remain, else failed; a job of a terminal task becomes cancelled (TC-04).
+    async fn reap_unknown_outcome(
+        &self,
+        job: JobId,
+        run: &RunId,
+        reason: &str,
+        policy: &RetryPolicy,
+    ) -> StoreResult<Option<FailureDecision>>;
+    /// Start-up recovery of running jobs not re-adopted: each is reaped as
+    /// an unknown outcome. Cancelled jobs are never revived (TC-12).
+    async fn requeue_running_jobs(
+        &self,
+        worker: Option<&WorkerId>,
+        policy: &RetryPolicy,
+    ) -> StoreResult<ReapSummary>;
+    async fn job_counts(&self) -> StoreResult<BTreeMap<JobStatus, u64>>;
+}
+
+#[async_trait]
+pub trait RunStore {
+    async fn record_run_process(&self, run: &RunId, process: &RunProcess) -> StoreResult<bool>;
+    /// Record how a run ended; only the first finish counts.
+    async fn finish_run(&self, run: &RunId, finish: &RunFinish) -> StoreResult<bool>;
+    async fn get_run(&self, run: &RunId) -> StoreResult<Option<Run>>;
+    async fn runs_for_task(&self, task: TaskId) -> StoreResult<Vec<Run>>;
+    async fn task_usage(&self, task: TaskId) -> StoreResult<Usage>;
+}
+
+#[async_trait]
+pub trait LeaseStore {
+    /// Take the repo's merge lease for `task`, or learn who holds it.
+    async fn acquire_merge_lease(
+        &self,
+        repo: &str,
+        task: TaskId,
+        branch: &str,
+    ) -> StoreResult<LeaseAcquire>;
+    async fn merge_lease(&self, repo: &str) -> StoreResult<Option<MergeLease>>;
+    async fn merge_leases(&self) -> StoreResult<Vec<MergeLease>>;
+    /// Release only if `task` holds it; `true` if it did.
+    async fn release_merge_lease(&self, repo: &str, task: TaskId) -> StoreResult<bool>;
+}
+
+#[async_trait]
+pub trait MarkerStore {
+    /// Write an INITIATED marker before an irreversible step.
+    async fn write_marker(
+        &self,
+        task: TaskId,
+        repo: &str,
+        step: MarkerStep,
+        detail: &str,
+    ) -> StoreResult<Marker>;
+    /// INITIATED → `state` (Completed or Abandoned). `false` if it was not INITIATED.
+    async fn finish_marker(&self, id: i64, state: MarkerState) -> StoreResult<bool>;
+    async fn initiated_markers(&self, task: Option<TaskId>) -> StoreResult<Vec<Marker>>;
+    /// Remember a webhook delivery; `false` if it was seen before (a replay).
+    async fn record_delivery(&self, provider: &str, delivery_id: &str) -> StoreResult<bool>;
+}
+
+#[async_trait]
+pub trait TrackerStore {
+    async fn create_item(&self, item: &TrackerItem) -> StoreResult<()>;
+    async fn get_item(&self, id: &str) -> StoreResult<Option<TrackerItem>>;
+    async fn list_items(&self, project: Option<&str>) -> StoreResult<Vec<TrackerItem>>;
+    async fn set_item_state(&self, id: &str, state: &str) -> StoreResult<bool>;
+    async fn set_item_labels(&self, id: &str, labels: &[String]) -> StoreResult<bool>;
+    /// Add a comment; with `external_id` a repeated comment is a no-op (`false`).
+    async fn add_item_comment(
+        &self,
+        item: &str,
+        author: &str,
+        body: &str,
+        external_id: Option<&str>,
+    ) -> StoreResult<bool>;
+    async fn item_comments(&self, item: &str) -> StoreResult<Vec<TrackerComment>>;
+}
+
+/// Everything orch keeps durably.
+#[async_trait]
+pub trait Store:
+    TaskStore + JobQueue + RunStore + LeaseStore + MarkerStore + TrackerStore + Send + Sync
+{
+    /// Apply pending migrations; running it again is a no-op.
+    async fn migrate(&self) -> StoreResult<()>;
+    /// Cheap liveness probe for `/healthz` and `orch doctor`.
+    async fn ping(&self) -> StoreResult<()>;
+}
