@@ -1,0 +1,112 @@
+//! The command line, as clap types.
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "orch",
+    version,
+    about = "Drive AI coding agents through a gated pipeline: analysis → approval → development → review → merge → deploy."
+)]
+pub struct Cli {
+    /// Configuration file (default: ./orch.toml if present, else the embedded defaults).
+    #[arg(long, global = true, env = "ORCH_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Write a commented orch.toml with the embedded defaults into a folder.
+    Init(InitArgs),
+    /// Database maintenance.
+    #[command(subcommand)]
+    Db(DbCommand),
+    /// Create, list and inspect tasks.
+    #[command(subcommand)]
+    Task(TaskCommand),
+    /// The queue snapshot: counts, serial gate, dependencies, STOP.
+    Status(JsonFlag),
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Folder to initialise.
+    #[arg(default_value = ".")]
+    pub dir: PathBuf,
+    /// Overwrite an existing orch.toml.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DbCommand {
+    /// Apply pending schema migrations (safe to run any number of times).
+    Migrate,
+}
+
+#[derive(Debug, Args)]
+pub struct JsonFlag {
+    /// Print JSON for scripts instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TaskCommand {
+    /// Create a task in stage `analysis`.
+    Add(TaskAddArgs),
+    /// List tasks, newest first.
+    List(TaskListArgs),
+    /// Show one task with its jobs, runs and event log.
+    Show(TaskShowArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TaskAddArgs {
+    /// Repository the task works on (as named in orch.toml).
+    #[arg(long)]
+    pub repo: String,
+    /// One-line title; the branch name is derived from it.
+    #[arg(long)]
+    pub title: String,
+    /// Work item key, e.g. ORCH-90 (default: <REPO>-<task id>).
+    #[arg(long = "id", value_name = "KEY")]
+    pub key: Option<String>,
+    /// Longer description for the agents.
+    #[arg(long, default_value = "")]
+    pub body: String,
+    /// The tracker's id of the item, if it comes from a tracker.
+    #[arg(long)]
+    pub tracker_id: Option<String>,
+    /// Task ids this task waits for (repeatable).
+    #[arg(long = "depends-on", value_name = "TASK")]
+    pub depends_on: Vec<i64>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct TaskListArgs {
+    #[arg(long)]
+    pub repo: Option<String>,
+    /// Only tasks in this stage (analysis, awaiting_approval, development, review, merge, deploy, needs_attention, done, cancelled, failed).
+    #[arg(long)]
+    pub stage: Option<String>,
+    /// At most this many tasks.
+    #[arg(long, default_value_t = 100)]
+    pub limit: u32,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct TaskShowArgs {
+    /// Task id or work item key.
+    pub task: String,
+    #[arg(long)]
+    pub json: bool,
+}

@@ -1,0 +1,55 @@
+//! One module per command group; `run` dispatches.
+
+mod db;
+mod init;
+mod status;
+mod task;
+
+use crate::args::{Cli, Command, DbCommand, TaskCommand};
+use crate::error::CliResult;
+use orch_config::Config;
+use orch_store::{SqliteOptions, Store, Synchronous};
+use std::path::Path;
+use std::sync::Arc;
+
+pub async fn run(cli: Cli) -> CliResult {
+    match cli.command {
+        Command::Init(a) => init::run(&a),
+        Command::Db(DbCommand::Migrate) => db::migrate(&load_config(cli.config.as_deref())?).await,
+        Command::Task(cmd) => {
+            let cfg = load_config(cli.config.as_deref())?;
+            match cmd {
+                TaskCommand::Add(a) => task::add(&cfg, a).await,
+                TaskCommand::List(a) => task::list(&cfg, &a).await,
+                TaskCommand::Show(a) => task::show(&cfg, &a).await,
+            }
+        }
+        Command::Status(a) => status::run(&load_config(cli.config.as_deref())?, a.json).await,
+    }
+}
+
+/// Load and validate the configuration; warnings go to stderr. Warnings about
+/// the HTTP server are left to the commands that serve (they are noise here).
+pub fn load_config(path: Option<&Path>) -> CliResult<Config> {
+    let (cfg, warnings) = Config::load_validated(path)?;
+    for w in warnings.iter().filter(|w| !w.key.starts_with("server.")) {
+        eprintln!("warning: {w}");
+    }
+    Ok(cfg)
+}
+
+/// Open the configured store, bringing its schema up to date (idempotent).
+pub async fn open_store(cfg: &Config) -> CliResult<Arc<dyn Store>> {
+    let location = cfg.store_location()?;
+    let options = SqliteOptions {
+        synchronous: match cfg.store.synchronous {
+            orch_config::Synchronous::Normal => Synchronous::Normal,
+            orch_config::Synchronous::Full => Synchronous::Full,
+        },
+        busy_timeout: cfg.busy_timeout(),
+        ..SqliteOptions::default()
+    };
+    let store = orch_store::open(&location.url(), options).await?;
+    store.migrate().await?;
+    Ok(store)
+}

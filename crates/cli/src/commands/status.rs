@@ -1,0 +1,136 @@
+//! `orch status`: the queue snapshot of R-36, as a table or JSON.
+
+use crate::error::CliResult;
+use crate::render::{ago, print_json};
+use orch_config::Config;
+use orch_engine::status::{QueueSnapshot, StatusPolicy, snapshot};
+
+pub fn policy(cfg: &Config) -> StatusPolicy {
+    let gates = cfg.gates();
+    StatusPolicy {
+        serial_gate: gates.serial,
+        task_deps: gates.task_deps,
+        auto_labels: cfg.features.auto_labels,
+        stop: cfg.stop_scope(),
+        recent_limit: 10,
+    }
+}
+
+pub async fn run(cfg: &Config, json: bool) -> CliResult {
+    let store = super::open_store(cfg).await?;
+    let snap = snapshot(store.as_ref(), &policy(cfg)).await;
+    if json {
+        print_json(&snap)?;
+    } else {
+        print!("{}", human(&snap));
+    }
+    Ok(())
+}
+
+fn on(b: bool) -> &'static str {
+    if b { "on" } else { "off" }
+}
+
+fn human(s: &QueueSnapshot) -> String {
+    let mut out = String::new();
+    let list = |m: Vec<(String, u64)>| {
+        m.into_iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect::<Vec<_>>()
+            .join(" · ")
+    };
+    let degraded = |e: &Option<String>| {
+        e.as_ref()
+            .map(|e| format!("  (unavailable: {e})"))
+            .unwrap_or_default()
+    };
+    out += &format!(
+        "jobs:    {}{}\n",
+        list(
+            s.counts
+                .jobs
+                .iter()
+                .map(|(k, v)| (k.to_string(), *v))
+                .collect()
+        ),
+        degraded(&s.counts.error)
+    );
+    let tasks: Vec<_> = s
+        .counts
+        .tasks
+        .iter()
+        .map(|(k, v)| (k.to_string(), *v))
+        .collect();
+    out += &format!(
+        "tasks:   {}\n",
+        if tasks.is_empty() {
+            "none".into()
+        } else {
+            list(tasks)
+        }
+    );
+    out += &format!(
+        "serial gate ({}):{}",
+        on(s.serial_gate.enabled),
+        degraded(&s.serial_gate.error)
+    );
+    if s.serial_gate.leases.is_empty() {
+        out += " no merge lease held\n";
+    } else {
+        out += "\n";
+        for l in &s.serial_gate.leases {
+            out += &format!(
+                "  {} held by task {} ({}), epoch {}\n",
+                l.repo, l.task_id, l.branch, l.epoch
+            );
+        }
+    }
+    out += &format!(
+        "dependencies ({}):{}",
+        on(s.task_deps.enabled),
+        degraded(&s.task_deps.error)
+    );
+    if s.task_deps.waiting.is_empty() {
+        out += " nothing waiting\n";
+    } else {
+        out += "\n";
+        for w in &s.task_deps.waiting {
+            let on: Vec<String> = w.waiting_on.iter().map(|t| t.to_string()).collect();
+            out += &format!("  task {} waits for {}\n", w.task_id, on.join(", "));
+        }
+    }
+    out += &format!("auto labels: {}\n", on(s.auto_labels.enabled));
+    let scope = if s.stop.repos.is_empty() {
+        "all repos".to_owned()
+    } else {
+        s.stop.repos.join(", ")
+    };
+    out += &format!(
+        "stop ({}, {}): {} cancelled{}\n",
+        on(s.stop.enabled),
+        scope,
+        s.stop.cancelled_count,
+        degraded(&s.stop.error)
+    );
+    out += &format!("recent events:{}\n", degraded(&s.recent.error));
+    if s.recent.events.is_empty() {
+        out += "  none\n";
+    }
+    for e in &s.recent.events {
+        let stages = match (e.from_stage, e.to_stage) {
+            (Some(a), Some(b)) => format!(" {a} → {b}"),
+            (None, Some(b)) => format!(" → {b}"),
+            _ => String::new(),
+        };
+        out += &format!(
+            "  {:>8}  task {}  {}{}  by {}  {}\n",
+            ago(e.at),
+            e.task_id,
+            e.kind,
+            stages,
+            e.actor,
+            e.message
+        );
+    }
+    out
+}

@@ -1,0 +1,178 @@
+//! The `orch` binary end to end in an empty folder: the acceptance flow,
+//! JSON output, and exit codes (0 ok, 2 usage/config, 1 runtime).
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn orch(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_orch"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("ORCH_CONFIG")
+        .env_remove("ORCH_STORE__URL")
+        .output()
+        .expect("run orch")
+}
+
+fn ok(dir: &Path, args: &[&str]) -> String {
+    let out = orch(dir, args);
+    assert!(
+        out.status.success(),
+        "orch {args:?} failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf-8 output")
+}
+
+#[test]
+fn init_migrate_twice_add_and_list_in_an_empty_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(d, &["init"]);
+    assert!(d.join("orch.toml").is_file());
+    ok(d, &["db", "migrate"]);
+    ok(d, &["db", "migrate"]);
+    ok(d, &["task", "add", "--repo", "demo", "--title", "x"]);
+    let listed: serde_json::Value =
+        serde_json::from_str(&ok(d, &["task", "list", "--json"])).unwrap();
+    let tasks = listed.as_array().unwrap();
+    assert_eq!(tasks.len(), 1);
+    assert_eq!(tasks[0]["repo"], "demo");
+    assert_eq!(tasks[0]["stage"], "analysis");
+    assert_eq!(tasks[0]["work_item_id"], "DEMO-1");
+    assert!(
+        d.join(".orch/orch.db").is_file(),
+        "the SQLite file lives under .orch/"
+    );
+}
+
+#[test]
+fn show_status_and_dependencies() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(d, &["init"]);
+    ok(
+        d,
+        &[
+            "task", "add", "--repo", "demo", "--title", "First", "--id", "ORCH-1",
+        ],
+    );
+    let second: serde_json::Value = serde_json::from_str(&ok(
+        d,
+        &[
+            "task",
+            "add",
+            "--repo",
+            "demo",
+            "--title",
+            "Second",
+            "--id",
+            "ORCH-2",
+            "--depends-on",
+            "1",
+            "--json",
+        ],
+    ))
+    .unwrap();
+    assert_eq!(second["branch"], "feature/ORCH-2-second");
+    let shown: serde_json::Value =
+        serde_json::from_str(&ok(d, &["task", "show", "ORCH-2", "--json"])).unwrap();
+    assert_eq!(shown["depends_on"], serde_json::json!([1]));
+    assert_eq!(shown["events"][0]["kind"], "created");
+    let human = ok(d, &["task", "show", "2"]);
+    assert!(
+        human.contains("ORCH-2") && human.contains("depends on: 1"),
+        "{human}"
+    );
+    let status: serde_json::Value = serde_json::from_str(&ok(d, &["status", "--json"])).unwrap();
+    for key in [
+        "counts",
+        "serial_gate",
+        "task_deps",
+        "auto_labels",
+        "recent",
+        "stop",
+    ] {
+        assert!(status.get(key).is_some(), "status has {key}");
+    }
+    assert_eq!(status["task_deps"]["waiting"][0]["task_id"], 2);
+    assert_eq!(status["counts"]["tasks"]["analysis"], 2);
+    assert_eq!(status["stop"]["enabled"], true);
+    assert!(ok(d, &["status"]).contains("task 2 waits for 1"));
+}
+
+#[test]
+fn exit_codes_and_messages() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(d, &["init"]);
+    let code = |args: &[&str]| orch(d, args).status.code();
+    let err = |args: &[&str]| String::from_utf8_lossy(&orch(d, args).stderr).into_owned();
+    assert_eq!(code(&["bogus"]), Some(2), "unknown command");
+    assert_eq!(code(&["init"]), Some(2), "init refuses to overwrite");
+    assert!(err(&["init"]).contains("--force"));
+    assert_eq!(code(&["init", "--force"]), Some(0));
+    assert_eq!(
+        code(&["task", "add", "--repo", "nope", "--title", "x"]),
+        Some(2)
+    );
+    assert!(err(&["task", "add", "--repo", "nope", "--title", "x"]).contains("[[repos]]"));
+    assert_eq!(
+        code(&[
+            "task", "add", "--repo", "demo", "--title", "x", "--id", "../x"
+        ]),
+        Some(2)
+    );
+    assert_eq!(code(&["task", "list", "--stage", "bogus"]), Some(2));
+    assert_eq!(
+        code(&["task", "show", "99"]),
+        Some(1),
+        "not found is a runtime error"
+    );
+    assert_eq!(
+        code(&[
+            "task", "add", "--repo", "demo", "--title", "x", "--id", "K-1"
+        ]),
+        Some(0)
+    );
+    assert_eq!(
+        code(&[
+            "task", "add", "--repo", "demo", "--title", "x", "--id", "K-1"
+        ]),
+        Some(2),
+        "duplicate key"
+    );
+    assert_eq!(code(&["--config", "missing.toml", "status"]), Some(2));
+    assert!(err(&["--config", "missing.toml", "status"]).contains("orch init"));
+    std::fs::write(d.join("bad.toml"), "[queue]\nmax_attempts = 0\n").unwrap();
+    assert_eq!(code(&["--config", "bad.toml", "status"]), Some(2));
+    assert!(
+        err(&["--config", "bad.toml", "status"]).contains("queue.max_attempts"),
+        "the message names the key"
+    );
+    std::fs::write(d.join("typo.toml"), "[queue]\nmax_atempts = 2\n").unwrap();
+    assert!(err(&["--config", "typo.toml", "status"]).contains("max_atempts"));
+}
+
+#[test]
+fn environment_overrides_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(d, &["init"]);
+    let out = Command::new(env!("CARGO_BIN_EXE_orch"))
+        .args(["db", "migrate"])
+        .current_dir(d)
+        .env("ORCH_STORE__URL", "sqlite://elsewhere/o.db")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        d.join("elsewhere/o.db").is_file(),
+        "ORCH_STORE__URL moved the database"
+    );
+}
