@@ -10,6 +10,19 @@ use clap::Parser;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    // `orch monitor` owns one agent's process tree (see orch_agent::process). It
+    // runs before clap and tokio: it blocks signals and waits on them, and a
+    // signal mask is per thread, so no runtime threads may exist in it.
+    let mut argv = std::env::args_os();
+    if argv.nth(1).is_some_and(|a| a == "monitor") {
+        return match orch_agent::process::MonitorArgs::parse(argv) {
+            Ok(args) => ExitCode::from(orch_agent::process::run_monitor(args).clamp(0, 255) as u8),
+            Err(e) => {
+                eprintln!("orch monitor: {e}");
+                ExitCode::from(2)
+            }
+        };
+    }
     let cli = match args::Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {

@@ -176,3 +176,38 @@ fn environment_overrides_the_file() {
         "ORCH_STORE__URL moved the database"
     );
 }
+
+/// `orch monitor` runs an agent under the monitor and records its exit status
+/// (the monitor itself exits 0 once exit.json is written).
+#[test]
+fn monitor_subcommand_records_the_exit() {
+    let dir = tempfile::tempdir().unwrap();
+    let run_dir = dir.path().join("run");
+    std::fs::create_dir(&run_dir).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_orch"))
+        .arg("monitor")
+        .arg("--run-dir")
+        .arg(&run_dir)
+        .args(["--", "/bin/sh", "-c", "echo hello; exit 3"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let exit: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run_dir.join("exit.json")).unwrap()).unwrap();
+    assert_eq!(exit["exit_code"], 3);
+    assert!(
+        std::fs::read_to_string(run_dir.join("output.log"))
+            .unwrap()
+            .contains("hello")
+    );
+    assert_eq!(
+        orch(dir.path(), &["monitor"]).status.code(),
+        Some(2),
+        "missing arguments are a usage error"
+    );
+}
