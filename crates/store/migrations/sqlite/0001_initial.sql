@@ -62,10 +62,11 @@ CREATE TABLE IF NOT EXISTS jobs (
     created_at       INTEGER NOT NULL,
     updated_at       INTEGER NOT NULL
 );
-CREATE INDEX IF NOT EXISTS jobs_claim ON jobs (status, priority DESC, run_after, id);
+-- Partial indexes hold only live rows: finished jobs cost the hot path nothing.
+CREATE INDEX IF NOT EXISTS jobs_claim ON jobs (priority DESC, run_after, id) WHERE status = 'queued';
+CREATE INDEX IF NOT EXISTS jobs_running ON jobs (repo, agent) WHERE status = 'running';
+CREATE INDEX IF NOT EXISTS jobs_lease ON jobs (lease_expires_at) WHERE status = 'running';
 CREATE INDEX IF NOT EXISTS jobs_task ON jobs (task_id);
-CREATE INDEX IF NOT EXISTS jobs_status_repo ON jobs (status, repo);
-CREATE INDEX IF NOT EXISTS jobs_status_agent ON jobs (status, agent);
 
 CREATE TABLE IF NOT EXISTS runs (
     run_id           TEXT    PRIMARY KEY,

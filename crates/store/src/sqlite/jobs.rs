@@ -118,8 +118,7 @@ impl JobQueue for SqliteStore {
         let now = self.now();
         let payload = serde_json::to_string(&job.payload)
             .map_err(|e| StoreError::Corrupt(format!("job payload: {e}")))?;
-        let mut tx = self.begin_write().await?;
-        super::tasks::load_task(&mut tx, job.task_id).await?;
+        // A single INSERT; the foreign key refuses a job for a missing task.
         let row = sqlx::query(
             "INSERT INTO jobs (task_id, agent, repo, status, priority, attempts, max_attempts, run_after, payload, created_at, updated_at)
              VALUES (?1, ?2, ?3, 'queued', ?4, 0, ?5, ?6, ?7, ?8, ?8) RETURNING *",
@@ -132,9 +131,12 @@ impl JobQueue for SqliteStore {
         .bind(job.run_after.0)
         .bind(payload)
         .bind(now.0)
-        .fetch_one(&mut *tx)
-        .await?;
-        tx.commit().await?;
+        .fetch_one(&self.write)
+        .await
+        .map_err(|e| match &e {
+            sqlx::Error::Database(db) if db.is_foreign_key_violation() => StoreError::TaskNotFound(job.task_id),
+            _ => StoreError::Database(e),
+        })?;
         rows::job(&row)
     }
 
@@ -176,7 +178,9 @@ impl JobQueue for SqliteStore {
             .map(|(k, v)| (k.as_str(), *v))
             .collect();
         let per_agent = to_json(&per_agent);
-        let mut tx = self.begin_write().await?;
+        // One statement: SQLite takes the write lock at its first step, so the
+        // pick and the take cannot interleave with another writer; the trigger
+        // `jobs_claim_mints_run` inserts the run row within it.
         let row = sqlx::query(CLAIM)
             .bind(run_id.0.clone())
             .bind(req.worker.0.clone())
@@ -188,29 +192,9 @@ impl JobQueue for SqliteStore {
             .bind(per_repo)
             .bind(req.limits.per_repo.map(i64::from))
             .bind(per_agent)
-            .fetch_optional(&mut *tx)
+            .fetch_optional(&self.write)
             .await?;
-        let Some(row) = row else {
-            // Nothing to claim: the empty transaction just ends.
-            tx.rollback().await?;
-            return Ok(None);
-        };
-        let job = rows::job(&row)?;
-        sqlx::query(
-            "INSERT INTO runs (run_id, job_id, task_id, agent, attempt, worker_id, started_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(run_id.0.clone())
-        .bind(job.id.0)
-        .bind(job.task_id.0)
-        .bind(job.agent.as_str())
-        .bind(i64::from(job.attempts))
-        .bind(req.worker.0.clone())
-        .bind(now.0)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(Some(job))
+        row.as_ref().map(rows::job).transpose()
     }
 
     async fn heartbeat(&self, job: JobId, run: &RunId, lease: Duration) -> StoreResult<bool> {
@@ -271,22 +255,21 @@ impl JobQueue for SqliteStore {
 
     async fn running_jobs(&self, worker: Option<&WorkerId>) -> StoreResult<Vec<Job>> {
         let rows = sqlx::query(
-            "SELECT * FROM jobs WHERE status = 'running' AND (?1 IS NULL OR worker_id = ?1) ORDER BY id",
+            "SELECT * FROM jobs WHERE status = 'running' AND (?1 IS NULL OR worker_id = ?1)",
         )
         .bind(worker.map(|w| w.0.clone()))
         .fetch_all(&self.read)
         .await?;
-        rows.iter().map(rows::job).collect()
+        by_id(rows.iter().map(rows::job).collect())
     }
 
     async fn expired_jobs(&self) -> StoreResult<Vec<Job>> {
-        let rows = sqlx::query(
-            "SELECT * FROM jobs WHERE status = 'running' AND lease_expires_at < ? ORDER BY id",
-        )
-        .bind(self.now().0)
-        .fetch_all(&self.read)
-        .await?;
-        rows.iter().map(rows::job).collect()
+        let rows =
+            sqlx::query("SELECT * FROM jobs WHERE status = 'running' AND lease_expires_at < ?")
+                .bind(self.now().0)
+                .fetch_all(&self.read)
+                .await?;
+        by_id(rows.iter().map(rows::job).collect())
     }
 
     async fn reap_unknown_outcome(
@@ -334,6 +317,14 @@ impl JobQueue for SqliteStore {
         }
         Ok(out)
     }
+}
+
+/// Sorted by id. The queries leave ORDER BY out so SQLite walks the small
+/// partial index of running jobs instead of the whole table in rowid order.
+fn by_id(jobs: StoreResult<Vec<Job>>) -> StoreResult<Vec<Job>> {
+    let mut jobs = jobs?;
+    jobs.sort_by_key(|j| j.id);
+    Ok(jobs)
 }
 
 /// The limit maps as JSON for `json_extract` in the claim. Maps of strings to
