@@ -415,6 +415,37 @@ pub async fn fail_backs_off_then_gives_up(h: Harness) {
     assert_eq!(status(&h, &j).await, JobStatus::Failed);
 }
 
+/// Giving up ends the attempt for good; a job for a missing task is refused.
+pub async fn give_up_and_enqueue_checks(h: Harness) {
+    let t = task(&h, "ORCH-1", Stage::Development).await;
+    let j = job(&h, &t, AgentKind::Developer).await;
+    let c = claim_exactly(&h, &j).await;
+    let run = c.run_id.clone().unwrap();
+    assert!(
+        !h.store
+            .give_up(j.id, &RunId("stale".into()), "x")
+            .await
+            .unwrap()
+    );
+    assert!(
+        h.store
+            .give_up(j.id, &run, "budget exceeded")
+            .await
+            .unwrap()
+    );
+    let after = h.store.get_job(j.id).await.unwrap().unwrap();
+    assert_eq!(
+        (after.status, after.last_error.as_deref()),
+        (JobStatus::Failed, Some("budget exceeded"))
+    );
+    assert!(!h.store.give_up(j.id, &run, "again").await.unwrap());
+    let missing = NewJob::new(TaskId(9999), AgentKind::Developer, "demo", h.clock.now_ts());
+    assert!(matches!(
+        h.store.enqueue(missing).await,
+        Err(crate::StoreError::TaskNotFound(_))
+    ));
+}
+
 /// A running job whose lease passes without heartbeat is found as expired.
 pub async fn expired_leases_are_found(h: Harness) {
     let t = task(&h, "ORCH-1", Stage::Development).await;
@@ -1016,6 +1047,7 @@ macro_rules! conformance_suite {
             lease_of_terminal_task_is_free,
             run_id_fences_stale_attempts,
             fail_backs_off_then_gives_up,
+            give_up_and_enqueue_checks,
             expired_leases_are_found,
             claim_order_and_run_after,
             claim_skips_terminal_tasks,

@@ -71,6 +71,9 @@ pub trait JobQueue {
         error: &str,
         policy: &RetryPolicy,
     ) -> StoreResult<Option<FailureDecision>>;
+    /// Running → failed for good, no retry (e.g. the task's budget is spent).
+    /// `false`: stale run, nothing changed.
+    async fn give_up(&self, job: JobId, run: &RunId, error: &str) -> StoreResult<bool>;
     /// Cancel the task's queued jobs, and its running ones unless `only_queued`.
     async fn cancel_jobs_for_task(&self, task: TaskId, only_queued: bool) -> StoreResult<u64>;
     /// Running jobs, all or of one worker.

@@ -238,6 +238,21 @@ impl JobQueue for SqliteStore {
         self.end_attempt(job, run, error, policy, false).await
     }
 
+    async fn give_up(&self, job: JobId, run: &RunId, error: &str) -> StoreResult<bool> {
+        let n = sqlx::query(
+            "UPDATE jobs SET status = 'failed', lease_expires_at = NULL, last_error = ?1, updated_at = ?2
+             WHERE id = ?3 AND run_id = ?4 AND status = 'running'",
+        )
+        .bind(error.to_owned())
+        .bind(self.now().0)
+        .bind(job.0)
+        .bind(run.0.clone())
+        .execute(&self.write)
+        .await?
+        .rows_affected();
+        Ok(n == 1)
+    }
+
     async fn cancel_jobs_for_task(&self, task: TaskId, only_queued: bool) -> StoreResult<u64> {
         let now = self.now();
         let n = sqlx::query(

@@ -1,0 +1,400 @@
+//! The supervisor (R-10…R-17): the only owner of this worker's agent runs.
+//!
+//! ```text
+//! dispatcher ── claim ──▶ prepare (worktree, prompt) ── launch monitor ──▶ watcher
+//! watcher: tail log → adapter · heartbeat (fenced) · timeouts · budget · exit
+//!          └─ record run + end job (complete | retry | give up) ──▶ RunReport
+//! start-up: running jobs of this worker → re-adopt (alive) | finish (exited) | reap (lost)
+//! reaper:   expired leases of other workers → unknown outcome (R-12)
+//! ```
+
+mod env;
+mod recover;
+mod tail;
+mod watch;
+
+pub use env::{AgentEnv, agent_env};
+
+use orch_agent::adapters::AdapterKind;
+use orch_agent::process::{
+    CgroupMode, LaunchSpec, MonitorCommand, RunHandle, StopPolicy, Timeouts,
+};
+use orch_core::retry::{FailureDecision, RetryPolicy};
+use orch_core::run::{RunOutcome, Usage};
+use orch_core::{AgentKind, Gates, Job, JobId, Limits, RunId, Task, TaskId, WorkerId};
+use orch_store::{ClaimRequest, RunProcess, Store};
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{Notify, mpsc};
+use tokio::task::JoinHandle;
+
+/// How and where one agent run starts: decided by the pipeline's preparer
+/// (worktree, prompt, agent config) before the launch.
+#[derive(Debug, Clone)]
+pub struct PreparedRun {
+    pub cwd: PathBuf,
+    pub argv: Vec<String>,
+    /// Extra variables for this run (e.g. ORCH_PROMPT_FILE), on top of the allowlist.
+    pub env: BTreeMap<String, String>,
+    pub adapter: AdapterKind,
+    pub timeouts: Timeouts,
+}
+
+/// Prepares a claimed job's run. Errors fail the attempt (and it is retried).
+#[async_trait::async_trait]
+pub trait RunPreparer: Send + Sync {
+    async fn prepare(&self, task: &Task, job: &Job, run_dir: &Path) -> Result<PreparedRun, String>;
+}
+
+/// Per-task spending limits (R-17); exceeding one stops the agent and parks the task.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Budget {
+    pub max_tokens: Option<u64>,
+    pub max_cost_usd: Option<f64>,
+}
+
+impl Budget {
+    /// What is exceeded by `used`, if anything, as a sentence for the task's log.
+    pub fn exceeded(&self, used: Usage) -> Option<String> {
+        if let Some(max) = self.max_tokens.filter(|m| used.total_tokens() > *m) {
+            return Some(format!(
+                "token budget exceeded: {} > {max}",
+                used.total_tokens()
+            ));
+        }
+        if let Some(max) = self.max_cost_usd.filter(|m| used.cost_usd > *m) {
+            return Some(format!(
+                "cost budget exceeded: ${:.4} > ${max:.4}",
+                used.cost_usd
+            ));
+        }
+        None
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct SupervisorConfig {
+    pub worker: WorkerId,
+    /// Each run gets `runs_dir/<run_id>/` (logs, exit.json).
+    pub runs_dir: PathBuf,
+    pub lease: Duration,
+    pub heartbeat: Duration,
+    /// Fallback polling of the queue when nobody wakes the dispatcher.
+    pub poll: Duration,
+    /// How often a watcher looks at its run (exit, log lines, timeouts).
+    pub tick: Duration,
+    pub limits: Limits,
+    pub gates: Gates,
+    pub retry: RetryPolicy,
+    pub stop: StopPolicy,
+    pub budget: Budget,
+    pub env: AgentEnv,
+    pub monitor: MonitorCommand,
+    pub cgroup: CgroupMode,
+}
+
+/// How a job's attempt ended, for the pipeline to act on.
+#[derive(Debug, Clone, PartialEq)]
+pub enum JobEnd {
+    Completed,
+    Retrying(FailureDecision),
+    /// No attempts left, or the budget is spent: the task was parked for a person.
+    GaveUp,
+    /// The job was cancelled (STOP) or its claim was lost (fenced).
+    Cancelled,
+}
+
+/// One finished run, reported to the pipeline.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunReport {
+    pub task_id: TaskId,
+    pub job_id: JobId,
+    pub run_id: RunId,
+    pub agent: AgentKind,
+    pub outcome: RunOutcome,
+    pub end: JobEnd,
+    pub usage: Usage,
+    pub final_text: Option<String>,
+    pub error: Option<String>,
+}
+
+/// A run this worker is watching.
+struct Active {
+    task: TaskId,
+    stop: Arc<Notify>,
+}
+
+pub struct Supervisor {
+    store: Arc<dyn Store>,
+    preparer: Arc<dyn RunPreparer>,
+    cfg: SupervisorConfig,
+    wake: Notify,
+    shutdown: Notify,
+    active: Mutex<HashMap<RunId, Active>>,
+    reports: mpsc::UnboundedSender<RunReport>,
+}
+
+impl Supervisor {
+    /// A supervisor and the stream of its run reports.
+    pub fn new(
+        store: Arc<dyn Store>,
+        preparer: Arc<dyn RunPreparer>,
+        cfg: SupervisorConfig,
+    ) -> (Arc<Supervisor>, mpsc::UnboundedReceiver<RunReport>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let sup = Arc::new(Supervisor {
+            store,
+            preparer,
+            cfg,
+            wake: Notify::new(),
+            shutdown: Notify::new(),
+            active: Mutex::new(HashMap::new()),
+            reports: tx,
+        });
+        (sup, rx)
+    }
+
+    pub fn config(&self) -> &SupervisorConfig {
+        &self.cfg
+    }
+
+    /// New work was queued: claim now instead of at the next poll.
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Stop claiming. Running agents are left alone: a restarted orchestrator
+    /// re-adopts them (graceful shutdown, R-60).
+    pub fn shutdown(&self) {
+        self.shutdown.notify_waiters();
+    }
+
+    /// Runs being watched right now.
+    pub fn active_runs(&self) -> Vec<RunId> {
+        self.lock_active().keys().cloned().collect()
+    }
+
+    /// Stop every run of `task` now (STOP). Returns how many were signalled;
+    /// their watchers record the runs as cancelled.
+    pub fn stop_task_runs(&self, task: TaskId) -> usize {
+        let active = self.lock_active();
+        let mut n = 0;
+        for a in active.values().filter(|a| a.task == task) {
+            a.stop.notify_one();
+            n += 1;
+        }
+        n
+    }
+
+    fn lock_active(&self) -> std::sync::MutexGuard<'_, HashMap<RunId, Active>> {
+        // A watcher that panicked while holding the lock leaves the map intact
+        // (inserts and removes are single operations), so keep using it.
+        self.active.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn run_dir(&self, run: &RunId) -> PathBuf {
+        self.cfg.runs_dir.join(run.as_str())
+    }
+
+    fn claim_request(&self) -> ClaimRequest {
+        ClaimRequest {
+            worker: self.cfg.worker.clone(),
+            lease: self.cfg.lease,
+            limits: self.cfg.limits.clone(),
+            gates: self.cfg.gates,
+        }
+    }
+
+    /// Claim and start every job that may run now; returns how many started.
+    pub async fn dispatch_once(self: &Arc<Self>) -> usize {
+        let mut started = 0;
+        loop {
+            match self.store.claim(&self.claim_request()).await {
+                Ok(Some(job)) => {
+                    started += 1;
+                    let sup = self.clone();
+                    tokio::spawn(async move { sup.start_job(job).await });
+                }
+                Ok(None) => return started,
+                Err(e) => {
+                    tracing::error!(error = %e, "claiming a job failed; retrying at the next poll");
+                    return started;
+                }
+            }
+        }
+    }
+
+    /// The dispatcher loop: claim on wake-up or every `poll`, until shutdown.
+    pub async fn run(self: Arc<Self>) {
+        loop {
+            self.dispatch_once().await;
+            tokio::select! {
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep(self.cfg.poll) => {}
+                _ = self.shutdown.notified() => return,
+            }
+        }
+    }
+
+    /// Start the dispatcher and the reaper; recover this worker's runs first.
+    pub async fn start(self: &Arc<Self>) -> Vec<JoinHandle<()>> {
+        self.recover().await;
+        let reaper = {
+            let sup = self.clone();
+            tokio::spawn(async move { sup.reaper_loop().await })
+        };
+        let dispatcher = tokio::spawn(self.clone().run());
+        vec![dispatcher, reaper]
+    }
+
+    /// Prepare and launch a claimed job, then watch it to the end.
+    async fn start_job(self: Arc<Self>, job: Job) {
+        let Some(run) = job.run_id.clone() else {
+            tracing::error!(job = %job.id, "claimed job has no run id");
+            return;
+        };
+        let run_dir = self.run_dir(&run);
+        let task = match self.store.get_task(job.task_id).await {
+            Ok(Some(t)) => t,
+            other => {
+                let why = match other {
+                    Err(e) => format!("loading task {}: {e}", job.task_id),
+                    _ => format!("task {} no longer exists", job.task_id),
+                };
+                self.launch_failed(&job, &run, why).await;
+                return;
+            }
+        };
+        if let Err(e) = std::fs::create_dir_all(&run_dir) {
+            self.launch_failed(&job, &run, format!("creating {}: {e}", run_dir.display()))
+                .await;
+            return;
+        }
+        let prepared = match self.preparer.prepare(&task, &job, &run_dir).await {
+            Ok(p) => p,
+            Err(e) => {
+                self.launch_failed(&job, &run, format!("preparing the run: {e}"))
+                    .await;
+                return;
+            }
+        };
+        let meta = recover::RunMeta::new(prepared.adapter, &prepared.timeouts, job.updated_at);
+        if let Err(e) = meta.write(&run_dir) {
+            self.launch_failed(&job, &run, format!("writing the run's metadata: {e}"))
+                .await;
+            return;
+        }
+        let mut env = agent_env(&self.cfg.env, &task, &job, &run);
+        env.extend(prepared.env.clone());
+        let spec = LaunchSpec {
+            run_id: run.clone(),
+            run_dir: run_dir.clone(),
+            cwd: prepared.cwd.clone(),
+            argv: prepared.argv.iter().map(Into::into).collect(),
+            env,
+            monitor: self.cfg.monitor.clone(),
+            cgroup: self.cfg.cgroup,
+        };
+        let handle =
+            match tokio::task::spawn_blocking(move || orch_agent::process::launch(spec)).await {
+                Ok(Ok(h)) => h,
+                Ok(Err(e)) => {
+                    self.launch_failed(&job, &run, format!("launching the agent: {e}"))
+                        .await;
+                    return;
+                }
+                Err(e) => {
+                    self.launch_failed(&job, &run, format!("launcher task failed: {e}"))
+                        .await;
+                    return;
+                }
+            };
+        let process = RunProcess {
+            pid: handle.pid,
+            pgid: handle.pgid,
+            proc_start_ticks: handle.proc_start_ticks,
+            log_path: run_dir
+                .join(orch_agent::process::run_dir::OUTPUT_LOG)
+                .display()
+                .to_string(),
+        };
+        if let Err(e) = self.store.record_run_process(&run, &process).await {
+            // The run is alive and known by its folder; recovery can still find it
+            // by run id, so watch it rather than orphan it.
+            tracing::error!(run = %run, error = %e, "recording the run's process failed");
+        }
+        tracing::info!(task = %task.id, job = %job.id, run = %run, agent = %job.agent, pid = handle.pid, "agent started");
+        self.watch(task, job, handle, prepared.adapter, prepared.timeouts)
+            .await;
+    }
+
+    /// The attempt failed before an agent process existed: record and retry.
+    async fn launch_failed(&self, job: &Job, run: &RunId, error: String) {
+        tracing::warn!(job = %job.id, run = %run, error = %error, "run could not start");
+        let finish = orch_store::RunFinish {
+            outcome: RunOutcome::Failed,
+            exit_code: None,
+            signal: None,
+            usage: Usage::default(),
+            session_id: None,
+            error: Some(error.clone()),
+        };
+        let _ = self.store.finish_run(run, &finish).await;
+        let end = match self.store.fail(job.id, run, &error, &self.cfg.retry).await {
+            Ok(Some(FailureDecision::GiveUp)) => {
+                self.park(job.task_id, &format!("{} gave up: {error}", job.agent))
+                    .await;
+                JobEnd::GaveUp
+            }
+            Ok(Some(FailureDecision::Cancel)) | Ok(None) => JobEnd::Cancelled,
+            Ok(Some(d)) => JobEnd::Retrying(d),
+            Err(e) => {
+                tracing::error!(job = %job.id, error = %e, "recording the failed start failed");
+                JobEnd::Cancelled
+            }
+        };
+        let _ = self.reports.send(RunReport {
+            task_id: job.task_id,
+            job_id: job.id,
+            run_id: run.clone(),
+            agent: job.agent,
+            outcome: RunOutcome::Failed,
+            end,
+            usage: Usage::default(),
+            final_text: None,
+            error: Some(error),
+        });
+    }
+
+    /// Park the task for a person (R-8a) with the reason in its log.
+    async fn park(&self, task: TaskId, why: &str) {
+        let ev = orch_core::EventInput::new(
+            format!("worker:{}", self.cfg.worker),
+            "needs_attention",
+            why,
+        );
+        match self
+            .store
+            .set_stage(task, orch_core::Stage::NeedsAttention, None, ev)
+            .await
+        {
+            Ok(_) => tracing::warn!(task = %task, reason = why, "task parked for a person"),
+            Err(e) => {
+                tracing::info!(task = %task, error = %e, "task not parked (already terminal or parked)")
+            }
+        }
+    }
+}
+
+/// Rebuild a run's handle from what the store recorded.
+pub fn handle_of(run: &orch_core::Run, runs_dir: &Path) -> Option<RunHandle> {
+    Some(RunHandle {
+        run_id: run.run_id.clone(),
+        pid: run.pid?,
+        pgid: run.pgid?,
+        proc_start_ticks: run.proc_start_ticks?,
+        run_dir: runs_dir.join(run.run_id.as_str()),
+    })
+}

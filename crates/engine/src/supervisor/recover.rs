@@ -1,0 +1,199 @@
+//! After a restart: re-adopt this worker's live runs, finish those that ended
+//! while nobody watched, reap the lost. And the reaper for runs whose
+//! worker stopped renewing their lease.
+
+use super::watch::Ending;
+use super::{Supervisor, handle_of};
+use orch_agent::adapters::{AdapterKind, adapter_for};
+use orch_agent::process::{RunHandle, RunState, Timeouts, is_alive, run_state};
+use orch_core::{Job, Timestamp};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// What a later orchestrator needs to keep watching a run: written next to the
+/// monitor's files at launch.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(super) struct RunMeta {
+    pub adapter: AdapterKind,
+    pub wall_ms: Option<u64>,
+    pub idle_ms: Option<u64>,
+    pub started_at: Timestamp,
+}
+
+pub(super) const RUN_META: &str = "orch-run.json";
+
+impl RunMeta {
+    pub fn new(adapter: AdapterKind, t: &Timeouts, started_at: Timestamp) -> Self {
+        RunMeta {
+            adapter,
+            wall_ms: t.wall.map(|d| d.as_millis() as u64),
+            idle_ms: t.idle.map(|d| d.as_millis() as u64),
+            started_at,
+        }
+    }
+
+    pub fn timeouts(&self) -> Timeouts {
+        Timeouts {
+            wall: self.wall_ms.map(Duration::from_millis),
+            idle: self.idle_ms.map(Duration::from_millis),
+        }
+    }
+
+    pub fn write(&self, run_dir: &Path) -> std::io::Result<()> {
+        let text = serde_json::to_string(self).map_err(std::io::Error::other)?;
+        std::fs::write(run_dir.join(RUN_META), text)
+    }
+
+    pub fn read(run_dir: &Path) -> Option<RunMeta> {
+        serde_json::from_str(&std::fs::read_to_string(run_dir.join(RUN_META)).ok()?).ok()
+    }
+}
+
+impl Supervisor {
+    /// Start-up recovery of the jobs this worker left running.
+    pub async fn recover(self: &Arc<Self>) {
+        let jobs = match self.store.running_jobs(Some(&self.cfg.worker)).await {
+            Ok(j) => j,
+            Err(e) => {
+                tracing::error!(error = %e, "listing running jobs for recovery failed");
+                return;
+            }
+        };
+        for job in jobs {
+            self.recover_job(job).await;
+        }
+    }
+
+    async fn recover_job(self: &Arc<Self>, job: Job) {
+        let Some(run_id) = job.run_id.clone() else {
+            return;
+        };
+        let run = match self.store.get_run(&run_id).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(run = %run_id, error = %e, "loading the run for recovery failed");
+                return;
+            }
+        };
+        let handle = run.as_ref().and_then(|r| handle_of(r, &self.cfg.runs_dir));
+        let Some(handle) = handle else {
+            // Claimed, but the agent never started (crash between claim and launch).
+            let reason = "orch restarted before the agent started";
+            let d = self
+                .store
+                .reap_unknown_outcome(job.id, &run_id, reason, &self.cfg.retry)
+                .await;
+            let end = self.end_of(&job, d, reason).await;
+            tracing::info!(run = %run_id, ?end, "reaped a run that never started");
+            return;
+        };
+        let meta = RunMeta::read(&handle.run_dir);
+        let adapter = meta.as_ref().map_or(AdapterKind::Command, |m| m.adapter);
+        let timeouts = meta.as_ref().map(RunMeta::timeouts).unwrap_or(Timeouts {
+            wall: None,
+            idle: None,
+        });
+        let started = meta.map_or_else(
+            || run.map_or(Timestamp(0), |r| r.started_at),
+            |m| m.started_at,
+        );
+        let task = match self.store.get_task(job.task_id).await {
+            Ok(Some(t)) => t,
+            _ => return,
+        };
+        match run_state(&handle) {
+            RunState::Running => {
+                tracing::info!(run = %run_id, pid = handle.pid, "re-adopting a live run");
+                let sup = self.clone();
+                tokio::spawn(async move {
+                    sup.watch_run(task, job, handle, adapter, timeouts, started)
+                        .await
+                });
+            }
+            RunState::Exited(rec) => {
+                tracing::info!(run = %run_id, "recording a run that ended while orch was away");
+                self.record_from_log(&job, &handle, adapter, Ending::Exited(rec))
+                    .await;
+            }
+            RunState::Lost => {
+                self.record_from_log(&job, &handle, adapter, Ending::Lost)
+                    .await;
+            }
+        }
+    }
+
+    async fn record_from_log(
+        &self,
+        job: &Job,
+        handle: &RunHandle,
+        adapter: AdapterKind,
+        ending: Ending,
+    ) {
+        let mut a = adapter_for(adapter);
+        let log = handle
+            .run_dir
+            .join(orch_agent::process::run_dir::OUTPUT_LOG);
+        let text = std::fs::read(&log).unwrap_or_default();
+        for line in String::from_utf8_lossy(&text).lines() {
+            a.feed_line(line);
+        }
+        self.record(job, handle, a.as_mut(), ending).await;
+    }
+
+    /// Every half lease: jobs whose lease expired and that nobody here watches
+    /// have an unknown outcome (their worker died or lost the store).
+    pub(super) async fn reaper_loop(self: Arc<Self>) {
+        let period = (self.cfg.lease / 2).max(Duration::from_millis(200));
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(period) => {}
+                _ = self.shutdown.notified() => return,
+            }
+            self.reap_once().await;
+        }
+    }
+
+    /// One reaper pass; returns how many jobs it reaped.
+    pub async fn reap_once(&self) -> usize {
+        let expired = match self.store.expired_jobs().await {
+            Ok(j) => j,
+            Err(e) => {
+                tracing::warn!(error = %e, "listing expired jobs failed");
+                return 0;
+            }
+        };
+        let watched = self.active_runs();
+        let mut n = 0;
+        for job in expired {
+            let Some(run_id) = job.run_id.clone() else {
+                continue;
+            };
+            if watched.contains(&run_id) {
+                continue;
+            }
+            // If the run's process still lives on this machine, end it first:
+            // requeueing while it runs would run the stage twice.
+            if let Ok(Some(run)) = self.store.get_run(&run_id).await
+                && let Some(h) = handle_of(&run, &self.cfg.runs_dir)
+                && is_alive(&h)
+            {
+                let policy = self.cfg.stop;
+                let _ = tokio::task::spawn_blocking(move || {
+                    orch_agent::process::stop(&h, &policy, "lease expired: outcome unknown")
+                })
+                .await;
+            }
+            let reason = "the worker stopped renewing the job's lease";
+            let d = self
+                .store
+                .reap_unknown_outcome(job.id, &run_id, reason, &self.cfg.retry)
+                .await;
+            let end = self.end_of(&job, d, reason).await;
+            tracing::warn!(job = %job.id, run = %run_id, ?end, "reaped a job with an unknown outcome");
+            n += 1;
+        }
+        n
+    }
+}

@@ -1,0 +1,364 @@
+//! Watching one run to its end, and recording how it ended.
+//!
+//! The watcher is the run's single owner in this process: it feeds the log to
+//! the adapter, renews the job's lease (a refused heartbeat means the claim is
+//! fenced: the job was cancelled or reaped, so the agent must go), enforces the
+//! wall/idle timeouts and the task's budget, and answers stop requests.
+
+use super::tail::LogTail;
+use super::{Active, JobEnd, RunReport, Supervisor};
+use orch_agent::adapters::{AdapterKind, OutputAdapter, ProcessExit, adapter_for};
+use orch_agent::process::{ExitRecord, RunHandle, RunState, Timeouts, run_dir, run_state};
+use orch_core::retry::FailureDecision;
+use orch_core::run::{RunOutcome, Usage};
+use orch_core::{Job, Task, Timestamp};
+use orch_store::RunFinish;
+use std::sync::Arc;
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+/// How the watch ended.
+pub(super) enum Ending {
+    /// The monitor recorded the agent's exit.
+    Exited(ExitRecord),
+    /// The monitor vanished without a record: the outcome is unknown.
+    Lost,
+    /// orch stopped the run.
+    Stopped {
+        outcome: RunOutcome,
+        reason: String,
+        exit: Option<ExitRecord>,
+    },
+}
+
+fn now() -> Timestamp {
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0);
+    Timestamp(i64::try_from(ms).unwrap_or(i64::MAX))
+}
+
+impl Supervisor {
+    /// Watch `handle` until it ends, then record it. `started` is when the run began.
+    pub(super) async fn watch_run(
+        self: &Arc<Self>,
+        task: Task,
+        job: Job,
+        handle: RunHandle,
+        adapter: AdapterKind,
+        timeouts: Timeouts,
+        started: Timestamp,
+    ) {
+        let run = handle.run_id.clone();
+        let stop = Arc::new(Notify::new());
+        self.lock_active().insert(
+            run.clone(),
+            Active {
+                task: task.id,
+                stop: stop.clone(),
+            },
+        );
+        let mut adapter = adapter_for(adapter);
+        let mut tail = LogTail::new(handle.run_dir.join(run_dir::OUTPUT_LOG));
+        let ending = self
+            .follow(
+                &task,
+                &job,
+                &handle,
+                adapter.as_mut(),
+                &mut tail,
+                &timeouts,
+                started,
+                &stop,
+            )
+            .await;
+        for line in tail.read_lines(true) {
+            adapter.feed_line(&line);
+        }
+        self.record(&job, &handle, adapter.as_mut(), ending).await;
+        self.lock_active().remove(&run);
+    }
+
+    /// Convenience for a freshly launched run.
+    pub(super) async fn watch(
+        self: &Arc<Self>,
+        task: Task,
+        job: Job,
+        handle: RunHandle,
+        adapter: AdapterKind,
+        timeouts: Timeouts,
+    ) {
+        self.watch_run(task, job, handle, adapter, timeouts, now())
+            .await;
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn follow(
+        &self,
+        task: &Task,
+        job: &Job,
+        handle: &RunHandle,
+        adapter: &mut (dyn OutputAdapter + Send),
+        tail: &mut LogTail,
+        timeouts: &Timeouts,
+        started: Timestamp,
+        stop: &Notify,
+    ) -> Ending {
+        let run = &handle.run_id;
+        // This run's own usage is recorded only when it ends; the rest is spent.
+        let spent_before = match self.store.task_usage(task.id).await {
+            Ok(u) => u,
+            Err(e) => {
+                tracing::warn!(run = %run, error = %e, "reading the task's usage failed; budget counts this run only");
+                Usage::default()
+            }
+        };
+        let mut next_heartbeat = Instant::now() + self.cfg.heartbeat;
+        loop {
+            for line in tail.read_lines(false) {
+                for ev in adapter.feed_line(&line) {
+                    tracing::trace!(run = %run, event = ?ev, "agent event");
+                }
+            }
+            match run_state(handle) {
+                RunState::Exited(rec) => return Ending::Exited(rec),
+                RunState::Lost => return Ending::Lost,
+                RunState::Running => {}
+            }
+            let last = orch_agent::process::last_output_at(&handle.run_dir);
+            if let Some(kind) = orch_agent::process::decide_timeout(timeouts, started, last, now())
+            {
+                let reason = format!("{kind:?} timeout: the agent was stopped");
+                return self.stop_now(handle, kind.outcome(), reason).await;
+            }
+            let mut used = spent_before;
+            used += adapter.usage_so_far();
+            if let Some(why) = self.cfg.budget.exceeded(used) {
+                return self.stop_now(handle, RunOutcome::BudgetExceeded, why).await;
+            }
+            if Instant::now() >= next_heartbeat {
+                match self.store.heartbeat(job.id, run, self.cfg.lease).await {
+                    Ok(true) => next_heartbeat = Instant::now() + self.cfg.heartbeat,
+                    Ok(false) => {
+                        let reason = "the job was cancelled or its claim was lost".to_owned();
+                        return self.stop_now(handle, RunOutcome::Cancelled, reason).await;
+                    }
+                    Err(e) => {
+                        // Keep the agent; if the store stays away the lease expires
+                        // and the reaper decides, which is the safe default.
+                        tracing::warn!(run = %run, error = %e, "heartbeat failed; retrying");
+                        next_heartbeat = Instant::now() + self.cfg.heartbeat / 4;
+                    }
+                }
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(self.cfg.tick) => {}
+                _ = stop.notified() => {
+                    return self.stop_now(handle, RunOutcome::Cancelled, "STOP requested".to_owned()).await;
+                }
+            }
+        }
+    }
+
+    /// Stop the run's whole process tree (blocking work, off the runtime).
+    async fn stop_now(&self, handle: &RunHandle, outcome: RunOutcome, reason: String) -> Ending {
+        let h = handle.clone();
+        let policy = self.cfg.stop;
+        let why = reason.clone();
+        let report =
+            tokio::task::spawn_blocking(move || orch_agent::process::stop(&h, &policy, &why)).await;
+        let exit = match report {
+            Ok(Ok(r)) => {
+                if !r.all_gone {
+                    tracing::error!(run = %handle.run_id, survivors = ?r.survivors, "processes survived the stop");
+                }
+                if let Some(refusal) = &r.refused {
+                    tracing::warn!(run = %handle.run_id, ?refusal, "stop refused: the pid now belongs to another process");
+                }
+                tracing::info!(run = %handle.run_id, reason = %reason, elapsed_ms = r.elapsed.as_millis() as u64, "run stopped");
+                r.exit
+            }
+            Ok(Err(e)) => {
+                tracing::error!(run = %handle.run_id, error = %e, "stopping the run failed");
+                None
+            }
+            Err(e) => {
+                tracing::error!(run = %handle.run_id, error = %e, "stop task failed");
+                None
+            }
+        };
+        Ending::Stopped {
+            outcome,
+            reason,
+            exit,
+        }
+    }
+
+    /// Record the run, end the job, and report.
+    pub(super) async fn record(
+        &self,
+        job: &Job,
+        handle: &RunHandle,
+        adapter: &mut (dyn OutputAdapter + Send),
+        ending: Ending,
+    ) {
+        let run = &handle.run_id;
+        let exit_of = |rec: &ExitRecord| ProcessExit::from_parts(rec.exit_code, rec.signal);
+        let (outcome, exit_rec, error, final_text, session, usage) = match ending {
+            Ending::Exited(rec) => {
+                // A monitor that could not start the agent still records why.
+                let out = adapter.finish(exit_of(&rec).unwrap_or(ProcessExit::Code(127)));
+                let error = rec.spawn_error.clone().or_else(|| out.error_message());
+                let outcome = if rec.spawn_error.is_some() {
+                    RunOutcome::Failed
+                } else {
+                    out.run_outcome()
+                };
+                (
+                    outcome,
+                    Some(rec),
+                    error,
+                    out.final_text.clone(),
+                    out.session_id.clone(),
+                    out.usage,
+                )
+            }
+            Ending::Stopped {
+                outcome,
+                reason,
+                exit,
+            } => {
+                let pe = exit
+                    .as_ref()
+                    .and_then(exit_of)
+                    .unwrap_or(ProcessExit::Signal(9));
+                let out = adapter.finish(pe);
+                (
+                    outcome,
+                    exit,
+                    Some(reason),
+                    out.final_text.clone(),
+                    out.session_id.clone(),
+                    out.usage,
+                )
+            }
+            Ending::Lost => {
+                let reason = "the run's monitor vanished without recording an exit";
+                let out = adapter.finish(ProcessExit::Signal(9));
+                let finish = RunFinish {
+                    outcome: RunOutcome::Unknown,
+                    exit_code: None,
+                    signal: None,
+                    usage: out.usage,
+                    session_id: out.session_id.clone(),
+                    error: Some(reason.to_owned()),
+                };
+                let _ = self.store.finish_run(run, &finish).await;
+                let decision = self
+                    .store
+                    .reap_unknown_outcome(job.id, run, reason, &self.cfg.retry)
+                    .await;
+                let end = self.end_of(job, decision, reason).await;
+                self.report(
+                    job,
+                    run,
+                    RunOutcome::Unknown,
+                    end,
+                    out.usage,
+                    out.final_text.clone(),
+                    Some(reason.to_owned()),
+                );
+                return;
+            }
+        };
+        let finish = RunFinish {
+            outcome,
+            exit_code: exit_rec.as_ref().and_then(|r| r.exit_code),
+            signal: exit_rec.as_ref().and_then(|r| r.signal),
+            usage,
+            session_id: session,
+            error: error.clone(),
+        };
+        if let Err(e) = self.store.finish_run(run, &finish).await {
+            tracing::error!(run = %run, error = %e, "recording the run's end failed");
+        }
+        let end = match outcome {
+            RunOutcome::Succeeded => match self.store.complete(job.id, run).await {
+                Ok(true) => JobEnd::Completed,
+                Ok(false) => JobEnd::Cancelled,
+                Err(e) => {
+                    tracing::error!(run = %run, error = %e, "completing the job failed; the reaper will decide");
+                    JobEnd::Cancelled
+                }
+            },
+            // STOP cancels the job before stopping the run; a fenced run's job
+            // belongs to someone else already. Either way, leave the job alone.
+            RunOutcome::Cancelled => JobEnd::Cancelled,
+            RunOutcome::BudgetExceeded => {
+                let why = error.clone().unwrap_or_else(|| "budget exceeded".into());
+                let _ = self.store.give_up(job.id, run, &why).await;
+                self.park(job.task_id, &why).await;
+                JobEnd::GaveUp
+            }
+            _ => {
+                let why = error.clone().unwrap_or_else(|| outcome.as_str().to_owned());
+                let decision = self.store.fail(job.id, run, &why, &self.cfg.retry).await;
+                self.end_of(job, decision, &why).await
+            }
+        };
+        tracing::info!(run = %run, job = %job.id, outcome = outcome.as_str(), end = ?end, "run finished");
+        self.report(job, run, outcome, end, usage, final_text, error);
+    }
+
+    pub(super) async fn end_of(
+        &self,
+        job: &Job,
+        decision: orch_store::StoreResult<Option<FailureDecision>>,
+        why: &str,
+    ) -> JobEnd {
+        match decision {
+            Ok(Some(FailureDecision::GiveUp)) => {
+                self.park(
+                    job.task_id,
+                    &format!(
+                        "{} failed {} times, last: {why}",
+                        job.agent, job.max_attempts
+                    ),
+                )
+                .await;
+                JobEnd::GaveUp
+            }
+            Ok(Some(FailureDecision::Cancel)) | Ok(None) => JobEnd::Cancelled,
+            Ok(Some(d)) => JobEnd::Retrying(d),
+            Err(e) => {
+                tracing::error!(job = %job.id, error = %e, "recording the failure failed; the reaper will decide");
+                JobEnd::Cancelled
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn report(
+        &self,
+        job: &Job,
+        run: &orch_core::RunId,
+        outcome: RunOutcome,
+        end: JobEnd,
+        usage: Usage,
+        final_text: Option<String>,
+        error: Option<String>,
+    ) {
+        let _ = self.reports.send(RunReport {
+            task_id: job.task_id,
+            job_id: job.id,
+            run_id: run.clone(),
+            agent: job.agent,
+            outcome,
+            end,
+            usage,
+            final_text,
+            error,
+        });
+    }
+}
