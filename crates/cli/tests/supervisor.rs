@@ -42,7 +42,7 @@ impl RunPreparer for Script {
             argv: vec!["/bin/sh".into(), path.display().to_string()],
             env: Default::default(),
             adapter: self.adapter,
-            timeouts: self.timeouts.clone(),
+            timeouts: self.timeouts,
         })
     }
 }
@@ -540,7 +540,7 @@ async fn runs_that_ended_or_died_while_nobody_watched_are_finished_or_reaped() {
     let (sup_b, mut rx) =
         Supervisor::new(w.store.clone(), Arc::new(w.script("exit 99")), w.config());
     sup_b.recover().await;
-    let mut reports = vec![next_report(&mut rx).await, next_report(&mut rx).await];
+    let mut reports = [next_report(&mut rx).await, next_report(&mut rx).await];
     reports.sort_by_key(|r| r.task_id);
     assert_eq!(
         (reports[0].outcome, reports[0].end.clone()),
