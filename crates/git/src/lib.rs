@@ -1,1 +1,27 @@
-//! Git worktrees and branches (the git CLI, argv only).
+//! Git for orch: the git CLI driven with argv only (never a shell string).
+//!
+//! - [`Git`] (`runner.rs`) runs one git command in a hermetic frame and maps a
+//!   failure to a [`GitError`] carrying the command, exit status and stderr tail.
+//! - [`RepoStore`] (`mirror.rs`) keeps one bare mirror per repo under `repos_dir`
+//!   and, per task, a worktree sharing the mirror's objects (`worktree.rs`, R-20).
+//! - Removing a worktree first archives its branch tip and uncommitted work to
+//!   `refs/orch/archive/<work_item_id>/<n>` (`archive.rs`, R-21).
+//! - Branch operations (`branch.rs`): orch's commits, push, merging the base in,
+//!   the reviewer's diff, guarded remote-branch deletion and the local
+//!   forge's lease-checked fast-forward of the base.
+//! - Everything that reaches git as a ref is validated first (`refs.rs`).
+
+mod archive;
+mod branch;
+mod error;
+mod mirror;
+pub mod refs;
+mod runner;
+mod worktree;
+
+pub use archive::{Archive, restore_branch_name};
+pub use branch::{DeleteOutcome, FastForward, MergeResult, ProtectedBranches};
+pub use error::{GitError, RefError, Result};
+pub use mirror::RepoStore;
+pub use runner::{Git, GitOutput, Identity};
+pub use worktree::{PruneReport, Removal, Worktree};

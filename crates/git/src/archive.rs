@@ -1,0 +1,353 @@
+//! Archive refs: uncommitted work is never destroyed silently.
+//!
+//! Before a worktree goes away, its full state — tracked modifications and
+//! untracked files (not ignored ones) — is committed to
+//! `refs/orch/archive/<work_item_id>/<n>` with the worktree's HEAD (and the branch
+//! tip, if it differs) as parents. The commit is built through a temporary index
+//! (`GIT_INDEX_FILE` + `add -A` + `write-tree` + `commit-tree`), so the worktree's
+//! own index, HEAD and branch are never touched: archiving is safe even while a
+//! person is looking at the worktree.
+//!
+//! The refs live in the mirror (refs are shared by all worktrees), are kept by gc,
+//! and are listed by `orch task show`; `restore_archive` turns one into a branch.
+
+use std::ffi::{OsStr, OsString};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use orch_core::Timestamp;
+use orch_core::keys::validate_work_item_id;
+use serde::Serialize;
+
+use crate::error::{GitError, Result};
+use crate::mirror::RepoStore;
+use crate::refs::{local_ref, validate_branch_name};
+use crate::worktree::Worktree;
+
+/// One saved state of a task's worktree or branch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Archive {
+    /// `refs/orch/archive/<work_item_id>/<number>`.
+    pub ref_name: String,
+    pub number: u32,
+    pub commit: String,
+    /// The branch the archived worktree had checked out.
+    pub branch: String,
+    pub created_at: Timestamp,
+    /// `true` if the archive holds changes that were not committed on the branch;
+    /// `false` if it only records the branch tip.
+    pub had_uncommitted: bool,
+}
+
+const TRAILER_BRANCH: &str = "Orch-Branch";
+const TRAILER_UNCOMMITTED: &str = "Orch-Uncommitted";
+
+/// A concurrent archive of the same work item may take the number we picked; we
+/// then pick again, a bounded number of times.
+const NUMBER_ATTEMPTS: usize = 8;
+
+fn archive_prefix(work_item_id: &str) -> String {
+    format!("refs/orch/archive/{work_item_id}/")
+}
+
+/// `restore/<work_item_id>-<n>`: where [`RepoStore::restore_archive`] puts an archive.
+pub fn restore_branch_name(work_item_id: &str, number: u32) -> String {
+    format!("restore/{work_item_id}-{number}")
+}
+
+impl RepoStore {
+    /// Archive a worktree's current state without removing it (e.g. before a risky
+    /// step). [`RepoStore::remove_worktree`] does this itself.
+    pub async fn archive_worktree(
+        &self,
+        worktree: &Worktree,
+        work_item_id: &str,
+    ) -> Result<Archive> {
+        validate_work_item_id(work_item_id)?;
+        validate_branch_name(&worktree.branch)?;
+        let mirror = self.existing_mirror(&worktree.repo)?;
+        self.write_archive(
+            &mirror,
+            Some(&worktree.path),
+            &worktree.branch,
+            work_item_id,
+        )
+        .await
+    }
+
+    /// Write an archive commit and ref. With a worktree, its full state is saved;
+    /// without one, only the local branch tip (which must exist).
+    pub(crate) async fn write_archive(
+        &self,
+        mirror: &Path,
+        worktree: Option<&Path>,
+        branch: &str,
+        work_item_id: &str,
+    ) -> Result<Archive> {
+        let tip = self.ref_sha(mirror, &local_ref(branch)).await?;
+        let (tree, parents, had_uncommitted) = match worktree {
+            Some(wt) => {
+                let head = self.ref_sha(wt, "HEAD").await?;
+                let tree = self.snapshot_tree(mirror, wt, head.as_deref()).await?;
+                let head_tree = match &head {
+                    Some(h) => Some(
+                        self.git()
+                            .run(wt, ["rev-parse", &format!("{h}^{{tree}}")])
+                            .await?,
+                    ),
+                    None => None,
+                };
+                let had = head_tree.as_deref().map(str::trim) != Some(tree.as_str());
+                let mut parents: Vec<String> = head.into_iter().collect();
+                if let Some(t) = &tip
+                    && !parents.contains(t)
+                {
+                    parents.push(t.clone());
+                }
+                (tree, parents, had)
+            }
+            None => {
+                let tip = tip.ok_or_else(|| GitError::Parse {
+                    command: "write_archive".to_owned(),
+                    detail: format!("branch {branch:?} has no local ref to archive"),
+                })?;
+                let tree = self
+                    .git()
+                    .run(mirror, ["rev-parse", &format!("{tip}^{{tree}}")])
+                    .await?
+                    .trim()
+                    .to_owned();
+                (tree, vec![tip], false)
+            }
+        };
+
+        let message = format!(
+            "orch archive of {branch} ({work_item_id})\n\n{TRAILER_BRANCH}: {branch}\n{TRAILER_UNCOMMITTED}: {}\n",
+            if had_uncommitted { "yes" } else { "no" }
+        );
+        let mut args: Vec<OsString> = vec!["commit-tree".into(), "--no-gpg-sign".into()];
+        for p in &parents {
+            args.extend(["-p".into(), p.into()]);
+        }
+        args.extend(["-m".into(), message.into(), tree.into()]);
+        // One clock reading for the commit's dates and the returned `created_at`, so
+        // the value equals what list_archives later reads back.
+        let secs = now_secs();
+        let date = OsString::from(format!("@{secs} +0000"));
+        let env = [
+            ("GIT_AUTHOR_DATE", date.as_os_str()),
+            ("GIT_COMMITTER_DATE", date.as_os_str()),
+        ];
+        let commit = self
+            .git()
+            .run_env(mirror, &args, &env)
+            .await?
+            .trim()
+            .to_owned();
+
+        for _ in 0..NUMBER_ATTEMPTS {
+            let number = self.next_archive_number(mirror, work_item_id).await?;
+            let ref_name = format!("{}{number}", archive_prefix(work_item_id));
+            // Empty old value: create only, never overwrite an existing archive.
+            let out = self
+                .git()
+                .output(
+                    mirror,
+                    &[
+                        "update-ref".into(),
+                        ref_name.clone().into(),
+                        commit.clone().into(),
+                        "".into(),
+                    ],
+                    &[],
+                )
+                .await?;
+            if out.success() {
+                tracing::info!(
+                    work_item_id,
+                    branch,
+                    ref_name,
+                    had_uncommitted,
+                    "archived worktree state"
+                );
+                return Ok(Archive {
+                    ref_name,
+                    number,
+                    commit,
+                    branch: branch.to_owned(),
+                    created_at: Timestamp(secs.saturating_mul(1000)),
+                    had_uncommitted,
+                });
+            }
+            if self.ref_sha(mirror, &ref_name).await?.is_none() {
+                let args: Vec<OsString> = vec!["update-ref".into(), ref_name.into(), commit.into()];
+                return Err(self.git().failure(mirror, &args, &out));
+            }
+        }
+        Err(GitError::Parse {
+            command: "update-ref".to_owned(),
+            detail: format!(
+                "no free archive number for {work_item_id} after {NUMBER_ATTEMPTS} attempts"
+            ),
+        })
+    }
+
+    /// The tree of the worktree as `git add -A` would stage it, built in a
+    /// throw-away index that starts as a copy of the worktree's index (so unchanged
+    /// files are not re-hashed).
+    async fn snapshot_tree(&self, mirror: &Path, wt: &Path, head: Option<&str>) -> Result<String> {
+        let index = TempIndex::new(mirror);
+        let real = self
+            .git()
+            .run(
+                wt,
+                ["rev-parse", "--path-format=absolute", "--git-path", "index"],
+            )
+            .await?;
+        let real = PathBuf::from(real.trim());
+        let env = [("GIT_INDEX_FILE", index.path.as_os_str())];
+        if tokio::fs::try_exists(&real).await.unwrap_or(false) {
+            tokio::fs::copy(&real, &index.path)
+                .await
+                .map_err(|e| GitError::io("copy the index", &real, e))?;
+        } else if let Some(h) = head {
+            self.git().run_env(wt, ["read-tree", h], &env).await?;
+        }
+        self.git().run_env(wt, ["add", "-A"], &env).await?;
+        Ok(self
+            .git()
+            .run_env(wt, ["write-tree"], &env)
+            .await?
+            .trim()
+            .to_owned())
+    }
+
+    async fn next_archive_number(&self, mirror: &Path, work_item_id: &str) -> Result<u32> {
+        let existing = self.archive_refs(mirror, work_item_id).await?;
+        Ok(existing.iter().map(|a| a.number).max().map_or(1, |n| n + 1))
+    }
+
+    /// Every archive of a work item, oldest (lowest number) first.
+    pub async fn list_archives(&self, repo: &str, work_item_id: &str) -> Result<Vec<Archive>> {
+        validate_work_item_id(work_item_id)?;
+        let mirror = self.existing_mirror(repo)?;
+        self.archive_refs(&mirror, work_item_id).await
+    }
+
+    async fn archive_refs(&self, mirror: &Path, work_item_id: &str) -> Result<Vec<Archive>> {
+        let prefix = archive_prefix(work_item_id);
+        let format = format!(
+            "--format=%(refname)%00%(objectname)%00%(creatordate:unix)%00%(trailers:key={TRAILER_UNCOMMITTED},valueonly)%00%(trailers:key={TRAILER_BRANCH},valueonly)%00"
+        );
+        let out = self
+            .git()
+            .run(mirror, ["for-each-ref", format.as_str(), prefix.as_str()])
+            .await?;
+        let fields: Vec<&str> = out.split('\0').map(str::trim).collect();
+        let mut archives = Vec::new();
+        for rec in fields.chunks_exact(5) {
+            let [ref_name, commit, date, uncommitted, branch] = rec else {
+                continue;
+            };
+            // Anything under the prefix that is not `<number>` was not written by us.
+            let Some(number) = ref_name
+                .strip_prefix(prefix.as_str())
+                .and_then(|n| n.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            let secs: i64 = date.parse().map_err(|_| GitError::Parse {
+                command: "for-each-ref".to_owned(),
+                detail: format!("bad date {date:?} for {ref_name}"),
+            })?;
+            archives.push(Archive {
+                ref_name: (*ref_name).to_owned(),
+                number,
+                commit: (*commit).to_owned(),
+                branch: (*branch).to_owned(),
+                created_at: Timestamp(secs.saturating_mul(1000)),
+                had_uncommitted: *uncommitted == "yes",
+            });
+        }
+        archives.sort_by_key(|a| a.number);
+        Ok(archives)
+    }
+
+    /// Create the local branch `restore/<work_item_id>-<number>` at an archive and
+    /// return its name; `create_or_reuse_worktree` can then check it out. The
+    /// archived uncommitted changes are the branch's last commit. Restoring the
+    /// same archive twice returns the same branch.
+    pub async fn restore_archive(
+        &self,
+        repo: &str,
+        work_item_id: &str,
+        number: u32,
+    ) -> Result<String> {
+        validate_work_item_id(work_item_id)?;
+        let mirror = self.existing_mirror(repo)?;
+        let ref_name = format!("{}{number}", archive_prefix(work_item_id));
+        let commit =
+            self.ref_sha(&mirror, &ref_name)
+                .await?
+                .ok_or_else(|| GitError::ArchiveNotFound {
+                    repo: repo.to_owned(),
+                    work_item_id: work_item_id.to_owned(),
+                    number,
+                })?;
+        let branch = restore_branch_name(work_item_id, number);
+        validate_branch_name(&branch)?;
+        let target = local_ref(&branch);
+        let _guard = self.lock_repo(repo).await;
+        match self.ref_sha(&mirror, &target).await? {
+            Some(existing) if existing == commit => return Ok(branch),
+            Some(_) => return Err(GitError::BranchExists { branch }),
+            None => {}
+        }
+        self.git()
+            .run(
+                &mirror,
+                [
+                    OsStr::new("update-ref"),
+                    "-m".as_ref(),
+                    "orch: restore archive".as_ref(),
+                    target.as_ref(),
+                    commit.as_ref(),
+                    "".as_ref(),
+                ],
+            )
+            .await?;
+        Ok(branch)
+    }
+}
+
+fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// A uniquely named index file next to the mirror, deleted when dropped.
+struct TempIndex {
+    path: PathBuf,
+}
+
+impl TempIndex {
+    fn new(mirror: &Path) -> Self {
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        TempIndex {
+            path: mirror.join(format!("orch-archive-index-{}-{n}", std::process::id())),
+        }
+    }
+}
+
+impl Drop for TempIndex {
+    fn drop(&mut self) {
+        // Best effort: a leftover file is harmless and is overwritten by name reuse.
+        let _ = std::fs::remove_file(&self.path);
+        let mut lock = self.path.clone().into_os_string();
+        lock.push(".lock");
+        let _ = std::fs::remove_file(lock);
+    }
+}

@@ -1,0 +1,305 @@
+//! The repo store and its per-repo bare mirrors.
+//!
+//! Layout under `repos_dir`:
+//! - `<repo>.git` — a bare repository whose `origin` is the configured remote; the
+//!   remote's branches live under `refs/remotes/origin/*` (so a task's local branch
+//!   and the remote's copy of it can differ), task branches under `refs/heads/*`,
+//!   archives under `refs/orch/archive/*`;
+//! - `worktrees/<repo>/<branch folder>` — one worktree per task branch, sharing the
+//!   mirror's object store (see `worktree.rs`).
+//!
+//! Operations that change the mirror's shared state (fetch, push, adding or
+//! removing worktrees) take a per-repo async lock so concurrent tasks of the same
+//! repo do not race on git's ref and worktree lock files.
+
+use std::collections::HashMap;
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use orch_core::keys::validate_repo_name;
+use tokio::sync::OwnedMutexGuard;
+
+use crate::error::{GitError, Result};
+use crate::runner::Git;
+
+/// Where orch keeps its repository mirrors and task worktrees.
+#[derive(Debug, Clone)]
+pub struct RepoStore {
+    repos_dir: PathBuf,
+    git: Git,
+    locks: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
+}
+
+/// What the mirror fetches: every branch as a remote-tracking ref, and tags as they
+/// are on the remote (forced, so a moved tag never fails a fetch).
+const FETCH_REFSPECS: [&str; 2] = [
+    "+refs/heads/*:refs/remotes/origin/*",
+    "+refs/tags/*:refs/tags/*",
+];
+
+impl RepoStore {
+    /// A store rooted at `repos_dir` using `git` from `PATH`. Nothing is touched on
+    /// disk until the first operation.
+    pub fn new(repos_dir: impl AsRef<Path>) -> Self {
+        Self::with_git(repos_dir, Git::new())
+    }
+
+    pub fn with_git(repos_dir: impl AsRef<Path>, git: Git) -> Self {
+        let dir = repos_dir.as_ref();
+        // Absolute, because paths are handed to git run in other directories and are
+        // compared with the absolute paths `git worktree list` prints.
+        let repos_dir = std::path::absolute(dir).unwrap_or_else(|_| dir.to_owned());
+        RepoStore {
+            repos_dir,
+            git,
+            locks: Arc::default(),
+        }
+    }
+
+    pub fn repos_dir(&self) -> &Path {
+        &self.repos_dir
+    }
+
+    pub fn git(&self) -> &Git {
+        &self.git
+    }
+
+    /// `repos_dir/<repo>.git`, whether or not it exists yet.
+    pub fn mirror_path(&self, repo: &str) -> Result<PathBuf> {
+        validate_repo_name(repo)?;
+        Ok(self.repos_dir.join(format!("{repo}.git")))
+    }
+
+    /// The mirror of `repo`, which must already exist.
+    pub(crate) fn existing_mirror(&self, repo: &str) -> Result<PathBuf> {
+        let path = self.mirror_path(repo)?;
+        if path.is_dir() {
+            Ok(path)
+        } else {
+            Err(GitError::NoMirror {
+                repo: repo.to_owned(),
+                path,
+            })
+        }
+    }
+
+    /// Serialises mirror-changing operations of one repo within this process.
+    pub(crate) async fn lock_repo(&self, repo: &str) -> OwnedMutexGuard<()> {
+        let lock = {
+            let mut map = self.locks.lock().unwrap_or_else(|e| e.into_inner());
+            map.entry(repo.to_owned()).or_default().clone()
+        };
+        lock.lock_owned().await
+    }
+
+    /// Make sure `repos_dir/<repo>.git` is a bare mirror of `remote_url` with fresh
+    /// remote-tracking branches, and return its path.
+    ///
+    /// A new mirror is built in a temporary folder and renamed into place, so a
+    /// crash never leaves a half-initialised mirror that looks complete. An existing
+    /// mirror gets its `origin` URL updated if the configuration changed, then is
+    /// fetched.
+    pub async fn ensure_mirror(&self, repo: &str, remote_url: &str) -> Result<PathBuf> {
+        validate_remote_url(remote_url)?;
+        let path = self.mirror_path(repo)?;
+        let _guard = self.lock_repo(repo).await;
+
+        if path.exists() {
+            let bare = self
+                .git
+                .output(
+                    &path,
+                    &["rev-parse".into(), "--is-bare-repository".into()],
+                    &[],
+                )
+                .await?;
+            if !bare.success() || bare.stdout.trim() != "true" {
+                return Err(GitError::NotAMirror { path });
+            }
+            let current = self
+                .git
+                .output(
+                    &path,
+                    &["config".into(), "--get".into(), "remote.origin.url".into()],
+                    &[],
+                )
+                .await?;
+            if current.stdout.trim() != remote_url {
+                tracing::info!(repo, "remote URL changed; updating the mirror's origin");
+                self.git
+                    .run(&path, ["remote", "set-url", "--", "origin", remote_url])
+                    .await?;
+            }
+        } else {
+            self.create_mirror(repo, &path, remote_url).await?;
+        }
+        self.fetch_locked(&path).await?;
+        Ok(path)
+    }
+
+    async fn create_mirror(&self, repo: &str, path: &Path, remote_url: &str) -> Result<()> {
+        tokio::fs::create_dir_all(&self.repos_dir)
+            .await
+            .map_err(|e| GitError::io("create", &self.repos_dir, e))?;
+        let tmp = self.repos_dir.join(format!(".{repo}.git.tmp"));
+        if tmp.exists() {
+            // Left by a crash during a previous ensure_mirror; it never held work.
+            tokio::fs::remove_dir_all(&tmp)
+                .await
+                .map_err(|e| GitError::io("remove", &tmp, e))?;
+        }
+        self.git
+            .run(
+                &self.repos_dir,
+                [
+                    OsStr::new("init"),
+                    "--bare".as_ref(),
+                    "--quiet".as_ref(),
+                    "--".as_ref(),
+                    tmp.as_os_str(),
+                ],
+            )
+            .await?;
+        self.git
+            .run(&tmp, ["remote", "add", "--", "origin", remote_url])
+            .await?;
+        self.git
+            .run(
+                &tmp,
+                [
+                    "config",
+                    "--replace-all",
+                    "remote.origin.fetch",
+                    FETCH_REFSPECS[0],
+                ],
+            )
+            .await?;
+        self.git
+            .run(
+                &tmp,
+                ["config", "--add", "remote.origin.fetch", FETCH_REFSPECS[1]],
+            )
+            .await?;
+        // Bare repositories keep no reflogs by default; task branches should, as one
+        // more way back to a commit an agent moved away from.
+        self.git
+            .run(&tmp, ["config", "core.logAllRefUpdates", "true"])
+            .await?;
+        tokio::fs::rename(&tmp, path)
+            .await
+            .map_err(|e| GitError::io("move into place", path, e))?;
+        tracing::info!(repo, path = %path.display(), "created mirror");
+        Ok(())
+    }
+
+    /// Fetch the remote's branches and tags into the mirror (pruning deleted ones).
+    pub async fn fetch(&self, repo: &str) -> Result<()> {
+        let path = self.existing_mirror(repo)?;
+        let _guard = self.lock_repo(repo).await;
+        self.fetch_locked(&path).await
+    }
+
+    /// Fetch while the caller holds the repo lock.
+    pub(crate) async fn fetch_locked(&self, mirror: &Path) -> Result<()> {
+        self.git
+            .run(mirror, ["fetch", "--prune", "--quiet", "--", "origin"])
+            .await?;
+        Ok(())
+    }
+
+    /// The commit a branch points at on the remote right now (`ls-remote`), `None`
+    /// if the remote has no such branch. For the caller that needs the expected
+    /// base of [`RepoStore::fast_forward_base`].
+    pub async fn remote_branch_sha(&self, repo: &str, branch: &str) -> Result<Option<String>> {
+        crate::refs::validate_branch_name(branch)?;
+        let mirror = self.existing_mirror(repo)?;
+        self.ls_remote_branch(&mirror, branch).await
+    }
+
+    /// `ls-remote` of one (validated) branch from the mirror.
+    pub(crate) async fn ls_remote_branch(
+        &self,
+        mirror: &Path,
+        branch: &str,
+    ) -> Result<Option<String>> {
+        let full = crate::refs::local_ref(branch);
+        let out = self
+            .git
+            .run(mirror, ["ls-remote", "--", "origin", full.as_str()])
+            .await?;
+        Ok(out.lines().find_map(|line| {
+            let (sha, name) = line.split_once('\t')?;
+            (name == full).then(|| sha.to_owned())
+        }))
+    }
+
+    /// Whether a ref exists in the repository at `dir` (a mirror or a worktree).
+    pub(crate) async fn ref_sha(&self, dir: &Path, full_ref: &str) -> Result<Option<String>> {
+        let spec = format!("{full_ref}^{{commit}}");
+        let out = self
+            .git
+            .output(
+                dir,
+                &[
+                    "rev-parse".into(),
+                    "--verify".into(),
+                    "--quiet".into(),
+                    spec.into(),
+                ],
+                &[],
+            )
+            .await?;
+        Ok(match out.code() {
+            Some(0) => Some(out.stdout.trim().to_owned()),
+            _ => None,
+        })
+    }
+}
+
+/// A remote URL or path must not be mistaken for an option, nor smuggle control
+/// characters into config files.
+fn validate_remote_url(url: &str) -> Result<()> {
+    let why = if url.is_empty() {
+        Some("must not be empty")
+    } else if url.starts_with('-') {
+        Some("must not start with '-'")
+    } else if url.chars().any(|c| c.is_control()) {
+        Some("must not contain control characters")
+    } else if url.starts_with("ext::") {
+        Some("the ext:: transport runs commands and is not allowed")
+    } else {
+        None
+    };
+    match why {
+        Some(why) => Err(GitError::InvalidUrl {
+            url: crate::runner::redact(url),
+            why,
+        }),
+        None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn remote_urls() {
+        assert!(validate_remote_url("/srv/git/demo.git").is_ok());
+        assert!(validate_remote_url("https://example.test/x.git").is_ok());
+        for bad in ["", "--upload-pack=x", "a\nb", "ext::sh -c x"] {
+            assert!(validate_remote_url(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn paths() {
+        let store = RepoStore::new("/srv/orch/repos");
+        assert_eq!(
+            store.mirror_path("demo").ok(),
+            Some(PathBuf::from("/srv/orch/repos/demo.git"))
+        );
+        assert!(store.mirror_path("../x").is_err());
+    }
+}

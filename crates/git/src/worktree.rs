@@ -1,0 +1,416 @@
+//! One git worktree per task, sharing the repo mirror's object store.
+//!
+//! A worktree is created on a task's first stage and reused by every later stage
+//! (same path, same branch); it is removed on done or cancel, and removal always
+//! archives first, so the API offers no way to drop uncommitted work.
+
+use std::collections::HashSet;
+use std::ffi::{OsStr, OsString};
+use std::path::{Path, PathBuf};
+
+use orch_core::keys::{validate_repo_name, validate_work_item_id};
+use serde::Serialize;
+
+use crate::archive::Archive;
+use crate::error::{GitError, Result};
+use crate::mirror::RepoStore;
+use crate::refs::{folder_name, local_ref, remote_ref, validate_branch_name};
+
+/// A task's checkout.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Worktree {
+    pub repo: String,
+    pub path: PathBuf,
+    pub branch: String,
+    /// `true` if this call created the worktree, `false` if it reused one.
+    pub created: bool,
+}
+
+/// What [`RepoStore::remove_worktree`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Removal {
+    /// The archive holding the branch tip and any uncommitted work; `None` only if
+    /// there was neither a worktree nor a local branch (nothing to save).
+    pub archive: Option<Archive>,
+    pub worktree_removed: bool,
+    /// The local branch is deleted once archived, so the same work item can start
+    /// afresh from the base later; the remote branch is left alone.
+    pub local_branch_deleted: bool,
+}
+
+/// What [`RepoStore::prune_stale`] cleaned up.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct PruneReport {
+    /// Worktree folders git no longer knew about, now deleted.
+    pub removed_folders: Vec<PathBuf>,
+}
+
+/// One record of `git worktree list --porcelain`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct WorktreeEntry {
+    pub path: PathBuf,
+    /// Full ref (`refs/heads/…`), `None` when detached or bare.
+    pub branch: Option<String>,
+    pub bare: bool,
+}
+
+impl RepoStore {
+    /// `repos_dir/worktrees/<repo>/<branch folder>`, whether or not it exists.
+    pub fn worktree_path(&self, repo: &str, branch: &str) -> Result<PathBuf> {
+        validate_repo_name(repo)?;
+        validate_branch_name(branch)?;
+        Ok(self.worktrees_dir(repo).join(folder_name(branch)?))
+    }
+
+    fn worktrees_dir(&self, repo: &str) -> PathBuf {
+        self.repos_dir().join("worktrees").join(repo)
+    }
+
+    /// The task's worktree for `branch`, created on first use.
+    ///
+    /// - A worktree already registered at the branch's path is reused as is
+    ///   (`created: false`), without touching the network.
+    /// - Otherwise the mirror is fetched, and the worktree checks out the local
+    ///   branch if it exists, else a new local branch from the remote branch if that
+    ///   exists, else a new branch from `origin/<base_branch>`.
+    pub async fn create_or_reuse_worktree(
+        &self,
+        repo: &str,
+        branch: &str,
+        base_branch: &str,
+    ) -> Result<Worktree> {
+        validate_branch_name(base_branch)?;
+        let path = self.worktree_path(repo, branch)?;
+        let mirror = self.existing_mirror(repo)?;
+        let _guard = self.lock_repo(repo).await;
+
+        let entries = self.live_worktrees(&mirror).await?;
+        let wanted = local_ref(branch);
+        if let Some(entry) = find_by_path(&entries, &path) {
+            return if entry.branch.as_deref() == Some(wanted.as_str()) {
+                Ok(Worktree {
+                    repo: repo.to_owned(),
+                    path,
+                    branch: branch.to_owned(),
+                    created: false,
+                })
+            } else {
+                Err(GitError::WorktreeOnOtherBranch {
+                    path,
+                    branch: branch.to_owned(),
+                    found: entry
+                        .branch
+                        .clone()
+                        .unwrap_or_else(|| "a detached HEAD".to_owned()),
+                })
+            };
+        }
+        if let Some(other) = entries
+            .iter()
+            .find(|e| e.branch.as_deref() == Some(wanted.as_str()))
+        {
+            return Err(GitError::BranchCheckedOutElsewhere {
+                branch: branch.to_owned(),
+                other: other.path.clone(),
+            });
+        }
+        if tokio::fs::symlink_metadata(&path).await.is_ok() {
+            return Err(GitError::StaleFolder { path });
+        }
+
+        self.fetch_locked(&mirror).await?;
+        let parent = self.worktrees_dir(repo);
+        tokio::fs::create_dir_all(&parent)
+            .await
+            .map_err(|e| GitError::io("create", &parent, e))?;
+
+        let mut args: Vec<OsString> = vec!["worktree".into(), "add".into(), "--quiet".into()];
+        if self.ref_sha(&mirror, &wanted).await?.is_some() {
+            args.extend(["--".into(), path.clone().into(), branch.into()]);
+        } else {
+            let start = if self.ref_sha(&mirror, &remote_ref(branch)).await?.is_some() {
+                remote_ref(branch)
+            } else if self
+                .ref_sha(&mirror, &remote_ref(base_branch))
+                .await?
+                .is_some()
+            {
+                remote_ref(base_branch)
+            } else {
+                return Err(GitError::BaseNotFound {
+                    repo: repo.to_owned(),
+                    base: base_branch.to_owned(),
+                });
+            };
+            // --no-track: pushes always name their destination explicitly, and an
+            // upstream of origin/<base> would make a bare `git push` by an agent
+            // target the base branch.
+            args.extend([
+                "--no-track".into(),
+                "-b".into(),
+                branch.into(),
+                "--".into(),
+                path.clone().into(),
+                start.into(),
+            ]);
+        }
+        self.git().run(&mirror, &args).await?;
+        tracing::info!(repo, branch, path = %path.display(), "created worktree");
+        Ok(Worktree {
+            repo: repo.to_owned(),
+            path,
+            branch: branch.to_owned(),
+            created: true,
+        })
+    }
+
+    /// Archive, then remove the worktree of `branch` and delete its local branch.
+    ///
+    /// The archive (`refs/orch/archive/<work_item_id>/<n>`) is always written when
+    /// there is a worktree or a local branch — even when the worktree is clean — so
+    /// the branch tip survives the deletion of the local (and later the remote)
+    /// branch. Stop every process writing into the worktree first: changes made
+    /// between the archive and the removal are not saved.
+    ///
+    /// Idempotent: removing what is already gone returns an empty [`Removal`].
+    pub async fn remove_worktree(
+        &self,
+        repo: &str,
+        branch: &str,
+        work_item_id: &str,
+    ) -> Result<Removal> {
+        validate_work_item_id(work_item_id)?;
+        let path = self.worktree_path(repo, branch)?;
+        let mirror = match self.existing_mirror(repo) {
+            Ok(m) => m,
+            Err(GitError::NoMirror { .. }) if tokio::fs::symlink_metadata(&path).await.is_err() => {
+                return Ok(Removal::default());
+            }
+            Err(e) => return Err(e),
+        };
+        let _guard = self.lock_repo(repo).await;
+
+        let entries = self.live_worktrees(&mirror).await?;
+        let mut removal = Removal::default();
+        // Read before archiving: the branch deletion below is conditional on this
+        // value, so a commit landing after it makes the deletion fail instead of
+        // dropping a commit no archive holds.
+        let local = local_ref(branch);
+        let tip = self.ref_sha(&mirror, &local).await?;
+        let registered = find_by_path(&entries, &path).is_some();
+        if registered {
+            removal.archive = Some(
+                self.write_archive(&mirror, Some(&path), branch, work_item_id)
+                    .await?,
+            );
+            // --force: the worktree may hold modified and untracked files, which the
+            // archive above has just saved.
+            self.git()
+                .run(
+                    &mirror,
+                    [
+                        OsStr::new("worktree"),
+                        "remove".as_ref(),
+                        "--force".as_ref(),
+                        "--".as_ref(),
+                        path.as_os_str(),
+                    ],
+                )
+                .await?;
+            removal.worktree_removed = true;
+        } else if tokio::fs::symlink_metadata(&path).await.is_ok() {
+            return Err(GitError::StaleFolder { path });
+        }
+
+        if let Some(tip) = tip {
+            if removal.archive.is_none() {
+                removal.archive = Some(
+                    self.write_archive(&mirror, None, branch, work_item_id)
+                        .await?,
+                );
+            }
+            self.git()
+                .run(&mirror, ["update-ref", "-d", local.as_str(), tip.as_str()])
+                .await?;
+            removal.local_branch_deleted = true;
+        }
+        if removal.worktree_removed || removal.local_branch_deleted {
+            tracing::info!(
+                repo,
+                branch,
+                work_item_id,
+                "removed worktree and local branch after archiving"
+            );
+        }
+        Ok(removal)
+    }
+
+    /// Startup cleanup: `git worktree prune` in every mirror (forgets worktrees
+    /// whose folders vanished), then delete worktree folders git no longer knows
+    /// (left by a crash mid-creation or a deleted mirror). Such folders have no
+    /// git metadata left to archive them with; each deletion is logged.
+    pub async fn prune_stale(&self) -> Result<PruneReport> {
+        let mut report = PruneReport::default();
+        let root = self.repos_dir().join("worktrees");
+        let repos = match tokio::fs::read_dir(&root).await {
+            Ok(rd) => list_dir(rd, &root).await?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(GitError::io("read", &root, e)),
+        };
+        // Mirrors without worktrees still get `worktree prune`.
+        let mut repo_names: Vec<String> = repos
+            .iter()
+            .filter_map(|p| p.file_name().and_then(|n| n.to_str()).map(str::to_owned))
+            .collect();
+        if let Ok(rd) = tokio::fs::read_dir(self.repos_dir()).await {
+            for p in list_dir(rd, self.repos_dir()).await? {
+                if let Some(name) = p
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .and_then(|n| n.strip_suffix(".git"))
+                {
+                    repo_names.push(name.to_owned());
+                }
+            }
+        }
+        repo_names.sort();
+        repo_names.dedup();
+
+        for repo in repo_names {
+            if validate_repo_name(&repo).is_err() {
+                continue;
+            }
+            let _guard = self.lock_repo(&repo).await;
+            let known: HashSet<PathBuf> = match self.existing_mirror(&repo) {
+                Ok(mirror) => {
+                    self.git().run(&mirror, ["worktree", "prune"]).await?;
+                    self.list_worktrees(&mirror)
+                        .await?
+                        .into_iter()
+                        .map(|e| canonical(&e.path))
+                        .collect()
+                }
+                Err(_) => HashSet::new(),
+            };
+            let dir = self.worktrees_dir(&repo);
+            let folders = match tokio::fs::read_dir(&dir).await {
+                Ok(rd) => list_dir(rd, &dir).await?,
+                Err(_) => continue,
+            };
+            for folder in folders {
+                if known.contains(&canonical(&folder)) {
+                    continue;
+                }
+                tracing::warn!(repo, folder = %folder.display(), "deleting a worktree folder git no longer knows");
+                let removed = match tokio::fs::symlink_metadata(&folder).await {
+                    Ok(m) if m.is_dir() => tokio::fs::remove_dir_all(&folder).await,
+                    _ => tokio::fs::remove_file(&folder).await,
+                };
+                removed.map_err(|e| GitError::io("remove", &folder, e))?;
+                report.removed_folders.push(folder);
+            }
+        }
+        Ok(report)
+    }
+
+    /// The worktrees of a mirror after forgetting those whose folder was deleted
+    /// behind git's back: otherwise such an entry would be "reused" at a path that
+    /// no longer exists, or block its branch from being checked out again.
+    async fn live_worktrees(&self, mirror: &Path) -> Result<Vec<WorktreeEntry>> {
+        let entries = self.list_worktrees(mirror).await?;
+        if entries.iter().all(|e| e.bare || e.path.exists()) {
+            return Ok(entries);
+        }
+        self.git().run(mirror, ["worktree", "prune"]).await?;
+        self.list_worktrees(mirror).await
+    }
+
+    /// The worktrees git knows for a mirror (the mirror itself comes first, bare).
+    pub(crate) async fn list_worktrees(&self, mirror: &Path) -> Result<Vec<WorktreeEntry>> {
+        let out = self
+            .git()
+            .run(mirror, ["worktree", "list", "--porcelain", "-z"])
+            .await?;
+        Ok(parse_worktree_list(&out))
+    }
+}
+
+/// Parse `git worktree list --porcelain -z`: NUL-terminated `key value` fields,
+/// records separated by an empty field.
+pub(crate) fn parse_worktree_list(out: &str) -> Vec<WorktreeEntry> {
+    let mut entries = Vec::new();
+    let mut current: Option<WorktreeEntry> = None;
+    for field in out.split('\0') {
+        if field.is_empty() {
+            entries.extend(current.take());
+            continue;
+        }
+        let (key, value) = field.split_once(' ').unwrap_or((field, ""));
+        match key {
+            "worktree" => {
+                entries.extend(current.take());
+                current = Some(WorktreeEntry {
+                    path: PathBuf::from(value),
+                    branch: None,
+                    bare: false,
+                });
+            }
+            "branch" => {
+                if let Some(e) = current.as_mut() {
+                    e.branch = Some(value.to_owned());
+                }
+            }
+            "bare" => {
+                if let Some(e) = current.as_mut() {
+                    e.bare = true;
+                }
+            }
+            _ => {}
+        }
+    }
+    entries.extend(current);
+    entries
+}
+
+fn find_by_path<'a>(entries: &'a [WorktreeEntry], path: &Path) -> Option<&'a WorktreeEntry> {
+    let wanted = canonical(path);
+    entries
+        .iter()
+        .find(|e| !e.bare && (e.path == path || canonical(&e.path) == wanted))
+}
+
+/// The real path if it exists (symlinked temp dirs, `..`), else the path as given.
+fn canonical(path: &Path) -> PathBuf {
+    std::fs::canonicalize(path).unwrap_or_else(|_| path.to_owned())
+}
+
+async fn list_dir(mut rd: tokio::fs::ReadDir, dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    while let Some(entry) = rd
+        .next_entry()
+        .await
+        .map_err(|e| GitError::io("read", dir, e))?
+    {
+        out.push(entry.path());
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_porcelain_z() {
+        let out = "worktree /r/demo.git\0bare\0\0worktree /r/worktrees/demo/feature+x\0HEAD abc\0branch refs/heads/feature/x\0\0worktree /r/w/d\0HEAD abc\0detached\0\0";
+        let entries = parse_worktree_list(out);
+        assert_eq!(entries.len(), 3);
+        assert!(entries[0].bare);
+        assert_eq!(entries[1].branch.as_deref(), Some("refs/heads/feature/x"));
+        assert_eq!(
+            entries[1].path,
+            PathBuf::from("/r/worktrees/demo/feature+x")
+        );
+        assert_eq!(entries[2].branch, None);
+    }
+}
