@@ -3,3 +3,4 @@
 
 pub mod adapters;
 pub mod process;
+pub mod prompts;
