@@ -898,6 +898,21 @@ fn codex_stopped_mid_tool_call_leaves_nothing_running() {
     let info = wait_started(&run.handle, START_DEADLINE)
         .unwrap_or_else(|| panic!("the agent never started{}", sandbox.describe()));
     let sleep = wait_for_sleep_tool(&run, &sandbox);
+    // Codex may start the tool before its `item.started` line reaches stdout;
+    // "mid-tool-call" means both, so wait for the line as well (a stop before
+    // it would lose it with the rest of Codex's unflushed output).
+    let announced = poll(START_DEADLINE, || {
+        sandbox
+            .output()
+            .lines()
+            .any(|l| l.contains("\"item.started\"") && l.contains("sleep 60"))
+            .then_some(())
+    });
+    assert!(
+        announced.is_some(),
+        "Codex never announced the sleep command{}",
+        sandbox.describe()
+    );
     let before = run_tree(&run.handle);
     eprintln!(
         "agent pid {}, sleep pid {}, tree: {before:#?}",

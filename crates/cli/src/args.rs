@@ -30,6 +30,10 @@ pub enum Command {
     Task(TaskCommand),
     /// The queue snapshot: counts, serial gate, dependencies, STOP.
     Status(JsonFlag),
+    /// Run the pipeline: HTTP API, dispatcher, supervisor, reaper and ticker.
+    Serve(ServeArgs),
+    /// Try the whole pipeline: a sample repo, the example agents, one work item driven to done.
+    Quickstart(QuickstartArgs),
 }
 
 #[derive(Debug, Args)]
@@ -57,8 +61,18 @@ pub struct JsonFlag {
 
 #[derive(Debug, Subcommand)]
 pub enum TaskCommand {
-    /// Create a task in stage `analysis`.
+    /// Create a work item and start its pipeline (the analyst is queued).
     Add(TaskAddArgs),
+    /// To Analyse: start an item's pipeline, relaunch an idle analysis, or resume a parked task.
+    Start(TaskActionArgs),
+    /// Approve the analysis (or resume a parked task).
+    Approve(TaskActionArgs),
+    /// Reject the analysis with a comment: the analyst runs again.
+    Reject(TaskActionArgs),
+    /// Confirm Deploy: run deploy phase B.
+    ConfirmDeploy(TaskActionArgs),
+    /// STOP: cancel the task (deferred while a merge or deploy is in flight).
+    Stop(TaskActionArgs),
     /// List tasks, newest first.
     List(TaskListArgs),
     /// Show one task with its jobs, runs and event log.
@@ -79,9 +93,9 @@ pub struct TaskAddArgs {
     /// Longer description for the agents.
     #[arg(long, default_value = "")]
     pub body: String,
-    /// The tracker's id of the item, if it comes from a tracker.
+    /// Only create the item; start it later with `orch task start KEY`.
     #[arg(long)]
-    pub tracker_id: Option<String>,
+    pub hold: bool,
     /// Task ids this task waits for (repeatable).
     #[arg(long = "depends-on", value_name = "TASK")]
     pub depends_on: Vec<i64>,
@@ -109,4 +123,41 @@ pub struct TaskShowArgs {
     pub task: String,
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct TaskActionArgs {
+    /// Task id or work item key.
+    pub task: String,
+    /// The person's comment (required by reject; passed to the agent).
+    #[arg(long, short = 'm')]
+    pub comment: Option<String>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TaskAction {
+    Start,
+    Approve,
+    Reject,
+    ConfirmDeploy,
+    Stop,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on (default: server.listen from orch.toml).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub listen: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct QuickstartArgs {
+    /// Approve the analysis without waiting for a person.
+    #[arg(long)]
+    pub auto: bool,
+    /// A new folder for the sample repo, orch.toml and data.
+    #[arg(default_value = "orch-quickstart")]
+    pub dir: PathBuf,
 }

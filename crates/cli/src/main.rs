@@ -4,6 +4,8 @@
 mod args;
 mod commands;
 mod error;
+mod examples;
+mod http;
 mod render;
 
 use clap::Parser;

@@ -400,7 +400,9 @@ impl Config {
             if let Some(agent) = self.agents.get(kind) {
                 check_agent(c, &format!("agents.{kind}"), agent);
             }
-            if self.agents.get(kind).is_none_or(|a| a.command.is_none()) {
+            // The merger runs the repo's `verify` and the deployer its deploy
+            // commands; only the agents proper need a command.
+            if !kind.is_serial() && self.agents.get(kind).is_none_or(|a| a.command.is_none()) {
                 unconfigured.push(kind.as_str());
             }
         }

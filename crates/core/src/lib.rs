@@ -10,6 +10,7 @@ pub mod gates;
 pub mod ids;
 pub mod job;
 pub mod keys;
+pub mod pipeline;
 pub mod retry;
 pub mod run;
 pub mod stage;

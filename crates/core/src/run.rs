@@ -107,4 +107,6 @@ pub struct Run {
     pub usage: Usage,
     pub session_id: Option<String>,
     pub error: Option<String>,
+    /// The agent's final message (a reviewer's verdict is read from it).
+    pub final_text: Option<String>,
 }

@@ -4,7 +4,13 @@
 //! - `supervisor`: claims jobs, launches their agents under a monitor, watches
 //!   them (heartbeat, timeouts, budget), records outcomes, re-adopts runs after
 //!   a restart and reaps lost ones.
+//! - `pipeline`: the stage machine's effects (gates, ticks, merge gate,
+//!   deploy finalizer, STOP) and the preparer of agent runs.
+//! - `ports`: the tracker and forge traits with the builtin tracker and the
+//!   local forge.
 //! - `status`: the `/queue` snapshot.
 
+pub mod pipeline;
+pub mod ports;
 pub mod status;
 pub mod supervisor;

@@ -842,6 +842,7 @@ pub async fn runs_record_process_outcome_and_usage(h: Harness) {
         },
         session_id: Some("s-1".into()),
         error: None,
+        final_text: Some("VERDICT: approve".into()),
     };
     assert!(h.store.finish_run(&run, &fin).await.unwrap());
     assert!(
@@ -855,6 +856,7 @@ pub async fn runs_record_process_outcome_and_usage(h: Harness) {
     );
     assert_eq!(r.worker_id, WorkerId("worker-a".into()));
     assert_eq!(r.attempt, 1);
+    assert_eq!(r.final_text.as_deref(), Some("VERDICT: approve"));
     h.store.complete(j.id, &run).await.unwrap();
     let j2 = job(&h, &t, AgentKind::Reviewer).await;
     let c2 = claim_exactly(&h, &j2).await;

@@ -43,6 +43,8 @@ pub enum StoreError {
         step: &'static str,
         marker: i64,
     },
+    #[error("task {task} already has an active job ({job}); a task runs one job at a time")]
+    ActiveJob { task: TaskId, job: JobId },
     #[error(transparent)]
     InvalidKey(#[from] KeyError),
     #[error("{0}")]

@@ -124,6 +124,8 @@ pub struct RunFinish {
     pub usage: Usage,
     pub session_id: Option<String>,
     pub error: Option<String>,
+    /// The agent's final message; `None` for a run that gave none.
+    pub final_text: Option<String>,
 }
 
 /// What start-up recovery or a reaper pass did.

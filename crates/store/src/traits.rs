@@ -32,6 +32,19 @@ pub trait TaskStore {
         expected: Option<Stage>,
         event: EventInput,
     ) -> StoreResult<Task>;
+    /// One pipeline step in one transaction: move the task from
+    /// `expected` to `to` (`to == expected`: no move), append `event`, and
+    /// enqueue `job`. `StageConflict` when the task is no longer in `expected`;
+    /// `ActiveJob` when a job is given while the task has a queued or running
+    /// one, so a task never has two active jobs.
+    async fn advance(
+        &self,
+        id: TaskId,
+        expected: Stage,
+        to: Stage,
+        event: EventInput,
+        job: Option<NewJob>,
+    ) -> StoreResult<(Task, Option<Job>)>;
     async fn append_event(&self, id: TaskId, event: EventInput) -> StoreResult<TaskEvent>;
     async fn events(&self, id: TaskId) -> StoreResult<Vec<TaskEvent>>;
     async fn recent_events(&self, limit: u32) -> StoreResult<Vec<TaskEvent>>;

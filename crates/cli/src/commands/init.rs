@@ -20,7 +20,11 @@ pub fn run(a: &InitArgs) -> CliResult {
         .validate()?;
     std::fs::write(&path, orch_config::example_toml())
         .with_context(|| format!("cannot write {}", path.display()))?;
-    println!("wrote {}", path.display());
+    crate::examples::write_agents(&a.dir)?;
+    println!(
+        "wrote {} and the example agents in examples/agents/",
+        path.display()
+    );
     println!("next: `orch db migrate`, then `orch task add --repo demo --title \"…\"`");
     Ok(())
 }

@@ -2,10 +2,12 @@
 
 mod db;
 mod init;
+mod quickstart;
+pub mod serve;
 mod status;
 mod task;
 
-use crate::args::{Cli, Command, DbCommand, TaskCommand};
+use crate::args::{Cli, Command, DbCommand, TaskAction, TaskCommand};
 use crate::error::CliResult;
 use orch_config::Config;
 use orch_store::{SqliteOptions, Store, Synchronous};
@@ -22,8 +24,17 @@ pub async fn run(cli: Cli) -> CliResult {
                 TaskCommand::Add(a) => task::add(&cfg, a).await,
                 TaskCommand::List(a) => task::list(&cfg, &a).await,
                 TaskCommand::Show(a) => task::show(&cfg, &a).await,
+                TaskCommand::Start(a) => task::action(&cfg, &a, TaskAction::Start).await,
+                TaskCommand::Approve(a) => task::action(&cfg, &a, TaskAction::Approve).await,
+                TaskCommand::Reject(a) => task::action(&cfg, &a, TaskAction::Reject).await,
+                TaskCommand::ConfirmDeploy(a) => {
+                    task::action(&cfg, &a, TaskAction::ConfirmDeploy).await
+                }
+                TaskCommand::Stop(a) => task::action(&cfg, &a, TaskAction::Stop).await,
             }
         }
+        Command::Quickstart(a) => quickstart::run(&a).await,
+        Command::Serve(a) => serve::run(&load_config(cli.config.as_deref())?, a.listen).await,
         Command::Status(a) => status::run(&load_config(cli.config.as_deref())?, a.json).await,
     }
 }
@@ -52,4 +63,17 @@ pub async fn open_store(cfg: &Config) -> CliResult<Arc<dyn Store>> {
     let store = orch_store::open(&location.url(), options).await?;
     store.migrate().await?;
     Ok(store)
+}
+
+/// The pipeline on the embedded defaults (builtin tracker, local forge).
+pub fn pipeline(
+    cfg: &Config,
+    store: Arc<dyn Store>,
+    actor: &str,
+) -> Arc<orch_engine::pipeline::Pipeline> {
+    Arc::new(orch_engine::pipeline::Pipeline::with_defaults(
+        store,
+        Arc::new(cfg.clone()),
+        actor,
+    ))
 }

@@ -1,11 +1,13 @@
-//! `orch task add|list|show`.
+//! `orch task add|list|show|start|approve|reject|confirm-deploy|stop`.
 
-use crate::args::{TaskAddArgs, TaskListArgs, TaskShowArgs};
+use crate::args::{TaskAction, TaskActionArgs, TaskAddArgs, TaskListArgs, TaskShowArgs};
 use crate::error::{CliError, CliResult};
 use crate::render::{ago, clip, print_json, table};
 use orch_config::Config;
-use orch_core::{NewTask, Stage, Task, TaskId};
-use orch_store::{Store, TaskFilter};
+use orch_core::pipeline::Gate;
+use orch_core::{Stage, Task, TaskId, Timestamp};
+use orch_engine::pipeline::{GateResult, PipelineError};
+use orch_store::{Store, TaskFilter, TrackerItem};
 use serde::Serialize;
 
 pub async fn add(cfg: &Config, a: TaskAddArgs) -> CliResult {
@@ -20,24 +22,163 @@ pub async fn add(cfg: &Config, a: TaskAddArgs) -> CliResult {
             known.join(", ")
         )));
     }
+    orch_core::keys::validate_repo_name(&a.repo).map_err(orch_store::StoreError::from)?;
     let store = super::open_store(cfg).await?;
-    let new = NewTask {
-        tracker_id: a.tracker_id,
-        work_item_id: a.key,
-        repo: a.repo,
-        title: a.title.trim().to_owned(),
-        body: a.body,
-        stage: Stage::Analysis,
-        depends_on: a.depends_on.into_iter().map(TaskId).collect(),
+    let key = match a.key {
+        Some(k) => {
+            orch_core::keys::validate_work_item_id(&k).map_err(orch_store::StoreError::from)?;
+            k
+        }
+        None => mint_key(store.as_ref(), &a.repo).await?,
     };
-    let task = store.create_task(new, "cli").await?;
+    if store.find_live_task_by_work_item(&key).await?.is_some() {
+        return Err(orch_store::StoreError::Duplicate {
+            key: "work item id",
+            value: key,
+        }
+        .into());
+    }
+    // The builtin tracker's item; an item of a cancelled task is reused.
+    if store.get_item(&key).await?.is_none() {
+        store
+            .create_item(&TrackerItem {
+                id: key.clone(),
+                project: a.repo.clone(),
+                title: a.title.trim().to_owned(),
+                body: a.body.clone(),
+                state: "Backlog".into(),
+                labels: Vec::new(),
+                created_at: Timestamp(0),
+                updated_at: Timestamp(0),
+            })
+            .await?;
+    }
+    if a.hold {
+        if a.json {
+            print_json(&store.get_item(&key).await?)?;
+        } else {
+            println!("created item {key}; start it with `orch task start {key}`");
+        }
+        return Ok(());
+    }
+    let pipeline = super::pipeline(cfg, store.clone(), "cli");
+    let started = pipeline.start_item(&key).await.map_err(pipeline_err)?;
+    for on in a.depends_on {
+        store.add_dependency(started.task, TaskId(on)).await?;
+    }
+    let task = store
+        .get_task(started.task)
+        .await?
+        .ok_or_else(|| CliError::Runtime(anyhow::anyhow!("task {} vanished", started.task)))?;
     if a.json {
         print_json(&task)?;
     } else {
         println!(
-            "created task {} ({}) on branch {}",
+            "created task {} ({}) on branch {}; the analyst is queued (`orch serve` runs it)",
             task.id, task.work_item_id, task.branch
         );
+    }
+    Ok(())
+}
+
+/// `<REPO>-<n>`: the first free number among the repo's items.
+async fn mint_key(store: &dyn Store, repo: &str) -> CliResult<String> {
+    let items = store.list_items(Some(repo)).await?;
+    let prefix: String = repo
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    let mut n = items.len() + 1;
+    loop {
+        let key = format!("{prefix}-{n}");
+        if store.get_item(&key).await?.is_none() {
+            return Ok(key);
+        }
+        n += 1;
+    }
+}
+
+pub fn pipeline_err(e: PipelineError) -> CliError {
+    match e {
+        PipelineError::Store(s) => CliError::Store(s),
+        PipelineError::Invalid(m) => CliError::Usage(m),
+        other => CliError::Runtime(anyhow::anyhow!("{other}")),
+    }
+}
+
+/// `orch task start|approve|reject|confirm-deploy|stop`.
+pub async fn action(cfg: &Config, a: &TaskActionArgs, action: TaskAction) -> CliResult {
+    let store = super::open_store(cfg).await?;
+    let pipeline = super::pipeline(cfg, store.clone(), "cli");
+    let comment = a
+        .comment
+        .as_deref()
+        .map(str::trim)
+        .filter(|c| !c.is_empty());
+    // `start` takes an item key too: the only way to begin a pipeline.
+    if action == TaskAction::Start {
+        let task = match a.task.parse::<i64>() {
+            Ok(id) => store.get_task(TaskId(id)).await?,
+            Err(_) => store.find_live_task_by_work_item(&a.task).await?,
+        };
+        let result = match task {
+            Some(t) => pipeline.gate(t.id, Gate::Start, comment).await,
+            None => pipeline.start_item(&a.task).await,
+        }
+        .map_err(pipeline_err)?;
+        return render_gate(&result, a.json);
+    }
+    let task = find(store.as_ref(), &a.task).await?;
+    let gate = match action {
+        TaskAction::Approve => Gate::Approve,
+        TaskAction::Reject => {
+            if comment.is_none() {
+                return Err(CliError::Usage(
+                    "reject needs --comment: say what the analyst should change".into(),
+                ));
+            }
+            Gate::Reject
+        }
+        TaskAction::ConfirmDeploy => Gate::ConfirmDeploy,
+        TaskAction::Stop => {
+            let r = pipeline.stop_task(task.id, "cli").await;
+            if a.json {
+                print_json(&r)?;
+            } else {
+                println!(
+                    "task {}: {} (stopped {} run(s){})",
+                    task.id,
+                    r.note,
+                    r.stopped,
+                    if r.deferred {
+                        ", deferred until the merge/deploy step ends"
+                    } else {
+                        ""
+                    }
+                );
+            }
+            return Ok(());
+        }
+        TaskAction::Start => unreachable!("handled above"),
+    };
+    let result = pipeline
+        .gate(task.id, gate, comment)
+        .await
+        .map_err(pipeline_err)?;
+    render_gate(&result, a.json)
+}
+
+fn render_gate(r: &GateResult, json: bool) -> CliResult {
+    if json {
+        print_json(r)?;
+    } else {
+        println!("task {} [{}]: {}", r.task, r.stage, r.note);
     }
     Ok(())
 }

@@ -340,6 +340,7 @@ impl Supervisor {
             usage: Usage::default(),
             session_id: None,
             error: Some(error.clone()),
+            final_text: None,
         };
         let _ = self.store.finish_run(run, &finish).await;
         let end = match self.store.fail(job.id, run, &error, &self.cfg.retry).await {

@@ -253,6 +253,7 @@ impl Supervisor {
                     usage: out.usage,
                     session_id: out.session_id.clone(),
                     error: Some(reason.to_owned()),
+                    final_text: out.final_text.clone(),
                 };
                 let _ = self.store.finish_run(run, &finish).await;
                 let decision = self
@@ -279,6 +280,7 @@ impl Supervisor {
             usage,
             session_id: session,
             error: error.clone(),
+            final_text: final_text.clone(),
         };
         if let Err(e) = self.store.finish_run(run, &finish).await {
             tracing::error!(run = %run, error = %e, "recording the run's end failed");

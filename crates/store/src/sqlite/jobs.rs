@@ -10,7 +10,7 @@ use crate::model::{ClaimRequest, ReapSummary};
 use crate::traits::JobQueue;
 use async_trait::async_trait;
 use orch_core::retry::{FailureDecision, RetryPolicy, after_failure};
-use orch_core::{Job, JobId, JobStatus, NewJob, RunId, Stage, TaskId, WorkerId};
+use orch_core::{Job, JobId, JobStatus, NewJob, RunId, Stage, TaskId, Timestamp, WorkerId};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -112,32 +112,44 @@ impl SqliteStore {
     }
 }
 
+/// A single INSERT of a queued job; the foreign key refuses a job for a
+/// missing task. Shared by `enqueue` and the pipeline's atomic `advance`.
+pub(super) async fn insert_job(
+    conn: &mut sqlx::sqlite::SqliteConnection,
+    job: &NewJob,
+    now: Timestamp,
+) -> StoreResult<Job> {
+    let payload = serde_json::to_string(&job.payload)
+        .map_err(|e| StoreError::Corrupt(format!("job payload: {e}")))?;
+    let row = sqlx::query(
+        "INSERT INTO jobs (task_id, agent, repo, status, priority, attempts, max_attempts, run_after, payload, created_at, updated_at)
+         VALUES (?1, ?2, ?3, 'queued', ?4, 0, ?5, ?6, ?7, ?8, ?8) RETURNING *",
+    )
+    .bind(job.task_id.0)
+    .bind(job.agent.as_str())
+    .bind(job.repo.clone())
+    .bind(job.priority)
+    .bind(i64::from(job.max_attempts.max(1)))
+    .bind(job.run_after.0)
+    .bind(payload)
+    .bind(now.0)
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(|e| match &e {
+        sqlx::Error::Database(db) if db.is_foreign_key_violation() => {
+            StoreError::TaskNotFound(job.task_id)
+        }
+        _ => StoreError::Database(e),
+    })?;
+    rows::job(&row)
+}
+
 #[async_trait]
 impl JobQueue for SqliteStore {
     async fn enqueue(&self, job: NewJob) -> StoreResult<Job> {
         let now = self.now();
-        let payload = serde_json::to_string(&job.payload)
-            .map_err(|e| StoreError::Corrupt(format!("job payload: {e}")))?;
-        // A single INSERT; the foreign key refuses a job for a missing task.
-        let row = sqlx::query(
-            "INSERT INTO jobs (task_id, agent, repo, status, priority, attempts, max_attempts, run_after, payload, created_at, updated_at)
-             VALUES (?1, ?2, ?3, 'queued', ?4, 0, ?5, ?6, ?7, ?8, ?8) RETURNING *",
-        )
-        .bind(job.task_id.0)
-        .bind(job.agent.as_str())
-        .bind(job.repo.clone())
-        .bind(job.priority)
-        .bind(i64::from(job.max_attempts.max(1)))
-        .bind(job.run_after.0)
-        .bind(payload)
-        .bind(now.0)
-        .fetch_one(&self.write)
-        .await
-        .map_err(|e| match &e {
-            sqlx::Error::Database(db) if db.is_foreign_key_violation() => StoreError::TaskNotFound(job.task_id),
-            _ => StoreError::Database(e),
-        })?;
-        rows::job(&row)
+        let mut conn = self.write.acquire().await?;
+        insert_job(&mut conn, &job, now).await
     }
 
     async fn get_job(&self, id: JobId) -> StoreResult<Option<Job>> {

@@ -108,6 +108,7 @@ pub fn run(r: &SqliteRow) -> StoreResult<Run> {
         },
         session_id: r.try_get("session_id")?,
         error: r.try_get("error")?,
+        final_text: r.try_get("final_text")?,
     })
 }
 

@@ -33,7 +33,7 @@ impl RunStore for SqliteStore {
     async fn finish_run(&self, run: &RunId, f: &RunFinish) -> StoreResult<bool> {
         let n = sqlx::query(
             "UPDATE runs SET finished_at = ?, outcome = ?, exit_code = ?, signal = ?,
-                 input_tokens = ?, output_tokens = ?, cost_usd = ?, session_id = ?, error = ?
+                 input_tokens = ?, output_tokens = ?, cost_usd = ?, session_id = ?, error = ?, final_text = ?
              WHERE run_id = ? AND finished_at IS NULL",
         )
         .bind(self.now().0)
@@ -45,6 +45,7 @@ impl RunStore for SqliteStore {
         .bind(f.usage.cost_usd)
         .bind(f.session_id.clone())
         .bind(f.error.clone())
+        .bind(f.final_text.clone())
         .bind(run.0.clone())
         .execute(&self.write)
         .await?

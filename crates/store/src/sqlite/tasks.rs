@@ -6,7 +6,7 @@ use crate::model::{CancelledSnapshot, TaskFilter};
 use crate::traits::TaskStore;
 use async_trait::async_trait;
 use orch_core::keys::{self, branch_name, tombstone};
-use orch_core::{EventInput, NewTask, Stage, Task, TaskEvent, TaskId, Timestamp};
+use orch_core::{EventInput, Job, NewJob, NewTask, Stage, Task, TaskEvent, TaskId, Timestamp};
 use sqlx::sqlite::SqliteConnection;
 use std::collections::BTreeMap;
 
@@ -288,6 +288,68 @@ impl TaskStore for SqliteStore {
         let task = load_task(&mut tx, id).await?;
         tx.commit().await?;
         Ok(task)
+    }
+
+    async fn advance(
+        &self,
+        id: TaskId,
+        expected: Stage,
+        to: Stage,
+        event: EventInput,
+        job: Option<NewJob>,
+    ) -> StoreResult<(Task, Option<Job>)> {
+        let now = self.now();
+        let mut tx = self.begin_write().await?;
+        let task = load_task(&mut tx, id).await?;
+        if task.stage != expected {
+            return Err(StoreError::StageConflict {
+                task: id,
+                expected,
+                found: task.stage,
+            });
+        }
+        let moves = to != expected;
+        if moves && !task.stage.can_transition_to(to) {
+            return Err(StoreError::IllegalTransition {
+                task: id,
+                from: task.stage,
+                to,
+            });
+        }
+        if job.is_some() || moves {
+            // Checked inside the write transaction: no other writer can slip a
+            // job in between (BEGIN IMMEDIATE holds the write lock).
+            let active: Option<i64> = sqlx::query_scalar(
+                "SELECT id FROM jobs WHERE task_id = ? AND status IN ('queued', 'running') LIMIT 1",
+            )
+            .bind(id.0)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if let (Some(active), true) = (active, job.is_some()) {
+                return Err(StoreError::ActiveJob {
+                    task: id,
+                    job: orch_core::JobId(active),
+                });
+            }
+        }
+        if moves {
+            sqlx::query("UPDATE tasks SET stage = ?, updated_at = ? WHERE id = ?")
+                .bind(to.as_str())
+                .bind(now.0)
+                .bind(id.0)
+                .execute(&mut *tx)
+                .await?;
+            insert_event(&mut tx, id, now, &event, Some(task.stage), Some(to)).await?;
+        } else {
+            insert_event(&mut tx, id, now, &event, None, None).await?;
+        }
+        let job = match job {
+            Some(job) => Some(super::jobs::insert_job(&mut tx, &job, now).await?),
+            None => None,
+        };
+        let task = load_task(&mut tx, id).await?;
+        tx.commit().await?;
+        Ok((task, job))
     }
 
     async fn append_event(&self, id: TaskId, event: EventInput) -> StoreResult<TaskEvent> {

@@ -1,0 +1,181 @@
+//! `orch serve`: the pipeline, the supervisor (dispatcher, watchers, reaper),
+//! the ticker that repairs half-done steps, and the HTTP API, in one process.
+//!
+//! SIGTERM/SIGINT stop claiming and leave running agents alone: the next
+//! `orch serve` re-adopts them.
+
+use crate::error::{CliError, CliResult};
+use orch_agent::process::{CgroupMode, MonitorCommand, StopPolicy};
+use orch_config::Config;
+use orch_engine::pipeline::{Pipeline, PipelinePreparer};
+use orch_engine::supervisor::{AgentEnv, Budget, Supervisor, SupervisorConfig};
+use orch_store::Store;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Everything `orch serve` runs, started; `shutdown` stops it gracefully.
+pub struct Engine {
+    pub pipeline: Arc<Pipeline>,
+    pub supervisor: Arc<Supervisor>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Engine {
+    pub async fn start(cfg: &Config, store: Arc<dyn Store>) -> CliResult<Engine> {
+        let worker = worker_id();
+        let pipeline = super::pipeline(cfg, store.clone(), &format!("worker:{worker}"));
+        let cfg_arc = Arc::new(cfg.clone());
+        for repo in &cfg.repos {
+            let remote = cfg.repo_remote(repo);
+            if let Err(e) = pipeline.repos().ensure_mirror(&repo.name, &remote).await {
+                eprintln!("warning: repo {}: cannot mirror {remote}: {e}", repo.name);
+            }
+        }
+        if let Err(e) = pipeline.repos().prune_stale().await {
+            tracing::warn!(error = %e, "pruning stale worktrees failed");
+        }
+        let preparer = Arc::new(PipelinePreparer::new(
+            store.clone(),
+            cfg_arc.clone(),
+            pipeline.repos().clone(),
+        ));
+        let monitor =
+            MonitorCommand::current_exe().map_err(|e| CliError::Runtime(anyhow::anyhow!("{e}")))?;
+        let sup_cfg = SupervisorConfig {
+            worker: orch_core::WorkerId(worker),
+            runs_dir: cfg.runs_dir(),
+            lease: cfg.lease(),
+            heartbeat: cfg.heartbeat(),
+            poll: cfg.poll_interval(),
+            tick: Duration::from_millis(200),
+            limits: cfg.limits(),
+            gates: cfg.gates(),
+            retry: cfg.retry_policy(),
+            stop: StopPolicy {
+                grace_int: cfg.stop_grace_int(),
+                grace_term: cfg.stop_grace_term(),
+                kill_wait: Duration::from_secs(10),
+            },
+            budget: Budget {
+                max_tokens: cfg.budget.max_tokens,
+                max_cost_usd: cfg.budget.max_cost_usd,
+            },
+            env: AgentEnv {
+                allow: cfg.agent_env.allow.clone(),
+                set: cfg.agent_env.set.clone(),
+            },
+            monitor,
+            cgroup: CgroupMode::Auto,
+        };
+        let (supervisor, mut reports) = Supervisor::new(store.clone(), preparer, sup_cfg);
+        // Repair what a crash left half done before new work is claimed.
+        if let Err(e) = pipeline.tick_all().await {
+            tracing::warn!(error = %e, "start-up tick failed");
+        }
+        let mut tasks = supervisor.start().await;
+        // A finished run moves its task on at once.
+        {
+            let (p, s) = (pipeline.clone(), supervisor.clone());
+            tasks.push(tokio::spawn(async move {
+                while let Some(r) = reports.recv().await {
+                    if let Err(e) = p.tick(r.task_id).await {
+                        tracing::warn!(task = %r.task_id, error = %e, "tick after a run failed");
+                    }
+                    s.wake();
+                }
+            }));
+        }
+        // The level-triggered ticker: gates moved by other processes (the CLI),
+        // leases freed, restarts.
+        {
+            let (p, s) = (pipeline.clone(), supervisor.clone());
+            let every = cfg.poll_interval().max(Duration::from_millis(200));
+            tasks.push(tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(every).await;
+                    if let Err(e) = p.tick_all().await {
+                        tracing::warn!(error = %e, "tick failed");
+                    }
+                    s.wake();
+                }
+            }));
+        }
+        Ok(Engine {
+            pipeline,
+            supervisor,
+            tasks,
+        })
+    }
+
+    /// Stop claiming and ticking; running agents keep running (re-adopted later).
+    pub fn shutdown(self) {
+        self.supervisor.shutdown();
+        for t in self.tasks {
+            t.abort();
+        }
+    }
+}
+
+/// A stable name for this machine's worker: a restart on the same machine
+/// re-adopts the runs the previous process started.
+fn worker_id() -> String {
+    std::env::var("ORCH_WORKER_ID")
+        .ok()
+        .or_else(|| {
+            std::fs::read_to_string("/etc/hostname")
+                .ok()
+                .map(|h| h.trim().to_owned())
+        })
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "local".into())
+}
+
+/// Logs to stderr: the configured level (RUST_LOG overrides it) and format.
+pub fn init_logging(cfg: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(&cfg.logging.level))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match cfg.logging.format {
+        orch_config::LogFormat::Json => builder.json().try_init(),
+        orch_config::LogFormat::Human => builder.try_init(),
+    };
+}
+
+pub async fn run(cfg: &Config, listen: Option<String>) -> CliResult {
+    init_logging(cfg);
+    let store = super::open_store(cfg).await?;
+    let addr = match listen {
+        Some(l) => l
+            .parse()
+            .map_err(|e| CliError::Usage(format!("--listen {l:?}: {e}; use HOST:PORT")))?,
+        None => cfg.server.listen_addr()?,
+    };
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+        CliError::Runtime(anyhow::anyhow!(
+            "cannot listen on {addr}: {e}; pick another address with --listen or server.listen"
+        ))
+    })?;
+    let engine = Engine::start(cfg, store).await?;
+    let local = listener
+        .local_addr()
+        .map_err(|e| CliError::Runtime(e.into()))?;
+    eprintln!(
+        "orch serve: listening on http://{local} (pid {})",
+        std::process::id()
+    );
+    let shutdown = async {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("installing the SIGTERM handler");
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+    };
+    crate::http::serve(listener, engine.pipeline.clone(), cfg, shutdown).await?;
+    eprintln!("orch serve: shutting down; running agents are left for the next start to re-adopt");
+    engine.shutdown();
+    Ok(())
+}

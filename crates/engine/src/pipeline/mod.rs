@@ -1,0 +1,510 @@
+//! The pipeline engine (R-1…R-9, R-30…R-37): carries out the core's pipeline
+//! and cancel decisions against the store, the tracker, the forge and git.
+//!
+//! ```text
+//! tracker / CLI / API ── start · gate · stop ──▶ Pipeline ──▶ core::pipeline::{on_gate, on_tick}
+//! supervisor run report, timer, restart ── tick ──▶        └─ effects: step · lease · merge · deploy · park · cancel
+//! ```
+//!
+//! Decisions for one task are serialised by a per-task lock, so a STOP and a
+//! finishing run never race inside one process; across processes every move
+//! names the stage it expects, and the store refuses a stale one.
+
+mod cancel;
+mod merge;
+mod preparer;
+mod view;
+
+pub use cancel::CancelResult;
+pub use preparer::PipelinePreparer;
+pub use view::{job_spec, task_view};
+
+use crate::ports::{Forge, Tracker};
+use orch_agent::process::StopPolicy;
+use orch_config::Config;
+use orch_core::pipeline::{self, DeployPolicy, Effect, Gate, JobSpec, PipelinePolicy};
+use orch_core::{EventInput, NewJob, NewTask, Stage, Task, TaskId, Timestamp};
+use orch_git::{ProtectedBranches, RepoStore};
+use orch_store::{LeaseAcquire, Store, StoreError};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+/// Why a pipeline call failed; the message says what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    Port(#[from] crate::ports::PortError),
+}
+
+pub type PipelineResult<T> = Result<T, PipelineError>;
+
+/// What a gate or start did, for the caller to show.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct GateResult {
+    pub task: TaskId,
+    pub stage: Stage,
+    /// What happened, in a sentence.
+    pub note: String,
+}
+
+pub struct Pipeline {
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) cfg: Arc<Config>,
+    pub(crate) repos: RepoStore,
+    pub(crate) tracker: Arc<dyn Tracker>,
+    pub(crate) forge: Arc<dyn Forge>,
+    pub(crate) stop_policy: StopPolicy,
+    pub(crate) runs_dir: PathBuf,
+    /// Who acts, in the task log: `cli`, `api`, `worker:<id>`.
+    actor: String,
+    locks: Mutex<HashMap<TaskId, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl Pipeline {
+    pub fn new(
+        store: Arc<dyn Store>,
+        cfg: Arc<Config>,
+        repos: RepoStore,
+        tracker: Arc<dyn Tracker>,
+        forge: Arc<dyn Forge>,
+        actor: impl Into<String>,
+    ) -> Pipeline {
+        let stop_policy = StopPolicy {
+            grace_int: cfg.stop_grace_int(),
+            grace_term: cfg.stop_grace_term(),
+            kill_wait: std::time::Duration::from_secs(10),
+        };
+        let runs_dir = cfg.runs_dir();
+        Pipeline {
+            store,
+            cfg,
+            repos,
+            tracker,
+            forge,
+            stop_policy,
+            runs_dir,
+            actor: actor.into(),
+            locks: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The embedded defaults: builtin tracker and local forge over `repos_dir`.
+    pub fn with_defaults(store: Arc<dyn Store>, cfg: Arc<Config>, actor: &str) -> Pipeline {
+        let repos = RepoStore::new(cfg.repos_dir());
+        let tracker = Arc::new(crate::ports::BuiltinTracker::new(store.clone()));
+        let forge = Arc::new(crate::ports::LocalForge::new(repos.clone()));
+        Pipeline::new(store, cfg, repos, tracker, forge, actor)
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    pub fn repos(&self) -> &RepoStore {
+        &self.repos
+    }
+
+    pub(crate) fn event(&self, kind: &str, message: impl Into<String>) -> EventInput {
+        EventInput::new(self.actor.clone(), kind, message)
+    }
+
+    /// The per-task lock: one decision at a time for a task in this process.
+    async fn lock(&self, task: TaskId) -> tokio::sync::OwnedMutexGuard<()> {
+        let m = {
+            let mut locks = self.locks.lock().unwrap_or_else(|p| p.into_inner());
+            locks.entry(task).or_default().clone()
+        };
+        m.lock_owned().await
+    }
+
+    pub(crate) fn policy(&self, repo: &str) -> PipelinePolicy {
+        let deploy = self
+            .cfg
+            .repo(repo)
+            .and_then(|r| r.deploy.as_ref())
+            .map(|d| DeployPolicy {
+                has_prepare: d.prepare.is_some(),
+                auto: d.auto,
+            });
+        PipelinePolicy {
+            max_review_rounds: self.cfg.review.max_review_rounds,
+            max_rejection_rounds: self.cfg.review.max_rejection_rounds,
+            deploy,
+        }
+    }
+
+    pub(crate) fn protected(&self, repo: &str) -> ProtectedBranches {
+        let mut p: Vec<String> = vec!["main".into(), "master".into()];
+        if let Some(r) = self.cfg.repo(repo) {
+            p.push(r.default_branch.clone());
+            p.extend(r.protected_branches.iter().cloned());
+        }
+        ProtectedBranches::new(p)
+    }
+
+    pub(crate) fn base_branch(&self, repo: &str) -> String {
+        self.cfg
+            .repo(repo)
+            .map(|r| r.default_branch.clone())
+            .unwrap_or_else(|| "main".into())
+    }
+
+    /// The tracker state name of a stage.
+    pub(crate) fn state_name(&self, stage: Stage) -> String {
+        let s = &self.cfg.tracker.states;
+        match stage {
+            Stage::Analysis => s.analysis.clone(),
+            Stage::AwaitingApproval => s.awaiting_approval.clone(),
+            Stage::Development => s.development.clone(),
+            Stage::Review => s.review.clone(),
+            Stage::Merge => s.merge.clone(),
+            Stage::Deploy => s.deploy.clone(),
+            Stage::NeedsAttention => s.needs_attention.clone(),
+            Stage::Done => s.done.clone(),
+            Stage::Cancelled => s.cancelled.clone(),
+            Stage::Failed => s.failed.clone(),
+        }
+    }
+
+    /// Reflect a task's stage on its tracker item; a tracker error is logged
+    /// on the task and never undoes the move (R-44: it delays, loses nothing).
+    pub(crate) async fn reflect(&self, task: &Task, comment: Option<&str>) {
+        let Some(item) = task.original_tracker_id().map(str::to_owned) else {
+            return;
+        };
+        let state = self.state_name(task.stage);
+        let mut errors = Vec::new();
+        if let Err(e) = self.tracker.set_state(&item, &state).await {
+            errors.push(format!("setting state {state:?}: {e}"));
+        }
+        if self.cfg.features.auto_labels {
+            let labels = vec![format!("orch:{}", task.stage)];
+            if let Err(e) = self.tracker.set_labels(&item, &labels).await {
+                errors.push(format!("setting labels: {e}"));
+            }
+        }
+        if let Some(c) = comment
+            && let Err(e) = self.tracker.comment(&item, c, None).await
+        {
+            errors.push(format!("commenting: {e}"));
+        }
+        for e in errors {
+            tracing::warn!(task = %task.id, error = %e, "tracker update failed");
+            let _ = self
+                .store
+                .append_event(task.id, self.event("tracker_error", e))
+                .await;
+        }
+    }
+
+    async fn task(&self, id: TaskId) -> PipelineResult<Task> {
+        self.store
+            .get_task(id)
+            .await?
+            .ok_or_else(|| PipelineError::NotFound(format!("task {id} does not exist")))
+    }
+
+    /// R-1 / R-8: a tracker item moved to To Analyse. A live task of the item
+    /// gets the Start gate (relaunch rules); an unknown item starts the pipeline.
+    pub async fn start_item(&self, item_id: &str) -> PipelineResult<GateResult> {
+        if let Some(task) = self.store.find_live_task_by_tracker_id(item_id).await? {
+            return self.gate(task.id, Gate::Start, None).await;
+        }
+        self.start_pipeline(item_id).await
+    }
+
+    /// The only pipeline-start entry point (R-1): a task in `analysis` with
+    /// its analyst queued.
+    pub async fn start_pipeline(&self, item_id: &str) -> PipelineResult<GateResult> {
+        let item = self.tracker.item(item_id).await?.ok_or_else(|| {
+            PipelineError::NotFound(format!(
+                "the tracker has no item {item_id:?}; create it first (`orch task add`)"
+            ))
+        })?;
+        let repo = item.project.clone();
+        if self.cfg.repo(&repo).is_none() {
+            return Err(PipelineError::Invalid(format!(
+                "item {item_id} belongs to repo {repo:?}, which orch.toml does not define; add a [[repos]] entry"
+            )));
+        }
+        let mut new = NewTask::new(repo, item.title.clone());
+        new.tracker_id = Some(item.id.clone());
+        new.work_item_id = Some(item.id.clone());
+        new.body = item.body.clone();
+        let task = self.store.create_task(new, &self.actor).await?;
+        let _g = self.lock(task.id).await;
+        let job = self.new_job(&task, JobSpec::new(orch_core::AgentKind::Analyst));
+        let (task, _) = self
+            .store
+            .advance(
+                task.id,
+                Stage::Analysis,
+                Stage::Analysis,
+                self.event("started", "To Analyse: the analyst is queued"),
+                Some(job),
+            )
+            .await?;
+        self.reflect(&task, Some("orch started the analysis."))
+            .await;
+        Ok(GateResult {
+            task: task.id,
+            stage: task.stage,
+            note: "started: the analyst is queued".into(),
+        })
+    }
+
+    pub(crate) fn new_job(&self, task: &Task, spec: JobSpec) -> NewJob {
+        let mut job = NewJob::new(task.id, spec.agent, task.repo.clone(), Timestamp(0));
+        job.max_attempts = self.cfg.max_attempts(spec.agent);
+        job.payload = serde_json::to_value(&spec).unwrap_or(serde_json::Value::Null);
+        job
+    }
+
+    /// A person's decision at a gate (Start, Approve, Reject, Confirm Deploy).
+    pub async fn gate(
+        &self,
+        id: TaskId,
+        gate: Gate,
+        comment: Option<&str>,
+    ) -> PipelineResult<GateResult> {
+        let _g = self.lock(id).await;
+        let task = self.task(id).await?;
+        let view = task_view(self.store.as_ref(), &task).await?;
+        let effects = pipeline::on_gate(&view, gate, comment, &self.policy(&task.repo));
+        let note = self.apply(&task, effects).await?;
+        let task = self.task(id).await?;
+        drop(_g);
+        // Whatever the gate made due (e.g. a lease to take) happens now.
+        self.tick(id).await?;
+        let task = self.store.get_task(id).await?.unwrap_or(task);
+        Ok(GateResult {
+            task: id,
+            stage: task.stage,
+            note,
+        })
+    }
+
+    /// Do what is due for a task now (level-triggered), until nothing is.
+    pub async fn tick(&self, id: TaskId) -> PipelineResult<()> {
+        let _g = self.lock(id).await;
+        // A bounded chain: lease → queue merger, merged → deploy prepare, …
+        for _ in 0..8 {
+            let task = self.task(id).await?;
+            if task.stage.is_terminal() {
+                return Ok(());
+            }
+            let view = task_view(self.store.as_ref(), &task).await?;
+            let effects = pipeline::on_tick(&view, &self.policy(&task.repo));
+            if effects.is_empty() {
+                return Ok(());
+            }
+            let before = (task.stage, view.clone());
+            self.apply(&task, effects).await?;
+            let after = self.task(id).await?;
+            let view_after = task_view(self.store.as_ref(), &after).await?;
+            if (after.stage, view_after) == before {
+                return Ok(());
+            }
+        }
+        Ok(())
+    }
+
+    /// Tick every live task (at start-up and on a timer): repairs anything a
+    /// crash left half done.
+    pub async fn tick_all(&self) -> PipelineResult<()> {
+        let tasks = self
+            .store
+            .list_tasks(&orch_store::TaskFilter::default())
+            .await?;
+        for t in tasks.into_iter().filter(|t| !t.stage.is_terminal()) {
+            if let Err(e) = self.tick(t.id).await {
+                tracing::warn!(task = %t.id, error = %e, "tick failed; retried at the next one");
+            }
+        }
+        Ok(())
+    }
+
+    /// Carry out effects in order; returns a note of what happened.
+    async fn apply(&self, task: &Task, effects: Vec<Effect>) -> PipelineResult<String> {
+        let mut notes = Vec::new();
+        for effect in effects {
+            let task = self.task(task.id).await?;
+            notes.push(self.apply_one(&task, effect).await?);
+        }
+        Ok(notes.join("; "))
+    }
+
+    async fn apply_one(&self, task: &Task, effect: Effect) -> PipelineResult<String> {
+        match effect {
+            Effect::Step { to, kind, why, job } => self.step(task, to, kind, &why, job).await,
+            Effect::Comment(text) => {
+                self.store
+                    .append_event(task.id, self.event("comment", text.clone()))
+                    .await?;
+                if let Some(item) = task.original_tracker_id() {
+                    let _ = self.tracker.comment(item, &text, None).await;
+                }
+                Ok(text)
+            }
+            Effect::AcquireLease => {
+                match self
+                    .store
+                    .acquire_merge_lease(&task.repo, task.id, &task.branch)
+                    .await?
+                {
+                    LeaseAcquire::Acquired { epoch } => {
+                        self.store
+                            .append_event(
+                                task.id,
+                                self.event(
+                                    "lease_acquired",
+                                    format!("merge lease of {} taken (epoch {epoch})", task.repo),
+                                ),
+                            )
+                            .await?;
+                        Ok("merge lease taken".into())
+                    }
+                    LeaseAcquire::HeldBy { task: holder, .. } => Ok(format!(
+                        "waiting for the merge lease (held by task {holder})"
+                    )),
+                }
+            }
+            Effect::ReleaseLease => {
+                self.store.release_merge_lease(&task.repo, task.id).await?;
+                Ok("merge lease released".into())
+            }
+            Effect::Merge => self.merge(task).await,
+            Effect::ResumeMerge => self.resume_merge(task).await,
+            Effect::StartDeployRun => self.start_deploy_run(task).await,
+            Effect::FinishDeploy => self.finish_deploy(task).await,
+            Effect::DeployFailed(why) => self.deploy_failed(task, &why).await,
+            Effect::ApplyDeferredCancel => {
+                let r = self
+                    .cancel_task_unlocked(task.id, "deferred STOP applied", true, "deferred")
+                    .await;
+                Ok(format!("deferred STOP applied: {}", r.note))
+            }
+            Effect::Park(why) => self.park(task, &why).await,
+        }
+    }
+
+    /// Move (or stay) with an event and maybe a job, in one transaction.
+    pub(crate) async fn step(
+        &self,
+        task: &Task,
+        to: Stage,
+        kind: &str,
+        why: &str,
+        job: Option<JobSpec>,
+    ) -> PipelineResult<String> {
+        if kind == "developed" {
+            // R-4: the developer commits; orch pushes (and commits leftovers).
+            self.commit_and_push(task).await;
+        }
+        let job = job.map(|s| self.new_job(task, s));
+        let (moved, _) = self
+            .store
+            .advance(task.id, task.stage, to, self.event(kind, why), job)
+            .await?;
+        if moved.stage != task.stage {
+            self.reflect(&moved, Some(why)).await;
+            if moved.stage.is_terminal() {
+                self.finish_terminal(&moved).await;
+            }
+        }
+        Ok(why.to_owned())
+    }
+
+    async fn commit_and_push(&self, task: &Task) {
+        let base = self.base_branch(&task.repo);
+        let wt = match self
+            .repos
+            .create_or_reuse_worktree(&task.repo, &task.branch, &base)
+            .await
+        {
+            Ok(wt) => wt,
+            Err(e) => {
+                tracing::warn!(task = %task.id, error = %e, "no worktree to push");
+                return;
+            }
+        };
+        let msg = format!(
+            "{}: uncommitted work left by the developer",
+            task.original_work_item_id()
+        );
+        if let Err(e) = self.repos.commit_all(&wt, &msg).await {
+            tracing::warn!(task = %task.id, error = %e, "committing leftovers failed");
+        }
+        if let Err(e) = self.forge.push_branch(&task.repo, &task.branch).await {
+            let _ = self
+                .store
+                .append_event(
+                    task.id,
+                    self.event("push_failed", format!("pushing {}: {e}", task.branch)),
+                )
+                .await;
+        }
+    }
+
+    /// Park the task for a person (R-8a).
+    pub(crate) async fn park(&self, task: &Task, why: &str) -> PipelineResult<String> {
+        if task.stage == Stage::NeedsAttention || task.stage.is_terminal() {
+            return Ok(why.to_owned());
+        }
+        let moved = self
+            .store
+            .set_stage(
+                task.id,
+                Stage::NeedsAttention,
+                Some(task.stage),
+                self.event("needs_attention", why),
+            )
+            .await?;
+        let comment = format!(
+            "orch needs a person: {why}. Move the item to To Analyse or Approved to resume, or STOP it."
+        );
+        self.reflect(&moved, Some(&comment)).await;
+        Ok(why.to_owned())
+    }
+
+    /// A task reached done or failed: release its lease and remove its
+    /// worktree (its work archived first, R-21).
+    pub(crate) async fn finish_terminal(&self, task: &Task) {
+        if let Err(e) = self.store.release_merge_lease(&task.repo, task.id).await {
+            tracing::warn!(task = %task.id, error = %e, "releasing the lease failed");
+        }
+        match self
+            .repos
+            .remove_worktree(&task.repo, &task.branch, task.original_work_item_id())
+            .await
+        {
+            Ok(r) => {
+                if let Some(a) = r.archive {
+                    let _ = self
+                        .store
+                        .append_event(
+                            task.id,
+                            self.event(
+                                "archived",
+                                format!("work saved to {} ({})", a.ref_name, a.commit),
+                            ),
+                        )
+                        .await;
+                }
+            }
+            Err(orch_git::GitError::NoMirror { .. }) => {}
+            Err(e) => tracing::warn!(task = %task.id, error = %e, "removing the worktree failed"),
+        }
+    }
+}

@@ -1,0 +1,188 @@
+//! Prepares a claimed job's run (the supervisor's [`RunPreparer`]): the task's
+//! worktree, the rendered prompt and the command line.
+//!
+//! - analyst, developer, reviewer: the configured agent with the stage's prompt;
+//! - merger: merges the base into the branch, then runs the repo's `verify`;
+//! - deployer: the repo's `deploy.prepare` (phase A) or `deploy.run` (phase B).
+
+use super::view::{job_spec, task_view};
+use crate::supervisor::{PreparedRun, RunPreparer};
+use orch_agent::adapters::AdapterKind;
+use orch_agent::process::Timeouts;
+use orch_agent::prompts::{
+    DEFAULT_ARTEFACT_BUDGET, DEFAULT_DIFF_BUDGET, PromptContext, PromptSet, collect_artefacts,
+    invocation,
+};
+use orch_config::Config;
+use orch_core::pipeline::DeployPhase;
+use orch_core::{AgentKind, Job, Task};
+use orch_git::{MergeResult, RepoStore};
+use orch_store::Store;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub struct PipelinePreparer {
+    store: Arc<dyn Store>,
+    cfg: Arc<Config>,
+    repos: RepoStore,
+}
+
+impl PipelinePreparer {
+    pub fn new(store: Arc<dyn Store>, cfg: Arc<Config>, repos: RepoStore) -> PipelinePreparer {
+        PipelinePreparer { store, cfg, repos }
+    }
+}
+
+fn adapter_of(a: orch_config::AdapterKind) -> AdapterKind {
+    match a {
+        orch_config::AdapterKind::Command => AdapterKind::Command,
+        orch_config::AdapterKind::ClaudeCode => AdapterKind::ClaudeCode,
+        orch_config::AdapterKind::Codex => AdapterKind::Codex,
+    }
+}
+
+#[async_trait::async_trait]
+impl RunPreparer for PipelinePreparer {
+    async fn prepare(&self, task: &Task, job: &Job, run_dir: &Path) -> Result<PreparedRun, String> {
+        let repo = self.cfg.repo(&task.repo).ok_or_else(|| {
+            format!(
+                "repo {:?} is not in orch.toml; add a [[repos]] entry for it",
+                task.repo
+            )
+        })?;
+        let remote = self.cfg.repo_remote(repo);
+        self.repos
+            .ensure_mirror(&task.repo, &remote)
+            .await
+            .map_err(|e| format!("mirroring {remote}: {e}"))?;
+        let wt = self
+            .repos
+            .create_or_reuse_worktree(&task.repo, &task.branch, &repo.default_branch)
+            .await
+            .map_err(|e| format!("worktree: {e}"))?;
+        let agent_cfg = self.cfg.agent(job.agent);
+        let timeouts = Timeouts {
+            wall: Some(Duration::from_secs(agent_cfg.timeout_secs.max(1))),
+            idle: Some(Duration::from_secs(agent_cfg.idle_timeout_secs.max(1))),
+        };
+        let spec = job_spec(job);
+        let command_run = |argv: Vec<String>| PreparedRun {
+            cwd: wt.path.clone(),
+            argv,
+            env: BTreeMap::new(),
+            adapter: AdapterKind::Command,
+            timeouts,
+        };
+        match job.agent {
+            AgentKind::Merger => {
+                match self
+                    .repos
+                    .merge_base_into_branch(&wt, &repo.default_branch)
+                    .await
+                    .map_err(|e| format!("merging {} into the branch: {e}", repo.default_branch))?
+                {
+                    MergeResult::Conflict { files } => {
+                        return Err(format!(
+                            "merging {} into {} conflicts in: {}; resolve it on the branch",
+                            repo.default_branch,
+                            task.branch,
+                            files.join(", ")
+                        ));
+                    }
+                    MergeResult::UpToDate | MergeResult::Merged { .. } => {}
+                }
+                let verify = if repo.verify.is_empty() {
+                    vec!["true".to_owned()]
+                } else {
+                    repo.verify.clone()
+                };
+                Ok(command_run(verify))
+            }
+            AgentKind::Deployer => {
+                let d = repo
+                    .deploy
+                    .as_ref()
+                    .ok_or_else(|| format!("repo {} has no [repos.deploy]", task.repo))?;
+                let phase = spec.and_then(|s| s.phase).unwrap_or(DeployPhase::Prepare);
+                let argv = match phase {
+                    DeployPhase::Prepare => {
+                        d.prepare.clone().unwrap_or_else(|| vec!["true".into()])
+                    }
+                    DeployPhase::Run => d.run.clone(),
+                };
+                let argv = argv
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, a)| {
+                        if i == 0 && a.contains('/') && Path::new(&a).is_relative() {
+                            // A script of the repo: relative to the worktree.
+                            wt.path.join(&a).display().to_string()
+                        } else {
+                            a
+                        }
+                    })
+                    .collect();
+                Ok(command_run(argv))
+            }
+            kind => {
+                let command = self.cfg.agent_command(kind).ok_or_else(|| {
+                    format!("no command is configured for agents.{kind}; set [agents.{kind}] command in orch.toml")
+                })?;
+                let prompt = self.prompt(task, job, &wt, repo).await?;
+                let inv = invocation(adapter_of(agent_cfg.adapter), &command, &prompt, run_dir)
+                    .map_err(|e| e.to_string())?;
+                Ok(PreparedRun {
+                    cwd: wt.path.clone(),
+                    argv: inv.argv,
+                    env: inv.env,
+                    adapter: adapter_of(agent_cfg.adapter),
+                    timeouts,
+                })
+            }
+        }
+    }
+}
+
+impl PipelinePreparer {
+    async fn prompt(
+        &self,
+        task: &Task,
+        job: &Job,
+        wt: &orch_git::Worktree,
+        repo: &orch_config::RepoConfig,
+    ) -> Result<String, String> {
+        let mut dirs = Vec::new();
+        if let Some(d) = self.cfg.repo_prompts_dir(repo) {
+            dirs.push(d);
+        }
+        let set = PromptSet::load(&dirs).map_err(|e| e.to_string())?;
+        let mut ctx =
+            PromptContext::new(task, &repo.default_branch, job.agent).map_err(|e| e.to_string())?;
+        ctx.attempt = job.attempts.max(1);
+        ctx.max_review_rounds = self.cfg.review.max_review_rounds;
+        let view = task_view(self.store.as_ref(), task)
+            .await
+            .map_err(|e| e.to_string())?;
+        ctx.review_round = view.review_rounds + 1;
+        ctx.artefacts = collect_artefacts(
+            &wt.path,
+            task.original_work_item_id(),
+            DEFAULT_ARTEFACT_BUDGET,
+        );
+        if let Some(spec) = job_spec(job) {
+            ctx.gate_comment = spec.gate_comment;
+            ctx.reviewer_comments = spec.reviewer_comments;
+        }
+        if job.agent == AgentKind::Reviewer {
+            let diff = self
+                .repos
+                .diff_against_base(wt, &repo.default_branch)
+                .await
+                .map_err(|e| format!("the diff for the reviewer: {e}"))?;
+            ctx = ctx.with_diff(&diff, DEFAULT_DIFF_BUDGET);
+        }
+        set.render(job.agent, &ctx).map_err(|e| e.to_string())
+    }
+}

@@ -1,0 +1,110 @@
+//! Gathers a task's [`TaskView`] from the store: the facts the core's
+//! pipeline and cancel decisions are made from.
+
+use orch_agent::adapters::{ReviewDecision, parse_verdict};
+use orch_core::cancel::{WindowFacts, in_critical_window};
+use orch_core::pipeline::{DeployPhase, JobSpec, ReviewOutcome, StageJob, TaskView};
+use orch_core::{Job, JobStatus, Stage, Task};
+use orch_store::{MarkerStep, Store, StoreResult};
+
+/// The payload a pipeline job carries (its [`JobSpec`]), read back.
+pub fn job_spec(job: &Job) -> Option<JobSpec> {
+    serde_json::from_value(job.payload.clone()).ok()
+}
+
+pub fn job_phase(job: &Job) -> Option<DeployPhase> {
+    job_spec(job).and_then(|s| s.phase)
+}
+
+/// The facts of R-33 for this task.
+pub async fn window_facts(store: &dyn Store, task: &Task) -> StoreResult<WindowFacts> {
+    let markers = store.initiated_markers(Some(task.id)).await?;
+    let lease = store.merge_lease(&task.repo).await?;
+    let jobs = store.jobs_for_task(task.id).await?;
+    Ok(WindowFacts {
+        initiated_marker: !markers.is_empty(),
+        holds_merge_lease: lease.is_some_and(|l| l.holder_task == task.id),
+        running_serial_actor: jobs
+            .iter()
+            .any(|j| j.status == JobStatus::Running && j.agent.is_serial()),
+    })
+}
+
+pub async fn task_view(store: &dyn Store, task: &Task) -> StoreResult<TaskView> {
+    let jobs = store.jobs_for_task(task.id).await?;
+    let events = store.events(task.id).await?;
+    let markers = store.initiated_markers(Some(task.id)).await?;
+    let lease = store.merge_lease(&task.repo).await?;
+
+    // When the task entered its current stage: jobs older than that belong to
+    // an earlier visit of the stage (e.g. before a park) and decide nothing.
+    let entered = events
+        .iter()
+        .rev()
+        .find(|e| e.to_stage == Some(task.stage) && e.from_stage != e.to_stage)
+        .map(|e| e.at)
+        .unwrap_or(task.created_at);
+    let stage_job = match jobs.iter().rev().find(|j| j.created_at >= entered) {
+        Some(j) => Some(stage_job(store, j).await?),
+        None => None,
+    };
+    let facts = WindowFacts {
+        initiated_marker: !markers.is_empty(),
+        holds_merge_lease: lease.as_ref().is_some_and(|l| l.holder_task == task.id),
+        running_serial_actor: jobs
+            .iter()
+            .any(|j| j.status == JobStatus::Running && j.agent.is_serial()),
+    };
+    Ok(TaskView {
+        stage: task.stage,
+        has_active_job: jobs
+            .iter()
+            .any(|j| matches!(j.status, JobStatus::Queued | JobStatus::Running)),
+        stage_job,
+        parked_from: events
+            .iter()
+            .rev()
+            .find(|e| e.to_stage == Some(Stage::NeedsAttention))
+            .and_then(|e| e.from_stage),
+        rejections: events.iter().filter(|e| e.kind == "rejected").count() as u32,
+        review_rounds: events
+            .iter()
+            .filter(|e| e.kind == "changes_requested")
+            .count() as u32,
+        holds_lease: facts.holds_merge_lease,
+        merge_initiated: markers.iter().any(|m| m.step == MarkerStep::Merge),
+        deploy_initiated: markers.iter().any(|m| m.step == MarkerStep::Deploy),
+        cancel_requested: task.cancel_requested_at.is_some(),
+        in_critical_window: in_critical_window(facts),
+    })
+}
+
+async fn stage_job(store: &dyn Store, j: &Job) -> StoreResult<StageJob> {
+    let review = if j.agent == orch_core::AgentKind::Reviewer && j.status == JobStatus::Succeeded {
+        let runs = store.runs_for_task(j.task_id).await?;
+        let text = runs
+            .iter()
+            .filter(|r| r.job_id == j.id)
+            .max_by_key(|r| r.attempt)
+            .and_then(|r| r.final_text.clone());
+        Some(match text {
+            None => ReviewOutcome::Unreadable("the reviewer's run left no final message".into()),
+            Some(t) => match parse_verdict(&t) {
+                Ok(v) => match v.decision {
+                    ReviewDecision::Approve => ReviewOutcome::Approve,
+                    ReviewDecision::ChangesRequested => ReviewOutcome::ChangesRequested(v.comments),
+                },
+                Err(e) => ReviewOutcome::Unreadable(e.to_string()),
+            },
+        })
+    } else {
+        None
+    };
+    Ok(StageJob {
+        agent: j.agent,
+        status: j.status,
+        phase: job_phase(j),
+        review,
+        last_error: j.last_error.clone(),
+    })
+}

@@ -1,0 +1,245 @@
+#!/usr/bin/env bash
+# Example analyst agent for orch: deterministic, no AI. It behaves like a coding
+# agent run by the `command` adapter: started in the task's git worktree with the
+# rendered prompt in $ORCH_PROMPT_FILE, it writes the four analysis artefacts
+# under $ORCH_DOCS_DIR and commits them on the task branch.
+#
+# Reads: ORCH_WORK_ITEM, ORCH_DOCS_DIR (required); ORCH_TASK_ID, ORCH_BRANCH,
+# ORCH_STAGE, ORCH_RUN_ID, ORCH_PROMPT_FILE (optional);
+# ORCH_EXAMPLE_DELAY (seconds to sleep before finishing, default 0);
+# ORCH_EXAMPLE_FAIL (agent kinds, comma/space separated, that fail with exit 1).
+set -euo pipefail
+
+KIND=analyst
+
+# --- shared helpers (kept identical in analyst.sh, developer.sh, reviewer.sh) ---
+sleep_pid=
+on_signal() {
+	local code=$1
+	trap - INT TERM HUP
+	if [[ -n $sleep_pid ]]; then
+		kill -TERM "$sleep_pid" 2>/dev/null || true
+		wait "$sleep_pid" 2>/dev/null || true
+	fi
+	echo "$KIND: stopped by a signal" 2>/dev/null || true
+	exit "$code"
+}
+trap 'on_signal 129' HUP
+trap 'on_signal 130' INT
+trap 'on_signal 143' TERM
+
+die() {
+	echo "$KIND: error: $*" >&2
+	echo "$KIND: error: $*" 2>/dev/null || true
+	exit 1
+}
+
+# Sleeps $ORCH_EXAMPLE_DELAY seconds in a way a signal ends at once.
+example_delay() {
+	local d=${ORCH_EXAMPLE_DELAY:-0}
+	[[ -z $d ]] && d=0
+	[[ $d =~ ^[0-9]+([.][0-9]+)?$ ]] || die "ORCH_EXAMPLE_DELAY must be a number of seconds, got '$d'"
+	[[ $d =~ ^0+([.]0+)?$ ]] && return 0
+	echo "$KIND: working for ${d}s (ORCH_EXAMPLE_DELAY)"
+	sleep "$d" &
+	sleep_pid=$!
+	wait "$sleep_pid"
+	sleep_pid=
+}
+
+# Exits 1 when $ORCH_EXAMPLE_FAIL names this kind of agent.
+example_fail() {
+	local k kinds=()
+	IFS=', ' read -r -a kinds <<<"${ORCH_EXAMPLE_FAIL:-}"
+	for k in "${kinds[@]}"; do
+		if [[ $k == "$KIND" ]]; then
+			die "failing on purpose (ORCH_EXAMPLE_FAIL=$ORCH_EXAMPLE_FAIL)"
+		fi
+	done
+}
+
+# Commits the given paths with a fixed identity; no commit when nothing changed.
+commit_paths() {
+	local message=$1
+	shift
+	git add -A -- "$@"
+	if git diff --cached --quiet -- "$@"; then
+		echo "$KIND: nothing changed, no commit"
+		return 0
+	fi
+	git -c user.name=orch-example -c user.email=orch-example@localhost \
+		-c commit.gpgsign=false commit --quiet -m "$message" -- "$@"
+	echo "$KIND: committed $(git rev-parse --short HEAD) on ${ORCH_BRANCH:-$(git rev-parse --abbrev-ref HEAD)}: $message"
+}
+
+# The prompt's first Markdown heading without '# ', or nothing.
+prompt_heading() {
+	local f=${ORCH_PROMPT_FILE:-}
+	[[ -n $f && -r $f ]] || return 0
+	sed -n 's/^#[[:space:]]\{1,\}//p' "$f" | head -n 1 | tr -d '\r'
+}
+
+# The task title: the heading without its "<Verb> <work item>: " prefix.
+task_title() {
+	local h
+	h=$(prompt_heading)
+	[[ -n $h ]] || { echo "$ORCH_WORK_ITEM"; return 0; }
+	local prefix
+	for prefix in "Analyse $ORCH_WORK_ITEM: " "Implement $ORCH_WORK_ITEM: " "Review $ORCH_WORK_ITEM: "; do
+		if [[ $h == "$prefix"* ]]; then
+			echo "${h#"$prefix"}"
+			return 0
+		fi
+	done
+	echo "$h"
+}
+# --- end of shared helpers ---
+
+: "${ORCH_WORK_ITEM:?ORCH_WORK_ITEM is not set}"
+: "${ORCH_DOCS_DIR:?ORCH_DOCS_DIR is not set}"
+git rev-parse --is-inside-work-tree >/dev/null 2>&1 || die "the working directory $(pwd) is not a git worktree"
+
+echo "$KIND: reading the work item $ORCH_WORK_ITEM (task ${ORCH_TASK_ID:-?}, run ${ORCH_RUN_ID:-?})"
+example_delay
+example_fail
+
+heading=$(prompt_heading)
+title=$(task_title)
+yaml_title=${title//\'/\'\'}
+yaml_id=${ORCH_WORK_ITEM//\'/\'\'}
+
+# The person's rejection comment, if the prompt carries one: the first fenced
+# block after the "previous analysis was REJECTED" heading.
+rejection=
+if [[ -n ${ORCH_PROMPT_FILE:-} && -r $ORCH_PROMPT_FILE ]]; then
+	rejection=$(awk '
+		!seen && /previous analysis was REJECTED/ { seen = 1; next }
+		seen && fence == "" && match($0, /^[[:space:]]*(```+|~~~+)/) {
+			fence = substr($0, RSTART, RLENGTH); gsub(/[[:space:]]/, "", fence); next
+		}
+		fence != "" {
+			line = $0; gsub(/[[:space:]]/, "", line)
+			if (line == fence) exit
+			print
+		}
+	' "$ORCH_PROMPT_FILE")
+fi
+
+mkdir -p -- "$ORCH_DOCS_DIR"
+
+{
+	echo "# Analysis of $ORCH_WORK_ITEM: $title"
+	echo
+	if [[ -n $rejection ]]; then
+		echo "## Changes after review"
+		echo
+		echo "The previous analysis was rejected with this comment:"
+		echo
+		printf '%s\n' "$rejection" | sed 's/^/> /'
+		echo
+		echo "1. The comment was read and this analysis was rewritten to address it."
+		echo
+	fi
+	echo "## Problem"
+	echo
+	if [[ -n $heading ]]; then
+		echo "The prompt's title:"
+		echo
+		echo "> $heading"
+		echo
+	else
+		echo "No prompt heading was given; the work item id is the only reference."
+	fi
+	echo "The work item $ORCH_WORK_ITEM needs a documented change on branch \`${ORCH_BRANCH:-?}\`."
+	echo
+	echo "## Current behaviour"
+	echo
+	echo "The file \`work/$ORCH_WORK_ITEM.md\` does not describe this work item yet."
+	echo
+	echo "## Assumptions"
+	echo
+	echo "- The example developer records the implementation in \`work/$ORCH_WORK_ITEM.md\`."
+	echo "- The example reviewer requires a \`Tests: added\` line in that file."
+	echo
+	echo "## Open questions"
+	echo
+	echo "None."
+	if [[ -n ${ORCH_PROMPT_FILE:-} && -r $ORCH_PROMPT_FILE ]]; then
+		echo
+		echo "## Prompt excerpt"
+		echo
+		echo "The last 20 lines of the prompt this analysis was written from:"
+		echo
+		echo "~~~~~~~~text"
+		tail -n 20 -- "$ORCH_PROMPT_FILE"
+		echo "~~~~~~~~"
+	fi
+} >"$ORCH_DOCS_DIR/01-analysis.md"
+echo "$KIND: wrote $ORCH_DOCS_DIR/01-analysis.md"
+
+cat >"$ORCH_DOCS_DIR/02-trz.md" <<SPEC
+# Specification of $ORCH_WORK_ITEM: $title
+
+## Requirements
+
+- **REQ-1**: The file \`work/$ORCH_WORK_ITEM.md\` exists on the branch and starts
+  with the title line of the work item.
+  - Acceptance: the first line of the file is \`# $ORCH_WORK_ITEM: $title\`.
+- **REQ-2**: The file records that the change is tested.
+  - Acceptance: the file contains the line \`Tests: added\`.
+
+## Out of scope
+
+- Any change outside \`work/\` and \`$ORCH_DOCS_DIR/\`.
+
+## Files expected to change
+
+- \`work/$ORCH_WORK_ITEM.md\`
+SPEC
+echo "$KIND: wrote $ORCH_DOCS_DIR/02-trz.md"
+
+cat >"$ORCH_DOCS_DIR/03-adr.md" <<ADR
+# ADR: $ORCH_WORK_ITEM — $title
+
+## Context
+
+The work item asks for a change that must be traceable in the repository.
+
+## Decision
+
+Record the implementation in a single Markdown file, \`work/$ORCH_WORK_ITEM.md\`.
+
+## Alternatives considered
+
+- Changing source code directly: rejected, the example pipeline has no build.
+- No record at all: rejected, the reviewer could not check anything.
+
+## Consequences
+
+The reviewer checks one file; a missing \`Tests: added\` line is a defect.
+ADR
+echo "$KIND: wrote $ORCH_DOCS_DIR/03-adr.md"
+
+cat >"$ORCH_DOCS_DIR/04-test-plan.yaml" <<PLAN
+work_item: '$yaml_id'
+title: '$yaml_title'
+cases:
+  - id: TC-1
+    requirement: REQ-1
+    level: manual
+    title: the work file exists with its title
+    given: the task branch after development
+    when: 'the reviewer reads work/$yaml_id.md'
+    then: the file exists and its first line is the title
+  - id: TC-2
+    requirement: REQ-2
+    level: manual
+    title: the change is tested
+    given: the task branch after development
+    when: 'the reviewer reads work/$yaml_id.md'
+    then: 'the file contains the line "Tests: added"'
+PLAN
+echo "$KIND: wrote $ORCH_DOCS_DIR/04-test-plan.yaml"
+
+commit_paths "docs($ORCH_WORK_ITEM): analysis" "$ORCH_DOCS_DIR"
+echo "$KIND: done — 2 requirements, 2 test cases, no open questions"
