@@ -91,10 +91,22 @@ impl Engine {
             let (p, s) = (pipeline.clone(), supervisor.clone());
             let every = cfg.poll_interval().max(Duration::from_millis(200));
             tasks.push(tokio::spawn(async move {
-                loop {
+                for n in 0u64.. {
                     tokio::time::sleep(every).await;
                     if let Err(e) = p.tick_all().await {
                         tracing::warn!(error = %e, "tick failed");
+                    }
+                    // The reconciler repairs gate states nobody told us about.
+                    if n % 25 == 0 {
+                        match p.reconcile_once().await {
+                            Ok(r) if r.repaired > 0 => tracing::info!(
+                                repaired = r.repaired,
+                                skipped_terminal = r.skipped_terminal,
+                                "reconciled"
+                            ),
+                            Ok(_) => {}
+                            Err(e) => tracing::warn!(error = %e, "reconcile failed"),
+                        }
                     }
                     s.wake();
                 }

@@ -115,9 +115,7 @@ impl Pipeline {
                 let msg = format!(
                     "{reason} ({source}) arrives while an irreversible step is in flight; it applies as soon as that step ends"
                 );
-                self.store
-                    .append_event(id, self.event("cancel_requested", msg.clone()))
-                    .await?;
+                // The store logged the first stamp itself (`cancel_requested`).
                 self.notify_cancel(&task, &msg).await;
                 CancelNote::DeferredCriticalWindow
             } else {

@@ -13,10 +13,12 @@
 mod cancel;
 mod merge;
 mod preparer;
+mod route;
 mod view;
 
 pub use cancel::CancelResult;
 pub use preparer::PipelinePreparer;
+pub use route::{ReconcileReport, Routed};
 pub use view::{job_spec, task_view};
 
 use crate::ports::{Forge, Tracker};
@@ -282,11 +284,15 @@ impl Pipeline {
         let task = self.task(id).await?;
         let view = task_view(self.store.as_ref(), &task).await?;
         let effects = pipeline::on_gate(&view, gate, comment, &self.policy(&task.repo));
+        let only_comments = effects.iter().all(|e| matches!(e, Effect::Comment(_)));
         let note = self.apply(&task, effects).await?;
         let task = self.task(id).await?;
         drop(_g);
-        // Whatever the gate made due (e.g. a lease to take) happens now.
-        self.tick(id).await?;
+        // Whatever the gate made due (e.g. a lease to take) happens now; a gate
+        // that was refused with a comment moves nothing (TC-10).
+        if !only_comments {
+            self.tick(id).await?;
+        }
         let task = self.store.get_task(id).await?.unwrap_or(task);
         Ok(GateResult {
             task: id,

@@ -1,0 +1,118 @@
+//! Tracker states → pipeline calls, and the reconciler that
+//! repairs missed state changes (R-43, TC-12).
+
+use super::{CancelResult, Pipeline, PipelineResult};
+use orch_core::Stage;
+use orch_core::pipeline::Gate;
+use serde::Serialize;
+
+/// What a tracker state change led to.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "routed", rename_all = "snake_case")]
+pub enum Routed {
+    Started {
+        note: String,
+    },
+    Gate {
+        gate: Gate,
+        note: String,
+    },
+    Stop(CancelResult),
+    /// Not a gate state (e.g. orch's own "Development"): nothing to do.
+    Ignored,
+}
+
+/// What one reconciler pass did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct ReconcileReport {
+    pub checked: u32,
+    /// Terminal tasks, skipped without a tracker call (TC-12).
+    pub skipped_terminal: u32,
+    /// Gate states the pipeline had not acted on, applied now.
+    pub repaired: u32,
+    pub errors: u32,
+}
+
+impl Pipeline {
+    /// An item moved to `state` on the tracker (a webhook, the CLI, the API).
+    pub async fn on_item_state(
+        &self,
+        item: &str,
+        state: &str,
+        comment: Option<&str>,
+        source: &str,
+    ) -> PipelineResult<Routed> {
+        let s = &self.cfg.tracker.states;
+        if state == s.stop {
+            return Ok(Routed::Stop(self.handle_stop(item, source).await));
+        }
+        if state == s.to_analyse {
+            return Ok(Routed::Started {
+                note: self.start_item(item).await?.note,
+            });
+        }
+        let gate = if state == s.approved {
+            Gate::Approve
+        } else if state == s.rejected {
+            Gate::Reject
+        } else if state == s.confirm_deploy {
+            Gate::ConfirmDeploy
+        } else {
+            return Ok(Routed::Ignored);
+        };
+        let Some(task) = self.store.find_live_task_by_tracker_id(item).await? else {
+            return Ok(Routed::Ignored);
+        };
+        let r = self.gate(task.id, gate, comment).await?;
+        Ok(Routed::Gate { gate, note: r.note })
+    }
+
+    /// One pass over the tasks: terminal ones are skipped and counted; a live
+    /// task whose item sits in a gate state the pipeline has not acted on
+    /// gets that gate now. A tracker error changes nothing.
+    pub async fn reconcile_once(&self) -> PipelineResult<ReconcileReport> {
+        let mut rep = ReconcileReport::default();
+        let tasks = self
+            .store
+            .list_tasks(&orch_store::TaskFilter::default())
+            .await?;
+        let s = self.cfg.tracker.states.clone();
+        for task in tasks {
+            rep.checked += 1;
+            if task.stage.is_terminal() {
+                rep.skipped_terminal += 1;
+                continue;
+            }
+            let Some(item_id) = task.original_tracker_id().map(str::to_owned) else {
+                continue;
+            };
+            let item = match self.tracker.item(&item_id).await {
+                Ok(Some(i)) => i,
+                // Absent or unreachable: never a reason to change a task.
+                Ok(None) => continue,
+                Err(e) => {
+                    rep.errors += 1;
+                    tracing::warn!(task = %task.id, error = %e, "reconcile: tracker error; nothing changed");
+                    continue;
+                }
+            };
+            let due = (item.state == s.stop)
+                || (item.state == s.approved && task.stage == Stage::AwaitingApproval)
+                || (item.state == s.rejected && task.stage == Stage::AwaitingApproval)
+                || (item.state == s.confirm_deploy && task.stage == Stage::Deploy);
+            if due {
+                match self
+                    .on_item_state(&item_id, &item.state, None, "reconciler")
+                    .await
+                {
+                    Ok(_) => rep.repaired += 1,
+                    Err(e) => {
+                        rep.errors += 1;
+                        tracing::warn!(task = %task.id, error = %e, "reconcile: applying the gate failed");
+                    }
+                }
+            }
+        }
+        Ok(rep)
+    }
+}
