@@ -1,4 +1,4 @@
-//! The HTTP face of `orch serve` (until the server crate lands: health only).
+//! The HTTP face of `orch serve`: the API of `orch-server` on the listener.
 
 use crate::error::{CliError, CliResult};
 use orch_config::Config;
@@ -7,11 +7,19 @@ use std::sync::Arc;
 
 pub async fn serve(
     listener: tokio::net::TcpListener,
-    _pipeline: Arc<Pipeline>,
-    _cfg: &Config,
+    pipeline: Arc<Pipeline>,
+    cfg: &Config,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> CliResult {
-    drop(listener);
-    shutdown.await;
-    Ok::<(), CliError>(())
+    let token = cfg.api_token().filter(|t| !t.is_empty());
+    if token.is_none() {
+        eprintln!(
+            "warning: {} is not set: the API refuses every change until it is",
+            cfg.server.api_token_env
+        );
+    }
+    let state = orch_server::ApiState { pipeline, token };
+    orch_server::serve(listener, state, shutdown)
+        .await
+        .map_err(|e| CliError::Runtime(anyhow::anyhow!("the HTTP server failed: {e}")))
 }

@@ -36,9 +36,9 @@ impl Pipeline {
             .map_err(|e| super::PipelineError::Invalid(format!("reading the head: {e}")))?;
         let pushed = self.forge.push_branch(&task.repo, &task.branch).await?;
         if pushed != head {
-            return Ok(self
+            return self
                 .requeue_merger(task, "the pushed head is not the verified one")
-                .await?);
+                .await;
         }
         let Some(base_sha) = self.forge.base_head(&task.repo, &base).await? else {
             return Err(super::PipelineError::Invalid(format!(

@@ -1,0 +1,123 @@
+//! orch's HTTP API (R-51), on axum.
+//!
+//! ```text
+//! GET  /healthz                          store liveness
+//! GET  /queue                            the status snapshot (R-36)
+//! GET  /metrics                          Prometheus text
+//! GET  /api/tasks?repo=&stage=&limit=    list tasks
+//! POST /api/tasks                        create a work item (builtin tracker) and start it
+//! GET  /api/tasks/{id}                   task detail: jobs, runs, usage, events
+//! POST /api/tasks/{id}/{action}          start | approve | reject | confirm-deploy | stop
+//! GET  /api/tasks/{id}/logs              the current run's log, live (SSE)
+//! ```
+//!
+//! Handlers are thin: they parse, call one function of the engine or store,
+//! and render. Errors are `{"error": "..."}` with a status that fits
+//! (`error.rs`); every mutating request needs the bearer token (`auth.rs`).
+
+mod auth;
+mod error;
+mod health;
+mod logs;
+mod metrics;
+mod queue;
+mod tasks;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use orch_engine::pipeline::Pipeline;
+use std::future::Future;
+use std::sync::Arc;
+use tokio::sync::watch;
+
+/// Request bodies larger than this are refused with 413.
+pub const BODY_LIMIT: usize = 1024 * 1024;
+
+/// What the API serves from.
+#[derive(Clone)]
+pub struct ApiState {
+    pub pipeline: Arc<Pipeline>,
+    /// The bearer token mutating requests need. `None` (or empty): every
+    /// mutating request is refused, saying which variable to set.
+    pub token: Option<String>,
+}
+
+/// The state the handlers see: the API state and the server's closing signal,
+/// which ends long-lived responses (log streams) so a graceful shutdown is quick.
+pub(crate) struct Shared {
+    pub api: ApiState,
+    pub closing: watch::Receiver<bool>,
+}
+
+impl Shared {
+    pub fn pipeline(&self) -> &Pipeline {
+        &self.api.pipeline
+    }
+
+    pub fn store(&self) -> &dyn orch_store::Store {
+        self.api.pipeline.store().as_ref()
+    }
+
+    pub fn is_closing(&self) -> bool {
+        *self.closing.borrow()
+    }
+}
+
+pub(crate) type AppState = Arc<Shared>;
+
+/// The API's routes. Long-lived responses end only on their own; use
+/// [`serve`] for a server that also ends them on shutdown.
+pub fn router(state: ApiState) -> Router {
+    // The sender is dropped: the receiver keeps reading `false`, never closing.
+    let (_, closing) = watch::channel(false);
+    build(state, closing)
+}
+
+fn build(state: ApiState, closing: watch::Receiver<bool>) -> Router {
+    let shared: AppState = Arc::new(Shared {
+        api: state,
+        closing,
+    });
+    // Read-only routes are open for now; issue 6 puts them behind the token
+    // unless `server.read_only_open` says otherwise.
+    Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/queue", get(queue::queue))
+        .route("/metrics", get(metrics::metrics))
+        .route("/api/tasks", get(tasks::list).post(tasks::create))
+        .route("/api/tasks/{id}", get(tasks::show))
+        .route("/api/tasks/{id}/logs", get(logs::logs))
+        .route("/api/tasks/{id}/{action}", post(tasks::action))
+        .fallback(error::no_route)
+        .method_not_allowed_fallback(error::wrong_method)
+        // Layers run bottom-up: log, then authenticate, then limit the body.
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(axum::middleware::from_fn_with_state(
+            shared.clone(),
+            auth::require_token,
+        ))
+        .layer(axum::middleware::from_fn(health::log_request))
+        .with_state(shared)
+}
+
+/// Serve until `shutdown` resolves (graceful: requests in flight finish, log
+/// streams end within one poll).
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: ApiState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let (tx, closing) = watch::channel(false);
+    let app = build(state, closing);
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!(%addr, "HTTP API listening");
+    }
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            tracing::info!("HTTP API shutting down");
+            let _ = tx.send(true);
+        })
+        .await
+}

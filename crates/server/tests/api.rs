@@ -1,0 +1,572 @@
+//! The HTTP API over real HTTP: a real `Pipeline` on a real SQLite store, a
+//! config with one repo whose remote is a real bare git repository, and the
+//! server from `serve` on an ephemeral port.
+
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Bytes, Incoming};
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use orch_core::run::{RunOutcome, Usage};
+use orch_core::{JobStatus, Stage, TaskId};
+use orch_engine::pipeline::Pipeline;
+use orch_server::{ApiState, serve};
+use orch_store::{
+    ClaimRequest, RunFinish, RunProcess, SqliteOptions, SqliteStore, Store, TaskFilter,
+};
+use serde_json::{Value, json};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::oneshot;
+
+const TOKEN: &str = "test-token-0123456789";
+
+struct Server {
+    addr: SocketAddr,
+    store: Arc<dyn Store>,
+    dir: tempfile::TempDir,
+    stop: Option<oneshot::Sender<()>>,
+    served: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Server {
+    async fn start() -> Server {
+        Self::start_with(Some(TOKEN.to_owned())).await
+    }
+
+    async fn start_with(token: Option<String>) -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let remote = bare_repo(dir.path());
+        let cfg = orch_config::Config::from_toml_str(&format!(
+            r#"
+data_dir = "data"
+
+[[repos]]
+name = "demo"
+remote = "{}"
+verify = ["true"]
+"#,
+            remote.display()
+        ))
+        .unwrap()
+        .with_base_dir(dir.path());
+        let sqlite = SqliteStore::open(dir.path().join("orch.db"), SqliteOptions::default())
+            .await
+            .unwrap();
+        sqlite.migrate().await.unwrap();
+        let store: Arc<dyn Store> = Arc::new(sqlite);
+        let pipeline = Arc::new(Pipeline::with_defaults(store.clone(), Arc::new(cfg), "api"));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let state = ApiState { pipeline, token };
+        let served = tokio::spawn(serve(listener, state, async move {
+            let _ = stopped.await;
+        }));
+        Server {
+            addr,
+            store,
+            dir,
+            stop: Some(stop),
+            served,
+        }
+    }
+
+    /// A request; the answer's status, headers and body as text.
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&str>,
+    ) -> (StatusCode, hyper::HeaderMap, String) {
+        let res = self.send(method, path, token, body).await;
+        let status = res.status();
+        let headers = res.headers().clone();
+        let bytes = tokio::time::timeout(Duration::from_secs(20), res.into_body().collect())
+            .await
+            .expect("the answer ends in time")
+            .unwrap()
+            .to_bytes();
+        (status, headers, String::from_utf8(bytes.to_vec()).unwrap())
+    }
+
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&str>,
+    ) -> Response<Incoming> {
+        let stream = tokio::net::TcpStream::connect(self.addr).await.unwrap();
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        let mut req = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("host", self.addr.to_string());
+        if let Some(t) = token {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
+        if body.is_some() {
+            req = req.header("content-type", "application/json");
+        }
+        let body = Full::new(Bytes::from(body.unwrap_or_default().to_owned()));
+        sender.send_request(req.body(body).unwrap()).await.unwrap()
+    }
+
+    async fn get_json(&self, path: &str) -> (StatusCode, Value) {
+        let (status, _, text) = self.call(Method::GET, path, None, None).await;
+        (status, serde_json::from_str(&text).unwrap())
+    }
+
+    async fn post_json(&self, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+        let body = body.map(|b| b.to_string());
+        let (status, _, text) = self
+            .call(Method::POST, path, Some(TOKEN), body.as_deref())
+            .await;
+        (status, serde_json::from_str(&text).unwrap())
+    }
+
+    async fn create(&self, body: Value) -> Value {
+        let (status, created) = self.post_json("/api/tasks", Some(body)).await;
+        assert_eq!(status, StatusCode::CREATED, "{created}");
+        created
+    }
+
+    async fn shutdown(mut self) {
+        let _ = self.stop.take().unwrap().send(());
+        tokio::time::timeout(Duration::from_secs(10), &mut self.served)
+            .await
+            .expect("the server stops in time")
+            .unwrap()
+            .unwrap();
+    }
+}
+
+fn git(dir: &Path, args: &[&str]) {
+    let out = Command::new("git")
+        .args([
+            "-c",
+            "user.name=orch test",
+            "-c",
+            "user.email=test@orch.invalid",
+        ])
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "git {args:?}: {out:?}");
+}
+
+/// A bare repository with one commit on `main`.
+fn bare_repo(dir: &Path) -> std::path::PathBuf {
+    let work = dir.join("seed");
+    std::fs::create_dir(&work).unwrap();
+    git(&work, &["init", "--quiet", "-b", "main"]);
+    std::fs::write(work.join("README.md"), "demo\n").unwrap();
+    git(&work, &["add", "README.md"]);
+    git(&work, &["commit", "--quiet", "-m", "initial commit"]);
+    git(dir, &["clone", "--quiet", "--bare", "seed", "remote.git"]);
+    dir.join("remote.git")
+}
+
+fn task_id(v: &Value) -> TaskId {
+    TaskId(v["result"]["task"].as_i64().expect("a task id"))
+}
+
+#[tokio::test]
+async fn healthz_answers_ok() {
+    let s = Server::start().await;
+    let (status, body) = s.get_json("/healthz").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body, json!({"ok": true, "store": "ok"}));
+    let (status, body) = s.get_json("/no/such/route").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(body["error"].is_string());
+    s.shutdown().await;
+}
+
+#[tokio::test]
+async fn post_needs_the_token_and_changes_nothing_without_it() {
+    let s = Server::start().await;
+    let body = json!({"repo": "demo", "title": "Add a greeting"}).to_string();
+    for token in [None, Some("wrong-token")] {
+        let (status, headers, text) = s.call(Method::POST, "/api/tasks", token, Some(&body)).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{text}");
+        assert_eq!(headers["www-authenticate"], "Bearer");
+        let err: Value = serde_json::from_str(&text).unwrap();
+        assert!(err["error"].as_str().unwrap().contains("ORCH_API_TOKEN"));
+    }
+    // The auth check comes first: malformed JSON without a token is still a 401.
+    let (status, _, _) = s
+        .call(Method::POST, "/api/tasks/1/stop", None, Some("{"))
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(
+        s.store
+            .list_tasks(&TaskFilter::default())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(s.store.list_items(None).await.unwrap().is_empty());
+    s.shutdown().await;
+
+    // No token configured: every change is refused, naming the variable to set.
+    let s = Server::start_with(None).await;
+    let (status, _, text) = s
+        .call(Method::POST, "/api/tasks", Some(""), Some(&body))
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(
+        text.contains("set the environment variable ORCH_API_TOKEN"),
+        "{text}"
+    );
+    assert!(s.store.list_items(None).await.unwrap().is_empty());
+    s.shutdown().await;
+}
+
+#[tokio::test]
+async fn create_starts_the_analysis_and_lists_it() {
+    let s = Server::start().await;
+    let created = s
+        .create(json!({"repo": "demo", "title": "Add a greeting", "body": "Say hello."}))
+        .await;
+    assert_eq!(created["item"]["id"], "DEMO-1");
+    assert_eq!(created["item"]["project"], "demo");
+    assert_eq!(created["result"]["stage"], "analysis");
+    let id = task_id(&created);
+    let task = s.store.get_task(id).await.unwrap().unwrap();
+    assert_eq!(task.stage, Stage::Analysis);
+    assert_eq!(task.work_item_id, "DEMO-1");
+    let jobs = s.store.jobs_for_task(id).await.unwrap();
+    assert_eq!(jobs.len(), 1);
+    assert_eq!(jobs[0].status, JobStatus::Queued);
+    assert_eq!(jobs[0].agent, orch_core::AgentKind::Analyst);
+
+    // The next minted key, an explicit one, a held one, and a duplicate.
+    let second = s.create(json!({"repo": "demo", "title": "Second"})).await;
+    assert_eq!(second["item"]["id"], "DEMO-2");
+    let held = s
+        .create(json!({"repo": "demo", "title": "Later", "key": "DEMO-70", "hold": true}))
+        .await;
+    assert_eq!(held["item"]["id"], "DEMO-70");
+    assert_eq!(held["result"], Value::Null);
+    let (status, err) = s
+        .post_json(
+            "/api/tasks",
+            Some(json!({"repo": "demo", "title": "Again", "key": "DEMO-70"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{err}");
+    for bad in [
+        json!({"repo": "nope", "title": "x"}),
+        json!({"repo": "demo", "title": "  "}),
+        json!({"repo": "demo", "title": "x", "key": "../etc"}),
+        json!({"repo": "demo", "title": "x", "colour": "red"}),
+    ] {
+        let (status, err) = s.post_json("/api/tasks", Some(bad.clone())).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad} → {err}");
+        assert!(err["error"].is_string());
+    }
+
+    // A held item starts by its key.
+    let (status, started) = s.post_json("/api/tasks/DEMO-70/start", None).await;
+    assert_eq!(status, StatusCode::OK, "{started}");
+    assert_eq!(started["stage"], "analysis");
+
+    let (status, list) = s.get_json("/api/tasks").await;
+    assert_eq!(status, StatusCode::OK);
+    let keys: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["work_item_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(keys.len(), 3, "{keys:?}");
+    assert!(keys.contains(&"DEMO-1"));
+    let (_, list) = s
+        .get_json("/api/tasks?repo=demo&stage=analysis&limit=1")
+        .await;
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    let (_, list) = s.get_json("/api/tasks?repo=other").await;
+    assert!(list.as_array().unwrap().is_empty());
+    let (status, err) = s.get_json("/api/tasks?stage=bogus").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(err["error"].as_str().unwrap().contains("stage"), "{err}");
+    let (status, _) = s.get_json("/api/tasks?limit=many").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+
+    for path in [format!("/api/tasks/{id}"), "/api/tasks/DEMO-1".to_owned()] {
+        let (status, detail) = s.get_json(&path).await;
+        assert_eq!(status, StatusCode::OK, "{detail}");
+        for key in ["task", "jobs", "runs", "usage", "events", "depends_on"] {
+            assert!(detail.get(key).is_some(), "{path} has {key}");
+        }
+        assert_eq!(detail["task"]["id"], id.0);
+        assert_eq!(detail["jobs"].as_array().unwrap().len(), 1);
+    }
+    for path in ["/api/tasks/999", "/api/tasks/NOPE-1"] {
+        let (status, err) = s.get_json(path).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert!(err["error"].as_str().unwrap().contains("GET /api/tasks"));
+    }
+    s.shutdown().await;
+}
+
+#[tokio::test]
+async fn gates_and_stop() {
+    let s = Server::start().await;
+    let created = s.create(json!({"repo": "demo", "title": "Gate me"})).await;
+    let id = task_id(&created);
+    let base = format!("/api/tasks/{id}");
+
+    // Nothing to approve in analysis: a note, and the stage stays.
+    let (status, r) = s
+        .post_json(
+            &format!("{base}/approve"),
+            Some(json!({"comment": "looks good"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{r}");
+    assert_eq!(r["stage"], "analysis");
+    assert_eq!(r["task"], id.0);
+    assert!(!r["note"].as_str().unwrap().is_empty());
+    assert_eq!(
+        s.store.get_task(id).await.unwrap().unwrap().stage,
+        Stage::Analysis
+    );
+
+    // Reject needs a comment.
+    for body in [None, Some(json!({})), Some(json!({"comment": "   "}))] {
+        let (status, err) = s.post_json(&format!("{base}/reject"), body).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{err}");
+        assert!(err["error"].as_str().unwrap().contains("comment"));
+    }
+    let (status, err) = s.post_json(&format!("{base}/launch"), None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(err["error"].as_str().unwrap().contains("confirm-deploy"));
+    let (status, _) = s.post_json("/api/tasks/999/approve", None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    let (status, r) = s.post_json(&format!("{base}/stop"), None).await;
+    assert_eq!(status, StatusCode::OK, "{r}");
+    assert_eq!(r["note"], "cancelled");
+    assert_eq!(r["ok"], true);
+    assert_eq!(r["deferred"], false);
+    let task = s.store.get_task(id).await.unwrap().unwrap();
+    assert_eq!(task.stage, Stage::Cancelled);
+    assert!(task.cancelled_at.is_some());
+    let jobs = s.store.jobs_for_task(id).await.unwrap();
+    assert!(jobs.iter().all(|j| j.status == JobStatus::Cancelled));
+
+    // A second STOP is harmless and says why.
+    let (status, r) = s.post_json(&format!("{base}/stop"), None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(r["note"], "already-terminal:cancelled");
+    s.shutdown().await;
+}
+
+#[tokio::test]
+async fn queue_and_metrics() {
+    let s = Server::start().await;
+    s.create(json!({"repo": "demo", "title": "Count me"})).await;
+    let (status, q) = s.get_json("/queue").await;
+    assert_eq!(status, StatusCode::OK);
+    for key in [
+        "counts",
+        "serial_gate",
+        "task_deps",
+        "auto_labels",
+        "recent",
+        "stop",
+    ] {
+        assert!(q.get(key).is_some(), "/queue has {key}: {q}");
+    }
+    assert_eq!(q["counts"]["tasks"]["analysis"], 1);
+
+    let (status, headers, text) = s.call(Method::GET, "/metrics", None, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain; version=0.0.4")
+    );
+    assert!(text.contains("# TYPE orch_tasks gauge"), "{text}");
+    assert!(text.contains("orch_tasks{stage=\"analysis\"} 1"), "{text}");
+    assert!(text.contains("orch_jobs{status=\"queued\"} 1"), "{text}");
+    s.shutdown().await;
+}
+
+#[tokio::test]
+async fn bad_bodies_are_400_and_large_ones_413() {
+    let s = Server::start().await;
+    let (status, _, text) = s
+        .call(Method::POST, "/api/tasks", Some(TOKEN), Some("{\"repo\": "))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let err: Value = serde_json::from_str(&text).unwrap();
+    assert!(
+        err["error"].as_str().unwrap().contains("not valid JSON"),
+        "{err}"
+    );
+    let (status, _, _) = s
+        .call(Method::POST, "/api/tasks", Some(TOKEN), Some(""))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let big = format!(
+        "{{\"repo\": \"demo\", \"title\": \"x\", \"body\": \"{}\"}}",
+        "a".repeat(orch_server::BODY_LIMIT + 1)
+    );
+    let (status, _, text) = s
+        .call(Method::POST, "/api/tasks", Some(TOKEN), Some(&big))
+        .await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{text}");
+    assert!(s.store.list_items(None).await.unwrap().is_empty());
+    s.shutdown().await;
+}
+
+/// Claim the task's queued job and record its process with a log file.
+async fn start_run(s: &Server, id: TaskId, log: &Path) -> orch_core::RunId {
+    let job = s
+        .store
+        .claim(&ClaimRequest::new("test-worker"))
+        .await
+        .unwrap()
+        .expect("a job to claim");
+    assert_eq!(job.task_id, id);
+    let run = job.run_id.expect("a claimed job has a run");
+    let process = RunProcess {
+        pid: 1,
+        pgid: 1,
+        proc_start_ticks: 1,
+        log_path: log.display().to_string(),
+    };
+    assert!(s.store.record_run_process(&run, &process).await.unwrap());
+    run
+}
+
+fn finish() -> RunFinish {
+    RunFinish {
+        outcome: RunOutcome::Succeeded,
+        exit_code: Some(0),
+        signal: None,
+        usage: Usage::default(),
+        session_id: None,
+        error: None,
+        final_text: Some("done".into()),
+    }
+}
+
+/// The `data:` lines and `event:` names of an SSE body, in order.
+fn sse(text: &str) -> Vec<String> {
+    text.lines()
+        .filter(|l| l.starts_with("data:") || l.starts_with("event:"))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[tokio::test]
+async fn logs_stream_a_finished_run_then_end() {
+    let s = Server::start().await;
+    let created = s.create(json!({"repo": "demo", "title": "Log me"})).await;
+    let id = task_id(&created);
+
+    // No run yet: the stream ends at once.
+    let (status, headers, text) = s
+        .call(Method::GET, &format!("/api/tasks/{id}/logs"), None, None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers["content-type"], "text/event-stream");
+    assert_eq!(sse(&text), ["event: end", "data: end of log"]);
+
+    let log = s.dir.path().join("output.log");
+    std::fs::write(&log, "first line\nsecond line\n").unwrap();
+    let run = start_run(&s, id, &log).await;
+    assert!(s.store.finish_run(&run, &finish()).await.unwrap());
+
+    let (status, _, text) = s
+        .call(Method::GET, "/api/tasks/DEMO-1/logs", None, None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        sse(&text),
+        [
+            "data: first line",
+            "data: second line",
+            "event: end",
+            "data: end of log"
+        ]
+    );
+    s.shutdown().await;
+}
+
+/// Read SSE frames into `seen` until it contains `needle`.
+async fn read_until(body: &mut Incoming, seen: &mut String, needle: &str) {
+    while !seen.contains(needle) {
+        let frame = tokio::time::timeout(Duration::from_secs(10), body.frame())
+            .await
+            .unwrap_or_else(|_| panic!("{needle:?} in time; got {seen:?}"))
+            .expect("the stream goes on")
+            .unwrap();
+        if let Ok(data) = frame.into_data() {
+            seen.push_str(std::str::from_utf8(&data).unwrap());
+        }
+    }
+}
+
+fn append(path: &Path, bytes: &[u8]) {
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new().append(true).open(path).unwrap();
+    f.write_all(bytes).unwrap();
+}
+
+#[tokio::test]
+async fn logs_follow_a_live_run_and_shutdown_ends_the_stream() {
+    let mut s = Server::start().await;
+    let created = s
+        .create(json!({"repo": "demo", "title": "Follow me"}))
+        .await;
+    let id = task_id(&created);
+    let log = s.dir.path().join("live.log");
+    std::fs::write(&log, "early\n").unwrap();
+    start_run(&s, id, &log).await;
+
+    let res = s
+        .send(Method::GET, &format!("/api/tasks/{id}/logs"), None, None)
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let mut body = res.into_body();
+    let mut seen = String::new();
+    read_until(&mut body, &mut seen, "data: early\n").await;
+    // Written while the client watches: it arrives; a partial line waits for its newline.
+    append(&log, b"later\nhalf");
+    read_until(&mut body, &mut seen, "data: later\n").await;
+    assert!(!seen.contains("half"));
+    append(&log, b" done\r\n");
+    read_until(&mut body, &mut seen, "data: half done\n").await;
+    assert!(!seen.contains("event: end"), "the run is still going");
+
+    // Shutdown is graceful yet quick: the open stream ends without waiting for the run.
+    let _ = s.stop.take().unwrap().send(());
+    while let Some(frame) = tokio::time::timeout(Duration::from_secs(5), body.frame())
+        .await
+        .expect("the stream ends on shutdown")
+    {
+        if let Ok(data) = frame.unwrap().into_data() {
+            seen.push_str(std::str::from_utf8(&data).unwrap());
+        }
+    }
+    assert!(!seen.contains("event: end"), "{seen}");
+    tokio::time::timeout(Duration::from_secs(5), &mut s.served)
+        .await
+        .expect("the server stops in time")
+        .unwrap()
+        .unwrap();
+}
