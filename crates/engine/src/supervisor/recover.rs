@@ -106,6 +106,14 @@ impl Supervisor {
         match run_state(&handle) {
             RunState::Running => {
                 tracing::info!(run = %run_id, pid = handle.pid, "re-adopting a live run");
+                // Registered before the watcher starts: `active_runs` and a STOP
+                // see the run as soon as recovery returns.
+                self.lock_active()
+                    .entry(run_id.clone())
+                    .or_insert_with(|| super::Active {
+                        task: task.id,
+                        stop: Arc::new(tokio::sync::Notify::new()),
+                    });
                 let sup = self.clone();
                 tokio::spawn(async move {
                     sup.watch_run(task, job, handle, adapter, timeouts, started)

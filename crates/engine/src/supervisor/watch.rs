@@ -51,14 +51,17 @@ impl Supervisor {
         started: Timestamp,
     ) {
         let run = handle.run_id.clone();
-        let stop = Arc::new(Notify::new());
-        self.lock_active().insert(
-            run.clone(),
-            Active {
+        // Recovery may have registered the run already (so it is visible the
+        // moment `recover` returns); keep its stop signal.
+        let stop = self
+            .lock_active()
+            .entry(run.clone())
+            .or_insert_with(|| Active {
                 task: task.id,
-                stop: stop.clone(),
-            },
-        );
+                stop: Arc::new(Notify::new()),
+            })
+            .stop
+            .clone();
         let mut adapter = adapter_for(adapter);
         let mut tail = LogTail::new(handle.run_dir.join(run_dir::OUTPUT_LOG));
         let ending = self
