@@ -14,7 +14,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
-async fn run(sync: Synchronous, workers: usize, jobs: usize) -> (f64, Histogram<u64>) {
+/// Latencies in µs of each step of the cycle, merged over all workers.
+struct Latencies {
+    claim: Histogram<u64>,
+    enqueue: Histogram<u64>,
+    complete: Histogram<u64>,
+}
+
+async fn run(sync: Synchronous, workers: usize, jobs: usize) -> (f64, Latencies) {
     let dir = tempfile::tempdir().expect("tempdir");
     let opts = SqliteOptions {
         synchronous: sync,
@@ -39,13 +46,17 @@ async fn run(sync: Synchronous, workers: usize, jobs: usize) -> (f64, Histogram<
         let remaining = remaining.clone();
         handles.push(tokio::spawn(async move {
             let mut hist = Histogram::<u64>::new(3).expect("histogram");
+            let mut eh = Histogram::<u64>::new(3).expect("histogram");
+            let mut ch = Histogram::<u64>::new(3).expect("histogram");
             let req = ClaimRequest::new(format!("w{w}"));
             while remaining
                 .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
                 .is_ok()
             {
                 let nj = NewJob::new(task.id, AgentKind::Developer, "bench", Timestamp(0));
+                let te = Instant::now();
                 store.enqueue(nj).await.expect("enqueue");
+                eh.record(te.elapsed().as_micros() as u64).expect("record");
                 let t0 = Instant::now();
                 // Another worker may have taken "our" job; any job will do.
                 let job = loop {
@@ -57,14 +68,24 @@ async fn run(sync: Synchronous, workers: usize, jobs: usize) -> (f64, Histogram<
                 hist.record(t0.elapsed().as_micros() as u64)
                     .expect("record");
                 let run = job.run_id.as_ref().expect("run id");
+                let tc = Instant::now();
                 assert!(store.complete(job.id, run).await.expect("complete"));
+                ch.record(tc.elapsed().as_micros() as u64).expect("record");
             }
-            hist
+            [hist, eh, ch]
         }));
     }
-    let mut total = Histogram::<u64>::new(3).expect("histogram");
+    let new = || Histogram::<u64>::new(3).expect("histogram");
+    let mut total = Latencies {
+        claim: new(),
+        enqueue: new(),
+        complete: new(),
+    };
     for h in handles {
-        total.add(h.await.expect("worker")).expect("merge");
+        let [c, e, d] = h.await.expect("worker");
+        total.claim.add(c).expect("merge");
+        total.enqueue.add(e).expect("merge");
+        total.complete.add(d).expect("merge");
     }
     let secs = start.elapsed().as_secs_f64();
     store.close().await;
@@ -83,8 +104,15 @@ fn main() {
         .expect("runtime");
     println!("queue benchmark: enqueue → claim → complete, {jobs} jobs per row, SQLite WAL");
     println!(
-        "{:<8} {:>8} {:>10} {:>12} {:>12} {:>12}",
-        "sync", "workers", "jobs/s", "claim p50", "claim p99", "claim max"
+        "{:<8} {:>8} {:>10} {:>12} {:>12} {:>12} {:>14} {:>15}",
+        "sync",
+        "workers",
+        "jobs/s",
+        "claim p50",
+        "claim p99",
+        "claim max",
+        "enqueue p50",
+        "complete p50"
     );
     for (name, sync) in [("NORMAL", Synchronous::Normal), ("FULL", Synchronous::Full)] {
         for workers in [1, 4, 16] {
@@ -96,13 +124,15 @@ fn main() {
             };
             let (rate, h) = rt.block_on(run(sync, workers, n));
             println!(
-                "{:<8} {:>8} {:>10.0} {:>10}µs {:>10}µs {:>10}µs",
+                "{:<8} {:>8} {:>10.0} {:>10}µs {:>10}µs {:>10}µs {:>12}µs {:>13}µs",
                 name,
                 workers,
                 rate,
-                h.value_at_quantile(0.50),
-                h.value_at_quantile(0.99),
-                h.max()
+                h.claim.value_at_quantile(0.50),
+                h.claim.value_at_quantile(0.99),
+                h.claim.max(),
+                h.enqueue.value_at_quantile(0.50),
+                h.complete.value_at_quantile(0.50)
             );
         }
     }
