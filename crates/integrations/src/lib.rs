@@ -1,0 +1,9 @@
+//! orch's integrations with the outside world (R-40…R-44).
+//!
+//! ```text
+//! signature   HMAC-SHA256 over the raw body, constant-time (R-42)
+//! webhook/    pure parsers: Plane v1/v2, Gitea/Forgejo, GitHub → WebhookEvent
+//! ```
+
+pub mod signature;
+pub mod webhook;

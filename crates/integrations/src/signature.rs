@@ -1,0 +1,103 @@
+//! Webhook signatures: lowercase hex HMAC-SHA256 of the raw request
+//! body, compared in constant time, before anything parses the body.
+//!
+//! Plane (`X-Plane-Signature`), Gitea (`X-Gitea-Signature`) and Forgejo
+//! (`X-Forgejo-Signature`) send the bare hex digest; GitHub (and Gitea, as a
+//! courtesy) send `X-Hub-Signature-256: sha256=<hex>`.
+
+use hmac::{KeyInit, Mac};
+use sha2::Sha256;
+
+type HmacSha256 = hmac::Hmac<Sha256>;
+
+/// Why a signature did not verify. The messages go back to the sender and
+/// into our logs, so they never contain the secret or the expected digest.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SignatureError {
+    #[error("the request carries no signature header ({0})")]
+    Missing(&'static str),
+    #[error("the signature header is not lowercase hex of 32 bytes{0}")]
+    Malformed(&'static str),
+    #[error("the signature does not match the body (wrong secret, or the body was changed)")]
+    Mismatch,
+}
+
+/// The hex HMAC-SHA256 of `body` under `secret` (what a sender puts in the header).
+pub fn sign(secret: &[u8], body: &[u8]) -> String {
+    let mut mac = HmacSha256::new_from_slice(secret).expect("HMAC accepts keys of any length");
+    mac.update(body);
+    hex::encode(mac.finalize().into_bytes())
+}
+
+/// Verify a bare hex signature (`header`) over `body`. `prefix` is stripped
+/// first when given (`"sha256="` for `X-Hub-Signature-256`).
+pub fn verify(
+    secret: &[u8],
+    body: &[u8],
+    header: Option<&str>,
+    header_name: &'static str,
+    prefix: Option<&str>,
+) -> Result<(), SignatureError> {
+    let value = header
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .ok_or(SignatureError::Missing(header_name))?;
+    let hex_part = match prefix {
+        Some(p) => value.strip_prefix(p).ok_or(SignatureError::Malformed(
+            " (expected the `sha256=` prefix)",
+        ))?,
+        None => value,
+    };
+    // Case-insensitive hex is accepted: senders agree on lowercase, but the
+    // digest's meaning does not depend on case.
+    let given = hex::decode(hex_part).map_err(|_| SignatureError::Malformed(""))?;
+    if given.len() != 32 {
+        return Err(SignatureError::Malformed(""));
+    }
+    let mut mac = HmacSha256::new_from_slice(secret).expect("HMAC accepts keys of any length");
+    mac.update(body);
+    // `verify_slice` compares in constant time.
+    mac.verify_slice(&given)
+        .map_err(|_| SignatureError::Mismatch)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sign_then_verify() {
+        let sig = sign(b"k", b"body");
+        assert!(verify(b"k", b"body", Some(&sig), "X", None).is_ok());
+        assert_eq!(
+            verify(b"k", b"body!", Some(&sig), "X", None),
+            Err(SignatureError::Mismatch)
+        );
+        assert_eq!(
+            verify(b"k2", b"body", Some(&sig), "X", None),
+            Err(SignatureError::Mismatch)
+        );
+        let hub = format!("sha256={sig}");
+        assert!(verify(b"k", b"body", Some(&hub), "X", Some("sha256=")).is_ok());
+        assert!(matches!(
+            verify(b"k", b"body", Some(&sig), "X", Some("sha256=")),
+            Err(SignatureError::Malformed(_))
+        ));
+        assert_eq!(
+            verify(b"k", b"body", None, "X", None),
+            Err(SignatureError::Missing("X"))
+        );
+        assert_eq!(
+            verify(b"k", b"body", Some(""), "X", None),
+            Err(SignatureError::Missing("X"))
+        );
+        assert!(matches!(
+            verify(b"k", b"body", Some("zz"), "X", None),
+            Err(SignatureError::Malformed(_))
+        ));
+        assert!(matches!(
+            verify(b"k", b"body", Some(&sig[..62]), "X", None),
+            Err(SignatureError::Malformed(_))
+        ));
+    }
+}

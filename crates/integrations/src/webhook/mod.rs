@@ -1,0 +1,106 @@
+//! Incoming webhooks: what a verified delivery means to orch.
+//!
+//! Each provider's parser is a pure function from the raw body (and its event
+//! header) to a [`WebhookEvent`]. Nothing here does IO: the server verifies
+//! the signature, calls the parser, records the delivery and hands the event
+//! to [`crate::ingest`] on a background task.
+
+pub mod gitea;
+pub mod github;
+pub mod plane;
+
+use serde::Serialize;
+
+/// A body that is not what the provider sends: answered with 400.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ParseError(pub String);
+
+impl ParseError {
+    pub(crate) fn new(msg: impl Into<String>) -> ParseError {
+        ParseError(msg.into())
+    }
+}
+
+/// How a tracker names the state an item moved to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "by", content = "value", rename_all = "snake_case")]
+pub enum StateRef {
+    /// Plane: a state uuid of the item's project; the name, when the payload
+    /// carries one, is only a hint (a renamed state keeps its id).
+    Id { id: String, name: Option<String> },
+    /// Label trackers (GitHub/Gitea issues): the gate's name itself.
+    Name(String),
+}
+
+/// A tracker item moved to a state (or was created in one).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ItemState {
+    /// The tracker's project: a Plane project uuid, or `owner/name`.
+    pub project: String,
+    /// The item as orch's tracker port knows it.
+    pub item: String,
+    pub state: StateRef,
+    /// What identifies this change, for de-duplication: the same change
+    /// delivered twice (retries, one delivery per changed field) has the same key.
+    pub change_key: String,
+}
+
+/// A pull request closed on the forge, by orch or by a person.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PullRequestClosed {
+    /// `owner/name`.
+    pub repo: String,
+    pub number: u64,
+    /// The head branch's name (Gitea: `head.label`, which survives the
+    /// branch's deletion; `head.ref` becomes `refs/pull/<n>/head`).
+    pub branch: String,
+    pub head_sha: String,
+    pub base: String,
+    pub merged: bool,
+    pub merge_commit_sha: Option<String>,
+}
+
+/// What a verified delivery means.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum WebhookEvent {
+    ItemState(ItemState),
+    PullRequestClosed(PullRequestClosed),
+    /// A delivery orch does not act on; answered with 202.
+    Ignored {
+        reason: String,
+    },
+}
+
+impl WebhookEvent {
+    pub(crate) fn ignored(reason: impl Into<String>) -> WebhookEvent {
+        WebhookEvent::Ignored {
+            reason: reason.into(),
+        }
+    }
+}
+
+/// Parse a body as a JSON object (a webhook body is never anything else).
+pub(crate) fn json_object(body: &[u8]) -> Result<serde_json::Value, ParseError> {
+    let v: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|e| ParseError::new(format!("the body is not valid JSON: {e}")))?;
+    if !v.is_object() {
+        return Err(ParseError::new("the body is JSON but not an object"));
+    }
+    Ok(v)
+}
+
+/// A string field, or a clear error naming it.
+pub(crate) fn req_str<'a>(v: &'a serde_json::Value, path: &str) -> Result<&'a str, ParseError> {
+    v.pointer(path)
+        .and_then(|x| x.as_str())
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| ParseError::new(format!("the payload has no string at {path}")))
+}
+
+pub(crate) fn opt_str<'a>(v: &'a serde_json::Value, path: &str) -> Option<&'a str> {
+    v.pointer(path)
+        .and_then(|x| x.as_str())
+        .filter(|s| !s.is_empty())
+}
