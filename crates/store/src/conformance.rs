@@ -4,7 +4,7 @@
 //! `conformance_suite!` macro turns the whole list into `#[tokio::test]`s for one
 //! implementation. Cases that port the ORCH-090 suite carry its case name.
 
-use crate::clock::ManualClock;
+use crate::clock::{Clock, ManualClock};
 use crate::model::*;
 use crate::traits::Store;
 use orch_core::gates::{Gates, Limits};
@@ -876,6 +876,26 @@ pub async fn runs_record_process_outcome_and_usage(h: Harness) {
     assert_eq!((u.input_tokens, u.output_tokens), (101, 22));
     assert!((u.cost_usd - 0.75).abs() < 1e-9);
     assert_eq!(h.store.runs_for_task(t.id).await.unwrap().len(), 2);
+    // Per repo: both runs, the second one only counted "since" its start.
+    let before = h
+        .store
+        .usage_by_repo(orch_core::Timestamp::EPOCH)
+        .await
+        .unwrap();
+    assert_eq!(before.len(), 1, "{before:?}");
+    assert_eq!(
+        (
+            before[0].repo.as_str(),
+            before[0].runs,
+            before[0].runs_since
+        ),
+        ("demo", 2, 2)
+    );
+    assert_eq!(before[0].usage.total_tokens(), 123);
+    assert!((before[0].usage.cost_usd - 0.75).abs() < 1e-9);
+    let later = h.clock.now().plus(Duration::from_secs(1));
+    let after = h.store.usage_by_repo(later).await.unwrap();
+    assert_eq!((after[0].runs, after[0].runs_since), (2, 0));
     assert!(
         h.store
             .get_run(&RunId("nope".into()))

@@ -29,6 +29,16 @@ impl ClaimRequest {
     }
 }
 
+/// One repo's runs and usage ([`crate::RunStore::usage_by_repo`]).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RepoUsage {
+    pub repo: String,
+    pub runs: u64,
+    /// Runs started at or after the `since` asked for.
+    pub runs_since: u64,
+    pub usage: Usage,
+}
+
 /// Filter for listing tasks; the default lists everything, newest first.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TaskFilter {

@@ -8,7 +8,7 @@ use orch_core::retry::{FailureDecision, RetryPolicy};
 use orch_core::run::{Run, Usage};
 use orch_core::{
     EventInput, Job, JobId, JobStatus, NewJob, NewTask, RunId, Stage, Task, TaskEvent, TaskId,
-    WorkerId,
+    Timestamp, WorkerId,
 };
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -120,6 +120,9 @@ pub trait RunStore {
     async fn get_run(&self, run: &RunId) -> StoreResult<Option<Run>>;
     async fn runs_for_task(&self, task: TaskId) -> StoreResult<Vec<Run>>;
     async fn task_usage(&self, task: TaskId) -> StoreResult<Usage>;
+    /// Runs and usage summed per repo (the dashboard's totals): all runs, and
+    /// how many of them started at or after `since`. Repos without runs are absent.
+    async fn usage_by_repo(&self, since: Timestamp) -> StoreResult<Vec<RepoUsage>>;
 }
 
 #[async_trait]

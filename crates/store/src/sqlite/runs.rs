@@ -2,11 +2,11 @@
 
 use super::{SqliteStore, rows};
 use crate::error::StoreResult;
-use crate::model::{RunFinish, RunProcess};
+use crate::model::{RepoUsage, RunFinish, RunProcess};
 use crate::traits::RunStore;
 use async_trait::async_trait;
 use orch_core::run::{Run, Usage};
-use orch_core::{RunId, TaskId};
+use orch_core::{RunId, TaskId, Timestamp};
 
 fn tokens(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
@@ -82,5 +82,34 @@ impl RunStore for SqliteStore {
             output_tokens: o.max(0) as u64,
             cost_usd: c,
         })
+    }
+
+    async fn usage_by_repo(&self, since: Timestamp) -> StoreResult<Vec<RepoUsage>> {
+        // One pass over runs joined to their task's repo: cheap enough to run
+        // on every board change (runs_task covers the join).
+        let rows: Vec<(String, i64, i64, i64, i64, f64)> = sqlx::query_as(
+            "SELECT t.repo, COUNT(*), COALESCE(SUM(r.started_at >= ?), 0),
+                    COALESCE(SUM(r.input_tokens), 0), COALESCE(SUM(r.output_tokens), 0),
+                    COALESCE(SUM(r.cost_usd), 0.0)
+             FROM runs r JOIN tasks t ON t.id = r.task_id
+             GROUP BY t.repo ORDER BY t.repo",
+        )
+        .bind(since.0)
+        .fetch_all(&self.read)
+        .await?;
+        let n = |v: i64| v.max(0) as u64;
+        Ok(rows
+            .into_iter()
+            .map(|(repo, runs, since, i, o, c)| RepoUsage {
+                repo,
+                runs: n(runs),
+                runs_since: n(since),
+                usage: Usage {
+                    input_tokens: n(i),
+                    output_tokens: n(o),
+                    cost_usd: c,
+                },
+            })
+            .collect())
     }
 }
