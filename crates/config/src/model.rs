@@ -339,6 +339,20 @@ pub struct PlaneConfig {
     pub api_key_env: String,
     #[serde(default = "plane_webhook_secret_env")]
     pub webhook_secret_env: String,
+    /// Plane project uuid → orch repo name. A project left out goes to the
+    /// only `[[repos]]` entry when there is exactly one.
+    #[serde(default)]
+    pub repos: BTreeMap<String, String>,
+    /// Calls per minute orch allows itself per API key (Plane's default limit).
+    #[serde(default = "plane_per_minute")]
+    pub calls_per_minute: u32,
+    /// Accept webhooks without a signature. Only for a trusted network.
+    #[serde(default)]
+    pub webhook_insecure: bool,
+}
+
+fn plane_per_minute() -> u32 {
+    60
 }
 
 fn plane_api_key_env() -> String {
@@ -430,7 +444,31 @@ pub struct GiteaForgeConfig {
     pub token_env: String,
     #[serde(default = "gitea_webhook_secret_env")]
     pub webhook_secret_env: String,
+    /// orch repo name → `owner/name` on the forge. A repo left out is read
+    /// from its remote URL (`…/owner/name.git`).
+    #[serde(default)]
+    pub repos: BTreeMap<String, String>,
+    /// How pull requests are merged (`do`): merge, rebase, rebase-merge,
+    /// squash or fast-forward-only.
+    #[serde(default = "gitea_merge_style")]
+    pub merge_style: String,
+    /// Accept webhooks without a signature. Only for a trusted network.
+    #[serde(default)]
+    pub webhook_insecure: bool,
 }
+
+fn gitea_merge_style() -> String {
+    "merge".into()
+}
+
+/// The `do` values Gitea's merge endpoint accepts that orch may use.
+pub const GITEA_MERGE_STYLES: [&str; 5] = [
+    "merge",
+    "rebase",
+    "rebase-merge",
+    "squash",
+    "fast-forward-only",
+];
 
 /// `[forge.github]`: GitHub REST API.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -442,6 +480,12 @@ pub struct GithubForgeConfig {
     pub token_env: String,
     #[serde(default = "github_webhook_secret_env")]
     pub webhook_secret_env: String,
+    /// orch repo name → `owner/name` on GitHub (else read from the remote URL).
+    #[serde(default)]
+    pub repos: BTreeMap<String, String>,
+    /// Accept webhooks without a signature. Only for a trusted network.
+    #[serde(default)]
+    pub webhook_insecure: bool,
 }
 
 /// `[[repos]]`: one repository the pipeline works on.

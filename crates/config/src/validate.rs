@@ -333,6 +333,25 @@ impl Config {
             }
             c.env_name("tracker.plane.api_key_env", &p.api_key_env);
             c.env_name("tracker.plane.webhook_secret_env", &p.webhook_secret_env);
+            for (project, repo) in &p.repos {
+                if self.repo(repo).is_none() {
+                    c.error(
+                        format!("tracker.plane.repos.{project}"),
+                        format!("no repo named {repo:?} is configured in [[repos]]"),
+                    );
+                }
+            }
+            if t.kind == TrackerKind::Plane && self.repos.len() > 1 {
+                for id in p.project_ids.iter().filter(|id| !p.repos.contains_key(*id)) {
+                    c.error(
+                        format!("tracker.plane.repos.{id}"),
+                        "missing: with several [[repos]], each project needs its repo (`\"<project uuid>\" = \"<repo>\"`)",
+                    );
+                }
+            }
+            if p.calls_per_minute == 0 {
+                c.error("tracker.plane.calls_per_minute", "must be at least 1");
+            }
         }
         if let Some(g) = &t.github {
             c.http_url("tracker.github.base_url", &g.base_url);
@@ -375,11 +394,23 @@ impl Config {
             c.http_url("forge.gitea.base_url", &g.base_url);
             c.env_name("forge.gitea.token_env", &g.token_env);
             c.env_name("forge.gitea.webhook_secret_env", &g.webhook_secret_env);
+            if !crate::model::GITEA_MERGE_STYLES.contains(&g.merge_style.as_str()) {
+                c.error(
+                    "forge.gitea.merge_style",
+                    format!(
+                        "{:?} is not one of {}",
+                        g.merge_style,
+                        crate::model::GITEA_MERGE_STYLES.join(", ")
+                    ),
+                );
+            }
+            self.check_forge_repos(c, "forge.gitea.repos", &g.repos);
         }
         if let Some(g) = &f.github {
             c.http_url("forge.github.base_url", &g.base_url);
             c.env_name("forge.github.token_env", &g.token_env);
             c.env_name("forge.github.webhook_secret_env", &g.webhook_secret_env);
+            self.check_forge_repos(c, "forge.github.repos", &g.repos);
         }
         for (present, kind) in [
             (f.gitea.is_some(), ForgeKind::Gitea),
@@ -389,6 +420,30 @@ impl Config {
                 c.warn(
                     format!("forge.{}", kind.as_str()),
                     format!("is ignored because forge.kind = \"{}\"", f.kind.as_str()),
+                );
+            }
+        }
+    }
+
+    /// `orch repo → owner/name`: the repo exists and the value has one slash.
+    fn check_forge_repos(
+        &self,
+        c: &mut Checker,
+        key: &str,
+        repos: &std::collections::BTreeMap<String, String>,
+    ) {
+        for (repo, full) in repos {
+            if self.repo(repo).is_none() {
+                c.error(
+                    format!("{key}.{repo}"),
+                    format!("no repo named {repo:?} is configured in [[repos]]"),
+                );
+            }
+            let parts: Vec<&str> = full.split('/').collect();
+            if parts.len() != 2 || parts.iter().any(|p| p.trim().is_empty()) {
+                c.error(
+                    format!("{key}.{repo}"),
+                    format!("{full:?} is not `owner/name`"),
                 );
             }
         }

@@ -937,3 +937,53 @@ fn listen_addr_accepts_localhost() {
         ["server.listen"]
     );
 }
+
+#[test]
+fn provider_sections_map_projects_and_repos_and_check_merge_style() {
+    let base = r#"
+[[repos]]
+name = "a"
+remote = "/tmp/a.git"
+[[repos]]
+name = "b"
+remote = "/tmp/b.git"
+[tracker]
+kind = "plane"
+[tracker.plane]
+base_url = "http://127.0.0.1:1"
+workspace = "ws"
+project_ids = ["p1", "p2"]
+[tracker.plane.repos]
+p1 = "a"
+[forge]
+kind = "gitea"
+[forge.gitea]
+base_url = "http://127.0.0.1:2"
+merge_style = "squash"
+[forge.gitea.repos]
+a = "team/a"
+"#;
+    let c = parse(base).unwrap();
+    let err = c.validate().unwrap_err().to_string();
+    // p2 has no repo while two repos exist.
+    assert!(err.contains("tracker.plane.repos.p2"), "{err}");
+    let fixed = base.replace("p1 = \"a\"", "p1 = \"a\"\np2 = \"b\"");
+    let c = parse(&fixed).unwrap();
+    c.validate().unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.tracker.plane.as_ref().unwrap().calls_per_minute, 60);
+    assert_eq!(c.forge.gitea.as_ref().unwrap().merge_style, "squash");
+    for (from, to, key) in [
+        (
+            "merge_style = \"squash\"",
+            "merge_style = \"octopus\"",
+            "forge.gitea.merge_style",
+        ),
+        ("a = \"team/a\"", "a = \"team\"", "forge.gitea.repos.a"),
+        ("a = \"team/a\"", "zz = \"team/a\"", "forge.gitea.repos.zz"),
+        ("p1 = \"a\"", "p1 = \"nope\"", "tracker.plane.repos.p1"),
+    ] {
+        let bad = fixed.replace(from, to);
+        let err = parse(&bad).unwrap().validate().unwrap_err().to_string();
+        assert!(err.contains(key), "{key}: {err}");
+    }
+}
