@@ -9,7 +9,9 @@
 //! - `ports`: the tracker and forge traits with the builtin tracker and the
 //!   local forge.
 //! - `status`: the `/queue` snapshot.
+//! - `metered`: the metrics recorded where things happen (runs, STOP, port errors).
 
+mod metered;
 pub mod pipeline;
 pub mod ports;
 pub mod status;

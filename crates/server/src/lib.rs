@@ -9,14 +9,24 @@
 //! GET  /api/tasks/{id}                   task detail: jobs, runs, usage, events
 //! POST /api/tasks/{id}/{action}          start | approve | reject | confirm-deploy | stop
 //! GET  /api/tasks/{id}/logs              the current run's log, live (SSE)
+//! GET  /api/tasks/{id}/diff              the branch against its base
+//! GET  /api/tasks/{id}/artefacts         docs/work-items/<key>/*.md as HTML
+//! GET  /api/board                        cards and totals for the dashboard
+//! GET  /api/events                       task changes, live (SSE)
+//! GET  /                                 the dashboard (assets embedded)
+//! POST /login, /logout; GET /api/session the dashboard's session cookie
 //! ```
 //!
 //! Handlers are thin: they parse, call one function of the engine or store,
 //! and render. Errors are `{"error": "..."}` with a status that fits
-//! (`error.rs`); every mutating request needs the bearer token (`auth.rs`).
+//! (`error.rs`); who may call what is `auth.rs`.
 
 mod auth;
+mod board;
+mod changes;
+mod dashboard;
 mod error;
+mod events;
 mod health;
 mod logs;
 mod metrics;
@@ -30,6 +40,13 @@ use orch_engine::pipeline::Pipeline;
 use std::future::Future;
 use std::sync::Arc;
 use tokio::sync::watch;
+
+/// Install the process-wide metrics recorder that `/metrics` renders. The
+/// router does it too; a program that counts before it serves (the engine
+/// claims jobs before the listener is up) calls this first.
+pub fn install_metrics_recorder() {
+    metrics::handle();
+}
 
 /// Request bodies larger than this are refused with 413.
 pub const BODY_LIMIT: usize = 1024 * 1024;
@@ -48,6 +65,8 @@ pub struct ApiState {
 pub(crate) struct Shared {
     pub api: ApiState,
     pub closing: watch::Receiver<bool>,
+    pub sessions: auth::Sessions,
+    pub hub: events::Hub,
 }
 
 impl Shared {
@@ -75,13 +94,25 @@ pub fn router(state: ApiState) -> Router {
 }
 
 fn build(state: ApiState, closing: watch::Receiver<bool>) -> Router {
+    // Installed before any request, so the engine's counters are recorded from the start.
+    metrics::handle();
     let shared: AppState = Arc::new(Shared {
         api: state,
         closing,
+        sessions: auth::Sessions::default(),
+        hub: events::Hub::default(),
     });
-    // Read-only routes are open for now; issue 6 puts them behind the token
-    // unless `server.read_only_open` says otherwise.
     Router::new()
+        .route("/", get(dashboard::index))
+        .route("/assets/app.js", get(dashboard::app_js))
+        .route("/assets/app.css", get(dashboard::app_css))
+        .route("/login", post(auth::login))
+        .route("/logout", post(auth::logout))
+        .route("/api/session", get(auth::session))
+        .route("/api/board", get(board::board))
+        .route("/api/events", get(events::events))
+        .route("/api/tasks/{id}/diff", get(changes::diff))
+        .route("/api/tasks/{id}/artefacts", get(changes::artefacts))
         .route("/healthz", get(health::healthz))
         .route("/queue", get(queue::queue))
         .route("/metrics", get(metrics::metrics))
@@ -91,7 +122,7 @@ fn build(state: ApiState, closing: watch::Receiver<bool>) -> Router {
         .route("/api/tasks/{id}/{action}", post(tasks::action))
         .fallback(error::no_route)
         .method_not_allowed_fallback(error::wrong_method)
-        // Layers run bottom-up: log, then authenticate, then limit the body.
+        // Layers run bottom-up: log, then authenticate (auth.rs), then limit the body.
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(axum::middleware::from_fn_with_state(
             shared.clone(),
@@ -113,6 +144,8 @@ pub async fn serve(
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, "HTTP API listening");
     }
+    // The peer address lets `auth` tell loopback clients (server.read_only_open).
+    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             shutdown.await;

@@ -2,10 +2,16 @@
 //! Events. Existing lines first, then new ones as they are written (polled
 //! every 200 ms), until the run has finished and the file is drained; then
 //! `event: end`. A task without a run gets `event: end` at once.
+//!
+//! Every line's event id is `<run id>:<byte offset after the line>`. A client
+//! that reconnects (EventSource does so by itself) sends it back as
+//! `Last-Event-ID` and the stream resumes after that line instead of from the
+//! top: nothing is lost and nothing repeats.
 
 use crate::error::{ApiResult, PathParams};
 use crate::{AppState, tasks};
 use axum::extract::State;
+use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures_util::Stream;
 use orch_core::{Run, RunId};
@@ -26,10 +32,14 @@ const MAX_LINE: usize = 64 * 1024;
 pub async fn logs(
     State(s): State<AppState>,
     PathParams(id): PathParams<String>,
+    headers: HeaderMap,
 ) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
     let task = tasks::find(s.store(), &id).await?;
     let runs = s.store().runs_for_task(task.id).await?;
-    let tail = LogTail::new(s, current_run(runs));
+    let mut tail = LogTail::new(s, current_run(runs));
+    if let Some(last) = headers.get("last-event-id").and_then(|v| v.to_str().ok()) {
+        tail.resume(last);
+    }
     let stream = futures_util::stream::unfold(tail, |mut t| async move {
         let ev = t.next().await?;
         Some((Ok(ev), t))
@@ -49,6 +59,8 @@ struct LogTail {
     run: Option<RunId>,
     path: Option<PathBuf>,
     offset: u64,
+    /// Bytes of the file consumed so far (sent, or waiting in `partial`).
+    pos: u64,
     /// Bytes after the last newline, waiting for the rest of their line.
     partial: Vec<u8>,
     pending: VecDeque<Event>,
@@ -66,9 +78,24 @@ impl LogTail {
             run: run.map(|r| r.run_id),
             path,
             offset: 0,
+            pos: 0,
             partial: Vec::new(),
             pending: VecDeque::new(),
             done: false,
+        }
+    }
+
+    /// Start after the line a previous stream of the same run sent last.
+    /// An id of another run (a new attempt started) starts from the top.
+    fn resume(&mut self, last_event_id: &str) {
+        let Some((run, offset)) = last_event_id.rsplit_once(':') else {
+            return;
+        };
+        if let (Some(current), Ok(offset)) = (&self.run, offset.parse::<u64>())
+            && current.0 == run
+        {
+            self.offset = offset;
+            self.pos = offset;
         }
     }
 
@@ -132,6 +159,7 @@ impl LogTail {
 
     fn push_bytes(&mut self, bytes: &[u8]) {
         for piece in bytes.split_inclusive(|b| *b == b'\n') {
+            self.pos += piece.len() as u64;
             if let Some(line) = piece.strip_suffix(b"\n") {
                 self.partial.extend_from_slice(line);
                 self.flush_partial();
@@ -151,7 +179,11 @@ impl LogTail {
         let bytes = std::mem::take(&mut self.partial);
         let line = String::from_utf8_lossy(&bytes);
         let line = line.strip_suffix('\r').unwrap_or(&line);
-        self.pending.push_back(Event::default().data(line));
+        let mut ev = Event::default().data(line);
+        if let Some(run) = &self.run {
+            ev = ev.id(format!("{run}:{}", self.pos));
+        }
+        self.pending.push_back(ev);
     }
 
     fn end(&mut self, error: Option<String>) {

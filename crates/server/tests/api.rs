@@ -1,179 +1,18 @@
-//! The HTTP API over real HTTP: a real `Pipeline` on a real SQLite store, a
+//! The HTTP API over real HTTP (the server of `common`): a real `Pipeline` on a real SQLite store, a
 //! config with one repo whose remote is a real bare git repository, and the
 //! server from `serve` on an ephemeral port.
 
-use http_body_util::{BodyExt, Full};
-use hyper::body::{Bytes, Incoming};
-use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use http_body_util::BodyExt;
+use hyper::{Method, StatusCode};
 use orch_core::run::{RunOutcome, Usage};
 use orch_core::{JobStatus, Stage, TaskId};
-use orch_engine::pipeline::Pipeline;
-use orch_server::{ApiState, serve};
-use orch_store::{
-    ClaimRequest, RunFinish, RunProcess, SqliteOptions, SqliteStore, Store, TaskFilter,
-};
+use orch_store::{ClaimRequest, RunFinish, RunProcess, TaskFilter};
 use serde_json::{Value, json};
-use std::net::SocketAddr;
 use std::path::Path;
-use std::process::Command;
-use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::oneshot;
 
-const TOKEN: &str = "test-token-0123456789";
-
-struct Server {
-    addr: SocketAddr,
-    store: Arc<dyn Store>,
-    dir: tempfile::TempDir,
-    stop: Option<oneshot::Sender<()>>,
-    served: tokio::task::JoinHandle<std::io::Result<()>>,
-}
-
-impl Server {
-    async fn start() -> Server {
-        Self::start_with(Some(TOKEN.to_owned())).await
-    }
-
-    async fn start_with(token: Option<String>) -> Server {
-        let dir = tempfile::tempdir().unwrap();
-        let remote = bare_repo(dir.path());
-        let cfg = orch_config::Config::from_toml_str(&format!(
-            r#"
-data_dir = "data"
-
-[[repos]]
-name = "demo"
-remote = "{}"
-verify = ["true"]
-"#,
-            remote.display()
-        ))
-        .unwrap()
-        .with_base_dir(dir.path());
-        let sqlite = SqliteStore::open(dir.path().join("orch.db"), SqliteOptions::default())
-            .await
-            .unwrap();
-        sqlite.migrate().await.unwrap();
-        let store: Arc<dyn Store> = Arc::new(sqlite);
-        let pipeline = Arc::new(Pipeline::with_defaults(store.clone(), Arc::new(cfg), "api"));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (stop, stopped) = oneshot::channel::<()>();
-        let state = ApiState { pipeline, token };
-        let served = tokio::spawn(serve(listener, state, async move {
-            let _ = stopped.await;
-        }));
-        Server {
-            addr,
-            store,
-            dir,
-            stop: Some(stop),
-            served,
-        }
-    }
-
-    /// A request; the answer's status, headers and body as text.
-    async fn call(
-        &self,
-        method: Method,
-        path: &str,
-        token: Option<&str>,
-        body: Option<&str>,
-    ) -> (StatusCode, hyper::HeaderMap, String) {
-        let res = self.send(method, path, token, body).await;
-        let status = res.status();
-        let headers = res.headers().clone();
-        let bytes = tokio::time::timeout(Duration::from_secs(20), res.into_body().collect())
-            .await
-            .expect("the answer ends in time")
-            .unwrap()
-            .to_bytes();
-        (status, headers, String::from_utf8(bytes.to_vec()).unwrap())
-    }
-
-    async fn send(
-        &self,
-        method: Method,
-        path: &str,
-        token: Option<&str>,
-        body: Option<&str>,
-    ) -> Response<Incoming> {
-        let stream = tokio::net::TcpStream::connect(self.addr).await.unwrap();
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .unwrap();
-        tokio::spawn(conn);
-        let mut req = Request::builder()
-            .method(method)
-            .uri(path)
-            .header("host", self.addr.to_string());
-        if let Some(t) = token {
-            req = req.header("authorization", format!("Bearer {t}"));
-        }
-        if body.is_some() {
-            req = req.header("content-type", "application/json");
-        }
-        let body = Full::new(Bytes::from(body.unwrap_or_default().to_owned()));
-        sender.send_request(req.body(body).unwrap()).await.unwrap()
-    }
-
-    async fn get_json(&self, path: &str) -> (StatusCode, Value) {
-        let (status, _, text) = self.call(Method::GET, path, None, None).await;
-        (status, serde_json::from_str(&text).unwrap())
-    }
-
-    async fn post_json(&self, path: &str, body: Option<Value>) -> (StatusCode, Value) {
-        let body = body.map(|b| b.to_string());
-        let (status, _, text) = self
-            .call(Method::POST, path, Some(TOKEN), body.as_deref())
-            .await;
-        (status, serde_json::from_str(&text).unwrap())
-    }
-
-    async fn create(&self, body: Value) -> Value {
-        let (status, created) = self.post_json("/api/tasks", Some(body)).await;
-        assert_eq!(status, StatusCode::CREATED, "{created}");
-        created
-    }
-
-    async fn shutdown(mut self) {
-        let _ = self.stop.take().unwrap().send(());
-        tokio::time::timeout(Duration::from_secs(10), &mut self.served)
-            .await
-            .expect("the server stops in time")
-            .unwrap()
-            .unwrap();
-    }
-}
-
-fn git(dir: &Path, args: &[&str]) {
-    let out = Command::new("git")
-        .args([
-            "-c",
-            "user.name=orch test",
-            "-c",
-            "user.email=test@orch.invalid",
-        ])
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "git {args:?}: {out:?}");
-}
-
-/// A bare repository with one commit on `main`.
-fn bare_repo(dir: &Path) -> std::path::PathBuf {
-    let work = dir.join("seed");
-    std::fs::create_dir(&work).unwrap();
-    git(&work, &["init", "--quiet", "-b", "main"]);
-    std::fs::write(work.join("README.md"), "demo\n").unwrap();
-    git(&work, &["add", "README.md"]);
-    git(&work, &["commit", "--quiet", "-m", "initial commit"]);
-    git(dir, &["clone", "--quiet", "--bare", "seed", "remote.git"]);
-    dir.join("remote.git")
-}
+mod common;
+use common::*;
 
 fn task_id(v: &Value) -> TaskId {
     TaskId(v["result"]["task"].as_i64().expect("a task id"))
@@ -390,7 +229,7 @@ async fn queue_and_metrics() {
     }
     assert_eq!(q["counts"]["tasks"]["analysis"], 1);
 
-    let (status, headers, text) = s.call(Method::GET, "/metrics", None, None).await;
+    let (status, headers, text) = s.call(Method::GET, "/metrics", Some(TOKEN), None).await;
     assert_eq!(status, StatusCode::OK);
     assert!(
         headers["content-type"]
@@ -480,7 +319,12 @@ async fn logs_stream_a_finished_run_then_end() {
 
     // No run yet: the stream ends at once.
     let (status, headers, text) = s
-        .call(Method::GET, &format!("/api/tasks/{id}/logs"), None, None)
+        .call(
+            Method::GET,
+            &format!("/api/tasks/{id}/logs"),
+            Some(TOKEN),
+            None,
+        )
         .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(headers["content-type"], "text/event-stream");
@@ -492,7 +336,7 @@ async fn logs_stream_a_finished_run_then_end() {
     assert!(s.store.finish_run(&run, &finish()).await.unwrap());
 
     let (status, _, text) = s
-        .call(Method::GET, "/api/tasks/DEMO-1/logs", None, None)
+        .call(Method::GET, "/api/tasks/DEMO-1/logs", Some(TOKEN), None)
         .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(
@@ -505,20 +349,6 @@ async fn logs_stream_a_finished_run_then_end() {
         ]
     );
     s.shutdown().await;
-}
-
-/// Read SSE frames into `seen` until it contains `needle`.
-async fn read_until(body: &mut Incoming, seen: &mut String, needle: &str) {
-    while !seen.contains(needle) {
-        let frame = tokio::time::timeout(Duration::from_secs(10), body.frame())
-            .await
-            .unwrap_or_else(|_| panic!("{needle:?} in time; got {seen:?}"))
-            .expect("the stream goes on")
-            .unwrap();
-        if let Ok(data) = frame.into_data() {
-            seen.push_str(std::str::from_utf8(&data).unwrap());
-        }
-    }
 }
 
 fn append(path: &Path, bytes: &[u8]) {
@@ -539,7 +369,12 @@ async fn logs_follow_a_live_run_and_shutdown_ends_the_stream() {
     start_run(&s, id, &log).await;
 
     let res = s
-        .send(Method::GET, &format!("/api/tasks/{id}/logs"), None, None)
+        .send(
+            Method::GET,
+            &format!("/api/tasks/{id}/logs"),
+            Some(TOKEN),
+            None,
+        )
         .await;
     assert_eq!(res.status(), StatusCode::OK);
     let mut body = res.into_body();

@@ -170,6 +170,8 @@ pub async fn run(cfg: &Config, listen: Option<String>) -> CliResult {
             "cannot listen on {addr}: {e}; pick another address with --listen or server.listen"
         ))
     })?;
+    // Before the engine starts, so its first claims are already counted.
+    orch_server::install_metrics_recorder();
     let engine = Engine::start(cfg, store).await?;
     let local = listener
         .local_addr()

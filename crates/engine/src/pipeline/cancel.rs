@@ -96,6 +96,7 @@ impl Pipeline {
         force: bool,
         source: &str,
     ) -> super::PipelineResult<CancelResult> {
+        let began = crate::metered::now();
         let Some(task) = self.store.get_task(id).await? else {
             return Ok(CancelResult::noop(CancelNote::NoTask, false));
         };
@@ -191,6 +192,9 @@ impl Pipeline {
             .await?;
         self.reflect(&cancelled, None).await;
         self.notify_cancel(&task, &msg).await;
+        // A deferred STOP counts from the moment it was asked for.
+        let asked = task.cancel_requested_at.unwrap_or(began);
+        crate::metered::stopped(crate::metered::now().since(asked));
         Ok(CancelResult {
             ok: true,
             deferred: false,

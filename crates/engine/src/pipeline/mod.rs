@@ -88,8 +88,9 @@ impl Pipeline {
             store,
             cfg,
             repos,
-            tracker,
-            forge,
+            // Every port call that fails is counted (orch_tracker/forge_errors_total).
+            tracker: Arc::new(crate::metered::MeteredTracker(tracker)),
+            forge: Arc::new(crate::metered::MeteredForge(forge)),
             stop_policy,
             runs_dir,
             actor: actor.into(),

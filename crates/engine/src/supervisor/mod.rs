@@ -214,6 +214,7 @@ impl Supervisor {
             match self.store.claim(&self.claim_request()).await {
                 Ok(Some(job)) => {
                     started += 1;
+                    crate::metered::run_started(&job);
                     let sup = self.clone();
                     tokio::spawn(async move { sup.start_job(job).await });
                 }

@@ -354,6 +354,9 @@ impl Supervisor {
         final_text: Option<String>,
         error: Option<String>,
     ) {
+        // The claim stamped `updated_at`: the run's start, as far as the job knows.
+        let took = crate::metered::now().since(job.updated_at);
+        crate::metered::run_finished(job.agent, outcome, took);
         let _ = self.reports.send(RunReport {
             task_id: job.task_id,
             job_id: job.id,

@@ -1,0 +1,173 @@
+//! `GET /api/events`: task changes for the live board, as Server-Sent Events.
+//!
+//! One poller per server (not per client) watches the store: the newest
+//! task event id and the set of running jobs, every 500 ms and only while
+//! someone listens. Both reads hit an index, so 50 open boards cost the same
+//! as one. Every change is serialised once and fanned out on a broadcast
+//! channel. Polling the store (instead of hooking the engine) also sees
+//! changes made by other processes: the CLI beside `orch serve`.
+//!
+//! Events: `hello` (connected), `task` (a card, see `board::Card`), `totals`,
+//! and `resync` (the client missed changes and should reload the board).
+
+use crate::board::{self, Card};
+use crate::{AppState, Shared};
+use axum::extract::State;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use futures_util::Stream;
+use orch_core::{AgentKind, TaskId};
+use std::collections::{BTreeMap, BTreeSet};
+use std::convert::Infallible;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+use tokio::sync::{broadcast, watch};
+
+const POLL: Duration = Duration::from_millis(500);
+/// Task events read per poll; more new ones than this means "reload".
+const BATCH: u32 = 200;
+
+/// An event ready to send: its name and JSON data.
+type Message = Arc<(&'static str, String)>;
+
+pub struct Hub {
+    tx: broadcast::Sender<Message>,
+    started: AtomicBool,
+}
+
+impl Default for Hub {
+    fn default() -> Self {
+        Hub {
+            tx: broadcast::channel(256).0,
+            started: AtomicBool::new(false),
+        }
+    }
+}
+
+impl Hub {
+    fn send(&self, name: &'static str, data: &impl serde::Serialize) {
+        if let Ok(json) = serde_json::to_string(data) {
+            // No receivers is fine: nobody is watching.
+            let _ = self.tx.send(Arc::new((name, json)));
+        }
+    }
+}
+
+pub async fn events(
+    State(s): State<AppState>,
+) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    if !s.hub.started.swap(true, Ordering::SeqCst) {
+        tokio::spawn(poll_loop(Arc::downgrade(&s)));
+    }
+    let client = Client {
+        rx: s.hub.tx.subscribe(),
+        closing: s.closing.clone(),
+        hello: true,
+    };
+    let stream = futures_util::stream::unfold(client, |mut c| async move {
+        let ev = c.next().await?;
+        Some((Ok(ev), c))
+    });
+    Sse::new(stream).keep_alive(KeepAlive::default())
+}
+
+struct Client {
+    rx: broadcast::Receiver<Message>,
+    closing: watch::Receiver<bool>,
+    hello: bool,
+}
+
+impl Client {
+    async fn next(&mut self) -> Option<Event> {
+        if std::mem::take(&mut self.hello) {
+            return Some(Event::default().event("hello").data("{}"));
+        }
+        loop {
+            if *self.closing.borrow() {
+                return None;
+            }
+            tokio::select! {
+                m = self.rx.recv() => return match m {
+                    Ok(m) => Some(Event::default().event(m.0).data(&m.1)),
+                    // Too slow a reader: it missed changes, so it reloads.
+                    Err(broadcast::error::RecvError::Lagged(_)) => {
+                        Some(Event::default().event("resync").data("{}"))
+                    }
+                    Err(broadcast::error::RecvError::Closed) => None,
+                },
+                // A dropped sender (no graceful shutdown wired) never closes.
+                Ok(()) = self.closing.changed() => {}
+            }
+        }
+    }
+}
+
+/// What the poller saw last time.
+#[derive(Default)]
+struct Seen {
+    /// The newest task event id; `None` until the first poll (the baseline).
+    last_event: Option<i64>,
+    running: BTreeMap<TaskId, AgentKind>,
+}
+
+/// Runs until the server is dropped or closing. Holds only a weak reference,
+/// so it never keeps the server alive.
+async fn poll_loop(weak: Weak<Shared>) {
+    let mut seen = Seen::default();
+    loop {
+        let closing = {
+            let Some(s) = weak.upgrade() else { return };
+            if s.is_closing() {
+                return;
+            }
+            if s.hub.tx.receiver_count() == 0 {
+                // Nobody listens: forget, and take a new baseline later.
+                seen = Seen::default();
+            } else if let Err(e) = poll_once(&s, &mut seen).await {
+                tracing::warn!(error = %e.message, "watching the store for the board failed");
+            }
+            s.closing.clone()
+        };
+        let mut closing = closing;
+        tokio::select! {
+            _ = tokio::time::sleep(POLL) => {}
+            Ok(()) = closing.changed() => {}
+        }
+    }
+}
+
+async fn poll_once(s: &Shared, seen: &mut Seen) -> crate::error::ApiResult<()> {
+    let store = s.store();
+    let events = store.recent_events(BATCH).await?; // newest first
+    let running = board::running_agents(store).await?;
+    let newest = events.first().map(|e| e.id).unwrap_or(0);
+    let Some(last) = seen.last_event else {
+        seen.last_event = Some(newest);
+        seen.running = running;
+        return Ok(());
+    };
+    let fresh: Vec<_> = events.iter().filter(|e| e.id > last).collect();
+    if fresh.len() as u32 == BATCH {
+        s.hub.send("resync", &serde_json::json!({}));
+    }
+    let mut changed: BTreeSet<TaskId> = fresh.iter().map(|e| e.task_id).collect();
+    for (task, agent) in running.iter() {
+        if seen.running.get(task) != Some(agent) {
+            changed.insert(*task);
+        }
+    }
+    changed.extend(seen.running.keys().filter(|t| !running.contains_key(t)));
+    for id in &changed {
+        if let Some(task) = store.get_task(*id).await? {
+            s.hub
+                .send("task", &Card::new(&task, running.get(id).copied()));
+        }
+    }
+    if !changed.is_empty() {
+        s.hub
+            .send("totals", &board::totals(store, running.len()).await?);
+    }
+    seen.last_event = Some(newest.max(last));
+    seen.running = running;
+    Ok(())
+}
