@@ -5,5 +5,11 @@
 //! webhook/    pure parsers: Plane v1/v2, Gitea/Forgejo, GitHub → WebhookEvent
 //! ```
 
+pub mod gitea;
+pub mod http;
+pub mod ingest;
+pub mod plane;
+pub mod providers;
+pub mod repair;
 pub mod signature;
 pub mod webhook;

@@ -32,6 +32,7 @@ mod logs;
 mod metrics;
 mod queue;
 mod tasks;
+pub mod webhooks;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -96,6 +97,8 @@ pub fn router(state: ApiState) -> Router {
 fn build(state: ApiState, closing: watch::Receiver<bool>) -> Router {
     // Installed before any request, so the engine's counters are recorded from the start.
     metrics::handle();
+    // Webhooks authenticate by signature, so they join after the token layer.
+    let hooks = webhooks::router(webhooks::Webhooks::from_pipeline(&state.pipeline));
     let shared: AppState = Arc::new(Shared {
         api: state,
         closing,
@@ -130,6 +133,7 @@ fn build(state: ApiState, closing: watch::Receiver<bool>) -> Router {
         ))
         .layer(axum::middleware::from_fn(health::log_request))
         .with_state(shared)
+        .merge(hooks)
 }
 
 /// Serve until `shutdown` resolves (graceful: requests in flight finish, log

@@ -8,6 +8,9 @@
 pub mod gitea;
 pub mod github;
 pub mod plane;
+pub mod receive;
+
+pub use receive::{Accepted, Provider, Rejection, Verify, receive};
 
 use serde::Serialize;
 

@@ -1,0 +1,330 @@
+//! The one place that sends requests: budget → breaker → attempt → classify.
+
+use super::breaker::Breaker;
+use super::budget::RateBudget;
+use super::policy::{self, CallPolicy, Verdict};
+use reqwest::Method;
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// Why a call gave no usable answer. Statuses the caller interprets (404,
+/// 409, …) are not errors here: they come back as a [`Response`].
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ApiError {
+    #[error(
+        "{provider} is unreachable or failing ({what}: {last}, {attempts} attempts); orch retries later and loses nothing"
+    )]
+    Unavailable {
+        provider: &'static str,
+        what: String,
+        attempts: u32,
+        last: String,
+    },
+    #[error("{provider} is rate limiting orch for {secs} s ({what}); orch retries later")]
+    RateLimited {
+        provider: &'static str,
+        what: String,
+        secs: u64,
+    },
+    #[error(
+        "{provider} is not called for {secs} s after repeated failures (circuit open); orch retries later"
+    )]
+    CircuitOpen { provider: &'static str, secs: u64 },
+    #[error("{provider}: {what} answered {status}: {body}")]
+    Status {
+        provider: &'static str,
+        what: String,
+        status: u16,
+        body: String,
+    },
+    #[error("{provider}: unexpected answer to {what}: {msg}")]
+    Decode {
+        provider: &'static str,
+        what: String,
+        msg: String,
+    },
+    #[error("{0}")]
+    Config(String),
+}
+
+impl ApiError {
+    /// An outage or a pause: the work is due again later, never dropped.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            ApiError::Unavailable { .. }
+                | ApiError::RateLimited { .. }
+                | ApiError::CircuitOpen { .. }
+        ) || matches!(self, ApiError::Status { status, .. } if *status >= 500)
+    }
+}
+
+/// A final answer (any status the caller interprets).
+#[derive(Debug, Clone)]
+pub struct Response {
+    pub status: u16,
+    pub body: Vec<u8>,
+    pub what: String,
+    pub provider: &'static str,
+}
+
+impl Response {
+    pub fn ok(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+
+    pub fn json<T: serde::de::DeserializeOwned>(&self) -> Result<T, ApiError> {
+        serde_json::from_slice(&self.body).map_err(|e| ApiError::Decode {
+            provider: self.provider,
+            what: self.what.clone(),
+            msg: e.to_string(),
+        })
+    }
+
+    /// This answer as an error (for statuses the caller did not expect).
+    pub fn error(&self) -> ApiError {
+        let body = String::from_utf8_lossy(&self.body);
+        ApiError::Status {
+            provider: self.provider,
+            what: self.what.clone(),
+            status: self.status,
+            body: body.chars().take(300).collect(),
+        }
+    }
+}
+
+/// A provider's API: base URL, credentials, policy, budget and breaker.
+pub struct ApiClient {
+    provider: &'static str,
+    base: String,
+    http: reqwest::Client,
+    headers: HeaderMap,
+    policy: CallPolicy,
+    budget: Mutex<RateBudget>,
+    breaker: Mutex<Breaker>,
+    sent: AtomicU64,
+}
+
+impl ApiClient {
+    /// `base` without a trailing slash (e.g. `https://plane.example/api/v1`);
+    /// `auth` is the credential header (never logged).
+    pub fn new(
+        provider: &'static str,
+        base: &str,
+        auth: Option<(&str, &str)>,
+        policy: CallPolicy,
+    ) -> Result<ApiClient, ApiError> {
+        let mut headers = HeaderMap::new();
+        if let Some((name, value)) = auth {
+            let name = HeaderName::from_bytes(name.as_bytes())
+                .map_err(|e| ApiError::Config(format!("header {name}: {e}")))?;
+            let mut value = HeaderValue::from_str(value).map_err(|_| {
+                ApiError::Config(format!(
+                    "the {provider} credential contains characters a header cannot carry"
+                ))
+            })?;
+            value.set_sensitive(true);
+            headers.insert(name, value);
+        }
+        headers.insert(
+            reqwest::header::ACCEPT,
+            HeaderValue::from_static("application/json"),
+        );
+        let http = reqwest::Client::builder()
+            .timeout(policy.timeout)
+            .connect_timeout(policy.timeout.min(Duration::from_secs(10)))
+            .user_agent(concat!("orch/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| ApiError::Config(format!("building the HTTP client: {e}")))?;
+        Ok(ApiClient {
+            provider,
+            base: base.trim_end_matches('/').to_owned(),
+            http,
+            headers,
+            budget: Mutex::new(RateBudget::new(policy.per_minute)),
+            breaker: Mutex::new(Breaker::new(
+                policy.breaker_threshold,
+                policy.breaker_cooldown,
+            )),
+            policy,
+            sent: AtomicU64::new(0),
+        })
+    }
+
+    pub fn provider(&self) -> &'static str {
+        self.provider
+    }
+
+    /// Requests actually sent (every attempt counts), for benchmarks and tests.
+    pub fn requests_sent(&self) -> u64 {
+        self.sent.load(Ordering::Relaxed)
+    }
+
+    /// One logical call, with retries. `path` starts with `/`.
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<&serde_json::Value>,
+    ) -> Result<Response, ApiError> {
+        let what = format!("{method} {path}");
+        let mut last = String::new();
+        let max = self.policy.max_attempts.max(1);
+        for attempt in 0..max {
+            self.check_breaker()?;
+            self.take_budget().await;
+            let mut req = self
+                .http
+                .request(method.clone(), format!("{}{path}", self.base))
+                .headers(self.headers.clone());
+            if !query.is_empty() {
+                req = req.query(query);
+            }
+            if let Some(b) = body {
+                req = req.json(b);
+            }
+            self.sent.fetch_add(1, Ordering::Relaxed);
+            let result = req.send().await;
+            let (status, headers) = match &result {
+                Ok(r) => (Some(r.status().as_u16()), Some(r.headers().clone())),
+                Err(_) => (None, None),
+            };
+            if let Some(h) = &headers {
+                self.note_rate_headers(h);
+            }
+            let retry_after = headers.as_ref().and_then(|h| {
+                policy::parse_retry_after(h.get("retry-after").and_then(|v| v.to_str().ok()))
+            });
+            match policy::classify(status) {
+                Verdict::Final => {
+                    let r = result.expect("a status means a response");
+                    let status = r.status().as_u16();
+                    let body = match r.bytes().await {
+                        Ok(b) => b.to_vec(),
+                        Err(e) => {
+                            last = format!("reading the body: {e}");
+                            self.wait_before_retry(attempt, None).await;
+                            continue;
+                        }
+                    };
+                    self.lock_breaker().on_success();
+                    return Ok(Response {
+                        status,
+                        body,
+                        what,
+                        provider: self.provider,
+                    });
+                }
+                Verdict::RateLimited => {
+                    let wait = retry_after
+                        .unwrap_or_else(|| policy::backoff(&self.policy, attempt, None, 0.5));
+                    self.lock_budget().pause_for(Instant::now(), wait);
+                    tracing::warn!(provider = self.provider, call = %what, wait_ms = wait.as_millis() as u64, "rate limited (429); pausing");
+                    if wait > self.policy.max_retry_after || attempt + 1 == max {
+                        return Err(ApiError::RateLimited {
+                            provider: self.provider,
+                            what,
+                            secs: wait.as_secs().max(1),
+                        });
+                    }
+                    // The pause is in the budget; the next attempt waits for it.
+                    last = "429 Too Many Requests".into();
+                }
+                Verdict::Transient => {
+                    last = match (&result, status) {
+                        (Err(e), _) => transport_error(e),
+                        (_, Some(s)) => format!("status {s}"),
+                        _ => "no answer".into(),
+                    };
+                    tracing::debug!(provider = self.provider, call = %what, attempt, error = %last, "transient failure");
+                    if attempt + 1 < max {
+                        self.wait_before_retry(attempt, retry_after).await;
+                    }
+                }
+            }
+        }
+        self.lock_breaker().on_failure(Instant::now());
+        Err(ApiError::Unavailable {
+            provider: self.provider,
+            what,
+            attempts: max,
+            last,
+        })
+    }
+
+    fn check_breaker(&self) -> Result<(), ApiError> {
+        self.lock_breaker()
+            .allow(Instant::now())
+            .map_err(|wait| ApiError::CircuitOpen {
+                provider: self.provider,
+                secs: wait.as_secs().max(1),
+            })
+    }
+
+    async fn take_budget(&self) {
+        loop {
+            let wait = match self.lock_budget().try_take(Instant::now()) {
+                Ok(()) => return,
+                Err(w) => w,
+            };
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    async fn wait_before_retry(&self, attempt: u32, retry_after: Option<Duration>) {
+        let jitter: f64 = rand::random();
+        tokio::time::sleep(policy::backoff(&self.policy, attempt, retry_after, jitter)).await;
+    }
+
+    fn note_rate_headers(&self, h: &HeaderMap) {
+        let get = |n: &str| h.get(n).and_then(|v| v.to_str().ok());
+        let now_unix = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        if let Some(wait) = policy::rate_limit_wait(
+            get("x-ratelimit-remaining"),
+            get("x-ratelimit-reset"),
+            now_unix,
+        ) {
+            self.lock_budget().pause_for(Instant::now(), wait);
+        }
+    }
+
+    fn lock_budget(&self) -> std::sync::MutexGuard<'_, RateBudget> {
+        // A poisoned budget only means a panic elsewhere; its data is still sound.
+        self.budget.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn lock_breaker(&self) -> std::sync::MutexGuard<'_, Breaker> {
+        self.breaker.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+fn transport_error(e: &reqwest::Error) -> String {
+    if e.is_timeout() {
+        "timed out".into()
+    } else if e.is_connect() {
+        "cannot connect".into()
+    } else {
+        // Without the URL: it may carry a token in a query string.
+        e.without_url_ref_string()
+    }
+}
+
+trait WithoutUrl {
+    fn without_url_ref_string(&self) -> String;
+}
+
+impl WithoutUrl for reqwest::Error {
+    fn without_url_ref_string(&self) -> String {
+        let mut s = self.to_string();
+        if let Some(u) = self.url() {
+            s = s.replace(u.as_str(), "<url>");
+        }
+        s
+    }
+}

@@ -1,0 +1,155 @@
+//! What a verified webhook does, off the request path: the handler records
+//! the delivery and returns; this runs on a background task and routes the
+//! event into the pipeline. Failures are logged (and on the task's event log
+//! where there is a task); the reconciler repairs what they left undone.
+
+use crate::plane::PlaneTracker;
+use crate::webhook::{ItemState, Provider, PullRequestClosed, WebhookEvent};
+use async_trait::async_trait;
+use orch_core::{EventInput, Stage};
+use orch_engine::pipeline::Pipeline;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// Takes verified events (the server's background side).
+#[async_trait]
+pub trait WebhookSink: Send + Sync {
+    async fn handle(&self, provider: Provider, event: WebhookEvent);
+}
+
+/// What handling an event did, for logs and tests.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Handled {
+    Routed(String),
+    Ignored(String),
+    Failed(String),
+}
+
+/// The real sink: routes tracker states and forge events into the pipeline.
+pub struct Ingest {
+    pipeline: Arc<Pipeline>,
+    plane: Option<Arc<PlaneTracker>>,
+    /// Forge `owner/name` → orch repo.
+    forge_repos: BTreeMap<String, String>,
+}
+
+impl Ingest {
+    pub fn new(
+        pipeline: Arc<Pipeline>,
+        plane: Option<Arc<PlaneTracker>>,
+        forge_repos: BTreeMap<String, String>,
+    ) -> Ingest {
+        Ingest {
+            pipeline,
+            plane,
+            forge_repos,
+        }
+    }
+
+    pub async fn process(&self, provider: Provider, event: WebhookEvent) -> Handled {
+        match (provider, event) {
+            (_, WebhookEvent::Ignored { reason }) => Handled::Ignored(reason),
+            (Provider::Plane, WebhookEvent::ItemState(s)) => self.plane_state(s).await,
+            (p, WebhookEvent::ItemState(_)) => Handled::Ignored(format!(
+                "{} issues are not orch's tracker here (tracker.kind)",
+                p.as_str()
+            )),
+            (_, WebhookEvent::PullRequestClosed(pr)) => self.pull_request_closed(pr).await,
+        }
+    }
+
+    async fn plane_state(&self, s: ItemState) -> Handled {
+        let Some(plane) = &self.plane else {
+            return Handled::Ignored("Plane is not orch's tracker (tracker.kind)".into());
+        };
+        if plane.repo_of(&s.project).is_none() {
+            return Handled::Ignored(format!(
+                "Plane project {} is not served (tracker.plane.repos)",
+                s.project
+            ));
+        }
+        plane.remember(&s.item, &s.project);
+        let state = match plane.state_name(&s.project, &s.state).await {
+            Ok(Some(n)) => n,
+            Ok(None) => return Handled::Ignored("a state Plane does not list".into()),
+            Err(e) => return Handled::Failed(format!("resolving the state: {e}")),
+        };
+        match self
+            .pipeline
+            .on_item_state(&s.item, &state, None, "webhook:plane")
+            .await
+        {
+            Ok(r) => Handled::Routed(format!("{state}: {r:?}")),
+            Err(e) => Handled::Failed(format!("{state}: {e}")),
+        }
+    }
+
+    /// A pull request closed on the forge. Merged: the merge step can be
+    /// proven done, so the task is ticked (a merge in flight finishes through
+    /// its marker). Closed unmerged by someone else: noted on the task, which
+    /// a person then moves on; orch never cancels because of it.
+    async fn pull_request_closed(&self, pr: PullRequestClosed) -> Handled {
+        let Some(repo) = self.forge_repos.get(&pr.repo) else {
+            return Handled::Ignored(format!("repository {} is not served", pr.repo));
+        };
+        let store = self.pipeline.store();
+        let tasks = match store
+            .list_tasks(&orch_store::TaskFilter {
+                repo: Some(repo.clone()),
+                ..Default::default()
+            })
+            .await
+        {
+            Ok(t) => t,
+            Err(e) => return Handled::Failed(e.to_string()),
+        };
+        let Some(task) = tasks
+            .into_iter()
+            .find(|t| t.branch == pr.branch && !t.stage.is_terminal())
+        else {
+            return Handled::Ignored(format!("no live task has branch {}", pr.branch));
+        };
+        let (kind, msg) = if pr.merged {
+            (
+                "pr_merged",
+                format!("pull request #{} was merged on the forge", pr.number),
+            )
+        } else {
+            (
+                "pr_closed",
+                format!(
+                    "pull request #{} was closed without merging on the forge; a person decides what next",
+                    pr.number
+                ),
+            )
+        };
+        let _ = store
+            .append_event(task.id, EventInput::new("webhook", kind, msg.clone()))
+            .await;
+        if pr.merged
+            && task.stage == Stage::Merge
+            && let Err(e) = self.pipeline.tick(task.id).await
+        {
+            return Handled::Failed(e.to_string());
+        }
+        Handled::Routed(msg)
+    }
+}
+
+#[async_trait]
+impl WebhookSink for Ingest {
+    async fn handle(&self, provider: Provider, event: WebhookEvent) {
+        match self.process(provider, event).await {
+            Handled::Routed(m) => tracing::info!(provider = provider.as_str(), "webhook: {m}"),
+            Handled::Ignored(m) => {
+                tracing::debug!(provider = provider.as_str(), "webhook ignored: {m}")
+            }
+            Handled::Failed(m) => {
+                tracing::warn!(
+                    provider = provider.as_str(),
+                    "webhook handling failed (the reconciler repairs it): {m}"
+                )
+            }
+        }
+    }
+}

@@ -1,0 +1,266 @@
+//! The configured providers, built from `orch.toml` and the environment:
+//! which tracker and forge the pipeline talks to, the webhook receivers'
+//! secrets, the ingest and the reconciler.
+//!
+//! Clients are shared per process and per credential (a registry keyed by
+//! the provider's URL and the name of its key's variable): Plane's budget is
+//! per API key, so the pipeline's calls and the webhooks' state lookups must
+//! draw from one budget and one circuit breaker.
+
+use crate::gitea::{GiteaClient, GiteaForge, full_name_from_remote};
+use crate::http::CallPolicy;
+use crate::ingest::Ingest;
+use crate::plane::{PlaneClient, PlaneReconciler, PlaneTracker};
+use orch_config::{Config, ForgeKind, TrackerKind};
+use orch_engine::pipeline::Pipeline;
+use orch_engine::ports::{BuiltinTracker, Forge, LocalForge, Tracker};
+use orch_git::RepoStore;
+use orch_store::Store;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, OnceLock};
+
+/// A webhook receiver's settings: the secret (if its variable is set),
+/// whether unsigned deliveries are knowingly accepted, and the variable name.
+#[derive(Debug, Clone)]
+pub struct ReceiverSettings {
+    pub secret: Option<Vec<u8>>,
+    pub insecure: bool,
+    pub secret_env: String,
+}
+
+pub struct Providers {
+    pub plane: Option<Arc<PlaneTracker>>,
+    pub gitea: Option<Arc<GiteaForge>>,
+    /// Forge `owner/name` → orch repo (for forge webhooks).
+    pub forge_repos: BTreeMap<String, String>,
+}
+
+static PLANE_TRACKERS: OnceLock<Mutex<HashMap<String, Arc<PlaneTracker>>>> = OnceLock::new();
+static GITEA_CLIENTS: OnceLock<Mutex<HashMap<String, Arc<GiteaClient>>>> = OnceLock::new();
+
+/// The client registered under `key`, made on first use.
+fn shared<T>(
+    map: &'static OnceLock<Mutex<HashMap<String, Arc<T>>>>,
+    key: String,
+    make: impl FnOnce() -> Option<T>,
+) -> Option<Arc<T>> {
+    let mut map = map
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    if let Some(c) = map.get(&key) {
+        return Some(c.clone());
+    }
+    let c = Arc::new(make()?);
+    map.insert(key, c.clone());
+    Some(c)
+}
+
+impl Providers {
+    /// From the config, reading secrets from the environment.
+    pub fn from_config(cfg: &Config, repos: &RepoStore) -> Providers {
+        Self::build(
+            cfg,
+            repos,
+            &|name| cfg.secret(name),
+            CallPolicy::default(),
+            true,
+        )
+    }
+
+    /// As `from_config`, with the secrets and call policy given (tests), and
+    /// clients never shared.
+    pub fn with(
+        cfg: &Config,
+        repos: &RepoStore,
+        secret: &dyn Fn(&str) -> Option<String>,
+        policy: CallPolicy,
+    ) -> Providers {
+        Self::build(cfg, repos, secret, policy, false)
+    }
+
+    fn build(
+        cfg: &Config,
+        repos: &RepoStore,
+        secret: &dyn Fn(&str) -> Option<String>,
+        policy: CallPolicy,
+        share: bool,
+    ) -> Providers {
+        let mut out = Providers {
+            plane: None,
+            gitea: None,
+            forge_repos: BTreeMap::new(),
+        };
+        if cfg.tracker.kind == TrackerKind::Plane
+            && let Some(p) = &cfg.tracker.plane
+        {
+            let key = secret(&p.api_key_env).unwrap_or_default();
+            if key.is_empty() {
+                tracing::warn!(
+                    "{} is not set: every Plane call will be refused",
+                    p.api_key_env
+                );
+            }
+            let mut pol = policy.clone();
+            pol.per_minute = Some(p.calls_per_minute.max(1));
+            let make = || match PlaneClient::new(&p.base_url, &p.workspace, &key, pol) {
+                Ok(c) => Some(PlaneTracker::new(Arc::new(c), plane_projects(cfg))),
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot build the Plane client");
+                    None
+                }
+            };
+            // Shared: one budget per key, and one memory of which project each item is in.
+            out.plane = if share {
+                shared(
+                    &PLANE_TRACKERS,
+                    format!(
+                        "{}|{}|{}|{:?}",
+                        p.base_url,
+                        p.workspace,
+                        p.api_key_env,
+                        plane_projects(cfg)
+                    ),
+                    make,
+                )
+            } else {
+                make().map(Arc::new)
+            };
+        }
+        if cfg.forge.kind == ForgeKind::Gitea
+            && let Some(g) = &cfg.forge.gitea
+        {
+            let token = secret(&g.token_env).unwrap_or_default();
+            if token.is_empty() {
+                tracing::warn!(
+                    "{} is not set: every Gitea call will be refused",
+                    g.token_env
+                );
+            }
+            let make = || match GiteaClient::new(&g.base_url, &token, policy.clone()) {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot build the Gitea client");
+                    None
+                }
+            };
+            let client = if share {
+                shared(
+                    &GITEA_CLIENTS,
+                    format!("{}|{}", g.base_url, g.token_env),
+                    make,
+                )
+            } else {
+                make().map(Arc::new)
+            };
+            let names = forge_names(cfg, &g.repos);
+            out.forge_repos = names.iter().map(|(k, v)| (v.clone(), k.clone())).collect();
+            if let Some(client) = client {
+                out.gitea = Some(Arc::new(GiteaForge::new(
+                    client,
+                    repos.clone(),
+                    names,
+                    &g.merge_style,
+                )));
+            }
+        }
+        out
+    }
+
+    /// The pipeline's tracker: Plane when configured, else the builtin one.
+    pub fn tracker(&self, store: Arc<dyn Store>) -> Arc<dyn Tracker> {
+        match &self.plane {
+            Some(p) => p.clone(),
+            None => Arc::new(BuiltinTracker::new(store)),
+        }
+    }
+
+    pub fn forge(&self, repos: &RepoStore) -> Arc<dyn Forge> {
+        match &self.gitea {
+            Some(g) => g.clone(),
+            None => Arc::new(LocalForge::new(repos.clone())),
+        }
+    }
+
+    /// The pipeline over these providers.
+    pub fn pipeline(&self, store: Arc<dyn Store>, cfg: Arc<Config>, actor: &str) -> Pipeline {
+        let repos = RepoStore::new(cfg.repos_dir());
+        let tracker = self.tracker(store.clone());
+        let forge = self.forge(&repos);
+        Pipeline::new(store, cfg, repos, tracker, forge, actor)
+    }
+
+    pub fn ingest(&self, pipeline: Arc<Pipeline>) -> Ingest {
+        Ingest::new(pipeline, self.plane.clone(), self.forge_repos.clone())
+    }
+
+    /// The Plane reconciler, when Plane is the tracker.
+    pub fn reconciler(&self, pipeline: Arc<Pipeline>) -> Option<PlaneReconciler> {
+        self.plane
+            .as_ref()
+            .map(|p| PlaneReconciler::new(p.clone(), pipeline))
+    }
+}
+
+/// Plane project → repo: the explicit map, else the only repo.
+pub fn plane_projects(cfg: &Config) -> BTreeMap<String, String> {
+    let Some(p) = &cfg.tracker.plane else {
+        return BTreeMap::new();
+    };
+    let only = (cfg.repos.len() == 1).then(|| cfg.repos[0].name.clone());
+    let mut out = p.repos.clone();
+    for id in &p.project_ids {
+        if !out.contains_key(id)
+            && let Some(r) = &only
+        {
+            out.insert(id.clone(), r.clone());
+        }
+    }
+    out
+}
+
+/// orch repo → `owner/name`: the explicit map, else the remote URL's path.
+pub fn forge_names(cfg: &Config, explicit: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for r in &cfg.repos {
+        if let Some(full) = explicit
+            .get(&r.name)
+            .cloned()
+            .or_else(|| full_name_from_remote(&r.remote))
+        {
+            out.insert(r.name.clone(), full);
+        }
+    }
+    out
+}
+
+/// The receivers of the configured providers (`None`: not configured).
+pub fn receivers(
+    cfg: &Config,
+    secret: &dyn Fn(&str) -> Option<String>,
+) -> [Option<ReceiverSettings>; 3] {
+    let mk = |env: &str, insecure: bool| ReceiverSettings {
+        secret: secret(env).map(String::into_bytes),
+        insecure,
+        secret_env: env.to_owned(),
+    };
+    let plane = cfg
+        .tracker
+        .plane
+        .as_ref()
+        .filter(|_| cfg.tracker.kind == TrackerKind::Plane)
+        .map(|p| mk(&p.webhook_secret_env, p.webhook_insecure));
+    let gitea = cfg
+        .forge
+        .gitea
+        .as_ref()
+        .filter(|_| cfg.forge.kind == ForgeKind::Gitea)
+        .map(|g| mk(&g.webhook_secret_env, g.webhook_insecure));
+    let github = cfg
+        .forge
+        .github
+        .as_ref()
+        .filter(|_| cfg.forge.kind == ForgeKind::Github)
+        .map(|g| mk(&g.webhook_secret_env, g.webhook_insecure));
+    [plane, gitea, github]
+}
