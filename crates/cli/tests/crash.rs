@@ -14,13 +14,14 @@
 //! `ORCH_CRASH_SEED` and `ORCH_CRASH_ITERATIONS` (default 30) reproduce a run:
 //! the kill schedule is a pure function of the seed.
 
+mod common;
+
+use common::{Serve, assert_no_orphans, count_events, git, ok, orch, quickstart_project, show};
 use orch_store::{LeaseStore, SqliteOptions, SqliteStore, TaskStore};
-use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const ORCH: &str = env!("CARGO_BIN_EXE_orch");
 const DEFAULT_SEED: u64 = 0x0bc4_5eed;
 const DEADLINE: Duration = Duration::from_secs(120);
 
@@ -47,122 +48,21 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
         .unwrap_or(default)
 }
 
-fn orch(dir: &Path, args: &[&str]) -> Output {
-    Command::new(ORCH)
-        .args(args)
-        .current_dir(dir)
-        .env_remove("ORCH_CONFIG")
-        .stdin(Stdio::null())
-        .output()
-        .expect("run orch")
-}
-
-fn ok(dir: &Path, args: &[&str]) -> String {
-    let out = orch(dir, args);
-    assert!(
-        out.status.success(),
-        "orch {args:?} failed: {}\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        String::from_utf8_lossy(&out.stdout)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "git {args:?}");
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// The server under test; dropping it kills it (the test's end or a failure).
-struct Serve {
-    child: Child,
-    dir: PathBuf,
-    starts: u32,
-}
-
-impl Serve {
-    fn start(dir: &Path) -> Serve {
-        Serve {
-            child: spawn_serve(dir, 0),
-            dir: dir.to_path_buf(),
-            starts: 1,
-        }
-    }
-
-    fn pid(&self) -> i32 {
-        self.child.id() as i32
-    }
-
-    /// SIGKILL, reap, start a new one: what a crash and a supervisor do.
-    fn crash_and_restart(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        self.child = spawn_serve(&self.dir, self.starts);
-        self.starts += 1;
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn spawn_serve(dir: &Path, n: u32) -> Child {
-    let log = std::fs::File::create(dir.join(format!("serve-{n}.log"))).unwrap();
-    Command::new(ORCH)
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .current_dir(dir)
-        .env_remove("ORCH_CONFIG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("spawn orch serve")
-}
-
 /// The quickstart's project, made ready for crashes: more attempts (a run
 /// lost to a crash is retried, not given up) and a deploy with both phases.
 fn project(tmp: &Path) -> PathBuf {
-    let dir = tmp.join("crash");
-    ok(tmp, &["quickstart", "--auto", dir.to_str().unwrap()]);
-    let cfg_path = dir.join("orch.toml");
-    let deployed = dir.join("deployed.log");
-    let cfg = std::fs::read_to_string(&cfg_path).unwrap();
+    let deployed = tmp.join("crash/deployed.log");
     let deploy = format!(
         "verify = [\"sh\", \"scripts/verify.sh\"]\n\n[repos.deploy]\nprepare = [\"sh\", \"-c\", \"sleep 0.2\"]\nrun = [\"sh\", \"-c\", \"sleep 0.3; echo \\\"$ORCH_WORK_ITEM\\\" >> {}\"]\n",
         deployed.display()
     );
-    let cfg = cfg
-        .replace("max_attempts = 2", "max_attempts = 6")
-        .replace("verify = [\"sh\", \"scripts/verify.sh\"]\n", &deploy);
-    assert!(cfg.contains("[repos.deploy]"), "{cfg}");
-    std::fs::write(&cfg_path, cfg).unwrap();
-    dir
-}
-
-fn show(dir: &Path, key: &str) -> Option<Value> {
-    let out = orch(dir, &["task", "show", key, "--json"]);
-    // The store may be briefly busy while a server recovers; try again.
-    out.status
-        .success()
-        .then(|| serde_json::from_slice(&out.stdout).ok())
-        .flatten()
-}
-
-fn count_events(v: &Value, kind: &str) -> usize {
-    v["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["kind"] == kind)
-        .count()
+    quickstart_project(tmp, "crash", |cfg| {
+        let cfg = cfg
+            .replace("max_attempts = 2", "max_attempts = 6")
+            .replace("verify = [\"sh\", \"scripts/verify.sh\"]\n", &deploy);
+        assert!(cfg.contains("[repos.deploy]"), "{cfg}");
+        cfg
+    })
 }
 
 /// `git patch-id` of every commit in `log -p` output.
@@ -186,54 +86,6 @@ fn patch_ids(repo: &Path, log: &str) -> Vec<String> {
         .lines()
         .filter_map(|l| l.split_whitespace().next().map(str::to_owned))
         .collect()
-}
-
-/// Processes whose command line or working folder is under `dir`.
-fn processes_under(dir: &Path) -> Vec<(i32, String)> {
-    let needle = dir.to_str().unwrap();
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<i32>().ok())
-        else {
-            continue;
-        };
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        if stat.contains(") Z ") {
-            continue;
-        }
-        let cmd = std::fs::read(format!("/proc/{pid}/cmdline"))
-            .map(|b| String::from_utf8_lossy(&b).replace('\0', " "))
-            .unwrap_or_default();
-        let cwd = std::fs::read_link(format!("/proc/{pid}/cwd"))
-            .map(|p| p.display().to_string())
-            .unwrap_or_default();
-        if cmd.contains(needle) || cwd.starts_with(needle) {
-            out.push((pid, format!("{cmd} (cwd {cwd})")));
-        }
-    }
-    out
-}
-
-/// Waits until only the server itself runs under `dir`.
-fn assert_no_orphans(dir: &Path, serve: i32, context: &str) {
-    let end = Instant::now() + Duration::from_secs(15);
-    loop {
-        let left: Vec<_> = processes_under(dir)
-            .into_iter()
-            .filter(|(p, _)| *p != serve)
-            .collect();
-        if left.is_empty() {
-            return;
-        }
-        assert!(
-            Instant::now() < end,
-            "{context}: processes left behind: {left:#?}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 #[test]

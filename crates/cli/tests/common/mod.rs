@@ -1,0 +1,198 @@
+//! Helpers shared by the tests that drive the `orch` binary: running it,
+//! a project made by `orch quickstart`, a server under test, and the process
+//! census that proves nothing was left running.
+#![allow(dead_code)] // each test file uses its own subset
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub const ORCH: &str = env!("CARGO_BIN_EXE_orch");
+
+pub fn orch(dir: &Path, args: &[&str]) -> Output {
+    Command::new(ORCH)
+        .args(args)
+        .current_dir(dir)
+        .env_remove("ORCH_CONFIG")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run orch")
+}
+
+/// Runs `orch args` and returns its stdout; fails the test if it failed.
+pub fn ok(dir: &Path, args: &[&str]) -> String {
+    let out = orch(dir, args);
+    assert!(
+        out.status.success(),
+        "orch {args:?} failed: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+pub fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `orch task show KEY --json`, or None while the store is briefly busy.
+pub fn show(dir: &Path, key: &str) -> Option<Value> {
+    let out = orch(dir, &["task", "show", key, "--json"]);
+    out.status
+        .success()
+        .then(|| serde_json::from_slice(&out.stdout).ok())
+        .flatten()
+}
+
+pub fn count_events(v: &Value, kind: &str) -> usize {
+    v["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == kind)
+        .count()
+}
+
+/// Polls `task show` until `done(v)` holds; fails after `limit`.
+pub fn wait_for(
+    dir: &Path,
+    key: &str,
+    limit: Duration,
+    what: &str,
+    done: impl Fn(&Value) -> bool,
+) -> Value {
+    let end = Instant::now() + limit;
+    loop {
+        if let Some(v) = show(dir, key)
+            && done(&v)
+        {
+            return v;
+        }
+        assert!(
+            Instant::now() < end,
+            "{key}: {what} never happened: {:#}",
+            show(dir, key).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A project made by `orch quickstart --auto DIR` (its DEMO-1 is done), with
+/// `edit` applied to its orch.toml.
+pub fn quickstart_project(tmp: &Path, name: &str, edit: impl FnOnce(String) -> String) -> PathBuf {
+    let dir = tmp.join(name);
+    ok(tmp, &["quickstart", "--auto", dir.to_str().unwrap()]);
+    let cfg_path = dir.join("orch.toml");
+    let cfg = std::fs::read_to_string(&cfg_path).unwrap();
+    std::fs::write(&cfg_path, edit(cfg)).unwrap();
+    dir
+}
+
+/// An `orch serve` under test; dropping it kills it.
+pub struct Serve {
+    child: Child,
+    dir: PathBuf,
+    starts: u32,
+}
+
+impl Serve {
+    /// Starts `orch serve` in `dir`; its stderr goes to `dir/serve-N.log`.
+    pub fn start(dir: &Path) -> Serve {
+        Serve {
+            child: spawn_serve(dir, 0),
+            dir: dir.to_path_buf(),
+            starts: 1,
+        }
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    /// SIGKILL, reap, start a new one: what a crash and a supervisor do.
+    pub fn crash_and_restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.child = spawn_serve(&self.dir, self.starts);
+        self.starts += 1;
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn spawn_serve(dir: &Path, n: u32) -> Child {
+    let log = std::fs::File::create(dir.join(format!("serve-{n}.log"))).unwrap();
+    Command::new(ORCH)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .current_dir(dir)
+        .env_remove("ORCH_CONFIG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("spawn orch serve")
+}
+
+/// Processes (not zombies) whose command line or working folder is under `dir`.
+pub fn processes_under(dir: &Path) -> Vec<(i32, String)> {
+    let needle = dir.to_str().unwrap();
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        if stat.contains(") Z ") {
+            continue;
+        }
+        let cmd = std::fs::read(format!("/proc/{pid}/cmdline"))
+            .map(|b| String::from_utf8_lossy(&b).replace('\0', " "))
+            .unwrap_or_default();
+        let cwd = std::fs::read_link(format!("/proc/{pid}/cwd"))
+            .map(|p| p.display().to_string())
+            .unwrap_or_default();
+        if cmd.contains(needle) || cwd.starts_with(needle) {
+            out.push((pid, format!("{cmd} (cwd {cwd})")));
+        }
+    }
+    out
+}
+
+/// Waits (up to 15 s) until nothing but the server runs under `dir`.
+pub fn assert_no_orphans(dir: &Path, serve: i32, context: &str) {
+    let end = Instant::now() + Duration::from_secs(15);
+    loop {
+        let left: Vec<_> = processes_under(dir)
+            .into_iter()
+            .filter(|(p, _)| *p != serve)
+            .collect();
+        if left.is_empty() {
+            return;
+        }
+        assert!(
+            Instant::now() < end,
+            "{context}: processes left behind: {left:#?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
