@@ -266,14 +266,20 @@ pub async fn action(
     State(s): State<AppState>,
     PathParams((id, action)): PathParams<(String, String)>,
     OptionalJsonBody(body): OptionalJsonBody<ActionBody>,
-) -> ApiResult<Json<ActionResult>> {
+) -> ApiResult<(StatusCode, Json<ActionResult>)> {
     let action = Action::parse(&action)?;
     let comment = body
         .comment
         .as_deref()
         .map(str::trim)
         .filter(|c| !c.is_empty());
-    Ok(Json(run_action(s.pipeline(), &id, action, comment).await?))
+    let result = run_action(s.pipeline(), &id, action, comment).await?;
+    // A gate the task's state refuses moves nothing: 409, with the reason.
+    let status = match &result {
+        ActionResult::Gate(g) if !g.applied => StatusCode::CONFLICT,
+        _ => StatusCode::OK,
+    };
+    Ok((status, Json(result)))
 }
 
 /// Apply one gate or STOP to a task. Start on a work item key that has no live

@@ -165,14 +165,16 @@ async fn gates_and_stop() {
     let id = task_id(&created);
     let base = format!("/api/tasks/{id}");
 
-    // Nothing to approve in analysis: a note, and the stage stays.
+    // Nothing to approve in analysis: refused (409) with the reason, and the
+    // stage stays.
     let (status, r) = s
         .post_json(
             &format!("{base}/approve"),
             Some(json!({"comment": "looks good"})),
         )
         .await;
-    assert_eq!(status, StatusCode::OK, "{r}");
+    assert_eq!(status, StatusCode::CONFLICT, "{r}");
+    assert_eq!(r["applied"], false, "{r}");
     assert_eq!(r["stage"], "analysis");
     assert_eq!(r["task"], id.0);
     assert!(!r["note"].as_str().unwrap().is_empty());

@@ -18,10 +18,61 @@ pub struct Engine {
     pub pipeline: Arc<Pipeline>,
     pub supervisor: Arc<Supervisor>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// Held while the engine runs; the kernel drops it when the process dies.
+    _lock: DataDirLock,
+}
+
+/// One engine per data folder: two would both claim, tick and merge. An
+/// exclusive `flock` on `<data_dir>/serve.pid`, which also names the holder's
+/// pid (a self-deploy script restarts orch with it).
+struct DataDirLock(#[allow(dead_code)] nix::fcntl::Flock<std::fs::File>);
+
+impl DataDirLock {
+    fn take(cfg: &Config) -> CliResult<DataDirLock> {
+        use std::io::{Read, Seek, Write};
+        let dir = cfg.data_dir();
+        std::fs::create_dir_all(&dir).map_err(|e| {
+            CliError::Runtime(anyhow::anyhow!("cannot create {}: {e}", dir.display()))
+        })?;
+        let path = dir.join("serve.pid");
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(|e| {
+                CliError::Runtime(anyhow::anyhow!("cannot open {}: {e}", path.display()))
+            })?;
+        let mut lock = match nix::fcntl::Flock::lock(
+            file,
+            nix::fcntl::FlockArg::LockExclusiveNonblock,
+        ) {
+            Ok(l) => l,
+            Err((mut file, _)) => {
+                let mut holder = String::new();
+                let _ = file.read_to_string(&mut holder);
+                return Err(CliError::Runtime(anyhow::anyhow!(
+                    "another orch engine (pid {}) runs on {}; stop it first, or give this one its own data_dir",
+                    holder.trim(),
+                    dir.display()
+                )));
+            }
+        };
+        let written = lock
+            .set_len(0)
+            .and_then(|()| lock.rewind())
+            .and_then(|()| writeln!(lock, "{}", std::process::id()));
+        written.map_err(|e| {
+            CliError::Runtime(anyhow::anyhow!("cannot write {}: {e}", path.display()))
+        })?;
+        Ok(DataDirLock(lock))
+    }
 }
 
 impl Engine {
     pub async fn start(cfg: &Config, store: Arc<dyn Store>) -> CliResult<Engine> {
+        let lock = DataDirLock::take(cfg)?;
         let worker = worker_id();
         let pipeline = super::pipeline(cfg, store.clone(), &format!("worker:{worker}"));
         let cfg_arc = Arc::new(cfg.clone());
@@ -116,6 +167,7 @@ impl Engine {
             pipeline,
             supervisor,
             tasks,
+            _lock: lock,
         })
     }
 

@@ -174,13 +174,24 @@ pub async fn action(cfg: &Config, a: &TaskActionArgs, action: TaskAction) -> Cli
     render_gate(&result, a.json)
 }
 
+/// Prints the result; a refused gate (nothing moved) is a runtime error so
+/// scripts notice, with the reason on stderr.
 fn render_gate(r: &GateResult, json: bool) -> CliResult {
     if json {
         print_json(r)?;
-    } else {
+    } else if r.applied {
         println!("task {} [{}]: {}", r.task, r.stage, r.note);
     }
-    Ok(())
+    if r.applied {
+        Ok(())
+    } else {
+        Err(CliError::Runtime(anyhow::anyhow!(
+            "task {} [{}]: not applied: {}",
+            r.task,
+            r.stage,
+            r.note
+        )))
+    }
 }
 
 pub async fn list(cfg: &Config, a: &TaskListArgs) -> CliResult {

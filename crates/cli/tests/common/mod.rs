@@ -120,6 +120,17 @@ impl Serve {
         self.child.id() as i32
     }
 
+    /// If the server has exited, starts a new one (what systemd's
+    /// `Restart=always` does); says whether it did.
+    pub fn restart_if_exited(&mut self) -> bool {
+        if self.child.try_wait().ok().flatten().is_none() {
+            return false;
+        }
+        self.child = spawn_serve(&self.dir, self.starts);
+        self.starts += 1;
+        true
+    }
+
     /// SIGKILL, reap, start a new one: what a crash and a supervisor do.
     pub fn crash_and_restart(&mut self) {
         let _ = self.child.kill();

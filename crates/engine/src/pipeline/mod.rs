@@ -54,6 +54,8 @@ pub struct GateResult {
     pub stage: Stage,
     /// What happened, in a sentence.
     pub note: String,
+    /// False when the gate was refused (it only left a comment saying why).
+    pub applied: bool,
 }
 
 pub struct Pipeline {
@@ -264,6 +266,7 @@ impl Pipeline {
             task: task.id,
             stage: task.stage,
             note: "started: the analyst is queued".into(),
+            applied: true,
         })
     }
 
@@ -299,6 +302,7 @@ impl Pipeline {
             task: id,
             stage: task.stage,
             note,
+            applied: !only_comments,
         })
     }
 

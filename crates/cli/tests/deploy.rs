@@ -1,0 +1,155 @@
+//! Deploy end to end through `orch serve` and the CLI: phase A, the
+//! park until Confirm Deploy, phase B once, the health check; a self-deploy
+//! whose phase B restarts orch itself; and one engine per data folder.
+
+mod common;
+
+use common::{Serve, count_events, ok, orch, quickstart_project, wait_for};
+use serde_json::Value;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+const KEY: &str = "DEMO-2";
+const WAIT: Duration = Duration::from_secs(120);
+
+fn stage(v: &Value) -> &str {
+    v["task"]["stage"].as_str().unwrap()
+}
+
+fn lines(path: &Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The quickstart project with `deploy` as its repo's `[repos.deploy]`.
+fn project(tmp: &Path, deploy: &str) -> std::path::PathBuf {
+    quickstart_project(tmp, "deploy", |cfg| {
+        cfg.replacen(
+            "verify = [\"sh\", \"scripts/verify.sh\"]\n",
+            &format!("verify = [\"sh\", \"scripts/verify.sh\"]\n\n[repos.deploy]\n{deploy}\n"),
+            1,
+        )
+    })
+}
+
+#[test]
+fn deploy_parks_until_confirm_deploy_then_runs_once_and_checks_health() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path().join("deploy");
+    let (prepared, deployed) = (d.join("prepared.log"), d.join("deployed.log"));
+    let dir = project(
+        tmp.path(),
+        &format!(
+            "prepare = [\"sh\", \"-c\", \"echo $ORCH_WORK_ITEM >> {p}\"]\nrun = [\"sh\", \"-c\", \"echo $ORCH_WORK_ITEM >> {r}\"]\nhealth = [\"grep\", \"-q\", \"{KEY}\", \"{r}\"]",
+            p = prepared.display(),
+            r = deployed.display()
+        ),
+    );
+    let _serve = Serve::start(&dir);
+    ok(
+        &dir,
+        &["task", "add", "--repo", "demo", "--title", "x", "--id", KEY],
+    );
+    wait_for(&dir, KEY, WAIT, "analysis", |v| {
+        stage(v) == "awaiting_approval"
+    });
+    ok(&dir, &["task", "approve", KEY]);
+    wait_for(&dir, KEY, WAIT, "phase A", |_| lines(&prepared) == [KEY]);
+    // Parked: the merge is done, phase B waits for a person.
+    std::thread::sleep(Duration::from_secs(1));
+    let v = wait_for(&dir, KEY, WAIT, "parked", |v| stage(v) == "deploy");
+    assert_eq!(count_events(&v, "merged"), 1);
+    assert!(
+        lines(&deployed).is_empty(),
+        "phase B waits for Confirm Deploy"
+    );
+    assert_eq!(count_events(&v, "deploy_started"), 0);
+
+    ok(&dir, &["task", "confirm-deploy", KEY]);
+    let v = wait_for(&dir, KEY, WAIT, "done", |v| stage(v) == "done");
+    assert_eq!(lines(&deployed), [KEY], "phase B ran once");
+    assert_eq!(lines(&prepared), [KEY], "phase A ran once");
+    assert_eq!(count_events(&v, "deployed"), 1, "{:#}", v["events"]);
+    // A second Confirm Deploy on a done task is refused and runs nothing.
+    let again = orch(
+        &dir,
+        &["task", "confirm-deploy", &v["task"]["id"].to_string()],
+    );
+    assert!(!again.status.success());
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(lines(&deployed), [KEY]);
+}
+
+#[test]
+fn self_deploy_restarts_orch_and_the_finalizer_completes_the_task() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path().join("deploy");
+    let deployed = d.join("deployed.log");
+    // Phase B of orch's own repo: restart orch (SIGTERM to the engine named
+    // in serve.pid, as `systemctl restart` would), then finish the rollout.
+    let dir = project(
+        tmp.path(),
+        &format!(
+            "run = [\"sh\", \"-c\", \"kill -TERM $(cat {pid}); sleep 1; echo $ORCH_WORK_ITEM >> {r}\"]\nauto = true\nself_deploy = true",
+            pid = d.join(".orch/serve.pid").display(),
+            r = deployed.display()
+        ),
+    );
+    let mut serve = Serve::start(&dir);
+    ok(
+        &dir,
+        &["task", "add", "--repo", "demo", "--title", "x", "--id", KEY],
+    );
+    wait_for(&dir, KEY, WAIT, "analysis", |v| {
+        stage(v) == "awaiting_approval"
+    });
+    ok(&dir, &["task", "approve", KEY]);
+    let end = Instant::now() + WAIT;
+    let mut restarts = 0;
+    let v = loop {
+        if serve.restart_if_exited() {
+            restarts += 1;
+        }
+        if let Some(v) = common::show(&dir, KEY)
+            && stage(&v) == "done"
+        {
+            break v;
+        }
+        assert!(Instant::now() < end, "the self-deploy never finished");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(restarts, 1, "phase B restarted orch once");
+    assert_eq!(
+        lines(&deployed),
+        [KEY],
+        "phase B ran once, across the restart"
+    );
+    assert_eq!(count_events(&v, "deployed"), 1);
+    assert_eq!(count_events(&v, "merged"), 1);
+}
+
+#[test]
+fn one_engine_per_data_folder() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = quickstart_project(tmp.path(), "one", |c| c);
+    let _first = Serve::start(&dir);
+    // The first takes the lock at start-up; give it a moment.
+    wait_for(
+        &dir,
+        "DEMO-1",
+        WAIT,
+        "the first engine holds the lock",
+        |_| {
+            std::fs::read_to_string(dir.join(".orch/serve.pid"))
+                .is_ok_and(|p| p.trim().parse::<u32>().is_ok())
+        },
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let second = orch(&dir, &["serve", "--listen", "127.0.0.1:0"]);
+    assert_eq!(second.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&second.stderr);
+    assert!(err.contains("another orch engine"), "{err}");
+}
