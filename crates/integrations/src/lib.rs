@@ -5,6 +5,8 @@
 //! webhook/    pure parsers: Plane v1/v2, Gitea/Forgejo, GitHub → WebhookEvent
 //! ```
 
+#[cfg(feature = "fakes")]
+pub mod fakes;
 pub mod gitea;
 pub mod http;
 pub mod ingest;

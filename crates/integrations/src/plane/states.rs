@@ -1,7 +1,8 @@
 //! The states of each Plane project, cached: webhooks and the API speak state
 //! uuids, orch's config speaks names. An unknown id or name refreshes the
-//! project's list once (a state added or renamed in Plane), no more often than
-//! `min_refresh`, so a storm of odd deliveries cannot burn the call budget.
+//! project's list (a state added or renamed in Plane); the same miss refreshes
+//! again only after `min_refresh`, so a storm of odd deliveries cannot burn
+//! the call budget.
 
 use super::client::{PlaneClient, PlaneState};
 use crate::http::ApiError;
@@ -11,7 +12,9 @@ use tokio::sync::Mutex;
 
 struct Entry {
     states: Vec<PlaneState>,
-    fetched: Instant,
+    /// Ids and names that were still unknown after a refresh, and when: the
+    /// same miss does not refresh again within `min_refresh`.
+    misses: HashMap<String, Instant>,
 }
 
 pub struct StateCache {
@@ -34,7 +37,7 @@ impl StateCache {
         project: &str,
         id: &str,
     ) -> Result<Option<String>, ApiError> {
-        self.find(client, project, |s| s.id == id)
+        self.find(client, project, id, |s| s.id == id)
             .await
             .map(|s| s.map(|s| s.name))
     }
@@ -48,9 +51,11 @@ impl StateCache {
         name: &str,
     ) -> Result<Option<String>, ApiError> {
         let want = name.trim().to_lowercase();
-        self.find(client, project, |s| s.name.trim().to_lowercase() == want)
-            .await
-            .map(|s| s.map(|s| s.id))
+        self.find(client, project, &format!("name:{want}"), |s| {
+            s.name.trim().to_lowercase() == want
+        })
+        .await
+        .map(|s| s.map(|s| s.id))
     }
 
     /// All states of a project (fetched if not cached).
@@ -68,7 +73,7 @@ impl StateCache {
             project.to_owned(),
             Entry {
                 states: states.clone(),
-                fetched: Instant::now(),
+                misses: HashMap::new(),
             },
         );
         Ok(states)
@@ -78,6 +83,7 @@ impl StateCache {
         &self,
         client: &PlaneClient,
         project: &str,
+        miss_key: &str,
         pred: impl Fn(&PlaneState) -> bool,
     ) -> Result<Option<PlaneState>, ApiError> {
         // Held across the fetch, so concurrent misses make one call, not many.
@@ -86,19 +92,20 @@ impl StateCache {
             if let Some(s) = e.states.iter().find(|s| pred(s)) {
                 return Ok(Some(s.clone()));
             }
-            if e.fetched.elapsed() < self.min_refresh {
+            if e.misses
+                .get(miss_key)
+                .is_some_and(|t| t.elapsed() < self.min_refresh)
+            {
                 return Ok(None);
             }
         }
         let states = client.list_states(project).await?;
         let found = states.iter().find(|s| pred(s)).cloned();
-        map.insert(
-            project.to_owned(),
-            Entry {
-                states,
-                fetched: Instant::now(),
-            },
-        );
+        let mut misses = map.remove(project).map(|e| e.misses).unwrap_or_default();
+        if found.is_none() {
+            misses.insert(miss_key.to_owned(), Instant::now());
+        }
+        map.insert(project.to_owned(), Entry { states, misses });
         Ok(found)
     }
 }

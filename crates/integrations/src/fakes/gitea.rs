@@ -1,0 +1,325 @@
+//! A fake Gitea over a real bare repository: branches are the repository's
+//! refs (orch pushes to it with git), and a merge moves the base branch
+//! there, so the pipeline sees the merge exactly as with a real forge.
+
+use super::{Seen, json, seen};
+use serde_json::{Value, json};
+use std::collections::{BTreeSet, VecDeque};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+use wiremock::matchers::any;
+use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+
+#[derive(Debug, Clone)]
+pub struct FakePr {
+    pub number: u64,
+    pub head: String,
+    pub base: String,
+    pub head_sha: String,
+    pub open: bool,
+    pub merged: bool,
+    pub merge_commit_sha: Option<String>,
+    pub merge_style: Option<String>,
+}
+
+pub struct GiteaModel {
+    pub full_name: String,
+    pub token: String,
+    pub bare: PathBuf,
+    pub default_branch: String,
+    pub protected: BTreeSet<String>,
+    /// Branches whose DELETE Gitea refuses (403) though GET shows them
+    /// unprotected (e.g. the target of another open pull request).
+    pub refuse_delete: BTreeSet<String>,
+    pub prs: Vec<FakePr>,
+    /// (sha, state, context)
+    pub statuses: Vec<(String, String, String)>,
+    pub fail_next: VecDeque<u16>,
+    /// Answers forced on the next merge calls: (status, message).
+    pub merge_answers: VecDeque<(u16, String)>,
+    pub requests: Vec<Seen>,
+}
+
+pub struct FakeGitea {
+    pub server: MockServer,
+    pub model: Arc<Mutex<GiteaModel>>,
+}
+
+struct Responder(Arc<Mutex<GiteaModel>>);
+
+fn git(bare: &Path, args: &[&str]) -> Option<String> {
+    let out = Command::new("git")
+        .arg("--git-dir")
+        .arg(bare)
+        .args(args)
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+fn branch_sha(bare: &Path, branch: &str) -> Option<String> {
+    git(
+        bare,
+        &[
+            "rev-parse",
+            "--verify",
+            "--quiet",
+            &format!("refs/heads/{branch}^{{commit}}"),
+        ],
+    )
+}
+
+impl FakeGitea {
+    /// `full_name` is `owner/name`; `bare` the repository orch pushes to.
+    pub async fn start(full_name: &str, token: &str, bare: &Path) -> FakeGitea {
+        let server = MockServer::start().await;
+        let model = Arc::new(Mutex::new(GiteaModel {
+            full_name: full_name.into(),
+            token: token.into(),
+            bare: bare.into(),
+            default_branch: "main".into(),
+            protected: BTreeSet::new(),
+            refuse_delete: BTreeSet::new(),
+            prs: Vec::new(),
+            statuses: Vec::new(),
+            fail_next: VecDeque::new(),
+            merge_answers: VecDeque::new(),
+            requests: Vec::new(),
+        }));
+        Mock::given(any())
+            .respond_with(Responder(model.clone()))
+            .mount(&server)
+            .await;
+        FakeGitea { server, model }
+    }
+
+    pub fn uri(&self) -> String {
+        self.server.uri()
+    }
+
+    pub fn m(&self) -> std::sync::MutexGuard<'_, GiteaModel> {
+        self.model.lock().unwrap()
+    }
+
+    pub fn fail_next(&self, status: u16, n: usize) {
+        let mut m = self.m();
+        for _ in 0..n {
+            m.fail_next.push_back(status);
+        }
+    }
+
+    pub fn requests(&self) -> Vec<Seen> {
+        self.m().requests.clone()
+    }
+
+    pub fn prs(&self) -> Vec<FakePr> {
+        self.m().prs.clone()
+    }
+}
+
+fn pr_json(p: &FakePr) -> Value {
+    json!({
+        "id": p.number + 100, "number": p.number, "title": format!("PR {}", p.number),
+        "state": if p.open { "open" } else { "closed" },
+        "merged": p.merged, "merge_commit_sha": p.merge_commit_sha, "mergeable": true,
+        "head": {"label": p.head, "ref": if p.open || !p.merged { p.head.clone() } else { format!("refs/pull/{}/head", p.number) }, "sha": p.head_sha},
+        "base": {"label": p.base, "ref": p.base, "sha": ""},
+    })
+}
+
+impl Respond for Responder {
+    fn respond(&self, req: &Request) -> ResponseTemplate {
+        let mut m = self.0.lock().unwrap();
+        m.requests.push(seen(req));
+        if let Some(status) = m.fail_next.pop_front() {
+            return json(status, json!({"message": "injected", "url": ""}));
+        }
+        let auth = req
+            .headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        if auth != format!("token {}", m.token) {
+            return json(401, json!({"message": "token is required", "url": ""}));
+        }
+        let prefix = format!("/api/v1/repos/{}", m.full_name);
+        let path = req.url.path().to_owned();
+        let Some(rest) = path.strip_prefix(&prefix) else {
+            return json(404, json!({"message": "repo not found"}));
+        };
+        let body: Value = serde_json::from_slice(&req.body).unwrap_or(Value::Null);
+        let bare = m.bare.clone();
+        let method = req.method.as_str();
+        if method == "GET" && rest.is_empty() {
+            return json(
+                200,
+                json!({"full_name": m.full_name, "default_branch": m.default_branch}),
+            );
+        }
+        if let Some(branch) = rest.strip_prefix("/branches/") {
+            let protected = m.protected.contains(branch);
+            return match (method, branch_sha(&bare, branch)) {
+                (_, None) => json(404, json!({"message": "branch does not exist"})),
+                ("GET", Some(sha)) => json(
+                    200,
+                    json!({"name": branch, "protected": protected, "commit": {"id": sha}}),
+                ),
+                ("DELETE", Some(_))
+                    if protected
+                        || branch == m.default_branch
+                        || m.refuse_delete.contains(branch) =>
+                {
+                    json(
+                        403,
+                        json!({"message": "can not delete default or pull request target branch"}),
+                    )
+                }
+                ("DELETE", Some(sha)) => {
+                    git(
+                        &bare,
+                        &["update-ref", "-d", &format!("refs/heads/{branch}"), &sha],
+                    );
+                    ResponseTemplate::new(204)
+                }
+                _ => json(405, json!({"message": "method not allowed"})),
+            };
+        }
+        if let Some(sha) = rest.strip_prefix("/statuses/") {
+            let state = body["state"].as_str().unwrap_or("").to_owned();
+            let ctx = body["context"].as_str().unwrap_or("").to_owned();
+            m.statuses
+                .push((sha.to_owned(), state.clone(), ctx.clone()));
+            return json(
+                201,
+                json!({"id": m.statuses.len(), "status": state, "context": ctx}),
+            );
+        }
+        let Some(pulls) = rest.strip_prefix("/pulls") else {
+            return json(404, json!({"message": "not found"}));
+        };
+        let parts: Vec<&str> = pulls.trim_start_matches('/').splitn(2, '/').collect();
+        match (method, parts.as_slice()) {
+            ("POST", [""]) => {
+                let head = body["head"].as_str().unwrap_or("").to_owned();
+                let base = body["base"].as_str().unwrap_or("").to_owned();
+                if m.prs
+                    .iter()
+                    .any(|p| p.open && p.head == head && p.base == base)
+                {
+                    return json(
+                        409,
+                        json!({"message": "pull request already exists for these targets"}),
+                    );
+                }
+                let Some(head_sha) = branch_sha(&bare, &head) else {
+                    return json(422, json!({"message": "head branch does not exist"}));
+                };
+                let pr = FakePr {
+                    number: m.prs.len() as u64 + 1,
+                    head,
+                    base,
+                    head_sha,
+                    open: true,
+                    merged: false,
+                    merge_commit_sha: None,
+                    merge_style: None,
+                };
+                m.prs.push(pr.clone());
+                json(201, pr_json(&pr))
+            }
+            ("GET", [""]) => {
+                let q: Vec<(String, String)> = req
+                    .url
+                    .query_pairs()
+                    .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                    .collect();
+                let get = |k: &str| q.iter().find(|(a, _)| a == k).map(|(_, v)| v.clone());
+                let want_closed = get("state").as_deref() == Some("closed");
+                let base = get("base_branch");
+                let list: Vec<Value> = m
+                    .prs
+                    .iter()
+                    .rev()
+                    .filter(|p| p.open != want_closed && base.as_ref().is_none_or(|b| *b == p.base))
+                    .map(pr_json)
+                    .collect();
+                json(200, Value::Array(list))
+            }
+            ("GET", [n]) if n.parse::<u64>().is_ok() => {
+                let n: u64 = n.parse().unwrap();
+                refresh_heads(&mut m);
+                match m.prs.iter().find(|p| p.number == n) {
+                    Some(p) => json(200, pr_json(p)),
+                    None => json(404, json!({"message": "not found"})),
+                }
+            }
+            ("GET", [base, head]) => {
+                refresh_heads(&mut m);
+                match m
+                    .prs
+                    .iter()
+                    .rev()
+                    .find(|p| p.base == *base && p.head == *head)
+                {
+                    Some(p) => json(200, pr_json(p)),
+                    None => json(404, json!({"message": "not found"})),
+                }
+            }
+            ("POST", [n, "merge"]) => {
+                let n: u64 = n.parse().unwrap_or(0);
+                if let Some((status, msg)) = m.merge_answers.pop_front() {
+                    return json(status, json!({"message": msg}));
+                }
+                refresh_heads(&mut m);
+                let Some(idx) = m.prs.iter().position(|p| p.number == n && p.open) else {
+                    return json(404, json!({"message": "pull request is closed"}));
+                };
+                let pr = m.prs[idx].clone();
+                if body["head_commit_id"]
+                    .as_str()
+                    .is_some_and(|h| !h.is_empty() && h != pr.head_sha)
+                {
+                    return json(409, json!({"message": "head out of date"}));
+                }
+                let old = branch_sha(&bare, &pr.base).unwrap_or_default();
+                // Fast-forward when the head contains the base (orch merges
+                // the base in before verify); anything else is a conflict here.
+                if git(&bare, &["merge-base", "--is-ancestor", &old, &pr.head_sha]).is_none() {
+                    return json(409, json!({"message": "merge conflict"}));
+                }
+                git(
+                    &bare,
+                    &[
+                        "update-ref",
+                        &format!("refs/heads/{}", pr.base),
+                        &pr.head_sha,
+                        &old,
+                    ],
+                );
+                let p = &mut m.prs[idx];
+                p.open = false;
+                p.merged = true;
+                p.merge_commit_sha = Some(pr.head_sha.clone());
+                p.merge_style = body["do"]
+                    .as_str()
+                    .or(body["Do"].as_str())
+                    .map(str::to_owned);
+                ResponseTemplate::new(200)
+            }
+            _ => json(404, json!({"message": "not found"})),
+        }
+    }
+}
+
+/// An open PR's head follows its branch (a push updates the PR).
+fn refresh_heads(m: &mut GiteaModel) {
+    let bare = m.bare.clone();
+    for p in m.prs.iter_mut().filter(|p| p.open) {
+        if let Some(sha) = branch_sha(&bare, &p.head) {
+            p.head_sha = sha;
+        }
+    }
+}

@@ -1,0 +1,36 @@
+//! In-process fakes of Plane and Gitea for tests (feature `fakes`): wiremock
+//! servers whose single responder reads and changes an in-memory model of the
+//! provider, so the production clients run unchanged against them. Failure
+//! injection (a 429 or 500 storm) is a field of the model.
+
+pub mod gitea;
+pub mod plane;
+
+pub use gitea::FakeGitea;
+pub use plane::FakePlane;
+
+/// One request the fake received: for contract checks and call counts.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub method: String,
+    pub path: String,
+    pub query: Vec<(String, String)>,
+    pub body: Option<serde_json::Value>,
+}
+
+pub(crate) fn seen(req: &wiremock::Request) -> Seen {
+    Seen {
+        method: req.method.to_string(),
+        path: req.url.path().to_owned(),
+        query: req
+            .url
+            .query_pairs()
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect(),
+        body: serde_json::from_slice(&req.body).ok(),
+    }
+}
+
+pub(crate) fn json(status: u16, v: serde_json::Value) -> wiremock::ResponseTemplate {
+    wiremock::ResponseTemplate::new(status).set_body_json(v)
+}

@@ -1,0 +1,512 @@
+//! The Gitea/Forgejo forge against the fake Gitea (a real bare repository
+//! behind a model of the API), and the contract test: every request orch sent
+//! matches a path, a method, the declared query parameters and the body's
+//! required fields of Gitea's own `swagger.v1.json`.
+
+use orch_engine::ports::{Forge, MergeOutcome};
+use orch_git::{DeleteOutcome, ProtectedBranches, RepoStore};
+use orch_integrations::fakes::{FakeGitea, gitea::GiteaModel};
+use orch_integrations::gitea::{GiteaClient, GiteaForge};
+use orch_integrations::http::CallPolicy;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
+
+const TOKEN: &str = "gitea-token-1";
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .args([
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@localhost",
+            "-c",
+            "commit.gpgsign=false",
+        ])
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+struct World {
+    _dir: tempfile::TempDir,
+    seed: PathBuf,
+    bare: PathBuf,
+    fake: FakeGitea,
+    forge: GiteaForge,
+}
+
+async fn world() -> World {
+    let dir = tempfile::tempdir().unwrap();
+    let bare = dir.path().join("app.git");
+    std::fs::create_dir_all(&bare).unwrap();
+    git(&bare, &["init", "--quiet", "--bare", "-b", "main"]);
+    let seed = dir.path().join("seed");
+    std::fs::create_dir_all(&seed).unwrap();
+    git(&seed, &["init", "--quiet", "-b", "main"]);
+    std::fs::write(seed.join("README.md"), "hi\n").unwrap();
+    git(&seed, &["add", "-A"]);
+    git(&seed, &["commit", "--quiet", "-m", "init"]);
+    git(&seed, &["push", "--quiet", bare.to_str().unwrap(), "main"]);
+    let fake = FakeGitea::start("acme/app", TOKEN, &bare).await;
+    let policy = CallPolicy {
+        backoff_base: Duration::from_millis(5),
+        backoff_cap: Duration::from_millis(20),
+        ..CallPolicy::default()
+    };
+    let client = Arc::new(GiteaClient::new(&fake.uri(), TOKEN, policy).unwrap());
+    let forge = GiteaForge::new(
+        client,
+        RepoStore::new(dir.path().join("repos")),
+        BTreeMap::from([("app".to_string(), "acme/app".to_string())]),
+        "merge",
+    );
+    World {
+        _dir: dir,
+        seed,
+        bare,
+        fake,
+        forge,
+    }
+}
+
+impl World {
+    /// A commit on `branch` (from main), pushed to the bare repository.
+    fn branch(&self, branch: &str, file: &str) -> String {
+        git(&self.seed, &["checkout", "--quiet", "-B", branch, "main"]);
+        std::fs::write(self.seed.join(file), format!("{file}\n")).unwrap();
+        git(&self.seed, &["add", "-A"]);
+        git(&self.seed, &["commit", "--quiet", "-m", file]);
+        git(
+            &self.seed,
+            &["push", "--quiet", "-f", self.bare.to_str().unwrap(), branch],
+        );
+        let sha = git(&self.seed, &["rev-parse", "HEAD"]);
+        git(&self.seed, &["checkout", "--quiet", "main"]);
+        sha
+    }
+
+    fn main_sha(&self) -> String {
+        git(&self.bare, &["rev-parse", "main"])
+    }
+
+    fn model(&self) -> std::sync::MutexGuard<'_, GiteaModel> {
+        self.fake.m()
+    }
+}
+
+fn protected() -> ProtectedBranches {
+    ProtectedBranches::new(["main", "master"])
+}
+
+#[tokio::test]
+async fn merges_the_verified_head_through_a_pull_request() {
+    let w = world().await;
+    let head = w.branch("feature/PROJ-1-login", "login.rs");
+    let base = w.main_sha();
+    assert_eq!(
+        w.forge.base_head("app", "main").await.unwrap(),
+        Some(base.clone())
+    );
+    assert!(!w.forge.is_merged("app", "main", &head).await.unwrap());
+    let out = w
+        .forge
+        .merge("app", "feature/PROJ-1-login", "main", &head, &base)
+        .await
+        .unwrap();
+    assert_eq!(out, MergeOutcome::Merged { sha: head.clone() });
+    assert_eq!(w.main_sha(), head, "the base now holds the verified head");
+    let prs = w.fake.prs();
+    assert_eq!(prs.len(), 1);
+    assert_eq!(prs[0].merge_style.as_deref(), Some("merge"));
+    assert!(w.forge.is_merged("app", "main", &head).await.unwrap());
+    // The merge request carried head_commit_id and both spellings of the title key.
+    let merge = w
+        .fake
+        .requests()
+        .into_iter()
+        .find(|r| r.path.ends_with("/merge"))
+        .unwrap();
+    let body = merge.body.unwrap();
+    assert_eq!(body["head_commit_id"], head.as_str());
+    assert!(body["merge_title_field"].is_string() && body["MergeTitleField"].is_string());
+    assert_eq!(body["delete_branch_after_merge"], false);
+}
+
+#[tokio::test]
+async fn an_existing_pull_request_is_found_not_duplicated() {
+    let w = world().await;
+    w.branch("feature/x", "x.rs");
+    let c = w.forge.client();
+    let a = c
+        .create_or_find_pr("acme/app", "feature/x", "main", "t", "b")
+        .await
+        .unwrap();
+    let b = c
+        .create_or_find_pr("acme/app", "feature/x", "main", "t", "b")
+        .await
+        .unwrap();
+    assert_eq!(a.number, b.number, "409 = the same pull request");
+    assert_eq!(w.fake.prs().len(), 1);
+}
+
+#[tokio::test]
+async fn refusals_send_the_task_back_to_the_merge_gate_with_a_reason() {
+    let w = world().await;
+    let head = w.branch("feature/y", "y.rs");
+    let base = w.main_sha();
+    // Gitea says not now (405) and then conflict (409): Stale with its reason.
+    w.model()
+        .merge_answers
+        .push_back((405, "Please try again later".into()));
+    let out = w
+        .forge
+        .merge("app", "feature/y", "main", &head, &base)
+        .await
+        .unwrap();
+    assert!(
+        matches!(&out, MergeOutcome::Stale(why) if why.contains("405") && why.contains("try again later")),
+        "{out:?}"
+    );
+    w.model()
+        .merge_answers
+        .push_back((409, "merge conflict".into()));
+    let out = w
+        .forge
+        .merge("app", "feature/y", "main", &head, &base)
+        .await
+        .unwrap();
+    assert!(
+        matches!(&out, MergeOutcome::Stale(why) if why.contains("409")),
+        "{out:?}"
+    );
+    // The branch moved after verify: the pull request's head is not the verified one.
+    let moved = w.branch("feature/y", "y2.rs");
+    let out = w
+        .forge
+        .merge("app", "feature/y", "main", &head, &base)
+        .await
+        .unwrap();
+    assert!(
+        matches!(&out, MergeOutcome::Stale(why) if why.contains(&moved)),
+        "{out:?}"
+    );
+    assert_eq!(w.main_sha(), base, "nothing was merged");
+    // A 500 storm delays the merge but it still lands (retries with backoff).
+    let head = w.main_sha();
+    let _ = head;
+    w.fake.fail_next(500, 2);
+    let out = w
+        .forge
+        .merge("app", "feature/y", "main", &moved, &base)
+        .await
+        .unwrap();
+    assert_eq!(out, MergeOutcome::Merged { sha: moved.clone() });
+}
+
+#[tokio::test]
+async fn branches_are_deleted_only_when_neither_default_nor_protected() {
+    let w = world().await;
+    w.branch("feature/done", "d.rs");
+    w.branch("develop", "dev.rs");
+    w.branch("release/1", "r.rs");
+    w.branch("feature/target", "t.rs");
+    w.model().default_branch = "develop".into();
+    w.model().protected.insert("release/1".into());
+    w.model().refuse_delete.insert("feature/target".into());
+    let p = protected();
+    for (branch, why) in [
+        ("main", "never deleted"),
+        ("develop", "default"),
+        ("release/1", "protected on Gitea"),
+        ("feature/target", "403"),
+    ] {
+        let out = w.forge.delete_branch("app", branch, &p).await.unwrap();
+        assert!(
+            matches!(&out, DeleteOutcome::Refused { reason } if reason.contains(why)),
+            "{branch}: {out:?}"
+        );
+    }
+    assert_eq!(
+        w.forge
+            .delete_branch("app", "feature/done", &p)
+            .await
+            .unwrap(),
+        DeleteOutcome::Deleted
+    );
+    assert_eq!(
+        w.forge
+            .delete_branch("app", "feature/done", &p)
+            .await
+            .unwrap(),
+        DeleteOutcome::NotFound
+    );
+    // Only the one DELETE for the deletable branch reached the API, plus the refused 403.
+    let deletes: Vec<String> = w
+        .fake
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "DELETE")
+        .map(|r| r.path)
+        .collect();
+    assert_eq!(deletes.len(), 2, "{deletes:?}");
+    assert!(
+        !deletes
+            .iter()
+            .any(|d| d.ends_with("/main") || d.ends_with("/develop") || d.ends_with("/release/1"))
+    );
+}
+
+#[tokio::test]
+async fn verify_results_become_commit_statuses() {
+    let w = world().await;
+    let head = w.branch("feature/s", "s.rs");
+    w.forge
+        .report_verify("app", &head, true, "verify passed")
+        .await
+        .unwrap();
+    w.forge
+        .report_verify("app", &head, false, "verify failed")
+        .await
+        .unwrap();
+    let st = w.model().statuses.clone();
+    assert_eq!(
+        st,
+        vec![
+            (head.clone(), "success".into(), "orch/verify".into()),
+            (head, "failure".into(), "orch/verify".into())
+        ]
+    );
+}
+
+// ---- the contract ----------------------------------------------------------
+
+fn swagger() -> Value {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/gitea/swagger.v1.json");
+    serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap()
+}
+
+/// Keys orch sends for older Gitea and Forgejo, which 1.26's swagger no
+/// longer lists (documented in plane-gitea-facts.md §4).
+const LEGACY_KEYS: [&str; 2] = ["MergeTitleField", "MergeMessageField"];
+
+/// Does a concrete path match a swagger template? The last parameter may hold
+/// slashes (Gitea routes branches as `/branches/*` and heads as `/pulls/{base}/*`).
+fn matches(template: &str, path: &str) -> bool {
+    let t: Vec<&str> = template.trim_start_matches('/').split('/').collect();
+    let p: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    if p.len() < t.len() {
+        return false;
+    }
+    for (i, seg) in t.iter().enumerate() {
+        let last = i + 1 == t.len();
+        let is_param = seg.starts_with('{');
+        if !is_param && p[i] != *seg {
+            return false;
+        }
+        if last
+            && p.len() > t.len()
+            && !(is_param && (seg.contains("branch") || seg.contains("head")))
+        {
+            return false;
+        }
+    }
+    true
+}
+
+/// Check one request; `Err` says what does not fit.
+fn check(
+    sw: &Value,
+    method: &str,
+    path: &str,
+    query: &[(String, String)],
+    body: Option<&Value>,
+) -> Result<String, String> {
+    let api_path = path.strip_prefix("/api/v1").ok_or("not under /api/v1")?;
+    let paths = sw["paths"].as_object().unwrap();
+    // The most specific template: the fewest parameters among matches.
+    let mut found: Vec<(&String, &Value)> =
+        paths.iter().filter(|(t, _)| matches(t, api_path)).collect();
+    found.sort_by_key(|(t, _)| t.matches('{').count());
+    let (template, item) = found
+        .first()
+        .ok_or_else(|| format!("no swagger path for {api_path}"))?;
+    let op = item
+        .get(method.to_lowercase())
+        .ok_or_else(|| format!("{template} has no {method}"))?;
+    let params = op["parameters"].as_array().cloned().unwrap_or_default();
+    for (k, _) in query {
+        if !params
+            .iter()
+            .any(|p| p["in"] == "query" && p["name"] == k.as_str())
+        {
+            return Err(format!(
+                "{method} {template}: undeclared query parameter {k}"
+            ));
+        }
+    }
+    if let Some(schema_ref) = params
+        .iter()
+        .find(|p| p["in"] == "body")
+        .and_then(|p| p["schema"]["$ref"].as_str())
+    {
+        let def = &sw["definitions"][schema_ref.trim_start_matches("#/definitions/")];
+        let body = body.ok_or_else(|| format!("{method} {template}: a body is required"))?;
+        for req in def["required"].as_array().into_iter().flatten() {
+            let key = req.as_str().unwrap();
+            if body.get(key).is_none() {
+                return Err(format!("{method} {template}: required field {key} missing"));
+            }
+        }
+        let props = def["properties"].as_object().cloned().unwrap_or_default();
+        for k in body.as_object().into_iter().flat_map(|o| o.keys()) {
+            if !props.contains_key(k) && !LEGACY_KEYS.contains(&k.as_str()) {
+                return Err(format!(
+                    "{method} {template}: field {k} is not in {schema_ref}"
+                ));
+            }
+        }
+    } else if body.is_some_and(|b| !b.is_null()) {
+        return Err(format!(
+            "{method} {template}: sends a body the API does not take"
+        ));
+    }
+    Ok(format!("{method} {template}"))
+}
+
+#[test]
+fn the_contract_checker_can_fail() {
+    let sw = swagger();
+    assert!(
+        check(
+            &sw,
+            "POST",
+            "/api/v1/repos/a/b/pulls/1/merge",
+            &[],
+            Some(&serde_json::json!({"do": "merge"}))
+        )
+        .is_ok()
+    );
+    assert!(
+        check(
+            &sw,
+            "POST",
+            "/api/v1/repos/a/b/pulls/1/merge",
+            &[],
+            Some(&serde_json::json!({"head_commit_id": "x"}))
+        )
+        .is_err(),
+        "do is required"
+    );
+    assert!(
+        check(
+            &sw,
+            "POST",
+            "/api/v1/repos/a/b/pulls/1/merge",
+            &[],
+            Some(&serde_json::json!({"do": "merge", "bogus": 1}))
+        )
+        .is_err()
+    );
+    assert!(check(&sw, "PUT", "/api/v1/repos/a/b/pulls/1/merge", &[], None).is_err());
+    assert!(check(&sw, "GET", "/api/v1/repos/a/b/nothing", &[], None).is_err());
+    assert!(
+        check(
+            &sw,
+            "GET",
+            "/api/v1/repos/a/b/pulls",
+            &[("bogus".into(), "1".into())],
+            None
+        )
+        .is_err()
+    );
+    assert!(
+        check(
+            &sw,
+            "DELETE",
+            "/api/v1/repos/a/b/branches/feature/x-y",
+            &[],
+            None
+        )
+        .is_ok()
+    );
+    assert!(
+        check(
+            &sw,
+            "GET",
+            "/api/v1/repos/a/b/pulls/main/feature/x",
+            &[],
+            None
+        )
+        .is_ok()
+    );
+}
+
+#[tokio::test]
+async fn every_request_orch_sends_to_gitea_matches_the_swagger() {
+    let w = world().await;
+    let head = w.branch("feature/PROJ-2-contract", "c.rs");
+    let base = w.main_sha();
+    let c = w.forge.client();
+    c.create_or_find_pr("acme/app", "feature/PROJ-2-contract", "main", "t", "b")
+        .await
+        .unwrap();
+    c.create_or_find_pr("acme/app", "feature/PROJ-2-contract", "main", "t", "b")
+        .await
+        .unwrap();
+    w.model().merge_answers.push_back((405, "not ready".into()));
+    w.forge
+        .merge("app", "feature/PROJ-2-contract", "main", &head, &base)
+        .await
+        .unwrap();
+    w.forge
+        .merge("app", "feature/PROJ-2-contract", "main", &head, &base)
+        .await
+        .unwrap();
+    w.forge.is_merged("app", "main", &head).await.unwrap();
+    w.forge.base_head("app", "main").await.unwrap();
+    w.forge
+        .report_verify("app", &head, true, "ok")
+        .await
+        .unwrap();
+    w.forge
+        .delete_branch("app", "feature/PROJ-2-contract", &protected())
+        .await
+        .unwrap();
+    let sw = swagger();
+    let reqs = w.fake.requests();
+    let mut covered = std::collections::BTreeSet::new();
+    for r in &reqs {
+        match check(&sw, &r.method, &r.path, &r.query, r.body.as_ref()) {
+            Ok(op) => {
+                covered.insert(op);
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+    // Every call the forge makes was exercised.
+    for op in [
+        "POST /repos/{owner}/{repo}/pulls",
+        "GET /repos/{owner}/{repo}/pulls/{base}/{head}",
+        "GET /repos/{owner}/{repo}/pulls",
+        "GET /repos/{owner}/{repo}/pulls/{index}",
+        "POST /repos/{owner}/{repo}/pulls/{index}/merge",
+        "GET /repos/{owner}/{repo}/branches/{branch}",
+        "DELETE /repos/{owner}/{repo}/branches/{branch}",
+        "GET /repos/{owner}/{repo}",
+        "POST /repos/{owner}/{repo}/statuses/{sha}",
+    ] {
+        assert!(covered.contains(op), "{op} not exercised: {covered:?}");
+    }
+}

@@ -1,0 +1,288 @@
+//! The Plane client, tracker and reconciler against the fake Plane (built from
+//! the reference payloads): trailing slashes and the API key (the fake refuses
+//! requests without them), state names through the cached state list,
+//! idempotent comments, 429/5xx storms, the circuit breaker, and a reconciler
+//! that lists each project once per cycle.
+
+use orch_core::{EventInput, Stage};
+use orch_engine::pipeline::Pipeline;
+use orch_engine::ports::Tracker;
+use orch_integrations::fakes::FakePlane;
+use orch_integrations::http::{ApiError, CallPolicy};
+use orch_integrations::plane::{PlaneClient, PlaneReconciler, PlaneTracker};
+use orch_store::{SqliteOptions, SqliteStore, Store};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const KEY: &str = "plane_api_0123";
+const PROJECT: &str = "59e3be42-87ec-4950-99a3-ae639cf2b089";
+
+fn all_states() -> Vec<String> {
+    orch_config::TrackerStates::default()
+        .entries()
+        .iter()
+        .map(|(_, n)| n.to_string())
+        .collect()
+}
+
+fn fast() -> CallPolicy {
+    CallPolicy {
+        backoff_base: Duration::from_millis(5),
+        backoff_cap: Duration::from_millis(20),
+        ..CallPolicy::default()
+    }
+}
+
+async fn plane() -> FakePlane {
+    let f = FakePlane::start("acme", KEY).await;
+    let names = all_states();
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    f.add_project(PROJECT, &refs);
+    f
+}
+
+fn tracker(f: &FakePlane, policy: CallPolicy) -> Arc<PlaneTracker> {
+    let client = PlaneClient::new(&f.uri(), "acme", KEY, policy).unwrap();
+    Arc::new(PlaneTracker::new(
+        Arc::new(client),
+        BTreeMap::from([(PROJECT.to_string(), "demo".to_string())]),
+    ))
+}
+
+#[tokio::test]
+async fn items_states_and_comments_through_the_tracker_port() {
+    let f = plane().await;
+    let t = tracker(&f, fast());
+    let id = f.add_item(PROJECT, "Login button does nothing", "To Analyse");
+    let item = t.item(&id).await.unwrap().expect("the item");
+    assert_eq!(
+        (item.project.as_str(), item.state.as_str()),
+        ("demo", "To Analyse")
+    );
+    assert_eq!(item.title, "Login button does nothing");
+    assert!(
+        t.item("no-such-item").await.unwrap().is_none(),
+        "absent is None, not an error"
+    );
+
+    t.set_state(&id, "Analysis").await.unwrap();
+    assert_eq!(f.item_state(&id), "Analysis");
+    let e = t.set_state(&id, "Nowhere").await.unwrap_err().to_string();
+    assert!(e.contains("no state named \"Nowhere\""), "{e}");
+
+    // A repeated dedupe key adds nothing (Plane answers 409); text is escaped.
+    t.comment(&id, "merged <main> & done", Some("orch-merged-1"))
+        .await
+        .unwrap();
+    t.comment(&id, "merged <main> & done", Some("orch-merged-1"))
+        .await
+        .unwrap();
+    assert_eq!(
+        f.comments(&id),
+        vec!["<p>merged &lt;main&gt; &amp; done</p>".to_string()]
+    );
+
+    // Every request had the key and the trailing slash (the fake refuses others).
+    let reqs = f.requests();
+    assert!(reqs.iter().all(|r| r.path.ends_with('/')), "{reqs:?}");
+    // States were listed once to fill the cache and once more for the
+    // unknown name "Nowhere"; every other lookup came from the cache.
+    let state_lists = reqs.iter().filter(|r| r.path.ends_with("/states/")).count();
+    assert_eq!(state_lists, 2, "{reqs:?}");
+}
+
+#[tokio::test]
+async fn an_unknown_state_id_refreshes_the_cache() {
+    let f = plane().await;
+    let t = tracker(&f, fast());
+    let id = f.add_item(PROJECT, "x", "To Analyse");
+    assert_eq!(t.item(&id).await.unwrap().unwrap().state, "To Analyse");
+    // A state added in Plane after orch cached the list.
+    {
+        let mut m = f.model.lock().unwrap();
+        m.states.get_mut(PROJECT).unwrap().push((
+            "57000000-0000-4000-8000-0000000000ff".into(),
+            "Later".into(),
+            "backlog".into(),
+        ));
+    }
+    let _ = f.move_item(&id, "Later");
+    assert_eq!(t.item(&id).await.unwrap().unwrap().state, "Later");
+    let lists = f
+        .requests()
+        .iter()
+        .filter(|r| r.path.ends_with("/states/"))
+        .count();
+    assert_eq!(lists, 2, "one refresh for the unknown id");
+}
+
+#[tokio::test]
+async fn storms_delay_but_the_call_succeeds_and_the_breaker_opens_on_an_outage() {
+    let f = plane().await;
+    let t = tracker(&f, fast());
+    let id = f.add_item(PROJECT, "x", "To Analyse");
+    // 429 twice with Retry-After: 1 → the call waits, then succeeds.
+    f.fail_next(429, 2);
+    let started = Instant::now();
+    t.set_state(&id, "Analysis").await.unwrap();
+    assert!(
+        started.elapsed() >= Duration::from_millis(1900),
+        "Retry-After honoured: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(f.item_state(&id), "Analysis");
+    // Three 500s: retried with backoff, then fine.
+    f.fail_next(500, 3);
+    t.set_state(&id, "Approved").await.unwrap();
+    assert_eq!(f.item_state(&id), "Approved");
+
+    // An outage: every attempt fails; after `breaker_threshold` failed calls
+    // the client stops calling at all.
+    let client = PlaneClient::new(
+        &f.uri(),
+        "acme",
+        KEY,
+        CallPolicy {
+            max_attempts: 2,
+            breaker_threshold: 2,
+            ..fast()
+        },
+    )
+    .unwrap();
+    f.fail_next(503, 4);
+    for _ in 0..2 {
+        assert!(matches!(
+            client.get_work_item(PROJECT, &id).await,
+            Err(ApiError::Unavailable { .. })
+        ));
+    }
+    let before = f.requests().len();
+    let e = client.get_work_item(PROJECT, &id).await.unwrap_err();
+    assert!(matches!(e, ApiError::CircuitOpen { .. }), "{e}");
+    assert!(e.is_transient());
+    assert_eq!(f.requests().len(), before, "an open circuit sends nothing");
+}
+
+struct World {
+    _dir: tempfile::TempDir,
+    store: Arc<dyn Store>,
+    pipeline: Arc<Pipeline>,
+}
+
+async fn world(t: Arc<PlaneTracker>) -> World {
+    let dir = tempfile::tempdir().unwrap();
+    let toml = format!(
+        "data_dir = \".orch\"\n[[repos]]\nname = \"demo\"\nremote = \"remote.git\"\nverify = [\"true\"]\n[tracker]\nkind = \"plane\"\n[tracker.plane]\nbase_url = \"http://127.0.0.1:1\"\nworkspace = \"acme\"\nproject_ids = [\"{PROJECT}\"]\n"
+    );
+    std::fs::write(dir.path().join("orch.toml"), toml).unwrap();
+    let cfg = orch_config::Config::load(Some(&dir.path().join("orch.toml"))).unwrap();
+    std::fs::create_dir_all(cfg.data_dir()).unwrap();
+    let store = SqliteStore::open(cfg.data_dir().join("orch.db"), SqliteOptions::default())
+        .await
+        .unwrap();
+    store.migrate().await.unwrap();
+    let store: Arc<dyn Store> = Arc::new(store);
+    let repos = orch_git::RepoStore::new(cfg.repos_dir());
+    let forge = Arc::new(orch_engine::ports::LocalForge::new(repos.clone()));
+    let pipeline = Arc::new(Pipeline::new(
+        store.clone(),
+        Arc::new(cfg),
+        repos,
+        t,
+        forge,
+        "test",
+    ));
+    World {
+        _dir: dir,
+        store,
+        pipeline,
+    }
+}
+
+#[tokio::test]
+async fn the_reconciler_lists_once_per_cycle_and_repairs_missed_webhooks() {
+    let f = plane().await;
+    let t = tracker(&f, fast());
+    let w = world(t.clone()).await;
+    let r = PlaneReconciler::new(t.clone(), w.pipeline.clone()).with_page_size(10);
+    for i in 0..25 {
+        f.add_item(PROJECT, &format!("old item {i}"), "Done");
+    }
+    // A start webhook that never arrived.
+    let lost = f.add_item(PROJECT, "never announced", "To Analyse");
+    let s1 = r.run_once().await;
+    assert_eq!((s1.repaired, s1.errors), (1, 0), "{s1:?}");
+    assert_eq!(s1.pages, 3, "the first cycle reads every page: {s1:?}");
+    let task = w
+        .store
+        .find_live_task_by_tracker_id(&lost)
+        .await
+        .unwrap()
+        .expect("started");
+    assert_eq!(task.stage, Stage::Analysis);
+    assert_eq!(
+        f.item_state(&lost),
+        "Analysis",
+        "the stage is reflected on Plane"
+    );
+
+    // Quiet cycle: one listing call, nothing done.
+    let s2 = r.run_once().await;
+    assert_eq!((s2.pages, s2.api_calls, s2.repaired), (1, 1, 0), "{s2:?}");
+
+    // The item reaches the approval gate; a person approves in Plane and the
+    // webhook is lost. The next cycle applies it.
+    w.store.cancel_jobs_for_task(task.id, false).await.unwrap();
+    w.store
+        .set_stage(
+            task.id,
+            Stage::AwaitingApproval,
+            None,
+            EventInput::new("test", "analysed", "analysis done"),
+        )
+        .await
+        .unwrap();
+    let _lost_webhook = f.move_item(&lost, "Approved");
+    let s3 = r.run_once().await;
+    assert_eq!(s3.repaired, 1, "{s3:?}");
+    let task = w.store.get_task(task.id).await.unwrap().unwrap();
+    let events = (
+        w.store.events(task.id).await.unwrap(),
+        w.store.jobs_for_task(task.id).await.unwrap(),
+    );
+    assert_eq!(task.stage, Stage::Development, "{events:#?}");
+
+    // A tracker outage: the listing fails, nothing changes, the next cycle
+    // picks up where it was.
+    let other = f.add_item(PROJECT, "during the outage", "To Analyse");
+    f.fail_next(500, 4);
+    let s4 = r.run_once().await;
+    assert_eq!((s4.errors, s4.repaired), (1, 0), "{s4:?}");
+    assert!(
+        w.store
+            .find_live_task_by_tracker_id(&other)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(
+        w.store.get_task(task.id).await.unwrap().unwrap().stage,
+        Stage::Development,
+        "an error changes no task"
+    );
+    let s5 = r.run_once().await;
+    assert_eq!(s5.repaired, 1, "{s5:?}");
+
+    // Terminal tasks are skipped (TC-12): a STOP on a cancelled task's item does nothing.
+    let t2 = w
+        .store
+        .find_live_task_by_tracker_id(&other)
+        .await
+        .unwrap()
+        .unwrap();
+    w.pipeline.cancel_task(t2.id, "test", true, "test").await;
+    let _ = f.move_item(&other, "STOP");
+    let s6 = r.run_once().await;
+    assert_eq!(s6.repaired, 0, "{s6:?}");
+}
