@@ -29,7 +29,7 @@ pub enum Command {
     #[command(subcommand)]
     Task(TaskCommand),
     /// The queue snapshot: counts, serial gate, dependencies, STOP.
-    Status(JsonFlag),
+    Status(StatusArgs),
     /// Run the pipeline: HTTP API, dispatcher, supervisor, reaper and ticker.
     Serve(ServeArgs),
     /// Try the whole pipeline: a sample repo, the example agents, one work item driven to done.
@@ -52,13 +52,6 @@ pub enum DbCommand {
     Migrate,
 }
 
-#[derive(Debug, Args)]
-pub struct JsonFlag {
-    /// Print JSON for scripts instead of a table.
-    #[arg(long)]
-    pub json: bool,
-}
-
 #[derive(Debug, Subcommand)]
 pub enum TaskCommand {
     /// Create a work item and start its pipeline (the analyst is queued).
@@ -77,6 +70,8 @@ pub enum TaskCommand {
     List(TaskListArgs),
     /// Show one task with its jobs, runs and event log.
     Show(TaskShowArgs),
+    /// Print the output of the task's latest agent run; -f follows it live.
+    Logs(TaskLogsArgs),
 }
 
 #[derive(Debug, Args)]
@@ -123,6 +118,25 @@ pub struct TaskShowArgs {
     pub task: String,
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct TaskLogsArgs {
+    /// Task id or work item key.
+    pub task: String,
+    /// Follow: print new output as it is written, and each later run, until the task ends.
+    #[arg(long, short = 'f')]
+    pub follow: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Print JSON for scripts instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Redraw every N seconds until interrupted (the screen is cleared only on a terminal).
+    #[arg(long, value_name = "SECS", num_args = 0..=1, default_missing_value = "2")]
+    pub watch: Option<f64>,
 }
 
 #[derive(Debug, Args)]

@@ -6,6 +6,7 @@ mod commands;
 mod error;
 mod examples;
 mod http;
+mod progress;
 mod render;
 
 use clap::Parser;

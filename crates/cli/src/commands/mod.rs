@@ -2,6 +2,7 @@
 
 mod db;
 mod init;
+mod logs;
 mod quickstart;
 pub mod serve;
 mod status;
@@ -31,11 +32,12 @@ pub async fn run(cli: Cli) -> CliResult {
                     task::action(&cfg, &a, TaskAction::ConfirmDeploy).await
                 }
                 TaskCommand::Stop(a) => task::action(&cfg, &a, TaskAction::Stop).await,
+                TaskCommand::Logs(a) => logs::run(&cfg, &a).await,
             }
         }
         Command::Quickstart(a) => quickstart::run(&a).await,
         Command::Serve(a) => serve::run(&load_config(cli.config.as_deref())?, a.listen).await,
-        Command::Status(a) => status::run(&load_config(cli.config.as_deref())?, a.json).await,
+        Command::Status(a) => status::run(&load_config(cli.config.as_deref())?, &a).await,
     }
 }
 

@@ -135,7 +135,8 @@ pub async fn run(a: &QuickstartArgs) -> CliResult {
     let dir = dir
         .canonicalize()
         .with_context(|| format!("cannot resolve {}", dir.display()))?;
-    let say = |msg: &str| println!("[{:>5.1}s] {msg}", started.elapsed().as_secs_f64());
+    let progress = crate::progress::Progress::new(started);
+    let say = |msg: &str| progress.say(msg);
 
     make_sample_repo(&dir)?;
     say("sample repository created: remotes/demo.git (main)");
@@ -190,6 +191,7 @@ pub async fn run(a: &QuickstartArgs) -> CliResult {
             last = Some(task.stage);
             told = false;
         }
+        progress.status(format!("{KEY} is in {}", task.stage));
         match task.stage {
             Stage::AwaitingApproval if a.auto => {
                 pipeline
@@ -221,6 +223,7 @@ pub async fn run(a: &QuickstartArgs) -> CliResult {
             _ => {}
         }
     };
+    progress.finish();
     engine.shutdown();
     let task = outcome.map_err(CliError::Runtime)?;
     let merged = git(&dir.join("remotes/demo.git"), &["log", "--oneline", "main"])?;

@@ -1,9 +1,11 @@
 //! `orch status`: the queue snapshot of R-36, as a table or JSON.
 
-use crate::error::CliResult;
+use crate::args::StatusArgs;
+use crate::error::{CliError, CliResult};
 use crate::render::{ago, print_json};
 use orch_config::Config;
 use orch_engine::status::{QueueSnapshot, StatusPolicy, snapshot};
+use std::io::{IsTerminal, Write};
 
 pub fn policy(cfg: &Config) -> StatusPolicy {
     let gates = cfg.gates();
@@ -16,15 +18,47 @@ pub fn policy(cfg: &Config) -> StatusPolicy {
     }
 }
 
-pub async fn run(cfg: &Config, json: bool) -> CliResult {
+pub async fn run(cfg: &Config, a: &StatusArgs) -> CliResult {
     let store = super::open_store(cfg).await?;
-    let snap = snapshot(store.as_ref(), &policy(cfg)).await;
-    if json {
-        print_json(&snap)?;
-    } else {
-        print!("{}", human(&snap));
+    let Some(every) = a.watch else {
+        let snap = snapshot(store.as_ref(), &policy(cfg)).await;
+        if a.json {
+            print_json(&snap)?;
+        } else {
+            print!("{}", human(&snap));
+        }
+        return Ok(());
+    };
+    if !(every.is_finite() && every >= 0.1) {
+        return Err(CliError::Usage(format!(
+            "--watch {every}: give the interval in seconds, at least 0.1"
+        )));
     }
-    Ok(())
+    // On a terminal the board is redrawn in place; into a pipe or file each
+    // snapshot is appended (JSON: one object per line), so nothing is garbled.
+    let tty = std::io::stdout().is_terminal();
+    loop {
+        let snap = snapshot(store.as_ref(), &policy(cfg)).await;
+        let text = if a.json {
+            format!("{}\n", serde_json::to_string(&snap).unwrap_or_default())
+        } else {
+            format!("{}\n", human(&snap))
+        };
+        let mut out = std::io::stdout().lock();
+        let written = if tty {
+            writeln!(out, "\x1b[H\x1b[2J{text}(every {every}s; Ctrl-C to stop)")
+        } else {
+            write!(out, "{text}")
+        };
+        if written.and_then(|_| out.flush()).is_err() {
+            return Ok(()); // the reader went away (a closed pipe)
+        }
+        drop(out);
+        tokio::select! {
+            _ = tokio::time::sleep(std::time::Duration::from_secs_f64(every)) => {}
+            _ = tokio::signal::ctrl_c() => return Ok(()),
+        }
+    }
 }
 
 fn on(b: bool) -> &'static str {

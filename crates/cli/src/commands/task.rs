@@ -236,7 +236,7 @@ pub async fn list(cfg: &Config, a: &TaskListArgs) -> CliResult {
 }
 
 /// A task by numeric id, or by its (live) work item key.
-async fn find(store: &dyn Store, what: &str) -> CliResult<Task> {
+pub(super) async fn find(store: &dyn Store, what: &str) -> CliResult<Task> {
     let found = match what.parse::<i64>() {
         Ok(id) => store.get_task(TaskId(id)).await?,
         Err(_) => store.find_live_task_by_work_item(what).await?,

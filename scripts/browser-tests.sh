@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Browser tests of the dashboard (tests/browser/): headless Chromium driven by
+# playwright-core against a real `orch serve` on 127.0.0.1 running the example
+# agents. Screenshots of the board and the task page land in
+# target/browser-screenshots/.
+#
+#   scripts/browser-tests.sh            (CHROMIUM=/usr/bin/chromium by default)
+#
+# Needs node, npm and a Chromium binary (Debian: apt-get install chromium).
+# playwright-core comes from the npm registry at the version pinned in
+# tests/browser/package-lock.json, into tests/browser/node_modules; it never
+# downloads a browser of its own.
+set -euo pipefail
+
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root"
+chromium="${CHROMIUM:-/usr/bin/chromium}"
+
+for tool in node npm cargo; do
+  command -v "$tool" >/dev/null || { echo "browser-tests: $tool not found on PATH" >&2; exit 1; }
+done
+[ -x "$chromium" ] || { echo "browser-tests: no Chromium at $chromium (Debian: apt-get install -y chromium)" >&2; exit 1; }
+
+if [ ! -d tests/browser/node_modules/playwright-core ]; then
+  (cd tests/browser && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund >&2)
+fi
+
+cargo build -p orch-cli >&2
+export ORCH_BIN="$root/target/debug/orch"
+export ORCH_CHROMIUM="$chromium"
+export ORCH_SCREENSHOTS="$root/target/browser-screenshots"
+mkdir -p "$ORCH_SCREENSHOTS"
+node --test --test-concurrency=1 tests/browser/dashboard.test.mjs
+echo "browser-tests: screenshots in $ORCH_SCREENSHOTS" >&2
