@@ -67,15 +67,14 @@ pub async fn open_store(cfg: &Config) -> CliResult<Arc<dyn Store>> {
     Ok(store)
 }
 
-/// The pipeline on the embedded defaults (builtin tracker, local forge).
+/// The pipeline over the configured tracker and forge (the builtin tracker
+/// and local forge unless orch.toml names Plane or Gitea).
 pub fn pipeline(
     cfg: &Config,
     store: Arc<dyn Store>,
     actor: &str,
 ) -> Arc<orch_engine::pipeline::Pipeline> {
-    Arc::new(orch_engine::pipeline::Pipeline::with_defaults(
-        store,
-        Arc::new(cfg.clone()),
-        actor,
-    ))
+    let repos = orch_git::RepoStore::new(cfg.repos_dir());
+    let providers = orch_integrations::providers::Providers::from_config(cfg, &repos);
+    Arc::new(providers.pipeline(store, Arc::new(cfg.clone()), actor))
 }

@@ -140,6 +140,8 @@ impl Engine {
         // leases freed, restarts.
         {
             let (p, s) = (pipeline.clone(), supervisor.clone());
+            let plane = orch_integrations::providers::Providers::from_config(cfg, pipeline.repos())
+                .reconciler(pipeline.clone());
             let every = cfg.poll_interval().max(Duration::from_millis(200));
             tasks.push(tokio::spawn(async move {
                 for n in 0u64.. {
@@ -149,14 +151,27 @@ impl Engine {
                     }
                     // The reconciler repairs gate states nobody told us about.
                     if n % 25 == 0 {
-                        match p.reconcile_once().await {
-                            Ok(r) if r.repaired > 0 => tracing::info!(
-                                repaired = r.repaired,
-                                skipped_terminal = r.skipped_terminal,
-                                "reconciled"
-                            ),
-                            Ok(_) => {}
-                            Err(e) => tracing::warn!(error = %e, "reconcile failed"),
+                        // Plane: one listing per project per cycle.
+                        if let Some(r) = &plane {
+                            let st = r.run_once().await;
+                            if st.repaired > 0 || st.errors > 0 {
+                                tracing::info!(
+                                    repaired = st.repaired,
+                                    errors = st.errors,
+                                    calls = st.api_calls,
+                                    "reconciled with Plane"
+                                );
+                            }
+                        } else {
+                            match p.reconcile_once().await {
+                                Ok(r) if r.repaired > 0 => tracing::info!(
+                                    repaired = r.repaired,
+                                    skipped_terminal = r.skipped_terminal,
+                                    "reconciled"
+                                ),
+                                Ok(_) => {}
+                                Err(e) => tracing::warn!(error = %e, "reconcile failed"),
+                            }
                         }
                     }
                     s.wake();

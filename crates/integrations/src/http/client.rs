@@ -61,6 +61,9 @@ impl ApiError {
     }
 }
 
+/// 429 answers one call waits through before it gives up.
+const MAX_RATE_LIMITED: u32 = 12;
+
 /// A final answer (any status the caller interprets).
 #[derive(Debug, Clone)]
 pub struct Response {
@@ -173,7 +176,11 @@ impl ApiClient {
         let what = format!("{method} {path}");
         let mut last = String::new();
         let max = self.policy.max_attempts.max(1);
-        for attempt in 0..max {
+        // A 429 is the server pacing us, not failing: it gets its own,
+        // larger allowance, so a rate-limit storm delays a call, no more.
+        let mut rate_limited = 0u32;
+        let mut attempt = 0u32;
+        while attempt < max {
             self.check_breaker()?;
             self.take_budget().await;
             let mut req = self
@@ -207,6 +214,7 @@ impl ApiClient {
                         Err(e) => {
                             last = format!("reading the body: {e}");
                             self.wait_before_retry(attempt, None).await;
+                            attempt += 1;
                             continue;
                         }
                     };
@@ -223,7 +231,8 @@ impl ApiClient {
                         .unwrap_or_else(|| policy::backoff(&self.policy, attempt, None, 0.5));
                     self.lock_budget().pause_for(Instant::now(), wait);
                     tracing::warn!(provider = self.provider, call = %what, wait_ms = wait.as_millis() as u64, "rate limited (429); pausing");
-                    if wait > self.policy.max_retry_after || attempt + 1 == max {
+                    rate_limited += 1;
+                    if wait > self.policy.max_retry_after || rate_limited >= MAX_RATE_LIMITED {
                         return Err(ApiError::RateLimited {
                             provider: self.provider,
                             what,
@@ -232,6 +241,7 @@ impl ApiClient {
                     }
                     // The pause is in the budget; the next attempt waits for it.
                     last = "429 Too Many Requests".into();
+                    continue;
                 }
                 Verdict::Transient => {
                     last = match (&result, status) {
@@ -245,6 +255,7 @@ impl ApiClient {
                     }
                 }
             }
+            attempt += 1;
         }
         self.lock_breaker().on_failure(Instant::now());
         Err(ApiError::Unavailable {
