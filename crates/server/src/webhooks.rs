@@ -86,15 +86,37 @@ pub fn router(hooks: Webhooks) -> Router {
 }
 
 async fn plane(State(h): State<Arc<Webhooks>>, headers: HeaderMap, body: Bytes) -> Response {
-    handle(&h, Provider::Plane, &headers, &body).await
+    counted(
+        Provider::Plane,
+        handle(&h, Provider::Plane, &headers, &body).await,
+    )
 }
 
 async fn gitea(State(h): State<Arc<Webhooks>>, headers: HeaderMap, body: Bytes) -> Response {
-    handle(&h, Provider::Gitea, &headers, &body).await
+    counted(
+        Provider::Gitea,
+        handle(&h, Provider::Gitea, &headers, &body).await,
+    )
 }
 
 async fn github(State(h): State<Arc<Webhooks>>, headers: HeaderMap, body: Bytes) -> Response {
-    handle(&h, Provider::Github, &headers, &body).await
+    counted(
+        Provider::Github,
+        handle(&h, Provider::Github, &headers, &body).await,
+    )
+}
+
+/// `orch_webhook_deliveries_total{provider, result}` (see metrics.rs): 202
+/// accepted (ignored events included), 200 a duplicate, anything else rejected.
+fn counted(provider: Provider, res: Response) -> Response {
+    let result = match res.status() {
+        StatusCode::ACCEPTED => "accepted",
+        StatusCode::OK => "duplicate",
+        _ => "rejected",
+    };
+    metrics::counter!("orch_webhook_deliveries_total", "provider" => provider.as_str(), "result" => result)
+        .increment(1);
+    res
 }
 
 fn answer(status: StatusCode, body: serde_json::Value) -> Response {
