@@ -34,6 +34,15 @@ pub enum Command {
     Serve(ServeArgs),
     /// Try the whole pipeline: a sample repo, the example agents, one work item driven to done.
     Quickstart(QuickstartArgs),
+    /// Check the configuration, the store and each configured provider, and say what to fix.
+    Doctor(DoctorArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// Print JSON for scripts instead of lines.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

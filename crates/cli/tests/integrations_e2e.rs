@@ -373,3 +373,66 @@ async fn lost_webhooks_are_repaired_by_the_reconciler() {
     assert_eq!(events(&v, "merged"), 1);
     assert!(w.log().contains("reconciled with Plane"), "{}", w.log());
 }
+
+fn doctor(w: &World, with_key: bool) -> (i32, Vec<Value>) {
+    let mut c = Command::new(ORCH);
+    c.args(["doctor", "--json"])
+        .current_dir(w.dir())
+        .env_remove("ORCH_CONFIG")
+        .env("ORCH_PLANE_WEBHOOK_SECRET", PLANE_SECRET)
+        .env("ORCH_GITEA_TOKEN", GITEA_TOKEN)
+        .env("ORCH_GITEA_WEBHOOK_SECRET", "gitea-secret");
+    if with_key {
+        c.env("ORCH_PLANE_API_KEY", PLANE_KEY);
+    } else {
+        c.env_remove("ORCH_PLANE_API_KEY");
+    }
+    let out = c.output().unwrap();
+    let checks: Vec<Value> = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    (out.status.code().unwrap_or(-1), checks)
+}
+
+fn failures(checks: &[Value]) -> Vec<String> {
+    checks
+        .iter()
+        .filter(|c| c["level"] == "fail")
+        .map(|c| c["message"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_checks_each_provider_and_says_what_to_fix() {
+    let w = World::new(0).await;
+    let (code, checks) = doctor(&w, true);
+    assert_eq!((code, failures(&checks)), (0, vec![]), "{checks:#?}");
+    assert!(
+        checks.iter().any(|c| c["subject"] == "forge.gitea"
+            && c["message"].as_str().unwrap().contains("acme/demo"))
+    );
+    // A state missing in the Plane project is named, with its key.
+    w.plane
+        .model
+        .lock()
+        .unwrap()
+        .states
+        .get_mut(PROJECT)
+        .unwrap()
+        .retain(|s| s.1 != "Confirm Deploy");
+    let (code, checks) = doctor(&w, true);
+    assert_eq!(code, 1);
+    let f = failures(&checks);
+    assert!(
+        f.len() == 1 && f[0].contains("\"Confirm Deploy\" (confirm_deploy)"),
+        "{f:?}"
+    );
+    // No API key: the variable to set is named.
+    let (code, checks) = doctor(&w, false);
+    assert_eq!(code, 1);
+    assert!(
+        failures(&checks)
+            .iter()
+            .any(|m| m.contains("ORCH_PLANE_API_KEY is not set")),
+        "{checks:#?}"
+    );
+}

@@ -5,6 +5,7 @@
 //! webhook/    pure parsers: Plane v1/v2, Gitea/Forgejo, GitHub → WebhookEvent
 //! ```
 
+pub mod doctor;
 #[cfg(feature = "fakes")]
 pub mod fakes;
 pub mod gitea;

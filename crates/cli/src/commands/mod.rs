@@ -1,6 +1,7 @@
 //! One module per command group; `run` dispatches.
 
 mod db;
+mod doctor;
 mod init;
 mod logs;
 mod quickstart;
@@ -35,6 +36,7 @@ pub async fn run(cli: Cli) -> CliResult {
                 TaskCommand::Logs(a) => logs::run(&cfg, &a).await,
             }
         }
+        Command::Doctor(a) => doctor::run(&load_config(cli.config.as_deref())?, &a).await,
         Command::Quickstart(a) => quickstart::run(&a).await,
         Command::Serve(a) => serve::run(&load_config(cli.config.as_deref())?, a.listen).await,
         Command::Status(a) => status::run(&load_config(cli.config.as_deref())?, &a).await,

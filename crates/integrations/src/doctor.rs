@@ -1,0 +1,221 @@
+//! `orch doctor`'s checks of the configured providers (R-50, issue 5 §7):
+//! credentials present, API reachable, webhook secret set, states mapping
+//! complete. Each finding says what to fix. One call per Plane project and
+//! per Gitea repo, no retries: doctor reports, it does not wait out outages.
+
+use crate::gitea::GiteaClient;
+use crate::http::{ApiError, CallPolicy};
+use crate::plane::{PlaneClient, PlaneState};
+use crate::providers::{forge_names, plane_projects};
+use orch_config::{Config, ForgeKind, TrackerKind, TrackerStates};
+use serde::Serialize;
+use std::time::Duration;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Level {
+    Ok,
+    Warn,
+    Fail,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Check {
+    pub subject: String,
+    pub level: Level,
+    pub message: String,
+}
+
+fn check(subject: impl Into<String>, level: Level, message: impl Into<String>) -> Check {
+    Check {
+        subject: subject.into(),
+        level,
+        message: message.into(),
+    }
+}
+
+/// The gate and stage names of `[tracker.states]` that a project lacks
+/// (compared as Plane users type them: trimmed, case-insensitive).
+pub fn missing_states(wanted: &TrackerStates, have: &[PlaneState]) -> Vec<String> {
+    let have: Vec<String> = have.iter().map(|s| s.name.trim().to_lowercase()).collect();
+    wanted
+        .entries()
+        .iter()
+        .filter(|(_, name)| !have.contains(&name.trim().to_lowercase()))
+        .map(|(key, name)| format!("{name:?} ({key})"))
+        .collect()
+}
+
+fn doctor_policy() -> CallPolicy {
+    CallPolicy {
+        timeout: Duration::from_secs(10),
+        max_attempts: 1,
+        per_minute: Some(60),
+        ..CallPolicy::default()
+    }
+}
+
+fn api_problem(e: &ApiError, key_env: &str) -> String {
+    match e {
+        ApiError::Status {
+            status: 401 | 403, ..
+        } => {
+            format!("the credential is refused ({e}); check the value of {key_env}")
+        }
+        ApiError::Status { status: 404, .. } => {
+            format!("not found ({e}); check the id/slug in orch.toml")
+        }
+        _ => format!("unreachable ({e}); check base_url and that this machine can reach it"),
+    }
+}
+
+fn secret_check(
+    subject: &str,
+    env: &str,
+    insecure: bool,
+    secret: &dyn Fn(&str) -> Option<String>,
+) -> Check {
+    match (secret(env).is_some(), insecure) {
+        (true, _) => check(subject, Level::Ok, format!("webhook secret set ({env})")),
+        (false, true) => check(
+            subject,
+            Level::Warn,
+            format!(
+                "webhooks are accepted unsigned (webhook_insecure = true); set {env} and drop the flag unless the network is trusted"
+            ),
+        ),
+        (false, false) => check(
+            subject,
+            Level::Fail,
+            format!(
+                "{env} is not set, so every webhook is refused with 401; set it to the secret configured on the webhook"
+            ),
+        ),
+    }
+}
+
+/// Check every configured provider.
+pub async fn check_providers(cfg: &Config, secret: &dyn Fn(&str) -> Option<String>) -> Vec<Check> {
+    let mut out = Vec::new();
+    match (cfg.tracker.kind, &cfg.tracker.plane) {
+        (TrackerKind::Builtin, _) => out.push(check("tracker", Level::Ok, "builtin tracker (items live in orch's store)")),
+        (TrackerKind::Plane, Some(p)) => {
+            let subject = "tracker.plane";
+            out.push(secret_check(subject, &p.webhook_secret_env, p.webhook_insecure, secret));
+            let projects = plane_projects(cfg);
+            for id in &p.project_ids {
+                if !projects.contains_key(id) {
+                    out.push(check(subject, Level::Fail, format!("project {id} has no repo; add it to [tracker.plane.repos]")));
+                }
+            }
+            if projects.is_empty() {
+                out.push(check(subject, Level::Warn, "no project is served; list them in tracker.plane.project_ids"));
+            }
+            match secret(&p.api_key_env) {
+                None => out.push(check(subject, Level::Fail, format!("{} is not set; create an API key in Plane (profile → API tokens) and export it", p.api_key_env))),
+                Some(key) => match PlaneClient::new(&p.base_url, &p.workspace, &key, doctor_policy()) {
+                    Err(e) => out.push(check(subject, Level::Fail, e.to_string())),
+                    Ok(client) => {
+                        for (project, repo) in &projects {
+                            match client.list_states(project).await {
+                                Err(e) => out.push(check(subject, Level::Fail, format!("project {project}: {}", api_problem(&e, &p.api_key_env)))),
+                                Ok(states) => {
+                                    let missing = missing_states(&cfg.tracker.states, &states);
+                                    if missing.is_empty() {
+                                        out.push(check(subject, Level::Ok, format!("project {project} (repo {repo}): reachable, every state of [tracker.states] exists")));
+                                    } else {
+                                        out.push(check(subject, Level::Fail, format!(
+                                            "project {project} lacks the states {}; add them in Plane (project settings → states) or rename them in [tracker.states]",
+                                            missing.join(", ")
+                                        )));
+                                    }
+                                }
+                            }
+                        }
+                    }
+                },
+            }
+        }
+        (kind, _) => out.push(check(
+            format!("tracker.{}", kind.as_str()),
+            Level::Fail,
+            format!("tracker.kind = \"{}\" is not available in this version; use \"builtin\" or \"plane\"", kind.as_str()),
+        )),
+    }
+    match (cfg.forge.kind, &cfg.forge.gitea) {
+        (ForgeKind::Local, _) => out.push(check(
+            "forge",
+            Level::Ok,
+            "local forge (a repository on disk is the remote)",
+        )),
+        (ForgeKind::Gitea, Some(g)) => {
+            let subject = "forge.gitea";
+            out.push(secret_check(
+                subject,
+                &g.webhook_secret_env,
+                g.webhook_insecure,
+                secret,
+            ));
+            let names = forge_names(cfg, &g.repos);
+            for r in cfg.repos.iter().filter(|r| !names.contains_key(&r.name)) {
+                out.push(check(
+                    subject,
+                    Level::Fail,
+                    format!(
+                        "repo {} has no `owner/name`; add it to [forge.gitea.repos]",
+                        r.name
+                    ),
+                ));
+            }
+            match secret(&g.token_env) {
+                None => out.push(check(subject, Level::Fail, format!("{} is not set; create an access token with write:repository and write:issue and export it", g.token_env))),
+                Some(token) => match GiteaClient::new(&g.base_url, &token, doctor_policy()) {
+                    Err(e) => out.push(check(subject, Level::Fail, e.to_string())),
+                    Ok(client) => {
+                        for (repo, full) in &names {
+                            let want = cfg.repo(repo).map(|r| r.default_branch.clone()).unwrap_or_default();
+                            match client.default_branch(full).await {
+                                Ok(b) if b == want => out.push(check(subject, Level::Ok, format!("{full} (repo {repo}): reachable, default branch {b}"))),
+                                Ok(b) => out.push(check(subject, Level::Warn, format!("{full}: Gitea's default branch is {b} but repos.default_branch is {want}; make them agree"))),
+                                Err(e) => out.push(check(subject, Level::Fail, format!("{full}: {}", api_problem(&e, &g.token_env)))),
+                            }
+                        }
+                    }
+                },
+            }
+        }
+        (kind, _) => out.push(check(
+            format!("forge.{}", kind.as_str()),
+            Level::Fail,
+            format!(
+                "forge.kind = \"{}\" is not available in this version; use \"local\" or \"gitea\"",
+                kind.as_str()
+            ),
+        )),
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_states_are_named_with_their_keys() {
+        let s = TrackerStates::default();
+        let have: Vec<PlaneState> = s
+            .entries()
+            .iter()
+            .filter(|(k, _)| *k != "confirm_deploy")
+            .map(|(_, n)| PlaneState {
+                id: n.to_string(),
+                name: format!(" {} ", n.to_uppercase()),
+                group: String::new(),
+            })
+            .collect();
+        assert_eq!(
+            missing_states(&s, &have),
+            vec!["\"Confirm Deploy\" (confirm_deploy)".to_string()]
+        );
+    }
+}
