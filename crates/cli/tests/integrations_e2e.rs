@@ -288,6 +288,20 @@ async fn a_plane_item_runs_to_a_merged_gitea_pull_request_and_done_through_storm
     let bare = w.dir().join("remotes/demo.git");
     let file = git(&bare, &["show", &format!("main:work/{item}.md")]);
     assert!(file.contains("Tests: added"), "{file}");
+    // The storm ate the commit status (the first Gitea call of the merge):
+    // noted on the task, and the merge went on regardless.
+    let forge_errors: Vec<&Value> = v["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "forge_error")
+        .collect();
+    assert!(
+        forge_errors
+            .iter()
+            .any(|e| e["message"].as_str().unwrap().contains("commit status")),
+        "{forge_errors:?}"
+    );
     // The branch is gone; main is not.
     assert!(git(&bare, &["branch", "--list", "feature/*"]).is_empty());
     // Comments on the item, each once.
@@ -372,6 +386,17 @@ async fn lost_webhooks_are_repaired_by_the_reconciler() {
     let v = w.wait_stage(&item, "done").await;
     assert_eq!(events(&v, "merged"), 1);
     assert!(w.log().contains("reconciled with Plane"), "{}", w.log());
+    // Without a storm, the verified head gets orch's commit status on Gitea.
+    let prs = w.gitea.prs();
+    let statuses = w.gitea.m().statuses.clone();
+    assert!(
+        statuses
+            .iter()
+            .any(|(sha, state, ctx)| sha == &prs[0].head_sha
+                && state == "success"
+                && ctx == "orch/verify"),
+        "{statuses:?}"
+    );
 }
 
 fn doctor(w: &World, with_key: bool) -> (i32, Vec<Value>) {

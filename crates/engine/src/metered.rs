@@ -111,4 +111,14 @@ impl Forge for MeteredForge {
         let r = self.0.delete_branch(repo, branch, protected).await;
         counted("orch_forge_errors_total", "delete_branch", r)
     }
+    async fn report_verify(
+        &self,
+        repo: &str,
+        sha: &str,
+        ok: bool,
+        description: &str,
+    ) -> PortResult<()> {
+        let r = self.0.report_verify(repo, sha, ok, description).await;
+        counted("orch_forge_errors_total", "report_verify", r)
+    }
 }

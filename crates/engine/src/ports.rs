@@ -108,6 +108,15 @@ pub trait Forge: Send + Sync {
         branch: &str,
         protected: &ProtectedBranches,
     ) -> PortResult<DeleteOutcome>;
+    /// Show the verify result on the commit (a forge's commit status).
+    /// Required, not defaulted: a wrapper that forgot it would drop it silently.
+    async fn report_verify(
+        &self,
+        repo: &str,
+        sha: &str,
+        ok: bool,
+        description: &str,
+    ) -> PortResult<()>;
 }
 
 /// The local forge: the remote is a bare repository on disk; merging is a
@@ -202,5 +211,10 @@ impl Forge for LocalForge {
             .delete_remote_branch(repo, branch, protected)
             .await
             .map_err(PortError::new)
+    }
+
+    /// A bare repository on disk has no commit statuses.
+    async fn report_verify(&self, _: &str, _: &str, _: bool, _: &str) -> PortResult<()> {
+        Ok(())
     }
 }

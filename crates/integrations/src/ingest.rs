@@ -126,10 +126,20 @@ impl Ingest {
         let _ = store
             .append_event(task.id, EventInput::new("webhook", kind, msg.clone()))
             .await;
-        if pr.merged
-            && task.stage == Stage::Merge
-            && let Err(e) = self.pipeline.tick(task.id).await
-        {
+        let result = if pr.merged {
+            // A merge in flight finishes (or is proven done) through its marker.
+            if task.stage == Stage::Merge {
+                self.pipeline.tick(task.id).await.map(|_| ())
+            } else {
+                Ok(())
+            }
+        } else {
+            self.pipeline
+                .pull_request_closed(task.id, &msg)
+                .await
+                .map(|_| ())
+        };
+        if let Err(e) = result {
             return Handled::Failed(e.to_string());
         }
         Handled::Routed(msg)

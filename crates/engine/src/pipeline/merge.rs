@@ -40,6 +40,21 @@ impl Pipeline {
                 .requeue_merger(task, "the pushed head is not the verified one")
                 .await;
         }
+        // The merger's verify passed on this head; the forge shows it. A
+        // failure to report is noted and never stops the merge.
+        if let Err(e) = self
+            .forge
+            .report_verify(&task.repo, &head, true, "orch verify passed")
+            .await
+        {
+            let _ = self
+                .store
+                .append_event(
+                    task.id,
+                    self.event("forge_error", format!("commit status: {e}")),
+                )
+                .await;
+        }
         let Some(base_sha) = self.forge.base_head(&task.repo, &base).await? else {
             return Err(super::PipelineError::Invalid(format!(
                 "the remote has no branch {base}"

@@ -115,4 +115,20 @@ impl Pipeline {
         }
         Ok(rep)
     }
+
+    /// The forge says the task's pull request was closed without merging,
+    /// by someone other than orch: the task goes to a person (parked, with a
+    /// comment on the item); orch never cancels because of it.
+    pub async fn pull_request_closed(
+        &self,
+        id: orch_core::TaskId,
+        why: &str,
+    ) -> PipelineResult<String> {
+        let _g = self.lock(id).await;
+        let task = self.task(id).await?;
+        if task.stage.is_terminal() {
+            return Ok(format!("the task is {}; nothing to do", task.stage));
+        }
+        self.park(&task, why).await
+    }
 }

@@ -67,22 +67,6 @@ impl GiteaForge {
             .await
             .map_err(PortError::new)
     }
-
-    /// Report the verify result on a commit (`orch/verify`).
-    pub async fn report_verify(
-        &self,
-        repo: &str,
-        sha: &str,
-        ok: bool,
-        description: &str,
-    ) -> PortResult<()> {
-        let full = self.full(repo)?;
-        let state = if ok { "success" } else { "failure" };
-        self.client
-            .create_status(full, sha, state, "orch/verify", description)
-            .await
-            .map_err(PortError::new)
-    }
 }
 
 /// `owner/name` from a remote URL (`https://host/owner/name.git`,
@@ -225,6 +209,22 @@ impl Forge for GiteaForge {
                 reason: format!("Gitea refused ({status}): {reason}"),
             },
         })
+    }
+
+    /// Report the verify result on a commit (`orch/verify`).
+    async fn report_verify(
+        &self,
+        repo: &str,
+        sha: &str,
+        ok: bool,
+        description: &str,
+    ) -> PortResult<()> {
+        let full = self.full(repo)?;
+        let state = if ok { "success" } else { "failure" };
+        self.client
+            .create_status(full, sha, state, "orch/verify", description)
+            .await
+            .map_err(PortError::new)
     }
 }
 
