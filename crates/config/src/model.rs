@@ -457,6 +457,10 @@ pub struct GiteaForgeConfig {
     pub webhook_insecure: bool,
 }
 
+fn github_merge_method() -> String {
+    "merge".into()
+}
+
 fn gitea_merge_style() -> String {
     "merge".into()
 }
@@ -483,6 +487,9 @@ pub struct GithubForgeConfig {
     /// orch repo name → `owner/name` on GitHub (else read from the remote URL).
     #[serde(default)]
     pub repos: BTreeMap<String, String>,
+    /// How pull requests are merged: merge, squash or rebase.
+    #[serde(default = "github_merge_method")]
+    pub merge_method: String,
     /// Accept webhooks without a signature. Only for a trusted network.
     #[serde(default)]
     pub webhook_insecure: bool,

@@ -411,6 +411,12 @@ impl Config {
             c.env_name("forge.github.token_env", &g.token_env);
             c.env_name("forge.github.webhook_secret_env", &g.webhook_secret_env);
             self.check_forge_repos(c, "forge.github.repos", &g.repos);
+            if !["merge", "squash", "rebase"].contains(&g.merge_method.as_str()) {
+                c.error(
+                    "forge.github.merge_method",
+                    format!("{:?} is not one of merge, squash, rebase", g.merge_method),
+                );
+            }
         }
         for (present, kind) in [
             (f.gitea.is_some(), ForgeKind::Gitea),

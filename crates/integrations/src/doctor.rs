@@ -4,9 +4,10 @@
 //! per Gitea repo, no retries: doctor reports, it does not wait out outages.
 
 use crate::gitea::GiteaClient;
+use crate::github::GithubClient;
 use crate::http::{ApiError, CallPolicy};
 use crate::plane::{PlaneClient, PlaneState};
-use crate::providers::{forge_names, plane_projects};
+use crate::providers::{forge_names, issue_repos, plane_projects};
 use orch_config::{Config, ForgeKind, TrackerKind, TrackerStates};
 use serde::Serialize;
 use std::time::Duration;
@@ -136,10 +137,19 @@ pub async fn check_providers(cfg: &Config, secret: &dyn Fn(&str) -> Option<Strin
                 },
             }
         }
+        (TrackerKind::Github, _) if cfg.tracker.github.is_some() => {
+            let t = cfg.tracker.github.as_ref().expect("checked above");
+            let repos = issue_repos(cfg, &t.repos);
+            for full in t.repos.iter().filter(|f| !repos.values().any(|v| v == *f)) {
+                out.push(check("tracker.github", Level::Fail, format!("{full} matches no [[repos]] entry; list it in [forge.github.repos] or use one repo")));
+            }
+            out.extend(github_checks(cfg, "tracker.github", &t.base_url, &t.token_env, &repos, secret).await);
+            out.push(secret_check("tracker.github", &t.webhook_secret_env, false, secret));
+        }
         (kind, _) => out.push(check(
             format!("tracker.{}", kind.as_str()),
             Level::Fail,
-            format!("tracker.kind = \"{}\" is not available in this version; use \"builtin\" or \"plane\"", kind.as_str()),
+            format!("tracker.kind = \"{}\" is not available in this version; use \"builtin\", \"plane\" or \"github\"", kind.as_str()),
         )),
     }
     match (cfg.forge.kind, &cfg.forge.gitea) {
@@ -184,14 +194,72 @@ pub async fn check_providers(cfg: &Config, secret: &dyn Fn(&str) -> Option<Strin
                 },
             }
         }
+        (ForgeKind::Github, _) if cfg.forge.github.is_some() => {
+            let g = cfg.forge.github.as_ref().expect("checked above");
+            out.push(secret_check(
+                "forge.github",
+                &g.webhook_secret_env,
+                g.webhook_insecure,
+                secret,
+            ));
+            let names = forge_names(cfg, &g.repos);
+            out.extend(
+                github_checks(
+                    cfg,
+                    "forge.github",
+                    &g.base_url,
+                    &g.token_env,
+                    &names,
+                    secret,
+                )
+                .await,
+            );
+        }
         (kind, _) => out.push(check(
             format!("forge.{}", kind.as_str()),
             Level::Fail,
             format!(
-                "forge.kind = \"{}\" is not available in this version; use \"local\" or \"gitea\"",
+                "forge.kind = \"{0}\" needs its [forge.{0}] section",
                 kind.as_str()
             ),
         )),
+    }
+    out
+}
+
+/// GitHub: the token is set and each repository answers.
+async fn github_checks(
+    cfg: &Config,
+    subject: &str,
+    base_url: &str,
+    token_env: &str,
+    repos: &std::collections::BTreeMap<String, String>,
+    secret: &dyn Fn(&str) -> Option<String>,
+) -> Vec<Check> {
+    let Some(token) = secret(token_env) else {
+        return vec![check(
+            subject,
+            Level::Fail,
+            format!(
+                "{token_env} is not set; create a token with repo (contents, pull requests, issues, statuses) access and export it"
+            ),
+        )];
+    };
+    let client = match GithubClient::new(base_url, &token, doctor_policy()) {
+        Ok(c) => c,
+        Err(e) => return vec![check(subject, Level::Fail, e.to_string())],
+    };
+    let mut out = Vec::new();
+    for (repo, full) in repos {
+        let want = cfg
+            .repo(repo)
+            .map(|r| r.default_branch.clone())
+            .unwrap_or_default();
+        match client.default_branch(full).await {
+            Ok(b) if b == want => out.push(check(subject, Level::Ok, format!("{full} (repo {repo}): reachable, default branch {b}"))),
+            Ok(b) => out.push(check(subject, Level::Warn, format!("{full}: the default branch is {b} but repos.default_branch is {want}; make them agree"))),
+            Err(e) => out.push(check(subject, Level::Fail, format!("{full}: {}", api_problem(&e, token_env)))),
+        }
     }
     out
 }

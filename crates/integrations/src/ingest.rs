@@ -3,6 +3,7 @@
 //! event into the pipeline. Failures are logged (and on the task's event log
 //! where there is a task); the reconciler repairs what they left undone.
 
+use crate::github::GithubIssuesTracker;
 use crate::plane::PlaneTracker;
 use crate::webhook::{ItemState, Provider, PullRequestClosed, WebhookEvent};
 use async_trait::async_trait;
@@ -31,6 +32,7 @@ pub struct Ingest {
     plane: Option<Arc<PlaneTracker>>,
     /// Forge `owner/name` → orch repo.
     forge_repos: BTreeMap<String, String>,
+    github_issues: Option<Arc<GithubIssuesTracker>>,
 }
 
 impl Ingest {
@@ -43,13 +45,23 @@ impl Ingest {
             pipeline,
             plane,
             forge_repos,
+            github_issues: None,
         }
+    }
+
+    /// Route GitHub `issues` label events to this tracker.
+    pub fn with_github_issues(mut self, t: Option<Arc<GithubIssuesTracker>>) -> Ingest {
+        self.github_issues = t;
+        self
     }
 
     pub async fn process(&self, provider: Provider, event: WebhookEvent) -> Handled {
         match (provider, event) {
             (_, WebhookEvent::Ignored { reason }) => Handled::Ignored(reason),
             (Provider::Plane, WebhookEvent::ItemState(s)) => self.plane_state(s).await,
+            (Provider::Github, WebhookEvent::ItemState(s)) if self.github_issues.is_some() => {
+                self.github_label(s).await
+            }
             (p, WebhookEvent::ItemState(_)) => Handled::Ignored(format!(
                 "{} issues are not orch's tracker here (tracker.kind)",
                 p.as_str()
@@ -77,6 +89,31 @@ impl Ingest {
         match self
             .pipeline
             .on_item_state(&s.item, &state, None, "webhook:plane")
+            .await
+        {
+            Ok(r) => Handled::Routed(format!("{state}: {r:?}")),
+            Err(e) => Handled::Failed(format!("{state}: {e}")),
+        }
+    }
+
+    /// A gate label added to a GitHub issue: the label is the state.
+    async fn github_label(&self, s: ItemState) -> Handled {
+        let Some(t) = &self.github_issues else {
+            return Handled::Ignored("GitHub Issues is not orch's tracker".into());
+        };
+        let number: u64 = match s.item.parse() {
+            Ok(n) => n,
+            Err(_) => return Handled::Ignored(format!("issue {:?} is not a number", s.item)),
+        };
+        let Some(item) = t.item_id(&s.project, number) else {
+            return Handled::Ignored(format!("repository {} is not served", s.project));
+        };
+        let crate::webhook::StateRef::Name(state) = &s.state else {
+            return Handled::Ignored("a GitHub state is a label name".into());
+        };
+        match self
+            .pipeline
+            .on_item_state(&item, state, None, "webhook:github")
             .await
         {
             Ok(r) => Handled::Routed(format!("{state}: {r:?}")),

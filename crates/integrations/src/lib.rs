@@ -9,6 +9,7 @@ pub mod doctor;
 #[cfg(feature = "fakes")]
 pub mod fakes;
 pub mod gitea;
+pub mod github;
 pub mod http;
 pub mod ingest;
 pub mod plane;

@@ -8,6 +8,7 @@
 //! draw from one budget and one circuit breaker.
 
 use crate::gitea::{GiteaClient, GiteaForge, full_name_from_remote};
+use crate::github::{GithubClient, GithubForge, GithubIssuesTracker};
 use crate::http::CallPolicy;
 use crate::ingest::Ingest;
 use crate::plane::{PlaneClient, PlaneReconciler, PlaneTracker};
@@ -31,6 +32,8 @@ pub struct ReceiverSettings {
 pub struct Providers {
     pub plane: Option<Arc<PlaneTracker>>,
     pub gitea: Option<Arc<GiteaForge>>,
+    pub github: Option<Arc<GithubForge>>,
+    pub github_issues: Option<Arc<GithubIssuesTracker>>,
     /// Forge `owner/name` → orch repo (for forge webhooks).
     pub forge_repos: BTreeMap<String, String>,
 }
@@ -89,6 +92,8 @@ impl Providers {
         let mut out = Providers {
             plane: None,
             gitea: None,
+            github: None,
+            github_issues: None,
             forge_repos: BTreeMap::new(),
         };
         if cfg.tracker.kind == TrackerKind::Plane
@@ -164,19 +169,64 @@ impl Providers {
                 )));
             }
         }
+        if cfg.forge.kind == ForgeKind::Github
+            && let Some(g) = &cfg.forge.github
+        {
+            let token = secret(&g.token_env).unwrap_or_default();
+            if token.is_empty() {
+                tracing::warn!(
+                    "{} is not set: every GitHub call will be refused",
+                    g.token_env
+                );
+            }
+            let names = forge_names(cfg, &g.repos);
+            out.forge_repos = names.iter().map(|(k, v)| (v.clone(), k.clone())).collect();
+            match GithubClient::new(&g.base_url, &token, policy.clone()) {
+                Ok(c) => {
+                    out.github = Some(Arc::new(GithubForge::new(
+                        Arc::new(c),
+                        repos.clone(),
+                        names,
+                        &g.merge_method,
+                    )))
+                }
+                Err(e) => tracing::error!(error = %e, "cannot build the GitHub client"),
+            }
+        }
+        if cfg.tracker.kind == TrackerKind::Github
+            && let Some(t) = &cfg.tracker.github
+        {
+            let token = secret(&t.token_env).unwrap_or_default();
+            match GithubClient::new(&t.base_url, &token, policy.clone()) {
+                Ok(c) => {
+                    out.github_issues = Some(Arc::new(GithubIssuesTracker::new(
+                        Arc::new(c),
+                        issue_repos(cfg, &t.repos),
+                        cfg.tracker.states.clone(),
+                    )))
+                }
+                Err(e) => tracing::error!(error = %e, "cannot build the GitHub client"),
+            }
+        }
         out
     }
 
-    /// The pipeline's tracker: Plane when configured, else the builtin one.
+    /// The pipeline's tracker: Plane or GitHub Issues when configured, else the builtin one.
     pub fn tracker(&self, store: Arc<dyn Store>) -> Arc<dyn Tracker> {
-        match &self.plane {
-            Some(p) => p.clone(),
+        if let Some(p) = &self.plane {
+            return p.clone();
+        }
+        match &self.github_issues {
+            Some(g) => g.clone(),
             None => Arc::new(BuiltinTracker::new(store)),
         }
     }
 
     pub fn forge(&self, repos: &RepoStore) -> Arc<dyn Forge> {
-        match &self.gitea {
+        if let Some(g) = &self.gitea {
+            return g.clone();
+        }
+        match &self.github {
             Some(g) => g.clone(),
             None => Arc::new(LocalForge::new(repos.clone())),
         }
@@ -192,6 +242,7 @@ impl Providers {
 
     pub fn ingest(&self, pipeline: Arc<Pipeline>) -> Ingest {
         Ingest::new(pipeline, self.plane.clone(), self.forge_repos.clone())
+            .with_github_issues(self.github_issues.clone())
     }
 
     /// The Plane reconciler, when Plane is the tracker.
@@ -214,6 +265,32 @@ pub fn plane_projects(cfg: &Config) -> BTreeMap<String, String> {
             && let Some(r) = &only
         {
             out.insert(id.clone(), r.clone());
+        }
+    }
+    out
+}
+
+/// orch repo → `owner/name` of the GitHub issue trackers: each listed
+/// repository goes to the orch repo whose remote (or forge mapping) names it,
+/// or to the only repo.
+pub fn issue_repos(cfg: &Config, listed: &[String]) -> BTreeMap<String, String> {
+    let explicit = cfg
+        .forge
+        .github
+        .as_ref()
+        .map(|g| g.repos.clone())
+        .unwrap_or_default();
+    let names = forge_names(cfg, &explicit);
+    let only = (cfg.repos.len() == 1).then(|| cfg.repos[0].name.clone());
+    let mut out = BTreeMap::new();
+    for full in listed {
+        let repo = names
+            .iter()
+            .find(|(_, f)| *f == full)
+            .map(|(r, _)| r.clone())
+            .or_else(|| only.clone());
+        if let Some(r) = repo {
+            out.insert(r, full.clone());
         }
     }
     out
@@ -256,11 +333,19 @@ pub fn receivers(
         .as_ref()
         .filter(|_| cfg.forge.kind == ForgeKind::Gitea)
         .map(|g| mk(&g.webhook_secret_env, g.webhook_insecure));
+    // One endpoint serves the GitHub forge and the GitHub Issues tracker.
     let github = cfg
         .forge
         .github
         .as_ref()
         .filter(|_| cfg.forge.kind == ForgeKind::Github)
-        .map(|g| mk(&g.webhook_secret_env, g.webhook_insecure));
+        .map(|g| mk(&g.webhook_secret_env, g.webhook_insecure))
+        .or_else(|| {
+            cfg.tracker
+                .github
+                .as_ref()
+                .filter(|_| cfg.tracker.kind == TrackerKind::Github)
+                .map(|t| mk(&t.webhook_secret_env, false))
+        });
     [plane, gitea, github]
 }

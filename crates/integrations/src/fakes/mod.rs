@@ -4,9 +4,11 @@
 //! injection (a 429 or 500 storm) is a field of the model.
 
 pub mod gitea;
+pub mod github;
 pub mod plane;
 
 pub use gitea::FakeGitea;
+pub use github::FakeGithub;
 pub use plane::FakePlane;
 
 /// One request the fake received: for contract checks and call counts.

@@ -1,0 +1,322 @@
+//! A fake GitHub over a real bare repository: pull requests (merge moves the
+//! base branch), branches, statuses, and issues with labels and comments.
+
+use super::{Seen, json, seen};
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+use wiremock::matchers::any;
+use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+
+#[derive(Debug, Clone)]
+pub struct GhFakePr {
+    pub number: u64,
+    pub head: String,
+    pub base: String,
+    pub head_sha: String,
+    pub open: bool,
+    pub merged: bool,
+    pub method: Option<String>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct GhFakeIssue {
+    pub title: String,
+    pub labels: Vec<String>,
+    pub comments: Vec<String>,
+}
+
+pub struct GithubModel {
+    pub full_name: String,
+    pub token: String,
+    pub bare: PathBuf,
+    pub default_branch: String,
+    pub protected: BTreeSet<String>,
+    pub prs: Vec<GhFakePr>,
+    pub issues: BTreeMap<u64, GhFakeIssue>,
+    pub statuses: Vec<(String, String, String)>,
+    pub fail_next: VecDeque<u16>,
+    pub requests: Vec<Seen>,
+}
+
+pub struct FakeGithub {
+    pub server: MockServer,
+    pub model: Arc<Mutex<GithubModel>>,
+}
+
+struct Responder(Arc<Mutex<GithubModel>>);
+
+fn git(bare: &Path, args: &[&str]) -> Option<String> {
+    let out = Command::new("git")
+        .arg("--git-dir")
+        .arg(bare)
+        .args(args)
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+fn sha_of(bare: &Path, branch: &str) -> Option<String> {
+    git(
+        bare,
+        &[
+            "rev-parse",
+            "--verify",
+            "--quiet",
+            &format!("refs/heads/{branch}^{{commit}}"),
+        ],
+    )
+}
+
+impl FakeGithub {
+    pub async fn start(full_name: &str, token: &str, bare: &Path) -> FakeGithub {
+        let server = MockServer::start().await;
+        let model = Arc::new(Mutex::new(GithubModel {
+            full_name: full_name.into(),
+            token: token.into(),
+            bare: bare.into(),
+            default_branch: "main".into(),
+            protected: BTreeSet::new(),
+            prs: Vec::new(),
+            issues: BTreeMap::new(),
+            statuses: Vec::new(),
+            fail_next: VecDeque::new(),
+            requests: Vec::new(),
+        }));
+        Mock::given(any())
+            .respond_with(Responder(model.clone()))
+            .mount(&server)
+            .await;
+        FakeGithub { server, model }
+    }
+
+    pub fn uri(&self) -> String {
+        self.server.uri()
+    }
+
+    pub fn m(&self) -> std::sync::MutexGuard<'_, GithubModel> {
+        self.model.lock().unwrap()
+    }
+
+    pub fn add_issue(&self, number: u64, title: &str, labels: &[&str]) {
+        self.m().issues.insert(
+            number,
+            GhFakeIssue {
+                title: title.into(),
+                labels: labels.iter().map(|l| l.to_string()).collect(),
+                comments: vec![],
+            },
+        );
+    }
+}
+
+fn pr_json(p: &GhFakePr) -> Value {
+    json!({
+        "number": p.number, "state": if p.open { "open" } else { "closed" },
+        "merged_at": if p.merged { Value::from("2026-05-20T10:05:00Z") } else { Value::Null },
+        "merge_commit_sha": if p.merged { Value::from(p.head_sha.clone()) } else { Value::Null },
+        "head": {"ref": p.head, "sha": p.head_sha}, "base": {"ref": p.base, "sha": ""},
+    })
+}
+
+impl Respond for Responder {
+    fn respond(&self, req: &Request) -> ResponseTemplate {
+        let mut m = self.0.lock().unwrap();
+        m.requests.push(seen(req));
+        if let Some(s) = m.fail_next.pop_front() {
+            return json(s, json!({"message": "injected"}));
+        }
+        let auth = req
+            .headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        if auth != format!("Bearer {}", m.token) {
+            return json(401, json!({"message": "Bad credentials"}));
+        }
+        let prefix = format!("/repos/{}", m.full_name);
+        let path = req.url.path().to_owned();
+        let Some(rest) = path.strip_prefix(&prefix) else {
+            return json(404, json!({"message": "Not Found"}));
+        };
+        let body: Value = serde_json::from_slice(&req.body).unwrap_or(Value::Null);
+        let q: BTreeMap<String, String> = req
+            .url
+            .query_pairs()
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
+        let bare = m.bare.clone();
+        let method = req.method.as_str();
+        if rest.is_empty() && method == "GET" {
+            return json(
+                200,
+                json!({"full_name": m.full_name, "default_branch": m.default_branch}),
+            );
+        }
+        if let Some(b) = rest.strip_prefix("/branches/") {
+            return match sha_of(&bare, b) {
+                Some(sha) => json(
+                    200,
+                    json!({"name": b, "protected": m.protected.contains(b), "commit": {"sha": sha}}),
+                ),
+                None => json(404, json!({"message": "Branch not found"})),
+            };
+        }
+        if let Some(b) = rest.strip_prefix("/git/refs/heads/") {
+            if m.protected.contains(b) || b == m.default_branch {
+                return json(403, json!({"message": "Cannot delete a protected branch"}));
+            }
+            return match sha_of(&bare, b) {
+                Some(sha) => {
+                    git(
+                        &bare,
+                        &["update-ref", "-d", &format!("refs/heads/{b}"), &sha],
+                    );
+                    ResponseTemplate::new(204)
+                }
+                None => json(422, json!({"message": "Reference does not exist"})),
+            };
+        }
+        if let Some(sha) = rest.strip_prefix("/statuses/") {
+            m.statuses.push((
+                sha.into(),
+                body["state"].as_str().unwrap_or("").into(),
+                body["context"].as_str().unwrap_or("").into(),
+            ));
+            return json(201, json!({"state": body["state"]}));
+        }
+        let parts: Vec<&str> = rest.trim_start_matches('/').split('/').collect();
+        match (method, parts.as_slice()) {
+            ("POST", ["pulls"]) => {
+                let (head, base) = (
+                    body["head"].as_str().unwrap_or("").to_owned(),
+                    body["base"].as_str().unwrap_or("").to_owned(),
+                );
+                if m.prs
+                    .iter()
+                    .any(|p| p.open && p.head == head && p.base == base)
+                {
+                    return json(
+                        422,
+                        json!({"message": "Validation Failed", "errors": [{"message": "A pull request already exists"}]}),
+                    );
+                }
+                let Some(head_sha) = sha_of(&bare, &head) else {
+                    return json(422, json!({"message": "head not found"}));
+                };
+                let pr = GhFakePr {
+                    number: m.prs.len() as u64 + 100,
+                    head,
+                    base,
+                    head_sha,
+                    open: true,
+                    merged: false,
+                    method: None,
+                };
+                m.prs.push(pr.clone());
+                json(201, pr_json(&pr))
+            }
+            ("GET", ["pulls"]) => {
+                let closed = q.get("state").map(String::as_str) == Some("closed");
+                let all = q.get("state").map(String::as_str) == Some("all");
+                let head = q
+                    .get("head")
+                    .and_then(|h| h.split_once(':'))
+                    .map(|(_, b)| b.to_owned());
+                let list: Vec<Value> = m
+                    .prs
+                    .iter()
+                    .filter(|p| all || p.open != closed)
+                    .filter(|p| q.get("base").is_none_or(|b| *b == p.base))
+                    .filter(|p| head.as_ref().is_none_or(|h| *h == p.head))
+                    .map(pr_json)
+                    .collect();
+                json(200, Value::Array(list))
+            }
+            ("PUT", ["pulls", n, "merge"]) => {
+                let n: u64 = n.parse().unwrap_or(0);
+                let Some(i) = m.prs.iter().position(|p| p.number == n && p.open) else {
+                    return json(405, json!({"message": "Pull Request is not mergeable"}));
+                };
+                let pr = m.prs[i].clone();
+                let cur = sha_of(&bare, &pr.head).unwrap_or_default();
+                if body["sha"].as_str().is_some_and(|s| s != cur) {
+                    return json(
+                        409,
+                        json!({"message": "Head branch was modified. Review and try the merge again."}),
+                    );
+                }
+                let old = sha_of(&bare, &pr.base).unwrap_or_default();
+                if git(&bare, &["merge-base", "--is-ancestor", &old, &cur]).is_none() {
+                    return json(405, json!({"message": "Pull Request is not mergeable"}));
+                }
+                git(
+                    &bare,
+                    &["update-ref", &format!("refs/heads/{}", pr.base), &cur, &old],
+                );
+                let p = &mut m.prs[i];
+                p.open = false;
+                p.merged = true;
+                p.head_sha = cur.clone();
+                p.method = body["merge_method"].as_str().map(str::to_owned);
+                json(
+                    200,
+                    json!({"sha": cur, "merged": true, "message": "Pull Request successfully merged"}),
+                )
+            }
+            ("GET", ["issues", n]) => match n
+                .parse::<u64>()
+                .ok()
+                .and_then(|n| m.issues.get(&n).cloned().map(|i| (n, i)))
+            {
+                Some((n, i)) => json(
+                    200,
+                    json!({"number": n, "title": i.title, "body": "", "labels": i.labels.iter().map(|l| json!({"name": l})).collect::<Vec<_>>(), "updated_at": "2026-05-20T10:00:00Z"}),
+                ),
+                None => json(404, json!({"message": "Not Found"})),
+            },
+            ("PUT", ["issues", n, "labels"]) => {
+                let labels: Vec<String> = body["labels"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|l| l.as_str().map(str::to_owned))
+                    .collect();
+                match n.parse::<u64>().ok().and_then(|n| m.issues.get_mut(&n)) {
+                    Some(i) => {
+                        i.labels = labels.clone();
+                        json(
+                            200,
+                            Value::Array(labels.iter().map(|l| json!({"name": l})).collect()),
+                        )
+                    }
+                    None => json(404, json!({"message": "Not Found"})),
+                }
+            }
+            ("GET", ["issues", n, "comments"]) => {
+                match n.parse::<u64>().ok().and_then(|n| m.issues.get(&n)) {
+                    Some(i) => json(
+                        200,
+                        Value::Array(i.comments.iter().map(|c| json!({"body": c})).collect()),
+                    ),
+                    None => json(404, json!({"message": "Not Found"})),
+                }
+            }
+            ("POST", ["issues", n, "comments"]) => {
+                match n.parse::<u64>().ok().and_then(|n| m.issues.get_mut(&n)) {
+                    Some(i) => {
+                        i.comments
+                            .push(body["body"].as_str().unwrap_or("").to_owned());
+                        json(201, json!({"id": i.comments.len()}))
+                    }
+                    None => json(404, json!({"message": "Not Found"})),
+                }
+            }
+            _ => json(404, json!({"message": "Not Found"})),
+        }
+    }
+}

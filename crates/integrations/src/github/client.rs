@@ -1,0 +1,334 @@
+//! GitHub's REST API (`Authorization: Bearer …`): the calls the forge and the
+//! issues tracker need.
+
+use crate::http::{ApiClient, ApiError, CallPolicy};
+use reqwest::Method;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct GhRef {
+    #[serde(default, rename = "ref")]
+    pub git_ref: String,
+    #[serde(default)]
+    pub sha: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct GhPull {
+    pub number: u64,
+    #[serde(default)]
+    pub state: String,
+    #[serde(default)]
+    pub merged_at: Option<String>,
+    #[serde(default)]
+    pub merge_commit_sha: Option<String>,
+    pub head: GhRef,
+    pub base: GhRef,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct GhLabel {
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct GhIssue {
+    pub number: u64,
+    #[serde(default)]
+    pub title: String,
+    #[serde(default)]
+    pub body: Option<String>,
+    #[serde(default)]
+    pub labels: Vec<GhLabel>,
+    #[serde(default)]
+    pub updated_at: Option<String>,
+    /// Present on pull requests, which the issues API lists too.
+    #[serde(default)]
+    pub pull_request: Option<Value>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct GhComment {
+    #[serde(default)]
+    pub body: String,
+}
+
+/// What the merge endpoint said.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GhMerge {
+    Merged {
+        sha: String,
+    },
+    /// 405 not mergeable, 409 head moved, 422 invalid: with GitHub's message.
+    NotMerged {
+        status: u16,
+        reason: String,
+    },
+}
+
+pub struct GithubClient {
+    api: ApiClient,
+}
+
+fn message(body: &[u8]) -> String {
+    serde_json::from_slice::<Value>(body)
+        .ok()
+        .and_then(|v| v.get("message").and_then(Value::as_str).map(str::to_owned))
+        .unwrap_or_else(|| String::from_utf8_lossy(body).chars().take(200).collect())
+}
+
+impl GithubClient {
+    pub fn new(base_url: &str, token: &str, policy: CallPolicy) -> Result<GithubClient, ApiError> {
+        let auth = format!("Bearer {token}");
+        Ok(GithubClient {
+            api: ApiClient::new("GitHub", base_url, Some(("Authorization", &auth)), policy)?,
+        })
+    }
+
+    pub fn api(&self) -> &ApiClient {
+        &self.api
+    }
+
+    /// Open a pull request, or find the open one for this head and base
+    /// (GitHub answers 422 "A pull request already exists").
+    pub async fn create_or_find_pr(
+        &self,
+        full: &str,
+        head: &str,
+        base: &str,
+        title: &str,
+        body: &str,
+    ) -> Result<GhPull, ApiError> {
+        let r = self
+            .api
+            .call(
+                Method::POST,
+                &format!("/repos/{full}/pulls"),
+                &[],
+                Some(&json!({"title": title, "head": head, "base": base, "body": body})),
+            )
+            .await?;
+        match r.status {
+            201 => r.json(),
+            422 => {
+                let owner = full.split('/').next().unwrap_or("");
+                let q = [
+                    ("head", format!("{owner}:{head}")),
+                    ("base", base.to_owned()),
+                    ("state", "open".to_owned()),
+                ];
+                let f = self
+                    .api
+                    .call(Method::GET, &format!("/repos/{full}/pulls"), &q, None)
+                    .await?;
+                if !f.ok() {
+                    return Err(f.error());
+                }
+                let list: Vec<GhPull> = f.json()?;
+                list.into_iter().next().ok_or_else(|| r.error())
+            }
+            _ => Err(r.error()),
+        }
+    }
+
+    pub async fn closed_prs(&self, full: &str, base: &str) -> Result<Vec<GhPull>, ApiError> {
+        let q = [
+            ("state", "closed".to_owned()),
+            ("base", base.to_owned()),
+            ("sort", "updated".to_owned()),
+            ("direction", "desc".to_owned()),
+            ("per_page", "50".to_owned()),
+        ];
+        let r = self
+            .api
+            .call(Method::GET, &format!("/repos/{full}/pulls"), &q, None)
+            .await?;
+        if r.ok() { r.json() } else { Err(r.error()) }
+    }
+
+    /// `PUT …/merge` with the verified head as `sha` (409 if the head moved).
+    pub async fn merge(
+        &self,
+        full: &str,
+        number: u64,
+        method: &str,
+        sha: &str,
+        title: &str,
+    ) -> Result<GhMerge, ApiError> {
+        let r = self
+            .api
+            .call(
+                Method::PUT,
+                &format!("/repos/{full}/pulls/{number}/merge"),
+                &[],
+                Some(&json!({"sha": sha, "merge_method": method, "commit_title": title})),
+            )
+            .await?;
+        match r.status {
+            200 => {
+                let v: Value = r.json()?;
+                Ok(GhMerge::Merged {
+                    sha: v
+                        .get("sha")
+                        .and_then(Value::as_str)
+                        .unwrap_or(sha)
+                        .to_owned(),
+                })
+            }
+            405 | 409 | 422 | 404 => Ok(GhMerge::NotMerged {
+                status: r.status,
+                reason: message(&r.body),
+            }),
+            _ => Err(r.error()),
+        }
+    }
+
+    /// `(sha, protected)` of a branch; `None` if there is none.
+    pub async fn branch(
+        &self,
+        full: &str,
+        branch: &str,
+    ) -> Result<Option<(String, bool)>, ApiError> {
+        let r = self
+            .api
+            .call(
+                Method::GET,
+                &format!("/repos/{full}/branches/{branch}"),
+                &[],
+                None,
+            )
+            .await?;
+        match r.status {
+            404 => Ok(None),
+            _ if r.ok() => {
+                let v: Value = r.json()?;
+                let sha = v
+                    .pointer("/commit/sha")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_owned();
+                Ok(Some((
+                    sha,
+                    v.get("protected").and_then(Value::as_bool).unwrap_or(false),
+                )))
+            }
+            _ => Err(r.error()),
+        }
+    }
+
+    pub async fn default_branch(&self, full: &str) -> Result<String, ApiError> {
+        let r = self
+            .api
+            .call(Method::GET, &format!("/repos/{full}"), &[], None)
+            .await?;
+        if !r.ok() {
+            return Err(r.error());
+        }
+        let v: Value = r.json()?;
+        Ok(v.get("default_branch")
+            .and_then(Value::as_str)
+            .unwrap_or("main")
+            .to_owned())
+    }
+
+    /// `DELETE …/git/refs/heads/{branch}`: `Ok(status)` 204 deleted, 422/404 gone, 403 refused.
+    pub async fn delete_branch(&self, full: &str, branch: &str) -> Result<(u16, String), ApiError> {
+        let r = self
+            .api
+            .call(
+                Method::DELETE,
+                &format!("/repos/{full}/git/refs/heads/{branch}"),
+                &[],
+                None,
+            )
+            .await?;
+        match r.status {
+            204 | 404 | 422 | 403 => Ok((r.status, message(&r.body))),
+            _ => Err(r.error()),
+        }
+    }
+
+    pub async fn create_status(
+        &self,
+        full: &str,
+        sha: &str,
+        state: &str,
+        context: &str,
+        description: &str,
+    ) -> Result<(), ApiError> {
+        let r = self
+            .api
+            .call(
+                Method::POST,
+                &format!("/repos/{full}/statuses/{sha}"),
+                &[],
+                Some(&json!({"state": state, "context": context, "description": description})),
+            )
+            .await?;
+        if r.ok() { Ok(()) } else { Err(r.error()) }
+    }
+
+    pub async fn issue(&self, full: &str, number: u64) -> Result<Option<GhIssue>, ApiError> {
+        let r = self
+            .api
+            .call(
+                Method::GET,
+                &format!("/repos/{full}/issues/{number}"),
+                &[],
+                None,
+            )
+            .await?;
+        match r.status {
+            404 | 410 => Ok(None),
+            _ if r.ok() => r.json().map(Some),
+            _ => Err(r.error()),
+        }
+    }
+
+    /// Replace the issue's labels (GitHub creates labels that do not exist yet).
+    pub async fn set_labels(
+        &self,
+        full: &str,
+        number: u64,
+        labels: &[String],
+    ) -> Result<(), ApiError> {
+        let r = self
+            .api
+            .call(
+                Method::PUT,
+                &format!("/repos/{full}/issues/{number}/labels"),
+                &[],
+                Some(&json!({"labels": labels})),
+            )
+            .await?;
+        if r.ok() { Ok(()) } else { Err(r.error()) }
+    }
+
+    pub async fn comments(&self, full: &str, number: u64) -> Result<Vec<GhComment>, ApiError> {
+        let q = [("per_page", "100".to_owned())];
+        let r = self
+            .api
+            .call(
+                Method::GET,
+                &format!("/repos/{full}/issues/{number}/comments"),
+                &q,
+                None,
+            )
+            .await?;
+        if r.ok() { r.json() } else { Err(r.error()) }
+    }
+
+    pub async fn comment(&self, full: &str, number: u64, body: &str) -> Result<(), ApiError> {
+        let r = self
+            .api
+            .call(
+                Method::POST,
+                &format!("/repos/{full}/issues/{number}/comments"),
+                &[],
+                Some(&json!({"body": body})),
+            )
+            .await?;
+        if r.ok() { Ok(()) } else { Err(r.error()) }
+    }
+}

@@ -1,0 +1,205 @@
+//! GitHub Issues as the tracker, with gate and stage names as labels:
+//! moving an item means replacing its state label. Items are named
+//! `<repo>-<issue number>` (a valid work item key), e.g. `demo-42`.
+
+use super::client::GithubClient;
+use async_trait::async_trait;
+use orch_config::TrackerStates;
+use orch_core::Timestamp;
+use orch_engine::ports::{PortError, PortResult, Tracker};
+use orch_store::TrackerItem;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+pub struct GithubIssuesTracker {
+    client: Arc<GithubClient>,
+    /// orch repo → `owner/name`.
+    repos: BTreeMap<String, String>,
+    states: TrackerStates,
+}
+
+/// Which of an issue's labels is its state. Several state labels (a person
+/// added one without removing the old): a gate wins over a stage, and STOP
+/// over everything, so a person's decision is never hidden by orch's label.
+pub fn state_of(labels: &[String], s: &TrackerStates) -> Option<String> {
+    let gates = [
+        &s.stop,
+        &s.to_analyse,
+        &s.approved,
+        &s.rejected,
+        &s.confirm_deploy,
+    ];
+    if let Some(g) = gates.iter().find(|g| labels.iter().any(|l| l == **g)) {
+        return Some((*g).clone());
+    }
+    s.entries()
+        .iter()
+        .find(|(_, name)| labels.iter().any(|l| l == name))
+        .map(|(_, n)| n.to_string())
+}
+
+/// `demo-42` → (`demo`, 42).
+pub fn parse_item(id: &str) -> Option<(&str, u64)> {
+    let (repo, n) = id.rsplit_once('-')?;
+    Some((repo, n.parse().ok()?))
+}
+
+impl GithubIssuesTracker {
+    pub fn new(
+        client: Arc<GithubClient>,
+        repos: BTreeMap<String, String>,
+        states: TrackerStates,
+    ) -> GithubIssuesTracker {
+        GithubIssuesTracker {
+            client,
+            repos,
+            states,
+        }
+    }
+
+    /// The item id of issue `number` of `owner/name`, if orch serves that repo.
+    pub fn item_id(&self, full: &str, number: u64) -> Option<String> {
+        self.repos
+            .iter()
+            .find(|(_, f)| f.as_str() == full)
+            .map(|(r, _)| format!("{r}-{number}"))
+    }
+
+    fn locate<'a>(&'a self, id: &'a str) -> PortResult<(&'a str, &'a str, u64)> {
+        let (repo, n) = parse_item(id).ok_or_else(|| {
+            PortError(format!("{id:?} is not a GitHub item id (<repo>-<number>)"))
+        })?;
+        let full = self.repos.get(repo).ok_or_else(|| {
+            PortError(format!("repo {repo:?} is not served by the GitHub tracker"))
+        })?;
+        Ok((repo, full, n))
+    }
+
+    fn is_state(&self, label: &str) -> bool {
+        self.states.entries().iter().any(|(_, n)| *n == label)
+    }
+}
+
+#[async_trait]
+impl Tracker for GithubIssuesTracker {
+    async fn item(&self, id: &str) -> PortResult<Option<TrackerItem>> {
+        let Ok((repo, full, n)) = self.locate(id) else {
+            return Ok(None);
+        };
+        let Some(issue) = self.client.issue(full, n).await.map_err(PortError::new)? else {
+            return Ok(None);
+        };
+        if issue.pull_request.is_some() {
+            return Ok(None);
+        }
+        let labels: Vec<String> = issue.labels.iter().map(|l| l.name.clone()).collect();
+        Ok(Some(TrackerItem {
+            id: id.to_owned(),
+            project: repo.to_owned(),
+            title: issue.title,
+            body: issue.body.unwrap_or_default(),
+            state: state_of(&labels, &self.states).unwrap_or_default(),
+            labels,
+            created_at: Timestamp::EPOCH,
+            updated_at: Timestamp::EPOCH,
+        }))
+    }
+
+    /// Replace every state label with `state`; other labels stay.
+    async fn set_state(&self, id: &str, state: &str) -> PortResult<()> {
+        let (_, full, n) = self.locate(id)?;
+        let issue = self
+            .client
+            .issue(full, n)
+            .await
+            .map_err(PortError::new)?
+            .ok_or_else(|| PortError(format!("GitHub has no issue {full}#{n}")))?;
+        let mut labels: Vec<String> = issue
+            .labels
+            .into_iter()
+            .map(|l| l.name)
+            .filter(|l| !self.is_state(l))
+            .collect();
+        labels.push(state.to_owned());
+        self.client
+            .set_labels(full, n, &labels)
+            .await
+            .map_err(PortError::new)
+    }
+
+    /// orch's own `orch:<stage>` labels, replacing the previous ones.
+    async fn set_labels(&self, id: &str, orch_labels: &[String]) -> PortResult<()> {
+        let (_, full, n) = self.locate(id)?;
+        let issue = self
+            .client
+            .issue(full, n)
+            .await
+            .map_err(PortError::new)?
+            .ok_or_else(|| PortError(format!("GitHub has no issue {full}#{n}")))?;
+        let mut labels: Vec<String> = issue
+            .labels
+            .into_iter()
+            .map(|l| l.name)
+            .filter(|l| !l.starts_with("orch:"))
+            .collect();
+        labels.extend(orch_labels.iter().cloned());
+        self.client
+            .set_labels(full, n, &labels)
+            .await
+            .map_err(PortError::new)
+    }
+
+    /// GitHub has no external id on comments: a hidden marker carries the
+    /// dedupe key, and an existing marker means "already there".
+    async fn comment(&self, id: &str, body: &str, dedupe_key: Option<&str>) -> PortResult<()> {
+        let (_, full, n) = self.locate(id)?;
+        let text = match dedupe_key {
+            Some(k) => {
+                let marker = format!("<!-- orch:{k} -->");
+                let existing = self
+                    .client
+                    .comments(full, n)
+                    .await
+                    .map_err(PortError::new)?;
+                if existing.iter().any(|c| c.body.contains(&marker)) {
+                    return Ok(());
+                }
+                format!("{body}\n\n{marker}")
+            }
+            None => body.to_owned(),
+        };
+        self.client
+            .comment(full, n, &text)
+            .await
+            .map_err(PortError::new)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_labels_and_item_ids() {
+        let s = TrackerStates::default();
+        let l = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            state_of(&l(&["bug", "Awaiting Approval"]), &s).as_deref(),
+            Some("Awaiting Approval")
+        );
+        assert_eq!(
+            state_of(&l(&["Awaiting Approval", "Approved"]), &s).as_deref(),
+            Some("Approved"),
+            "a person's gate wins"
+        );
+        assert_eq!(
+            state_of(&l(&["Approved", "STOP"]), &s).as_deref(),
+            Some("STOP")
+        );
+        assert_eq!(state_of(&l(&["bug"]), &s), None);
+        assert_eq!(parse_item("demo-42"), Some(("demo", 42)));
+        assert_eq!(parse_item("my-repo-7"), Some(("my-repo", 7)));
+        assert_eq!(parse_item("demo"), None);
+        assert_eq!(parse_item("demo-x"), None);
+    }
+}

@@ -1,0 +1,283 @@
+//! The GitHub forge and the GitHub-Issues-as-labels tracker against the fake
+//! GitHub (a real bare repository behind a model of the REST API).
+
+use orch_engine::ports::{Forge, MergeOutcome, Tracker};
+use orch_git::{DeleteOutcome, ProtectedBranches, RepoStore};
+use orch_integrations::fakes::FakeGithub;
+use orch_integrations::github::{GithubClient, GithubForge, GithubIssuesTracker};
+use orch_integrations::http::CallPolicy;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
+
+const TOKEN: &str = "ghp_test";
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .args([
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@localhost",
+            "-c",
+            "commit.gpgsign=false",
+        ])
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+struct World {
+    _dir: tempfile::TempDir,
+    seed: PathBuf,
+    bare: PathBuf,
+    fake: FakeGithub,
+    client: Arc<GithubClient>,
+    forge: GithubForge,
+}
+
+async fn world() -> World {
+    let dir = tempfile::tempdir().unwrap();
+    let bare = dir.path().join("app.git");
+    std::fs::create_dir_all(&bare).unwrap();
+    git(&bare, &["init", "--quiet", "--bare", "-b", "main"]);
+    let seed = dir.path().join("seed");
+    std::fs::create_dir_all(&seed).unwrap();
+    git(&seed, &["init", "--quiet", "-b", "main"]);
+    std::fs::write(seed.join("README.md"), "hi\n").unwrap();
+    git(&seed, &["add", "-A"]);
+    git(&seed, &["commit", "--quiet", "-m", "init"]);
+    git(&seed, &["push", "--quiet", bare.to_str().unwrap(), "main"]);
+    let fake = FakeGithub::start("acme/app", TOKEN, &bare).await;
+    let policy = CallPolicy {
+        backoff_base: Duration::from_millis(5),
+        backoff_cap: Duration::from_millis(20),
+        ..CallPolicy::default()
+    };
+    let client = Arc::new(GithubClient::new(&fake.uri(), TOKEN, policy).unwrap());
+    let forge = GithubForge::new(
+        client.clone(),
+        RepoStore::new(dir.path().join("repos")),
+        BTreeMap::from([("app".to_string(), "acme/app".to_string())]),
+        "squash",
+    );
+    World {
+        _dir: dir,
+        seed,
+        bare,
+        fake,
+        client,
+        forge,
+    }
+}
+
+impl World {
+    fn branch(&self, branch: &str, file: &str) -> String {
+        git(&self.seed, &["checkout", "--quiet", "-B", branch, "main"]);
+        std::fs::write(self.seed.join(file), "x\n").unwrap();
+        git(&self.seed, &["add", "-A"]);
+        git(&self.seed, &["commit", "--quiet", "-m", file]);
+        git(
+            &self.seed,
+            &["push", "--quiet", "-f", self.bare.to_str().unwrap(), branch],
+        );
+        let sha = git(&self.seed, &["rev-parse", "HEAD"]);
+        git(&self.seed, &["checkout", "--quiet", "main"]);
+        sha
+    }
+}
+
+#[tokio::test]
+async fn the_github_forge_merges_the_verified_head_and_deletes_carefully() {
+    let w = world().await;
+    let head = w.branch("feature/a", "a.rs");
+    let base = git(&w.bare, &["rev-parse", "main"]);
+    assert_eq!(
+        w.forge.base_head("app", "main").await.unwrap(),
+        Some(base.clone())
+    );
+    // The branch moved after verify: GitHub's 409 comes back as stale.
+    let moved = w.branch("feature/a", "a2.rs");
+    let out = w
+        .forge
+        .merge("app", "feature/a", "main", &head, &base)
+        .await
+        .unwrap();
+    assert!(
+        matches!(&out, MergeOutcome::Stale(why) if why.contains(&moved)),
+        "{out:?}"
+    );
+    // The verified head merges; a 502 on the way is retried.
+    w.fake.m().fail_next.push_back(502);
+    let out = w
+        .forge
+        .merge("app", "feature/a", "main", &moved, &base)
+        .await
+        .unwrap();
+    assert_eq!(out, MergeOutcome::Merged { sha: moved.clone() });
+    assert_eq!(git(&w.bare, &["rev-parse", "main"]), moved);
+    assert_eq!(
+        w.fake.m().prs.len(),
+        1,
+        "the open pull request was found, not duplicated"
+    );
+    assert_eq!(w.fake.m().prs[0].method.as_deref(), Some("squash"));
+    assert!(w.forge.is_merged("app", "main", &moved).await.unwrap());
+    w.forge
+        .report_verify("app", &moved, true, "ok")
+        .await
+        .unwrap();
+    assert_eq!(w.fake.m().statuses[0].1, "success");
+
+    let p = ProtectedBranches::new(["main", "master"]);
+    w.branch("release", "r.rs");
+    w.fake.m().protected.insert("release".into());
+    assert!(matches!(
+        w.forge.delete_branch("app", "main", &p).await.unwrap(),
+        DeleteOutcome::Refused { .. }
+    ));
+    assert!(
+        matches!(w.forge.delete_branch("app", "release", &p).await.unwrap(), DeleteOutcome::Refused { reason } if reason.contains("protected"))
+    );
+    assert_eq!(
+        w.forge.delete_branch("app", "feature/a", &p).await.unwrap(),
+        DeleteOutcome::Deleted
+    );
+    assert_eq!(
+        w.forge.delete_branch("app", "feature/a", &p).await.unwrap(),
+        DeleteOutcome::NotFound
+    );
+}
+
+#[tokio::test]
+async fn github_issues_carry_gate_states_as_labels() {
+    let w = world().await;
+    let t = GithubIssuesTracker::new(
+        w.client.clone(),
+        BTreeMap::from([("app".to_string(), "acme/app".to_string())]),
+        orch_config::TrackerStates::default(),
+    );
+    w.fake
+        .add_issue(42, "Add a greeting", &["bug", "To Analyse"]);
+    let item = t.item("app-42").await.unwrap().unwrap();
+    assert_eq!(
+        (
+            item.project.as_str(),
+            item.state.as_str(),
+            item.title.as_str()
+        ),
+        ("app", "To Analyse", "Add a greeting")
+    );
+    assert!(t.item("app-99").await.unwrap().is_none());
+    assert!(t.item("other-1").await.unwrap().is_none());
+    assert_eq!(t.item_id("acme/app", 42).as_deref(), Some("app-42"));
+
+    t.set_state("app-42", "Analysis").await.unwrap();
+    assert_eq!(
+        w.fake.m().issues[&42].labels,
+        vec!["bug".to_string(), "Analysis".to_string()],
+        "the old state label is replaced, others kept"
+    );
+    t.set_labels("app-42", &["orch:analysis".to_string()])
+        .await
+        .unwrap();
+    t.set_labels("app-42", &["orch:review".to_string()])
+        .await
+        .unwrap();
+    assert_eq!(
+        w.fake.m().issues[&42].labels,
+        vec![
+            "bug".to_string(),
+            "Analysis".to_string(),
+            "orch:review".to_string()
+        ]
+    );
+
+    t.comment("app-42", "merged", Some("orch-merged"))
+        .await
+        .unwrap();
+    t.comment("app-42", "merged", Some("orch-merged"))
+        .await
+        .unwrap();
+    t.comment("app-42", "free text", None).await.unwrap();
+    let comments = w.fake.m().issues[&42].comments.clone();
+    assert_eq!(
+        comments.len(),
+        2,
+        "the dedupe key's marker stops a repeat: {comments:?}"
+    );
+    assert!(comments[0].contains("<!-- orch:orch-merged -->"));
+}
+
+#[tokio::test]
+async fn a_gate_label_on_a_github_issue_starts_and_moves_the_pipeline() {
+    use orch_integrations::ingest::{Handled, Ingest};
+    use orch_integrations::webhook::{Provider, github};
+    use orch_store::{SqliteOptions, SqliteStore, Store};
+    let w = world().await;
+    let tracker = Arc::new(GithubIssuesTracker::new(
+        w.client.clone(),
+        BTreeMap::from([("app".to_string(), "acme/app".to_string())]),
+        orch_config::TrackerStates::default(),
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("orch.toml"), "data_dir = \".orch\"\n[[repos]]\nname = \"app\"\nremote = \"r.git\"\nverify = [\"true\"]\n").unwrap();
+    let cfg = orch_config::Config::load(Some(&dir.path().join("orch.toml"))).unwrap();
+    std::fs::create_dir_all(cfg.data_dir()).unwrap();
+    let store = SqliteStore::open(cfg.data_dir().join("orch.db"), SqliteOptions::default())
+        .await
+        .unwrap();
+    store.migrate().await.unwrap();
+    let store: Arc<dyn Store> = Arc::new(store);
+    let repos = RepoStore::new(cfg.repos_dir());
+    let forge = Arc::new(orch_engine::ports::LocalForge::new(repos.clone()));
+    let pipeline = Arc::new(orch_engine::pipeline::Pipeline::new(
+        store.clone(),
+        Arc::new(cfg),
+        repos,
+        tracker.clone(),
+        forge,
+        "test",
+    ));
+    let ingest = Ingest::new(pipeline, None, BTreeMap::new()).with_github_issues(Some(tracker));
+    w.fake.add_issue(7, "Add a greeting", &["To Analyse"]);
+    let body = br#"{"action":"labeled","issue":{"number":7,"updated_at":"t"},"label":{"name":"To Analyse"},"repository":{"full_name":"acme/app"}}"#;
+    let ev = github::parse(body, Some("issues")).unwrap();
+    let h = ingest.process(Provider::Github, ev).await;
+    assert!(matches!(h, Handled::Routed(_)), "{h:?}");
+    let task = store
+        .find_live_task_by_tracker_id("app-7")
+        .await
+        .unwrap()
+        .expect("started");
+    assert_eq!(task.stage, orch_core::Stage::Analysis);
+    // The stage is reflected as the issue's state label, with a comment.
+    let issue = w.fake.m().issues[&7].clone();
+    assert!(
+        issue.labels.contains(&"Analysis".to_string())
+            && !issue.labels.contains(&"To Analyse".to_string()),
+        "{issue:?}"
+    );
+    assert!(!issue.comments.is_empty());
+    // orch's own label change comes back as a webhook and changes nothing.
+    let echo = br#"{"action":"labeled","issue":{"number":7,"updated_at":"t2"},"label":{"name":"Analysis"},"repository":{"full_name":"acme/app"}}"#;
+    let h = ingest
+        .process(
+            Provider::Github,
+            github::parse(echo, Some("issues")).unwrap(),
+        )
+        .await;
+    assert!(
+        matches!(&h, Handled::Routed(r) if r.contains("Ignored")),
+        "{h:?}"
+    );
+}
