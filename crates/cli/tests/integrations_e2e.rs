@@ -385,7 +385,7 @@ async fn lost_webhooks_are_repaired_by_the_reconciler() {
     w.wait_plane_state(&item, "Done").await;
     let v = w.wait_stage(&item, "done").await;
     assert_eq!(events(&v, "merged"), 1);
-    assert!(w.log().contains("reconciled with Plane"), "{}", w.log());
+    assert!(w.log().contains("reconciled with the tracker"), "{}", w.log());
     // Without a storm, the verified head gets orch's commit status on Gitea.
     let prs = w.gitea.prs();
     let statuses = w.gitea.m().statuses.clone();

@@ -8,7 +8,7 @@
 //! draw from one budget and one circuit breaker.
 
 use crate::gitea::{GiteaClient, GiteaForge, full_name_from_remote};
-use crate::github::{GithubClient, GithubForge, GithubIssuesTracker};
+use crate::github::{GithubClient, GithubForge, GithubIssuesTracker, GithubReconciler};
 use crate::http::CallPolicy;
 use crate::ingest::Ingest;
 use crate::plane::{PlaneClient, PlaneReconciler, PlaneTracker};
@@ -245,11 +245,30 @@ impl Providers {
             .with_github_issues(self.github_issues.clone())
     }
 
-    /// The Plane reconciler, when Plane is the tracker.
-    pub fn reconciler(&self, pipeline: Arc<Pipeline>) -> Option<PlaneReconciler> {
-        self.plane
+    /// The listing reconciler of the configured tracker (Plane or GitHub
+    /// Issues); `None` for the builtin tracker, whose items are local.
+    pub fn reconciler(&self, pipeline: Arc<Pipeline>) -> Option<Reconciler> {
+        if let Some(p) = &self.plane {
+            return Some(Reconciler::Plane(PlaneReconciler::new(p.clone(), pipeline)));
+        }
+        self.github_issues
             .as_ref()
-            .map(|p| PlaneReconciler::new(p.clone(), pipeline))
+            .map(|g| Reconciler::Github(GithubReconciler::new(g.clone(), pipeline)))
+    }
+}
+
+/// A tracker's reconciler: one listing per project per cycle.
+pub enum Reconciler {
+    Plane(PlaneReconciler),
+    Github(GithubReconciler),
+}
+
+impl Reconciler {
+    pub async fn run_once(&self) -> crate::plane::ReconcileStats {
+        match self {
+            Reconciler::Plane(r) => r.run_once().await,
+            Reconciler::Github(r) => r.run_once().await,
+        }
     }
 }
 

@@ -281,3 +281,67 @@ async fn a_gate_label_on_a_github_issue_starts_and_moves_the_pipeline() {
         "{h:?}"
     );
 }
+
+#[tokio::test]
+async fn the_github_reconciler_lists_each_repo_once_and_repairs_lost_labels() {
+    use orch_integrations::github::GithubReconciler;
+    use orch_store::{SqliteOptions, SqliteStore, Store};
+    let w = world().await;
+    let tracker = Arc::new(GithubIssuesTracker::new(
+        w.client.clone(),
+        BTreeMap::from([("app".to_string(), "acme/app".to_string())]),
+        orch_config::TrackerStates::default(),
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("orch.toml"), "data_dir = \".orch\"\n[[repos]]\nname = \"app\"\nremote = \"r.git\"\nverify = [\"true\"]\n").unwrap();
+    let cfg = orch_config::Config::load(Some(&dir.path().join("orch.toml"))).unwrap();
+    std::fs::create_dir_all(cfg.data_dir()).unwrap();
+    let store = SqliteStore::open(cfg.data_dir().join("orch.db"), SqliteOptions::default())
+        .await
+        .unwrap();
+    store.migrate().await.unwrap();
+    let store: Arc<dyn Store> = Arc::new(store);
+    let repos = RepoStore::new(cfg.repos_dir());
+    let forge = Arc::new(orch_engine::ports::LocalForge::new(repos.clone()));
+    let pipeline = Arc::new(orch_engine::pipeline::Pipeline::new(
+        store.clone(),
+        Arc::new(cfg),
+        repos,
+        tracker.clone(),
+        forge,
+        "test",
+    ));
+    for n in 1..=30 {
+        w.fake.add_issue(n, &format!("old {n}"), &["Done"]);
+    }
+    w.fake
+        .add_issue(31, "labelled while orch was down", &["To Analyse"]);
+    let r = GithubReconciler::new(tracker, pipeline);
+    let st = r.run_once().await;
+    assert_eq!((st.repaired, st.errors, st.pages), (1, 0, 1), "{st:?}");
+    assert!(
+        store
+            .find_live_task_by_tracker_id("app-31")
+            .await
+            .unwrap()
+            .is_some()
+    );
+    let before = w.fake.m().requests.len();
+    let st = r.run_once().await;
+    assert_eq!(
+        (st.repaired, st.api_calls),
+        (0, 1),
+        "one listing call per repo: {st:?}"
+    );
+    assert!(
+        w.fake.m().requests[before]
+            .query
+            .iter()
+            .any(|(k, _)| k == "since"),
+        "the listing starts at the watermark"
+    );
+    // An outage: nothing changes, the next cycle retries.
+    w.fake.m().fail_next.extend([500, 500, 500, 500]);
+    let st = r.run_once().await;
+    assert_eq!((st.errors, st.repaired), (1, 0), "{st:?}");
+}

@@ -151,7 +151,7 @@ impl Engine {
                     }
                     // The reconciler repairs gate states nobody told us about.
                     if n % 25 == 0 {
-                        // Plane: one listing per project per cycle.
+                        // Plane or GitHub Issues: one listing per project per cycle.
                         if let Some(r) = &plane {
                             let st = r.run_once().await;
                             if st.repaired > 0 || st.errors > 0 {
@@ -159,7 +159,7 @@ impl Engine {
                                     repaired = st.repaired,
                                     errors = st.errors,
                                     calls = st.api_calls,
-                                    "reconciled with Plane"
+                                    "reconciled with the tracker"
                                 );
                             }
                         } else {

@@ -268,6 +268,21 @@ impl Respond for Responder {
                     json!({"sha": cur, "merged": true, "message": "Pull Request successfully merged"}),
                 )
             }
+            ("GET", ["issues"]) => {
+                // Every fake issue has the same updated_at; newest number first.
+                let list: Vec<Value> = m
+                    .issues
+                    .iter()
+                    .rev()
+                    .map(|(n, i)| json!({"number": n, "title": i.title, "labels": i.labels.iter().map(|l| json!({"name": l})).collect::<Vec<_>>(), "updated_at": "2026-05-20T10:00:00Z"}))
+                    .collect();
+                let per: usize = q.get("per_page").and_then(|p| p.parse().ok()).unwrap_or(30);
+                let page: usize = q.get("page").and_then(|p| p.parse().ok()).unwrap_or(1);
+                json(
+                    200,
+                    Value::Array(list.into_iter().skip((page - 1) * per).take(per).collect()),
+                )
+            }
             ("GET", ["issues", n]) => match n
                 .parse::<u64>()
                 .ok()

@@ -331,4 +331,30 @@ impl GithubClient {
             .await?;
         if r.ok() { Ok(()) } else { Err(r.error()) }
     }
+
+    /// One page of a repository's issues (and pull requests, which the caller
+    /// skips), most recently updated first, changed at or after `since`.
+    pub async fn issues_page(
+        &self,
+        full: &str,
+        since: Option<&str>,
+        page: u32,
+        per_page: u32,
+    ) -> Result<Vec<GhIssue>, ApiError> {
+        let mut q = vec![
+            ("state", "all".to_owned()),
+            ("sort", "updated".to_owned()),
+            ("direction", "desc".to_owned()),
+            ("per_page", per_page.clamp(1, 100).to_string()),
+            ("page", page.max(1).to_string()),
+        ];
+        if let Some(s) = since {
+            q.push(("since", s.to_owned()));
+        }
+        let r = self
+            .api
+            .call(Method::GET, &format!("/repos/{full}/issues"), &q, None)
+            .await?;
+        if r.ok() { r.json() } else { Err(r.error()) }
+    }
 }

@@ -3,8 +3,10 @@
 
 pub mod client;
 pub mod forge;
+pub mod reconcile;
 pub mod tracker;
 
 pub use client::GithubClient;
 pub use forge::GithubForge;
+pub use reconcile::GithubReconciler;
 pub use tracker::GithubIssuesTracker;

@@ -57,6 +57,15 @@ impl GithubIssuesTracker {
         }
     }
 
+    pub fn client(&self) -> &Arc<GithubClient> {
+        &self.client
+    }
+
+    /// orch repo → `owner/name`.
+    pub fn repos(&self) -> &BTreeMap<String, String> {
+        &self.repos
+    }
+
     /// The item id of issue `number` of `owner/name`, if orch serves that repo.
     pub fn item_id(&self, full: &str, number: u64) -> Option<String> {
         self.repos
