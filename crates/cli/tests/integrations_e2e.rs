@@ -273,7 +273,9 @@ async fn a_plane_item_runs_to_a_merged_gitea_pull_request_and_done_through_storm
     assert_eq!(w.deliver(&approve), 202);
     assert_eq!(w.deliver(&approve), 200, "the replay is a no-op");
     w.plane.fail_next(429, 5);
-    w.gitea.fail_next(500, 6);
+    // Ten 500s: the status call and the first try of the merge step fail
+    // (4 attempts each); the tick retries the step, which then lands.
+    w.gitea.fail_next(500, 10);
     w.wait_plane_state(&item, "Done").await;
     let v = w.wait_stage(&item, "done").await;
     assert_eq!(events(&v, "merged"), 1, "merged exactly once");
@@ -302,6 +304,17 @@ async fn a_plane_item_runs_to_a_merged_gitea_pull_request_and_done_through_storm
             .any(|e| e["message"].as_str().unwrap().contains("commit status")),
         "{forge_errors:?}"
     );
+    // The merge step's own failure is on the log once, and the tick retried it.
+    let retried: Vec<_> = forge_errors
+        .iter()
+        .filter(|e| {
+            e["message"]
+                .as_str()
+                .unwrap()
+                .contains("the step is retried")
+        })
+        .collect();
+    assert_eq!(retried.len(), 1, "{forge_errors:?}");
     // The branch is gone; main is not.
     assert!(git(&bare, &["branch", "--list", "feature/*"]).is_empty());
     // Comments on the item, each once.
@@ -385,7 +398,11 @@ async fn lost_webhooks_are_repaired_by_the_reconciler() {
     w.wait_plane_state(&item, "Done").await;
     let v = w.wait_stage(&item, "done").await;
     assert_eq!(events(&v, "merged"), 1);
-    assert!(w.log().contains("reconciled with the tracker"), "{}", w.log());
+    assert!(
+        w.log().contains("reconciled with the tracker"),
+        "{}",
+        w.log()
+    );
     // Without a storm, the verified head gets orch's commit status on Gitea.
     let prs = w.gitea.prs();
     let statuses = w.gitea.m().statuses.clone();

@@ -34,7 +34,9 @@ impl Pipeline {
             .head_sha(&wt)
             .await
             .map_err(|e| super::PipelineError::Invalid(format!("reading the head: {e}")))?;
-        let pushed = self.forge.push_branch(&task.repo, &task.branch).await?;
+        let pushed = self
+            .noted(task, self.forge.push_branch(&task.repo, &task.branch).await)
+            .await?;
         if pushed != head {
             return self
                 .requeue_merger(task, "the pushed head is not the verified one")
@@ -55,7 +57,10 @@ impl Pipeline {
                 )
                 .await;
         }
-        let Some(base_sha) = self.forge.base_head(&task.repo, &base).await? else {
+        let Some(base_sha) = self
+            .noted(task, self.forge.base_head(&task.repo, &base).await)
+            .await?
+        else {
             return Err(super::PipelineError::Invalid(format!(
                 "the remote has no branch {base}"
             )));
@@ -116,13 +121,23 @@ impl Pipeline {
         marker: i64,
         d: &MergeDetail,
     ) -> PipelineResult<String> {
-        let merged = if self.forge.is_merged(&task.repo, &d.base, &d.head).await? {
+        let merged = if self
+            .noted(
+                task,
+                self.forge.is_merged(&task.repo, &d.base, &d.head).await,
+            )
+            .await?
+        {
             // Proven done (a restart after the merge, before the marker's completion).
             true
         } else {
             match self
-                .forge
-                .merge(&task.repo, &task.branch, &d.base, &d.head, &d.base_sha)
+                .noted(
+                    task,
+                    self.forge
+                        .merge(&task.repo, &task.branch, &d.base, &d.head, &d.base_sha)
+                        .await,
+                )
                 .await?
             {
                 MergeOutcome::Merged { .. } => true,
@@ -308,6 +323,34 @@ impl Pipeline {
                 String::from_utf8_lossy(&out.stderr).trim()
             ))
         }
+    }
+}
+
+impl Pipeline {
+    /// A forge error on the task's event log, once per run of equal
+    /// errors: the tick retries the step every few hundred milliseconds, and
+    /// an outage must not bury the log. The error still fails the step.
+    async fn noted<T>(
+        &self,
+        task: &Task,
+        r: Result<T, crate::ports::PortError>,
+    ) -> PipelineResult<T> {
+        if let Err(e) = &r {
+            let msg = format!("forge: {e}; the step is retried");
+            let last = self
+                .store
+                .events(task.id)
+                .await
+                .ok()
+                .and_then(|ev| ev.last().cloned());
+            if !last.is_some_and(|l| l.kind == "forge_error" && l.message == msg) {
+                let _ = self
+                    .store
+                    .append_event(task.id, self.event("forge_error", msg))
+                    .await;
+            }
+        }
+        Ok(r?)
     }
 }
 
