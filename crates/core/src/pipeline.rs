@@ -427,25 +427,28 @@ fn deploy_tick(view: &TaskView, policy: &PipelinePolicy) -> Vec<Effect> {
         .stage_job
         .as_ref()
         .filter(|j| j.agent == AgentKind::Deployer);
-    if view.deploy_initiated {
-        return match job {
-            Some(j) if j.phase == Some(DeployPhase::Run) => match j.status {
-                JobStatus::Succeeded => vec![Effect::FinishDeploy],
-                JobStatus::Failed => vec![Effect::DeployFailed(
-                    j.last_error
-                        .clone()
-                        .unwrap_or_else(|| "deploy failed".into()),
-                )],
-                _ => Vec::new(),
-            },
-            // The marker was written but the crash came before phase B was queued.
-            _ => vec![step(
-                Stage::Deploy,
-                "queued",
-                "deploy phase B queued",
-                Some(JobSpec::deploy(DeployPhase::Run)),
+    // Phase B ended: finish it, whether or not its marker is still INITIATED
+    // (the finalizer completes the marker before it moves the task, and a
+    // crash may fall in between; phase A must never run again then).
+    if let Some(j) = job.filter(|j| j.phase == Some(DeployPhase::Run)) {
+        return match j.status {
+            JobStatus::Succeeded => vec![Effect::FinishDeploy],
+            JobStatus::Failed => vec![Effect::DeployFailed(
+                j.last_error
+                    .clone()
+                    .unwrap_or_else(|| "deploy failed".into()),
             )],
+            _ => Vec::new(),
         };
+    }
+    if view.deploy_initiated {
+        // The marker was written but the crash came before phase B was queued.
+        return vec![step(
+            Stage::Deploy,
+            "queued",
+            "deploy phase B queued",
+            Some(JobSpec::deploy(DeployPhase::Run)),
+        )];
     }
     if !view.holds_lease {
         return vec![Effect::AcquireLease];
@@ -751,8 +754,15 @@ mod tests {
         v.deploy_initiated = true;
         let mut ran = done(AgentKind::Deployer);
         ran.phase = Some(DeployPhase::Run);
-        v.stage_job = Some(ran);
+        v.stage_job = Some(ran.clone());
         assert_eq!(on_tick(&v, &p), vec![Effect::FinishDeploy]);
+        // A crash between the finalizer's marker completion and its step: the
+        // marker is no longer INITIATED, yet phase B ran; finish, never re-prepare.
+        v.deploy_initiated = false;
+        assert_eq!(on_tick(&v, &p), vec![Effect::FinishDeploy]);
+        ran.status = JobStatus::Failed;
+        v.stage_job = Some(ran);
+        assert!(matches!(&on_tick(&v, &p)[..], [Effect::DeployFailed(_)]));
     }
 
     #[test]
