@@ -124,6 +124,16 @@ impl RunCgroup {
         })
     }
 
+    /// The cgroup's directory as an fd, for `clone3(CLONE_INTO_CGROUP)`.
+    pub fn open_dir(&self) -> io::Result<OwnedFd> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let f = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_DIRECTORY)
+            .open(&self.dir)?;
+        Ok(OwnedFd::from(f))
+    }
+
     /// Opens `cgroup.procs` for [`join_from_child`], before forking.
     pub fn open_procs(&self) -> io::Result<OwnedFd> {
         let f = std::fs::OpenOptions::new()

@@ -20,6 +20,7 @@
 //!   stands; [`check_timeouts`] and [`watch`] enforce wall and idle limits.
 
 pub mod cgroup;
+mod clone_spawn;
 mod copier;
 mod launcher;
 mod liveness;

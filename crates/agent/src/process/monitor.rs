@@ -17,6 +17,7 @@
 
 use super::ProcessError;
 use super::cgroup::{self, RunCgroup};
+use super::clone_spawn;
 use super::copier::{self, CopyDone};
 use super::monitor_args::MonitorArgs;
 use super::procfs::{self, ProcId};
@@ -318,12 +319,97 @@ impl Monitor {
         } else {
             None
         };
-        let cgroup_fd = cgroup.as_ref().and_then(|c| c.open_procs().ok());
+        // Fast path: created inside its cgroup, no migration (see clone_spawn).
+        let fast = match cgroup.as_ref().map(RunCgroup::open_dir) {
+            Some(Ok(dir)) => {
+                let spec = clone_spawn::SpawnSpec {
+                    argv: &self.args.argv,
+                    env: &env,
+                    cwd: self.args.cwd.as_deref(),
+                    parent_pid: self.me.pid,
+                    cgroup_dir: &dir,
+                };
+                match clone_spawn::spawn(&spec) {
+                    Ok(s) => Some(s),
+                    Err(clone_spawn::SpawnError::Unsupported(e)) => {
+                        log(&format!(
+                            "clone3 into the cgroup refused ({e}); joining after fork"
+                        ));
+                        None
+                    }
+                    Err(clone_spawn::SpawnError::Failed(e)) => {
+                        if let Some(cg) = &cgroup {
+                            cg.remove();
+                        }
+                        return Err(ProcessError::io(
+                            format!("starting {:?}", self.args.argv),
+                            e,
+                        ));
+                    }
+                }
+            }
+            _ => None,
+        };
+        let (child_pid, stdout, stderr): (
+            i32,
+            Box<dyn std::io::Read + Send>,
+            Box<dyn std::io::Read + Send>,
+        ) = match fast {
+            Some(s) => (s.pid, Box::new(s.stdout), Box::new(s.stderr)),
+            None => {
+                let mut child = self.spawn_with_command(program, rest, &env, cgroup.as_ref())?;
+                // `Command` set both up as pipes, so both are present.
+                let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take())
+                else {
+                    return Err(ProcessError::Other("agent pipes missing".into()));
+                };
+                // The agent is reaped with waitpid(-1) below; the `Child`
+                // handle is not needed (dropping it neither waits nor kills).
+                (child.id() as i32, Box::new(stdout), Box::new(stderr))
+            }
+        };
+        // Not reaped yet (only this thread reaps), so the stat is there even if
+        // the agent already exited.
+        let ticks = procfs::start_ticks(child_pid).ok().flatten().unwrap_or(0);
+        if let Some(cg) = &cgroup
+            && cgroup::cgroup_of(child_pid)
+                .is_none_or(|p| !cg.dir.ends_with(p.trim_start_matches('/')))
+        {
+            log("agent did not join its cgroup; relying on /proc");
+            cg.remove();
+            cgroup = None;
+        }
 
+        let (tx, rx) = mpsc::channel();
+        copier::spawn("stdout", stdout, out_log, tx.clone())
+            .map_err(|e| ProcessError::io("starting the stdout copier", e))?;
+        copier::spawn("stderr", stderr, err_log, tx)
+            .map_err(|e| ProcessError::io("starting the stderr copier", e))?;
+        Ok(Running {
+            child_pid,
+            id: ProcId {
+                pid: child_pid,
+                start_ticks: ticks,
+            },
+            cgroup,
+            copiers: rx,
+        })
+    }
+
+    /// The portable path: `Command`, joining the cgroup (if any) between fork
+    /// and exec.
+    fn spawn_with_command(
+        &self,
+        program: &std::ffi::OsString,
+        rest: &[std::ffi::OsString],
+        env: &BTreeMap<String, String>,
+        cgroup: Option<&RunCgroup>,
+    ) -> Result<std::process::Child, ProcessError> {
+        let cgroup_fd = cgroup.and_then(|c| c.open_procs().ok());
         let mut cmd = Command::new(program);
         cmd.args(rest)
             .env_clear()
-            .envs(&env)
+            .envs(env)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -359,51 +445,11 @@ impl Monitor {
                 Ok(())
             });
         }
-        let mut child = match cmd.spawn() {
-            Ok(c) => c,
-            Err(e) => {
-                if let Some(cg) = &cgroup {
-                    cg.remove();
-                }
-                return Err(ProcessError::io(
-                    format!("starting {:?}", self.args.argv),
-                    e,
-                ));
+        cmd.spawn().map_err(|e| {
+            if let Some(cg) = cgroup {
+                cg.remove();
             }
-        };
-        let child_pid = child.id() as i32;
-        // Not reaped yet (only this thread reaps), so the stat is there even if
-        // the agent already exited.
-        let ticks = procfs::start_ticks(child_pid).ok().flatten().unwrap_or(0);
-        if let Some(cg) = &cgroup
-            && cgroup::cgroup_of(child_pid)
-                .is_none_or(|p| !cg.dir.ends_with(p.trim_start_matches('/')))
-        {
-            log("agent did not join its cgroup; relying on /proc");
-            cg.remove();
-            cgroup = None;
-        }
-
-        let (tx, rx) = mpsc::channel();
-        // `Command` set both up as pipes, so both are present.
-        let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
-            return Err(ProcessError::Other("agent pipes missing".into()));
-        };
-        copier::spawn("stdout", stdout, out_log, tx.clone())
-            .map_err(|e| ProcessError::io("starting the stdout copier", e))?;
-        copier::spawn("stderr", stderr, err_log, tx)
-            .map_err(|e| ProcessError::io("starting the stderr copier", e))?;
-        // The agent is reaped with waitpid(-1) below; the `Child` handle is not
-        // needed (dropping it neither waits nor kills).
-        drop(child);
-        Ok(Running {
-            child_pid,
-            id: ProcId {
-                pid: child_pid,
-                start_ticks: ticks,
-            },
-            cgroup,
-            copiers: rx,
+            ProcessError::io(format!("starting {:?}", self.args.argv), e)
         })
     }
 
