@@ -84,8 +84,16 @@ impl RepoStore {
         let mirror = self.existing_mirror(repo)?;
         let _guard = self.lock_repo(repo).await;
 
-        let entries = self.live_worktrees(&mirror).await?;
         let wanted = local_ref(branch);
+        if registered_on(&mirror, &path, &wanted) {
+            return Ok(Worktree {
+                repo: repo.to_owned(),
+                path,
+                branch: branch.to_owned(),
+                created: false,
+            });
+        }
+        let entries = self.live_worktrees(&mirror).await?;
         if let Some(entry) = find_by_path(&entries, &path) {
             return if entry.branch.as_deref() == Some(wanted.as_str()) {
                 Ok(Worktree {
@@ -372,6 +380,38 @@ pub(crate) fn parse_worktree_list(out: &str) -> Vec<WorktreeEntry> {
     entries
 }
 
+/// The fast reuse check, from the files `git worktree list` itself reads:
+/// `path/.git` names an admin folder under the mirror's `worktrees/`, which
+/// points back at `path/.git` and has `wanted` checked out. Every later stage
+/// of a task takes this path, which saves spawning git before each agent start.
+/// Anything unexpected answers false and the full check runs.
+fn registered_on(mirror: &Path, path: &Path, wanted: &str) -> bool {
+    let read = |p: &Path| std::fs::read_to_string(p).ok();
+    let Some(dotgit) = read(&path.join(".git")) else {
+        return false;
+    };
+    let Some(admin) = dotgit
+        .trim_end()
+        .strip_prefix("gitdir: ")
+        .map(PathBuf::from)
+    else {
+        return false;
+    };
+    let admin = if admin.is_absolute() {
+        admin
+    } else {
+        path.join(admin)
+    };
+    if canonical(admin.parent().unwrap_or(&admin)) != canonical(&mirror.join("worktrees")) {
+        return false;
+    }
+    let back = read(&admin.join("gitdir")).map(|g| PathBuf::from(g.trim_end()));
+    if back.is_none_or(|b| canonical(&b) != canonical(&path.join(".git"))) {
+        return false;
+    }
+    read(&admin.join("HEAD")).is_some_and(|h| h.trim_end() == format!("ref: {wanted}"))
+}
+
 fn find_by_path<'a>(entries: &'a [WorktreeEntry], path: &Path) -> Option<&'a WorktreeEntry> {
     let wanted = canonical(path);
     entries
@@ -412,5 +452,37 @@ mod tests {
             PathBuf::from("/r/worktrees/demo/feature+x")
         );
         assert_eq!(entries[2].branch, None);
+    }
+
+    #[test]
+    fn fast_reuse_check_reads_the_admin_files_git_uses() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mirror = tmp.path().join("mirrors/demo.git");
+        let admin = mirror.join("worktrees/feature+x");
+        let wt = tmp.path().join("worktrees/demo/feature+x");
+        std::fs::create_dir_all(&admin).unwrap();
+        std::fs::create_dir_all(&wt).unwrap();
+        std::fs::write(wt.join(".git"), format!("gitdir: {}\n", admin.display())).unwrap();
+        std::fs::write(
+            admin.join("gitdir"),
+            format!("{}\n", wt.join(".git").display()),
+        )
+        .unwrap();
+        std::fs::write(admin.join("HEAD"), "ref: refs/heads/feature/x\n").unwrap();
+        assert!(registered_on(&mirror, &wt, "refs/heads/feature/x"));
+        // Another branch checked out there: not a match (the full check decides).
+        assert!(!registered_on(&mirror, &wt, "refs/heads/feature/y"));
+        // Registered for another folder: not a match.
+        std::fs::write(admin.join("gitdir"), "/elsewhere/.git\n").unwrap();
+        assert!(!registered_on(&mirror, &wt, "refs/heads/feature/x"));
+        // Another repo's admin folder: not a match.
+        let other = tmp.path().join("mirrors/other.git");
+        assert!(!registered_on(&other, &wt, "refs/heads/feature/x"));
+        // No worktree at all.
+        assert!(!registered_on(
+            &mirror,
+            &tmp.path().join("nope"),
+            "refs/heads/feature/x"
+        ));
     }
 }

@@ -52,11 +52,18 @@ impl RunPreparer for PipelinePreparer {
                 task.repo
             )
         })?;
-        let remote = self.cfg.repo_remote(repo);
-        self.repos
-            .ensure_mirror(&task.repo, &remote)
-            .await
-            .map_err(|e| format!("mirroring {remote}: {e}"))?;
+        // The mirror is synced when orch starts and whenever a worktree is
+        // created; a later run in an existing worktree works on its own branch
+        // and needs no fetch (it would cost tens of milliseconds before every
+        // agent start). The merger does fetch: it merges the newest base.
+        let have_mirror = self.repos.mirror_path(&task.repo).is_ok_and(|p| p.exists());
+        if !have_mirror || job.agent == AgentKind::Merger {
+            let remote = self.cfg.repo_remote(repo);
+            self.repos
+                .ensure_mirror(&task.repo, &remote)
+                .await
+                .map_err(|e| format!("mirroring {remote}: {e}"))?;
+        }
         let wt = self
             .repos
             .create_or_reuse_worktree(&task.repo, &task.branch, &repo.default_branch)
