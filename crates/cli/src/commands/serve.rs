@@ -124,6 +124,16 @@ impl Engine {
             tracing::warn!(error = %e, "start-up tick failed");
         }
         let mut tasks = supervisor.start().await;
+        // A job queued by this process (API, webhook, ticker) is claimed at once.
+        {
+            let (queued, s) = (pipeline.job_queued(), supervisor.clone());
+            tasks.push(tokio::spawn(async move {
+                loop {
+                    queued.notified().await;
+                    s.wake();
+                }
+            }));
+        }
         // A finished run moves its task on at once.
         {
             let (p, s) = (pipeline.clone(), supervisor.clone());

@@ -69,6 +69,9 @@ pub struct Pipeline {
     /// Who acts, in the task log: `cli`, `api`, `worker:<id>`.
     actor: String,
     locks: Mutex<HashMap<TaskId, Arc<tokio::sync::Mutex<()>>>>,
+    /// Signalled whenever a step queues a job, so the dispatcher of this
+    /// process claims it at once instead of at its next poll.
+    job_queued: Arc<tokio::sync::Notify>,
 }
 
 impl Pipeline {
@@ -97,7 +100,13 @@ impl Pipeline {
             runs_dir,
             actor: actor.into(),
             locks: Mutex::new(HashMap::new()),
+            job_queued: Arc::new(tokio::sync::Notify::new()),
         }
+    }
+
+    /// Notified each time this pipeline queues a job (see `job_queued`).
+    pub fn job_queued(&self) -> Arc<tokio::sync::Notify> {
+        self.job_queued.clone()
     }
 
     /// The embedded defaults: builtin tracker and local forge over `repos_dir`.
@@ -260,6 +269,7 @@ impl Pipeline {
                 Some(job),
             )
             .await?;
+        self.job_queued.notify_one();
         self.reflect(&task, Some("orch started the analysis."))
             .await;
         Ok(GateResult {
@@ -424,10 +434,14 @@ impl Pipeline {
             self.commit_and_push(task).await;
         }
         let job = job.map(|s| self.new_job(task, s));
+        let queues = job.is_some();
         let (moved, _) = self
             .store
             .advance(task.id, task.stage, to, self.event(kind, why), job)
             .await?;
+        if queues {
+            self.job_queued.notify_one();
+        }
         if moved.stage != task.stage {
             self.reflect(&moved, Some(why)).await;
             if moved.stage.is_terminal() {

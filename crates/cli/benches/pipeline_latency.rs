@@ -1,0 +1,185 @@
+//! Pipeline latency through a real `orch serve` (issue 4 benchmarks):
+//!
+//! - event → agent process started: `POST /api/tasks/{id}/approve` sent →
+//!   the developer's process is running (its first instruction stamps the
+//!   wall clock). The task's worktree is already there (the analyst made it).
+//!   Target p99 < 20 ms.
+//! - cancel_task end to end: `POST /api/tasks/{id}/stop` sent → the task is
+//!   `cancelled` and the agent and its child are gone.
+//!
+//! Each sample is one work item: created over the API, analysed by the
+//! example analyst, approved (measured), then stopped (measured).
+//!
+//! Run: `cargo bench -p orch-cli --bench pipeline_latency [-- SAMPLES]`
+
+use hdrhistogram::Histogram;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+const ORCH: &str = env!("CARGO_BIN_EXE_orch");
+const TOKEN: &str = "bench-token";
+
+fn http(addr: &str, method: &str, path: &str, body: &str) -> (u16, serde_json::Value) {
+    let mut s = TcpStream::connect(addr).expect("connect");
+    s.set_nodelay(true).ok();
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {TOKEN}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).expect("send");
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).expect("read");
+    let status = resp
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = resp.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
+    (status, serde_json::from_str(body).unwrap_or_default())
+}
+
+fn now_us() -> u128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_micros()
+}
+
+/// Gone or a zombie (its monitor has not reaped it yet).
+fn gone(pid: &str) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |s| s.contains(") Z "))
+}
+
+fn wait_until(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
+    let end = Instant::now() + limit;
+    while !f() {
+        assert!(Instant::now() < end, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_micros(200));
+    }
+}
+
+fn setup(tmp: &Path) -> std::path::PathBuf {
+    let dir = tmp.join("bench");
+    let out = Command::new(ORCH)
+        .args(["quickstart", "--auto", dir.to_str().unwrap()])
+        .env_remove("ORCH_CONFIG")
+        .output()
+        .expect("quickstart");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let starts = dir.join("starts");
+    std::fs::create_dir_all(&starts).unwrap();
+    // The developer stamps the wall clock first, then starts a child (as an
+    // agent starts tools) and waits; the stamp file appears atomically.
+    let developer = format!(
+        "command = [\"bash\", \"-c\", \"t=$EPOCHREALTIME; sleep 1000 & echo \\\"$t $$ $!\\\" > {s}/$ORCH_TASK_ID.tmp; mv {s}/$ORCH_TASK_ID.tmp {s}/$ORCH_TASK_ID; wait\"]",
+        s = starts.display()
+    );
+    let cfg_path = dir.join("orch.toml");
+    let cfg = std::fs::read_to_string(&cfg_path)
+        .unwrap()
+        .replace("command = [\"examples/agents/developer.sh\"]", &developer)
+        // The API and the supervisor, not the poll, must carry the event.
+        .replace("poll_ms = 200", "poll_ms = 5000");
+    assert!(cfg.contains("EPOCHREALTIME"));
+    std::fs::write(&cfg_path, cfg).unwrap();
+    dir
+}
+
+fn pct(h: &Histogram<u64>, q: f64) -> f64 {
+    h.value_at_quantile(q) as f64 / 1000.0
+}
+
+fn main() {
+    let samples: usize = std::env::args()
+        .skip(1)
+        .find_map(|a| a.parse().ok())
+        .unwrap_or(100);
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = setup(tmp.path());
+    let mut serve = Command::new(ORCH)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .current_dir(&dir)
+        .env("ORCH_API_TOKEN", TOKEN)
+        .env("RUST_LOG", "warn")
+        .env_remove("ORCH_CONFIG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("serve");
+    let mut lines = BufReader::new(serve.stderr.take().unwrap()).lines();
+    let addr = loop {
+        let line = lines.next().expect("serve exited").unwrap();
+        if let Some(rest) = line.split("listening on http://").nth(1) {
+            break rest.split_whitespace().next().unwrap().to_owned();
+        }
+    };
+    // Keep draining the server's log so it never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+
+    let mut start = Histogram::<u64>::new(3).unwrap();
+    let mut cancel = Histogram::<u64>::new(3).unwrap();
+    for i in 0..samples {
+        let (code, created) = http(
+            &addr,
+            "POST",
+            "/api/tasks",
+            &format!("{{\"repo\":\"demo\",\"title\":\"sample {i}\"}}"),
+        );
+        assert!(code == 200 || code == 201, "create: {code} {created}");
+        let id = created["result"]["task"]
+            .as_i64()
+            .unwrap_or_else(|| panic!("no task id in {created}"));
+        let task_path = format!("/api/tasks/{id}");
+        wait_until("analysis", Duration::from_secs(60), || {
+            http(&addr, "GET", &task_path, "").1["task"]["stage"] == "awaiting_approval"
+        });
+        let stamp = dir.join("starts").join(id.to_string());
+
+        let t0 = now_us();
+        let (code, r) = http(&addr, "POST", &format!("{task_path}/approve"), "{}");
+        assert_eq!(code, 200, "approve: {r}");
+        wait_until("the developer", Duration::from_secs(30), || stamp.exists());
+        let text = std::fs::read_to_string(&stamp).unwrap();
+        let mut f = text.split_whitespace();
+        let t: f64 = f.next().unwrap().parse().unwrap();
+        let (pid, child) = (f.next().unwrap().to_owned(), f.next().unwrap().to_owned());
+        let started = (t * 1e6) as u128;
+        start.record(started.saturating_sub(t0) as u64).unwrap();
+
+        let t1 = Instant::now();
+        let (code, r) = http(&addr, "POST", &format!("{task_path}/stop"), "{}");
+        assert_eq!(code, 200, "stop: {r}");
+        wait_until("the cancel", Duration::from_secs(30), || {
+            gone(&pid)
+                && gone(&child)
+                && http(&addr, "GET", &task_path, "").1["task"]["stage"] == "cancelled"
+        });
+        cancel.record(t1.elapsed().as_micros() as u64).unwrap();
+        if (i + 1) % 20 == 0 {
+            eprintln!("{} samples", i + 1);
+        }
+    }
+    let _ = serve.kill();
+    let _ = serve.wait();
+    println!("pipeline latency through orch serve, {samples} samples");
+    println!(
+        "event → agent started: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms (target p99 < 20 ms)",
+        pct(&start, 0.5),
+        pct(&start, 0.99),
+        start.max() as f64 / 1000.0
+    );
+    println!(
+        "cancel_task end to end: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        pct(&cancel, 0.5),
+        pct(&cancel, 0.99),
+        cancel.max() as f64 / 1000.0
+    );
+}
