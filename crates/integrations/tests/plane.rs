@@ -286,3 +286,34 @@ async fn the_reconciler_lists_once_per_cycle_and_repairs_missed_webhooks() {
     let s6 = r.run_once().await;
     assert_eq!(s6.repaired, 0, "{s6:?}");
 }
+
+#[tokio::test]
+async fn a_permanent_refusal_does_not_make_every_cycle_reread_everything() {
+    const GHOST: &str = "99999999-87ec-4950-99a3-ae639cf2b089";
+    let f = plane().await;
+    let names = all_states();
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    f.add_project(GHOST, &refs);
+    // GHOST maps to a repo orch.toml does not define: starting its items fails for good.
+    let client = PlaneClient::new(&f.uri(), "acme", KEY, fast()).unwrap();
+    let t = Arc::new(PlaneTracker::new(
+        Arc::new(client),
+        BTreeMap::from([
+            (PROJECT.to_string(), "demo".to_string()),
+            (GHOST.to_string(), "ghost".to_string()),
+        ]),
+    ));
+    let w = world(t.clone()).await;
+    let r = PlaneReconciler::new(t, w.pipeline.clone()).with_page_size(5);
+    for i in 0..12 {
+        f.add_item(GHOST, &format!("ghost {i}"), "Done");
+    }
+    f.add_item(GHOST, "cannot start", "To Analyse");
+    let s1 = r.run_once().await;
+    assert_eq!((s1.errors, s1.repaired), (1, 0), "{s1:?}");
+    let s2 = r.run_once().await;
+    assert_eq!(
+        s2.pages, 2,
+        "one page per project, not a full re-read: {s2:?}"
+    );
+}

@@ -95,7 +95,7 @@ impl GithubReconciler {
                             Ok(_) => st.repaired += 1,
                             Err(e) => {
                                 st.errors += 1;
-                                failed = true;
+                                failed |= is_transient(&e);
                                 tracing::warn!(item = %item, error = %e, "reconcile: applying the state failed; retried next cycle");
                             }
                         }
@@ -114,4 +114,12 @@ impl GithubReconciler {
         st.api_calls = self.tracker.client().api().requests_sent() - before;
         st
     }
+}
+
+/// Only an outage keeps the watermark (the item is read again next cycle);
+/// a refusal that will not change by retrying (an invalid item, an unknown
+/// repo) is logged once and does not make every cycle re-read everything.
+fn is_transient(e: &orch_engine::pipeline::PipelineError) -> bool {
+    use orch_engine::pipeline::PipelineError;
+    matches!(e, PipelineError::Port(_) | PipelineError::Store(_))
 }

@@ -166,7 +166,7 @@ impl PlaneReconciler {
                         }
                         Err(e) => {
                             st.errors += 1;
-                            failed = true;
+                            failed |= is_transient(&e);
                             tracing::warn!(item = %w.id, error = %e, "reconcile: applying the state failed; retried next cycle");
                         }
                     }
@@ -217,4 +217,12 @@ mod tests {
         ));
         assert!(!super::is_older("garbage", "2026-05-20T10:02:45Z"));
     }
+}
+
+/// Only an outage keeps the watermark (the item is read again next cycle);
+/// a refusal that will not change by retrying (an invalid item, an unknown
+/// repo) is logged once and does not make every cycle re-read everything.
+fn is_transient(e: &orch_engine::pipeline::PipelineError) -> bool {
+    use orch_engine::pipeline::PipelineError;
+    matches!(e, PipelineError::Port(_) | PipelineError::Store(_))
 }
