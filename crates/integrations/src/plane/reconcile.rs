@@ -203,6 +203,14 @@ fn is_older(a: &str, b: &str) -> bool {
     }
 }
 
+/// Only an outage keeps the watermark (the item is read again next cycle);
+/// a refusal that will not change by retrying (an invalid item, an unknown
+/// repo) is logged once and does not make every cycle re-read everything.
+fn is_transient(e: &orch_engine::pipeline::PipelineError) -> bool {
+    use orch_engine::pipeline::PipelineError;
+    matches!(e, PipelineError::Port(_) | PipelineError::Store(_))
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -217,12 +225,4 @@ mod tests {
         ));
         assert!(!super::is_older("garbage", "2026-05-20T10:02:45Z"));
     }
-}
-
-/// Only an outage keeps the watermark (the item is read again next cycle);
-/// a refusal that will not change by retrying (an invalid item, an unknown
-/// repo) is logged once and does not make every cycle re-read everything.
-fn is_transient(e: &orch_engine::pipeline::PipelineError) -> bool {
-    use orch_engine::pipeline::PipelineError;
-    matches!(e, PipelineError::Port(_) | PipelineError::Store(_))
 }
