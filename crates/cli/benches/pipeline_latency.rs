@@ -92,6 +92,24 @@ fn setup(tmp: &Path) -> std::path::PathBuf {
     dir
 }
 
+/// The log's human format may colour field names.
+fn strip_ansi(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 fn pct(h: &Histogram<u64>, q: f64) -> f64 {
     h.value_at_quantile(q) as f64 / 1000.0
 }
@@ -107,7 +125,7 @@ fn main() {
         .args(["serve", "--listen", "127.0.0.1:0"])
         .current_dir(&dir)
         .env("ORCH_API_TOKEN", TOKEN)
-        .env("RUST_LOG", "warn")
+        .env("RUST_LOG", "warn,orch_engine::supervisor=info")
         .env_remove("ORCH_CONFIG")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -121,8 +139,33 @@ fn main() {
             break rest.split_whitespace().next().unwrap().to_owned();
         }
     };
-    // Keep draining the server's log so it never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
+    // Keep draining the server's log so it never blocks on a full pipe; the
+    // supervisor's "agent started" lines split orch's part of the latency.
+    let parts = std::sync::Arc::new(std::sync::Mutex::new((
+        Histogram::<u64>::new(3).unwrap(),
+        Histogram::<u64>::new(3).unwrap(),
+    )));
+    {
+        let parts = parts.clone();
+        std::thread::spawn(move || {
+            for raw in lines.map_while(Result::ok) {
+                let line = strip_ansi(&raw);
+                let field = |name: &str| {
+                    line.split(&format!("{name}=")).nth(1).and_then(|v| {
+                        v.trim_start_matches('"')
+                            .split(|c: char| c == '"' || c.is_whitespace())
+                            .next()
+                            .and_then(|n| n.parse::<f64>().ok())
+                    })
+                };
+                if let (Some(p), Some(l)) = (field("prepare_ms"), field("launch_ms")) {
+                    let mut h = parts.lock().unwrap();
+                    h.0.record((p * 1000.0) as u64).ok();
+                    h.1.record((l * 1000.0) as u64).ok();
+                }
+            }
+        });
+    }
 
     let mut start = Histogram::<u64>::new(3).unwrap();
     let mut cancel = Histogram::<u64>::new(3).unwrap();
@@ -176,6 +219,16 @@ fn main() {
         pct(&start, 0.99),
         start.max() as f64 / 1000.0
     );
+    {
+        let h = parts.lock().unwrap();
+        println!(
+            "  of which orch prepares (claim → command ready): p50 {:.2} ms, p99 {:.2} ms; launches (→ monitor running): p50 {:.2} ms, p99 {:.2} ms",
+            pct(&h.0, 0.5),
+            pct(&h.0, 0.99),
+            pct(&h.1, 0.5),
+            pct(&h.1, 0.99)
+        );
+    }
     println!(
         "cancel_task end to end: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
         pct(&cancel, 0.5),

@@ -257,6 +257,7 @@ impl Supervisor {
             return;
         };
         let run_dir = self.run_dir(&run);
+        let claimed = std::time::Instant::now();
         let task = match self.store.get_task(job.task_id).await {
             Ok(Some(t)) => t,
             other => {
@@ -281,6 +282,7 @@ impl Supervisor {
                 return;
             }
         };
+        let prepare_ms = claimed.elapsed().as_secs_f64() * 1e3;
         let meta = recover::RunMeta::new(prepared.adapter, &prepared.timeouts, job.updated_at);
         if let Err(e) = meta.write(&run_dir) {
             self.launch_failed(&job, &run, format!("writing the run's metadata: {e}"))
@@ -312,6 +314,7 @@ impl Supervisor {
                     return;
                 }
             };
+        let launch_ms = claimed.elapsed().as_secs_f64() * 1e3 - prepare_ms;
         let process = RunProcess {
             pid: handle.pid,
             pgid: handle.pgid,
@@ -326,7 +329,8 @@ impl Supervisor {
             // by run id, so watch it rather than orphan it.
             tracing::error!(run = %run, error = %e, "recording the run's process failed");
         }
-        tracing::info!(task = %task.id, job = %job.id, run = %run, agent = %job.agent, pid = handle.pid, "agent started");
+        // The two parts of orch's own start latency, for operators and benches.
+        tracing::info!(task = %task.id, job = %job.id, run = %run, agent = %job.agent, pid = handle.pid, prepare_ms = format!("{prepare_ms:.1}"), launch_ms = format!("{launch_ms:.1}"), "agent started");
         self.watch(task, job, handle, prepared.adapter, prepared.timeouts)
             .await;
     }
