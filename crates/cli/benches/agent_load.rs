@@ -92,7 +92,8 @@ fn main() {
             lease: Duration::from_secs(60),
             heartbeat: Duration::from_secs(15),
             poll: Duration::from_millis(500),
-            tick: Duration::from_millis(250),
+            // As `orch serve` sets it.
+            tick: Duration::from_secs(1),
             limits: Default::default(),
             gates: Default::default(),
             retry: Default::default(),

@@ -98,7 +98,7 @@ impl Engine {
             lease: cfg.lease(),
             heartbeat: cfg.heartbeat(),
             poll: cfg.poll_interval(),
-            tick: Duration::from_millis(200),
+            tick: Duration::from_secs(1),
             limits: cfg.limits(),
             gates: cfg.gates(),
             retry: cfg.retry_policy(),

@@ -9,6 +9,7 @@
 //! ```
 
 mod env;
+mod exit_watch;
 mod recover;
 mod tail;
 mod watch;
@@ -83,7 +84,9 @@ pub struct SupervisorConfig {
     pub heartbeat: Duration,
     /// Fallback polling of the queue when nobody wakes the dispatcher.
     pub poll: Duration,
-    /// How often a watcher looks at its run (exit, log lines, timeouts).
+    /// How often a watcher looks at its run (log lines, budget, timeouts, a
+    /// monitor that died). The run's end wakes it at once (inotify), so this
+    /// can be slow; it bounds only how late a timeout or budget is noticed.
     pub tick: Duration,
     pub limits: Limits,
     pub gates: Gates,

@@ -118,6 +118,7 @@ impl Supervisor {
             }
         };
         let mut next_heartbeat = Instant::now() + self.cfg.heartbeat;
+        let mut exit_watch = super::exit_watch::ExitWatch::new(&handle.run_dir);
         loop {
             for line in tail.read_lines(false) {
                 for ev in adapter.feed_line(&line) {
@@ -157,6 +158,7 @@ impl Supervisor {
             }
             tokio::select! {
                 _ = tokio::time::sleep(self.cfg.tick) => {}
+                _ = exit_watch.changed() => {}
                 _ = stop.notified() => {
                     return self.stop_now(handle, RunOutcome::Cancelled, "STOP requested".to_owned()).await;
                 }
