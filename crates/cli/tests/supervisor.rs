@@ -479,6 +479,84 @@ async fn restart_readopts_a_live_run_and_records_its_real_exit() {
     );
 }
 
+/// A crash between starting the monitor and recording its pid: the next
+/// orchestrator finds the run by its folder (`monitor.json`) and re-adopts it
+/// instead of running the work a second time (a deploy would run twice).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_whose_pid_was_never_recorded_is_found_by_its_folder() {
+    let w = World::new().await;
+    let t = w.task().await;
+    let j = w.job(&t, 2).await;
+    let gate = w.file("go");
+    let ran = w.file("ran");
+    let body = format!(
+        "echo once >> {}; while [ ! -e {} ]; do sleep 0.05; done",
+        ran.display(),
+        gate.display()
+    );
+    {
+        let store = w.store.clone();
+        let cfg = w.config();
+        let script = w.script(&body);
+        orchestrator_a(async move {
+            let (sup, _rx) = Supervisor::new(store.clone(), Arc::new(script), cfg);
+            sup.dispatch_once().await;
+            eventually("the run has a process", || {
+                let store = store.clone();
+                async move {
+                    let runs = store.runs_for_task(TaskId(1)).await.unwrap();
+                    runs.first().is_some_and(|r| r.pid.is_some())
+                }
+            })
+            .await;
+        })
+        .await;
+    }
+    // The crash came before the pid reached the store.
+    let db = sqlx::SqlitePool::connect(&format!(
+        "sqlite://{}",
+        w.dir.path().join("orch.db").display()
+    ))
+    .await
+    .unwrap();
+    sqlx::query("UPDATE runs SET pid = NULL, pgid = NULL, proc_start_ticks = NULL")
+        .execute(&db)
+        .await
+        .unwrap();
+    db.close().await;
+    let run = w.store.runs_for_task(t.id).await.unwrap().remove(0);
+    assert!(run.pid.is_none());
+
+    let (sup_b, mut rx) = Supervisor::new(
+        w.store.clone(),
+        Arc::new(w.script(&format!("echo twice >> {}", ran.display()))),
+        w.config(),
+    );
+    sup_b.recover().await;
+    assert_eq!(sup_b.active_runs(), vec![run.run_id.clone()], "re-adopted");
+    assert!(
+        w.store
+            .get_run(&run.run_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .pid
+            .is_some(),
+        "its process is recorded now"
+    );
+    std::fs::write(&gate, "").unwrap();
+    let r = next_report(&mut rx).await;
+    assert_eq!(
+        (r.outcome, r.end),
+        (RunOutcome::Succeeded, JobEnd::Completed)
+    );
+    assert_eq!(
+        w.store.get_job(j.id).await.unwrap().unwrap().status,
+        JobStatus::Succeeded
+    );
+    assert_eq!(std::fs::read_to_string(&ran).unwrap(), "once\n", "ran once");
+}
+
 /// runs whose process died or ended while nobody watched.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn runs_that_ended_or_died_while_nobody_watched_are_finished_or_reaped() {

@@ -12,6 +12,9 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// How long recovery waits for a just-spawned monitor to name itself.
+const MONITOR_APPEAR: Duration = Duration::from_secs(5);
+
 /// What a later orchestrator needs to keep watching a run: written next to the
 /// monitor's files at launch.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -77,7 +80,10 @@ impl Supervisor {
                 return;
             }
         };
-        let handle = run.as_ref().and_then(|r| handle_of(r, &self.cfg.runs_dir));
+        let handle = match run.as_ref().and_then(|r| handle_of(r, &self.cfg.runs_dir)) {
+            Some(h) => Some(h),
+            None => self.handle_from_run_dir(&run_id).await,
+        };
         let Some(handle) = handle else {
             // Claimed, but the agent never started (crash between claim and launch).
             let reason = "orch restarted before the agent started";
@@ -130,6 +136,48 @@ impl Supervisor {
                     .await;
             }
         }
+    }
+
+    /// A crash between starting the monitor and recording its pid leaves the
+    /// run's row without a process, yet the monitor runs (and will run the
+    /// agent, e.g. a deploy): treating it as never started would run the work
+    /// twice. The monitor names itself in `monitor.json`; it is waited for a
+    /// moment when the launcher got as far as spawning it (`monitor.log`).
+    async fn handle_from_run_dir(&self, run_id: &orch_core::RunId) -> Option<RunHandle> {
+        use orch_agent::process::run_dir;
+        let dir = self.cfg.runs_dir.join(run_id.as_str());
+        if !dir.join(run_dir::MONITOR_LOG).exists() {
+            return None;
+        }
+        let deadline = std::time::Instant::now() + MONITOR_APPEAR;
+        let info = loop {
+            if let Some(info) = run_dir::read_monitor_info(&dir) {
+                break info;
+            }
+            if run_dir::read_exit(&dir).is_some() || std::time::Instant::now() >= deadline {
+                // It could not start the agent, or it never ran.
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        let handle = RunHandle {
+            run_id: run_id.clone(),
+            pid: info.monitor_pid,
+            pgid: info.monitor_pid,
+            proc_start_ticks: info.monitor_start_ticks,
+            run_dir: dir.clone(),
+        };
+        let process = orch_store::RunProcess {
+            pid: handle.pid,
+            pgid: handle.pgid,
+            proc_start_ticks: handle.proc_start_ticks,
+            log_path: dir.join(run_dir::OUTPUT_LOG).display().to_string(),
+        };
+        if let Err(e) = self.store.record_run_process(run_id, &process).await {
+            tracing::warn!(run = %run_id, error = %e, "recording the recovered run's process failed");
+        }
+        tracing::info!(run = %run_id, pid = handle.pid, "found a run started just before a crash");
+        Some(handle)
     }
 
     async fn record_from_log(
