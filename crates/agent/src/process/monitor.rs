@@ -45,6 +45,10 @@ const KILL_DEADLINE: Duration = Duration::from_secs(5);
 /// Runs the monitor; returns the process exit code: 0 once `exit.json` is
 /// written (whatever the agent's own status), 1 when the monitor itself failed.
 pub fn run_monitor(args: MonitorArgs) -> i32 {
+    // Our own session and process group, away from the orchestrator's: its
+    // restart, a terminal's Ctrl-C or a signal to its group never reach us.
+    // (It fails only if we already lead a group, i.e. were started that way.)
+    let _ = nix::unistd::setsid();
     let run_dir = args.run_dir.clone();
     let run_id = run_id_of(&args);
     let monitor = match Monitor::start(args) {
