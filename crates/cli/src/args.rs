@@ -173,6 +173,16 @@ pub struct ServeArgs {
     /// Address to listen on (default: server.listen from orch.toml).
     #[arg(long, value_name = "HOST:PORT")]
     pub listen: Option<String>,
+    /// Log lines as `human` text or one `json` object per line (default:
+    /// logging.format from orch.toml).
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub log_format: Option<LogFormatArg>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormatArg {
+    Human,
+    Json,
 }
 
 #[derive(Debug, Args)]

@@ -132,7 +132,7 @@ fn start_serve(dir: &Path, log: &Path, format: &str) -> (Serve, SocketAddr) {
         .env_remove("ORCH_CONFIG")
         .env("ORCH_API_TOKEN", SECRET)
         .env("RUST_LOG", "debug")
-        .env("ORCH_LOGGING__FORMAT", format)
+        .args(["--log-format", format])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(log).unwrap())
@@ -311,6 +311,22 @@ fn metrics_move_with_a_pipeline_and_the_secret_never_leaks() {
 
     assert!(seen.contains("DEMO-2"), "the answers were read");
     assert!(!seen.contains(SECRET), "the token is in an API answer");
+    // Lines of a run's work carry its task and run (the `run` span).
+    let human = std::fs::read_to_string(&human_log).unwrap();
+    assert!(
+        human.lines().any(|l| l.contains("run{task=")
+            && l.contains(" run=")
+            && !l.contains("agent started")),
+        "no log line of a run's work names its task and run"
+    );
+    // `--log-format json`: one JSON object per line (the banner aside).
+    let json = std::fs::read_to_string(&json_log).unwrap();
+    let mut objects = 0;
+    for l in json.lines().filter(|l| l.starts_with('{')) {
+        serde_json::from_str::<Value>(l).expect("a JSON log line");
+        objects += 1;
+    }
+    assert!(objects > 0, "{json}");
     for log in [&human_log, &json_log] {
         let text = std::fs::read_to_string(log).unwrap();
         assert!(

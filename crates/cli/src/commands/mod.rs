@@ -38,7 +38,16 @@ pub async fn run(cli: Cli) -> CliResult {
         }
         Command::Doctor(a) => doctor::run(&load_config(cli.config.as_deref())?, &a).await,
         Command::Quickstart(a) => quickstart::run(&a).await,
-        Command::Serve(a) => serve::run(&load_config(cli.config.as_deref())?, a.listen).await,
+        Command::Serve(a) => {
+            let mut cfg = load_config(cli.config.as_deref())?;
+            if let Some(f) = a.log_format {
+                cfg.logging.format = match f {
+                    crate::args::LogFormatArg::Human => orch_config::LogFormat::Human,
+                    crate::args::LogFormatArg::Json => orch_config::LogFormat::Json,
+                };
+            }
+            serve::run(&cfg, a.listen).await
+        }
         Command::Status(a) => status::run(&load_config(cli.config.as_deref())?, &a).await,
     }
 }

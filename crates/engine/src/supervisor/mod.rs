@@ -219,7 +219,12 @@ impl Supervisor {
                     started += 1;
                     crate::metered::run_started(&job);
                     let sup = self.clone();
-                    tokio::spawn(async move { sup.start_job(job).await });
+                    // Every line logged for this run carries its task and run.
+                    let span = run_span(&job);
+                    tokio::spawn(tracing::Instrument::instrument(
+                        async move { sup.start_job(job).await },
+                        span,
+                    ));
                 }
                 Ok(None) => return started,
                 Err(e) => {
@@ -398,6 +403,16 @@ impl Supervisor {
 }
 
 /// Rebuild a run's handle from what the store recorded.
+/// The span of one run's work: its log lines name the task, run and agent.
+pub(crate) fn run_span(job: &Job) -> tracing::Span {
+    tracing::info_span!(
+        "run",
+        task = %job.task_id,
+        run = job.run_id.as_ref().map_or("", |r| r.as_str()),
+        agent = %job.agent
+    )
+}
+
 pub fn handle_of(run: &orch_core::Run, runs_dir: &Path) -> Option<RunHandle> {
     Some(RunHandle {
         run_id: run.run_id.clone(),

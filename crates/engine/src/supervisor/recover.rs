@@ -121,10 +121,14 @@ impl Supervisor {
                         stop: Arc::new(tokio::sync::Notify::new()),
                     });
                 let sup = self.clone();
-                tokio::spawn(async move {
-                    sup.watch_run(task, job, handle, adapter, timeouts, started)
-                        .await
-                });
+                let span = super::run_span(&job);
+                tokio::spawn(tracing::Instrument::instrument(
+                    async move {
+                        sup.watch_run(task, job, handle, adapter, timeouts, started)
+                            .await
+                    },
+                    span,
+                ));
             }
             RunState::Exited(rec) => {
                 tracing::info!(run = %run_id, "recording a run that ended while orch was away");
