@@ -478,3 +478,35 @@ async fn doctor_checks_each_provider_and_says_what_to_fix() {
         "{checks:#?}"
     );
 }
+
+/// A verify that fails at the merge gate: the task parks for a person and
+/// Gitea shows a failed `orch/verify` status on the branch's pushed head.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_verify_parks_the_task_and_shows_on_gitea() {
+    let mut w = World::new(0).await;
+    let cfg_path = w.dir().join("orch.toml");
+    let cfg = std::fs::read_to_string(&cfg_path).unwrap().replace(
+        "verify = [\"sh\", \"scripts/verify.sh\"]",
+        "verify = [\"sh\", \"-c\", \"echo 'verify: 2 tests failed'; exit 1\"]",
+    );
+    std::fs::write(&cfg_path, cfg).unwrap();
+    w.start();
+    let item = w.plane.add_item(PROJECT, "Break the build", "Backlog");
+    assert_eq!(w.deliver(&w.plane.move_item(&item, "To Analyse")), 202);
+    w.wait_plane_state(&item, "Awaiting Approval").await;
+    assert_eq!(w.deliver(&w.plane.move_item(&item, "Approved")), 202);
+    let v = w.wait_stage(&item, "needs_attention").await;
+    assert_eq!(events(&v, "merged"), 0, "nothing merged");
+    let branch = v["task"]["branch"].as_str().unwrap().to_owned();
+    let bare = w.dir().join("remotes/demo.git");
+    let head = git(&bare, &["rev-parse", &format!("refs/heads/{branch}")]);
+    let statuses = w.gitea.m().statuses.clone();
+    assert!(
+        statuses.iter().any(|(sha, state, ctx)| sha == head.trim()
+            && state == "failure"
+            && ctx == "orch/verify"),
+        "no failed orch/verify status on {}: {statuses:?}",
+        head.trim()
+    );
+    assert!(w.gitea.prs().iter().all(|p| !p.merged));
+}

@@ -193,6 +193,45 @@ impl Pipeline {
         Ok(msg)
     }
 
+    /// A run report said the merger gave up (the supervisor parked the task):
+    /// report the failed verify on the forge.
+    pub async fn merger_gave_up(&self, id: orch_core::TaskId, why: &str) {
+        if let Ok(Some(task)) = self.store.get_task(id).await {
+            self.report_failed_verify(&task, why).await;
+        }
+    }
+
+    /// The merger gave up: push the head it checked (the failing state is then
+    /// visible on the pull request) and report a failed `orch/verify` status on
+    /// it. Errors are noted on the task and never stop the parking.
+    pub(crate) async fn report_failed_verify(&self, task: &Task, why: &str) {
+        let pushed = match self.forge.push_branch(&task.repo, &task.branch).await {
+            Ok(sha) => sha,
+            Err(e) => {
+                let _ = self
+                    .store
+                    .append_event(task.id, self.event("forge_error", format!("push: {e}")))
+                    .await;
+                return;
+            }
+        };
+        // A commit status description is short on every forge.
+        let description: String = why.chars().take(140).collect();
+        if let Err(e) = self
+            .forge
+            .report_verify(&task.repo, &pushed, false, &description)
+            .await
+        {
+            let _ = self
+                .store
+                .append_event(
+                    task.id,
+                    self.event("forge_error", format!("commit status: {e}")),
+                )
+                .await;
+        }
+    }
+
     /// The merge must be verified again (the base moved, the head changed).
     async fn requeue_merger(&self, task: &Task, why: &str) -> PipelineResult<String> {
         self.step(

@@ -416,7 +416,14 @@ impl Pipeline {
                     .await;
                 Ok(format!("deferred STOP applied: {}", r.note))
             }
-            Effect::Park(why) => self.park(task, &why).await,
+            Effect::Park(why) => {
+                if task.stage == Stage::Merge {
+                    // The merge gate gave up (verify failed, or the base would
+                    // not merge): the forge shows it on the branch's head.
+                    self.report_failed_verify(task, &why).await;
+                }
+                self.park(task, &why).await
+            }
         }
     }
 
