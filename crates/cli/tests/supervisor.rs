@@ -439,24 +439,7 @@ async fn restart_readopts_a_live_run_and_records_its_real_exit() {
         gate.display()
     );
     // Orchestrator A claims and launches, then dies (its runtime is dropped).
-    {
-        let store = w.store.clone();
-        let cfg = w.config();
-        let script = w.script(&body);
-        orchestrator_a(async move {
-            let (sup, _rx) = Supervisor::new(store.clone(), Arc::new(script), cfg);
-            sup.dispatch_once().await;
-            eventually("the run has a process", || {
-                let store = store.clone();
-                async move {
-                    let runs = store.runs_for_task(TaskId(1)).await.unwrap();
-                    runs.first().is_some_and(|r| r.pid.is_some())
-                }
-            })
-            .await;
-        })
-        .await;
-    }
+    crashed_orchestrator(&w, &body, &[TaskId(1)]).await;
     let run = w.store.runs_for_task(t.id).await.unwrap().remove(0);
     assert!(alive(run.pid.unwrap()), "the agent outlived orchestrator A");
     // Orchestrator B starts with the same worker id and recovers.
@@ -494,24 +477,7 @@ async fn a_run_whose_pid_was_never_recorded_is_found_by_its_folder() {
         ran.display(),
         gate.display()
     );
-    {
-        let store = w.store.clone();
-        let cfg = w.config();
-        let script = w.script(&body);
-        orchestrator_a(async move {
-            let (sup, _rx) = Supervisor::new(store.clone(), Arc::new(script), cfg);
-            sup.dispatch_once().await;
-            eventually("the run has a process", || {
-                let store = store.clone();
-                async move {
-                    let runs = store.runs_for_task(TaskId(1)).await.unwrap();
-                    runs.first().is_some_and(|r| r.pid.is_some())
-                }
-            })
-            .await;
-        })
-        .await;
-    }
+    crashed_orchestrator(&w, &body, &[TaskId(1)]).await;
     // The crash came before the pid reached the store.
     let db = sqlx::SqlitePool::connect(&format!(
         "sqlite://{}",
@@ -572,26 +538,7 @@ async fn runs_that_ended_or_died_while_nobody_watched_are_finished_or_reaped() {
         w.dir.path().join("work").display(),
         gate.display()
     );
-    {
-        let store = w.store.clone();
-        let cfg = w.config();
-        let script = w.script(&body);
-        orchestrator_a(async move {
-            let (sup, _rx) = Supervisor::new(store.clone(), Arc::new(script), cfg);
-            sup.dispatch_once().await;
-            eventually("both runs have a process", || {
-                let store = store.clone();
-                async move {
-                    let a = store.runs_for_task(TaskId(1)).await.unwrap();
-                    let b = store.runs_for_task(TaskId(2)).await.unwrap();
-                    a.first().is_some_and(|r| r.pid.is_some())
-                        && b.first().is_some_and(|r| r.pid.is_some())
-                }
-            })
-            .await;
-        })
-        .await;
-    }
+    crashed_orchestrator(&w, &body, &[TaskId(1), TaskId(2)]).await;
     let run2 = w.store.runs_for_task(t2.id).await.unwrap().remove(0);
     let agent2 = w.file(&format!("agent-{}", t2.id));
     eventually("agent 2 wrote its pid", || async {
@@ -663,6 +610,34 @@ async fn the_reaper_requeues_jobs_whose_lease_expired() {
 
 /// Run `work` as an orchestrator that then crashes: on its own thread and
 /// runtime, which is dropped afterwards (aborting every task it had).
+/// Orchestrator A: claims and launches `body` for the queued jobs, waits
+/// until the runs of `tasks` have a process, then dies (its runtime is
+/// dropped), leaving the agents running.
+async fn crashed_orchestrator(w: &World, body: &str, tasks: &[TaskId]) {
+    let store = w.store.clone();
+    let cfg = w.config();
+    let script = w.script(body);
+    let tasks = tasks.to_vec();
+    orchestrator_a(async move {
+        let (sup, _rx) = Supervisor::new(store.clone(), Arc::new(script), cfg);
+        sup.dispatch_once().await;
+        eventually("the runs have a process", || {
+            let (store, tasks) = (store.clone(), tasks.clone());
+            async move {
+                for t in tasks {
+                    let runs = store.runs_for_task(t).await.unwrap();
+                    if runs.first().is_none_or(|r| r.pid.is_none()) {
+                        return false;
+                    }
+                }
+                true
+            }
+        })
+        .await;
+    })
+    .await;
+}
+
 async fn orchestrator_a<F: std::future::Future<Output = ()> + Send + 'static>(work: F) {
     tokio::task::spawn_blocking(move || {
         let rt = tokio::runtime::Builder::new_multi_thread()
