@@ -6,7 +6,12 @@ use anyhow::Context;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-pub const AGENTS: [(&str, &str); 3] = [
+pub const AGENTS: [(&str, &str); 4] = [
+    // Sourced by the three agents below.
+    (
+        "common.sh",
+        include_str!("../../../examples/agents/common.sh"),
+    ),
     (
         "analyst.sh",
         include_str!("../../../examples/agents/analyst.sh"),

@@ -98,7 +98,7 @@ impl World {
         // The example agents.
         let agents = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/agents");
         std::fs::create_dir_all(d.join("examples/agents")).unwrap();
-        for a in ["analyst.sh", "developer.sh", "reviewer.sh"] {
+        for a in ["common.sh", "analyst.sh", "developer.sh", "reviewer.sh"] {
             std::fs::copy(agents.join(a), d.join("examples/agents").join(a)).unwrap();
         }
         let plane = FakePlane::start("acme", PLANE_KEY).await;
