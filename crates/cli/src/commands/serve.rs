@@ -139,13 +139,7 @@ impl Engine {
             let (p, s) = (pipeline.clone(), supervisor.clone());
             tasks.push(tokio::spawn(async move {
                 while let Some(r) = reports.recv().await {
-                    if r.agent == orch_core::AgentKind::Merger
-                        && r.end == orch_engine::supervisor::JobEnd::GaveUp
-                    {
-                        let why = r.error.as_deref().unwrap_or("verify failed");
-                        p.merger_gave_up(r.task_id, why).await;
-                    }
-                    if let Err(e) = p.tick(r.task_id).await {
+                    if let Err(e) = p.on_run_report(&r).await {
                         tracing::warn!(task = %r.task_id, error = %e, "tick after a run failed");
                     }
                     s.wake();

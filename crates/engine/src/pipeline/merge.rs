@@ -193,14 +193,6 @@ impl Pipeline {
         Ok(msg)
     }
 
-    /// A run report said the merger gave up (the supervisor parked the task):
-    /// report the failed verify on the forge.
-    pub async fn merger_gave_up(&self, id: orch_core::TaskId, why: &str) {
-        if let Ok(Some(task)) = self.store.get_task(id).await {
-            self.report_failed_verify(&task, why).await;
-        }
-    }
-
     /// The merger gave up: push the head it checked (the failing state is then
     /// visible on the pull request) and report a failed `orch/verify` status on
     /// it. Errors are noted on the task and never stop the parking.

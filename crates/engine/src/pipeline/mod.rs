@@ -316,6 +316,18 @@ impl Pipeline {
         })
     }
 
+    /// A run ended: a merger that gave up (the supervisor parked the task)
+    /// shows the failed verify on the forge; then whatever is due happens.
+    pub async fn on_run_report(&self, r: &crate::supervisor::RunReport) -> PipelineResult<()> {
+        let merger_gave_up =
+            r.agent == orch_core::AgentKind::Merger && r.end == crate::supervisor::JobEnd::GaveUp;
+        if merger_gave_up && let Some(task) = self.store.get_task(r.task_id).await? {
+            let why = r.error.as_deref().unwrap_or("verify failed");
+            self.report_failed_verify(&task, why).await;
+        }
+        self.tick(r.task_id).await
+    }
+
     /// Do what is due for a task now (level-triggered), until nothing is.
     pub async fn tick(&self, id: TaskId) -> PipelineResult<()> {
         let _g = self.lock(id).await;
