@@ -78,51 +78,50 @@ const DEVELOPER: &str = r#"command = ["examples/agents/developer.sh"]"#;
 const REVIEWER: &str = r#"command = ["examples/agents/reviewer.sh"]"#;
 const VERIFY: &str = r#"verify = ["sh", "scripts/verify.sh"]"#;
 
+/// What most rows share: no gate passed on the way, a plain cancel that
+/// stopped nothing and merged nothing.
+const BASE: Row = Row {
+    name: "",
+    edits: &[],
+    ready: |_| false,
+    approve: false,
+    confirm_deploy: false,
+    deferred: false,
+    stopped: 0,
+    note: "cancelled",
+    merged: false,
+};
+
 fn rows() -> Vec<Row> {
     vec![
         Row {
             name: "analysis (analyst running)",
             edits: &[(ANALYST, HANG)],
             ready: |v| stage(v) == "analysis" && running(v, "analyst"),
-            approve: false,
-            confirm_deploy: false,
-            deferred: false,
             stopped: 1,
-            note: "cancelled",
-            merged: false,
+            ..BASE
         },
         Row {
             name: "awaiting_approval (idle)",
             edits: &[],
             ready: |v| stage(v) == "awaiting_approval",
-            approve: false,
-            confirm_deploy: false,
-            deferred: false,
-            stopped: 0,
-            note: "cancelled",
-            merged: false,
+            ..BASE
         },
         Row {
             name: "development (developer running)",
             edits: &[(DEVELOPER, HANG)],
             ready: |v| stage(v) == "development" && running(v, "developer"),
             approve: true,
-            confirm_deploy: false,
-            deferred: false,
             stopped: 1,
-            note: "cancelled",
-            merged: false,
+            ..BASE
         },
         Row {
             name: "review (reviewer running)",
             edits: &[(REVIEWER, HANG)],
             ready: |v| stage(v) == "review" && running(v, "reviewer"),
             approve: true,
-            confirm_deploy: false,
-            deferred: false,
             stopped: 1,
-            note: "cancelled",
-            merged: false,
+            ..BASE
         },
         Row {
             name: "needs_attention (developer failed)",
@@ -132,11 +131,7 @@ fn rows() -> Vec<Row> {
             ],
             ready: |v| stage(v) == "needs_attention",
             approve: true,
-            confirm_deploy: false,
-            deferred: false,
-            stopped: 0,
-            note: "cancelled",
-            merged: false,
+            ..BASE
         },
         Row {
             // D7: the lease is held and the verify (the merge actor) runs:
@@ -145,11 +140,9 @@ fn rows() -> Vec<Row> {
             edits: &[(VERIFY, r#"verify = ["sh", "-c", "sleep 3"]"#)],
             ready: |v| stage(v) == "merge" && running(v, "merger"),
             approve: true,
-            confirm_deploy: false,
             deferred: true,
-            stopped: 0,
             note: "deferred-critical-window",
-            merged: false,
+            ..BASE
         },
         Row {
             // D7: deploy phase A running with the lease held: critical.
@@ -160,11 +153,10 @@ fn rows() -> Vec<Row> {
             )],
             ready: |v| stage(v) == "deploy" && running(v, "deployer"),
             approve: true,
-            confirm_deploy: false,
             deferred: true,
-            stopped: 0,
             note: "deferred-critical-window",
             merged: true,
+            ..BASE
         },
         Row {
             // D7: parked awaiting Confirm Deploy is not critical: full reset.
@@ -175,11 +167,8 @@ fn rows() -> Vec<Row> {
             )],
             ready: deploy_parked,
             approve: true,
-            confirm_deploy: false,
-            deferred: false,
-            stopped: 0,
-            note: "cancelled",
             merged: true,
+            ..BASE
         },
         Row {
             // The INITIATED marker of phase B: deferred, applied by the
@@ -195,9 +184,9 @@ fn rows() -> Vec<Row> {
             approve: true,
             confirm_deploy: true,
             deferred: true,
-            stopped: 0,
             note: "deferred-critical-window",
             merged: true,
+            ..BASE
         },
     ]
 }
