@@ -1,0 +1,410 @@
+//! Tests of the pipeline's decisions: examples per stage and gate, and
+//! property tests over random event sequences.
+
+use super::*;
+use proptest::prelude::*;
+
+fn done(agent: AgentKind) -> StageJob {
+    StageJob {
+        agent,
+        status: JobStatus::Succeeded,
+        phase: None,
+        review: None,
+        last_error: None,
+    }
+}
+
+fn policy() -> PipelinePolicy {
+    PipelinePolicy::default()
+}
+
+#[test]
+fn analysis_done_waits_for_approval() {
+    let mut v = TaskView::idle(Stage::Analysis);
+    v.stage_job = Some(done(AgentKind::Analyst));
+    let e = on_tick(&v, &policy());
+    assert!(matches!(
+        &e[..],
+        [Effect::Step {
+            to: Stage::AwaitingApproval,
+            job: None,
+            ..
+        }]
+    ));
+    let v = TaskView::idle(Stage::AwaitingApproval);
+    assert!(on_tick(&v, &policy()).is_empty());
+}
+
+#[test]
+fn approve_and_reject() {
+    let v = TaskView::idle(Stage::AwaitingApproval);
+    let e = on_gate(&v, Gate::Approve, Some("go"), &policy());
+    match &e[..] {
+        [
+            Effect::Step {
+                to: Stage::Development,
+                job: Some(j),
+                ..
+            },
+        ] => {
+            assert_eq!(j.agent, AgentKind::Developer);
+            assert_eq!(j.gate_comment.as_deref(), Some("go"));
+        }
+        other => panic!("{other:?}"),
+    }
+    let e = on_gate(&v, Gate::Reject, Some("more detail"), &policy());
+    assert!(matches!(
+        &e[..],
+        [Effect::Step {
+            to: Stage::Analysis,
+            kind: "rejected",
+            job: Some(_),
+            ..
+        }]
+    ));
+    let mut v = v;
+    v.rejections = 3;
+    let e = on_gate(&v, Gate::Reject, None, &policy());
+    assert!(matches!(
+        &e[..],
+        [Effect::Step {
+            to: Stage::Failed,
+            ..
+        }]
+    ));
+}
+
+#[test]
+fn review_loop_is_bounded() {
+    let mut v = TaskView::idle(Stage::Review);
+    let mut j = done(AgentKind::Reviewer);
+    j.review = Some(ReviewOutcome::ChangesRequested(vec!["tests".into()]));
+    v.stage_job = Some(j);
+    let e = on_tick(&v, &policy());
+    match &e[..] {
+        [
+            Effect::Step {
+                to: Stage::Development,
+                job: Some(s),
+                ..
+            },
+        ] => {
+            assert_eq!(s.reviewer_comments, vec!["tests".to_string()])
+        }
+        other => panic!("{other:?}"),
+    }
+    v.review_rounds = 2;
+    assert!(matches!(
+        &on_tick(&v, &policy())[..],
+        [Effect::Step {
+            to: Stage::Failed,
+            ..
+        }]
+    ));
+}
+
+#[test]
+fn unreadable_verdict_parks_never_approves() {
+    let mut v = TaskView::idle(Stage::Review);
+    let mut j = done(AgentKind::Reviewer);
+    j.review = Some(ReviewOutcome::Unreadable("no verdict".into()));
+    v.stage_job = Some(j);
+    assert!(matches!(&on_tick(&v, &policy())[..], [Effect::Park(_)]));
+}
+
+#[test]
+fn tc10_start_mid_pipeline_starts_nothing() {
+    for stage in [
+        Stage::Development,
+        Stage::Review,
+        Stage::Merge,
+        Stage::Deploy,
+        Stage::AwaitingApproval,
+    ] {
+        let e = on_gate(&TaskView::idle(stage), Gate::Start, None, &policy());
+        assert!(matches!(&e[..], [Effect::Comment(_)]), "{stage}: {e:?}");
+    }
+}
+
+#[test]
+fn tc11_start_on_idle_analysis_relaunches_the_analyst() {
+    let e = on_gate(
+        &TaskView::idle(Stage::Analysis),
+        Gate::Start,
+        None,
+        &policy(),
+    );
+    match &e[..] {
+        [
+            Effect::Step {
+                to: Stage::Analysis,
+                job: Some(j),
+                ..
+            },
+        ] => assert_eq!(j.agent, AgentKind::Analyst),
+        other => panic!("{other:?}"),
+    }
+    let mut busy = TaskView::idle(Stage::Analysis);
+    busy.has_active_job = true;
+    assert!(matches!(
+        &on_gate(&busy, Gate::Start, None, &policy())[..],
+        [Effect::Comment(_)]
+    ));
+}
+
+#[test]
+fn merge_needs_the_lease_then_verifies_then_merges() {
+    let mut v = TaskView::idle(Stage::Merge);
+    assert_eq!(on_tick(&v, &policy()), vec![Effect::AcquireLease]);
+    v.holds_lease = true;
+    assert!(matches!(
+        &on_tick(&v, &policy())[..],
+        [Effect::Step {
+            job: Some(JobSpec {
+                agent: AgentKind::Merger,
+                ..
+            }),
+            ..
+        }]
+    ));
+    v.stage_job = Some(done(AgentKind::Merger));
+    assert_eq!(on_tick(&v, &policy()), vec![Effect::Merge]);
+    v.merge_initiated = true;
+    assert_eq!(on_tick(&v, &policy()), vec![Effect::ResumeMerge]);
+}
+
+#[test]
+fn deploy_waits_for_confirmation_unless_auto() {
+    let p = PipelinePolicy {
+        deploy: Some(DeployPolicy {
+            has_prepare: true,
+            auto: false,
+        }),
+        ..policy()
+    };
+    let mut v = TaskView::idle(Stage::Deploy);
+    v.holds_lease = true;
+    assert!(matches!(
+        &on_tick(&v, &p)[..],
+        [Effect::Step {
+            job: Some(JobSpec {
+                phase: Some(DeployPhase::Prepare),
+                ..
+            }),
+            ..
+        }]
+    ));
+    let mut prepared = done(AgentKind::Deployer);
+    prepared.phase = Some(DeployPhase::Prepare);
+    v.stage_job = Some(prepared);
+    assert!(on_tick(&v, &p).is_empty(), "parked until Confirm Deploy");
+    assert_eq!(
+        on_gate(&v, Gate::ConfirmDeploy, None, &p),
+        vec![Effect::StartDeployRun]
+    );
+    let auto = PipelinePolicy {
+        deploy: Some(DeployPolicy {
+            has_prepare: true,
+            auto: true,
+        }),
+        ..policy()
+    };
+    assert_eq!(on_tick(&v, &auto), vec![Effect::StartDeployRun]);
+    v.deploy_initiated = true;
+    let mut ran = done(AgentKind::Deployer);
+    ran.phase = Some(DeployPhase::Run);
+    v.stage_job = Some(ran.clone());
+    assert_eq!(on_tick(&v, &p), vec![Effect::FinishDeploy]);
+    // A crash between the finalizer's marker completion and its step: the
+    // marker is no longer INITIATED, yet phase B ran; finish, never re-prepare.
+    v.deploy_initiated = false;
+    assert_eq!(on_tick(&v, &p), vec![Effect::FinishDeploy]);
+    ran.status = JobStatus::Failed;
+    v.stage_job = Some(ran);
+    assert!(matches!(&on_tick(&v, &p)[..], [Effect::DeployFailed(_)]));
+}
+
+#[test]
+fn a_deferred_cancel_waits_for_the_window_to_close() {
+    let mut v = TaskView::idle(Stage::Deploy);
+    v.cancel_requested = true;
+    v.in_critical_window = true;
+    v.has_active_job = true;
+    assert!(on_tick(&v, &policy()).is_empty());
+    v.in_critical_window = false;
+    v.has_active_job = false;
+    assert_eq!(on_tick(&v, &policy()), vec![Effect::ApplyDeferredCancel]);
+}
+
+#[test]
+fn resume_goes_back_where_it_was_parked() {
+    let mut v = TaskView::idle(Stage::NeedsAttention);
+    v.parked_from = Some(Stage::Development);
+    match &on_gate(&v, Gate::Approve, None, &policy())[..] {
+        [
+            Effect::Step {
+                to: Stage::Development,
+                job: Some(j),
+                ..
+            },
+        ] => assert_eq!(j.agent, AgentKind::Developer),
+        other => panic!("{other:?}"),
+    }
+    v.parked_from = Some(Stage::Merge);
+    assert!(matches!(
+        &on_gate(&v, Gate::Start, None, &policy())[..],
+        [Effect::Step {
+            to: Stage::Merge,
+            job: None,
+            ..
+        }]
+    ));
+}
+
+fn any_stage() -> impl Strategy<Value = Stage> {
+    (0usize..Stage::ALL.len()).prop_map(|i| Stage::ALL[i])
+}
+fn any_agent() -> impl Strategy<Value = AgentKind> {
+    (0usize..AgentKind::ALL.len()).prop_map(|i| AgentKind::ALL[i])
+}
+fn any_status() -> impl Strategy<Value = JobStatus> {
+    (0usize..JobStatus::ALL.len()).prop_map(|i| JobStatus::ALL[i])
+}
+fn any_gate() -> impl Strategy<Value = Gate> {
+    prop_oneof![
+        Just(Gate::Start),
+        Just(Gate::Approve),
+        Just(Gate::Reject),
+        Just(Gate::ConfirmDeploy)
+    ]
+}
+
+prop_compose! {
+    fn any_view()(stage in any_stage(), active in any::<bool>(), job in proptest::option::of((any_agent(), any_status(), any::<bool>(), 0u8..4)),
+                  parked in proptest::option::of(any_stage()), rej in 0u32..5, rev in 0u32..5,
+                  lease in any::<bool>(), mi in any::<bool>(), di in any::<bool>(), cr in any::<bool>(), cw in any::<bool>()) -> TaskView {
+        TaskView {
+            stage,
+            has_active_job: active,
+            stage_job: job.map(|(agent, status, run, r)| StageJob {
+                agent, status,
+                phase: (agent == AgentKind::Deployer).then_some(if run { DeployPhase::Run } else { DeployPhase::Prepare }),
+                review: match r { 0 => None, 1 => Some(ReviewOutcome::Approve), 2 => Some(ReviewOutcome::ChangesRequested(vec!["x".into()])), _ => Some(ReviewOutcome::Unreadable("?".into())) },
+                last_error: None,
+            }),
+            parked_from: parked, rejections: rej, review_rounds: rev, holds_lease: lease,
+            merge_initiated: mi, deploy_initiated: di, cancel_requested: cr, in_critical_window: cw,
+        }
+    }
+}
+
+fn check_effects(view: &TaskView, effects: &[Effect]) -> Result<(), TestCaseError> {
+    let mut queued = 0;
+    for e in effects {
+        if let Effect::Step { to, job, .. } = e {
+            // No event sequence reaches an illegal stage.
+            prop_assert!(
+                *to == view.stage || view.stage.can_transition_to(*to),
+                "{} -> {}",
+                view.stage,
+                to
+            );
+            if job.is_some() {
+                queued += 1;
+                // At most one active job per task.
+                prop_assert!(
+                    !view.has_active_job,
+                    "a job queued beside an active one: {view:?} {e:?}"
+                );
+                prop_assert!(!to.is_terminal());
+            }
+        }
+    }
+    prop_assert!(queued <= 1);
+    // Terminal stages absorb every event.
+    if view.stage.is_terminal() {
+        prop_assert!(
+            effects.iter().all(|e| matches!(e, Effect::Comment(_))),
+            "{effects:?}"
+        );
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(4000))]
+    #[test]
+    fn ticks_and_gates_keep_the_invariants(view in any_view(), gate in any_gate()) {
+        check_effects(&view, &on_tick(&view, &policy()))?;
+        check_effects(&view, &on_gate(&view, gate, Some("c"), &policy()))?;
+        let p = PipelinePolicy { deploy: Some(DeployPolicy { has_prepare: true, auto: true }), ..policy() };
+        check_effects(&view, &on_tick(&view, &p))?;
+    }
+
+    /// Drive random gates and ticks through a simulated task: stages stay
+    /// legal and the task never holds two active jobs.
+    #[test]
+    fn random_event_sequences_stay_legal(events in proptest::collection::vec((0u8..6, any::<bool>()), 1..60)) {
+        let p = PipelinePolicy { deploy: Some(DeployPolicy { has_prepare: true, auto: false }), ..policy() };
+        let mut v = TaskView::idle(Stage::Analysis);
+        v.has_active_job = true;
+        v.stage_job = Some(StageJob { agent: AgentKind::Analyst, status: JobStatus::Queued, phase: None, review: None, last_error: None });
+        for (ev, ok) in events {
+            let effects = match ev {
+                0 => on_gate(&v, Gate::Start, None, &p),
+                1 => on_gate(&v, Gate::Approve, None, &p),
+                2 => on_gate(&v, Gate::Reject, Some("no"), &p),
+                3 => on_gate(&v, Gate::ConfirmDeploy, None, &p),
+                4 => {
+                    // The active job finishes.
+                    if let Some(j) = v.stage_job.as_mut().filter(|_| v.has_active_job) {
+                        j.status = if ok { JobStatus::Succeeded } else { JobStatus::Failed };
+                        if j.agent == AgentKind::Reviewer && ok {
+                            j.review = Some(if v.review_rounds == 0 { ReviewOutcome::ChangesRequested(vec![]) } else { ReviewOutcome::Approve });
+                        }
+                        v.has_active_job = false;
+                    }
+                    Vec::new()
+                }
+                _ => on_tick(&v, &p),
+            };
+            check_effects(&v, &effects)?;
+            // Apply the effects the way the engine does.
+            for e in effects {
+                match e {
+                    Effect::Step { to, kind, job, .. } => {
+                        if to != v.stage {
+                            if to == Stage::NeedsAttention { v.parked_from = Some(v.stage); }
+                            v.stage = to;
+                            v.stage_job = None;
+                        }
+                        if kind == "rejected" { v.rejections += 1; }
+                        if kind == "changes_requested" { v.review_rounds += 1; }
+                        if let Some(j) = job {
+                            v.has_active_job = true;
+                            v.stage_job = Some(StageJob { agent: j.agent, status: JobStatus::Queued, phase: j.phase, review: None, last_error: None });
+                        }
+                    }
+                    Effect::Park(_) => { v.parked_from = Some(v.stage); v.stage = Stage::NeedsAttention; v.stage_job = None; }
+                    Effect::AcquireLease => v.holds_lease = true,
+                    Effect::ReleaseLease => v.holds_lease = false,
+                    Effect::Merge | Effect::ResumeMerge => {
+                        v.merge_initiated = false;
+                        v.stage = Stage::Deploy;
+                        v.stage_job = None;
+                    }
+                    Effect::StartDeployRun => {
+                        v.deploy_initiated = true;
+                        v.has_active_job = true;
+                        v.stage_job = Some(StageJob { agent: AgentKind::Deployer, status: JobStatus::Queued, phase: Some(DeployPhase::Run), review: None, last_error: None });
+                    }
+                    Effect::FinishDeploy => { v.stage = Stage::Done; v.holds_lease = false; v.deploy_initiated = false; }
+                    Effect::DeployFailed(_) => { v.deploy_initiated = false; v.parked_from = Some(v.stage); v.stage = Stage::NeedsAttention; v.stage_job = None; }
+                    Effect::ApplyDeferredCancel => { v.stage = Stage::Cancelled; }
+                    Effect::Comment(_) => {}
+                }
+            }
+            prop_assert!(Stage::ALL.contains(&v.stage));
+        }
+    }
+}
