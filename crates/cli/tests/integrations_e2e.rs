@@ -498,15 +498,23 @@ async fn a_failed_verify_parks_the_task_and_shows_on_gitea() {
     let v = w.wait_stage(&item, "needs_attention").await;
     assert_eq!(events(&v, "merged"), 0, "nothing merged");
     let branch = v["task"]["branch"].as_str().unwrap().to_owned();
+    // The task parks first; the push and the status follow the run report.
     let bare = w.dir().join("remotes/demo.git");
-    let head = git(&bare, &["rev-parse", &format!("refs/heads/{branch}")]);
-    let statuses = w.gitea.m().statuses.clone();
-    assert!(
-        statuses.iter().any(|(sha, state, ctx)| sha == head.trim()
-            && state == "failure"
-            && ctx == "orch/verify"),
-        "no failed orch/verify status on {}: {statuses:?}",
-        head.trim()
-    );
+    let end = Instant::now() + DEADLINE;
+    loop {
+        let head = git(&bare, &["rev-parse", &format!("refs/heads/{branch}")]);
+        let statuses = w.gitea.m().statuses.clone();
+        if statuses.iter().any(|(sha, state, ctx)| {
+            sha == head.trim() && state == "failure" && ctx == "orch/verify"
+        }) {
+            break;
+        }
+        assert!(
+            Instant::now() < end,
+            "no failed orch/verify status on {}: {statuses:?}",
+            head.trim()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     assert!(w.gitea.prs().iter().all(|p| !p.merged));
 }
