@@ -30,5 +30,16 @@ export ORCH_BIN="$root/target/debug/orch"
 export ORCH_CHROMIUM="$chromium"
 export ORCH_SCREENSHOTS="$root/target/browser-screenshots"
 mkdir -p "$ORCH_SCREENSHOTS"
-node --test --test-concurrency=1 tests/browser/dashboard.test.mjs
+# Everything these tests talk to is on 127.0.0.1. A proxy from the environment
+# (set where the registries are reached through one) must not see that
+# traffic: Chromium and some Node builds send loopback requests to it, and it
+# answers 403. So the test run gets no proxy variables, and NO_PROXY on top.
+proxy_vars=()
+for v in http_proxy HTTP_PROXY https_proxy HTTPS_PROXY all_proxy ALL_PROXY; do
+  [ -n "${!v:-}" ] && proxy_vars+=("$v")
+done
+[ ${#proxy_vars[@]} -eq 0 ] || echo "browser-tests: ignoring ${proxy_vars[*]} for the loopback tests" >&2
+env -u http_proxy -u HTTP_PROXY -u https_proxy -u HTTPS_PROXY -u all_proxy -u ALL_PROXY \
+  NO_PROXY="127.0.0.1,localhost,::1${NO_PROXY:+,$NO_PROXY}" no_proxy="127.0.0.1,localhost,::1${no_proxy:+,$no_proxy}" \
+  node --test --test-concurrency=1 tests/browser/dashboard.test.mjs
 echo "browser-tests: screenshots in $ORCH_SCREENSHOTS" >&2

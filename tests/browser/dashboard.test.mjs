@@ -82,7 +82,7 @@ before(async () => {
   serve = s.child;
   base = `http://${s.addr}`;
   mkdirSync(SHOTS, { recursive: true });
-  browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox'] });
+  browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox', '--no-proxy-server', '--disable-background-networking'] });
   page = await browser.newPage({ viewport: { width: 1500, height: 950 } });
   page.setDefaultTimeout(TIMEOUT);
 });

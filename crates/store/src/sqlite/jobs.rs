@@ -4,6 +4,7 @@
 //! Every write about a running job names its `run_id` and `status = 'running'`:
 //! zero rows changed means the caller's attempt is stale (fenced off).
 
+use super::writer::{exec, first, is_foreign_key_violation};
 use super::{SqliteStore, rows};
 use crate::error::{StoreError, StoreResult};
 use crate::model::{ClaimRequest, ReapSummary};
@@ -11,6 +12,7 @@ use crate::traits::JobQueue;
 use async_trait::async_trait;
 use orch_core::retry::{FailureDecision, RetryPolicy, after_failure};
 use orch_core::{Job, JobId, JobStatus, NewJob, RunId, Stage, TaskId, Timestamp, WorkerId};
+use rusqlite::{Connection, params};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -57,99 +59,88 @@ impl SqliteStore {
         lost: bool,
     ) -> StoreResult<Option<FailureDecision>> {
         let now = self.now();
-        let mut tx = self.begin_write().await?;
-        let row: Option<(i64, i64, String)> = sqlx::query_as(
-            "SELECT j.attempts, j.max_attempts, t.stage FROM jobs j JOIN tasks t ON t.id = j.task_id
-             WHERE j.id = ? AND j.run_id = ? AND j.status = 'running'",
-        )
-        .bind(job.0)
-        .bind(run.0.clone())
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some((attempts, max_attempts, stage)) = row else {
-            return Ok(None);
-        };
-        let stage: Stage = stage.parse()?;
-        let decision = after_failure(
-            attempts.max(0) as u32,
-            max_attempts.max(0) as u32,
-            stage,
-            now,
-            policy,
-            rand::random::<f64>(),
-        );
-        let (status, run_after) = match decision {
-            FailureDecision::Retry { run_after } => (JobStatus::Queued, Some(run_after.0)),
-            FailureDecision::GiveUp => (JobStatus::Failed, None),
-            FailureDecision::Cancel => (JobStatus::Cancelled, None),
-        };
-        sqlx::query(
-            "UPDATE jobs SET status = ?1, run_after = COALESCE(?2, run_after), last_error = ?3,
-                 lease_expires_at = NULL, updated_at = ?4
-             WHERE id = ?5",
-        )
-        .bind(status.as_str())
-        .bind(run_after)
-        .bind(error.to_owned())
-        .bind(now.0)
-        .bind(job.0)
-        .execute(&mut *tx)
-        .await?;
-        if lost {
-            // Nobody saw the run end: record that, unless its end was recorded.
-            sqlx::query(
-                "UPDATE runs SET finished_at = ?1, outcome = 'unknown', error = ?2
-                 WHERE run_id = ?3 AND finished_at IS NULL",
-            )
-            .bind(now.0)
-            .bind(error.to_owned())
-            .bind(run.0.clone())
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(Some(decision))
+        self.writer.tx(|conn| {
+            let row = first(
+                conn,
+                "SELECT j.attempts, j.max_attempts, t.stage FROM jobs j JOIN tasks t ON t.id = j.task_id
+                 WHERE j.id = ?1 AND j.run_id = ?2 AND j.status = 'running'",
+                params![job.0, run.0],
+                |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, String>(2)?)),
+            )?;
+            let Some((attempts, max_attempts, stage)) = row else {
+                return Ok(None);
+            };
+            let stage: Stage = stage.parse()?;
+            let decision = after_failure(
+                attempts.max(0) as u32,
+                max_attempts.max(0) as u32,
+                stage,
+                now,
+                policy,
+                rand::random::<f64>(),
+            );
+            let (status, run_after) = match decision {
+                FailureDecision::Retry { run_after } => (JobStatus::Queued, Some(run_after.0)),
+                FailureDecision::GiveUp => (JobStatus::Failed, None),
+                FailureDecision::Cancel => (JobStatus::Cancelled, None),
+            };
+            exec(
+                conn,
+                "UPDATE jobs SET status = ?1, run_after = COALESCE(?2, run_after), last_error = ?3,
+                     lease_expires_at = NULL, updated_at = ?4
+                 WHERE id = ?5",
+                params![status.as_str(), run_after, error, now.0, job.0],
+            )?;
+            if lost {
+                // Nobody saw the run end: record that, unless its end was recorded.
+                exec(
+                    conn,
+                    "UPDATE runs SET finished_at = ?1, outcome = 'unknown', error = ?2
+                     WHERE run_id = ?3 AND finished_at IS NULL",
+                    params![now.0, error, run.0],
+                )?;
+            }
+            Ok(Some(decision))
+        }).await
     }
 }
 
 /// A single INSERT of a queued job; the foreign key refuses a job for a
 /// missing task. Shared by `enqueue` and the pipeline's atomic `advance`.
-pub(super) async fn insert_job(
-    conn: &mut sqlx::sqlite::SqliteConnection,
-    job: &NewJob,
-    now: Timestamp,
-) -> StoreResult<Job> {
+pub(super) fn insert_job(conn: &Connection, job: &NewJob, now: Timestamp) -> StoreResult<Job> {
     let payload = serde_json::to_string(&job.payload)
         .map_err(|e| StoreError::Corrupt(format!("job payload: {e}")))?;
-    let row = sqlx::query(
+    first(
+        conn,
         "INSERT INTO jobs (task_id, agent, repo, status, priority, attempts, max_attempts, run_after, payload, created_at, updated_at)
          VALUES (?1, ?2, ?3, 'queued', ?4, 0, ?5, ?6, ?7, ?8, ?8) RETURNING *",
+        params![
+            job.task_id.0,
+            job.agent.as_str(),
+            job.repo,
+            job.priority,
+            i64::from(job.max_attempts.max(1)),
+            job.run_after.0,
+            payload,
+            now.0
+        ],
+        |r| rows::job(r),
     )
-    .bind(job.task_id.0)
-    .bind(job.agent.as_str())
-    .bind(job.repo.clone())
-    .bind(job.priority)
-    .bind(i64::from(job.max_attempts.max(1)))
-    .bind(job.run_after.0)
-    .bind(payload)
-    .bind(now.0)
-    .fetch_one(&mut *conn)
-    .await
-    .map_err(|e| match &e {
-        sqlx::Error::Database(db) if db.is_foreign_key_violation() => {
+    .map_err(|e| {
+        if is_foreign_key_violation(&e) {
             StoreError::TaskNotFound(job.task_id)
+        } else {
+            e
         }
-        _ => StoreError::Database(e),
-    })?;
-    rows::job(&row)
+    })?
+    .ok_or_else(|| StoreError::Corrupt("INSERT … RETURNING gave no row".into()))
 }
 
 #[async_trait]
 impl JobQueue for SqliteStore {
     async fn enqueue(&self, job: NewJob) -> StoreResult<Job> {
         let now = self.now();
-        let mut conn = self.write.acquire().await?;
-        insert_job(&mut conn, &job, now).await
+        self.writer.run(|conn| insert_job(conn, &job, now)).await
     }
 
     async fn get_job(&self, id: JobId) -> StoreResult<Option<Job>> {
@@ -193,50 +184,50 @@ impl JobQueue for SqliteStore {
         // One statement: SQLite takes the write lock at its first step, so the
         // pick and the take cannot interleave with another writer; the trigger
         // `jobs_claim_mints_run` inserts the run row within it.
-        let row = sqlx::query(CLAIM)
-            .bind(run_id.0.clone())
-            .bind(req.worker.0.clone())
-            .bind(now.plus(req.lease).0)
-            .bind(now.0)
-            .bind(req.gates.task_deps)
-            .bind(req.gates.serial)
-            .bind(req.limits.global.map(i64::from))
-            .bind(per_repo)
-            .bind(req.limits.per_repo.map(i64::from))
-            .bind(per_agent)
-            .fetch_optional(&self.write)
-            .await?;
-        row.as_ref().map(rows::job).transpose()
+        self.writer.run(|conn| {
+            first(
+                conn,
+                CLAIM,
+                params![
+                    run_id.0,
+                    req.worker.0,
+                    now.plus(req.lease).0,
+                    now.0,
+                    req.gates.task_deps,
+                    req.gates.serial,
+                    req.limits.global.map(i64::from),
+                    per_repo,
+                    req.limits.per_repo.map(i64::from),
+                    per_agent
+                ],
+                |r| rows::job(r),
+            )
+        }).await
     }
 
     async fn heartbeat(&self, job: JobId, run: &RunId, lease: Duration) -> StoreResult<bool> {
         let now = self.now();
-        let n = sqlx::query(
-            "UPDATE jobs SET lease_expires_at = ?1, updated_at = ?2
-             WHERE id = ?3 AND run_id = ?4 AND status = 'running'",
-        )
-        .bind(now.0.saturating_add(millis(lease)))
-        .bind(now.0)
-        .bind(job.0)
-        .bind(run.0.clone())
-        .execute(&self.write)
-        .await?
-        .rows_affected();
+        let n = self.writer.run(|conn| {
+            exec(
+                conn,
+                "UPDATE jobs SET lease_expires_at = ?1, updated_at = ?2
+                 WHERE id = ?3 AND run_id = ?4 AND status = 'running'",
+                params![now.0.saturating_add(millis(lease)), now.0, job.0, run.0],
+            )
+        }).await?;
         Ok(n == 1)
     }
 
     async fn complete(&self, job: JobId, run: &RunId) -> StoreResult<bool> {
         let now = self.now();
-        let n = sqlx::query(
-            "UPDATE jobs SET status = 'succeeded', lease_expires_at = NULL, last_error = NULL, updated_at = ?1
-             WHERE id = ?2 AND run_id = ?3 AND status = 'running'",
-        )
-        .bind(now.0)
-        .bind(job.0)
-        .bind(run.0.clone())
-        .execute(&self.write)
-        .await?
-        .rows_affected();
+        let n = self.writer.run(|conn| {
+            exec(
+                conn,
+                "UPDATE jobs SET status = 'succeeded', lease_expires_at = NULL, last_error = NULL, updated_at = ?1
+                 WHERE id = ?2 AND run_id = ?3 AND status = 'running'",
+                params![now.0, job.0, run.0],
+            )
+        }).await?;
         Ok(n == 1)
     }
 
@@ -251,33 +242,29 @@ impl JobQueue for SqliteStore {
     }
 
     async fn give_up(&self, job: JobId, run: &RunId, error: &str) -> StoreResult<bool> {
-        let n = sqlx::query(
-            "UPDATE jobs SET status = 'failed', lease_expires_at = NULL, last_error = ?1, updated_at = ?2
-             WHERE id = ?3 AND run_id = ?4 AND status = 'running'",
-        )
-        .bind(error.to_owned())
-        .bind(self.now().0)
-        .bind(job.0)
-        .bind(run.0.clone())
-        .execute(&self.write)
-        .await?
-        .rows_affected();
+        let now = self.now();
+        let n = self.writer.run(|conn| {
+            exec(
+                conn,
+                "UPDATE jobs SET status = 'failed', lease_expires_at = NULL, last_error = ?1, updated_at = ?2
+                 WHERE id = ?3 AND run_id = ?4 AND status = 'running'",
+                params![error, now.0, job.0, run.0],
+            )
+        }).await?;
         Ok(n == 1)
     }
 
     async fn cancel_jobs_for_task(&self, task: TaskId, only_queued: bool) -> StoreResult<u64> {
         let now = self.now();
-        let n = sqlx::query(
-            "UPDATE jobs SET status = 'cancelled', lease_expires_at = NULL, updated_at = ?1
-             WHERE task_id = ?2 AND (status = 'queued' OR (?3 = 0 AND status = 'running'))",
-        )
-        .bind(now.0)
-        .bind(task.0)
-        .bind(only_queued)
-        .execute(&self.write)
-        .await?
-        .rows_affected();
-        Ok(n)
+        let n = self.writer.run(|conn| {
+            exec(
+                conn,
+                "UPDATE jobs SET status = 'cancelled', lease_expires_at = NULL, updated_at = ?1
+                 WHERE task_id = ?2 AND (status = 'queued' OR (?3 = 0 AND status = 'running'))",
+                params![now.0, task.0, only_queued],
+            )
+        }).await?;
+        Ok(n as u64)
     }
 
     async fn running_jobs(&self, worker: Option<&WorkerId>) -> StoreResult<Vec<Job>> {
@@ -320,9 +307,7 @@ impl JobQueue for SqliteStore {
                 continue;
             };
             let reason = "orchestrator restarted while the job was running";
-            match self
-                .reap_unknown_outcome(job.id, run, reason, policy)
-                .await?
+            match self.end_attempt(job.id, run, reason, policy, true).await?
             {
                 Some(FailureDecision::Retry { .. }) => summary.requeued += 1,
                 Some(FailureDecision::GiveUp) => summary.failed += 1,

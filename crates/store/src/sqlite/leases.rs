@@ -3,12 +3,14 @@
 //! A lease held by a task that is already terminal counts as free, so a crash
 //! between "task done" and "lease released" can never wedge a repo.
 
+use super::writer::{exec, first};
 use super::{SqliteStore, rows};
 use crate::error::StoreResult;
 use crate::model::{LeaseAcquire, MergeLease};
 use crate::traits::LeaseStore;
 use async_trait::async_trait;
 use orch_core::TaskId;
+use rusqlite::params;
 
 #[async_trait]
 impl LeaseStore for SqliteStore {
@@ -19,39 +21,35 @@ impl LeaseStore for SqliteStore {
         branch: &str,
     ) -> StoreResult<LeaseAcquire> {
         let now = self.now();
-        let mut tx = self.begin_write().await?;
-        let current =
-            sqlx::query("SELECT * FROM merge_leases WHERE repo = ? AND holder_task_id IS NOT NULL")
-                .bind(repo.to_owned())
-                .fetch_optional(&mut *tx)
-                .await?
-                .map(|r| rows::lease(&r))
-                .transpose()?;
-        if let Some(l) = &current
-            && l.holder_task == task
-        {
-            tx.commit().await?;
-            return Ok(LeaseAcquire::Acquired { epoch: l.epoch });
-        }
-        let epoch: Option<i64> = sqlx::query_scalar(
-            "INSERT INTO merge_leases (repo, holder_task_id, holder_branch, epoch, acquired_at, updated_at)
-             VALUES (?1, ?2, ?3, 1, ?4, ?4)
-             ON CONFLICT (repo) DO UPDATE SET
-                 holder_task_id = excluded.holder_task_id, holder_branch = excluded.holder_branch,
-                 epoch = merge_leases.epoch + 1, acquired_at = excluded.acquired_at,
-                 updated_at = excluded.updated_at
-             WHERE merge_leases.holder_task_id IS NULL
-                OR merge_leases.holder_task_id IN
-                   (SELECT id FROM tasks WHERE stage IN ('done', 'cancelled', 'failed'))
-             RETURNING epoch",
-        )
-        .bind(repo.to_owned())
-        .bind(task.0)
-        .bind(branch.to_owned())
-        .bind(now.0)
-        .fetch_optional(&mut *tx)
-        .await?;
-        tx.commit().await?;
+        let (epoch, current) = self.writer.tx(|conn| {
+            let current = first(
+                conn,
+                "SELECT * FROM merge_leases WHERE repo = ? AND holder_task_id IS NOT NULL",
+                params![repo],
+                |r| rows::lease(r),
+            )?;
+            if let Some(l) = &current
+                && l.holder_task == task
+            {
+                return Ok((Some(l.epoch), current));
+            }
+            let epoch: Option<i64> = first(
+                conn,
+                "INSERT INTO merge_leases (repo, holder_task_id, holder_branch, epoch, acquired_at, updated_at)
+                 VALUES (?1, ?2, ?3, 1, ?4, ?4)
+                 ON CONFLICT (repo) DO UPDATE SET
+                     holder_task_id = excluded.holder_task_id, holder_branch = excluded.holder_branch,
+                     epoch = merge_leases.epoch + 1, acquired_at = excluded.acquired_at,
+                     updated_at = excluded.updated_at
+                 WHERE merge_leases.holder_task_id IS NULL
+                    OR merge_leases.holder_task_id IN
+                       (SELECT id FROM tasks WHERE stage IN ('done', 'cancelled', 'failed'))
+                 RETURNING epoch",
+                params![repo, task.0, branch, now.0],
+                |r| Ok(r.get(0)?),
+            )?;
+            Ok((epoch, current))
+        }).await?;
         Ok(match (epoch, current) {
             (Some(epoch), _) => LeaseAcquire::Acquired { epoch },
             (None, Some(l)) => LeaseAcquire::HeldBy {
@@ -89,16 +87,15 @@ impl LeaseStore for SqliteStore {
     }
 
     async fn release_merge_lease(&self, repo: &str, task: TaskId) -> StoreResult<bool> {
-        let n = sqlx::query(
-            "UPDATE merge_leases SET holder_task_id = NULL, holder_branch = NULL, updated_at = ?
-             WHERE repo = ? AND holder_task_id = ?",
-        )
-        .bind(self.now().0)
-        .bind(repo.to_owned())
-        .bind(task.0)
-        .execute(&self.write)
-        .await?
-        .rows_affected();
+        let now = self.now();
+        let n = self.writer.run(|conn| {
+            exec(
+                conn,
+                "UPDATE merge_leases SET holder_task_id = NULL, holder_branch = NULL, updated_at = ?
+                 WHERE repo = ? AND holder_task_id = ?",
+                params![now.0, repo, task.0],
+            )
+        }).await?;
         Ok(n == 1)
     }
 }

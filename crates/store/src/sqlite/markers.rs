@@ -1,11 +1,13 @@
 //! Markers written before irreversible steps, and webhook delivery de-duplication.
 
+use super::writer::{exec, first};
 use super::{SqliteStore, rows};
 use crate::error::{StoreError, StoreResult};
 use crate::model::{Marker, MarkerState, MarkerStep};
 use crate::traits::MarkerStore;
 use async_trait::async_trait;
 use orch_core::TaskId;
+use rusqlite::params;
 
 #[async_trait]
 impl MarkerStore for SqliteStore {
@@ -17,50 +19,44 @@ impl MarkerStore for SqliteStore {
         detail: &str,
     ) -> StoreResult<Marker> {
         let now = self.now();
-        let mut tx = self.begin_write().await?;
-        super::tasks::load_task(&mut tx, task).await?;
-        let existing: Option<i64> = sqlx::query_scalar(
-            "SELECT id FROM markers WHERE task_id = ? AND step = ? AND state = 'INITIATED'",
-        )
-        .bind(task.0)
-        .bind(step.as_str())
-        .fetch_optional(&mut *tx)
-        .await?;
-        if let Some(marker) = existing {
-            return Err(StoreError::MarkerExists {
-                task,
-                step: step.as_str(),
-                marker,
-            });
-        }
-        let row = sqlx::query(
-            "INSERT INTO markers (task_id, repo, step, state, detail, created_at)
-             VALUES (?, ?, ?, 'INITIATED', ?, ?) RETURNING *",
-        )
-        .bind(task.0)
-        .bind(repo.to_owned())
-        .bind(step.as_str())
-        .bind(detail.to_owned())
-        .bind(now.0)
-        .fetch_one(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        rows::marker(&row)
+        self.writer.tx(|conn| {
+            super::tasks::load_task(conn, task)?;
+            let existing: Option<i64> = first(
+                conn,
+                "SELECT id FROM markers WHERE task_id = ? AND step = ? AND state = 'INITIATED'",
+                params![task.0, step.as_str()],
+                |r| Ok(r.get(0)?),
+            )?;
+            if let Some(marker) = existing {
+                return Err(StoreError::MarkerExists {
+                    task,
+                    step: step.as_str(),
+                    marker,
+                });
+            }
+            first(
+                conn,
+                "INSERT INTO markers (task_id, repo, step, state, detail, created_at)
+                 VALUES (?, ?, ?, 'INITIATED', ?, ?) RETURNING *",
+                params![task.0, repo, step.as_str(), detail, now.0],
+                |r| rows::marker(r),
+            )?
+            .ok_or_else(|| StoreError::Corrupt("INSERT … RETURNING gave no row".into()))
+        }).await
     }
 
     async fn finish_marker(&self, id: i64, state: MarkerState) -> StoreResult<bool> {
         if state == MarkerState::Initiated {
             return Ok(false);
         }
-        let n = sqlx::query(
-            "UPDATE markers SET state = ?, completed_at = ? WHERE id = ? AND state = 'INITIATED'",
-        )
-        .bind(state.as_str())
-        .bind(self.now().0)
-        .bind(id)
-        .execute(&self.write)
-        .await?
-        .rows_affected();
+        let now = self.now();
+        let n = self.writer.run(|conn| {
+            exec(
+                conn,
+                "UPDATE markers SET state = ?, completed_at = ? WHERE id = ? AND state = 'INITIATED'",
+                params![state.as_str(), now.0, id],
+            )
+        }).await?;
         Ok(n == 1)
     }
 
@@ -75,16 +71,15 @@ impl MarkerStore for SqliteStore {
     }
 
     async fn record_delivery(&self, provider: &str, delivery_id: &str) -> StoreResult<bool> {
-        let n = sqlx::query(
-            "INSERT INTO webhook_deliveries (provider, delivery_id, received_at) VALUES (?, ?, ?)
-             ON CONFLICT DO NOTHING",
-        )
-        .bind(provider.to_owned())
-        .bind(delivery_id.to_owned())
-        .bind(self.now().0)
-        .execute(&self.write)
-        .await?
-        .rows_affected();
+        let now = self.now();
+        let n = self.writer.run(|conn| {
+            exec(
+                conn,
+                "INSERT INTO webhook_deliveries (provider, delivery_id, received_at) VALUES (?, ?, ?)
+                 ON CONFLICT DO NOTHING",
+                params![provider, delivery_id, now.0],
+            )
+        }).await?;
         Ok(n == 1)
     }
 }

@@ -1,6 +1,6 @@
-//! The SQLite store: WAL, one writer connection plus a read pool, `busy_timeout`,
-//! and every multi-statement write in `BEGIN IMMEDIATE` (a deferred `BEGIN` that
-//! reads then writes fails with SQLITE_BUSY_SNAPSHOT instead of waiting).
+//! The SQLite store: WAL, one writer connection (`writer.rs`, used inline)
+//! plus a sqlx pool for reads and migrations, `busy_timeout`, and every
+//! multi-statement write in `BEGIN IMMEDIATE`.
 
 mod jobs;
 mod leases;
@@ -9,6 +9,7 @@ mod rows;
 mod runs;
 mod tasks;
 mod tracker;
+mod writer;
 
 use crate::clock::{Clock, SystemClock};
 use crate::error::{StoreError, StoreResult};
@@ -16,7 +17,8 @@ use crate::traits::Store;
 use async_trait::async_trait;
 use orch_core::Timestamp;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Sqlite, SqlitePool, Transaction};
+use sqlx::SqlitePool;
+use writer::Writer;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -51,7 +53,8 @@ impl Default for SqliteOptions {
 
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
-    write: SqlitePool,
+    writer: Arc<Writer>,
+    /// Reads (any number at once, beside the writer under WAL) and migrations.
     read: SqlitePool,
     clock: Arc<dyn Clock>,
 }
@@ -66,7 +69,7 @@ impl SqliteStore {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| StoreError::Open {
                 path: shown.clone(),
-                source: sqlx::Error::Io(e),
+                source: Box::new(e),
             })?;
         }
         let connect = SqliteConnectOptions::new()
@@ -79,30 +82,27 @@ impl SqliteStore {
             })
             .busy_timeout(options.busy_timeout)
             .foreign_keys(true);
-        let open_err = |source| StoreError::Open {
+        let open_err = |e: sqlx::Error| StoreError::Open {
             path: shown.clone(),
-            source,
+            source: Box::new(e),
         };
-        // One writer: SQLite serialises writers anyway, and queueing them in the
-        // pool is cheaper than letting them spin on the file lock.
-        //
-        // No ping before each acquire: a local file connection does not go stale,
-        // and the ping is a second round trip to the connection's worker thread
-        // for every statement (it halves queue throughput).
-        let write = SqlitePoolOptions::new()
-            .max_connections(1)
-            .test_before_acquire(false)
-            .connect_with(connect.clone())
-            .await
-            .map_err(open_err)?;
+        // No ping before each acquire: a local file connection does not go
+        // stale, and the ping is a second round trip for every statement.
         let read = SqlitePoolOptions::new()
             .max_connections(options.read_connections.max(1))
             .test_before_acquire(false)
             .connect_with(connect)
             .await
             .map_err(open_err)?;
+        // One writer: SQLite serialises writers anyway (see writer.rs).
+        let writer = Writer::open(path, options.synchronous, options.busy_timeout).map_err(
+            |e| StoreError::Open {
+                path: shown.clone(),
+                source: Box::new(e),
+            },
+        )?;
         Ok(SqliteStore {
-            write,
+            writer: Arc::new(writer),
             read,
             clock: options.clock,
         })
@@ -110,11 +110,6 @@ impl SqliteStore {
 
     fn now(&self) -> Timestamp {
         self.clock.now()
-    }
-
-    /// A write transaction that holds the write lock from its first statement.
-    async fn begin_write(&self) -> StoreResult<Transaction<'static, Sqlite>> {
-        Ok(self.write.begin_with("BEGIN IMMEDIATE").await?)
     }
 
     /// Names of the columns of `table`, for schema checks (TC-14).
@@ -126,17 +121,17 @@ impl SqliteStore {
         Ok(rows.into_iter().map(|(n,)| n).collect())
     }
 
-    /// Close both pools (checkpointing the WAL).
+    /// Close the read pool. The write connection closes (and checkpoints the
+    /// WAL, as the last connection) when the store is dropped.
     pub async fn close(&self) {
         self.read.close().await;
-        self.write.close().await;
     }
 }
 
 #[async_trait]
 impl Store for SqliteStore {
     async fn migrate(&self) -> StoreResult<()> {
-        MIGRATOR.run(&self.write).await?;
+        MIGRATOR.run(&self.read).await?;
         Ok(())
     }
 

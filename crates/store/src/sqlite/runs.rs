@@ -1,5 +1,6 @@
 //! Runs: the process facts and outcome of each attempt, and usage per task.
 
+use super::writer::exec;
 use super::{SqliteStore, rows};
 use crate::error::StoreResult;
 use crate::model::{RepoUsage, RunFinish, RunProcess};
@@ -7,6 +8,7 @@ use crate::traits::RunStore;
 use async_trait::async_trait;
 use orch_core::run::{Run, Usage};
 use orch_core::{RunId, TaskId, Timestamp};
+use rusqlite::params;
 
 fn tokens(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
@@ -15,41 +17,46 @@ fn tokens(v: u64) -> i64 {
 #[async_trait]
 impl RunStore for SqliteStore {
     async fn record_run_process(&self, run: &RunId, p: &RunProcess) -> StoreResult<bool> {
-        let n = sqlx::query(
-            "UPDATE runs SET pid = ?, pgid = ?, proc_start_ticks = ?, log_path = ?
-             WHERE run_id = ? AND finished_at IS NULL",
-        )
-        .bind(p.pid)
-        .bind(p.pgid)
-        .bind(i64::try_from(p.proc_start_ticks).unwrap_or(i64::MAX))
-        .bind(p.log_path.clone())
-        .bind(run.0.clone())
-        .execute(&self.write)
-        .await?
-        .rows_affected();
+        let n = self.writer.run(|conn| {
+            exec(
+                conn,
+                "UPDATE runs SET pid = ?, pgid = ?, proc_start_ticks = ?, log_path = ?
+                 WHERE run_id = ? AND finished_at IS NULL",
+                params![
+                    p.pid,
+                    p.pgid,
+                    i64::try_from(p.proc_start_ticks).unwrap_or(i64::MAX),
+                    p.log_path,
+                    run.0
+                ],
+            )
+        }).await?;
         Ok(n == 1)
     }
 
     async fn finish_run(&self, run: &RunId, f: &RunFinish) -> StoreResult<bool> {
-        let n = sqlx::query(
-            "UPDATE runs SET finished_at = ?, outcome = ?, exit_code = ?, signal = ?,
-                 input_tokens = ?, output_tokens = ?, cost_usd = ?, session_id = ?, error = ?, final_text = ?
-             WHERE run_id = ? AND finished_at IS NULL",
-        )
-        .bind(self.now().0)
-        .bind(f.outcome.as_str())
-        .bind(f.exit_code)
-        .bind(f.signal)
-        .bind(tokens(f.usage.input_tokens))
-        .bind(tokens(f.usage.output_tokens))
-        .bind(f.usage.cost_usd)
-        .bind(f.session_id.clone())
-        .bind(f.error.clone())
-        .bind(f.final_text.clone())
-        .bind(run.0.clone())
-        .execute(&self.write)
-        .await?
-        .rows_affected();
+        let now = self.now();
+        let n = self.writer.run(|conn| {
+            exec(
+                conn,
+                "UPDATE runs SET finished_at = ?, outcome = ?, exit_code = ?, signal = ?,
+                     input_tokens = ?, output_tokens = ?, cost_usd = ?, session_id = ?, error = ?, final_text = ?
+                 WHERE run_id = ? AND finished_at IS NULL",
+                params![
+                    now.0,
+                    f.outcome.as_str(),
+                    f.exit_code,
+                    f.signal,
+                    tokens(f.usage.input_tokens),
+                    tokens(f.usage.output_tokens),
+                    f.usage.cost_usd,
+                    f.session_id,
+                    f.error,
+                    f.final_text,
+                    run.0
+                ],
+            )
+        }).await?;
         Ok(n == 1)
     }
 

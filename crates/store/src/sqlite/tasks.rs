@@ -1,5 +1,6 @@
 //! Tasks, their dependencies and their append-only event log.
 
+use super::writer::{exec, first};
 use super::{SqliteStore, rows};
 use crate::error::{StoreError, StoreResult};
 use crate::model::{CancelledSnapshot, TaskFilter};
@@ -7,65 +8,56 @@ use crate::traits::TaskStore;
 use async_trait::async_trait;
 use orch_core::keys::{self, branch_name, tombstone};
 use orch_core::{EventInput, Job, NewJob, NewTask, Stage, Task, TaskEvent, TaskId, Timestamp};
-use sqlx::sqlite::SqliteConnection;
+use rusqlite::{Connection, params};
 use std::collections::BTreeMap;
 
-pub(super) async fn load_task(conn: &mut SqliteConnection, id: TaskId) -> StoreResult<Task> {
-    let row = sqlx::query("SELECT * FROM tasks WHERE id = ?")
-        .bind(id.0)
-        .fetch_optional(&mut *conn)
-        .await?
-        .ok_or(StoreError::TaskNotFound(id))?;
-    rows::task(&row)
+pub(super) fn load_task(conn: &Connection, id: TaskId) -> StoreResult<Task> {
+    first(
+        conn,
+        "SELECT * FROM tasks WHERE id = ?",
+        params![id.0],
+        |r| rows::task(r),
+    )?
+    .ok_or(StoreError::TaskNotFound(id))
 }
 
-pub(super) async fn insert_event(
-    conn: &mut SqliteConnection,
+pub(super) fn insert_event(
+    conn: &Connection,
     task: TaskId,
     at: Timestamp,
     event: &EventInput,
     from: Option<Stage>,
     to: Option<Stage>,
 ) -> StoreResult<TaskEvent> {
-    let row = sqlx::query(
+    first(
+        conn,
         "INSERT INTO task_events (task_id, at, actor, kind, from_stage, to_stage, message)
          VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING *",
-    )
-    .bind(task.0)
-    .bind(at.0)
-    .bind(event.actor.clone())
-    .bind(event.kind.clone())
-    .bind(from.map(|s| s.as_str()))
-    .bind(to.map(|s| s.as_str()))
-    .bind(event.message.clone())
-    .fetch_one(&mut *conn)
-    .await?;
-    rows::event(&row)
+        params![
+            task.0,
+            at.0,
+            event.actor,
+            event.kind,
+            from.map(|s| s.as_str()),
+            to.map(|s| s.as_str()),
+            event.message
+        ],
+        |r| rows::event(r),
+    )?
+    .ok_or_else(|| StoreError::Corrupt("INSERT … RETURNING gave no row".into()))
 }
 
-async fn key_taken(
-    conn: &mut SqliteConnection,
-    column_is_tracker: bool,
-    value: &str,
-) -> StoreResult<bool> {
+fn key_taken(conn: &Connection, column_is_tracker: bool, value: &str) -> StoreResult<bool> {
     let q = if column_is_tracker {
         "SELECT 1 FROM tasks WHERE tracker_id = ?"
     } else {
         "SELECT 1 FROM tasks WHERE work_item_id = ?"
     };
-    Ok(sqlx::query(q)
-        .bind(value.to_owned())
-        .fetch_optional(&mut *conn)
-        .await?
-        .is_some())
+    Ok(first(conn, q, params![value], |_| Ok(()))?.is_some())
 }
 
 /// The key minted for a task created without one: `<REPO>-<id>`, made unique.
-async fn mint_work_item_id(
-    conn: &mut SqliteConnection,
-    repo: &str,
-    id: TaskId,
-) -> StoreResult<String> {
+fn mint_work_item_id(conn: &Connection, repo: &str, id: TaskId) -> StoreResult<String> {
     let prefix: String = repo
         .chars()
         .map(|c| {
@@ -79,33 +71,28 @@ async fn mint_work_item_id(
     let base = format!("{prefix}-{id}");
     let mut candidate = base.clone();
     let mut n = 1;
-    while key_taken(conn, false, &candidate).await? {
+    while key_taken(conn, false, &candidate)? {
         n += 1;
         candidate = format!("{base}-{n}");
     }
     Ok(candidate)
 }
 
-async fn would_cycle(conn: &mut SqliteConnection, task: TaskId, on: TaskId) -> StoreResult<bool> {
+fn would_cycle(conn: &Connection, task: TaskId, on: TaskId) -> StoreResult<bool> {
     // Does `on` (transitively) depend on `task` already?
-    let hit = sqlx::query(
+    let hit = first(
+        conn,
         "WITH RECURSIVE reach(id) AS (
              SELECT depends_on FROM task_deps WHERE task_id = ?1
              UNION SELECT d.depends_on FROM task_deps d JOIN reach r ON d.task_id = r.id)
          SELECT 1 FROM reach WHERE id = ?2 LIMIT 1",
-    )
-    .bind(on.0)
-    .bind(task.0)
-    .fetch_optional(&mut *conn)
-    .await?;
+        params![on.0, task.0],
+        |_| Ok(()),
+    )?;
     Ok(hit.is_some())
 }
 
-async fn insert_dependency(
-    conn: &mut SqliteConnection,
-    task: TaskId,
-    on: TaskId,
-) -> StoreResult<()> {
+fn insert_dependency(conn: &Connection, task: TaskId, on: TaskId) -> StoreResult<()> {
     if task == on {
         return Err(StoreError::BadDependency {
             task,
@@ -113,11 +100,13 @@ async fn insert_dependency(
             why: "a task cannot depend on itself",
         });
     }
-    if sqlx::query("SELECT 1 FROM tasks WHERE id = ?")
-        .bind(on.0)
-        .fetch_optional(&mut *conn)
-        .await?
-        .is_none()
+    if first(
+        conn,
+        "SELECT 1 FROM tasks WHERE id = ?",
+        params![on.0],
+        |_| Ok(()),
+    )?
+    .is_none()
     {
         return Err(StoreError::BadDependency {
             task,
@@ -125,18 +114,18 @@ async fn insert_dependency(
             why: "that task does not exist",
         });
     }
-    if would_cycle(conn, task, on).await? {
+    if would_cycle(conn, task, on)? {
         return Err(StoreError::BadDependency {
             task,
             on,
             why: "it would close a cycle, and both would wait forever",
         });
     }
-    sqlx::query("INSERT INTO task_deps (task_id, depends_on) VALUES (?, ?) ON CONFLICT DO NOTHING")
-        .bind(task.0)
-        .bind(on.0)
-        .execute(&mut *conn)
-        .await?;
+    exec(
+        conn,
+        "INSERT INTO task_deps (task_id, depends_on) VALUES (?, ?) ON CONFLICT DO NOTHING",
+        params![task.0, on.0],
+    )?;
     Ok(())
 }
 
@@ -148,70 +137,70 @@ impl TaskStore for SqliteStore {
             keys::validate_work_item_id(id)?;
         }
         let now = self.now();
-        let mut tx = self.begin_write().await?;
-        if let Some(tid) = &new.tracker_id
-            && key_taken(&mut tx, true, tid).await?
-        {
-            return Err(StoreError::Duplicate {
-                key: "tracker id",
-                value: tid.clone(),
-            });
-        }
-        if let Some(wid) = &new.work_item_id
-            && key_taken(&mut tx, false, wid).await?
-        {
-            return Err(StoreError::Duplicate {
-                key: "work item id",
-                value: wid.clone(),
-            });
-        }
-        // A placeholder key keeps the NOT NULL/UNIQUE constraints while the id is minted.
-        let placeholder = format!("#new-{}", uuid::Uuid::new_v4());
-        let wid = new
-            .work_item_id
-            .clone()
-            .unwrap_or_else(|| placeholder.clone());
-        let id: i64 = sqlx::query_scalar(
-            "INSERT INTO tasks (tracker_id, work_item_id, repo, branch, stage, title, body, created_at, updated_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-        )
-        .bind(new.tracker_id.clone())
-        .bind(wid.clone())
-        .bind(new.repo.clone())
-        .bind(branch_name(&wid, &new.title))
-        .bind(new.stage.as_str())
-        .bind(new.title.clone())
-        .bind(new.body.clone())
-        .bind(now.0)
-        .bind(now.0)
-        .fetch_one(&mut *tx)
-        .await?;
-        let id = TaskId(id);
-        if new.work_item_id.is_none() {
-            let minted = mint_work_item_id(&mut tx, &new.repo, id).await?;
-            sqlx::query("UPDATE tasks SET work_item_id = ?, branch = ? WHERE id = ?")
-                .bind(minted.clone())
-                .bind(branch_name(&minted, &new.title))
-                .bind(id.0)
-                .execute(&mut *tx)
-                .await?;
-        }
-        for on in &new.depends_on {
-            insert_dependency(&mut tx, id, *on).await?;
-        }
-        let msg = format!("created in {} ({})", new.stage, new.title);
-        insert_event(
-            &mut tx,
-            id,
-            now,
-            &EventInput::new(actor, "created", msg),
-            None,
-            Some(new.stage),
-        )
-        .await?;
-        let task = load_task(&mut tx, id).await?;
-        tx.commit().await?;
-        Ok(task)
+        self.writer.tx(|conn| {
+            if let Some(tid) = &new.tracker_id
+                && key_taken(conn, true, tid)?
+            {
+                return Err(StoreError::Duplicate {
+                    key: "tracker id",
+                    value: tid.clone(),
+                });
+            }
+            if let Some(wid) = &new.work_item_id
+                && key_taken(conn, false, wid)?
+            {
+                return Err(StoreError::Duplicate {
+                    key: "work item id",
+                    value: wid.clone(),
+                });
+            }
+            // A placeholder key keeps the NOT NULL/UNIQUE constraints while the id is minted.
+            let placeholder = format!("#new-{}", uuid::Uuid::new_v4());
+            let wid = new
+                .work_item_id
+                .clone()
+                .unwrap_or_else(|| placeholder.clone());
+            let id: i64 = first(
+                conn,
+                "INSERT INTO tasks (tracker_id, work_item_id, repo, branch, stage, title, body, created_at, updated_at)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                params![
+                    new.tracker_id,
+                    wid,
+                    new.repo,
+                    branch_name(&wid, &new.title),
+                    new.stage.as_str(),
+                    new.title,
+                    new.body,
+                    now.0,
+                    now.0
+                ],
+                |r| Ok(r.get(0)?),
+            )?
+            .ok_or_else(|| StoreError::Corrupt("INSERT … RETURNING gave no row".into()))?;
+            let id = TaskId(id);
+            if new.work_item_id.is_none() {
+                let minted = mint_work_item_id(conn, &new.repo, id)?;
+                exec(
+                    conn,
+                    "UPDATE tasks SET work_item_id = ?, branch = ? WHERE id = ?",
+                    params![minted, branch_name(&minted, &new.title), id.0],
+                )?;
+            }
+            for on in &new.depends_on {
+                insert_dependency(conn, id, *on)?;
+            }
+            let msg = format!("created in {} ({})", new.stage, new.title);
+            insert_event(
+                conn,
+                id,
+                now,
+                &EventInput::new(actor, "created", msg),
+                None,
+                Some(new.stage),
+            )?;
+            load_task(conn, id)
+        }).await
     }
 
     async fn get_task(&self, id: TaskId) -> StoreResult<Option<Task>> {
@@ -260,34 +249,32 @@ impl TaskStore for SqliteStore {
         event: EventInput,
     ) -> StoreResult<Task> {
         let now = self.now();
-        let mut tx = self.begin_write().await?;
-        let task = load_task(&mut tx, id).await?;
-        if let Some(expected) = expected
-            && task.stage != expected
-        {
-            return Err(StoreError::StageConflict {
-                task: id,
-                expected,
-                found: task.stage,
-            });
-        }
-        if !task.stage.can_transition_to(to) {
-            return Err(StoreError::IllegalTransition {
-                task: id,
-                from: task.stage,
-                to,
-            });
-        }
-        sqlx::query("UPDATE tasks SET stage = ?, updated_at = ? WHERE id = ?")
-            .bind(to.as_str())
-            .bind(now.0)
-            .bind(id.0)
-            .execute(&mut *tx)
-            .await?;
-        insert_event(&mut tx, id, now, &event, Some(task.stage), Some(to)).await?;
-        let task = load_task(&mut tx, id).await?;
-        tx.commit().await?;
-        Ok(task)
+        self.writer.tx(|conn| {
+            let task = load_task(conn, id)?;
+            if let Some(expected) = expected
+                && task.stage != expected
+            {
+                return Err(StoreError::StageConflict {
+                    task: id,
+                    expected,
+                    found: task.stage,
+                });
+            }
+            if !task.stage.can_transition_to(to) {
+                return Err(StoreError::IllegalTransition {
+                    task: id,
+                    from: task.stage,
+                    to,
+                });
+            }
+            exec(
+                conn,
+                "UPDATE tasks SET stage = ?, updated_at = ? WHERE id = ?",
+                params![to.as_str(), now.0, id.0],
+            )?;
+            insert_event(conn, id, now, &event, Some(task.stage), Some(to))?;
+            load_task(conn, id)
+        }).await
     }
 
     async fn advance(
@@ -299,66 +286,63 @@ impl TaskStore for SqliteStore {
         job: Option<NewJob>,
     ) -> StoreResult<(Task, Option<Job>)> {
         let now = self.now();
-        let mut tx = self.begin_write().await?;
-        let task = load_task(&mut tx, id).await?;
-        if task.stage != expected {
-            return Err(StoreError::StageConflict {
-                task: id,
-                expected,
-                found: task.stage,
-            });
-        }
-        let moves = to != expected;
-        if moves && !task.stage.can_transition_to(to) {
-            return Err(StoreError::IllegalTransition {
-                task: id,
-                from: task.stage,
-                to,
-            });
-        }
-        if job.is_some() || moves {
-            // Checked inside the write transaction: no other writer can slip a
-            // job in between (BEGIN IMMEDIATE holds the write lock).
-            let active: Option<i64> = sqlx::query_scalar(
-                "SELECT id FROM jobs WHERE task_id = ? AND status IN ('queued', 'running') LIMIT 1",
-            )
-            .bind(id.0)
-            .fetch_optional(&mut *tx)
-            .await?;
-            if let (Some(active), true) = (active, job.is_some()) {
-                return Err(StoreError::ActiveJob {
+        self.writer.tx(|conn| {
+            let task = load_task(conn, id)?;
+            if task.stage != expected {
+                return Err(StoreError::StageConflict {
                     task: id,
-                    job: orch_core::JobId(active),
+                    expected,
+                    found: task.stage,
                 });
             }
-        }
-        if moves {
-            sqlx::query("UPDATE tasks SET stage = ?, updated_at = ? WHERE id = ?")
-                .bind(to.as_str())
-                .bind(now.0)
-                .bind(id.0)
-                .execute(&mut *tx)
-                .await?;
-            insert_event(&mut tx, id, now, &event, Some(task.stage), Some(to)).await?;
-        } else {
-            insert_event(&mut tx, id, now, &event, None, None).await?;
-        }
-        let job = match job {
-            Some(job) => Some(super::jobs::insert_job(&mut tx, &job, now).await?),
-            None => None,
-        };
-        let task = load_task(&mut tx, id).await?;
-        tx.commit().await?;
-        Ok((task, job))
+            let moves = to != expected;
+            if moves && !task.stage.can_transition_to(to) {
+                return Err(StoreError::IllegalTransition {
+                    task: id,
+                    from: task.stage,
+                    to,
+                });
+            }
+            if job.is_some() {
+                // Checked inside the write transaction: no other writer can slip a
+                // job in between (BEGIN IMMEDIATE holds the write lock).
+                let active: Option<i64> = first(
+                    conn,
+                    "SELECT id FROM jobs WHERE task_id = ? AND status IN ('queued', 'running') LIMIT 1",
+                    params![id.0],
+                    |r| Ok(r.get(0)?),
+                )?;
+                if let Some(active) = active {
+                    return Err(StoreError::ActiveJob {
+                        task: id,
+                        job: orch_core::JobId(active),
+                    });
+                }
+            }
+            if moves {
+                exec(
+                    conn,
+                    "UPDATE tasks SET stage = ?, updated_at = ? WHERE id = ?",
+                    params![to.as_str(), now.0, id.0],
+                )?;
+                insert_event(conn, id, now, &event, Some(task.stage), Some(to))?;
+            } else {
+                insert_event(conn, id, now, &event, None, None)?;
+            }
+            let job = match &job {
+                Some(job) => Some(super::jobs::insert_job(conn, job, now)?),
+                None => None,
+            };
+            Ok((load_task(conn, id)?, job))
+        }).await
     }
 
     async fn append_event(&self, id: TaskId, event: EventInput) -> StoreResult<TaskEvent> {
         let now = self.now();
-        let mut tx = self.begin_write().await?;
-        load_task(&mut tx, id).await?;
-        let ev = insert_event(&mut tx, id, now, &event, None, None).await?;
-        tx.commit().await?;
-        Ok(ev)
+        self.writer.tx(|conn| {
+            load_task(conn, id)?;
+            insert_event(conn, id, now, &event, None, None)
+        }).await
     }
 
     async fn events(&self, id: TaskId) -> StoreResult<Vec<TaskEvent>> {
@@ -379,75 +363,69 @@ impl TaskStore for SqliteStore {
 
     async fn set_cancel_requested(&self, id: TaskId) -> StoreResult<bool> {
         let now = self.now();
-        let mut tx = self.begin_write().await?;
-        load_task(&mut tx, id).await?;
-        let first = sqlx::query(
-            "UPDATE tasks SET cancel_requested_at = ?1, updated_at = ?1
-             WHERE id = ?2 AND cancel_requested_at IS NULL",
-        )
-        .bind(now.0)
-        .bind(id.0)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected()
-            == 1;
-        if first {
-            let ev = EventInput::new(
-                "system",
-                "cancel_requested",
-                "STOP deferred until the running step finishes",
-            );
-            insert_event(&mut tx, id, now, &ev, None, None).await?;
-        }
-        tx.commit().await?;
-        Ok(first)
+        self.writer.tx(|conn| {
+            load_task(conn, id)?;
+            let first = exec(
+                conn,
+                "UPDATE tasks SET cancel_requested_at = ?1, updated_at = ?1
+                 WHERE id = ?2 AND cancel_requested_at IS NULL",
+                params![now.0, id.0],
+            )? == 1;
+            if first {
+                let ev = EventInput::new(
+                    "system",
+                    "cancel_requested",
+                    "STOP deferred until the running step finishes",
+                );
+                insert_event(conn, id, now, &ev, None, None)?;
+            }
+            Ok(first)
+        }).await
     }
 
     async fn mark_cancelled(&self, id: TaskId, event: EventInput) -> StoreResult<Task> {
         let now = self.now();
-        let mut tx = self.begin_write().await?;
-        let task = load_task(&mut tx, id).await?;
-        if task.stage == Stage::Cancelled {
-            return Ok(task);
-        }
-        if task.stage.is_terminal() {
-            return Err(StoreError::IllegalTransition {
-                task: id,
-                from: task.stage,
-                to: Stage::Cancelled,
-            });
-        }
-        sqlx::query(
-            "UPDATE tasks SET stage = 'cancelled', cancelled_at = ?1, updated_at = ?1,
-                 tracker_id = ?2, work_item_id = ?3
-             WHERE id = ?4",
-        )
-        .bind(now.0)
-        .bind(task.tracker_id.as_deref().map(|k| tombstone(k, id)))
-        .bind(tombstone(&task.work_item_id, id))
-        .bind(id.0)
-        .execute(&mut *tx)
-        .await?;
-        insert_event(
-            &mut tx,
-            id,
-            now,
-            &event,
-            Some(task.stage),
-            Some(Stage::Cancelled),
-        )
-        .await?;
-        let task = load_task(&mut tx, id).await?;
-        tx.commit().await?;
-        Ok(task)
+        self.writer.tx(|conn| {
+            let task = load_task(conn, id)?;
+            if task.stage == Stage::Cancelled {
+                return Ok(task);
+            }
+            if task.stage.is_terminal() {
+                return Err(StoreError::IllegalTransition {
+                    task: id,
+                    from: task.stage,
+                    to: Stage::Cancelled,
+                });
+            }
+            exec(
+                conn,
+                "UPDATE tasks SET stage = 'cancelled', cancelled_at = ?1, updated_at = ?1,
+                     tracker_id = ?2, work_item_id = ?3
+                 WHERE id = ?4",
+                params![
+                    now.0,
+                    task.tracker_id.as_deref().map(|k| tombstone(k, id)),
+                    tombstone(&task.work_item_id, id),
+                    id.0
+                ],
+            )?;
+            insert_event(
+                conn,
+                id,
+                now,
+                &event,
+                Some(task.stage),
+                Some(Stage::Cancelled),
+            )?;
+            load_task(conn, id)
+        }).await
     }
 
     async fn add_dependency(&self, task: TaskId, on: TaskId) -> StoreResult<()> {
-        let mut tx = self.begin_write().await?;
-        load_task(&mut tx, task).await?;
-        insert_dependency(&mut tx, task, on).await?;
-        tx.commit().await?;
-        Ok(())
+        self.writer.tx(|conn| {
+            load_task(conn, task)?;
+            insert_dependency(conn, task, on)
+        }).await
     }
 
     async fn dependencies(&self, task: TaskId) -> StoreResult<Vec<TaskId>> {

@@ -1,10 +1,12 @@
 //! The builtin tracker's items and comments, kept in the store.
 
+use super::writer::exec;
 use super::{SqliteStore, rows};
 use crate::error::{StoreError, StoreResult};
 use crate::model::{TrackerComment, TrackerItem};
 use crate::traits::TrackerStore;
 use async_trait::async_trait;
+use rusqlite::params;
 
 fn labels_json(labels: &[String]) -> StoreResult<String> {
     serde_json::to_string(labels).map_err(|e| StoreError::Corrupt(format!("labels: {e}")))
@@ -14,20 +16,15 @@ fn labels_json(labels: &[String]) -> StoreResult<String> {
 impl TrackerStore for SqliteStore {
     async fn create_item(&self, item: &TrackerItem) -> StoreResult<()> {
         let now = self.now();
-        let n = sqlx::query(
-            "INSERT INTO tracker_items (id, project, title, body, state, labels, created_at, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7) ON CONFLICT DO NOTHING",
-        )
-        .bind(item.id.clone())
-        .bind(item.project.clone())
-        .bind(item.title.clone())
-        .bind(item.body.clone())
-        .bind(item.state.clone())
-        .bind(labels_json(&item.labels)?)
-        .bind(now.0)
-        .execute(&self.write)
-        .await?
-        .rows_affected();
+        let labels = labels_json(&item.labels)?;
+        let n = self.writer.run(|conn| {
+            exec(
+                conn,
+                "INSERT INTO tracker_items (id, project, title, body, state, labels, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7) ON CONFLICT DO NOTHING",
+                params![item.id, item.project, item.title, item.body, item.state, labels, now.0],
+            )
+        }).await?;
         if n == 0 {
             return Err(StoreError::Duplicate {
                 key: "tracker item id",
@@ -56,24 +53,27 @@ impl TrackerStore for SqliteStore {
     }
 
     async fn set_item_state(&self, id: &str, state: &str) -> StoreResult<bool> {
-        let n = sqlx::query("UPDATE tracker_items SET state = ?, updated_at = ? WHERE id = ?")
-            .bind(state.to_owned())
-            .bind(self.now().0)
-            .bind(id.to_owned())
-            .execute(&self.write)
-            .await?
-            .rows_affected();
+        let now = self.now();
+        let n = self.writer.run(|conn| {
+            exec(
+                conn,
+                "UPDATE tracker_items SET state = ?, updated_at = ? WHERE id = ?",
+                params![state, now.0, id],
+            )
+        }).await?;
         Ok(n == 1)
     }
 
     async fn set_item_labels(&self, id: &str, labels: &[String]) -> StoreResult<bool> {
-        let n = sqlx::query("UPDATE tracker_items SET labels = ?, updated_at = ? WHERE id = ?")
-            .bind(labels_json(labels)?)
-            .bind(self.now().0)
-            .bind(id.to_owned())
-            .execute(&self.write)
-            .await?
-            .rows_affected();
+        let now = self.now();
+        let labels = labels_json(labels)?;
+        let n = self.writer.run(|conn| {
+            exec(
+                conn,
+                "UPDATE tracker_items SET labels = ?, updated_at = ? WHERE id = ?",
+                params![labels, now.0, id],
+            )
+        }).await?;
         Ok(n == 1)
     }
 
@@ -84,18 +84,15 @@ impl TrackerStore for SqliteStore {
         body: &str,
         external_id: Option<&str>,
     ) -> StoreResult<bool> {
-        let n = sqlx::query(
-            "INSERT INTO tracker_comments (item_id, author, body, external_id, created_at)
-             VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-        )
-        .bind(item.to_owned())
-        .bind(author.to_owned())
-        .bind(body.to_owned())
-        .bind(external_id.map(str::to_owned))
-        .bind(self.now().0)
-        .execute(&self.write)
-        .await?
-        .rows_affected();
+        let now = self.now();
+        let n = self.writer.run(|conn| {
+            exec(
+                conn,
+                "INSERT INTO tracker_comments (item_id, author, body, external_id, created_at)
+                 VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                params![item, author, body, external_id, now.0],
+            )
+        }).await?;
         Ok(n == 1)
     }
 

@@ -1,0 +1,165 @@
+//! The store's one write connection, used inline on the caller's thread.
+//!
+//! Why not sqlx for writes: sqlx runs each SQLite connection on a worker thread
+//! and every statement is a round trip to it (two cross-thread wake-ups). On a
+//! small VM that hop costs a few hundred µs, ten times what the statement
+//! itself takes, and the queue's enqueue → claim → complete cycle is three
+//! statements. A write here is a prepared statement (cached) run on the calling
+//! thread under an async mutex: waiting for it parks the task, not the thread,
+//! and the guard is held only while SQLite works, never across an `.await`.
+//! A task woken by the release usually runs next on the releasing thread, so
+//! concurrent writers hand the connection on without cross-thread wake-ups.
+//!
+//! WAL checkpoints (which fsync) run on a thread of their own (`Checkpointer`)
+//! instead of inside whichever commit crosses the auto-checkpoint threshold,
+//! so no write waits for the disk's flush.
+//!
+//! All of the process's writes go through this one connection: two writer
+//! connections in one process would fight over SQLite's file lock, and one of
+//! them could sleep in the busy handler while holding a runtime thread the other
+//! needs to commit. Reads and migrations stay on the sqlx pool (WAL readers never
+//! wait for the writer).
+
+use super::Synchronous;
+use crate::error::{StoreError, StoreResult};
+use rusqlite::{Connection, OpenFlags, Params, Row, TransactionBehavior};
+use std::path::Path;
+use std::sync::mpsc;
+use std::time::Duration;
+use tokio::sync::Mutex;
+
+/// Room for every write statement of the store, so none is re-prepared.
+const STATEMENT_CACHE: usize = 96;
+
+/// How often the checkpointer copies the WAL back into the database.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
+
+/// The writer's own auto-checkpoint, in pages: only a safety net for a WAL that
+/// the checkpointer could not keep short (SQLite's default is 1,000).
+const AUTOCHECKPOINT_PAGES: u32 = 20_000;
+
+pub(super) struct Writer {
+    conn: Mutex<Connection>,
+    /// Dropping it stops the checkpointer thread.
+    _checkpointer: Option<mpsc::Sender<()>>,
+}
+
+impl std::fmt::Debug for Writer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Writer")
+    }
+}
+
+impl Writer {
+    pub(super) fn open(
+        path: &Path,
+        synchronous: Synchronous,
+        busy_timeout: Duration,
+    ) -> rusqlite::Result<Self> {
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(path, flags)?;
+        conn.busy_timeout(busy_timeout)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(
+            None,
+            "synchronous",
+            match synchronous {
+                Synchronous::Normal => "NORMAL",
+                Synchronous::Full => "FULL",
+            },
+        )?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.pragma_update(None, "wal_autocheckpoint", AUTOCHECKPOINT_PAGES)?;
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+        // Without its thread the writer still works: the auto-checkpoint does
+        // the job, only less smoothly.
+        let checkpointer = Checkpointer::start(path, busy_timeout)
+            .inspect_err(|e| eprintln!("warning: no background WAL checkpoints: {e}"))
+            .ok();
+        Ok(Writer {
+            conn: Mutex::new(conn),
+            _checkpointer: checkpointer,
+        })
+    }
+
+    /// Run `f` on the write connection in autocommit mode (one statement is its
+    /// own transaction).
+    pub(super) async fn run<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> StoreResult<T>,
+    ) -> StoreResult<T> {
+        let conn = self.conn.lock().await;
+        f(&conn)
+    }
+
+    /// Run `f` in a `BEGIN IMMEDIATE` transaction: it holds the write lock
+    /// from the start (a deferred one that reads then writes can fail with
+    /// SQLITE_BUSY_SNAPSHOT instead of waiting). An error (or a panic) rolls
+    /// back: the transaction's drop does.
+    pub(super) async fn tx<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> StoreResult<T>,
+    ) -> StoreResult<T> {
+        let mut conn = self.conn.lock().await;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let out = f(&tx)?;
+        tx.commit()?;
+        Ok(out)
+    }
+}
+
+/// A thread with its own connection that runs a PASSIVE checkpoint every
+/// `CHECKPOINT_EVERY`: it never blocks the writer or the readers, and it does
+/// the fsync that would otherwise stall a commit.
+struct Checkpointer;
+
+impl Checkpointer {
+    fn start(path: &Path, busy_timeout: Duration) -> std::io::Result<mpsc::Sender<()>> {
+        let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE)
+            .and_then(|c| c.busy_timeout(busy_timeout).map(|()| c))
+            .map_err(std::io::Error::other)?;
+        let (stop, stopped) = mpsc::channel::<()>();
+        std::thread::Builder::new()
+            .name("orch-sqlite-checkpoint".into())
+            .spawn(move || {
+                // Disconnected (the writer is gone) ends the loop; nothing is
+                // ever sent.
+                while let Err(mpsc::RecvTimeoutError::Timeout) =
+                    stopped.recv_timeout(CHECKPOINT_EVERY)
+                {
+                    // A failed checkpoint is retried next time; the WAL only
+                    // grows meanwhile, and the writer's auto-checkpoint bounds it.
+                    let _ = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+                }
+            })?;
+        Ok(stop)
+    }
+}
+
+/// Execute a statement that returns no rows; the number of rows it changed.
+pub(super) fn exec(conn: &Connection, sql: &str, params: impl Params) -> StoreResult<usize> {
+    Ok(conn.prepare_cached(sql)?.execute(params)?)
+}
+
+/// The first row of a query (or of an `INSERT/UPDATE … RETURNING`), mapped.
+pub(super) fn first<T>(
+    conn: &Connection,
+    sql: &str,
+    params: impl Params,
+    map: impl FnOnce(&Row<'_>) -> StoreResult<T>,
+) -> StoreResult<Option<T>> {
+    let mut stmt = conn.prepare_cached(sql)?;
+    let mut rows = stmt.query(params)?;
+    match rows.next()? {
+        Some(row) => map(row).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// Whether a write failed on a foreign key.
+pub(super) fn is_foreign_key_violation(e: &StoreError) -> bool {
+    matches!(e, StoreError::Sqlite(rusqlite::Error::SqliteFailure(f, _))
+        if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY)
+}
