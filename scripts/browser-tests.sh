@@ -35,11 +35,14 @@ mkdir -p "$ORCH_SCREENSHOTS"
 # traffic: Chromium and some Node builds send loopback requests to it, and it
 # answers 403. So the test run gets no proxy variables, and NO_PROXY on top.
 proxy_vars=()
-for v in http_proxy HTTP_PROXY https_proxy HTTPS_PROXY all_proxy ALL_PROXY; do
+for v in http_proxy HTTP_PROXY https_proxy HTTPS_PROXY all_proxy ALL_PROXY \
+  NODE_USE_ENV_PROXY GLOBAL_AGENT_HTTP_PROXY GLOBAL_AGENT_HTTPS_PROXY; do
   [ -n "${!v:-}" ] && proxy_vars+=("$v")
 done
 [ ${#proxy_vars[@]} -eq 0 ] || echo "browser-tests: ignoring ${proxy_vars[*]} for the loopback tests" >&2
+[ -z "${NODE_OPTIONS:-}" ] || echo "browser-tests: note: NODE_OPTIONS=${NODE_OPTIONS}" >&2
 env -u http_proxy -u HTTP_PROXY -u https_proxy -u HTTPS_PROXY -u all_proxy -u ALL_PROXY \
+  -u NODE_USE_ENV_PROXY -u GLOBAL_AGENT_HTTP_PROXY -u GLOBAL_AGENT_HTTPS_PROXY \
   NO_PROXY="127.0.0.1,localhost,::1${NO_PROXY:+,$NO_PROXY}" no_proxy="127.0.0.1,localhost,::1${no_proxy:+,$no_proxy}" \
   node --test --test-concurrency=1 tests/browser/dashboard.test.mjs
 echo "browser-tests: screenshots in $ORCH_SCREENSHOTS" >&2
