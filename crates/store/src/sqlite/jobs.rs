@@ -4,7 +4,7 @@
 //! Every write about a running job names its `run_id` and `status = 'running'`:
 //! zero rows changed means the caller's attempt is stale (fenced off).
 
-use super::writer::{exec, first, is_foreign_key_violation};
+use super::conn::{all, exec, first, is_foreign_key_violation};
 use super::{SqliteStore, rows};
 use crate::error::{StoreError, StoreResult};
 use crate::model::{ClaimRequest, ReapSummary};
@@ -144,30 +144,39 @@ impl JobQueue for SqliteStore {
     }
 
     async fn get_job(&self, id: JobId) -> StoreResult<Option<Job>> {
-        let row = sqlx::query("SELECT * FROM jobs WHERE id = ?")
-            .bind(id.0)
-            .fetch_optional(&self.read)
-            .await?;
-        row.as_ref().map(rows::job).transpose()
+        self.readers
+            .run(|c| {
+                first(c, "SELECT * FROM jobs WHERE id = ?", params![id.0], |r| {
+                    rows::job(r)
+                })
+            })
+            .await
     }
 
     async fn jobs_for_task(&self, task: TaskId) -> StoreResult<Vec<Job>> {
-        let rows = sqlx::query("SELECT * FROM jobs WHERE task_id = ? ORDER BY id")
-            .bind(task.0)
-            .fetch_all(&self.read)
-            .await?;
-        rows.iter().map(rows::job).collect()
+        self.readers
+            .run(|c| {
+                all(
+                    c,
+                    "SELECT * FROM jobs WHERE task_id = ? ORDER BY id",
+                    params![task.0],
+                    |r| rows::job(r),
+                )
+            })
+            .await
     }
 
     async fn list_jobs(&self, status: Option<JobStatus>, limit: u32) -> StoreResult<Vec<Job>> {
-        let rows = sqlx::query(
-            "SELECT * FROM jobs WHERE (?1 IS NULL OR status = ?1) ORDER BY id LIMIT ?2",
-        )
-        .bind(status.map(|s| s.as_str()))
-        .bind(i64::from(limit))
-        .fetch_all(&self.read)
-        .await?;
-        rows.iter().map(rows::job).collect()
+        self.readers
+            .run(|c| {
+                all(
+                    c,
+                    "SELECT * FROM jobs WHERE (?1 IS NULL OR status = ?1) ORDER BY id LIMIT ?2",
+                    params![status.map(|s| s.as_str()), i64::from(limit)],
+                    |r| rows::job(r),
+                )
+            })
+            .await
     }
 
     async fn claim(&self, req: &ClaimRequest) -> StoreResult<Option<Job>> {
@@ -184,37 +193,42 @@ impl JobQueue for SqliteStore {
         // One statement: SQLite takes the write lock at its first step, so the
         // pick and the take cannot interleave with another writer; the trigger
         // `jobs_claim_mints_run` inserts the run row within it.
-        self.writer.run(|conn| {
-            first(
-                conn,
-                CLAIM,
-                params![
-                    run_id.0,
-                    req.worker.0,
-                    now.plus(req.lease).0,
-                    now.0,
-                    req.gates.task_deps,
-                    req.gates.serial,
-                    req.limits.global.map(i64::from),
-                    per_repo,
-                    req.limits.per_repo.map(i64::from),
-                    per_agent
-                ],
-                |r| rows::job(r),
-            )
-        }).await
+        self.writer
+            .run(|conn| {
+                first(
+                    conn,
+                    CLAIM,
+                    params![
+                        run_id.0,
+                        req.worker.0,
+                        now.plus(req.lease).0,
+                        now.0,
+                        req.gates.task_deps,
+                        req.gates.serial,
+                        req.limits.global.map(i64::from),
+                        per_repo,
+                        req.limits.per_repo.map(i64::from),
+                        per_agent
+                    ],
+                    |r| rows::job(r),
+                )
+            })
+            .await
     }
 
     async fn heartbeat(&self, job: JobId, run: &RunId, lease: Duration) -> StoreResult<bool> {
         let now = self.now();
-        let n = self.writer.run(|conn| {
-            exec(
-                conn,
-                "UPDATE jobs SET lease_expires_at = ?1, updated_at = ?2
+        let n = self
+            .writer
+            .run(|conn| {
+                exec(
+                    conn,
+                    "UPDATE jobs SET lease_expires_at = ?1, updated_at = ?2
                  WHERE id = ?3 AND run_id = ?4 AND status = 'running'",
-                params![now.0.saturating_add(millis(lease)), now.0, job.0, run.0],
-            )
-        }).await?;
+                    params![now.0.saturating_add(millis(lease)), now.0, job.0, run.0],
+                )
+            })
+            .await?;
         Ok(n == 1)
     }
 
@@ -256,34 +270,44 @@ impl JobQueue for SqliteStore {
 
     async fn cancel_jobs_for_task(&self, task: TaskId, only_queued: bool) -> StoreResult<u64> {
         let now = self.now();
-        let n = self.writer.run(|conn| {
-            exec(
-                conn,
-                "UPDATE jobs SET status = 'cancelled', lease_expires_at = NULL, updated_at = ?1
+        let n = self
+            .writer
+            .run(|conn| {
+                exec(
+                    conn,
+                    "UPDATE jobs SET status = 'cancelled', lease_expires_at = NULL, updated_at = ?1
                  WHERE task_id = ?2 AND (status = 'queued' OR (?3 = 0 AND status = 'running'))",
-                params![now.0, task.0, only_queued],
-            )
-        }).await?;
+                    params![now.0, task.0, only_queued],
+                )
+            })
+            .await?;
         Ok(n as u64)
     }
 
     async fn running_jobs(&self, worker: Option<&WorkerId>) -> StoreResult<Vec<Job>> {
-        let rows = sqlx::query(
-            "SELECT * FROM jobs WHERE status = 'running' AND (?1 IS NULL OR worker_id = ?1)",
-        )
-        .bind(worker.map(|w| w.0.clone()))
-        .fetch_all(&self.read)
-        .await?;
-        by_id(rows.iter().map(rows::job).collect())
+        let worker = worker.map(|w| w.0.as_str());
+        let jobs = self.readers.run(|c| {
+            all(
+                c,
+                "SELECT * FROM jobs WHERE status = 'running' AND (?1 IS NULL OR worker_id = ?1)",
+                params![worker],
+                |r| rows::job(r),
+            )
+        });
+        by_id(jobs.await)
     }
 
     async fn expired_jobs(&self) -> StoreResult<Vec<Job>> {
-        let rows =
-            sqlx::query("SELECT * FROM jobs WHERE status = 'running' AND lease_expires_at < ?")
-                .bind(self.now().0)
-                .fetch_all(&self.read)
-                .await?;
-        by_id(rows.iter().map(rows::job).collect())
+        let now = self.now();
+        let jobs = self.readers.run(|c| {
+            all(
+                c,
+                "SELECT * FROM jobs WHERE status = 'running' AND lease_expires_at < ?",
+                params![now.0],
+                |r| rows::job(r),
+            )
+        });
+        by_id(jobs.await)
     }
 
     async fn reap_unknown_outcome(
@@ -307,8 +331,7 @@ impl JobQueue for SqliteStore {
                 continue;
             };
             let reason = "orchestrator restarted while the job was running";
-            match self.end_attempt(job.id, run, reason, policy, true).await?
-            {
+            match self.end_attempt(job.id, run, reason, policy, true).await? {
                 Some(FailureDecision::Retry { .. }) => summary.requeued += 1,
                 Some(FailureDecision::GiveUp) => summary.failed += 1,
                 Some(FailureDecision::Cancel) => summary.cancelled += 1,
@@ -319,10 +342,17 @@ impl JobQueue for SqliteStore {
     }
 
     async fn job_counts(&self) -> StoreResult<BTreeMap<JobStatus, u64>> {
-        let rows: Vec<(String, i64)> =
-            sqlx::query_as("SELECT status, COUNT(*) FROM jobs GROUP BY status")
-                .fetch_all(&self.read)
-                .await?;
+        let rows: Vec<(String, i64)> = self
+            .readers
+            .run(|c| {
+                all(
+                    c,
+                    "SELECT status, COUNT(*) FROM jobs GROUP BY status",
+                    [],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+            })
+            .await?;
         let mut out: BTreeMap<JobStatus, u64> = JobStatus::ALL.iter().map(|s| (*s, 0)).collect();
         for (s, n) in rows {
             out.insert(s.parse()?, n as u64);

@@ -3,7 +3,7 @@
 //! A lease held by a task that is already terminal counts as free, so a crash
 //! between "task done" and "lease released" can never wedge a repo.
 
-use super::writer::{exec, first};
+use super::conn::{all, exec, first};
 use super::{SqliteStore, rows};
 use crate::error::StoreResult;
 use crate::model::{LeaseAcquire, MergeLease};
@@ -66,36 +66,46 @@ impl LeaseStore for SqliteStore {
     }
 
     async fn merge_lease(&self, repo: &str) -> StoreResult<Option<MergeLease>> {
-        let row = sqlx::query(
-            "SELECT l.* FROM merge_leases l JOIN tasks t ON t.id = l.holder_task_id
+        self.readers
+            .run(|c| {
+                first(
+                    c,
+                    "SELECT l.* FROM merge_leases l JOIN tasks t ON t.id = l.holder_task_id
              WHERE l.repo = ? AND t.stage NOT IN ('done', 'cancelled', 'failed')",
-        )
-        .bind(repo.to_owned())
-        .fetch_optional(&self.read)
-        .await?;
-        row.as_ref().map(rows::lease).transpose()
+                    params![repo],
+                    |r| rows::lease(r),
+                )
+            })
+            .await
     }
 
     async fn merge_leases(&self) -> StoreResult<Vec<MergeLease>> {
-        let rows = sqlx::query(
-            "SELECT l.* FROM merge_leases l JOIN tasks t ON t.id = l.holder_task_id
+        self.readers
+            .run(|c| {
+                all(
+                    c,
+                    "SELECT l.* FROM merge_leases l JOIN tasks t ON t.id = l.holder_task_id
              WHERE t.stage NOT IN ('done', 'cancelled', 'failed') ORDER BY l.repo",
-        )
-        .fetch_all(&self.read)
-        .await?;
-        rows.iter().map(rows::lease).collect()
+                    params![],
+                    |r| rows::lease(r),
+                )
+            })
+            .await
     }
 
     async fn release_merge_lease(&self, repo: &str, task: TaskId) -> StoreResult<bool> {
         let now = self.now();
-        let n = self.writer.run(|conn| {
-            exec(
+        let n = self
+            .writer
+            .run(|conn| {
+                exec(
                 conn,
                 "UPDATE merge_leases SET holder_task_id = NULL, holder_branch = NULL, updated_at = ?
                  WHERE repo = ? AND holder_task_id = ?",
                 params![now.0, repo, task.0],
             )
-        }).await?;
+            })
+            .await?;
         Ok(n == 1)
     }
 }

@@ -1,6 +1,6 @@
 //! Markers written before irreversible steps, and webhook delivery de-duplication.
 
-use super::writer::{exec, first};
+use super::conn::{all, exec, first};
 use super::{SqliteStore, rows};
 use crate::error::{StoreError, StoreResult};
 use crate::model::{Marker, MarkerState, MarkerStep};
@@ -19,30 +19,32 @@ impl MarkerStore for SqliteStore {
         detail: &str,
     ) -> StoreResult<Marker> {
         let now = self.now();
-        self.writer.tx(|conn| {
-            super::tasks::load_task(conn, task)?;
-            let existing: Option<i64> = first(
-                conn,
-                "SELECT id FROM markers WHERE task_id = ? AND step = ? AND state = 'INITIATED'",
-                params![task.0, step.as_str()],
-                |r| Ok(r.get(0)?),
-            )?;
-            if let Some(marker) = existing {
-                return Err(StoreError::MarkerExists {
-                    task,
-                    step: step.as_str(),
-                    marker,
-                });
-            }
-            first(
-                conn,
-                "INSERT INTO markers (task_id, repo, step, state, detail, created_at)
+        self.writer
+            .tx(|conn| {
+                super::tasks::load_task(conn, task)?;
+                let existing: Option<i64> = first(
+                    conn,
+                    "SELECT id FROM markers WHERE task_id = ? AND step = ? AND state = 'INITIATED'",
+                    params![task.0, step.as_str()],
+                    |r| Ok(r.get(0)?),
+                )?;
+                if let Some(marker) = existing {
+                    return Err(StoreError::MarkerExists {
+                        task,
+                        step: step.as_str(),
+                        marker,
+                    });
+                }
+                first(
+                    conn,
+                    "INSERT INTO markers (task_id, repo, step, state, detail, created_at)
                  VALUES (?, ?, ?, 'INITIATED', ?, ?) RETURNING *",
-                params![task.0, repo, step.as_str(), detail, now.0],
-                |r| rows::marker(r),
-            )?
-            .ok_or_else(|| StoreError::Corrupt("INSERT … RETURNING gave no row".into()))
-        }).await
+                    params![task.0, repo, step.as_str(), detail, now.0],
+                    |r| rows::marker(r),
+                )?
+                .ok_or_else(|| StoreError::Corrupt("INSERT … RETURNING gave no row".into()))
+            })
+            .await
     }
 
     async fn finish_marker(&self, id: i64, state: MarkerState) -> StoreResult<bool> {
@@ -61,13 +63,16 @@ impl MarkerStore for SqliteStore {
     }
 
     async fn initiated_markers(&self, task: Option<TaskId>) -> StoreResult<Vec<Marker>> {
-        let rows = sqlx::query(
-            "SELECT * FROM markers WHERE state = 'INITIATED' AND (?1 IS NULL OR task_id = ?1) ORDER BY id",
-        )
-        .bind(task.map(|t| t.0))
-        .fetch_all(&self.read)
-        .await?;
-        rows.iter().map(rows::marker).collect()
+        self.readers
+            .run(|c| {
+                all(
+                    c,
+                    "SELECT * FROM markers WHERE state = 'INITIATED' AND (?1 IS NULL OR task_id = ?1) ORDER BY id",
+                    params![task.map(|t| t.0)],
+                    |r| rows::marker(r),
+                )
+            })
+            .await
     }
 
     async fn record_delivery(&self, provider: &str, delivery_id: &str) -> StoreResult<bool> {

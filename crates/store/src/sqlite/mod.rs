@@ -1,7 +1,8 @@
-//! The SQLite store: WAL, one writer connection (`writer.rs`, used inline)
-//! plus a sqlx pool for reads and migrations, `busy_timeout`, and every
-//! multi-statement write in `BEGIN IMMEDIATE`.
+//! The SQLite store: WAL, one writer and a few reader connections used inline
+//! (`conn.rs`), `busy_timeout`, every multi-statement write in `BEGIN
+//! IMMEDIATE`, and sqlx's embedded migrator for the schema.
 
+mod conn;
 mod jobs;
 mod leases;
 mod markers;
@@ -9,16 +10,15 @@ mod rows;
 mod runs;
 mod tasks;
 mod tracker;
-mod writer;
 
 use crate::clock::{Clock, SystemClock};
 use crate::error::{StoreError, StoreResult};
 use crate::traits::Store;
 use async_trait::async_trait;
+use conn::{Readers, Writer};
 use orch_core::Timestamp;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqlitePool;
-use writer::Writer;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -54,8 +54,9 @@ impl Default for SqliteOptions {
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     writer: Arc<Writer>,
-    /// Reads (any number at once, beside the writer under WAL) and migrations.
-    read: SqlitePool,
+    readers: Arc<Readers>,
+    /// The migrator's connection.
+    migrator: SqlitePool,
     clock: Arc<dyn Clock>,
 }
 
@@ -86,24 +87,29 @@ impl SqliteStore {
             path: shown.clone(),
             source: Box::new(e),
         };
-        // No ping before each acquire: a local file connection does not go
-        // stale, and the ping is a second round trip for every statement.
-        let read = SqlitePoolOptions::new()
-            .max_connections(options.read_connections.max(1))
-            .test_before_acquire(false)
+        // Creates the file (and the WAL) for the connections below.
+        let migrator = SqlitePoolOptions::new()
+            .max_connections(1)
             .connect_with(connect)
             .await
             .map_err(open_err)?;
-        // One writer: SQLite serialises writers anyway (see writer.rs).
-        let writer = Writer::open(path, options.synchronous, options.busy_timeout).map_err(
-            |e| StoreError::Open {
-                path: shown.clone(),
-                source: Box::new(e),
-            },
-        )?;
+        let rusqlite_err = |e: rusqlite::Error| StoreError::Open {
+            path: shown.clone(),
+            source: Box::new(e),
+        };
+        // One writer: SQLite serialises writers anyway (see conn.rs).
+        let writer =
+            Writer::open(path, options.synchronous, options.busy_timeout).map_err(rusqlite_err)?;
+        let readers = Readers::open(
+            path,
+            options.read_connections as usize,
+            options.busy_timeout,
+        )
+        .map_err(rusqlite_err)?;
         Ok(SqliteStore {
             writer: Arc::new(writer),
-            read,
+            readers: Arc::new(readers),
+            migrator,
             clock: options.clock,
         })
     }
@@ -114,29 +120,35 @@ impl SqliteStore {
 
     /// Names of the columns of `table`, for schema checks (TC-14).
     pub async fn columns(&self, table: &str) -> StoreResult<Vec<String>> {
-        let rows: Vec<(String,)> = sqlx::query_as("SELECT name FROM pragma_table_info(?)")
-            .bind(table.to_owned())
-            .fetch_all(&self.read)
-            .await?;
-        Ok(rows.into_iter().map(|(n,)| n).collect())
+        self.readers
+            .run(|c| {
+                conn::all(
+                    c,
+                    "SELECT name FROM pragma_table_info(?)",
+                    rusqlite::params![table],
+                    |r| Ok(r.get(0)?),
+                )
+            })
+            .await
     }
 
-    /// Close the read pool. The write connection closes (and checkpoints the
-    /// WAL, as the last connection) when the store is dropped.
+    /// Close the migrator's connection. The writer and the readers close (and
+    /// the last one checkpoints the WAL) when the store is dropped.
     pub async fn close(&self) {
-        self.read.close().await;
+        self.migrator.close().await;
     }
 }
 
 #[async_trait]
 impl Store for SqliteStore {
     async fn migrate(&self) -> StoreResult<()> {
-        MIGRATOR.run(&self.read).await?;
+        MIGRATOR.run(&self.migrator).await?;
         Ok(())
     }
 
     async fn ping(&self) -> StoreResult<()> {
-        sqlx::query("SELECT 1").execute(&self.read).await?;
-        Ok(())
+        self.readers
+            .run(|c| Ok(c.query_row("SELECT 1", [], |_| Ok(()))?))
+            .await
     }
 }

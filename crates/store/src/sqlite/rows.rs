@@ -5,34 +5,14 @@ use crate::error::{StoreError, StoreResult};
 use crate::model::{Marker, MarkerState, MarkerStep, MergeLease, TrackerComment, TrackerItem};
 use orch_core::run::{Run, Usage};
 use orch_core::{Job, JobId, RunId, Task, TaskEvent, TaskId, Timestamp, WorkerId};
-use sqlx::Sqlite;
-use sqlx::sqlite::SqliteRow;
 
-/// A row of either SQLite binding: sqlx's (reads) or rusqlite's (the writer's
-/// `RETURNING` rows), so each table maps to its domain type in one place.
+/// Columns by name, with a failed decode as a `StoreError` (not a panic).
 pub trait Columns {
-    fn col<T: Value>(&self, name: &str) -> StoreResult<T>;
-}
-
-/// A column type both bindings decode.
-pub trait Value:
-    for<'r> sqlx::Decode<'r, Sqlite> + sqlx::Type<Sqlite> + rusqlite::types::FromSql
-{
-}
-
-impl<T> Value for T where
-    T: for<'r> sqlx::Decode<'r, Sqlite> + sqlx::Type<Sqlite> + rusqlite::types::FromSql
-{
-}
-
-impl Columns for SqliteRow {
-    fn col<T: Value>(&self, name: &str) -> StoreResult<T> {
-        Ok(sqlx::Row::try_get(self, name)?)
-    }
+    fn col<T: rusqlite::types::FromSql>(&self, name: &str) -> StoreResult<T>;
 }
 
 impl Columns for rusqlite::Row<'_> {
-    fn col<T: Value>(&self, name: &str) -> StoreResult<T> {
+    fn col<T: rusqlite::types::FromSql>(&self, name: &str) -> StoreResult<T> {
         Ok(self.get(name)?)
     }
 }
@@ -118,9 +98,7 @@ pub fn run(r: &impl Columns) -> StoreResult<Run> {
         worker_id: WorkerId(r.col("worker_id")?),
         pid: r.col("pid")?,
         pgid: r.col("pgid")?,
-        proc_start_ticks: r
-            .col::<Option<i64>>("proc_start_ticks")?
-            .map(|v| v as u64),
+        proc_start_ticks: r.col::<Option<i64>>("proc_start_ticks")?.map(|v| v as u64),
         log_path: r.col("log_path")?,
         started_at: Timestamp(r.col("started_at")?),
         finished_at: ts(r.col("finished_at")?),

@@ -1,6 +1,6 @@
 //! Runs: the process facts and outcome of each attempt, and usage per task.
 
-use super::writer::exec;
+use super::conn::{all, exec, first};
 use super::{SqliteStore, rows};
 use crate::error::StoreResult;
 use crate::model::{RepoUsage, RunFinish, RunProcess};
@@ -17,20 +17,23 @@ fn tokens(v: u64) -> i64 {
 #[async_trait]
 impl RunStore for SqliteStore {
     async fn record_run_process(&self, run: &RunId, p: &RunProcess) -> StoreResult<bool> {
-        let n = self.writer.run(|conn| {
-            exec(
-                conn,
-                "UPDATE runs SET pid = ?, pgid = ?, proc_start_ticks = ?, log_path = ?
+        let n = self
+            .writer
+            .run(|conn| {
+                exec(
+                    conn,
+                    "UPDATE runs SET pid = ?, pgid = ?, proc_start_ticks = ?, log_path = ?
                  WHERE run_id = ? AND finished_at IS NULL",
-                params![
-                    p.pid,
-                    p.pgid,
-                    i64::try_from(p.proc_start_ticks).unwrap_or(i64::MAX),
-                    p.log_path,
-                    run.0
-                ],
-            )
-        }).await?;
+                    params![
+                        p.pid,
+                        p.pgid,
+                        i64::try_from(p.proc_start_ticks).unwrap_or(i64::MAX),
+                        p.log_path,
+                        run.0
+                    ],
+                )
+            })
+            .await?;
         Ok(n == 1)
     }
 
@@ -61,29 +64,42 @@ impl RunStore for SqliteStore {
     }
 
     async fn get_run(&self, run: &RunId) -> StoreResult<Option<Run>> {
-        let row = sqlx::query("SELECT * FROM runs WHERE run_id = ?")
-            .bind(run.0.clone())
-            .fetch_optional(&self.read)
-            .await?;
-        row.as_ref().map(rows::run).transpose()
+        self.readers
+            .run(|c| {
+                first(
+                    c,
+                    "SELECT * FROM runs WHERE run_id = ?",
+                    params![run.0],
+                    |r| rows::run(r),
+                )
+            })
+            .await
     }
 
     async fn runs_for_task(&self, task: TaskId) -> StoreResult<Vec<Run>> {
-        let rows = sqlx::query("SELECT * FROM runs WHERE task_id = ? ORDER BY started_at, run_id")
-            .bind(task.0)
-            .fetch_all(&self.read)
-            .await?;
-        rows.iter().map(rows::run).collect()
+        self.readers
+            .run(|c| {
+                all(
+                    c,
+                    "SELECT * FROM runs WHERE task_id = ? ORDER BY started_at, run_id",
+                    params![task.0],
+                    |r| rows::run(r),
+                )
+            })
+            .await
     }
 
     async fn task_usage(&self, task: TaskId) -> StoreResult<Usage> {
-        let (i, o, c): (i64, i64, f64) = sqlx::query_as(
-            "SELECT COALESCE(SUM(input_tokens), 0), COALESCE(SUM(output_tokens), 0), COALESCE(SUM(cost_usd), 0.0)
-             FROM runs WHERE task_id = ?",
-        )
-        .bind(task.0)
-        .fetch_one(&self.read)
-        .await?;
+        let sums = self.readers.run(|c| {
+            first(
+                c,
+                "SELECT COALESCE(SUM(input_tokens), 0), COALESCE(SUM(output_tokens), 0), COALESCE(SUM(cost_usd), 0.0)
+                 FROM runs WHERE task_id = ?",
+                params![task.0],
+                |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, f64>(2)?)),
+            )
+        });
+        let (i, o, c) = sums.await?.unwrap_or((0, 0, 0.0));
         Ok(Usage {
             input_tokens: i.max(0) as u64,
             output_tokens: o.max(0) as u64,
@@ -94,16 +110,30 @@ impl RunStore for SqliteStore {
     async fn usage_by_repo(&self, since: Timestamp) -> StoreResult<Vec<RepoUsage>> {
         // One pass over runs joined to their task's repo: cheap enough to run
         // on every board change (runs_task covers the join).
-        let rows: Vec<(String, i64, i64, i64, i64, f64)> = sqlx::query_as(
-            "SELECT t.repo, COUNT(*), COALESCE(SUM(r.started_at >= ?), 0),
-                    COALESCE(SUM(r.input_tokens), 0), COALESCE(SUM(r.output_tokens), 0),
-                    COALESCE(SUM(r.cost_usd), 0.0)
-             FROM runs r JOIN tasks t ON t.id = r.task_id
-             GROUP BY t.repo ORDER BY t.repo",
-        )
-        .bind(since.0)
-        .fetch_all(&self.read)
-        .await?;
+        let rows: Vec<(String, i64, i64, i64, i64, f64)> = self
+            .readers
+            .run(|c| {
+                all(
+                    c,
+                    "SELECT t.repo, COUNT(*), COALESCE(SUM(r.started_at >= ?), 0),
+                            COALESCE(SUM(r.input_tokens), 0), COALESCE(SUM(r.output_tokens), 0),
+                            COALESCE(SUM(r.cost_usd), 0.0)
+                     FROM runs r JOIN tasks t ON t.id = r.task_id
+                     GROUP BY t.repo ORDER BY t.repo",
+                    params![since.0],
+                    |r| {
+                        Ok((
+                            r.get(0)?,
+                            r.get(1)?,
+                            r.get(2)?,
+                            r.get(3)?,
+                            r.get(4)?,
+                            r.get(5)?,
+                        ))
+                    },
+                )
+            })
+            .await?;
         let n = |v: i64| v.max(0) as u64;
         Ok(rows
             .into_iter()

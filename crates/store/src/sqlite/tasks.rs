@@ -1,6 +1,6 @@
 //! Tasks, their dependencies and their append-only event log.
 
-use super::writer::{exec, first};
+use super::conn::{all, exec, first};
 use super::{SqliteStore, rows};
 use crate::error::{StoreError, StoreResult};
 use crate::model::{CancelledSnapshot, TaskFilter};
@@ -204,41 +204,58 @@ impl TaskStore for SqliteStore {
     }
 
     async fn get_task(&self, id: TaskId) -> StoreResult<Option<Task>> {
-        let row = sqlx::query("SELECT * FROM tasks WHERE id = ?")
-            .bind(id.0)
-            .fetch_optional(&self.read)
-            .await?;
-        row.as_ref().map(rows::task).transpose()
+        self.readers
+            .run(|c| {
+                first(c, "SELECT * FROM tasks WHERE id = ?", params![id.0], |r| {
+                    rows::task(r)
+                })
+            })
+            .await
     }
 
     async fn list_tasks(&self, filter: &TaskFilter) -> StoreResult<Vec<Task>> {
-        let rows = sqlx::query(
-            "SELECT * FROM tasks
+        self.readers
+            .run(|c| {
+                all(
+                    c,
+                    "SELECT * FROM tasks
              WHERE (?1 IS NULL OR repo = ?1) AND (?2 IS NULL OR stage = ?2)
              ORDER BY id DESC LIMIT ?3",
-        )
-        .bind(filter.repo.clone())
-        .bind(filter.stage.map(|s| s.as_str()))
-        .bind(filter.limit.map(i64::from).unwrap_or(-1))
-        .fetch_all(&self.read)
-        .await?;
-        rows.iter().map(rows::task).collect()
+                    params![
+                        filter.repo,
+                        filter.stage.map(|s| s.as_str()),
+                        filter.limit.map(i64::from).unwrap_or(-1)
+                    ],
+                    |r| rows::task(r),
+                )
+            })
+            .await
     }
 
     async fn find_live_task_by_tracker_id(&self, tracker_id: &str) -> StoreResult<Option<Task>> {
-        let row = sqlx::query("SELECT * FROM tasks WHERE tracker_id = ?")
-            .bind(tracker_id.to_owned())
-            .fetch_optional(&self.read)
-            .await?;
-        row.as_ref().map(rows::task).transpose()
+        self.readers
+            .run(|c| {
+                first(
+                    c,
+                    "SELECT * FROM tasks WHERE tracker_id = ?",
+                    params![tracker_id],
+                    |r| rows::task(r),
+                )
+            })
+            .await
     }
 
     async fn find_live_task_by_work_item(&self, work_item_id: &str) -> StoreResult<Option<Task>> {
-        let row = sqlx::query("SELECT * FROM tasks WHERE work_item_id = ?")
-            .bind(work_item_id.to_owned())
-            .fetch_optional(&self.read)
-            .await?;
-        row.as_ref().map(rows::task).transpose()
+        self.readers
+            .run(|c| {
+                first(
+                    c,
+                    "SELECT * FROM tasks WHERE work_item_id = ?",
+                    params![work_item_id],
+                    |r| rows::task(r),
+                )
+            })
+            .await
     }
 
     async fn set_stage(
@@ -249,32 +266,34 @@ impl TaskStore for SqliteStore {
         event: EventInput,
     ) -> StoreResult<Task> {
         let now = self.now();
-        self.writer.tx(|conn| {
-            let task = load_task(conn, id)?;
-            if let Some(expected) = expected
-                && task.stage != expected
-            {
-                return Err(StoreError::StageConflict {
-                    task: id,
-                    expected,
-                    found: task.stage,
-                });
-            }
-            if !task.stage.can_transition_to(to) {
-                return Err(StoreError::IllegalTransition {
-                    task: id,
-                    from: task.stage,
-                    to,
-                });
-            }
-            exec(
-                conn,
-                "UPDATE tasks SET stage = ?, updated_at = ? WHERE id = ?",
-                params![to.as_str(), now.0, id.0],
-            )?;
-            insert_event(conn, id, now, &event, Some(task.stage), Some(to))?;
-            load_task(conn, id)
-        }).await
+        self.writer
+            .tx(|conn| {
+                let task = load_task(conn, id)?;
+                if let Some(expected) = expected
+                    && task.stage != expected
+                {
+                    return Err(StoreError::StageConflict {
+                        task: id,
+                        expected,
+                        found: task.stage,
+                    });
+                }
+                if !task.stage.can_transition_to(to) {
+                    return Err(StoreError::IllegalTransition {
+                        task: id,
+                        from: task.stage,
+                        to,
+                    });
+                }
+                exec(
+                    conn,
+                    "UPDATE tasks SET stage = ?, updated_at = ? WHERE id = ?",
+                    params![to.as_str(), now.0, id.0],
+                )?;
+                insert_event(conn, id, now, &event, Some(task.stage), Some(to))?;
+                load_task(conn, id)
+            })
+            .await
     }
 
     async fn advance(
@@ -339,115 +358,142 @@ impl TaskStore for SqliteStore {
 
     async fn append_event(&self, id: TaskId, event: EventInput) -> StoreResult<TaskEvent> {
         let now = self.now();
-        self.writer.tx(|conn| {
-            load_task(conn, id)?;
-            insert_event(conn, id, now, &event, None, None)
-        }).await
+        self.writer
+            .tx(|conn| {
+                load_task(conn, id)?;
+                insert_event(conn, id, now, &event, None, None)
+            })
+            .await
     }
 
     async fn events(&self, id: TaskId) -> StoreResult<Vec<TaskEvent>> {
-        let rows = sqlx::query("SELECT * FROM task_events WHERE task_id = ? ORDER BY id")
-            .bind(id.0)
-            .fetch_all(&self.read)
-            .await?;
-        rows.iter().map(rows::event).collect()
+        self.readers
+            .run(|c| {
+                all(
+                    c,
+                    "SELECT * FROM task_events WHERE task_id = ? ORDER BY id",
+                    params![id.0],
+                    |r| rows::event(r),
+                )
+            })
+            .await
     }
 
     async fn recent_events(&self, limit: u32) -> StoreResult<Vec<TaskEvent>> {
-        let rows = sqlx::query("SELECT * FROM task_events ORDER BY id DESC LIMIT ?")
-            .bind(i64::from(limit))
-            .fetch_all(&self.read)
-            .await?;
-        rows.iter().map(rows::event).collect()
+        self.readers
+            .run(|c| {
+                all(
+                    c,
+                    "SELECT * FROM task_events ORDER BY id DESC LIMIT ?",
+                    params![i64::from(limit)],
+                    |r| rows::event(r),
+                )
+            })
+            .await
     }
 
     async fn set_cancel_requested(&self, id: TaskId) -> StoreResult<bool> {
         let now = self.now();
-        self.writer.tx(|conn| {
-            load_task(conn, id)?;
-            let first = exec(
-                conn,
-                "UPDATE tasks SET cancel_requested_at = ?1, updated_at = ?1
+        self.writer
+            .tx(|conn| {
+                load_task(conn, id)?;
+                let first = exec(
+                    conn,
+                    "UPDATE tasks SET cancel_requested_at = ?1, updated_at = ?1
                  WHERE id = ?2 AND cancel_requested_at IS NULL",
-                params![now.0, id.0],
-            )? == 1;
-            if first {
-                let ev = EventInput::new(
-                    "system",
-                    "cancel_requested",
-                    "STOP deferred until the running step finishes",
-                );
-                insert_event(conn, id, now, &ev, None, None)?;
-            }
-            Ok(first)
-        }).await
+                    params![now.0, id.0],
+                )? == 1;
+                if first {
+                    let ev = EventInput::new(
+                        "system",
+                        "cancel_requested",
+                        "STOP deferred until the running step finishes",
+                    );
+                    insert_event(conn, id, now, &ev, None, None)?;
+                }
+                Ok(first)
+            })
+            .await
     }
 
     async fn mark_cancelled(&self, id: TaskId, event: EventInput) -> StoreResult<Task> {
         let now = self.now();
-        self.writer.tx(|conn| {
-            let task = load_task(conn, id)?;
-            if task.stage == Stage::Cancelled {
-                return Ok(task);
-            }
-            if task.stage.is_terminal() {
-                return Err(StoreError::IllegalTransition {
-                    task: id,
-                    from: task.stage,
-                    to: Stage::Cancelled,
-                });
-            }
-            exec(
-                conn,
-                "UPDATE tasks SET stage = 'cancelled', cancelled_at = ?1, updated_at = ?1,
+        self.writer
+            .tx(|conn| {
+                let task = load_task(conn, id)?;
+                if task.stage == Stage::Cancelled {
+                    return Ok(task);
+                }
+                if task.stage.is_terminal() {
+                    return Err(StoreError::IllegalTransition {
+                        task: id,
+                        from: task.stage,
+                        to: Stage::Cancelled,
+                    });
+                }
+                exec(
+                    conn,
+                    "UPDATE tasks SET stage = 'cancelled', cancelled_at = ?1, updated_at = ?1,
                      tracker_id = ?2, work_item_id = ?3
                  WHERE id = ?4",
-                params![
-                    now.0,
-                    task.tracker_id.as_deref().map(|k| tombstone(k, id)),
-                    tombstone(&task.work_item_id, id),
-                    id.0
-                ],
-            )?;
-            insert_event(
-                conn,
-                id,
-                now,
-                &event,
-                Some(task.stage),
-                Some(Stage::Cancelled),
-            )?;
-            load_task(conn, id)
-        }).await
+                    params![
+                        now.0,
+                        task.tracker_id.as_deref().map(|k| tombstone(k, id)),
+                        tombstone(&task.work_item_id, id),
+                        id.0
+                    ],
+                )?;
+                insert_event(
+                    conn,
+                    id,
+                    now,
+                    &event,
+                    Some(task.stage),
+                    Some(Stage::Cancelled),
+                )?;
+                load_task(conn, id)
+            })
+            .await
     }
 
     async fn add_dependency(&self, task: TaskId, on: TaskId) -> StoreResult<()> {
-        self.writer.tx(|conn| {
-            load_task(conn, task)?;
-            insert_dependency(conn, task, on)
-        }).await
+        self.writer
+            .tx(|conn| {
+                load_task(conn, task)?;
+                insert_dependency(conn, task, on)
+            })
+            .await
     }
 
     async fn dependencies(&self, task: TaskId) -> StoreResult<Vec<TaskId>> {
-        let ids: Vec<i64> = sqlx::query_scalar(
-            "SELECT depends_on FROM task_deps WHERE task_id = ? ORDER BY depends_on",
-        )
-        .bind(task.0)
-        .fetch_all(&self.read)
-        .await?;
-        Ok(ids.into_iter().map(TaskId).collect())
+        self.readers
+            .run(|c| {
+                all(
+                    c,
+                    "SELECT depends_on FROM task_deps WHERE task_id = ? ORDER BY depends_on",
+                    params![task.0],
+                    |r| Ok(TaskId(r.get(0)?)),
+                )
+            })
+            .await
     }
 
     async fn waiting_on_dependencies(&self) -> StoreResult<Vec<(TaskId, Vec<TaskId>)>> {
-        let pairs: Vec<(i64, i64)> = sqlx::query_as(
-            "SELECT d.task_id, d.depends_on FROM task_deps d
-             JOIN tasks t ON t.id = d.task_id
-             JOIN tasks dt ON dt.id = d.depends_on
-             WHERE t.stage NOT IN ('done', 'cancelled', 'failed') AND dt.stage <> 'done'
-             ORDER BY d.task_id, d.depends_on",
-        )
-        .fetch_all(&self.read)
-        .await?;
+        let pairs: Vec<(i64, i64)> = self
+            .readers
+            .run(|c| {
+                all(
+                    c,
+                    "SELECT d.task_id, d.depends_on FROM task_deps d
+                     JOIN tasks t ON t.id = d.task_id
+                     JOIN tasks dt ON dt.id = d.depends_on
+                     WHERE t.stage NOT IN ('done', 'cancelled', 'failed') AND dt.stage <> 'done'
+                     ORDER BY d.task_id, d.depends_on",
+                    [],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+            })
+            .await?;
         let mut out: Vec<(TaskId, Vec<TaskId>)> = Vec::new();
         for (t, on) in pairs {
             match out.last_mut() {
@@ -459,28 +505,39 @@ impl TaskStore for SqliteStore {
     }
 
     async fn task_counts_by_stage(&self) -> StoreResult<BTreeMap<Stage, u64>> {
-        let rows: Vec<(String, i64)> =
-            sqlx::query_as("SELECT stage, COUNT(*) FROM tasks GROUP BY stage")
-                .fetch_all(&self.read)
-                .await?;
+        let rows: Vec<(String, i64)> = self
+            .readers
+            .run(|c| {
+                all(
+                    c,
+                    "SELECT stage, COUNT(*) FROM tasks GROUP BY stage",
+                    [],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+            })
+            .await?;
         rows.into_iter()
             .map(|(s, n)| Ok((s.parse()?, n as u64)))
             .collect()
     }
 
     async fn cancelled_snapshot(&self, limit: u32) -> StoreResult<CancelledSnapshot> {
-        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM tasks WHERE stage = 'cancelled'")
-            .fetch_one(&self.read)
-            .await?;
-        let rows = sqlx::query(
-            "SELECT * FROM tasks WHERE stage = 'cancelled' ORDER BY cancelled_at DESC, id DESC LIMIT ?",
-        )
-        .bind(i64::from(limit))
-        .fetch_all(&self.read)
-        .await?;
-        Ok(CancelledSnapshot {
-            count: count as u64,
-            recent: rows.iter().map(rows::task).collect::<StoreResult<_>>()?,
-        })
+        self.readers
+            .run(|c| {
+                let count: i64 = c
+                    .prepare_cached("SELECT COUNT(*) FROM tasks WHERE stage = 'cancelled'")?
+                    .query_row([], |r| r.get(0))?;
+                let recent = all(
+                    c,
+                    "SELECT * FROM tasks WHERE stage = 'cancelled' ORDER BY cancelled_at DESC, id DESC LIMIT ?",
+                    params![i64::from(limit)],
+                    |r| rows::task(r),
+                )?;
+                Ok(CancelledSnapshot {
+                    count: count as u64,
+                    recent,
+                })
+            })
+            .await
     }
 }

@@ -1,6 +1,6 @@
 //! The builtin tracker's items and comments, kept in the store.
 
-use super::writer::exec;
+use super::conn::{all, exec, first};
 use super::{SqliteStore, rows};
 use crate::error::{StoreError, StoreResult};
 use crate::model::{TrackerComment, TrackerItem};
@@ -35,45 +35,59 @@ impl TrackerStore for SqliteStore {
     }
 
     async fn get_item(&self, id: &str) -> StoreResult<Option<TrackerItem>> {
-        let row = sqlx::query("SELECT * FROM tracker_items WHERE id = ?")
-            .bind(id.to_owned())
-            .fetch_optional(&self.read)
-            .await?;
-        row.as_ref().map(rows::item).transpose()
+        self.readers
+            .run(|c| {
+                first(
+                    c,
+                    "SELECT * FROM tracker_items WHERE id = ?",
+                    params![id],
+                    |r| rows::item(r),
+                )
+            })
+            .await
     }
 
     async fn list_items(&self, project: Option<&str>) -> StoreResult<Vec<TrackerItem>> {
-        let rows = sqlx::query(
-            "SELECT * FROM tracker_items WHERE (?1 IS NULL OR project = ?1) ORDER BY updated_at, id",
-        )
-        .bind(project.map(str::to_owned))
-        .fetch_all(&self.read)
-        .await?;
-        rows.iter().map(rows::item).collect()
+        self.readers
+            .run(|c| {
+                all(
+                    c,
+                    "SELECT * FROM tracker_items WHERE (?1 IS NULL OR project = ?1) ORDER BY updated_at, id",
+                    params![project],
+                    |r| rows::item(r),
+                )
+            })
+            .await
     }
 
     async fn set_item_state(&self, id: &str, state: &str) -> StoreResult<bool> {
         let now = self.now();
-        let n = self.writer.run(|conn| {
-            exec(
-                conn,
-                "UPDATE tracker_items SET state = ?, updated_at = ? WHERE id = ?",
-                params![state, now.0, id],
-            )
-        }).await?;
+        let n = self
+            .writer
+            .run(|conn| {
+                exec(
+                    conn,
+                    "UPDATE tracker_items SET state = ?, updated_at = ? WHERE id = ?",
+                    params![state, now.0, id],
+                )
+            })
+            .await?;
         Ok(n == 1)
     }
 
     async fn set_item_labels(&self, id: &str, labels: &[String]) -> StoreResult<bool> {
         let now = self.now();
         let labels = labels_json(labels)?;
-        let n = self.writer.run(|conn| {
-            exec(
-                conn,
-                "UPDATE tracker_items SET labels = ?, updated_at = ? WHERE id = ?",
-                params![labels, now.0, id],
-            )
-        }).await?;
+        let n = self
+            .writer
+            .run(|conn| {
+                exec(
+                    conn,
+                    "UPDATE tracker_items SET labels = ?, updated_at = ? WHERE id = ?",
+                    params![labels, now.0, id],
+                )
+            })
+            .await?;
         Ok(n == 1)
     }
 
@@ -85,22 +99,30 @@ impl TrackerStore for SqliteStore {
         external_id: Option<&str>,
     ) -> StoreResult<bool> {
         let now = self.now();
-        let n = self.writer.run(|conn| {
-            exec(
-                conn,
-                "INSERT INTO tracker_comments (item_id, author, body, external_id, created_at)
+        let n = self
+            .writer
+            .run(|conn| {
+                exec(
+                    conn,
+                    "INSERT INTO tracker_comments (item_id, author, body, external_id, created_at)
                  VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                params![item, author, body, external_id, now.0],
-            )
-        }).await?;
+                    params![item, author, body, external_id, now.0],
+                )
+            })
+            .await?;
         Ok(n == 1)
     }
 
     async fn item_comments(&self, item: &str) -> StoreResult<Vec<TrackerComment>> {
-        let rows = sqlx::query("SELECT * FROM tracker_comments WHERE item_id = ? ORDER BY id")
-            .bind(item.to_owned())
-            .fetch_all(&self.read)
-            .await?;
-        rows.iter().map(rows::comment).collect()
+        self.readers
+            .run(|c| {
+                all(
+                    c,
+                    "SELECT * FROM tracker_comments WHERE item_id = ? ORDER BY id",
+                    params![item],
+                    |r| rows::comment(r),
+                )
+            })
+            .await
     }
 }

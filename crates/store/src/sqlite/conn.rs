@@ -1,11 +1,12 @@
-//! The store's one write connection, used inline on the caller's thread.
+//! The store's SQLite connections, used inline on the caller's thread: one
+//! writer and a few readers.
 //!
-//! Why not sqlx for writes: sqlx runs each SQLite connection on a worker thread
+//! Why not sqlx: sqlx runs each SQLite connection on a worker thread
 //! and every statement is a round trip to it (two cross-thread wake-ups). On a
 //! small VM that hop costs a few hundred µs, ten times what the statement
 //! itself takes, and the queue's enqueue → claim → complete cycle is three
-//! statements. A write here is a prepared statement (cached) run on the calling
-//! thread under an async mutex: waiting for it parks the task, not the thread,
+//! statements. A statement here is prepared once (cached) and run on the
+//! calling thread under an async mutex: waiting for it parks the task, not the thread,
 //! and the guard is held only while SQLite works, never across an `.await`.
 //! A task woken by the release usually runs next on the releasing thread, so
 //! concurrent writers hand the connection on without cross-thread wake-ups.
@@ -17,13 +18,15 @@
 //! All of the process's writes go through this one connection: two writer
 //! connections in one process would fight over SQLite's file lock, and one of
 //! them could sleep in the busy handler while holding a runtime thread the other
-//! needs to commit. Reads and migrations stay on the sqlx pool (WAL readers never
-//! wait for the writer).
+//! needs to commit. Readers are read-only connections of their own: under WAL
+//! they never wait for the writer, and a long listing never delays a write.
+//! (Migrations run on sqlx's migrator, once at start.)
 
 use super::Synchronous;
 use crate::error::{StoreError, StoreResult};
 use rusqlite::{Connection, OpenFlags, Params, Row, TransactionBehavior};
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::time::Duration;
 use tokio::sync::Mutex;
@@ -110,6 +113,53 @@ impl Writer {
     }
 }
 
+/// Read-only connections. At most as many reads run at once as the runtime
+/// has threads, so a few connections are plenty.
+pub(super) struct Readers {
+    conns: Vec<Mutex<Connection>>,
+    next: AtomicUsize,
+}
+
+impl std::fmt::Debug for Readers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Readers({})", self.conns.len())
+    }
+}
+
+impl Readers {
+    pub(super) fn open(path: &Path, n: usize, busy_timeout: Duration) -> rusqlite::Result<Self> {
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conns = (0..n.max(1))
+            .map(|_| {
+                let conn = Connection::open_with_flags(path, flags)?;
+                conn.busy_timeout(busy_timeout)?;
+                conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+                Ok(Mutex::new(conn))
+            })
+            .collect::<rusqlite::Result<_>>()?;
+        Ok(Readers {
+            conns,
+            next: AtomicUsize::new(0),
+        })
+    }
+
+    /// Run `f` on a free reader, or wait for one. Each statement reads a
+    /// consistent snapshot; `f` is not a transaction across statements.
+    pub(super) async fn run<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> StoreResult<T>,
+    ) -> StoreResult<T> {
+        for c in &self.conns {
+            if let Ok(conn) = c.try_lock() {
+                return f(&conn);
+            }
+        }
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.conns.len();
+        let conn = self.conns[i].lock().await;
+        f(&conn)
+    }
+}
+
 /// A thread with its own connection that runs a PASSIVE checkpoint every
 /// `CHECKPOINT_EVERY`: it never blocks the writer or the readers, and it does
 /// the fsync that would otherwise stall a commit.
@@ -156,6 +206,22 @@ pub(super) fn first<T>(
         Some(row) => map(row).map(Some),
         None => Ok(None),
     }
+}
+
+/// Every row of a query, mapped.
+pub(super) fn all<T>(
+    conn: &Connection,
+    sql: &str,
+    params: impl Params,
+    mut map: impl FnMut(&Row<'_>) -> StoreResult<T>,
+) -> StoreResult<Vec<T>> {
+    let mut stmt = conn.prepare_cached(sql)?;
+    let mut rows = stmt.query(params)?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next()? {
+        out.push(map(row)?);
+    }
+    Ok(out)
 }
 
 /// Whether a write failed on a foreign key.
