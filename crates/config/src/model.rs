@@ -34,6 +34,8 @@ pub struct Config {
     pub budget: BudgetConfig,
     pub review: ReviewConfig,
     pub logging: LoggingConfig,
+    /// `[[notify]]`: outgoing webhooks told about the pipeline.
+    pub notify: Vec<NotifyConfig>,
 
     /// Folder that relative paths resolve against (the config file's folder, or
     /// the working directory when there is no file).
@@ -65,6 +67,7 @@ impl Default for Config {
             budget: BudgetConfig::default(),
             review: ReviewConfig::default(),
             logging: LoggingConfig::default(),
+            notify: Vec::new(),
             base_dir: PathBuf::new(),
             source: None,
             load_warnings: Vec::new(),
@@ -689,5 +692,39 @@ impl Default for LoggingConfig {
             format: LogFormat::Human,
             level: "info".into(),
         }
+    }
+}
+
+/// `[[notify]]`: an outgoing webhook that hears when a task enters one of
+/// `stages`. The JSON carries `text` (Slack), `body` and `msgtype`
+/// (Matrix), `chat_id` when set (Telegram), and an `orch` object with the
+/// facts. Messages wait in the store's outbox until the endpoint takes them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotifyConfig {
+    /// A short name, for logs and the task's event log.
+    pub name: String,
+    /// The NAME of the variable holding the URL: such URLs carry a token.
+    pub url_env: String,
+    /// Telegram's `chat_id`, sent as given.
+    #[serde(default)]
+    pub chat_id: Option<String>,
+    /// The stages whose entry is told. The default: where a person is needed,
+    /// and the ends.
+    #[serde(default = "NotifyConfig::default_stages")]
+    pub stages: Vec<orch_core::Stage>,
+}
+
+impl NotifyConfig {
+    pub fn default_stages() -> Vec<orch_core::Stage> {
+        use orch_core::Stage::*;
+        vec![
+            AwaitingApproval,
+            Deploy,
+            NeedsAttention,
+            Done,
+            Cancelled,
+            Failed,
+        ]
     }
 }

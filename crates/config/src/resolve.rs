@@ -266,6 +266,9 @@ impl Config {
                 &g.webhook_secret_env,
             ));
         }
+        for (i, n) in self.notify.iter().enumerate() {
+            out.push((format!("notify[{i}].url_env"), &n.url_env));
+        }
         out
     }
 
@@ -277,6 +280,7 @@ impl Config {
             .into_iter()
             .filter(|(key, _)| {
                 key.starts_with("server.")
+                    || key.starts_with("notify[")
                     || (self.tracker.kind != TrackerKind::Builtin && key.starts_with(&tracker))
                     || (self.forge.kind != ForgeKind::Local && key.starts_with(&forge))
             })

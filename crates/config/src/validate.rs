@@ -134,6 +134,7 @@ impl Config {
         self.check_agents(&mut c);
         self.check_agent_env(&mut c);
         self.check_budget_review_logging(&mut c);
+        self.check_notify(&mut c);
         self.check_secrets_set(&mut c);
         if c.problems.is_empty() {
             Ok(c.warnings)
@@ -541,6 +542,31 @@ impl Config {
         }
     }
 
+    fn check_notify(&self, c: &mut Checker) {
+        let mut names = std::collections::BTreeSet::new();
+        for (i, n) in self.notify.iter().enumerate() {
+            let key = format!("notify[{i}]");
+            if n.name.trim().is_empty() {
+                c.error(format!("{key}.name"), "must not be empty");
+            } else if !names.insert(n.name.as_str()) {
+                c.error(
+                    format!("{key}.name"),
+                    format!(
+                        "{:?} is used by another [[notify]]; give each its own name",
+                        n.name
+                    ),
+                );
+            }
+            c.env_name(&format!("{key}.url_env"), &n.url_env);
+            if n.stages.is_empty() {
+                c.error(
+                    format!("{key}.stages"),
+                    "is empty, so nothing would ever be sent; list stages or leave it out for the default",
+                );
+            }
+        }
+    }
+
     fn check_secrets_set(&self, c: &mut Checker) {
         for (key, name) in self.active_secret_refs() {
             if !is_env_name(name) || self.secret(name).is_some() {
@@ -559,6 +585,7 @@ impl Config {
                 k if k.ends_with("webhook_secret_env") => {
                     "webhooks cannot be verified and will be refused"
                 }
+                k if k.starts_with("notify[") => "its notifications wait in the outbox unsent",
                 _ => "calls to the service will fail to authenticate",
             };
             c.warn(

@@ -12,6 +12,7 @@
 //! - `metered`: the metrics recorded where things happen (runs, STOP, port errors).
 
 mod metered;
+pub mod notify;
 pub mod pipeline;
 pub mod ports;
 pub mod status;

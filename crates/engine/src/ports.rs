@@ -34,6 +34,14 @@ pub trait Tracker: Send + Sync {
     async fn comment(&self, id: &str, body: &str, dedupe_key: Option<&str>) -> PortResult<()>;
 }
 
+/// Where outgoing notifications go: a POST of JSON to a webhook URL.
+#[async_trait]
+pub trait NotifyPoster: Send + Sync {
+    /// Post `body`; an answer other than 2xx is an error. The error must not
+    /// contain the URL (it carries a token).
+    async fn post(&self, url: &str, body: &serde_json::Value) -> PortResult<()>;
+}
+
 /// The builtin tracker: items live in orch's store.
 pub struct BuiltinTracker {
     store: Arc<dyn Store>,

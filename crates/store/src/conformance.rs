@@ -1012,6 +1012,106 @@ pub async fn tracker_items_and_comments(h: Harness) {
     assert_eq!(h.store.list_items(Some("default")).await.unwrap().len(), 1);
 }
 
+/// The notification outbox: due now, de-duplicated by key, retried later
+/// or given up, and never sent twice.
+pub async fn notifications_outbox(h: Harness) {
+    let t = task(&h, "ORCH-1", Stage::AwaitingApproval).await;
+    let n = |key: Option<&str>, text: &str| NewNotification {
+        sink: "chat".into(),
+        task_id: Some(t.id),
+        payload: serde_json::json!({ "text": text }),
+        dedupe_key: key.map(str::to_owned),
+    };
+    assert!(
+        h.store
+            .enqueue_notification(&n(None, "first"))
+            .await
+            .unwrap()
+    );
+    assert!(
+        h.store
+            .enqueue_notification(&n(Some("k"), "second"))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !h.store
+            .enqueue_notification(&n(Some("k"), "again"))
+            .await
+            .unwrap(),
+        "same sink and key: written once"
+    );
+    let mut other = n(Some("k"), "other sink");
+    other.sink = "mail".into();
+    other.task_id = None;
+    assert!(
+        h.store.enqueue_notification(&other).await.unwrap(),
+        "keys are per sink"
+    );
+
+    let due = h.store.due_notifications(10).await.unwrap();
+    let texts: Vec<_> = due.iter().map(|d| d.payload["text"].clone()).collect();
+    assert_eq!(texts, ["first", "second", "other sink"], "oldest first");
+    assert_eq!((due[0].task_id, due[2].task_id), (Some(t.id), None));
+    assert_eq!(
+        h.store.due_notifications(1).await.unwrap().len(),
+        1,
+        "limit"
+    );
+
+    // Sent: gone from the outbox, and sent only once.
+    assert!(h.store.notification_sent(due[0].id).await.unwrap());
+    assert!(!h.store.notification_sent(due[0].id).await.unwrap());
+    // A failure with a retry time: not due until then, attempts counted.
+    let later = Some(Duration::from_secs(30));
+    assert!(
+        h.store
+            .notification_failed(due[1].id, "status 500", later)
+            .await
+            .unwrap()
+    );
+    let ids: Vec<_> = h
+        .store
+        .due_notifications(10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|d| d.id)
+        .collect();
+    assert_eq!(ids, [due[2].id]);
+    h.clock.advance(Duration::from_secs(31));
+    let again = h.store.due_notifications(10).await.unwrap();
+    assert_eq!(
+        again.iter().map(|d| d.id).collect::<Vec<_>>(),
+        [due[2].id, due[1].id],
+        "by due time: the retried one is due later"
+    );
+    assert_eq!((again[0].attempts, again[1].attempts), (0, 1));
+    // Given up: never due again, and cannot be marked sent afterwards.
+    assert!(
+        h.store
+            .notification_failed(due[1].id, "status 404", None)
+            .await
+            .unwrap()
+    );
+    assert!(!h.store.notification_sent(due[1].id).await.unwrap());
+    assert!(
+        !h.store
+            .notification_failed(due[1].id, "again", None)
+            .await
+            .unwrap()
+    );
+    let ids: Vec<_> = h
+        .store
+        .due_notifications(10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|d| d.id)
+        .collect();
+    assert_eq!(ids, [due[2].id]);
+}
+
 /// Claimers sharing one store each get distinct jobs; every job is claimed once.
 pub async fn concurrent_claims_are_exclusive(h: Harness) {
     let t = task(&h, "ORCH-1", Stage::Development).await;
@@ -1084,6 +1184,7 @@ macro_rules! conformance_suite {
             runs_record_process_outcome_and_usage,
             markers_and_deliveries,
             tracker_items_and_comments,
+            notifications_outbox,
             concurrent_claims_are_exclusive,
         );
     };

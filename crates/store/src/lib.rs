@@ -1,6 +1,6 @@
 //! orch's durable state behind one `Store` trait: tasks and their audit log, the
 //! job queue with its gates and fencing, runs, merge leases, markers, webhook
-//! de-duplication and the builtin tracker's items.
+//! de-duplication, the builtin tracker's items and the notification outbox.
 //!
 //! `SqliteStore` is the embedded default. The trait speaks only domain types, so a
 //! PostgreSQL implementation can stand beside it; `conformance` is the test suite
@@ -17,7 +17,9 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{StoreError, StoreResult};
 pub use model::*;
 pub use sqlite::{SqliteOptions, SqliteStore, Synchronous};
-pub use traits::{JobQueue, LeaseStore, MarkerStore, RunStore, Store, TaskStore, TrackerStore};
+pub use traits::{
+    JobQueue, LeaseStore, MarkerStore, NotificationStore, RunStore, Store, TaskStore, TrackerStore,
+};
 
 use std::sync::Arc;
 

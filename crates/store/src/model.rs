@@ -169,6 +169,30 @@ pub struct TrackerComment {
     pub created_at: Timestamp,
 }
 
+/// An outgoing notification to write to the outbox.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NewNotification {
+    /// The configured webhook's name.
+    pub sink: String,
+    pub task_id: Option<TaskId>,
+    pub payload: serde_json::Value,
+    /// With a key, a second notice with the same sink and key is not written.
+    pub dedupe_key: Option<String>,
+}
+
+/// A notification waiting in the outbox.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Notification {
+    pub id: i64,
+    pub sink: String,
+    pub task_id: Option<TaskId>,
+    pub payload: serde_json::Value,
+    /// Failed attempts so far.
+    pub attempts: u32,
+    pub next_at: Timestamp,
+    pub created_at: Timestamp,
+}
+
 /// Cancelled tasks for the `/queue` stop block.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CancelledSnapshot {

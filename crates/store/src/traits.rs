@@ -175,10 +175,38 @@ pub trait TrackerStore {
     async fn item_comments(&self, item: &str) -> StoreResult<Vec<TrackerComment>>;
 }
 
+/// The outbox of outgoing notifications.
+#[async_trait]
+pub trait NotificationStore {
+    /// Write a notification, due now. `false` when its sink and dedupe key
+    /// were written before (nothing is written).
+    async fn enqueue_notification(&self, n: &NewNotification) -> StoreResult<bool>;
+    /// Notifications due by now, oldest first, neither sent nor given up.
+    async fn due_notifications(&self, limit: u32) -> StoreResult<Vec<Notification>>;
+    /// Mark it sent. `false` if it was already sent or given up.
+    async fn notification_sent(&self, id: i64) -> StoreResult<bool>;
+    /// Count a failed attempt: due again `retry_in` from now, or given up for
+    /// good with `None`. `false` if it was already sent or given up.
+    async fn notification_failed(
+        &self,
+        id: i64,
+        error: &str,
+        retry_in: Option<Duration>,
+    ) -> StoreResult<bool>;
+}
+
 /// Everything orch keeps durably.
 #[async_trait]
 pub trait Store:
-    TaskStore + JobQueue + RunStore + LeaseStore + MarkerStore + TrackerStore + Send + Sync
+    TaskStore
+    + JobQueue
+    + RunStore
+    + LeaseStore
+    + MarkerStore
+    + TrackerStore
+    + NotificationStore
+    + Send
+    + Sync
 {
     /// Apply pending migrations; running it again is a no-op.
     async fn migrate(&self) -> StoreResult<()>;

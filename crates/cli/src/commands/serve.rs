@@ -134,6 +134,23 @@ impl Engine {
                 }
             }));
         }
+        // Outgoing notifications: post what the outbox holds, at once
+        // when the pipeline writes, and retries on a timer.
+        if !cfg.notify.is_empty() {
+            match orch_integrations::notify::HttpPoster::new(Duration::from_secs(10)) {
+                Ok(poster) => {
+                    let outbox = orch_engine::notify::Outbox::new(
+                        store.clone(),
+                        &cfg.notify,
+                        &|name| cfg.secret(name),
+                        Arc::new(poster),
+                        pipeline.notification_queued(),
+                    );
+                    tasks.push(tokio::spawn(outbox.run(Duration::from_secs(2))));
+                }
+                Err(e) => tracing::error!(error = %e, "notifications cannot be sent"),
+            }
+        }
         // A finished run moves its task on at once.
         {
             let (p, s) = (pipeline.clone(), supervisor.clone());

@@ -104,15 +104,26 @@ pub struct Serve {
     child: Child,
     dir: PathBuf,
     starts: u32,
+    env: Vec<(String, String)>,
 }
 
 impl Serve {
     /// Starts `orch serve` in `dir`; its stderr goes to `dir/serve-N.log`.
     pub fn start(dir: &Path) -> Serve {
+        Serve::start_with_env(dir, &[])
+    }
+
+    /// As `start`, with extra environment variables (also after restarts).
+    pub fn start_with_env(dir: &Path, env: &[(&str, &str)]) -> Serve {
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         Serve {
-            child: spawn_serve(dir, 0),
+            child: spawn_serve(dir, 0, &env),
             dir: dir.to_path_buf(),
             starts: 1,
+            env,
         }
     }
 
@@ -126,7 +137,7 @@ impl Serve {
         if self.child.try_wait().ok().flatten().is_none() {
             return false;
         }
-        self.child = spawn_serve(&self.dir, self.starts);
+        self.child = spawn_serve(&self.dir, self.starts, &self.env);
         self.starts += 1;
         true
     }
@@ -135,7 +146,7 @@ impl Serve {
     pub fn crash_and_restart(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        self.child = spawn_serve(&self.dir, self.starts);
+        self.child = spawn_serve(&self.dir, self.starts, &self.env);
         self.starts += 1;
     }
 }
@@ -147,12 +158,13 @@ impl Drop for Serve {
     }
 }
 
-fn spawn_serve(dir: &Path, n: u32) -> Child {
+fn spawn_serve(dir: &Path, n: u32, env: &[(String, String)]) -> Child {
     let log = std::fs::File::create(dir.join(format!("serve-{n}.log"))).unwrap();
     Command::new(ORCH)
         .args(["serve", "--listen", "127.0.0.1:0"])
         .current_dir(dir)
         .env_remove("ORCH_CONFIG")
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(log)

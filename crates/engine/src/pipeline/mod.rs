@@ -32,6 +32,13 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
+/// The tracker comment of a task parked for a person (R-8a).
+fn park_comment(why: &str) -> String {
+    format!(
+        "orch needs a person: {why}. Move the item to To Analyse or Approved to resume, or STOP it."
+    )
+}
+
 /// Why a pipeline call failed; the message says what to do.
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
@@ -72,6 +79,8 @@ pub struct Pipeline {
     /// Signalled whenever a step queues a job, so the dispatcher of this
     /// process claims it at once instead of at its next poll.
     job_queued: Arc<tokio::sync::Notify>,
+    /// Signalled whenever a notification is written to the outbox.
+    notification_queued: Arc<tokio::sync::Notify>,
 }
 
 impl Pipeline {
@@ -101,12 +110,19 @@ impl Pipeline {
             actor: actor.into(),
             locks: Mutex::new(HashMap::new()),
             job_queued: Arc::new(tokio::sync::Notify::new()),
+            notification_queued: Arc::new(tokio::sync::Notify::new()),
         }
     }
 
     /// Notified each time this pipeline queues a job (see `job_queued`).
     pub fn job_queued(&self) -> Arc<tokio::sync::Notify> {
         self.job_queued.clone()
+    }
+
+    /// Notified each time this pipeline writes a notification to the outbox
+    /// (hand it to `notify::Outbox::new`).
+    pub fn notification_queued(&self) -> Arc<tokio::sync::Notify> {
+        self.notification_queued.clone()
     }
 
     /// The embedded defaults: builtin tracker and local forge over `repos_dir`.
@@ -194,10 +210,24 @@ impl Pipeline {
     /// Reflect a task's stage on its tracker item; a tracker error is logged
     /// on the task and never undoes the move (R-44: it delays, loses nothing).
     pub(crate) async fn reflect(&self, task: &Task, comment: Option<&str>) {
+        let state = self.state_name(task.stage);
+        // The outgoing webhooks hear of it too, through the outbox.
+        let text = comment.unwrap_or("moved by orch");
+        let written = crate::notify::enqueue_for_stage(
+            self.store.as_ref(),
+            &self.cfg.notify,
+            task,
+            &state,
+            text,
+            None,
+        )
+        .await;
+        if written > 0 {
+            self.notification_queued.notify_one();
+        }
         let Some(item) = task.original_tracker_id().map(str::to_owned) else {
             return;
         };
-        let state = self.state_name(task.stage);
         let mut errors = Vec::new();
         if let Err(e) = self.tracker.set_state(&item, &state).await {
             errors.push(format!("setting state {state:?}: {e}"));
@@ -319,11 +349,17 @@ impl Pipeline {
     /// A run ended: a merger that gave up (the supervisor parked the task)
     /// shows the failed verify on the forge; then whatever is due happens.
     pub async fn on_run_report(&self, r: &crate::supervisor::RunReport) -> PipelineResult<()> {
-        let merger_gave_up =
-            r.agent == orch_core::AgentKind::Merger && r.end == crate::supervisor::JobEnd::GaveUp;
-        if merger_gave_up && let Some(task) = self.store.get_task(r.task_id).await? {
-            let why = r.error.as_deref().unwrap_or("verify failed");
-            self.report_failed_verify(&task, why).await;
+        let gave_up = r.end == crate::supervisor::JobEnd::GaveUp;
+        if gave_up && let Some(task) = self.store.get_task(r.task_id).await? {
+            let why = r.error.as_deref().unwrap_or("the agent gave up");
+            if r.agent == orch_core::AgentKind::Merger {
+                self.report_failed_verify(&task, why).await;
+            }
+            // The supervisor parked the task (durably, before this report);
+            // the tracker and the webhooks hear of it here (R-8a).
+            if task.stage == Stage::NeedsAttention {
+                self.reflect(&task, Some(&park_comment(why))).await;
+            }
         }
         self.tick(r.task_id).await
     }
@@ -515,10 +551,7 @@ impl Pipeline {
                 self.event("needs_attention", why),
             )
             .await?;
-        let comment = format!(
-            "orch needs a person: {why}. Move the item to To Analyse or Approved to resume, or STOP it."
-        );
-        self.reflect(&moved, Some(&comment)).await;
+        self.reflect(&moved, Some(&park_comment(why))).await;
         Ok(why.to_owned())
     }
 

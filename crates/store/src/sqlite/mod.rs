@@ -6,6 +6,7 @@ mod conn;
 mod jobs;
 mod leases;
 mod markers;
+mod notifications;
 mod rows;
 mod runs;
 mod tasks;

@@ -2,7 +2,9 @@
 //! `Corrupt` error naming it, never a panic.
 
 use crate::error::{StoreError, StoreResult};
-use crate::model::{Marker, MarkerState, MarkerStep, MergeLease, TrackerComment, TrackerItem};
+use crate::model::{
+    Marker, MarkerState, MarkerStep, MergeLease, Notification, TrackerComment, TrackerItem,
+};
 use orch_core::run::{Run, Usage};
 use orch_core::{Job, JobId, RunId, Task, TaskEvent, TaskId, Timestamp, WorkerId};
 
@@ -175,6 +177,20 @@ pub fn comment(r: &impl Columns) -> StoreResult<TrackerComment> {
         author: r.col("author")?,
         body: r.col("body")?,
         external_id: r.col("external_id")?,
+        created_at: Timestamp(r.col("created_at")?),
+    })
+}
+
+pub fn notification(r: &impl Columns) -> StoreResult<Notification> {
+    let payload: String = r.col("payload")?;
+    Ok(Notification {
+        id: r.col("id")?,
+        sink: r.col("sink")?,
+        task_id: r.col::<Option<i64>>("task_id")?.map(TaskId),
+        payload: serde_json::from_str(&payload)
+            .map_err(|e| StoreError::Corrupt(format!("notifications.payload: {e}")))?,
+        attempts: u32_of(r.col("attempts")?, "notifications.attempts")?,
+        next_at: Timestamp(r.col("next_at")?),
         created_at: Timestamp(r.col("created_at")?),
     })
 }
