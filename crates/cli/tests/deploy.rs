@@ -62,6 +62,11 @@ fn deploy_parks_until_confirm_deploy_then_runs_once_and_checks_health() {
     std::thread::sleep(Duration::from_secs(1));
     let v = wait_for(&dir, KEY, WAIT, "parked", |v| stage(v) == "deploy");
     assert_eq!(count_events(&v, "merged"), 1);
+    // A person is asked, once (the ticker runs every second meanwhile).
+    wait_for(&dir, KEY, WAIT, "the ask", |v| {
+        count_events(v, "awaiting_confirm_deploy") == 1
+    });
+    std::thread::sleep(Duration::from_secs(2));
     assert!(
         lines(&deployed).is_empty(),
         "phase B waits for Confirm Deploy"
@@ -73,6 +78,12 @@ fn deploy_parks_until_confirm_deploy_then_runs_once_and_checks_health() {
     assert_eq!(lines(&deployed), [KEY], "phase B ran once");
     assert_eq!(lines(&prepared), [KEY], "phase A ran once");
     assert_eq!(count_events(&v, "deployed"), 1, "{:#}", v["events"]);
+    assert_eq!(
+        count_events(&v, "awaiting_confirm_deploy"),
+        1,
+        "asked once: {:#}",
+        v["events"]
+    );
     // A second Confirm Deploy on a done task is refused and runs nothing.
     let again = orch(
         &dir,

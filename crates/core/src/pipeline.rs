@@ -89,6 +89,8 @@ pub struct TaskView {
     pub cancel_requested: bool,
     /// Whether the task is in a critical window now (see `cancel`).
     pub in_critical_window: bool,
+    /// Since it entered `deploy`, the task asked for Confirm Deploy.
+    pub confirm_deploy_asked: bool,
 }
 
 impl TaskView {
@@ -106,6 +108,7 @@ impl TaskView {
             deploy_initiated: false,
             cancel_requested: false,
             in_critical_window: false,
+            confirm_deploy_asked: false,
         }
     }
 }
@@ -202,6 +205,9 @@ pub enum Effect {
     ReleaseLease,
     /// Park the task in `needs_attention` for a person (R-8a).
     Park(String),
+    /// Deploy phase A is done and phase B waits for a person: say so once, in
+    /// the task's log, on the tracker and to the webhooks.
+    AskConfirmDeploy,
 }
 
 /// The agent that works in a stage, if any.
@@ -341,6 +347,15 @@ fn resume(view: &TaskView, comment: Option<&str>) -> Vec<Effect> {
     )]
 }
 
+/// Waiting for Confirm Deploy: ask once, then wait quietly.
+fn ask_confirm_deploy(view: &TaskView) -> Vec<Effect> {
+    if view.confirm_deploy_asked {
+        Vec::new()
+    } else {
+        vec![Effect::AskConfirmDeploy]
+    }
+}
+
 fn deploy_prepared(view: &TaskView, policy: &PipelinePolicy) -> bool {
     let Some(d) = policy.deploy else { return false };
     match &view.stage_job {
@@ -461,7 +476,7 @@ fn deploy_tick(view: &TaskView, policy: &PipelinePolicy) -> Vec<Effect> {
         Some(j) if j.phase == Some(DeployPhase::Prepare) => match j.status {
             JobStatus::Succeeded if d.auto => vec![Effect::StartDeployRun],
             // Parked until Confirm Deploy (D7: this is NOT a critical window).
-            JobStatus::Succeeded => Vec::new(),
+            JobStatus::Succeeded => ask_confirm_deploy(view),
             JobStatus::Failed => vec![Effect::Park(format!(
                 "deploy phase A failed: {}",
                 j.last_error.as_deref().unwrap_or("no attempts left")
@@ -472,7 +487,7 @@ fn deploy_tick(view: &TaskView, policy: &PipelinePolicy) -> Vec<Effect> {
             if d.auto {
                 vec![Effect::StartDeployRun]
             } else {
-                Vec::new()
+                ask_confirm_deploy(view)
             }
         }
         _ => vec![step(

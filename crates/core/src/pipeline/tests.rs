@@ -197,6 +197,12 @@ fn deploy_waits_for_confirmation_unless_auto() {
     let mut prepared = done(AgentKind::Deployer);
     prepared.phase = Some(DeployPhase::Prepare);
     v.stage_job = Some(prepared);
+    assert_eq!(
+        on_tick(&v, &p),
+        vec![Effect::AskConfirmDeploy],
+        "phase A done: ask a person, once"
+    );
+    v.confirm_deploy_asked = true;
     assert!(on_tick(&v, &p).is_empty(), "parked until Confirm Deploy");
     assert_eq!(
         on_gate(&v, Gate::ConfirmDeploy, None, &p),
@@ -294,6 +300,7 @@ prop_compose! {
             }),
             parked_from: parked, rejections: rej, review_rounds: rev, holds_lease: lease,
             merge_initiated: mi, deploy_initiated: di, cancel_requested: cr, in_critical_window: cw,
+            confirm_deploy_asked: false,
         }
     }
 }
@@ -321,6 +328,13 @@ fn check_effects(view: &TaskView, effects: &[Effect]) -> Result<(), TestCaseErro
         }
     }
     prop_assert!(queued <= 1);
+    // Confirm Deploy is asked for in deploy, and once per visit.
+    if effects.contains(&Effect::AskConfirmDeploy) {
+        prop_assert!(
+            view.stage == Stage::Deploy && !view.confirm_deploy_asked,
+            "{view:?}"
+        );
+    }
     // Terminal stages absorb every event.
     if view.stage.is_terminal() {
         prop_assert!(
@@ -377,6 +391,7 @@ proptest! {
                             if to == Stage::NeedsAttention { v.parked_from = Some(v.stage); }
                             v.stage = to;
                             v.stage_job = None;
+                            v.confirm_deploy_asked = false;
                         }
                         if kind == "rejected" { v.rejections += 1; }
                         if kind == "changes_requested" { v.review_rounds += 1; }
@@ -402,6 +417,7 @@ proptest! {
                     Effect::DeployFailed(_) => { v.deploy_initiated = false; v.parked_from = Some(v.stage); v.stage = Stage::NeedsAttention; v.stage_job = None; }
                     Effect::ApplyDeferredCancel => { v.stage = Stage::Cancelled; }
                     Effect::Comment(_) => {}
+                    Effect::AskConfirmDeploy => v.confirm_deploy_asked = true,
                 }
             }
             prop_assert!(Stage::ALL.contains(&v.stage));

@@ -464,6 +464,14 @@ impl Pipeline {
                     .await;
                 Ok(format!("deferred STOP applied: {}", r.note))
             }
+            Effect::AskConfirmDeploy => {
+                let text = "deploy prepared; waiting for Confirm Deploy";
+                self.store
+                    .append_event(task.id, self.event(view::ASKED_CONFIRM_DEPLOY, text))
+                    .await?;
+                self.reflect(task, Some(&format!("orch: {text}."))).await;
+                Ok(text.into())
+            }
             Effect::Park(why) => {
                 if task.stage == Stage::Merge {
                     // The merge gate gave up (verify failed, or the base would

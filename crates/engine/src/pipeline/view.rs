@@ -76,7 +76,20 @@ pub async fn task_view(store: &dyn Store, task: &Task) -> StoreResult<TaskView> 
         deploy_initiated: markers.iter().any(|m| m.step == MarkerStep::Deploy),
         cancel_requested: task.cancel_requested_at.is_some(),
         in_critical_window: in_critical_window(facts),
+        confirm_deploy_asked: asked_since_entry(&events, task.stage, ASKED_CONFIRM_DEPLOY),
     })
+}
+
+/// The event kind of `Effect::AskConfirmDeploy`.
+pub(crate) const ASKED_CONFIRM_DEPLOY: &str = "awaiting_confirm_deploy";
+
+/// Whether an event of `kind` was logged since the task last entered `stage`.
+fn asked_since_entry(events: &[orch_core::TaskEvent], stage: Stage, kind: &str) -> bool {
+    let entry = events
+        .iter()
+        .rposition(|e| e.to_stage == Some(stage) && e.from_stage != e.to_stage)
+        .unwrap_or(0);
+    events[entry..].iter().any(|e| e.kind == kind)
 }
 
 async fn stage_job(store: &dyn Store, j: &Job) -> StoreResult<StageJob> {
