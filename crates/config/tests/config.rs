@@ -134,6 +134,11 @@ fn commented_alternatives_in_the_example_parse_too() {
     // Uncommenting the optional sections of the example must give a valid file.
     let c = parse(
         r#"
+        [[notify]]
+        name = "team-chat"
+        url_env = "ORCH_NOTIFY_URL"
+        chat_id = "-1001234567890"
+        stages = ["awaiting_approval", "deploy", "needs_attention", "done", "cancelled", "failed"]
         [tracker]
         kind = "plane"
         [tracker.plane]
@@ -315,6 +320,21 @@ fn relative_paths_resolve_against_the_config_folder() {
 fn each_validation_error_names_its_key() {
     let repo = "[[repos]]\nname = \"a\"\nremote = \"a.git\"\n";
     let cases: &[(&str, &str, &str)] = &[
+        (
+            "[[notify]]\nname = \"chat\"\nurl_env = \"https://hooks.example/x\"",
+            "notify[0].url_env",
+            "environment variable",
+        ),
+        (
+            "[[notify]]\nname = \"chat\"\nurl_env = \"A\"\n[[notify]]\nname = \"chat\"\nurl_env = \"B\"",
+            "notify[1].name",
+            "used by another [[notify]]",
+        ),
+        (
+            "[[notify]]\nname = \"chat\"\nurl_env = \"A\"\nstages = []",
+            "notify[0].stages",
+            "nothing would ever be sent",
+        ),
         (
             "[queue]\nmax_attempts = 0",
             "queue.max_attempts",
