@@ -291,7 +291,9 @@ fn check_row(tmp: &Path, i: usize, row: &Row) {
     assert_eq!(on_main, row.merged, "{}: merged into main", row.name);
     let notes: Vec<String> = comments(&dir)
         .into_iter()
-        .filter(|c| c.contains("STOP"))
+        // The notes of a STOP start with its reason; other comments (e.g. a
+        // park's, which says STOP is an option) do not count.
+        .filter(|c| c.starts_with("STOP") || c.starts_with("deferred STOP"))
         .collect();
     // One notification per event: the cancel; or the deferral and then its
     // application. Repeated STOPs add none (D7).

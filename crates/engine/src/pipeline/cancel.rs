@@ -190,7 +190,7 @@ impl Pipeline {
             .store
             .mark_cancelled(id, self.event("cancelled", msg.clone()))
             .await?;
-        self.reflect(&cancelled, None).await;
+        self.reflect_noting(&cancelled, None, &msg).await;
         self.notify_cancel(&task, &msg).await;
         // A deferred STOP counts from the moment it was asked for.
         let asked = task.cancel_requested_at.unwrap_or(began);

@@ -210,15 +210,21 @@ impl Pipeline {
     /// Reflect a task's stage on its tracker item; a tracker error is logged
     /// on the task and never undoes the move (R-44: it delays, loses nothing).
     pub(crate) async fn reflect(&self, task: &Task, comment: Option<&str>) {
+        self.reflect_noting(task, comment, comment.unwrap_or("moved by orch"))
+            .await
+    }
+
+    /// As `reflect`; the webhooks get `note` (the tracker comment may be
+    /// posted separately, as a STOP's is).
+    pub(crate) async fn reflect_noting(&self, task: &Task, comment: Option<&str>, note: &str) {
         let state = self.state_name(task.stage);
         // The outgoing webhooks hear of it too, through the outbox.
-        let text = comment.unwrap_or("moved by orch");
         let written = crate::notify::enqueue_for_stage(
             self.store.as_ref(),
             &self.cfg.notify,
             task,
             &state,
-            text,
+            note,
             None,
         )
         .await;
