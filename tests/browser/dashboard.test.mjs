@@ -9,6 +9,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, execFileSync } from 'node:child_process';
+import http from 'node:http';
 import { mkdtempSync, mkdirSync, appendFileSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve, dirname } from 'node:path';
@@ -60,15 +61,33 @@ async function startServe(dir) {
   return { child, addr };
 }
 
-async function api(method, path, body, token = TOKEN) {
+// Plain node:http with its own agent, not fetch: nothing between the test and
+// the server on loopback (fetch may follow a proxy from the environment).
+const direct = new http.Agent({ keepAlive: false });
+
+function api(method, path, body, token = TOKEN) {
   const headers = {};
   if (token) headers.Authorization = `Bearer ${token}`;
-  if (body) headers['Content-Type'] = 'application/json';
-  const res = await fetch(base + path, { method, headers, body: body ? JSON.stringify(body) : undefined });
-  const text = await res.text();
-  let json = null;
-  try { json = JSON.parse(text); } catch (_) { /* not JSON */ }
-  return { status: res.status, json, text };
+  const data = body ? JSON.stringify(body) : undefined;
+  if (data) {
+    headers['Content-Type'] = 'application/json';
+    headers['Content-Length'] = Buffer.byteLength(data);
+  }
+  return new Promise((resolve, reject) => {
+    const req = http.request(base + path, { method, headers, agent: direct }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (c) => { text += c; });
+      res.on('end', () => {
+        let json = null;
+        try { json = JSON.parse(text); } catch (_) { /* not JSON */ }
+        resolve({ status: res.statusCode, json, text });
+      });
+    });
+    req.on('error', reject);
+    if (data) req.write(data);
+    req.end();
+  });
 }
 
 before(async () => {

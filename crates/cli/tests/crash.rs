@@ -123,10 +123,12 @@ fn kill_9_at_random_points_loses_nothing_and_merges_once() {
         crash_at.sort();
         let started = Instant::now();
         let mut stage = String::from("new");
+        let mut crashed = false;
         let v = loop {
             if crash_at.first().is_some_and(|t| started.elapsed() >= *t) {
                 crash_at.remove(0);
                 serve.crash_and_restart();
+                crashed = true;
                 *killed_in.entry(stage.clone()).or_insert(0u32) += 1;
             }
             assert!(
@@ -146,6 +148,13 @@ fn kill_9_at_random_points_loses_nothing_and_merges_once() {
                 }
                 // Refused until phase A has finished; then it confirms.
                 "deploy" if count_events(&v, "deploy_started") == 0 => {
+                    // A pipeline faster than its drawn crash times is killed
+                    // here, parked at the gate, so every iteration crashes.
+                    if !crashed {
+                        serve.crash_and_restart();
+                        crashed = true;
+                        *killed_in.entry(stage.clone()).or_insert(0u32) += 1;
+                    }
                     let _ = orch(&dir, &["task", "confirm-deploy", &key]);
                 }
                 s @ ("failed" | "cancelled" | "needs_attention") => {
