@@ -7,7 +7,7 @@ use orch_config::NotifyConfig;
 use orch_core::{NewTask, Stage, Timestamp};
 use orch_engine::notify::{MAX_ATTEMPTS, Outbox, Round, enqueue_for_stage, retry_delay};
 use orch_engine::ports::{NotifyPoster, PortError, PortResult};
-use orch_store::{ManualClock, SqliteOptions, SqliteStore, Store, TaskStore};
+use orch_store::{ManualClock, SqliteOptions, SqliteStore, Store};
 use std::sync::{Arc, Mutex};
 
 /// Answers from a script (then ok), and records what it was sent.
