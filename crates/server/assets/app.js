@@ -250,7 +250,7 @@ async function loadTask() {
   renderTimeline(d.events);
   renderRuns(d.runs, d.usage);
   const current = latestRun(d.runs);
-  if (current && (!state.log || state.log.run !== current.run_id)) openLog(id, current.run_id);
+  if (current && (!state.log || state.log.run !== current.run_id)) openLog(id, current.run_id, current.agent);
   if (!current && !state.log) $('#log-state').textContent = 'No agent has run yet.';
   loadDiff(id);
   loadArtefacts(id);
@@ -333,13 +333,20 @@ async function loadArtefacts(id) {
 
 // The log pane follows the current run. EventSource reconnects by itself and
 // sends Last-Event-ID, so the server resumes after the last line we got.
-function openLog(id, run) {
+// When the next run of the same task starts, the previous run's lines stay
+// above a separator: its last words (often the most useful) remain readable.
+function openLog(id, run, agent) {
+  const sameTask = state.log && state.log.task === id;
   closeLog();
   const pane = $('#log');
-  pane.textContent = '';
+  if (sameTask && pane.textContent) {
+    pane.append(document.createTextNode(`──── ${agent || 'next'} run ────\n`));
+  } else {
+    pane.textContent = '';
+  }
   $('#log-state').textContent = 'streaming…';
   const es = new EventSource(`/api/tasks/${encodeURIComponent(id)}/logs`);
-  state.log = { es, run };
+  state.log = { es, run, task: id };
   es.onmessage = (e) => {
     pane.append(document.createTextNode(`${e.data}\n`));
     // Follow the tail unless the person unticked "follow" to read back.
