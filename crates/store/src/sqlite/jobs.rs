@@ -4,7 +4,7 @@
 //! Every write about a running job names its `run_id` and `status = 'running'`:
 //! zero rows changed means the caller's attempt is stale (fenced off).
 
-use super::conn::{all, exec, first, is_foreign_key_violation};
+use super::conn::{exec, first, is_foreign_key_violation};
 use super::{SqliteStore, rows};
 use crate::error::{StoreError, StoreResult};
 use crate::model::{ClaimRequest, ReapSummary};
@@ -144,39 +144,28 @@ impl JobQueue for SqliteStore {
     }
 
     async fn get_job(&self, id: JobId) -> StoreResult<Option<Job>> {
-        self.readers
-            .run(|c| {
-                first(c, "SELECT * FROM jobs WHERE id = ?", params![id.0], |r| {
-                    rows::job(r)
-                })
-            })
-            .await
+        self.read_one("SELECT * FROM jobs WHERE id = ?", (&id.0,), |r| {
+            rows::job(r)
+        })
+        .await
     }
 
     async fn jobs_for_task(&self, task: TaskId) -> StoreResult<Vec<Job>> {
-        self.readers
-            .run(|c| {
-                all(
-                    c,
-                    "SELECT * FROM jobs WHERE task_id = ? ORDER BY id",
-                    params![task.0],
-                    |r| rows::job(r),
-                )
-            })
-            .await
+        self.read_all(
+            "SELECT * FROM jobs WHERE task_id = ? ORDER BY id",
+            (&task.0,),
+            |r| rows::job(r),
+        )
+        .await
     }
 
     async fn list_jobs(&self, status: Option<JobStatus>, limit: u32) -> StoreResult<Vec<Job>> {
-        self.readers
-            .run(|c| {
-                all(
-                    c,
-                    "SELECT * FROM jobs WHERE (?1 IS NULL OR status = ?1) ORDER BY id LIMIT ?2",
-                    params![status.map(|s| s.as_str()), i64::from(limit)],
-                    |r| rows::job(r),
-                )
-            })
-            .await
+        self.read_all(
+            "SELECT * FROM jobs WHERE (?1 IS NULL OR status = ?1) ORDER BY id LIMIT ?2",
+            (&status.map(|s| s.as_str()), &i64::from(limit)),
+            |r| rows::job(r),
+        )
+        .await
     }
 
     async fn claim(&self, req: &ClaimRequest) -> StoreResult<Option<Job>> {
@@ -219,29 +208,22 @@ impl JobQueue for SqliteStore {
     async fn heartbeat(&self, job: JobId, run: &RunId, lease: Duration) -> StoreResult<bool> {
         let now = self.now();
         let n = self
-            .writer
-            .run(|conn| {
-                exec(
-                    conn,
-                    "UPDATE jobs SET lease_expires_at = ?1, updated_at = ?2
+            .write(
+                "UPDATE jobs SET lease_expires_at = ?1, updated_at = ?2
                  WHERE id = ?3 AND run_id = ?4 AND status = 'running'",
-                    params![now.0.saturating_add(millis(lease)), now.0, job.0, run.0],
-                )
-            })
+                (&now.0.saturating_add(millis(lease)), &now.0, &job.0, &run.0),
+            )
             .await?;
         Ok(n == 1)
     }
 
     async fn complete(&self, job: JobId, run: &RunId) -> StoreResult<bool> {
         let now = self.now();
-        let n = self.writer.run(|conn| {
-            exec(
-                conn,
-                "UPDATE jobs SET status = 'succeeded', lease_expires_at = NULL, last_error = NULL, updated_at = ?1
-                 WHERE id = ?2 AND run_id = ?3 AND status = 'running'",
-                params![now.0, job.0, run.0],
-            )
-        }).await?;
+        let n = self.write(
+            "UPDATE jobs SET status = 'succeeded', lease_expires_at = NULL, last_error = NULL, updated_at = ?1
+                WHERE id = ?2 AND run_id = ?3 AND status = 'running'",
+            (&now.0, &job.0, &run.0),
+        ).await?;
         Ok(n == 1)
     }
 
@@ -257,56 +239,43 @@ impl JobQueue for SqliteStore {
 
     async fn give_up(&self, job: JobId, run: &RunId, error: &str) -> StoreResult<bool> {
         let now = self.now();
-        let n = self.writer.run(|conn| {
-            exec(
-                conn,
-                "UPDATE jobs SET status = 'failed', lease_expires_at = NULL, last_error = ?1, updated_at = ?2
-                 WHERE id = ?3 AND run_id = ?4 AND status = 'running'",
-                params![error, now.0, job.0, run.0],
-            )
-        }).await?;
+        let n = self.write(
+            "UPDATE jobs SET status = 'failed', lease_expires_at = NULL, last_error = ?1, updated_at = ?2
+                WHERE id = ?3 AND run_id = ?4 AND status = 'running'",
+            (&error, &now.0, &job.0, &run.0),
+        ).await?;
         Ok(n == 1)
     }
 
     async fn cancel_jobs_for_task(&self, task: TaskId, only_queued: bool) -> StoreResult<u64> {
         let now = self.now();
         let n = self
-            .writer
-            .run(|conn| {
-                exec(
-                    conn,
-                    "UPDATE jobs SET status = 'cancelled', lease_expires_at = NULL, updated_at = ?1
+            .write(
+                "UPDATE jobs SET status = 'cancelled', lease_expires_at = NULL, updated_at = ?1
                  WHERE task_id = ?2 AND (status = 'queued' OR (?3 = 0 AND status = 'running'))",
-                    params![now.0, task.0, only_queued],
-                )
-            })
+                (&now.0, &task.0, &only_queued),
+            )
             .await?;
         Ok(n as u64)
     }
 
     async fn running_jobs(&self, worker: Option<&WorkerId>) -> StoreResult<Vec<Job>> {
         let worker = worker.map(|w| w.0.as_str());
-        let jobs = self.readers.run(|c| {
-            all(
-                c,
-                "SELECT * FROM jobs WHERE status = 'running' AND (?1 IS NULL OR worker_id = ?1)",
-                params![worker],
-                |r| rows::job(r),
-            )
-        });
+        let jobs = self.read_all(
+            "SELECT * FROM jobs WHERE status = 'running' AND (?1 IS NULL OR worker_id = ?1)",
+            (&worker,),
+            |r| rows::job(r),
+        );
         by_id(jobs.await)
     }
 
     async fn expired_jobs(&self) -> StoreResult<Vec<Job>> {
         let now = self.now();
-        let jobs = self.readers.run(|c| {
-            all(
-                c,
-                "SELECT * FROM jobs WHERE status = 'running' AND lease_expires_at < ?",
-                params![now.0],
-                |r| rows::job(r),
-            )
-        });
+        let jobs = self.read_all(
+            "SELECT * FROM jobs WHERE status = 'running' AND lease_expires_at < ?",
+            (&now.0,),
+            |r| rows::job(r),
+        );
         by_id(jobs.await)
     }
 
@@ -343,15 +312,11 @@ impl JobQueue for SqliteStore {
 
     async fn job_counts(&self) -> StoreResult<BTreeMap<JobStatus, u64>> {
         let rows: Vec<(String, i64)> = self
-            .readers
-            .run(|c| {
-                all(
-                    c,
-                    "SELECT status, COUNT(*) FROM jobs GROUP BY status",
-                    [],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                )
-            })
+            .read_all(
+                "SELECT status, COUNT(*) FROM jobs GROUP BY status",
+                (),
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
             .await?;
         let mut out: BTreeMap<JobStatus, u64> = JobStatus::ALL.iter().map(|s| (*s, 0)).collect();
         for (s, n) in rows {

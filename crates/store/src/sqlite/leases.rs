@@ -3,7 +3,7 @@
 //! A lease held by a task that is already terminal counts as free, so a crash
 //! between "task done" and "lease released" can never wedge a repo.
 
-use super::conn::{all, exec, first};
+use super::conn::first;
 use super::{SqliteStore, rows};
 use crate::error::StoreResult;
 use crate::model::{LeaseAcquire, MergeLease};
@@ -66,45 +66,32 @@ impl LeaseStore for SqliteStore {
     }
 
     async fn merge_lease(&self, repo: &str) -> StoreResult<Option<MergeLease>> {
-        self.readers
-            .run(|c| {
-                first(
-                    c,
-                    "SELECT l.* FROM merge_leases l JOIN tasks t ON t.id = l.holder_task_id
+        self.read_one(
+            "SELECT l.* FROM merge_leases l JOIN tasks t ON t.id = l.holder_task_id
              WHERE l.repo = ? AND t.stage NOT IN ('done', 'cancelled', 'failed')",
-                    params![repo],
-                    |r| rows::lease(r),
-                )
-            })
-            .await
+            (&repo,),
+            |r| rows::lease(r),
+        )
+        .await
     }
 
     async fn merge_leases(&self) -> StoreResult<Vec<MergeLease>> {
-        self.readers
-            .run(|c| {
-                all(
-                    c,
-                    "SELECT l.* FROM merge_leases l JOIN tasks t ON t.id = l.holder_task_id
+        self.read_all(
+            "SELECT l.* FROM merge_leases l JOIN tasks t ON t.id = l.holder_task_id
              WHERE t.stage NOT IN ('done', 'cancelled', 'failed') ORDER BY l.repo",
-                    params![],
-                    |r| rows::lease(r),
-                )
-            })
-            .await
+            (),
+            |r| rows::lease(r),
+        )
+        .await
     }
 
     async fn release_merge_lease(&self, repo: &str, task: TaskId) -> StoreResult<bool> {
         let now = self.now();
-        let n = self
-            .writer
-            .run(|conn| {
-                exec(
-                conn,
-                "UPDATE merge_leases SET holder_task_id = NULL, holder_branch = NULL, updated_at = ?
-                 WHERE repo = ? AND holder_task_id = ?",
-                params![now.0, repo, task.0],
-            )
-            })
+        let n = self.write(
+            "UPDATE merge_leases SET holder_task_id = NULL, holder_branch = NULL, updated_at = ?
+                WHERE repo = ? AND holder_task_id = ?",
+            (&now.0, &repo, &task.0),
+        )
             .await?;
         Ok(n == 1)
     }

@@ -1,6 +1,6 @@
 //! Markers written before irreversible steps, and webhook delivery de-duplication.
 
-use super::conn::{all, exec, first};
+use super::conn::first;
 use super::{SqliteStore, rows};
 use crate::error::{StoreError, StoreResult};
 use crate::model::{Marker, MarkerState, MarkerStep};
@@ -52,39 +52,29 @@ impl MarkerStore for SqliteStore {
             return Ok(false);
         }
         let now = self.now();
-        let n = self.writer.run(|conn| {
-            exec(
-                conn,
-                "UPDATE markers SET state = ?, completed_at = ? WHERE id = ? AND state = 'INITIATED'",
-                params![state.as_str(), now.0, id],
-            )
-        }).await?;
+        let n = self.write(
+            "UPDATE markers SET state = ?, completed_at = ? WHERE id = ? AND state = 'INITIATED'",
+            (&state.as_str(), &now.0, &id),
+        ).await?;
         Ok(n == 1)
     }
 
     async fn initiated_markers(&self, task: Option<TaskId>) -> StoreResult<Vec<Marker>> {
-        self.readers
-            .run(|c| {
-                all(
-                    c,
-                    "SELECT * FROM markers WHERE state = 'INITIATED' AND (?1 IS NULL OR task_id = ?1) ORDER BY id",
-                    params![task.map(|t| t.0)],
-                    |r| rows::marker(r),
-                )
-            })
+        self.read_all(
+            "SELECT * FROM markers WHERE state = 'INITIATED' AND (?1 IS NULL OR task_id = ?1) ORDER BY id",
+            (&task.map(|t| t.0),),
+            |r| rows::marker(r),
+        )
             .await
     }
 
     async fn record_delivery(&self, provider: &str, delivery_id: &str) -> StoreResult<bool> {
         let now = self.now();
-        let n = self.writer.run(|conn| {
-            exec(
-                conn,
-                "INSERT INTO webhook_deliveries (provider, delivery_id, received_at) VALUES (?, ?, ?)
-                 ON CONFLICT DO NOTHING",
-                params![provider, delivery_id, now.0],
-            )
-        }).await?;
+        let n = self.write(
+            "INSERT INTO webhook_deliveries (provider, delivery_id, received_at) VALUES (?, ?, ?)
+                ON CONFLICT DO NOTHING",
+            (&provider, &delivery_id, &now.0),
+        ).await?;
         Ok(n == 1)
     }
 }

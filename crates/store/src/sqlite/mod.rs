@@ -18,6 +18,7 @@ use crate::traits::Store;
 use async_trait::async_trait;
 use conn::{Readers, Writer};
 use orch_core::Timestamp;
+use rusqlite::{Params, Row};
 use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use std::path::Path;
@@ -117,6 +118,31 @@ impl SqliteStore {
 
     fn now(&self) -> Timestamp {
         self.clock.now()
+    }
+
+    /// One write statement, in autocommit; the number of rows it changed.
+    async fn write(&self, sql: &str, params: impl Params + Send) -> StoreResult<usize> {
+        self.writer.run(|c| conn::exec(c, sql, params)).await
+    }
+
+    /// The first row of a read, mapped.
+    async fn read_one<T>(
+        &self,
+        sql: &str,
+        params: impl Params + Send,
+        map: impl FnOnce(&Row<'_>) -> StoreResult<T> + Send,
+    ) -> StoreResult<Option<T>> {
+        self.readers.run(|c| conn::first(c, sql, params, map)).await
+    }
+
+    /// Every row of a read, mapped.
+    async fn read_all<T>(
+        &self,
+        sql: &str,
+        params: impl Params + Send,
+        map: impl FnMut(&Row<'_>) -> StoreResult<T> + Send,
+    ) -> StoreResult<Vec<T>> {
+        self.readers.run(|c| conn::all(c, sql, params, map)).await
     }
 
     /// Names of the columns of `table`, for schema checks (TC-14).

@@ -1,13 +1,11 @@
 //! The outbox of outgoing notifications: written by pipeline moves, drained
 //! by the sender (`orch_engine::notify`).
 
-use super::conn::{all, exec};
 use super::{SqliteStore, rows};
 use crate::error::{StoreError, StoreResult};
 use crate::model::{NewNotification, Notification};
 use crate::traits::NotificationStore;
 use async_trait::async_trait;
-use rusqlite::params;
 use std::time::Duration;
 
 #[async_trait]
@@ -16,48 +14,35 @@ impl NotificationStore for SqliteStore {
         let now = self.now();
         let payload = serde_json::to_string(&n.payload)
             .map_err(|e| StoreError::Corrupt(format!("notification payload: {e}")))?;
-        let written = self
-            .writer
-            .run(|conn| {
-                exec(
-                    conn,
-                    "INSERT INTO notifications (sink, task_id, payload, dedupe_key, next_at, created_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?5) ON CONFLICT DO NOTHING",
-                    params![n.sink, n.task_id.map(|t| t.0), payload, n.dedupe_key, now.0],
-                )
-            })
+        let written = self.write(
+            "INSERT INTO notifications (sink, task_id, payload, dedupe_key, next_at, created_at)
+                VALUES (?1, ?2, ?3, ?4, ?5, ?5) ON CONFLICT DO NOTHING",
+            (&n.sink, &n.task_id.map(|t| t.0), &payload, &n.dedupe_key, &now.0),
+        )
             .await?;
         Ok(written == 1)
     }
 
     async fn due_notifications(&self, limit: u32) -> StoreResult<Vec<Notification>> {
         let now = self.now();
-        self.readers
-            .run(|c| {
-                all(
-                    c,
-                    "SELECT * FROM notifications
+        self.read_all(
+            "SELECT * FROM notifications
                      WHERE sent_at IS NULL AND failed_at IS NULL AND next_at <= ?1
                      ORDER BY next_at, id LIMIT ?2",
-                    params![now.0, i64::from(limit)],
-                    |r| rows::notification(r),
-                )
-            })
-            .await
+            (&now.0, &i64::from(limit)),
+            |r| rows::notification(r),
+        )
+        .await
     }
 
     async fn notification_sent(&self, id: i64) -> StoreResult<bool> {
         let now = self.now();
         let n = self
-            .writer
-            .run(|conn| {
-                exec(
-                    conn,
-                    "UPDATE notifications SET sent_at = ?1, last_error = NULL
+            .write(
+                "UPDATE notifications SET sent_at = ?1, last_error = NULL
                      WHERE id = ?2 AND sent_at IS NULL AND failed_at IS NULL",
-                    params![now.0, id],
-                )
-            })
+                (&now.0, &id),
+            )
             .await?;
         Ok(n == 1)
     }
@@ -71,18 +56,14 @@ impl NotificationStore for SqliteStore {
         let now = self.now();
         let retry_at = retry_in.map(|d| now.plus(d));
         let n = self
-            .writer
-            .run(|conn| {
-                exec(
-                    conn,
-                    "UPDATE notifications
+            .write(
+                "UPDATE notifications
                      SET attempts = attempts + 1, last_error = ?1,
                          next_at = COALESCE(?2, next_at),
                          failed_at = CASE WHEN ?2 IS NULL THEN ?3 END
                      WHERE id = ?4 AND sent_at IS NULL AND failed_at IS NULL",
-                    params![error, retry_at.map(|t| t.0), now.0, id],
-                )
-            })
+                (&error, &retry_at.map(|t| t.0), &now.0, &id),
+            )
             .await?;
         Ok(n == 1)
     }

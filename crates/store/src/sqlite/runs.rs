@@ -1,6 +1,5 @@
 //! Runs: the process facts and outcome of each attempt, and usage per task.
 
-use super::conn::{all, exec, first};
 use super::{SqliteStore, rows};
 use crate::error::StoreResult;
 use crate::model::{RepoUsage, RunFinish, RunProcess};
@@ -8,7 +7,6 @@ use crate::traits::RunStore;
 use async_trait::async_trait;
 use orch_core::run::{Run, Usage};
 use orch_core::{RunId, TaskId, Timestamp};
-use rusqlite::params;
 
 fn tokens(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
@@ -18,87 +16,67 @@ fn tokens(v: u64) -> i64 {
 impl RunStore for SqliteStore {
     async fn record_run_process(&self, run: &RunId, p: &RunProcess) -> StoreResult<bool> {
         let n = self
-            .writer
-            .run(|conn| {
-                exec(
-                    conn,
-                    "UPDATE runs SET pid = ?, pgid = ?, proc_start_ticks = ?, log_path = ?
+            .write(
+                "UPDATE runs SET pid = ?, pgid = ?, proc_start_ticks = ?, log_path = ?
                  WHERE run_id = ? AND finished_at IS NULL",
-                    params![
-                        p.pid,
-                        p.pgid,
-                        i64::try_from(p.proc_start_ticks).unwrap_or(i64::MAX),
-                        p.log_path,
-                        run.0
-                    ],
-                )
-            })
+                (
+                    &p.pid,
+                    &p.pgid,
+                    &i64::try_from(p.proc_start_ticks).unwrap_or(i64::MAX),
+                    &p.log_path,
+                    &run.0,
+                ),
+            )
             .await?;
         Ok(n == 1)
     }
 
     async fn finish_run(&self, run: &RunId, f: &RunFinish) -> StoreResult<bool> {
         let now = self.now();
-        let n = self.writer.run(|conn| {
-            exec(
-                conn,
-                "UPDATE runs SET finished_at = ?, outcome = ?, exit_code = ?, signal = ?,
-                     input_tokens = ?, output_tokens = ?, cost_usd = ?, session_id = ?, error = ?, final_text = ?
-                 WHERE run_id = ? AND finished_at IS NULL",
-                params![
-                    now.0,
-                    f.outcome.as_str(),
-                    f.exit_code,
-                    f.signal,
-                    tokens(f.usage.input_tokens),
-                    tokens(f.usage.output_tokens),
-                    f.usage.cost_usd,
-                    f.session_id,
-                    f.error,
-                    f.final_text,
-                    run.0
-                ],
-            )
-        }).await?;
+        let n = self.write(
+            "UPDATE runs SET finished_at = ?, outcome = ?, exit_code = ?, signal = ?,
+                input_tokens = ?, output_tokens = ?, cost_usd = ?, session_id = ?, error = ?, final_text = ?
+                WHERE run_id = ? AND finished_at IS NULL",
+            (
+                &now.0,
+                &f.outcome.as_str(),
+                &f.exit_code,
+                &f.signal,
+                &tokens(f.usage.input_tokens),
+                &tokens(f.usage.output_tokens),
+                &f.usage.cost_usd,
+                &f.session_id,
+                &f.error,
+                &f.final_text,
+                &run.0,
+            ),
+        ).await?;
         Ok(n == 1)
     }
 
     async fn get_run(&self, run: &RunId) -> StoreResult<Option<Run>> {
-        self.readers
-            .run(|c| {
-                first(
-                    c,
-                    "SELECT * FROM runs WHERE run_id = ?",
-                    params![run.0],
-                    |r| rows::run(r),
-                )
-            })
-            .await
+        self.read_one("SELECT * FROM runs WHERE run_id = ?", (&run.0,), |r| {
+            rows::run(r)
+        })
+        .await
     }
 
     async fn runs_for_task(&self, task: TaskId) -> StoreResult<Vec<Run>> {
-        self.readers
-            .run(|c| {
-                all(
-                    c,
-                    "SELECT * FROM runs WHERE task_id = ? ORDER BY started_at, run_id",
-                    params![task.0],
-                    |r| rows::run(r),
-                )
-            })
-            .await
+        self.read_all(
+            "SELECT * FROM runs WHERE task_id = ? ORDER BY started_at, run_id",
+            (&task.0,),
+            |r| rows::run(r),
+        )
+        .await
     }
 
     async fn task_usage(&self, task: TaskId) -> StoreResult<Usage> {
-        let sums = self.readers.run(|c| {
-            first(
-                c,
-                "SELECT COALESCE(SUM(input_tokens), 0), COALESCE(SUM(output_tokens), 0), COALESCE(SUM(cost_usd), 0.0)
-                 FROM runs WHERE task_id = ?",
-                params![task.0],
-                |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, f64>(2)?)),
-            )
-        });
+        let sums = self.read_one(
+            "SELECT COALESCE(SUM(input_tokens), 0), COALESCE(SUM(output_tokens), 0), COALESCE(SUM(cost_usd), 0.0)
+                FROM runs WHERE task_id = ?",
+            (&task.0,),
+            |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, f64>(2)?)),
+        );
         let (i, o, c) = sums.await?.unwrap_or((0, 0, 0.0));
         Ok(Usage {
             input_tokens: i.max(0) as u64,
@@ -111,28 +89,24 @@ impl RunStore for SqliteStore {
         // One pass over runs joined to their task's repo: cheap enough to run
         // on every board change (runs_task covers the join).
         let rows: Vec<(String, i64, i64, i64, i64, f64)> = self
-            .readers
-            .run(|c| {
-                all(
-                    c,
-                    "SELECT t.repo, COUNT(*), COALESCE(SUM(r.started_at >= ?), 0),
+            .read_all(
+                "SELECT t.repo, COUNT(*), COALESCE(SUM(r.started_at >= ?), 0),
                             COALESCE(SUM(r.input_tokens), 0), COALESCE(SUM(r.output_tokens), 0),
                             COALESCE(SUM(r.cost_usd), 0.0)
                      FROM runs r JOIN tasks t ON t.id = r.task_id
                      GROUP BY t.repo ORDER BY t.repo",
-                    params![since.0],
-                    |r| {
-                        Ok((
-                            r.get(0)?,
-                            r.get(1)?,
-                            r.get(2)?,
-                            r.get(3)?,
-                            r.get(4)?,
-                            r.get(5)?,
-                        ))
-                    },
-                )
-            })
+                (&since.0,),
+                |r| {
+                    Ok((
+                        r.get(0)?,
+                        r.get(1)?,
+                        r.get(2)?,
+                        r.get(3)?,
+                        r.get(4)?,
+                        r.get(5)?,
+                    ))
+                },
+            )
             .await?;
         let n = |v: i64| v.max(0) as u64;
         Ok(rows

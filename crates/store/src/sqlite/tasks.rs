@@ -204,58 +204,43 @@ impl TaskStore for SqliteStore {
     }
 
     async fn get_task(&self, id: TaskId) -> StoreResult<Option<Task>> {
-        self.readers
-            .run(|c| {
-                first(c, "SELECT * FROM tasks WHERE id = ?", params![id.0], |r| {
-                    rows::task(r)
-                })
-            })
-            .await
+        self.read_one("SELECT * FROM tasks WHERE id = ?", (&id.0,), |r| {
+            rows::task(r)
+        })
+        .await
     }
 
     async fn list_tasks(&self, filter: &TaskFilter) -> StoreResult<Vec<Task>> {
-        self.readers
-            .run(|c| {
-                all(
-                    c,
-                    "SELECT * FROM tasks
+        self.read_all(
+            "SELECT * FROM tasks
              WHERE (?1 IS NULL OR repo = ?1) AND (?2 IS NULL OR stage = ?2)
              ORDER BY id DESC LIMIT ?3",
-                    params![
-                        filter.repo,
-                        filter.stage.map(|s| s.as_str()),
-                        filter.limit.map(i64::from).unwrap_or(-1)
-                    ],
-                    |r| rows::task(r),
-                )
-            })
-            .await
+            (
+                &filter.repo,
+                &filter.stage.map(|s| s.as_str()),
+                &filter.limit.map(i64::from).unwrap_or(-1),
+            ),
+            |r| rows::task(r),
+        )
+        .await
     }
 
     async fn find_live_task_by_tracker_id(&self, tracker_id: &str) -> StoreResult<Option<Task>> {
-        self.readers
-            .run(|c| {
-                first(
-                    c,
-                    "SELECT * FROM tasks WHERE tracker_id = ?",
-                    params![tracker_id],
-                    |r| rows::task(r),
-                )
-            })
-            .await
+        self.read_one(
+            "SELECT * FROM tasks WHERE tracker_id = ?",
+            (&tracker_id,),
+            |r| rows::task(r),
+        )
+        .await
     }
 
     async fn find_live_task_by_work_item(&self, work_item_id: &str) -> StoreResult<Option<Task>> {
-        self.readers
-            .run(|c| {
-                first(
-                    c,
-                    "SELECT * FROM tasks WHERE work_item_id = ?",
-                    params![work_item_id],
-                    |r| rows::task(r),
-                )
-            })
-            .await
+        self.read_one(
+            "SELECT * FROM tasks WHERE work_item_id = ?",
+            (&work_item_id,),
+            |r| rows::task(r),
+        )
+        .await
     }
 
     async fn set_stage(
@@ -367,29 +352,21 @@ impl TaskStore for SqliteStore {
     }
 
     async fn events(&self, id: TaskId) -> StoreResult<Vec<TaskEvent>> {
-        self.readers
-            .run(|c| {
-                all(
-                    c,
-                    "SELECT * FROM task_events WHERE task_id = ? ORDER BY id",
-                    params![id.0],
-                    |r| rows::event(r),
-                )
-            })
-            .await
+        self.read_all(
+            "SELECT * FROM task_events WHERE task_id = ? ORDER BY id",
+            (&id.0,),
+            |r| rows::event(r),
+        )
+        .await
     }
 
     async fn recent_events(&self, limit: u32) -> StoreResult<Vec<TaskEvent>> {
-        self.readers
-            .run(|c| {
-                all(
-                    c,
-                    "SELECT * FROM task_events ORDER BY id DESC LIMIT ?",
-                    params![i64::from(limit)],
-                    |r| rows::event(r),
-                )
-            })
-            .await
+        self.read_all(
+            "SELECT * FROM task_events ORDER BY id DESC LIMIT ?",
+            (&i64::from(limit),),
+            |r| rows::event(r),
+        )
+        .await
     }
 
     async fn set_cancel_requested(&self, id: TaskId) -> StoreResult<bool> {
@@ -466,33 +443,25 @@ impl TaskStore for SqliteStore {
     }
 
     async fn dependencies(&self, task: TaskId) -> StoreResult<Vec<TaskId>> {
-        self.readers
-            .run(|c| {
-                all(
-                    c,
-                    "SELECT depends_on FROM task_deps WHERE task_id = ? ORDER BY depends_on",
-                    params![task.0],
-                    |r| Ok(TaskId(r.get(0)?)),
-                )
-            })
-            .await
+        self.read_all(
+            "SELECT depends_on FROM task_deps WHERE task_id = ? ORDER BY depends_on",
+            (&task.0,),
+            |r| Ok(TaskId(r.get(0)?)),
+        )
+        .await
     }
 
     async fn waiting_on_dependencies(&self) -> StoreResult<Vec<(TaskId, Vec<TaskId>)>> {
         let pairs: Vec<(i64, i64)> = self
-            .readers
-            .run(|c| {
-                all(
-                    c,
-                    "SELECT d.task_id, d.depends_on FROM task_deps d
+            .read_all(
+                "SELECT d.task_id, d.depends_on FROM task_deps d
                      JOIN tasks t ON t.id = d.task_id
                      JOIN tasks dt ON dt.id = d.depends_on
                      WHERE t.stage NOT IN ('done', 'cancelled', 'failed') AND dt.stage <> 'done'
                      ORDER BY d.task_id, d.depends_on",
-                    [],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                )
-            })
+                (),
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
             .await?;
         let mut out: Vec<(TaskId, Vec<TaskId>)> = Vec::new();
         for (t, on) in pairs {
@@ -506,15 +475,11 @@ impl TaskStore for SqliteStore {
 
     async fn task_counts_by_stage(&self) -> StoreResult<BTreeMap<Stage, u64>> {
         let rows: Vec<(String, i64)> = self
-            .readers
-            .run(|c| {
-                all(
-                    c,
-                    "SELECT stage, COUNT(*) FROM tasks GROUP BY stage",
-                    [],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                )
-            })
+            .read_all(
+                "SELECT stage, COUNT(*) FROM tasks GROUP BY stage",
+                (),
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
             .await?;
         rows.into_iter()
             .map(|(s, n)| Ok((s.parse()?, n as u64)))

@@ -1,12 +1,10 @@
 //! The builtin tracker's items and comments, kept in the store.
 
-use super::conn::{all, exec, first};
 use super::{SqliteStore, rows};
 use crate::error::{StoreError, StoreResult};
 use crate::model::{TrackerComment, TrackerItem};
 use crate::traits::TrackerStore;
 use async_trait::async_trait;
-use rusqlite::params;
 
 fn labels_json(labels: &[String]) -> StoreResult<String> {
     serde_json::to_string(labels).map_err(|e| StoreError::Corrupt(format!("labels: {e}")))
@@ -17,14 +15,11 @@ impl TrackerStore for SqliteStore {
     async fn create_item(&self, item: &TrackerItem) -> StoreResult<()> {
         let now = self.now();
         let labels = labels_json(&item.labels)?;
-        let n = self.writer.run(|conn| {
-            exec(
-                conn,
-                "INSERT INTO tracker_items (id, project, title, body, state, labels, created_at, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7) ON CONFLICT DO NOTHING",
-                params![item.id, item.project, item.title, item.body, item.state, labels, now.0],
-            )
-        }).await?;
+        let n = self.write(
+            "INSERT INTO tracker_items (id, project, title, body, state, labels, created_at, updated_at)
+                VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7) ON CONFLICT DO NOTHING",
+            (&item.id, &item.project, &item.title, &item.body, &item.state, &labels, &now.0),
+        ).await?;
         if n == 0 {
             return Err(StoreError::Duplicate {
                 key: "tracker item id",
@@ -35,42 +30,28 @@ impl TrackerStore for SqliteStore {
     }
 
     async fn get_item(&self, id: &str) -> StoreResult<Option<TrackerItem>> {
-        self.readers
-            .run(|c| {
-                first(
-                    c,
-                    "SELECT * FROM tracker_items WHERE id = ?",
-                    params![id],
-                    |r| rows::item(r),
-                )
-            })
-            .await
+        self.read_one("SELECT * FROM tracker_items WHERE id = ?", (&id,), |r| {
+            rows::item(r)
+        })
+        .await
     }
 
     async fn list_items(&self, project: Option<&str>) -> StoreResult<Vec<TrackerItem>> {
-        self.readers
-            .run(|c| {
-                all(
-                    c,
-                    "SELECT * FROM tracker_items WHERE (?1 IS NULL OR project = ?1) ORDER BY updated_at, id",
-                    params![project],
-                    |r| rows::item(r),
-                )
-            })
+        self.read_all(
+            "SELECT * FROM tracker_items WHERE (?1 IS NULL OR project = ?1) ORDER BY updated_at, id",
+            (&project,),
+            |r| rows::item(r),
+        )
             .await
     }
 
     async fn set_item_state(&self, id: &str, state: &str) -> StoreResult<bool> {
         let now = self.now();
         let n = self
-            .writer
-            .run(|conn| {
-                exec(
-                    conn,
-                    "UPDATE tracker_items SET state = ?, updated_at = ? WHERE id = ?",
-                    params![state, now.0, id],
-                )
-            })
+            .write(
+                "UPDATE tracker_items SET state = ?, updated_at = ? WHERE id = ?",
+                (&state, &now.0, &id),
+            )
             .await?;
         Ok(n == 1)
     }
@@ -79,14 +60,10 @@ impl TrackerStore for SqliteStore {
         let now = self.now();
         let labels = labels_json(labels)?;
         let n = self
-            .writer
-            .run(|conn| {
-                exec(
-                    conn,
-                    "UPDATE tracker_items SET labels = ?, updated_at = ? WHERE id = ?",
-                    params![labels, now.0, id],
-                )
-            })
+            .write(
+                "UPDATE tracker_items SET labels = ?, updated_at = ? WHERE id = ?",
+                (&labels, &now.0, &id),
+            )
             .await?;
         Ok(n == 1)
     }
@@ -100,29 +77,21 @@ impl TrackerStore for SqliteStore {
     ) -> StoreResult<bool> {
         let now = self.now();
         let n = self
-            .writer
-            .run(|conn| {
-                exec(
-                    conn,
-                    "INSERT INTO tracker_comments (item_id, author, body, external_id, created_at)
+            .write(
+                "INSERT INTO tracker_comments (item_id, author, body, external_id, created_at)
                  VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                    params![item, author, body, external_id, now.0],
-                )
-            })
+                (&item, &author, &body, &external_id, &now.0),
+            )
             .await?;
         Ok(n == 1)
     }
 
     async fn item_comments(&self, item: &str) -> StoreResult<Vec<TrackerComment>> {
-        self.readers
-            .run(|c| {
-                all(
-                    c,
-                    "SELECT * FROM tracker_comments WHERE item_id = ? ORDER BY id",
-                    params![item],
-                    |r| rows::comment(r),
-                )
-            })
-            .await
+        self.read_all(
+            "SELECT * FROM tracker_comments WHERE item_id = ? ORDER BY id",
+            (&item,),
+            |r| rows::comment(r),
+        )
+        .await
     }
 }
