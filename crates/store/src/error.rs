@@ -58,8 +58,6 @@ pub enum StoreError {
     #[error("database migration failed: {0}")]
     Migration(#[from] sqlx::migrate::MigrateError),
     #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
-    #[error("database error: {0}")]
     Sqlite(#[from] rusqlite::Error),
     #[error("the database holds a value orch cannot read: {0}")]
     Corrupt(String),

@@ -124,7 +124,7 @@ pub(super) fn insert_job(conn: &Connection, job: &NewJob, now: Timestamp) -> Sto
             payload,
             now.0
         ],
-        |r| rows::job(r),
+        rows::job,
     )
     .map_err(|e| {
         if is_foreign_key_violation(&e) {
@@ -144,17 +144,15 @@ impl JobQueue for SqliteStore {
     }
 
     async fn get_job(&self, id: JobId) -> StoreResult<Option<Job>> {
-        self.read_one("SELECT * FROM jobs WHERE id = ?", (&id.0,), |r| {
-            rows::job(r)
-        })
-        .await
+        self.read_one("SELECT * FROM jobs WHERE id = ?", (&id.0,), rows::job)
+            .await
     }
 
     async fn jobs_for_task(&self, task: TaskId) -> StoreResult<Vec<Job>> {
         self.read_all(
             "SELECT * FROM jobs WHERE task_id = ? ORDER BY id",
             (&task.0,),
-            |r| rows::job(r),
+            rows::job,
         )
         .await
     }
@@ -163,7 +161,7 @@ impl JobQueue for SqliteStore {
         self.read_all(
             "SELECT * FROM jobs WHERE (?1 IS NULL OR status = ?1) ORDER BY id LIMIT ?2",
             (&status.map(|s| s.as_str()), &i64::from(limit)),
-            |r| rows::job(r),
+            rows::job,
         )
         .await
     }
@@ -199,7 +197,7 @@ impl JobQueue for SqliteStore {
                         req.limits.per_repo.map(i64::from),
                         per_agent
                     ],
-                    |r| rows::job(r),
+                    rows::job,
                 )
             })
             .await
@@ -264,7 +262,7 @@ impl JobQueue for SqliteStore {
         let jobs = self.read_all(
             "SELECT * FROM jobs WHERE status = 'running' AND (?1 IS NULL OR worker_id = ?1)",
             (&worker,),
-            |r| rows::job(r),
+            rows::job,
         );
         by_id(jobs.await)
     }
@@ -274,7 +272,7 @@ impl JobQueue for SqliteStore {
         let jobs = self.read_all(
             "SELECT * FROM jobs WHERE status = 'running' AND lease_expires_at < ?",
             (&now.0,),
-            |r| rows::job(r),
+            rows::job,
         );
         by_id(jobs.await)
     }

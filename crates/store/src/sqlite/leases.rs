@@ -26,7 +26,7 @@ impl LeaseStore for SqliteStore {
                 conn,
                 "SELECT * FROM merge_leases WHERE repo = ? AND holder_task_id IS NOT NULL",
                 params![repo],
-                |r| rows::lease(r),
+                rows::lease,
             )?;
             if let Some(l) = &current
                 && l.holder_task == task
@@ -70,7 +70,7 @@ impl LeaseStore for SqliteStore {
             "SELECT l.* FROM merge_leases l JOIN tasks t ON t.id = l.holder_task_id
              WHERE l.repo = ? AND t.stage NOT IN ('done', 'cancelled', 'failed')",
             (&repo,),
-            |r| rows::lease(r),
+            rows::lease,
         )
         .await
     }
@@ -80,7 +80,7 @@ impl LeaseStore for SqliteStore {
             "SELECT l.* FROM merge_leases l JOIN tasks t ON t.id = l.holder_task_id
              WHERE t.stage NOT IN ('done', 'cancelled', 'failed') ORDER BY l.repo",
             (),
-            |r| rows::lease(r),
+            rows::lease,
         )
         .await
     }

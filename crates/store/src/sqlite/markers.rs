@@ -40,7 +40,7 @@ impl MarkerStore for SqliteStore {
                     "INSERT INTO markers (task_id, repo, step, state, detail, created_at)
                  VALUES (?, ?, ?, 'INITIATED', ?, ?) RETURNING *",
                     params![task.0, repo, step.as_str(), detail, now.0],
-                    |r| rows::marker(r),
+                    rows::marker,
                 )?
                 .ok_or_else(|| StoreError::Corrupt("INSERT … RETURNING gave no row".into()))
             })
@@ -63,7 +63,7 @@ impl MarkerStore for SqliteStore {
         self.read_all(
             "SELECT * FROM markers WHERE state = 'INITIATED' AND (?1 IS NULL OR task_id = ?1) ORDER BY id",
             (&task.map(|t| t.0),),
-            |r| rows::marker(r),
+            rows::marker,
         )
             .await
     }

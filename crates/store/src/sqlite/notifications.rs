@@ -30,7 +30,7 @@ impl NotificationStore for SqliteStore {
                      WHERE sent_at IS NULL AND failed_at IS NULL AND next_at <= ?1
                      ORDER BY next_at, id LIMIT ?2",
             (&now.0, &i64::from(limit)),
-            |r| rows::notification(r),
+            rows::notification,
         )
         .await
     }

@@ -55,17 +55,15 @@ impl RunStore for SqliteStore {
     }
 
     async fn get_run(&self, run: &RunId) -> StoreResult<Option<Run>> {
-        self.read_one("SELECT * FROM runs WHERE run_id = ?", (&run.0,), |r| {
-            rows::run(r)
-        })
-        .await
+        self.read_one("SELECT * FROM runs WHERE run_id = ?", (&run.0,), rows::run)
+            .await
     }
 
     async fn runs_for_task(&self, task: TaskId) -> StoreResult<Vec<Run>> {
         self.read_all(
             "SELECT * FROM runs WHERE task_id = ? ORDER BY started_at, run_id",
             (&task.0,),
-            |r| rows::run(r),
+            rows::run,
         )
         .await
     }

@@ -16,7 +16,7 @@ pub(super) fn load_task(conn: &Connection, id: TaskId) -> StoreResult<Task> {
         conn,
         "SELECT * FROM tasks WHERE id = ?",
         params![id.0],
-        |r| rows::task(r),
+        rows::task,
     )?
     .ok_or(StoreError::TaskNotFound(id))
 }
@@ -42,9 +42,26 @@ pub(super) fn insert_event(
             to.map(|s| s.as_str()),
             event.message
         ],
-        |r| rows::event(r),
+        rows::event,
     )?
     .ok_or_else(|| StoreError::Corrupt("INSERT … RETURNING gave no row".into()))
+}
+
+/// Move `task` to `to` and log `event` as that move (callers checked the move).
+fn move_stage(
+    conn: &Connection,
+    task: &Task,
+    to: Stage,
+    now: Timestamp,
+    event: &EventInput,
+) -> StoreResult<()> {
+    exec(
+        conn,
+        "UPDATE tasks SET stage = ?, updated_at = ? WHERE id = ?",
+        params![to.as_str(), now.0, task.id.0],
+    )?;
+    insert_event(conn, task.id, now, event, Some(task.stage), Some(to))?;
+    Ok(())
 }
 
 fn key_taken(conn: &Connection, column_is_tracker: bool, value: &str) -> StoreResult<bool> {
@@ -204,10 +221,8 @@ impl TaskStore for SqliteStore {
     }
 
     async fn get_task(&self, id: TaskId) -> StoreResult<Option<Task>> {
-        self.read_one("SELECT * FROM tasks WHERE id = ?", (&id.0,), |r| {
-            rows::task(r)
-        })
-        .await
+        self.read_one("SELECT * FROM tasks WHERE id = ?", (&id.0,), rows::task)
+            .await
     }
 
     async fn list_tasks(&self, filter: &TaskFilter) -> StoreResult<Vec<Task>> {
@@ -220,7 +235,7 @@ impl TaskStore for SqliteStore {
                 &filter.stage.map(|s| s.as_str()),
                 &filter.limit.map(i64::from).unwrap_or(-1),
             ),
-            |r| rows::task(r),
+            rows::task,
         )
         .await
     }
@@ -229,7 +244,7 @@ impl TaskStore for SqliteStore {
         self.read_one(
             "SELECT * FROM tasks WHERE tracker_id = ?",
             (&tracker_id,),
-            |r| rows::task(r),
+            rows::task,
         )
         .await
     }
@@ -238,7 +253,7 @@ impl TaskStore for SqliteStore {
         self.read_one(
             "SELECT * FROM tasks WHERE work_item_id = ?",
             (&work_item_id,),
-            |r| rows::task(r),
+            rows::task,
         )
         .await
     }
@@ -270,12 +285,7 @@ impl TaskStore for SqliteStore {
                         to,
                     });
                 }
-                exec(
-                    conn,
-                    "UPDATE tasks SET stage = ?, updated_at = ? WHERE id = ?",
-                    params![to.as_str(), now.0, id.0],
-                )?;
-                insert_event(conn, id, now, &event, Some(task.stage), Some(to))?;
+                move_stage(conn, &task, to, now, &event)?;
                 load_task(conn, id)
             })
             .await
@@ -324,12 +334,7 @@ impl TaskStore for SqliteStore {
                 }
             }
             if moves {
-                exec(
-                    conn,
-                    "UPDATE tasks SET stage = ?, updated_at = ? WHERE id = ?",
-                    params![to.as_str(), now.0, id.0],
-                )?;
-                insert_event(conn, id, now, &event, Some(task.stage), Some(to))?;
+                move_stage(conn, &task, to, now, &event)?;
             } else {
                 insert_event(conn, id, now, &event, None, None)?;
             }
@@ -355,7 +360,7 @@ impl TaskStore for SqliteStore {
         self.read_all(
             "SELECT * FROM task_events WHERE task_id = ? ORDER BY id",
             (&id.0,),
-            |r| rows::event(r),
+            rows::event,
         )
         .await
     }
@@ -364,7 +369,7 @@ impl TaskStore for SqliteStore {
         self.read_all(
             "SELECT * FROM task_events ORDER BY id DESC LIMIT ?",
             (&i64::from(limit),),
-            |r| rows::event(r),
+            rows::event,
         )
         .await
     }
@@ -496,7 +501,7 @@ impl TaskStore for SqliteStore {
                     c,
                     "SELECT * FROM tasks WHERE stage = 'cancelled' ORDER BY cancelled_at DESC, id DESC LIMIT ?",
                     params![i64::from(limit)],
-                    |r| rows::task(r),
+                    rows::task,
                 )?;
                 Ok(CancelledSnapshot {
                     count: count as u64,

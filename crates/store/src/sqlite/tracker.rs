@@ -30,9 +30,11 @@ impl TrackerStore for SqliteStore {
     }
 
     async fn get_item(&self, id: &str) -> StoreResult<Option<TrackerItem>> {
-        self.read_one("SELECT * FROM tracker_items WHERE id = ?", (&id,), |r| {
-            rows::item(r)
-        })
+        self.read_one(
+            "SELECT * FROM tracker_items WHERE id = ?",
+            (&id,),
+            rows::item,
+        )
         .await
     }
 
@@ -40,7 +42,7 @@ impl TrackerStore for SqliteStore {
         self.read_all(
             "SELECT * FROM tracker_items WHERE (?1 IS NULL OR project = ?1) ORDER BY updated_at, id",
             (&project,),
-            |r| rows::item(r),
+            rows::item,
         )
             .await
     }
@@ -90,7 +92,7 @@ impl TrackerStore for SqliteStore {
         self.read_all(
             "SELECT * FROM tracker_comments WHERE item_id = ? ORDER BY id",
             (&item,),
-            |r| rows::comment(r),
+            rows::comment,
         )
         .await
     }
