@@ -1012,6 +1012,12 @@ pub async fn tracker_items_and_comments(h: Harness) {
     assert_eq!(h.store.list_items(Some("default")).await.unwrap().len(), 1);
 }
 
+/// The ids of the notifications due now, in order.
+async fn due_ids(h: &Harness) -> Vec<i64> {
+    let due = h.store.due_notifications(10).await.unwrap();
+    due.iter().map(|d| d.id).collect()
+}
+
 /// The notification outbox: due now, de-duplicated by key, retried later
 /// or given up, and never sent twice.
 pub async fn notifications_outbox(h: Harness) {
@@ -1070,19 +1076,11 @@ pub async fn notifications_outbox(h: Harness) {
             .await
             .unwrap()
     );
-    let ids: Vec<_> = h
-        .store
-        .due_notifications(10)
-        .await
-        .unwrap()
-        .iter()
-        .map(|d| d.id)
-        .collect();
-    assert_eq!(ids, [due[2].id]);
+    assert_eq!(due_ids(&h).await, [due[2].id]);
     h.clock.advance(Duration::from_secs(31));
     let again = h.store.due_notifications(10).await.unwrap();
     assert_eq!(
-        again.iter().map(|d| d.id).collect::<Vec<_>>(),
+        due_ids(&h).await,
         [due[2].id, due[1].id],
         "by due time: the retried one is due later"
     );
@@ -1101,15 +1099,7 @@ pub async fn notifications_outbox(h: Harness) {
             .await
             .unwrap()
     );
-    let ids: Vec<_> = h
-        .store
-        .due_notifications(10)
-        .await
-        .unwrap()
-        .iter()
-        .map(|d| d.id)
-        .collect();
-    assert_eq!(ids, [due[2].id]);
+    assert_eq!(due_ids(&h).await, [due[2].id]);
 }
 
 /// Claimers sharing one store each get distinct jobs; every job is claimed once.
