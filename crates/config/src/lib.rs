@@ -17,17 +17,20 @@
 //! - `load`: file + environment (figment) and error messages.
 //! - `validate`: range and consistency checks.
 //! - `resolve`: absolute paths, store location, secrets, core conversions.
+//! - `states`: the one rule for tracker state names (trimmed, case-insensitive).
 
 mod error;
 mod load;
 mod model;
 mod resolve;
+mod states;
 mod validate;
 
 pub use error::{ConfigError, Problem, Warning};
 pub use load::{DEFAULT_FILE, ENV_PREFIX, ENV_SEPARATOR, env_provider};
 pub use model::*;
 pub use resolve::StoreLocation;
+pub use states::{StateCollision, same_state, state_key};
 
 /// A commented `orch.toml` documenting every section with the embedded
 /// defaults, one example repo and scripted example agents (`orch init` writes it).

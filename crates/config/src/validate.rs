@@ -293,19 +293,25 @@ impl Config {
 
     fn check_tracker(&self, c: &mut Checker) {
         let t = &self.tracker;
-        let mut names: BTreeMap<&str, &str> = BTreeMap::new();
         for (key, state) in t.states.entries() {
-            let full = format!("tracker.states.{key}");
             if state.trim().is_empty() {
-                c.error(full, "must not be empty");
-            } else if let Some(other) = names.insert(state, key) {
-                c.error(
-                    full,
-                    format!(
-                        "{state:?} is also tracker.states.{other}; each gate and stage needs its own state"
-                    ),
-                );
+                c.error(format!("tracker.states.{key}"), "must not be empty");
             }
+        }
+        // One rule for state names (`same_state`: trimmed, case-insensitive),
+        // the one routing and the trackers use: two keys whose names are one
+        // state under it would make a tracker move ambiguous.
+        for x in t.states.collisions() {
+            if x.name.trim().is_empty() {
+                continue;
+            }
+            c.error(
+                format!("tracker.states.{}", x.second),
+                format!(
+                    "{:?} is also tracker.states.{} (state names are compared trimmed and case-insensitively); each gate and stage needs its own state",
+                    x.name, x.first
+                ),
+            );
         }
 
         let missing = |kind: &str| {

@@ -1007,3 +1007,24 @@ a = "team/a"
         assert!(err.contains(key), "{key}: {err}");
     }
 }
+
+/// Issue 15: state names are one state when equal trimmed and
+/// case-insensitively (the rule routing uses), so such a pair is refused.
+#[test]
+fn state_names_equal_but_for_case_or_spaces_collide() {
+    let err = invalid("[tracker.states]\nmerge = \" review \"");
+    let msg = err.to_string();
+    assert_eq!(err.keys(), ["tracker.states.merge"], "{msg}");
+    assert!(
+        msg.contains("\" review \" is also tracker.states.review")
+            && msg.contains("case-insensitively"),
+        "{msg}"
+    );
+    let err = invalid("[tracker.states]\nstop = \"Stop\"\ncancelled = \"STOP\"");
+    assert_eq!(err.keys(), ["tracker.states.cancelled"], "{err}");
+    // Distinct names, in whatever case, are fine.
+    parse("[tracker.states]\nstop = \"Stop\"\nto_analyse = \"to analyse\"")
+        .unwrap()
+        .validate()
+        .unwrap();
+}
