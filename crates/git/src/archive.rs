@@ -19,6 +19,7 @@ use orch_core::Timestamp;
 use orch_core::keys::validate_work_item_id;
 use serde::Serialize;
 
+use crate::control::Scoped;
 use crate::error::{GitError, Result};
 use crate::mirror::RepoStore;
 use crate::refs::{local_ref, validate_branch_name};
@@ -84,17 +85,15 @@ impl RepoStore {
         branch: &str,
         work_item_id: &str,
     ) -> Result<Archive> {
-        let tip = self.ref_sha(mirror, &local_ref(branch)).await?;
+        let at = self.at_mirror(mirror);
+        let tip = self.ref_sha(&at, &local_ref(branch)).await?;
         let (tree, parents, had_uncommitted) = match worktree {
             Some(wt) => {
-                let head = self.ref_sha(wt, "HEAD").await?;
-                let tree = self.snapshot_tree(mirror, wt, head.as_deref()).await?;
+                let in_wt = self.at_worktree(mirror, wt)?;
+                let head = self.ref_sha(&in_wt, "HEAD").await?;
+                let tree = self.snapshot_tree(&in_wt, head.as_deref()).await?;
                 let head_tree = match &head {
-                    Some(h) => Some(
-                        self.git()
-                            .run(wt, ["rev-parse", &format!("{h}^{{tree}}")])
-                            .await?,
-                    ),
+                    Some(h) => Some(in_wt.run(["rev-parse", &format!("{h}^{{tree}}")]).await?),
                     None => None,
                 };
                 let had = head_tree.as_deref().map(str::trim) != Some(tree.as_str());
@@ -111,9 +110,8 @@ impl RepoStore {
                     command: "write_archive".to_owned(),
                     detail: format!("branch {branch:?} has no local ref to archive"),
                 })?;
-                let tree = self
-                    .git()
-                    .run(mirror, ["rev-parse", &format!("{tip}^{{tree}}")])
+                let tree = at
+                    .run(["rev-parse", &format!("{tip}^{{tree}}")])
                     .await?
                     .trim()
                     .to_owned();
@@ -138,21 +136,14 @@ impl RepoStore {
             ("GIT_AUTHOR_DATE", date.as_os_str()),
             ("GIT_COMMITTER_DATE", date.as_os_str()),
         ];
-        let commit = self
-            .git()
-            .run_env(mirror, &args, &env)
-            .await?
-            .trim()
-            .to_owned();
+        let commit = at.run_env(&args, &env).await?.trim().to_owned();
 
         for _ in 0..NUMBER_ATTEMPTS {
             let number = self.next_archive_number(mirror, work_item_id).await?;
             let ref_name = format!("{}{number}", archive_prefix(work_item_id));
             // Empty old value: create only, never overwrite an existing archive.
-            let out = self
-                .git()
+            let out = at
                 .output(
-                    mirror,
                     &[
                         "update-ref".into(),
                         ref_name.clone().into(),
@@ -179,9 +170,9 @@ impl RepoStore {
                     had_uncommitted,
                 });
             }
-            if self.ref_sha(mirror, &ref_name).await?.is_none() {
+            if self.ref_sha(&at, &ref_name).await?.is_none() {
                 let args: Vec<OsString> = vec!["update-ref".into(), ref_name.into(), commit.into()];
-                return Err(self.git().failure(mirror, &args, &out));
+                return Err(at.failure(&args, &out));
             }
         }
         Err(GitError::Parse {
@@ -195,31 +186,26 @@ impl RepoStore {
     /// The tree of the worktree as `git add -A` would stage it, built in a
     /// throw-away index that starts as a copy of the worktree's index (so unchanged
     /// files are not re-hashed).
-    async fn snapshot_tree(&self, mirror: &Path, wt: &Path, head: Option<&str>) -> Result<String> {
-        let index = TempIndex::new(mirror);
-        let real = self
-            .git()
-            .run(
-                wt,
-                ["rev-parse", "--path-format=absolute", "--git-path", "index"],
-            )
-            .await?;
-        let real = PathBuf::from(real.trim());
+    async fn snapshot_tree(&self, in_wt: &Scoped<'_>, head: Option<&str>) -> Result<String> {
+        let admin = in_wt
+            .var("GIT_DIR")
+            .map(PathBuf::from)
+            .ok_or_else(|| GitError::Parse {
+                command: "snapshot_tree".to_owned(),
+                detail: "the worktree frame names no admin dir".to_owned(),
+            })?;
+        let index = TempIndex::new(&admin);
+        let real = admin.join("index");
         let env = [("GIT_INDEX_FILE", index.path.as_os_str())];
         if tokio::fs::try_exists(&real).await.unwrap_or(false) {
             tokio::fs::copy(&real, &index.path)
                 .await
                 .map_err(|e| GitError::io("copy the index", &real, e))?;
         } else if let Some(h) = head {
-            self.git().run_env(wt, ["read-tree", h], &env).await?;
+            in_wt.run_env(["read-tree", h], &env).await?;
         }
-        self.git().run_env(wt, ["add", "-A"], &env).await?;
-        Ok(self
-            .git()
-            .run_env(wt, ["write-tree"], &env)
-            .await?
-            .trim()
-            .to_owned())
+        in_wt.run_env(["add", "-A"], &env).await?;
+        Ok(in_wt.run_env(["write-tree"], &env).await?.trim().to_owned())
     }
 
     async fn next_archive_number(&self, mirror: &Path, work_item_id: &str) -> Result<u32> {
@@ -240,8 +226,8 @@ impl RepoStore {
             "--format=%(refname)%00%(objectname)%00%(creatordate:unix)%00%(trailers:key={TRAILER_UNCOMMITTED},valueonly)%00%(trailers:key={TRAILER_BRANCH},valueonly)%00"
         );
         let out = self
-            .git()
-            .run(mirror, ["for-each-ref", format.as_str(), prefix.as_str()])
+            .at_mirror(mirror)
+            .run(["for-each-ref", format.as_str(), prefix.as_str()])
             .await?;
         let fields: Vec<&str> = out.split('\0').map(str::trim).collect();
         let mut archives = Vec::new();
@@ -286,8 +272,9 @@ impl RepoStore {
         validate_work_item_id(work_item_id)?;
         let mirror = self.existing_mirror(repo)?;
         let ref_name = format!("{}{number}", archive_prefix(work_item_id));
+        let at = self.at_mirror(&mirror);
         let commit =
-            self.ref_sha(&mirror, &ref_name)
+            self.ref_sha(&at, &ref_name)
                 .await?
                 .ok_or_else(|| GitError::ArchiveNotFound {
                     repo: repo.to_owned(),
@@ -298,24 +285,20 @@ impl RepoStore {
         validate_branch_name(&branch)?;
         let target = local_ref(&branch);
         let _guard = self.lock_repo(repo).await;
-        match self.ref_sha(&mirror, &target).await? {
+        match self.ref_sha(&at, &target).await? {
             Some(existing) if existing == commit => return Ok(branch),
             Some(_) => return Err(GitError::BranchExists { branch }),
             None => {}
         }
-        self.git()
-            .run(
-                &mirror,
-                [
-                    OsStr::new("update-ref"),
-                    "-m".as_ref(),
-                    "orch: restore archive".as_ref(),
-                    target.as_ref(),
-                    commit.as_ref(),
-                    "".as_ref(),
-                ],
-            )
-            .await?;
+        at.run([
+            OsStr::new("update-ref"),
+            "-m".as_ref(),
+            "orch: restore archive".as_ref(),
+            target.as_ref(),
+            commit.as_ref(),
+            "".as_ref(),
+        ])
+        .await?;
         Ok(branch)
     }
 }

@@ -94,22 +94,18 @@ impl RepoStore {
     /// commit. Hooks are not run: this is orch's bookkeeping commit, not a
     /// developer's.
     pub async fn commit_all(&self, worktree: &Worktree, message: &str) -> Result<Option<String>> {
-        let dir = &worktree.path;
-        self.git().run(dir, ["add", "-A"]).await?;
-        let staged = self
-            .git()
-            .output(
-                dir,
-                &["diff".into(), "--cached".into(), "--quiet".into()],
-                &[],
-            )
+        let mirror = self.existing_mirror(&worktree.repo)?;
+        let at = self.at_worktree(&mirror, &worktree.path)?;
+        at.run(["add", "-A"]).await?;
+        let staged = at
+            .output(&["diff".into(), "--cached".into(), "--quiet".into()], &[])
             .await?;
         match staged.code() {
             Some(0) => return Ok(None),
             Some(1) => {}
             _ => {
                 let args: Vec<OsString> = vec!["diff".into(), "--cached".into(), "--quiet".into()];
-                return Err(self.git().failure(dir, &args, &staged));
+                return Err(at.failure(&args, &staged));
             }
         }
         let message = if message.trim().is_empty() {
@@ -117,27 +113,24 @@ impl RepoStore {
         } else {
             message
         };
-        self.git()
-            .run(
-                dir,
-                [
-                    "commit",
-                    "--quiet",
-                    "--no-verify",
-                    "--no-gpg-sign",
-                    "-m",
-                    message,
-                ],
-            )
-            .await?;
+        at.run([
+            "commit",
+            "--quiet",
+            "--no-verify",
+            "--no-gpg-sign",
+            "-m",
+            message,
+        ])
+        .await?;
         self.head_sha(worktree).await.map(Some)
     }
 
     /// The commit the worktree's HEAD points at.
     pub async fn head_sha(&self, worktree: &Worktree) -> Result<String> {
+        let mirror = self.existing_mirror(&worktree.repo)?;
         Ok(self
-            .git()
-            .run(&worktree.path, ["rev-parse", "--verify", "HEAD^{commit}"])
+            .at_worktree(&mirror, &worktree.path)?
+            .run(["rev-parse", "--verify", "HEAD^{commit}"])
             .await?
             .trim()
             .to_owned())
@@ -150,8 +143,9 @@ impl RepoStore {
         validate_branch_name(branch)?;
         let mirror = self.existing_mirror(repo)?;
         let local = local_ref(branch);
+        let at = self.at_mirror(&mirror);
         let sha = self
-            .ref_sha(&mirror, &local)
+            .ref_sha(&at, &local)
             .await?
             .ok_or_else(|| GitError::BranchNotFound {
                 repo: repo.to_owned(),
@@ -159,11 +153,7 @@ impl RepoStore {
             })?;
         let _guard = self.lock_repo(repo).await;
         let refspec = format!("{sha}:{local}");
-        self.git()
-            .run(
-                &mirror,
-                ["push", "--quiet", "--", "origin", refspec.as_str()],
-            )
+        at.run(["push", "--quiet", "--", "origin", refspec.as_str()])
             .await?;
         Ok(sha)
     }
@@ -184,15 +174,15 @@ impl RepoStore {
             self.fetch_locked(&mirror).await?;
         }
         let dir = &worktree.path;
-        let status = self
-            .git()
-            .run(dir, ["status", "--porcelain", "-z", "--untracked-files=no"])
+        let at = self.at_worktree(&mirror, dir)?;
+        let status = at
+            .run(["status", "--porcelain", "-z", "--untracked-files=no"])
             .await?;
         if !status.is_empty() {
             return Err(GitError::DirtyWorktree { path: dir.clone() });
         }
         let base_ref = remote_ref(base);
-        if self.ref_sha(dir, &base_ref).await?.is_none() {
+        if self.ref_sha(&at, &base_ref).await?.is_none() {
             return Err(GitError::BaseNotFound {
                 repo: worktree.repo.clone(),
                 base: base.to_owned(),
@@ -204,11 +194,11 @@ impl RepoStore {
             base_ref.clone().into(),
             "HEAD".into(),
         ];
-        let ancestor = self.git().output(dir, &ancestor_args, &[]).await?;
+        let ancestor = at.output(&ancestor_args, &[]).await?;
         match ancestor.code() {
             Some(0) => return Ok(MergeResult::UpToDate),
             Some(1) => {}
-            _ => return Err(self.git().failure(dir, &ancestor_args, &ancestor)),
+            _ => return Err(at.failure(&ancestor_args, &ancestor)),
         }
 
         let merge_args: Vec<OsString> = vec![
@@ -219,27 +209,26 @@ impl RepoStore {
             "--quiet".into(),
             base_ref.into(),
         ];
-        let merged = self.git().output(dir, &merge_args, &[]).await?;
+        let merged = at.output(&merge_args, &[]).await?;
         if merged.success() {
             return Ok(MergeResult::Merged {
                 sha: self.head_sha(worktree).await?,
             });
         }
-        let unmerged = self
-            .git()
-            .run(dir, ["diff", "--name-only", "-z", "--diff-filter=U"])
+        let unmerged = at
+            .run(["diff", "--name-only", "-z", "--diff-filter=U"])
             .await?;
         let files: Vec<String> = unmerged
             .split('\0')
             .filter(|f| !f.is_empty())
             .map(str::to_owned)
             .collect();
-        if self.ref_sha(dir, "MERGE_HEAD").await?.is_some() {
-            self.git().run(dir, ["merge", "--abort"]).await?;
+        if self.ref_sha(&at, "MERGE_HEAD").await?.is_some() {
+            at.run(["merge", "--abort"]).await?;
         }
         if files.is_empty() {
             // Not a content conflict (e.g. an untracked file in the way): report git's words.
-            return Err(self.git().failure(dir, &merge_args, &merged));
+            return Err(at.failure(&merge_args, &merged));
         }
         tracing::info!(branch = %worktree.branch, base, ?files, "merge of the base conflicted; aborted");
         Ok(MergeResult::Conflict { files })
@@ -260,19 +249,16 @@ impl RepoStore {
         }
         let mirror = self.existing_mirror(repo)?;
         let full = local_ref(branch);
-        let listing = self
-            .git()
-            .run(
-                &mirror,
-                [
-                    "ls-remote",
-                    "--symref",
-                    "--",
-                    "origin",
-                    "HEAD",
-                    full.as_str(),
-                ],
-            )
+        let at = self.at_mirror(&mirror);
+        let listing = at
+            .run([
+                "ls-remote",
+                "--symref",
+                "--",
+                "origin",
+                "HEAD",
+                full.as_str(),
+            ])
             .await?;
         let (default, exists) = parse_ls_remote(&listing, &full);
         match default {
@@ -292,19 +278,13 @@ impl RepoStore {
         if !exists {
             // Drop a stale remote-tracking copy so a later worktree does not revive it.
             let tracking = remote_ref(branch);
-            if self.ref_sha(&mirror, &tracking).await?.is_some() {
-                self.git()
-                    .run(&mirror, ["update-ref", "-d", tracking.as_str()])
-                    .await?;
+            if self.ref_sha(&at, &tracking).await?.is_some() {
+                at.run(["update-ref", "-d", tracking.as_str()]).await?;
             }
             return Ok(DeleteOutcome::NotFound);
         }
         let refspec = format!(":{full}");
-        self.git()
-            .run(
-                &mirror,
-                ["push", "--quiet", "--", "origin", refspec.as_str()],
-            )
+        at.run(["push", "--quiet", "--", "origin", refspec.as_str()])
             .await?;
         tracing::info!(repo, branch, "deleted remote branch");
         Ok(DeleteOutcome::Deleted)
@@ -315,37 +295,33 @@ impl RepoStore {
     /// drivers and textconv filters are off so the output is plain git.
     pub async fn diff_against_base(&self, worktree: &Worktree, base: &str) -> Result<String> {
         let range = self.base_range(worktree, base).await?;
-        self.git()
-            .run(
-                &worktree.path,
-                [
-                    "diff",
-                    "--no-color",
-                    "--no-ext-diff",
-                    "--no-textconv",
-                    range.as_str(),
-                    "--",
-                ],
-            )
+        let mirror = self.existing_mirror(&worktree.repo)?;
+        self.at_worktree(&mirror, &worktree.path)?
+            .run([
+                "diff",
+                "--no-color",
+                "--no-ext-diff",
+                "--no-textconv",
+                range.as_str(),
+                "--",
+            ])
             .await
     }
 
     /// Paths the task branch changed relative to `origin/<base>` (as above).
     pub async fn changed_files(&self, worktree: &Worktree, base: &str) -> Result<Vec<String>> {
         let range = self.base_range(worktree, base).await?;
+        let mirror = self.existing_mirror(&worktree.repo)?;
         let out = self
-            .git()
-            .run(
-                &worktree.path,
-                [
-                    "diff",
-                    "--name-only",
-                    "-z",
-                    "--no-ext-diff",
-                    range.as_str(),
-                    "--",
-                ],
-            )
+            .at_worktree(&mirror, &worktree.path)?
+            .run([
+                "diff",
+                "--name-only",
+                "-z",
+                "--no-ext-diff",
+                range.as_str(),
+                "--",
+            ])
             .await?;
         Ok(out
             .split('\0')
@@ -357,7 +333,9 @@ impl RepoStore {
     async fn base_range(&self, worktree: &Worktree, base: &str) -> Result<String> {
         validate_branch_name(base)?;
         let base_ref = remote_ref(base);
-        if self.ref_sha(&worktree.path, &base_ref).await?.is_none() {
+        let mirror = self.existing_mirror(&worktree.repo)?;
+        let at = self.at_worktree(&mirror, &worktree.path)?;
+        if self.ref_sha(&at, &base_ref).await?.is_none() {
             return Err(GitError::BaseNotFound {
                 repo: worktree.repo.clone(),
                 base: base.to_owned(),
@@ -382,8 +360,9 @@ impl RepoStore {
         validate_branch_name(base)?;
         validate_sha(expected_base_sha)?;
         let mirror = self.existing_mirror(repo)?;
+        let at = self.at_mirror(&mirror);
         let head = self
-            .ref_sha(&mirror, &local_ref(branch))
+            .ref_sha(&at, &local_ref(branch))
             .await?
             .ok_or_else(|| GitError::BranchNotFound {
                 repo: repo.to_owned(),
@@ -391,9 +370,9 @@ impl RepoStore {
             })?;
         let _guard = self.lock_repo(repo).await;
 
-        if self.ref_sha(&mirror, expected_base_sha).await?.is_none() {
+        if self.ref_sha(&at, expected_base_sha).await?.is_none() {
             self.fetch_locked(&mirror).await?;
-            if self.ref_sha(&mirror, expected_base_sha).await?.is_none() {
+            if self.ref_sha(&at, expected_base_sha).await?.is_none() {
                 // Not even the remote knows that commit, so the base is not at it.
                 return Ok(FastForward::BaseMoved {
                     current: self.ls_remote_branch(&mirror, base).await?,
@@ -406,11 +385,11 @@ impl RepoStore {
             expected_base_sha.into(),
             head.clone().into(),
         ];
-        let ancestor = self.git().output(&mirror, &ancestor_args, &[]).await?;
+        let ancestor = at.output(&ancestor_args, &[]).await?;
         match ancestor.code() {
             Some(0) => {}
             Some(1) => return Ok(FastForward::NotFastForward),
-            _ => return Err(self.git().failure(&mirror, &ancestor_args, &ancestor)),
+            _ => return Err(at.failure(&ancestor_args, &ancestor)),
         }
 
         let base_full = local_ref(base);
@@ -422,7 +401,7 @@ impl RepoStore {
             "origin".into(),
             format!("{head}:{base_full}").into(),
         ];
-        let pushed = self.git().output(&mirror, &push_args, &[]).await?;
+        let pushed = at.output(&push_args, &[]).await?;
         if pushed.success() {
             tracing::info!(repo, branch, base, sha = %head, "fast-forwarded base");
             return Ok(FastForward::Pushed { sha: head });
@@ -436,7 +415,7 @@ impl RepoStore {
                 current: self.ls_remote_branch(&mirror, base).await?,
             });
         }
-        Err(self.git().failure(&mirror, &push_args, &pushed))
+        Err(at.failure(&push_args, &pushed))
     }
 }
 

@@ -122,6 +122,16 @@ pub enum GitError {
     },
 
     #[error(
+        "{path:?} {why}; move it away so orch can recreate its control dir (see docs/security.md)"
+    )]
+    ControlDir { path: PathBuf, why: &'static str },
+
+    #[error(
+        "{path:?} is not a worktree of its repo's mirror (no admin dir under the mirror's worktrees/ names it); remove the folder and let orch create the worktree again"
+    )]
+    NotAWorktree { path: PathBuf },
+
+    #[error(
         "unexpected output from `{command}`: {detail}; this is an orch bug or an unsupported git version"
     )]
     Parse { command: String, detail: String },

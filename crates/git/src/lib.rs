@@ -10,9 +10,13 @@
 //!   the reviewer's diff, guarded remote-branch deletion and the local
 //!   forge's lease-checked fast-forward of the base.
 //! - Everything that reaches git as a ref is validated first (`refs.rs`).
+//! - No git call of orch's reads a config an agent can write: each runs through
+//!   the repo's control dir (`control.rs`), with a minimal environment
+//!   (`runner.rs`). `docs/security.md` explains why that is enough.
 
 mod archive;
 mod branch;
+mod control;
 mod error;
 mod mirror;
 pub mod refs;
@@ -23,5 +27,5 @@ pub use archive::{Archive, restore_branch_name};
 pub use branch::{DeleteOutcome, FastForward, MergeResult, ProtectedBranches};
 pub use error::{GitError, RefError, Result};
 pub use mirror::RepoStore;
-pub use runner::{Git, GitOutput, Identity};
+pub use runner::{ALLOWED_PROTOCOLS, Git, GitOutput, Identity, PASSED_VARS};
 pub use worktree::{PruneReport, Removal, Worktree};

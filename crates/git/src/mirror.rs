@@ -20,6 +20,7 @@ use std::sync::{Arc, Mutex};
 use orch_core::keys::validate_repo_name;
 use tokio::sync::OwnedMutexGuard;
 
+use crate::control::{Scoped, admin_dir, control_path, ensure_control};
 use crate::error::{GitError, Result};
 use crate::runner::Git;
 
@@ -33,7 +34,7 @@ pub struct RepoStore {
 
 /// What the mirror fetches: every branch as a remote-tracking ref, and tags as they
 /// are on the remote (forced, so a moved tag never fails a fetch).
-const FETCH_REFSPECS: [&str; 2] = [
+pub(crate) const FETCH_REFSPECS: [&str; 2] = [
     "+refs/heads/*:refs/remotes/origin/*",
     "+refs/tags/*:refs/tags/*",
 ];
@@ -71,10 +72,14 @@ impl RepoStore {
         Ok(self.repos_dir.join(format!("{repo}.git")))
     }
 
-    /// The mirror of `repo`, which must already exist.
+    /// The mirror of `repo`, which must already exist, with its control dir
+    /// (made here if a mirror from before control dirs has none yet).
     pub(crate) fn existing_mirror(&self, repo: &str) -> Result<PathBuf> {
         let path = self.mirror_path(repo)?;
         if path.is_dir() {
+            if !control_path(&path).join("config").is_file() {
+                ensure_control(&path, None)?;
+            }
             Ok(path)
         } else {
             Err(GitError::NoMirror {
@@ -82,6 +87,23 @@ impl RepoStore {
                 path,
             })
         }
+    }
+
+    /// git acting on the mirror, through its control dir (`control.rs`).
+    pub(crate) fn at_mirror(&self, mirror: &Path) -> Scoped<'_> {
+        Scoped::mirror(&self.git, mirror, &control_path(mirror))
+    }
+
+    /// git acting in the worktree at `path` of `mirror`, through the control dir,
+    /// with the worktree's admin dir found from the mirror's side.
+    pub(crate) fn at_worktree(&self, mirror: &Path, path: &Path) -> Result<Scoped<'_>> {
+        let admin = admin_dir(mirror, path)?;
+        Ok(Scoped::worktree(
+            &self.git,
+            &admin,
+            &control_path(mirror),
+            path,
+        ))
     }
 
     /// Serialises mirror-changing operations of one repo within this process.
@@ -106,34 +128,21 @@ impl RepoStore {
         let _guard = self.lock_repo(repo).await;
 
         if path.exists() {
-            let bare = self
-                .git
-                .output(
-                    &path,
-                    &["rev-parse".into(), "--is-bare-repository".into()],
-                    &[],
-                )
-                .await?;
-            if !bare.success() || bare.stdout.trim() != "true" {
+            // A bare repository has HEAD, objects/ and refs/ at its top; checked on
+            // the files so that nothing in its config is read.
+            if !(path.join("HEAD").is_file()
+                && path.join("objects").is_dir()
+                && path.join("refs").is_dir())
+            {
                 return Err(GitError::NotAMirror { path });
             }
-            let current = self
-                .git
-                .output(
-                    &path,
-                    &["config".into(), "--get".into(), "remote.origin.url".into()],
-                    &[],
-                )
-                .await?;
-            if current.stdout.trim() != remote_url {
-                tracing::info!(repo, "remote URL changed; updating the mirror's origin");
-                self.git
-                    .run(&path, ["remote", "set-url", "--", "origin", remote_url])
-                    .await?;
-            }
+            self.update_agents_origin(&path, remote_url).await?;
         } else {
             self.create_mirror(repo, &path, remote_url).await?;
         }
+        // The remote orch uses is the configured one, written to the control dir
+        // on every call; `remote.origin.*` in the mirror's own config is never read.
+        ensure_control(&path, Some(remote_url))?;
         self.fetch_locked(&path).await?;
         Ok(path)
     }
@@ -156,40 +165,79 @@ impl RepoStore {
                     OsStr::new("init"),
                     "--bare".as_ref(),
                     "--quiet".as_ref(),
+                    // The control dir's config assumes git's classic object format.
+                    "--object-format=sha1".as_ref(),
                     "--".as_ref(),
                     tmp.as_os_str(),
                 ],
             )
             .await?;
-        self.git
-            .run(&tmp, ["remote", "add", "--", "origin", remote_url])
-            .await?;
+        // The mirror's own config only serves the agents' git (their worktrees
+        // read it); orch's calls read the control dir's, which says the same.
+        let tmp_config = tmp.join("config");
         self.git
             .run(
-                &tmp,
+                &self.repos_dir,
                 [
-                    "config",
-                    "--replace-all",
-                    "remote.origin.fetch",
-                    FETCH_REFSPECS[0],
+                    OsStr::new("config"),
+                    "--file".as_ref(),
+                    tmp_config.as_os_str(),
+                    "remote.origin.url".as_ref(),
+                    remote_url.as_ref(),
                 ],
             )
             .await?;
-        self.git
-            .run(
-                &tmp,
-                ["config", "--add", "remote.origin.fetch", FETCH_REFSPECS[1]],
-            )
-            .await?;
-        // Bare repositories keep no reflogs by default; task branches should, as one
-        // more way back to a commit an agent moved away from.
-        self.git
-            .run(&tmp, ["config", "core.logAllRefUpdates", "true"])
-            .await?;
+        for (i, spec) in FETCH_REFSPECS.iter().enumerate() {
+            let mode = if i == 0 { "--replace-all" } else { "--add" };
+            self.git
+                .run(
+                    &self.repos_dir,
+                    [
+                        OsStr::new("config"),
+                        "--file".as_ref(),
+                        tmp_config.as_os_str(),
+                        mode.as_ref(),
+                        "remote.origin.fetch".as_ref(),
+                        spec.as_ref(),
+                    ],
+                )
+                .await?;
+        }
         tokio::fs::rename(&tmp, path)
             .await
             .map_err(|e| GitError::io("move into place", path, e))?;
         tracing::info!(repo, path = %path.display(), "created mirror");
+        Ok(())
+    }
+
+    /// Keep `remote.origin.url` of the mirror's own config (the one agents' git
+    /// reads in their worktrees) at the configured URL. Only that one file is read
+    /// and written, by `git config --file`, which runs nothing.
+    async fn update_agents_origin(&self, mirror: &Path, remote_url: &str) -> Result<()> {
+        let file = mirror.join("config");
+        let get: Vec<std::ffi::OsString> = vec![
+            "config".into(),
+            "--file".into(),
+            file.clone().into(),
+            "--get".into(),
+            "remote.origin.url".into(),
+        ];
+        let current = self.git.output(&self.repos_dir, &get, &[]).await?;
+        if current.stdout.trim() != remote_url {
+            tracing::info!(mirror = %mirror.display(), "remote URL changed; updating the mirror's origin for the agents");
+            self.git
+                .run(
+                    &self.repos_dir,
+                    [
+                        OsStr::new("config"),
+                        "--file".as_ref(),
+                        file.as_os_str(),
+                        "remote.origin.url".as_ref(),
+                        remote_url.as_ref(),
+                    ],
+                )
+                .await?;
+        }
         Ok(())
     }
 
@@ -202,8 +250,8 @@ impl RepoStore {
 
     /// Fetch while the caller holds the repo lock.
     pub(crate) async fn fetch_locked(&self, mirror: &Path) -> Result<()> {
-        self.git
-            .run(mirror, ["fetch", "--prune", "--quiet", "--", "origin"])
+        self.at_mirror(mirror)
+            .run(["fetch", "--prune", "--quiet", "--", "origin"])
             .await?;
         Ok(())
     }
@@ -225,8 +273,8 @@ impl RepoStore {
     ) -> Result<Option<String>> {
         let full = crate::refs::local_ref(branch);
         let out = self
-            .git
-            .run(mirror, ["ls-remote", "--", "origin", full.as_str()])
+            .at_mirror(mirror)
+            .run(["ls-remote", "--", "origin", full.as_str()])
             .await?;
         Ok(out.lines().find_map(|line| {
             let (sha, name) = line.split_once('\t')?;
@@ -234,13 +282,12 @@ impl RepoStore {
         }))
     }
 
-    /// Whether a ref exists in the repository at `dir` (a mirror or a worktree).
-    pub(crate) async fn ref_sha(&self, dir: &Path, full_ref: &str) -> Result<Option<String>> {
+    /// The commit a ref (or revision) names, seen from a mirror or a worktree;
+    /// `None` if there is none.
+    pub(crate) async fn ref_sha(&self, at: &Scoped<'_>, full_ref: &str) -> Result<Option<String>> {
         let spec = format!("{full_ref}^{{commit}}");
-        let out = self
-            .git
+        let out = at
             .output(
-                dir,
                 &[
                     "rev-parse".into(),
                     "--verify".into(),

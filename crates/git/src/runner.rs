@@ -10,8 +10,18 @@
 //! - repository-selecting variables inherited from a parent git (`GIT_DIR`, …)
 //!   removed, and `GIT_CEILING_DIRECTORIES` set to the parent of the target dir,
 //!   so a broken worktree folder can never make git act on a repository above it;
-//! - hooks and fsmonitor disabled: an agent that edits the shared repo config
-//!   cannot make orch's own git calls run its programs.
+//! - a minimal environment: git starts with an empty environment plus the few
+//!   variables it needs to reach a remote ([`PASSED_VARS`]) and those orch sets,
+//!   so nothing git could be made to run ever sees orch's secrets;
+//! - no system or global config (`GIT_CONFIG_NOSYSTEM`, `GIT_CONFIG_GLOBAL`), and
+//!   only the transports orch needs (`GIT_ALLOW_PROTOCOL`, which overrides any
+//!   `protocol.*` setting): never `ext::`, which runs commands;
+//! - hooks, fsmonitor, credential helpers, pagers and automatic gc switched off on
+//!   the command line, which outranks every config file.
+//!
+//! Which repository config a call reads is decided by its caller: the repo
+//! store runs every call through its control dir (`control.rs`), never through
+//! the config an agent can write. `docs/security.md` has the whole argument.
 
 use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
@@ -65,17 +75,49 @@ impl GitOutput {
     }
 }
 
-/// Variables that would point git at some other repository than the directory we
-/// run it in. A parent process may be a git hook or a test harness.
-const REPO_SELECTING_VARS: &[&str] = &[
-    "GIT_DIR",
-    "GIT_WORK_TREE",
-    "GIT_INDEX_FILE",
-    "GIT_COMMON_DIR",
-    "GIT_OBJECT_DIRECTORY",
-    "GIT_ALTERNATE_OBJECT_DIRECTORIES",
-    "GIT_NAMESPACE",
-    "GIT_PREFIX",
+/// The variables of orch's own environment that git may see: where programs are,
+/// temporary files, the time zone, and what reaching a remote over SSH or HTTPS
+/// needs (the SSH agent's socket, CA certificates, proxies). Everything else,
+/// orch's tokens included, is left out. `HOME` is not passed: git's global config
+/// is off anyway, and ssh finds the user's keys from the password database.
+pub const PASSED_VARS: &[&str] = &[
+    "PATH",
+    "TMPDIR",
+    "TZ",
+    "SSH_AUTH_SOCK",
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+    "http_proxy",
+    "https_proxy",
+    "no_proxy",
+    "all_proxy",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "NO_PROXY",
+    "ALL_PROXY",
+];
+
+/// The transports orch's remotes may use (`GIT_ALLOW_PROTOCOL`): local paths,
+/// HTTP(S) and SSH. `ext::` (runs a command) and the others are refused whatever
+/// a config says.
+pub const ALLOWED_PROTOCOLS: &str = "file:https:http:ssh";
+
+/// Settings given on every command line, where they outrank every config file:
+/// nothing a repository config says can make orch's git run a hook, an fsmonitor,
+/// a credential helper, a pager or a background gc, recurse into submodules, or
+/// sign with an external program.
+const COMMAND_LINE_CONFIG: &[&str] = &[
+    "core.hooksPath=/dev/null",
+    "core.fsmonitor=false",
+    "core.pager=cat",
+    "credential.helper=",
+    "protocol.ext.allow=never",
+    "gc.auto=0",
+    "maintenance.auto=false",
+    "submodule.recurse=false",
+    "commit.gpgSign=false",
+    "tag.gpgSign=false",
+    "rerere.enabled=false",
 ];
 
 /// Default wall-clock limit per git call: generous for a first clone of a big repo,
@@ -125,13 +167,11 @@ impl Git {
         self
     }
 
-    /// Ignore system and global git config and use `home` as `HOME`: for tests and
-    /// benchmarks, so a developer's `~/.gitconfig` cannot change the outcome.
+    /// Use `home` as `HOME` (git ignores system and global config in any case):
+    /// for tests and benchmarks.
     pub fn isolated(self, home: &Path) -> Self {
         self.with_env("HOME", home)
             .with_env("XDG_CONFIG_HOME", home.join(".config"))
-            .with_env("GIT_CONFIG_NOSYSTEM", "1")
-            .with_env("GIT_CONFIG_GLOBAL", "/dev/null")
     }
 
     pub fn binary(&self) -> &Path {
@@ -177,27 +217,30 @@ impl Git {
     ) -> Result<GitOutput> {
         let mut cmd = tokio::process::Command::new(&self.binary);
         cmd.current_dir(dir)
-            .args([
-                "-c",
-                "core.hooksPath=/dev/null",
-                "-c",
-                "core.fsmonitor=false",
-            ])
+            .args(COMMAND_LINE_CONFIG.iter().flat_map(|kv| ["-c", kv]))
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             // A timed-out (dropped) call must not leave git running behind our back.
             .kill_on_drop(true);
-        for var in REPO_SELECTING_VARS {
-            cmd.env_remove(var);
+        // Nothing of orch's environment reaches git but what it needs: repository-
+        // selecting variables of a parent git, orch's tokens and everything else
+        // stay behind.
+        cmd.env_clear();
+        for var in PASSED_VARS {
+            if let Some(value) = std::env::var_os(var) {
+                cmd.env(var, value);
+            }
         }
-        // gettext would prefer LANGUAGE over LC_ALL for translated messages.
-        cmd.env_remove("LANGUAGE");
         if let Some(parent) = dir.parent() {
             cmd.env("GIT_CEILING_DIRECTORIES", parent);
         }
         cmd.env("GIT_TERMINAL_PROMPT", "0")
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .env("GIT_ALLOW_PROTOCOL", ALLOWED_PROTOCOLS)
+            .env("GIT_PAGER", "cat")
             .env("LC_ALL", "C")
             .env("GIT_AUTHOR_NAME", &self.identity.name)
             .env("GIT_AUTHOR_EMAIL", &self.identity.email)

@@ -12,6 +12,7 @@ use orch_core::keys::{validate_repo_name, validate_work_item_id};
 use serde::Serialize;
 
 use crate::archive::Archive;
+use crate::control::admin_dir;
 use crate::error::{GitError, Result};
 use crate::mirror::RepoStore;
 use crate::refs::{folder_name, local_ref, remote_ref, validate_branch_name};
@@ -132,17 +133,20 @@ impl RepoStore {
             .await
             .map_err(|e| GitError::io("create", &parent, e))?;
 
-        let mut args: Vec<OsString> = vec!["worktree".into(), "add".into(), "--quiet".into()];
-        if self.ref_sha(&mirror, &wanted).await?.is_some() {
+        let at = self.at_mirror(&mirror);
+        // --no-checkout: the files are written below, in the worktree's own frame.
+        let mut args: Vec<OsString> = vec![
+            "worktree".into(),
+            "add".into(),
+            "--quiet".into(),
+            "--no-checkout".into(),
+        ];
+        if self.ref_sha(&at, &wanted).await?.is_some() {
             args.extend(["--".into(), path.clone().into(), branch.into()]);
         } else {
-            let start = if self.ref_sha(&mirror, &remote_ref(branch)).await?.is_some() {
+            let start = if self.ref_sha(&at, &remote_ref(branch)).await?.is_some() {
                 remote_ref(branch)
-            } else if self
-                .ref_sha(&mirror, &remote_ref(base_branch))
-                .await?
-                .is_some()
-            {
+            } else if self.ref_sha(&at, &remote_ref(base_branch)).await?.is_some() {
                 remote_ref(base_branch)
             } else {
                 return Err(GitError::BaseNotFound {
@@ -162,7 +166,17 @@ impl RepoStore {
                 start.into(),
             ]);
         }
-        self.git().run(&mirror, &args).await?;
+        at.run(&args).await?;
+        let admin = admin_dir(&mirror, &path)?;
+        // git wrote the control dir's path into the worktree's `.git` file; the
+        // agent's own git must see the mirror under its real name.
+        let dot_git = path.join(".git");
+        tokio::fs::write(&dot_git, format!("gitdir: {}\n", admin.display()))
+            .await
+            .map_err(|e| GitError::io("write", &dot_git, e))?;
+        self.at_worktree(&mirror, &path)?
+            .run(["reset", "--hard", "--quiet", "--no-recurse-submodules"])
+            .await?;
         tracing::info!(repo, branch, path = %path.display(), "created worktree");
         Ok(Worktree {
             repo: repo.to_owned(),
@@ -204,7 +218,8 @@ impl RepoStore {
         // value, so a commit landing after it makes the deletion fail instead of
         // dropping a commit no archive holds.
         let local = local_ref(branch);
-        let tip = self.ref_sha(&mirror, &local).await?;
+        let at = self.at_mirror(&mirror);
+        let tip = self.ref_sha(&at, &local).await?;
         let registered = find_by_path(&entries, &path).is_some();
         if registered {
             removal.archive = Some(
@@ -213,18 +228,14 @@ impl RepoStore {
             );
             // --force: the worktree may hold modified and untracked files, which the
             // archive above has just saved.
-            self.git()
-                .run(
-                    &mirror,
-                    [
-                        OsStr::new("worktree"),
-                        "remove".as_ref(),
-                        "--force".as_ref(),
-                        "--".as_ref(),
-                        path.as_os_str(),
-                    ],
-                )
-                .await?;
+            at.run([
+                OsStr::new("worktree"),
+                "remove".as_ref(),
+                "--force".as_ref(),
+                "--".as_ref(),
+                path.as_os_str(),
+            ])
+            .await?;
             removal.worktree_removed = true;
         } else if tokio::fs::symlink_metadata(&path).await.is_ok() {
             return Err(GitError::StaleFolder { path });
@@ -237,8 +248,7 @@ impl RepoStore {
                         .await?,
                 );
             }
-            self.git()
-                .run(&mirror, ["update-ref", "-d", local.as_str(), tip.as_str()])
+            at.run(["update-ref", "-d", local.as_str(), tip.as_str()])
                 .await?;
             removal.local_branch_deleted = true;
         }
@@ -291,7 +301,7 @@ impl RepoStore {
             let _guard = self.lock_repo(&repo).await;
             let known: HashSet<PathBuf> = match self.existing_mirror(&repo) {
                 Ok(mirror) => {
-                    self.git().run(&mirror, ["worktree", "prune"]).await?;
+                    self.at_mirror(&mirror).run(["worktree", "prune"]).await?;
                     self.list_worktrees(&mirror)
                         .await?
                         .into_iter()
@@ -329,15 +339,15 @@ impl RepoStore {
         if entries.iter().all(|e| e.bare || e.path.exists()) {
             return Ok(entries);
         }
-        self.git().run(mirror, ["worktree", "prune"]).await?;
+        self.at_mirror(mirror).run(["worktree", "prune"]).await?;
         self.list_worktrees(mirror).await
     }
 
     /// The worktrees git knows for a mirror (the mirror itself comes first, bare).
     pub(crate) async fn list_worktrees(&self, mirror: &Path) -> Result<Vec<WorktreeEntry>> {
         let out = self
-            .git()
-            .run(mirror, ["worktree", "list", "--porcelain", "-z"])
+            .at_mirror(mirror)
+            .run(["worktree", "list", "--porcelain", "-z"])
             .await?;
         Ok(parse_worktree_list(&out))
     }
@@ -380,36 +390,21 @@ pub(crate) fn parse_worktree_list(out: &str) -> Vec<WorktreeEntry> {
     entries
 }
 
-/// The fast reuse check, from the files `git worktree list` itself reads:
-/// `path/.git` names an admin folder under the mirror's `worktrees/`, which
-/// points back at `path/.git` and has `wanted` checked out. Every later stage
-/// of a task takes this path, which saves spawning git before each agent start.
-/// Anything unexpected answers false and the full check runs.
+/// The fast reuse check, from the files `git worktree list` itself reads: an
+/// admin folder under the mirror's `worktrees/` points at `path/.git` and has
+/// `wanted` checked out. Every later stage of a task takes this path, which
+/// saves spawning git before each agent start. Anything unexpected answers
+/// false and the full check runs.
 fn registered_on(mirror: &Path, path: &Path, wanted: &str) -> bool {
-    let read = |p: &Path| std::fs::read_to_string(p).ok();
-    let Some(dotgit) = read(&path.join(".git")) else {
-        return false;
-    };
-    let Some(admin) = dotgit
-        .trim_end()
-        .strip_prefix("gitdir: ")
-        .map(PathBuf::from)
-    else {
-        return false;
-    };
-    let admin = if admin.is_absolute() {
-        admin
-    } else {
-        path.join(admin)
-    };
-    if canonical(admin.parent().unwrap_or(&admin)) != canonical(&mirror.join("worktrees")) {
+    // A folder deleted behind git's back is not reusable (its admin dir lingers).
+    if !path.join(".git").is_file() {
         return false;
     }
-    let back = read(&admin.join("gitdir")).map(|g| PathBuf::from(g.trim_end()));
-    if back.is_none_or(|b| canonical(&b) != canonical(&path.join(".git"))) {
+    let Ok(admin) = admin_dir(mirror, path) else {
         return false;
-    }
-    read(&admin.join("HEAD")).is_some_and(|h| h.trim_end() == format!("ref: {wanted}"))
+    };
+    std::fs::read_to_string(admin.join("HEAD"))
+        .is_ok_and(|h| h.trim_end() == format!("ref: {wanted}"))
 }
 
 fn find_by_path<'a>(entries: &'a [WorktreeEntry], path: &Path) -> Option<&'a WorktreeEntry> {
