@@ -74,11 +74,21 @@ function api(method, path, body, token = TOKEN) {
     headers['Content-Length'] = Buffer.byteLength(data);
   }
   return new Promise((resolve, reject) => {
-    const req = http.request(base + path, { method, headers, agent: direct }, (res) => {
+    const url = base + path;
+    const req = http.request(url, { method, headers, agent: direct }, (res) => {
       let text = '';
       res.setEncoding('utf8');
       res.on('data', (c) => { text += c; });
       res.on('end', () => {
+        // Only orch may answer: anything else between the test and the server
+        // (a proxy, another program on the port) fails loudly, saying who.
+        const server = res.headers.server || '';
+        if (!server.startsWith('orch/')) {
+          const peer = `${res.socket.remoteAddress}:${res.socket.remotePort}`;
+          reject(new Error(`${method} ${url} was not answered by orch: peer ${peer}, `
+            + `server header ${JSON.stringify(server)}, status ${res.statusCode}, body ${JSON.stringify(text.slice(0, 300))}`));
+          return;
+        }
         let json = null;
         try { json = JSON.parse(text); } catch (_) { /* not JSON */ }
         resolve({ status: res.statusCode, json, text });
@@ -219,4 +229,29 @@ test('STOP asks for confirmation and cancels the task', async () => {
   const r = await api('GET', `/api/tasks/${id}`);
   assert.equal(r.json.task.stage, 'cancelled');
   await page.screenshot({ path: join(SHOTS, 'task-stopped.png'), fullPage: true });
+});
+
+test('an answer that is not from orch fails with the URL, the peer and its server header', async () => {
+  // Stands in for what a CI run once met: an egress proxy answering 403
+  // "resolve_deny" on the address orch printed.
+  const impostor = http.createServer((req, res) => {
+    res.writeHead(403, { Server: 'egress-proxy', 'Content-Type': 'text/plain' });
+    res.end('resolve_deny: denied destination');
+  });
+  await new Promise((r) => impostor.listen(0, '127.0.0.1', r));
+  const port = impostor.address().port;
+  const saved = base;
+  base = `http://127.0.0.1:${port}`;
+  try {
+    await assert.rejects(api('GET', '/api/tasks'), (e) => {
+      assert.match(e.message, new RegExp(`GET http://127\\.0\\.0\\.1:${port}/api/tasks was not answered by orch`));
+      assert.match(e.message, new RegExp(`peer 127\\.0\\.0\\.1:${port}`));
+      assert.match(e.message, /server header "egress-proxy", status 403/);
+      assert.match(e.message, /resolve_deny/);
+      return true;
+    });
+  } finally {
+    base = saved;
+    await new Promise((r) => impostor.close(r));
+  }
 });

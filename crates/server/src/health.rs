@@ -26,6 +26,20 @@ pub async fn healthz(State(s): State<AppState>) -> Response {
 }
 
 /// One line per request: method, path (never the query or headers), status, time.
+/// The `server` header of every response: `orch/<version>`. A client that
+/// reaches something else on the address it was given (a proxy, another
+/// program on a reused port) can tell, and say so.
+pub const SERVER_HEADER: &str = concat!("orch/", env!("CARGO_PKG_VERSION"));
+
+pub async fn identify(req: Request, next: Next) -> Response {
+    let mut res = next.run(req).await;
+    res.headers_mut().insert(
+        axum::http::header::SERVER,
+        axum::http::HeaderValue::from_static(SERVER_HEADER),
+    );
+    res
+}
+
 pub async fn log_request(req: Request, next: Next) -> Response {
     let method = req.method().clone();
     let path = req.uri().path().to_owned();

@@ -7,7 +7,7 @@
 //! GET  /api/tasks?repo=&stage=&limit=    list tasks
 //! POST /api/tasks                        create a work item (builtin tracker) and start it
 //! GET  /api/tasks/{id}                   task detail: jobs, runs, usage, events
-//! POST /api/tasks/{id}/{action}          start | approve | reject | confirm-deploy | stop
+//! POST /api/tasks/{id}/{action}          start | approve | reject | confirm-deploy | stop | retry
 //! GET  /api/tasks/{id}/logs              the current run's log, live (SSE)
 //! GET  /api/tasks/{id}/diff              the branch against its base
 //! GET  /api/tasks/{id}/artefacts         docs/work-items/<key>/*.md as HTML
@@ -134,6 +134,7 @@ fn build(state: ApiState, closing: watch::Receiver<bool>) -> Router {
         .layer(axum::middleware::from_fn(health::log_request))
         .with_state(shared)
         .merge(hooks)
+        .layer(axum::middleware::from_fn(health::identify))
 }
 
 /// Serve until `shutdown` resolves (graceful: requests in flight finish, log

@@ -31,6 +31,30 @@ async fn healthz_answers_ok() {
 }
 
 #[tokio::test]
+async fn every_answer_names_orch_as_its_server() {
+    // A client that reaches something else on the printed address (a proxy, a
+    // reused port) can tell from this header, and the browser tests check it.
+    let s = Server::start().await;
+    for (method, path, token) in [
+        (Method::GET, "/healthz", None),
+        (Method::GET, "/api/tasks", None),
+        (Method::GET, "/no/such/route", Some(TOKEN)),
+        (Method::POST, "/webhooks/plane", None),
+    ] {
+        let (_, headers, _) = s.call(method, path, token, Some("{}")).await;
+        let server = headers
+            .get("server")
+            .map(|v| v.to_str().unwrap().to_owned());
+        assert_eq!(
+            server.as_deref(),
+            Some(concat!("orch/", env!("CARGO_PKG_VERSION"))),
+            "{path}"
+        );
+    }
+    s.shutdown().await;
+}
+
+#[tokio::test]
 async fn post_needs_the_token_and_changes_nothing_without_it() {
     let s = Server::start().await;
     let body = json!({"repo": "demo", "title": "Add a greeting"}).to_string();
