@@ -22,7 +22,7 @@ use serde::Serialize;
 use crate::control::Scoped;
 use crate::error::{GitError, Result};
 use crate::mirror::RepoStore;
-use crate::refs::{local_ref, validate_branch_name};
+use crate::refs::{local_ref, validate_branch_name, validate_sha};
 use crate::worktree::Worktree;
 
 /// One saved state of a task's worktree or branch.
@@ -46,6 +46,9 @@ const TRAILER_UNCOMMITTED: &str = "Orch-Uncommitted";
 /// A concurrent archive of the same work item may take the number we picked; we
 /// then pick again, a bounded number of times.
 const NUMBER_ATTEMPTS: usize = 8;
+
+/// Where the files of folders that were no longer worktrees are kept.
+const ORPHAN_PREFIX: &str = "refs/orch/orphaned/";
 
 fn archive_prefix(work_item_id: &str) -> String {
     format!("refs/orch/archive/{work_item_id}/")
@@ -206,6 +209,91 @@ impl RepoStore {
         }
         in_wt.run_env(["add", "-A"], &env).await?;
         Ok(in_wt.run_env(["write-tree"], &env).await?.trim().to_owned())
+    }
+
+    /// Commit the files of a folder git no longer knows as a worktree (as
+    /// `git add -A` would see them there, `.gitignore` honoured) to the next
+    /// `refs/orch/orphaned/<n>` of the mirror, and return that ref. The commit
+    /// has no parent; its message names the folder.
+    pub(crate) async fn archive_orphan(&self, mirror: &Path, folder: &Path) -> Result<String> {
+        let at = self.at_mirror(mirror);
+        let index = TempIndex::new(mirror);
+        let env = [
+            ("GIT_INDEX_FILE", index.path.as_os_str()),
+            ("GIT_WORK_TREE", folder.as_os_str()),
+        ];
+        at.run_env(["add", "-A", "--", "."], &env).await?;
+        let tree = at.run_env(["write-tree"], &env).await?.trim().to_owned();
+        let message = format!(
+            "orch archive of the orphaned folder {}\n\nThe folder was no longer a worktree git knew (left by a crash); its files were saved here before it was removed.\n",
+            folder.display()
+        );
+        let commit = at
+            .run(["commit-tree", "--no-gpg-sign", "-m", &message, &tree])
+            .await?
+            .trim()
+            .to_owned();
+        for _ in 0..NUMBER_ATTEMPTS {
+            let listing = at
+                .run(["for-each-ref", "--format=%(refname)", ORPHAN_PREFIX])
+                .await?;
+            let next = listing
+                .lines()
+                .filter_map(|r| r.strip_prefix(ORPHAN_PREFIX)?.parse::<u32>().ok())
+                .max()
+                .map_or(1, |n| n + 1);
+            let ref_name = format!("{ORPHAN_PREFIX}{next}");
+            let out = at
+                .output(
+                    &[
+                        "update-ref".into(),
+                        ref_name.clone().into(),
+                        commit.clone().into(),
+                        "".into(),
+                    ],
+                    &[],
+                )
+                .await?;
+            if out.success() {
+                return Ok(ref_name);
+            }
+        }
+        Err(GitError::Parse {
+            command: "update-ref".to_owned(),
+            detail: format!("no free orphan archive number after {NUMBER_ATTEMPTS} attempts"),
+        })
+    }
+
+    /// The files an archive changed relative to the remote's `base` (since
+    /// their merge base), at most `limit` of them: what a person looks for in it.
+    pub async fn archive_files(
+        &self,
+        repo: &str,
+        archive: &Archive,
+        base: &str,
+        limit: usize,
+    ) -> Result<Vec<String>> {
+        validate_branch_name(base)?;
+        validate_sha(&archive.commit)?;
+        let mirror = self.existing_mirror(repo)?;
+        let at = self.at_mirror(&mirror);
+        let base_ref = crate::refs::remote_ref(base);
+        let out = if self.ref_sha(&at, &base_ref).await?.is_some() {
+            let range = format!("{base_ref}...{}", archive.commit);
+            at.run(["diff", "--name-only", "-z", "--no-ext-diff", &range, "--"])
+                .await?
+        } else {
+            // No base to compare with: everything the archive holds.
+            let tree = format!("{}^{{tree}}", archive.commit);
+            at.run(["ls-tree", "-r", "-z", "--name-only", &tree])
+                .await?
+        };
+        Ok(out
+            .split('\0')
+            .filter(|f| !f.is_empty())
+            .take(limit)
+            .map(str::to_owned)
+            .collect())
     }
 
     async fn next_archive_number(&self, mirror: &Path, work_item_id: &str) -> Result<u32> {

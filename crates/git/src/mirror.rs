@@ -106,6 +106,14 @@ impl RepoStore {
         ))
     }
 
+    /// Run a git command that only reads (`ls-tree`, `show`, `diff`, `rev-parse`,
+    /// `for-each-ref`) on the mirror of `repo`, through its control dir like every
+    /// other call: the API's and the dashboard's view of branches and archives.
+    pub async fn read(&self, repo: &str, args: &[std::ffi::OsString]) -> Result<crate::GitOutput> {
+        let mirror = self.existing_mirror(repo)?;
+        self.at_mirror(&mirror).output(args, &[]).await
+    }
+
     /// Serialises mirror-changing operations of one repo within this process.
     pub(crate) async fn lock_repo(&self, repo: &str) -> OwnedMutexGuard<()> {
         let lock = {

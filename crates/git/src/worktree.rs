@@ -42,8 +42,12 @@ pub struct Removal {
 /// What [`RepoStore::prune_stale`] cleaned up.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct PruneReport {
-    /// Worktree folders git no longer knew about, now deleted.
+    /// Worktree folders git no longer knew about, now deleted (each archived
+    /// first, see `orphan_archives`).
     pub removed_folders: Vec<PathBuf>,
+    /// For each removed folder, the ref that holds its files
+    /// (`refs/orch/orphaned/<n>`), in the same order.
+    pub orphan_archives: Vec<String>,
 }
 
 /// One record of `git worktree list --porcelain`.
@@ -264,9 +268,11 @@ impl RepoStore {
     }
 
     /// Startup cleanup: `git worktree prune` in every mirror (forgets worktrees
-    /// whose folders vanished), then delete worktree folders git no longer knows
-    /// (left by a crash mid-creation or a deleted mirror). Such folders have no
-    /// git metadata left to archive them with; each deletion is logged.
+    /// whose folders vanished), then remove worktree folders git no longer knows
+    /// (left by a crash mid-creation). Such a folder may still hold someone's
+    /// work, so its files are first committed to `refs/orch/orphaned/<n>` of the
+    /// repo's mirror; a folder that cannot be archived (no mirror, unreadable) is
+    /// left in place and logged, never deleted.
     pub async fn prune_stale(&self) -> Result<PruneReport> {
         let mut report = PruneReport::default();
         let root = self.repos_dir().join("worktrees");
@@ -299,16 +305,17 @@ impl RepoStore {
                 continue;
             }
             let _guard = self.lock_repo(&repo).await;
-            let known: HashSet<PathBuf> = match self.existing_mirror(&repo) {
-                Ok(mirror) => {
-                    self.at_mirror(&mirror).run(["worktree", "prune"]).await?;
-                    self.list_worktrees(&mirror)
+            let mirror = self.existing_mirror(&repo).ok();
+            let known: HashSet<PathBuf> = match &mirror {
+                Some(mirror) => {
+                    self.at_mirror(mirror).run(["worktree", "prune"]).await?;
+                    self.list_worktrees(mirror)
                         .await?
                         .into_iter()
                         .map(|e| canonical(&e.path))
                         .collect()
                 }
-                Err(_) => HashSet::new(),
+                None => HashSet::new(),
             };
             let dir = self.worktrees_dir(&repo);
             let folders = match tokio::fs::read_dir(&dir).await {
@@ -319,13 +326,28 @@ impl RepoStore {
                 if known.contains(&canonical(&folder)) {
                     continue;
                 }
-                tracing::warn!(repo, folder = %folder.display(), "deleting a worktree folder git no longer knows");
+                let archived = match &mirror {
+                    Some(mirror) => self.archive_orphan(mirror, &folder).await,
+                    None => Err(GitError::NoMirror {
+                        repo: repo.clone(),
+                        path: self.repos_dir().join(format!("{repo}.git")),
+                    }),
+                };
+                let archive = match archived {
+                    Ok(r) => r,
+                    Err(e) => {
+                        tracing::warn!(repo, folder = %folder.display(), error = %e, "a worktree folder git no longer knows could not be archived; it is left in place");
+                        continue;
+                    }
+                };
+                tracing::warn!(repo, folder = %folder.display(), archive = %archive, "deleting a worktree folder git no longer knows, after archiving its files");
                 let removed = match tokio::fs::symlink_metadata(&folder).await {
                     Ok(m) if m.is_dir() => tokio::fs::remove_dir_all(&folder).await,
                     _ => tokio::fs::remove_file(&folder).await,
                 };
                 removed.map_err(|e| GitError::io("remove", &folder, e))?;
                 report.removed_folders.push(folder);
+                report.orphan_archives.push(archive);
             }
         }
         Ok(report)

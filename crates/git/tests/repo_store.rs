@@ -272,6 +272,19 @@ async fn archive_keeps_uncommitted_and_untracked_work_and_restore_brings_it_back
     assert_eq!(listed[0], first);
     assert_eq!(listed[1], archive);
     assert_eq!(listed[1].branch, BRANCH);
+    // What the archive holds against the base: the changes, ignored files not.
+    let mut files = fx
+        .store
+        .archive_files(REPO, &archive, "main", 100)
+        .await
+        .expect("files");
+    files.sort();
+    assert_eq!(
+        files,
+        ["README.md", "committed.txt", "notes.txt", "src/lib.txt"]
+    );
+    let capped = fx.store.archive_files(REPO, &archive, "main", 2).await;
+    assert_eq!(capped.expect("files").len(), 2);
 
     let mirror = fx.store.mirror_path(REPO).expect("path");
     let parent = git(
@@ -667,11 +680,30 @@ async fn prune_removes_stale_folders_and_forgets_vanished_worktrees() {
     let report = fx.store.prune_stale().await.expect("prune");
     assert_eq!(report.removed_folders, vec![stray.clone()]);
     assert!(!stray.exists());
+    // Its files were archived before it went.
+    assert_eq!(
+        report.orphan_archives,
+        vec!["refs/orch/orphaned/1".to_owned()]
+    );
+    let mirror = fx.store.mirror_path(REPO).expect("path");
+    let kept = git(&fx.git, &mirror, &["show", "refs/orch/orphaned/1:half.txt"]).await;
+    assert_eq!(kept, "half\n");
+
+    // A folder whose repo has no mirror cannot be archived: it stays.
+    let unknown = fx.root.join("repos/worktrees/nomirror/feature+X-1");
+    std::fs::create_dir_all(&unknown).expect("mkdir");
+    std::fs::write(unknown.join("work.txt"), "precious\n").expect("write");
+    let report = fx.store.prune_stale().await.expect("prune");
+    assert!(report.removed_folders.is_empty(), "{report:?}");
+    assert!(
+        unknown.join("work.txt").is_file(),
+        "never deleted unarchived"
+    );
+    std::fs::remove_dir_all(fx.root.join("repos/worktrees/nomirror")).expect("rm");
     assert!(
         keep.path.join("README.md").is_file(),
         "live worktrees are kept"
     );
-    let mirror = fx.store.mirror_path(REPO).expect("path");
     let list = git(&fx.git, &mirror, &["worktree", "list", "--porcelain"]).await;
     assert!(!list.contains("ORCH-3-gone"), "{list}");
     assert!(list.contains("ORCH-1-fix-login"), "{list}");
