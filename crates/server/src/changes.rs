@@ -6,7 +6,10 @@
 //! ```
 //!
 //! Worktrees share the mirror's refs, so the mirror sees the task's local
-//! branch (`refs/heads/<branch>`) while it exists, else the pushed one.
+//! branch (`refs/heads/<branch>`) while it exists, else the pushed one, else
+//! (a cancelled task) its newest archive (`refs/orch/archive/<key>/<n>`).
+//! Every read goes through the repo store's control dir, like orch's other
+//! git calls (docs/security.md).
 //! Markdown comes from agents, so raw HTML in it is escaped and only
 //! http(s), mailto and relative links survive.
 
@@ -19,7 +22,6 @@ use axum::response::IntoResponse;
 use orch_core::Task;
 use serde::Serialize;
 use std::ffi::OsString;
-use std::path::PathBuf;
 
 /// A diff longer than this is cut (with a note), to keep the page light.
 const MAX_DIFF: usize = 512 * 1024;
@@ -98,7 +100,7 @@ pub async fn artefacts(
 
 struct Repo<'a> {
     s: &'a AppState,
-    mirror: PathBuf,
+    name: String,
     base: String,
 }
 
@@ -124,12 +126,13 @@ impl<'a> Repo<'a> {
         }
         Ok(Repo {
             s,
-            mirror,
+            name: task.repo.clone(),
             base: repo.default_branch.clone(),
         })
     }
 
-    /// The task's branch: local while its worktree lives, else the pushed one.
+    /// The task's work: its local branch while its worktree lives, else the
+    /// pushed one, else its newest archive (a cancelled task's work).
     async fn branch_ref(&self, task: &Task) -> Option<String> {
         for r in [
             format!("refs/heads/{}", task.branch),
@@ -144,7 +147,14 @@ impl<'a> Repo<'a> {
                 return Some(r);
             }
         }
-        None
+        let archives = self
+            .s
+            .pipeline()
+            .repos()
+            .list_archives(&self.name, task.original_work_item_id())
+            .await
+            .ok()?;
+        archives.last().map(|a| a.ref_name.clone())
     }
 
     async fn git(&self, args: &[&str]) -> ApiResult<String> {
@@ -153,8 +163,7 @@ impl<'a> Repo<'a> {
             .s
             .pipeline()
             .repos()
-            .git()
-            .output(&self.mirror, &args, &[])
+            .read(&self.name, &args)
             .await
             .map_err(|e| ApiError::new(axum::http::StatusCode::BAD_GATEWAY, e.to_string()))?;
         if out.success() {

@@ -408,6 +408,37 @@ async fn diff_and_artefacts_come_from_the_task_branch() {
     let html = arts[0]["html"].as_str().unwrap();
     assert!(html.contains("<h1>Analysis</h1>") && html.contains("<em>hello</em>"));
     assert!(!html.contains("<script>"), "{html}");
+
+    // STOP: the worktree and local branch go (archived first); the task page
+    // still shows the work, from the archive.
+    let (status, _, text) = s
+        .call(
+            Method::POST,
+            &format!("/api/tasks/{id}/stop"),
+            Some(TOKEN),
+            None,
+        )
+        .await;
+    assert!(status.is_success(), "{status}: {text}");
+    let task = s.store.get_task(id).await.unwrap().unwrap();
+    assert_eq!(task.stage, orch_core::Stage::Cancelled);
+    assert!(!wt.path.exists(), "the worktree is gone");
+    let (status, arts) = s.get_json(&format!("/api/tasks/{id}/artefacts")).await;
+    assert_eq!(status, StatusCode::OK, "{arts}");
+    assert_eq!(
+        arts[0]["path"], "docs/work-items/DEMO-1/analysis.md",
+        "{arts}"
+    );
+    let (status, _, diff) = s
+        .call(
+            Method::GET,
+            &format!("/api/tasks/{id}/diff"),
+            Some(TOKEN),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{diff}");
+    assert!(diff.contains("+hello"), "the archived work: {diff}");
     s.shutdown().await;
 }
 
