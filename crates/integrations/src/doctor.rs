@@ -8,7 +8,7 @@ use crate::github::GithubClient;
 use crate::http::{ApiError, CallPolicy};
 use crate::plane::{PlaneClient, PlaneState};
 use crate::providers::{forge_names, issue_repos, plane_projects};
-use orch_config::{Config, ForgeKind, TrackerKind, TrackerStates};
+use orch_config::{Config, ForgeKind, TrackerKind, TrackerStates, same_state};
 use serde::Serialize;
 use std::time::Duration;
 
@@ -35,14 +35,15 @@ fn check(subject: impl Into<String>, level: Level, message: impl Into<String>) -
     }
 }
 
-/// The gate and stage names of `[tracker.states]` that a project lacks
-/// (compared as Plane users type them: trimmed, case-insensitive).
+/// The gate and stage names of `[tracker.states]` that a project lacks,
+/// compared by the one rule routing uses (`orch_config::same_state`:
+/// trimmed, case-insensitive). Names that collide under it are refused when
+/// the configuration loads, so `orch doctor` fails on them before this.
 pub fn missing_states(wanted: &TrackerStates, have: &[PlaneState]) -> Vec<String> {
-    let have: Vec<String> = have.iter().map(|s| s.name.trim().to_lowercase()).collect();
     wanted
         .entries()
         .iter()
-        .filter(|(_, name)| !have.contains(&name.trim().to_lowercase()))
+        .filter(|(_, name)| !have.iter().any(|s| same_state(&s.name, name)))
         .map(|(key, name)| format!("{name:?} ({key})"))
         .collect()
 }

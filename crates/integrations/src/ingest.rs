@@ -111,6 +111,20 @@ impl Ingest {
         let crate::webhook::StateRef::Name(state) = &s.state else {
             return Handled::Ignored("a GitHub state is a label name".into());
         };
+        // On GitHub only the labels that name a state are states; any other
+        // label ("bug") is just a label, not an unmapped state.
+        if self
+            .pipeline
+            .config()
+            .tracker
+            .states
+            .key_of(state)
+            .is_none()
+        {
+            return Handled::Ignored(format!(
+                "label {state:?} names no state of [tracker.states]"
+            ));
+        }
         match self
             .pipeline
             .on_item_state(&item, state, None, "webhook:github")

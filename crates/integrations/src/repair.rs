@@ -16,17 +16,20 @@ pub enum Repair {
 
 /// `task`: the stage of the live task holding the item, `None` if there is none.
 pub fn repair_due(state: &str, task: Option<Stage>, s: &TrackerStates) -> Repair {
+    // State names follow the one rule (`orch_config::same_state`): trimmed,
+    // case-insensitive, as routing, doctor and the trackers' writes compare.
+    let key = s.key_of(state);
     let due = match task {
         // Terminal tasks are never touched by the reconciler (TC-12).
         Some(stage) if stage.is_terminal() => false,
         // A start webhook was lost: the item waits in To Analyse with no task.
-        None => state == s.to_analyse,
-        Some(stage) => {
-            state == s.stop
-                || ((state == s.approved || state == s.rejected)
-                    && stage == Stage::AwaitingApproval)
-                || (state == s.confirm_deploy && stage == Stage::Deploy)
-        }
+        None => key == Some("to_analyse"),
+        Some(stage) => match key {
+            Some("stop") => true,
+            Some("approved" | "rejected") => stage == Stage::AwaitingApproval,
+            Some("confirm_deploy") => stage == Stage::Deploy,
+            _ => false,
+        },
     };
     if due { Repair::Replay } else { Repair::Nothing }
 }
@@ -80,5 +83,24 @@ mod tests {
             repair_due("Development", Some(Stage::Development), &s),
             Nothing
         );
+    }
+
+    /// Issue 15: a tracker whose states differ from the config only in case
+    /// or spaces is repaired like one that matches exactly.
+    #[test]
+    fn state_names_differing_in_case_or_spaces_are_repaired() {
+        let s = TrackerStates::default();
+        use Repair::*;
+        assert_eq!(repair_due("to analyse", None, &s), Replay);
+        assert_eq!(repair_due(" Stop ", Some(Stage::Development), &s), Replay);
+        assert_eq!(
+            repair_due("APPROVED", Some(Stage::AwaitingApproval), &s),
+            Replay
+        );
+        assert_eq!(
+            repair_due("confirm deploy", Some(Stage::Deploy), &s),
+            Replay
+        );
+        assert_eq!(repair_due("In Progress", Some(Stage::Review), &s), Nothing);
     }
 }

@@ -317,3 +317,131 @@ async fn a_permanent_refusal_does_not_make_every_cycle_reread_everything() {
         "one page per project, not a full re-read: {s2:?}"
     );
 }
+
+/// The default states as a Plane project might spell them: "Stop" and
+/// "to analyse" where orch.toml says "STOP" and "To Analyse" (issue 15).
+fn states_in_other_case() -> Vec<String> {
+    let mut names: Vec<String> = all_states()
+        .into_iter()
+        .map(|n| match n.as_str() {
+            "STOP" => "Stop".to_string(),
+            "To Analyse" => "to analyse".to_string(),
+            "Approved" => " APPROVED ".to_string(),
+            _ => n,
+        })
+        .collect();
+    names.push("Backlog".into());
+    names.push("In Progress".into());
+    names
+}
+
+async fn plane_in_other_case() -> FakePlane {
+    let f = FakePlane::start("acme", KEY).await;
+    let names = states_in_other_case();
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    f.add_project(PROJECT, &refs);
+    f
+}
+
+/// Issue 15: the reconciler starts an item sitting in "to analyse" when the
+/// config says "To Analyse", and replays a " APPROVED " it missed.
+#[tokio::test]
+async fn the_reconciler_starts_an_item_whose_state_differs_in_case_from_the_config() {
+    let f = plane_in_other_case().await;
+    let t = tracker(&f, fast());
+    let w = world(t.clone()).await;
+    let r = PlaneReconciler::new(t.clone(), w.pipeline.clone());
+    let item = f.add_item(PROJECT, "lost start", "to analyse");
+    let s = r.run_once().await;
+    assert_eq!((s.repaired, s.errors), (1, 0), "{s:?}");
+    let task = w
+        .store
+        .find_live_task_by_tracker_id(&item)
+        .await
+        .unwrap()
+        .expect("started");
+    assert_eq!(task.stage, Stage::Analysis);
+    assert_eq!(f.item_state(&item), "Analysis");
+
+    w.store.cancel_jobs_for_task(task.id, false).await.unwrap();
+    w.store
+        .set_stage(
+            task.id,
+            Stage::AwaitingApproval,
+            None,
+            EventInput::new("test", "analysed", "analysis done"),
+        )
+        .await
+        .unwrap();
+    let _lost_webhook = f.move_item(&item, " APPROVED ");
+    let s = r.run_once().await;
+    assert_eq!(s.repaired, 1, "{s:?}");
+    assert_eq!(
+        w.store.get_task(task.id).await.unwrap().unwrap().stage,
+        Stage::Development
+    );
+}
+
+/// Issue 15: a Plane move to "Stop" (config: "STOP") stops the task through
+/// the webhook path; a move to a state that names no gate or stage ("In
+/// Progress") is logged on the task, never dropped silently.
+#[tokio::test]
+async fn webhook_states_follow_one_rule_and_an_unmapped_state_is_logged_on_the_task() {
+    use orch_integrations::ingest::{Handled, Ingest};
+    use orch_integrations::webhook::{Provider, plane};
+    let f = plane_in_other_case().await;
+    let t = tracker(&f, fast());
+    let w = world(t.clone()).await;
+    let ingest = Ingest::new(w.pipeline.clone(), Some(t), BTreeMap::new());
+    let deliver = |body: Vec<u8>| {
+        let ev = plane::parse(&body, Some("issue")).unwrap();
+        ingest.process(Provider::Plane, ev)
+    };
+    let item = f.add_item(PROJECT, "Add a greeting", "Backlog");
+
+    let h = deliver(f.move_item(&item, "to analyse")).await;
+    assert!(
+        matches!(&h, Handled::Routed(r) if r.contains("Started")),
+        "{h:?}"
+    );
+    let task = w
+        .store
+        .find_live_task_by_tracker_id(&item)
+        .await
+        .unwrap()
+        .expect("started by a state named in another case");
+
+    let h = deliver(f.move_item(&item, "In Progress")).await;
+    assert!(
+        matches!(&h, Handled::Routed(r) if r.contains("Unmapped")),
+        "{h:?}"
+    );
+    let events = w.store.events(task.id).await.unwrap();
+    let unmapped: Vec<_> = events
+        .iter()
+        .filter(|e| e.kind == "unmapped_state")
+        .collect();
+    assert_eq!(unmapped.len(), 1, "{events:#?}");
+    assert!(
+        unmapped[0].message.contains("\"In Progress\"")
+            && unmapped[0].message.contains("[tracker.states]"),
+        "{unmapped:?}"
+    );
+    assert_eq!(
+        w.store.get_task(task.id).await.unwrap().unwrap().stage,
+        Stage::Analysis,
+        "an unmapped state moves nothing"
+    );
+
+    let h = deliver(f.move_item(&item, "Stop")).await;
+    assert!(
+        matches!(&h, Handled::Routed(r) if r.contains("Stop")),
+        "{h:?}"
+    );
+    assert_eq!(
+        w.store.get_task(task.id).await.unwrap().unwrap().stage,
+        Stage::Cancelled,
+        "a STOP named \"Stop\" stops the task"
+    );
+    assert_eq!(f.item_state(&item), "Cancelled");
+}

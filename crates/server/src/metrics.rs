@@ -86,9 +86,14 @@ fn describe() {
         "orch_forge_errors_total",
         "Failed calls to the forge, by operation."
     );
+    describe_counter!(
+        "orch_tracker_unmapped_states_total",
+        "Tracker state changes naming no gate or stage of [tracker.states] (logged on the task, nothing done)."
+    );
     for agent in AgentKind::ALL {
         counter!("orch_runs_started_total", "agent" => agent.as_str()).absolute(0);
     }
+    counter!("orch_tracker_unmapped_states_total").absolute(0);
     for provider in ["plane", "gitea", "github"] {
         for result in ["accepted", "duplicate", "rejected"] {
             counter!("orch_webhook_deliveries_total", "provider" => provider, "result" => result)

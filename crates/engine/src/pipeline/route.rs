@@ -20,6 +20,13 @@ pub enum Routed {
     Stop(CancelResult),
     /// Not a gate state (e.g. orch's own "Development"): nothing to do.
     Ignored,
+    /// A state that names no gate or stage of `[tracker.states]` (e.g. Plane's
+    /// "In Progress", or a typo): nothing moves, but it is logged on the
+    /// item's live task and counted (`orch_tracker_unmapped_states_total`),
+    /// never dropped silently.
+    Unmapped {
+        state: String,
+    },
 }
 
 /// What one reconciler pass did.
@@ -42,29 +49,56 @@ impl Pipeline {
         comment: Option<&str>,
         source: &str,
     ) -> PipelineResult<Routed> {
-        let s = &self.cfg.tracker.states;
-        if state == s.stop {
-            return Ok(Routed::Stop(self.handle_stop(item, source).await));
-        }
-        if state == s.to_analyse {
-            return Ok(Routed::Started {
-                note: self.start_item(item).await?.note,
-            });
-        }
-        let gate = if state == s.approved {
-            Gate::Approve
-        } else if state == s.rejected {
-            Gate::Reject
-        } else if state == s.confirm_deploy {
-            Gate::ConfirmDeploy
-        } else {
-            return Ok(Routed::Ignored);
+        // One rule for state names (`orch_config::same_state`): trimmed and
+        // case-insensitive, as `orch doctor` and the trackers' writes compare.
+        let gate = match self.cfg.tracker.states.key_of(state) {
+            Some("stop") => return Ok(Routed::Stop(self.handle_stop(item, source).await)),
+            Some("to_analyse") => {
+                return Ok(Routed::Started {
+                    note: self.start_item(item).await?.note,
+                });
+            }
+            Some("approved") => Gate::Approve,
+            Some("rejected") => Gate::Reject,
+            Some("confirm_deploy") => Gate::ConfirmDeploy,
+            Some(_) => return Ok(Routed::Ignored),
+            None => return self.unmapped_state(item, state, source).await,
         };
         let Some(task) = self.store.find_live_task_by_tracker_id(item).await? else {
             return Ok(Routed::Ignored);
         };
         let r = self.gate(task.id, gate, comment).await?;
         Ok(Routed::Gate { gate, note: r.note })
+    }
+
+    /// A tracker state that maps to no gate or stage: logged on the item's
+    /// live task (if it has one) and counted, so a misnamed state shows up
+    /// instead of a STOP or a start silently doing nothing.
+    async fn unmapped_state(
+        &self,
+        item: &str,
+        state: &str,
+        source: &str,
+    ) -> PipelineResult<Routed> {
+        metrics::counter!("orch_tracker_unmapped_states_total").increment(1);
+        let msg = format!(
+            "the tracker moved the item to {state:?} ({source}), which names no gate or stage of [tracker.states]; nothing was done (state names are compared trimmed and case-insensitively)"
+        );
+        match self.store.find_live_task_by_tracker_id(item).await? {
+            Some(task) => {
+                tracing::warn!(task = %task.id, item, state, source, "unmapped tracker state");
+                self.store
+                    .append_event(
+                        task.id,
+                        orch_core::EventInput::new(source, "unmapped_state", msg),
+                    )
+                    .await?;
+            }
+            None => tracing::info!(item, state, source, "unmapped tracker state (no task)"),
+        }
+        Ok(Routed::Unmapped {
+            state: state.to_owned(),
+        })
     }
 
     /// One pass over the tasks: terminal ones are skipped and counted; a live
@@ -96,10 +130,12 @@ impl Pipeline {
                     continue;
                 }
             };
-            let due = (item.state == s.stop)
-                || (item.state == s.approved && task.stage == Stage::AwaitingApproval)
-                || (item.state == s.rejected && task.stage == Stage::AwaitingApproval)
-                || (item.state == s.confirm_deploy && task.stage == Stage::Deploy);
+            let due = match s.key_of(&item.state) {
+                Some("stop") => true,
+                Some("approved" | "rejected") => task.stage == Stage::AwaitingApproval,
+                Some("confirm_deploy") => task.stage == Stage::Deploy,
+                _ => false,
+            };
             if due {
                 match self
                     .on_item_state(&item_id, &item.state, None, "reconciler")

@@ -6,6 +6,7 @@
 
 use super::client::{PlaneClient, PlaneState};
 use crate::http::ApiError;
+use orch_config::{same_state, state_key};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 use tokio::sync::Mutex;
@@ -42,17 +43,17 @@ impl StateCache {
             .map(|s| s.map(|s| s.name))
     }
 
-    /// The id of the state named `name` (case-insensitive, trimmed: people
-    /// type state names) in `project`.
+    /// The id of the state named `name` in `project`, by the one rule for
+    /// state names (`orch_config::same_state`: trimmed, case-insensitive).
     pub async fn id_of(
         &self,
         client: &PlaneClient,
         project: &str,
         name: &str,
     ) -> Result<Option<String>, ApiError> {
-        let want = name.trim().to_lowercase();
+        let want = state_key(name);
         self.find(client, project, &format!("name:{want}"), |s| {
-            s.name.trim().to_lowercase() == want
+            same_state(&s.name, name)
         })
         .await
         .map(|s| s.map(|s| s.id))
