@@ -345,3 +345,78 @@ async fn the_github_reconciler_lists_each_repo_once_and_repairs_lost_labels() {
     let st = r.run_once().await;
     assert_eq!((st.errors, st.repaired), (1, 0), "{st:?}");
 }
+
+/// Issue 15: labels are edited one by one (add / remove endpoints), never
+/// replaced as a list, so a label a person adds between orch's read of the
+/// issue and its write survives.
+#[tokio::test]
+async fn a_label_a_person_adds_while_orch_moves_the_issue_survives() {
+    let w = world().await;
+    let t = GithubIssuesTracker::new(
+        w.client.clone(),
+        BTreeMap::from([("app".to_string(), "acme/app".to_string())]),
+        orch_config::TrackerStates::default(),
+    );
+    w.fake.add_issue(
+        42,
+        "Add a greeting",
+        &["bug", "To Analyse", "orch:analysis"],
+    );
+
+    // The state moves while a person labels the issue "urgent".
+    w.fake
+        .m()
+        .person_adds_after_read
+        .push_back((42, "urgent".into()));
+    t.set_state("app-42", "Analysis").await.unwrap();
+    assert_eq!(
+        w.fake.m().issues[&42].labels,
+        ["bug", "orch:analysis", "urgent", "Analysis"].map(String::from),
+        "the person's label stays; the old state label is gone"
+    );
+
+    // orch's own labels move while a person labels the issue "needs docs".
+    w.fake
+        .m()
+        .person_adds_after_read
+        .push_back((42, "needs docs".into()));
+    t.set_labels("app-42", &["orch:review".to_string()])
+        .await
+        .unwrap();
+    assert_eq!(
+        w.fake.m().issues[&42].labels,
+        ["bug", "urgent", "Analysis", "needs docs", "orch:review"].map(String::from)
+    );
+
+    // Through GitHub's add and remove endpoints (the name URL-encoded),
+    // never the replace-all PUT.
+    let reqs = w.fake.m().requests.clone();
+    assert!(reqs.iter().all(|r| r.method != "PUT"), "{reqs:#?}");
+    assert!(
+        reqs.iter()
+            .any(|r| r.method == "DELETE"
+                && r.path == "/repos/acme/app/issues/42/labels/To%20Analyse"),
+        "{reqs:#?}"
+    );
+    assert!(
+        reqs.iter()
+            .any(|r| r.method == "POST" && r.path == "/repos/acme/app/issues/42/labels"),
+        "{reqs:#?}"
+    );
+
+    // A label no longer on the issue (a person removed it first) is
+    // "already gone" (GitHub's 404), not an error.
+    w.client
+        .remove_label("acme/app", 42, "Analysis")
+        .await
+        .unwrap();
+    w.client
+        .remove_label("acme/app", 42, "Analysis")
+        .await
+        .unwrap();
+    t.set_state("app-42", "Review").await.unwrap();
+    assert_eq!(
+        w.fake.m().issues[&42].labels,
+        ["bug", "urgent", "needs docs", "orch:review", "Review"].map(String::from)
+    );
+}

@@ -39,6 +39,10 @@ pub struct GithubModel {
     pub statuses: Vec<(String, String, String)>,
     pub fail_next: VecDeque<u16>,
     pub requests: Vec<Seen>,
+    /// `(issue, label)`: a person adds `label` to the issue right after the
+    /// next read of it (`GET …/issues/{n}`), i.e. between orch's read and
+    /// its write.
+    pub person_adds_after_read: VecDeque<(u64, String)>,
 }
 
 pub struct FakeGithub {
@@ -86,6 +90,7 @@ impl FakeGithub {
             statuses: Vec::new(),
             fail_next: VecDeque::new(),
             requests: Vec::new(),
+            person_adds_after_read: VecDeque::new(),
         }));
         Mock::given(any())
             .respond_with(Responder(model.clone()))
@@ -112,6 +117,35 @@ impl FakeGithub {
             },
         );
     }
+}
+
+fn labels_json(labels: &[String]) -> Value {
+    Value::Array(labels.iter().map(|l| json!({"name": l})).collect())
+}
+
+/// `%XX` escapes of a URL path segment back to bytes (UTF-8).
+fn percent_decode(s: &str) -> String {
+    let hex = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match (
+            b[i],
+            b.get(i + 1).copied().and_then(hex),
+            b.get(i + 2).copied().and_then(hex),
+        ) {
+            (b'%', Some(hi), Some(lo)) => {
+                out.push(hi << 4 | lo);
+                i += 3;
+            }
+            (c, _, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn pr_json(p: &GhFakePr) -> Value {
@@ -288,12 +322,70 @@ impl Respond for Responder {
                 .ok()
                 .and_then(|n| m.issues.get(&n).cloned().map(|i| (n, i)))
             {
-                Some((n, i)) => json(
-                    200,
-                    json!({"number": n, "title": i.title, "body": "", "labels": i.labels.iter().map(|l| json!({"name": l})).collect::<Vec<_>>(), "updated_at": "2026-05-20T10:00:00Z"}),
-                ),
+                Some((n, i)) => {
+                    let answer = json(
+                        200,
+                        json!({"number": n, "title": i.title, "body": "", "labels": labels_json(&i.labels), "updated_at": "2026-05-20T10:00:00Z"}),
+                    );
+                    // A person labels the issue just after this read.
+                    if m.person_adds_after_read
+                        .front()
+                        .is_some_and(|(k, _)| *k == n)
+                    {
+                        let (_, label) = m.person_adds_after_read.pop_front().unwrap();
+                        let issue = m.issues.get_mut(&n).unwrap();
+                        if !issue.labels.iter().any(|l| l.eq_ignore_ascii_case(&label)) {
+                            issue.labels.push(label);
+                        }
+                    }
+                    answer
+                }
                 None => json(404, json!({"message": "Not Found"})),
             },
+            // Add labels: the issue keeps its labels; a name it already has
+            // (GitHub compares label names case-insensitively) is not
+            // repeated. 200 with every label of the issue.
+            ("POST", ["issues", n, "labels"]) => {
+                let Some(new) = body["labels"].as_array().map(|a| {
+                    a.iter()
+                        .filter_map(|l| l.as_str().map(str::to_owned))
+                        .collect::<Vec<_>>()
+                }) else {
+                    return json(
+                        422,
+                        json!({"message": "Invalid request. \"labels\" wasn't supplied."}),
+                    );
+                };
+                match n.parse::<u64>().ok().and_then(|n| m.issues.get_mut(&n)) {
+                    Some(i) => {
+                        for l in new {
+                            if !i.labels.iter().any(|x| x.eq_ignore_ascii_case(&l)) {
+                                i.labels.push(l);
+                            }
+                        }
+                        json(200, labels_json(&i.labels))
+                    }
+                    None => json(404, json!({"message": "Not Found"})),
+                }
+            }
+            // Remove one label (the name is the URL-encoded last segment):
+            // 200 with the labels left, 404 when the issue does not have it.
+            ("DELETE", ["issues", n, "labels", name]) => {
+                let name = percent_decode(name);
+                match n.parse::<u64>().ok().and_then(|n| m.issues.get_mut(&n)) {
+                    Some(i) => match i.labels.iter().position(|l| l.eq_ignore_ascii_case(&name)) {
+                        Some(p) => {
+                            i.labels.remove(p);
+                            json(200, labels_json(&i.labels))
+                        }
+                        None => json(
+                            404,
+                            json!({"message": "Label does not exist", "documentation_url": "https://docs.github.com/rest/issues/labels#remove-a-label-from-an-issue"}),
+                        ),
+                    },
+                    None => json(404, json!({"message": "Not Found"})),
+                }
+            }
             ("PUT", ["issues", n, "labels"]) => {
                 let labels: Vec<String> = body["labels"]
                     .as_array()

@@ -286,8 +286,11 @@ impl GithubClient {
         }
     }
 
-    /// Replace the issue's labels (GitHub creates labels that do not exist yet).
-    pub async fn set_labels(
+    /// Add labels to an issue, keeping every label it has
+    /// (`POST …/issues/{n}/labels`; GitHub creates labels that do not exist
+    /// yet). Never the replace-all `PUT`: a label a person adds between
+    /// orch's read and write would be lost.
+    pub async fn add_labels(
         &self,
         full: &str,
         number: u64,
@@ -296,13 +299,36 @@ impl GithubClient {
         let r = self
             .api
             .call(
-                Method::PUT,
+                Method::POST,
                 &format!("/repos/{full}/issues/{number}/labels"),
                 &[],
                 Some(&json!({"labels": labels})),
             )
             .await?;
         if r.ok() { Ok(()) } else { Err(r.error()) }
+    }
+
+    /// Remove one label from an issue (`DELETE …/issues/{n}/labels/{name}`,
+    /// the name URL-encoded). GitHub's 404 means the label is not on the
+    /// issue: already gone, which is what orch wanted.
+    pub async fn remove_label(&self, full: &str, number: u64, label: &str) -> Result<(), ApiError> {
+        let r = self
+            .api
+            .call(
+                Method::DELETE,
+                &format!(
+                    "/repos/{full}/issues/{number}/labels/{}",
+                    encode_path_segment(label)
+                ),
+                &[],
+                None,
+            )
+            .await?;
+        match r.status {
+            404 => Ok(()),
+            _ if r.ok() => Ok(()),
+            _ => Err(r.error()),
+        }
     }
 
     pub async fn comments(&self, full: &str, number: u64) -> Result<Vec<GhComment>, ApiError> {
@@ -356,5 +382,34 @@ impl GithubClient {
             .call(Method::GET, &format!("/repos/{full}/issues"), &q, None)
             .await?;
         if r.ok() { r.json() } else { Err(r.error()) }
+    }
+}
+
+/// Percent-encode one path segment: everything but RFC 3986's unreserved
+/// characters, so a label such as `Awaiting Approval`, `orch:review` or
+/// `a/b?c` names exactly that label.
+pub fn encode_path_segment(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn path_segments_are_percent_encoded() {
+        assert_eq!(
+            super::encode_path_segment("Awaiting Approval"),
+            "Awaiting%20Approval"
+        );
+        assert_eq!(super::encode_path_segment("orch:review"), "orch%3Areview");
+        assert_eq!(super::encode_path_segment("a/b?c#d%"), "a%2Fb%3Fc%23d%25");
+        assert_eq!(super::encode_path_segment("été"), "%C3%A9t%C3%A9");
     }
 }

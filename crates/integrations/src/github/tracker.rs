@@ -1,10 +1,12 @@
 //! GitHub Issues as the tracker, with gate and stage names as labels:
-//! moving an item means replacing its state label. Items are named
+//! moving an item means adding its new state label and removing the old one,
+//! label by label (never replacing the list, which would drop a label a
+//! person added meanwhile). Items are named
 //! `<repo>-<issue number>` (a valid work item key), e.g. `demo-42`.
 
 use super::client::GithubClient;
 use async_trait::async_trait;
-use orch_config::TrackerStates;
+use orch_config::{TrackerStates, same_state};
 use orch_core::Timestamp;
 use orch_engine::ports::{PortError, PortResult, Tracker};
 use orch_store::TrackerItem;
@@ -29,12 +31,17 @@ pub fn state_of(labels: &[String], s: &TrackerStates) -> Option<String> {
         &s.rejected,
         &s.confirm_deploy,
     ];
-    if let Some(g) = gates.iter().find(|g| labels.iter().any(|l| l == **g)) {
+    // Labels name states by the one rule (`orch_config::same_state`): a
+    // person's "stop" label is the STOP state.
+    if let Some(g) = gates
+        .iter()
+        .find(|g| labels.iter().any(|l| same_state(l, g)))
+    {
         return Some((*g).clone());
     }
     s.entries()
         .iter()
-        .find(|(_, name)| labels.iter().any(|l| l == name))
+        .find(|(_, name)| labels.iter().any(|l| same_state(l, name)))
         .map(|(_, n)| n.to_string())
 }
 
@@ -84,8 +91,19 @@ impl GithubIssuesTracker {
         Ok((repo, full, n))
     }
 
+    /// The issue's labels as they are now.
+    async fn labels(&self, full: &str, n: u64) -> PortResult<Vec<String>> {
+        let issue = self
+            .client
+            .issue(full, n)
+            .await
+            .map_err(PortError::new)?
+            .ok_or_else(|| PortError(format!("GitHub has no issue {full}#{n}")))?;
+        Ok(issue.labels.into_iter().map(|l| l.name).collect())
+    }
+
     fn is_state(&self, label: &str) -> bool {
-        self.states.entries().iter().any(|(_, n)| *n == label)
+        self.states.key_of(label).is_some()
     }
 }
 
@@ -114,48 +132,56 @@ impl Tracker for GithubIssuesTracker {
         }))
     }
 
-    /// Replace every state label with `state`; other labels stay.
+    /// Make `state` the issue's state label: add it, then remove the other
+    /// state labels one by one. Labels are edited, never replaced as a list,
+    /// so a label a person adds meanwhile stays.
     async fn set_state(&self, id: &str, state: &str) -> PortResult<()> {
         let (_, full, n) = self.locate(id)?;
-        let issue = self
-            .client
-            .issue(full, n)
-            .await
-            .map_err(PortError::new)?
-            .ok_or_else(|| PortError(format!("GitHub has no issue {full}#{n}")))?;
-        let mut labels: Vec<String> = issue
-            .labels
-            .into_iter()
-            .map(|l| l.name)
-            .filter(|l| !self.is_state(l))
-            .collect();
-        labels.push(state.to_owned());
-        self.client
-            .set_labels(full, n, &labels)
-            .await
-            .map_err(PortError::new)
+        let labels = self.labels(full, n).await?;
+        if !labels.iter().any(|l| same_state(l, state)) {
+            self.client
+                .add_labels(full, n, &[state.to_owned()])
+                .await
+                .map_err(PortError::new)?;
+        }
+        for old in labels
+            .iter()
+            .filter(|l| self.is_state(l) && !same_state(l, state))
+        {
+            self.client
+                .remove_label(full, n, old)
+                .await
+                .map_err(PortError::new)?;
+        }
+        Ok(())
     }
 
-    /// orch's own `orch:<stage>` labels, replacing the previous ones.
+    /// orch's own `orch:<stage>` labels: the new ones added, the old ones
+    /// removed one by one; other labels are never touched.
     async fn set_labels(&self, id: &str, orch_labels: &[String]) -> PortResult<()> {
         let (_, full, n) = self.locate(id)?;
-        let issue = self
-            .client
-            .issue(full, n)
-            .await
-            .map_err(PortError::new)?
-            .ok_or_else(|| PortError(format!("GitHub has no issue {full}#{n}")))?;
-        let mut labels: Vec<String> = issue
-            .labels
-            .into_iter()
-            .map(|l| l.name)
-            .filter(|l| !l.starts_with("orch:"))
+        let labels = self.labels(full, n).await?;
+        let add: Vec<String> = orch_labels
+            .iter()
+            .filter(|w| !labels.iter().any(|l| l.eq_ignore_ascii_case(w)))
+            .cloned()
             .collect();
-        labels.extend(orch_labels.iter().cloned());
-        self.client
-            .set_labels(full, n, &labels)
-            .await
-            .map_err(PortError::new)
+        if !add.is_empty() {
+            self.client
+                .add_labels(full, n, &add)
+                .await
+                .map_err(PortError::new)?;
+        }
+        for old in labels
+            .iter()
+            .filter(|l| l.starts_with("orch:") && !orch_labels.iter().any(|w| w == *l))
+        {
+            self.client
+                .remove_label(full, n, old)
+                .await
+                .map_err(PortError::new)?;
+        }
+        Ok(())
     }
 
     /// GitHub has no external id on comments: a hidden marker carries the
