@@ -173,6 +173,77 @@ fn plane_v2_uses_state_id_and_previous_attributes() {
     ));
 }
 
+/// Issue 15: one example of Plane's v2 docs has `event` as the Python enum
+/// (`WebhookScope.ScopeChoices.WORK_ITEM_UPDATED`, fixtures/plane/README.md);
+/// such a delivery is read, falling back to `X-Plane-Event` and
+/// `entity_type` when the body's name cannot be read.
+#[test]
+fn plane_v2_event_as_an_enum_string_is_read() {
+    let change = fixture("plane/plane-v2-enum-event-state-change.json");
+    for header in [None, Some("workitem.updated"), Some("issue")] {
+        let s = item_state(plane::parse(&change, header).unwrap());
+        assert_eq!(
+            (s.item.as_str(), s.project.as_str()),
+            (
+                "775c5716-5302-4617-bb9f-2cd843911268",
+                "59e3be42-87ec-4950-99a3-ae639cf2b089"
+            ),
+            "{header:?}"
+        );
+        assert_eq!(
+            s.state,
+            StateRef::Id {
+                id: "067b88e5-304b-4221-ba09-94340dcc36e5".into(),
+                name: None
+            }
+        );
+    }
+    // The docs' own example changed only last_activity_at: a work item
+    // update (not "not about work items"), which needs nothing.
+    let docs = plane::parse(
+        &fixture("plane/plane-v2-enum-event-docs.json"),
+        Some("workitem.updated"),
+    )
+    .unwrap();
+    assert!(
+        matches!(&docs, WebhookEvent::Ignored { reason } if reason.contains("did not touch the state")),
+        "{docs:?}"
+    );
+
+    let mut v: serde_json::Value = serde_json::from_slice(&change).unwrap();
+    // An event name orch cannot read: the header decides...
+    v["event"] = "something-else".into();
+    let body = serde_json::to_vec(&v).unwrap();
+    assert!(matches!(
+        plane::parse(&body, Some("workitem.updated")).unwrap(),
+        WebhookEvent::ItemState(_)
+    ));
+    assert!(matches!(
+        plane::parse(&body, Some("workitem.comment.created")).unwrap(),
+        WebhookEvent::Ignored { .. }
+    ));
+    // ... and without a readable header, the entity_type.
+    let s = item_state(plane::parse(&body, None).unwrap());
+    assert_eq!(s.item, "775c5716-5302-4617-bb9f-2cd843911268");
+    v["entity_type"] = "cycle".into();
+    assert!(matches!(
+        plane::parse(&serde_json::to_vec(&v).unwrap(), None).unwrap(),
+        WebhookEvent::Ignored { .. }
+    ));
+    // Other enum members are other events, not work item states.
+    v["event"] = "WebhookScope.ScopeChoices.WORK_ITEM_COMMENT_CREATED".into();
+    v["entity_type"] = "issue".into();
+    assert!(matches!(
+        plane::parse(&serde_json::to_vec(&v).unwrap(), Some("issue")).unwrap(),
+        WebhookEvent::Ignored { .. }
+    ));
+    v["event"] = "WebhookScope.ScopeChoices.WORK_ITEM_CREATED".into();
+    assert!(matches!(
+        plane::parse(&serde_json::to_vec(&v).unwrap(), None).unwrap(),
+        WebhookEvent::ItemState(_)
+    ));
+}
+
 #[test]
 fn gitea_merged_pull_request_uses_head_label() {
     let ev = gitea::parse(

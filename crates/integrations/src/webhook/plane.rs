@@ -6,6 +6,9 @@
 //!   a `state_id` delivery for one change; `X-Plane-Delivery` changes on every
 //!   retry. So the change key is (item, state, `updated_at`), never the delivery id.
 //! - `action` is `created`/`updated` today and `create`/`update` on old servers.
+//! - v2's `event` is dot notation (`workitem.updated`), but one example of
+//!   Plane's own docs shows the enum (`WebhookScope.ScopeChoices.WORK_ITEM_UPDATED`):
+//!   both are read, then `X-Plane-Event`, then `entity_type`.
 
 use super::{ItemState, ParseError, StateRef, WebhookEvent, json_object, opt_str, req_str};
 use serde_json::Value;
@@ -14,7 +17,7 @@ use serde_json::Value;
 pub fn parse(body: &[u8], event_header: Option<&str>) -> Result<WebhookEvent, ParseError> {
     let v = json_object(body)?;
     if v.get("version").and_then(Value::as_str) == Some("v2") {
-        return parse_v2(&v);
+        return parse_v2(&v, event_header);
     }
     parse_v1(&v, event_header)
 }
@@ -73,15 +76,61 @@ fn parse_v1(v: &Value, event_header: Option<&str>) -> Result<WebhookEvent, Parse
     ))
 }
 
-fn parse_v2(v: &Value) -> Result<WebhookEvent, ParseError> {
+/// `(entity, action)` of a v2 event name. Plane documents dot notation
+/// (`workitem.updated`, `workitem.comment.created`), and one of its own
+/// examples shows the Python enum instead
+/// (`WebhookScope.ScopeChoices.WORK_ITEM_UPDATED`); both are read. `None`:
+/// not an event name orch can read.
+fn v2_event(name: &str) -> Option<(String, String)> {
+    let name = name.trim();
+    let last = name.rsplit('.').next().unwrap_or(name);
+    if last.chars().any(|c| c.is_ascii_uppercase()) {
+        // The enum's member: `WORK_ITEM_UPDATED` → (`work_item`, `updated`).
+        let lower = last.to_ascii_lowercase();
+        let (entity, action) = lower.rsplit_once('_')?;
+        return (!entity.is_empty() && !action.is_empty())
+            .then(|| (entity.to_owned(), action.to_owned()));
+    }
+    let (entity, action) = name.rsplit_once('.')?;
+    (!entity.is_empty() && !action.is_empty()).then(|| (entity.to_owned(), action.to_owned()))
+}
+
+fn is_work_item(entity: &str) -> bool {
+    matches!(entity, "workitem" | "work_item" | "issue")
+}
+
+fn parse_v2(v: &Value, event_header: Option<&str>) -> Result<WebhookEvent, ParseError> {
     let event = opt_str(v, "/event").unwrap_or("");
-    let (entity, action) = event.split_once('.').unwrap_or((event, ""));
-    if !matches!(entity, "workitem" | "work_item" | "issue") {
+    // The body's event name first; when it cannot be read, the
+    // `X-Plane-Event` header; when neither can, the body's `entity_type`
+    // (an `issue` whose data carries a state: created if nothing changed
+    // before, else updated).
+    let named = v2_event(event).or_else(|| event_header.and_then(v2_event));
+    let (entity, action) = match named {
+        Some(ea) => ea,
+        None => {
+            let entity = opt_str(v, "/entity_type").unwrap_or("");
+            let has_state = opt_str(v, "/data/state_id").is_some()
+                || v.pointer("/data/state").is_some_and(|s| !s.is_null());
+            if !is_work_item(entity) || !has_state {
+                return Ok(WebhookEvent::ignored(format!(
+                    "Plane event {event:?} (entity {entity:?}) is not a work item state orch can read"
+                )));
+            }
+            let changed = v
+                .get("previous_attributes")
+                .and_then(Value::as_object)
+                .is_some_and(|p| !p.is_empty());
+            let action = if changed { "updated" } else { "created" };
+            (entity.to_owned(), action.to_owned())
+        }
+    };
+    if !is_work_item(&entity) {
         return Ok(WebhookEvent::ignored(format!(
             "Plane event {event:?} is not about work items"
         )));
     }
-    match action {
+    match action.as_str() {
         "created" | "create" => {}
         "updated" | "update" => {
             // v2 lists the changed fields' old values; a change that did not
