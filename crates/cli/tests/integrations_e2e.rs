@@ -6,7 +6,11 @@
 //! - a Plane item moved to To Analyse runs the pipeline to a merged Gitea pull
 //!   request and Done on Plane, with comments, through 429 and 500 storms;
 //! - STOP from Plane cancels a running task (TC-01 through the webhook route);
-//! - webhooks lost on purpose are repaired by the reconciler.
+//! - webhooks lost on purpose are repaired by the reconciler;
+//! - Plane state names that differ from the config in case ("Stop", "to
+//!   analyse") work, a state that maps to nothing is shown on the task and
+//!   counted, and names that collide under that rule fail `orch doctor`;
+//! - tasks are keyed by Plane's `<PROJECT IDENTIFIER>-<sequence_id>`.
 
 use orch_integrations::fakes::{FakeGitea, FakePlane};
 use orch_integrations::signature::sign;
@@ -77,6 +81,17 @@ fn free_port() -> u16 {
 
 impl World {
     async fn new(agent_delay: u32) -> World {
+        let mut states: Vec<String> = orch_config::TrackerStates::default()
+            .entries()
+            .iter()
+            .map(|(_, n)| n.to_string())
+            .collect();
+        states.push("Backlog".into());
+        World::with_states(agent_delay, &states).await
+    }
+
+    /// A world whose Plane project has these states.
+    async fn with_states(agent_delay: u32, states: &[String]) -> World {
         let tmp = tempfile::tempdir().unwrap();
         let d = tmp.path().to_path_buf();
         // The repository behind the fake Gitea: a bare remote with main.
@@ -102,14 +117,9 @@ impl World {
             std::fs::copy(agents.join(a), d.join("examples/agents").join(a)).unwrap();
         }
         let plane = FakePlane::start("acme", PLANE_KEY).await;
-        let mut states: Vec<String> = orch_config::TrackerStates::default()
-            .entries()
-            .iter()
-            .map(|(_, n)| n.to_string())
-            .collect();
-        states.push("Backlog".into());
         let refs: Vec<&str> = states.iter().map(String::as_str).collect();
         plane.add_project(PROJECT, &refs);
+        plane.set_identifier(PROJECT, "DEMO");
         let gitea = FakeGitea::start("acme/demo", GITEA_TOKEN, &bare).await;
         let agent = |k: &str| {
             format!(
@@ -145,7 +155,7 @@ impl World {
     fn start(&mut self) {
         let port = free_port();
         let log = self.dir().join("serve.log");
-        let child = Command::new(ORCH)
+        let child = no_proxy(&mut Command::new(ORCH))
             .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
             .current_dir(self.dir())
             .env_remove("ORCH_CONFIG")
@@ -199,9 +209,32 @@ impl World {
             .unwrap_or(0)
     }
 
-    fn show(&self, item: &str) -> Option<Value> {
+    /// The task key of a Plane item: `DEMO-<sequence_id>`.
+    fn key(&self, item: &str) -> String {
+        self.plane.key(item)
+    }
+
+    /// `orch task show` of a task id or key.
+    /// `GET path` with the API token; the answer's body.
+    fn get(&self, path: &str) -> String {
+        let port = self.serve.as_ref().unwrap().port;
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        let head = format!(
+            "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer api-token\r\nConnection: close\r\n\r\n"
+        );
+        s.write_all(head.as_bytes()).unwrap();
+        let mut out = String::new();
+        let _ = s.read_to_string(&mut out);
+        assert!(out.starts_with("HTTP/1.1 200"), "GET {path}: {out}");
+        out.split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_owned())
+            .unwrap_or_default()
+    }
+
+    fn show(&self, task: &str) -> Option<Value> {
         let out = Command::new(ORCH)
-            .args(["task", "show", item, "--json"])
+            .args(["task", "show", task, "--json"])
             .current_dir(self.dir())
             .env_remove("ORCH_CONFIG")
             .env("ORCH_PLANE_API_KEY", PLANE_KEY)
@@ -219,30 +252,49 @@ impl World {
                 Instant::now() < end,
                 "the item never reached {state:?} on Plane (it is {:?}); task: {:#?}\nlog:\n{}",
                 self.plane.item_state(item),
-                self.show(item).map(|v| v["events"].clone()),
+                self.show(&self.key(item)).map(|v| v["events"].clone()),
                 self.log()
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 
-    async fn wait_stage(&self, item: &str, stage: &str) -> Value {
+    /// Wait for the task (id or key) to reach `stage`.
+    async fn wait_stage(&self, task: &str, stage: &str) -> Value {
         let end = Instant::now() + DEADLINE;
         loop {
-            if let Some(v) = self.show(item)
+            if let Some(v) = self.show(task)
                 && v["task"]["stage"] == stage
             {
                 return v;
             }
             assert!(
                 Instant::now() < end,
-                "task of {item} never reached {stage}: {:#?}\nlog:\n{}",
-                self.show(item),
+                "task {task} never reached {stage}: {:#?}\nlog:\n{}",
+                self.show(task),
                 self.log()
             );
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
+}
+
+/// orch's calls to the fakes are on loopback: never through a proxy, even
+/// where CI sets proxy variables.
+fn no_proxy(c: &mut Command) -> &mut Command {
+    c.env("NO_PROXY", "127.0.0.1,localhost")
+        .env("no_proxy", "127.0.0.1,localhost");
+    for var in [
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "ALL_PROXY",
+        "http_proxy",
+        "https_proxy",
+        "all_proxy",
+    ] {
+        c.env_remove(var);
+    }
+    c
 }
 
 fn uuid_ish() -> String {
@@ -277,18 +329,20 @@ async fn a_plane_item_runs_to_a_merged_gitea_pull_request_and_done_through_storm
     // (4 attempts each); the tick retries the step, which then lands.
     w.gitea.fail_next(500, 10);
     w.wait_plane_state(&item, "Done").await;
-    let v = w.wait_stage(&item, "done").await;
+    let key = w.key(&item);
+    let v = w.wait_stage(&key, "done").await;
     assert_eq!(events(&v, "merged"), 1, "merged exactly once");
     assert_eq!(events(&v, "cancelled"), 0);
     // The merge went through a Gitea pull request of the task's branch.
     let prs = w.gitea.prs();
     assert_eq!(prs.len(), 1, "{prs:?}");
     assert!(
-        prs[0].merged && prs[0].head.starts_with(&format!("feature/{item}")),
-        "{prs:?}"
+        prs[0].merged && prs[0].head.starts_with(&format!("feature/{key}-")),
+        "the branch is named by Plane's key ({key}), not the item's uuid: {prs:?}"
     );
+    assert_eq!(v["task"]["tracker_id"], item.as_str());
     let bare = w.dir().join("remotes/demo.git");
-    let file = git(&bare, &["show", &format!("main:work/{item}.md")]);
+    let file = git(&bare, &["show", &format!("main:work/{key}.md")]);
     assert!(file.contains("Tests: added"), "{file}");
     // The storm ate the commit status (the first Gitea call of the merge):
     // noted on the task, and the merge went on regardless.
@@ -304,17 +358,22 @@ async fn a_plane_item_runs_to_a_merged_gitea_pull_request_and_done_through_storm
             .any(|e| e["message"].as_str().unwrap().contains("commit status")),
         "{forge_errors:?}"
     );
-    // The merge step's own failure is on the log once, and the tick retried it.
-    let retried: Vec<_> = forge_errors
+    // The merge step's own failure (an outage: transient) is on the log
+    // once as a failed attempt, and the step was tried again after a backoff.
+    let failed: Vec<&Value> = v["events"]
+        .as_array()
+        .unwrap()
         .iter()
-        .filter(|e| {
-            e["message"]
-                .as_str()
-                .unwrap()
-                .contains("the step is retried")
-        })
+        .filter(|e| e["kind"] == "merge_failed")
         .collect();
-    assert_eq!(retried.len(), 1, "{forge_errors:?}");
+    assert_eq!(failed.len(), 1, "{:#}", v["events"]);
+    assert!(
+        failed[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("attempt 1 of 5; tried again in"),
+        "{failed:?}"
+    );
     // The branch is gone; main is not.
     assert!(git(&bare, &["branch", "--list", "feature/*"]).is_empty());
     // Comments on the item, each once.
@@ -342,7 +401,7 @@ async fn tc01_stop_from_plane_cancels_a_running_task_through_the_webhook_route()
     // Wait until the analyst's process is recorded (pid and start time).
     let end = Instant::now() + DEADLINE;
     let (task_id, pid) = loop {
-        let v = w.show(&item);
+        let v = w.show(&w.key(&item));
         let run = v
             .as_ref()
             .and_then(|v| v["runs"].as_array().and_then(|r| r.first().cloned()));
@@ -396,7 +455,7 @@ async fn lost_webhooks_are_repaired_by_the_reconciler() {
     w.wait_plane_state(&item, "Awaiting Approval").await;
     let _lost = w.plane.move_item(&item, "Approved");
     w.wait_plane_state(&item, "Done").await;
-    let v = w.wait_stage(&item, "done").await;
+    let v = w.wait_stage(&w.key(&item), "done").await;
     assert_eq!(events(&v, "merged"), 1);
     assert!(
         w.log().contains("reconciled with the tracker"),
@@ -418,6 +477,7 @@ async fn lost_webhooks_are_repaired_by_the_reconciler() {
 
 fn doctor(w: &World, with_key: bool) -> (i32, Vec<Value>) {
     let mut c = Command::new(ORCH);
+    no_proxy(&mut c);
     c.args(["doctor", "--json"])
         .current_dir(w.dir())
         .env_remove("ORCH_CONFIG")
@@ -495,7 +555,7 @@ async fn a_failed_verify_parks_the_task_and_shows_on_gitea() {
     assert_eq!(w.deliver(&w.plane.move_item(&item, "To Analyse")), 202);
     w.wait_plane_state(&item, "Awaiting Approval").await;
     assert_eq!(w.deliver(&w.plane.move_item(&item, "Approved")), 202);
-    let v = w.wait_stage(&item, "needs_attention").await;
+    let v = w.wait_stage(&w.key(&item), "needs_attention").await;
     assert_eq!(events(&v, "merged"), 0, "nothing merged");
     let branch = v["task"]["branch"].as_str().unwrap().to_owned();
     // The task parks first; the push and the status follow the run report.
@@ -517,4 +577,132 @@ async fn a_failed_verify_parks_the_task_and_shows_on_gitea() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(w.gitea.prs().iter().all(|p| !p.merged));
+}
+
+/// Issue 15: a Plane project whose states read "Stop" and "to analyse"
+/// (orch.toml: "STOP", "To Analyse") passes `orch doctor`, and then behaves
+/// as it promises: "to analyse" starts the item, "Stop" stops the running
+/// task. A move to a state that names no gate or stage is shown on the task
+/// and counted in /metrics.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plane_states_named_in_another_case_start_and_stop_and_an_unmapped_state_shows() {
+    let mut states: Vec<String> = orch_config::TrackerStates::default()
+        .entries()
+        .iter()
+        .map(|(_, n)| match *n {
+            "STOP" => "Stop".to_string(),
+            "To Analyse" => "to analyse".to_string(),
+            n => n.to_string(),
+        })
+        .collect();
+    states.extend(["Backlog".to_string(), "In Progress".to_string()]);
+    // Agents take 30 s, so the STOP lands while the analyst runs.
+    let mut w = World::with_states(30, &states).await;
+    let (code, checks) = doctor(&w, true);
+    assert_eq!((code, failures(&checks)), (0, vec![]), "{checks:#?}");
+    w.start();
+    let item = w.plane.add_item(PROJECT, "Long analysis", "Backlog");
+    assert_eq!(w.deliver(&w.plane.move_item(&item, "to analyse")), 202);
+    let key = w.key(&item);
+    let end = Instant::now() + DEADLINE;
+    let (task_id, pid) = loop {
+        let v = w.show(&key);
+        let run = v
+            .as_ref()
+            .and_then(|v| v["runs"].as_array().and_then(|r| r.first().cloned()));
+        if let (Some(v), Some(pid)) = (&v, run.as_ref().and_then(|r| r["pid"].as_i64())) {
+            break (v["task"]["id"].to_string(), pid);
+        }
+        assert!(
+            Instant::now() < end,
+            "\"to analyse\" never started the analyst: {v:#?}\n{}",
+            w.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+
+    // A state orch has no gate or stage for: logged on the task, counted.
+    assert_eq!(w.deliver(&w.plane.move_item(&item, "In Progress")), 202);
+    let end = Instant::now() + DEADLINE;
+    loop {
+        let v = w.show(&key).unwrap();
+        if let Some(e) = v["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["kind"] == "unmapped_state")
+        {
+            assert!(
+                e["message"].as_str().unwrap().contains("\"In Progress\""),
+                "{e}"
+            );
+            assert_eq!(v["task"]["stage"], "analysis", "nothing moved");
+            break;
+        }
+        assert!(Instant::now() < end, "no unmapped_state event: {v:#}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let metrics = w.get("/metrics");
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.trim() == "orch_tracker_unmapped_states_total 1"),
+        "{metrics}"
+    );
+
+    // STOP, as this project spells it.
+    let started = Instant::now();
+    assert_eq!(w.deliver(&w.plane.move_item(&item, "Stop")), 202);
+    let v = w.wait_stage(&task_id, "cancelled").await;
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "cancelled without waiting for the 30 s agent: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(events(&v, "merged"), 0);
+    let alive = |pid: i64| {
+        Path::new(&format!("/proc/{pid}")).exists()
+            && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .unwrap_or_default()
+                .contains(") Z ")
+    };
+    let end = Instant::now() + Duration::from_secs(15);
+    while alive(pid) {
+        assert!(
+            Instant::now() < end,
+            "the analyst (pid {pid}) survived the STOP"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    w.wait_plane_state(&item, "Cancelled").await;
+}
+
+/// Issue 15: two keys of [tracker.states] whose names are one state under
+/// the rule (trimmed, case-insensitive) make `orch doctor` fail, naming both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_fails_when_two_state_names_collide_under_the_one_rule() {
+    let w = World::new(0).await;
+    let (code, _) = doctor(&w, true);
+    assert_eq!(code, 0);
+    let cfg_path = w.dir().join("orch.toml");
+    let mut cfg = std::fs::read_to_string(&cfg_path).unwrap();
+    cfg.push_str("[tracker.states]\ncancelled = \" stop\"\n");
+    std::fs::write(&cfg_path, cfg).unwrap();
+    let out = no_proxy(&mut Command::new(ORCH))
+        .args(["doctor", "--json"])
+        .current_dir(w.dir())
+        .env_remove("ORCH_CONFIG")
+        .env("ORCH_PLANE_API_KEY", PLANE_KEY)
+        .env("ORCH_PLANE_WEBHOOK_SECRET", PLANE_SECRET)
+        .env("ORCH_GITEA_TOKEN", GITEA_TOKEN)
+        .env("ORCH_GITEA_WEBHOOK_SECRET", "gitea-secret")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "doctor passed: {stderr}");
+    assert!(
+        stderr.contains("tracker.states.cancelled")
+            && stderr.contains("is also tracker.states.stop"),
+        "{stderr}"
+    );
 }

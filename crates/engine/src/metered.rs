@@ -73,6 +73,10 @@ impl Tracker for MeteredTracker {
         let r = self.0.comment(id, body, dedupe_key).await;
         counted("orch_tracker_errors_total", "comment", r)
     }
+    async fn task_key(&self, item: &TrackerItem) -> PortResult<String> {
+        let r = self.0.task_key(item).await;
+        counted("orch_tracker_errors_total", "task_key", r)
+    }
 }
 
 pub struct MeteredForge(pub Arc<dyn Forge>);

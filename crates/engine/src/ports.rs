@@ -32,6 +32,13 @@ pub trait Tracker: Send + Sync {
     async fn set_labels(&self, id: &str, labels: &[String]) -> PortResult<()>;
     /// Comment on the item; a repeated `dedupe_key` adds nothing.
     async fn comment(&self, id: &str, body: &str, dedupe_key: Option<&str>) -> PortResult<()>;
+    /// The human key of a task made from `item`, which names its branch and
+    /// docs path (`ORCH-42`). The item id by default; a tracker whose ids are
+    /// opaque (Plane's uuids) gives its own. The item id stays what the
+    /// tracker is called with.
+    async fn task_key(&self, item: &TrackerItem) -> PortResult<String> {
+        Ok(item.id.clone())
+    }
 }
 
 /// Where outgoing notifications go: a POST of JSON to a webhook URL.

@@ -445,3 +445,45 @@ async fn webhook_states_follow_one_rule_and_an_unmapped_state_is_logged_on_the_t
     );
     assert_eq!(f.item_state(&item), "Cancelled");
 }
+
+/// Issue 15: a task made from a Plane item is keyed `<PROJECT
+/// IDENTIFIER>-<sequence_id>` (its branch and docs path too); the uuid stays
+/// the item id every API call uses.
+#[tokio::test]
+async fn a_plane_task_is_keyed_by_the_project_identifier_and_sequence_id() {
+    let f = plane().await;
+    f.set_identifier(PROJECT, "ORCH");
+    let t = tracker(&f, fast());
+    let w = world(t.clone()).await;
+    f.add_item(PROJECT, "first", "Done");
+    let item = f.add_item(PROJECT, "Add a greeting", "To Analyse");
+    assert_eq!(f.key(&item), "ORCH-2");
+
+    let started = w.pipeline.start_pipeline(&item).await.unwrap();
+    let task = w.store.get_task(started.task).await.unwrap().unwrap();
+    assert_eq!(task.work_item_id, "ORCH-2");
+    assert_eq!(task.tracker_id.as_deref(), Some(item.as_str()));
+    assert!(
+        task.branch.starts_with("feature/ORCH-2"),
+        "no uuid in the branch: {}",
+        task.branch
+    );
+    assert!(!task.branch.contains(&item));
+    assert_eq!(
+        w.store
+            .find_live_task_by_work_item("ORCH-2")
+            .await
+            .unwrap()
+            .map(|t| t.id),
+        Some(task.id)
+    );
+    // Plane is still called with the uuid: the state moved, the comment landed.
+    assert_eq!(f.item_state(&item), "Analysis");
+    assert!(!f.comments(&item).is_empty());
+    let reqs = f.requests();
+    assert!(
+        reqs.iter()
+            .any(|r| r.method == "PATCH" && r.path.ends_with(&format!("/issues/{item}/"))),
+        "{reqs:#?}"
+    );
+}

@@ -288,9 +288,20 @@ impl Pipeline {
                 "item {item_id} belongs to repo {repo:?}, which orch.toml does not define; add a [[repos]] entry"
             )));
         }
+        // The tracker's id stays the id the tracker is called with; the
+        // human key (branch, docs path) is the tracker's own, e.g. `ORCH-42`
+        // for a Plane item named by a uuid.
+        let key = self.tracker.task_key(&item).await?;
+        let key = match orch_core::keys::validate_work_item_id(&key) {
+            Ok(()) => key,
+            Err(e) => {
+                tracing::warn!(item = %item.id, error = %e, "the tracker's key is not a valid task key; using the item id");
+                item.id.clone()
+            }
+        };
         let mut new = NewTask::new(repo, item.title.clone());
         new.tracker_id = Some(item.id.clone());
-        new.work_item_id = Some(item.id.clone());
+        new.work_item_id = Some(key);
         new.body = item.body.clone();
         let task = self.store.create_task(new, &self.actor).await?;
         let _g = self.lock(task.id).await;

@@ -20,6 +20,9 @@ pub struct FakeItem {
     pub state: String,
     /// A counter turned into `updated_at`; moves on every change.
     pub version: u64,
+    /// The item's number in its project (1, 2, … per project, as Plane
+    /// numbers them); with the project's identifier, its key (`PROJ-1`).
+    pub sequence_id: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -35,6 +38,8 @@ pub struct PlaneModel {
     pub api_key: String,
     /// project → (state id, name, group)
     pub states: BTreeMap<String, Vec<(String, String, String)>>,
+    /// project → its `identifier` (`PROJ` unless set).
+    pub identifiers: BTreeMap<String, String>,
     pub items: BTreeMap<String, FakeItem>,
     pub comments: Vec<FakeComment>,
     /// Statuses forced on the next requests (a 429 or 500 storm).
@@ -56,6 +61,13 @@ impl PlaneModel {
         self.clock
     }
 
+    fn identifier(&self, project: &str) -> String {
+        self.identifiers
+            .get(project)
+            .cloned()
+            .unwrap_or_else(|| "PROJ".into())
+    }
+
     fn state_json(&self, project: &str, id: &str) -> Value {
         let (id, name, group) = self.states[project]
             .iter()
@@ -69,7 +81,7 @@ impl PlaneModel {
         json!({
             "id": it.id, "name": it.name, "state": it.state, "project": it.project,
             "workspace": "ws-uuid", "description_stripped": format!("{} (from Plane)", it.name),
-            "updated_at": updated_at(it.version), "sequence_id": 1, "labels": [], "assignees": [],
+            "updated_at": updated_at(it.version), "sequence_id": it.sequence_id, "labels": [], "assignees": [],
         })
     }
 }
@@ -126,6 +138,20 @@ impl FakePlane {
         m.states.insert(project.into(), list);
     }
 
+    /// The project's identifier (Plane: set when the project is created).
+    pub fn set_identifier(&self, project: &str, identifier: &str) {
+        self.m()
+            .identifiers
+            .insert(project.into(), identifier.into());
+    }
+
+    /// The key Plane shows for an item: `<PROJECT IDENTIFIER>-<sequence_id>`.
+    pub fn key(&self, item: &str) -> String {
+        let m = self.m();
+        let it = &m.items[item];
+        format!("{}-{}", m.identifier(&it.project), it.sequence_id)
+    }
+
     pub fn state_id(&self, project: &str, name: &str) -> String {
         self.m().states[project]
             .iter()
@@ -139,6 +165,7 @@ impl FakePlane {
         let mut m = self.m();
         let id = m.uuid(0x1e);
         let version = m.tick();
+        let sequence_id = m.items.values().filter(|i| i.project == project).count() as u64 + 1;
         m.items.insert(
             id.clone(),
             FakeItem {
@@ -147,6 +174,7 @@ impl FakePlane {
                 name: name.into(),
                 state: sid,
                 version,
+                sequence_id,
             },
         );
         id
@@ -172,6 +200,7 @@ impl FakePlane {
         v["data"]["project"] = it.project.clone().into();
         v["data"]["state"] = m.state_json(&project, &sid);
         v["data"]["updated_at"] = updated_at(version).into();
+        v["data"]["sequence_id"] = it.sequence_id.into();
         v["activity"]["field"] = "state_id".into();
         v["activity"]["old_value"] = old.into();
         v["activity"]["new_value"] = sid.into();
@@ -252,7 +281,7 @@ impl Respond for Responder {
         match (method, &parts[1..]) {
             ("GET", []) => json(
                 200,
-                json!({"id": project, "identifier": "PROJ", "name": "Project"}),
+                json!({"id": project, "identifier": m.identifier(&project), "name": "Project"}),
             ),
             ("GET", ["states"]) => {
                 let results: Vec<Value> = m.states[&project]

@@ -30,6 +30,10 @@ pub struct WorkItem {
     pub updated_at: Option<String>,
     #[serde(default)]
     pub project: Option<String>,
+    /// The item's number in its project: with the project's `identifier`
+    /// it makes the key people see, e.g. `ORCH-42`.
+    #[serde(default)]
+    pub sequence_id: Option<u64>,
 }
 
 fn state_id<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
@@ -199,7 +203,7 @@ impl PlaneClient {
         }
     }
 
-    /// The project (for `orch doctor`): its `identifier`, e.g. `PROJ`.
+    /// The project's `identifier`, e.g. `PROJ` (keys read `PROJ-42`).
     pub async fn project_identifier(&self, project: &str) -> Result<String, ApiError> {
         let r = self
             .api

@@ -1,6 +1,8 @@
 //! Plane behind the engine's `Tracker` port. Items are Plane work items,
-//! named by their uuid; orch's gate and stage names map to each project's
-//! states by name (`[tracker.states]`).
+//! named by their uuid in every API call; the task made from one is keyed
+//! `<PROJECT IDENTIFIER>-<sequence_id>` (`ORCH-42`), the key people see in
+//! Plane, so branches and docs paths read `feature/ORCH-42-…`. orch's gate
+//! and stage names map to each project's states by name (`[tracker.states]`).
 
 use super::client::{CommentOutcome, PlaneClient, WorkItem};
 use super::states::StateCache;
@@ -21,6 +23,10 @@ pub struct PlaneTracker {
     /// Which project each known item is in: the API needs both ids, the
     /// engine names an item by one. Learned from webhooks and listings.
     item_projects: Mutex<HashMap<String, String>>,
+    /// Each known item's `sequence_id` (learned when it is read).
+    sequences: Mutex<HashMap<String, u64>>,
+    /// Each project's `identifier`, read once.
+    identifiers: tokio::sync::Mutex<HashMap<String, String>>,
 }
 
 impl PlaneTracker {
@@ -30,6 +36,8 @@ impl PlaneTracker {
             states: StateCache::new(Duration::from_secs(10)),
             projects,
             item_projects: Mutex::new(HashMap::new()),
+            sequences: Mutex::new(HashMap::new()),
+            identifiers: tokio::sync::Mutex::new(HashMap::new()),
         }
     }
 
@@ -120,8 +128,29 @@ impl PlaneTracker {
         })
     }
 
+    /// A project's `identifier` (cached: it is read once per project).
+    async fn identifier(&self, project: &str) -> PortResult<String> {
+        let mut ids = self.identifiers.lock().await;
+        if let Some(i) = ids.get(project) {
+            return Ok(i.clone());
+        }
+        let ident = self
+            .client
+            .project_identifier(project)
+            .await
+            .map_err(PortError::new)?;
+        ids.insert(project.to_owned(), ident.clone());
+        Ok(ident)
+    }
+
     /// A listed or fetched work item as the engine sees it.
     pub async fn to_item(&self, project: &str, w: &WorkItem) -> PortResult<TrackerItem> {
+        if let Some(seq) = w.sequence_id {
+            self.sequences
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(w.id.clone(), seq);
+        }
         let state = match &w.state {
             Some(id) => self
                 .states
@@ -192,6 +221,33 @@ impl Tracker for PlaneTracker {
             .map_err(PortError::new)?
         {
             CommentOutcome::Added | CommentOutcome::AlreadyThere => Ok(()),
+        }
+    }
+
+    /// `<PROJECT IDENTIFIER>-<sequence_id>`, e.g. `ORCH-42`: the key Plane
+    /// shows for the item. The uuid stays the item's id for API calls. An
+    /// item or project without them (an old or odd server) keeps its uuid.
+    async fn task_key(&self, item: &TrackerItem) -> PortResult<String> {
+        let known = self
+            .sequences
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&item.id)
+            .copied();
+        let (project, seq) = match (known, self.known_project(&item.id)) {
+            (Some(seq), Some(p)) => (p, Some(seq)),
+            _ => match self.locate(&item.id).await? {
+                Some((p, w)) => (p, w.sequence_id),
+                None => return Ok(item.id.clone()),
+            },
+        };
+        let ident = self.identifier(&project).await?;
+        match seq {
+            Some(seq) if !ident.trim().is_empty() => Ok(format!("{}-{seq}", ident.trim())),
+            _ => {
+                tracing::warn!(item = %item.id, project, "Plane gave no project identifier or sequence id; the task is keyed by the item's uuid");
+                Ok(item.id.clone())
+            }
         }
     }
 }
