@@ -1,0 +1,409 @@
+//! What a killed git leaves in a task's worktree, and how orch clears it.
+//!
+//! git takes `index.lock` beside the index (for a worktree: in its admin dir,
+//! `<mirror>/worktrees/<name>/index.lock`) and renames it over the index when
+//! done. A git killed in between (orch killed with its git child, a power cut)
+//! leaves the lock, and every later git step that writes the index fails with
+//! "Unable to create …/index.lock: File exists" until someone deletes it.
+//!
+//! - **Stale lock.** A lock is stale when no live process can hold it: none has
+//!   it open and none works in the worktree (git changes into the worktree's
+//!   top folder before it touches the index, so a git on that index has its
+//!   working directory there). Both are read from `/proc`. orch's own steps in
+//!   one worktree never overlap (a task runs one job at a time), so when orch
+//!   is about to take a step and finds no such process, the lock is a leftover
+//!   and is removed. A worktree with a live process in it (an agent, a git
+//!   still finishing after orch died) is left alone: the caller tries later.
+//! - **Interrupted merge.** The merger's merge of the base into the branch
+//!   writes a journal (`orch-merge` in the admin dir, holding the head before
+//!   the merge) and removes it when git returns. A journal found later means
+//!   the merge was killed: its files may be half checked out, its index half
+//!   staged, `MERGE_HEAD` left behind. The worktree was clean before (checked
+//!   before the journal is written), so if HEAD has not moved the worktree is
+//!   reset to HEAD, which loses nothing committed; if HEAD moved, the merge
+//!   had finished. The reset never moves the branch: a journal planted by an
+//!   agent can at most drop uncommitted changes, which the merge would have
+//!   refused anyway.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+use crate::branch::MergeResult;
+use crate::control::admin_dir;
+use crate::error::{GitError, Result};
+use crate::mirror::RepoStore;
+use crate::worktree::Worktree;
+
+/// The journal of an unfinished merge of the base, in the worktree's admin dir.
+const MERGE_JOURNAL: &str = "orch-merge";
+
+/// What [`RepoStore::repair_worktree`] found and did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WorktreeRepair {
+    /// The stale `index.lock` that was removed.
+    pub removed_lock: Option<PathBuf>,
+    /// An interrupted merge was undone: the worktree was reset to this head.
+    pub undone_merge: Option<String>,
+    /// A live process works in the worktree, so nothing was touched: who.
+    pub busy: Option<String>,
+}
+
+impl WorktreeRepair {
+    pub fn is_empty(&self) -> bool {
+        self.removed_lock.is_none() && self.undone_merge.is_none() && self.busy.is_none()
+    }
+}
+
+impl RepoStore {
+    /// The `index.lock` git takes for the worktree (whether or not it exists).
+    pub fn index_lock_path(&self, worktree: &Worktree) -> Result<PathBuf> {
+        let mirror = self.existing_mirror(&worktree.repo)?;
+        Ok(admin_dir(&mirror, &worktree.path)?.join("index.lock"))
+    }
+
+    /// Clear what a killed git left in `worktree`: a stale `index.lock`, and an
+    /// interrupted merge of the base (see the module docs). Call it before a
+    /// git step of orch's in the worktree and at start-up; it costs two file
+    /// checks when there is nothing to clear.
+    pub async fn repair_worktree(&self, worktree: &Worktree) -> Result<WorktreeRepair> {
+        let mirror = self.existing_mirror(&worktree.repo)?;
+        let admin = admin_dir(&mirror, &worktree.path)?;
+        let lock = admin.join("index.lock");
+        let journal = admin.join(MERGE_JOURNAL);
+        let has_lock = lock.symlink_metadata().is_ok();
+        let has_journal = journal.symlink_metadata().is_ok();
+        let mut repair = WorktreeRepair::default();
+        if !has_lock && !has_journal {
+            return Ok(repair);
+        }
+        if let Some(who) = live_holder(&worktree.path, &lock) {
+            repair.busy = Some(who);
+            return Ok(repair);
+        }
+        if has_lock {
+            match std::fs::remove_file(&lock) {
+                Ok(()) => {
+                    tracing::warn!(lock = %lock.display(), "removed a stale index.lock");
+                    repair.removed_lock = Some(lock);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(GitError::io("remove", &lock, e)),
+            }
+        }
+        if has_journal {
+            repair.undone_merge = self.undo_merge(&mirror, worktree, &journal).await?;
+        }
+        Ok(repair)
+    }
+
+    /// [`RepoStore::merge_base_into_branch`] under a journal, so a merge killed
+    /// midway is undone by the next [`RepoStore::repair_worktree`].
+    pub async fn merge_base_journaled(
+        &self,
+        worktree: &Worktree,
+        base: &str,
+    ) -> Result<MergeResult> {
+        let mirror = self.existing_mirror(&worktree.repo)?;
+        let admin = admin_dir(&mirror, &worktree.path)?;
+        let at = self.at_worktree(&mirror, &worktree.path)?;
+        // The reset that undoes a killed merge must not lose anything: the
+        // journal is only written over a worktree whose tracked files are clean.
+        let status = at
+            .run(["status", "--porcelain", "-z", "--untracked-files=no"])
+            .await?;
+        if !status.is_empty() {
+            return Err(GitError::DirtyWorktree {
+                path: worktree.path.clone(),
+            });
+        }
+        let head = self.head_sha(worktree).await?;
+        let journal = admin.join(MERGE_JOURNAL);
+        let tmp = admin.join(format!("{MERGE_JOURNAL}.tmp"));
+        std::fs::write(&tmp, format!("{head}\n")).map_err(|e| GitError::io("write", &tmp, e))?;
+        std::fs::rename(&tmp, &journal)
+            .map_err(|e| GitError::io("move into place", &journal, e))?;
+        let merged = self.merge_base_into_branch(worktree, base).await;
+        match std::fs::remove_file(&journal) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(GitError::io("remove", &journal, e)),
+        }
+        merged
+    }
+
+    /// A merge journal was found and nobody works in the worktree.
+    async fn undo_merge(
+        &self,
+        mirror: &Path,
+        worktree: &Worktree,
+        journal: &Path,
+    ) -> Result<Option<String>> {
+        let before = std::fs::read_to_string(journal)
+            .map_err(|e| GitError::io("read", journal, e))?
+            .trim()
+            .to_owned();
+        let at = self.at_worktree(mirror, &worktree.path)?;
+        let head_args: Vec<OsString> = vec![
+            "rev-parse".into(),
+            "--verify".into(),
+            "--quiet".into(),
+            "HEAD^{commit}".into(),
+        ];
+        let head = at.output(&head_args, &[]).await?;
+        let head = head.success().then(|| head.stdout.trim().to_owned());
+        let mut undone = None;
+        if head.as_deref() == Some(before.as_str()) {
+            let admin = admin_dir(mirror, &worktree.path)?;
+            let status = at
+                .run(["status", "--porcelain", "-z", "--untracked-files=no"])
+                .await?;
+            if !status.is_empty() || admin.join("MERGE_HEAD").exists() {
+                at.run(["reset", "--hard", "--quiet", "HEAD"]).await?;
+                tracing::warn!(
+                    worktree = %worktree.path.display(),
+                    head = %before,
+                    "undid an interrupted merge of the base"
+                );
+                undone = Some(before);
+            }
+        }
+        // HEAD moved: the merge had finished before its journal was removed.
+        match std::fs::remove_file(journal) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(GitError::io("remove", journal, e)),
+        }
+        Ok(undone)
+    }
+}
+
+/// A live process that may hold `lock` or work in `worktree`, described for
+/// the log; `None` when there is none. Processes whose `/proc` entries cannot
+/// be read (another user's) cannot be orch's git and are not counted; if
+/// `/proc` itself cannot be read, nobody can be ruled out.
+fn live_holder(worktree: &Path, lock: &Path) -> Option<String> {
+    let real = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_owned());
+    let worktree = real(worktree);
+    // `/proc/<pid>/fd/*` name files by their real path.
+    let lock = match (lock.parent(), lock.file_name()) {
+        (Some(dir), Some(name)) => real(dir).join(name),
+        _ => lock.to_owned(),
+    };
+    let entries = match std::fs::read_dir("/proc") {
+        Ok(e) => e,
+        Err(e) => return Some(format!("unknown (cannot read /proc: {e})")),
+    };
+    let describe = |pid: &str| {
+        let cmd = std::fs::read(format!("/proc/{pid}/cmdline"))
+            .map(|b| {
+                String::from_utf8_lossy(&b)
+                    .replace('\0', " ")
+                    .trim()
+                    .to_owned()
+            })
+            .unwrap_or_default();
+        format!("pid {pid} ({cmd})")
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))
+        else {
+            continue;
+        };
+        if std::fs::read_link(format!("/proc/{pid}/cwd"))
+            .is_ok_and(|cwd| cwd.starts_with(&worktree))
+        {
+            return Some(describe(pid));
+        }
+        let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+            continue;
+        };
+        for fd in fds.flatten() {
+            if std::fs::read_link(fd.path()).is_ok_and(|target| target == lock) {
+                return Some(describe(pid));
+            }
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::process::Command;
+
+    fn git(dir: &Path, args: &[&str]) -> String {
+        let out = Command::new("git")
+            .args(["-c", "user.name=t", "-c", "user.email=t@localhost"])
+            .args([
+                "-c",
+                "commit.gpgsign=false",
+                "-c",
+                "init.defaultBranch=main",
+            ])
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+
+    /// A remote with `main` (README.md), its mirror and the worktree of `feature/x`.
+    async fn world(tmp: &Path) -> (RepoStore, Worktree, PathBuf) {
+        let remote = tmp.join("remote.git");
+        std::fs::create_dir_all(&remote).unwrap();
+        git(&remote, &["init", "--quiet", "--bare"]);
+        let seed = tmp.join("seed");
+        std::fs::create_dir_all(&seed).unwrap();
+        git(&seed, &["init", "--quiet"]);
+        std::fs::write(seed.join("README.md"), "hi\n").unwrap();
+        git(&seed, &["add", "-A"]);
+        git(&seed, &["commit", "--quiet", "-m", "init"]);
+        git(
+            &seed,
+            &["push", "--quiet", remote.to_str().unwrap(), "main"],
+        );
+        let store = RepoStore::new(tmp.join("repos"));
+        store
+            .ensure_mirror("demo", remote.to_str().unwrap())
+            .await
+            .unwrap();
+        let wt = store
+            .create_or_reuse_worktree("demo", "feature/x", "main")
+            .await
+            .unwrap();
+        (store, wt, seed)
+    }
+
+    #[tokio::test]
+    async fn a_lock_nobody_holds_is_removed_and_a_held_one_is_kept() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (store, wt, _) = world(tmp.path()).await;
+        assert!(store.repair_worktree(&wt).await.unwrap().is_empty());
+        let lock = store.index_lock_path(&wt).unwrap();
+        assert!(lock.starts_with(tmp.path().join("repos/demo.git/worktrees")));
+        std::fs::write(&lock, "").unwrap();
+        // A process working in the worktree may be a git about to use it.
+        let mut child = Command::new("sleep")
+            .arg("60")
+            .current_dir(&wt.path)
+            .spawn()
+            .unwrap();
+        let r = store.repair_worktree(&wt).await.unwrap();
+        assert!(
+            r.busy.as_deref().is_some_and(|b| b.contains("sleep")),
+            "{r:?}"
+        );
+        assert!(lock.exists(), "a held lock is kept");
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let r = store.repair_worktree(&wt).await.unwrap();
+        assert_eq!(r.removed_lock.as_deref(), Some(lock.as_path()));
+        assert!(!lock.exists());
+        // git works in the worktree again.
+        std::fs::write(wt.path.join("a.txt"), "a\n").unwrap();
+        store.commit_all(&wt, "a").await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_lock_a_process_has_open_is_kept() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (store, wt, _) = world(tmp.path()).await;
+        let lock = store.index_lock_path(&wt).unwrap();
+        // Held open by a process working elsewhere.
+        let mut child = Command::new("sh")
+            .args([
+                "-c",
+                "exec 3>\"$1\"; sleep 60",
+                "sh",
+                lock.to_str().unwrap(),
+            ])
+            .current_dir(tmp.path())
+            .spawn()
+            .unwrap();
+        let end = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !lock.exists() {
+            assert!(
+                std::time::Instant::now() < end,
+                "the holder never opened the lock"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        let r = store.repair_worktree(&wt).await.unwrap();
+        assert!(r.busy.is_some() && r.removed_lock.is_none(), "{r:?}");
+        assert!(lock.exists());
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_killed_merge_is_undone_to_the_head_before_it() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (store, wt, seed) = world(tmp.path()).await;
+        std::fs::write(wt.path.join("work.md"), "work\n").unwrap();
+        store.commit_all(&wt, "work").await.unwrap();
+        let head = store.head_sha(&wt).await.unwrap();
+        // The base moves on the remote.
+        std::fs::write(seed.join("README.md"), "hi\nmore\n").unwrap();
+        git(&seed, &["commit", "--quiet", "-am", "base moved"]);
+        let remote = tmp.path().join("remote.git");
+        git(
+            &seed,
+            &["push", "--quiet", remote.to_str().unwrap(), "main"],
+        );
+        // What a merge killed midway leaves: its journal, the lock, a file
+        // half checked out.
+        let lock = store.index_lock_path(&wt).unwrap();
+        let admin = lock.parent().unwrap().to_owned();
+        std::fs::write(admin.join(MERGE_JOURNAL), format!("{head}\n")).unwrap();
+        std::fs::write(&lock, "").unwrap();
+        std::fs::write(wt.path.join("README.md"), "hi\nmo").unwrap();
+        let r = store.repair_worktree(&wt).await.unwrap();
+        assert_eq!(r.removed_lock.as_deref(), Some(lock.as_path()));
+        assert_eq!(r.undone_merge.as_deref(), Some(head.as_str()));
+        assert!(!admin.join(MERGE_JOURNAL).exists());
+        assert_eq!(
+            std::fs::read_to_string(wt.path.join("README.md")).unwrap(),
+            "hi\n"
+        );
+        // The merge now goes through, journaled, and leaves no journal.
+        let merged = store.merge_base_journaled(&wt, "main").await.unwrap();
+        assert!(matches!(merged, MergeResult::Merged { .. }), "{merged:?}");
+        assert!(!admin.join(MERGE_JOURNAL).exists());
+        assert_eq!(
+            std::fs::read_to_string(wt.path.join("README.md")).unwrap(),
+            "hi\nmore\n"
+        );
+        // A journal whose merge had finished (HEAD moved) changes nothing.
+        std::fs::write(admin.join(MERGE_JOURNAL), format!("{head}\n")).unwrap();
+        std::fs::write(wt.path.join("untracked.txt"), "keep\n").unwrap();
+        let r = store.repair_worktree(&wt).await.unwrap();
+        assert!(r.is_empty(), "{r:?}");
+        assert!(!admin.join(MERGE_JOURNAL).exists());
+        assert!(wt.path.join("untracked.txt").exists());
+    }
+
+    #[tokio::test]
+    async fn the_journaled_merge_refuses_a_dirty_worktree_without_a_journal() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (store, wt, _) = world(tmp.path()).await;
+        std::fs::write(wt.path.join("README.md"), "changed\n").unwrap();
+        let e = store.merge_base_journaled(&wt, "main").await.unwrap_err();
+        assert!(matches!(e, GitError::DirtyWorktree { .. }), "{e}");
+        let admin = store.index_lock_path(&wt).unwrap();
+        assert!(!admin.parent().unwrap().join(MERGE_JOURNAL).exists());
+        // And a repair leaves those changes alone.
+        assert!(store.repair_worktree(&wt).await.unwrap().is_empty());
+        assert_eq!(
+            std::fs::read_to_string(wt.path.join("README.md")).unwrap(),
+            "changed\n"
+        );
+    }
+}
