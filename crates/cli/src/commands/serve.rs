@@ -119,7 +119,11 @@ impl Engine {
             cgroup: CgroupMode::Auto,
         };
         let (supervisor, mut reports) = Supervisor::new(store.clone(), preparer, sup_cfg);
-        // Repair what a crash left half done before new work is claimed.
+        // Repair what a crash left half done before new work is claimed: git's
+        // leftovers in the worktrees first, then the pipeline's steps.
+        if let Err(e) = pipeline.recover_worktrees().await {
+            tracing::warn!(error = %e, "clearing crash leftovers in the worktrees failed");
+        }
         if let Err(e) = pipeline.tick_all().await {
             tracing::warn!(error = %e, "start-up tick failed");
         }

@@ -11,6 +11,7 @@
 //! names the stage it expects, and the store refuses a stale one.
 
 mod cancel;
+mod leftovers;
 mod merge;
 mod preparer;
 mod route;
@@ -548,6 +549,7 @@ impl Pipeline {
             "{}: uncommitted work left by the developer",
             task.original_work_item_id()
         );
+        self.repair_worktree(task, &wt).await;
         if let Err(e) = self.repos.commit_all(&wt, &msg).await {
             tracing::warn!(task = %task.id, error = %e, "committing leftovers failed");
         }

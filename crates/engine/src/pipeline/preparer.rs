@@ -69,6 +69,10 @@ impl RunPreparer for PipelinePreparer {
             .create_or_reuse_worktree(&task.repo, &task.branch, &repo.default_branch)
             .await
             .map_err(|e| format!("worktree: {e}"))?;
+        // What a killed git left here (a stale index.lock, a merge killed
+        // midway) would fail this run's git steps, and the agent's.
+        super::leftovers::repair_worktree(self.store.as_ref(), &self.repos, task, &wt, "orch")
+            .await;
         let agent_cfg = self.cfg.agent(job.agent);
         let timeouts = Timeouts {
             wall: Some(Duration::from_secs(agent_cfg.timeout_secs.max(1))),
@@ -84,9 +88,10 @@ impl RunPreparer for PipelinePreparer {
         };
         match job.agent {
             AgentKind::Merger => {
+                // Journaled, so a merge killed midway is undone before the next run.
                 match self
                     .repos
-                    .merge_base_into_branch(&wt, &repo.default_branch)
+                    .merge_base_journaled(&wt, &repo.default_branch)
                     .await
                     .map_err(|e| format!("merging {} into the branch: {e}", repo.default_branch))?
                 {

@@ -1,0 +1,97 @@
+//! Crash leftovers in task worktrees: a stale `index.lock` and a merge of the
+//! base killed midway (`orch_git::RepoStore::repair_worktree` says how each is
+//! recognised). They are cleared at start-up for every live task and again
+//! before each of orch's git steps in a worktree (the run's preparation, the
+//! leftover commit, the merge step), and every repair is an event on the task.
+
+use super::Pipeline;
+use orch_core::{EventInput, Task};
+use orch_git::{RepoStore, Worktree};
+use orch_store::Store;
+
+/// The event of a removed stale lock.
+pub(crate) const STALE_LOCK_REMOVED: &str = "stale_lock_removed";
+/// The event of an interrupted merge that was undone.
+pub(crate) const MERGE_UNDONE: &str = "merge_undone";
+
+/// Clear what a killed git left in the task's worktree and log it on the task.
+/// A failure is logged and otherwise ignored: the git step that follows fails
+/// with git's own words if the leftover is still in its way.
+pub(crate) async fn repair_worktree(
+    store: &dyn Store,
+    repos: &RepoStore,
+    task: &Task,
+    wt: &Worktree,
+    actor: &str,
+) {
+    let repair = match repos.repair_worktree(wt).await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!(task = %task.id, error = %e, "checking the worktree for crash leftovers failed");
+            return;
+        }
+    };
+    let mut events = Vec::new();
+    if let Some(lock) = &repair.removed_lock {
+        events.push(EventInput::new(
+            actor,
+            STALE_LOCK_REMOVED,
+            format!(
+                "removed {}: a git process that no longer runs left it (orch or its git was killed)",
+                lock.display()
+            ),
+        ));
+    }
+    if let Some(head) = &repair.undone_merge {
+        events.push(EventInput::new(
+            actor,
+            MERGE_UNDONE,
+            format!(
+                "a merge of the base into {} was killed midway; the worktree is back at {head} and the merge runs again",
+                task.branch
+            ),
+        ));
+    }
+    if let Some(who) = &repair.busy {
+        tracing::info!(task = %task.id, holder = %who, "crash leftovers kept: a live process works in the worktree");
+    }
+    for e in events {
+        if let Err(err) = store.append_event(task.id, e).await {
+            tracing::warn!(task = %task.id, error = %err, "logging a worktree repair failed");
+        }
+    }
+}
+
+impl Pipeline {
+    /// [`repair_worktree`] as this pipeline's actor.
+    pub(crate) async fn repair_worktree(&self, task: &Task, wt: &Worktree) {
+        repair_worktree(self.store.as_ref(), &self.repos, task, wt, &self.actor).await;
+    }
+
+    /// At start-up, before anything runs: clear the crash leftovers in the
+    /// worktree of every live task. Returns how many worktrees were looked at.
+    pub async fn recover_worktrees(&self) -> super::PipelineResult<usize> {
+        let tasks = self
+            .store
+            .list_tasks(&orch_store::TaskFilter::default())
+            .await?;
+        let mut n = 0;
+        for task in tasks.into_iter().filter(|t| !t.stage.is_terminal()) {
+            let Ok(path) = self.repos.worktree_path(&task.repo, &task.branch) else {
+                continue;
+            };
+            if !path.is_dir() {
+                continue;
+            }
+            let wt = Worktree {
+                repo: task.repo.clone(),
+                path,
+                branch: task.branch.clone(),
+                created: false,
+            };
+            self.repair_worktree(&task, &wt).await;
+            n += 1;
+        }
+        Ok(n)
+    }
+}
