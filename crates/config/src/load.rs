@@ -37,6 +37,7 @@ pub(crate) const SECTIONS: &[&str] = &[
     "agent_env",
     "budget",
     "review",
+    "merge",
     "logging",
 ];
 

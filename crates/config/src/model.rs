@@ -33,6 +33,7 @@ pub struct Config {
     pub agent_env: AgentEnvConfig,
     pub budget: BudgetConfig,
     pub review: ReviewConfig,
+    pub merge: MergeConfig,
     pub logging: LoggingConfig,
     /// `[[notify]]`: outgoing webhooks told about the pipeline.
     pub notify: Vec<NotifyConfig>,
@@ -66,6 +67,7 @@ impl Default for Config {
             agent_env: AgentEnvConfig::default(),
             budget: BudgetConfig::default(),
             review: ReviewConfig::default(),
+            merge: MergeConfig::default(),
             logging: LoggingConfig::default(),
             notify: Vec::new(),
             base_dir: PathBuf::new(),
@@ -666,6 +668,24 @@ impl Default for ReviewConfig {
             max_review_rounds: 3,
             max_rejection_rounds: 3,
         }
+    }
+}
+
+/// `[merge]`: the merge gate's bounds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MergeConfig {
+    /// Attempts of the merge step (push, merge on the forge) before the task
+    /// parks for a person. A failure that asking again can cure (a 5xx, a
+    /// timeout, a refused connection, a base that moved) is retried with the
+    /// backoff of `[queue.retry]`; a refusal that cannot be cured (branch
+    /// protection, a bad remote or credentials) parks at once.
+    pub max_attempts: u32,
+}
+
+impl Default for MergeConfig {
+    fn default() -> Self {
+        MergeConfig { max_attempts: 5 }
     }
 }
 

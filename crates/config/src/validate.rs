@@ -534,6 +534,7 @@ impl Config {
             self.review.max_rejection_rounds.into(),
             1,
         );
+        c.at_least("merge.max_attempts", self.merge.max_attempts.into(), 1);
         let level = self.logging.level.trim();
         let is_directive = level.contains(['=', ',']);
         let known = ["trace", "debug", "info", "warn", "error", "off"];

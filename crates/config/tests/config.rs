@@ -114,6 +114,7 @@ fn example_parses_and_validates() {
         (&c.tracker, &c.forge, &c.agent_env, &c.review, &c.logging),
         (&d.tracker, &d.forge, &d.agent_env, &d.review, &d.logging)
     );
+    assert_eq!(c.merge, d.merge);
     assert_eq!(
         (&c.queue.retry, c.queue.max_attempts, c.queue.lease_secs),
         (&d.queue.retry, d.queue.max_attempts, d.queue.lease_secs)
@@ -727,6 +728,30 @@ fn env_override_wins_over_file() {
             Some(vec!["claude".into(), "-p".into()])
         );
         c.validate().map_err(jailed)?;
+        Ok(())
+    });
+}
+
+#[test]
+fn merge_max_attempts_is_read_from_the_file_and_the_environment() {
+    assert_eq!(parse("").unwrap().merge.max_attempts, 5, "the default");
+    assert_eq!(
+        parse("[merge]\nmax_attempts = 2")
+            .unwrap()
+            .merge
+            .max_attempts,
+        2
+    );
+    let e = invalid("[merge]\nmax_attempts = 0").to_string();
+    assert!(
+        e.contains("merge.max_attempts") && e.contains("must be at least 1 (got 0)"),
+        "{e}"
+    );
+    Jail::expect_with(|jail| {
+        jail.create_file("orch.toml", "[merge]\nmax_attempts = 4\n")?;
+        jail.set_env("ORCH_MERGE__MAX_ATTEMPTS", "7");
+        let c = Config::load(Some(Path::new("orch.toml"))).map_err(jailed)?;
+        assert_eq!(c.merge.max_attempts, 7);
         Ok(())
     });
 }
