@@ -228,6 +228,9 @@ test('STOP asks for confirmation and cancels the task', async () => {
   await page.locator('#t-result', { hasText: 'stop: cancelled' }).waitFor();
   const r = await api('GET', `/api/tasks/${id}`);
   assert.equal(r.json.task.stage, 'cancelled');
+  // The work was archived before the worktree went; the page lists it.
+  assert.ok(r.json.archives.length >= 1, JSON.stringify(r.json.archives));
+  await page.locator('#archives .archive', { hasText: `orch task restore ${id}` }).waitFor();
   await page.screenshot({ path: join(SHOTS, 'task-stopped.png'), fullPage: true });
 });
 

@@ -81,6 +81,19 @@ pub enum TaskCommand {
     Show(TaskShowArgs),
     /// Print the output of the task's latest agent run; -f follows it live.
     Logs(TaskLogsArgs),
+    /// Make a branch `restore/<key>-<N>` from one of the task's archives (the
+    /// newest by default) and push it to the repo's remote.
+    Restore(TaskRestoreArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TaskRestoreArgs {
+    /// Task id or work item key.
+    pub task: String,
+    /// The archive's number, as `orch task show` lists it (default: the newest).
+    pub number: Option<u32>,
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

@@ -40,6 +40,21 @@ pub struct Archive {
     pub had_uncommitted: bool,
 }
 
+/// An archive with the files it changed against the repo's base, as `orch task
+/// show`, the API and the dashboard list it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ArchiveListing {
+    #[serde(flatten)]
+    pub archive: Archive,
+    /// At most [`ARCHIVE_FILES_SHOWN`] paths.
+    pub files: Vec<String>,
+    /// `true` when the archive changed more files than are listed.
+    pub files_cut: bool,
+}
+
+/// How many changed files each listed archive names.
+pub const ARCHIVE_FILES_SHOWN: usize = 50;
+
 const TRAILER_BRANCH: &str = "Orch-Branch";
 const TRAILER_UNCOMMITTED: &str = "Orch-Uncommitted";
 
@@ -294,6 +309,35 @@ impl RepoStore {
             .take(limit)
             .map(str::to_owned)
             .collect())
+    }
+
+    /// Every archive of a work item, oldest first, each with the files it
+    /// changed against `base`. A repo without a mirror has none.
+    pub async fn archive_listings(
+        &self,
+        repo: &str,
+        work_item_id: &str,
+        base: &str,
+    ) -> Result<Vec<ArchiveListing>> {
+        let archives = match self.list_archives(repo, work_item_id).await {
+            Ok(a) => a,
+            Err(GitError::NoMirror { .. }) => return Ok(Vec::new()),
+            Err(e) => return Err(e),
+        };
+        let mut out = Vec::with_capacity(archives.len());
+        for archive in archives {
+            let mut files = self
+                .archive_files(repo, &archive, base, ARCHIVE_FILES_SHOWN + 1)
+                .await?;
+            let files_cut = files.len() > ARCHIVE_FILES_SHOWN;
+            files.truncate(ARCHIVE_FILES_SHOWN);
+            out.push(ArchiveListing {
+                archive,
+                files,
+                files_cut,
+            });
+        }
+        Ok(out)
     }
 
     async fn next_archive_number(&self, mirror: &Path, work_item_id: &str) -> Result<u32> {

@@ -24,7 +24,7 @@ pub mod refs;
 mod runner;
 mod worktree;
 
-pub use archive::{Archive, restore_branch_name};
+pub use archive::{ARCHIVE_FILES_SHOWN, Archive, ArchiveListing, restore_branch_name};
 pub use branch::{DeleteOutcome, FastForward, MergeResult, ProtectedBranches};
 pub use error::{GitError, RefError, Result};
 pub use locks::WorktreeRepair;

@@ -249,6 +249,7 @@ async function loadTask() {
   renderGates(t.stage);
   renderTimeline(d.events);
   renderRuns(d.runs, d.usage);
+  renderArchives(d.archives || [], t.id);
   const current = latestRun(d.runs);
   if (current && (!state.log || state.log.run !== current.run_id)) openLog(id, current.run_id, current.agent);
   if (!current && !state.log) $('#log-state').textContent = 'No agent has run yet.';
@@ -303,6 +304,21 @@ function renderRuns(runs, usage) {
     el('td', { text: money(r.usage.cost_usd) })));
   $('#runs tbody').replaceChildren(...rows);
   $('#usage').textContent = `Total: ${usage.input_tokens} tokens in, ${usage.output_tokens} out, ${money(usage.cost_usd)}`;
+}
+
+// Saved states of the task's worktree: each with the files it changed and the
+// command that makes a branch from it.
+function renderArchives(archives, taskId) {
+  const items = archives.map((a) => {
+    const files = a.files.length ? a.files.join(', ') + (a.files_cut ? ', …' : '') : 'no changes against the base';
+    return el('div', { class: 'archive' },
+      el('h4', { text: `#${a.number} · ${when(a.created_at)}${a.had_uncommitted ? ' · with uncommitted work' : ''}` }),
+      el('div', { class: 'small', text: `${a.ref_name} (${a.commit.slice(0, 12)})` }),
+      el('div', { text: files }),
+      el('code', { class: 'small', text: `orch task restore ${taskId} ${a.number}` }));
+  });
+  if (!items.length) items.push(el('p', { class: 'small', text: 'No archives: the worktree was never removed.' }));
+  $('#archives').replaceChildren(...items);
 }
 
 async function loadDiff(id) {

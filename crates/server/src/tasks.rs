@@ -187,6 +187,8 @@ pub struct TaskDetail {
     runs: Vec<orch_core::Run>,
     usage: orch_core::run::Usage,
     events: Vec<orch_core::TaskEvent>,
+    /// Saved states of its worktree (`refs/orch/archive/<key>/<n>`), with files.
+    archives: Vec<orch_git::ArchiveListing>,
 }
 
 pub async fn show(
@@ -201,8 +203,29 @@ pub async fn show(
         runs: store.runs_for_task(task.id).await?,
         usage: store.task_usage(task.id).await?,
         events: store.events(task.id).await?,
+        archives: archives_of(&s, &task).await,
         task,
     }))
+}
+
+/// The task's archives with their files; none when its repo left orch.toml.
+/// A git failure is logged and shows as no archives, not as a failed page.
+async fn archives_of(s: &AppState, task: &Task) -> Vec<orch_git::ArchiveListing> {
+    let Some(repo) = s.pipeline().config().repo(&task.repo) else {
+        return Vec::new();
+    };
+    s.pipeline()
+        .repos()
+        .archive_listings(
+            &task.repo,
+            task.original_work_item_id(),
+            &repo.default_branch,
+        )
+        .await
+        .unwrap_or_else(|e| {
+            tracing::warn!(task = %task.id, error = %e, "listing the task's archives");
+            Vec::new()
+        })
 }
 
 /// A task by numeric id, or the live task of a work item key.

@@ -243,6 +243,7 @@ fn finish(tokens: u64, cost: f64) -> RunFinish {
             input_tokens: tokens,
             output_tokens: 0,
             cost_usd: cost,
+            ..Usage::default()
         },
         session_id: None,
         error: None,
@@ -439,6 +440,16 @@ async fn diff_and_artefacts_come_from_the_task_branch() {
         .await;
     assert_eq!(status, StatusCode::OK, "{diff}");
     assert!(diff.contains("+hello"), "the archived work: {diff}");
+    // GET /api/tasks/{id} lists the archive with the files it changed.
+    let (status, detail) = s.get_json(&format!("/api/tasks/{id}")).await;
+    assert_eq!(status, StatusCode::OK, "{detail}");
+    let archives = detail["archives"].as_array().expect("archives");
+    assert_eq!(archives.len(), 1, "{detail:#}");
+    assert_eq!(archives[0]["ref_name"], "refs/orch/archive/DEMO-1/1");
+    assert_eq!(
+        archives[0]["files"],
+        json!(["docs/work-items/DEMO-1/analysis.md", "hello.txt"])
+    );
     s.shutdown().await;
 }
 

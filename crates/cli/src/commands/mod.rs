@@ -1,5 +1,6 @@
 //! One module per command group; `run` dispatches.
 
+mod archives;
 mod db;
 mod doctor;
 mod init;
@@ -34,6 +35,7 @@ pub async fn run(cli: Cli) -> CliResult {
                 }
                 TaskCommand::Stop(a) => task::action(&cfg, &a, TaskAction::Stop).await,
                 TaskCommand::Logs(a) => logs::run(&cfg, &a).await,
+                TaskCommand::Restore(a) => archives::restore(&cfg, &a).await,
             }
         }
         Command::Doctor(a) => doctor::run(&load_config(cli.config.as_deref())?, &a).await,

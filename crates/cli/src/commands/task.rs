@@ -256,6 +256,8 @@ struct TaskDetail {
     runs: Vec<orch_core::Run>,
     usage: orch_core::run::Usage,
     events: Vec<orch_core::TaskEvent>,
+    /// Saved states of its worktree (`refs/orch/archive/<key>/<n>`), with files.
+    archives: Vec<orch_git::ArchiveListing>,
 }
 
 pub async fn show(cfg: &Config, a: &TaskShowArgs) -> CliResult {
@@ -267,6 +269,7 @@ pub async fn show(cfg: &Config, a: &TaskShowArgs) -> CliResult {
         runs: store.runs_for_task(task.id).await?,
         usage: store.task_usage(task.id).await?,
         events: store.events(task.id).await?,
+        archives: super::archives::of_task(cfg, &task).await?,
         task,
     };
     if a.json {
@@ -356,6 +359,7 @@ pub async fn show(cfg: &Config, a: &TaskShowArgs) -> CliResult {
             )
         );
     }
+    super::archives::print(&d.archives);
     println!("\nevents:");
     for e in &d.events {
         let stages = match (e.from_stage, e.to_stage) {
