@@ -6,7 +6,7 @@
 //! [`MeteredForge`] in `Pipeline::new`, so every implementation (builtin,
 //! Plane, Gitea, …) counts its failed calls without doing anything itself.
 
-use crate::ports::{Forge, MergeOutcome, PortResult, Tracker};
+use crate::ports::{Forge, ForgeResult, MergeOutcome, PortResult, Tracker};
 use async_trait::async_trait;
 use orch_core::run::RunOutcome;
 use orch_core::{AgentKind, Job, Timestamp};
@@ -47,7 +47,7 @@ pub(crate) fn now() -> Timestamp {
     Timestamp(ms)
 }
 
-fn counted<T>(what: &'static str, op: &'static str, r: PortResult<T>) -> PortResult<T> {
+fn counted<T, E>(what: &'static str, op: &'static str, r: Result<T, E>) -> Result<T, E> {
     if r.is_err() {
         metrics::counter!(what, "op" => op).increment(1);
     }
@@ -83,11 +83,11 @@ pub struct MeteredForge(pub Arc<dyn Forge>);
 
 #[async_trait]
 impl Forge for MeteredForge {
-    async fn push_branch(&self, repo: &str, branch: &str) -> PortResult<String> {
+    async fn push_branch(&self, repo: &str, branch: &str) -> ForgeResult<String> {
         let r = self.0.push_branch(repo, branch).await;
         counted("orch_forge_errors_total", "push_branch", r)
     }
-    async fn base_head(&self, repo: &str, base: &str) -> PortResult<Option<String>> {
+    async fn base_head(&self, repo: &str, base: &str) -> ForgeResult<Option<String>> {
         let r = self.0.base_head(repo, base).await;
         counted("orch_forge_errors_total", "base_head", r)
     }
@@ -98,11 +98,11 @@ impl Forge for MeteredForge {
         base: &str,
         head: &str,
         expected_base: &str,
-    ) -> PortResult<MergeOutcome> {
+    ) -> ForgeResult<MergeOutcome> {
         let r = self.0.merge(repo, branch, base, head, expected_base).await;
         counted("orch_forge_errors_total", "merge", r)
     }
-    async fn is_merged(&self, repo: &str, base: &str, head: &str) -> PortResult<bool> {
+    async fn is_merged(&self, repo: &str, base: &str, head: &str) -> ForgeResult<bool> {
         let r = self.0.is_merged(repo, base, head).await;
         counted("orch_forge_errors_total", "is_merged", r)
     }
@@ -111,7 +111,7 @@ impl Forge for MeteredForge {
         repo: &str,
         branch: &str,
         protected: &ProtectedBranches,
-    ) -> PortResult<DeleteOutcome> {
+    ) -> ForgeResult<DeleteOutcome> {
         let r = self.0.delete_branch(repo, branch, protected).await;
         counted("orch_forge_errors_total", "delete_branch", r)
     }
@@ -121,7 +121,7 @@ impl Forge for MeteredForge {
         sha: &str,
         ok: bool,
         description: &str,
-    ) -> PortResult<()> {
+    ) -> ForgeResult<()> {
         let r = self.0.report_verify(repo, sha, ok, description).await;
         counted("orch_forge_errors_total", "report_verify", r)
     }

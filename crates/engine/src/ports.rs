@@ -4,7 +4,7 @@
 //! own store) and the local forge (a bare repository on disk is the remote).
 
 use async_trait::async_trait;
-use orch_git::{DeleteOutcome, FastForward, ProtectedBranches, RepoStore};
+use orch_git::{DeleteOutcome, FastForward, GitError, ProtectedBranches, RepoStore};
 use orch_store::{Store, TrackerItem};
 use std::sync::Arc;
 
@@ -20,6 +20,118 @@ impl PortError {
 }
 
 pub type PortResult<T> = Result<T, PortError>;
+
+/// Whether asking the forge again can change its answer: what the merge gate
+/// decides from (bounded merges, R-6, R-41).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Failure {
+    /// An outage or a pause: a 5xx, a timeout, a refused connection, a rate
+    /// limit, a forge still computing whether it can merge. The step is
+    /// retried with backoff, at most `merge.max_attempts` times.
+    Transient,
+    /// A refusal that asking again cannot change: branch protection, a
+    /// conflict verify cannot fix, a bad remote, bad credentials. The task
+    /// parks for a person with the forge's words.
+    Permanent,
+}
+
+/// A forge call that failed, classified (see [`Failure`]). The message is the
+/// forge's own words plus what orch was doing; it never holds a credential.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct ForgeError {
+    pub failure: Failure,
+    pub message: String,
+}
+
+impl ForgeError {
+    pub fn transient(message: impl std::fmt::Display) -> ForgeError {
+        ForgeError {
+            failure: Failure::Transient,
+            message: message.to_string(),
+        }
+    }
+
+    pub fn permanent(message: impl std::fmt::Display) -> ForgeError {
+        ForgeError {
+            failure: Failure::Permanent,
+            message: message.to_string(),
+        }
+    }
+
+    pub fn is_permanent(&self) -> bool {
+        self.failure == Failure::Permanent
+    }
+}
+
+/// An unclassified port failure counts as transient: it is retried, and the
+/// retries are bounded by `merge.max_attempts` like any other.
+impl From<PortError> for ForgeError {
+    fn from(e: PortError) -> ForgeError {
+        ForgeError::transient(e.0)
+    }
+}
+
+/// A git call of a forge (push, fetch, ls-remote) or of the merge step in the
+/// worktree: see [`git_failure`].
+impl From<GitError> for ForgeError {
+    fn from(e: GitError) -> ForgeError {
+        ForgeError {
+            failure: git_failure(&e),
+            message: e.to_string(),
+        }
+    }
+}
+
+pub type ForgeResult<T> = Result<T, ForgeError>;
+
+/// How a failed git call bears on retrying it. git exits 128 for a refused
+/// push and for an unreachable host alike, so a failed command is told apart
+/// by its words: the network's troubles are transient, everything else (a
+/// hook or a protection rejecting the push, a path or URL that is no
+/// repository, refused credentials, a push that is not a fast-forward) is a
+/// refusal a person must look at. Local problems orch cannot cure by itself
+/// (no mirror, an invalid ref, a missing git binary) are permanent too; a
+/// timeout or an IO error may pass.
+pub fn git_failure(e: &GitError) -> Failure {
+    match e {
+        GitError::Timeout { .. } | GitError::Io { .. } => Failure::Transient,
+        GitError::Failed { stderr_tail, .. } => {
+            let words = stderr_tail.to_ascii_lowercase();
+            if TRANSIENT_GIT_WORDS.iter().any(|w| words.contains(w)) {
+                Failure::Transient
+            } else {
+                Failure::Permanent
+            }
+        }
+        _ => Failure::Permanent,
+    }
+}
+
+/// What git (and curl, ssh beneath it) says when the network, not the
+/// remote's will, failed the call; or when another git held a lock a moment.
+const TRANSIENT_GIT_WORDS: &[&str] = &[
+    "connection refused",
+    "connection timed out",
+    "connection reset",
+    "operation timed out",
+    "timed out after",
+    "could not resolve host",
+    "temporary failure in name resolution",
+    "network is unreachable",
+    "no route to host",
+    "couldn't connect to server",
+    "failed to connect to",
+    "the remote end hung up unexpectedly",
+    "early eof",
+    "rpc failed",
+    "the requested url returned error: 5",
+    "the requested url returned error: 429",
+    "the requested url returned error: 408",
+    "cannot lock ref",
+    ".lock': file exists",
+];
 
 /// Where people see and move work items.
 #[async_trait]
@@ -88,24 +200,29 @@ impl Tracker for BuiltinTracker {
     }
 }
 
-/// How a merge request ended.
+/// How a merge request ended, when the forge did not fail or refuse it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MergeOutcome {
     /// The base now contains the verified head.
     Merged { sha: String },
-    /// The base moved or the head no longer fits: merge the base in and verify again.
+    /// The base moved or the head no longer fits: merge the base in and verify
+    /// again. Counted against `merge.max_attempts` like a failure, so a forge
+    /// that keeps answering this cannot hold the merge lease forever.
     Stale(String),
 }
 
-/// Where branches live and get merged.
+/// Where branches live and get merged. Every call's failure is
+/// classified ([`ForgeError`]): the merge gate retries what may pass and
+/// parks the task on a refusal.
 #[async_trait]
 pub trait Forge: Send + Sync {
     /// Push the task branch; returns the pushed head.
-    async fn push_branch(&self, repo: &str, branch: &str) -> PortResult<String>;
+    async fn push_branch(&self, repo: &str, branch: &str) -> ForgeResult<String>;
     /// The base branch's current head on the remote.
-    async fn base_head(&self, repo: &str, base: &str) -> PortResult<Option<String>>;
+    async fn base_head(&self, repo: &str, base: &str) -> ForgeResult<Option<String>>;
     /// Merge exactly `head` (already pushed on `branch`) into `base`, which must
-    /// still be at `expected_base`.
+    /// still be at `expected_base`. A refusal is an error: permanent when
+    /// asking again cannot help (protection, a conflict), transient otherwise.
     async fn merge(
         &self,
         repo: &str,
@@ -113,16 +230,16 @@ pub trait Forge: Send + Sync {
         base: &str,
         head: &str,
         expected_base: &str,
-    ) -> PortResult<MergeOutcome>;
+    ) -> ForgeResult<MergeOutcome>;
     /// Whether `base` on the remote already contains `head` (a merge proven done).
-    async fn is_merged(&self, repo: &str, base: &str, head: &str) -> PortResult<bool>;
+    async fn is_merged(&self, repo: &str, base: &str, head: &str) -> ForgeResult<bool>;
     /// Delete a task branch on the remote; protected branches are refused (TC-05).
     async fn delete_branch(
         &self,
         repo: &str,
         branch: &str,
         protected: &ProtectedBranches,
-    ) -> PortResult<DeleteOutcome>;
+    ) -> ForgeResult<DeleteOutcome>;
     /// Show the verify result on the commit (a forge's commit status).
     /// Required, not defaulted: a wrapper that forgot it would drop it silently.
     async fn report_verify(
@@ -131,7 +248,7 @@ pub trait Forge: Send + Sync {
         sha: &str,
         ok: bool,
         description: &str,
-    ) -> PortResult<()>;
+    ) -> ForgeResult<()>;
 }
 
 /// The local forge: the remote is a bare repository on disk; merging is a
@@ -148,21 +265,17 @@ impl LocalForge {
 
 #[async_trait]
 impl Forge for LocalForge {
-    async fn push_branch(&self, repo: &str, branch: &str) -> PortResult<String> {
-        self.repos
-            .push_branch(repo, branch)
-            .await
-            .map_err(PortError::new)
+    async fn push_branch(&self, repo: &str, branch: &str) -> ForgeResult<String> {
+        Ok(self.repos.push_branch(repo, branch).await?)
     }
 
-    async fn base_head(&self, repo: &str, base: &str) -> PortResult<Option<String>> {
-        self.repos.fetch(repo).await.map_err(PortError::new)?;
-        self.repos
-            .remote_branch_sha(repo, base)
-            .await
-            .map_err(PortError::new)
+    async fn base_head(&self, repo: &str, base: &str) -> ForgeResult<Option<String>> {
+        self.repos.fetch(repo).await?;
+        Ok(self.repos.remote_branch_sha(repo, base).await?)
     }
 
+    /// A push to the base that the remote rejects (a hook, a protection) is
+    /// a permanent refusal; a base that moved meanwhile is stale.
     async fn merge(
         &self,
         repo: &str,
@@ -170,15 +283,21 @@ impl Forge for LocalForge {
         base: &str,
         head: &str,
         expected_base: &str,
-    ) -> PortResult<MergeOutcome> {
+    ) -> ForgeResult<MergeOutcome> {
         match self
             .repos
             .fast_forward_base(repo, branch, base, expected_base)
-            .await
-            .map_err(PortError::new)?
+            .await?
         {
             FastForward::Pushed { sha } if sha == head => Ok(MergeOutcome::Merged { sha }),
             FastForward::Pushed { sha } => Ok(MergeOutcome::Merged { sha }),
+            // The remote's base is where it was, yet the push was rejected:
+            // a hook or a protection refuses it, and asking again will not help.
+            FastForward::BaseMoved { current } if current.as_deref() == Some(expected_base) => {
+                Err(ForgeError::permanent(format!(
+                    "the remote refused to move {base} to {head} although {base} is still at {expected_base}: a hook or a protection rejects orch's push; allow it, or merge by hand"
+                )))
+            }
             FastForward::BaseMoved { current } => Ok(MergeOutcome::Stale(format!(
                 "{base} moved to {} meanwhile",
                 current.as_deref().unwrap_or("(deleted)")
@@ -189,9 +308,9 @@ impl Forge for LocalForge {
         }
     }
 
-    async fn is_merged(&self, repo: &str, base: &str, head: &str) -> PortResult<bool> {
-        let mirror = self.repos.mirror_path(repo).map_err(PortError::new)?;
-        self.repos.fetch(repo).await.map_err(PortError::new)?;
+    async fn is_merged(&self, repo: &str, base: &str, head: &str) -> ForgeResult<bool> {
+        let mirror = self.repos.mirror_path(repo)?;
+        self.repos.fetch(repo).await?;
         let base_ref = format!("refs/remotes/origin/{base}");
         let args: Vec<std::ffi::OsString> = vec![
             "merge-base".into(),
@@ -199,20 +318,13 @@ impl Forge for LocalForge {
             head.into(),
             base_ref.into(),
         ];
-        let out = self
-            .repos
-            .git()
-            .output(&mirror, &args, &[])
-            .await
-            .map_err(PortError::new)?;
+        let out = self.repos.git().output(&mirror, &args, &[]).await?;
         match out.code() {
             Some(0) => Ok(true),
             Some(1) => Ok(false),
             // 128: the head is unknown here, so it cannot be in the base.
             Some(128) => Ok(false),
-            _ => Err(PortError(
-                self.repos.git().failure(&mirror, &args, &out).to_string(),
-            )),
+            _ => Err(self.repos.git().failure(&mirror, &args, &out).into()),
         }
     }
 
@@ -221,15 +333,75 @@ impl Forge for LocalForge {
         repo: &str,
         branch: &str,
         protected: &ProtectedBranches,
-    ) -> PortResult<DeleteOutcome> {
-        self.repos
+    ) -> ForgeResult<DeleteOutcome> {
+        Ok(self
+            .repos
             .delete_remote_branch(repo, branch, protected)
-            .await
-            .map_err(PortError::new)
+            .await?)
     }
 
     /// A bare repository on disk has no commit statuses.
-    async fn report_verify(&self, _: &str, _: &str, _: bool, _: &str) -> PortResult<()> {
+    async fn report_verify(&self, _: &str, _: &str, _: bool, _: &str) -> ForgeResult<()> {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn failed(stderr: &str) -> GitError {
+        GitError::Failed {
+            command: "git push --quiet -- origin x".into(),
+            dir: "/srv/repos/demo.git".into(),
+            status: "exit status: 128".into(),
+            stderr_tail: stderr.into(),
+        }
+    }
+
+    #[test]
+    fn git_failures_of_the_network_are_transient_and_refusals_permanent() {
+        for words in [
+            "ssh: connect to host git.example.org port 22: Connection refused\nfatal: Could not read from remote repository.",
+            "fatal: unable to access 'https://git.example.org/a/b.git/': Failed to connect to git.example.org port 443 after 3 ms: Couldn't connect to server",
+            "fatal: unable to access 'https://git.example.org/a/b.git/': Could not resolve host: git.example.org",
+            "error: RPC failed; HTTP 502 curl 22 The requested URL returned error: 502\nfatal: the remote end hung up unexpectedly",
+            "fatal: unable to access 'https://x/': The requested URL returned error: 503",
+            "ssh: connect to host x port 22: Connection timed out",
+            "error: cannot lock ref 'refs/remotes/origin/main': Unable to create '/srv/repos/demo.git/refs/remotes/origin/main.lock': File exists.",
+        ] {
+            assert_eq!(git_failure(&failed(words)), Failure::Transient, "{words}");
+        }
+        for words in [
+            "remote: this repository is frozen\nTo /srv/remotes/demo.git\n ! [remote rejected] x -> x (pre-receive hook declined)\nerror: failed to push some refs",
+            "fatal: '/srv/remotes/gone.git' does not appear to be a git repository\nfatal: Could not read from remote repository.",
+            "remote: Repository not found.\nfatal: repository 'https://github.com/a/b.git/' not found",
+            "git@github.com: Permission denied (publickey).\nfatal: Could not read from remote repository.",
+            "fatal: Authentication failed for 'https://git.example.org/a/b.git/'",
+            "fatal: unable to access 'https://x/': The requested URL returned error: 403",
+            " ! [rejected]        x -> x (non-fast-forward)",
+            "remote: error: GH006: Protected branch update failed for refs/heads/main.",
+        ] {
+            assert_eq!(git_failure(&failed(words)), Failure::Permanent, "{words}");
+        }
+        let timeout = GitError::Timeout {
+            command: "git push".into(),
+            dir: "/srv".into(),
+            timeout: std::time::Duration::from_secs(1),
+        };
+        assert_eq!(git_failure(&timeout), Failure::Transient);
+        let no_mirror = GitError::NoMirror {
+            repo: "demo".into(),
+            path: "/srv/repos/demo.git".into(),
+        };
+        assert_eq!(git_failure(&no_mirror), Failure::Permanent);
+        // The conversion keeps git's words.
+        let e = ForgeError::from(failed("remote: frozen\n ! [remote rejected] x -> x"));
+        assert!(
+            e.is_permanent() && e.message.contains("remote: frozen"),
+            "{e}"
+        );
+        // An unclassified port error may pass: retried, within the bound.
+        assert!(!ForgeError::from(PortError::new("?")).is_permanent());
     }
 }

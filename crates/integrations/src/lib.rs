@@ -15,6 +15,7 @@ pub mod ingest;
 pub mod notify;
 pub mod plane;
 pub mod providers;
+pub mod refusals;
 pub mod repair;
 pub mod signature;
 pub mod webhook;

@@ -3,7 +3,7 @@
 //! matches a path, a method, the declared query parameters and the body's
 //! required fields of Gitea's own `swagger.v1.json`.
 
-use orch_engine::ports::{Forge, MergeOutcome};
+use orch_engine::ports::{Failure, Forge, MergeOutcome};
 use orch_git::{DeleteOutcome, ProtectedBranches, RepoStore};
 use orch_integrations::fakes::{FakeGitea, gitea::GiteaModel};
 use orch_integrations::gitea::{GiteaClient, GiteaForge};
@@ -162,23 +162,36 @@ async fn an_existing_pull_request_is_found_not_duplicated() {
 }
 
 #[tokio::test]
-async fn refusals_send_the_task_back_to_the_merge_gate_with_a_reason() {
+async fn refusals_are_classified_for_the_merge_gate_with_gitea_s_reason() {
     let w = world().await;
     let head = w.branch("feature/y", "y.rs");
     let base = w.main_sha();
-    // Gitea says not now (405) and then conflict (409): Stale with its reason.
+    // Gitea is still checking mergeability (405 "try again later"): transient.
     w.model()
         .merge_answers
         .push_back((405, "Please try again later".into()));
-    let out = w
+    let e = w
         .forge
         .merge("app", "feature/y", "main", &head, &base)
         .await
-        .unwrap();
+        .unwrap_err();
+    assert_eq!(e.failure, Failure::Transient, "{e}");
     assert!(
-        matches!(&out, MergeOutcome::Stale(why) if why.contains("405") && why.contains("try again later")),
-        "{out:?}"
+        e.message.contains("405") && e.message.contains("try again later"),
+        "{e}"
     );
+    // Branch protection (405): asking again cannot help.
+    w.model()
+        .merge_answers
+        .push_back((405, "protected branch main: not enough approvals".into()));
+    let e = w
+        .forge
+        .merge("app", "feature/y", "main", &head, &base)
+        .await
+        .unwrap_err();
+    assert_eq!(e.failure, Failure::Permanent, "{e}");
+    assert!(e.message.contains("not enough approvals"), "{e}");
+    // A conflict (409): merge the base in and verify again.
     w.model()
         .merge_answers
         .push_back((409, "merge conflict".into()));
@@ -191,6 +204,10 @@ async fn refusals_send_the_task_back_to_the_merge_gate_with_a_reason() {
         matches!(&out, MergeOutcome::Stale(why) if why.contains("409")),
         "{out:?}"
     );
+    // Refused credentials are permanent too.
+    w.fake.fail_next(401, 1);
+    let e = w.forge.base_head("app", "main").await.unwrap_err();
+    assert_eq!(e.failure, Failure::Permanent, "{e}");
     // The branch moved after verify: the pull request's head is not the verified one.
     let moved = w.branch("feature/y", "y2.rs");
     let out = w
@@ -469,7 +486,7 @@ async fn every_request_orch_sends_to_gitea_matches_the_swagger() {
     w.forge
         .merge("app", "feature/PROJ-2-contract", "main", &head, &base)
         .await
-        .unwrap();
+        .unwrap_err();
     w.forge
         .merge("app", "feature/PROJ-2-contract", "main", &head, &base)
         .await

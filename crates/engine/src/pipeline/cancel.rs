@@ -175,7 +175,7 @@ impl Pipeline {
                 problems.push(format!("branch kept: {reason}"))
             }
             Ok(_) => {}
-            Err(e) if e.0.contains("no mirror") || e.0.contains("NoMirror") => {}
+            Err(e) if e.message.contains("no mirror") || e.message.contains("NoMirror") => {}
             Err(e) => problems.push(format!("deleting the remote branch: {e}")),
         }
         self.store.release_merge_lease(&task.repo, id).await?;

@@ -4,13 +4,26 @@
 //! finishes the step or proves it done, and never runs it twice: the merge is
 //! a fast-forward of the base that is conditional on the base still being where
 //! it was, and the marker records the verified head and that base.
+//!
+//! The merge step is bounded (`merge.max_attempts`), because it runs while the
+//! task holds its repo's merge lease and every other task of the repo waits:
+//! - a refusal the forge will repeat (branch protection, a bad remote or
+//!   credentials: [`Failure::Permanent`]) parks the task at once with the
+//!   forge's words, and the lease is released;
+//! - a failure that may pass (an outage, a timeout: [`Failure::Transient`]) is
+//!   tried again after the backoff of `[queue.retry]`, and a base that moved
+//!   sends the branch back to the merger to merge it in and verify again;
+//! - after `max_attempts` failed attempts of either kind the task parks the
+//!   same way. Each attempt is an event on the task (`merge_failed`,
+//!   `merge_retry`), so the count and the backoff survive a restart.
 
-use super::{Pipeline, PipelineResult};
-use crate::ports::MergeOutcome;
+use super::{Pipeline, PipelineError, PipelineResult};
+use crate::ports::{Failure, ForgeError, MergeOutcome};
 use orch_core::pipeline::{DeployPhase, JobSpec};
-use orch_core::{AgentKind, Stage, Task};
-use orch_store::{MarkerState, MarkerStep};
+use orch_core::{AgentKind, Stage, Task, TaskEvent, TaskId};
+use orch_store::{MarkerState, MarkerStep, StoreError};
 use serde::{Deserialize, Serialize};
+use std::time::Duration;
 
 /// What a merge marker records.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -20,27 +33,66 @@ struct MergeDetail {
     base_sha: String,
 }
 
+/// The event of a merge attempt that failed on the forge.
+pub(crate) const MERGE_FAILED: &str = "merge_failed";
+/// The event of a merge attempt that sent the branch back to the merger.
+const MERGE_RETRY: &str = "merge_retry";
+
+/// Why a merge attempt stopped short.
+enum Stop {
+    /// The forge (or git beneath it) failed or refused: an attempt, classified.
+    Forge(ForgeError),
+    /// orch's own store failed: the tick fails and runs again.
+    Pipeline(PipelineError),
+}
+
+impl From<ForgeError> for Stop {
+    fn from(e: ForgeError) -> Stop {
+        Stop::Forge(e)
+    }
+}
+
+impl From<orch_git::GitError> for Stop {
+    fn from(e: orch_git::GitError) -> Stop {
+        Stop::Forge(e.into())
+    }
+}
+
+impl From<PipelineError> for Stop {
+    fn from(e: PipelineError) -> Stop {
+        Stop::Pipeline(e)
+    }
+}
+
+impl From<StoreError> for Stop {
+    fn from(e: StoreError) -> Stop {
+        Stop::Pipeline(e.into())
+    }
+}
+
 impl Pipeline {
     /// The merger's verify passed on the current head: push it and merge it.
     pub(crate) async fn merge(&self, task: &Task) -> PipelineResult<String> {
+        if let Some(wait) = self.merge_backing_off(task).await? {
+            return Ok(wait);
+        }
+        let r = self.try_merge(task).await;
+        self.merge_attempt_ended(task, r).await
+    }
+
+    async fn try_merge(&self, task: &Task) -> Result<String, Stop> {
         let base = self.base_branch(&task.repo);
         let wt = self
             .repos
             .create_or_reuse_worktree(&task.repo, &task.branch, &base)
-            .await
-            .map_err(|e| super::PipelineError::Invalid(format!("worktree: {e}")))?;
-        let head = self
-            .repos
-            .head_sha(&wt)
-            .await
-            .map_err(|e| super::PipelineError::Invalid(format!("reading the head: {e}")))?;
-        let pushed = self
-            .noted(task, self.forge.push_branch(&task.repo, &task.branch).await)
             .await?;
+        self.repair_worktree(task, &wt).await;
+        let head = self.repos.head_sha(&wt).await?;
+        let pushed = self.forge.push_branch(&task.repo, &task.branch).await?;
         if pushed != head {
-            return self
-                .requeue_merger(task, "the pushed head is not the verified one")
-                .await;
+            return Ok(self
+                .merge_stale(task, "the pushed head is not the verified one")
+                .await?);
         }
         // The merger's verify passed on this head; the forge shows it. A
         // failure to report is noted and never stops the merge.
@@ -57,13 +109,11 @@ impl Pipeline {
                 )
                 .await;
         }
-        let Some(base_sha) = self
-            .noted(task, self.forge.base_head(&task.repo, &base).await)
-            .await?
-        else {
-            return Err(super::PipelineError::Invalid(format!(
-                "the remote has no branch {base}"
-            )));
+        let Some(base_sha) = self.forge.base_head(&task.repo, &base).await? else {
+            return Err(ForgeError::permanent(format!(
+                "the remote has no branch {base}; push it, or set the repo's default_branch"
+            ))
+            .into());
         };
         let detail = MergeDetail {
             head: head.clone(),
@@ -85,11 +135,11 @@ impl Pipeline {
                 self.event("merge_initiated", format!("merging {head} into {base}")),
             )
             .await?;
-        self.finish_merge(task, marker.id, &detail).await
+        self.try_finish_merge(task, marker.id, &detail).await
     }
 
-    /// An INITIATED merge marker exists (a crash came mid-merge): finish the
-    /// merge or prove it done.
+    /// An INITIATED merge marker exists (a crash came mid-merge, or the last
+    /// attempt failed after writing it): finish the merge or prove it done.
     pub(crate) async fn resume_merge(&self, task: &Task) -> PipelineResult<String> {
         let markers = self.store.initiated_markers(Some(task.id)).await?;
         let Some(marker) = markers.into_iter().find(|m| m.step == MarkerStep::Merge) else {
@@ -100,9 +150,12 @@ impl Pipeline {
                 .finish_marker(marker.id, MarkerState::Abandoned)
                 .await?;
             return self
-                .requeue_merger(task, "an unreadable merge marker was abandoned")
+                .merge_stale(task, "an unreadable merge marker was abandoned")
                 .await;
         };
+        if let Some(wait) = self.merge_backing_off(task).await? {
+            return Ok(wait);
+        }
         self.store
             .append_event(
                 task.id,
@@ -112,46 +165,35 @@ impl Pipeline {
                 ),
             )
             .await?;
-        self.finish_merge(task, marker.id, &detail).await
+        let r = self.try_finish_merge(task, marker.id, &detail).await;
+        self.merge_attempt_ended(task, r).await
     }
 
-    async fn finish_merge(
+    async fn try_finish_merge(
         &self,
         task: &Task,
         marker: i64,
         d: &MergeDetail,
-    ) -> PipelineResult<String> {
-        let merged = if self
-            .noted(
-                task,
-                self.forge.is_merged(&task.repo, &d.base, &d.head).await,
-            )
-            .await?
-        {
-            // Proven done (a restart after the merge, before the marker's completion).
-            true
-        } else {
+    ) -> Result<String, Stop> {
+        // Proven done: a restart after the merge, before the marker's completion.
+        let merged = self.forge.is_merged(&task.repo, &d.base, &d.head).await?;
+        if !merged {
             match self
-                .noted(
-                    task,
-                    self.forge
-                        .merge(&task.repo, &task.branch, &d.base, &d.head, &d.base_sha)
-                        .await,
-                )
+                .forge
+                .merge(&task.repo, &task.branch, &d.base, &d.head, &d.base_sha)
                 .await?
             {
-                MergeOutcome::Merged { .. } => true,
+                MergeOutcome::Merged { .. } => {}
                 MergeOutcome::Stale(why) => {
                     self.store
                         .finish_marker(marker, MarkerState::Abandoned)
                         .await?;
-                    return self
-                        .requeue_merger(task, &format!("merge not done: {why}"))
-                        .await;
+                    return Ok(self
+                        .merge_stale(task, &format!("merge not done: {why}"))
+                        .await?);
                 }
             }
-        };
-        debug_assert!(merged);
+        }
         self.store
             .finish_marker(marker, MarkerState::Completed)
             .await?;
@@ -193,6 +235,147 @@ impl Pipeline {
         Ok(msg)
     }
 
+    /// A merge attempt failed on the forge: retried later, or the end of the
+    /// merge gate for this task (see the module docs).
+    async fn merge_attempt_ended(
+        &self,
+        task: &Task,
+        r: Result<String, Stop>,
+    ) -> PipelineResult<String> {
+        let e = match r {
+            Ok(note) => return Ok(note),
+            Err(Stop::Pipeline(e)) => return Err(e),
+            Err(Stop::Forge(e)) => e,
+        };
+        let max = self.cfg.merge.max_attempts.max(1) as usize;
+        let attempt = merge_attempts(&self.store.events(task.id).await?) + 1;
+        let give_up = match e.failure {
+            Failure::Permanent => Some(format!("the forge refused the merge: {e}")),
+            Failure::Transient if attempt >= max => Some(format!(
+                "the merge failed {attempt} times (merge.max_attempts = {max}); the last time: {e}"
+            )),
+            Failure::Transient => None,
+        };
+        let note = match &give_up {
+            Some(_) => format!("{e} (attempt {attempt} of {max}; not tried again)"),
+            None => {
+                let wait = self.merge_retry_wait(task.id, attempt);
+                format!(
+                    "{e} (attempt {attempt} of {max}; tried again in {} s)",
+                    wait.as_secs_f64().ceil()
+                )
+            }
+        };
+        tracing::warn!(task = %task.id, attempt, max, failure = ?e.failure, error = %e, "merge attempt failed");
+        self.store
+            .append_event(task.id, self.event(MERGE_FAILED, note.clone()))
+            .await?;
+        match give_up {
+            Some(why) => self.give_up_merge(task, &why).await,
+            None => Ok(note),
+        }
+    }
+
+    /// The merge must be verified again (the base moved, the head changed):
+    /// an attempt too, so a forge that keeps answering so cannot hold the
+    /// lease forever.
+    async fn merge_stale(&self, task: &Task, why: &str) -> PipelineResult<String> {
+        let max = self.cfg.merge.max_attempts.max(1) as usize;
+        let attempt = merge_attempts(&self.store.events(task.id).await?) + 1;
+        if attempt >= max {
+            return self
+                .give_up_merge(
+                    task,
+                    &format!(
+                        "the merge did not go through in {attempt} attempts (merge.max_attempts = {max}); the last time: {why}"
+                    ),
+                )
+                .await;
+        }
+        self.step(
+            task,
+            Stage::Merge,
+            MERGE_RETRY,
+            &format!("{why} (attempt {attempt} of {max}; verifying again)"),
+            Some(JobSpec::new(AgentKind::Merger)),
+        )
+        .await?;
+        Ok(why.to_owned())
+    }
+
+    /// The end of the merge gate for this task: parked for a person with the
+    /// reason, the merge marker abandoned (nothing is in flight any more) and
+    /// the repo's merge lease released at once, so other tasks can merge.
+    async fn give_up_merge(&self, task: &Task, why: &str) -> PipelineResult<String> {
+        let markers = self.store.initiated_markers(Some(task.id)).await?;
+        for m in markers.iter().filter(|m| m.step == MarkerStep::Merge) {
+            self.store
+                .finish_marker(m.id, MarkerState::Abandoned)
+                .await?;
+        }
+        let task = self
+            .store
+            .get_task(task.id)
+            .await?
+            .unwrap_or_else(|| task.clone());
+        let note = self.park(&task, why).await?;
+        self.store.release_merge_lease(&task.repo, task.id).await?;
+        self.store
+            .append_event(
+                task.id,
+                self.event(
+                    "lease_released",
+                    format!(
+                        "merge lease of {} released: the other tasks of the repo may merge",
+                        task.repo
+                    ),
+                ),
+            )
+            .await?;
+        Ok(note)
+    }
+
+    /// `Some(why)` while the last merge attempt failed and its backoff has not
+    /// passed yet: the tick then does nothing.
+    async fn merge_backing_off(&self, task: &Task) -> PipelineResult<Option<String>> {
+        let events = self.store.events(task.id).await?;
+        let mut attempt = 0;
+        let mut failed_at = None;
+        for e in since_merge_entry(&events) {
+            if e.kind == MERGE_FAILED {
+                attempt += 1;
+                failed_at = Some((e.at, attempt));
+            } else if e.kind == MERGE_RETRY {
+                attempt += 1;
+                failed_at = None;
+            }
+        }
+        let Some((at, n)) = failed_at else {
+            return Ok(None);
+        };
+        let due = at.plus(self.merge_retry_wait(task.id, n));
+        let now = crate::metered::now();
+        Ok((now < due).then(|| {
+            format!(
+                "merge attempt {} is due in {} ms",
+                n + 1,
+                due.millis() - now.millis()
+            )
+        }))
+    }
+
+    /// The backoff after the `attempt`-th failed merge attempt: `[queue.retry]`,
+    /// with a jitter fixed per task and attempt (every tick computes the same).
+    fn merge_retry_wait(&self, task: TaskId, attempt: usize) -> Duration {
+        let attempt = u32::try_from(attempt).unwrap_or(u32::MAX);
+        let mut z = (task.0 as u64) ^ (u64::from(attempt) << 32);
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^= z >> 31;
+        let unit = (z >> 11) as f64 / (1u64 << 53) as f64;
+        self.cfg.retry_policy().backoff(attempt, unit)
+    }
+
     /// The merger gave up: push the head it checked (the failing state is then
     /// visible on the pull request) and report a failed `orch/verify` status on
     /// it. Errors are noted on the task and never stop the parking.
@@ -222,19 +405,6 @@ impl Pipeline {
                 )
                 .await;
         }
-    }
-
-    /// The merge must be verified again (the base moved, the head changed).
-    async fn requeue_merger(&self, task: &Task, why: &str) -> PipelineResult<String> {
-        self.step(
-            task,
-            Stage::Merge,
-            "merge_retry",
-            why,
-            Some(JobSpec::new(AgentKind::Merger)),
-        )
-        .await?;
-        Ok(why.to_owned())
     }
 
     /// Confirm Deploy (or `auto`): the INITIATED marker, then phase B queued.
@@ -357,32 +527,21 @@ impl Pipeline {
     }
 }
 
-impl Pipeline {
-    /// A forge error on the task's event log, once per run of equal
-    /// errors: the tick retries the step every few hundred milliseconds, and
-    /// an outage must not bury the log. The error still fails the step.
-    async fn noted<T>(
-        &self,
-        task: &Task,
-        r: Result<T, crate::ports::PortError>,
-    ) -> PipelineResult<T> {
-        if let Err(e) = &r {
-            let msg = format!("forge: {e}; the step is retried");
-            let last = self
-                .store
-                .events(task.id)
-                .await
-                .ok()
-                .and_then(|ev| ev.last().cloned());
-            if !last.is_some_and(|l| l.kind == "forge_error" && l.message == msg) {
-                let _ = self
-                    .store
-                    .append_event(task.id, self.event("forge_error", msg))
-                    .await;
-            }
-        }
-        Ok(r?)
-    }
+/// The events since the task last entered the merge stage.
+fn since_merge_entry(events: &[TaskEvent]) -> &[TaskEvent] {
+    let entry = events
+        .iter()
+        .rposition(|e| e.to_stage == Some(Stage::Merge) && e.from_stage != e.to_stage)
+        .unwrap_or(0);
+    &events[entry..]
+}
+
+/// Failed merge attempts since the task last entered the merge stage.
+fn merge_attempts(events: &[TaskEvent]) -> usize {
+    since_merge_entry(events)
+        .iter()
+        .filter(|e| e.kind == MERGE_FAILED || e.kind == MERGE_RETRY)
+        .count()
 }
 
 fn short(sha: &str) -> &str {

@@ -3,12 +3,13 @@
 //! Branches travel by git (the repo's remote is the Gitea clone URL); pull
 //! requests, merges, branch deletion and commit statuses go through the API.
 //! The merge names the verified head (`head_commit_id`), so Gitea refuses it
-//! (409) if the branch moved after verification; 405/409 send the task back
-//! to the merge gate with Gitea's reason.
+//! (409) if the branch moved after verification; a 409 sends the task back to
+//! the merge gate, a 405 (protection, required checks) parks it with Gitea's
+//! reason (`crate::refusals`).
 
 use super::client::{GiteaClient, MergeAnswer};
 use async_trait::async_trait;
-use orch_engine::ports::{Forge, MergeOutcome, PortError, PortResult};
+use orch_engine::ports::{Forge, ForgeError, ForgeResult, MergeOutcome};
 use orch_git::{DeleteOutcome, ProtectedBranches, RepoStore};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -40,9 +41,9 @@ impl GiteaForge {
         &self.client
     }
 
-    fn full(&self, repo: &str) -> PortResult<&str> {
+    fn full(&self, repo: &str) -> ForgeResult<&str> {
         self.names.get(repo).map(String::as_str).ok_or_else(|| {
-            PortError(format!(
+            ForgeError::permanent(format!(
                 "repo {repo:?} has no Gitea `owner/name`; add it to [forge.gitea.repos]"
             ))
         })
@@ -53,7 +54,7 @@ impl GiteaForge {
         repo: &str,
         branch: &str,
         base: &str,
-    ) -> PortResult<super::client::PullRequest> {
+    ) -> ForgeResult<super::client::PullRequest> {
         let full = self.full(repo)?;
         let title = format!("orch: {branch}");
         self.client
@@ -65,7 +66,7 @@ impl GiteaForge {
                 "Opened by orch; merged when the pipeline's merge gate passes.",
             )
             .await
-            .map_err(PortError::new)
+            .map_err(ForgeError::from)
     }
 }
 
@@ -82,22 +83,22 @@ pub fn full_name_from_remote(remote: &str) -> Option<String> {
 
 #[async_trait]
 impl Forge for GiteaForge {
-    async fn push_branch(&self, repo: &str, branch: &str) -> PortResult<String> {
+    async fn push_branch(&self, repo: &str, branch: &str) -> ForgeResult<String> {
         let sha = self
             .repos
             .push_branch(repo, branch)
             .await
-            .map_err(PortError::new)?;
+            .map_err(ForgeError::from)?;
         Ok(sha)
     }
 
-    async fn base_head(&self, repo: &str, base: &str) -> PortResult<Option<String>> {
+    async fn base_head(&self, repo: &str, base: &str) -> ForgeResult<Option<String>> {
         let full = self.full(repo)?;
         let b = self
             .client
             .branch(full, base)
             .await
-            .map_err(PortError::new)?;
+            .map_err(ForgeError::from)?;
         Ok(b.and_then(|b| b.commit).map(|c| c.id))
     }
 
@@ -111,7 +112,7 @@ impl Forge for GiteaForge {
         base: &str,
         head: &str,
         _expected_base: &str,
-    ) -> PortResult<MergeOutcome> {
+    ) -> ForgeResult<MergeOutcome> {
         let full = self.full(repo)?;
         let pr = self.ensure_pr(repo, branch, base).await?;
         if pr.merged {
@@ -131,7 +132,7 @@ impl Forge for GiteaForge {
             .client
             .merge(full, pr.number, &self.merge_style, head, &title, &message)
             .await
-            .map_err(PortError::new)?
+            .map_err(ForgeError::from)?
         {
             MergeAnswer::Merged => {
                 let merged = self.client.get_pr(full, pr.number).await.ok();
@@ -140,23 +141,22 @@ impl Forge for GiteaForge {
                     .unwrap_or_else(|| head.to_owned());
                 Ok(MergeOutcome::Merged { sha })
             }
-            MergeAnswer::NotMerged { status, reason } => Ok(MergeOutcome::Stale(format!(
-                "Gitea did not merge pull request #{} ({status}): {reason}",
-                pr.number
-            ))),
+            MergeAnswer::NotMerged { status, reason } => {
+                crate::refusals::gitea_merge_refusal(pr.number, status, &reason)
+            }
         }
     }
 
     /// Merged means: a closed pull request into `base` whose head is `head`
     /// and that Gitea marks merged (a squash leaves `head` outside the base's
     /// history, so ancestry alone cannot tell).
-    async fn is_merged(&self, repo: &str, base: &str, head: &str) -> PortResult<bool> {
+    async fn is_merged(&self, repo: &str, base: &str, head: &str) -> ForgeResult<bool> {
         let full = self.full(repo)?;
         let prs = self
             .client
             .closed_prs(full, base)
             .await
-            .map_err(PortError::new)?;
+            .map_err(ForgeError::from)?;
         Ok(prs.iter().any(|p| p.merged && p.head.sha == head))
     }
 
@@ -168,7 +168,7 @@ impl Forge for GiteaForge {
         repo: &str,
         branch: &str,
         protected: &ProtectedBranches,
-    ) -> PortResult<DeleteOutcome> {
+    ) -> ForgeResult<DeleteOutcome> {
         if let Some(reason) = protected.refusal(branch) {
             return Ok(DeleteOutcome::Refused { reason });
         }
@@ -177,7 +177,7 @@ impl Forge for GiteaForge {
             .client
             .default_branch(full)
             .await
-            .map_err(PortError::new)?;
+            .map_err(ForgeError::from)?;
         if default == branch {
             return Ok(DeleteOutcome::Refused {
                 reason: format!("{branch} is the repository's default branch"),
@@ -187,7 +187,7 @@ impl Forge for GiteaForge {
             .client
             .branch(full, branch)
             .await
-            .map_err(PortError::new)?
+            .map_err(ForgeError::from)?
         {
             None => return Ok(DeleteOutcome::NotFound),
             Some(b) if b.protected => {
@@ -201,7 +201,7 @@ impl Forge for GiteaForge {
             .client
             .delete_branch(full, branch)
             .await
-            .map_err(PortError::new)?;
+            .map_err(ForgeError::from)?;
         Ok(match status {
             204 | 200 => DeleteOutcome::Deleted,
             404 => DeleteOutcome::NotFound,
@@ -218,13 +218,13 @@ impl Forge for GiteaForge {
         sha: &str,
         ok: bool,
         description: &str,
-    ) -> PortResult<()> {
+    ) -> ForgeResult<()> {
         let full = self.full(repo)?;
         let state = if ok { "success" } else { "failure" };
         self.client
             .create_status(full, sha, state, "orch/verify", description)
             .await
-            .map_err(PortError::new)
+            .map_err(ForgeError::from)
     }
 }
 

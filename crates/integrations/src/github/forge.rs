@@ -1,11 +1,11 @@
 //! GitHub behind the engine's `Forge` port: the same rules as Gitea's forge
 //! (pull request created or found, merge of exactly the verified head with
-//! `sha`, refusals back to the merge gate, careful branch deletion, commit
-//! status), over GitHub's REST API.
+//! `sha`, refusals classified by `crate::refusals`, careful branch deletion,
+//! commit status), over GitHub's REST API.
 
 use super::client::{GhMerge, GithubClient};
 use async_trait::async_trait;
-use orch_engine::ports::{Forge, MergeOutcome, PortError, PortResult};
+use orch_engine::ports::{Forge, ForgeError, ForgeResult, MergeOutcome};
 use orch_git::{DeleteOutcome, ProtectedBranches, RepoStore};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -36,9 +36,9 @@ impl GithubForge {
         &self.client
     }
 
-    fn full(&self, repo: &str) -> PortResult<&str> {
+    fn full(&self, repo: &str) -> ForgeResult<&str> {
         self.names.get(repo).map(String::as_str).ok_or_else(|| {
-            PortError(format!(
+            ForgeError::permanent(format!(
                 "repo {repo:?} has no GitHub `owner/name`; add it to [forge.github.repos]"
             ))
         })
@@ -47,20 +47,20 @@ impl GithubForge {
 
 #[async_trait]
 impl Forge for GithubForge {
-    async fn push_branch(&self, repo: &str, branch: &str) -> PortResult<String> {
+    async fn push_branch(&self, repo: &str, branch: &str) -> ForgeResult<String> {
         self.repos
             .push_branch(repo, branch)
             .await
-            .map_err(PortError::new)
+            .map_err(ForgeError::from)
     }
 
-    async fn base_head(&self, repo: &str, base: &str) -> PortResult<Option<String>> {
+    async fn base_head(&self, repo: &str, base: &str) -> ForgeResult<Option<String>> {
         let full = self.full(repo)?;
         Ok(self
             .client
             .branch(full, base)
             .await
-            .map_err(PortError::new)?
+            .map_err(ForgeError::from)?
             .map(|(sha, _)| sha))
     }
 
@@ -71,7 +71,7 @@ impl Forge for GithubForge {
         base: &str,
         head: &str,
         _expected_base: &str,
-    ) -> PortResult<MergeOutcome> {
+    ) -> ForgeResult<MergeOutcome> {
         let full = self.full(repo)?;
         let pr = self
             .client
@@ -83,7 +83,7 @@ impl Forge for GithubForge {
                 "Opened by orch; merged when the pipeline's merge gate passes.",
             )
             .await
-            .map_err(PortError::new)?;
+            .map_err(ForgeError::from)?;
         if !pr.head.sha.is_empty() && pr.head.sha != head {
             return Ok(MergeOutcome::Stale(format!(
                 "pull request #{} is at {}, not the verified {head}",
@@ -100,23 +100,22 @@ impl Forge for GithubForge {
                 &format!("Merge {branch} (orch)"),
             )
             .await
-            .map_err(PortError::new)?
+            .map_err(ForgeError::from)?
         {
             GhMerge::Merged { sha } => Ok(MergeOutcome::Merged { sha }),
-            GhMerge::NotMerged { status, reason } => Ok(MergeOutcome::Stale(format!(
-                "GitHub did not merge pull request #{} ({status}): {reason}",
-                pr.number
-            ))),
+            GhMerge::NotMerged { status, reason } => {
+                crate::refusals::github_merge_refusal(pr.number, status, &reason)
+            }
         }
     }
 
-    async fn is_merged(&self, repo: &str, base: &str, head: &str) -> PortResult<bool> {
+    async fn is_merged(&self, repo: &str, base: &str, head: &str) -> ForgeResult<bool> {
         let full = self.full(repo)?;
         let prs = self
             .client
             .closed_prs(full, base)
             .await
-            .map_err(PortError::new)?;
+            .map_err(ForgeError::from)?;
         Ok(prs
             .iter()
             .any(|p| p.merged_at.is_some() && p.head.sha == head))
@@ -127,7 +126,7 @@ impl Forge for GithubForge {
         repo: &str,
         branch: &str,
         protected: &ProtectedBranches,
-    ) -> PortResult<DeleteOutcome> {
+    ) -> ForgeResult<DeleteOutcome> {
         if let Some(reason) = protected.refusal(branch) {
             return Ok(DeleteOutcome::Refused { reason });
         }
@@ -136,7 +135,7 @@ impl Forge for GithubForge {
             .client
             .default_branch(full)
             .await
-            .map_err(PortError::new)?
+            .map_err(ForgeError::from)?
             == branch
         {
             return Ok(DeleteOutcome::Refused {
@@ -147,7 +146,7 @@ impl Forge for GithubForge {
             .client
             .branch(full, branch)
             .await
-            .map_err(PortError::new)?
+            .map_err(ForgeError::from)?
         {
             None => return Ok(DeleteOutcome::NotFound),
             Some((_, true)) => {
@@ -161,7 +160,7 @@ impl Forge for GithubForge {
             .client
             .delete_branch(full, branch)
             .await
-            .map_err(PortError::new)?;
+            .map_err(ForgeError::from)?;
         Ok(match status {
             204 => DeleteOutcome::Deleted,
             404 | 422 => DeleteOutcome::NotFound,
@@ -177,7 +176,7 @@ impl Forge for GithubForge {
         sha: &str,
         ok: bool,
         description: &str,
-    ) -> PortResult<()> {
+    ) -> ForgeResult<()> {
         let full = self.full(repo)?;
         self.client
             .create_status(
@@ -188,6 +187,6 @@ impl Forge for GithubForge {
                 description,
             )
             .await
-            .map_err(PortError::new)
+            .map_err(ForgeError::from)
     }
 }
