@@ -125,6 +125,26 @@ fn observations(s: &prometheus_parse::Scrape, name: &str) -> f64 {
         .sum()
 }
 
+/// Observations of a histogram above `limit` seconds (a bucket bound), over
+/// all its label sets.
+fn observations_over(s: &prometheus_parse::Scrape, name: &str, limit: f64) -> f64 {
+    s.samples
+        .iter()
+        .filter(|x| x.metric == name)
+        .map(|x| match &x.value {
+            prometheus_parse::Value::Histogram(b) => {
+                let all = b.iter().map(|h| h.count).fold(0.0, f64::max);
+                let under = b
+                    .iter()
+                    .find(|h| h.less_than == limit)
+                    .map_or(0.0, |h| h.count);
+                all - under
+            }
+            _ => 0.0,
+        })
+        .sum()
+}
+
 fn start_serve(dir: &Path, log: &Path, format: &str) -> (Serve, SocketAddr) {
     let child = Command::new(ORCH)
         .args(["serve", "--listen", "127.0.0.1:0"])
@@ -242,6 +262,13 @@ fn metrics_move_with_a_pipeline_and_the_secret_never_leaks() {
     assert!(finished >= 3.0, "developer, reviewer twice, …: {finished}");
     assert!(observations(&after, "orch_run_duration_seconds") >= 3.0);
     assert!(observations(&after, "orch_claim_latency_seconds") >= 3.0);
+    // Counted from when each job became due (its queueing, or its backoff's
+    // end), not from `run_after = 0`, the epoch: every claim here is prompt.
+    assert_eq!(
+        observations_over(&after, "orch_claim_latency_seconds", 60.0),
+        0.0,
+        "claims that waited more than a minute"
+    );
     let done = after
         .samples
         .iter()

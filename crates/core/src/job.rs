@@ -164,6 +164,15 @@ pub struct Job {
     pub updated_at: Timestamp,
 }
 
+impl Job {
+    /// When the job became due: queued, and its `run_after` passed. Jobs are
+    /// queued with `run_after` zero ("at once"), and a retry's `run_after` is
+    /// after its creation, so this is the later of the two.
+    pub fn due_at(&self) -> Timestamp {
+        self.created_at.max(self.run_after)
+    }
+}
+
 /// What a caller supplies to enqueue a job.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NewJob {
@@ -187,5 +196,45 @@ impl NewJob {
             run_after: now,
             payload: serde_json::Value::Null,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(created: i64, run_after: i64) -> Job {
+        Job {
+            id: JobId(1),
+            task_id: TaskId(1),
+            agent: AgentKind::Analyst,
+            repo: "demo".into(),
+            status: JobStatus::Queued,
+            priority: 0,
+            attempts: 0,
+            max_attempts: 3,
+            run_after: Timestamp(run_after),
+            run_id: None,
+            worker_id: None,
+            lease_expires_at: None,
+            last_error: None,
+            payload: serde_json::Value::Null,
+            created_at: Timestamp(created),
+            updated_at: Timestamp(created),
+        }
+    }
+
+    #[test]
+    fn a_job_queued_at_once_is_due_from_its_creation_not_from_the_epoch() {
+        // The pipeline queues with `run_after = 0`: the claim latency must not
+        // count from 1970.
+        let j = job(1_700_000_000_000, 0);
+        assert_eq!(j.due_at(), Timestamp(1_700_000_000_000));
+    }
+
+    #[test]
+    fn a_retried_job_is_due_after_its_backoff() {
+        let j = job(1_000, 61_000);
+        assert_eq!(j.due_at(), Timestamp(61_000));
     }
 }

@@ -17,8 +17,9 @@ use std::time::Duration;
 
 pub(crate) fn run_started(job: &Job) {
     metrics::counter!("orch_runs_started_total", "agent" => job.agent.as_str()).increment(1);
-    // The claim stamps `updated_at`; `run_after` is when the job became due.
-    let waited = job.updated_at.since(job.run_after);
+    // The claim stamps `updated_at`; the job became due when it was queued or
+    // when its backoff (`run_after`) passed, whichever is later.
+    let waited = job.updated_at.since(job.due_at());
     metrics::histogram!("orch_claim_latency_seconds", "agent" => job.agent.as_str())
         .record(waited.as_secs_f64());
 }
