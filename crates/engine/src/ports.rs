@@ -261,6 +261,25 @@ impl LocalForge {
     pub fn new(repos: RepoStore) -> LocalForge {
         LocalForge { repos }
     }
+
+    /// The commit the mirror's local `branch` points at, if it exists.
+    async fn branch_tip(&self, repo: &str, branch: &str) -> ForgeResult<Option<String>> {
+        let args: Vec<std::ffi::OsString> = vec![
+            "rev-parse".into(),
+            "--verify".into(),
+            "--quiet".into(),
+            format!("refs/heads/{branch}^{{commit}}").into(),
+        ];
+        let out = self.repos.read(repo, &args).await?;
+        match out.code() {
+            Some(0) => Ok(Some(out.stdout.trim().to_owned())),
+            Some(1) => Ok(None),
+            _ => {
+                let mirror = self.repos.mirror_path(repo)?;
+                Err(self.repos.git().failure(&mirror, &args, &out).into())
+            }
+        }
+    }
 }
 
 #[async_trait]
@@ -284,13 +303,28 @@ impl Forge for LocalForge {
         head: &str,
         expected_base: &str,
     ) -> ForgeResult<MergeOutcome> {
+        // Merge exactly the verified head. The fast-forward moves the
+        // base to the branch's tip, so a branch that moved since verify (a
+        // commit after the merger's run) is verified again, never merged.
+        let tip = self.branch_tip(repo, branch).await?;
+        if tip.as_deref() != Some(head) {
+            return Ok(MergeOutcome::Stale(format!(
+                "{branch} moved since it was verified (now {}, verified {head})",
+                tip.as_deref().unwrap_or("deleted")
+            )));
+        }
         match self
             .repos
             .fast_forward_base(repo, branch, base, expected_base)
             .await?
         {
             FastForward::Pushed { sha } if sha == head => Ok(MergeOutcome::Merged { sha }),
-            FastForward::Pushed { sha } => Ok(MergeOutcome::Merged { sha }),
+            // The branch moved between the check above and the push: what
+            // reached the base is not what was verified. Never report that as
+            // the verified merge; the merger verifies the new head first.
+            FastForward::Pushed { sha } => Ok(MergeOutcome::Stale(format!(
+                "{base} was moved to {sha}, not to the verified head {head}: {branch} moved during the merge"
+            ))),
             // The remote's base is where it was, yet the push was rejected:
             // a hook or a protection refuses it, and asking again will not help.
             FastForward::BaseMoved { current } if current.as_deref() == Some(expected_base) => {
