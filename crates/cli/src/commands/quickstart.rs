@@ -10,11 +10,49 @@ use anyhow::Context;
 use orch_core::pipeline::Gate;
 use orch_core::{Stage, Timestamp};
 use orch_store::TrackerItem;
-use std::path::Path;
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 const KEY: &str = "DEMO-1";
+
+/// The command that runs this `orch` again for the person who ran it: `orch`
+/// when that name on their PATH is this very binary, else its absolute path
+/// (run through `cargo run`, `target/release` is not on the PATH).
+fn orch_command() -> String {
+    let exe = std::env::current_exe().ok();
+    command_for(exe.as_deref(), std::env::var_os("PATH").as_deref())
+}
+
+fn command_for(exe: Option<&Path>, path: Option<&OsStr>) -> String {
+    let Some(exe) = exe.map(|e| e.canonicalize().unwrap_or_else(|_| e.to_path_buf())) else {
+        return "orch".into();
+    };
+    // The first `orch` on the PATH is the one a shell would run.
+    let first: Option<PathBuf> = path
+        .into_iter()
+        .flat_map(std::env::split_paths)
+        .map(|dir| dir.join("orch"))
+        .find(|c| c.is_file());
+    match first.and_then(|c| c.canonicalize().ok()) {
+        Some(found) if found == exe => "orch".into(),
+        _ => shell_word(&exe.display().to_string()),
+    }
+}
+
+/// A path as one shell word: quoted when it holds anything but the plainest
+/// characters.
+fn shell_word(s: &str) -> String {
+    if !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/._-+,:@%".contains(c))
+    {
+        s.to_owned()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
+}
 
 fn config_text() -> String {
     format!(
@@ -137,6 +175,7 @@ pub async fn run(a: &QuickstartArgs) -> CliResult {
         .with_context(|| format!("cannot resolve {}", dir.display()))?;
     let progress = crate::progress::Progress::new(started);
     let say = |msg: &str| progress.say(msg);
+    let orch = orch_command();
 
     make_sample_repo(&dir)?;
     say("sample repository created: remotes/demo.git (main)");
@@ -206,9 +245,9 @@ pub async fn run(a: &QuickstartArgs) -> CliResult {
             Stage::AwaitingApproval if !told => {
                 told = true;
                 say(&format!(
-                    "waiting for a person: read {}/.orch/repos/worktrees/demo/… or the docs, then in another terminal:\n          cd {} && orch task approve {KEY}     (or: orch task reject {KEY} --comment \"…\")",
+                    "waiting for a person: read {}/.orch/repos/worktrees/demo/… or the docs, then in another terminal:\n          cd {} && {orch} task approve {KEY}     (or: {orch} task reject {KEY} --comment \"…\")",
                     dir.display(),
-                    dir.display()
+                    shell_word(&dir.display().to_string())
                 ));
             }
             Stage::Done => break Ok(task),
@@ -217,7 +256,8 @@ pub async fn run(a: &QuickstartArgs) -> CliResult {
             }
             Stage::NeedsAttention if a.auto => {
                 break Err(anyhow::anyhow!(
-                    "the task needs a person; `orch task show {KEY}` says why"
+                    "the task needs a person; `cd {} && {orch} task show {KEY}` says why",
+                    shell_word(&dir.display().to_string())
                 ));
             }
             _ => {}
@@ -249,8 +289,60 @@ pub async fn run(a: &QuickstartArgs) -> CliResult {
     }
     println!("  logs:     {}", cfg.runs_dir().display());
     println!(
-        "next: cd {} && orch task show {KEY}   (every orch command there uses its orch.toml)",
-        dir.display()
+        "next: cd {} && {orch} task show {KEY}   (every orch command there uses its orch.toml)",
+        shell_word(&dir.display().to_string())
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn exe_in(dir: &Path) -> PathBuf {
+        std::fs::create_dir_all(dir).unwrap();
+        let p = dir.join("orch");
+        std::fs::write(&p, "#!/bin/sh\n").unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        p
+    }
+
+    #[test]
+    fn the_hint_names_orch_only_when_the_path_runs_this_binary() {
+        let tmp = tempfile::tempdir().unwrap();
+        let built = exe_in(&tmp.path().join("target/release"));
+        let other = exe_in(&tmp.path().join("usr/bin"));
+        let path = |dirs: &[&Path]| std::env::join_paths(dirs).unwrap();
+        let abs = built.canonicalize().unwrap().display().to_string();
+        // `cargo run`: the binary is not on the PATH at all.
+        assert_eq!(
+            command_for(Some(&built), Some(&path(&[Path::new("/nonexistent")]))),
+            abs
+        );
+        // Another orch comes first on the PATH: it is not this one.
+        assert_eq!(
+            command_for(
+                Some(&built),
+                Some(&path(&[other.parent().unwrap(), built.parent().unwrap()]))
+            ),
+            abs
+        );
+        // This binary is the PATH's orch.
+        assert_eq!(
+            command_for(Some(&built), Some(&path(&[built.parent().unwrap()]))),
+            "orch"
+        );
+        assert_eq!(command_for(None, None), "orch");
+    }
+
+    #[test]
+    fn paths_become_one_shell_word() {
+        assert_eq!(
+            shell_word("/opt/orch/target/release/orch"),
+            "/opt/orch/target/release/orch"
+        );
+        assert_eq!(shell_word("/home/a b/orch"), "'/home/a b/orch'");
+        assert_eq!(shell_word("/x/it's"), "'/x/it'\\''s'");
+    }
 }
