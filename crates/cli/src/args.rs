@@ -63,9 +63,11 @@ pub enum DbCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum TaskCommand {
-    /// Create a work item and start its pipeline (the analyst is queued).
+    /// Create a work item and start its pipeline (the analyst is queued); an
+    /// item whose task is done or failed runs again as a new task.
     Add(TaskAddArgs),
-    /// To Analyse: start an item's pipeline, relaunch an idle analysis, or resume a parked task.
+    /// To Analyse: start an item's pipeline, relaunch an idle analysis, resume a parked task,
+    /// or run a done or failed item again as a new task.
     Start(TaskActionArgs),
     /// Approve the analysis (or resume a parked task).
     Approve(TaskActionArgs),
@@ -75,6 +77,8 @@ pub enum TaskCommand {
     ConfirmDeploy(TaskActionArgs),
     /// STOP: cancel the task (deferred while a merge or deploy is in flight).
     Stop(TaskActionArgs),
+    /// Resume a parked (needs_attention) or failed task at the stage it stopped in.
+    Retry(TaskActionArgs),
     /// List tasks, newest first.
     List(TaskListArgs),
     /// Show one task with its jobs, runs and event log.
@@ -136,7 +140,7 @@ pub struct TaskListArgs {
 
 #[derive(Debug, Args)]
 pub struct TaskShowArgs {
-    /// Task id or work item key.
+    /// Task id or work item key (the key's live task, else the newest that had it).
     pub task: String,
     #[arg(long)]
     pub json: bool,
@@ -179,6 +183,7 @@ pub enum TaskAction {
     Reject,
     ConfirmDeploy,
     Stop,
+    Retry,
 }
 
 #[derive(Debug, Args)]

@@ -3,13 +3,19 @@
 use orch_core::Timestamp;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+/// The wall clock as a timestamp.
+pub fn now() -> Timestamp {
+    Timestamp(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0),
+    )
+}
+
 /// "12s ago", "5m ago", "3h ago", "2d ago".
 pub fn ago(t: Timestamp) -> String {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0);
-    let s = (now - t.0).max(0) / 1000;
+    let s = (now().0 - t.0).max(0) / 1000;
     match s {
         0..60 => format!("{s}s ago"),
         60..3600 => format!("{}m ago", s / 60),

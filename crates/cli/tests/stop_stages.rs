@@ -304,8 +304,18 @@ fn check_row(tmp: &Path, i: usize, row: &Row) {
         "{}: STOP notifications: {notes:?}",
         row.name
     );
-    // The same item can start afresh (TC-13): its key is free again.
-    assert!(show(&dir, KEY).is_none(), "{}: the key is free", row.name);
+    // The same item can start afresh (TC-13): its key is released. Until it
+    // does, the key still shows this task, cancelled.
+    let v = show(&dir, KEY).expect("the key finds the cancelled task");
+    assert_eq!(v["task"]["stage"], "cancelled", "{}", row.name);
+    assert!(
+        v["task"]["work_item_id"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("{KEY}#cancelled-")),
+        "{}: the key is free",
+        row.name
+    );
 }
 
 #[test]

@@ -362,7 +362,7 @@ exec sleep 1000
     let mut cfg = w.config();
     cfg.budget = Budget {
         max_tokens: Some(1000),
-        max_cost_usd: None,
+        ..Budget::default()
     };
     let (sup, mut rx) = Supervisor::new(w.store.clone(), Arc::new(s), cfg);
     sup.dispatch_once().await;

@@ -545,9 +545,13 @@ pub struct DeployConfig {
     /// Run phase B without waiting for Confirm Deploy.
     #[serde(default)]
     pub auto: bool,
-    /// The repo is the orchestrator itself: phase B may restart it.
-    #[serde(default)]
-    pub self_deploy: bool,
+    /// No longer has an effect, and is not documented: every deploy's phase
+    /// B may restart orch (it runs under `orch monitor`, and the next
+    /// `orch serve` re-adopts it and finishes the task), so orch's own repo
+    /// needs no flag. Still accepted so that older files load; validation
+    /// warns that it can go.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub self_deploy: Option<bool>,
 }
 
 /// `[agents.<kind>]`, one optional entry per agent kind.
@@ -651,6 +655,8 @@ impl Default for AgentEnvConfig {
 pub struct BudgetConfig {
     pub max_tokens: Option<u64>,
     pub max_cost_usd: Option<f64>,
+    /// Agent wall time: the analyst's, developer's and reviewer's runs, each
+    /// from its claim to its end, summed (`orch_core::budget`).
     pub max_wall_secs: Option<u64>,
 }
 

@@ -263,18 +263,6 @@ impl Config {
             }
             check_deploy(c, i, repo);
         }
-        if self
-            .repos
-            .iter()
-            .filter(|r| r.deploy.as_ref().is_some_and(|d| d.self_deploy))
-            .count()
-            > 1
-        {
-            c.warn(
-                "repos",
-                "more than one repo has deploy.self_deploy = true; only the orchestrator's own repo should",
-            );
-        }
     }
 
     fn check_features(&self, c: &mut Checker) {
@@ -626,6 +614,13 @@ fn check_deploy(c: &mut Checker, i: usize, repo: &RepoConfig) {
     c.argv(&at("run"), &d.run);
     if let Some(health) = &d.health {
         c.argv(&at("health"), health);
+    }
+    if d.self_deploy.is_some() {
+        c.warn(
+            at("self_deploy"),
+            "has no effect; remove it: every deploy's phase B may restart orch (it runs under \
+             `orch monitor`, and the next `orch serve` re-adopts it and finishes the task)",
+        );
     }
 }
 

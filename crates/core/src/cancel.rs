@@ -15,6 +15,9 @@ pub enum CancelNote {
     DeferredAlreadyPending,
     /// The kill switch is off or the repo is out of scope.
     Disabled,
+    /// The cancel could not be carried out (e.g. the store failed); the
+    /// result's error says why. Not `no-task`: the task may well exist.
+    Error,
 }
 
 impl fmt::Display for CancelNote {
@@ -26,6 +29,7 @@ impl fmt::Display for CancelNote {
             CancelNote::DeferredCriticalWindow => f.write_str("deferred-critical-window"),
             CancelNote::DeferredAlreadyPending => f.write_str("deferred-already-pending"),
             CancelNote::Disabled => f.write_str("disabled"),
+            CancelNote::Error => f.write_str("error"),
         }
     }
 }
@@ -72,6 +76,7 @@ mod tests {
             "already-terminal:done"
         );
         assert_eq!(CancelNote::NoTask.to_string(), "no-task");
+        assert_eq!(CancelNote::Error.to_string(), "error");
         assert_eq!(
             CancelNote::DeferredAlreadyPending.to_string(),
             "deferred-already-pending"

@@ -85,24 +85,42 @@ pub fn branch_name(work_item_id: &str, title: &str) -> String {
     format!("feature/{}-{}", work_item_id, slug(title, 40))
 }
 
-const TOMBSTONE: &str = "#cancelled-";
+/// The suffix a cancel writes (TC-13).
+const CANCELLED: &str = "#cancelled-";
+/// The suffix written when a done or failed task's item starts afresh.
+const RETIRED: &str = "#retired-";
 
 /// The key a cancelled task keeps: unique again, yet the original stays readable.
 pub fn tombstone(key: &str, task: TaskId) -> String {
+    suffixed(key, CANCELLED, task)
+}
+
+/// The key a done or failed task keeps once its item started afresh as a new
+/// task (To Analyse again): released like a cancel's, and marked as such.
+pub fn retire(key: &str, task: TaskId) -> String {
+    suffixed(key, RETIRED, task)
+}
+
+fn suffixed(key: &str, suffix: &str, task: TaskId) -> String {
     if is_tombstoned(key) {
         key.to_owned()
     } else {
-        format!("{key}{TOMBSTONE}{task}")
+        format!("{key}{suffix}{task}")
     }
 }
 
+/// Whether the key was released (by a cancel or a fresh start of its item).
 pub fn is_tombstoned(key: &str) -> bool {
-    key.contains(TOMBSTONE)
+    key.contains(CANCELLED) || key.contains(RETIRED)
 }
 
 /// The key before any tombstone suffix.
 pub fn original_key(key: &str) -> &str {
-    key.split(TOMBSTONE).next().unwrap_or(key)
+    [CANCELLED, RETIRED]
+        .iter()
+        .filter_map(|t| key.find(t))
+        .min()
+        .map_or(key, |at| &key[..at])
 }
 
 #[cfg(test)]
@@ -138,6 +156,18 @@ mod tests {
             t,
             "tombstoning twice keeps the first"
         );
+    }
+
+    #[test]
+    fn retired_keys_round_trip() {
+        let r = retire("PL-110", TaskId(7));
+        assert_eq!(r, "PL-110#retired-7");
+        assert!(is_tombstoned(&r));
+        assert_eq!(original_key(&r), "PL-110");
+        assert_eq!(retire(&r, TaskId(9)), r);
+        assert_eq!(tombstone(&r, TaskId(9)), r, "a released key stays as it is");
+        assert!(!is_tombstoned("PL-110"));
+        assert_eq!(original_key("PL-110"), "PL-110");
     }
 
     proptest! {

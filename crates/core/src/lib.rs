@@ -5,6 +5,7 @@
 //! Nothing in this crate performs IO or is async; the store, engine and CLI call
 //! these functions and carry out what they decide.
 
+pub mod budget;
 pub mod cancel;
 pub mod gates;
 pub mod ids;

@@ -15,6 +15,7 @@
 //! STOP is not decided here but in [`crate::cancel`]: it has its own result
 //! notes and its critical-window rule.
 
+use crate::ids::TaskId;
 use crate::job::{AgentKind, JobStatus};
 use crate::stage::Stage;
 use serde::{Deserialize, Serialize};
@@ -23,11 +24,15 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Gate {
-    /// "To Analyse": start the pipeline, or resume a parked task.
+    /// "To Analyse": start the pipeline, resume a parked task, or start a
+    /// done or failed task's item afresh as a new task.
     Start,
     Approve,
     Reject,
     ConfirmDeploy,
+    /// `orch task retry`: resume a parked or failed task at the stage it
+    /// stopped in.
+    Retry,
 }
 
 impl Gate {
@@ -37,6 +42,7 @@ impl Gate {
             Gate::Approve => "approve",
             Gate::Reject => "reject",
             Gate::ConfirmDeploy => "confirm_deploy",
+            Gate::Retry => "retry",
         }
     }
 }
@@ -69,18 +75,37 @@ pub struct StageJob {
     pub last_error: Option<String>,
 }
 
+/// A dependency that can never be done: it failed or was cancelled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadDependency {
+    pub task: TaskId,
+    /// Its work item key.
+    pub key: String,
+    pub stage: Stage,
+}
+
 /// Everything the decisions look at, gathered by the engine from the store.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TaskView {
     pub stage: Stage,
     /// A queued or running job exists.
     pub has_active_job: bool,
+    /// A running job exists (an agent is at work right now).
+    pub has_running_job: bool,
     pub stage_job: Option<StageJob>,
     /// The stage a parked task (`needs_attention`) came from.
     pub parked_from: Option<Stage>,
-    /// Rejections at the analysis gate so far.
+    /// The stage a failed task failed in.
+    pub failed_from: Option<Stage>,
+    /// The task's tracker keys were released (a cancel, or its item started
+    /// afresh as a newer task): it no longer stands for its item.
+    pub keys_released: bool,
+    /// Dependencies that failed or were cancelled (R-11: a dependent waits
+    /// until its dependencies are done, so it would wait forever).
+    pub dead_dependencies: Vec<DeadDependency>,
+    /// Rejections at the analysis gate so far (since the last retry).
     pub rejections: u32,
-    /// Reviews that asked for changes so far.
+    /// Reviews that asked for changes so far (since the last retry).
     pub review_rounds: u32,
     pub holds_lease: bool,
     pub merge_initiated: bool,
@@ -99,8 +124,12 @@ impl TaskView {
         TaskView {
             stage,
             has_active_job: false,
+            has_running_job: false,
             stage_job: None,
             parked_from: None,
+            failed_from: None,
+            keys_released: false,
+            dead_dependencies: Vec::new(),
             rejections: 0,
             review_rounds: 0,
             holds_lease: false,
@@ -123,9 +152,14 @@ pub struct DeployPolicy {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PipelinePolicy {
+    /// Changes requested more often than this fail the task.
     pub max_review_rounds: u32,
+    /// Analysis rejected more often than this fails the task.
     pub max_rejection_rounds: u32,
     pub deploy: Option<DeployPolicy>,
+    /// `features.task_deps`: dependencies hold a task back (and a dead one
+    /// parks it).
+    pub task_deps: bool,
 }
 
 impl Default for PipelinePolicy {
@@ -134,6 +168,7 @@ impl Default for PipelinePolicy {
             max_review_rounds: 3,
             max_rejection_rounds: 3,
             deploy: None,
+            task_deps: true,
         }
     }
 }
@@ -208,6 +243,16 @@ pub enum Effect {
     /// Deploy phase A is done and phase B waits for a person: say so once, in
     /// the task's log, on the tracker and to the webhooks.
     AskConfirmDeploy,
+    /// To Analyse on a done or failed task: its tracker keys are released
+    /// (its history stays) and a fresh task starts for its item.
+    StartAfresh,
+    /// A person retries a failed task: back to `to` (the stage it failed
+    /// in), log `why`, and queue `job` — one transaction, like `Step`.
+    Reopen {
+        to: Stage,
+        why: String,
+        job: Option<JobSpec>,
+    },
 }
 
 /// The agent that works in a stage, if any.
@@ -239,9 +284,12 @@ pub fn on_gate(
     policy: &PipelinePolicy,
 ) -> Vec<Effect> {
     let effects = gate_effects(view, gate, comment, policy);
-    let queues = effects
-        .iter()
-        .any(|e| matches!(e, Effect::Step { job: Some(_), .. }));
+    let queues = effects.iter().any(|e| {
+        matches!(
+            e,
+            Effect::Step { job: Some(_), .. } | Effect::Reopen { job: Some(_), .. }
+        )
+    });
     if queues && view.has_active_job {
         // One job per task: a gate never queues beside a running agent.
         return vec![Effect::Comment(format!(
@@ -259,14 +307,33 @@ fn gate_effects(
     policy: &PipelinePolicy,
 ) -> Vec<Effect> {
     let stage = view.stage;
+    match (gate, stage) {
+        // A done or failed item runs again as a new task; the old one keeps
+        // its history under released keys.
+        (Gate::Start, Stage::Done | Stage::Failed) if !view.keys_released => {
+            return vec![Effect::StartAfresh];
+        }
+        (Gate::Retry, Stage::Failed) if !view.keys_released => {
+            return retry_failed(view, comment);
+        }
+        _ => {}
+    }
     if stage.is_terminal() {
+        let why = if view.keys_released && stage != Stage::Cancelled {
+            " (its item was started afresh as a newer task: act on that one)"
+        } else {
+            ""
+        };
         return vec![Effect::Comment(format!(
-            "The task is {stage}; {} changes nothing.",
+            "The task is {stage}; {} changes nothing{why}.",
             gate.as_str()
         ))];
     }
     match (gate, stage) {
-        (Gate::Start | Gate::Approve, Stage::NeedsAttention) => resume(view, comment),
+        (Gate::Start | Gate::Approve | Gate::Retry, Stage::NeedsAttention) => resume(view, comment),
+        (Gate::Retry, _) => vec![Effect::Comment(format!(
+            "The task is in {stage}; retry applies only to a parked (needs_attention) or failed task."
+        ))],
         // R-8 / TC-11: an idle analysis is relaunched; a busy one is left alone.
         (Gate::Start, Stage::Analysis) if !view.has_active_job => vec![step(
             Stage::Analysis,
@@ -347,6 +414,49 @@ fn resume(view: &TaskView, comment: Option<&str>) -> Vec<Effect> {
     )]
 }
 
+/// Retry on a failed task: back to the stage it failed in, with that
+/// stage's agent queued where a tick would not queue it (as `resume`). The
+/// rounds that failed it count afresh from here (the engine counts them
+/// since the last `retried` event).
+fn retry_failed(view: &TaskView, comment: Option<&str>) -> Vec<Effect> {
+    let to = view
+        .failed_from
+        .filter(|&s| Stage::Failed.can_retry_to(s))
+        .unwrap_or(Stage::Analysis);
+    let job = match to {
+        Stage::Analysis | Stage::Development | Stage::Review => {
+            stage_agent(to).map(|a| JobSpec::new(a).with_comment(comment))
+        }
+        // Awaiting approval waits for a person; merge and deploy need the
+        // lease first, and the tick queues their jobs.
+        _ => None,
+    };
+    vec![Effect::Reopen {
+        to,
+        why: comment.unwrap_or("retried by a person").to_owned(),
+        job,
+    }]
+}
+
+/// Why a task with dead dependencies is parked: each one named.
+fn dead_dependencies_reason(dead: &[DeadDependency]) -> String {
+    let named: Vec<String> = dead
+        .iter()
+        .map(|d| {
+            let how = if d.stage == Stage::Cancelled {
+                "was cancelled"
+            } else {
+                "failed"
+            };
+            format!("task {} ({}) {how}", d.task, d.key)
+        })
+        .collect();
+    format!(
+        "a dependency can never be done: {}; this task would wait forever. Run that item again (To Analyse) or retry it, then resume this task",
+        named.join(", ")
+    )
+}
+
 /// Waiting for Confirm Deploy: ask once, then wait quietly.
 fn ask_confirm_deploy(view: &TaskView) -> Vec<Effect> {
     if view.confirm_deploy_asked {
@@ -376,6 +486,18 @@ pub fn on_tick(view: &TaskView, policy: &PipelinePolicy) -> Vec<Effect> {
     }
     if view.cancel_requested && !view.in_critical_window {
         return vec![Effect::ApplyDeferredCancel];
+    }
+    // R-11 waits for dependencies to be done; one that failed or was
+    // cancelled never will be. Park for a person (a running agent finishes
+    // first; a queued one is cancelled by the park).
+    if policy.task_deps
+        && stage != Stage::NeedsAttention
+        && !view.has_running_job
+        && !view.dead_dependencies.is_empty()
+    {
+        return vec![Effect::Park(dead_dependencies_reason(
+            &view.dead_dependencies,
+        ))];
     }
     if view.has_active_job {
         return Vec::new();
@@ -523,7 +645,9 @@ fn finished_work(view: &TaskView, j: &StageJob, policy: &PipelinePolicy) -> Vec<
             )],
             Some(ReviewOutcome::ChangesRequested(comments)) => {
                 let round = view.review_rounds + 1;
-                if round >= policy.max_review_rounds.max(1) {
+                // "More often than max_review_rounds" fails: the max-th
+                // request still goes back to the developer.
+                if round > policy.max_review_rounds {
                     vec![step(
                         Stage::Failed,
                         "changes_requested",

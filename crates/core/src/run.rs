@@ -63,18 +63,43 @@ impl FromStr for RunOutcome {
     }
 }
 
-/// Token and cost usage of a run (or the sum over a task's runs).
+/// Token, cost and time usage of a run (or the sum over a task's runs).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct Usage {
     pub input_tokens: u64,
     pub output_tokens: u64,
     pub cost_usd: f64,
+    /// Wall-clock time of agent work, in ms: the finished runs of the
+    /// analyst, developer and reviewer, from claim to end. The merger's and
+    /// the deployer's runs (the repo's own verify and deploy commands,
+    /// bounded by their timeouts) are not agent work and count zero. This is
+    /// what `budget.max_wall_secs` bounds.
+    #[serde(default)]
+    pub agent_wall_ms: u64,
+    /// The start of an agent run still in progress: its time counts up to
+    /// the reader's now ([`Usage::agent_wall_ms_at`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_running_since: Option<Timestamp>,
 }
 
 impl Usage {
     pub fn total_tokens(&self) -> u64 {
         self.input_tokens.saturating_add(self.output_tokens)
     }
+
+    /// Agent wall time at `now`: the finished runs plus the one in progress.
+    pub fn agent_wall_ms_at(&self, now: Timestamp) -> u64 {
+        let running = self
+            .agent_running_since
+            .map_or(0, |since| now.since(since).as_millis());
+        self.agent_wall_ms
+            .saturating_add(u64::try_from(running).unwrap_or(u64::MAX))
+    }
+}
+
+/// Whether a run of `agent` is agent work that the wall-time budget counts.
+pub fn counts_as_agent_time(agent: AgentKind) -> bool {
+    !agent.is_serial()
 }
 
 impl std::ops::AddAssign for Usage {
@@ -82,6 +107,11 @@ impl std::ops::AddAssign for Usage {
         self.input_tokens = self.input_tokens.saturating_add(o.input_tokens);
         self.output_tokens = self.output_tokens.saturating_add(o.output_tokens);
         self.cost_usd += o.cost_usd;
+        self.agent_wall_ms = self.agent_wall_ms.saturating_add(o.agent_wall_ms);
+        self.agent_running_since = match (self.agent_running_since, o.agent_running_since) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
     }
 }
 

@@ -4,6 +4,7 @@
 //! analysis → awaiting_approval → development → review → merge → deploy → done
 //!     ↑______________| (rejected)      ↑__________| (changes requested)
 //! any non-terminal → needs_attention → (resume) · any non-terminal → cancelled | failed
+//! failed → (a person's retry) the stage it failed in
 //! ```
 
 use crate::ParseError;
@@ -99,6 +100,23 @@ impl Stage {
             Done | Cancelled | Failed => false,
         }
     }
+
+    /// Whether a person's retry may take a `failed` task back to `to`: a
+    /// stage of the pipeline before `done`. This is not an event's move
+    /// (terminal stages still absorb every event): only `orch task retry`
+    /// (the store's `reopen`) takes it.
+    pub fn can_retry_to(self, to: Stage) -> bool {
+        self == Stage::Failed
+            && matches!(
+                to,
+                Stage::Analysis
+                    | Stage::AwaitingApproval
+                    | Stage::Development
+                    | Stage::Review
+                    | Stage::Merge
+                    | Stage::Deploy
+            )
+    }
 }
 
 impl fmt::Display for Stage {
@@ -157,6 +175,17 @@ mod tests {
         assert!(!Stage::Analysis.can_transition_to(Stage::Development));
         assert!(!Stage::Development.can_transition_to(Stage::Merge));
         assert!(!Stage::Review.can_transition_to(Stage::Done));
+    }
+
+    #[test]
+    fn only_a_failed_task_is_retried_and_only_into_the_pipeline() {
+        for to in Stage::ALL {
+            let live = !to.is_terminal() && to != Stage::NeedsAttention;
+            assert_eq!(Stage::Failed.can_retry_to(to), live, "failed -> {to}");
+            for from in [Stage::Done, Stage::Cancelled, Stage::NeedsAttention] {
+                assert!(!from.can_retry_to(to), "{from} -> {to}");
+            }
+        }
     }
 
     proptest! {

@@ -9,7 +9,8 @@ use serde::{Deserialize, Serialize};
 pub struct Task {
     pub id: TaskId,
     /// The tracker's id of the item (Plane's work-item UUID, the builtin tracker's key).
-    /// Tombstoned (`<id>#cancelled-<task>`) when the task is cancelled.
+    /// Tombstoned (`<id>#cancelled-<task>`) when the task is cancelled, and
+    /// retired (`<id>#retired-<task>`) when its done or failed item starts afresh.
     pub tracker_id: Option<String>,
     /// Human key such as `ORCH-090`; tombstoned like `tracker_id` on cancel.
     pub work_item_id: String,
@@ -47,6 +48,12 @@ pub struct NewTask {
     pub body: String,
     pub stage: Stage,
     pub depends_on: Vec<TaskId>,
+    /// The previous task of the same item, now terminal, that this one runs
+    /// after: a done or failed one has its keys retired in the same
+    /// transaction (a cancelled one's are free already), and if it failed or
+    /// was cancelled, the live tasks that depended on it depend on this one
+    /// instead (they waited for the item's work, which this task now does).
+    pub replaces: Option<TaskId>,
 }
 
 impl NewTask {
@@ -59,6 +66,7 @@ impl NewTask {
             body: String::new(),
             stage: Stage::Analysis,
             depends_on: Vec::new(),
+            replaces: None,
         }
     }
 }

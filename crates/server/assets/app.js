@@ -267,10 +267,12 @@ function latestRun(runs) {
 
 function renderGates(stage) {
   const allowed = {
-    start: ['backlog'],
+    // On a done or failed task, Start runs its item again as a new task.
+    start: ['backlog', 'done', 'failed'],
     approve: ['awaiting_approval'],
     reject: ['awaiting_approval'],
     'confirm-deploy': ['deploy'],
+    retry: ['needs_attention', 'failed'],
     stop: null, // any live stage
   };
   for (const b of document.querySelectorAll('.gates button')) {

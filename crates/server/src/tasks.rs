@@ -228,7 +228,9 @@ async fn archives_of(s: &AppState, task: &Task) -> Vec<orch_git::ArchiveListing>
         })
 }
 
-/// A task by numeric id, or the live task of a work item key.
+/// A task by numeric id, or by work item key: the key's live task, else the
+/// newest task that had the key before it was released (a STOP, or its done
+/// or failed item started afresh), as `orch task show` finds it.
 pub async fn find(store: &dyn Store, what: &str) -> ApiResult<Task> {
     lookup(store, what).await?.ok_or_else(|| not_found(what))
 }
@@ -236,7 +238,7 @@ pub async fn find(store: &dyn Store, what: &str) -> ApiResult<Task> {
 async fn lookup(store: &dyn Store, what: &str) -> ApiResult<Option<Task>> {
     Ok(match what.parse::<i64>() {
         Ok(id) => store.get_task(TaskId(id)).await?,
-        Err(_) => store.find_live_task_by_work_item(what).await?,
+        Err(_) => store.find_task_by_key(what).await?,
     })
 }
 
@@ -261,10 +263,11 @@ impl Action {
             "approve" => Action::Gate(Gate::Approve),
             "reject" => Action::Gate(Gate::Reject),
             "confirm-deploy" => Action::Gate(Gate::ConfirmDeploy),
+            "retry" => Action::Gate(Gate::Retry),
             "stop" => Action::Stop,
             _ => {
                 return Err(ApiError::not_found(format!(
-                    "unknown action {s:?}; use one of start, approve, reject, confirm-deploy, stop"
+                    "unknown action {s:?}; use one of start, approve, reject, confirm-deploy, stop, retry"
                 )));
             }
         })
@@ -305,8 +308,10 @@ pub async fn action(
     Ok((status, Json(result)))
 }
 
-/// Apply one gate or STOP to a task. Start on a work item key that has no live
-/// task starts its pipeline (an item created with `"hold": true`, or a STOPped one).
+/// Apply one gate or STOP to a task. Start on a work item key is To Analyse on
+/// the item: its live task gets the Start gate (a done or failed one runs the
+/// item again as a new task), and a key with no live task starts its pipeline
+/// (an item created with `"hold": true`, or a STOPped one).
 pub async fn run_action(
     p: &Pipeline,
     what: &str,
@@ -318,13 +323,17 @@ pub async fn run_action(
             "reject needs a comment saying what to change: send {\"comment\": \"...\"}",
         ));
     }
-    let task = match lookup(p.store().as_ref(), what).await? {
-        Some(t) => t,
-        None if action == Action::Gate(Gate::Start) && what.parse::<i64>().is_err() => {
-            return Ok(ActionResult::Gate(p.start_item(what).await?));
-        }
-        None => return Err(not_found(what)),
-    };
+    if action == Action::Gate(Gate::Start) && what.parse::<i64>().is_err() {
+        return Ok(ActionResult::Gate(
+            match p.store().find_live_task_by_work_item(what).await? {
+                Some(t) => p.gate(t.id, Gate::Start, comment).await?,
+                None => p.start_item(what).await?,
+            },
+        ));
+    }
+    let task = lookup(p.store().as_ref(), what)
+        .await?
+        .ok_or_else(|| not_found(what))?;
     Ok(match action {
         Action::Gate(gate) => ActionResult::Gate(p.gate(task.id, gate, comment).await?),
         Action::Stop => ActionResult::Stop(p.stop_task(task.id, "api").await),

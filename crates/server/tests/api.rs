@@ -237,6 +237,70 @@ async fn gates_and_stop() {
     s.shutdown().await;
 }
 
+/// `retry` resumes a failed task where it failed; Start on a failed task's
+/// key runs its item again as a new task; the key then names the new task.
+#[tokio::test]
+async fn retry_and_a_fresh_start_of_a_failed_task() {
+    let s = Server::start().await;
+    let created = s.create(json!({"repo": "demo", "title": "Retry me"})).await;
+    let id = task_id(&created);
+    let key = created["item"]["id"].as_str().unwrap().to_owned();
+    let base = format!("/api/tasks/{id}");
+    // Retry applies only to a parked or failed task.
+    let (status, r) = s.post_json(&format!("{base}/retry"), None).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{r}");
+    assert_eq!(r["applied"], false);
+
+    let fail = |what: &'static str| {
+        let store = s.store.clone();
+        async move {
+            store.cancel_jobs_for_task(id, false).await.unwrap();
+            store
+                .set_stage(
+                    id,
+                    Stage::Failed,
+                    None,
+                    orch_core::EventInput::new("test", "failed", what),
+                )
+                .await
+                .unwrap();
+        }
+    };
+    fail("the analyst gave up for good").await;
+    let (status, r) = s
+        .post_json(
+            &format!("{base}/retry"),
+            Some(json!({"comment": "once more"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{r}");
+    assert_eq!(
+        (r["applied"].clone(), r["stage"].clone()),
+        (json!(true), json!("analysis"))
+    );
+    let jobs = s.store.jobs_for_task(id).await.unwrap();
+    assert_eq!(
+        jobs.last().unwrap().status,
+        JobStatus::Queued,
+        "the analyst is queued again"
+    );
+
+    fail("failed again").await;
+    let (status, r) = s.post_json(&format!("/api/tasks/{key}/start"), None).await;
+    assert_eq!(status, StatusCode::OK, "{r}");
+    let fresh = r["task"].as_i64().unwrap();
+    assert_ne!(fresh, id.0);
+    let (_, shown) = s.get_json(&format!("/api/tasks/{key}")).await;
+    assert_eq!(shown["task"]["id"], fresh);
+    let (_, old) = s.get_json(&base).await;
+    assert_eq!(old["task"]["stage"], "failed");
+    assert_eq!(old["task"]["work_item_id"], format!("{key}#retired-{id}"));
+    // The retired task is not reopened: its item runs as the new task.
+    let (status, r) = s.post_json(&format!("{base}/retry"), None).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{r}");
+    s.shutdown().await;
+}
+
 #[tokio::test]
 async fn queue_and_metrics() {
     let s = Server::start().await;

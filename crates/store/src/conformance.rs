@@ -839,6 +839,7 @@ pub async fn runs_record_process_outcome_and_usage(h: Harness) {
             input_tokens: 100,
             output_tokens: 20,
             cost_usd: 0.5,
+            ..Usage::default()
         },
         session_id: Some("s-1".into()),
         error: None,
@@ -865,6 +866,7 @@ pub async fn runs_record_process_outcome_and_usage(h: Harness) {
             input_tokens: 1,
             output_tokens: 2,
             cost_usd: 0.25,
+            ..Usage::default()
         },
         ..fin
     };
@@ -1142,6 +1144,258 @@ pub async fn concurrent_claims_are_exclusive(h: Harness) {
     );
 }
 
+fn finish(outcome: RunOutcome) -> RunFinish {
+    RunFinish {
+        outcome,
+        exit_code: Some(0),
+        signal: None,
+        usage: Usage::default(),
+        session_id: None,
+        error: None,
+        final_text: None,
+    }
+}
+
+/// The wall-time budget's figure: agent runs (analyst, developer,
+/// reviewer) by duration, the one in progress by its start; the merger's and
+/// deployer's runs and a run no job is running any more do not count.
+pub async fn agent_wall_time_counts_agent_runs_and_the_one_in_progress(h: Harness) {
+    let t = task(&h, "ORCH-30", Stage::Development).await;
+    let dev = job(&h, &t, AgentKind::Developer).await;
+    let c = claim_exactly(&h, &dev).await;
+    let started = h.clock.now_ts();
+    h.clock.advance(Duration::from_secs(5));
+    let u = h.store.task_usage(t.id).await.unwrap();
+    assert_eq!(
+        (u.agent_wall_ms, u.agent_running_since),
+        (0, Some(started)),
+        "the run in progress counts from its start"
+    );
+    assert_eq!(u.agent_wall_ms_at(h.clock.now_ts()), 5_000);
+    let run = c.run_id.clone().unwrap();
+    assert!(
+        h.store
+            .finish_run(&run, &finish(RunOutcome::Succeeded))
+            .await
+            .unwrap()
+    );
+    h.store.complete(dev.id, &run).await.unwrap();
+    let r = h.store.get_run(&run).await.unwrap().unwrap();
+    assert_eq!(r.usage.agent_wall_ms, 5_000, "a run's own figure");
+    // A merger's run is not agent work.
+    let merger = job(&h, &t, AgentKind::Merger).await;
+    let m = claim_exactly(&h, &merger).await;
+    h.clock.advance(Duration::from_secs(7));
+    let u = h.store.task_usage(t.id).await.unwrap();
+    assert_eq!((u.agent_wall_ms, u.agent_running_since), (5_000, None));
+    let mrun = m.run_id.clone().unwrap();
+    h.store
+        .finish_run(&mrun, &finish(RunOutcome::Succeeded))
+        .await
+        .unwrap();
+    h.store.complete(merger.id, &mrun).await.unwrap();
+    // A reviewer run whose job was reaped but whose run row was never
+    // finished (a crash) is not "in progress" for ever.
+    let rev = job(&h, &t, AgentKind::Reviewer).await;
+    let rc = claim_exactly(&h, &rev).await;
+    h.store.cancel_jobs_for_task(t.id, false).await.unwrap();
+    let _ = rc;
+    h.clock.advance(Duration::from_secs(60));
+    let u = h.store.task_usage(t.id).await.unwrap();
+    assert_eq!((u.agent_wall_ms, u.agent_running_since), (5_000, None));
+}
+
+/// To Analyse on a done or failed item: the new task retires the old one's
+/// keys in the same transaction, the old one keeps its row and history, and
+/// both the live key and the old one are found by key.
+pub async fn a_fresh_task_retires_the_keys_of_a_done_or_failed_one(h: Harness) {
+    for (key, stage) in [("ORCH-40", Stage::Done), ("ORCH-41", Stage::Failed)] {
+        let old = task(&h, key, stage).await;
+        let mut dup = NewTask::new("demo", "again");
+        dup.work_item_id = Some(key.to_owned());
+        dup.tracker_id = Some(format!("PL-{key}"));
+        assert!(
+            matches!(
+                h.store.create_task(dup.clone(), "test").await,
+                Err(crate::StoreError::Duplicate { .. })
+            ),
+            "{stage}: without `replaces` the keys are taken"
+        );
+        dup.replaces = Some(old.id);
+        let new = h.store.create_task(dup, "test").await.unwrap();
+        let old_now = h.store.get_task(old.id).await.unwrap().unwrap();
+        assert_eq!(old_now.stage, stage, "the old task stays {stage}");
+        assert_eq!(old_now.work_item_id, format!("{key}#retired-{}", old.id));
+        assert_eq!(
+            old_now.tracker_id.as_deref(),
+            Some(format!("PL-{key}#retired-{}", old.id).as_str())
+        );
+        assert_eq!(old_now.original_work_item_id(), key);
+        let kinds: Vec<String> = h
+            .store
+            .events(old.id)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.kind)
+            .collect();
+        assert_eq!(
+            kinds,
+            ["created", "retired"],
+            "history kept, retirement logged"
+        );
+        let live = h
+            .store
+            .find_live_task_by_tracker_id(&format!("PL-{key}"))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(live.id, new.id);
+        assert_eq!(
+            h.store.find_task_by_key(key).await.unwrap().unwrap().id,
+            new.id,
+            "a key names its live task"
+        );
+        assert_eq!(
+            h.store
+                .latest_task_of_item(&format!("PL-{key}"))
+                .await
+                .unwrap()
+                .unwrap()
+                .id,
+            new.id
+        );
+    }
+    // A key whose only task was cancelled still finds it; a prefix does not.
+    let c = task(&h, "ORCH-4", Stage::Review).await;
+    h.store.mark_cancelled(c.id, cancel_ev()).await.unwrap();
+    assert_eq!(
+        h.store
+            .find_task_by_key("ORCH-4")
+            .await
+            .unwrap()
+            .unwrap()
+            .id,
+        c.id
+    );
+    assert_eq!(
+        h.store
+            .latest_task_of_item("PL-ORCH-4")
+            .await
+            .unwrap()
+            .unwrap()
+            .id,
+        c.id
+    );
+    assert!(h.store.find_task_by_key("ORCH").await.unwrap().is_none());
+    assert!(h.store.find_task_by_key("ORCH-4_").await.unwrap().is_none());
+}
+
+/// A dependent waits for its dependency's work item: when a failed or
+/// cancelled dependency's item runs again, the live dependents wait for the
+/// new task; a done one's dependents got what they waited for.
+pub async fn dependents_of_a_failed_or_cancelled_task_follow_its_item(h: Harness) {
+    for (key, dead) in [("ORCH-50", Stage::Failed), ("ORCH-51", Stage::Cancelled)] {
+        let dep = task(&h, key, Stage::Review).await;
+        let mut waiting = NewTask::new("demo", "waits");
+        waiting.depends_on = vec![dep.id];
+        let waiting = h.store.create_task(waiting, "test").await.unwrap();
+        let mut finished = NewTask::new("demo", "finished");
+        finished.depends_on = vec![dep.id];
+        finished.stage = Stage::Done;
+        let finished = h.store.create_task(finished, "test").await.unwrap();
+        if dead == Stage::Cancelled {
+            h.store.mark_cancelled(dep.id, cancel_ev()).await.unwrap();
+        } else {
+            h.store
+                .set_stage(
+                    dep.id,
+                    Stage::Failed,
+                    None,
+                    EventInput::new("t", "failed", "x"),
+                )
+                .await
+                .unwrap();
+        }
+        let mut again = NewTask::new("demo", "again");
+        again.work_item_id = Some(key.to_owned());
+        again.tracker_id = Some(format!("PL-{key}"));
+        again.replaces = Some(dep.id);
+        let again = h.store.create_task(again, "test").await.unwrap();
+        assert_eq!(
+            h.store.dependencies(waiting.id).await.unwrap(),
+            vec![again.id],
+            "{dead}: the live dependent now waits for the new task"
+        );
+        assert!(
+            h.store
+                .events(waiting.id)
+                .await
+                .unwrap()
+                .iter()
+                .any(|e| e.kind == "dependency_moved"
+                    && e.message.contains(&format!("task {}", again.id))),
+            "the move is logged on the dependent"
+        );
+        assert_eq!(
+            h.store.dependencies(finished.id).await.unwrap(),
+            vec![dep.id],
+            "a terminal dependent keeps its history"
+        );
+    }
+    let done = task(&h, "ORCH-52", Stage::Done).await;
+    let mut waiting = NewTask::new("demo", "waits on done");
+    waiting.depends_on = vec![done.id];
+    let waiting = h.store.create_task(waiting, "test").await.unwrap();
+    let mut again = NewTask::new("demo", "again");
+    again.work_item_id = Some("ORCH-52".into());
+    again.replaces = Some(done.id);
+    h.store.create_task(again, "test").await.unwrap();
+    assert_eq!(
+        h.store.dependencies(waiting.id).await.unwrap(),
+        vec![done.id],
+        "a done dependency stays done"
+    );
+}
+
+/// A person's retry takes a failed task back into the pipeline with a job, in
+/// one transaction; nothing else is reopened.
+pub async fn reopen_takes_a_failed_task_back_into_the_pipeline(h: Harness) {
+    let t = task(&h, "ORCH-60", Stage::Failed).await;
+    let new = NewJob::new(t.id, AgentKind::Reviewer, "demo", h.clock.now_ts());
+    let ev = || EventInput::new("test", "retried", "again");
+    assert!(matches!(
+        h.store.reopen(t.id, Stage::Done, ev(), None).await,
+        Err(crate::StoreError::IllegalTransition { .. })
+    ));
+    let (moved, job) = h
+        .store
+        .reopen(t.id, Stage::Review, ev(), Some(new.clone()))
+        .await
+        .unwrap();
+    assert_eq!(moved.stage, Stage::Review);
+    assert_eq!(job.unwrap().status, JobStatus::Queued);
+    let last = h.store.events(t.id).await.unwrap().pop().unwrap();
+    assert_eq!(
+        (last.kind.as_str(), last.from_stage, last.to_stage),
+        ("retried", Some(Stage::Failed), Some(Stage::Review))
+    );
+    assert!(matches!(
+        h.store.reopen(t.id, Stage::Review, ev(), None).await,
+        Err(crate::StoreError::StageConflict { .. })
+    ));
+    // A failed task whose item runs again as a newer task is not reopened.
+    let old = task(&h, "ORCH-61", Stage::Failed).await;
+    let mut again = NewTask::new("demo", "again");
+    again.work_item_id = Some("ORCH-61".into());
+    again.replaces = Some(old.id);
+    h.store.create_task(again, "test").await.unwrap();
+    assert!(matches!(
+        h.store.reopen(old.id, Stage::Analysis, ev(), None).await,
+        Err(crate::StoreError::IllegalTransition { .. })
+    ));
+}
+
 /// Generate one `#[tokio::test]` per conformance case for an implementation.
 /// `$harness` is an expression evaluating to a future of a fresh `Harness`.
 #[macro_export]
@@ -1172,6 +1426,10 @@ macro_rules! conformance_suite {
             gate_agent_limit,
             task_keys_and_stage_moves,
             runs_record_process_outcome_and_usage,
+            agent_wall_time_counts_agent_runs_and_the_one_in_progress,
+            a_fresh_task_retires_the_keys_of_a_done_or_failed_one,
+            dependents_of_a_failed_or_cancelled_task_follow_its_item,
+            reopen_takes_a_failed_task_back_into_the_pipeline,
             markers_and_deliveries,
             tracker_items_and_comments,
             notifications_outbox,

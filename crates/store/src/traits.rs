@@ -17,12 +17,22 @@ use std::time::Duration;
 pub trait TaskStore {
     /// Create a task (and its dependencies) and log a `created` event. A live
     /// task with the same tracker id or work item id is a `Duplicate` error.
+    /// With `new.replaces` (a terminal task of the same item), in the same
+    /// transaction: a done or failed one's keys are retired and it logs
+    /// `retired`; if it failed or was cancelled, its live dependents depend
+    /// on the new task instead (each logs `dependency_moved`).
     async fn create_task(&self, new: NewTask, actor: &str) -> StoreResult<Task>;
     async fn get_task(&self, id: TaskId) -> StoreResult<Option<Task>>;
     async fn list_tasks(&self, filter: &TaskFilter) -> StoreResult<Vec<Task>>;
     /// The task currently holding this tracker id (cancelled ones have freed theirs).
     async fn find_live_task_by_tracker_id(&self, tracker_id: &str) -> StoreResult<Option<Task>>;
     async fn find_live_task_by_work_item(&self, work_item_id: &str) -> StoreResult<Option<Task>>;
+    /// The task a person means by a work item key: the live one, else the
+    /// newest that had the key before it was released (cancelled, or its item
+    /// started afresh).
+    async fn find_task_by_key(&self, work_item_id: &str) -> StoreResult<Option<Task>>;
+    /// The newest task of a tracker item, live or with released keys.
+    async fn latest_task_of_item(&self, tracker_id: &str) -> StoreResult<Option<Task>>;
     /// Move a task to `to`, appending the event in the same transaction. With
     /// `expected`, the move happens only from that stage (`StageConflict` otherwise).
     async fn set_stage(
@@ -41,6 +51,18 @@ pub trait TaskStore {
         &self,
         id: TaskId,
         expected: Stage,
+        to: Stage,
+        event: EventInput,
+        job: Option<NewJob>,
+    ) -> StoreResult<(Task, Option<Job>)>;
+    /// A person retries a failed task: move it back to `to` (a pipeline
+    /// stage, `Stage::can_retry_to`), log `event` and queue `job`, in one
+    /// transaction. `StageConflict` unless the task is failed;
+    /// `IllegalTransition` for another target or a task whose keys were
+    /// retired (a newer task runs its item).
+    async fn reopen(
+        &self,
+        id: TaskId,
         to: Stage,
         event: EventInput,
         job: Option<NewJob>,

@@ -78,6 +78,7 @@ impl TokenUsage {
             input_tokens: self.total_input(),
             output_tokens: self.output,
             cost_usd,
+            ..Usage::default()
         }
     }
 }

@@ -34,6 +34,7 @@ pub async fn run(cli: Cli) -> CliResult {
                     task::action(&cfg, &a, TaskAction::ConfirmDeploy).await
                 }
                 TaskCommand::Stop(a) => task::action(&cfg, &a, TaskAction::Stop).await,
+                TaskCommand::Retry(a) => task::action(&cfg, &a, TaskAction::Retry).await,
                 TaskCommand::Logs(a) => logs::run(&cfg, &a).await,
                 TaskCommand::Restore(a) => archives::restore(&cfg, &a).await,
             }

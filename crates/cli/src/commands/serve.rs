@@ -110,6 +110,7 @@ impl Engine {
             budget: Budget {
                 max_tokens: cfg.budget.max_tokens,
                 max_cost_usd: cfg.budget.max_cost_usd,
+                max_wall_secs: cfg.budget.max_wall_secs,
             },
             env: AgentEnv {
                 allow: cfg.agent_env.allow.clone(),

@@ -1,8 +1,14 @@
-//! `orch task add|list|show|start|approve|reject|confirm-deploy|stop`.
+//! `orch task add|list|show|start|approve|reject|confirm-deploy|stop|retry`.
+//!
+//! A task is named by its id or its work item key. A key names its live task;
+//! once that task's keys are released (a STOP, or its done or failed item
+//! started afresh) the key still finds the newest task that had it, so
+//! `orch task show KEY` shows what `orch task list` lists under KEY. Older
+//! tasks of the key are found by id.
 
 use crate::args::{TaskAction, TaskActionArgs, TaskAddArgs, TaskListArgs, TaskShowArgs};
 use crate::error::{CliError, CliResult};
-use crate::render::{ago, clip, print_json, table};
+use crate::render::{ago, clip, now, print_json, table};
 use orch_config::Config;
 use orch_core::pipeline::Gate;
 use orch_core::{Stage, Task, TaskId, Timestamp};
@@ -31,7 +37,11 @@ pub async fn add(cfg: &Config, a: TaskAddArgs) -> CliResult {
         }
         None => mint_key(store.as_ref(), &a.repo).await?,
     };
-    if store.find_live_task_by_work_item(&key).await?.is_some() {
+    // A done or failed task of the key runs its item again (To Analyse);
+    // one still in the pipeline (or parked) is a duplicate.
+    if let Some(t) = store.find_live_task_by_work_item(&key).await?
+        && !matches!(t.stage, Stage::Done | Stage::Failed)
+    {
         return Err(orch_store::StoreError::Duplicate {
             key: "work item id",
             value: key,
@@ -112,7 +122,7 @@ pub fn pipeline_err(e: PipelineError) -> CliError {
     }
 }
 
-/// `orch task start|approve|reject|confirm-deploy|stop`.
+/// `orch task start|approve|reject|confirm-deploy|stop|retry`.
 pub async fn action(cfg: &Config, a: &TaskActionArgs, action: TaskAction) -> CliResult {
     let store = super::open_store(cfg).await?;
     let pipeline = super::pipeline(cfg, store.clone(), "cli");
@@ -146,11 +156,21 @@ pub async fn action(cfg: &Config, a: &TaskActionArgs, action: TaskAction) -> Cli
             Gate::Reject
         }
         TaskAction::ConfirmDeploy => Gate::ConfirmDeploy,
+        TaskAction::Retry => Gate::Retry,
         TaskAction::Stop => {
             let r = pipeline.stop_task(task.id, "cli").await;
             if a.json {
                 print_json(&r)?;
-            } else {
+            }
+            if let Some(e) = &r.error {
+                // The store (or another step) failed: the STOP did not happen.
+                return Err(CliError::Runtime(anyhow::anyhow!(
+                    "task {}: STOP failed ({}): {e}",
+                    task.id,
+                    r.note
+                )));
+            }
+            if !a.json {
                 println!(
                     "task {}: {} (stopped {} run(s){})",
                     task.id,
@@ -219,7 +239,7 @@ pub async fn list(cfg: &Config, a: &TaskListArgs) -> CliResult {
             .map(|t| {
                 vec![
                     t.id.to_string(),
-                    t.original_work_item_id().to_owned(),
+                    key_shown(t),
                     t.repo.clone(),
                     t.stage.to_string(),
                     ago(t.updated_at),
@@ -235,11 +255,23 @@ pub async fn list(cfg: &Config, a: &TaskListArgs) -> CliResult {
     Ok(())
 }
 
-/// A task by numeric id, or by its (live) work item key.
+/// The key as `orch task list` shows it: a released key (the task was
+/// cancelled, or its item runs again as a newer task) is marked, since the
+/// key now belongs to that newer task, if any.
+fn key_shown(t: &Task) -> String {
+    if orch_core::keys::is_tombstoned(&t.work_item_id) {
+        format!("{} (released)", t.original_work_item_id())
+    } else {
+        t.original_work_item_id().to_owned()
+    }
+}
+
+/// A task by numeric id, or by work item key: the key's live task, else the
+/// newest task that had the key before it was released.
 pub(super) async fn find(store: &dyn Store, what: &str) -> CliResult<Task> {
     let found = match what.parse::<i64>() {
         Ok(id) => store.get_task(TaskId(id)).await?,
-        Err(_) => store.find_live_task_by_work_item(what).await?,
+        Err(_) => store.find_task_by_key(what).await?,
     };
     found.ok_or_else(|| {
         CliError::Runtime(anyhow::anyhow!(
@@ -288,6 +320,12 @@ pub async fn show(cfg: &Config, a: &TaskShowArgs) -> CliResult {
     if let Some(tid) = t.original_tracker_id() {
         println!("tracker: {tid}");
     }
+    if orch_core::keys::is_tombstoned(&t.work_item_id) {
+        println!(
+            "key:     {} released (the task keeps its history; the item can run again as a new task)",
+            t.original_work_item_id()
+        );
+    }
     println!(
         "created: {}   updated: {}",
         ago(t.created_at),
@@ -304,8 +342,11 @@ pub async fn show(cfg: &Config, a: &TaskShowArgs) -> CliResult {
         println!("depends on: {}", on.join(", "));
     }
     println!(
-        "usage:   {} tokens in, {} out, ${:.4}",
-        d.usage.input_tokens, d.usage.output_tokens, d.usage.cost_usd
+        "usage:   {} tokens in, {} out, ${:.4}, agents ran {}",
+        d.usage.input_tokens,
+        d.usage.output_tokens,
+        d.usage.cost_usd,
+        orch_core::budget::duration_text(d.usage.agent_wall_ms_at(now()))
     );
     if !t.body.is_empty() {
         println!("\n{}", t.body);

@@ -93,7 +93,7 @@ fn review_loop_is_bounded() {
         }
         other => panic!("{other:?}"),
     }
-    v.review_rounds = 2;
+    v.review_rounds = 3;
     assert!(matches!(
         &on_tick(&v, &policy())[..],
         [Effect::Step {
@@ -101,6 +101,189 @@ fn review_loop_is_bounded() {
             ..
         }]
     ));
+}
+
+/// `max_review_rounds` (3): changes requested "more often than this" fail
+/// the task, so the 3rd request still goes back to the developer and only
+/// the 4th fails (the docs' and the example's words).
+#[test]
+fn review_fails_only_when_changes_are_requested_more_often_than_the_limit() {
+    let mut v = TaskView::idle(Stage::Review);
+    let mut j = done(AgentKind::Reviewer);
+    j.review = Some(ReviewOutcome::ChangesRequested(vec!["again".into()]));
+    v.stage_job = Some(j);
+    for earlier in 0..3 {
+        v.review_rounds = earlier;
+        assert!(
+            matches!(
+                &on_tick(&v, &policy())[..],
+                [Effect::Step {
+                    to: Stage::Development,
+                    ..
+                }]
+            ),
+            "request {} of at most 3 goes back to the developer",
+            earlier + 1
+        );
+    }
+    v.review_rounds = 3;
+    match &on_tick(&v, &policy())[..] {
+        [
+            Effect::Step {
+                to: Stage::Failed,
+                why,
+                ..
+            },
+        ] => assert!(why.contains("4 times (the limit is 3)"), "{why}"),
+        other => panic!("{other:?}"),
+    }
+    // A limit of 1: one round of changes, the second request fails.
+    let one = PipelinePolicy {
+        max_review_rounds: 1,
+        ..policy()
+    };
+    v.review_rounds = 0;
+    assert!(matches!(
+        &on_tick(&v, &one)[..],
+        [Effect::Step {
+            to: Stage::Development,
+            ..
+        }]
+    ));
+    v.review_rounds = 1;
+    assert!(matches!(
+        &on_tick(&v, &one)[..],
+        [Effect::Step {
+            to: Stage::Failed,
+            ..
+        }]
+    ));
+}
+
+#[test]
+fn start_on_a_done_or_failed_task_starts_its_item_afresh() {
+    for stage in [Stage::Done, Stage::Failed] {
+        let v = TaskView::idle(stage);
+        assert_eq!(
+            on_gate(&v, Gate::Start, None, &policy()),
+            vec![Effect::StartAfresh],
+            "{stage}"
+        );
+        // Once a newer task holds the item, the old one starts nothing.
+        let mut released = TaskView::idle(stage);
+        released.keys_released = true;
+        assert!(matches!(
+            &on_gate(&released, Gate::Start, None, &policy())[..],
+            [Effect::Comment(c)] if c.contains("newer task")
+        ));
+    }
+    // A cancelled task's item starts afresh through the item (its keys are
+    // free already); the task itself stays cancelled.
+    let mut cancelled = TaskView::idle(Stage::Cancelled);
+    cancelled.keys_released = true;
+    assert!(matches!(
+        &on_gate(&cancelled, Gate::Start, None, &policy())[..],
+        [Effect::Comment(_)]
+    ));
+}
+
+#[test]
+fn retry_reopens_a_failed_task_at_the_stage_it_failed_in() {
+    let mut v = TaskView::idle(Stage::Failed);
+    v.failed_from = Some(Stage::Review);
+    match &on_gate(&v, Gate::Retry, Some("one more go"), &policy())[..] {
+        [
+            Effect::Reopen {
+                to: Stage::Review,
+                why,
+                job: Some(job),
+            },
+        ] => {
+            assert_eq!(job.agent, AgentKind::Reviewer);
+            assert_eq!(job.gate_comment.as_deref(), Some("one more go"));
+            assert_eq!(why, "one more go");
+        }
+        other => panic!("{other:?}"),
+    }
+    // Failed at the approval gate (too many rejections): waits for a person again.
+    v.failed_from = Some(Stage::AwaitingApproval);
+    assert!(matches!(
+        &on_gate(&v, Gate::Retry, None, &policy())[..],
+        [Effect::Reopen {
+            to: Stage::AwaitingApproval,
+            job: None,
+            ..
+        }]
+    ));
+    // A retired failed task (its item runs as a newer task) is not reopened.
+    v.keys_released = true;
+    assert!(matches!(
+        &on_gate(&v, Gate::Retry, None, &policy())[..],
+        [Effect::Comment(_)]
+    ));
+}
+
+#[test]
+fn retry_resumes_a_parked_task_and_refuses_elsewhere() {
+    let mut v = TaskView::idle(Stage::NeedsAttention);
+    v.parked_from = Some(Stage::Development);
+    assert!(matches!(
+        &on_gate(&v, Gate::Retry, None, &policy())[..],
+        [Effect::Step {
+            to: Stage::Development,
+            job: Some(_),
+            ..
+        }]
+    ));
+    for stage in [
+        Stage::Analysis,
+        Stage::Review,
+        Stage::Done,
+        Stage::Cancelled,
+    ] {
+        let e = on_gate(&TaskView::idle(stage), Gate::Retry, None, &policy());
+        assert!(matches!(&e[..], [Effect::Comment(_)]), "{stage}: {e:?}");
+    }
+}
+
+#[test]
+fn a_dead_dependency_parks_the_task_naming_it() {
+    let dead = |stage| DeadDependency {
+        task: TaskId(4),
+        key: "DEMO-4".into(),
+        stage,
+    };
+    for (dep, words) in [
+        (Stage::Failed, "failed"),
+        (Stage::Cancelled, "was cancelled"),
+    ] {
+        // Its analyst is queued, held back by the dependency gate.
+        let mut v = TaskView::idle(Stage::Analysis);
+        v.has_active_job = true;
+        v.dead_dependencies = vec![dead(dep)];
+        match &on_tick(&v, &policy())[..] {
+            [Effect::Park(why)] => {
+                assert!(why.contains(&format!("task 4 (DEMO-4) {words}")), "{why}")
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    let mut v = TaskView::idle(Stage::Development);
+    v.dead_dependencies = vec![dead(Stage::Failed)];
+    // A running agent finishes first; a parked task stays parked; without
+    // the dependency feature nothing waits on dependencies.
+    v.has_active_job = true;
+    v.has_running_job = true;
+    assert!(on_tick(&v, &policy()).is_empty());
+    v.has_running_job = false;
+    v.has_active_job = false;
+    let off = PipelinePolicy {
+        task_deps: false,
+        ..policy()
+    };
+    assert!(!matches!(&on_tick(&v, &off)[..], [Effect::Park(_)]));
+    v.stage = Stage::NeedsAttention;
+    assert!(on_tick(&v, &policy()).is_empty());
 }
 
 #[test]
@@ -281,17 +464,24 @@ fn any_gate() -> impl Strategy<Value = Gate> {
         Just(Gate::Start),
         Just(Gate::Approve),
         Just(Gate::Reject),
-        Just(Gate::ConfirmDeploy)
+        Just(Gate::ConfirmDeploy),
+        Just(Gate::Retry)
     ]
 }
 
 prop_compose! {
     fn any_view()(stage in any_stage(), active in any::<bool>(), job in proptest::option::of((any_agent(), any_status(), any::<bool>(), 0u8..4)),
                   parked in proptest::option::of(any_stage()), rej in 0u32..5, rev in 0u32..5,
-                  lease in any::<bool>(), mi in any::<bool>(), di in any::<bool>(), cr in any::<bool>(), cw in any::<bool>()) -> TaskView {
+                  lease in any::<bool>(), mi in any::<bool>(), di in any::<bool>(), cr in any::<bool>(), cw in any::<bool>(),
+                  running in any::<bool>(), failed_from in proptest::option::of(any_stage()), released in any::<bool>(),
+                  dead in proptest::option::of(prop_oneof![Just(Stage::Failed), Just(Stage::Cancelled)])) -> TaskView {
         TaskView {
             stage,
-            has_active_job: active,
+            has_active_job: active || running,
+            has_running_job: running,
+            failed_from,
+            keys_released: released,
+            dead_dependencies: dead.map(|stage| DeadDependency { task: TaskId(9), key: "DEMO-9".into(), stage }).into_iter().collect(),
             stage_job: job.map(|(agent, status, run, r)| StageJob {
                 agent, status,
                 phase: (agent == AgentKind::Deployer).then_some(if run { DeployPhase::Run } else { DeployPhase::Prepare }),
@@ -308,6 +498,15 @@ prop_compose! {
 fn check_effects(view: &TaskView, effects: &[Effect]) -> Result<(), TestCaseError> {
     let mut queued = 0;
     for e in effects {
+        if let Effect::Reopen { to, job, .. } = e {
+            // Only a failed task is reopened, and only into the pipeline.
+            prop_assert!(view.stage.can_retry_to(*to), "{} -> {}", view.stage, to);
+            prop_assert!(!view.keys_released, "a released task is never reopened");
+            if job.is_some() {
+                queued += 1;
+                prop_assert!(!view.has_active_job);
+            }
+        }
         if let Effect::Step { to, job, .. } = e {
             // No event sequence reaches an illegal stage.
             prop_assert!(
@@ -335,10 +534,16 @@ fn check_effects(view: &TaskView, effects: &[Effect]) -> Result<(), TestCaseErro
             "{view:?}"
         );
     }
-    // Terminal stages absorb every event.
+    // Terminal stages absorb every event: only a person's retry reopens a
+    // failed task, and a fresh start makes a new task (this one stays).
     if view.stage.is_terminal() {
         prop_assert!(
-            effects.iter().all(|e| matches!(e, Effect::Comment(_))),
+            effects.iter().all(|e| match e {
+                Effect::Comment(_) => true,
+                Effect::StartAfresh => view.stage != Stage::Cancelled && !view.keys_released,
+                Effect::Reopen { .. } => view.stage == Stage::Failed,
+                _ => false,
+            }),
             "{effects:?}"
         );
     }
@@ -351,6 +556,12 @@ proptest! {
     fn ticks_and_gates_keep_the_invariants(view in any_view(), gate in any_gate()) {
         check_effects(&view, &on_tick(&view, &policy()))?;
         check_effects(&view, &on_gate(&view, gate, Some("c"), &policy()))?;
+        // A dead dependency never lets a tick queue work.
+        if !view.dead_dependencies.is_empty() {
+            for e in on_tick(&view, &policy()) {
+                prop_assert!(!matches!(e, Effect::Step { job: Some(_), .. }), "{view:?}: {e:?}");
+            }
+        }
         let p = PipelinePolicy { deploy: Some(DeployPolicy { has_prepare: true, auto: true }), ..policy() };
         check_effects(&view, &on_tick(&view, &p))?;
     }
@@ -358,7 +569,7 @@ proptest! {
     /// Drive random gates and ticks through a simulated task: stages stay
     /// legal and the task never holds two active jobs.
     #[test]
-    fn random_event_sequences_stay_legal(events in proptest::collection::vec((0u8..6, any::<bool>()), 1..60)) {
+    fn random_event_sequences_stay_legal(events in proptest::collection::vec((0u8..7, any::<bool>()), 1..60)) {
         let p = PipelinePolicy { deploy: Some(DeployPolicy { has_prepare: true, auto: false }), ..policy() };
         let mut v = TaskView::idle(Stage::Analysis);
         v.has_active_job = true;
@@ -369,6 +580,7 @@ proptest! {
                 1 => on_gate(&v, Gate::Approve, None, &p),
                 2 => on_gate(&v, Gate::Reject, Some("no"), &p),
                 3 => on_gate(&v, Gate::ConfirmDeploy, None, &p),
+                6 => on_gate(&v, Gate::Retry, None, &p),
                 4 => {
                     // The active job finishes.
                     if let Some(j) = v.stage_job.as_mut().filter(|_| v.has_active_job) {
@@ -389,6 +601,7 @@ proptest! {
                     Effect::Step { to, kind, job, .. } => {
                         if to != v.stage {
                             if to == Stage::NeedsAttention { v.parked_from = Some(v.stage); }
+                            if to == Stage::Failed { v.failed_from = Some(v.stage); }
                             v.stage = to;
                             v.stage_job = None;
                             v.confirm_deploy_asked = false;
@@ -418,6 +631,22 @@ proptest! {
                     Effect::ApplyDeferredCancel => { v.stage = Stage::Cancelled; }
                     Effect::Comment(_) => {}
                     Effect::AskConfirmDeploy => v.confirm_deploy_asked = true,
+                    // The old task stays as it is; follow the new one.
+                    Effect::StartAfresh => {
+                        v = TaskView::idle(Stage::Analysis);
+                        v.has_active_job = true;
+                        v.stage_job = Some(StageJob { agent: AgentKind::Analyst, status: JobStatus::Queued, phase: None, review: None, last_error: None });
+                    }
+                    Effect::Reopen { to, job, .. } => {
+                        v.stage = to;
+                        v.stage_job = None;
+                        v.rejections = 0;
+                        v.review_rounds = 0;
+                        if let Some(j) = job {
+                            v.has_active_job = true;
+                            v.stage_job = Some(StageJob { agent: j.agent, status: JobStatus::Queued, phase: j.phase, review: None, last_error: None });
+                        }
+                    }
                 }
             }
             prop_assert!(Stage::ALL.contains(&v.stage));

@@ -15,6 +15,9 @@ pub struct CancelResult {
     pub stopped: u32,
     #[serde(serialize_with = "note_str")]
     pub note: CancelNote,
+    /// With note `error`: what failed (e.g. the store's error).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 fn note_str<S: serde::Serializer>(n: &CancelNote, s: S) -> Result<S::Ok, S::Error> {
@@ -28,6 +31,15 @@ impl CancelResult {
             deferred: false,
             stopped: 0,
             note,
+            error: None,
+        }
+    }
+
+    /// The cancel could not be carried out: say why, never `no-task`.
+    fn failed(error: impl std::fmt::Display) -> CancelResult {
+        CancelResult {
+            error: Some(error.to_string()),
+            ..CancelResult::noop(CancelNote::Error, false)
         }
     }
 }
@@ -41,7 +53,7 @@ impl Pipeline {
             Ok(None) => return CancelResult::noop(CancelNote::NoTask, false),
             Err(e) => {
                 tracing::warn!(item = item_id, error = %e, "STOP: looking up the task failed");
-                return CancelResult::noop(CancelNote::NoTask, false);
+                return CancelResult::failed(format!("looking up the task of {item_id}: {e}"));
             }
         };
         self.stop_task(task.id, source).await
@@ -84,7 +96,7 @@ impl Pipeline {
             Ok(r) => r,
             Err(e) => {
                 tracing::error!(task = %id, error = %e, "cancel failed");
-                CancelResult::noop(CancelNote::NoTask, false)
+                CancelResult::failed(e)
             }
         }
     }
@@ -127,6 +139,7 @@ impl Pipeline {
                 deferred: true,
                 stopped: 0,
                 note,
+                error: None,
             });
         }
         // full reset. Jobs first, so a watcher that sees its run end
@@ -200,6 +213,7 @@ impl Pipeline {
             deferred: false,
             stopped,
             note: CancelNote::Cancelled,
+            error: None,
         })
     }
 

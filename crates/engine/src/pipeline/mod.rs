@@ -172,6 +172,7 @@ impl Pipeline {
             max_review_rounds: self.cfg.review.max_review_rounds,
             max_rejection_rounds: self.cfg.review.max_rejection_rounds,
             deploy,
+            task_deps: self.cfg.features.task_deps,
         }
     }
 
@@ -276,7 +277,9 @@ impl Pipeline {
     }
 
     /// The only pipeline-start entry point: a task in `analysis` with
-    /// its analyst queued.
+    /// its analyst queued. A terminal task the item had before is replaced:
+    /// a done or failed one's keys are retired, and the live tasks that
+    /// waited on a failed or cancelled one wait on the new task instead.
     pub async fn start_pipeline(&self, item_id: &str) -> PipelineResult<GateResult> {
         let item = self.tracker.item(item_id).await?.ok_or_else(|| {
             PipelineError::NotFound(format!(
@@ -304,6 +307,12 @@ impl Pipeline {
         new.tracker_id = Some(item.id.clone());
         new.work_item_id = Some(key);
         new.body = item.body.clone();
+        new.replaces = self
+            .store
+            .latest_task_of_item(&item.id)
+            .await?
+            .filter(|t| t.stage.is_terminal())
+            .map(|t| t.id);
         let task = self.store.create_task(new, &self.actor).await?;
         let _g = self.lock(task.id).await;
         let job = self.new_job(&task, JobSpec::new(orch_core::AgentKind::Analyst));
@@ -346,6 +355,11 @@ impl Pipeline {
         let task = self.task(id).await?;
         let view = task_view(self.store.as_ref(), &task).await?;
         let effects = pipeline::on_gate(&view, gate, comment, &self.policy(&task.repo));
+        if effects == [Effect::StartAfresh] {
+            // The result names the new task, which has its own lock.
+            drop(_g);
+            return self.start_afresh(&task).await;
+        }
         let only_comments = effects.iter().all(|e| matches!(e, Effect::Comment(_)));
         let note = self.apply(&task, effects).await?;
         let task = self.task(id).await?;
@@ -490,6 +504,8 @@ impl Pipeline {
                 self.reflect(task, Some(&format!("orch: {text}."))).await;
                 Ok(text.into())
             }
+            Effect::StartAfresh => Ok(self.start_afresh(task).await?.note),
+            Effect::Reopen { to, why, job } => self.reopen(task, to, &why, job).await,
             Effect::Park(why) => {
                 if task.stage == Stage::Merge {
                     // The merge gate gave up (verify failed, or the base would
@@ -564,11 +580,80 @@ impl Pipeline {
         }
     }
 
-    /// Park the task for a person (R-8a).
+    /// To Analyse on a done or failed task: the item runs again as a new
+    /// task. The old task keeps its row and history; its keys are retired
+    /// with the new task's creation. Like a cancel's reset, its leftovers go
+    /// first: the worktree (archived, R-21) and the remote branch (never a
+    /// protected one), so the new task starts from the base.
+    async fn start_afresh(&self, old: &Task) -> PipelineResult<GateResult> {
+        let Some(item) = old.original_tracker_id().map(str::to_owned) else {
+            return Err(PipelineError::Invalid(format!(
+                "task {} has no tracker item to start again; create a new one (`orch task add`)",
+                old.id
+            )));
+        };
+        if let Err(e) = self
+            .repos
+            .remove_worktree(&old.repo, &old.branch, old.original_work_item_id())
+            .await
+            && !matches!(e, orch_git::GitError::NoMirror { .. })
+        {
+            tracing::warn!(task = %old.id, error = %e, "fresh start: removing the old worktree failed");
+        }
+        if let Err(e) = self
+            .forge
+            .delete_branch(&old.repo, &old.branch, &self.protected(&old.repo))
+            .await
+        {
+            let _ = self
+                .store
+                .append_event(
+                    old.id,
+                    self.event(
+                        "fresh_start_problem",
+                        format!("deleting the old remote branch {}: {e}", old.branch),
+                    ),
+                )
+                .await;
+        }
+        let mut r = self.start_pipeline(&item).await?;
+        r.note = format!(
+            "task {} was {}: its item runs again as task {} ({})",
+            old.id, old.stage, r.task, r.note
+        );
+        Ok(r)
+    }
+
+    /// A person retried a failed task: back to the stage it failed in.
+    async fn reopen(
+        &self,
+        task: &Task,
+        to: Stage,
+        why: &str,
+        job: Option<JobSpec>,
+    ) -> PipelineResult<String> {
+        let job = job.map(|s| self.new_job(task, s));
+        let queues = job.is_some();
+        let (moved, _) = self
+            .store
+            .reopen(task.id, to, self.event(view::RETRIED, why), job)
+            .await?;
+        if queues {
+            self.job_queued.notify_one();
+        }
+        self.reflect(&moved, Some(&format!("orch: retried in {to} ({why}).")))
+            .await;
+        Ok(format!("retried: back to {to}"))
+    }
+
+    /// Park the task for a person (R-8a). Its queued jobs are cancelled: they
+    /// could run while it waits (or never, held back by a dependency), and a
+    /// person's resume queues a fresh one.
     pub(crate) async fn park(&self, task: &Task, why: &str) -> PipelineResult<String> {
         if task.stage == Stage::NeedsAttention || task.stage.is_terminal() {
             return Ok(why.to_owned());
         }
+        self.store.cancel_jobs_for_task(task.id, true).await?;
         let moved = self
             .store
             .set_stage(

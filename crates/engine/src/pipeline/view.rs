@@ -3,7 +3,9 @@
 
 use orch_agent::adapters::{ReviewDecision, parse_verdict};
 use orch_core::cancel::{WindowFacts, in_critical_window};
-use orch_core::pipeline::{DeployPhase, JobSpec, ReviewOutcome, StageJob, TaskView};
+use orch_core::pipeline::{
+    DeadDependency, DeployPhase, JobSpec, ReviewOutcome, StageJob, TaskView,
+};
 use orch_core::{Job, JobStatus, Stage, Task};
 use orch_store::{MarkerStep, Store, StoreResult};
 
@@ -48,6 +50,23 @@ pub async fn task_view(store: &dyn Store, task: &Task) -> StoreResult<TaskView> 
         Some(j) => Some(stage_job(store, j).await?),
         None => None,
     };
+    // The rounds that failed a task count afresh after a person's retry.
+    let since_retry = events
+        .iter()
+        .rposition(|e| e.kind == RETRIED)
+        .map_or(&events[..], |i| &events[i..]);
+    let mut dead_dependencies = Vec::new();
+    for on in store.dependencies(task.id).await? {
+        if let Some(dep) = store.get_task(on).await?
+            && matches!(dep.stage, Stage::Failed | Stage::Cancelled)
+        {
+            dead_dependencies.push(DeadDependency {
+                task: dep.id,
+                key: dep.original_work_item_id().to_owned(),
+                stage: dep.stage,
+            });
+        }
+    }
     let facts = WindowFacts {
         initiated_marker: !markers.is_empty(),
         holds_merge_lease: lease.as_ref().is_some_and(|l| l.holder_task == task.id),
@@ -60,14 +79,22 @@ pub async fn task_view(store: &dyn Store, task: &Task) -> StoreResult<TaskView> 
         has_active_job: jobs
             .iter()
             .any(|j| matches!(j.status, JobStatus::Queued | JobStatus::Running)),
+        has_running_job: jobs.iter().any(|j| j.status == JobStatus::Running),
         stage_job,
         parked_from: events
             .iter()
             .rev()
             .find(|e| e.to_stage == Some(Stage::NeedsAttention))
             .and_then(|e| e.from_stage),
-        rejections: events.iter().filter(|e| e.kind == "rejected").count() as u32,
-        review_rounds: events
+        failed_from: events
+            .iter()
+            .rev()
+            .find(|e| e.to_stage == Some(Stage::Failed))
+            .and_then(|e| e.from_stage),
+        keys_released: orch_core::keys::is_tombstoned(&task.work_item_id),
+        dead_dependencies,
+        rejections: since_retry.iter().filter(|e| e.kind == "rejected").count() as u32,
+        review_rounds: since_retry
             .iter()
             .filter(|e| e.kind == "changes_requested")
             .count() as u32,
@@ -79,6 +106,10 @@ pub async fn task_view(store: &dyn Store, task: &Task) -> StoreResult<TaskView> 
         confirm_deploy_asked: asked_since_entry(&events, task.stage, ASKED_CONFIRM_DEPLOY),
     })
 }
+
+/// The event kind of a person's retry of a failed task (`Effect::Reopen`):
+/// the round counters start again from it.
+pub(crate) const RETRIED: &str = "retried";
 
 /// The event kind of `Effect::AskConfirmDeploy`.
 pub(crate) const ASKED_CONFIRM_DEPLOY: &str = "awaiting_confirm_deploy";

@@ -49,29 +49,28 @@ pub trait RunPreparer: Send + Sync {
     async fn prepare(&self, task: &Task, job: &Job, run_dir: &Path) -> Result<PreparedRun, String>;
 }
 
-/// Per-task spending limits; exceeding one stops the agent and parks the task.
+/// Per-task limits: tokens, cost and agent wall time. Exceeding one
+/// stops the agent and parks the task. The decision is the core's
+/// ([`orch_core::budget::TaskBudget`]); this reads the clock for it.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Budget {
     pub max_tokens: Option<u64>,
     pub max_cost_usd: Option<f64>,
+    /// Agent wall time, summed over the task's agent runs (see
+    /// `orch_core::budget`): `used.agent_running_since` makes the run in
+    /// progress count up to now.
+    pub max_wall_secs: Option<u64>,
 }
 
 impl Budget {
-    /// What is exceeded by `used`, if anything, as a sentence for the task's log.
+    /// What is exceeded by `used` now, if anything, as a sentence for the task's log.
     pub fn exceeded(&self, used: Usage) -> Option<String> {
-        if let Some(max) = self.max_tokens.filter(|m| used.total_tokens() > *m) {
-            return Some(format!(
-                "token budget exceeded: {} > {max}",
-                used.total_tokens()
-            ));
+        orch_core::budget::TaskBudget {
+            max_tokens: self.max_tokens,
+            max_cost_usd: self.max_cost_usd,
+            max_wall_secs: self.max_wall_secs,
         }
-        if let Some(max) = self.max_cost_usd.filter(|m| used.cost_usd > *m) {
-            return Some(format!(
-                "cost budget exceeded: ${:.4} > ${max:.4}",
-                used.cost_usd
-            ));
-        }
-        None
+        .exceeded(&used, crate::metered::now())
     }
 }
 

@@ -5,8 +5,8 @@ use crate::error::{StoreError, StoreResult};
 use crate::model::{
     Marker, MarkerState, MarkerStep, MergeLease, Notification, TrackerComment, TrackerItem,
 };
-use orch_core::run::{Run, Usage};
-use orch_core::{Job, JobId, RunId, Task, TaskEvent, TaskId, Timestamp, WorkerId};
+use orch_core::run::{Run, Usage, counts_as_agent_time};
+use orch_core::{AgentKind, Job, JobId, RunId, Task, TaskEvent, TaskId, Timestamp, WorkerId};
 use rusqlite::Row;
 
 fn ts(v: Option<i64>) -> Option<Timestamp> {
@@ -81,11 +81,14 @@ pub fn run(r: &Row<'_>) -> StoreResult<Run> {
         let v: i64 = r.get(col)?;
         u64::try_from(v).map_err(|_| StoreError::Corrupt(format!("runs.{col} = {v}")))
     };
+    let agent: AgentKind = r.get::<_, String>("agent")?.parse()?;
+    let started_at = Timestamp(r.get("started_at")?);
+    let finished_at = ts(r.get("finished_at")?);
     Ok(Run {
         run_id: RunId(r.get("run_id")?),
         job_id: JobId(r.get("job_id")?),
         task_id: TaskId(r.get("task_id")?),
-        agent: r.get::<_, String>("agent")?.parse()?,
+        agent,
         attempt: u32_of(r.get("attempt")?, "runs.attempt")?,
         worker_id: WorkerId(r.get("worker_id")?),
         pid: r.get("pid")?,
@@ -94,8 +97,8 @@ pub fn run(r: &Row<'_>) -> StoreResult<Run> {
             .get::<_, Option<i64>>("proc_start_ticks")?
             .map(|v| v as u64),
         log_path: r.get("log_path")?,
-        started_at: Timestamp(r.get("started_at")?),
-        finished_at: ts(r.get("finished_at")?),
+        started_at,
+        finished_at,
         exit_code: r.get("exit_code")?,
         signal: r.get("signal")?,
         outcome: match r.get::<_, Option<String>>("outcome")? {
@@ -106,6 +109,13 @@ pub fn run(r: &Row<'_>) -> StoreResult<Run> {
             input_tokens: tokens("input_tokens")?,
             output_tokens: tokens("output_tokens")?,
             cost_usd: r.get("cost_usd")?,
+            agent_wall_ms: if counts_as_agent_time(agent) {
+                finished_at.map_or(0, |f: Timestamp| f.since(started_at).as_millis() as u64)
+            } else {
+                0
+            },
+            agent_running_since: (counts_as_agent_time(agent) && finished_at.is_none())
+                .then_some(started_at),
         },
         session_id: r.get("session_id")?,
         error: r.get("error")?,

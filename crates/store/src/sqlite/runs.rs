@@ -8,6 +8,16 @@ use async_trait::async_trait;
 use orch_core::run::{Run, Usage};
 use orch_core::{RunId, TaskId, Timestamp};
 
+/// The agent kinds whose runs count as agent wall time, as an SQL list.
+pub(super) fn agent_work_kinds() -> String {
+    orch_core::AgentKind::ALL
+        .into_iter()
+        .filter(|a| orch_core::run::counts_as_agent_time(*a))
+        .map(|a| format!("'{}'", a.as_str()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 fn tokens(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
@@ -69,17 +79,35 @@ impl RunStore for SqliteStore {
     }
 
     async fn task_usage(&self, task: TaskId) -> StoreResult<Usage> {
-        let sums = self.read_one(
-            "SELECT COALESCE(SUM(input_tokens), 0), COALESCE(SUM(output_tokens), 0), COALESCE(SUM(cost_usd), 0.0)
-                FROM runs WHERE task_id = ?",
-            (&task.0,),
-            |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, f64>(2)?)),
+        // Agent wall time (the budget's): finished agent runs by duration,
+        // plus the start of the one in progress — the run of the task's
+        // running job, never a run left unfinished by a crash.
+        let agents = agent_work_kinds();
+        let sql = format!(
+            "SELECT COALESCE(SUM(input_tokens), 0), COALESCE(SUM(output_tokens), 0), COALESCE(SUM(cost_usd), 0.0),
+                    COALESCE(SUM(CASE WHEN agent IN ({agents}) AND finished_at IS NOT NULL
+                                      THEN max(finished_at - started_at, 0) END), 0),
+                    (SELECT MIN(r.started_at) FROM runs r
+                       JOIN jobs j ON j.run_id = r.run_id AND j.status = 'running'
+                      WHERE r.task_id = ?1 AND r.finished_at IS NULL AND r.agent IN ({agents}))
+               FROM runs WHERE task_id = ?1"
         );
-        let (i, o, c) = sums.await?.unwrap_or((0, 0, 0.0));
+        let sums = self.read_one(&sql, (&task.0,), |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, f64>(2)?,
+                r.get::<_, i64>(3)?,
+                r.get::<_, Option<i64>>(4)?,
+            ))
+        });
+        let (i, o, c, wall, running) = sums.await?.unwrap_or((0, 0, 0.0, 0, None));
         Ok(Usage {
             input_tokens: i.max(0) as u64,
             output_tokens: o.max(0) as u64,
             cost_usd: c,
+            agent_wall_ms: wall.max(0) as u64,
+            agent_running_since: running.map(Timestamp),
         })
     }
 
@@ -117,6 +145,7 @@ impl RunStore for SqliteStore {
                     input_tokens: n(i),
                     output_tokens: n(o),
                     cost_usd: c,
+                    ..Usage::default()
                 },
             })
             .collect())

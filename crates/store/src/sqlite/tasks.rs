@@ -6,7 +6,7 @@ use crate::error::{StoreError, StoreResult};
 use crate::model::{CancelledSnapshot, TaskFilter};
 use crate::traits::TaskStore;
 use async_trait::async_trait;
-use orch_core::keys::{self, branch_name, tombstone};
+use orch_core::keys::{self, branch_name, retire, tombstone};
 use orch_core::{EventInput, Job, NewJob, NewTask, Stage, Task, TaskEvent, TaskId, Timestamp};
 use rusqlite::{Connection, params};
 use std::collections::BTreeMap;
@@ -146,6 +146,37 @@ fn insert_dependency(conn: &Connection, task: TaskId, on: TaskId) -> StoreResult
     Ok(())
 }
 
+/// Retire the keys of a done or failed task whose item starts afresh, inside
+/// the creating transaction. Returns the task and whether its dependents
+/// should follow the item to the new task (it failed or was cancelled).
+fn retire_replaced(conn: &Connection, old: TaskId, now: Timestamp) -> StoreResult<(Task, bool)> {
+    let task = load_task(conn, old)?;
+    if matches!(task.stage, Stage::Done | Stage::Failed) && !keys::is_tombstoned(&task.work_item_id)
+    {
+        exec(
+            conn,
+            "UPDATE tasks SET tracker_id = ?1, work_item_id = ?2, updated_at = ?3 WHERE id = ?4",
+            params![
+                task.tracker_id.as_deref().map(|k| retire(k, old)),
+                retire(&task.work_item_id, old),
+                now.0,
+                old.0
+            ],
+        )?;
+    }
+    let follow = matches!(task.stage, Stage::Failed | Stage::Cancelled);
+    Ok((task, follow))
+}
+
+/// The newest task whose `column` is `key`, or was before its keys were
+/// released (`key#…`). A live task is always the newest of its key.
+fn newest_with_key(column: &str) -> String {
+    format!(
+        "SELECT * FROM tasks WHERE {column} = ?1 OR substr({column}, 1, length(?1) + 1) = ?1 || '#'
+         ORDER BY id DESC LIMIT 1"
+    )
+}
+
 #[async_trait]
 impl TaskStore for SqliteStore {
     async fn create_task(&self, new: NewTask, actor: &str) -> StoreResult<Task> {
@@ -155,6 +186,10 @@ impl TaskStore for SqliteStore {
         }
         let now = self.now();
         self.writer.tx(|conn| {
+            let replaced = match new.replaces {
+                Some(old) => Some(retire_replaced(conn, old, now)?),
+                None => None,
+            };
             if let Some(tid) = &new.tracker_id
                 && key_taken(conn, true, tid)?
             {
@@ -207,7 +242,13 @@ impl TaskStore for SqliteStore {
             for on in &new.depends_on {
                 insert_dependency(conn, id, *on)?;
             }
-            let msg = format!("created in {} ({})", new.stage, new.title);
+            let msg = match &replaced {
+                Some((old, _)) => format!(
+                    "created in {} ({}); runs its item again after task {} ({})",
+                    new.stage, new.title, old.id, old.stage
+                ),
+                None => format!("created in {} ({})", new.stage, new.title),
+            };
             insert_event(
                 conn,
                 id,
@@ -216,6 +257,43 @@ impl TaskStore for SqliteStore {
                 None,
                 Some(new.stage),
             )?;
+            if let Some((old, follow)) = &replaced {
+                let ev = EventInput::new(
+                    actor,
+                    "retired",
+                    format!("its item runs again as task {id}; this task keeps its history"),
+                );
+                insert_event(conn, old.id, now, &ev, None, None)?;
+                if *follow {
+                    let dependents: Vec<i64> = all(
+                        conn,
+                        "SELECT d.task_id FROM task_deps d JOIN tasks t ON t.id = d.task_id
+                         WHERE d.depends_on = ? AND t.stage NOT IN ('done', 'cancelled', 'failed')
+                         ORDER BY d.task_id",
+                        params![old.id.0],
+                        |r| Ok(r.get(0)?),
+                    )?;
+                    for dependent in dependents {
+                        exec(
+                            conn,
+                            "DELETE FROM task_deps WHERE task_id = ? AND depends_on = ?",
+                            params![dependent, old.id.0],
+                        )?;
+                        insert_dependency(conn, TaskId(dependent), id)?;
+                        let ev = EventInput::new(
+                            actor,
+                            "dependency_moved",
+                            format!(
+                                "now waits for task {id}, which runs {} again (task {} {})",
+                                keys::original_key(&old.work_item_id),
+                                old.id,
+                                old.stage
+                            ),
+                        );
+                        insert_event(conn, TaskId(dependent), now, &ev, None, None)?;
+                    }
+                }
+            }
             load_task(conn, id)
         }).await
     }
@@ -256,6 +334,20 @@ impl TaskStore for SqliteStore {
             rows::task,
         )
         .await
+    }
+
+    async fn find_task_by_key(&self, work_item_id: &str) -> StoreResult<Option<Task>> {
+        self.read_one(
+            &newest_with_key("work_item_id"),
+            (&work_item_id,),
+            rows::task,
+        )
+        .await
+    }
+
+    async fn latest_task_of_item(&self, tracker_id: &str) -> StoreResult<Option<Task>> {
+        self.read_one(&newest_with_key("tracker_id"), (&tracker_id,), rows::task)
+            .await
     }
 
     async fn set_stage(
@@ -344,6 +436,42 @@ impl TaskStore for SqliteStore {
             };
             Ok((load_task(conn, id)?, job))
         }).await
+    }
+
+    async fn reopen(
+        &self,
+        id: TaskId,
+        to: Stage,
+        event: EventInput,
+        job: Option<NewJob>,
+    ) -> StoreResult<(Task, Option<Job>)> {
+        let now = self.now();
+        self.writer
+            .tx(|conn| {
+                let task = load_task(conn, id)?;
+                if task.stage != Stage::Failed {
+                    return Err(StoreError::StageConflict {
+                        task: id,
+                        expected: Stage::Failed,
+                        found: task.stage,
+                    });
+                }
+                // A retired task no longer stands for its item: a newer task does.
+                if !task.stage.can_retry_to(to) || keys::is_tombstoned(&task.work_item_id) {
+                    return Err(StoreError::IllegalTransition {
+                        task: id,
+                        from: task.stage,
+                        to,
+                    });
+                }
+                move_stage(conn, &task, to, now, &event)?;
+                let job = match &job {
+                    Some(job) => Some(super::jobs::insert_job(conn, job, now)?),
+                    None => None,
+                };
+                Ok((load_task(conn, id)?, job))
+            })
+            .await
     }
 
     async fn append_event(&self, id: TaskId, event: EventInput) -> StoreResult<TaskEvent> {
