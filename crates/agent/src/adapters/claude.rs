@@ -23,9 +23,16 @@ use super::usage::{CostSource, PriceTable, TokenUsage};
 use super::{AdapterKind, AdapterOptions, OutputAdapter};
 use orch_core::run::Usage;
 use serde_json::{Map, Value};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 
 type Obj = Map<String, Value>;
+
+/// How many API messages keep their own usage entry. A message's lines come
+/// together (one per content block), so an older message is settled: its
+/// tokens and cost join a running total and its entry goes. Memory stays
+/// bounded however long the output, and no realistic interleaving of
+/// messages (parallel sub-agents) reaches back this far.
+const RECENT_MESSAGES: usize = 256;
 
 /// Parses one Claude Code run. Build it with [`ClaudeAdapter::new`] or
 /// [`super::adapter_for`].
@@ -38,11 +45,15 @@ pub struct ClaudeAdapter {
     /// The resolved model from `system/init`.
     model: Option<String>,
     session_id: Option<String>,
-    /// Usage per API message id. Several `assistant` lines share one message (one
-    /// line per content block) and repeat its usage, so they must not be summed.
+    /// Usage per API message id, for the last `RECENT_MESSAGES` messages.
+    /// Several `assistant` lines share one message (one line per content
+    /// block) and repeat its usage, so they must not be summed.
     messages: HashMap<String, MessageUsage>,
-    /// Counter that names messages without an id, so each is counted once.
-    anonymous: u64,
+    /// The ids in `messages`, oldest first.
+    order: VecDeque<String>,
+    /// Messages settled out of the window (and those without an id, which no
+    /// later line can repeat).
+    settled: Settled,
     /// The message being streamed (`--include-partial-messages`), whose
     /// `message_delta` carries the final output token count.
     streaming: Option<String>,
@@ -54,6 +65,25 @@ pub struct ClaudeAdapter {
 struct MessageUsage {
     model: Option<String>,
     tokens: TokenUsage,
+}
+
+/// The sum of settled messages: tokens, cost priced when settled, and
+/// whether every one of them had a price.
+#[derive(Debug, Clone, Copy)]
+struct Settled {
+    tokens: TokenUsage,
+    cost: f64,
+    all_priced: bool,
+}
+
+impl Default for Settled {
+    fn default() -> Self {
+        Settled {
+            tokens: TokenUsage::default(),
+            cost: 0.0,
+            all_priced: true,
+        }
+    }
 }
 
 /// What the `result` line said.
@@ -76,7 +106,8 @@ impl ClaudeAdapter {
             model: None,
             session_id: None,
             messages: HashMap::new(),
-            anonymous: 0,
+            order: VecDeque::new(),
+            settled: Settled::default(),
             streaming: None,
             last_text: None,
             result: None,
@@ -122,20 +153,50 @@ impl ClaudeAdapter {
 
     /// Records the usage of one API message, keeping the most complete figures seen.
     fn record_usage(&mut self, id: Option<&str>, model: Option<&str>, tokens: TokenUsage) {
-        let key = match id {
-            Some(id) => id.to_owned(),
-            None => {
-                self.anonymous = self.anonymous.saturating_add(1);
-                format!("\0anonymous-{}", self.anonymous)
-            }
+        let Some(id) = id else {
+            // Nothing can repeat a message without an id: counted once, now.
+            self.settle(&MessageUsage {
+                model: model.map(str::to_owned),
+                tokens,
+            });
+            return;
         };
-        let entry = self.messages.entry(key).or_insert(MessageUsage {
+        if !self.messages.contains_key(id) {
+            if self.order.len() >= RECENT_MESSAGES
+                && let Some(old) = self.order.pop_front()
+                && let Some(m) = self.messages.remove(&old)
+            {
+                self.settle(&m);
+            }
+            self.order.push_back(id.to_owned());
+        }
+        let entry = self.messages.entry(id.to_owned()).or_insert(MessageUsage {
             model: None,
             tokens: TokenUsage::default(),
         });
         entry.tokens = entry.tokens.max(tokens);
         if entry.model.is_none() {
             entry.model = model.map(str::to_owned);
+        }
+    }
+
+    /// The model a message is priced as: its own, else the run's.
+    fn price_of(&self, m: &MessageUsage) -> Option<f64> {
+        let fallback = self.model.as_deref().or(self.configured_model.as_deref());
+        self.prices.cost(m.model.as_deref().or(fallback), &m.tokens)
+    }
+
+    /// Adds a finished message to the running total.
+    fn settle(&mut self, m: &MessageUsage) {
+        if m.tokens.is_zero() {
+            return;
+        }
+        let price = self.price_of(m);
+        let s = &mut self.settled;
+        s.tokens = s.tokens.saturating_add(m.tokens);
+        match price {
+            Some(c) => s.cost += c,
+            None => s.all_priced = false,
         }
     }
 
@@ -341,16 +402,17 @@ impl ClaudeAdapter {
     /// Tokens and cost from the `assistant` lines so far: exact input and cache
     /// counts, output undercounted unless partial messages were streamed.
     fn estimate(&self) -> (TokenUsage, f64, CostSource) {
-        let mut tokens = TokenUsage::default();
-        let mut cost = 0.0;
-        let mut all_priced = true;
-        let fallback = self.model.as_deref().or(self.configured_model.as_deref());
+        let Settled {
+            mut tokens,
+            mut cost,
+            mut all_priced,
+        } = self.settled;
         for m in self.messages.values() {
             tokens = tokens.saturating_add(m.tokens);
             if m.tokens.is_zero() {
                 continue;
             }
-            match self.prices.cost(m.model.as_deref().or(fallback), &m.tokens) {
+            match self.price_of(m) {
                 Some(c) => cost += c,
                 None => all_priced = false,
             }
@@ -525,6 +587,50 @@ mod tests {
         let u = a.usage_so_far();
         assert_eq!((u.input_tokens, u.output_tokens), (1_000_000, 1));
         assert!((u.cost_usd - 1.000002).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_long_run_keeps_few_messages_and_counts_every_one_once() {
+        let prices = PriceTable::new().with(
+            "m",
+            ModelPrice {
+                input_per_mtok: 1.0,
+                cache_read_per_mtok: None,
+                cache_write_per_mtok: None,
+                output_per_mtok: 2.0,
+            },
+        );
+        let mut a = ClaudeAdapter::new(AdapterOptions {
+            prices,
+            ..AdapterOptions::default()
+        });
+        let messages = 10 * RECENT_MESSAGES as u64;
+        for i in 0..messages {
+            // Three lines per message, as Claude writes one per content block,
+            // the last with the most complete usage.
+            for out in [1, 1, 5] {
+                a.feed_line(&format!(
+                    r#"{{"type":"assistant","message":{{"id":"m-{i}","model":"m","content":[{{"type":"text","text":"t"}}],"usage":{{"input_tokens":100,"output_tokens":{out}}}}}}}"#
+                ));
+            }
+            // And one message without an id.
+            a.feed_line(r#"{"type":"assistant","message":{"model":"m","content":[],"usage":{"input_tokens":1,"output_tokens":1}}}"#);
+        }
+        assert!(
+            a.messages.len() <= RECENT_MESSAGES && a.order.len() <= RECENT_MESSAGES,
+            "the window is bounded: {} entries",
+            a.messages.len()
+        );
+        let u = a.usage_so_far();
+        assert_eq!(
+            (u.input_tokens, u.output_tokens),
+            (messages * 101, messages * 6)
+        );
+        let cost = (messages * 101) as f64 / 1e6 + (messages * 6) as f64 * 2.0 / 1e6;
+        assert!((u.cost_usd - cost).abs() < 1e-9, "{} vs {cost}", u.cost_usd);
+        let o = a.finish(ProcessExit::Code(0));
+        assert_eq!(o.cost_source, CostSource::PriceTable);
+        assert_eq!(o.tokens.input, messages * 101);
     }
 
     #[test]

@@ -27,6 +27,11 @@ use std::collections::HashSet;
 
 type Obj = Map<String, Value>;
 
+/// Tool items started and not completed yet that are remembered. An agent
+/// that starts items without end must not grow orch's memory; forgetting
+/// them only shows a later completion as a tool use again.
+const OPEN_ITEMS: usize = 1024;
+
 /// Where the current turn stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Turn {
@@ -180,6 +185,9 @@ impl CodexAdapter {
         ok: bool,
     ) -> Vec<AgentEvent> {
         if !completed {
+            if self.started.len() >= OPEN_ITEMS {
+                self.started.clear();
+            }
             self.started.insert(id.to_owned());
             return vec![use_()];
         }
@@ -354,6 +362,27 @@ fn file_change_summary(item: &Obj) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn items_started_without_end_are_not_all_remembered() {
+        let mut a = CodexAdapter::new(AdapterOptions::default());
+        for i in 0..10 * OPEN_ITEMS {
+            a.feed_line(&format!(
+                r#"{{"type":"item.started","item":{{"id":"item_{i}","type":"command_execution","command":"ls","status":"in_progress"}}}}"#
+            ));
+        }
+        assert!(
+            a.started.len() <= OPEN_ITEMS,
+            "{} remembered",
+            a.started.len()
+        );
+        // A recent one still completes as a plain result.
+        let last = 10 * OPEN_ITEMS - 1;
+        let ev = a.feed_line(&format!(
+            r#"{{"type":"item.completed","item":{{"id":"item_{last}","type":"command_execution","command":"ls","status":"completed","exit_code":0}}}}"#
+        ));
+        assert_eq!(ev, vec![AgentEvent::ToolResult { is_error: false }]);
+    }
 
     #[test]
     fn retry_notices_are_parsed() {
