@@ -2,7 +2,8 @@
 //! while nobody watched, reap the lost. And the reaper for runs whose
 //! worker stopped renewing their lease.
 
-use super::watch::Ending;
+use super::tail::LogTail;
+use super::watch::{Ending, drain};
 use super::{Supervisor, handle_of};
 use orch_agent::adapters::{AdapterKind, adapter_for};
 use orch_agent::process::{RunHandle, RunState, Timeouts, is_alive, run_state};
@@ -195,10 +196,10 @@ impl Supervisor {
         let log = handle
             .run_dir
             .join(orch_agent::process::run_dir::OUTPUT_LOG);
-        let text = std::fs::read(&log).unwrap_or_default();
-        for line in String::from_utf8_lossy(&text).lines() {
-            a.feed_line(line);
-        }
+        // Read in bounded slices, as a live run is: the log may be huge.
+        let mut tail = LogTail::new(log);
+        drain(&mut tail, a.as_mut(), &handle.run_id, u64::MAX).await;
+        self.note_truncated(job.task_id, tail.stats()).await;
         self.record(job, handle, a.as_mut(), ending).await;
     }
 

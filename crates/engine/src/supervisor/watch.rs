@@ -4,8 +4,13 @@
 //! the adapter, renews the job's lease (a refused heartbeat means the claim is
 //! fenced: the job was cancelled or reaped, so the agent must go), enforces the
 //! wall/idle timeouts and the task's budget, and answers stop requests.
+//!
+//! The log is read in slices of at most `SLICE_BYTES` (`tail.rs` bounds the
+//! reader's memory), and between two slices the watcher looks at STOP, the
+//! timeouts, the budget and its heartbeat and lets other tasks run: an agent
+//! flooding its output never holds its watcher up.
 
-use super::tail::LogTail;
+use super::tail::{LogTail, MAX_PARSE_LINE, TailStats};
 use super::{Active, JobEnd, RunReport, Supervisor};
 use orch_agent::adapters::{AdapterKind, OutputAdapter, ProcessExit, adapter_for};
 use orch_agent::process::{ExitRecord, RunHandle, RunState, Timeouts, run_dir, run_state};
@@ -16,6 +21,17 @@ use orch_store::RunFinish;
 use std::sync::Arc;
 use tokio::sync::Notify;
 use tokio::time::Instant;
+
+/// How much output the watcher reads and parses in one go before it looks
+/// at STOP, the timeouts and its heartbeat again and yields to other tasks:
+/// a few milliseconds of parsing.
+pub(super) const SLICE_BYTES: usize = 1024 * 1024;
+
+/// After orch stopped a run, at most this much of its unread output is still
+/// parsed (for its usage and session); the rest stays unparsed in the log
+/// file, so a STOP is recorded at once even when the agent wrote faster than
+/// orch could read.
+const AFTER_STOP_BYTES: u64 = 64 * 1024 * 1024;
 
 /// How the watch ended.
 pub(super) enum Ending {
@@ -76,9 +92,14 @@ impl Supervisor {
                 &stop,
             )
             .await;
-        for line in tail.read_lines(true) {
-            adapter.feed_line(&line);
-        }
+        let limit = match ending {
+            Ending::Stopped { .. } => AFTER_STOP_BYTES,
+            // `follow` read up to the end already; this is what the monitor's
+            // copiers wrote after that.
+            Ending::Exited(_) | Ending::Lost => u64::MAX,
+        };
+        drain(&mut tail, adapter.as_mut(), &run, limit).await;
+        self.note_truncated(task.id, tail.stats()).await;
         self.record(&job, &handle, adapter.as_mut(), ending).await;
         self.lock_active().remove(&run);
     }
@@ -119,27 +140,41 @@ impl Supervisor {
         };
         let mut next_heartbeat = Instant::now() + self.cfg.heartbeat;
         let mut exit_watch = super::exit_watch::ExitWatch::new(&handle.run_dir);
+        let mut asked_after_exit = false;
         loop {
-            for line in tail.read_lines(false) {
-                for ev in adapter.feed_line(&line) {
-                    tracing::trace!(run = %run, event = ?ev, "agent event");
-                }
-            }
-            match run_state(handle) {
-                RunState::Exited(rec) => return Ending::Exited(rec),
-                RunState::Lost => return Ending::Lost,
+            // The state is read before the log: an exit seen here means the
+            // agent's output is all in the file, so reading to its end gets it.
+            let state = run_state(handle);
+            let slice = tail.read_slice(SLICE_BYTES, |line| feed(adapter, run, line));
+            match state {
+                RunState::Exited(rec) if slice.at_end => return Ending::Exited(rec),
+                RunState::Lost if slice.at_end => return Ending::Lost,
                 RunState::Running => {}
+                // The agent is gone and its output still being read: ask the
+                // store now whether the job is still ours. A STOP from
+                // another process (it cancels the job, then ends the
+                // processes) then skips the backlog instead of reading it.
+                _ if !asked_after_exit => {
+                    asked_after_exit = true;
+                    next_heartbeat = Instant::now();
+                }
+                _ => {}
             }
-            let last = orch_agent::process::last_output_at(&handle.run_dir);
-            if let Some(kind) = orch_agent::process::decide_timeout(timeouts, started, last, now())
-            {
-                let reason = format!("{kind:?} timeout: the agent was stopped");
-                return self.stop_now(handle, kind.outcome(), reason).await;
-            }
-            let mut used = spent_before;
-            used += adapter.usage_so_far();
-            if let Some(why) = self.cfg.budget.exceeded(used) {
-                return self.stop_now(handle, RunOutcome::BudgetExceeded, why).await;
+            // Limits stop a live agent; one that has ended is judged by its
+            // output, however long reading the rest of it takes.
+            if matches!(state, RunState::Running) {
+                let last = orch_agent::process::last_output_at(&handle.run_dir);
+                if let Some(kind) =
+                    orch_agent::process::decide_timeout(timeouts, started, last, now())
+                {
+                    let reason = format!("{kind:?} timeout: the agent was stopped");
+                    return self.stop_now(handle, kind.outcome(), reason).await;
+                }
+                let mut used = spent_before;
+                used += adapter.usage_so_far();
+                if let Some(why) = self.cfg.budget.exceeded(used) {
+                    return self.stop_now(handle, RunOutcome::BudgetExceeded, why).await;
+                }
             }
             if Instant::now() >= next_heartbeat {
                 match self.store.heartbeat(job.id, run, self.cfg.lease).await {
@@ -156,13 +191,47 @@ impl Supervisor {
                     }
                 }
             }
-            tokio::select! {
-                _ = tokio::time::sleep(self.cfg.tick) => {}
-                _ = exit_watch.changed() => {}
-                _ = stop.notified() => {
-                    return self.stop_now(handle, RunOutcome::Cancelled, "STOP requested".to_owned()).await;
+            if slice.at_end {
+                tokio::select! {
+                    _ = tokio::time::sleep(self.cfg.tick) => {}
+                    _ = exit_watch.changed() => {}
+                    _ = stop.notified() => {
+                        return self.stop_now(handle, RunOutcome::Cancelled, "STOP requested".to_owned()).await;
+                    }
+                }
+            } else {
+                // More output is waiting: read on at once, but let a STOP in
+                // first and the other tasks run.
+                tokio::select! {
+                    biased;
+                    _ = stop.notified() => {
+                        return self.stop_now(handle, RunOutcome::Cancelled, "STOP requested".to_owned()).await;
+                    }
+                    _ = tokio::task::yield_now() => {}
                 }
             }
+        }
+    }
+
+    /// Lines longer than the parse cap are logged on the task, once per run:
+    /// what orch decided from the output may have missed something in them.
+    pub(super) async fn note_truncated(&self, task: orch_core::TaskId, stats: TailStats) {
+        if stats.truncated == 0 {
+            return;
+        }
+        let msg = format!(
+            "{} output line(s) longer than {} KiB were parsed only in part (the longest: {} bytes); the run's output.log holds them whole",
+            stats.truncated,
+            MAX_PARSE_LINE / 1024,
+            stats.longest_truncated
+        );
+        let ev = orch_core::EventInput::new(
+            format!("worker:{}", self.cfg.worker),
+            "output_truncated",
+            msg,
+        );
+        if let Err(e) = self.store.append_event(task, ev).await {
+            tracing::warn!(task = %task, error = %e, "logging the truncated output on the task failed");
         }
     }
 
@@ -371,4 +440,36 @@ impl Supervisor {
             error,
         });
     }
+}
+
+/// Feeds one output line to the adapter.
+fn feed(adapter: &mut (dyn OutputAdapter + Send), run: &orch_core::RunId, line: &str) {
+    for ev in adapter.feed_line(line) {
+        tracing::trace!(run = %run, event = ?ev, "agent event");
+    }
+}
+
+/// Reads what is left of a finished run's log (at most `limit` bytes, in
+/// slices, yielding between them) and its last line without a newline.
+pub(super) async fn drain(
+    tail: &mut LogTail,
+    adapter: &mut (dyn OutputAdapter + Send),
+    run: &orch_core::RunId,
+    limit: u64,
+) {
+    let mut read = 0u64;
+    loop {
+        let slice = tail.read_slice(SLICE_BYTES, |line| feed(adapter, run, line));
+        read += slice.bytes as u64;
+        if slice.at_end {
+            break;
+        }
+        if read >= limit {
+            let skipped = tail.skip_to_end();
+            tracing::warn!(run = %run, parsed = read, skipped, "the stopped run's remaining output was not parsed");
+            return;
+        }
+        tokio::task::yield_now().await;
+    }
+    tail.flush(|line| feed(adapter, run, line));
 }
