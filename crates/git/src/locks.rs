@@ -24,6 +24,12 @@
 //!   had finished. The reset never moves the branch: a journal planted by an
 //!   agent can at most drop uncommitted changes, which the merge would have
 //!   refused anyway.
+//! - **Unfinished checkout.** A worktree is registered first and checked out
+//!   after (`git worktree add --no-checkout`, then `reset --hard`). Killed in
+//!   between, it is registered without an index and with none or some of its
+//!   files, and a later `add -A` would commit the missing ones as deleted. An
+//!   admin dir without an index is that state (git writes the index last, by
+//!   renaming its lock): the checkout is finished from HEAD.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -44,13 +50,18 @@ pub struct WorktreeRepair {
     pub removed_lock: Option<PathBuf>,
     /// An interrupted merge was undone: the worktree was reset to this head.
     pub undone_merge: Option<String>,
+    /// The worktree's checkout had never finished; it was, at this head.
+    pub finished_checkout: Option<String>,
     /// A live process works in the worktree, so nothing was touched: who.
     pub busy: Option<String>,
 }
 
 impl WorktreeRepair {
     pub fn is_empty(&self) -> bool {
-        self.removed_lock.is_none() && self.undone_merge.is_none() && self.busy.is_none()
+        self.removed_lock.is_none()
+            && self.undone_merge.is_none()
+            && self.finished_checkout.is_none()
+            && self.busy.is_none()
     }
 }
 
@@ -61,10 +72,10 @@ impl RepoStore {
         Ok(admin_dir(&mirror, &worktree.path)?.join("index.lock"))
     }
 
-    /// Clear what a killed git left in `worktree`: a stale `index.lock`, and an
-    /// interrupted merge of the base (see the module docs). Call it before a
-    /// git step of orch's in the worktree and at start-up; it costs two file
-    /// checks when there is nothing to clear.
+    /// Clear what a killed git left in `worktree`: a stale `index.lock`, an
+    /// unfinished checkout and an interrupted merge of the base (see the
+    /// module docs). Call it before a git step of orch's in the worktree and
+    /// at start-up; it costs three file checks when there is nothing to clear.
     pub async fn repair_worktree(&self, worktree: &Worktree) -> Result<WorktreeRepair> {
         let mirror = self.existing_mirror(&worktree.repo)?;
         let admin = admin_dir(&mirror, &worktree.path)?;
@@ -72,8 +83,9 @@ impl RepoStore {
         let journal = admin.join(MERGE_JOURNAL);
         let has_lock = lock.symlink_metadata().is_ok();
         let has_journal = journal.symlink_metadata().is_ok();
+        let no_index = admin.join("index").symlink_metadata().is_err();
         let mut repair = WorktreeRepair::default();
-        if !has_lock && !has_journal {
+        if !has_lock && !has_journal && !no_index {
             return Ok(repair);
         }
         if let Some(who) = live_holder(&worktree.path, &lock) {
@@ -89,6 +101,18 @@ impl RepoStore {
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => return Err(GitError::io("remove", &lock, e)),
             }
+        }
+        if no_index {
+            let at = self.at_worktree(&mirror, &worktree.path)?;
+            at.run(["reset", "--hard", "--quiet", "--no-recurse-submodules"])
+                .await?;
+            let head = self.head_sha(worktree).await?;
+            tracing::warn!(
+                worktree = %worktree.path.display(),
+                head = %head,
+                "finished a checkout that was killed midway"
+            );
+            repair.finished_checkout = Some(head);
         }
         if has_journal {
             repair.undone_merge = self.undo_merge(&mirror, worktree, &journal).await?;
@@ -388,6 +412,34 @@ mod tests {
         assert!(r.is_empty(), "{r:?}");
         assert!(!admin.join(MERGE_JOURNAL).exists());
         assert!(wt.path.join("untracked.txt").exists());
+    }
+
+    #[tokio::test]
+    async fn a_checkout_killed_before_it_finished_is_finished() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (store, wt, _) = world(tmp.path()).await;
+        // What a kill between `worktree add --no-checkout` and the checkout
+        // leaves: registered, no index, no files (or some).
+        let admin = store
+            .index_lock_path(&wt)
+            .unwrap()
+            .parent()
+            .unwrap()
+            .to_owned();
+        std::fs::remove_file(admin.join("index")).unwrap();
+        std::fs::remove_file(wt.path.join("README.md")).unwrap();
+        let r = store.repair_worktree(&wt).await.unwrap();
+        let head = store.head_sha(&wt).await.unwrap();
+        assert_eq!(r.finished_checkout.as_deref(), Some(head.as_str()), "{r:?}");
+        assert_eq!(
+            std::fs::read_to_string(wt.path.join("README.md")).unwrap(),
+            "hi\n"
+        );
+        // Nothing is left for a later `add -A` to commit as deleted.
+        std::fs::write(wt.path.join("new.md"), "new\n").unwrap();
+        store.commit_all(&wt, "new").await.unwrap();
+        assert!(wt.path.join("README.md").exists());
+        assert!(store.repair_worktree(&wt).await.unwrap().is_empty());
     }
 
     #[tokio::test]

@@ -1,8 +1,9 @@
-//! Crash leftovers in task worktrees: a stale `index.lock` and a merge of the
-//! base killed midway (`orch_git::RepoStore::repair_worktree` says how each is
-//! recognised). They are cleared at start-up for every live task and again
-//! before each of orch's git steps in a worktree (the run's preparation, the
-//! leftover commit, the merge step), and every repair is an event on the task.
+//! Crash leftovers in task worktrees: a stale `index.lock`, a checkout killed
+//! before it finished and a merge of the base killed midway
+//! (`orch_git::RepoStore::repair_worktree` says how each is recognised). They
+//! are cleared at start-up for every live task and again before each of
+//! orch's git steps in a worktree (the run's preparation, the leftover commit,
+//! the merge step), and every repair is an event on the task.
 
 use super::Pipeline;
 use orch_core::{EventInput, Task};
@@ -13,6 +14,8 @@ use orch_store::Store;
 pub(crate) const STALE_LOCK_REMOVED: &str = "stale_lock_removed";
 /// The event of an interrupted merge that was undone.
 pub(crate) const MERGE_UNDONE: &str = "merge_undone";
+/// The event of a worktree checkout that was killed and then finished.
+pub(crate) const CHECKOUT_FINISHED: &str = "checkout_finished";
 
 /// Clear what a killed git left in the task's worktree and log it on the task.
 /// A failure is logged and otherwise ignored: the git step that follows fails
@@ -39,6 +42,15 @@ pub(crate) async fn repair_worktree(
             format!(
                 "removed {}: a git process that no longer runs left it (orch or its git was killed)",
                 lock.display()
+            ),
+        ));
+    }
+    if let Some(head) = &repair.finished_checkout {
+        events.push(EventInput::new(
+            actor,
+            CHECKOUT_FINISHED,
+            format!(
+                "the worktree's checkout was killed before it finished; its files were written from {head}"
             ),
         ));
     }
