@@ -59,6 +59,8 @@ pub enum StoreError {
     Migration(#[from] sqlx::migrate::MigrateError),
     #[error("database error: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    #[error("database error: {0}")]
+    Postgres(#[from] sqlx::Error),
     #[error("the database holds a value orch cannot read: {0}")]
     Corrupt(String),
 }

@@ -6,6 +6,7 @@
 
 use super::conn::{exec, first, is_foreign_key_violation};
 use super::{SqliteStore, rows};
+use crate::common::{self, by_id, count_decision, decision_row, limit_maps, millis};
 use crate::error::{StoreError, StoreResult};
 use crate::model::{ClaimRequest, ReapSummary};
 use crate::traits::JobQueue;
@@ -44,10 +45,6 @@ WHERE id = (
     LIMIT 1)
 RETURNING *";
 
-fn millis(d: Duration) -> i64 {
-    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
-}
-
 impl SqliteStore {
     /// Apply the decision for a running attempt that ended badly or was lost.
     async fn end_attempt(
@@ -79,11 +76,7 @@ impl SqliteStore {
                 policy,
                 rand::random::<f64>(),
             );
-            let (status, run_after) = match decision {
-                FailureDecision::Retry { run_after } => (JobStatus::Queued, Some(run_after.0)),
-                FailureDecision::GiveUp => (JobStatus::Failed, None),
-                FailureDecision::Cancel => (JobStatus::Cancelled, None),
-            };
+            let (status, run_after) = decision_row(decision);
             exec(
                 conn,
                 "UPDATE jobs SET status = ?1, run_after = COALESCE(?2, run_after), last_error = ?3,
@@ -108,8 +101,7 @@ impl SqliteStore {
 /// A single INSERT of a queued job; the foreign key refuses a job for a
 /// missing task. Shared by `enqueue` and the pipeline's atomic `advance`.
 pub(super) fn insert_job(conn: &Connection, job: &NewJob, now: Timestamp) -> StoreResult<Job> {
-    let payload = serde_json::to_string(&job.payload)
-        .map_err(|e| StoreError::Corrupt(format!("job payload: {e}")))?;
+    let payload = common::json_text(&job.payload, "job payload")?;
     first(
         conn,
         "INSERT INTO jobs (task_id, agent, repo, status, priority, attempts, max_attempts, run_after, payload, created_at, updated_at)
@@ -169,14 +161,7 @@ impl JobQueue for SqliteStore {
     async fn claim(&self, req: &ClaimRequest) -> StoreResult<Option<Job>> {
         let now = self.now();
         let run_id = RunId(uuid::Uuid::now_v7().to_string());
-        let per_repo = to_json(&req.limits.per_repo_overrides);
-        let per_agent: BTreeMap<&str, u32> = req
-            .limits
-            .per_agent
-            .iter()
-            .map(|(k, v)| (k.as_str(), *v))
-            .collect();
-        let per_agent = to_json(&per_agent);
+        let (per_repo, per_agent) = limit_maps(req);
         // One statement: SQLite takes the write lock at its first step, so the
         // pick and the take cannot interleave with another writer; the trigger
         // `jobs_claim_mints_run` inserts the run row within it.
@@ -264,7 +249,7 @@ impl JobQueue for SqliteStore {
             (&worker,),
             rows::job,
         );
-        by_id(jobs.await)
+        Ok(by_id(jobs.await?))
     }
 
     async fn expired_jobs(&self) -> StoreResult<Vec<Job>> {
@@ -274,7 +259,7 @@ impl JobQueue for SqliteStore {
             (&now.0,),
             rows::job,
         );
-        by_id(jobs.await)
+        Ok(by_id(jobs.await?))
     }
 
     async fn reap_unknown_outcome(
@@ -298,12 +283,8 @@ impl JobQueue for SqliteStore {
                 continue;
             };
             let reason = "orchestrator restarted while the job was running";
-            match self.end_attempt(job.id, run, reason, policy, true).await? {
-                Some(FailureDecision::Retry { .. }) => summary.requeued += 1,
-                Some(FailureDecision::GiveUp) => summary.failed += 1,
-                Some(FailureDecision::Cancel) => summary.cancelled += 1,
-                None => {}
-            }
+            let decision = self.end_attempt(job.id, run, reason, policy, true).await?;
+            count_decision(&mut summary, decision);
         }
         Ok(summary)
     }
@@ -316,24 +297,6 @@ impl JobQueue for SqliteStore {
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .await?;
-        let mut out: BTreeMap<JobStatus, u64> = JobStatus::ALL.iter().map(|s| (*s, 0)).collect();
-        for (s, n) in rows {
-            out.insert(s.parse()?, n as u64);
-        }
-        Ok(out)
+        common::job_counts(rows)
     }
-}
-
-/// Sorted by id. The queries leave ORDER BY out so SQLite walks the small
-/// partial index of running jobs instead of the whole table in rowid order.
-fn by_id(jobs: StoreResult<Vec<Job>>) -> StoreResult<Vec<Job>> {
-    let mut jobs = jobs?;
-    jobs.sort_by_key(|j| j.id);
-    Ok(jobs)
-}
-
-/// The limit maps as JSON for `json_extract` in the claim. Maps of strings to
-/// integers always serialise, so the fallback is unreachable in practice.
-fn to_json<T: serde::Serialize>(v: &T) -> String {
-    serde_json::to_string(v).unwrap_or_else(|_| "{}".to_owned())
 }

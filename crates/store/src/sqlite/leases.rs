@@ -5,6 +5,7 @@
 
 use super::conn::first;
 use super::{SqliteStore, rows};
+use crate::common::lease_answer;
 use crate::error::StoreResult;
 use crate::model::{LeaseAcquire, MergeLease};
 use crate::traits::LeaseStore;
@@ -50,19 +51,7 @@ impl LeaseStore for SqliteStore {
             )?;
             Ok((epoch, current))
         }).await?;
-        Ok(match (epoch, current) {
-            (Some(epoch), _) => LeaseAcquire::Acquired { epoch },
-            (None, Some(l)) => LeaseAcquire::HeldBy {
-                task: l.holder_task,
-                branch: l.holder_branch,
-            },
-            // Unreachable: with no holder the upsert always succeeds. Treat a
-            // surprise as "held" so the caller waits rather than merging.
-            (None, None) => LeaseAcquire::HeldBy {
-                task,
-                branch: branch.to_owned(),
-            },
-        })
+        Ok(lease_answer(epoch, current, task, branch))
     }
 
     async fn merge_lease(&self, repo: &str) -> StoreResult<Option<MergeLease>> {

@@ -2,7 +2,8 @@
 //! by the sender (`orch_engine::notify`).
 
 use super::{SqliteStore, rows};
-use crate::error::{StoreError, StoreResult};
+use crate::common::json_text;
+use crate::error::StoreResult;
 use crate::model::{NewNotification, Notification};
 use crate::traits::NotificationStore;
 use async_trait::async_trait;
@@ -12,8 +13,7 @@ use std::time::Duration;
 impl NotificationStore for SqliteStore {
     async fn enqueue_notification(&self, n: &NewNotification) -> StoreResult<bool> {
         let now = self.now();
-        let payload = serde_json::to_string(&n.payload)
-            .map_err(|e| StoreError::Corrupt(format!("notification payload: {e}")))?;
+        let payload = json_text(&n.payload, "notification payload")?;
         let written = self.write(
             "INSERT INTO notifications (sink, task_id, payload, dedupe_key, next_at, created_at)
                 VALUES (?1, ?2, ?3, ?4, ?5, ?5) ON CONFLICT DO NOTHING",

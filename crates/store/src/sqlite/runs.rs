@@ -1,26 +1,13 @@
 //! Runs: the process facts and outcome of each attempt, and usage per task.
 
 use super::{SqliteStore, rows};
+use crate::common::{agent_work_kinds, tokens};
 use crate::error::StoreResult;
 use crate::model::{RepoUsage, RunFinish, RunProcess};
 use crate::traits::RunStore;
 use async_trait::async_trait;
 use orch_core::run::{Run, Usage};
 use orch_core::{RunId, TaskId, Timestamp};
-
-/// The agent kinds whose runs count as agent wall time, as an SQL list.
-pub(super) fn agent_work_kinds() -> String {
-    orch_core::AgentKind::ALL
-        .into_iter()
-        .filter(|a| orch_core::run::counts_as_agent_time(*a))
-        .map(|a| format!("'{}'", a.as_str()))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-fn tokens(v: u64) -> i64 {
-    i64::try_from(v).unwrap_or(i64::MAX)
-}
 
 #[async_trait]
 impl RunStore for SqliteStore {

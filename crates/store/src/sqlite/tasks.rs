@@ -2,6 +2,7 @@
 
 use super::conn::{all, exec, first};
 use super::{SqliteStore, rows};
+use crate::common::{self, group_dependencies, minted_key, minted_key_base};
 use crate::error::{StoreError, StoreResult};
 use crate::model::{CancelledSnapshot, TaskFilter};
 use crate::traits::TaskStore;
@@ -75,24 +76,12 @@ fn key_taken(conn: &Connection, column_is_tracker: bool, value: &str) -> StoreRe
 
 /// The key minted for a task created without one: `<REPO>-<id>`, made unique.
 fn mint_work_item_id(conn: &Connection, repo: &str, id: TaskId) -> StoreResult<String> {
-    let prefix: String = repo
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_uppercase()
-            } else {
-                '-'
-            }
-        })
-        .collect();
-    let base = format!("{prefix}-{id}");
-    let mut candidate = base.clone();
+    let base = minted_key_base(repo, id);
     let mut n = 1;
-    while key_taken(conn, false, &candidate)? {
+    while key_taken(conn, false, &minted_key(&base, n))? {
         n += 1;
-        candidate = format!("{base}-{n}");
     }
-    Ok(candidate)
+    Ok(minted_key(&base, n))
 }
 
 fn would_cycle(conn: &Connection, task: TaskId, on: TaskId) -> StoreResult<bool> {
@@ -596,14 +585,7 @@ impl TaskStore for SqliteStore {
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .await?;
-        let mut out: Vec<(TaskId, Vec<TaskId>)> = Vec::new();
-        for (t, on) in pairs {
-            match out.last_mut() {
-                Some((last, deps)) if last.0 == t => deps.push(TaskId(on)),
-                _ => out.push((TaskId(t), vec![TaskId(on)])),
-            }
-        }
-        Ok(out)
+        Ok(group_dependencies(pairs))
     }
 
     async fn task_counts_by_stage(&self) -> StoreResult<BTreeMap<Stage, u64>> {
@@ -614,9 +596,7 @@ impl TaskStore for SqliteStore {
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .await?;
-        rows.into_iter()
-            .map(|(s, n)| Ok((s.parse()?, n as u64)))
-            .collect()
+        common::stage_counts(rows)
     }
 
     async fn cancelled_snapshot(&self, limit: u32) -> StoreResult<CancelledSnapshot> {

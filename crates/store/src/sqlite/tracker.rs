@@ -1,14 +1,11 @@
 //! The builtin tracker's items and comments, kept in the store.
 
 use super::{SqliteStore, rows};
+use crate::common::labels_json;
 use crate::error::{StoreError, StoreResult};
 use crate::model::{TrackerComment, TrackerItem};
 use crate::traits::TrackerStore;
 use async_trait::async_trait;
-
-fn labels_json(labels: &[String]) -> StoreResult<String> {
-    serde_json::to_string(labels).map_err(|e| StoreError::Corrupt(format!("labels: {e}")))
-}
 
 #[async_trait]
 impl TrackerStore for SqliteStore {

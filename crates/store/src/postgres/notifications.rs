@@ -1,0 +1,74 @@
+//! The outbox of outgoing notifications: written by pipeline moves, drained
+//! by the sender (`orch_engine::notify`).
+
+use super::{PgStore, all, exec};
+use crate::common::json_text;
+use crate::error::StoreResult;
+use crate::model::{NewNotification, Notification};
+use crate::rows;
+use crate::traits::NotificationStore;
+use async_trait::async_trait;
+use std::time::Duration;
+
+#[async_trait]
+impl NotificationStore for PgStore {
+    async fn enqueue_notification(&self, n: &NewNotification) -> StoreResult<bool> {
+        let now = self.now();
+        let payload = json_text(&n.payload, "notification payload")?;
+        let q = sqlx::query(
+            "INSERT INTO notifications (sink, task_id, payload, dedupe_key, next_at, created_at)
+             VALUES ($1, $2, $3, $4, $5, $5) ON CONFLICT DO NOTHING",
+        )
+        .bind(&n.sink)
+        .bind(n.task_id.map(|t| t.0))
+        .bind(payload)
+        .bind(&n.dedupe_key)
+        .bind(now.0);
+        Ok(exec(&self.pool, q).await? == 1)
+    }
+
+    async fn due_notifications(&self, limit: u32) -> StoreResult<Vec<Notification>> {
+        let now = self.now();
+        let q = sqlx::query(
+            "SELECT * FROM notifications
+             WHERE sent_at IS NULL AND failed_at IS NULL AND next_at <= $1
+             ORDER BY next_at, id LIMIT $2",
+        )
+        .bind(now.0)
+        .bind(i64::from(limit));
+        all(&self.pool, q, rows::notification).await
+    }
+
+    async fn notification_sent(&self, id: i64) -> StoreResult<bool> {
+        let now = self.now();
+        let q = sqlx::query(
+            "UPDATE notifications SET sent_at = $1, last_error = NULL
+             WHERE id = $2 AND sent_at IS NULL AND failed_at IS NULL",
+        )
+        .bind(now.0)
+        .bind(id);
+        Ok(exec(&self.pool, q).await? == 1)
+    }
+
+    async fn notification_failed(
+        &self,
+        id: i64,
+        error: &str,
+        retry_in: Option<Duration>,
+    ) -> StoreResult<bool> {
+        let now = self.now();
+        let retry_at = retry_in.map(|d| now.plus(d).0);
+        let q = sqlx::query(
+            "UPDATE notifications
+             SET attempts = attempts + 1, last_error = $1,
+                 next_at = COALESCE($2, next_at),
+                 failed_at = CASE WHEN $2::bigint IS NULL THEN $3 END
+             WHERE id = $4 AND sent_at IS NULL AND failed_at IS NULL",
+        )
+        .bind(error)
+        .bind(retry_at)
+        .bind(now.0)
+        .bind(id);
+        Ok(exec(&self.pool, q).await? == 1)
+    }
+}
