@@ -1,15 +1,23 @@
-//! Queue throughput benchmark: the full enqueue → claim → complete cycle on the
-//! SQLite store, with 1, 4 and 16 concurrent workers sharing one store (as the
-//! worker tasks of one `orch serve` do), under `synchronous=NORMAL` and `FULL`.
+//! Queue throughput benchmark: the full enqueue → claim → complete cycle with
+//! 1, 4 and 16 concurrent workers sharing one store (as the worker tasks of one
+//! `orch serve` do), on the store a URL names.
 //!
-//! Run: `cargo bench -p orch-store --bench queue` (optionally `-- JOBS`).
+//! Run: `cargo bench -p orch-store --bench queue -- [JOBS] [--url URL] [--table N]…`
+//! - no `--url`: SQLite (a fresh file per row) under `synchronous=NORMAL` and `FULL`;
+//! - `--url postgres://…`: PostgreSQL, each row in a fresh schema of that
+//!   database, dropped after it;
+//! - `--table N` (repeatable): N finished jobs already in the table before
+//!   the row's JOBS cycles, to show that the cost stays flat as it grows.
+//!
 //! Reports jobs/s and claim latency percentiles.
 
 use hdrhistogram::Histogram;
 use orch_core::{AgentKind, NewJob, NewTask, Timestamp};
+use orch_store::testing::PgScratch;
 use orch_store::{
-    ClaimRequest, JobQueue, SqliteOptions, SqliteStore, Store, Synchronous, TaskStore,
+    ClaimRequest, PgOptions, PgStore, SqliteOptions, SqliteStore, Store, Synchronous,
 };
+use std::any::Any;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
@@ -21,23 +29,97 @@ struct Latencies {
     complete: Histogram<u64>,
 }
 
-async fn run(sync: Synchronous, workers: usize, jobs: usize) -> (f64, Latencies) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let opts = SqliteOptions {
-        synchronous: sync,
-        ..SqliteOptions::default()
-    };
-    let store = SqliteStore::open(dir.path().join("bench.db"), opts)
-        .await
-        .expect("open");
-    store.migrate().await.expect("migrate");
+/// The store a row runs on.
+#[derive(Clone, Copy)]
+enum Target<'a> {
+    Sqlite(Synchronous),
+    Postgres(&'a str),
+}
+
+/// A fresh, migrated store holding `table` finished jobs of `task`, and what
+/// keeps it alive.
+async fn open(target: Target<'_>, workers: usize) -> (Arc<dyn Store>, Box<dyn Any>) {
+    match target {
+        Target::Sqlite(sync) => {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let opts = SqliteOptions {
+                synchronous: sync,
+                ..SqliteOptions::default()
+            };
+            let store = SqliteStore::open(dir.path().join("bench.db"), opts)
+                .await
+                .expect("open");
+            store.migrate().await.expect("migrate");
+            (Arc::new(store), Box::new(dir))
+        }
+        Target::Postgres(url) => {
+            let scratch = PgScratch::create(url).await;
+            let opts = PgOptions {
+                max_connections: workers.clamp(2, 16) as u32,
+                ..PgOptions::default()
+            };
+            let store = PgStore::open(scratch.url(), opts).await.expect("open");
+            store.migrate().await.expect("migrate");
+            (Arc::new(store), Box::new(scratch))
+        }
+    }
+}
+
+/// Put `n` finished jobs of task 1 in the table, in one statement.
+async fn prefill(target: Target<'_>, guard: &dyn Any, n: usize) {
+    if n == 0 {
+        return;
+    }
+    let n = n as i64;
+    match target {
+        Target::Sqlite(_) => {
+            let dir = guard.downcast_ref::<tempfile::TempDir>().expect("dir");
+            let url = format!("sqlite://{}", dir.path().join("bench.db").display());
+            let pool = sqlx::SqlitePool::connect(&url).await.expect("connect");
+            sqlx::query(
+                "WITH RECURSIVE k(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM k WHERE i < ?1)
+                 INSERT INTO jobs (task_id, agent, repo, status, attempts, run_after, created_at, updated_at)
+                 SELECT 1, 'developer', 'bench', 'succeeded', 1, 0, 0, 0 FROM k",
+            )
+            .bind(n)
+            .execute(&pool)
+            .await
+            .expect("prefill");
+            sqlx::query("ANALYZE")
+                .execute(&pool)
+                .await
+                .expect("analyze");
+            pool.close().await;
+        }
+        Target::Postgres(_) => {
+            let scratch = guard.downcast_ref::<PgScratch>().expect("scratch");
+            let pool = sqlx::PgPool::connect(scratch.url()).await.expect("connect");
+            sqlx::query(
+                "INSERT INTO jobs (task_id, agent, repo, status, attempts, run_after, created_at, updated_at)
+                 SELECT 1, 'developer', 'bench', 'succeeded', 1, 0, 0, 0 FROM generate_series(1, $1)",
+            )
+            .bind(n)
+            .execute(&pool)
+            .await
+            .expect("prefill");
+            sqlx::query("ANALYZE")
+                .execute(&pool)
+                .await
+                .expect("analyze");
+            pool.close().await;
+        }
+    }
+}
+
+async fn run(target: Target<'_>, workers: usize, jobs: usize, table: usize) -> (f64, Latencies) {
+    let (store, guard) = open(target, workers).await;
     let mut tasks = Vec::new();
     for i in 0..workers {
         let mut t = NewTask::new("bench", format!("t{i}"));
         t.work_item_id = Some(format!("B-{i}"));
         tasks.push(store.create_task(t, "bench").await.expect("task"));
     }
-    let store = Arc::new(store);
+    prefill(target, guard.as_ref(), table).await;
     let remaining = Arc::new(AtomicUsize::new(jobs));
     let start = Instant::now();
     let mut handles = Vec::new();
@@ -88,24 +170,48 @@ async fn run(sync: Synchronous, workers: usize, jobs: usize) -> (f64, Latencies)
         total.complete.add(d).expect("merge");
     }
     let secs = start.elapsed().as_secs_f64();
-    store.close().await;
+    drop(store);
+    drop(guard);
     (jobs as f64 / secs, total)
 }
 
 fn main() {
-    let jobs: usize = std::env::args()
-        .skip(1)
-        .find_map(|a| a.parse().ok())
-        .unwrap_or(20_000);
+    let mut jobs = 20_000;
+    let mut url = None;
+    let mut tables = Vec::new();
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--url" => url = args.next(),
+            "--table" => tables.extend(args.next().and_then(|v| v.parse::<usize>().ok())),
+            other => {
+                if let Ok(n) = other.parse() {
+                    jobs = n;
+                }
+            }
+        }
+    }
+    if tables.is_empty() {
+        tables.push(0);
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .expect("runtime");
-    println!("queue benchmark: enqueue → claim → complete, {jobs} jobs per row, SQLite WAL");
+    let targets: Vec<(&str, Target<'_>)> = match url.as_deref() {
+        Some(u) if u.starts_with("postgres") => vec![("postgres", Target::Postgres(u))],
+        Some(u) => panic!("--url {u}: give a postgres:// URL, or none for SQLite"),
+        None => vec![
+            ("NORMAL", Target::Sqlite(Synchronous::Normal)),
+            ("FULL", Target::Sqlite(Synchronous::Full)),
+        ],
+    };
+    println!("queue benchmark: enqueue → claim → complete, {jobs} jobs per row");
     println!(
-        "{:<8} {:>8} {:>10} {:>12} {:>12} {:>12} {:>14} {:>15}",
-        "sync",
+        "{:<9} {:>9} {:>8} {:>10} {:>12} {:>12} {:>12} {:>14} {:>15}",
+        "store",
+        "in table",
         "workers",
         "jobs/s",
         "claim p50",
@@ -114,26 +220,28 @@ fn main() {
         "enqueue p50",
         "complete p50"
     );
-    for (name, sync) in [("NORMAL", Synchronous::Normal), ("FULL", Synchronous::Full)] {
-        for workers in [1, 4, 16] {
-            // FULL fsyncs every commit: fewer jobs keep the run short.
-            let n = if sync == Synchronous::Full {
-                jobs / 4
-            } else {
-                jobs
-            };
-            let (rate, h) = rt.block_on(run(sync, workers, n));
-            println!(
-                "{:<8} {:>8} {:>10.0} {:>10}µs {:>10}µs {:>10}µs {:>12}µs {:>13}µs",
-                name,
-                workers,
-                rate,
-                h.claim.value_at_quantile(0.50),
-                h.claim.value_at_quantile(0.99),
-                h.claim.max(),
-                h.enqueue.value_at_quantile(0.50),
-                h.complete.value_at_quantile(0.50)
-            );
+    for (name, target) in targets {
+        for &table in &tables {
+            for workers in [1, 4, 16] {
+                // FULL fsyncs every commit: fewer jobs keep the run short.
+                let n = match target {
+                    Target::Sqlite(Synchronous::Full) => jobs / 4,
+                    _ => jobs,
+                };
+                let (rate, h) = rt.block_on(run(target, workers, n, table));
+                println!(
+                    "{:<9} {:>9} {:>8} {:>10.0} {:>10}µs {:>10}µs {:>10}µs {:>12}µs {:>13}µs",
+                    name,
+                    table,
+                    workers,
+                    rate,
+                    h.claim.value_at_quantile(0.50),
+                    h.claim.value_at_quantile(0.99),
+                    h.claim.max(),
+                    h.enqueue.value_at_quantile(0.50),
+                    h.complete.value_at_quantile(0.50)
+                );
+            }
         }
     }
 }

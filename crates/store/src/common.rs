@@ -5,7 +5,7 @@
 use crate::error::{StoreError, StoreResult};
 use crate::model::{ClaimRequest, LeaseAcquire, MergeLease};
 use orch_core::retry::FailureDecision;
-use orch_core::{Job, JobStatus, Stage, TaskId};
+use orch_core::{Job, JobStatus, Stage, Task, TaskId};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -156,4 +156,61 @@ pub(crate) fn lease_answer(
             branch: branch.to_owned(),
         },
     }
+}
+
+/// `StageConflict` unless the task, as read inside the write, is (still) in
+/// `expected`.
+pub(crate) fn expect_stage(task: &Task, expected: Stage) -> StoreResult<()> {
+    if task.stage == expected {
+        Ok(())
+    } else {
+        Err(StoreError::StageConflict {
+            task: task.id,
+            expected,
+            found: task.stage,
+        })
+    }
+}
+
+/// `IllegalTransition` unless the task may move to `to`.
+pub(crate) fn may_move(task: &Task, to: Stage) -> StoreResult<()> {
+    if task.stage.can_transition_to(to) {
+        Ok(())
+    } else {
+        Err(StoreError::IllegalTransition {
+            task: task.id,
+            from: task.stage,
+            to,
+        })
+    }
+}
+
+/// A person's retry: only a failed task, only to a stage it may retry to,
+/// and not one whose keys were retired (a newer task runs its item).
+pub(crate) fn may_reopen(task: &Task, to: Stage) -> StoreResult<()> {
+    expect_stage(task, Stage::Failed)?;
+    if !task.stage.can_retry_to(to) || orch_core::keys::is_tombstoned(&task.work_item_id) {
+        return Err(StoreError::IllegalTransition {
+            task: task.id,
+            from: task.stage,
+            to,
+        });
+    }
+    Ok(())
+}
+
+/// Whether `mark_cancelled` has anything to do: `false` for a task already
+/// cancelled (idempotent), an error for one that ended otherwise.
+pub(crate) fn needs_cancel(task: &Task) -> StoreResult<bool> {
+    if task.stage == Stage::Cancelled {
+        return Ok(false);
+    }
+    if task.stage.is_terminal() {
+        return Err(StoreError::IllegalTransition {
+            task: task.id,
+            from: task.stage,
+            to: Stage::Cancelled,
+        });
+    }
+    Ok(true)
 }

@@ -66,7 +66,9 @@ BEGIN
         SET status = 'running', run_id = p_run_id, worker_id = p_worker,
             attempts = jobs.attempts + 1, lease_expires_at = p_lease_until, updated_at = p_now
         FROM picked
-        WHERE jobs.id = picked.id
+        -- The picked row is locked, so it is still queued; saying so keeps
+        -- the UPDATE safe on its own (it re-checks this on a changed row).
+        WHERE jobs.id = picked.id AND jobs.status = 'queued'
         RETURNING jobs.*
     ), minted AS (
         -- Every attempt has exactly one run (SQLite's trigger `jobs_claim_mints_run`).

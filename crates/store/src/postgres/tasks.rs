@@ -369,22 +369,10 @@ impl TaskStore for PgStore {
         let now = self.now();
         let mut tx = self.pool.begin().await?;
         let task = lock_task(&mut tx, id).await?;
-        if let Some(expected) = expected
-            && task.stage != expected
-        {
-            return Err(StoreError::StageConflict {
-                task: id,
-                expected,
-                found: task.stage,
-            });
+        if let Some(expected) = expected {
+            common::expect_stage(&task, expected)?;
         }
-        if !task.stage.can_transition_to(to) {
-            return Err(StoreError::IllegalTransition {
-                task: id,
-                from: task.stage,
-                to,
-            });
-        }
+        common::may_move(&task, to)?;
         move_stage(&mut tx, &task, to, now, &event).await?;
         let task = lock_task(&mut tx, id).await?;
         tx.commit().await?;
@@ -402,20 +390,10 @@ impl TaskStore for PgStore {
         let now = self.now();
         let mut tx = self.pool.begin().await?;
         let task = lock_task(&mut tx, id).await?;
-        if task.stage != expected {
-            return Err(StoreError::StageConflict {
-                task: id,
-                expected,
-                found: task.stage,
-            });
-        }
+        common::expect_stage(&task, expected)?;
         let moves = to != expected;
-        if moves && !task.stage.can_transition_to(to) {
-            return Err(StoreError::IllegalTransition {
-                task: id,
-                from: task.stage,
-                to,
-            });
+        if moves {
+            common::may_move(&task, to)?;
         }
         if job.is_some() {
             Self::no_active_job(&mut tx, id).await?;
@@ -444,21 +422,7 @@ impl TaskStore for PgStore {
         let now = self.now();
         let mut tx = self.pool.begin().await?;
         let task = lock_task(&mut tx, id).await?;
-        if task.stage != Stage::Failed {
-            return Err(StoreError::StageConflict {
-                task: id,
-                expected: Stage::Failed,
-                found: task.stage,
-            });
-        }
-        // A retired task no longer stands for its item: a newer task does.
-        if !task.stage.can_retry_to(to) || keys::is_tombstoned(&task.work_item_id) {
-            return Err(StoreError::IllegalTransition {
-                task: id,
-                from: task.stage,
-                to,
-            });
-        }
+        common::may_reopen(&task, to)?;
         move_stage(&mut tx, &task, to, now, &event).await?;
         let job = match &job {
             Some(job) => Some(super::jobs::insert_job(&mut tx, job, now).await?),
@@ -516,15 +480,8 @@ impl TaskStore for PgStore {
         let now = self.now();
         let mut tx = self.pool.begin().await?;
         let task = lock_task(&mut tx, id).await?;
-        if task.stage == Stage::Cancelled {
+        if !common::needs_cancel(&task)? {
             return Ok(task);
-        }
-        if task.stage.is_terminal() {
-            return Err(StoreError::IllegalTransition {
-                task: id,
-                from: task.stage,
-                to: Stage::Cancelled,
-            });
         }
         let q = sqlx::query(
             "UPDATE tasks SET stage = 'cancelled', cancelled_at = $1, updated_at = $1,

@@ -350,22 +350,10 @@ impl TaskStore for SqliteStore {
         self.writer
             .tx(|conn| {
                 let task = load_task(conn, id)?;
-                if let Some(expected) = expected
-                    && task.stage != expected
-                {
-                    return Err(StoreError::StageConflict {
-                        task: id,
-                        expected,
-                        found: task.stage,
-                    });
+                if let Some(expected) = expected {
+                    common::expect_stage(&task, expected)?;
                 }
-                if !task.stage.can_transition_to(to) {
-                    return Err(StoreError::IllegalTransition {
-                        task: id,
-                        from: task.stage,
-                        to,
-                    });
-                }
+                common::may_move(&task, to)?;
                 move_stage(conn, &task, to, now, &event)?;
                 load_task(conn, id)
             })
@@ -383,21 +371,11 @@ impl TaskStore for SqliteStore {
         let now = self.now();
         self.writer.tx(|conn| {
             let task = load_task(conn, id)?;
-            if task.stage != expected {
-                return Err(StoreError::StageConflict {
-                    task: id,
-                    expected,
-                    found: task.stage,
-                });
-            }
-            let moves = to != expected;
-            if moves && !task.stage.can_transition_to(to) {
-                return Err(StoreError::IllegalTransition {
-                    task: id,
-                    from: task.stage,
-                    to,
-                });
-            }
+            common::expect_stage(&task, expected)?;
+let moves = to != expected;
+if moves {
+common::may_move(&task, to)?;
+}
             if job.is_some() {
                 // Checked inside the write transaction: no other writer can slip a
                 // job in between (BEGIN IMMEDIATE holds the write lock).
@@ -438,21 +416,7 @@ impl TaskStore for SqliteStore {
         self.writer
             .tx(|conn| {
                 let task = load_task(conn, id)?;
-                if task.stage != Stage::Failed {
-                    return Err(StoreError::StageConflict {
-                        task: id,
-                        expected: Stage::Failed,
-                        found: task.stage,
-                    });
-                }
-                // A retired task no longer stands for its item: a newer task does.
-                if !task.stage.can_retry_to(to) || keys::is_tombstoned(&task.work_item_id) {
-                    return Err(StoreError::IllegalTransition {
-                        task: id,
-                        from: task.stage,
-                        to,
-                    });
-                }
+                common::may_reopen(&task, to)?;
                 move_stage(conn, &task, to, now, &event)?;
                 let job = match &job {
                     Some(job) => Some(super::jobs::insert_job(conn, job, now)?),
@@ -520,15 +484,8 @@ impl TaskStore for SqliteStore {
         self.writer
             .tx(|conn| {
                 let task = load_task(conn, id)?;
-                if task.stage == Stage::Cancelled {
+                if !common::needs_cancel(&task)? {
                     return Ok(task);
-                }
-                if task.stage.is_terminal() {
-                    return Err(StoreError::IllegalTransition {
-                        task: id,
-                        from: task.stage,
-                        to: Stage::Cancelled,
-                    });
                 }
                 exec(
                     conn,
