@@ -40,10 +40,31 @@ impl PgScratch {
     /// Create a fresh schema on the server at `base`. Panics (test support)
     /// when the server cannot be reached.
     pub async fn create(base: &str) -> PgScratch {
-        let schema = format!("orch_t_{}", uuid::Uuid::new_v4().simple());
-        run_admin(base, &format!("CREATE SCHEMA {schema}")).await;
+        let secs = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let uuid = uuid::Uuid::new_v4().simple().to_string();
+        let schema = format!("orch_t_{secs}_{}", &uuid[..12]);
+        // A test process killed before its drops leaves its schemas behind:
+        // whoever creates one next drops those older than an hour.
+        let sweep = format!(
+            "DO $$ DECLARE s text; BEGIN
+               FOR s IN SELECT nspname FROM pg_namespace
+                        WHERE nspname ~ '^orch_t_[0-9]+_' AND split_part(nspname, '_', 3)::bigint < {}
+               LOOP
+                 -- Another test sweeping at once may drop it first.
+                 BEGIN EXECUTE format('DROP SCHEMA IF EXISTS %I CASCADE', s);
+                 EXCEPTION WHEN OTHERS THEN NULL; END;
+               END LOOP;
+             END $$; CREATE SCHEMA {schema}",
+            secs.saturating_sub(3600)
+        );
+        run_admin(base, &sweep).await;
+        // The tests need no durability across a crash of the server: commits
+        // that do not wait for the disk keep DDL-heavy tests quick.
         let sep = if base.contains('?') { '&' } else { '?' };
-        let url = format!("{base}{sep}options[search_path]={schema}");
+        let url =
+            format!("{base}{sep}options[search_path]={schema}&options[synchronous_commit]=off");
         PgScratch {
             base: base.to_owned(),
             schema,

@@ -79,7 +79,7 @@ impl LeaseStore for PgStore {
     async fn merge_leases(&self) -> StoreResult<Vec<MergeLease>> {
         let q = sqlx::query(
             "SELECT l.* FROM merge_leases l JOIN tasks t ON t.id = l.holder_task_id
-             WHERE t.stage NOT IN ('done', 'cancelled', 'failed') ORDER BY l.repo",
+             WHERE t.stage NOT IN ('done', 'cancelled', 'failed') ORDER BY l.repo COLLATE \"C\"",
         );
         all(&self.pool, q, rows::lease).await
     }

@@ -9,7 +9,8 @@
 //! differ. Where SQLite's single writer serialises a check and the write
 //! that follows it, this store takes a row lock (`FOR UPDATE`) on what the
 //! check read, or a transaction-level advisory lock where there is no row to
-//! lock (claims under a limit, dependency edges).
+//! lock (claims under a limit, dependency edges). Listings ordered by text
+//! use `COLLATE "C"`, SQLite's byte order, whatever the database's collation.
 
 mod jobs;
 mod leases;

@@ -53,8 +53,10 @@ impl RunStore for PgStore {
     }
 
     async fn runs_for_task(&self, task: TaskId) -> StoreResult<Vec<Run>> {
-        let q = sqlx::query("SELECT * FROM runs WHERE task_id = $1 ORDER BY started_at, run_id")
-            .bind(task.0);
+        let q = sqlx::query(
+            "SELECT * FROM runs WHERE task_id = $1 ORDER BY started_at, run_id COLLATE \"C\"",
+        )
+        .bind(task.0);
         all(&self.pool, q, rows::run).await
     }
 
@@ -101,7 +103,7 @@ impl RunStore for PgStore {
                     COALESCE(SUM(r.output_tokens), 0)::bigint AS o,
                     COALESCE(SUM(r.cost_usd), 0.0)::float8 AS c
              FROM runs r JOIN tasks t ON t.id = r.task_id
-             GROUP BY t.repo ORDER BY t.repo",
+             GROUP BY t.repo ORDER BY t.repo COLLATE \"C\"",
         )
         .bind(since.0);
         let n = |v: i64| v.max(0) as u64;

@@ -40,7 +40,7 @@ impl TrackerStore for PgStore {
     async fn list_items(&self, project: Option<&str>) -> StoreResult<Vec<TrackerItem>> {
         let q = sqlx::query(
             "SELECT * FROM tracker_items WHERE ($1::text IS NULL OR project = $1)
-             ORDER BY updated_at, id",
+             ORDER BY updated_at, id COLLATE \"C\"",
         )
         .bind(project);
         all(&self.pool, q, rows::item).await
