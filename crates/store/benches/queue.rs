@@ -7,7 +7,10 @@
 //! - `--url postgres://…`: PostgreSQL, each row in a fresh schema of that
 //!   database, dropped after it;
 //! - `--table N` (repeatable): N finished jobs already in the table before
-//!   the row's JOBS cycles, to show that the cost stays flat as it grows.
+//!   the row's JOBS cycles, to show that the cost stays flat as it grows;
+//! - `--global N`: claim under a global limit of N running jobs (set it
+//!   above 16 to measure what a limit costs without making workers wait:
+//!   on PostgreSQL, claims under a limit take turns on an advisory lock).
 //!
 //! Reports jobs/s and claim latency percentiles.
 
@@ -111,7 +114,13 @@ async fn prefill(target: Target<'_>, guard: &dyn Any, n: usize) {
     }
 }
 
-async fn run(target: Target<'_>, workers: usize, jobs: usize, table: usize) -> (f64, Latencies) {
+async fn run(
+    target: Target<'_>,
+    workers: usize,
+    jobs: usize,
+    table: usize,
+    global: Option<u32>,
+) -> (f64, Latencies) {
     let (store, guard) = open(target, workers).await;
     let mut tasks = Vec::new();
     for i in 0..workers {
@@ -130,7 +139,8 @@ async fn run(target: Target<'_>, workers: usize, jobs: usize, table: usize) -> (
             let mut hist = Histogram::<u64>::new(3).expect("histogram");
             let mut eh = Histogram::<u64>::new(3).expect("histogram");
             let mut ch = Histogram::<u64>::new(3).expect("histogram");
-            let req = ClaimRequest::new(format!("w{w}"));
+            let mut req = ClaimRequest::new(format!("w{w}"));
+            req.limits.global = global;
             while remaining
                 .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
                 .is_ok()
@@ -179,10 +189,12 @@ fn main() {
     let mut jobs = 20_000;
     let mut url = None;
     let mut tables = Vec::new();
+    let mut global = None;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--url" => url = args.next(),
+            "--global" => global = args.next().and_then(|v| v.parse::<u32>().ok()),
             "--table" => tables.extend(args.next().and_then(|v| v.parse::<usize>().ok())),
             other => {
                 if let Ok(n) = other.parse() {
@@ -207,7 +219,8 @@ fn main() {
             ("FULL", Target::Sqlite(Synchronous::Full)),
         ],
     };
-    println!("queue benchmark: enqueue → claim → complete, {jobs} jobs per row");
+    let limit = global.map_or("no limits".to_owned(), |g| format!("global limit {g}"));
+    println!("queue benchmark: enqueue → claim → complete, {jobs} jobs per row, {limit}");
     println!(
         "{:<9} {:>9} {:>8} {:>10} {:>12} {:>12} {:>12} {:>14} {:>15}",
         "store",
@@ -228,7 +241,7 @@ fn main() {
                     Target::Sqlite(Synchronous::Full) => jobs / 4,
                     _ => jobs,
                 };
-                let (rate, h) = rt.block_on(run(target, workers, n, table));
+                let (rate, h) = rt.block_on(run(target, workers, n, table, global));
                 println!(
                     "{:<9} {:>9} {:>8} {:>10.0} {:>10}µs {:>10}µs {:>10}µs {:>12}µs {:>13}µs",
                     name,
