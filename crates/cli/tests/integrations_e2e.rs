@@ -10,7 +10,10 @@
 //! - Plane state names that differ from the config in case ("Stop", "to
 //!   analyse") work, a state that maps to nothing is shown on the task and
 //!   counted, and names that collide under that rule fail `orch doctor`;
-//! - tasks are keyed by Plane's `<PROJECT IDENTIFIER>-<sequence_id>`.
+//! - tasks are keyed by Plane's `<PROJECT IDENTIFIER>-<sequence_id>`;
+//! - the approval request links the analysis, pushed when analysis ends, on
+//!   Gitea and the task page; a rejection made in Plane with a comment
+//!   reaches the analyst's prompt.
 
 use orch_integrations::fakes::{FakeGitea, FakePlane};
 use orch_integrations::signature::sign;
@@ -704,5 +707,118 @@ async fn doctor_fails_when_two_state_names_collide_under_the_one_rule() {
         stderr.contains("tracker.states.cancelled")
             && stderr.contains("is also tracker.states.stop"),
         "{stderr}"
+    );
+}
+
+/// Issue 15, points 5 and 6, through the binary: when the analysis ends its
+/// branch is on the forge and the approval request on Plane holds a summary
+/// and links to the analysis on Gitea and to the task page; a person then
+/// comments in Plane and moves the item to Rejected, and the analyst's next
+/// prompt holds that comment (the example analyst quotes it in its analysis,
+/// which is pushed again before the second request).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plane_rejection_with_a_comment_reaches_the_analyst_and_approval_links_the_analysis() {
+    let mut w = World::new(0).await;
+    w.start();
+    let port = w.serve.as_ref().unwrap().port;
+    let item = w.plane.add_item(PROJECT, "Add a greeting", "Backlog");
+    assert_eq!(w.deliver(&w.plane.move_item(&item, "To Analyse")), 202);
+    w.wait_plane_state(&item, "Awaiting Approval").await;
+    let key = w.key(&item);
+    let v = w.show(&key).unwrap();
+    let task_id = v["task"]["id"].as_i64().unwrap();
+    let branch = v["task"]["branch"].as_str().unwrap().to_owned();
+    let bare = w.dir().join("remotes/demo.git");
+    // Pushed when the analysis ended, before anyone approved.
+    let analysis = git(
+        &bare,
+        &[
+            "show",
+            &format!("{branch}:docs/work-items/{key}/01-analysis.md"),
+        ],
+    );
+    assert!(
+        analysis.contains(&format!("# Analysis of {key}")),
+        "{analysis}"
+    );
+    let request = w
+        .plane
+        .comments(&item)
+        .into_iter()
+        .find(|c| c.contains("is ready"))
+        .expect("the approval request");
+    assert!(
+        request.contains(&format!(
+            "Analysis: {}/acme/demo/src/branch/{branch}/docs/work-items/{key}",
+            w.gitea.uri()
+        )),
+        "links the analysis on Gitea: {request}"
+    );
+    assert!(
+        request.contains(&format!("Task: http://127.0.0.1:{port}/#/task/{task_id}")),
+        "links the task page: {request}"
+    );
+    assert!(
+        request.contains("2 requirements, 2 test cases"),
+        "a summary in the analyst's words: {request}"
+    );
+
+    // The person explains in a comment, then rejects in Plane.
+    w.plane.person_comments(
+        &item,
+        "<p>Also cover the <strong>rollback</strong> &amp; the migration of old rows.</p>",
+    );
+    assert_eq!(w.deliver(&w.plane.move_item(&item, "Rejected")), 202);
+    let end = Instant::now() + DEADLINE;
+    let v = loop {
+        let v = w.show(&key).unwrap();
+        if events(&v, "analysed") == 2 {
+            break v;
+        }
+        assert!(
+            Instant::now() < end,
+            "the analysis never ran again: {:#}\n{}",
+            v["events"],
+            w.log()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let rejected: Vec<&Value> = v["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "rejected")
+        .collect();
+    assert_eq!(rejected.len(), 1, "{:#}", v["events"]);
+    assert!(
+        rejected[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("Also cover the rollback & the migration of old rows."),
+        "{rejected:?}"
+    );
+    // The analyst's prompt of the second round holds the comment.
+    let prompts: Vec<String> = std::fs::read_dir(w.dir().join(".orch/runs"))
+        .unwrap()
+        .filter_map(|e| std::fs::read_to_string(e.unwrap().path().join("prompt.md")).ok())
+        .filter(|p| p.contains("previous analysis was REJECTED"))
+        .collect();
+    assert_eq!(prompts.len(), 1, "one rejected round");
+    assert!(
+        prompts[0].contains("Also cover the rollback & the migration of old rows."),
+        "{}",
+        prompts[0]
+    );
+    // The revised analysis, quoting it, is on the forge again.
+    let analysis = git(
+        &bare,
+        &[
+            "show",
+            &format!("{branch}:docs/work-items/{key}/01-analysis.md"),
+        ],
+    );
+    assert!(
+        analysis.contains("> Also cover the rollback & the migration of old rows."),
+        "{analysis}"
     );
 }

@@ -87,6 +87,10 @@ pub struct ServerConfig {
     pub api_token_env: String,
     /// When true, read-only endpoints and the dashboard need no token.
     pub read_only_open: bool,
+    /// The dashboard's address as people reach it (`https://orch.example`),
+    /// for the links orch writes into tracker comments. Absent: the address
+    /// `orch serve` listens on.
+    pub public_url: Option<String>,
 }
 
 impl Default for ServerConfig {
@@ -95,6 +99,7 @@ impl Default for ServerConfig {
             listen: "127.0.0.1:8080".into(),
             api_token_env: "ORCH_API_TOKEN".into(),
             read_only_open: false,
+            public_url: None,
         }
     }
 }

@@ -328,6 +328,26 @@ impl ServerConfig {
     }
 }
 
+impl ServerConfig {
+    /// The dashboard's address for links people open: `public_url`, else
+    /// `http://` + `listen` (an unspecified IP such as 0.0.0.0 named as
+    /// 127.0.0.1), without a trailing slash.
+    pub fn dashboard_url(&self) -> String {
+        if let Some(u) = &self.public_url {
+            return u.trim_end_matches('/').to_owned();
+        }
+        match parse_listen(&self.listen) {
+            Some(mut a) => {
+                if a.ip().is_unspecified() {
+                    a.set_ip(IpAddr::V4(Ipv4Addr::LOCALHOST));
+                }
+                format!("http://{a}")
+            }
+            None => format!("http://{}", self.listen),
+        }
+    }
+}
+
 pub(crate) fn parse_listen(s: &str) -> Option<SocketAddr> {
     if let Ok(addr) = s.parse() {
         return Some(addr);

@@ -154,6 +154,20 @@ impl Config {
             );
         }
         c.env_name("server.api_token_env", &self.server.api_token_env);
+        match &self.server.public_url {
+            Some(url) => c.http_url("server.public_url", url),
+            None => {
+                if parse_listen(&self.server.listen).is_some_and(|a| a.ip().is_unspecified()) {
+                    c.warn(
+                        "server.public_url",
+                        format!(
+                            "unset while server.listen is {}: links in tracker comments name 127.0.0.1, which only this machine can open; set server.public_url to the address people use",
+                            self.server.listen
+                        ),
+                    );
+                }
+            }
+        }
     }
 
     fn check_store(&self, c: &mut Checker) {

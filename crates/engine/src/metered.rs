@@ -74,6 +74,14 @@ impl Tracker for MeteredTracker {
         let r = self.0.comment(id, body, dedupe_key).await;
         counted("orch_tracker_errors_total", "comment", r)
     }
+    async fn person_comment_since(
+        &self,
+        id: &str,
+        since: orch_core::Timestamp,
+    ) -> PortResult<Option<String>> {
+        let r = self.0.person_comment_since(id, since).await;
+        counted("orch_tracker_errors_total", "person_comment_since", r)
+    }
     async fn task_key(&self, item: &TrackerItem) -> PortResult<String> {
         let r = self.0.task_key(item).await;
         counted("orch_tracker_errors_total", "task_key", r)
@@ -125,5 +133,8 @@ impl Forge for MeteredForge {
     ) -> ForgeResult<()> {
         let r = self.0.report_verify(repo, sha, ok, description).await;
         counted("orch_forge_errors_total", "report_verify", r)
+    }
+    fn browse_url(&self, repo: &str, branch: &str, path: &str) -> Option<String> {
+        self.0.browse_url(repo, branch, path)
     }
 }

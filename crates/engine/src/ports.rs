@@ -4,6 +4,7 @@
 //! own store) and the local forge (a bare repository on disk is the remote).
 
 use async_trait::async_trait;
+use orch_core::Timestamp;
 use orch_git::{DeleteOutcome, FastForward, GitError, ProtectedBranches, RepoStore};
 use orch_store::{Store, TrackerItem};
 use std::sync::Arc;
@@ -144,6 +145,12 @@ pub trait Tracker: Send + Sync {
     async fn set_labels(&self, id: &str, labels: &[String]) -> PortResult<()>;
     /// Comment on the item; a repeated `dedupe_key` adds nothing.
     async fn comment(&self, id: &str, body: &str, dedupe_key: Option<&str>) -> PortResult<()>;
+    /// The newest comment a person (anyone but orch) left on the item after
+    /// `since`, as plain text: the reason of a gate move made on the tracker,
+    /// which reaches the agent as the CLI's `--comment` does. `None`
+    /// when nobody commented since. Required, not defaulted: a tracker that
+    /// forgot it would silently lose people's reasons again.
+    async fn person_comment_since(&self, id: &str, since: Timestamp) -> PortResult<Option<String>>;
     /// The human key of a task made from `item`, which names its branch and
     /// docs path (`ORCH-42`). The item id by default; a tracker whose ids are
     /// opaque (Plane's uuids) gives its own. The item id stays what the
@@ -193,12 +200,23 @@ impl Tracker for BuiltinTracker {
     }
     async fn comment(&self, id: &str, body: &str, dedupe_key: Option<&str>) -> PortResult<()> {
         self.store
-            .add_item_comment(id, "orch", body, dedupe_key)
+            .add_item_comment(id, ORCH_AUTHOR, body, dedupe_key)
             .await
             .map(|_| ())
             .map_err(PortError::new)
     }
+    async fn person_comment_since(&self, id: &str, since: Timestamp) -> PortResult<Option<String>> {
+        let comments = self.store.item_comments(id).await.map_err(PortError::new)?;
+        Ok(comments
+            .into_iter()
+            .filter(|c| c.author != ORCH_AUTHOR && c.created_at > since)
+            .max_by_key(|c| (c.created_at, c.id))
+            .map(|c| c.body))
+    }
 }
+
+/// The author of the builtin tracker's comments that orch writes.
+pub const ORCH_AUTHOR: &str = "orch";
 
 /// How a merge request ended, when the forge did not fail or refuse it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -249,6 +267,10 @@ pub trait Forge: Send + Sync {
         ok: bool,
         description: &str,
     ) -> ForgeResult<()>;
+    /// Where a person reads `path` on `branch` in a browser, when the forge
+    /// has a web view; `None` for the local forge (links then go to the
+    /// dashboard). Required, as `report_verify`.
+    fn browse_url(&self, repo: &str, branch: &str, path: &str) -> Option<String>;
 }
 
 /// The local forge: the remote is a bare repository on disk; merging is a
@@ -377,6 +399,11 @@ impl Forge for LocalForge {
     /// A bare repository on disk has no commit statuses.
     async fn report_verify(&self, _: &str, _: &str, _: bool, _: &str) -> ForgeResult<()> {
         Ok(())
+    }
+
+    /// Nor a web view: the dashboard shows the branch's files.
+    fn browse_url(&self, _: &str, _: &str, _: &str) -> Option<String> {
+        None
     }
 }
 

@@ -18,4 +18,5 @@ pub mod providers;
 pub mod refusals;
 pub mod repair;
 pub mod signature;
+pub mod timestamps;
 pub mod webhook;

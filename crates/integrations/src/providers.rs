@@ -161,12 +161,10 @@ impl Providers {
             let names = forge_names(cfg, &g.repos);
             out.forge_repos = names.iter().map(|(k, v)| (v.clone(), k.clone())).collect();
             if let Some(client) = client {
-                out.gitea = Some(Arc::new(GiteaForge::new(
-                    client,
-                    repos.clone(),
-                    names,
-                    &g.merge_style,
-                )));
+                out.gitea = Some(Arc::new(
+                    GiteaForge::new(client, repos.clone(), names, &g.merge_style)
+                        .with_web_base(&g.base_url),
+                ));
             }
         }
         if cfg.forge.kind == ForgeKind::Github
@@ -183,12 +181,10 @@ impl Providers {
             out.forge_repos = names.iter().map(|(k, v)| (v.clone(), k.clone())).collect();
             match GithubClient::new(&g.base_url, &token, policy.clone()) {
                 Ok(c) => {
-                    out.github = Some(Arc::new(GithubForge::new(
-                        Arc::new(c),
-                        repos.clone(),
-                        names,
-                        &g.merge_method,
-                    )))
+                    out.github = Some(Arc::new(
+                        GithubForge::new(Arc::new(c), repos.clone(), names, &g.merge_method)
+                            .with_web_base(&crate::github::web_base(&g.base_url)),
+                    ))
                 }
                 Err(e) => tracing::error!(error = %e, "cannot build the GitHub client"),
             }

@@ -215,7 +215,7 @@ async fn github_issues_carry_gate_states_as_labels() {
         2,
         "the dedupe key's marker stops a repeat: {comments:?}"
     );
-    assert!(comments[0].contains("<!-- orch:orch-merged -->"));
+    assert!(comments[0].body.contains("<!-- orch:orch-merged -->"));
 }
 
 #[tokio::test]
@@ -419,4 +419,134 @@ async fn a_label_a_person_adds_while_orch_moves_the_issue_survives() {
         w.fake.m().issues[&42].labels,
         ["bug", "urgent", "needs docs", "orch:review", "Review"].map(String::from)
     );
+}
+
+/// Issue 15, point 5: a gate moved on GitHub (a label) carries the person's
+/// reason: their newest comment since orch asked reaches the agent's job as
+/// the CLI's `--comment` does. Older comments and orch's own do not.
+#[tokio::test]
+async fn a_rejection_label_passes_the_persons_latest_comment_to_the_analyst() {
+    use orch_integrations::fakes::github::GhFakeComment;
+    use orch_integrations::ingest::{Handled, Ingest};
+    use orch_integrations::webhook::{Provider, github};
+    use orch_store::{SqliteOptions, SqliteStore, Store};
+    let w = world().await;
+    let tracker = Arc::new(GithubIssuesTracker::new(
+        w.client.clone(),
+        BTreeMap::from([("app".to_string(), "acme/app".to_string())]),
+        orch_config::TrackerStates::default(),
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("orch.toml"), "data_dir = \".orch\"\n[[repos]]\nname = \"app\"\nremote = \"r.git\"\nverify = [\"true\"]\n").unwrap();
+    let cfg = orch_config::Config::load(Some(&dir.path().join("orch.toml"))).unwrap();
+    std::fs::create_dir_all(cfg.data_dir()).unwrap();
+    let store = SqliteStore::open(cfg.data_dir().join("orch.db"), SqliteOptions::default())
+        .await
+        .unwrap();
+    store.migrate().await.unwrap();
+    let store: Arc<dyn Store> = Arc::new(store);
+    let repos = RepoStore::new(cfg.repos_dir());
+    let forge = Arc::new(orch_engine::ports::LocalForge::new(repos.clone()));
+    let pipeline = Arc::new(orch_engine::pipeline::Pipeline::new(
+        store.clone(),
+        Arc::new(cfg),
+        repos,
+        tracker.clone(),
+        forge,
+        "test",
+    ));
+    let ingest = Ingest::new(pipeline, None, BTreeMap::new()).with_github_issues(Some(tracker));
+    w.fake.add_issue(7, "Add a greeting", &["To Analyse"]);
+    // A comment from long before the analysis: not a reason for what comes.
+    w.fake
+        .m()
+        .issues
+        .get_mut(&7)
+        .unwrap()
+        .comments
+        .push(GhFakeComment {
+            body: "old remark from last year".into(),
+            created_at: "2025-01-02T03:04:05Z".into(),
+        });
+    let label = |name: &str| {
+        let body = format!(
+            r#"{{"action":"labeled","issue":{{"number":7,"updated_at":"t"}},"label":{{"name":"{name}"}},"repository":{{"full_name":"acme/app"}}}}"#
+        );
+        github::parse(body.as_bytes(), Some("issues")).unwrap()
+    };
+    let h = ingest.process(Provider::Github, label("To Analyse")).await;
+    assert!(matches!(h, Handled::Routed(_)), "{h:?}");
+    let task = store
+        .find_live_task_by_tracker_id("app-7")
+        .await
+        .unwrap()
+        .expect("started");
+    // The analysis is done (its job with it): orch asks (the stage move is
+    // the moment).
+    store.cancel_jobs_for_task(task.id, true).await.unwrap();
+    store
+        .set_stage(
+            task.id,
+            orch_core::Stage::AwaitingApproval,
+            Some(orch_core::Stage::Analysis),
+            orch_core::EventInput::new("test", "analysed", "analysis ready"),
+        )
+        .await
+        .unwrap();
+    // orch's own comment after asking carries its marker and is no reason.
+    Tracker::comment(
+        &*ingest_tracker(&w),
+        "app-7",
+        "orch: the analysis is ready",
+        None,
+    )
+    .await
+    .unwrap();
+    w.fake.person_comments(7, "First thought: looks fine.");
+    w.fake
+        .person_comments(7, "Rejected: the plan misses the migration of old rows.");
+    let h = ingest.process(Provider::Github, label("Rejected")).await;
+    assert!(
+        matches!(&h, Handled::Routed(r) if r.contains("Gate")),
+        "{h:?}"
+    );
+    let task = store.get_task(task.id).await.unwrap().unwrap();
+    assert_eq!(
+        task.stage,
+        orch_core::Stage::Analysis,
+        "rejected: analysis again ({h:?})"
+    );
+    let jobs = store.jobs_for_task(task.id).await.unwrap();
+    let spec = orch_engine::pipeline::job_spec(jobs.last().unwrap()).unwrap();
+    assert_eq!(
+        spec.gate_comment.as_deref(),
+        Some("Rejected: the plan misses the migration of old rows."),
+        "the person's newest comment since orch asked, as --comment would give it"
+    );
+    let events = store.events(task.id).await.unwrap();
+    let rejected = events.iter().find(|e| e.kind == "rejected").unwrap();
+    assert!(
+        rejected.message.contains("migration of old rows"),
+        "{rejected:?}"
+    );
+    // orch's comments all carry the marker that tells them from a person's.
+    let comments = w.fake.m().issues[&7].comments.clone();
+    let orch_said: Vec<&GhFakeComment> = comments
+        .iter()
+        .filter(|c| c.body.starts_with("orch") || c.body.contains("analysis rejected"))
+        .collect();
+    assert!(!orch_said.is_empty());
+    assert!(
+        orch_said.iter().all(|c| c.body.contains("<!-- orch")),
+        "{orch_said:?}"
+    );
+}
+
+/// A second GitHub tracker over the same fake, for writing orch's comments.
+fn ingest_tracker(w: &World) -> Arc<GithubIssuesTracker> {
+    Arc::new(GithubIssuesTracker::new(
+        w.client.clone(),
+        BTreeMap::from([("app".to_string(), "acme/app".to_string())]),
+        orch_config::TrackerStates::default(),
+    ))
 }

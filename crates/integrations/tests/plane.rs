@@ -487,3 +487,73 @@ async fn a_plane_task_is_keyed_by_the_project_identifier_and_sequence_id() {
         "{reqs:#?}"
     );
 }
+
+/// Issue 15, point 5: the person's reason on Plane is their newest comment
+/// since orch asked, read from API v1's comment list (HTML only; orch's own
+/// carry `external_source = "orch"`).
+#[tokio::test]
+async fn the_persons_latest_comment_since_orch_asked_is_read_as_text() {
+    let f = plane().await;
+    let t = tracker(&f, fast());
+    let id = f.add_item(PROJECT, "Login button does nothing", "To Analyse");
+    f.person_comments(&id, "<p>an old remark</p>");
+    // Plane's times have microseconds; a millisecond apart is after.
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let asked = orch_core::Timestamp(
+        i64::try_from(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_millis(),
+        )
+        .unwrap(),
+    );
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    assert_eq!(
+        t.person_comment_since(&id, asked).await.unwrap(),
+        None,
+        "nothing since orch asked"
+    );
+    t.comment(&id, "orch: the analysis is ready", None)
+        .await
+        .unwrap();
+    assert_eq!(t.person_comment_since(&id, asked).await.unwrap(), None);
+    f.person_comments(&id, "<p>first</p>");
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    f.person_comments(
+        &id,
+        "<p>Rejected: cover the <strong>migration</strong> &amp; rollback.</p><p>Keep REQ-2.</p>",
+    );
+    t.comment(&id, "orch: analysis rejected", None)
+        .await
+        .unwrap();
+    assert_eq!(
+        t.person_comment_since(&id, asked).await.unwrap().as_deref(),
+        Some("Rejected: cover the migration & rollback.\nKeep REQ-2."),
+    );
+    // The call is the documented list route, with the key and the slash.
+    assert!(
+        f.requests()
+            .iter()
+            .any(|r| r.method == "GET" && r.path.ends_with(&format!("/issues/{id}/comments/")))
+    );
+}
+
+/// The fixture of a real API v1 answer parses, and the person's HTML reads
+/// as text.
+#[test]
+fn the_comment_list_fixture_parses_and_its_html_reads_as_text() {
+    use orch_integrations::plane::client::{Page, PlaneComment, html_to_text};
+    let body = include_str!("fixtures/plane/plane-comment-list.json");
+    let page: Page<PlaneComment> = serde_json::from_str(body).unwrap();
+    assert_eq!(page.results.len(), 2);
+    assert_eq!(page.results[1].external_source.as_deref(), Some("orch"));
+    assert_eq!(
+        html_to_text(&page.results[0].comment_html),
+        "Rejected: the plan misses the migration of old rows & the rollback.\nKeep REQ-2 as it is."
+    );
+    assert_eq!(
+        html_to_text("a<br/>b &lt;c&gt; &#233;&#x41; &bogus; <"),
+        "a\nb <c> éA &bogus; <"
+    );
+}

@@ -272,12 +272,17 @@ pub async fn run(cfg: &Config, listen: Option<String>) -> CliResult {
             "cannot listen on {addr}: {e}; pick another address with --listen or server.listen"
         ))
     })?;
-    // Before the engine starts, so its first claims are already counted.
-    orch_server::install_metrics_recorder();
-    let engine = Engine::start(cfg, store).await?;
     let local = listener
         .local_addr()
         .map_err(|e| CliError::Runtime(e.into()))?;
+    // The address really listened on (`--listen`, port 0): the links orch
+    // writes into tracker comments name it unless server.public_url is set.
+    let mut cfg = cfg.clone();
+    cfg.server.listen = local.to_string();
+    let cfg = &cfg;
+    // Before the engine starts, so its first claims are already counted.
+    orch_server::install_metrics_recorder();
+    let engine = Engine::start(cfg, store).await?;
     eprintln!(
         "orch serve: listening on http://{local} (pid {})",
         std::process::id()

@@ -10,6 +10,7 @@
 //! finishing run never race inside one process; across processes every move
 //! names the stage it expects, and the store refuses a stale one.
 
+mod approval;
 mod cancel;
 mod leftovers;
 mod merge;
@@ -26,7 +27,7 @@ use crate::ports::{Forge, Tracker};
 use orch_agent::process::StopPolicy;
 use orch_config::Config;
 use orch_core::pipeline::{self, DeployPolicy, Effect, Gate, JobSpec, PipelinePolicy};
-use orch_core::{EventInput, NewJob, NewTask, Stage, Task, TaskId, Timestamp};
+use orch_core::{AgentKind, EventInput, NewJob, NewTask, Stage, Task, TaskId, Timestamp};
 use orch_git::{ProtectedBranches, RepoStore};
 use orch_store::{LeaseAcquire, Store, StoreError};
 use std::collections::HashMap;
@@ -526,10 +527,18 @@ impl Pipeline {
         why: &str,
         job: Option<JobSpec>,
     ) -> PipelineResult<String> {
-        if kind == "developed" {
-            // the developer commits; orch pushes (and commits leftovers).
-            self.commit_and_push(task).await;
-        }
+        // an agent commits; orch pushes (and commits its leftovers)
+        // when its work is done: the developer's before the review, the
+        // analyst's before approval, so the forge shows what people decide on.
+        let handover = match (task.stage, to) {
+            (Stage::Development, Stage::Review) => Some(AgentKind::Developer),
+            (Stage::Analysis, Stage::AwaitingApproval) => Some(AgentKind::Analyst),
+            _ => None,
+        };
+        let pushed = match handover {
+            Some(agent) => self.commit_and_push(task, agent).await,
+            None => false,
+        };
         let job = job.map(|s| self.new_job(task, s));
         let queues = job.is_some();
         let (moved, _) = self
@@ -540,7 +549,12 @@ impl Pipeline {
             self.job_queued.notify_one();
         }
         if moved.stage != task.stage {
-            self.reflect(&moved, Some(why)).await;
+            if handover == Some(AgentKind::Analyst) {
+                let request = self.approval_request(&moved, pushed).await;
+                self.reflect_noting(&moved, Some(&request), why).await;
+            } else {
+                self.reflect(&moved, Some(why)).await;
+            }
             if moved.stage.is_terminal() {
                 self.finish_terminal(&moved).await;
             }
@@ -548,7 +562,10 @@ impl Pipeline {
         Ok(why.to_owned())
     }
 
-    async fn commit_and_push(&self, task: &Task) {
+    /// Commit what `agent` left uncommitted and push the branch; whether the
+    /// push succeeded (a failure is logged on the task, and the next push,
+    /// at the latest the merge gate's, carries the work).
+    async fn commit_and_push(&self, task: &Task, agent: AgentKind) -> bool {
         let base = self.base_branch(&task.repo);
         let wt = match self
             .repos
@@ -558,25 +575,29 @@ impl Pipeline {
             Ok(wt) => wt,
             Err(e) => {
                 tracing::warn!(task = %task.id, error = %e, "no worktree to push");
-                return;
+                return false;
             }
         };
         let msg = format!(
-            "{}: uncommitted work left by the developer",
+            "{}: uncommitted work left by the {agent}",
             task.original_work_item_id()
         );
         self.repair_worktree(task, &wt).await;
         if let Err(e) = self.repos.commit_all(&wt, &msg).await {
             tracing::warn!(task = %task.id, error = %e, "committing leftovers failed");
         }
-        if let Err(e) = self.forge.push_branch(&task.repo, &task.branch).await {
-            let _ = self
-                .store
-                .append_event(
-                    task.id,
-                    self.event("push_failed", format!("pushing {}: {e}", task.branch)),
-                )
-                .await;
+        match self.forge.push_branch(&task.repo, &task.branch).await {
+            Ok(_) => true,
+            Err(e) => {
+                let _ = self
+                    .store
+                    .append_event(
+                        task.id,
+                        self.event("push_failed", format!("pushing {}: {e}", task.branch)),
+                    )
+                    .await;
+                false
+            }
         }
     }
 

@@ -67,8 +67,55 @@ impl Pipeline {
         let Some(task) = self.store.find_live_task_by_tracker_id(item).await? else {
             return Ok(Routed::Ignored);
         };
+        // A move made on the tracker carries no comment of its own: the
+        // person's reason is the comment they left on the item since orch
+        // asked, and it reaches the agent as the CLI's `--comment` does.
+        let fetched = match comment {
+            Some(_) => None,
+            None => self.person_comment(&task, item, source).await,
+        };
+        let comment = comment.or(fetched.as_deref());
         let r = self.gate(task.id, gate, comment).await?;
         Ok(Routed::Gate { gate, note: r.note })
+    }
+
+    /// The newest comment a person left on `item` since orch asked for the
+    /// decision the task waits on (see [`super::view::asked_at`]), cut to
+    /// [`GATE_COMMENT_MAX`]. A tracker that cannot answer delays nothing: the
+    /// gate goes on without it, and the task's log says so.
+    async fn person_comment(
+        &self,
+        task: &orch_core::Task,
+        item: &str,
+        source: &str,
+    ) -> Option<String> {
+        let since = match self.store.events(task.id).await {
+            Ok(events) => super::view::asked_at(&events, task),
+            Err(e) => {
+                tracing::warn!(task = %task.id, error = %e, "reading the task's events failed");
+                task.updated_at
+            }
+        };
+        match self.tracker.person_comment_since(item, since).await {
+            Ok(Some(text)) if !text.trim().is_empty() => Some(cut_comment(text.trim())),
+            Ok(_) => None,
+            Err(e) => {
+                let _ = self
+                    .store
+                    .append_event(
+                        task.id,
+                        orch_core::EventInput::new(
+                            source,
+                            "tracker_error",
+                            format!(
+                                "reading the person's comment on the item failed ({e}); the gate goes on without it"
+                            ),
+                        ),
+                    )
+                    .await;
+                None
+            }
+        }
     }
 
     /// A tracker state that maps to no gate or stage: logged on the item's
@@ -167,4 +214,22 @@ impl Pipeline {
         }
         self.park(&task, why).await
     }
+}
+
+/// The most of a person's tracker comment that reaches an agent's prompt: a
+/// reason, not a document (the item's description holds those).
+pub const GATE_COMMENT_MAX: usize = 16 * 1024;
+
+fn cut_comment(text: &str) -> String {
+    if text.len() <= GATE_COMMENT_MAX {
+        return text.to_owned();
+    }
+    let mut end = GATE_COMMENT_MAX;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!(
+        "{}\n[… the comment was cut at {GATE_COMMENT_MAX} bytes; the whole text is on the tracker item]",
+        &text[..end]
+    )
 }

@@ -114,6 +114,26 @@ pub(crate) const RETRIED: &str = "retried";
 /// The event kind of `Effect::AskConfirmDeploy`.
 pub(crate) const ASKED_CONFIRM_DEPLOY: &str = "awaiting_confirm_deploy";
 
+/// When orch last asked a person for the decision the task waits on: the
+/// Confirm Deploy request in deploy, else the moment the task entered its
+/// stage (the analysis ready for approval, a park). A person's comment after
+/// it is their reason for the gate they move the item to.
+pub fn asked_at(events: &[orch_core::TaskEvent], task: &Task) -> orch_core::Timestamp {
+    let entered = events
+        .iter()
+        .rposition(|e| e.to_stage == Some(task.stage) && e.from_stage != e.to_stage);
+    let from = entered.unwrap_or(0);
+    if task.stage == Stage::Deploy
+        && let Some(e) = events[from..]
+            .iter()
+            .rev()
+            .find(|e| e.kind == ASKED_CONFIRM_DEPLOY)
+    {
+        return e.at;
+    }
+    entered.map_or(task.created_at, |i| events[i].at)
+}
+
 /// Whether an event of `kind` was logged since the task last entered `stage`.
 fn asked_since_entry(events: &[orch_core::TaskEvent], stage: Stage, kind: &str) -> bool {
     let entry = events

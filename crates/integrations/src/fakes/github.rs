@@ -25,7 +25,14 @@ pub struct GhFakePr {
 pub struct GhFakeIssue {
     pub title: String,
     pub labels: Vec<String>,
-    pub comments: Vec<String>,
+    pub comments: Vec<GhFakeComment>,
+}
+
+/// An issue comment: GitHub's `created_at` is RFC 3339 in whole seconds.
+#[derive(Debug, Clone, Default)]
+pub struct GhFakeComment {
+    pub body: String,
+    pub created_at: String,
 }
 
 pub struct GithubModel {
@@ -116,6 +123,19 @@ impl FakeGithub {
                 comments: vec![],
             },
         );
+    }
+
+    /// A person comments on the issue in GitHub's web app (now).
+    pub fn person_comments(&self, number: u64, body: &str) {
+        self.m()
+            .issues
+            .get_mut(&number)
+            .expect("no such issue")
+            .comments
+            .push(GhFakeComment {
+                body: body.into(),
+                created_at: super::now_rfc3339(false),
+            });
     }
 }
 
@@ -404,20 +424,57 @@ impl Respond for Responder {
                     None => json(404, json!({"message": "Not Found"})),
                 }
             }
+            // Oldest first; `since` keeps those updated at or after it
+            // (never edited here, so created = updated); `per_page`/`page`.
             ("GET", ["issues", n, "comments"]) => {
+                let q: BTreeMap<String, String> = req
+                    .url
+                    .query_pairs()
+                    .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                    .collect();
+                let since = q
+                    .get("since")
+                    .and_then(|s| crate::timestamps::parse_millis(s));
+                let per_page: usize = q
+                    .get("per_page")
+                    .and_then(|p| p.parse().ok())
+                    .unwrap_or(30)
+                    .clamp(1, 100);
+                let page: usize = q
+                    .get("page")
+                    .and_then(|p| p.parse().ok())
+                    .unwrap_or(1)
+                    .max(1);
                 match n.parse::<u64>().ok().and_then(|n| m.issues.get(&n)) {
-                    Some(i) => json(
-                        200,
-                        Value::Array(i.comments.iter().map(|c| json!({"body": c})).collect()),
-                    ),
+                    Some(i) => {
+                        let all: Vec<Value> = i
+                            .comments
+                            .iter()
+                            .enumerate()
+                            .filter(|(_, c)| {
+                                since.is_none_or(|s| {
+                                    crate::timestamps::parse_millis(&c.created_at)
+                                        .is_some_and(|at| at >= s)
+                                })
+                            })
+                            .map(|(k, c)| {
+                                json!({"id": k + 1, "body": c.body, "created_at": c.created_at,
+                                       "updated_at": c.created_at, "user": {"login": "someone", "type": "User"}})
+                            })
+                            .collect();
+                        let chunk = all.chunks(per_page).nth(page - 1).unwrap_or(&[]);
+                        json(200, Value::Array(chunk.to_vec()))
+                    }
                     None => json(404, json!({"message": "Not Found"})),
                 }
             }
             ("POST", ["issues", n, "comments"]) => {
                 match n.parse::<u64>().ok().and_then(|n| m.issues.get_mut(&n)) {
                     Some(i) => {
-                        i.comments
-                            .push(body["body"].as_str().unwrap_or("").to_owned());
+                        i.comments.push(GhFakeComment {
+                            body: body["body"].as_str().unwrap_or("").to_owned(),
+                            created_at: super::now_rfc3339(false),
+                        });
                         json(201, json!({"id": i.comments.len()}))
                     }
                     None => json(404, json!({"message": "Not Found"})),

@@ -36,3 +36,18 @@ pub(crate) fn seen(req: &wiremock::Request) -> Seen {
 pub(crate) fn json(status: u16, v: serde_json::Value) -> wiremock::ResponseTemplate {
     wiremock::ResponseTemplate::new(status).set_body_json(v)
 }
+
+/// Now as the providers write it: RFC 3339 in UTC with microseconds
+/// (`2026-05-20T10:01:11.123456Z`, Django's form) or whole seconds
+/// (`2026-05-20T10:01:11Z`, GitHub's).
+pub(crate) fn now_rfc3339(micros: bool) -> String {
+    let now = time::OffsetDateTime::now_utc();
+    let now = if micros {
+        now.replace_nanosecond(now.nanosecond() / 1000 * 1000)
+    } else {
+        now.replace_nanosecond(0)
+    }
+    .unwrap_or(now);
+    now.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}

@@ -27,9 +27,13 @@ pub struct FakeItem {
 
 #[derive(Debug, Clone)]
 pub struct FakeComment {
+    pub id: String,
     pub item: String,
     pub html: String,
+    pub external_source: Option<String>,
     pub external_id: Option<String>,
+    /// RFC 3339 with microseconds, as Django writes it.
+    pub created_at: String,
 }
 
 #[derive(Default)]
@@ -84,6 +88,21 @@ impl PlaneModel {
             "updated_at": updated_at(it.version), "sequence_id": it.sequence_id, "labels": [], "assignees": [],
         })
     }
+}
+
+/// A comment as API v1's `IssueCommentSerializer` writes it: every model
+/// field but `comment_stripped` and `comment_json`
+/// (tests/fixtures/plane/README.md says where this comes from).
+fn comment_json(c: &FakeComment, project: &str) -> Value {
+    json!({
+        "id": c.id, "created_at": c.created_at, "updated_at": c.created_at,
+        "deleted_at": null, "comment_html": c.html, "attachments": [],
+        "access": "INTERNAL", "external_source": c.external_source,
+        "external_id": c.external_id, "edited_at": null,
+        "created_by": "u5e20000-0000-4000-8000-000000000001", "updated_by": null,
+        "project": project, "workspace": "ws-uuid", "issue": c.item,
+        "actor": "u5e20000-0000-4000-8000-000000000001", "parent": null, "is_member": true,
+    })
 }
 
 /// Distinct, ordered RFC 3339 instants.
@@ -226,6 +245,21 @@ impl FakePlane {
             .collect()
     }
 
+    /// A person comments on the item in Plane's web app (now): HTML, no
+    /// external source.
+    pub fn person_comments(&self, item: &str, html: &str) {
+        let mut m = self.m();
+        let id = m.uuid(0xc0);
+        m.comments.push(FakeComment {
+            id,
+            item: item.into(),
+            html: html.into(),
+            external_source: None,
+            external_id: None,
+            created_at: super::now_rfc3339(true),
+        });
+    }
+
     /// The next `n` requests get `status` (429 carries `Retry-After`).
     pub fn fail_next(&self, status: u16, n: usize) {
         let mut m = self.m();
@@ -351,19 +385,36 @@ impl Respond for Responder {
                         json!({"error": "Comment with the same external id and external source already exists", "id": "c"}),
                     );
                 }
-                m.comments.push(FakeComment {
+                let comment = FakeComment {
+                    id: m.uuid(0xc0),
                     item: id.to_string(),
                     html: body
                         .get("comment_html")
                         .and_then(Value::as_str)
                         .unwrap_or("")
                         .to_owned(),
+                    external_source: body
+                        .get("external_source")
+                        .and_then(Value::as_str)
+                        .map(str::to_owned),
                     external_id: ext,
-                });
-                json(
-                    201,
-                    json!({"id": "c", "comment_html": body["comment_html"]}),
-                )
+                    created_at: super::now_rfc3339(true),
+                };
+                let v = comment_json(&comment, &project);
+                m.comments.push(comment);
+                json(201, v)
+            }
+            // API v1 lists a work item's comments newest first
+            // (`-created_at`), paginated like every listing.
+            ("GET", ["issues" | "work-items", id, "comments"]) => {
+                if !m.items.contains_key(*id) {
+                    return json(404, json!({"detail": "Issue not found"}));
+                }
+                let mut list: Vec<&FakeComment> =
+                    m.comments.iter().filter(|c| c.item == *id).collect();
+                list.reverse();
+                let results = list.iter().map(|c| comment_json(c, &project)).collect();
+                json(200, page(results, &query))
             }
             _ => json(404, json!({"detail": "Not found"})),
         }

@@ -20,6 +20,8 @@ pub struct GiteaForge {
     /// orch repo → `owner/name`.
     names: BTreeMap<String, String>,
     merge_style: String,
+    /// The forge's web address (`https://host`), for links people open.
+    web_base: Option<String>,
 }
 
 impl GiteaForge {
@@ -34,7 +36,14 @@ impl GiteaForge {
             repos,
             names,
             merge_style: merge_style.to_owned(),
+            web_base: None,
         }
+    }
+
+    /// Where the forge's web pages are (links in tracker comments).
+    pub fn with_web_base(mut self, url: &str) -> GiteaForge {
+        self.web_base = Some(url.trim_end_matches('/').to_owned());
+        self
     }
 
     pub fn client(&self) -> &Arc<GiteaClient> {
@@ -225,6 +234,12 @@ impl Forge for GiteaForge {
             .create_status(full, sha, state, "orch/verify", description)
             .await
             .map_err(ForgeError::from)
+    }
+
+    fn browse_url(&self, repo: &str, branch: &str, path: &str) -> Option<String> {
+        let base = self.web_base.as_deref()?;
+        let full = self.names.get(repo)?;
+        Some(format!("{base}/{full}/src/branch/{branch}/{path}"))
     }
 }
 

@@ -52,6 +52,9 @@ pub struct GhIssue {
 pub struct GhComment {
     #[serde(default)]
     pub body: String,
+    /// RFC 3339, e.g. `2011-04-14T16:00:49Z`.
+    #[serde(default)]
+    pub created_at: Option<String>,
 }
 
 /// What the merge endpoint said.
@@ -331,18 +334,49 @@ impl GithubClient {
         }
     }
 
+    /// An issue's comments, oldest first, all pages (a bounded walk).
     pub async fn comments(&self, full: &str, number: u64) -> Result<Vec<GhComment>, ApiError> {
-        let q = [("per_page", "100".to_owned())];
-        let r = self
-            .api
-            .call(
-                Method::GET,
-                &format!("/repos/{full}/issues/{number}/comments"),
-                &q,
-                None,
-            )
-            .await?;
-        if r.ok() { r.json() } else { Err(r.error()) }
+        self.comments_since(full, number, None).await
+    }
+
+    /// An issue's comments updated at or after `since` (RFC 3339, GitHub's
+    /// own filter), oldest first, all pages (a bounded walk).
+    pub async fn comments_since(
+        &self,
+        full: &str,
+        number: u64,
+        since: Option<&str>,
+    ) -> Result<Vec<GhComment>, ApiError> {
+        const PER_PAGE: usize = 100;
+        let mut out = Vec::new();
+        for page in 1..=30 {
+            let mut q = vec![
+                ("per_page", PER_PAGE.to_string()),
+                ("page", page.to_string()),
+            ];
+            if let Some(s) = since {
+                q.push(("since", s.to_owned()));
+            }
+            let r = self
+                .api
+                .call(
+                    Method::GET,
+                    &format!("/repos/{full}/issues/{number}/comments"),
+                    &q,
+                    None,
+                )
+                .await?;
+            if !r.ok() {
+                return Err(r.error());
+            }
+            let batch: Vec<GhComment> = r.json()?;
+            let last = batch.len() < PER_PAGE;
+            out.extend(batch);
+            if last {
+                break;
+            }
+        }
+        Ok(out)
     }
 
     pub async fn comment(&self, full: &str, number: u64, body: &str) -> Result<(), ApiError> {

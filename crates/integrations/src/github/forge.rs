@@ -15,6 +15,8 @@ pub struct GithubForge {
     repos: RepoStore,
     names: BTreeMap<String, String>,
     merge_method: String,
+    /// The forge's web address (`https://host`), for links people open.
+    web_base: Option<String>,
 }
 
 impl GithubForge {
@@ -29,7 +31,14 @@ impl GithubForge {
             repos,
             names,
             merge_method: merge_method.to_owned(),
+            web_base: None,
         }
+    }
+
+    /// Where the forge's web pages are (links in tracker comments).
+    pub fn with_web_base(mut self, url: &str) -> GithubForge {
+        self.web_base = Some(url.trim_end_matches('/').to_owned());
+        self
     }
 
     pub fn client(&self) -> &Arc<GithubClient> {
@@ -188,5 +197,11 @@ impl Forge for GithubForge {
             )
             .await
             .map_err(ForgeError::from)
+    }
+
+    fn browse_url(&self, repo: &str, branch: &str, path: &str) -> Option<String> {
+        let base = self.web_base.as_deref()?;
+        let full = self.names.get(repo)?;
+        Some(format!("{base}/{full}/tree/{branch}/{path}"))
     }
 }

@@ -184,13 +184,14 @@ impl Tracker for GithubIssuesTracker {
         Ok(())
     }
 
-    /// GitHub has no external id on comments: a hidden marker carries the
-    /// dedupe key, and an existing marker means "already there".
+    /// GitHub has no external id on comments: a hidden marker says the
+    /// comment is orch's (so it is never taken for a person's reason) and
+    /// carries the dedupe key; an existing marker means "already there".
     async fn comment(&self, id: &str, body: &str, dedupe_key: Option<&str>) -> PortResult<()> {
         let (_, full, n) = self.locate(id)?;
         let text = match dedupe_key {
             Some(k) => {
-                let marker = format!("<!-- orch:{k} -->");
+                let marker = format!("{ORCH_MARKER}:{k} -->");
                 let existing = self
                     .client
                     .comments(full, n)
@@ -201,14 +202,45 @@ impl Tracker for GithubIssuesTracker {
                 }
                 format!("{body}\n\n{marker}")
             }
-            None => body.to_owned(),
+            None => format!("{body}\n\n{ORCH_MARKER} -->"),
         };
         self.client
             .comment(full, n, &text)
             .await
             .map_err(PortError::new)
     }
+
+    /// A person's comment is one without orch's marker. GitHub's `since`
+    /// filters on the update time, so the creation time is checked too: an
+    /// old comment edited after orch asked is not a new reason. GitHub's
+    /// times are whole seconds: a comment in the second orch asked counts.
+    async fn person_comment_since(&self, id: &str, since: Timestamp) -> PortResult<Option<String>> {
+        let (_, full, n) = self.locate(id)?;
+        let second = since.millis() - since.millis().rem_euclid(1000);
+        let after = crate::timestamps::format_millis(second);
+        let comments = self
+            .client
+            .comments_since(full, n, Some(&after))
+            .await
+            .map_err(PortError::new)?;
+        Ok(comments
+            .into_iter()
+            .filter(|c| !c.body.contains(ORCH_MARKER))
+            .filter_map(|c| {
+                let at = c
+                    .created_at
+                    .as_deref()
+                    .and_then(crate::timestamps::parse_millis)?;
+                (at >= second).then_some((at, c.body))
+            })
+            .max_by_key(|(at, _)| *at)
+            .map(|(_, body)| body))
+    }
 }
+
+/// The start of the hidden HTML comment every orch comment on GitHub ends
+/// with (`<!-- orch -->`, or `<!-- orch:<dedupe key> -->`).
+const ORCH_MARKER: &str = "<!-- orch";
 
 #[cfg(test)]
 mod tests {

@@ -55,6 +55,23 @@ pub struct Page<T> {
     pub next_page_results: bool,
 }
 
+/// A work item's comment as the API lists it (`IssueCommentSerializer` of
+/// API v1, which leaves out `comment_stripped`: the text is in
+/// `comment_html`). orch's own carry `external_source = "orch"`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct PlaneComment {
+    #[serde(default)]
+    pub id: String,
+    #[serde(default)]
+    pub created_at: Option<String>,
+    #[serde(default)]
+    pub deleted_at: Option<String>,
+    #[serde(default)]
+    pub comment_html: String,
+    #[serde(default)]
+    pub external_source: Option<String>,
+}
+
 /// Whether a comment was added or was already there (409 on its external id).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CommentOutcome {
@@ -203,6 +220,39 @@ impl PlaneClient {
         }
     }
 
+    /// Every comment of a work item, all pages (a bounded walk).
+    pub async fn list_comments(
+        &self,
+        project: &str,
+        id: &str,
+    ) -> Result<Vec<PlaneComment>, ApiError> {
+        let path = format!("{}/issues/{id}/comments/", self.project_path(project));
+        let mut out = Vec::new();
+        let mut cursor: Option<String> = None;
+        for _ in 0..20 {
+            let mut q = vec![("per_page", "100".to_owned())];
+            if let Some(c) = &cursor {
+                q.push(("cursor", c.clone()));
+            }
+            let r = self.api.call(Method::GET, &path, &q, None).await?;
+            if !r.ok() {
+                return Err(r.error());
+            }
+            let v: Value = r.json()?;
+            if v.is_array() {
+                return serde_json::from_value(v).map_err(|e| decode(&r.what, e));
+            }
+            let page: Page<PlaneComment> =
+                serde_json::from_value(v).map_err(|e| decode(&r.what, e))?;
+            out.extend(page.results);
+            match page.next_cursor.filter(|_| page.next_page_results) {
+                Some(c) => cursor = Some(c),
+                None => break,
+            }
+        }
+        Ok(out)
+    }
+
     /// The project's `identifier`, e.g. `PROJ` (keys read `PROJ-42`).
     pub async fn project_identifier(&self, project: &str) -> Result<String, ApiError> {
         let r = self
@@ -246,5 +296,89 @@ pub fn escape_html(s: &str) -> String {
             c => out.push(c),
         }
     }
+    out
+}
+
+/// The text of a comment's HTML, as a person wrote it: tags dropped, a line
+/// break for each `<br>` and block end, the entities Plane's editor writes
+/// turned back into characters.
+pub fn html_to_text(html: &str) -> String {
+    let mut out = String::with_capacity(html.len());
+    let mut rest = html;
+    while let Some(lt) = rest.find('<') {
+        out.push_str(&rest[..lt]);
+        let Some(gt) = rest[lt..].find('>') else {
+            // An unclosed `<` is text.
+            out.push_str(&rest[lt..]);
+            rest = "";
+            break;
+        };
+        let tag = rest[lt + 1..lt + gt].trim().to_ascii_lowercase();
+        let name = tag.trim_start_matches('/');
+        let name = name
+            .split(|c: char| c.is_whitespace() || c == '/')
+            .next()
+            .unwrap_or("");
+        let breaks = name == "br"
+            || (tag.starts_with('/')
+                && matches!(
+                    name,
+                    "p" | "div"
+                        | "li"
+                        | "h1"
+                        | "h2"
+                        | "h3"
+                        | "h4"
+                        | "h5"
+                        | "h6"
+                        | "pre"
+                        | "blockquote"
+                ));
+        if breaks {
+            out.push('\n');
+        }
+        rest = &rest[lt + gt + 1..];
+    }
+    out.push_str(rest);
+    unescape_entities(&out).trim().to_owned()
+}
+
+fn unescape_entities(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(amp) = rest.find('&') {
+        out.push_str(&rest[..amp]);
+        let after = &rest[amp..];
+        let end = after.find(';').filter(|&e| e <= 10);
+        let decoded = end.and_then(|e| {
+            let ent = &after[1..e];
+            let c = match ent {
+                "amp" => Some('&'),
+                "lt" => Some('<'),
+                "gt" => Some('>'),
+                "quot" => Some('"'),
+                "apos" | "#39" => Some('\''),
+                "nbsp" => Some(' '),
+                _ => ent
+                    .strip_prefix("#x")
+                    .or_else(|| ent.strip_prefix("#X"))
+                    .and_then(|h| u32::from_str_radix(h, 16).ok())
+                    .or_else(|| ent.strip_prefix('#').and_then(|d| d.parse().ok()))
+                    .and_then(char::from_u32),
+            };
+            c.map(|c| (c, e))
+        });
+        match decoded {
+            Some((c, e)) => {
+                out.push(c);
+                rest = &after[e + 1..];
+            }
+            None => {
+                out.push('&');
+                rest = &after[1..];
+            }
+        }
+    }
+    out.push_str(rest);
     out
 }

@@ -4,7 +4,7 @@
 //! Plane, so branches and docs paths read `feature/ORCH-42-…`. orch's gate
 //! and stage names map to each project's states by name (`[tracker.states]`).
 
-use super::client::{CommentOutcome, PlaneClient, WorkItem};
+use super::client::{CommentOutcome, EXTERNAL_SOURCE, PlaneClient, WorkItem, html_to_text};
 use super::states::StateCache;
 use crate::webhook::StateRef;
 use async_trait::async_trait;
@@ -222,6 +222,32 @@ impl Tracker for PlaneTracker {
         {
             CommentOutcome::Added | CommentOutcome::AlreadyThere => Ok(()),
         }
+    }
+
+    /// orch's own comments carry `external_source = "orch"`; any other is a
+    /// person's (or another integration's, which speaks for a person too).
+    /// A comment without a readable `created_at` cannot be placed after
+    /// `since` and is left out; so is a deleted one.
+    async fn person_comment_since(&self, id: &str, since: Timestamp) -> PortResult<Option<String>> {
+        let project = self.project_of(id).await?;
+        let comments = self
+            .client
+            .list_comments(&project, id)
+            .await
+            .map_err(PortError::new)?;
+        Ok(comments
+            .into_iter()
+            .filter(|c| c.deleted_at.is_none())
+            .filter(|c| c.external_source.as_deref() != Some(EXTERNAL_SOURCE))
+            .filter_map(|c| {
+                let at = c
+                    .created_at
+                    .as_deref()
+                    .and_then(crate::timestamps::parse_millis)?;
+                (at > since.millis()).then_some((at, c.comment_html))
+            })
+            .max_by_key(|(at, _)| *at)
+            .map(|(_, html)| html_to_text(&html)))
     }
 
     /// `<PROJECT IDENTIFIER>-<sequence_id>`, e.g. `ORCH-42`: the key Plane
