@@ -382,6 +382,9 @@ impl Pipeline {
     /// A run ended: a merger that gave up (the supervisor parked the task)
     /// shows the failed verify on the forge; then whatever is due happens.
     pub async fn on_run_report(&self, r: &crate::supervisor::RunReport) -> PipelineResult<()> {
+        if r.end == crate::supervisor::JobEnd::Cancelled {
+            self.clear_after_cancel(r.task_id).await?;
+        }
         let gave_up = r.end == crate::supervisor::JobEnd::GaveUp;
         if gave_up && let Some(task) = self.store.get_task(r.task_id).await? {
             let why = r.error.as_deref().unwrap_or("the agent gave up");
@@ -395,6 +398,42 @@ impl Pipeline {
             }
         }
         self.tick(r.task_id).await
+    }
+
+    /// A run of a cancelled job ended (or never started): if the task was
+    /// cancelled, its worktree goes (archived first), as the cancel's reset
+    /// did. A run prepared while the STOP ran may have made it again. Under
+    /// the task's lock, so a STOP in progress has finished when this looks.
+    async fn clear_after_cancel(&self, id: TaskId) -> PipelineResult<()> {
+        let _g = self.lock(id).await;
+        let task = self.task(id).await?;
+        if task.stage != Stage::Cancelled {
+            return Ok(());
+        }
+        match self
+            .repos
+            .remove_worktree(&task.repo, &task.branch, task.original_work_item_id())
+            .await
+        {
+            Ok(r) => {
+                if let Some(a) = r.archive {
+                    self.store
+                        .append_event(
+                            id,
+                            self.event(
+                                "archived",
+                                format!("work saved to {} ({})", a.ref_name, a.commit),
+                            ),
+                        )
+                        .await?;
+                }
+            }
+            Err(orch_git::GitError::NoMirror { .. }) => {}
+            Err(e) => {
+                tracing::warn!(task = %id, error = %e, "removing the cancelled task's worktree failed")
+            }
+        }
+        Ok(())
     }
 
     /// Do what is due for a task now (level-triggered), until nothing is.

@@ -289,6 +289,28 @@ impl Supervisor {
                 return;
             }
         };
+        // A STOP (or a park) may have cancelled the job while it was being
+        // prepared: the claim, renewed here under its fencing run id, says
+        // whether it is still ours. If not, nothing starts; the report lets
+        // the pipeline clear what preparing left (the worktree of a
+        // cancelled task). A STOP after this point finds the run's process
+        // recorded, or the watcher's first heartbeat finds the claim gone.
+        match self.store.heartbeat(job.id, &run, self.cfg.lease).await {
+            Ok(true) => {}
+            Ok(false) => {
+                self.not_launched(&job, &run).await;
+                return;
+            }
+            Err(e) => {
+                self.launch_failed(
+                    &job,
+                    &run,
+                    format!("checking the claim before the launch: {e}"),
+                )
+                .await;
+                return;
+            }
+        }
         let prepare_ms = claimed.elapsed().as_secs_f64() * 1e3;
         let meta = recover::RunMeta::new(prepared.adapter, &prepared.timeouts, job.updated_at);
         if let Err(e) = meta.write(&run_dir) {
@@ -340,6 +362,37 @@ impl Supervisor {
         tracing::info!(task = %task.id, job = %job.id, run = %run, agent = %job.agent, pid = handle.pid, prepare_ms = format!("{prepare_ms:.1}"), launch_ms = format!("{launch_ms:.1}"), "agent started");
         self.watch(task, job, handle, prepared.adapter, prepared.timeouts)
             .await;
+    }
+
+    /// The job was cancelled (or its claim lost) between the claim and the
+    /// launch: no agent starts. The run is recorded as cancelled and the job
+    /// left to whoever cancelled it.
+    async fn not_launched(&self, job: &Job, run: &RunId) {
+        let why = "the job was cancelled before its agent started; nothing was launched";
+        tracing::info!(job = %job.id, run = %run, "{why}");
+        let finish = orch_store::RunFinish {
+            outcome: RunOutcome::Cancelled,
+            exit_code: None,
+            signal: None,
+            usage: Usage::default(),
+            session_id: None,
+            error: Some(why.to_owned()),
+            final_text: None,
+        };
+        if let Err(e) = self.store.finish_run(run, &finish).await {
+            tracing::warn!(run = %run, error = %e, "recording the run that never started failed");
+        }
+        let _ = self.reports.send(RunReport {
+            task_id: job.task_id,
+            job_id: job.id,
+            run_id: run.clone(),
+            agent: job.agent,
+            outcome: RunOutcome::Cancelled,
+            end: JobEnd::Cancelled,
+            usage: Usage::default(),
+            final_text: None,
+            error: Some(why.to_owned()),
+        });
     }
 
     /// The attempt failed before an agent process existed: record and retry.

@@ -138,7 +138,10 @@ impl Supervisor {
                 Usage::default()
             }
         };
-        let mut next_heartbeat = Instant::now() + self.cfg.heartbeat;
+        // The first heartbeat at once: a STOP that cancelled the job after
+        // the launch's own check but before the run's process was recorded
+        // (so it found nothing to signal) is seen now, not a heartbeat later.
+        let mut next_heartbeat = Instant::now();
         let mut exit_watch = super::exit_watch::ExitWatch::new(&handle.run_dir);
         let mut asked_after_exit = false;
         loop {
