@@ -9,6 +9,7 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     pipeline: Arc<Pipeline>,
     cfg: &Config,
+    local_token: Option<String>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> CliResult {
     let token = cfg.api_token().filter(|t| !t.is_empty());
@@ -18,7 +19,11 @@ pub async fn serve(
             cfg.server.api_token_env
         );
     }
-    let state = orch_server::ApiState { pipeline, token };
+    let state = orch_server::ApiState {
+        pipeline,
+        token,
+        local_token,
+    };
     orch_server::serve(listener, state, shutdown)
         .await
         .map_err(|e| CliError::Runtime(anyhow::anyhow!("the HTTP server failed: {e}")))

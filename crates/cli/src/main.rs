@@ -3,6 +3,7 @@
 
 mod args;
 mod commands;
+mod engine_link;
 mod error;
 mod examples;
 mod http;

@@ -269,6 +269,22 @@ fn check_row(tmp: &Path, i: usize, row: &Row) {
     }
     let v = wait_for(&dir, &id, WAIT, "cancelled", |v| stage(v) == "cancelled");
     assert!(!v["task"]["cancelled_at"].is_null(), "{}", row.name);
+    // The CLI's STOP was carried out by the running engine (its worker), not
+    // by a second pipeline in the CLI's process: one cancel, one request.
+    let events = v["events"].as_array().unwrap();
+    let of = |kind: &str| -> Vec<&Value> { events.iter().filter(|e| e["kind"] == kind).collect() };
+    let cancelled = of("cancelled");
+    assert_eq!(cancelled.len(), 1, "{}: {cancelled:?}", row.name);
+    assert!(
+        cancelled[0]["actor"]
+            .as_str()
+            .is_some_and(|a| a.starts_with("worker:")),
+        "{}: the STOP went through orch serve: {cancelled:?}",
+        row.name
+    );
+    if row.deferred {
+        assert_eq!(of("cancel_requested").len(), 1, "{}: {events:?}", row.name);
+    }
 
     let again = stop(&dir, &id);
     assert_eq!(

@@ -64,6 +64,7 @@ async fn main() {
     let state = orch_server::ApiState {
         pipeline,
         token: Some(TOKEN.into()),
+        local_token: None,
     };
     tokio::spawn(orch_server::serve(listener, state, std::future::pending()));
     let rss_idle = rss_kib();

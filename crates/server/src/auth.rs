@@ -130,6 +130,11 @@ fn env_name(s: &AppState) -> &str {
 /// Which credential the request carries, if a valid one. Never logs a token.
 fn authenticate(s: &AppState, headers: &HeaderMap) -> ApiResult<Credential> {
     let env = env_name(s);
+    if let Some(local) = s.api.local_token.as_deref().filter(|t| !t.is_empty())
+        && check_bearer(local, headers, env).is_ok()
+    {
+        return Ok(Credential::Bearer);
+    }
     let expected = configured(s.api.token.as_deref(), env)?;
     if headers.contains_key(header::AUTHORIZATION) {
         return check_bearer(expected, headers, env).map(|()| Credential::Bearer);

@@ -59,6 +59,12 @@ pub struct ApiState {
     /// The bearer token mutating requests need. `None` (or empty): every
     /// mutating request is refused, saying which variable to set.
     pub token: Option<String>,
+    /// The token of the CLI beside this engine (`orch serve` writes it to
+    /// `<data_dir>/serve.control`, readable by its user only): a bearer
+    /// credential like `token`, so `orch task stop` and the other changes
+    /// made on this machine reach the running engine instead of acting
+    /// beside it. `None`: only `token` is accepted.
+    pub local_token: Option<String>,
 }
 
 /// The state the handlers see: the API state and the server's closing signal,

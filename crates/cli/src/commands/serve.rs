@@ -283,6 +283,13 @@ pub async fn run(cfg: &Config, listen: Option<String>) -> CliResult {
     // Before the engine starts, so its first claims are already counted.
     orch_server::install_metrics_recorder();
     let engine = Engine::start(cfg, store).await?;
+    // The CLI beside this engine sends its changes here (crate::engine_link).
+    let mut reach = local;
+    if reach.ip().is_unspecified() {
+        reach.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    let (control, _control_file) =
+        crate::engine_link::Control::publish(cfg, &format!("http://{reach}"))?;
     eprintln!(
         "orch serve: listening on http://{local} (pid {})",
         std::process::id()
@@ -295,7 +302,14 @@ pub async fn run(cfg: &Config, listen: Option<String>) -> CliResult {
             _ = tokio::signal::ctrl_c() => {}
         }
     };
-    crate::http::serve(listener, engine.pipeline.clone(), cfg, shutdown).await?;
+    crate::http::serve(
+        listener,
+        engine.pipeline.clone(),
+        cfg,
+        Some(control.token),
+        shutdown,
+    )
+    .await?;
     eprintln!("orch serve: shutting down; running agents are left for the next start to re-adopt");
     engine.shutdown();
     Ok(())

@@ -122,15 +122,26 @@ pub fn pipeline_err(e: PipelineError) -> CliError {
     }
 }
 
-/// `orch task start|approve|reject|confirm-deploy|stop|retry`.
+/// `orch task start|approve|reject|confirm-deploy|stop|retry`. While an
+/// engine runs for the data folder the change is that engine's to make
+/// (its per-task order, its supervisor's agents): it is sent to its API.
+/// Otherwise the CLI carries it out itself.
 pub async fn action(cfg: &Config, a: &TaskActionArgs, action: TaskAction) -> CliResult {
-    let store = super::open_store(cfg).await?;
-    let pipeline = super::pipeline(cfg, store.clone(), "cli");
     let comment = a
         .comment
         .as_deref()
         .map(str::trim)
         .filter(|c| !c.is_empty());
+    if action == TaskAction::Reject && comment.is_none() {
+        return Err(CliError::Usage(
+            "reject needs --comment: say what the analyst should change".into(),
+        ));
+    }
+    if let Some(engine) = crate::engine_link::running(cfg)? {
+        return through_engine(&engine, a, action, comment).await;
+    }
+    let store = super::open_store(cfg).await?;
+    let pipeline = super::pipeline(cfg, store.clone(), "cli");
     // `start` takes an item key too: the only way to begin a pipeline.
     if action == TaskAction::Start {
         let task = match a.task.parse::<i64>() {
@@ -147,14 +158,8 @@ pub async fn action(cfg: &Config, a: &TaskActionArgs, action: TaskAction) -> Cli
     let task = find(store.as_ref(), &a.task).await?;
     let gate = match action {
         TaskAction::Approve => Gate::Approve,
-        TaskAction::Reject => {
-            if comment.is_none() {
-                return Err(CliError::Usage(
-                    "reject needs --comment: say what the analyst should change".into(),
-                ));
-            }
-            Gate::Reject
-        }
+        // Its comment was checked above.
+        TaskAction::Reject => Gate::Reject,
         TaskAction::ConfirmDeploy => Gate::ConfirmDeploy,
         TaskAction::Retry => Gate::Retry,
         TaskAction::Stop => {
@@ -192,6 +197,114 @@ pub async fn action(cfg: &Config, a: &TaskActionArgs, action: TaskAction) -> Cli
         .await
         .map_err(pipeline_err)?;
     render_gate(&result, a.json)
+}
+
+/// The action's name in the API (`POST /api/tasks/{id}/{action}`).
+fn api_action(action: TaskAction) -> &'static str {
+    match action {
+        TaskAction::Start => "start",
+        TaskAction::Approve => "approve",
+        TaskAction::Reject => "reject",
+        TaskAction::ConfirmDeploy => "confirm-deploy",
+        TaskAction::Stop => "stop",
+        TaskAction::Retry => "retry",
+    }
+}
+
+/// A task id or key as one URL path segment.
+fn path_segment(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// The action sent to the running engine; its answer printed as the CLI
+/// prints its own (the same JSON with `--json`), and its refusals as errors
+/// with the engine's words.
+async fn through_engine(
+    engine: &crate::engine_link::Control,
+    a: &TaskActionArgs,
+    action: TaskAction,
+    comment: Option<&str>,
+) -> CliResult {
+    let path = format!(
+        "/api/tasks/{}/{}",
+        path_segment(&a.task),
+        api_action(action)
+    );
+    let body = match comment {
+        Some(c) => serde_json::json!({ "comment": c }),
+        None => serde_json::json!({}),
+    };
+    let answer = crate::engine_link::post(engine, &path, &body).await?;
+    let r = &answer.body;
+    match answer.status {
+        200 | 409 => {}
+        404 => {
+            return Err(CliError::Usage(format!(
+                "{} (answered by the running orch serve)",
+                answer.error()
+            )));
+        }
+        s if (400..500).contains(&s) => {
+            return Err(CliError::Usage(format!(
+                "the running orch serve refused it ({s}): {}",
+                answer.error()
+            )));
+        }
+        s => {
+            return Err(CliError::Runtime(anyhow::anyhow!(
+                "the running orch serve failed ({s}): {}",
+                answer.error()
+            )));
+        }
+    }
+    if a.json {
+        print_json(r)?;
+    }
+    if action == TaskAction::Stop {
+        if let Some(e) = r["error"].as_str() {
+            return Err(CliError::Runtime(anyhow::anyhow!(
+                "task {}: STOP failed ({}): {e}",
+                a.task,
+                r["note"].as_str().unwrap_or("error")
+            )));
+        }
+        if !a.json {
+            println!(
+                "task {}: {} (stopped {} run(s){})",
+                a.task,
+                r["note"].as_str().unwrap_or(""),
+                r["stopped"].as_u64().unwrap_or(0),
+                if r["deferred"].as_bool() == Some(true) {
+                    ", deferred until the merge/deploy step ends"
+                } else {
+                    ""
+                }
+            );
+        }
+        return Ok(());
+    }
+    let (task, stage, note) = (
+        &r["task"],
+        r["stage"].as_str().unwrap_or("?"),
+        r["note"].as_str().unwrap_or(""),
+    );
+    if r["applied"].as_bool() == Some(true) {
+        if !a.json {
+            println!("task {task} [{stage}]: {note}");
+        }
+        Ok(())
+    } else {
+        Err(CliError::Runtime(anyhow::anyhow!(
+            "task {task} [{stage}]: not applied: {note}"
+        )))
+    }
 }
 
 /// Prints the result; a refused gate (nothing moved) is a runtime error so

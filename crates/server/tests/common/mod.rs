@@ -68,6 +68,7 @@ verify = ["true"]
         let state = ApiState {
             pipeline: pipeline.clone(),
             token,
+            local_token: None,
         };
         let served = tokio::spawn(serve(listener, state, async move {
             let _ = stopped.await;

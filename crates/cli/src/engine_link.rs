@@ -1,0 +1,160 @@
+//! The CLI's way to the engine that runs for its data folder.
+//!
+//! One engine runs per data folder (`orch serve` holds an exclusive lock on
+//! `<data_dir>/serve.pid`). A change made with the CLI while it runs must be
+//! made by that engine, not by a second pipeline in the CLI's process with
+//! its own per-task locks and no way to reach the running agents: the
+//! engine's supervisor owns them. So `orch serve` writes
+//! `<data_dir>/serve.control` (its API address and a token made at start,
+//! readable by its user only), and the CLI's mutating task commands send
+//! their change to that API when the lock is held. Only when no engine runs
+//! does the CLI carry the change out itself.
+//!
+//! The control token is a credential like the API token; whoever can read
+//! the data folder can use it, as they can already use the CLI and the store
+//! there (see `docs/security.md`).
+
+use crate::error::{CliError, CliResult};
+use orch_config::Config;
+use serde::{Deserialize, Serialize};
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Where the running engine's API is, and the token it accepts from the CLI.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Control {
+    /// `http://IP:PORT` as the engine listens.
+    pub url: String,
+    pub token: String,
+}
+
+fn control_path(cfg: &Config) -> PathBuf {
+    cfg.data_dir().join("serve.control")
+}
+
+/// Removes the control file when `orch serve` ends.
+pub struct ControlFile(PathBuf);
+
+impl Drop for ControlFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+impl Control {
+    /// A fresh token for this engine's lifetime, written with the address to
+    /// `<data_dir>/serve.control` (mode 0600; written whole, then renamed).
+    pub fn publish(cfg: &Config, url: &str) -> CliResult<(Control, ControlFile)> {
+        let bytes: [u8; 32] = rand::random();
+        let token = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        let control = Control {
+            url: url.to_owned(),
+            token,
+        };
+        let path = control_path(cfg);
+        let tmp = path.with_extension("control.tmp");
+        let write = || -> std::io::Result<()> {
+            let _ = std::fs::remove_file(&tmp);
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&tmp)?;
+            f.write_all(&serde_json::to_vec(&control).map_err(std::io::Error::other)?)?;
+            f.sync_all()?;
+            std::fs::rename(&tmp, &path)
+        };
+        write().map_err(|e| {
+            CliError::Runtime(anyhow::anyhow!("cannot write {}: {e}", path.display()))
+        })?;
+        Ok((control, ControlFile(path)))
+    }
+}
+
+/// The engine that runs for this data folder, if one does: its lock on
+/// `serve.pid` is held. `Ok(None)`: none runs (the CLI acts by itself).
+pub fn running(cfg: &Config) -> CliResult<Option<Control>> {
+    let dir = cfg.data_dir();
+    let pid_file = dir.join("serve.pid");
+    let file = match std::fs::OpenOptions::new().read(true).open(&pid_file) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => {
+            return Err(CliError::Runtime(anyhow::anyhow!(
+                "cannot open {}: {e}",
+                pid_file.display()
+            )));
+        }
+    };
+    match nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockSharedNonblock) {
+        // Nobody holds it: no engine runs (the lock goes with `_free`).
+        Ok(_free) => Ok(None),
+        Err((_, nix::errno::Errno::EWOULDBLOCK)) => read_control(&dir, &control_path(cfg)),
+        Err((_, e)) => Err(CliError::Runtime(anyhow::anyhow!(
+            "cannot tell whether an engine runs on {} (locking serve.pid: {e})",
+            dir.display()
+        ))),
+    }
+}
+
+fn read_control(dir: &Path, path: &Path) -> CliResult<Option<Control>> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        CliError::Runtime(anyhow::anyhow!(
+            "an orch engine runs on {} but {} cannot be read ({e}); it is written when the engine starts listening: try again in a moment",
+            dir.display(),
+            path.display()
+        ))
+    })?;
+    serde_json::from_str(&text).map(Some).map_err(|e| {
+        CliError::Runtime(anyhow::anyhow!(
+            "{} is not what orch serve writes ({e}); restart orch serve",
+            path.display()
+        ))
+    })
+}
+
+/// The engine's answer to a change: its HTTP status and JSON body.
+pub struct Answer {
+    pub status: u16,
+    pub body: serde_json::Value,
+}
+
+impl Answer {
+    /// The API's own words for a refusal (`{"error": …}`).
+    pub fn error(&self) -> String {
+        self.body["error"]
+            .as_str()
+            .map(str::to_owned)
+            .unwrap_or_else(|| self.body.to_string())
+    }
+}
+
+/// `POST <url><path>` with the control token and a JSON body. The engine is
+/// on this machine: never through a proxy.
+pub async fn post(control: &Control, path: &str, body: &serde_json::Value) -> CliResult<Answer> {
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        // A STOP waits for the agents' graces; a gate for a merge step.
+        .timeout(Duration::from_secs(300))
+        .build()
+        .map_err(|e| CliError::Runtime(anyhow::anyhow!("building the HTTP client: {e}")))?;
+    let url = format!("{}{path}", control.url.trim_end_matches('/'));
+    let resp = client
+        .post(&url)
+        .bearer_auth(&control.token)
+        .header("x-orch-client", "cli")
+        .json(body)
+        .send()
+        .await
+        .map_err(|e| {
+            CliError::Runtime(anyhow::anyhow!(
+                "the running orch engine did not answer at {url}: {e}; is `orch serve` stuck? Its address is in serve.control"
+            ))
+        })?;
+    let status = resp.status().as_u16();
+    let text = resp.text().await.unwrap_or_default();
+    let body = serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text));
+    Ok(Answer { status, body })
+}
