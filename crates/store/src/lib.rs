@@ -10,6 +10,7 @@
 pub mod clock;
 mod common;
 pub mod conformance;
+pub mod copy;
 pub mod error;
 pub mod model;
 pub mod postgres;

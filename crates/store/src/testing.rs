@@ -132,3 +132,256 @@ pub async fn pg_harness() -> Option<Harness> {
         guard: Box::new(scratch),
     })
 }
+
+/// Fill a fresh store with a bit of everything it keeps, through the
+/// `Store` trait as orch writes it: a task walked through every stage to
+/// done (one job and one finished run per agent), a task with a running job
+/// holding the merge lease and an INITIATED marker, a failed task, a
+/// cancelled one, a queued job waiting on a dependency, webhook deliveries,
+/// tracker items with comments, and notifications sent, retried, given up
+/// and pending. Text with quotes, new lines and non-ASCII, a real cost, a
+/// JSON payload. Returns the tasks, oldest first. Panics (test support).
+pub async fn populate(store: &dyn Store) -> Vec<orch_core::Task> {
+    use crate::model::*;
+    use orch_core::retry::RetryPolicy;
+    use orch_core::run::{RunOutcome, Usage};
+    use orch_core::{AgentKind, EventInput, NewJob, NewTask, Stage};
+    use std::time::Duration;
+
+    let now = orch_core::Timestamp(1_750_000_000_000);
+    let ev = |kind: &str| EventInput::new("test", kind, format!("{kind} — «by the test»"));
+    let new_task = |key: &str, title: &str| {
+        let mut t = NewTask::new("demo", title);
+        t.work_item_id = Some(key.to_owned());
+        t.tracker_id = Some(format!("item-{key}"));
+        t.body = format!("Body of {key}: 'single', \"double\",\nsecond line, ünïcödé ✓");
+        t
+    };
+    let claim = ClaimRequest::new("worker-a");
+    // Enqueue a job for `task` and claim it at once (so no other queued job
+    // is taken instead); the running job.
+    let run_job = |task: orch_core::TaskId, agent: AgentKind, max_attempts: u32| {
+        let claim = claim.clone();
+        async move {
+            let mut new = NewJob::new(task, agent, "demo", now);
+            new.max_attempts = max_attempts;
+            new.priority = 3;
+            new.payload = serde_json::json!({"phase": "a", "n": [1, 2.5, null]});
+            store.enqueue(new).await.expect("enqueue");
+            let job = store.claim(&claim).await.expect("claim").expect("a job");
+            assert_eq!(job.task_id, task, "claimed the job just queued");
+            let run = job.run_id.clone().expect("a run id");
+            let process = RunProcess {
+                pid: 4242,
+                pgid: 4242,
+                proc_start_ticks: 987_654_321,
+                log_path: format!("/data/runs/{run}/output.log"),
+            };
+            assert!(store.record_run_process(&run, &process).await.unwrap());
+            (job, run)
+        }
+    };
+    let finish = |outcome: RunOutcome, text: Option<&str>| RunFinish {
+        outcome,
+        exit_code: Some(if outcome == RunOutcome::Succeeded {
+            0
+        } else {
+            1
+        }),
+        signal: None,
+        usage: Usage {
+            input_tokens: 1234,
+            output_tokens: 567,
+            cost_usd: 0.123_456_789,
+            ..Usage::default()
+        },
+        session_id: Some("sess-1".into()),
+        error: (outcome != RunOutcome::Succeeded).then(|| "exit 1: it broke".to_owned()),
+        final_text: text.map(str::to_owned),
+    };
+
+    // Through the whole pipeline.
+    let a = store
+        .create_task(new_task("DEMO-1", "walk the pipeline"), "test")
+        .await
+        .unwrap();
+    let steps = [
+        (AgentKind::Analyst, Stage::AwaitingApproval),
+        (AgentKind::Developer, Stage::Review),
+        (AgentKind::Reviewer, Stage::Merge),
+        (AgentKind::Merger, Stage::Deploy),
+        (AgentKind::Deployer, Stage::Done),
+    ];
+    for (agent, next) in steps {
+        if next == Stage::Review {
+            store
+                .set_stage(a.id, Stage::Development, None, ev("approved"))
+                .await
+                .unwrap();
+        }
+        let (job, run) = run_job(a.id, agent, 3).await;
+        assert!(
+            store
+                .finish_run(
+                    &run,
+                    &finish(RunOutcome::Succeeded, Some("VERDICT: approve"))
+                )
+                .await
+                .unwrap()
+        );
+        assert!(store.complete(job.id, &run).await.unwrap());
+        if agent == AgentKind::Merger {
+            let m = store
+                .write_marker(a.id, "demo", MarkerStep::Merge, "head 0123abcd")
+                .await
+                .unwrap();
+            assert!(
+                store
+                    .finish_marker(m.id, MarkerState::Completed)
+                    .await
+                    .unwrap()
+            );
+        }
+        store
+            .set_stage(a.id, next, None, ev("moved"))
+            .await
+            .unwrap();
+    }
+
+    // Running, holding the merge lease, a merge under way.
+    let b = store
+        .create_task(new_task("DEMO-2", "merging now"), "test")
+        .await
+        .unwrap();
+    for to in [
+        Stage::AwaitingApproval,
+        Stage::Development,
+        Stage::Review,
+        Stage::Merge,
+    ] {
+        store.set_stage(b.id, to, None, ev("moved")).await.unwrap();
+    }
+    let _ = run_job(b.id, AgentKind::Merger, 3).await;
+    let lease = store
+        .acquire_merge_lease("demo", b.id, "orch/demo-2")
+        .await
+        .unwrap();
+    assert!(matches!(lease, LeaseAcquire::Acquired { .. }));
+    store
+        .write_marker(b.id, "demo", MarkerStep::Merge, "head fedcba98")
+        .await
+        .unwrap();
+
+    // Failed for good: its only attempt failed.
+    let c = store
+        .create_task(new_task("DEMO-3", "fails"), "test")
+        .await
+        .unwrap();
+    let (job, run) = run_job(c.id, AgentKind::Analyst, 1).await;
+    store
+        .finish_run(&run, &finish(RunOutcome::Failed, None))
+        .await
+        .unwrap();
+    let policy = RetryPolicy {
+        jitter: 0.0,
+        ..RetryPolicy::default()
+    };
+    store
+        .fail(job.id, &run, "exit 1: it broke", &policy)
+        .await
+        .unwrap()
+        .expect("not stale");
+    store
+        .set_stage(c.id, Stage::Failed, None, ev("failed"))
+        .await
+        .unwrap();
+
+    // Cancelled while its job waited.
+    let d = store
+        .create_task(new_task("DEMO-4", "stopped"), "test")
+        .await
+        .unwrap();
+    store
+        .enqueue(NewJob::new(d.id, AgentKind::Analyst, "demo", now))
+        .await
+        .unwrap();
+    assert!(store.set_cancel_requested(d.id).await.unwrap());
+    store.cancel_jobs_for_task(d.id, false).await.unwrap();
+    store.mark_cancelled(d.id, ev("cancelled")).await.unwrap();
+
+    // Queued, waiting for DEMO-2.
+    let mut new = new_task("DEMO-5", "waits");
+    new.depends_on = vec![b.id];
+    let e = store.create_task(new, "test").await.unwrap();
+    let mut later = NewJob::new(e.id, AgentKind::Analyst, "demo", now);
+    later.run_after = orch_core::Timestamp(now.0 + 3_600_000);
+    store.enqueue(later).await.unwrap();
+    store
+        .append_event(e.id, ev("note"))
+        .await
+        .expect("an event");
+
+    for (provider, id) in [("gitea", "d-1"), ("gitea", "d-2"), ("plane", "d-1")] {
+        assert!(store.record_delivery(provider, id).await.unwrap());
+    }
+
+    for (i, key) in ["DEMO-1", "DEMO-2", "DEMO-3"].iter().enumerate() {
+        let item = TrackerItem {
+            id: format!("item-{key}"),
+            project: if i == 2 { "other" } else { "default" }.into(),
+            title: format!("Item {key}"),
+            body: "What to do, in «detail».".into(),
+            state: "Todo".into(),
+            labels: vec!["orch".into(), format!("p{i}")],
+            created_at: now,
+            updated_at: now,
+        };
+        store.create_item(&item).await.unwrap();
+        store
+            .add_item_comment(&item.id, "alice", "Please 'hurry'\nthanks", None)
+            .await
+            .unwrap();
+        store
+            .add_item_comment(&item.id, "orch", "Analysis ready ✓", Some("ext-1"))
+            .await
+            .unwrap();
+    }
+    store.set_item_state("item-DEMO-1", "Done").await.unwrap();
+
+    let note = |n: u32, key: Option<&str>| NewNotification {
+        sink: "team-chat".into(),
+        task_id: n.is_multiple_of(2).then_some(a.id),
+        payload: serde_json::json!({"text": format!("notice {n} «ü»"), "n": n}),
+        dedupe_key: key.map(str::to_owned),
+    };
+    for n in 0..4 {
+        let key = format!("k{n}");
+        assert!(
+            store
+                .enqueue_notification(&note(n, (n != 3).then_some(key.as_str())))
+                .await
+                .unwrap()
+        );
+    }
+    let due = store.due_notifications(10).await.unwrap();
+    assert_eq!(due.len(), 4);
+    assert!(store.notification_sent(due[0].id).await.unwrap());
+    assert!(
+        store
+            .notification_failed(due[1].id, "HTTP 502", Some(Duration::from_secs(60)))
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .notification_failed(due[2].id, "HTTP 404", None)
+            .await
+            .unwrap()
+    );
+
+    let mut tasks = Vec::new();
+    for t in [a, b, c, d, e] {
+        tasks.push(store.get_task(t.id).await.unwrap().expect("the task"));
+    }
+    tasks
+}

@@ -12,6 +12,7 @@
 //! lock (claims under a limit, dependency edges). Listings ordered by text
 //! use `COLLATE "C"`, SQLite's byte order, whatever the database's collation.
 
+mod copy;
 mod jobs;
 mod leases;
 mod markers;
@@ -172,7 +173,7 @@ fn foreign_key_violation(e: &StoreError) -> bool {
 }
 
 /// The URL without its password, for messages.
-fn redact(url: &str) -> String {
+pub(crate) fn redact(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_owned();
     };

@@ -97,6 +97,12 @@ impl Writer {
         f(&conn)
     }
 
+    /// The write connection itself, for a transaction that spans awaits (a
+    /// copy into this store, `super::copy`): no other write runs meanwhile.
+    pub(super) async fn lock(&self) -> tokio::sync::MutexGuard<'_, Connection> {
+        self.conn.lock().await
+    }
+
     /// Run `f` in a `BEGIN IMMEDIATE` transaction: it holds the write lock
     /// from the start (a deferred one that reads then writes can fail with
     /// SQLITE_BUSY_SNAPSHOT instead of waiting). An error (or a panic) rolls

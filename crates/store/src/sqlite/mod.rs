@@ -3,6 +3,7 @@
 //! IMMEDIATE`, and sqlx's embedded migrator for the schema.
 
 mod conn;
+mod copy;
 mod jobs;
 mod leases;
 mod markers;
