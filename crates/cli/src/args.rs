@@ -59,6 +59,26 @@ pub struct InitArgs {
 pub enum DbCommand {
     /// Apply pending schema migrations (safe to run any number of times).
     Migrate,
+    /// Copy every row of one store into another, empty one (SQLite ⇄
+    /// PostgreSQL, or SQLite → SQLite), then compare the row counts of every
+    /// table. Stop orch serve first; afterwards point store.url at the copy.
+    Copy(DbCopyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DbCopyArgs {
+    /// The store to copy: sqlite://PATH or postgres://USER@HOST/DB (default:
+    /// the configured store).
+    #[arg(long, value_name = "URL")]
+    pub from: Option<String>,
+    /// The store to copy into. It is migrated first and must hold no orch
+    /// data (its tables may be absent or empty).
+    #[arg(long, value_name = "URL")]
+    pub to: String,
+    /// Drop orch's tables in the target (and what depends on them) and
+    /// everything they hold, then copy, instead of refusing a target with data.
+    #[arg(long)]
+    pub replace: bool,
 }
 
 #[derive(Debug, Subcommand)]

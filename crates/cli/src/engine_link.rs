@@ -77,10 +77,19 @@ impl Control {
 /// `serve.pid` is held. `Ok(None)`: none runs (the CLI acts by itself).
 pub fn running(cfg: &Config) -> CliResult<Option<Control>> {
     let dir = cfg.data_dir();
+    if engine_runs_on(&dir)? {
+        read_control(&dir, &control_path(cfg))
+    } else {
+        Ok(None)
+    }
+}
+
+/// Whether an `orch serve` holds the lock on `<dir>/serve.pid`.
+pub fn engine_runs_on(dir: &Path) -> CliResult<bool> {
     let pid_file = dir.join("serve.pid");
     let file = match std::fs::OpenOptions::new().read(true).open(&pid_file) {
         Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
         Err(e) => {
             return Err(CliError::Runtime(anyhow::anyhow!(
                 "cannot open {}: {e}",
@@ -90,8 +99,8 @@ pub fn running(cfg: &Config) -> CliResult<Option<Control>> {
     };
     match nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockSharedNonblock) {
         // Nobody holds it: no engine runs (the lock goes with `_free`).
-        Ok(_free) => Ok(None),
-        Err((_, nix::errno::Errno::EWOULDBLOCK)) => read_control(&dir, &control_path(cfg)),
+        Ok(_free) => Ok(false),
+        Err((_, nix::errno::Errno::EWOULDBLOCK)) => Ok(true),
         Err((_, e)) => Err(CliError::Runtime(anyhow::anyhow!(
             "cannot tell whether an engine runs on {} (locking serve.pid: {e})",
             dir.display()

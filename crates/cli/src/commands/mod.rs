@@ -21,6 +21,7 @@ pub async fn run(cli: Cli) -> CliResult {
     match cli.command {
         Command::Init(a) => init::run(&a),
         Command::Db(DbCommand::Migrate) => db::migrate(&load_config(cli.config.as_deref())?).await,
+        Command::Db(DbCommand::Copy(a)) => db::copy(&load_config(cli.config.as_deref())?, &a).await,
         Command::Task(cmd) => {
             let cfg = load_config(cli.config.as_deref())?;
             match cmd {
