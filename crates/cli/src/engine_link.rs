@@ -108,6 +108,54 @@ pub fn engine_runs_on(dir: &Path) -> CliResult<bool> {
     }
 }
 
+/// `<dir>/serve.pid` held exclusively, as a running engine holds it, by a
+/// command that needs the store to itself (`orch db copy`): no engine runs
+/// on the folder meanwhile, none can start (it says the lock's holder, this
+/// process, runs there), and the CLI's task commands wait for the engine
+/// they see instead of writing. Released when dropped.
+pub struct FolderHold(#[allow(dead_code)] nix::fcntl::Flock<std::fs::File>);
+
+/// Hold `<dir>/serve.pid` (`FolderHold`), made first with `create`;
+/// `Ok(None)` when the folder does not exist, or the file does not and is
+/// not to be made. An error when an engine, or another such command, holds it.
+pub fn hold_folder(dir: &Path, create: bool) -> CliResult<Option<FolderHold>> {
+    use std::io::{Seek, Write};
+    let path = dir.join("serve.pid");
+    if !dir.is_dir() || (!create && !path.exists()) {
+        return Ok(None);
+    }
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(|e| CliError::Runtime(anyhow::anyhow!("cannot open {}: {e}", path.display())))?;
+    let mut lock = match nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock)
+    {
+        Ok(lock) => lock,
+        Err((_, nix::errno::Errno::EWOULDBLOCK)) => {
+            return Err(CliError::Runtime(anyhow::anyhow!(
+                "an orch engine runs on {} (it holds serve.pid; or another orch db copy does): stop orch serve first, copy, then start it with the new store.url",
+                dir.display()
+            )));
+        }
+        Err((_, e)) => {
+            return Err(CliError::Runtime(anyhow::anyhow!(
+                "cannot tell whether an engine runs on {} (locking serve.pid: {e})",
+                dir.display()
+            )));
+        }
+    };
+    let written = lock
+        .set_len(0)
+        .and_then(|()| lock.rewind())
+        .and_then(|()| writeln!(lock, "{}", std::process::id()));
+    written
+        .map_err(|e| CliError::Runtime(anyhow::anyhow!("cannot write {}: {e}", path.display())))?;
+    Ok(Some(FolderHold(lock)))
+}
+
 fn read_control(dir: &Path, path: &Path) -> CliResult<Option<Control>> {
     let text = std::fs::read_to_string(path).map_err(|e| {
         CliError::Runtime(anyhow::anyhow!(

@@ -18,7 +18,8 @@ pub async fn migrate(cfg: &Config) -> CliResult {
 }
 
 /// Copy one store into another: refused while an engine runs on the data
-/// folder (or on a SQLite file's folder), refused into a target with data
+/// folder (or on a SQLite file's folder), whose lock the copy then holds
+/// until it ends; refused into a target with data
 /// unless `--replace`; the counts of every table compared after, exit 1 if
 /// any differ.
 pub async fn copy(cfg: &Config, args: &DbCopyArgs) -> CliResult {
@@ -26,26 +27,31 @@ pub async fn copy(cfg: &Config, args: &DbCopyArgs) -> CliResult {
         Some(url) => url.clone(),
         None => cfg.store_location()?.url(),
     };
-    let mut folders = vec![cfg.data_dir()];
-    folders.extend(
-        [from.as_str(), args.to.as_str()]
-            .into_iter()
-            .filter_map(sqlite_folder),
-    );
-    for dir in folders {
-        if engine_link::engine_runs_on(&dir)? {
-            return Err(CliError::Runtime(anyhow::anyhow!(
-                "an orch engine runs on {} (orch serve holds its serve.pid): stop orch serve first, copy, then start it with the new store.url",
-                dir.display()
-            )));
-        }
-    }
     if let Some(path) = from.strip_prefix("sqlite://")
         && !std::path::Path::new(path).is_file()
     {
         return Err(CliError::Usage(format!(
             "no database at {path}: --from names no SQLite file"
         )));
+    }
+    // Held until the copy ends: no engine starts on either store meanwhile.
+    // The data folder's lock file is made if missing; a SQLite file's folder
+    // is held only where an engine has run (its serve.pid exists).
+    let mut folders = vec![(cfg.data_dir(), true)];
+    folders.extend(
+        [from.as_str(), args.to.as_str()]
+            .into_iter()
+            .filter_map(sqlite_folder)
+            .map(|d| (d, false)),
+    );
+    let mut held = Vec::new();
+    for (dir, create) in folders {
+        let dir = std::path::absolute(&dir).unwrap_or(dir);
+        if held.iter().any(|(d, _)| *d == dir) {
+            continue;
+        }
+        let hold = engine_link::hold_folder(&dir, create)?;
+        held.push((dir, hold));
     }
     let (shown_from, shown_to) = (copy::shown_url(&from), copy::shown_url(&args.to));
     let source = Db::open(&from).await?;
@@ -62,6 +68,7 @@ pub async fn copy(cfg: &Config, args: &DbCopyArgs) -> CliResult {
     target.close().await;
     let report = outcome.map_err(|e| CliError::Runtime(anyhow::anyhow!("{e}")))?;
     print!("{}", counts_table(&report));
+    drop(held);
     check(&report)?;
     println!(
         "every table holds as many rows in the copy as in the source.\nnext: set store.url = \"{shown_to}\" in orch.toml (on every node), then start orch serve."
