@@ -111,8 +111,8 @@ pub fn engine_runs_on(dir: &Path) -> CliResult<bool> {
 /// `<dir>/serve.pid` held exclusively, as a running engine holds it, by a
 /// command that needs the store to itself (`orch db copy`): no engine runs
 /// on the folder meanwhile, none can start (it says the lock's holder, this
-/// process, runs there), and the CLI's task commands wait for the engine
-/// they see instead of writing. Released when dropped.
+/// process, runs there), and the CLI's task commands, which take the holder
+/// for an engine, are refused instead of writing. Released when dropped.
 pub struct FolderHold(#[allow(dead_code)] nix::fcntl::Flock<std::fs::File>);
 
 /// Hold `<dir>/serve.pid` (`FolderHold`), made first with `create`;
