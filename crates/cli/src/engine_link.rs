@@ -111,8 +111,10 @@ pub fn engine_runs_on(dir: &Path) -> CliResult<bool> {
 /// `<dir>/serve.pid` held exclusively, as a running engine holds it, by a
 /// command that needs the store to itself (`orch db copy`): no engine runs
 /// on the folder meanwhile, none can start (it says the lock's holder, this
-/// process, runs there), and the CLI's task commands, which take the holder
-/// for an engine, are refused instead of writing. Released when dropped.
+/// process, runs there), and the CLI's task actions (start, approve, …),
+/// which take the holder for an engine, are refused instead of writing.
+/// (`orch task add` writes to the store as it does beside an engine; a copy's
+/// count check catches such a write.) Released when dropped.
 pub struct FolderHold(#[allow(dead_code)] nix::fcntl::Flock<std::fs::File>);
 
 /// Hold `<dir>/serve.pid` (`FolderHold`), made first with `create`;
