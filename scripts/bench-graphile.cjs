@@ -79,7 +79,13 @@ async function startRunner(schema, concurrency, jobs) {
 
 async function cycle(concurrency) {
   return inFreshSchema(`c${concurrency}`, async (schema) => {
-    const utils = await makeWorkerUtils({ connectionString: url, schema, logger: quiet });
+    // A connection per producer, as each orch worker has its own.
+    const utils = await makeWorkerUtils({
+      connectionString: url,
+      schema,
+      logger: quiet,
+      maxPoolSize: concurrency + 1,
+    });
     const { runner, done } = await startRunner(schema, concurrency, JOBS);
     let left = JOBS;
     const start = process.hrtime.bigint();
