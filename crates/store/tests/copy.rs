@@ -71,14 +71,69 @@ async fn view(s: &dyn Store) -> String {
     out
 }
 
-/// The next task created gets the id after the largest copied one.
+/// The next task created gets the id after the largest copied one, and a
+/// new row of every other table with an id counter takes an id past the
+/// copied ones (a collision would be a primary key error).
 async fn next_task_id_follows(db: &Db, expected: i64) {
-    let t = db
-        .store()
+    let max_id = |table: &'static str| async move {
+        db.rows(copy::table(table).unwrap())
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| match r[0] {
+                copy::Value::Int(id) => id,
+                ref other => panic!("{table}.id = {other:?}"),
+            })
+            .max()
+            .unwrap_or(0)
+    };
+    let store = db.store();
+    let (events, jobs, markers, comments, notes) = (
+        max_id("task_events").await,
+        max_id("jobs").await,
+        max_id("markers").await,
+        max_id("tracker_comments").await,
+        max_id("notifications").await,
+    );
+    let t = store
         .create_task(NewTask::new("demo", "after the copy"), "test")
         .await
         .expect("a new task does not collide with a copied id");
     assert_eq!(t.id.0, expected);
+    let event = store.events(t.id).await.unwrap();
+    assert!(event[0].id > events, "{event:?}");
+    let now = orch_core::Timestamp(0);
+    let job = store
+        .enqueue(orch_core::NewJob::new(
+            t.id,
+            orch_core::AgentKind::Analyst,
+            "demo",
+            now,
+        ))
+        .await
+        .unwrap();
+    assert!(job.id.0 > jobs);
+    let marker = store
+        .write_marker(t.id, "demo", orch_store::MarkerStep::Deploy, "new")
+        .await
+        .unwrap();
+    assert!(marker.id > markers);
+    assert!(
+        store
+            .add_item_comment("item-DEMO-1", "bob", "after the copy", None)
+            .await
+            .unwrap()
+    );
+    let comment = store.item_comments("item-DEMO-1").await.unwrap();
+    assert!(comment.iter().map(|c| c.id).max().unwrap() > comments);
+    let note = orch_store::NewNotification {
+        sink: "team-chat".into(),
+        task_id: None,
+        payload: serde_json::json!({}),
+        dedupe_key: None,
+    };
+    assert!(store.enqueue_notification(&note).await.unwrap());
+    assert!(max_id("notifications").await > notes);
 }
 
 #[tokio::test]
