@@ -657,3 +657,65 @@ fn unsafe_kill(pid: i32) {
         .args(["-9", &pid.to_string()])
         .status();
 }
+
+/// Issue 10: a park made by the reaper (a job whose worker died, with no
+/// attempts left) reaches the tracker like any other park: the reaper
+/// reports the run, and the pipeline reflects the park on the item.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_park_made_by_the_reaper_reaches_the_tracker() {
+    let w = World::new().await;
+    std::fs::write(w.dir.path().join("orch.toml"), "data_dir = \"data\"\n").unwrap();
+    let cfg = orch_config::Config::load(Some(&w.dir.path().join("orch.toml"))).unwrap();
+    let pipeline =
+        orch_engine::pipeline::Pipeline::with_defaults(w.store.clone(), Arc::new(cfg), "test");
+    w.store
+        .create_item(&orch_store::TrackerItem {
+            id: "DEMO-9".into(),
+            project: "demo".into(),
+            title: "scripted".into(),
+            body: String::new(),
+            state: "Development".into(),
+            labels: vec![],
+            created_at: Timestamp(0),
+            updated_at: Timestamp(0),
+        })
+        .await
+        .unwrap();
+    let mut t = NewTask::new("demo", "scripted");
+    t.stage = Stage::Development;
+    t.tracker_id = Some("DEMO-9".into());
+    t.work_item_id = Some("DEMO-9".into());
+    let t = w.store.create_task(t, "test").await.unwrap();
+    w.job(&t, 1).await;
+    let mut req = orch_store::ClaimRequest::new("dead-worker");
+    req.lease = Duration::from_millis(1);
+    w.store
+        .claim(&req)
+        .await
+        .unwrap()
+        .expect("claimed by a worker that then dies");
+    eventually("the lease to expire", || async {
+        !w.store.expired_jobs().await.unwrap().is_empty()
+    })
+    .await;
+    let (sup, mut rx) = Supervisor::new(w.store.clone(), Arc::new(w.script("true")), w.config());
+    assert_eq!(sup.reap_once().await, 1);
+    let task = w.store.get_task(t.id).await.unwrap().unwrap();
+    assert_eq!(
+        task.stage,
+        Stage::NeedsAttention,
+        "no attempts left: parked"
+    );
+    let report = next_report(&mut rx).await;
+    assert_eq!(report.end, JobEnd::GaveUp, "{report:?}");
+    pipeline.on_run_report(&report).await.unwrap();
+    let item = w.store.get_item("DEMO-9").await.unwrap().unwrap();
+    assert_eq!(item.state, "Needs Attention", "the park is on the tracker");
+    let comments = w.store.item_comments("DEMO-9").await.unwrap();
+    assert!(
+        comments
+            .iter()
+            .any(|c| c.body.contains("orch needs a person") && c.body.contains("lease")),
+        "{comments:?}"
+    );
+}

@@ -4,9 +4,10 @@
 
 use super::tail::LogTail;
 use super::watch::{Ending, drain};
-use super::{Supervisor, handle_of};
+use super::{JobEnd, RunReport, Supervisor, handle_of};
 use orch_agent::adapters::{AdapterKind, adapter_for};
 use orch_agent::process::{RunHandle, RunState, Timeouts, is_alive, run_state};
+use orch_core::run::{RunOutcome, Usage};
 use orch_core::{Job, Timestamp};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -94,6 +95,7 @@ impl Supervisor {
                 .await;
             let end = self.end_of(&job, d, reason).await;
             tracing::info!(run = %run_id, ?end, "reaped a run that never started");
+            self.report_reaped(&job, &run_id, end, reason);
             return;
         };
         let meta = RunMeta::read(&handle.run_dir);
@@ -203,6 +205,23 @@ impl Supervisor {
         self.record(job, handle, a.as_mut(), ending).await;
     }
 
+    /// A reaped run is reported like a watched one, so the pipeline acts on
+    /// it: a park it caused (no attempts left) reaches the tracker and the
+    /// webhooks, and a retry is claimed at once.
+    fn report_reaped(&self, job: &Job, run: &orch_core::RunId, end: JobEnd, why: &str) {
+        let _ = self.reports.send(RunReport {
+            task_id: job.task_id,
+            job_id: job.id,
+            run_id: run.clone(),
+            agent: job.agent,
+            outcome: RunOutcome::Unknown,
+            end,
+            usage: Usage::default(),
+            final_text: None,
+            error: Some(why.to_owned()),
+        });
+    }
+
     /// Every half lease: jobs whose lease expired and that nobody here watches
     /// have an unknown outcome (their worker died or lost the store).
     pub(super) async fn reaper_loop(self: Arc<Self>) {
@@ -253,6 +272,7 @@ impl Supervisor {
                 .await;
             let end = self.end_of(&job, d, reason).await;
             tracing::warn!(job = %job.id, run = %run_id, ?end, "reaped a job with an unknown outcome");
+            self.report_reaped(&job, &run_id, end, reason);
             n += 1;
         }
         n
