@@ -552,11 +552,20 @@ impl Config {
     }
 
     fn check_notify(&self, c: &mut Checker) {
+        // The outbox sink of the tracker's writes (`orch_store::TRACKER_SINK`).
+        const RESERVED_NOTIFY_NAME: &str = "tracker";
         let mut names = std::collections::BTreeSet::new();
         for (i, n) in self.notify.iter().enumerate() {
             let key = format!("notify[{i}]");
             if n.name.trim().is_empty() {
                 c.error(format!("{key}.name"), "must not be empty");
+            } else if n.name == RESERVED_NOTIFY_NAME {
+                c.error(
+                    format!("{key}.name"),
+                    format!(
+                        "{RESERVED_NOTIFY_NAME:?} is reserved for orch's writes to the tracker; choose another name"
+                    ),
+                );
             } else if !names.insert(n.name.as_str()) {
                 c.error(
                     format!("{key}.name"),

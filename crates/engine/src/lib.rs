@@ -8,6 +8,7 @@
 //!   deploy finalizer, STOP) and the preparer of agent runs.
 //! - `ports`: the tracker and forge traits with the builtin tracker and the
 //!   local forge.
+//! - `tracker_outbox`: orch's writes to the tracker, durable and in order.
 //! - `status`: the `/queue` snapshot.
 //! - `metered`: the metrics recorded where things happen (runs, STOP, port errors).
 
@@ -17,3 +18,4 @@ pub mod pipeline;
 pub mod ports;
 pub mod status;
 pub mod supervisor;
+pub mod tracker_outbox;

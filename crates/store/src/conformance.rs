@@ -1122,6 +1122,72 @@ pub async fn notifications_outbox(h: Harness) {
     assert_eq!(due_ids(&h).await, [due[2].id]);
 }
 
+/// The tracker's writes: never handed to the `[[notify]]` sender; listed in
+/// the order written, due or not, so a later write to an item can wait for
+/// an earlier one that is being retried.
+pub async fn tracker_writes_keep_their_order(h: Harness) {
+    let t = task(&h, "ORCH-1", Stage::AwaitingApproval).await;
+    let write = |text: &str| NewNotification {
+        sink: crate::TRACKER_SINK.into(),
+        task_id: Some(t.id),
+        payload: serde_json::json!({ "text": text }),
+        dedupe_key: None,
+    };
+    for text in ["state", "labels", "comment"] {
+        assert!(h.store.enqueue_notification(&write(text)).await.unwrap());
+    }
+    let chat = NewNotification {
+        sink: "chat".into(),
+        ..write("chat")
+    };
+    assert!(h.store.enqueue_notification(&chat).await.unwrap());
+    let due = h.store.due_notifications(10).await.unwrap();
+    assert_eq!(due.len(), 1, "only the chat's: {due:?}");
+    assert_eq!(due[0].sink, "chat");
+    let pending = h
+        .store
+        .pending_notifications(crate::TRACKER_SINK, 10)
+        .await
+        .unwrap();
+    let texts: Vec<_> = pending.iter().map(|p| p.payload["text"].clone()).collect();
+    assert_eq!(texts, ["state", "labels", "comment"]);
+    // The first is retried later: still listed first, with its due time.
+    let later = Some(Duration::from_secs(60));
+    assert!(
+        h.store
+            .notification_failed(pending[0].id, "503", later)
+            .await
+            .unwrap()
+    );
+    let again = h
+        .store
+        .pending_notifications(crate::TRACKER_SINK, 10)
+        .await
+        .unwrap();
+    assert_eq!(again[0].id, pending[0].id, "in the order written");
+    assert_eq!(again[0].attempts, 1);
+    assert!(again[0].next_at > h.clock.now());
+    assert!(h.store.notification_sent(again[1].id).await.unwrap());
+    assert_eq!(
+        h.store
+            .pending_notifications(crate::TRACKER_SINK, 1)
+            .await
+            .unwrap()
+            .len(),
+        1,
+        "limit"
+    );
+    let left: Vec<i64> = h
+        .store
+        .pending_notifications(crate::TRACKER_SINK, 10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|p| p.id)
+        .collect();
+    assert_eq!(left, [pending[0].id, pending[2].id], "sent ones leave");
+}
+
 /// Claimers sharing one store each get distinct jobs; every job is claimed once.
 pub async fn concurrent_claims_are_exclusive(h: Harness) {
     let t = task(&h, "ORCH-1", Stage::Development).await;
@@ -1452,6 +1518,7 @@ macro_rules! conformance_suite {
             markers_and_deliveries,
             tracker_items_and_comments,
             notifications_outbox,
+            tracker_writes_keep_their_order,
             concurrent_claims_are_exclusive,
         );
     };

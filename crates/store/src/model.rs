@@ -169,6 +169,12 @@ pub struct TrackerComment {
     pub created_at: Timestamp,
 }
 
+/// The outbox sink of orch's writes to the tracker (state, labels,
+/// comments), which `orch_engine::tracker_outbox` delivers in order per item;
+/// the `[[notify]]` sender never takes its rows, and no `[[notify]]` may
+/// have this name.
+pub const TRACKER_SINK: &str = "tracker";
+
 /// An outgoing notification to write to the outbox.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NewNotification {

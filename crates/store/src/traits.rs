@@ -203,8 +203,14 @@ pub trait NotificationStore {
     /// Write a notification, due now. `false` when its sink and dedupe key
     /// were written before (nothing is written).
     async fn enqueue_notification(&self, n: &NewNotification) -> StoreResult<bool>;
-    /// Notifications due by now, oldest first, neither sent nor given up.
+    /// Notifications due by now, oldest first, neither sent nor given up;
+    /// the tracker's writes ([`crate::TRACKER_SINK`]) are not among them.
     async fn due_notifications(&self, limit: u32) -> StoreResult<Vec<Notification>>;
+    /// Every notification of `sink` neither sent nor given up, due or not,
+    /// in the order written: for a sender that keeps an order (a later
+    /// write to an item waits for an earlier one being retried).
+    async fn pending_notifications(&self, sink: &str, limit: u32)
+    -> StoreResult<Vec<Notification>>;
     /// Mark it sent. `false` if it was already sent or given up.
     async fn notification_sent(&self, id: i64) -> StoreResult<bool>;
     /// Count a failed attempt: due again `retry_in` from now, or given up for

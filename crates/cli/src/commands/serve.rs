@@ -139,6 +139,11 @@ impl Engine {
                 }
             }));
         }
+        // The tracker's writes that failed (an outage, a refusal) are retried
+        // in order until the tracker takes them, across restarts.
+        tasks.push(tokio::spawn(
+            pipeline.tracker_outbox().run(Duration::from_secs(2)),
+        ));
         // Outgoing notifications: post what the outbox holds, at once
         // when the pipeline writes, and retries on a timer.
         if !cfg.notify.is_empty() {

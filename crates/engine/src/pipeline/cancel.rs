@@ -268,10 +268,10 @@ impl Pipeline {
     /// The one notification of a cancel (D7: a repeated deferred STOP does
     /// not come here).
     async fn notify_cancel(&self, task: &orch_core::Task, msg: &str) {
-        if let Some(item) = task.original_tracker_id()
-            && let Err(e) = self.tracker.comment(item, msg, None).await
-        {
-            tracing::warn!(task = %task.id, error = %e, "cancel notification failed");
-        }
+        self.write_tracker(
+            task,
+            vec![crate::tracker_outbox::TrackerWrite::comment(msg)],
+        )
+        .await;
     }
 }

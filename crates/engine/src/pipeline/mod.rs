@@ -83,6 +83,8 @@ pub struct Pipeline {
     job_queued: Arc<tokio::sync::Notify>,
     /// Signalled whenever a notification is written to the outbox.
     notification_queued: Arc<tokio::sync::Notify>,
+    /// Every write to the tracker goes through it (durable, in order).
+    tracker_outbox: Arc<crate::tracker_outbox::TrackerOutbox>,
 }
 
 impl Pipeline {
@@ -100,12 +102,18 @@ impl Pipeline {
             kill_wait: std::time::Duration::from_secs(10),
         };
         let runs_dir = cfg.runs_dir();
+        // Every port call that fails is counted (orch_tracker/forge_errors_total).
+        let tracker: Arc<dyn Tracker> = Arc::new(crate::metered::MeteredTracker(tracker));
+        let tracker_outbox = Arc::new(crate::tracker_outbox::TrackerOutbox::new(
+            store.clone(),
+            tracker.clone(),
+        ));
         Pipeline {
             store,
             cfg,
             repos,
-            // Every port call that fails is counted (orch_tracker/forge_errors_total).
-            tracker: Arc::new(crate::metered::MeteredTracker(tracker)),
+            tracker,
+            tracker_outbox,
             forge: Arc::new(crate::metered::MeteredForge(forge)),
             stop_policy,
             runs_dir,
@@ -113,6 +121,55 @@ impl Pipeline {
             locks: Mutex::new(HashMap::new()),
             job_queued: Arc::new(tokio::sync::Notify::new()),
             notification_queued: Arc::new(tokio::sync::Notify::new()),
+        }
+    }
+
+    /// The outbox of this pipeline's tracker writes: run its
+    /// [`run`](crate::tracker_outbox::TrackerOutbox::run) loop where the
+    /// engine runs, so writes that failed are retried.
+    pub fn tracker_outbox(&self) -> Arc<crate::tracker_outbox::TrackerOutbox> {
+        self.tracker_outbox.clone()
+    }
+
+    /// Compare the tracker outbox's due times with `clock` (the store's; a
+    /// test's manual clock).
+    pub fn with_store_clock(mut self, clock: Arc<dyn orch_store::Clock>) -> Pipeline {
+        self.tracker_outbox = Arc::new(
+            crate::tracker_outbox::TrackerOutbox::new(self.store.clone(), self.tracker.clone())
+                .with_clock(clock),
+        );
+        self
+    }
+
+    /// Write to the tracker: through the outbox, then delivered at once as
+    /// far as the tracker takes it (the rest is retried in the background).
+    pub(crate) async fn write_tracker(
+        &self,
+        task: &Task,
+        writes: Vec<crate::tracker_outbox::TrackerWrite>,
+    ) {
+        let Some(item) = task.original_tracker_id() else {
+            return;
+        };
+        if writes.is_empty() {
+            return;
+        }
+        self.tracker_outbox.enqueue(task.id, item, writes).await;
+        let d = self.tracker_outbox.deliver(Some(item)).await;
+        if d.retried > 0 || d.waiting > 0 {
+            let _ = self
+                .store
+                .append_event(
+                    task.id,
+                    self.event(
+                        "tracker_error",
+                        format!(
+                            "the tracker did not take {} write(s) now; they are retried in order until it does",
+                            d.retried + d.waiting
+                        ),
+                    ),
+                )
+                .await;
         }
     }
 
@@ -234,31 +291,17 @@ impl Pipeline {
         if written > 0 {
             self.notification_queued.notify_one();
         }
-        let Some(item) = task.original_tracker_id().map(str::to_owned) else {
-            return;
-        };
-        let mut errors = Vec::new();
-        if let Err(e) = self.tracker.set_state(&item, &state).await {
-            errors.push(format!("setting state {state:?}: {e}"));
-        }
+        use crate::tracker_outbox::TrackerWrite;
+        let mut writes = vec![TrackerWrite::State { state }];
         if self.cfg.features.auto_labels {
-            let labels = vec![format!("orch:{}", task.stage)];
-            if let Err(e) = self.tracker.set_labels(&item, &labels).await {
-                errors.push(format!("setting labels: {e}"));
-            }
+            writes.push(TrackerWrite::Labels {
+                labels: vec![format!("orch:{}", task.stage)],
+            });
         }
-        if let Some(c) = comment
-            && let Err(e) = self.tracker.comment(&item, c, None).await
-        {
-            errors.push(format!("commenting: {e}"));
+        if let Some(c) = comment {
+            writes.push(TrackerWrite::comment(c));
         }
-        for e in errors {
-            tracing::warn!(task = %task.id, error = %e, "tracker update failed");
-            let _ = self
-                .store
-                .append_event(task.id, self.event("tracker_error", e))
-                .await;
-        }
+        self.write_tracker(task, writes).await;
     }
 
     async fn task(&self, id: TaskId) -> PipelineResult<Task> {
@@ -493,9 +536,11 @@ impl Pipeline {
                 self.store
                     .append_event(task.id, self.event("comment", text.clone()))
                     .await?;
-                if let Some(item) = task.original_tracker_id() {
-                    let _ = self.tracker.comment(item, &text, None).await;
-                }
+                self.write_tracker(
+                    task,
+                    vec![crate::tracker_outbox::TrackerWrite::comment(text.clone())],
+                )
+                .await;
                 Ok(text)
             }
             Effect::AcquireLease => {

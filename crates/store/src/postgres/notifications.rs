@@ -4,7 +4,7 @@
 use super::{PgStore, all, exec};
 use crate::common::json_text;
 use crate::error::StoreResult;
-use crate::model::{NewNotification, Notification};
+use crate::model::{NewNotification, Notification, TRACKER_SINK};
 use crate::rows;
 use crate::traits::NotificationStore;
 use async_trait::async_trait;
@@ -32,9 +32,26 @@ impl NotificationStore for PgStore {
         let q = sqlx::query(
             "SELECT * FROM notifications
              WHERE sent_at IS NULL AND failed_at IS NULL AND next_at <= $1
+               AND sink <> $3
              ORDER BY next_at, id LIMIT $2",
         )
         .bind(now.0)
+        .bind(i64::from(limit))
+        .bind(TRACKER_SINK);
+        all(&self.pool, q, rows::notification).await
+    }
+
+    async fn pending_notifications(
+        &self,
+        sink: &str,
+        limit: u32,
+    ) -> StoreResult<Vec<Notification>> {
+        let q = sqlx::query(
+            "SELECT * FROM notifications
+             WHERE sent_at IS NULL AND failed_at IS NULL AND sink = $1
+             ORDER BY id LIMIT $2",
+        )
+        .bind(sink)
         .bind(i64::from(limit));
         all(&self.pool, q, rows::notification).await
     }

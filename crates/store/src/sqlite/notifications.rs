@@ -4,7 +4,7 @@
 use super::{SqliteStore, rows};
 use crate::common::json_text;
 use crate::error::StoreResult;
-use crate::model::{NewNotification, Notification};
+use crate::model::{NewNotification, Notification, TRACKER_SINK};
 use crate::traits::NotificationStore;
 use async_trait::async_trait;
 use std::time::Duration;
@@ -28,8 +28,24 @@ impl NotificationStore for SqliteStore {
         self.read_all(
             "SELECT * FROM notifications
                      WHERE sent_at IS NULL AND failed_at IS NULL AND next_at <= ?1
+                       AND sink <> ?3
                      ORDER BY next_at, id LIMIT ?2",
-            (&now.0, &i64::from(limit)),
+            (&now.0, &i64::from(limit), TRACKER_SINK),
+            rows::notification,
+        )
+        .await
+    }
+
+    async fn pending_notifications(
+        &self,
+        sink: &str,
+        limit: u32,
+    ) -> StoreResult<Vec<Notification>> {
+        self.read_all(
+            "SELECT * FROM notifications
+                     WHERE sent_at IS NULL AND failed_at IS NULL AND sink = ?1
+                     ORDER BY id LIMIT ?2",
+            (sink, &i64::from(limit)),
             rows::notification,
         )
         .await

@@ -1,0 +1,240 @@
+//! orch's writes to the tracker through the outbox (issue 10, point 5),
+//! against a real SQLite store, the real pipeline, and a tracker that
+//! answers 503 for ten minutes of the store's manual clock: every state
+//! change and comment made meanwhile arrives afterwards, in order, exactly
+//! once; a write the tracker never takes is given up and said so.
+
+use async_trait::async_trait;
+use orch_core::{NewTask, Stage, Task, Timestamp};
+use orch_engine::pipeline::Pipeline;
+use orch_engine::ports::{LocalForge, PortError, PortResult, Tracker};
+use orch_engine::tracker_outbox::MAX_ATTEMPTS;
+use orch_store::{ManualClock, SqliteOptions, SqliteStore, Store, TrackerItem};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// A tracker that is down while `down` is set; records what it took.
+#[derive(Default)]
+struct Flaky {
+    down: AtomicBool,
+    took: Mutex<Vec<String>>,
+    /// Comment dedupe keys seen: a repeat is "already there".
+    keys: Mutex<Vec<String>>,
+}
+
+impl Flaky {
+    fn refuse(&self) -> PortResult<()> {
+        if self.down.load(Ordering::SeqCst) {
+            Err(PortError::new("Plane answered 503 Service Unavailable"))
+        } else {
+            Ok(())
+        }
+    }
+
+    fn took(&self) -> Vec<String> {
+        self.took.lock().unwrap().clone()
+    }
+}
+
+#[async_trait]
+impl Tracker for Flaky {
+    async fn item(&self, _id: &str) -> PortResult<Option<TrackerItem>> {
+        Ok(None)
+    }
+    async fn set_state(&self, id: &str, state: &str) -> PortResult<()> {
+        self.refuse()?;
+        self.took
+            .lock()
+            .unwrap()
+            .push(format!("{id} state {state}"));
+        Ok(())
+    }
+    async fn set_labels(&self, id: &str, labels: &[String]) -> PortResult<()> {
+        self.refuse()?;
+        self.took
+            .lock()
+            .unwrap()
+            .push(format!("{id} labels {}", labels.join(",")));
+        Ok(())
+    }
+    async fn comment(&self, id: &str, body: &str, key: Option<&str>) -> PortResult<()> {
+        self.refuse()?;
+        let key = key.expect("every comment through the outbox has a dedupe key");
+        let mut keys = self.keys.lock().unwrap();
+        if !keys.iter().any(|k| k == key) {
+            keys.push(key.to_owned());
+            self.took
+                .lock()
+                .unwrap()
+                .push(format!("{id} comment {body}"));
+        }
+        Ok(())
+    }
+    async fn person_comment_since(&self, _: &str, _: Timestamp) -> PortResult<Option<String>> {
+        Ok(None)
+    }
+}
+
+struct World {
+    store: Arc<dyn Store>,
+    clock: ManualClock,
+    tracker: Arc<Flaky>,
+    pipeline: Pipeline,
+    _dir: tempfile::TempDir,
+}
+
+async fn world(toml: &str) -> World {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(Timestamp(1_700_000_000_000));
+    let opts = SqliteOptions {
+        clock: Arc::new(clock.clone()),
+        ..SqliteOptions::default()
+    };
+    let store = SqliteStore::open(dir.path().join("orch.db"), opts)
+        .await
+        .unwrap();
+    store.migrate().await.unwrap();
+    let store: Arc<dyn Store> = Arc::new(store);
+    std::fs::write(dir.path().join("orch.toml"), toml).unwrap();
+    let cfg = orch_config::Config::load(Some(&dir.path().join("orch.toml"))).unwrap();
+    let repos = orch_git::RepoStore::new(dir.path().join("repos"));
+    let tracker = Arc::new(Flaky::default());
+    let pipeline = Pipeline::new(
+        store.clone(),
+        Arc::new(cfg),
+        repos.clone(),
+        tracker.clone(),
+        Arc::new(LocalForge::new(repos)),
+        "test",
+    )
+    .with_store_clock(Arc::new(clock.clone()));
+    World {
+        store,
+        clock,
+        tracker,
+        pipeline,
+        _dir: dir,
+    }
+}
+
+async fn task(w: &World, item: &str, stage: Stage) -> Task {
+    let mut t = NewTask::new("demo", "Add a greeting");
+    t.tracker_id = Some(item.into());
+    t.work_item_id = Some(item.into());
+    t.stage = stage;
+    w.store.create_task(t, "test").await.unwrap()
+}
+
+#[tokio::test]
+async fn a_tracker_down_for_ten_minutes_gets_every_write_afterwards_in_order_once() {
+    let w = world("data_dir = \"data\"\n[features]\nauto_labels = false\n").await;
+    let t = task(&w, "PROJ-1", Stage::AwaitingApproval).await;
+    w.tracker.down.store(true, Ordering::SeqCst);
+
+    // A person approves, then STOPs: moves and comments while the tracker
+    // refuses everything.
+    let r = w
+        .pipeline
+        .gate(t.id, orch_core::pipeline::Gate::Approve, Some("go ahead"))
+        .await
+        .unwrap();
+    assert!(r.applied, "{r:?}");
+    let c = w.pipeline.stop_task(t.id, "test").await;
+    assert!(c.ok, "{c:?}");
+    assert!(w.tracker.took().is_empty(), "the tracker took nothing yet");
+    let events = w.store.events(t.id).await.unwrap();
+    assert!(
+        events.iter().any(|e| e.kind == "tracker_error"),
+        "the delay is on the task's log"
+    );
+
+    // Ten minutes of 503s: the background sender tries as the backoff
+    // allows; nothing is lost or given up.
+    let outbox = w.pipeline.tracker_outbox();
+    for _ in 0..60 {
+        w.clock.advance(Duration::from_secs(10));
+        let d = outbox.deliver(None).await;
+        assert_eq!((d.sent, d.given_up), (0, 0), "{d:?}");
+    }
+    assert!(w.tracker.took().is_empty());
+
+    // The tracker is back: once the backoff (now at most 15 minutes) passes,
+    // everything arrives in the order it was written.
+    w.tracker.down.store(false, Ordering::SeqCst);
+    w.clock.advance(Duration::from_secs(15 * 60));
+    let d = outbox.deliver(None).await;
+    assert_eq!(d.given_up, 0, "{d:?}");
+    let took = w.tracker.took();
+    assert_eq!(
+        took,
+        [
+            "PROJ-1 state Development",
+            "PROJ-1 comment go ahead",
+            "PROJ-1 state Cancelled",
+            "PROJ-1 comment STOP (test): cancelled; 0 agent run(s) stopped",
+        ],
+        "every write, in order"
+    );
+    // Exactly once: nothing is left to send, and a further pass sends nothing.
+    w.clock.advance(Duration::from_secs(3600));
+    assert_eq!(outbox.deliver(None).await.sent, 0);
+    assert_eq!(w.tracker.took(), took);
+}
+
+#[tokio::test]
+async fn an_item_whose_writes_wait_does_not_hold_back_another_item() {
+    let w = world("data_dir = \"data\"\n[features]\nauto_labels = false\n").await;
+    let a = task(&w, "PROJ-1", Stage::AwaitingApproval).await;
+    let b = task(&w, "PROJ-2", Stage::AwaitingApproval).await;
+    w.tracker.down.store(true, Ordering::SeqCst);
+    w.pipeline
+        .gate(a.id, orch_core::pipeline::Gate::Approve, Some("a"))
+        .await
+        .unwrap();
+    w.tracker.down.store(false, Ordering::SeqCst);
+    // PROJ-2's move goes through at once; PROJ-1's waits for its retry.
+    w.pipeline
+        .gate(b.id, orch_core::pipeline::Gate::Approve, Some("b"))
+        .await
+        .unwrap();
+    assert_eq!(
+        w.tracker.took(),
+        ["PROJ-2 state Development", "PROJ-2 comment b"]
+    );
+    w.clock.advance(Duration::from_secs(60));
+    w.pipeline.tracker_outbox().deliver(None).await;
+    assert_eq!(
+        w.tracker.took()[2..],
+        ["PROJ-1 state Development", "PROJ-1 comment a"]
+    );
+}
+
+#[tokio::test]
+async fn a_write_the_tracker_never_takes_is_given_up_and_logged() {
+    let w = world("data_dir = \"data\"\n[features]\nauto_labels = false\n").await;
+    let t = task(&w, "PROJ-1", Stage::AwaitingApproval).await;
+    w.tracker.down.store(true, Ordering::SeqCst);
+    w.pipeline
+        .gate(t.id, orch_core::pipeline::Gate::Approve, None)
+        .await
+        .unwrap();
+    let outbox = w.pipeline.tracker_outbox();
+    let mut given_up = 0;
+    for _ in 0..MAX_ATTEMPTS * 2 {
+        w.clock.advance(Duration::from_secs(3600));
+        given_up += outbox.deliver(None).await.given_up;
+    }
+    assert_eq!(given_up, 2, "the state and the comment, each once");
+    let events = w.store.events(t.id).await.unwrap();
+    let failed: Vec<_> = events
+        .iter()
+        .filter(|e| e.kind == "tracker_write_failed")
+        .collect();
+    assert_eq!(failed.len(), 2, "{events:?}");
+    assert!(failed[0].message.contains("503"), "{failed:?}");
+    assert!(
+        failed[0].message.contains("setting state \"Development\""),
+        "{failed:?}"
+    );
+}
