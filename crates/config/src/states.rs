@@ -26,6 +26,23 @@ pub struct StateCollision {
 }
 
 impl TrackerStates {
+    /// The state name a task in `stage` shows on the tracker.
+    pub fn name_of(&self, stage: orch_core::Stage) -> &str {
+        use orch_core::Stage;
+        match stage {
+            Stage::Analysis => &self.analysis,
+            Stage::AwaitingApproval => &self.awaiting_approval,
+            Stage::Development => &self.development,
+            Stage::Review => &self.review,
+            Stage::Merge => &self.merge,
+            Stage::Deploy => &self.deploy,
+            Stage::NeedsAttention => &self.needs_attention,
+            Stage::Done => &self.done,
+            Stage::Cancelled => &self.cancelled,
+            Stage::Failed => &self.failed,
+        }
+    }
+
     /// The key of `[tracker.states]` (`"stop"`, `"to_analyse"`, …) whose
     /// state `name` is, by [`same_state`]; `None`: a state orch has no
     /// gate or stage for.

@@ -17,7 +17,8 @@
 //!   (`tracker_write_failed`), and the item's later writes go on.
 
 use crate::ports::Tracker;
-use orch_core::{EventInput, TaskId};
+use orch_config::TrackerStates;
+use orch_core::{EventInput, Stage, TaskId};
 use orch_store::{Clock, NewNotification, Notification, Store, SystemClock, TRACKER_SINK};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
@@ -36,6 +37,10 @@ const BATCH: u32 = 500;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum TrackerWrite {
+    /// The task entered `stage`: the item moves to that stage's state name
+    /// (`[tracker.states]`) and, with `auto_labels`, gets its `orch:<stage>`
+    /// label. Written by the store in the stage move's own transaction.
+    Stage { stage: Stage },
     /// Move the item to this state (a gate or stage name of the config).
     State { state: String },
     /// orch's labels of the item (`auto_labels`).
@@ -55,6 +60,7 @@ impl TrackerWrite {
 
     fn what(&self) -> String {
         match self {
+            TrackerWrite::Stage { stage } => format!("showing stage {stage}"),
             TrackerWrite::State { state } => format!("setting state {state:?}"),
             TrackerWrite::Labels { .. } => "setting labels".into(),
             TrackerWrite::Comment { .. } => "commenting".into(),
@@ -84,6 +90,9 @@ pub struct Delivery {
 pub struct TrackerOutbox {
     store: Arc<dyn Store>,
     tracker: Arc<dyn Tracker>,
+    /// The state names stages map to, and whether orch labels items.
+    states: TrackerStates,
+    auto_labels: bool,
     clock: Arc<dyn Clock>,
     /// One pass at a time in this process: the in-line delivery of a move
     /// and the background loop never send the same write twice at once.
@@ -97,10 +106,17 @@ fn retry_delay(attempts: u32) -> Duration {
 }
 
 impl TrackerOutbox {
-    pub fn new(store: Arc<dyn Store>, tracker: Arc<dyn Tracker>) -> TrackerOutbox {
+    pub fn new(
+        store: Arc<dyn Store>,
+        tracker: Arc<dyn Tracker>,
+        states: TrackerStates,
+        auto_labels: bool,
+    ) -> TrackerOutbox {
         TrackerOutbox {
             store,
             tracker,
+            states,
+            auto_labels,
             clock: Arc::new(SystemClock),
             sending: tokio::sync::Mutex::new(()),
             wake: Arc::new(Notify::new()),
@@ -211,6 +227,21 @@ impl TrackerOutbox {
     async fn send(&self, env: &Envelope) -> Result<(), String> {
         let item = env.item.as_str();
         match &env.write {
+            TrackerWrite::Stage { stage } => {
+                let state = self.states.name_of(*stage);
+                self.tracker
+                    .set_state(item, state)
+                    .await
+                    .map_err(|e| format!("setting state {state:?}: {e}"))?;
+                if self.auto_labels {
+                    let labels = [format!("orch:{stage}")];
+                    self.tracker
+                        .set_labels(item, &labels)
+                        .await
+                        .map_err(|e| format!("setting labels: {e}"))?;
+                }
+                Ok(())
+            }
             TrackerWrite::State { state } => self.tracker.set_state(item, state).await,
             TrackerWrite::Labels { labels } => self.tracker.set_labels(item, labels).await,
             TrackerWrite::Comment { body, key } => {

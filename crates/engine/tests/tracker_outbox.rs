@@ -169,6 +169,8 @@ async fn a_tracker_down_for_ten_minutes_gets_every_write_afterwards_in_order_onc
     assert_eq!(
         took,
         [
+            // Written with the task's creation, in its transaction.
+            "PROJ-1 state Awaiting Approval",
             "PROJ-1 state Development",
             "PROJ-1 comment go ahead",
             "PROJ-1 state Cancelled",
@@ -200,13 +202,21 @@ async fn an_item_whose_writes_wait_does_not_hold_back_another_item() {
         .unwrap();
     assert_eq!(
         w.tracker.took(),
-        ["PROJ-2 state Development", "PROJ-2 comment b"]
+        [
+            "PROJ-2 state Awaiting Approval",
+            "PROJ-2 state Development",
+            "PROJ-2 comment b"
+        ]
     );
     w.clock.advance(Duration::from_secs(60));
     w.pipeline.tracker_outbox().deliver(None).await;
     assert_eq!(
-        w.tracker.took()[2..],
-        ["PROJ-1 state Development", "PROJ-1 comment a"]
+        w.tracker.took()[3..],
+        [
+            "PROJ-1 state Awaiting Approval",
+            "PROJ-1 state Development",
+            "PROJ-1 comment a"
+        ]
     );
 }
 
@@ -219,22 +229,78 @@ async fn a_write_the_tracker_never_takes_is_given_up_and_logged() {
         .gate(t.id, orch_core::pipeline::Gate::Approve, None)
         .await
         .unwrap();
+    // The three writes (the creation's state, the approval's state and its
+    // comment) are tried one after the other, in order, each up to
+    // MAX_ATTEMPTS times.
     let outbox = w.pipeline.tracker_outbox();
     let mut given_up = 0;
-    for _ in 0..MAX_ATTEMPTS * 2 {
+    let mut passes = 0;
+    while given_up < 3 {
+        passes += 1;
+        assert!(passes <= MAX_ATTEMPTS * 3, "never given up");
         w.clock.advance(Duration::from_secs(3600));
-        given_up += outbox.deliver(None).await.given_up;
+        let d = outbox.deliver(None).await;
+        assert_eq!(d.sent, 0);
+        given_up += d.given_up;
     }
-    assert_eq!(given_up, 2, "the state and the comment, each once");
+    // The first write's first try was in-line; each later write's first
+    // try came in the pass that gave up the one before it.
+    assert_eq!(passes, MAX_ATTEMPTS * 3 - 3);
     let events = w.store.events(t.id).await.unwrap();
     let failed: Vec<_> = events
         .iter()
         .filter(|e| e.kind == "tracker_write_failed")
         .collect();
-    assert_eq!(failed.len(), 2, "{events:?}");
-    assert!(failed[0].message.contains("503"), "{failed:?}");
+    assert_eq!(failed.len(), 3, "{events:?}");
+    assert!(failed[1].message.contains("503"), "{failed:?}");
     assert!(
-        failed[0].message.contains("setting state \"Development\""),
+        failed[1].message.contains("setting state \"Development\""),
         "{failed:?}"
     );
+    assert!(failed[2].message.contains("commenting"), "{failed:?}");
+    assert_eq!(
+        outbox.deliver(None).await,
+        Default::default(),
+        "nothing left"
+    );
+}
+
+/// A process that moved a task and died before it told the tracker (here:
+/// the move is made on the store alone, as a crashed engine leaves it): the
+/// next engine's outbox tells the tracker, once.
+#[tokio::test]
+async fn a_move_whose_process_died_before_telling_the_tracker_is_told_after_a_restart() {
+    let w = world("data_dir = \"data\"\n").await;
+    let t = task(&w, "PROJ-1", Stage::AwaitingApproval).await;
+    w.store
+        .set_stage(
+            t.id,
+            Stage::Development,
+            Some(Stage::AwaitingApproval),
+            orch_core::EventInput::new("worker:dead", "approved", "go"),
+        )
+        .await
+        .unwrap();
+    assert!(w.tracker.took().is_empty(), "the dead process told nobody");
+    // The restarted engine: a new outbox over the same store.
+    let states = orch_config::TrackerStates::default();
+    let outbox = orch_engine::tracker_outbox::TrackerOutbox::new(
+        w.store.clone(),
+        w.tracker.clone(),
+        states,
+        true,
+    )
+    .with_clock(Arc::new(w.clock.clone()));
+    let d = outbox.deliver(None).await;
+    assert_eq!(d.sent, 2, "{d:?}");
+    assert_eq!(
+        w.tracker.took(),
+        [
+            "PROJ-1 state Awaiting Approval",
+            "PROJ-1 labels orch:awaiting_approval",
+            "PROJ-1 state Development",
+            "PROJ-1 labels orch:development",
+        ]
+    );
+    assert_eq!(outbox.deliver(None).await.sent, 0, "once");
 }

@@ -214,3 +214,13 @@ pub(crate) fn needs_cancel(task: &Task) -> StoreResult<bool> {
     }
     Ok(true)
 }
+
+/// The tracker's write for a task entering `to` (its item's state, and
+/// orch's labels), as the outbox row the stage move writes in its own
+/// transaction: `{"item": …, "op": "stage", "stage": …}`, which
+/// `orch_engine::tracker_outbox` reads and maps to the configured state
+/// name. `None` for a task without a tracker item.
+pub(crate) fn stage_write(tracker_id: Option<&str>, to: Stage) -> Option<String> {
+    let item = orch_core::keys::original_key(tracker_id?);
+    Some(serde_json::json!({ "item": item, "op": "stage", "stage": to }).to_string())
+}

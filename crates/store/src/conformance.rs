@@ -1122,25 +1122,45 @@ pub async fn notifications_outbox(h: Harness) {
     assert_eq!(due_ids(&h).await, [due[2].id]);
 }
 
-/// The tracker's writes: never handed to the `[[notify]]` sender; listed in
-/// the order written, due or not, so a later write to an item can wait for
-/// an earlier one that is being retried.
+/// The tracker's writes: a task's creation and each stage move write one in
+/// their own transaction (the item, `"op": "stage"`, the stage); never
+/// handed to the `[[notify]]` sender; listed in the order written, due or
+/// not, so a later write to an item can wait for an earlier one that is
+/// being retried.
 pub async fn tracker_writes_keep_their_order(h: Harness) {
     let t = task(&h, "ORCH-1", Stage::AwaitingApproval).await;
+    let moved = h
+        .store
+        .set_stage(
+            t.id,
+            Stage::Development,
+            Some(Stage::AwaitingApproval),
+            EventInput::new("test", "approved", "go"),
+        )
+        .await
+        .unwrap();
     let write = |text: &str| NewNotification {
         sink: crate::TRACKER_SINK.into(),
         task_id: Some(t.id),
         payload: serde_json::json!({ "text": text }),
         dedupe_key: None,
     };
-    for text in ["state", "labels", "comment"] {
-        assert!(h.store.enqueue_notification(&write(text)).await.unwrap());
-    }
+    assert!(
+        h.store
+            .enqueue_notification(&write("comment"))
+            .await
+            .unwrap()
+    );
     let chat = NewNotification {
         sink: "chat".into(),
         ..write("chat")
     };
     assert!(h.store.enqueue_notification(&chat).await.unwrap());
+    // Cancelled: the stage write names the item as it was (not tombstoned).
+    h.store
+        .mark_cancelled(t.id, EventInput::new("test", "cancelled", "STOP"))
+        .await
+        .unwrap();
     let due = h.store.due_notifications(10).await.unwrap();
     assert_eq!(due.len(), 1, "only the chat's: {due:?}");
     assert_eq!(due[0].sink, "chat");
@@ -1149,8 +1169,18 @@ pub async fn tracker_writes_keep_their_order(h: Harness) {
         .pending_notifications(crate::TRACKER_SINK, 10)
         .await
         .unwrap();
-    let texts: Vec<_> = pending.iter().map(|p| p.payload["text"].clone()).collect();
-    assert_eq!(texts, ["state", "labels", "comment"]);
+    let stage = |s: &str| serde_json::json!({ "item": "PL-ORCH-1", "op": "stage", "stage": s });
+    let payloads: Vec<_> = pending.iter().map(|p| p.payload.clone()).collect();
+    assert_eq!(
+        payloads,
+        [
+            stage("awaiting_approval"),
+            stage("development"),
+            serde_json::json!({ "text": "comment" }),
+            stage("cancelled"),
+        ]
+    );
+    assert_eq!(pending[1].task_id, Some(moved.id));
     // The first is retried later: still listed first, with its due time.
     let later = Some(Duration::from_secs(60));
     assert!(
@@ -1185,7 +1215,38 @@ pub async fn tracker_writes_keep_their_order(h: Harness) {
         .iter()
         .map(|p| p.id)
         .collect();
-    assert_eq!(left, [pending[0].id, pending[2].id], "sent ones leave");
+    assert_eq!(
+        left,
+        [pending[0].id, pending[2].id, pending[3].id],
+        "sent ones leave"
+    );
+    // A task without a tracker item writes none.
+    let before = h
+        .store
+        .pending_notifications(crate::TRACKER_SINK, 100)
+        .await
+        .unwrap()
+        .len();
+    let mut bare = NewTask::new("demo", "no item");
+    bare.stage = Stage::Analysis;
+    let bare = h.store.create_task(bare, "test").await.unwrap();
+    h.store
+        .set_stage(
+            bare.id,
+            Stage::AwaitingApproval,
+            None,
+            EventInput::new("test", "analysed", "ready"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        h.store
+            .pending_notifications(crate::TRACKER_SINK, 100)
+            .await
+            .unwrap()
+            .len(),
+        before
+    );
 }
 
 /// Claimers sharing one store each get distinct jobs; every job is claimed once.

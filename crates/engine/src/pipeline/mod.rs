@@ -107,6 +107,8 @@ impl Pipeline {
         let tracker_outbox = Arc::new(crate::tracker_outbox::TrackerOutbox::new(
             store.clone(),
             tracker.clone(),
+            cfg.tracker.states.clone(),
+            cfg.features.auto_labels,
         ));
         Pipeline {
             store,
@@ -135,8 +137,13 @@ impl Pipeline {
     /// test's manual clock).
     pub fn with_store_clock(mut self, clock: Arc<dyn orch_store::Clock>) -> Pipeline {
         self.tracker_outbox = Arc::new(
-            crate::tracker_outbox::TrackerOutbox::new(self.store.clone(), self.tracker.clone())
-                .with_clock(clock),
+            crate::tracker_outbox::TrackerOutbox::new(
+                self.store.clone(),
+                self.tracker.clone(),
+                self.cfg.tracker.states.clone(),
+                self.cfg.features.auto_labels,
+            )
+            .with_clock(clock),
         );
         self
     }
@@ -151,10 +158,9 @@ impl Pipeline {
         let Some(item) = task.original_tracker_id() else {
             return;
         };
-        if writes.is_empty() {
-            return;
+        if !writes.is_empty() {
+            self.tracker_outbox.enqueue(task.id, item, writes).await;
         }
-        self.tracker_outbox.enqueue(task.id, item, writes).await;
         let d = self.tracker_outbox.deliver(Some(item)).await;
         if d.retried > 0 || d.waiting > 0 {
             let _ = self
@@ -252,19 +258,7 @@ impl Pipeline {
 
     /// The tracker state name of a stage.
     pub(crate) fn state_name(&self, stage: Stage) -> String {
-        let s = &self.cfg.tracker.states;
-        match stage {
-            Stage::Analysis => s.analysis.clone(),
-            Stage::AwaitingApproval => s.awaiting_approval.clone(),
-            Stage::Development => s.development.clone(),
-            Stage::Review => s.review.clone(),
-            Stage::Merge => s.merge.clone(),
-            Stage::Deploy => s.deploy.clone(),
-            Stage::NeedsAttention => s.needs_attention.clone(),
-            Stage::Done => s.done.clone(),
-            Stage::Cancelled => s.cancelled.clone(),
-            Stage::Failed => s.failed.clone(),
-        }
+        self.cfg.tracker.states.name_of(stage).to_owned()
     }
 
     /// Reflect a task's stage on its tracker item; a tracker error is logged
@@ -291,16 +285,12 @@ impl Pipeline {
         if written > 0 {
             self.notification_queued.notify_one();
         }
-        use crate::tracker_outbox::TrackerWrite;
-        let mut writes = vec![TrackerWrite::State { state }];
-        if self.cfg.features.auto_labels {
-            writes.push(TrackerWrite::Labels {
-                labels: vec![format!("orch:{}", task.stage)],
-            });
-        }
-        if let Some(c) = comment {
-            writes.push(TrackerWrite::comment(c));
-        }
+        // The item's state and labels were written to the tracker's outbox
+        // by the store, in the move's own transaction; the comment follows
+        // it here, and this delivers both.
+        let writes = comment
+            .map(|c| vec![crate::tracker_outbox::TrackerWrite::comment(c)])
+            .unwrap_or_default();
         self.write_tracker(task, writes).await;
     }
 

@@ -62,6 +62,29 @@ async fn move_stage(
         .bind(task.id.0);
     exec(&mut *conn, q).await?;
     insert_event(conn, task.id, now, event, Some(task.stage), Some(to)).await?;
+    insert_stage_write(conn, task.id, task.tracker_id.as_deref(), to, now).await
+}
+
+/// The tracker hears of the stage in the move's own transaction: a crash
+/// right after the move cannot lose the write (`common::stage_write`).
+async fn insert_stage_write(
+    conn: &mut PgConnection,
+    id: TaskId,
+    tracker_id: Option<&str>,
+    to: Stage,
+    now: Timestamp,
+) -> StoreResult<()> {
+    if let Some(payload) = common::stage_write(tracker_id, to) {
+        let q = sqlx::query(
+            "INSERT INTO notifications (sink, task_id, payload, next_at, created_at)
+             VALUES ($1, $2, $3, $4, $4)",
+        )
+        .bind(crate::TRACKER_SINK)
+        .bind(id.0)
+        .bind(payload)
+        .bind(now.0);
+        exec(&mut *conn, q).await?;
+    }
     Ok(())
 }
 
@@ -236,6 +259,7 @@ impl PgStore {
         for on in &new.depends_on {
             insert_dependency(conn, id, *on).await?;
         }
+        insert_stage_write(conn, id, new.tracker_id.as_deref(), new.stage, now).await?;
         let msg = match &replaced {
             Some((old, _)) => format!(
                 "created in {} ({}); runs its item again after task {} ({})",
@@ -500,6 +524,14 @@ impl TaskStore for PgStore {
             &event,
             Some(task.stage),
             Some(Stage::Cancelled),
+        )
+        .await?;
+        insert_stage_write(
+            &mut tx,
+            id,
+            task.tracker_id.as_deref(),
+            Stage::Cancelled,
+            now,
         )
         .await?;
         let task = lock_task(&mut tx, id).await?;

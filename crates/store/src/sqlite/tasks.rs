@@ -62,6 +62,26 @@ fn move_stage(
         params![to.as_str(), now.0, task.id.0],
     )?;
     insert_event(conn, task.id, now, event, Some(task.stage), Some(to))?;
+    insert_stage_write(conn, task.id, task.tracker_id.as_deref(), to, now)
+}
+
+/// The tracker hears of the stage in the move's own transaction: a crash
+/// right after the move cannot lose the write (`common::stage_write`).
+fn insert_stage_write(
+    conn: &Connection,
+    id: TaskId,
+    tracker_id: Option<&str>,
+    to: Stage,
+    now: Timestamp,
+) -> StoreResult<()> {
+    if let Some(payload) = common::stage_write(tracker_id, to) {
+        exec(
+            conn,
+            "INSERT INTO notifications (sink, task_id, payload, next_at, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?4)",
+            params![crate::TRACKER_SINK, id.0, payload, now.0],
+        )?;
+    }
     Ok(())
 }
 
@@ -231,6 +251,7 @@ impl TaskStore for SqliteStore {
             for on in &new.depends_on {
                 insert_dependency(conn, id, *on)?;
             }
+            insert_stage_write(conn, id, new.tracker_id.as_deref(), new.stage, now)?;
             let msg = match &replaced {
                 Some((old, _)) => format!(
                     "created in {} ({}); runs its item again after task {} ({})",
@@ -507,6 +528,7 @@ common::may_move(&task, to)?;
                     Some(task.stage),
                     Some(Stage::Cancelled),
                 )?;
+                insert_stage_write(conn, id, task.tracker_id.as_deref(), Stage::Cancelled, now)?;
                 load_task(conn, id)
             })
             .await
