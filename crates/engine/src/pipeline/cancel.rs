@@ -155,29 +155,8 @@ impl Pipeline {
         let stopped = self.stop_runs(&task, &running, reason).await;
 
         let mut problems = Vec::new();
-        match self
-            .repos
-            .remove_worktree(&task.repo, &task.branch, task.original_work_item_id())
-            .await
-        {
-            Ok(r) => {
-                if let Some(a) = r.archive {
-                    self.store
-                        .append_event(
-                            id,
-                            self.event(
-                                "archived",
-                                format!(
-                                    "work saved to {} ({}); restore it with git",
-                                    a.ref_name, a.commit
-                                ),
-                            ),
-                        )
-                        .await?;
-                }
-            }
-            Err(orch_git::GitError::NoMirror { .. }) => {}
-            Err(e) => problems.push(format!("removing the worktree: {e}")),
+        if let Err(e) = self.retire_worktree(&task).await {
+            problems.push(format!("removing the worktree: {e}"));
         }
         match self
             .forge

@@ -443,6 +443,15 @@ impl Pipeline {
         if task.stage != Stage::Cancelled {
             return Ok(());
         }
+        if let Err(e) = self.retire_worktree(&task).await {
+            tracing::warn!(task = %id, error = %e, "removing the cancelled task's worktree failed");
+        }
+        Ok(())
+    }
+
+    /// Remove the task's worktree, its work archived first (R-21; the
+    /// archive is logged on the task). No mirror: nothing to remove.
+    pub(crate) async fn retire_worktree(&self, task: &Task) -> Result<(), orch_git::GitError> {
         match self
             .repos
             .remove_worktree(&task.repo, &task.branch, task.original_work_item_id())
@@ -450,23 +459,25 @@ impl Pipeline {
         {
             Ok(r) => {
                 if let Some(a) = r.archive {
-                    self.store
+                    let _ = self
+                        .store
                         .append_event(
-                            id,
+                            task.id,
                             self.event(
                                 "archived",
-                                format!("work saved to {} ({})", a.ref_name, a.commit),
+                                format!(
+                                    "work saved to {} ({}); `orch task restore {}` makes a branch of it",
+                                    a.ref_name, a.commit, task.id
+                                ),
                             ),
                         )
-                        .await?;
+                        .await;
                 }
+                Ok(())
             }
-            Err(orch_git::GitError::NoMirror { .. }) => {}
-            Err(e) => {
-                tracing::warn!(task = %id, error = %e, "removing the cancelled task's worktree failed")
-            }
+            Err(orch_git::GitError::NoMirror { .. }) => Ok(()),
+            Err(e) => Err(e),
         }
-        Ok(())
     }
 
     /// Do what is due for a task now (level-triggered), until nothing is.
@@ -768,27 +779,8 @@ impl Pipeline {
         if let Err(e) = self.store.release_merge_lease(&task.repo, task.id).await {
             tracing::warn!(task = %task.id, error = %e, "releasing the lease failed");
         }
-        match self
-            .repos
-            .remove_worktree(&task.repo, &task.branch, task.original_work_item_id())
-            .await
-        {
-            Ok(r) => {
-                if let Some(a) = r.archive {
-                    let _ = self
-                        .store
-                        .append_event(
-                            task.id,
-                            self.event(
-                                "archived",
-                                format!("work saved to {} ({})", a.ref_name, a.commit),
-                            ),
-                        )
-                        .await;
-                }
-            }
-            Err(orch_git::GitError::NoMirror { .. }) => {}
-            Err(e) => tracing::warn!(task = %task.id, error = %e, "removing the worktree failed"),
+        if let Err(e) = self.retire_worktree(task).await {
+            tracing::warn!(task = %task.id, error = %e, "removing the worktree failed");
         }
     }
 }

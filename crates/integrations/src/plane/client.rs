@@ -114,26 +114,32 @@ impl PlaneClient {
 
     /// Every (non-triage) state of a project, all pages.
     pub async fn list_states(&self, project: &str) -> Result<Vec<PlaneState>, ApiError> {
-        let path = format!("{}/states/", self.project_path(project));
+        self.list_all(&format!("{}/states/", self.project_path(project)))
+            .await
+    }
+
+    /// Every entry of a listing, page by page (a bounded walk: a server that
+    /// never ends its pages cannot hold us). Old servers answer a bare list.
+    async fn list_all<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+    ) -> Result<Vec<T>, ApiError> {
         let mut out = Vec::new();
         let mut cursor: Option<String> = None;
-        // A bounded walk: a server that never ends its pages cannot hold us.
         for _ in 0..50 {
             let mut q = vec![("per_page", "100".to_owned())];
             if let Some(c) = &cursor {
                 q.push(("cursor", c.clone()));
             }
-            let r = self.api.call(Method::GET, &path, &q, None).await?;
+            let r = self.api.call(Method::GET, path, &q, None).await?;
             if !r.ok() {
                 return Err(r.error());
             }
-            // Old servers answer a bare list.
             let v: Value = r.json()?;
             if v.is_array() {
                 return serde_json::from_value(v).map_err(|e| decode(&r.what, e));
             }
-            let page: Page<PlaneState> =
-                serde_json::from_value(v).map_err(|e| decode(&r.what, e))?;
+            let page: Page<T> = serde_json::from_value(v).map_err(|e| decode(&r.what, e))?;
             out.extend(page.results);
             match page.next_cursor.filter(|_| page.next_page_results) {
                 Some(c) => cursor = Some(c),
@@ -220,37 +226,17 @@ impl PlaneClient {
         }
     }
 
-    /// Every comment of a work item, all pages (a bounded walk).
+    /// Every comment of a work item, all pages.
     pub async fn list_comments(
         &self,
         project: &str,
         id: &str,
     ) -> Result<Vec<PlaneComment>, ApiError> {
-        let path = format!("{}/issues/{id}/comments/", self.project_path(project));
-        let mut out = Vec::new();
-        let mut cursor: Option<String> = None;
-        for _ in 0..20 {
-            let mut q = vec![("per_page", "100".to_owned())];
-            if let Some(c) = &cursor {
-                q.push(("cursor", c.clone()));
-            }
-            let r = self.api.call(Method::GET, &path, &q, None).await?;
-            if !r.ok() {
-                return Err(r.error());
-            }
-            let v: Value = r.json()?;
-            if v.is_array() {
-                return serde_json::from_value(v).map_err(|e| decode(&r.what, e));
-            }
-            let page: Page<PlaneComment> =
-                serde_json::from_value(v).map_err(|e| decode(&r.what, e))?;
-            out.extend(page.results);
-            match page.next_cursor.filter(|_| page.next_page_results) {
-                Some(c) => cursor = Some(c),
-                None => break,
-            }
-        }
-        Ok(out)
+        self.list_all(&format!(
+            "{}/issues/{id}/comments/",
+            self.project_path(project)
+        ))
+        .await
     }
 
     /// The project's `identifier`, e.g. `PROJ` (keys read `PROJ-42`).
