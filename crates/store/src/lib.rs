@@ -15,6 +15,7 @@ pub mod error;
 pub mod model;
 pub mod postgres;
 mod rows;
+pub mod signals;
 pub mod sqlite;
 pub mod testing;
 pub mod traits;
@@ -23,6 +24,7 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{StoreError, StoreResult};
 pub use model::*;
 pub use postgres::{PgOptions, PgStore};
+pub use signals::{QueueSignal, QueueSignals};
 pub use sqlite::{SqliteOptions, SqliteStore, Synchronous};
 pub use traits::{
     JobQueue, LeaseStore, MarkerStore, NotificationStore, RunStore, Store, TaskStore, TrackerStore,

@@ -240,4 +240,10 @@ pub trait Store:
     async fn migrate(&self) -> StoreResult<()>;
     /// Cheap liveness probe for `/healthz` and `orch doctor`.
     async fn ping(&self) -> StoreResult<()>;
+    /// Subscribe to "the queue changed" signals written by any process
+    /// sharing this store (see `crate::signals`). `None`: this store has none
+    /// (SQLite), and polling is the only cross-process wake-up.
+    async fn queue_signals(&self) -> StoreResult<Option<crate::signals::QueueSignals>> {
+        Ok(None)
+    }
 }

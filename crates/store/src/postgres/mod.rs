@@ -19,6 +19,7 @@ mod markers;
 mod notifications;
 mod rows;
 mod runs;
+mod signals;
 mod tasks;
 mod tracker;
 
@@ -27,6 +28,7 @@ use crate::error::{StoreError, StoreResult};
 use crate::traits::Store;
 use async_trait::async_trait;
 use orch_core::Timestamp;
+pub use signals::listener_app_name;
 use sqlx::postgres::{PgArguments, PgConnectOptions, PgPoolOptions, PgRow};
 use sqlx::{PgExecutor, PgPool, Postgres};
 use std::str::FromStr;
@@ -119,6 +121,10 @@ impl Store for PgStore {
     async fn ping(&self) -> StoreResult<()> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
+    }
+
+    async fn queue_signals(&self) -> StoreResult<Option<crate::signals::QueueSignals>> {
+        self.subscribe().await.map(Some)
     }
 }
 
