@@ -19,8 +19,9 @@ pub enum QueueSignal {
     JobCancelled { task: TaskId, job: JobId },
     /// A running job ended otherwise: a limit's slot may be free.
     JobEnded { task: TaskId, job: JobId },
-    /// A task moved stage or released a merge lease: a gate (dependencies,
-    /// the serial gate) may have opened.
+    /// A task was created, moved stage or released a merge lease: its
+    /// pipeline may have a step to take, or a gate (dependencies, the serial
+    /// gate) may have opened.
     GateMoved { task: TaskId },
     /// Signals may have been missed (the listener's connection was lost and
     /// is back): re-poll once.

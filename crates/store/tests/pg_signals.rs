@@ -43,7 +43,9 @@ async fn next(signals: &mut QueueSignals) -> QueueSignal {
         .expect("the signals go on")
 }
 
-async fn queue_job(store: &PgStore, key: &str) -> (TaskId, JobId) {
+/// Create a task and queue its job through `store`; `signals` (another
+/// node's) hears both, in that order.
+async fn queue_job(store: &PgStore, key: &str, signals: &mut QueueSignals) -> (TaskId, JobId) {
     let mut new = NewTask::new("demo", key);
     new.work_item_id = Some(key.to_owned());
     let task = store.create_task(new, "test").await.unwrap();
@@ -56,7 +58,13 @@ async fn queue_job(store: &PgStore, key: &str) -> (TaskId, JobId) {
         ))
         .await
         .unwrap();
-    (task.id, job.id)
+    let task = task.id;
+    assert_eq!(next(signals).await, QueueSignal::GateMoved { task });
+    assert_eq!(
+        next(signals).await,
+        QueueSignal::JobQueued { task, job: job.id }
+    );
+    (task, job.id)
 }
 
 #[tokio::test]
@@ -65,11 +73,7 @@ async fn a_job_queued_on_one_node_is_signalled_to_another() {
     let scratch = PgScratch::create(&base).await;
     let (a, b) = two_nodes(&scratch).await;
     let mut signals = subscribe(&b).await;
-    let (task, job) = queue_job(&a, "K-1").await;
-    assert_eq!(
-        next(&mut signals).await,
-        QueueSignal::JobQueued { task, job }
-    );
+    let _ = queue_job(&a, "K-1", &mut signals).await;
 }
 
 #[tokio::test]
@@ -78,11 +82,7 @@ async fn cancels_stage_moves_and_ends_are_signalled() {
     let scratch = PgScratch::create(&base).await;
     let (a, b) = two_nodes(&scratch).await;
     let mut signals = subscribe(&b).await;
-    let (task, job) = queue_job(&a, "K-1").await;
-    assert_eq!(
-        next(&mut signals).await,
-        QueueSignal::JobQueued { task, job }
-    );
+    let (task, job) = queue_job(&a, "K-1", &mut signals).await;
 
     assert_eq!(a.cancel_jobs_for_task(task, false).await.unwrap(), 1);
     assert_eq!(
@@ -97,14 +97,7 @@ async fn cancels_stage_moves_and_ends_are_signalled() {
     assert_eq!(next(&mut signals).await, QueueSignal::GateMoved { task });
 
     // A running job that ends frees a limit's slot.
-    let (task2, job2) = queue_job(&a, "K-2").await;
-    assert_eq!(
-        next(&mut signals).await,
-        QueueSignal::JobQueued {
-            task: task2,
-            job: job2
-        }
-    );
+    let (task2, job2) = queue_job(&a, "K-2", &mut signals).await;
     let claimed = a
         .claim(&orch_store::ClaimRequest::new("w"))
         .await
@@ -146,6 +139,10 @@ async fn only_committed_writes_are_signalled() {
         .create_task(NewTask::new("demo", "rolled back"), "test")
         .await
         .unwrap();
+    assert_eq!(
+        next(&mut signals).await,
+        QueueSignal::GateMoved { task: task.id }
+    );
     // The stage moves, then the job's insert fails (no such task): the
     // transaction, its NOTIFY with it, is rolled back.
     let ev = EventInput::new("test", "step", "step");
@@ -162,14 +159,8 @@ async fn only_committed_writes_are_signalled() {
         a.get_task(task.id).await.unwrap().unwrap().stage,
         task.stage
     );
-    let (task2, job2) = queue_job(&a, "K-2").await;
-    assert_eq!(
-        next(&mut signals).await,
-        QueueSignal::JobQueued {
-            task: task2,
-            job: job2
-        }
-    );
+    // The next signal is the next commit's: K-2's creation, not the move.
+    let _ = queue_job(&a, "K-2", &mut signals).await;
 }
 
 /// Stores in other schemas of the same database are not signalled: the
@@ -183,13 +174,25 @@ async fn other_schemas_are_not_signalled() {
     );
     let (one, _) = two_nodes(&s1).await;
     let (two, _) = two_nodes(&s2).await;
+    // Ids differ between the schemas, so a signal of one is never mistaken
+    // for the other's.
+    let first = NewTask::new("demo", "first elsewhere");
+    one.create_task(first, "test").await.unwrap();
     let mut signals = subscribe(&two).await;
-    let _ = queue_job(&one, "K-1").await;
-    let (task, job) = queue_job(&two, "K-1").await;
-    assert_eq!(
-        next(&mut signals).await,
-        QueueSignal::JobQueued { task, job }
-    );
+    let mut new = NewTask::new("demo", "elsewhere");
+    new.work_item_id = Some("K-1".into());
+    let other = one.create_task(new, "test").await.unwrap();
+    assert_ne!(other.id, TaskId(1));
+    one.enqueue(NewJob::new(
+        other.id,
+        AgentKind::Analyst,
+        "demo",
+        Timestamp(0),
+    ))
+    .await
+    .unwrap();
+    // Its own schema's writes are the first it hears of.
+    let _ = queue_job(&two, "K-1", &mut signals).await;
 }
 
 /// The listener's connection is killed from outside: the subscriber says it
@@ -201,11 +204,7 @@ async fn the_subscriber_survives_a_dropped_connection() {
     let scratch = PgScratch::create(&base).await;
     let (a, b) = two_nodes(&scratch).await;
     let mut signals = subscribe(&b).await;
-    let (task, job) = queue_job(&a, "K-1").await;
-    assert_eq!(
-        next(&mut signals).await,
-        QueueSignal::JobQueued { task, job }
-    );
+    let _ = queue_job(&a, "K-1", &mut signals).await;
 
     let mut admin = sqlx::PgConnection::connect(&base).await.unwrap();
     let killed: Vec<bool> = sqlx::query_scalar(
@@ -218,11 +217,7 @@ async fn the_subscriber_survives_a_dropped_connection() {
     assert_eq!(killed, vec![true], "one listener connection, terminated");
     assert_eq!(next(&mut signals).await, QueueSignal::Resync);
 
-    let (task, job) = queue_job(&a, "K-2").await;
-    assert_eq!(
-        next(&mut signals).await,
-        QueueSignal::JobQueued { task, job }
-    );
+    let _ = queue_job(&a, "K-2", &mut signals).await;
     let _ = admin.close().await;
 }
 

@@ -10,6 +10,7 @@
 --   job    a job became queued (inserted, retried, requeued)
 --   cancel a queued or running job was cancelled
 --   ended  a running job ended otherwise (a limit's slot is free)
+--   task   a task was created (written by another process: its engine ticks it)
 --   stage  a task moved stage (dependencies, the serial gate, terminal tasks)
 --   lease  a task released a repo's merge lease (the serial gate)
 -- Additive and idempotent: CREATE OR REPLACE only.
@@ -42,12 +43,14 @@ CREATE OR REPLACE TRIGGER jobs_queue_notify AFTER INSERT OR UPDATE OF status ON 
 CREATE OR REPLACE FUNCTION orch_queue_notify_tasks() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
-    IF NEW.stage IS DISTINCT FROM OLD.stage THEN
+    IF TG_OP = 'INSERT' THEN
+        PERFORM pg_notify('orch_queue', TG_TABLE_SCHEMA || ':task:' || NEW.id || ':');
+    ELSIF NEW.stage IS DISTINCT FROM OLD.stage THEN
         PERFORM pg_notify('orch_queue', TG_TABLE_SCHEMA || ':stage:' || NEW.id || ':');
     END IF;
     RETURN NULL;
 END $$;
-CREATE OR REPLACE TRIGGER tasks_queue_notify AFTER UPDATE OF stage ON tasks
+CREATE OR REPLACE TRIGGER tasks_queue_notify AFTER INSERT OR UPDATE OF stage ON tasks
     FOR EACH ROW EXECUTE FUNCTION orch_queue_notify_tasks();
 
 CREATE OR REPLACE FUNCTION orch_queue_notify_leases() RETURNS trigger

@@ -124,7 +124,7 @@ fn parse(payload: &str, schema: &str) -> Option<QueueSignal> {
         "job" => QueueSignal::JobQueued { task, job: job()? },
         "cancel" => QueueSignal::JobCancelled { task, job: job()? },
         "ended" => QueueSignal::JobEnded { task, job: job()? },
-        "stage" | "lease" => QueueSignal::GateMoved { task },
+        "task" | "stage" | "lease" => QueueSignal::GateMoved { task },
         _ => return None,
     })
 }
@@ -152,6 +152,10 @@ mod tests {
         assert_eq!(
             parse("s1:stage:7:", "s1"),
             Some(QueueSignal::GateMoved { task: TaskId(7) })
+        );
+        assert_eq!(
+            parse("s1:task:8:", "s1"),
+            Some(QueueSignal::GateMoved { task: TaskId(8) })
         );
         assert_eq!(
             parse("s1:lease:9:", "s1"),
