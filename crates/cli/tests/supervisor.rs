@@ -325,6 +325,41 @@ async fn tc02_stop_kills_the_agent_its_grandchildren_and_escaped_descendants() {
     assert_eq!(sup.stop_task_runs(idle.id), 0);
 }
 
+/// A job cancelled by another process (a queue signal names it) has its
+/// run stopped at once; a job that is not cancelled, or runs elsewhere, is
+/// left alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_cancelled_elsewhere_has_its_run_stopped_at_once() {
+    let w = World::new().await;
+    let t = w.task().await;
+    let j = w.job(&t, 3).await;
+    let started = w.file("started");
+    let body = format!(
+        "touch {s}\nwhile true; do sleep 1; done\n",
+        s = started.display()
+    );
+    // No heartbeat during the test: only the stop can end the run.
+    let mut cfg = w.config();
+    cfg.lease = Duration::from_secs(600);
+    cfg.heartbeat = Duration::from_secs(300);
+    let (sup, mut rx) = Supervisor::new(w.store.clone(), Arc::new(w.script(&body)), cfg);
+    sup.dispatch_once().await;
+    eventually("the agent started", || async { started.exists() }).await;
+    assert!(
+        !sup.stop_cancelled_job(j.id).await,
+        "a running job is not stopped"
+    );
+    assert_eq!(w.store.cancel_jobs_for_task(t.id, false).await.unwrap(), 1);
+    assert!(sup.stop_cancelled_job(j.id).await, "its run is signalled");
+    let r = next_report(&mut rx).await;
+    assert_eq!(
+        (r.job_id, r.outcome, r.end),
+        (j.id, RunOutcome::Cancelled, JobEnd::Cancelled)
+    );
+    // Its run is no longer watched: nothing more to stop.
+    assert!(!sup.stop_cancelled_job(j.id).await);
+}
+
 /// A cancelled job is noticed at the next heartbeat even without a direct stop
 /// (another orchestrator cancelled it): the claim is fenced and the agent goes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -190,6 +190,32 @@ impl Supervisor {
         n
     }
 
+    /// Another process cancelled `job` (a queue signal said so): stop its
+    /// run now if this supervisor watches it, instead of at the watcher's
+    /// next heartbeat. Only a job the store shows cancelled is stopped, and
+    /// only the run of its last attempt (its fencing run id); `true` if that
+    /// run was signalled. Its watcher records it as cancelled.
+    pub async fn stop_cancelled_job(&self, job: JobId) -> bool {
+        let job = match self.store.get_job(job).await {
+            Ok(Some(j)) if j.status == orch_core::JobStatus::Cancelled => j,
+            Ok(_) => return false,
+            Err(e) => {
+                tracing::warn!(job = %job, error = %e, "loading a cancelled job failed; its watcher finds out at its next heartbeat");
+                return false;
+            }
+        };
+        let Some(run) = job.run_id else {
+            return false;
+        };
+        match self.lock_active().get(&run) {
+            Some(a) => {
+                a.stop.notify_one();
+                true
+            }
+            None => false,
+        }
+    }
+
     fn lock_active(&self) -> std::sync::MutexGuard<'_, HashMap<RunId, Active>> {
         // A watcher that panicked while holding the lock leaves the map intact
         // (inserts and removes are single operations), so keep using it.
