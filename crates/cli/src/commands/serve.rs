@@ -139,6 +139,22 @@ impl Engine {
                 }
             }));
         }
+        // Writes by other processes sharing the store (another node, the CLI
+        // without an engine) wake this one at once on PostgreSQL
+        // (LISTEN/NOTIFY, `Store::queue_signals`); SQLite has no signals.
+        // The dispatcher's poll and the ticker below stay the fallback.
+        match store.queue_signals().await {
+            Ok(Some(signals)) => tasks.extend(follow_signals(
+                signals,
+                pipeline.clone(),
+                supervisor.clone(),
+            )),
+            Ok(None) => {}
+            Err(e) => tracing::warn!(
+                error = %e,
+                "cannot listen for queue signals; other nodes' work is seen at the next poll"
+            ),
+        }
         // The tracker's writes that failed (an outage, a refusal) are retried
         // in order until the tracker takes them, across restarts.
         tasks.push(tokio::spawn(
@@ -230,6 +246,56 @@ impl Engine {
             t.abort();
         }
     }
+}
+
+/// Act on queue signals from other processes. What each one does, and why:
+/// - every signal wakes the dispatcher: claiming is one statement that
+///   evaluates every gate, so a new job, a freed limit slot or an opened gate
+///   (dependency done, merge lease released) is claimed at once;
+/// - a cancelled job whose run this node watches is stopped now
+///   (`Supervisor::stop_cancelled_job`) rather than at its next heartbeat;
+/// - a gate move or a cancel nudges one `tick_all`, so pipeline steps that
+///   wait on another task (a merge lease to take) move without waiting for
+///   the ticker. Nudges coalesce: one tick runs at a time and at most one
+///   more is pending, so a burst of moves costs two passes, not one per move;
+/// - `Resync` (the listener reconnected and may have missed signals) does
+///   what a poll does: a dispatch and a tick.
+fn follow_signals(
+    mut signals: orch_store::QueueSignals,
+    pipeline: Arc<Pipeline>,
+    supervisor: Arc<Supervisor>,
+) -> [tokio::task::JoinHandle<()>; 2] {
+    use orch_store::QueueSignal;
+    let nudge = Arc::new(tokio::sync::Notify::new());
+    let ticker = {
+        let (nudge, p, s) = (nudge.clone(), pipeline, supervisor.clone());
+        tokio::spawn(async move {
+            loop {
+                nudge.notified().await;
+                if let Err(e) = p.tick_all().await {
+                    tracing::warn!(error = %e, "tick after a queue signal failed");
+                }
+                s.wake();
+            }
+        })
+    };
+    let follower = tokio::spawn(async move {
+        while let Some(signal) = signals.recv().await {
+            match signal {
+                QueueSignal::JobQueued { .. } | QueueSignal::JobEnded { .. } => {}
+                QueueSignal::JobCancelled { job, .. } => {
+                    if supervisor.stop_cancelled_job(job).await {
+                        tracing::info!(job = %job, "run stopped: its job was cancelled by another process");
+                    }
+                    nudge.notify_one();
+                }
+                QueueSignal::GateMoved { .. } | QueueSignal::Resync => nudge.notify_one(),
+            }
+            supervisor.wake();
+        }
+        tracing::warn!("queue signals ended; other nodes' work is seen at the next poll");
+    });
+    [follower, ticker]
 }
 
 /// A stable name for this machine's worker: a restart on the same machine
