@@ -250,30 +250,47 @@ impl Engine {
 
 /// Act on queue signals from other processes. What each one does, and why:
 /// - every signal wakes the dispatcher: claiming is one statement that
-///   evaluates every gate, so a new job, a freed limit slot or an opened gate
-///   (dependency done, merge lease released) is claimed at once;
+///   evaluates every gate (dependencies, the serial gate, limits), so a new
+///   job, a freed limit slot or an opened gate is claimed at once;
 /// - a cancelled job whose run this node watches is stopped now
 ///   (`Supervisor::stop_cancelled_job`) rather than at its next heartbeat;
-/// - a gate move or a cancel nudges one `tick_all`, so pipeline steps that
-///   wait on another task (a merge lease to take) move without waiting for
-///   the ticker. Nudges coalesce: one tick runs at a time and at most one
-///   more is pending, so a burst of moves costs two passes, not one per move;
+/// - a task created, moved, cancelled or releasing a lease is ticked, that
+///   task only (a task another process added gets its first job at once).
+///   Not `tick_all`: every node hears every move of the cluster, and a
+///   pass over all tasks per move would grow with the table; the ticker
+///   keeps doing that pass every poll. Ticks go through a set drained by
+///   one loop, so a burst of signals for one task costs one tick and a burst
+///   for many tasks never runs more than one tick at a time;
 /// - `Resync` (the listener reconnected and may have missed signals) does
-///   what a poll does: a dispatch and a tick.
+///   what a poll does: a dispatch and a `tick_all`.
 fn follow_signals(
     mut signals: orch_store::QueueSignals,
     pipeline: Arc<Pipeline>,
     supervisor: Arc<Supervisor>,
 ) -> [tokio::task::JoinHandle<()>; 2] {
     use orch_store::QueueSignal;
+    use std::collections::BTreeSet;
+    // Tasks to tick; `None` in it: tick them all.
+    let pending: Arc<std::sync::Mutex<BTreeSet<Option<orch_core::TaskId>>>> = Arc::default();
     let nudge = Arc::new(tokio::sync::Notify::new());
     let ticker = {
-        let (nudge, p, s) = (nudge.clone(), pipeline, supervisor.clone());
+        let (pending, nudge, p, s) = (pending.clone(), nudge.clone(), pipeline, supervisor.clone());
         tokio::spawn(async move {
             loop {
                 nudge.notified().await;
-                if let Err(e) = p.tick_all().await {
-                    tracing::warn!(error = %e, "tick after a queue signal failed");
+                let due = std::mem::take(&mut *pending.lock().unwrap_or_else(|e| e.into_inner()));
+                if due.contains(&None) {
+                    if let Err(e) = p.tick_all().await {
+                        tracing::warn!(error = %e, "tick after a queue resync failed");
+                    }
+                } else {
+                    for task in due.into_iter().flatten() {
+                        // Another node ticking the same task may win a
+                        // step (a stage conflict): expected, so not a warning.
+                        if let Err(e) = p.tick(task).await {
+                            tracing::debug!(task = %task, error = %e, "tick after a queue signal failed");
+                        }
+                    }
                 }
                 s.wake();
             }
@@ -281,15 +298,20 @@ fn follow_signals(
     };
     let follower = tokio::spawn(async move {
         while let Some(signal) = signals.recv().await {
-            match signal {
-                QueueSignal::JobQueued { .. } | QueueSignal::JobEnded { .. } => {}
-                QueueSignal::JobCancelled { job, .. } => {
+            let tick = match signal {
+                QueueSignal::JobQueued { .. } | QueueSignal::JobEnded { .. } => None,
+                QueueSignal::JobCancelled { job, task } => {
                     if supervisor.stop_cancelled_job(job).await {
                         tracing::info!(job = %job, "run stopped: its job was cancelled by another process");
                     }
-                    nudge.notify_one();
+                    Some(Some(task))
                 }
-                QueueSignal::GateMoved { .. } | QueueSignal::Resync => nudge.notify_one(),
+                QueueSignal::GateMoved { task } => Some(Some(task)),
+                QueueSignal::Resync => Some(None),
+            };
+            if let Some(t) = tick {
+                pending.lock().unwrap_or_else(|e| e.into_inner()).insert(t);
+                nudge.notify_one();
             }
             supervisor.wake();
         }
