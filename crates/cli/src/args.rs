@@ -36,6 +36,34 @@ pub enum Command {
     Quickstart(QuickstartArgs),
     /// Check the configuration, the store and each configured provider, and say what to fix.
     Doctor(DoctorArgs),
+    /// orch's writes to the tracker that it gave up on: list them, send them again.
+    #[command(subcommand)]
+    Outbox(OutboxCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OutboxCommand {
+    /// The tracker writes given up after their last attempt, newest first.
+    List(OutboxListArgs),
+    /// Send given-up tracker writes again (they are retried as new ones).
+    Retry(OutboxRetryArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct OutboxListArgs {
+    /// Print JSON for scripts instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct OutboxRetryArgs {
+    /// The ids to send again (from `orch outbox list`).
+    #[arg(required_unless_present = "all", conflicts_with = "all")]
+    pub ids: Vec<i64>,
+    /// Every given-up tracker write.
+    #[arg(long)]
+    pub all: bool,
 }
 
 #[derive(Debug, Args)]

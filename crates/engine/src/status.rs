@@ -43,6 +43,18 @@ pub struct QueueSnapshot {
     pub auto_labels: AutoLabels,
     pub recent: Recent,
     pub stop: StopBlock,
+    pub tracker_outbox: TrackerOutboxBlock,
+}
+
+/// orch's writes to the tracker not yet taken by it, and those given up
+/// (`orch outbox list`, `orch outbox retry`).
+#[derive(Debug, Clone, Serialize, PartialEq, Default)]
+pub struct TrackerOutboxBlock {
+    pub waiting: u64,
+    pub retrying: u64,
+    pub given_up: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Default)]
@@ -201,7 +213,20 @@ pub async fn snapshot(store: &dyn Store, policy: &StatusPolicy) -> QueueSnapshot
             error: Some(e.to_string()),
         },
     };
+    let tracker_outbox = match store.outbox_counts(orch_store::TRACKER_SINK).await {
+        Ok(c) => TrackerOutboxBlock {
+            waiting: c.waiting,
+            retrying: c.retrying,
+            given_up: c.given_up,
+            error: None,
+        },
+        Err(e) => TrackerOutboxBlock {
+            error: Some(e.to_string()),
+            ..TrackerOutboxBlock::default()
+        },
+    };
     QueueSnapshot {
+        tracker_outbox,
         counts,
         serial_gate,
         task_deps,

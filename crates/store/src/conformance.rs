@@ -1249,6 +1249,73 @@ pub async fn tracker_writes_keep_their_order(h: Harness) {
     );
 }
 
+/// An outbox's standing (waiting, retrying, given up), its given-up rows
+/// with their last error, and sending a given-up one again.
+pub async fn outbox_counts_and_resend(h: Harness) {
+    let n = |text: &str| NewNotification {
+        sink: "chat".into(),
+        task_id: None,
+        payload: serde_json::json!({ "text": text }),
+        dedupe_key: None,
+    };
+    for text in ["a", "b", "c", "d"] {
+        assert!(h.store.enqueue_notification(&n(text)).await.unwrap());
+    }
+    let other = NewNotification {
+        sink: "mail".into(),
+        ..n("x")
+    };
+    assert!(h.store.enqueue_notification(&other).await.unwrap());
+    let due = h.store.due_notifications(10).await.unwrap();
+    let chat: Vec<_> = due.iter().filter(|d| d.sink == "chat").collect();
+    assert!(h.store.notification_sent(chat[0].id).await.unwrap());
+    let later = Some(Duration::from_secs(30));
+    assert!(
+        h.store
+            .notification_failed(chat[1].id, "status 500", later)
+            .await
+            .unwrap()
+    );
+    assert!(
+        h.store
+            .notification_failed(chat[2].id, "status 404", None)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        h.store.outbox_counts("chat").await.unwrap(),
+        OutboxCounts {
+            waiting: 1,
+            retrying: 1,
+            given_up: 1
+        }
+    );
+    assert_eq!(
+        h.store.outbox_counts("nobody").await.unwrap(),
+        OutboxCounts::default()
+    );
+    let gone = h.store.given_up_notifications("chat", 10).await.unwrap();
+    assert_eq!(gone.len(), 1);
+    assert_eq!(gone[0].id, chat[2].id);
+    assert_eq!(gone[0].last_error.as_deref(), Some("status 404"));
+    assert!(gone[0].failed_at.is_some());
+    // Sent again: due now, attempts afresh; only a given-up one can be.
+    assert!(h.store.resend_notification(chat[2].id).await.unwrap());
+    assert!(!h.store.resend_notification(chat[2].id).await.unwrap());
+    assert!(
+        !h.store.resend_notification(chat[0].id).await.unwrap(),
+        "sent"
+    );
+    assert!(!h.store.resend_notification(9_999_999).await.unwrap());
+    let again = h.store.due_notifications(10).await.unwrap();
+    let back = again
+        .iter()
+        .find(|d| d.id == chat[2].id)
+        .expect("due again");
+    assert_eq!((back.attempts, back.failed_at), (0, None));
+    assert_eq!(h.store.outbox_counts("chat").await.unwrap().given_up, 0);
+}
+
 /// Claimers sharing one store each get distinct jobs; every job is claimed once.
 pub async fn concurrent_claims_are_exclusive(h: Harness) {
     let t = task(&h, "ORCH-1", Stage::Development).await;
@@ -1580,6 +1647,7 @@ macro_rules! conformance_suite {
             tracker_items_and_comments,
             notifications_outbox,
             tracker_writes_keep_their_order,
+            outbox_counts_and_resend,
             concurrent_claims_are_exclusive,
         );
     };

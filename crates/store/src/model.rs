@@ -197,6 +197,21 @@ pub struct Notification {
     pub attempts: u32,
     pub next_at: Timestamp,
     pub created_at: Timestamp,
+    /// What the last failed attempt said.
+    pub last_error: Option<String>,
+    /// When it was given up for good (after its last attempt).
+    pub failed_at: Option<Timestamp>,
+}
+
+/// How one sink's outbox stands (`/queue`, `orch status`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutboxCounts {
+    /// Not sent yet and never failed.
+    pub waiting: u64,
+    /// Not sent yet, failed at least once, retried later.
+    pub retrying: u64,
+    /// Given up after the last attempt (`orch outbox retry` sends them again).
+    pub given_up: u64,
 }
 
 /// Cancelled tasks for the `/queue` stop block.

@@ -212,5 +212,7 @@ pub fn notification(r: &impl Columns) -> StoreResult<Notification> {
         attempts: u32_of(r.int("attempts")?, "notifications.attempts")?,
         next_at: Timestamp(r.int("next_at")?),
         created_at: Timestamp(r.int("created_at")?),
+        last_error: r.opt_text("last_error")?,
+        failed_at: r.opt_int("failed_at")?.map(Timestamp),
     })
 }

@@ -211,6 +211,17 @@ pub trait NotificationStore {
     /// write to an item waits for an earlier one being retried).
     async fn pending_notifications(&self, sink: &str, limit: u32)
     -> StoreResult<Vec<Notification>>;
+    /// How `sink`'s outbox stands: waiting, retrying, given up.
+    async fn outbox_counts(&self, sink: &str) -> StoreResult<OutboxCounts>;
+    /// `sink`'s given-up notifications, the newest first.
+    async fn given_up_notifications(
+        &self,
+        sink: &str,
+        limit: u32,
+    ) -> StoreResult<Vec<Notification>>;
+    /// Send a given-up notification again: due now, attempts counted
+    /// afresh. `false` if it is not given up (sent, waiting, or unknown).
+    async fn resend_notification(&self, id: i64) -> StoreResult<bool>;
     /// Mark it sent. `false` if it was already sent or given up.
     async fn notification_sent(&self, id: i64) -> StoreResult<bool>;
     /// Count a failed attempt: due again `retry_in` from now, or given up for

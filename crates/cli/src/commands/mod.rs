@@ -5,12 +5,13 @@ mod db;
 mod doctor;
 mod init;
 mod logs;
+mod outbox;
 mod quickstart;
 pub mod serve;
 mod status;
 mod task;
 
-use crate::args::{Cli, Command, DbCommand, TaskAction, TaskCommand};
+use crate::args::{Cli, Command, DbCommand, OutboxCommand, TaskAction, TaskCommand};
 use crate::error::CliResult;
 use orch_config::Config;
 use orch_store::{SqliteOptions, Store, Synchronous};
@@ -41,6 +42,13 @@ pub async fn run(cli: Cli) -> CliResult {
             }
         }
         Command::Doctor(a) => doctor::run(&load_config(cli.config.as_deref())?, &a).await,
+        Command::Outbox(cmd) => {
+            let cfg = load_config(cli.config.as_deref())?;
+            match cmd {
+                OutboxCommand::List(a) => outbox::list(&cfg, &a).await,
+                OutboxCommand::Retry(a) => outbox::retry(&cfg, &a).await,
+            }
+        }
         Command::Quickstart(a) => quickstart::run(&a).await,
         Command::Serve(a) => {
             let mut cfg = load_config(cli.config.as_deref())?;

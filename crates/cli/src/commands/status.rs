@@ -134,6 +134,19 @@ fn human(s: &QueueSnapshot) -> String {
         }
     }
     out += &format!("auto labels: {}\n", on(s.auto_labels.enabled));
+    let t = &s.tracker_outbox;
+    out += &format!(
+        "tracker writes: {} waiting · {} retrying · {} given up{}{}\n",
+        t.waiting,
+        t.retrying,
+        t.given_up,
+        if t.given_up > 0 {
+            " (`orch outbox list`, `orch outbox retry`)"
+        } else {
+            ""
+        },
+        degraded(&t.error)
+    );
     let scope = if s.stop.repos.is_empty() {
         "all repos".to_owned()
     } else {

@@ -1,11 +1,11 @@
 //! The outbox of outgoing notifications: written by pipeline moves, drained
 //! by the sender (`orch_engine::notify`).
 
-use super::{PgStore, all, exec};
+use super::{PgStore, all, exec, first};
 use crate::common::json_text;
 use crate::error::StoreResult;
-use crate::model::{NewNotification, Notification, TRACKER_SINK};
-use crate::rows;
+use crate::model::{NewNotification, Notification, OutboxCounts, TRACKER_SINK};
+use crate::rows::{self, Columns};
 use crate::traits::NotificationStore;
 use async_trait::async_trait;
 use std::time::Duration;
@@ -84,6 +84,52 @@ impl NotificationStore for PgStore {
         )
         .bind(error)
         .bind(retry_at)
+        .bind(now.0)
+        .bind(id);
+        Ok(exec(&self.pool, q).await? == 1)
+    }
+
+    async fn outbox_counts(&self, sink: &str) -> StoreResult<OutboxCounts> {
+        let q = sqlx::query(
+            "SELECT
+                 COUNT(*) FILTER (WHERE sent_at IS NULL AND failed_at IS NULL AND attempts = 0) AS waiting,
+                 COUNT(*) FILTER (WHERE sent_at IS NULL AND failed_at IS NULL AND attempts > 0) AS retrying,
+                 COUNT(*) FILTER (WHERE failed_at IS NOT NULL) AS given_up
+             FROM notifications WHERE sink = $1",
+        )
+        .bind(sink);
+        let counts = first(&self.pool, q, |r| {
+            let n = |c: &str| -> StoreResult<u64> { Ok(u64::try_from(r.int(c)?).unwrap_or(0)) };
+            Ok(OutboxCounts {
+                waiting: n("waiting")?,
+                retrying: n("retrying")?,
+                given_up: n("given_up")?,
+            })
+        })
+        .await?;
+        Ok(counts.unwrap_or_default())
+    }
+
+    async fn given_up_notifications(
+        &self,
+        sink: &str,
+        limit: u32,
+    ) -> StoreResult<Vec<Notification>> {
+        let q = sqlx::query(
+            "SELECT * FROM notifications WHERE sink = $1 AND failed_at IS NOT NULL
+             ORDER BY failed_at DESC, id DESC LIMIT $2",
+        )
+        .bind(sink)
+        .bind(i64::from(limit));
+        all(&self.pool, q, rows::notification).await
+    }
+
+    async fn resend_notification(&self, id: i64) -> StoreResult<bool> {
+        let now = self.now();
+        let q = sqlx::query(
+            "UPDATE notifications SET failed_at = NULL, attempts = 0, next_at = $1
+             WHERE id = $2 AND failed_at IS NOT NULL AND sent_at IS NULL",
+        )
         .bind(now.0)
         .bind(id);
         Ok(exec(&self.pool, q).await? == 1)

@@ -4,7 +4,7 @@
 use super::{SqliteStore, rows};
 use crate::common::json_text;
 use crate::error::StoreResult;
-use crate::model::{NewNotification, Notification, TRACKER_SINK};
+use crate::model::{NewNotification, Notification, OutboxCounts, TRACKER_SINK};
 use crate::traits::NotificationStore;
 use async_trait::async_trait;
 use std::time::Duration;
@@ -79,6 +79,57 @@ impl NotificationStore for SqliteStore {
                          failed_at = CASE WHEN ?2 IS NULL THEN ?3 END
                      WHERE id = ?4 AND sent_at IS NULL AND failed_at IS NULL",
                 (&error, &retry_at.map(|t| t.0), &now.0, &id),
+            )
+            .await?;
+        Ok(n == 1)
+    }
+
+    async fn outbox_counts(&self, sink: &str) -> StoreResult<OutboxCounts> {
+        let counts = self
+            .read_one(
+                "SELECT
+                     COALESCE(SUM(sent_at IS NULL AND failed_at IS NULL AND attempts = 0), 0),
+                     COALESCE(SUM(sent_at IS NULL AND failed_at IS NULL AND attempts > 0), 0),
+                     COALESCE(SUM(failed_at IS NOT NULL), 0)
+                 FROM notifications WHERE sink = ?1",
+                (sink,),
+                |r| {
+                    let n = |i: usize| -> StoreResult<u64> {
+                        let v: i64 = r.get(i)?;
+                        Ok(u64::try_from(v).unwrap_or(0))
+                    };
+                    Ok(OutboxCounts {
+                        waiting: n(0)?,
+                        retrying: n(1)?,
+                        given_up: n(2)?,
+                    })
+                },
+            )
+            .await?;
+        Ok(counts.unwrap_or_default())
+    }
+
+    async fn given_up_notifications(
+        &self,
+        sink: &str,
+        limit: u32,
+    ) -> StoreResult<Vec<Notification>> {
+        self.read_all(
+            "SELECT * FROM notifications WHERE sink = ?1 AND failed_at IS NOT NULL
+                     ORDER BY failed_at DESC, id DESC LIMIT ?2",
+            (sink, &i64::from(limit)),
+            rows::notification,
+        )
+        .await
+    }
+
+    async fn resend_notification(&self, id: i64) -> StoreResult<bool> {
+        let now = self.now();
+        let n = self
+            .write(
+                "UPDATE notifications SET failed_at = NULL, attempts = 0, next_at = ?1
+                     WHERE id = ?2 AND failed_at IS NOT NULL AND sent_at IS NULL",
+                (&now.0, &id),
             )
             .await?;
         Ok(n == 1)
