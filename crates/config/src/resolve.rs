@@ -391,6 +391,20 @@ mod tests {
     }
 
     #[test]
+    fn the_dashboard_url_is_public_url_else_the_listen_address() {
+        let mut s = ServerConfig::default();
+        assert_eq!(s.dashboard_url(), "http://127.0.0.1:8080");
+        s.listen = "0.0.0.0:9000".into();
+        assert_eq!(
+            s.dashboard_url(),
+            "http://127.0.0.1:9000",
+            "an unspecified IP is named"
+        );
+        s.public_url = Some("https://orch.example.org/".into());
+        assert_eq!(s.dashboard_url(), "https://orch.example.org");
+    }
+
+    #[test]
     fn listen_forms() {
         assert_eq!(
             parse_listen("127.0.0.1:8080"),

@@ -41,10 +41,6 @@ pub enum TrackerWrite {
     /// (`[tracker.states]`) and, with `auto_labels`, gets its `orch:<stage>`
     /// label. Written by the store in the stage move's own transaction.
     Stage { stage: Stage },
-    /// Move the item to this state (a gate or stage name of the config).
-    State { state: String },
-    /// orch's labels of the item (`auto_labels`).
-    Labels { labels: Vec<String> },
     /// A comment; `key` makes a repeat of it a no-op on the tracker.
     Comment { body: String, key: String },
 }
@@ -61,8 +57,6 @@ impl TrackerWrite {
     fn what(&self) -> String {
         match self {
             TrackerWrite::Stage { stage } => format!("showing stage {stage}"),
-            TrackerWrite::State { state } => format!("setting state {state:?}"),
-            TrackerWrite::Labels { .. } => "setting labels".into(),
             TrackerWrite::Comment { .. } => "commenting".into(),
         }
     }
@@ -242,8 +236,6 @@ impl TrackerOutbox {
                 }
                 Ok(())
             }
-            TrackerWrite::State { state } => self.tracker.set_state(item, state).await,
-            TrackerWrite::Labels { labels } => self.tracker.set_labels(item, labels).await,
             TrackerWrite::Comment { body, key } => {
                 self.tracker.comment(item, body, Some(key)).await
             }

@@ -218,17 +218,18 @@ async fn github_issues_carry_gate_states_as_labels() {
     assert!(comments[0].body.contains("<!-- orch:orch-merged -->"));
 }
 
-#[tokio::test]
-async fn a_gate_label_on_a_github_issue_starts_and_moves_the_pipeline() {
-    use orch_integrations::ingest::{Handled, Ingest};
-    use orch_integrations::webhook::{Provider, github};
+/// GitHub Issues as the tracker of a real pipeline (SQLite store, local
+/// forge) behind the webhook sink: the store and the sink (its folder is
+/// kept while the first lives).
+async fn issues_pipeline(
+    w: &World,
+) -> (
+    tempfile::TempDir,
+    Arc<dyn orch_store::Store>,
+    orch_integrations::ingest::Ingest,
+) {
     use orch_store::{SqliteOptions, SqliteStore, Store};
-    let w = world().await;
-    let tracker = Arc::new(GithubIssuesTracker::new(
-        w.client.clone(),
-        BTreeMap::from([("app".to_string(), "acme/app".to_string())]),
-        orch_config::TrackerStates::default(),
-    ));
+    let tracker = github_tracker(w);
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("orch.toml"), "data_dir = \".orch\"\n[[repos]]\nname = \"app\"\nremote = \"r.git\"\nverify = [\"true\"]\n").unwrap();
     let cfg = orch_config::Config::load(Some(&dir.path().join("orch.toml"))).unwrap();
@@ -248,7 +249,17 @@ async fn a_gate_label_on_a_github_issue_starts_and_moves_the_pipeline() {
         forge,
         "test",
     ));
-    let ingest = Ingest::new(pipeline, None, BTreeMap::new()).with_github_issues(Some(tracker));
+    let ingest = orch_integrations::ingest::Ingest::new(pipeline, None, BTreeMap::new())
+        .with_github_issues(Some(tracker));
+    (dir, store, ingest)
+}
+
+#[tokio::test]
+async fn a_gate_label_on_a_github_issue_starts_and_moves_the_pipeline() {
+    use orch_integrations::ingest::Handled;
+    use orch_integrations::webhook::{Provider, github};
+    let w = world().await;
+    let (_dir, store, ingest) = issues_pipeline(&w).await;
     w.fake.add_issue(7, "Add a greeting", &["To Analyse"]);
     let body = br#"{"action":"labeled","issue":{"number":7,"updated_at":"t"},"label":{"name":"To Analyse"},"repository":{"full_name":"acme/app"}}"#;
     let ev = github::parse(body, Some("issues")).unwrap();
@@ -427,35 +438,10 @@ async fn a_label_a_person_adds_while_orch_moves_the_issue_survives() {
 #[tokio::test]
 async fn a_rejection_label_passes_the_persons_latest_comment_to_the_analyst() {
     use orch_integrations::fakes::github::GhFakeComment;
-    use orch_integrations::ingest::{Handled, Ingest};
+    use orch_integrations::ingest::Handled;
     use orch_integrations::webhook::{Provider, github};
-    use orch_store::{SqliteOptions, SqliteStore, Store};
     let w = world().await;
-    let tracker = Arc::new(GithubIssuesTracker::new(
-        w.client.clone(),
-        BTreeMap::from([("app".to_string(), "acme/app".to_string())]),
-        orch_config::TrackerStates::default(),
-    ));
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("orch.toml"), "data_dir = \".orch\"\n[[repos]]\nname = \"app\"\nremote = \"r.git\"\nverify = [\"true\"]\n").unwrap();
-    let cfg = orch_config::Config::load(Some(&dir.path().join("orch.toml"))).unwrap();
-    std::fs::create_dir_all(cfg.data_dir()).unwrap();
-    let store = SqliteStore::open(cfg.data_dir().join("orch.db"), SqliteOptions::default())
-        .await
-        .unwrap();
-    store.migrate().await.unwrap();
-    let store: Arc<dyn Store> = Arc::new(store);
-    let repos = RepoStore::new(cfg.repos_dir());
-    let forge = Arc::new(orch_engine::ports::LocalForge::new(repos.clone()));
-    let pipeline = Arc::new(orch_engine::pipeline::Pipeline::new(
-        store.clone(),
-        Arc::new(cfg),
-        repos,
-        tracker.clone(),
-        forge,
-        "test",
-    ));
-    let ingest = Ingest::new(pipeline, None, BTreeMap::new()).with_github_issues(Some(tracker));
+    let (_dir, store, ingest) = issues_pipeline(&w).await;
     w.fake.add_issue(7, "Add a greeting", &["To Analyse"]);
     // A comment from long before the analysis: not a reason for what comes.
     w.fake
@@ -495,7 +481,7 @@ async fn a_rejection_label_passes_the_persons_latest_comment_to_the_analyst() {
         .unwrap();
     // orch's own comment after asking carries its marker and is no reason.
     Tracker::comment(
-        &*ingest_tracker(&w),
+        &*github_tracker(&w),
         "app-7",
         "orch: the analysis is ready",
         None,
@@ -542,8 +528,8 @@ async fn a_rejection_label_passes_the_persons_latest_comment_to_the_analyst() {
     );
 }
 
-/// A second GitHub tracker over the same fake, for writing orch's comments.
-fn ingest_tracker(w: &World) -> Arc<GithubIssuesTracker> {
+/// The GitHub Issues tracker of `acme/app` (orch's repo `app`) over the fake.
+fn github_tracker(w: &World) -> Arc<GithubIssuesTracker> {
     Arc::new(GithubIssuesTracker::new(
         w.client.clone(),
         BTreeMap::from([("app".to_string(), "acme/app".to_string())]),

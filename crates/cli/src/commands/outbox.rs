@@ -49,13 +49,11 @@ pub async fn list(cfg: &Config, a: &OutboxListArgs) -> CliResult {
     Ok(())
 }
 
-/// What a write does, in a few words (`state Development`, `comment …`).
+/// What a write does, in a few words (`stage development`, `comment …`).
 fn write_of(p: &serde_json::Value) -> String {
     let s = |k: &str| p[k].as_str().unwrap_or("").to_owned();
     match p["op"].as_str() {
         Some("stage") => format!("stage {}", s("stage")),
-        Some("state") => format!("state {}", s("state")),
-        Some("labels") => "labels".into(),
         Some("comment") => format!("comment {}", s("body")),
         _ => p.to_string(),
     }

@@ -15,6 +15,7 @@ mod cancel;
 mod leftovers;
 mod merge;
 mod preparer;
+mod reflect;
 mod route;
 mod view;
 
@@ -126,59 +127,6 @@ impl Pipeline {
         }
     }
 
-    /// The outbox of this pipeline's tracker writes: run its
-    /// [`run`](crate::tracker_outbox::TrackerOutbox::run) loop where the
-    /// engine runs, so writes that failed are retried.
-    pub fn tracker_outbox(&self) -> Arc<crate::tracker_outbox::TrackerOutbox> {
-        self.tracker_outbox.clone()
-    }
-
-    /// Compare the tracker outbox's due times with `clock` (the store's; a
-    /// test's manual clock).
-    pub fn with_store_clock(mut self, clock: Arc<dyn orch_store::Clock>) -> Pipeline {
-        self.tracker_outbox = Arc::new(
-            crate::tracker_outbox::TrackerOutbox::new(
-                self.store.clone(),
-                self.tracker.clone(),
-                self.cfg.tracker.states.clone(),
-                self.cfg.features.auto_labels,
-            )
-            .with_clock(clock),
-        );
-        self
-    }
-
-    /// Write to the tracker: through the outbox, then delivered at once as
-    /// far as the tracker takes it (the rest is retried in the background).
-    pub(crate) async fn write_tracker(
-        &self,
-        task: &Task,
-        writes: Vec<crate::tracker_outbox::TrackerWrite>,
-    ) {
-        let Some(item) = task.original_tracker_id() else {
-            return;
-        };
-        if !writes.is_empty() {
-            self.tracker_outbox.enqueue(task.id, item, writes).await;
-        }
-        let d = self.tracker_outbox.deliver(Some(item)).await;
-        if d.retried > 0 || d.waiting > 0 {
-            let _ = self
-                .store
-                .append_event(
-                    task.id,
-                    self.event(
-                        "tracker_error",
-                        format!(
-                            "the tracker did not take {} write(s) now; they are retried in order until it does",
-                            d.retried + d.waiting
-                        ),
-                    ),
-                )
-                .await;
-        }
-    }
-
     /// Notified each time this pipeline queues a job (see `job_queued`).
     pub fn job_queued(&self) -> Arc<tokio::sync::Notify> {
         self.job_queued.clone()
@@ -254,44 +202,6 @@ impl Pipeline {
             .repo(repo)
             .map(|r| r.default_branch.clone())
             .unwrap_or_else(|| "main".into())
-    }
-
-    /// The tracker state name of a stage.
-    pub(crate) fn state_name(&self, stage: Stage) -> String {
-        self.cfg.tracker.states.name_of(stage).to_owned()
-    }
-
-    /// Reflect a task's stage on its tracker item; a tracker error is logged
-    /// on the task and never undoes the move (R-44: it delays, loses nothing).
-    pub(crate) async fn reflect(&self, task: &Task, comment: Option<&str>) {
-        self.reflect_noting(task, comment, comment.unwrap_or("moved by orch"))
-            .await
-    }
-
-    /// As `reflect`; the webhooks get `note` (the tracker comment may be
-    /// posted separately, as a STOP's is).
-    pub(crate) async fn reflect_noting(&self, task: &Task, comment: Option<&str>, note: &str) {
-        let state = self.state_name(task.stage);
-        // The outgoing webhooks hear of it too, through the outbox.
-        let written = crate::notify::enqueue_for_stage(
-            self.store.as_ref(),
-            &self.cfg.notify,
-            task,
-            &state,
-            note,
-            None,
-        )
-        .await;
-        if written > 0 {
-            self.notification_queued.notify_one();
-        }
-        // The item's state and labels were written to the tracker's outbox
-        // by the store, in the move's own transaction; the comment follows
-        // it here, and this delivers both.
-        let writes = comment
-            .map(|c| vec![crate::tracker_outbox::TrackerWrite::comment(c)])
-            .unwrap_or_default();
-        self.write_tracker(task, writes).await;
     }
 
     async fn task(&self, id: TaskId) -> PipelineResult<Task> {
