@@ -36,8 +36,12 @@ mkdir -p "$ORCH_SCREENSHOTS"
 # Node's or Chromium's loopback traffic cannot reach them. (A CI run once had
 # every first API call answered "403 resolve_deny" by an egress proxy although
 # the proxy variables we knew of were removed; an allowlist does not depend on
-# knowing them all.) The test itself checks that orch answered each call
-# (`server: orch/…`) and otherwise prints the URL, the peer and the header.
+# knowing them all.) The cause turned out to be the test's own reading of
+# orch serve's "listening on http://ADDR" line from a stderr chunk that ended
+# inside the address: host "127" (0.0.0.127) is not loopback, so the sandbox's
+# proxy answered. The test now reads whole lines only (`listeningAddress`).
+# It also checks that orch answered each call (`server: orch/…`) and
+# otherwise prints the URL, the peer and the header.
 dropped=$(env | cut -d= -f1 | grep -i -E 'proxy|^NODE_|^npm_config_|^GLOBAL_AGENT' | sort -u | tr '\n' ' ' || true)
 [ -z "$dropped" ] || echo "browser-tests: not passed to the tests: $dropped" >&2
 env -i \

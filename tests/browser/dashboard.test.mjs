@@ -38,6 +38,17 @@ function env() {
   return e;
 }
 
+// The address in orch serve's "listening on http://ADDR (pid N)" line, once
+// that line is complete. stderr arrives in chunks: a chunk can end inside the
+// address ("…listening on http://127"), and matching that would send every
+// request to host "127" (0.0.0.127), which a CI sandbox's egress proxy
+// answered with 403 "resolve_deny". Only whole lines are read.
+export function listeningAddress(log) {
+  const whole = log.slice(0, log.lastIndexOf('\n') + 1);
+  const m = whole.match(/listening on http:\/\/(\S+)/);
+  return m ? m[1] : null;
+}
+
 async function startServe(dir) {
   const child = spawn(ORCH, ['serve', '--listen', '127.0.0.1:0'], {
     cwd: dir,
@@ -49,10 +60,10 @@ async function startServe(dir) {
     const t = setTimeout(() => rej(new Error(`orch serve did not start:\n${log}`)), 60_000);
     child.stderr.on('data', (d) => {
       log += d;
-      const m = log.match(/listening on http:\/\/(\S+)/);
-      if (m) {
+      const addr = listeningAddress(log);
+      if (addr) {
         clearTimeout(t);
-        res(m[1]);
+        res(addr);
       }
     });
     child.on('exit', (code) => rej(new Error(`orch serve exited ${code}:\n${log}`)));
@@ -232,6 +243,16 @@ test('STOP asks for confirmation and cancels the task', async () => {
   assert.ok(r.json.archives.length >= 1, JSON.stringify(r.json.archives));
   await page.locator('#archives .archive', { hasText: `orch task restore ${id}` }).waitFor();
   await page.screenshot({ path: join(SHOTS, 'task-stopped.png'), fullPage: true });
+});
+
+test('the address orch serve printed is read from whole lines only', () => {
+  const line = 'orch serve: listening on http://127.0.0.1:40123 (pid 7)\n';
+  // Every way stderr could be cut into two chunks.
+  for (let cut = 0; cut < line.length; cut++) {
+    const first = 'warning: something\n' + line.slice(0, cut);
+    assert.equal(listeningAddress(first), null, JSON.stringify(first));
+    assert.equal(listeningAddress(first + line.slice(cut)), '127.0.0.1:40123');
+  }
 });
 
 test('an answer that is not from orch fails with the URL, the peer and its server header', async () => {
