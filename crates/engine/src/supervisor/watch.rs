@@ -100,8 +100,8 @@ impl Supervisor {
         };
         drain(&mut tail, adapter.as_mut(), &run, limit).await;
         self.note_truncated(task.id, tail.stats()).await;
+        // `record` lets go of the run (see `report`).
         self.record(&job, &handle, adapter.as_mut(), ending).await;
-        self.lock_active().remove(&run);
     }
 
     /// Convenience for a freshly launched run.
@@ -431,6 +431,10 @@ impl Supervisor {
         // The claim stamped `updated_at`: the run's start, as far as the job knows.
         let took = crate::metered::now().since(job.updated_at);
         crate::metered::run_finished(job.agent, outcome, took);
+        // The job's end is in the store (the reaper no longer sees it): stop
+        // watching before anyone hears of the end, so a report's reader never
+        // finds the run still listed or stoppable.
+        self.lock_active().remove(run);
         let _ = self.reports.send(RunReport {
             task_id: job.task_id,
             job_id: job.id,
