@@ -1,4 +1,5 @@
-//! A STOP that lands between a job's claim and its agent's launch (issue 10,
+//! STOP and the runs' owner (issue 10, "one killer"). First, a STOP that
+//! lands between a job's claim and its agent's launch (issue 10,
 //! "a STOP that races a job just claimed"): the STOP finds a running job
 //! with no process yet, cancels the task and removes its worktree; then the
 //! supervisor's preparation goes on and makes the worktree again. Before
@@ -62,8 +63,21 @@ impl RunPreparer for Gated {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_stop_between_claim_and_launch_starts_no_agent_and_leaves_no_worktree() {
+/// A data folder with one repo, a started task (its analyst job queued), and
+/// a supervisor over the gated preparer.
+struct Rig {
+    _dir: tempfile::TempDir,
+    store: Arc<dyn Store>,
+    pipeline: Arc<Pipeline>,
+    task: Task,
+    supervisor: Arc<Supervisor>,
+    reports: tokio::sync::mpsc::UnboundedReceiver<orch_engine::supervisor::RunReport>,
+    arrived: Arc<Notify>,
+    go: Arc<Notify>,
+    mark: std::path::PathBuf,
+}
+
+async fn rig() -> Rig {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let remote = d.join("remotes/demo.git");
@@ -151,7 +165,33 @@ async fn a_stop_between_claim_and_launch_starts_no_agent_and_leaves_no_worktree(
         },
         cgroup: CgroupMode::Auto,
     };
-    let (supervisor, mut reports) = Supervisor::new(store.clone(), preparer, sup_cfg);
+    let (supervisor, reports) = Supervisor::new(store.clone(), preparer, sup_cfg);
+    Rig {
+        _dir: dir,
+        store,
+        pipeline,
+        task,
+        supervisor,
+        reports,
+        arrived,
+        go,
+        mark,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_between_claim_and_launch_starts_no_agent_and_leaves_no_worktree() {
+    let Rig {
+        _dir,
+        store,
+        pipeline,
+        task,
+        supervisor,
+        mut reports,
+        arrived,
+        go,
+        mark,
+    } = rig().await;
 
     // The analyst's job is claimed; its preparation waits at the door.
     assert_eq!(supervisor.dispatch_once().await, 1);
@@ -197,4 +237,83 @@ async fn a_stop_between_claim_and_launch_starts_no_agent_and_leaves_no_worktree(
         runs[0]
     );
     assert_eq!(runs[0].pid, None, "no process was ever recorded");
+}
+
+/// The one killer: with the engine's supervisor attached, a STOP has the
+/// run's watcher stop it (never a second kill by pid from the pipeline), and
+/// returns only once the agent's processes are gone, before the worktree is
+/// removed. Before, the pipeline signalled the processes itself while the
+/// watcher raced it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_of_a_running_agent_is_carried_out_by_the_runs_watcher() {
+    let Rig {
+        _dir,
+        store,
+        pipeline,
+        task,
+        supervisor,
+        mut reports,
+        arrived,
+        go,
+        mark,
+    } = rig().await;
+    pipeline.attach_supervisor(supervisor.clone());
+    assert_eq!(supervisor.dispatch_once().await, 1);
+    tokio::time::timeout(Duration::from_secs(60), arrived.notified())
+        .await
+        .expect("the claimed job reaches its preparation");
+    go.notify_one();
+    // The agent writes its mark as it starts.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !mark.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the agent never started"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let run = store.runs_for_task(task.id).await.unwrap().remove(0);
+    let pid = run.pid.expect("the running agent's monitor is recorded");
+
+    let r = pipeline.stop_task(task.id, "test").await;
+    assert!(r.ok && !r.deferred, "{r:?}");
+    assert_eq!(r.stopped, 1, "{r:?}");
+    assert!(
+        !std::path::Path::new(&format!("/proc/{pid}")).exists()
+            || std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .is_ok_and(|s| s.contains(") Z ")),
+        "the run's monitor {pid} outlived the STOP"
+    );
+    let worktree = pipeline
+        .repos()
+        .worktree_path("demo", &task.branch)
+        .unwrap();
+    assert!(!worktree.exists(), "the worktree stayed");
+    // Who stopped it: the watcher writes its own reason into the run's
+    // stop record; the pipeline's pid-based stop wrote "STOP cancel task …".
+    let stop: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(
+            supervisor
+                .config()
+                .runs_dir
+                .join(run.run_id.as_str())
+                .join("stop.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(stop["reason"], "STOP requested", "{stop}");
+
+    let report = tokio::time::timeout(Duration::from_secs(60), reports.recv())
+        .await
+        .expect("the run is reported")
+        .expect("a report");
+    assert_eq!(
+        (report.outcome, report.end.clone()),
+        (RunOutcome::Cancelled, JobEnd::Cancelled),
+        "{report:?}"
+    );
+    pipeline.on_run_report(&report).await.unwrap();
+    let task = store.get_task(task.id).await.unwrap().unwrap();
+    assert_eq!(task.stage, Stage::Cancelled);
 }

@@ -260,7 +260,10 @@ async fn tc02_stop_active_agent_by_pid() {
     let w = World::new("").await;
     let t = w.task("PL-10", "ORCH-310", Stage::Development).await;
     let (_j, pid) = w.running_with_process(&t, AgentKind::Developer).await;
-    let r = w.pipeline.cancel_task(t.id, "STOP", false, "test").await;
+    let r = w
+        .pipeline
+        .cancel_task(t.id, "STOP", orch_core::cancel::CancelCause::Stop, "test")
+        .await;
     assert!(r.ok && !r.deferred, "{r:?}");
     assert_eq!(r.stopped, 1);
     assert!(gone(pid).await, "the agent (pid {pid}) is still running");
@@ -271,7 +274,10 @@ async fn tc02_idle_agent_no_stop() {
     let w = World::new("").await;
     let t = w.task("PL-11", "ORCH-311", Stage::Development).await;
     w.queued(&t, AgentKind::Developer).await;
-    let r = w.pipeline.cancel_task(t.id, "STOP", false, "test").await;
+    let r = w
+        .pipeline
+        .cancel_task(t.id, "STOP", orch_core::cancel::CancelCause::Stop, "test")
+        .await;
     assert!(r.ok);
     assert_eq!(r.stopped, 0);
 }
@@ -282,7 +288,9 @@ async fn tc03_jobs_cancelled_and_claim_skips() {
     let t = w.task("PL-20", "ORCH-320", Stage::Development).await;
     let jr = w.running(&t, AgentKind::Developer).await;
     let jq = w.queued(&t, AgentKind::Reviewer).await;
-    w.pipeline.cancel_task(t.id, "STOP", false, "test").await;
+    w.pipeline
+        .cancel_task(t.id, "STOP", orch_core::cancel::CancelCause::Stop, "test")
+        .await;
     assert_eq!(w.status(&jq).await, JobStatus::Cancelled);
     assert_eq!(w.status(&jr).await, JobStatus::Cancelled);
     assert!(
@@ -306,7 +314,9 @@ async fn tc05_full_reset_removes_branch_and_worktree() {
         .unwrap();
     assert!(wt.exists());
     let main_before = git(&w.remote(), &["rev-parse", "main"]);
-    w.pipeline.cancel_task(t.id, "STOP", false, "test").await;
+    w.pipeline
+        .cancel_task(t.id, "STOP", orch_core::cancel::CancelCause::Stop, "test")
+        .await;
     assert!(!wt.exists(), "the worktree is removed");
     assert!(
         !w.remote_has(&t.branch),
@@ -344,7 +354,9 @@ async fn tc06_docs_and_task_row_survive() {
     let t = w.task("PL-50", "ORCH-350", Stage::Development).await;
     w.push_branch(&t, "docs/work-items/ORCH-350/02-trz.md")
         .await;
-    w.pipeline.cancel_task(t.id, "STOP", false, "test").await;
+    w.pipeline
+        .cancel_task(t.id, "STOP", orch_core::cancel::CancelCause::Stop, "test")
+        .await;
     // The task row is kept, cancelled.
     assert_eq!(w.stage(&t).await, Stage::Cancelled);
     // The docs artefacts survive in the archive ref.
@@ -367,9 +379,14 @@ async fn tc06_docs_and_task_row_survive() {
 async fn tc07_idempotent_on_cancelled_done_missing() {
     let w = World::new("").await;
     let t = w.task("PL-60", "ORCH-360", Stage::Development).await;
-    w.pipeline.cancel_task(t.id, "STOP", false, "test").await;
+    w.pipeline
+        .cancel_task(t.id, "STOP", orch_core::cancel::CancelCause::Stop, "test")
+        .await;
     let comments = w.comments("PL-60").await.len();
-    let r = w.pipeline.cancel_task(t.id, "STOP", false, "test").await;
+    let r = w
+        .pipeline
+        .cancel_task(t.id, "STOP", orch_core::cancel::CancelCause::Stop, "test")
+        .await;
     assert!(
         r.ok && r.note.to_string().starts_with("already-terminal"),
         "{r:?}"
@@ -380,11 +397,19 @@ async fn tc07_idempotent_on_cancelled_done_missing() {
         "no second notification"
     );
     let t2 = w.task("PL-61", "ORCH-361", Stage::Done).await;
-    let r2 = w.pipeline.cancel_task(t2.id, "STOP", false, "test").await;
+    let r2 = w
+        .pipeline
+        .cancel_task(t2.id, "STOP", orch_core::cancel::CancelCause::Stop, "test")
+        .await;
     assert_eq!(r2.note.to_string(), "already-terminal:done");
     let r3 = w
         .pipeline
-        .cancel_task(TaskId(999_999), "STOP", false, "test")
+        .cancel_task(
+            TaskId(999_999),
+            "STOP",
+            orch_core::cancel::CancelCause::Stop,
+            "test",
+        )
         .await;
     assert_eq!(r3.note.to_string(), "no-task");
 }
@@ -398,7 +423,14 @@ async fn tc08_kill_switch_off_handle_stop_noop() {
     assert_eq!(r.stopped, 0);
     assert_eq!(w.stage(&t).await, Stage::Development);
     assert!(is_alive_pid(pid), "the agent was left alone");
-    w.pipeline.cancel_task(t.id, "cleanup", true, "test").await;
+    w.pipeline
+        .cancel_task(
+            t.id,
+            "cleanup",
+            orch_core::cancel::CancelCause::DeferredStop,
+            "test",
+        )
+        .await;
 }
 
 fn is_alive_pid(pid: i32) -> bool {
@@ -493,7 +525,9 @@ async fn tc11_new_task_starts_pipeline() {
 async fn tc12_reconciler_skips_cancelled() {
     let w = World::new("").await;
     let t = w.task("PL-100", "ORCH-400", Stage::Development).await;
-    w.pipeline.cancel_task(t.id, "STOP", false, "test").await;
+    w.pipeline
+        .cancel_task(t.id, "STOP", orch_core::cancel::CancelCause::Stop, "test")
+        .await;
     let rep = w.pipeline.reconcile_once().await.unwrap();
     assert_eq!(rep.skipped_terminal, 1);
     assert_eq!(rep.repaired, 0);
@@ -519,7 +553,12 @@ async fn tc13_end_to_end_stop() {
     let jq = w.queued(&t, AgentKind::Developer).await;
     let r = w
         .pipeline
-        .cancel_task(t.id, "Plane STOP status", false, "tracker")
+        .cancel_task(
+            t.id,
+            "Plane STOP status",
+            orch_core::cancel::CancelCause::Stop,
+            "tracker",
+        )
         .await;
     assert!(r.ok && !r.deferred);
     assert!(gone(pid).await, "agent stopped");
@@ -562,7 +601,10 @@ async fn d7_stop_in_critical_window_defers() {
         .unwrap();
     let (jr, pid) = w.running_with_process(&t, AgentKind::Deployer).await;
     let jq = w.queued(&t, AgentKind::Developer).await;
-    let r = w.pipeline.cancel_task(t.id, "STOP", false, "test").await;
+    let r = w
+        .pipeline
+        .cancel_task(t.id, "STOP", orch_core::cancel::CancelCause::Stop, "test")
+        .await;
     assert!(r.deferred && r.ok);
     assert_eq!(w.status(&jq).await, JobStatus::Cancelled);
     assert_eq!(w.status(&jr).await, JobStatus::Running);
@@ -581,7 +623,14 @@ async fn d7_stop_in_critical_window_defers() {
     let got = w.store.get_task(t.id).await.unwrap().unwrap();
     assert!(got.cancel_requested_at.is_some());
     assert_eq!(got.stage, Stage::Deploy);
-    w.pipeline.cancel_task(t.id, "cleanup", true, "test").await;
+    w.pipeline
+        .cancel_task(
+            t.id,
+            "cleanup",
+            orch_core::cancel::CancelCause::DeferredStop,
+            "test",
+        )
+        .await;
 }
 
 #[tokio::test]
@@ -631,7 +680,10 @@ async fn d7_lease_held_with_running_actor_still_critical() {
         .await
         .unwrap();
     assert!(v.in_critical_window);
-    let r = w.pipeline.cancel_task(t.id, "STOP", false, "test").await;
+    let r = w
+        .pipeline
+        .cancel_task(t.id, "STOP", orch_core::cancel::CancelCause::Stop, "test")
+        .await;
     assert!(r.deferred);
 }
 
@@ -644,7 +696,10 @@ async fn d7_stop_on_deploy_awaiting_confirm_full_resets() {
         .acquire_merge_lease("orchestrator", t.id, &t.branch)
         .await
         .unwrap();
-    let r = w.pipeline.cancel_task(t.id, "STOP", false, "test").await;
+    let r = w
+        .pipeline
+        .cancel_task(t.id, "STOP", orch_core::cancel::CancelCause::Stop, "test")
+        .await;
     assert!(r.ok && !r.deferred);
     assert_eq!(r.note, CancelNote::Cancelled);
     assert_eq!(w.stage(&t).await, Stage::Cancelled);
@@ -667,8 +722,14 @@ async fn d7_repeated_stop_in_critical_window_no_duplicate_notify() {
         .await
         .unwrap();
     let before = w.comments("PL-435").await.len();
-    let r1 = w.pipeline.cancel_task(t.id, "STOP", false, "test").await;
-    let r2 = w.pipeline.cancel_task(t.id, "STOP", false, "test").await;
+    let r1 = w
+        .pipeline
+        .cancel_task(t.id, "STOP", orch_core::cancel::CancelCause::Stop, "test")
+        .await;
+    let r2 = w
+        .pipeline
+        .cancel_task(t.id, "STOP", orch_core::cancel::CancelCause::Stop, "test")
+        .await;
     assert!(r1.deferred && r1.note.to_string() == "deferred-critical-window");
     assert!(r2.deferred && r2.note.to_string() == "deferred-already-pending");
     let comments = w.comments("PL-435").await;
@@ -694,7 +755,12 @@ async fn d7_deferred_applied_by_finalizer() {
     w.store.set_cancel_requested(t.id).await.unwrap();
     let r = w
         .pipeline
-        .cancel_task(t.id, "deferred", true, "deferred")
+        .cancel_task(
+            t.id,
+            "deferred",
+            orch_core::cancel::CancelCause::DeferredStop,
+            "deferred",
+        )
         .await;
     assert!(r.ok && !r.deferred);
     assert_eq!(w.stage(&t).await, Stage::Cancelled);
@@ -715,7 +781,10 @@ async fn d7_deferred_cancel_applies_when_the_window_closes() {
         .await
         .unwrap();
     let jr = w.running(&t, AgentKind::Deployer).await;
-    let r = w.pipeline.cancel_task(t.id, "STOP", false, "test").await;
+    let r = w
+        .pipeline
+        .cancel_task(t.id, "STOP", orch_core::cancel::CancelCause::Stop, "test")
+        .await;
     assert!(r.deferred);
     w.store
         .complete(jr.id, jr.run_id.as_ref().unwrap())

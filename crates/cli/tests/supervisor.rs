@@ -307,22 +307,24 @@ async fn tc02_stop_kills_the_agent_its_grandchildren_and_escaped_descendants() {
     assert!(pids_now.iter().all(|p| alive(*p)));
     // STOP: cancel the task's jobs, then stop its runs (the engine's order).
     assert_eq!(w.store.cancel_jobs_for_task(t.id, false).await.unwrap(), 1);
-    assert_eq!(sup.stop_task_runs(t.id), 1, "one active run stopped");
-    let r = next_report(&mut rx).await;
-    assert_eq!(
-        (r.outcome, r.end),
-        (RunOutcome::Cancelled, JobEnd::Cancelled)
-    );
+    let stopped = sup.stop_task_runs(t.id).await;
+    assert_eq!(stopped.len(), 1, "one active run stopped");
+    // It returns once the tree is gone: the engine removes the worktree next.
     for p in pids_now {
         assert!(!alive(p), "pid {p} survived the STOP");
     }
+    let r = next_report(&mut rx).await;
+    assert_eq!(
+        (r.run_id, r.outcome, r.end),
+        (stopped[0].clone(), RunOutcome::Cancelled, JobEnd::Cancelled)
+    );
     assert_eq!(
         w.store.get_job(j.id).await.unwrap().unwrap().status,
         JobStatus::Cancelled
     );
     // An idle task (nothing running) has nothing to stop.
     let idle = w.task().await;
-    assert_eq!(sup.stop_task_runs(idle.id), 0);
+    assert!(sup.stop_task_runs(idle.id).await.is_empty());
 }
 
 /// A job cancelled by another process (a queue signal names it) has its

@@ -281,7 +281,14 @@ async fn the_reconciler_lists_once_per_cycle_and_repairs_missed_webhooks() {
         .await
         .unwrap()
         .unwrap();
-    w.pipeline.cancel_task(t2.id, "test", true, "test").await;
+    w.pipeline
+        .cancel_task(
+            t2.id,
+            "test",
+            orch_core::cancel::CancelCause::DeferredStop,
+            "test",
+        )
+        .await;
     let _ = f.move_item(&other, "STOP");
     let s6 = r.run_once().await;
     assert_eq!(s6.repaired, 0, "{s6:?}");

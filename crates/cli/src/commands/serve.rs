@@ -120,6 +120,7 @@ impl Engine {
             cgroup: CgroupMode::Auto,
         };
         let (supervisor, mut reports) = Supervisor::new(store.clone(), preparer, sup_cfg);
+        pipeline.attach_supervisor(supervisor.clone());
         // Repair what a crash left half done before new work is claimed: git's
         // leftovers in the worktrees first, then the pipeline's steps.
         if let Err(e) = pipeline.recover_worktrees().await {

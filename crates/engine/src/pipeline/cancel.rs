@@ -1,9 +1,13 @@
-//! STOP (R-30…R-35, ported from ORCH-090): `cancel_task` with its result
-//! notes, the full reset, and the deferral inside a critical window (D7).
+//! STOP (R-30…R-35, ported from ORCH-090) carried out: `cancel_task` gathers
+//! the facts under the task's lock, `orch_core::cancel::decide_stop` decides
+//! the note and the ordered steps (the full reset, or the deferral inside a
+//! critical window, D7), and this file performs them in that order.
 
 use super::{Pipeline, view::window_facts};
-use orch_core::cancel::{CancelNote, in_critical_window};
-use orch_core::{JobStatus, TaskId};
+use orch_core::cancel::{
+    CancelCause, CancelNote, StopFacts, StopNotice, StopStep, WindowFacts, decide_stop,
+};
+use orch_core::{JobStatus, Task, TaskId};
 use serde::Serialize;
 
 /// What `cancel_task` did.
@@ -59,28 +63,24 @@ impl Pipeline {
         self.stop_task(task.id, source).await
     }
 
-    /// STOP on a task: the kill switch and repo scope, then `cancel_task`.
+    /// A person's STOP on a task (tracker, CLI, API).
     pub async fn stop_task(&self, id: TaskId, source: &str) -> CancelResult {
-        match self.store.get_task(id).await {
-            Ok(Some(t)) if !self.cfg.stop_scope().applies(&t.repo) => {
-                tracing::info!(task = %id, repo = %t.repo, "STOP ignored: the kill switch is off or the repo is out of scope");
-                CancelResult::noop(CancelNote::Disabled, false)
-            }
-            _ => self.cancel_task(id, "STOP", false, source).await,
-        }
+        self.cancel_task(id, "STOP", CancelCause::Stop, source)
+            .await
     }
 
-    /// cancel a task. Never fails: a problem on the way is logged on the
-    /// task and the reset goes on with the next step.
+    /// cancel a task as `orch_core::cancel::decide_stop` says. Never
+    /// fails: a problem on the way is logged on the task and the reset goes
+    /// on with the next step.
     pub async fn cancel_task(
         &self,
         id: TaskId,
         reason: &str,
-        force: bool,
+        cause: CancelCause,
         source: &str,
     ) -> CancelResult {
         let _g = self.lock(id).await;
-        self.cancel_task_unlocked(id, reason, force, source).await
+        self.cancel_task_unlocked(id, reason, cause, source).await
     }
 
     /// `cancel_task` for a caller that already holds the task's lock (a
@@ -89,10 +89,10 @@ impl Pipeline {
         &self,
         id: TaskId,
         reason: &str,
-        force: bool,
+        cause: CancelCause,
         source: &str,
     ) -> CancelResult {
-        match self.cancel_locked(id, reason, force, source).await {
+        match self.cancel_locked(id, reason, cause, source).await {
             Ok(r) => r,
             Err(e) => {
                 tracing::error!(task = %id, error = %e, "cancel failed");
@@ -101,112 +101,175 @@ impl Pipeline {
         }
     }
 
+    /// The facts STOP looks at, read under the task's lock.
+    async fn stop_facts(&self, task: Option<&Task>) -> super::PipelineResult<StopFacts> {
+        let Some(task) = task else {
+            return Ok(StopFacts {
+                stage: None,
+                in_scope: false,
+                window: WindowFacts::default(),
+                cancel_requested: false,
+            });
+        };
+        let window = if task.stage.is_terminal() {
+            WindowFacts::default()
+        } else {
+            window_facts(self.store.as_ref(), task).await?
+        };
+        Ok(StopFacts {
+            stage: Some(task.stage),
+            in_scope: self.cfg.stop_scope().applies(&task.repo),
+            window,
+            cancel_requested: task.cancel_requested_at.is_some(),
+        })
+    }
+
+    /// Gather the facts, let the core decide, carry the plan out in its order.
     async fn cancel_locked(
         &self,
         id: TaskId,
         reason: &str,
-        force: bool,
+        cause: CancelCause,
         source: &str,
     ) -> super::PipelineResult<CancelResult> {
         let began = crate::metered::now();
-        let Some(task) = self.store.get_task(id).await? else {
-            return Ok(CancelResult::noop(CancelNote::NoTask, false));
-        };
-        if task.stage.is_terminal() {
-            return Ok(CancelResult::noop(
-                CancelNote::AlreadyTerminal(task.stage),
-                true,
-            ));
-        }
-        let facts = window_facts(self.store.as_ref(), &task).await?;
-        if !force && in_critical_window(facts) {
-            // only queued jobs go; the running merge/deploy finishes and
-            // its finalizer applies the cancel.
-            self.store.cancel_jobs_for_task(id, true).await?;
-            let first = self.store.set_cancel_requested(id).await?;
-            let note = if first {
-                let msg = format!(
-                    "{reason} ({source}) arrives while an irreversible step is in flight; it applies as soon as that step ends"
-                );
-                // The store logged the first stamp itself (`cancel_requested`).
-                self.notify_cancel(&task, &msg).await;
-                CancelNote::DeferredCriticalWindow
-            } else {
-                CancelNote::DeferredAlreadyPending
-            };
-            return Ok(CancelResult {
-                ok: true,
-                deferred: true,
-                stopped: 0,
-                note,
-                error: None,
-            });
-        }
-        // full reset. Jobs first, so a watcher that sees its run end
-        // finds its claim gone and records the run as cancelled.
-        let running: Vec<_> = self
-            .store
-            .jobs_for_task(id)
-            .await?
-            .into_iter()
-            .filter(|j| j.status == JobStatus::Running)
-            .collect();
-        self.store.cancel_jobs_for_task(id, false).await?;
-        let stopped = self.stop_runs(&task, &running, reason).await;
-
-        let mut problems = Vec::new();
-        if let Err(e) = self.retire_worktree(&task).await {
-            problems.push(format!("removing the worktree: {e}"));
-        }
-        match self
-            .forge
-            .delete_branch(&task.repo, &task.branch, &self.protected(&task.repo))
-            .await
-        {
-            Ok(orch_git::DeleteOutcome::Refused { reason }) => {
-                problems.push(format!("branch kept: {reason}"))
-            }
-            Ok(_) => {}
-            Err(e) if e.message.contains("no mirror") || e.message.contains("NoMirror") => {}
-            Err(e) => problems.push(format!("deleting the remote branch: {e}")),
-        }
-        self.store.release_merge_lease(&task.repo, id).await?;
-        for p in &problems {
-            tracing::warn!(task = %id, problem = %p, "cancel: a step of the reset failed");
-            self.store
-                .append_event(id, self.event("cancel_problem", p.clone()))
-                .await?;
-        }
-        let msg = format!("{reason} ({source}): cancelled; {stopped} agent run(s) stopped");
-        let cancelled = self
-            .store
-            .mark_cancelled(id, self.event("cancelled", msg.clone()))
-            .await?;
-        self.reflect_noting(&cancelled, None, &msg).await;
-        self.notify_cancel(&task, &msg).await;
-        // A deferred STOP counts from the moment it was asked for.
-        let asked = task.cancel_requested_at.unwrap_or(began);
-        crate::metered::stopped(crate::metered::now().since(asked));
-        Ok(CancelResult {
-            ok: true,
-            deferred: false,
-            stopped,
-            note: CancelNote::Cancelled,
+        let task = self.store.get_task(id).await?;
+        let plan = decide_stop(&self.stop_facts(task.as_ref()).await?, cause);
+        let mut result = CancelResult {
+            ok: plan.ok,
+            deferred: plan.deferred,
+            stopped: 0,
+            note: plan.note,
             error: None,
-        })
+        };
+        let Some(task) = task else {
+            return Ok(result);
+        };
+        if plan.note == CancelNote::Disabled {
+            tracing::info!(task = %id, repo = %task.repo, "STOP ignored: the kill switch is off or the repo is out of scope");
+        }
+        // The jobs that were running when the reset began: their runs are
+        // the ones to stop.
+        let mut running = Vec::new();
+        for step in plan.steps {
+            match step {
+                StopStep::CancelQueuedJobs => {
+                    self.store.cancel_jobs_for_task(id, true).await?;
+                }
+                StopStep::RequestCancel => {
+                    // The store's stamp guards against a STOP from another
+                    // process between our read and this write: only the
+                    // first stamp is announced.
+                    if !self.store.set_cancel_requested(id).await? {
+                        result.note = CancelNote::DeferredAlreadyPending;
+                    }
+                }
+                StopStep::CancelAllJobs => {
+                    running = self
+                        .store
+                        .jobs_for_task(id)
+                        .await?
+                        .into_iter()
+                        .filter(|j| j.status == JobStatus::Running)
+                        .collect();
+                    self.store.cancel_jobs_for_task(id, false).await?;
+                }
+                StopStep::StopRuns => {
+                    result.stopped = self.stop_runs(&task, &running, reason).await;
+                }
+                StopStep::RetireWorktree => {
+                    if let Err(e) = self.retire_worktree(&task).await {
+                        self.cancel_problem(id, format!("removing the worktree: {e}"))
+                            .await?;
+                    }
+                }
+                StopStep::DeleteBranch => {
+                    let problem = match self
+                        .forge
+                        .delete_branch(&task.repo, &task.branch, &self.protected(&task.repo))
+                        .await
+                    {
+                        Ok(orch_git::DeleteOutcome::Refused { reason }) => {
+                            Some(format!("branch kept: {reason}"))
+                        }
+                        Ok(_) => None,
+                        // A repo orch never mirrored has no branch to delete.
+                        Err(e)
+                            if e.message.contains("no mirror")
+                                || e.message.contains("NoMirror") =>
+                        {
+                            None
+                        }
+                        Err(e) => Some(format!("deleting the remote branch: {e}")),
+                    };
+                    if let Some(p) = problem {
+                        self.cancel_problem(id, p).await?;
+                    }
+                }
+                StopStep::ReleaseMergeLease => {
+                    self.store.release_merge_lease(&task.repo, id).await?;
+                }
+                StopStep::MarkCancelled => {
+                    let msg = cancelled_message(reason, source, result.stopped);
+                    let cancelled = self
+                        .store
+                        .mark_cancelled(id, self.event("cancelled", msg.clone()))
+                        .await?;
+                    self.reflect_noting(&cancelled, None, &msg).await;
+                }
+                StopStep::Tell(StopNotice::Deferred) => {
+                    if result.note == CancelNote::DeferredCriticalWindow {
+                        let msg = format!(
+                            "{reason} ({source}) arrives while an irreversible step is in flight; it applies as soon as that step ends"
+                        );
+                        self.notify_cancel(&task, &msg).await;
+                    }
+                }
+                StopStep::Tell(StopNotice::Cancelled) => {
+                    let msg = cancelled_message(reason, source, result.stopped);
+                    self.notify_cancel(&task, &msg).await;
+                }
+            }
+        }
+        if result.note == CancelNote::Cancelled {
+            // A deferred STOP counts from the moment it was asked for.
+            let asked = task.cancel_requested_at.unwrap_or(began);
+            crate::metered::stopped(crate::metered::now().since(asked));
+        }
+        Ok(result)
     }
 
-    /// Stop the runs of these (just cancelled) jobs; returns how many had a
-    /// process to stop (TC-02: an idle task stops nothing).
+    /// A step of the reset failed: say so on the task and go on.
+    async fn cancel_problem(&self, id: TaskId, problem: String) -> super::PipelineResult<()> {
+        tracing::warn!(task = %id, problem = %problem, "cancel: a step of the reset failed");
+        self.store
+            .append_event(id, self.event("cancel_problem", problem))
+            .await?;
+        Ok(())
+    }
+
+    /// Stop the runs of these (just cancelled) jobs and wait until their
+    /// processes are gone; returns how many runs were stopped (TC-02: an
+    /// idle task stops nothing). The supervisor of this process stops the
+    /// runs it watches (the one killer); a run no live watcher here owns —
+    /// its watcher died with a previous orch, or no engine runs in this
+    /// process — is stopped by its recorded process identity.
     async fn stop_runs(
         &self,
         task: &orch_core::Task,
         jobs: &[orch_core::Job],
         reason: &str,
     ) -> u32 {
+        let owned = match self.supervisor.get() {
+            Some(s) => s.stop_task_runs(task.id).await,
+            None => Vec::new(),
+        };
         let mut handles = Vec::new();
         for j in jobs {
             let Some(run_id) = &j.run_id else { continue };
+            if owned.contains(run_id) {
+                continue;
+            }
             match self.store.get_run(run_id).await {
                 Ok(Some(run)) => {
                     if let Some(h) = crate::supervisor::handle_of(&run, &self.runs_dir) {
@@ -219,7 +282,7 @@ impl Pipeline {
                 }
             }
         }
-        let n = handles.len() as u32;
+        let n = (owned.len() + handles.len()) as u32;
         let policy = self.stop_policy;
         let why = format!("STOP cancel task {}: {reason}", task.id);
         let reports = tokio::task::spawn_blocking(move || {
@@ -253,4 +316,8 @@ impl Pipeline {
         )
         .await;
     }
+}
+
+fn cancelled_message(reason: &str, source: &str, stopped: u32) -> String {
+    format!("{reason} ({source}): cancelled; {stopped} agent run(s) stopped")
 }

@@ -212,7 +212,7 @@ impl Pipeline {
                 .cancel_task_unlocked(
                     task.id,
                     "STOP (deferred until the merge ended)",
-                    true,
+                    orch_core::cancel::CancelCause::DeferredStop,
                     "deferred",
                 )
                 .await;
@@ -459,7 +459,7 @@ impl Pipeline {
                 .cancel_task_unlocked(
                     task.id,
                     "STOP (deferred until the deploy ended)",
-                    true,
+                    orch_core::cancel::CancelCause::DeferredStop,
                     "deferred",
                 )
                 .await;

@@ -86,6 +86,10 @@ pub struct Pipeline {
     notification_queued: Arc<tokio::sync::Notify>,
     /// Every write to the tracker goes through it (durable, in order).
     tracker_outbox: Arc<crate::tracker_outbox::TrackerOutbox>,
+    /// The supervisor of the engine this pipeline runs in, once attached:
+    /// STOP asks it to stop the runs it watches (it is the one code that
+    /// signals agents).
+    supervisor: std::sync::OnceLock<Arc<crate::supervisor::Supervisor>>,
 }
 
 impl Pipeline {
@@ -124,6 +128,15 @@ impl Pipeline {
             locks: Mutex::new(HashMap::new()),
             job_queued: Arc::new(tokio::sync::Notify::new()),
             notification_queued: Arc::new(tokio::sync::Notify::new()),
+            supervisor: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// The engine's supervisor: from now on a STOP has it stop the runs it
+    /// watches instead of signalling their processes itself. Attached once.
+    pub fn attach_supervisor(&self, supervisor: Arc<crate::supervisor::Supervisor>) {
+        if self.supervisor.set(supervisor).is_err() {
+            tracing::warn!("a supervisor was attached to the pipeline twice; the first one stays");
         }
     }
 
@@ -488,7 +501,12 @@ impl Pipeline {
             Effect::DeployFailed(why) => self.deploy_failed(task, &why).await,
             Effect::ApplyDeferredCancel => {
                 let r = self
-                    .cancel_task_unlocked(task.id, "deferred STOP applied", true, "deferred")
+                    .cancel_task_unlocked(
+                        task.id,
+                        "deferred STOP applied",
+                        orch_core::cancel::CancelCause::DeferredStop,
+                        "deferred",
+                    )
                     .await;
                 Ok(format!("deferred STOP applied: {}", r.note))
             }

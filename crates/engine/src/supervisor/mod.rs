@@ -126,6 +126,19 @@ pub struct RunReport {
 struct Active {
     task: TaskId,
     stop: Arc<Notify>,
+    /// Set once the run's processes are gone (it exited, or its watcher
+    /// stopped it): what a STOP waits for before the worktree goes.
+    gone: Arc<tokio::sync::watch::Sender<bool>>,
+}
+
+impl Active {
+    fn new(task: TaskId) -> Active {
+        Active {
+            task,
+            stop: Arc::new(Notify::new()),
+            gone: Arc::new(tokio::sync::watch::Sender::new(false)),
+        }
+    }
 }
 
 pub struct Supervisor {
@@ -178,16 +191,39 @@ impl Supervisor {
         self.lock_active().keys().cloned().collect()
     }
 
-    /// Stop every run of `task` now (STOP). Returns how many were signalled;
-    /// their watchers record the runs as cancelled.
-    pub fn stop_task_runs(&self, task: TaskId) -> usize {
-        let active = self.lock_active();
-        let mut n = 0;
-        for a in active.values().filter(|a| a.task == task) {
-            a.stop.notify_one();
-            n += 1;
+    /// Stop every run of `task` that this supervisor watches, and wait
+    /// until their processes are gone (STOP: the supervisor is the one code
+    /// that signals agents; each run's watcher stops its tree and records the
+    /// run as cancelled). Returns the runs that were stopped.
+    pub async fn stop_task_runs(&self, task: TaskId) -> Vec<RunId> {
+        let signalled: Vec<(RunId, tokio::sync::watch::Receiver<bool>)> = {
+            let active = self.lock_active();
+            active
+                .iter()
+                .filter(|(_, a)| a.task == task)
+                .map(|(run, a)| {
+                    a.stop.notify_one();
+                    (run.clone(), a.gone.subscribe())
+                })
+                .collect()
+        };
+        // A stop ends within its graces and the kill wait; past that (a
+        // watcher wedged on something else) the cancel goes on and says so.
+        let limit = self.cfg.stop.grace_int
+            + self.cfg.stop.grace_term
+            + self.cfg.stop.kill_wait
+            + std::time::Duration::from_secs(5);
+        let mut stopped = Vec::with_capacity(signalled.len());
+        for (run, mut gone) in signalled {
+            match tokio::time::timeout(limit, gone.wait_for(|g| *g)).await {
+                Ok(_) => {}
+                Err(_) => {
+                    tracing::error!(run = %run, "STOP: the run's watcher did not end it in time")
+                }
+            }
+            stopped.push(run);
         }
-        n
+        stopped
     }
 
     /// Another process cancelled `job` (a queue signal said so): stop its

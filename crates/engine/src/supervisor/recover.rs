@@ -119,10 +119,7 @@ impl Supervisor {
                 // see the run as soon as recovery returns.
                 self.lock_active()
                     .entry(run_id.clone())
-                    .or_insert_with(|| super::Active {
-                        task: task.id,
-                        stop: Arc::new(tokio::sync::Notify::new()),
-                    });
+                    .or_insert_with(|| super::Active::new(task.id));
                 let sup = self.clone();
                 let span = super::run_span(&job);
                 tokio::spawn(tracing::Instrument::instrument(

@@ -69,15 +69,13 @@ impl Supervisor {
         let run = handle.run_id.clone();
         // Recovery may have registered the run already (so it is visible the
         // moment `recover` returns); keep its stop signal.
-        let stop = self
-            .lock_active()
-            .entry(run.clone())
-            .or_insert_with(|| Active {
-                task: task.id,
-                stop: Arc::new(Notify::new()),
-            })
-            .stop
-            .clone();
+        let (stop, gone) = {
+            let mut active = self.lock_active();
+            let a = active
+                .entry(run.clone())
+                .or_insert_with(|| Active::new(task.id));
+            (a.stop.clone(), a.gone.clone())
+        };
         let mut adapter = adapter_for(adapter);
         let mut tail = LogTail::new(handle.run_dir.join(run_dir::OUTPUT_LOG));
         let ending = self
@@ -92,6 +90,8 @@ impl Supervisor {
                 &stop,
             )
             .await;
+        // Exited or stopped: no process of the run is left.
+        gone.send_replace(true);
         let limit = match ending {
             Ending::Stopped { .. } => AFTER_STOP_BYTES,
             // `follow` read up to the end already; this is what the monitor's
