@@ -8,6 +8,7 @@ use std::sync::Arc;
 pub async fn serve(
     listener: tokio::net::TcpListener,
     pipeline: Arc<Pipeline>,
+    providers: Arc<orch_integrations::providers::Providers>,
     cfg: &Config,
     local_token: Option<String>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
@@ -21,6 +22,7 @@ pub async fn serve(
     }
     let state = orch_server::ApiState {
         pipeline,
+        providers,
         token,
         local_token,
     };

@@ -1,6 +1,7 @@
 //! orch's engine: the imperative shell that carries out the core's decisions
 //! against the store and the machine.
 //!
+//! - `engine`: the loops `orch serve` runs, built once and started as one.
 //! - `supervisor`: claims jobs, launches their agents under a monitor, watches
 //!   them (heartbeat, timeouts, budget), records outcomes, re-adopts runs after
 //!   a restart and reaps lost ones.
@@ -12,6 +13,7 @@
 //! - `status`: the `/queue` snapshot.
 //! - `metered`: the metrics recorded where things happen (runs, STOP, port errors).
 
+pub mod engine;
 mod metered;
 pub mod notify;
 pub mod pipeline;
@@ -19,3 +21,5 @@ pub mod ports;
 pub mod status;
 pub mod supervisor;
 pub mod tracker_outbox;
+
+pub use engine::{Engine, EngineParts};

@@ -161,6 +161,22 @@ pub trait Tracker: Send + Sync {
 }
 
 /// Where outgoing notifications go: a POST of JSON to a webhook URL.
+/// What one reconcile pass did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReconcileSummary {
+    pub repaired: u32,
+    pub errors: u32,
+    /// Requests the pass sent to the tracker.
+    pub api_calls: u64,
+}
+
+/// A tracker's listing reconciler (Plane, GitHub Issues): one pass lists the
+/// tracker's items and repairs the gate moves no webhook reported.
+#[async_trait]
+pub trait TrackerReconciler: Send + Sync {
+    async fn run_once(&self) -> ReconcileSummary;
+}
+
 #[async_trait]
 pub trait NotifyPoster: Send + Sync {
     /// Post `body`; an answer other than 2xx is an error. The error must not

@@ -2,10 +2,13 @@
 //! which tracker and forge the pipeline talks to, the webhook receivers'
 //! secrets, the ingest and the reconciler.
 //!
-//! Clients are shared per process and per credential (a registry keyed by
-//! the provider's URL and the name of its key's variable): Plane's budget is
-//! per API key, so the pipeline's calls and the webhooks' state lookups must
-//! draw from one budget and one circuit breaker.
+//! `orch serve` builds `Providers` once and hands the same clients to the
+//! pipeline, the webhooks' ingest and the reconciler: a provider's budget is
+//! per credential (Plane's per API key, GitHub's per token), so every call
+//! of the process must draw from one budget and one circuit breaker. When
+//! GitHub is both the tracker and the forge with the same URL and token,
+//! both use one client for the same reason. No registry behind the scenes:
+//! who needs a client gets it from the one `Providers`.
 
 use crate::gitea::{GiteaClient, GiteaForge, full_name_from_remote};
 use crate::github::{GithubClient, GithubForge, GithubIssuesTracker, GithubReconciler};
@@ -17,8 +20,8 @@ use orch_engine::pipeline::Pipeline;
 use orch_engine::ports::{BuiltinTracker, Forge, LocalForge, Tracker};
 use orch_git::RepoStore;
 use orch_store::Store;
-use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// A webhook receiver's settings: the secret (if its variable is set),
 /// whether unsigned deliveries are knowingly accepted, and the variable name.
@@ -38,56 +41,18 @@ pub struct Providers {
     pub forge_repos: BTreeMap<String, String>,
 }
 
-static PLANE_TRACKERS: OnceLock<Mutex<HashMap<String, Arc<PlaneTracker>>>> = OnceLock::new();
-static GITEA_CLIENTS: OnceLock<Mutex<HashMap<String, Arc<GiteaClient>>>> = OnceLock::new();
-
-/// The client registered under `key`, made on first use.
-fn shared<T>(
-    map: &'static OnceLock<Mutex<HashMap<String, Arc<T>>>>,
-    key: String,
-    make: impl FnOnce() -> Option<T>,
-) -> Option<Arc<T>> {
-    let mut map = map
-        .get_or_init(Default::default)
-        .lock()
-        .unwrap_or_else(|p| p.into_inner());
-    if let Some(c) = map.get(&key) {
-        return Some(c.clone());
-    }
-    let c = Arc::new(make()?);
-    map.insert(key, c.clone());
-    Some(c)
-}
-
 impl Providers {
     /// From the config, reading secrets from the environment.
     pub fn from_config(cfg: &Config, repos: &RepoStore) -> Providers {
-        Self::build(
-            cfg,
-            repos,
-            &|name| cfg.secret(name),
-            CallPolicy::default(),
-            true,
-        )
+        Self::with(cfg, repos, &|name| cfg.secret(name), CallPolicy::default())
     }
 
-    /// As `from_config`, with the secrets and call policy given (tests), and
-    /// clients never shared.
+    /// As `from_config`, with the secrets and call policy given (tests).
     pub fn with(
         cfg: &Config,
         repos: &RepoStore,
         secret: &dyn Fn(&str) -> Option<String>,
         policy: CallPolicy,
-    ) -> Providers {
-        Self::build(cfg, repos, secret, policy, false)
-    }
-
-    fn build(
-        cfg: &Config,
-        repos: &RepoStore,
-        secret: &dyn Fn(&str) -> Option<String>,
-        policy: CallPolicy,
-        share: bool,
     ) -> Providers {
         let mut out = Providers {
             plane: None,
@@ -108,28 +73,15 @@ impl Providers {
             }
             let mut pol = policy.clone();
             pol.per_minute = Some(p.calls_per_minute.max(1));
-            let make = || match PlaneClient::new(&p.base_url, &p.workspace, &key, pol) {
-                Ok(c) => Some(PlaneTracker::new(Arc::new(c), plane_projects(cfg))),
+            out.plane = match PlaneClient::new(&p.base_url, &p.workspace, &key, pol) {
+                Ok(c) => Some(Arc::new(PlaneTracker::new(
+                    Arc::new(c),
+                    plane_projects(cfg),
+                ))),
                 Err(e) => {
                     tracing::error!(error = %e, "cannot build the Plane client");
                     None
                 }
-            };
-            // Shared: one budget per key, and one memory of which project each item is in.
-            out.plane = if share {
-                shared(
-                    &PLANE_TRACKERS,
-                    format!(
-                        "{}|{}|{}|{:?}",
-                        p.base_url,
-                        p.workspace,
-                        p.api_key_env,
-                        plane_projects(cfg)
-                    ),
-                    make,
-                )
-            } else {
-                make().map(Arc::new)
             };
         }
         if cfg.forge.kind == ForgeKind::Gitea
@@ -142,21 +94,12 @@ impl Providers {
                     g.token_env
                 );
             }
-            let make = || match GiteaClient::new(&g.base_url, &token, policy.clone()) {
-                Ok(c) => Some(c),
+            let client = match GiteaClient::new(&g.base_url, &token, policy.clone()) {
+                Ok(c) => Some(Arc::new(c)),
                 Err(e) => {
                     tracing::error!(error = %e, "cannot build the Gitea client");
                     None
                 }
-            };
-            let client = if share {
-                shared(
-                    &GITEA_CLIENTS,
-                    format!("{}|{}", g.base_url, g.token_env),
-                    make,
-                )
-            } else {
-                make().map(Arc::new)
             };
             let names = forge_names(cfg, &g.repos);
             out.forge_repos = names.iter().map(|(k, v)| (v.clone(), k.clone())).collect();
@@ -167,6 +110,8 @@ impl Providers {
                 ));
             }
         }
+        // The GitHub forge's client, with its URL and token variable.
+        let mut github_client: Option<(String, String, Arc<GithubClient>)> = None;
         if cfg.forge.kind == ForgeKind::Github
             && let Some(g) = &cfg.forge.github
         {
@@ -181,8 +126,10 @@ impl Providers {
             out.forge_repos = names.iter().map(|(k, v)| (v.clone(), k.clone())).collect();
             match GithubClient::new(&g.base_url, &token, policy.clone()) {
                 Ok(c) => {
+                    let c = Arc::new(c);
+                    github_client = Some((g.base_url.clone(), g.token_env.clone(), c.clone()));
                     out.github = Some(Arc::new(
-                        GithubForge::new(Arc::new(c), repos.clone(), names, &g.merge_method)
+                        GithubForge::new(c, repos.clone(), names, &g.merge_method)
                             .with_web_base(&crate::github::web_base(&g.base_url)),
                     ))
                 }
@@ -193,10 +140,19 @@ impl Providers {
             && let Some(t) = &cfg.tracker.github
         {
             let token = secret(&t.token_env).unwrap_or_default();
-            match GithubClient::new(&t.base_url, &token, policy.clone()) {
+            // The forge's client when it is the same account: one rate budget.
+            let same = github_client
+                .take()
+                .filter(|(url, env, _)| *url == t.base_url && *env == t.token_env)
+                .map(|(_, _, c)| c);
+            let client = match same {
+                Some(c) => Ok(c),
+                None => GithubClient::new(&t.base_url, &token, policy.clone()).map(Arc::new),
+            };
+            match client {
                 Ok(c) => {
                     out.github_issues = Some(Arc::new(GithubIssuesTracker::new(
-                        Arc::new(c),
+                        c,
                         issue_repos(cfg, &t.repos),
                         cfg.tracker.states.clone(),
                     )))
@@ -264,6 +220,18 @@ impl Reconciler {
         match self {
             Reconciler::Plane(r) => r.run_once().await,
             Reconciler::Github(r) => r.run_once().await,
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl orch_engine::ports::TrackerReconciler for Reconciler {
+    async fn run_once(&self) -> orch_engine::ports::ReconcileSummary {
+        let st = Reconciler::run_once(self).await;
+        orch_engine::ports::ReconcileSummary {
+            repaired: st.repaired,
+            errors: st.errors,
+            api_calls: st.api_calls,
         }
     }
 }
@@ -363,4 +331,38 @@ pub fn receivers(
                 .map(|t| mk(&t.webhook_secret_env, false))
         });
     [plane, gitea, github]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn github_both(tracker_token_env: &str) -> Config {
+        Config::from_toml_str(&format!(
+            "[tracker]\nkind = \"github\"\n[tracker.github]\nbase_url = \"http://127.0.0.1:9\"\n\
+             repos = [\"team/demo\"]\ntoken_env = \"{tracker_token_env}\"\n\
+             [forge]\nkind = \"github\"\n[forge.github]\nbase_url = \"http://127.0.0.1:9\"\n\
+             token_env = \"ORCH_GITHUB_TOKEN\"\n\
+             [[repos]]\nname = \"demo\"\nremote = \"https://example.invalid/team/demo.git\"\n"
+        ))
+        .unwrap()
+    }
+
+    fn build(cfg: &Config) -> Providers {
+        let repos = RepoStore::new(std::env::temp_dir().join("orch-providers-test"));
+        Providers::with(cfg, &repos, &|_| Some("t".into()), CallPolicy::default())
+    }
+
+    /// GitHub as tracker and forge with one account: one client, so one rate
+    /// budget and one circuit breaker for every call of the process.
+    #[test]
+    fn github_tracker_and_forge_of_one_account_share_one_client() {
+        let p = build(&github_both("ORCH_GITHUB_TOKEN"));
+        let (forge, issues) = (p.github.unwrap(), p.github_issues.unwrap());
+        assert!(Arc::ptr_eq(forge.client(), issues.client()));
+        // Another token is another account: another budget.
+        let p = build(&github_both("ORCH_OTHER_TOKEN"));
+        let (forge, issues) = (p.github.unwrap(), p.github_issues.unwrap());
+        assert!(!Arc::ptr_eq(forge.client(), issues.client()));
+    }
 }

@@ -62,6 +62,10 @@ async fn main() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let state = orch_server::ApiState {
+        providers: Arc::new(orch_integrations::providers::Providers::from_config(
+            pipeline.config(),
+            pipeline.repos(),
+        )),
         pipeline,
         token: Some(TOKEN.into()),
         local_token: None,

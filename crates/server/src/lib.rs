@@ -56,6 +56,9 @@ pub const BODY_LIMIT: usize = 1024 * 1024;
 #[derive(Clone)]
 pub struct ApiState {
     pub pipeline: Arc<Pipeline>,
+    /// The providers `pipeline` was built on: the webhooks' ingest uses the
+    /// same clients (`Providers` is made once per process).
+    pub providers: Arc<orch_integrations::providers::Providers>,
     /// The bearer token mutating requests need. `None` (or empty): every
     /// mutating request is refused, saying which variable to set.
     pub token: Option<String>,
@@ -104,7 +107,7 @@ fn build(state: ApiState, closing: watch::Receiver<bool>) -> Router {
     // Installed before any request, so the engine's counters are recorded from the start.
     metrics::handle();
     // Webhooks authenticate by signature, so they join after the token layer.
-    let hooks = webhooks::router(webhooks::Webhooks::from_pipeline(&state.pipeline));
+    let hooks = webhooks::router(webhooks::Webhooks::new(&state.pipeline, &state.providers));
     let shared: AppState = Arc::new(Shared {
         api: state,
         closing,

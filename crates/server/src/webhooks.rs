@@ -189,11 +189,14 @@ async fn handle(h: &Webhooks, provider: Provider, headers: &HeaderMap, body: &[u
 
 impl Webhooks {
     /// The receivers orch.toml configures, with secrets from the environment
-    /// and the real ingest (Plane tracker, forge repos) behind them.
-    pub fn from_pipeline(pipeline: &Arc<orch_engine::pipeline::Pipeline>) -> Webhooks {
-        use orch_integrations::providers::{Providers, receivers};
+    /// and the real ingest behind them, on the providers the pipeline was
+    /// built on (the same clients: one budget per credential).
+    pub fn new(
+        pipeline: &Arc<orch_engine::pipeline::Pipeline>,
+        providers: &orch_integrations::providers::Providers,
+    ) -> Webhooks {
+        use orch_integrations::providers::receivers;
         let cfg = pipeline.config();
-        let providers = Providers::from_config(cfg, pipeline.repos());
         let [plane, gitea, github] = receivers(cfg, &|n| cfg.secret(n));
         let conv = |r: orch_integrations::providers::ReceiverSettings| Receiver {
             secret: r.secret,

@@ -200,7 +200,7 @@ pub async fn run(a: &QuickstartArgs) -> CliResult {
         })
         .await?;
     let engine = Engine::start(&cfg, store.clone()).await?;
-    let pipeline = engine.pipeline.clone();
+    let pipeline = engine.pipeline().clone();
     let start = pipeline
         .start_item(KEY)
         .await

@@ -1,23 +1,28 @@
-//! `orch serve`: the pipeline, the supervisor (dispatcher, watchers, reaper),
-//! the ticker that repairs half-done steps, and the HTTP API, in one process.
+//! `orch serve`: the engine (`orch_engine::Engine`: the pipeline, the
+//! supervisor, the ticker, the outboxes) and the HTTP API, in one process,
+//! built once from the configuration.
 //!
 //! SIGTERM/SIGINT stop claiming and leave running agents alone: the next
 //! `orch serve` re-adopts them.
 
 use crate::error::{CliError, CliResult};
-use orch_agent::process::{CgroupMode, MonitorCommand, StopPolicy};
+use orch_agent::process::MonitorCommand;
 use orch_config::Config;
-use orch_engine::pipeline::{Pipeline, PipelinePreparer};
-use orch_engine::supervisor::{AgentEnv, Budget, Supervisor, SupervisorConfig};
+use orch_engine::EngineParts;
+use orch_engine::pipeline::Pipeline;
+use orch_engine::ports::{NotifyPoster, TrackerReconciler};
+use orch_integrations::providers::Providers;
 use orch_store::Store;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Everything `orch serve` runs, started; `shutdown` stops it gracefully.
+/// Everything `orch serve` runs, started, with the data folder's lock held
+/// while it runs; `shutdown` stops it gracefully.
 pub struct Engine {
-    pub pipeline: Arc<Pipeline>,
-    pub supervisor: Arc<Supervisor>,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
+    pub inner: orch_engine::Engine,
+    /// The providers the engine's pipeline was built on; the webhooks use
+    /// the same clients (one budget per credential).
+    pub providers: Arc<Providers>,
     /// Held while the engine runs; the kernel drops it when the process dies.
     _lock: DataDirLock,
 }
@@ -71,254 +76,58 @@ impl DataDirLock {
 }
 
 impl Engine {
+    /// Take the data folder, build the providers, the pipeline and the rest
+    /// once, and start the engine on them.
     pub async fn start(cfg: &Config, store: Arc<dyn Store>) -> CliResult<Engine> {
         let lock = DataDirLock::take(cfg)?;
         let worker = worker_id();
-        let pipeline = super::pipeline(cfg, store.clone(), &format!("worker:{worker}"));
-        let cfg_arc = Arc::new(cfg.clone());
-        for repo in &cfg.repos {
-            let remote = cfg.repo_remote(repo);
-            if let Err(e) = pipeline.repos().ensure_mirror(&repo.name, &remote).await {
-                eprintln!("warning: repo {}: cannot mirror {remote}: {e}", repo.name);
-            }
-        }
-        if let Err(e) = pipeline.repos().prune_stale().await {
-            tracing::warn!(error = %e, "pruning stale worktrees failed");
-        }
-        let preparer = Arc::new(PipelinePreparer::new(
+        let repos = orch_git::RepoStore::new(cfg.repos_dir());
+        let providers = Arc::new(Providers::from_config(cfg, &repos));
+        let pipeline = Arc::new(providers.pipeline(
             store.clone(),
-            cfg_arc.clone(),
-            pipeline.repos().clone(),
+            Arc::new(cfg.clone()),
+            &format!("worker:{worker}"),
         ));
         let monitor =
             MonitorCommand::current_exe().map_err(|e| CliError::Runtime(anyhow::anyhow!("{e}")))?;
-        let sup_cfg = SupervisorConfig {
-            worker: orch_core::WorkerId(worker),
-            runs_dir: cfg.runs_dir(),
-            lease: cfg.lease(),
-            heartbeat: cfg.heartbeat(),
-            poll: cfg.poll_interval(),
-            tick: Duration::from_secs(1),
-            limits: cfg.limits(),
-            gates: cfg.gates(),
-            retry: cfg.retry_policy(),
-            stop: StopPolicy {
-                grace_int: cfg.stop_grace_int(),
-                grace_term: cfg.stop_grace_term(),
-                kill_wait: Duration::from_secs(10),
-            },
-            budget: Budget {
-                max_tokens: cfg.budget.max_tokens,
-                max_cost_usd: cfg.budget.max_cost_usd,
-                max_wall_secs: cfg.budget.max_wall_secs,
-            },
-            env: AgentEnv {
-                allow: cfg.agent_env.allow.clone(),
-                set: cfg.agent_env.set.clone(),
-            },
-            monitor,
-            cgroup: CgroupMode::Auto,
-        };
-        let (supervisor, mut reports) = Supervisor::new(store.clone(), preparer, sup_cfg);
-        pipeline.attach_supervisor(supervisor.clone());
-        // Repair what a crash left half done before new work is claimed: git's
-        // leftovers in the worktrees first, then the pipeline's steps.
-        if let Err(e) = pipeline.recover_worktrees().await {
-            tracing::warn!(error = %e, "clearing crash leftovers in the worktrees failed");
-        }
-        if let Err(e) = pipeline.tick_all().await {
-            tracing::warn!(error = %e, "start-up tick failed");
-        }
-        let mut tasks = supervisor.start().await;
-        // A job queued by this process (API, webhook, ticker) is claimed at once.
-        {
-            let (queued, s) = (pipeline.job_queued(), supervisor.clone());
-            tasks.push(tokio::spawn(async move {
-                loop {
-                    queued.notified().await;
-                    s.wake();
-                }
-            }));
-        }
-        // Writes by other processes sharing the store (another node, the CLI
-        // without an engine) wake this one at once on PostgreSQL
-        // (LISTEN/NOTIFY, `Store::queue_signals`); SQLite has no signals.
-        // The dispatcher's poll and the ticker below stay the fallback.
-        match store.queue_signals().await {
-            Ok(Some(signals)) => tasks.extend(follow_signals(
-                signals,
-                pipeline.clone(),
-                supervisor.clone(),
-            )),
-            Ok(None) => {}
-            Err(e) => tracing::warn!(
-                error = %e,
-                "cannot listen for queue signals; other nodes' work is seen at the next poll"
-            ),
-        }
-        // The tracker's writes that failed (an outage, a refusal) are retried
-        // in order until the tracker takes them, across restarts.
-        tasks.push(tokio::spawn(
-            pipeline.tracker_outbox().run(Duration::from_secs(2)),
-        ));
-        // Outgoing notifications: post what the outbox holds, at once
-        // when the pipeline writes, and retries on a timer.
-        if !cfg.notify.is_empty() {
+        let reconciler = providers
+            .reconciler(pipeline.clone())
+            .map(|r| Arc::new(r) as Arc<dyn TrackerReconciler>);
+        let poster = if cfg.notify.is_empty() {
+            None
+        } else {
             match orch_integrations::notify::HttpPoster::new(Duration::from_secs(10)) {
-                Ok(poster) => {
-                    let outbox = orch_engine::notify::Outbox::new(
-                        store.clone(),
-                        &cfg.notify,
-                        &|name| cfg.secret(name),
-                        Arc::new(poster),
-                        pipeline.notification_queued(),
-                    );
-                    tasks.push(tokio::spawn(outbox.run(Duration::from_secs(2))));
+                Ok(p) => Some(Arc::new(p) as Arc<dyn NotifyPoster>),
+                Err(e) => {
+                    tracing::error!(error = %e, "notifications cannot be sent");
+                    None
                 }
-                Err(e) => tracing::error!(error = %e, "notifications cannot be sent"),
             }
-        }
-        // A finished run moves its task on at once.
-        {
-            let (p, s) = (pipeline.clone(), supervisor.clone());
-            tasks.push(tokio::spawn(async move {
-                while let Some(r) = reports.recv().await {
-                    if let Err(e) = p.on_run_report(&r).await {
-                        tracing::warn!(task = %r.task_id, error = %e, "tick after a run failed");
-                    }
-                    s.wake();
-                }
-            }));
-        }
-        // The level-triggered ticker: gates moved by other processes (the CLI),
-        // leases freed, restarts.
-        {
-            let (p, s) = (pipeline.clone(), supervisor.clone());
-            let plane = orch_integrations::providers::Providers::from_config(cfg, pipeline.repos())
-                .reconciler(pipeline.clone());
-            let every = cfg.poll_interval().max(Duration::from_millis(200));
-            tasks.push(tokio::spawn(async move {
-                for n in 0u64.. {
-                    tokio::time::sleep(every).await;
-                    if let Err(e) = p.tick_all().await {
-                        tracing::warn!(error = %e, "tick failed");
-                    }
-                    // The reconciler repairs gate states nobody told us about.
-                    if n % 25 == 0 {
-                        // Plane or GitHub Issues: one listing per project per cycle.
-                        if let Some(r) = &plane {
-                            let st = r.run_once().await;
-                            if st.repaired > 0 || st.errors > 0 {
-                                tracing::info!(
-                                    repaired = st.repaired,
-                                    errors = st.errors,
-                                    calls = st.api_calls,
-                                    "reconciled with the tracker"
-                                );
-                            }
-                        } else {
-                            match p.reconcile_once().await {
-                                Ok(r) if r.repaired > 0 => tracing::info!(
-                                    repaired = r.repaired,
-                                    skipped_terminal = r.skipped_terminal,
-                                    "reconciled"
-                                ),
-                                Ok(_) => {}
-                                Err(e) => tracing::warn!(error = %e, "reconcile failed"),
-                            }
-                        }
-                    }
-                    s.wake();
-                }
-            }));
-        }
-        Ok(Engine {
+        };
+        let inner = orch_engine::Engine::start(EngineParts {
+            store,
             pipeline,
-            supervisor,
-            tasks,
+            reconciler,
+            poster,
+            monitor,
+            worker,
+        })
+        .await;
+        Ok(Engine {
+            inner,
+            providers,
             _lock: lock,
         })
     }
 
+    pub fn pipeline(&self) -> &Arc<Pipeline> {
+        &self.inner.pipeline
+    }
+
     /// Stop claiming and ticking; running agents keep running (re-adopted later).
     pub fn shutdown(self) {
-        self.supervisor.shutdown();
-        for t in self.tasks {
-            t.abort();
-        }
+        self.inner.shutdown();
     }
-}
-
-/// Act on queue signals from other processes. What each one does, and why:
-/// - every signal wakes the dispatcher: claiming is one statement that
-///   evaluates every gate (dependencies, the serial gate, limits), so a new
-///   job, a freed limit slot or an opened gate is claimed at once;
-/// - a cancelled job whose run this node watches is stopped now
-///   (`Supervisor::stop_cancelled_job`) rather than at its next heartbeat;
-/// - a task created, moved, cancelled or releasing a lease is ticked, that
-///   task only (a task another process added gets its first job at once).
-///   Not `tick_all`: every node hears every move of the cluster, and a
-///   pass over all tasks per move would grow with the table; the ticker
-///   keeps doing that pass every poll. Ticks go through a set drained by
-///   one loop, so a burst of signals for one task costs one tick and a burst
-///   for many tasks never runs more than one tick at a time;
-/// - `Resync` (the listener reconnected and may have missed signals) does
-///   what a poll does: a dispatch and a `tick_all`.
-fn follow_signals(
-    mut signals: orch_store::QueueSignals,
-    pipeline: Arc<Pipeline>,
-    supervisor: Arc<Supervisor>,
-) -> [tokio::task::JoinHandle<()>; 2] {
-    use orch_store::QueueSignal;
-    use std::collections::BTreeSet;
-    // Tasks to tick; `None` in it: tick them all.
-    let pending: Arc<std::sync::Mutex<BTreeSet<Option<orch_core::TaskId>>>> = Arc::default();
-    let nudge = Arc::new(tokio::sync::Notify::new());
-    let ticker = {
-        let (pending, nudge, p, s) = (pending.clone(), nudge.clone(), pipeline, supervisor.clone());
-        tokio::spawn(async move {
-            loop {
-                nudge.notified().await;
-                let due = std::mem::take(&mut *pending.lock().unwrap_or_else(|e| e.into_inner()));
-                if due.contains(&None) {
-                    if let Err(e) = p.tick_all().await {
-                        tracing::warn!(error = %e, "tick after a queue resync failed");
-                    }
-                } else {
-                    for task in due.into_iter().flatten() {
-                        // Another node ticking the same task may win a
-                        // step (a stage conflict): expected, so not a warning.
-                        if let Err(e) = p.tick(task).await {
-                            tracing::debug!(task = %task, error = %e, "tick after a queue signal failed");
-                        }
-                    }
-                }
-                s.wake();
-            }
-        })
-    };
-    let follower = tokio::spawn(async move {
-        while let Some(signal) = signals.recv().await {
-            let tick = match signal {
-                QueueSignal::JobQueued { .. } | QueueSignal::JobEnded { .. } => None,
-                QueueSignal::JobCancelled { job, task } => {
-                    if supervisor.stop_cancelled_job(job).await {
-                        tracing::info!(job = %job, "run stopped: its job was cancelled by another process");
-                    }
-                    Some(Some(task))
-                }
-                QueueSignal::GateMoved { task } => Some(Some(task)),
-                QueueSignal::Resync => Some(None),
-            };
-            if let Some(t) = tick {
-                pending.lock().unwrap_or_else(|e| e.into_inner()).insert(t);
-                nudge.notify_one();
-            }
-            supervisor.wake();
-        }
-        tracing::warn!("queue signals ended; other nodes' work is seen at the next poll");
-    });
-    [follower, ticker]
 }
 
 /// A stable name for this machine's worker: a restart on the same machine
@@ -398,7 +207,8 @@ pub async fn run(cfg: &Config, listen: Option<String>) -> CliResult {
     };
     crate::http::serve(
         listener,
-        engine.pipeline.clone(),
+        engine.pipeline().clone(),
+        engine.providers.clone(),
         cfg,
         Some(control.token),
         shutdown,

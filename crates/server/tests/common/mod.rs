@@ -66,6 +66,10 @@ verify = ["true"]
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
         let state = ApiState {
+            providers: Arc::new(orch_integrations::providers::Providers::from_config(
+                pipeline.config(),
+                pipeline.repos(),
+            )),
             pipeline: pipeline.clone(),
             token,
             local_token: None,

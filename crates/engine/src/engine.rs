@@ -1,0 +1,310 @@
+//! The engine: everything `orch serve` runs, built once and started as one.
+//!
+//! `Engine::start` takes what the configuration made — the store, the
+//! pipeline over the configured tracker and forge, the tracker's reconciler
+//! and the notification poster, each made once by the caller — and owns the
+//! loops that carry work forward: the supervisor (dispatcher, watchers,
+//! reaper), the run reports, the level-triggered ticker with the
+//! reconciler, the tracker outbox, the notification outbox, and the queue
+//! signals of other processes. `orch serve` and `orch quickstart` are thin
+//! callers of it.
+
+use crate::notify::Outbox;
+use crate::pipeline::{Pipeline, PipelinePreparer};
+use crate::ports::{NotifyPoster, TrackerReconciler};
+use crate::supervisor::{AgentEnv, Budget, Supervisor, SupervisorConfig};
+use orch_agent::process::{CgroupMode, MonitorCommand, StopPolicy};
+use orch_config::Config;
+use orch_store::Store;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// What the engine is built from; each piece made once by the caller.
+pub struct EngineParts {
+    pub store: Arc<dyn Store>,
+    pub pipeline: Arc<Pipeline>,
+    /// The tracker's listing reconciler (Plane, GitHub Issues); `None`: the
+    /// builtin tracker, whose items the pipeline reconciles itself.
+    pub reconciler: Option<Arc<dyn TrackerReconciler>>,
+    /// Posts the `[[notify]]` webhooks; `None` when none can be posted.
+    pub poster: Option<Arc<dyn NotifyPoster>>,
+    /// How agents are launched under a monitor (normally `orch monitor`).
+    pub monitor: MonitorCommand,
+    /// This machine's worker name (runs it started are re-adopted by it).
+    pub worker: String,
+}
+
+/// The running engine; `shutdown` stops it gracefully.
+pub struct Engine {
+    pub pipeline: Arc<Pipeline>,
+    pub supervisor: Arc<Supervisor>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+/// The supervisor's settings from the configuration.
+pub fn supervisor_config(
+    cfg: &Config,
+    worker: String,
+    monitor: MonitorCommand,
+) -> SupervisorConfig {
+    SupervisorConfig {
+        worker: orch_core::WorkerId(worker),
+        runs_dir: cfg.runs_dir(),
+        lease: cfg.lease(),
+        heartbeat: cfg.heartbeat(),
+        poll: cfg.poll_interval(),
+        tick: Duration::from_secs(1),
+        limits: cfg.limits(),
+        gates: cfg.gates(),
+        retry: cfg.retry_policy(),
+        stop: StopPolicy {
+            grace_int: cfg.stop_grace_int(),
+            grace_term: cfg.stop_grace_term(),
+            kill_wait: Duration::from_secs(10),
+        },
+        budget: Budget {
+            max_tokens: cfg.budget.max_tokens,
+            max_cost_usd: cfg.budget.max_cost_usd,
+            max_wall_secs: cfg.budget.max_wall_secs,
+        },
+        env: AgentEnv {
+            allow: cfg.agent_env.allow.clone(),
+            set: cfg.agent_env.set.clone(),
+        },
+        monitor,
+        cgroup: CgroupMode::Auto,
+    }
+}
+
+impl Engine {
+    /// Mirror the repos, repair what a crash left half done, and start every
+    /// loop. Problems with one repo or one repair are logged, not fatal.
+    pub async fn start(parts: EngineParts) -> Engine {
+        let EngineParts {
+            store,
+            pipeline,
+            reconciler,
+            poster,
+            monitor,
+            worker,
+        } = parts;
+        let cfg = Arc::new(pipeline.config().clone());
+        for repo in &cfg.repos {
+            let remote = cfg.repo_remote(repo);
+            if let Err(e) = pipeline.repos().ensure_mirror(&repo.name, &remote).await {
+                eprintln!("warning: repo {}: cannot mirror {remote}: {e}", repo.name);
+            }
+        }
+        if let Err(e) = pipeline.repos().prune_stale().await {
+            tracing::warn!(error = %e, "pruning stale worktrees failed");
+        }
+        let preparer = Arc::new(PipelinePreparer::new(
+            store.clone(),
+            cfg.clone(),
+            pipeline.repos().clone(),
+        ));
+        let sup_cfg = supervisor_config(&cfg, worker, monitor);
+        let (supervisor, mut reports) = Supervisor::new(store.clone(), preparer, sup_cfg);
+        // STOP has the supervisor stop the runs it watches: one killer.
+        pipeline.attach_supervisor(supervisor.clone());
+        // Repair what a crash left half done before new work is claimed: git's
+        // leftovers in the worktrees first, then the pipeline's steps.
+        if let Err(e) = pipeline.recover_worktrees().await {
+            tracing::warn!(error = %e, "clearing crash leftovers in the worktrees failed");
+        }
+        if let Err(e) = pipeline.tick_all().await {
+            tracing::warn!(error = %e, "start-up tick failed");
+        }
+        let mut tasks = supervisor.start().await;
+        // A job queued by this process (API, webhook, ticker) is claimed at once.
+        {
+            let (queued, s) = (pipeline.job_queued(), supervisor.clone());
+            tasks.push(tokio::spawn(async move {
+                loop {
+                    queued.notified().await;
+                    s.wake();
+                }
+            }));
+        }
+        // Writes by other processes sharing the store (another node, the CLI
+        // without an engine) wake this one at once on PostgreSQL
+        // (LISTEN/NOTIFY, `Store::queue_signals`); SQLite has no signals.
+        // The dispatcher's poll and the ticker below stay the fallback.
+        match store.queue_signals().await {
+            Ok(Some(signals)) => tasks.extend(follow_signals(
+                signals,
+                pipeline.clone(),
+                supervisor.clone(),
+            )),
+            Ok(None) => {}
+            Err(e) => tracing::warn!(
+                error = %e,
+                "cannot listen for queue signals; other nodes' work is seen at the next poll"
+            ),
+        }
+        // The tracker's writes that failed (an outage, a refusal) are retried
+        // in order until the tracker takes them, across restarts.
+        tasks.push(tokio::spawn(
+            pipeline.tracker_outbox().run(Duration::from_secs(2)),
+        ));
+        // Outgoing notifications: post what the outbox holds, at once
+        // when the pipeline writes, and retries on a timer.
+        if !cfg.notify.is_empty() {
+            match poster {
+                Some(poster) => {
+                    let outbox = Outbox::new(
+                        store.clone(),
+                        &cfg.notify,
+                        &|name| cfg.secret(name),
+                        poster,
+                        pipeline.notification_queued(),
+                    );
+                    tasks.push(tokio::spawn(outbox.run(Duration::from_secs(2))));
+                }
+                None => tracing::error!("notifications are configured but cannot be sent"),
+            }
+        }
+        // A finished run moves its task on at once.
+        {
+            let (p, s) = (pipeline.clone(), supervisor.clone());
+            tasks.push(tokio::spawn(async move {
+                while let Some(r) = reports.recv().await {
+                    if let Err(e) = p.on_run_report(&r).await {
+                        tracing::warn!(task = %r.task_id, error = %e, "tick after a run failed");
+                    }
+                    s.wake();
+                }
+            }));
+        }
+        // The level-triggered ticker: gates moved by other processes (the CLI),
+        // leases freed, restarts; every 25th pass the reconciler.
+        {
+            let (p, s) = (pipeline.clone(), supervisor.clone());
+            let every = cfg.poll_interval().max(Duration::from_millis(200));
+            tasks.push(tokio::spawn(async move {
+                for n in 0u64.. {
+                    tokio::time::sleep(every).await;
+                    if let Err(e) = p.tick_all().await {
+                        tracing::warn!(error = %e, "tick failed");
+                    }
+                    if n % 25 == 0 {
+                        reconcile(&p, reconciler.as_deref()).await;
+                    }
+                    s.wake();
+                }
+            }));
+        }
+        Engine {
+            pipeline,
+            supervisor,
+            tasks,
+        }
+    }
+
+    /// Stop claiming and ticking; running agents keep running (re-adopted later).
+    pub fn shutdown(self) {
+        self.supervisor.shutdown();
+        for t in self.tasks {
+            t.abort();
+        }
+    }
+}
+
+/// One reconcile pass: the tracker's listing (Plane or GitHub Issues: one
+/// listing per project per cycle, R-43), or the builtin tracker's own.
+async fn reconcile(p: &Pipeline, reconciler: Option<&dyn TrackerReconciler>) {
+    match reconciler {
+        Some(r) => {
+            let st = r.run_once().await;
+            if st.repaired > 0 || st.errors > 0 {
+                tracing::info!(
+                    repaired = st.repaired,
+                    errors = st.errors,
+                    calls = st.api_calls,
+                    "reconciled with the tracker"
+                );
+            }
+        }
+        None => match p.reconcile_once().await {
+            Ok(r) if r.repaired > 0 => tracing::info!(
+                repaired = r.repaired,
+                skipped_terminal = r.skipped_terminal,
+                "reconciled"
+            ),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "reconcile failed"),
+        },
+    }
+}
+
+/// Act on queue signals from other processes. What each one does, and why:
+/// - every signal wakes the dispatcher: claiming is one statement that
+///   evaluates every gate (dependencies, the serial gate, limits), so a new
+///   job, a freed limit slot or an opened gate is claimed at once;
+/// - a cancelled job whose run this node watches is stopped now
+///   (`Supervisor::stop_cancelled_job`) rather than at its next heartbeat;
+/// - a task created, moved, cancelled or releasing a lease is ticked, that
+///   task only (a task another process added gets its first job at once).
+///   Not `tick_all`: every node hears every move of the cluster, and a
+///   pass over all tasks per move would grow with the table; the ticker
+///   keeps doing that pass every poll. Ticks go through a set drained by
+///   one loop, so a burst of signals for one task costs one tick and a burst
+///   for many tasks never runs more than one tick at a time;
+/// - `Resync` (the listener reconnected and may have missed signals) does
+///   what a poll does: a dispatch and a `tick_all`.
+fn follow_signals(
+    mut signals: orch_store::QueueSignals,
+    pipeline: Arc<Pipeline>,
+    supervisor: Arc<Supervisor>,
+) -> [tokio::task::JoinHandle<()>; 2] {
+    use orch_store::QueueSignal;
+    use std::collections::BTreeSet;
+    // Tasks to tick; `None` in it: tick them all.
+    let pending: Arc<std::sync::Mutex<BTreeSet<Option<orch_core::TaskId>>>> = Arc::default();
+    let nudge = Arc::new(tokio::sync::Notify::new());
+    let ticker = {
+        let (pending, nudge, p, s) = (pending.clone(), nudge.clone(), pipeline, supervisor.clone());
+        tokio::spawn(async move {
+            loop {
+                nudge.notified().await;
+                let due = std::mem::take(&mut *pending.lock().unwrap_or_else(|e| e.into_inner()));
+                if due.contains(&None) {
+                    if let Err(e) = p.tick_all().await {
+                        tracing::warn!(error = %e, "tick after a queue resync failed");
+                    }
+                } else {
+                    for task in due.into_iter().flatten() {
+                        // Another node ticking the same task may win a
+                        // step (a stage conflict): expected, so not a warning.
+                        if let Err(e) = p.tick(task).await {
+                            tracing::debug!(task = %task, error = %e, "tick after a queue signal failed");
+                        }
+                    }
+                }
+                s.wake();
+            }
+        })
+    };
+    let follower = tokio::spawn(async move {
+        while let Some(signal) = signals.recv().await {
+            let tick = match signal {
+                QueueSignal::JobQueued { .. } | QueueSignal::JobEnded { .. } => None,
+                QueueSignal::JobCancelled { job, task } => {
+                    if supervisor.stop_cancelled_job(job).await {
+                        tracing::info!(job = %job, "run stopped: its job was cancelled by another process");
+                    }
+                    Some(Some(task))
+                }
+                QueueSignal::GateMoved { task } => Some(Some(task)),
+                QueueSignal::Resync => Some(None),
+            };
+            if let Some(t) = tick {
+                pending.lock().unwrap_or_else(|e| e.into_inner()).insert(t);
+                nudge.notify_one();
+            }
+            supervisor.wake();
+        }
+        tracing::warn!("queue signals ended; other nodes' work is seen at the next poll");
+    });
+    [follower, ticker]
+}
