@@ -30,7 +30,7 @@ pub use error::{ConfigError, Problem, Warning};
 pub use load::{DEFAULT_FILE, ENV_PREFIX, ENV_SEPARATOR, env_provider};
 pub use model::*;
 pub use resolve::StoreLocation;
-pub use states::{StateCollision, same_state, state_key};
+pub use states::{StateCollision, StateRole, same_state, state_key};
 
 /// A commented `orch.toml` documenting every section with the embedded
 /// defaults, one example repo and scripted example agents (`orch init` writes it).

@@ -16,6 +16,35 @@ pub fn same_state(a: &str, b: &str) -> bool {
     a == b || state_key(a) == state_key(b)
 }
 
+/// What a tracker state means to orch: a person's move at a gate (an
+/// instruction), or the state a stage shows (orch writes it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StateRole {
+    /// "To Analyse": start (or restart) the item's pipeline.
+    ToAnalyse,
+    Approved,
+    Rejected,
+    ConfirmDeploy,
+    Stop,
+    /// The state of a stage (`analysis`, `awaiting_approval`, …, `failed`).
+    Stage(orch_core::Stage),
+}
+
+impl StateRole {
+    /// The role of a `[tracker.states]` key.
+    fn of_key(key: &str) -> Option<StateRole> {
+        use orch_core::Stage;
+        Some(match key {
+            "to_analyse" => StateRole::ToAnalyse,
+            "approved" => StateRole::Approved,
+            "rejected" => StateRole::Rejected,
+            "confirm_deploy" => StateRole::ConfirmDeploy,
+            "stop" => StateRole::Stop,
+            other => StateRole::Stage(other.parse::<Stage>().ok()?),
+        })
+    }
+}
+
 /// Two keys of `[tracker.states]` whose names are the same state.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StateCollision {
@@ -52,6 +81,12 @@ impl TrackerStates {
             .into_iter()
             .find(|(_, n)| state_key(n) == want)
             .map(|(k, _)| k)
+    }
+
+    /// What the state `name` means to orch, by [`same_state`]; `None`: a
+    /// state orch has no gate or stage for.
+    pub fn role_of(&self, name: &str) -> Option<StateRole> {
+        self.key_of(name).and_then(StateRole::of_key)
     }
 
     /// Whether `name` is the configured state `configured` (e.g. `&s.stop`).
@@ -95,7 +130,24 @@ mod tests {
         assert_eq!(s.key_of("to analyse"), Some("to_analyse"));
         assert_eq!(s.key_of("awaiting approval "), Some("awaiting_approval"));
         assert_eq!(s.key_of("In Progress"), None);
+        assert_eq!(s.role_of(" STOP"), Some(StateRole::Stop));
+        assert_eq!(s.role_of("rejected"), Some(StateRole::Rejected));
+        assert_eq!(
+            s.role_of("Needs Attention"),
+            Some(StateRole::Stage(orch_core::Stage::NeedsAttention))
+        );
+        assert_eq!(s.role_of("In Progress"), None);
         assert!(s.is("confirm deploy", &s.confirm_deploy));
+    }
+
+    /// Every key of `[tracker.states]` has a role: a key added without one
+    /// would be a state orch silently ignores.
+    #[test]
+    fn every_configured_state_has_a_role() {
+        let s = TrackerStates::default();
+        for (key, name) in s.entries() {
+            assert!(s.role_of(name).is_some(), "{key} = {name:?} has no role");
+        }
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! the tracker and the stage of its live task, is there a gate the pipeline
 //! has not acted on? Shared by every tracker's reconciler.
 
-use orch_config::TrackerStates;
+use orch_config::{StateRole, TrackerStates};
 use orch_core::Stage;
 
 /// What the reconciler should replay for an item.
@@ -18,16 +18,16 @@ pub enum Repair {
 pub fn repair_due(state: &str, task: Option<Stage>, s: &TrackerStates) -> Repair {
     // State names follow the one rule (`orch_config::same_state`): trimmed,
     // case-insensitive, as routing, doctor and the trackers' writes compare.
-    let key = s.key_of(state);
+    let role = s.role_of(state);
     let due = match task {
         // Terminal tasks are never touched by the reconciler (TC-12).
         Some(stage) if stage.is_terminal() => false,
         // A start webhook was lost: the item waits in To Analyse with no task.
-        None => key == Some("to_analyse"),
-        Some(stage) => match key {
-            Some("stop") => true,
-            Some("approved" | "rejected") => stage == Stage::AwaitingApproval,
-            Some("confirm_deploy") => stage == Stage::Deploy,
+        None => role == Some(StateRole::ToAnalyse),
+        Some(stage) => match role {
+            Some(StateRole::Stop) => true,
+            Some(StateRole::Approved | StateRole::Rejected) => stage == Stage::AwaitingApproval,
+            Some(StateRole::ConfirmDeploy) => stage == Stage::Deploy,
             _ => false,
         },
     };

@@ -2,6 +2,7 @@
 //! repairs missed state changes (R-43, TC-12).
 
 use super::{CancelResult, Pipeline, PipelineResult};
+use orch_config::StateRole;
 use orch_core::Stage;
 use orch_core::pipeline::Gate;
 use serde::Serialize;
@@ -51,17 +52,20 @@ impl Pipeline {
     ) -> PipelineResult<Routed> {
         // One rule for state names (`orch_config::same_state`): trimmed and
         // case-insensitive, as `orch doctor` and the trackers' writes compare.
-        let gate = match self.cfg.tracker.states.key_of(state) {
-            Some("stop") => return Ok(Routed::Stop(self.handle_stop(item, source).await)),
-            Some("to_analyse") => {
+        let gate = match self.cfg.tracker.states.role_of(state) {
+            Some(StateRole::Stop) => {
+                return Ok(Routed::Stop(self.handle_stop(item, source).await));
+            }
+            Some(StateRole::ToAnalyse) => {
                 return Ok(Routed::Started {
                     note: self.start_item(item).await?.note,
                 });
             }
-            Some("approved") => Gate::Approve,
-            Some("rejected") => Gate::Reject,
-            Some("confirm_deploy") => Gate::ConfirmDeploy,
-            Some(_) => return Ok(Routed::Ignored),
+            Some(StateRole::Approved) => Gate::Approve,
+            Some(StateRole::Rejected) => Gate::Reject,
+            Some(StateRole::ConfirmDeploy) => Gate::ConfirmDeploy,
+            // A stage's own state: orch wrote it, nothing to do.
+            Some(StateRole::Stage(_)) => return Ok(Routed::Ignored),
             None => return self.unmapped_state(item, state, source).await,
         };
         let Some(task) = self.store.find_live_task_by_tracker_id(item).await? else {
@@ -177,10 +181,12 @@ impl Pipeline {
                     continue;
                 }
             };
-            let due = match s.key_of(&item.state) {
-                Some("stop") => true,
-                Some("approved" | "rejected") => task.stage == Stage::AwaitingApproval,
-                Some("confirm_deploy") => task.stage == Stage::Deploy,
+            let due = match s.role_of(&item.state) {
+                Some(StateRole::Stop) => true,
+                Some(StateRole::Approved | StateRole::Rejected) => {
+                    task.stage == Stage::AwaitingApproval
+                }
+                Some(StateRole::ConfirmDeploy) => task.stage == Stage::Deploy,
                 _ => false,
             };
             if due {
