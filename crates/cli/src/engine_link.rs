@@ -77,12 +77,31 @@ impl Control {
 /// `serve.pid` is held. `Ok(None)`: none runs (the CLI acts by itself).
 pub fn running(cfg: &Config) -> CliResult<Option<Control>> {
     let dir = cfg.data_dir();
-    if engine_runs_on(&dir)? {
-        read_control(&dir, &control_path(cfg))
-    } else {
-        Ok(None)
+    let path = control_path(cfg);
+    // An engine that is starting (mirroring repos, repairing) holds the lock
+    // before it listens: wait for its address rather than fail the command.
+    let deadline = std::time::Instant::now() + STARTING_ENGINE_WAIT;
+    let mut told = false;
+    loop {
+        if !engine_runs_on(&dir)? {
+            return Ok(None);
+        }
+        if path.exists() || std::time::Instant::now() >= deadline {
+            return read_control(&dir, &path);
+        }
+        if !told {
+            eprintln!(
+                "waiting for the orch engine that is starting on {} …",
+                dir.display()
+            );
+            told = true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// How long a command waits for a starting engine to listen.
+const STARTING_ENGINE_WAIT: Duration = Duration::from_secs(30);
 
 /// Whether an `orch serve` holds the lock on `<dir>/serve.pid`.
 pub fn engine_runs_on(dir: &Path) -> CliResult<bool> {
@@ -112,9 +131,8 @@ pub fn engine_runs_on(dir: &Path) -> CliResult<bool> {
 /// command that needs the store to itself (`orch db copy`): no engine runs
 /// on the folder meanwhile, none can start (it says the lock's holder, this
 /// process, runs there), and the CLI's task actions (start, approve, …),
-/// which take the holder for an engine, are refused instead of writing.
-/// (`orch task add` writes to the store as it does beside an engine; a copy's
-/// count check catches such a write.) Released when dropped.
+/// which take the holder for an engine (`orch task add` included), are
+/// refused instead of writing. Released when dropped.
 pub struct FolderHold(#[allow(dead_code)] nix::fcntl::Flock<std::fs::File>);
 
 /// Hold `<dir>/serve.pid` (`FolderHold`), made first with `create`;
@@ -187,6 +205,26 @@ impl Answer {
             .as_str()
             .map(str::to_owned)
             .unwrap_or_else(|| self.body.to_string())
+    }
+
+    /// The change was made (2xx).
+    pub fn ok(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+
+    /// A refusal of the request itself (4xx) is the caller's to fix, like
+    /// a usage error; anything else is the engine's failure.
+    pub fn into_error(self) -> CliError {
+        match self.status {
+            s @ 400..=499 => CliError::Usage(format!(
+                "the running orch serve refused it ({s}): {}",
+                self.error()
+            )),
+            s => CliError::Runtime(anyhow::anyhow!(
+                "the running orch serve failed ({s}): {}",
+                self.error()
+            )),
+        }
     }
 }
 

@@ -244,11 +244,28 @@ fn reach(dir: &Path, row: &Row) -> Value {
 fn check_row(tmp: &Path, i: usize, row: &Row) {
     let dir = quickstart_project(tmp, &format!("row{i}"), |c| apply(c, row.edits));
     let serve = Serve::start(&dir);
+    serve.wait_listening();
     ok(
         &dir,
         &["task", "add", "--repo", "demo", "--title", "x", "--id", KEY],
     );
     let before = reach(&dir, row);
+    // `orch task add` beside a running engine is that engine's to carry
+    // out (its worker created and started the task), not the CLI's.
+    let created = before["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "created")
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        created["actor"]
+            .as_str()
+            .is_some_and(|a| a.starts_with("worker:")),
+        "{}: the task add went through orch serve: {created}",
+        row.name
+    );
     let branch = before["task"]["branch"].as_str().unwrap().to_owned();
     // After the cancel the key is free (TC-13): follow the task by its id.
     let id = before["task"]["id"].to_string();
@@ -353,6 +370,7 @@ fn stop_with_the_kill_switch_off_is_inert() {
         )
     });
     let serve = Serve::start(&dir);
+    serve.wait_listening();
     ok(
         &dir,
         &["task", "add", "--repo", "demo", "--title", "x", "--id", KEY],

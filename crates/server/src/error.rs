@@ -38,14 +38,6 @@ impl ApiError {
     pub fn unauthorized(message: impl Into<String>) -> Self {
         Self::new(StatusCode::UNAUTHORIZED, message)
     }
-
-    /// The same status with more context in front of the message.
-    pub fn context(self, what: impl std::fmt::Display) -> Self {
-        ApiError {
-            status: self.status,
-            message: format!("{what}: {}", self.message),
-        }
-    }
 }
 
 impl IntoResponse for ApiError {

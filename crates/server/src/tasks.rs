@@ -5,16 +5,15 @@ use crate::error::{ApiError, ApiResult, JsonBody, OptionalJsonBody, PathParams, 
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use orch_config::TrackerKind;
 use orch_core::pipeline::Gate;
-use orch_core::{Stage, Task, TaskId, Timestamp, keys};
+use orch_core::{Stage, Task, TaskId};
+use orch_engine::pipeline::intake::{AddedWorkItem, NewWorkItem};
 use orch_engine::pipeline::{CancelResult, GateResult, Pipeline};
-use orch_store::{Store, StoreError, TaskFilter, TrackerItem};
+use orch_store::{Store, TaskFilter};
 use serde::{Deserialize, Serialize};
 
 const DEFAULT_LIMIT: u32 = 100;
 const MAX_LIMIT: u32 = 1000;
-const MAX_TITLE: usize = 500;
 
 // ---- GET /api/tasks ---------------------------------------------------------
 
@@ -50,131 +49,14 @@ fn task_filter(p: ListParams) -> ApiResult<TaskFilter> {
 
 // ---- POST /api/tasks --------------------------------------------------------
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CreateTask {
-    repo: String,
-    title: String,
-    #[serde(default)]
-    body: String,
-    /// The work item key; minted as `<REPO>-<n>` when absent.
-    #[serde(default)]
-    key: Option<String>,
-    /// Create the work item only; start it later with `POST /api/tasks/{key}/start`.
-    #[serde(default)]
-    hold: bool,
-}
-
-#[derive(Debug, Serialize)]
-pub struct Created {
-    item: TrackerItem,
-    result: Option<GateResult>,
-}
-
+/// Create a work item of the builtin tracker and, unless held, start it
+/// (`Pipeline::add_work_item`: the same rule as `orch task add`).
 pub async fn create(
     State(s): State<AppState>,
-    JsonBody(req): JsonBody<CreateTask>,
-) -> ApiResult<(StatusCode, Json<Created>)> {
-    let created = create_task(s.pipeline(), req).await?;
-    Ok((StatusCode::CREATED, Json(created)))
-}
-
-/// Create a work item of the builtin tracker and, unless held, start its
-/// pipeline as moving it to To Analyse would.
-pub async fn create_task(p: &Pipeline, req: CreateTask) -> ApiResult<Created> {
-    let cfg = p.config();
-    if cfg.tracker.kind != TrackerKind::Builtin {
-        return Err(ApiError::bad_request(format!(
-            "work items live in the {} tracker; create the item there and move it to To Analyse",
-            cfg.tracker.kind.as_str()
-        )));
-    }
-    let title = req.title.trim();
-    if title.is_empty() {
-        return Err(ApiError::bad_request("title must not be empty"));
-    }
-    if title.chars().count() > MAX_TITLE {
-        return Err(ApiError::bad_request(format!(
-            "title is longer than {MAX_TITLE} characters; put the details in body"
-        )));
-    }
-    if cfg.repo(&req.repo).is_none() {
-        let known: Vec<&str> = cfg.repos.iter().map(|r| r.name.as_str()).collect();
-        return Err(ApiError::bad_request(format!(
-            "unknown repo {:?}; orch.toml defines: {}. Add a [[repos]] entry for it first",
-            req.repo,
-            if known.is_empty() {
-                "none".into()
-            } else {
-                known.join(", ")
-            }
-        )));
-    }
-    let mut item = TrackerItem {
-        id: String::new(),
-        project: req.repo.clone(),
-        title: title.to_owned(),
-        body: req.body,
-        state: "Backlog".into(),
-        labels: Vec::new(),
-        created_at: Timestamp::EPOCH,
-        updated_at: Timestamp::EPOCH,
-    };
-    let store = p.store().as_ref();
-    match req.key {
-        Some(key) => {
-            keys::validate_work_item_id(&key).map_err(|e| ApiError::bad_request(e.to_string()))?;
-            item.id = key;
-            store.create_item(&item).await?;
-        }
-        None => insert_minted(store, &mut item).await?,
-    }
-    let item = store.get_item(&item.id).await?.unwrap_or(item);
-    if req.hold {
-        return Ok(Created { item, result: None });
-    }
-    let result = p.start_item(&item.id).await.map_err(|e| {
-        ApiError::from(e).context(format!(
-            "work item {} was created but not started (start it with POST /api/tasks/{}/start)",
-            item.id, item.id
-        ))
-    })?;
-    Ok(Created {
-        item,
-        result: Some(result),
-    })
-}
-
-/// Insert `item` under the next free key `<REPO>-<n>`; retried when a
-/// concurrent create took the same key.
-async fn insert_minted(store: &dyn Store, item: &mut TrackerItem) -> ApiResult<()> {
-    let prefix = format!("{}-", item.project.to_ascii_uppercase());
-    let used = |id: &str| -> Option<u64> { id.strip_prefix(&prefix)?.parse().ok() };
-    let items = store.list_items(None).await?;
-    let tasks = store.list_tasks(&TaskFilter::default()).await?;
-    let mut n = items
-        .iter()
-        .map(|i| i.id.as_str())
-        .chain(tasks.iter().map(|t| t.original_work_item_id()))
-        .filter_map(used)
-        .max()
-        .unwrap_or(0);
-    for _ in 0..5 {
-        n += 1;
-        item.id = format!("{prefix}{n}");
-        keys::validate_work_item_id(&item.id).map_err(|e| {
-            ApiError::bad_request(format!("{e}; pass a key in the request instead"))
-        })?;
-        match store.create_item(item).await {
-            Ok(()) => return Ok(()),
-            Err(StoreError::Duplicate { .. }) => continue,
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Err(ApiError::new(
-        StatusCode::CONFLICT,
-        "could not find a free work item key; retry, or pass a key",
-    ))
+    JsonBody(req): JsonBody<NewWorkItem>,
+) -> ApiResult<(StatusCode, Json<AddedWorkItem>)> {
+    let added = s.pipeline().add_work_item(req).await?;
+    Ok((StatusCode::CREATED, Json(added)))
 }
 
 // ---- GET /api/tasks/{id} ----------------------------------------------------

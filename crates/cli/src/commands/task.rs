@@ -11,75 +11,61 @@ use crate::error::{CliError, CliResult};
 use crate::render::{ago, clip, now, print_json, table};
 use orch_config::Config;
 use orch_core::pipeline::Gate;
-use orch_core::{Stage, Task, TaskId, Timestamp};
+use orch_core::{Stage, Task, TaskId};
+use orch_engine::pipeline::intake::NewWorkItem;
 use orch_engine::pipeline::{GateResult, PipelineError};
 use orch_store::{Store, TaskFilter, TrackerItem};
 use serde::Serialize;
 
+/// `orch task add`: `Pipeline::add_work_item`, the rule `POST /api/tasks`
+/// follows too — through the running engine's API when one runs for the
+/// data folder (its dispatcher claims the analyst at once), else in-process.
 pub async fn add(cfg: &Config, a: TaskAddArgs) -> CliResult {
     if a.title.trim().is_empty() {
         return Err(CliError::Usage("--title must not be empty".into()));
     }
-    if !cfg.repos.is_empty() && cfg.repo(&a.repo).is_none() {
-        let known: Vec<&str> = cfg.repos.iter().map(|r| r.name.as_str()).collect();
-        return Err(CliError::Usage(format!(
-            "unknown repo {:?}; orch.toml defines: {}. Add a [[repos]] entry for it first",
-            a.repo,
-            known.join(", ")
-        )));
-    }
-    orch_core::keys::validate_repo_name(&a.repo).map_err(orch_store::StoreError::from)?;
-    let store = super::open_store(cfg).await?;
-    let key = match a.key {
-        Some(k) => {
-            orch_core::keys::validate_work_item_id(&k).map_err(orch_store::StoreError::from)?;
-            k
-        }
-        None => mint_key(store.as_ref(), &a.repo).await?,
+    let req = NewWorkItem {
+        repo: a.repo,
+        title: a.title,
+        body: a.body,
+        key: a.key,
+        hold: a.hold,
+        depends_on: a.depends_on.into_iter().map(TaskId).collect(),
     };
-    // A done or failed task of the key runs its item again (To Analyse);
-    // one still in the pipeline (or parked) is a duplicate.
-    if let Some(t) = store.find_live_task_by_work_item(&key).await?
-        && !matches!(t.stage, Stage::Done | Stage::Failed)
-    {
-        return Err(orch_store::StoreError::Duplicate {
-            key: "work item id",
-            value: key,
+    let store = super::open_store(cfg).await?;
+    let (item, started) = match crate::engine_link::running(cfg)? {
+        Some(engine) => {
+            let body = serde_json::to_value(&req).map_err(|e| CliError::Runtime(e.into()))?;
+            let answer = crate::engine_link::post(&engine, "/api/tasks", &body).await?;
+            if !answer.ok() {
+                return Err(answer.into_error());
+            }
+            let item: TrackerItem = serde_json::from_value(answer.body["item"].clone())
+                .map_err(|e| CliError::Runtime(anyhow::anyhow!("the engine's answer: {e}")))?;
+            let task = answer.body["result"]["task"].as_i64().map(TaskId);
+            (item, task)
         }
-        .into());
-    }
-    // The builtin tracker's item; an item of a cancelled task is reused.
-    if store.get_item(&key).await?.is_none() {
-        store
-            .create_item(&TrackerItem {
-                id: key.clone(),
-                project: a.repo.clone(),
-                title: a.title.trim().to_owned(),
-                body: a.body.clone(),
-                state: "Backlog".into(),
-                labels: Vec::new(),
-                created_at: Timestamp(0),
-                updated_at: Timestamp(0),
-            })
-            .await?;
-    }
-    if a.hold {
+        None => {
+            let pipeline = super::pipeline(cfg, store.clone(), "cli");
+            let added = pipeline.add_work_item(req).await.map_err(pipeline_err)?;
+            (added.item, added.result.map(|r| r.task))
+        }
+    };
+    let Some(task) = started else {
         if a.json {
-            print_json(&store.get_item(&key).await?)?;
+            print_json(&item)?;
         } else {
-            println!("created item {key}; start it with `orch task start {key}`");
+            println!(
+                "created item {}; start it with `orch task start {}`",
+                item.id, item.id
+            );
         }
         return Ok(());
-    }
-    let pipeline = super::pipeline(cfg, store.clone(), "cli");
-    let started = pipeline.start_item(&key).await.map_err(pipeline_err)?;
-    for on in a.depends_on {
-        store.add_dependency(started.task, TaskId(on)).await?;
-    }
+    };
     let task = store
-        .get_task(started.task)
+        .get_task(task)
         .await?
-        .ok_or_else(|| CliError::Runtime(anyhow::anyhow!("task {} vanished", started.task)))?;
+        .ok_or_else(|| CliError::Runtime(anyhow::anyhow!("task {task} vanished")))?;
     if a.json {
         print_json(&task)?;
     } else {
@@ -89,29 +75,6 @@ pub async fn add(cfg: &Config, a: TaskAddArgs) -> CliResult {
         );
     }
     Ok(())
-}
-
-/// `<REPO>-<n>`: the first free number among the repo's items.
-async fn mint_key(store: &dyn Store, repo: &str) -> CliResult<String> {
-    let items = store.list_items(Some(repo)).await?;
-    let prefix: String = repo
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_uppercase()
-            } else {
-                '-'
-            }
-        })
-        .collect();
-    let mut n = items.len() + 1;
-    loop {
-        let key = format!("{prefix}-{n}");
-        if store.get_item(&key).await?.is_none() {
-            return Ok(key);
-        }
-        n += 1;
-    }
 }
 
 pub fn pipeline_err(e: PipelineError) -> CliError {

@@ -131,6 +131,22 @@ impl Serve {
         self.child.id() as i32
     }
 
+    /// Wait until the engine listens: it has written `.orch/serve.control`
+    /// (the address the CLI's changes go to).
+    pub fn wait_listening(&self) -> &Serve {
+        let control = self.dir.join(".orch/serve.control");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while !control.exists() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "orch serve never listened (no {})",
+                control.display()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        self
+    }
+
     /// If the server has exited, starts a new one (what systemd's
     /// `Restart=always` does); says whether it did.
     pub fn restart_if_exited(&mut self) -> bool {

@@ -12,6 +12,7 @@
 
 mod approval;
 mod cancel;
+pub mod intake;
 mod leftovers;
 mod merge;
 mod preparer;
@@ -238,6 +239,17 @@ impl Pipeline {
     /// a done or failed one's keys are retired, and the live tasks that
     /// waited on a failed or cancelled one wait on the new task instead.
     pub async fn start_pipeline(&self, item_id: &str) -> PipelineResult<GateResult> {
+        self.start_pipeline_after(item_id, Vec::new()).await
+    }
+
+    /// `start_pipeline` for a task that waits for `depends_on`: the
+    /// dependencies are written with the task, before its first job can be
+    /// claimed.
+    pub(crate) async fn start_pipeline_after(
+        &self,
+        item_id: &str,
+        depends_on: Vec<TaskId>,
+    ) -> PipelineResult<GateResult> {
         let item = self.tracker.item(item_id).await?.ok_or_else(|| {
             PipelineError::NotFound(format!(
                 "the tracker has no item {item_id:?}; create it first (`orch task add`)"
@@ -261,6 +273,7 @@ impl Pipeline {
             }
         };
         let mut new = NewTask::new(repo, item.title.clone());
+        new.depends_on = depends_on;
         new.tracker_id = Some(item.id.clone());
         new.work_item_id = Some(key);
         new.body = item.body.clone();
