@@ -6,7 +6,7 @@
 //! [`MeteredForge`] in `Pipeline::new`, so every implementation (builtin,
 //! Plane, Gitea, …) counts its failed calls without doing anything itself.
 
-use crate::ports::{Forge, ForgeResult, MergeOutcome, PortResult, Tracker};
+use crate::ports::{Forge, MergeOutcome, PortResult, Tracker};
 use async_trait::async_trait;
 use orch_core::run::RunOutcome;
 use orch_core::{AgentKind, Job, Timestamp};
@@ -92,11 +92,11 @@ pub struct MeteredForge(pub Arc<dyn Forge>);
 
 #[async_trait]
 impl Forge for MeteredForge {
-    async fn push_branch(&self, repo: &str, branch: &str) -> ForgeResult<String> {
+    async fn push_branch(&self, repo: &str, branch: &str) -> PortResult<String> {
         let r = self.0.push_branch(repo, branch).await;
         counted("orch_forge_errors_total", "push_branch", r)
     }
-    async fn base_head(&self, repo: &str, base: &str) -> ForgeResult<Option<String>> {
+    async fn base_head(&self, repo: &str, base: &str) -> PortResult<Option<String>> {
         let r = self.0.base_head(repo, base).await;
         counted("orch_forge_errors_total", "base_head", r)
     }
@@ -107,11 +107,11 @@ impl Forge for MeteredForge {
         base: &str,
         head: &str,
         expected_base: &str,
-    ) -> ForgeResult<MergeOutcome> {
+    ) -> PortResult<MergeOutcome> {
         let r = self.0.merge(repo, branch, base, head, expected_base).await;
         counted("orch_forge_errors_total", "merge", r)
     }
-    async fn is_merged(&self, repo: &str, base: &str, head: &str) -> ForgeResult<bool> {
+    async fn is_merged(&self, repo: &str, base: &str, head: &str) -> PortResult<bool> {
         let r = self.0.is_merged(repo, base, head).await;
         counted("orch_forge_errors_total", "is_merged", r)
     }
@@ -120,7 +120,7 @@ impl Forge for MeteredForge {
         repo: &str,
         branch: &str,
         protected: &ProtectedBranches,
-    ) -> ForgeResult<DeleteOutcome> {
+    ) -> PortResult<DeleteOutcome> {
         let r = self.0.delete_branch(repo, branch, protected).await;
         counted("orch_forge_errors_total", "delete_branch", r)
     }
@@ -130,7 +130,7 @@ impl Forge for MeteredForge {
         sha: &str,
         ok: bool,
         description: &str,
-    ) -> ForgeResult<()> {
+    ) -> PortResult<()> {
         let r = self.0.report_verify(repo, sha, ok, description).await;
         counted("orch_forge_errors_total", "report_verify", r)
     }

@@ -95,8 +95,8 @@ async fn a_remote_whose_hook_refuses_the_push_is_a_permanent_refusal_in_its_word
     let w = world().await;
     w.refuse("*", "this repository is frozen until the release");
     let e = w.forge.push_branch("demo", "feature/x").await.unwrap_err();
-    assert_eq!(e.failure, Failure::Permanent, "{e}");
-    assert!(e.message.contains("frozen until the release"), "{e}");
+    assert_eq!(e.failure(), Failure::Permanent, "{e}");
+    assert!(e.to_string().contains("frozen until the release"), "{e}");
 }
 
 #[tokio::test]
@@ -113,9 +113,9 @@ async fn a_protected_base_refuses_the_merge_for_good_and_a_moved_one_is_stale() 
         .merge("demo", "feature/x", "main", &head, &base)
         .await
         .unwrap_err();
-    assert_eq!(e.failure, Failure::Permanent, "{e}");
+    assert_eq!(e.failure(), Failure::Permanent, "{e}");
     assert!(
-        e.message.contains("main") && e.message.contains("refused"),
+        e.to_string().contains("main") && e.to_string().contains("refused"),
         "{e}"
     );
     assert_eq!(w.main_sha(), base, "nothing was merged");
@@ -148,9 +148,10 @@ async fn a_remote_that_is_gone_is_a_permanent_refusal() {
     let gone = w.remote.with_file_name("moved-away.git");
     std::fs::rename(&w.remote, &gone).unwrap();
     let e = w.forge.push_branch("demo", "feature/x").await.unwrap_err();
-    assert_eq!(e.failure, Failure::Permanent, "{e}");
+    assert_eq!(e.failure(), Failure::Permanent, "{e}");
     assert!(
-        e.message.contains("does not appear to be a git repository"),
+        e.to_string()
+            .contains("does not appear to be a git repository"),
         "{e}"
     );
 }

@@ -175,9 +175,9 @@ async fn refusals_are_classified_for_the_merge_gate_with_gitea_s_reason() {
         .merge("app", "feature/y", "main", &head, &base)
         .await
         .unwrap_err();
-    assert_eq!(e.failure, Failure::Transient, "{e}");
+    assert_eq!(e.failure(), Failure::Transient, "{e}");
     assert!(
-        e.message.contains("405") && e.message.contains("try again later"),
+        e.to_string().contains("405") && e.to_string().contains("try again later"),
         "{e}"
     );
     // Branch protection (405): asking again cannot help.
@@ -189,8 +189,8 @@ async fn refusals_are_classified_for_the_merge_gate_with_gitea_s_reason() {
         .merge("app", "feature/y", "main", &head, &base)
         .await
         .unwrap_err();
-    assert_eq!(e.failure, Failure::Permanent, "{e}");
-    assert!(e.message.contains("not enough approvals"), "{e}");
+    assert_eq!(e.failure(), Failure::Permanent, "{e}");
+    assert!(e.to_string().contains("not enough approvals"), "{e}");
     // A conflict (409): merge the base in and verify again.
     w.model()
         .merge_answers
@@ -207,7 +207,7 @@ async fn refusals_are_classified_for_the_merge_gate_with_gitea_s_reason() {
     // Refused credentials are permanent too.
     w.fake.fail_next(401, 1);
     let e = w.forge.base_head("app", "main").await.unwrap_err();
-    assert_eq!(e.failure, Failure::Permanent, "{e}");
+    assert_eq!(e.failure(), Failure::Permanent, "{e}");
     // The branch moved after verify: the pull request's head is not the verified one.
     let moved = w.branch("feature/y", "y2.rs");
     let out = w

@@ -167,7 +167,8 @@ impl Pipeline {
                 problems.push(format!("branch kept: {reason}"))
             }
             Ok(_) => {}
-            Err(e) if e.message.contains("no mirror") || e.message.contains("NoMirror") => {}
+            // No mirror: orch never pushed a branch of this repo to delete.
+            Err(crate::ports::PortError::NoMirror(_)) => {}
             Err(e) => problems.push(format!("deleting the remote branch: {e}")),
         }
         self.store.release_merge_lease(&task.repo, id).await?;

@@ -18,7 +18,7 @@
 //!   `merge_retry`), so the count and the backoff survive a restart.
 
 use super::{Pipeline, PipelineError, PipelineResult};
-use crate::ports::{Failure, ForgeError, MergeOutcome};
+use crate::ports::{Failure, MergeOutcome, PortError};
 use orch_core::pipeline::{DeployPhase, JobSpec};
 use orch_core::{AgentKind, Stage, Task, TaskEvent, TaskId};
 use orch_store::{MarkerState, MarkerStep, StoreError};
@@ -41,13 +41,13 @@ const MERGE_RETRY: &str = "merge_retry";
 /// Why a merge attempt stopped short.
 enum Stop {
     /// The forge (or git beneath it) failed or refused: an attempt, classified.
-    Forge(ForgeError),
+    Forge(PortError),
     /// orch's own store failed: the tick fails and runs again.
     Pipeline(PipelineError),
 }
 
-impl From<ForgeError> for Stop {
-    fn from(e: ForgeError) -> Stop {
+impl From<PortError> for Stop {
+    fn from(e: PortError) -> Stop {
         Stop::Forge(e)
     }
 }
@@ -110,7 +110,7 @@ impl Pipeline {
                 .await;
         }
         let Some(base_sha) = self.forge.base_head(&task.repo, &base).await? else {
-            return Err(ForgeError::permanent(format!(
+            return Err(PortError::not_found(format!(
                 "the remote has no branch {base}; push it, or set the repo's default_branch"
             ))
             .into());
@@ -249,7 +249,7 @@ impl Pipeline {
         };
         let max = self.cfg.merge.max_attempts.max(1) as usize;
         let attempt = merge_attempts(&self.store.events(task.id).await?) + 1;
-        let give_up = match e.failure {
+        let give_up = match e.failure() {
             Failure::Permanent => Some(format!("the forge refused the merge: {e}")),
             Failure::Transient if attempt >= max => Some(format!(
                 "the merge failed {attempt} times (merge.max_attempts = {max}); the last time: {e}"
@@ -266,7 +266,7 @@ impl Pipeline {
                 )
             }
         };
-        tracing::warn!(task = %task.id, attempt, max, failure = ?e.failure, error = %e, "merge attempt failed");
+        tracing::warn!(task = %task.id, attempt, max, failure = ?e.failure(), kind = e.kind(), error = %e, "merge attempt failed");
         self.store
             .append_event(task.id, self.event(MERGE_FAILED, note.clone()))
             .await?;

@@ -12,6 +12,7 @@
 
 mod approval;
 mod cancel;
+mod error;
 mod leftovers;
 mod merge;
 mod preparer;
@@ -20,6 +21,7 @@ mod route;
 mod view;
 
 pub use cancel::CancelResult;
+pub use error::{PipelineError, PipelineResult};
 pub use preparer::PipelinePreparer;
 pub use route::{ReconcileReport, Routed};
 pub use view::{job_spec, task_view};
@@ -30,7 +32,7 @@ use orch_config::Config;
 use orch_core::pipeline::{self, DeployPolicy, Effect, Gate, JobSpec, PipelinePolicy};
 use orch_core::{AgentKind, EventInput, NewJob, NewTask, Stage, Task, TaskId, Timestamp};
 use orch_git::{ProtectedBranches, RepoStore};
-use orch_store::{LeaseAcquire, Store, StoreError};
+use orch_store::{LeaseAcquire, Store};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -41,21 +43,6 @@ fn park_comment(why: &str) -> String {
         "orch needs a person: {why}. Move the item to To Analyse or Approved to resume, or STOP it."
     )
 }
-
-/// Why a pipeline call failed; the message says what to do.
-#[derive(Debug, thiserror::Error)]
-pub enum PipelineError {
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    #[error("{0}")]
-    NotFound(String),
-    #[error("{0}")]
-    Invalid(String),
-    #[error("{0}")]
-    Port(#[from] crate::ports::PortError),
-}
-
-pub type PipelineResult<T> = Result<T, PipelineError>;
 
 /// What a gate or start did, for the caller to show.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
