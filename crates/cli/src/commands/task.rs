@@ -118,6 +118,7 @@ pub fn pipeline_err(e: PipelineError) -> CliError {
     match e {
         PipelineError::Store(s) => CliError::Store(s),
         PipelineError::Invalid(m) => CliError::Usage(m),
+        PipelineError::Port(p) => crate::error::port_failure(p.kind(), &p.to_string()),
         other => CliError::Runtime(anyhow::anyhow!("{other}")),
     }
 }
@@ -258,10 +259,11 @@ async fn through_engine(
             )));
         }
         s => {
-            return Err(CliError::Runtime(anyhow::anyhow!(
-                "the running orch serve failed ({s}): {}",
-                answer.error()
-            )));
+            let cause = format!("the running orch serve failed ({s}): {}", answer.error());
+            return Err(match r["kind"].as_str() {
+                Some(kind) => crate::error::port_failure(kind, &cause),
+                None => CliError::Runtime(anyhow::anyhow!(cause)),
+            });
         }
     }
     if a.json {
