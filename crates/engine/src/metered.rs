@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use orch_core::run::RunOutcome;
 use orch_core::{AgentKind, Job, Timestamp};
 use orch_git::{DeleteOutcome, ProtectedBranches};
-use orch_store::TrackerItem;
+use orch_store::{MergeLeaseProof, TrackerItem};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -102,13 +102,12 @@ impl Forge for MeteredForge {
     }
     async fn merge(
         &self,
-        repo: &str,
-        branch: &str,
+        lease: &MergeLeaseProof,
         base: &str,
         head: &str,
         expected_base: &str,
     ) -> PortResult<MergeOutcome> {
-        let r = self.0.merge(repo, branch, base, head, expected_base).await;
+        let r = self.0.merge(lease, base, head, expected_base).await;
         counted("orch_forge_errors_total", "merge", r)
     }
     async fn is_merged(&self, repo: &str, base: &str, head: &str) -> PortResult<bool> {

@@ -17,11 +17,12 @@
 //!   same way. Each attempt is an event on the task (`merge_failed`,
 //!   `merge_retry`), so the count and the backoff survive a restart.
 
+use super::lease::check_lease;
 use super::{Pipeline, PipelineError, PipelineResult};
 use crate::ports::{Failure, MergeOutcome, PortError};
 use orch_core::pipeline::{DeployPhase, JobSpec};
 use orch_core::{AgentKind, Stage, Task, TaskEvent, TaskId};
-use orch_store::{MarkerState, MarkerStep, StoreError};
+use orch_store::{MarkerState, MarkerStep, MergeLeaseProof, StoreError};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
@@ -72,15 +73,20 @@ impl From<StoreError> for Stop {
 
 impl Pipeline {
     /// The merger's verify passed on the current head: push it and merge it.
-    pub(crate) async fn merge(&self, task: &Task) -> PipelineResult<String> {
+    pub(crate) async fn merge(
+        &self,
+        task: &Task,
+        lease: &MergeLeaseProof,
+    ) -> PipelineResult<String> {
+        check_lease(lease, task)?;
         if let Some(wait) = self.merge_backing_off(task).await? {
             return Ok(wait);
         }
-        let r = self.try_merge(task).await;
+        let r = self.try_merge(task, lease).await;
         self.merge_attempt_ended(task, r).await
     }
 
-    async fn try_merge(&self, task: &Task) -> Result<String, Stop> {
+    async fn try_merge(&self, task: &Task, lease: &MergeLeaseProof) -> Result<String, Stop> {
         let base = self.base_branch(&task.repo);
         let wt = self
             .repos
@@ -135,12 +141,17 @@ impl Pipeline {
                 self.event("merge_initiated", format!("merging {head} into {base}")),
             )
             .await?;
-        self.try_finish_merge(task, marker.id, &detail).await
+        self.try_finish_merge(task, marker.id, &detail, lease).await
     }
 
     /// An INITIATED merge marker exists (a crash came mid-merge, or the last
     /// attempt failed after writing it): finish the merge or prove it done.
-    pub(crate) async fn resume_merge(&self, task: &Task) -> PipelineResult<String> {
+    pub(crate) async fn resume_merge(
+        &self,
+        task: &Task,
+        lease: &MergeLeaseProof,
+    ) -> PipelineResult<String> {
+        check_lease(lease, task)?;
         let markers = self.store.initiated_markers(Some(task.id)).await?;
         let Some(marker) = markers.into_iter().find(|m| m.step == MarkerStep::Merge) else {
             return Ok("no merge in flight".into());
@@ -165,7 +176,7 @@ impl Pipeline {
                 ),
             )
             .await?;
-        let r = self.try_finish_merge(task, marker.id, &detail).await;
+        let r = self.try_finish_merge(task, marker.id, &detail, lease).await;
         self.merge_attempt_ended(task, r).await
     }
 
@@ -174,13 +185,14 @@ impl Pipeline {
         task: &Task,
         marker: i64,
         d: &MergeDetail,
+        lease: &MergeLeaseProof,
     ) -> Result<String, Stop> {
         // Proven done: a restart after the merge, before the marker's completion.
         let merged = self.forge.is_merged(&task.repo, &d.base, &d.head).await?;
         if !merged {
             match self
                 .forge
-                .merge(&task.repo, &task.branch, &d.base, &d.head, &d.base_sha)
+                .merge(lease, &d.base, &d.head, &d.base_sha)
                 .await?
             {
                 MergeOutcome::Merged { .. } => {}
@@ -408,7 +420,12 @@ impl Pipeline {
     }
 
     /// Confirm Deploy (or `auto`): the INITIATED marker, then phase B queued.
-    pub(crate) async fn start_deploy_run(&self, task: &Task) -> PipelineResult<String> {
+    pub(crate) async fn start_deploy_run(
+        &self,
+        task: &Task,
+        lease: &MergeLeaseProof,
+    ) -> PipelineResult<String> {
+        check_lease(lease, task)?;
         match self
             .store
             .write_marker(task.id, &task.repo, MarkerStep::Deploy, "phase B")
@@ -430,7 +447,12 @@ impl Pipeline {
     }
 
     /// Phase B succeeded: health, marker, lease, `done` — or the deferred cancel.
-    pub(crate) async fn finish_deploy(&self, task: &Task) -> PipelineResult<String> {
+    pub(crate) async fn finish_deploy(
+        &self,
+        task: &Task,
+        lease: &MergeLeaseProof,
+    ) -> PipelineResult<String> {
+        check_lease(lease, task)?;
         let health = self.deploy_health(task).await;
         let markers = self.store.initiated_markers(Some(task.id)).await?;
         for m in markers.iter().filter(|m| m.step == MarkerStep::Deploy) {

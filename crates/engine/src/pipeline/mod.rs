@@ -13,6 +13,7 @@
 mod approval;
 mod cancel;
 mod error;
+mod lease;
 mod leftovers;
 mod merge;
 mod preparer;
@@ -32,7 +33,7 @@ use orch_config::Config;
 use orch_core::pipeline::{self, DeployPolicy, Effect, Gate, JobSpec, PipelinePolicy};
 use orch_core::{AgentKind, EventInput, NewJob, NewTask, Stage, Task, TaskId, Timestamp};
 use orch_git::{ProtectedBranches, RepoStore};
-use orch_store::{LeaseAcquire, Store};
+use orch_store::Store;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -441,37 +442,28 @@ impl Pipeline {
                 .await;
                 Ok(text)
             }
-            Effect::AcquireLease => {
-                match self
-                    .store
-                    .acquire_merge_lease(&task.repo, task.id, &task.branch)
-                    .await?
-                {
-                    LeaseAcquire::Acquired { epoch } => {
-                        self.store
-                            .append_event(
-                                task.id,
-                                self.event(
-                                    "lease_acquired",
-                                    format!("merge lease of {} taken (epoch {epoch})", task.repo),
-                                ),
-                            )
-                            .await?;
-                        Ok("merge lease taken".into())
-                    }
-                    LeaseAcquire::HeldBy { task: holder, .. } => Ok(format!(
-                        "waiting for the merge lease (held by task {holder})"
-                    )),
-                }
-            }
+            Effect::AcquireLease => self.acquire_lease(task).await,
             Effect::ReleaseLease => {
                 self.store.release_merge_lease(&task.repo, task.id).await?;
                 Ok("merge lease released".into())
             }
-            Effect::Merge => self.merge(task).await,
-            Effect::ResumeMerge => self.resume_merge(task).await,
-            Effect::StartDeployRun => self.start_deploy_run(task).await,
-            Effect::FinishDeploy => self.finish_deploy(task).await,
+            // The irreversible steps run only with the lease's proof in hand.
+            Effect::Merge => match self.hold_lease(task).await? {
+                Ok(lease) => self.merge(task, &lease).await,
+                Err(waiting) => Ok(waiting),
+            },
+            Effect::ResumeMerge => match self.hold_lease(task).await? {
+                Ok(lease) => self.resume_merge(task, &lease).await,
+                Err(waiting) => Ok(waiting),
+            },
+            Effect::StartDeployRun => match self.hold_lease(task).await? {
+                Ok(lease) => self.start_deploy_run(task, &lease).await,
+                Err(waiting) => Ok(waiting),
+            },
+            Effect::FinishDeploy => match self.hold_lease(task).await? {
+                Ok(lease) => self.finish_deploy(task, &lease).await,
+                Err(waiting) => Ok(waiting),
+            },
             Effect::DeployFailed(why) => self.deploy_failed(task, &why).await,
             Effect::ApplyDeferredCancel => {
                 let r = self

@@ -6,7 +6,7 @@
 use async_trait::async_trait;
 use orch_core::Timestamp;
 use orch_git::{DeleteOutcome, FastForward, ProtectedBranches, RepoStore};
-use orch_store::{Store, TrackerItem};
+use orch_store::{MergeLeaseProof, Store, TrackerItem};
 use std::sync::Arc;
 
 mod error;
@@ -121,14 +121,16 @@ pub trait Forge: Send + Sync {
     async fn push_branch(&self, repo: &str, branch: &str) -> PortResult<String>;
     /// The base branch's current head on the remote.
     async fn base_head(&self, repo: &str, base: &str) -> PortResult<Option<String>>;
-    /// Merge exactly `head` (already pushed on `branch`) into `base`, which must
-    /// still be at `expected_base`. A refusal is an error of its kind:
-    /// [`PortError::Refused`] with the forge's words when asking again cannot
-    /// help (protection, a conflict), [`PortError::Unavailable`] when it may.
+    /// Merge exactly `head` (already pushed on the task's branch) into
+    /// `base`, which must still be at `expected_base`. Only the holder of the
+    /// repo's merge lease merges: the proof names the repo and the
+    /// branch, so no other can be merged with it. A refusal is an error of
+    /// its kind: [`PortError::Refused`] with the forge's words when asking
+    /// again cannot help (protection, a conflict),
+    /// [`PortError::Unavailable`] when it may.
     async fn merge(
         &self,
-        repo: &str,
-        branch: &str,
+        lease: &MergeLeaseProof,
         base: &str,
         head: &str,
         expected_base: &str,
@@ -203,12 +205,12 @@ impl Forge for LocalForge {
     /// a permanent refusal; a base that moved meanwhile is stale.
     async fn merge(
         &self,
-        repo: &str,
-        branch: &str,
+        lease: &MergeLeaseProof,
         base: &str,
         head: &str,
         expected_base: &str,
     ) -> PortResult<MergeOutcome> {
+        let (repo, branch) = (lease.repo(), lease.branch());
         // Merge exactly the verified head. The fast-forward moves the
         // base to the branch's tip, so a branch that moved since verify (a
         // commit after the merger's run) is verified again, never merged.

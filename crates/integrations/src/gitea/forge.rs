@@ -11,6 +11,7 @@ use super::client::{GiteaClient, MergeAnswer};
 use async_trait::async_trait;
 use orch_engine::ports::{Forge, MergeOutcome, PortError, PortResult};
 use orch_git::{DeleteOutcome, ProtectedBranches, RepoStore};
+use orch_store::MergeLeaseProof;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -116,12 +117,12 @@ impl Forge for GiteaForge {
     /// moved is merged in by Gitea or refused with 409 (conflict).
     async fn merge(
         &self,
-        repo: &str,
-        branch: &str,
+        lease: &MergeLeaseProof,
         base: &str,
         head: &str,
         _expected_base: &str,
     ) -> PortResult<MergeOutcome> {
+        let (repo, branch) = (lease.repo(), lease.branch());
         let full = self.full(repo)?;
         let pr = self.ensure_pr(repo, branch, base).await?;
         if pr.merged {

@@ -7,6 +7,7 @@ use super::client::{GhMerge, GithubClient};
 use async_trait::async_trait;
 use orch_engine::ports::{Forge, MergeOutcome, PortError, PortResult};
 use orch_git::{DeleteOutcome, ProtectedBranches, RepoStore};
+use orch_store::MergeLeaseProof;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -75,12 +76,12 @@ impl Forge for GithubForge {
 
     async fn merge(
         &self,
-        repo: &str,
-        branch: &str,
+        lease: &MergeLeaseProof,
         base: &str,
         head: &str,
         _expected_base: &str,
     ) -> PortResult<MergeOutcome> {
+        let (repo, branch) = (lease.repo(), lease.branch());
         let full = self.full(repo)?;
         let pr = self
             .client
