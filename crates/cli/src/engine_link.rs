@@ -213,17 +213,26 @@ impl Answer {
     }
 
     /// A refusal of the request itself (4xx) is the caller's to fix, like
-    /// a usage error; anything else is the engine's failure.
+    /// a usage error (a 404 names what was not found); a failure of the
+    /// engine or of a provider behind it (5xx) is a runtime error, with
+    /// what its kind means when the answer names one.
     pub fn into_error(self) -> CliError {
         match self.status {
+            404 => CliError::Usage(format!(
+                "{} (answered by the running orch serve)",
+                self.error()
+            )),
             s @ 400..=499 => CliError::Usage(format!(
                 "the running orch serve refused it ({s}): {}",
                 self.error()
             )),
-            s => CliError::Runtime(anyhow::anyhow!(
-                "the running orch serve failed ({s}): {}",
-                self.error()
-            )),
+            s => {
+                let cause = format!("the running orch serve failed ({s}): {}", self.error());
+                match self.body["kind"].as_str() {
+                    Some(kind) => crate::error::port_failure(kind, &cause),
+                    None => CliError::Runtime(anyhow::anyhow!(cause)),
+                }
+            }
         }
     }
 }

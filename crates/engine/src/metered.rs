@@ -6,12 +6,12 @@
 //! [`MeteredForge`] in `Pipeline::new`, so every implementation (builtin,
 //! Plane, Gitea, …) counts its failed calls without doing anything itself.
 
-use crate::ports::{Forge, ForgeResult, MergeOutcome, PortResult, Tracker};
+use crate::ports::{Forge, MergeOutcome, PortResult, Tracker};
 use async_trait::async_trait;
 use orch_core::run::RunOutcome;
 use orch_core::{AgentKind, Job, Timestamp};
 use orch_git::{DeleteOutcome, ProtectedBranches};
-use orch_store::TrackerItem;
+use orch_store::{MergeLeaseProof, TrackerItem};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -92,26 +92,25 @@ pub struct MeteredForge(pub Arc<dyn Forge>);
 
 #[async_trait]
 impl Forge for MeteredForge {
-    async fn push_branch(&self, repo: &str, branch: &str) -> ForgeResult<String> {
+    async fn push_branch(&self, repo: &str, branch: &str) -> PortResult<String> {
         let r = self.0.push_branch(repo, branch).await;
         counted("orch_forge_errors_total", "push_branch", r)
     }
-    async fn base_head(&self, repo: &str, base: &str) -> ForgeResult<Option<String>> {
+    async fn base_head(&self, repo: &str, base: &str) -> PortResult<Option<String>> {
         let r = self.0.base_head(repo, base).await;
         counted("orch_forge_errors_total", "base_head", r)
     }
     async fn merge(
         &self,
-        repo: &str,
-        branch: &str,
+        lease: &MergeLeaseProof,
         base: &str,
         head: &str,
         expected_base: &str,
-    ) -> ForgeResult<MergeOutcome> {
-        let r = self.0.merge(repo, branch, base, head, expected_base).await;
+    ) -> PortResult<MergeOutcome> {
+        let r = self.0.merge(lease, base, head, expected_base).await;
         counted("orch_forge_errors_total", "merge", r)
     }
-    async fn is_merged(&self, repo: &str, base: &str, head: &str) -> ForgeResult<bool> {
+    async fn is_merged(&self, repo: &str, base: &str, head: &str) -> PortResult<bool> {
         let r = self.0.is_merged(repo, base, head).await;
         counted("orch_forge_errors_total", "is_merged", r)
     }
@@ -120,7 +119,7 @@ impl Forge for MeteredForge {
         repo: &str,
         branch: &str,
         protected: &ProtectedBranches,
-    ) -> ForgeResult<DeleteOutcome> {
+    ) -> PortResult<DeleteOutcome> {
         let r = self.0.delete_branch(repo, branch, protected).await;
         counted("orch_forge_errors_total", "delete_branch", r)
     }
@@ -130,7 +129,7 @@ impl Forge for MeteredForge {
         sha: &str,
         ok: bool,
         description: &str,
-    ) -> ForgeResult<()> {
+    ) -> PortResult<()> {
         let r = self.0.report_verify(repo, sha, ok, description).await;
         counted("orch_forge_errors_total", "report_verify", r)
     }

@@ -13,10 +13,15 @@
 //! - A comment carries a dedupe key of its own, so a retry after a lost
 //!   answer adds nothing (Plane's external id, GitHub's marker); states and
 //!   labels are idempotent.
-//! - After [`MAX_ATTEMPTS`] a write is given up: logged on its task
-//!   (`tracker_write_failed`), and the item's later writes go on.
+//! - Only an outage or a rate limit ([`crate::ports::Failure::Transient`])
+//!   is retried; a tracker that waits is not asked before its `Retry-After`.
+//!   A refusal, a missing item or a bad setting is given up at once: asking
+//!   20 times would get the same answer four hours later.
+//! - A write given up (at once, or after [`MAX_ATTEMPTS`]) is logged on its
+//!   task (`tracker_write_failed`) with the tracker's words, and the item's
+//!   later writes go on.
 
-use crate::ports::Tracker;
+use crate::ports::{PortResult, Tracker};
 use orch_config::TrackerStates;
 use orch_core::{EventInput, Stage, TaskId};
 use orch_store::{Clock, NewNotification, Notification, Store, SystemClock, TRACKER_SINK};
@@ -194,18 +199,21 @@ impl TrackerOutbox {
                     }
                     done.sent += 1;
                 }
-                Err(why) => {
+                Err(e) => {
                     let attempts = n.attempts + 1;
-                    if attempts >= MAX_ATTEMPTS {
-                        self.give_up(&n, &format!("{}: {why}", env.write.what()), attempts)
-                            .await;
+                    // A refusal, a missing item or a bad setting answers the
+                    // same next time: given up at once with the tracker's
+                    // words (a person can send it again once it is fixed).
+                    if e.is_permanent() || attempts >= MAX_ATTEMPTS {
+                        let why = format!("{} ({}): {e}", env.write.what(), e.kind());
+                        self.give_up(&n, &why, attempts).await;
                         done.given_up += 1;
                     } else {
                         held.insert(env.item.clone());
-                        if let Err(e) = self
-                            .store
-                            .notification_failed(n.id, &why, Some(retry_delay(attempts)))
-                            .await
+                        // A tracker that said how long to wait is not asked sooner.
+                        let wait = retry_delay(attempts).max(e.retry_after().unwrap_or_default());
+                        let why = e.to_string();
+                        if let Err(e) = self.store.notification_failed(n.id, &why, Some(wait)).await
                         {
                             tracing::warn!(item = %env.item, error = %e, "recording a failed tracker write failed");
                         }
@@ -218,7 +226,7 @@ impl TrackerOutbox {
         done
     }
 
-    async fn send(&self, env: &Envelope) -> Result<(), String> {
+    async fn send(&self, env: &Envelope) -> PortResult<()> {
         let item = env.item.as_str();
         match &env.write {
             TrackerWrite::Stage { stage } => {
@@ -226,13 +234,13 @@ impl TrackerOutbox {
                 self.tracker
                     .set_state(item, state)
                     .await
-                    .map_err(|e| format!("setting state {state:?}: {e}"))?;
+                    .map_err(|e| e.context(format_args!("setting state {state:?}")))?;
                 if self.auto_labels {
                     let labels = [format!("orch:{stage}")];
                     self.tracker
                         .set_labels(item, &labels)
                         .await
-                        .map_err(|e| format!("setting labels: {e}"))?;
+                        .map_err(|e| e.context("setting labels"))?;
                 }
                 Ok(())
             }
@@ -240,7 +248,6 @@ impl TrackerOutbox {
                 self.tracker.comment(item, body, Some(key)).await
             }
         }
-        .map_err(|e| e.to_string())
     }
 
     /// The write is given up for good; its task's log says what was lost.

@@ -7,6 +7,7 @@ use orch_git::RepoStore;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Arc;
 
 fn git(dir: &Path, args: &[&str]) -> String {
     let out = Command::new("git")
@@ -29,7 +30,19 @@ fn git(dir: &Path, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
+/// The repo the forge serves.
+const REPO: &str = "demo";
+
+impl World {
+    /// The repo's merge lease for a task on `branch`: what the engine holds
+    /// when it merges.
+    async fn lease(&self, branch: &str) -> orch_store::MergeLeaseProof {
+        orch_store::testing::merge_lease_for(self.store.as_ref(), REPO, branch).await
+    }
+}
+
 struct World {
+    store: Arc<dyn orch_store::Store>,
     _tmp: tempfile::TempDir,
     remote: PathBuf,
     repos: RepoStore,
@@ -64,7 +77,9 @@ async fn world() -> World {
     std::fs::write(wt.path.join("x.md"), "x\n").unwrap();
     repos.commit_all(&wt, "x").await.unwrap();
     let forge = LocalForge::new(repos.clone());
+    let store = orch_store::testing::sqlite_in(tmp.path()).await;
     World {
+        store,
         _tmp: tmp,
         remote,
         repos,
@@ -95,8 +110,8 @@ async fn a_remote_whose_hook_refuses_the_push_is_a_permanent_refusal_in_its_word
     let w = world().await;
     w.refuse("*", "this repository is frozen until the release");
     let e = w.forge.push_branch("demo", "feature/x").await.unwrap_err();
-    assert_eq!(e.failure, Failure::Permanent, "{e}");
-    assert!(e.message.contains("frozen until the release"), "{e}");
+    assert_eq!(e.failure(), Failure::Permanent, "{e}");
+    assert!(e.to_string().contains("frozen until the release"), "{e}");
 }
 
 #[tokio::test]
@@ -110,12 +125,12 @@ async fn a_protected_base_refuses_the_merge_for_good_and_a_moved_one_is_stale() 
     );
     let e = w
         .forge
-        .merge("demo", "feature/x", "main", &head, &base)
+        .merge(&w.lease("feature/x").await, "main", &head, &base)
         .await
         .unwrap_err();
-    assert_eq!(e.failure, Failure::Permanent, "{e}");
+    assert_eq!(e.failure(), Failure::Permanent, "{e}");
     assert!(
-        e.message.contains("main") && e.message.contains("refused"),
+        e.to_string().contains("main") && e.to_string().contains("refused"),
         "{e}"
     );
     assert_eq!(w.main_sha(), base, "nothing was merged");
@@ -129,14 +144,17 @@ async fn a_protected_base_refuses_the_merge_for_good_and_a_moved_one_is_stale() 
     std::fs::write(other.path.join("y.md"), "y\n").unwrap();
     w.repos.commit_all(&other, "y").await.unwrap();
     let y = w.forge.push_branch("demo", "feature/y").await.unwrap();
-    let moved = w.forge.merge("demo", "feature/y", "main", &y, &base).await;
+    let moved = w
+        .forge
+        .merge(&w.lease("feature/y").await, "main", &y, &base)
+        .await;
     assert!(
         matches!(moved, Ok(MergeOutcome::Merged { .. })),
         "{moved:?}"
     );
     let out = w
         .forge
-        .merge("demo", "feature/x", "main", &head, &base)
+        .merge(&w.lease("feature/x").await, "main", &head, &base)
         .await
         .unwrap();
     assert!(matches!(out, MergeOutcome::Stale(_)), "{out:?}");
@@ -148,9 +166,10 @@ async fn a_remote_that_is_gone_is_a_permanent_refusal() {
     let gone = w.remote.with_file_name("moved-away.git");
     std::fs::rename(&w.remote, &gone).unwrap();
     let e = w.forge.push_branch("demo", "feature/x").await.unwrap_err();
-    assert_eq!(e.failure, Failure::Permanent, "{e}");
+    assert_eq!(e.failure(), Failure::Permanent, "{e}");
     assert!(
-        e.message.contains("does not appear to be a git repository"),
+        e.to_string()
+            .contains("does not appear to be a git repository"),
         "{e}"
     );
 }

@@ -23,7 +23,7 @@ impl NotifyPoster for Poster {
         let mut failures = self.failures.lock().unwrap();
         if *failures > 0 {
             *failures -= 1;
-            return Err(PortError::new("the webhook answered 503"));
+            return Err(PortError::unavailable("the webhook answered 503"));
         }
         self.sent
             .lock()

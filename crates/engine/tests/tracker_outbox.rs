@@ -2,7 +2,8 @@
 //! against a real SQLite store, the real pipeline, and a tracker that
 //! answers 503 for ten minutes of the store's manual clock: every state
 //! change and comment made meanwhile arrives afterwards, in order, exactly
-//! once; a write the tracker never takes is given up and said so.
+//! once; a write the tracker never takes is given up and said so, at once
+//! when the tracker refuses it for good.
 
 use async_trait::async_trait;
 use orch_core::{NewTask, Stage, Task, Timestamp};
@@ -14,10 +15,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// A tracker that is down while `down` is set; records what it took.
+/// A tracker that is down while `down` is set, or answers `answer` while
+/// that is set; records what it took.
 #[derive(Default)]
 struct Flaky {
     down: AtomicBool,
+    answer: Mutex<Option<PortError>>,
     took: Mutex<Vec<String>>,
     /// Comment dedupe keys seen: a repeat is "already there".
     keys: Mutex<Vec<String>>,
@@ -25,8 +28,13 @@ struct Flaky {
 
 impl Flaky {
     fn refuse(&self) -> PortResult<()> {
+        if let Some(e) = self.answer.lock().unwrap().clone() {
+            return Err(e);
+        }
         if self.down.load(Ordering::SeqCst) {
-            Err(PortError::new("Plane answered 503 Service Unavailable"))
+            Err(PortError::unavailable(
+                "Plane answered 503 Service Unavailable",
+            ))
         } else {
             Ok(())
         }
@@ -303,4 +311,71 @@ async fn a_move_whose_process_died_before_telling_the_tracker_is_told_after_a_re
         ]
     );
     assert_eq!(outbox.deliver(None).await.sent, 0, "once");
+}
+
+#[tokio::test]
+async fn a_write_the_tracker_refuses_for_good_is_given_up_at_once_with_its_reason() {
+    let w = world("data_dir = \"data\"\n[features]\nauto_labels = false\n").await;
+    let t = task(&w, "PROJ-1", Stage::AwaitingApproval).await;
+    *w.tracker.answer.lock().unwrap() = Some(PortError::refused(
+        "Plane: PATCH /issues/PROJ-1/ answered 403: you may not edit this project",
+    ));
+    w.pipeline
+        .gate(t.id, orch_core::pipeline::Gate::Approve, Some("go"))
+        .await
+        .unwrap();
+    // The in-line delivery of the move gave every write up: asking again
+    // would get the same 403, 20 times over four hours.
+    let events = w.store.events(t.id).await.unwrap();
+    let failed: Vec<_> = events
+        .iter()
+        .filter(|e| e.kind == "tracker_write_failed")
+        .collect();
+    assert_eq!(failed.len(), 3, "{events:?}");
+    for f in &failed {
+        assert!(
+            f.message.contains("1 attempt(s)")
+                && f.message.contains("refused")
+                && f.message.contains("you may not edit this project"),
+            "{f:?}"
+        );
+    }
+    assert_eq!(
+        w.pipeline.tracker_outbox().deliver(None).await,
+        Default::default(),
+        "nothing is left to retry"
+    );
+    assert!(w.tracker.took().is_empty());
+}
+
+#[tokio::test]
+async fn an_unavailable_tracker_is_retried_and_a_rate_limited_one_not_before_its_wait() {
+    let w = world("data_dir = \"data\"\n[features]\nauto_labels = false\n").await;
+    let t = task(&w, "PROJ-1", Stage::AwaitingApproval).await;
+    let outbox = w.pipeline.tracker_outbox();
+    *w.tracker.answer.lock().unwrap() = Some(PortError::RateLimited {
+        message: "Plane is rate limiting orch for 1200 s".into(),
+        retry_after: Some(Duration::from_secs(1200)),
+    });
+    w.pipeline
+        .gate(t.id, orch_core::pipeline::Gate::Approve, Some("go"))
+        .await
+        .unwrap();
+    // The limit is lifted early, but orch keeps to the wait Plane asked for
+    // (its own backoff would have asked again after 5 s).
+    *w.tracker.answer.lock().unwrap() = None;
+    w.tracker.down.store(true, Ordering::SeqCst);
+    w.clock.advance(Duration::from_secs(600));
+    let d = outbox.deliver(None).await;
+    assert_eq!((d.sent, d.retried, d.given_up), (0, 0, 0), "{d:?}");
+    // After the wait: unavailable (a 503) is retried, not given up.
+    w.clock.advance(Duration::from_secs(601));
+    let d = outbox.deliver(None).await;
+    assert_eq!((d.sent, d.retried, d.given_up), (0, 1, 0), "{d:?}");
+    w.tracker.down.store(false, Ordering::SeqCst);
+    w.clock.advance(Duration::from_secs(60));
+    let d = outbox.deliver(None).await;
+    assert_eq!((d.sent, d.given_up), (3, 0), "{d:?}");
+    let events = w.store.events(t.id).await.unwrap();
+    assert!(!events.iter().any(|e| e.kind == "tracker_write_failed"));
 }

@@ -56,6 +56,8 @@ async fn a_branch_that_moved_after_verify_is_not_merged() {
     std::fs::write(wt.path.join("x.md"), "verified\n").unwrap();
     repos.commit_all(&wt, "x").await.unwrap();
     let forge = LocalForge::new(repos.clone());
+    let store = orch_store::testing::sqlite_in(tmp.path()).await;
+    let lease = orch_store::testing::merge_lease_for(store.as_ref(), "demo", "feature/x").await;
 
     // Verify passed on this head, which is pushed ...
     let verified = forge.push_branch("demo", "feature/x").await.unwrap();
@@ -64,10 +66,7 @@ async fn a_branch_that_moved_after_verify_is_not_merged() {
     std::fs::write(wt.path.join("x.md"), "never verified\n").unwrap();
     repos.commit_all(&wt, "late").await.unwrap();
 
-    let out = forge
-        .merge("demo", "feature/x", "main", &verified, &base)
-        .await
-        .unwrap();
+    let out = forge.merge(&lease, "main", &verified, &base).await.unwrap();
     match &out {
         MergeOutcome::Stale(why) => assert!(why.contains("moved since it was verified"), "{why}"),
         other => panic!("an unverified head was merged: {other:?}"),
@@ -80,10 +79,7 @@ async fn a_branch_that_moved_after_verify_is_not_merged() {
 
     // Verified again at the new head, it merges, exactly that head.
     let head = forge.push_branch("demo", "feature/x").await.unwrap();
-    let merged = forge
-        .merge("demo", "feature/x", "main", &head, &base)
-        .await
-        .unwrap();
+    let merged = forge.merge(&lease, "main", &head, &base).await.unwrap();
     assert_eq!(merged, MergeOutcome::Merged { sha: head.clone() });
     assert_eq!(git(&remote, &["rev-parse", "main"]), head);
 }

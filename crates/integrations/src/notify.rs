@@ -17,7 +17,7 @@ impl HttpPoster {
             .connect_timeout(timeout.min(Duration::from_secs(10)))
             .user_agent(concat!("orch/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|e| PortError::new(format!("building the HTTP client: {e}")))?;
+            .map_err(|e| PortError::invalid(format!("building the HTTP client: {e}")))?;
         Ok(HttpPoster { http })
     }
 }
@@ -34,17 +34,29 @@ impl NotifyPoster for HttpPoster {
             } else {
                 e.without_url().to_string()
             };
-            PortError::new(format!("posting the notification: {why}"))
+            PortError::unavailable(format!("posting the notification: {why}"))
         })?;
         let status = answer.status();
         if status.is_success() {
             return Ok(());
         }
+        let retry_after = answer
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
         let text = answer.text().await.unwrap_or_default();
         let text: String = text.chars().take(200).collect();
-        Err(PortError::new(format!(
-            "the webhook answered {status}: {}",
-            text.trim()
-        )))
+        let words = format!("the webhook answered {status}: {}", text.trim());
+        Err(match status.as_u16() {
+            429 => PortError::RateLimited {
+                message: words,
+                retry_after,
+            },
+            408 | 500..=599 => PortError::Unavailable(words),
+            404 | 410 => PortError::NotFound(words),
+            _ => PortError::refused(words),
+        })
     }
 }

@@ -1,73 +1,81 @@
-//! What the forges' answers mean for the merge gate (bounded merges): every
-//! failed or refused call becomes a [`ForgeError`] that says whether asking
-//! again can help ([`Failure::Transient`]: an outage, a pause, a forge still
-//! computing) or not ([`Failure::Permanent`]: protection, a conflict, bad
-//! credentials, a repository that is not there). The engine retries the first
-//! with backoff, at most `merge.max_attempts` times, and parks the task on the
-//! second at once, with these words.
+//! What the providers' answers mean for orch: every failed or refused call
+//! becomes a [`PortError`] of its kind. The merge gate and the tracker's
+//! outbox retry what may pass ([`PortError::Unavailable`],
+//! [`PortError::RateLimited`]: an outage, a pause, a forge still computing)
+//! and give up at once on the rest (protection, a conflict, bad credentials,
+//! a repository that is not there), with these words.
 //!
 //! The decision is made on the HTTP status wherever the status says it. Only
 //! where one status covers both kinds (Gitea's 405 is also "try again later",
-//! GitHub's 405 also "the base branch was modified") does the forge's message
-//! decide.
+//! GitHub's 405 also "the base branch was modified", GitHub's 403 also "rate
+//! limit") does the provider's message decide.
 
 use crate::http::ApiError;
-use orch_engine::ports::{Failure, ForgeError, MergeOutcome};
+use orch_engine::ports::{MergeOutcome, PortError};
+use std::time::Duration;
 
-/// A call that gave no usable answer, classified.
-impl From<ApiError> for ForgeError {
-    fn from(e: ApiError) -> ForgeError {
-        ForgeError {
-            failure: api_failure(&e),
-            message: e.to_string(),
+/// A call that gave no usable answer, classified. Outages, pauses and
+/// answers orch could not read may pass; a status the provider meant (401,
+/// 403, 404, 422, …) will not.
+impl From<ApiError> for PortError {
+    fn from(e: ApiError) -> PortError {
+        let words = e.to_string();
+        match &e {
+            ApiError::Unavailable { .. } | ApiError::CircuitOpen { .. } => {
+                PortError::Unavailable(words)
+            }
+            ApiError::RateLimited { secs, .. } => PortError::RateLimited {
+                message: words,
+                retry_after: Some(Duration::from_secs(*secs)),
+            },
+            ApiError::Status { status, body, .. } => match status {
+                429 => PortError::RateLimited {
+                    message: words,
+                    retry_after: None,
+                },
+                // GitHub's secondary rate limit is a 403 that says so.
+                403 if body.to_ascii_lowercase().contains("rate limit") => PortError::RateLimited {
+                    message: words,
+                    retry_after: None,
+                },
+                408 | 425 => PortError::Unavailable(words),
+                501 => PortError::refused(words),
+                500..=599 => PortError::Unavailable(words),
+                404 | 410 => PortError::NotFound(words),
+                400 => PortError::Invalid(words),
+                _ => PortError::refused(words),
+            },
+            // A body that is not the provider's JSON (a proxy's error page, a
+            // truncated answer): the next call may read fine.
+            ApiError::Decode { .. } => PortError::Unavailable(words),
+            ApiError::Config(_) => PortError::Invalid(words),
         }
-    }
-}
-
-/// Outages, pauses and answers orch could not read may pass; a status the
-/// forge meant (401, 403, 404, 422, …) will not.
-pub fn api_failure(e: &ApiError) -> Failure {
-    match e {
-        ApiError::Unavailable { .. }
-        | ApiError::RateLimited { .. }
-        | ApiError::CircuitOpen { .. } => Failure::Transient,
-        ApiError::Status { status, body, .. } => match status {
-            408 | 425 | 429 => Failure::Transient,
-            501 => Failure::Permanent,
-            500..=599 => Failure::Transient,
-            // GitHub's secondary rate limit is a 403 that says so.
-            403 if body.to_ascii_lowercase().contains("rate limit") => Failure::Transient,
-            _ => Failure::Permanent,
-        },
-        // A body that is not the forge's JSON (a proxy's error page, a
-        // truncated answer): the next call may read fine.
-        ApiError::Decode { .. } => Failure::Transient,
-        ApiError::Config(_) => Failure::Permanent,
     }
 }
 
 /// Gitea's merge endpoint did not merge (`status` is not 200/204).
 ///
 /// - 405: the pull request may not be merged: branch protection, required
-///   status checks or approvals, work in progress — permanent; except while
+///   status checks or approvals, work in progress — refused; except while
 ///   Gitea is still checking mergeability ("Please try again later"), which
-///   passes by itself.
+///   passes by itself (unavailable).
 /// - 409: a conflict, or the head or base moved: merging the base in and
 ///   verifying again can cure it (stale, counted as an attempt).
 /// - 201: Gitea scheduled the merge instead of doing it: asked again later.
-/// - 404, 423 and anything else: the pull request or repository is gone or
-///   locked — permanent.
+/// - 404: the pull request or repository is gone; 423 and anything else (a
+///   locked repository, …) is refused.
 pub fn gitea_merge_refusal(
     number: u64,
     status: u16,
     reason: &str,
-) -> Result<MergeOutcome, ForgeError> {
+) -> Result<MergeOutcome, PortError> {
     let words = format!("Gitea did not merge pull request #{number} ({status}): {reason}");
     match status {
         409 => Ok(MergeOutcome::Stale(words)),
-        201 => Err(ForgeError::transient(words)),
-        405 if still_checking(reason) => Err(ForgeError::transient(words)),
-        _ => Err(ForgeError::permanent(words)),
+        201 => Err(PortError::Unavailable(words)),
+        405 if still_checking(reason) => Err(PortError::Unavailable(words)),
+        404 => Err(PortError::NotFound(words)),
+        _ => Err(PortError::refused(words)),
     }
 }
 
@@ -77,18 +85,19 @@ pub fn gitea_merge_refusal(
 ///   branches moved under the merge — stale;
 /// - 405 otherwise (not mergeable: protection, required checks or reviews,
 ///   a conflict GitHub sees), 422 (the request is invalid for this pull
-///   request), 404 and anything else — permanent.
+///   request) and anything else — refused; 404 — not found.
 pub fn github_merge_refusal(
     number: u64,
     status: u16,
     reason: &str,
-) -> Result<MergeOutcome, ForgeError> {
+) -> Result<MergeOutcome, PortError> {
     let words = format!("GitHub did not merge pull request #{number} ({status}): {reason}");
     let moved = reason.to_ascii_lowercase().contains("branch was modified");
     match status {
         409 => Ok(MergeOutcome::Stale(words)),
         405 if moved => Ok(MergeOutcome::Stale(words)),
-        _ => Err(ForgeError::permanent(words)),
+        404 => Err(PortError::NotFound(words)),
+        _ => Err(PortError::refused(words)),
     }
 }
 
@@ -111,39 +120,52 @@ mod tests {
         }
     }
 
+    fn kind(e: ApiError) -> &'static str {
+        PortError::from(e).kind()
+    }
+
     #[test]
-    fn api_errors_are_transient_only_when_asking_again_can_help() {
+    fn api_errors_are_classified_by_what_asking_again_can_change() {
         let unavailable = ApiError::Unavailable {
             provider: "Gitea",
             what: "GET /x".into(),
             attempts: 4,
             last: "cannot connect".into(),
         };
-        assert_eq!(api_failure(&unavailable), Failure::Transient);
-        for s in [500, 502, 503, 504, 408, 429] {
-            assert_eq!(api_failure(&status(s, "")), Failure::Transient, "{s}");
+        assert_eq!(kind(unavailable), "unavailable");
+        for s in [500, 502, 503, 504, 408] {
+            assert_eq!(kind(status(s, "")), "unavailable", "{s}");
         }
-        for s in [400, 401, 403, 404, 405, 409, 422, 501] {
-            assert_eq!(api_failure(&status(s, "")), Failure::Permanent, "{s}");
+        assert_eq!(kind(status(429, "")), "rate_limited");
+        assert_eq!(
+            kind(status(403, "You have exceeded a secondary rate limit")),
+            "rate_limited"
+        );
+        let limited = PortError::from(ApiError::RateLimited {
+            provider: "GitHub",
+            what: "GET /x".into(),
+            secs: 42,
+        });
+        assert_eq!(limited.retry_after(), Some(Duration::from_secs(42)));
+        for s in [401, 403, 405, 409, 422, 501] {
+            assert_eq!(kind(status(s, "")), "refused", "{s}");
         }
-        assert_eq!(
-            api_failure(&status(403, "You have exceeded a secondary rate limit")),
-            Failure::Transient
-        );
-        assert_eq!(
-            api_failure(&ApiError::Config("no token".into())),
-            Failure::Permanent
-        );
-        let e = ForgeError::from(status(401, "token is required"));
+        assert_eq!(kind(status(404, "")), "not_found");
+        assert_eq!(kind(status(400, "")), "invalid");
+        assert_eq!(kind(ApiError::Config("no token".into())), "invalid");
+        let e = PortError::from(status(401, "token is required"));
         assert!(e.is_permanent());
-        assert!(e.message.contains("401") && e.message.contains("token is required"));
+        assert!(
+            matches!(&e, PortError::Refused { reason } if reason.contains("401") && reason.contains("token is required")),
+            "{e:?}"
+        );
     }
 
     #[test]
     fn gitea_refusals() {
         let protected = gitea_merge_refusal(3, 405, "protected branch main: not enough approvals");
         assert!(
-            matches!(&protected, Err(e) if e.is_permanent() && e.message.contains("not enough approvals") && e.message.contains("#3")),
+            matches!(&protected, Err(PortError::Refused { reason }) if reason.contains("not enough approvals") && reason.contains("#3")),
             "{protected:?}"
         );
         let checking = gitea_merge_refusal(3, 405, "Please try again later");
@@ -173,7 +195,7 @@ mod tests {
         ] {
             let r = github_merge_refusal(7, 405, reason);
             assert!(
-                matches!(&r, Err(e) if e.is_permanent() && e.message.contains(reason)),
+                matches!(&r, Err(PortError::Refused { reason: why }) if why.contains(reason)),
                 "{r:?}"
             );
         }

@@ -39,7 +39,19 @@ fn git(dir: &Path, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
+/// The repo the forge serves.
+const REPO: &str = "app";
+
+impl World {
+    /// The repo's merge lease for a task on `branch`: what the engine holds
+    /// when it merges.
+    async fn lease(&self, branch: &str) -> orch_store::MergeLeaseProof {
+        orch_store::testing::merge_lease_for(self.store.as_ref(), REPO, branch).await
+    }
+}
+
 struct World {
+    store: Arc<dyn orch_store::Store>,
     _dir: tempfile::TempDir,
     seed: PathBuf,
     bare: PathBuf,
@@ -72,7 +84,9 @@ async fn world() -> World {
         BTreeMap::from([("app".to_string(), "acme/app".to_string())]),
         "merge",
     );
+    let store = orch_store::testing::sqlite_in(dir.path()).await;
     World {
+        store,
         _dir: dir,
         seed,
         bare,
@@ -122,7 +136,7 @@ async fn merges_the_verified_head_through_a_pull_request() {
     assert!(!w.forge.is_merged("app", "main", &head).await.unwrap());
     let out = w
         .forge
-        .merge("app", "feature/PROJ-1-login", "main", &head, &base)
+        .merge(&w.lease("feature/PROJ-1-login").await, "main", &head, &base)
         .await
         .unwrap();
     assert_eq!(out, MergeOutcome::Merged { sha: head.clone() });
@@ -172,12 +186,12 @@ async fn refusals_are_classified_for_the_merge_gate_with_gitea_s_reason() {
         .push_back((405, "Please try again later".into()));
     let e = w
         .forge
-        .merge("app", "feature/y", "main", &head, &base)
+        .merge(&w.lease("feature/y").await, "main", &head, &base)
         .await
         .unwrap_err();
-    assert_eq!(e.failure, Failure::Transient, "{e}");
+    assert_eq!(e.failure(), Failure::Transient, "{e}");
     assert!(
-        e.message.contains("405") && e.message.contains("try again later"),
+        e.to_string().contains("405") && e.to_string().contains("try again later"),
         "{e}"
     );
     // Branch protection (405): asking again cannot help.
@@ -186,18 +200,18 @@ async fn refusals_are_classified_for_the_merge_gate_with_gitea_s_reason() {
         .push_back((405, "protected branch main: not enough approvals".into()));
     let e = w
         .forge
-        .merge("app", "feature/y", "main", &head, &base)
+        .merge(&w.lease("feature/y").await, "main", &head, &base)
         .await
         .unwrap_err();
-    assert_eq!(e.failure, Failure::Permanent, "{e}");
-    assert!(e.message.contains("not enough approvals"), "{e}");
+    assert_eq!(e.failure(), Failure::Permanent, "{e}");
+    assert!(e.to_string().contains("not enough approvals"), "{e}");
     // A conflict (409): merge the base in and verify again.
     w.model()
         .merge_answers
         .push_back((409, "merge conflict".into()));
     let out = w
         .forge
-        .merge("app", "feature/y", "main", &head, &base)
+        .merge(&w.lease("feature/y").await, "main", &head, &base)
         .await
         .unwrap();
     assert!(
@@ -207,12 +221,12 @@ async fn refusals_are_classified_for_the_merge_gate_with_gitea_s_reason() {
     // Refused credentials are permanent too.
     w.fake.fail_next(401, 1);
     let e = w.forge.base_head("app", "main").await.unwrap_err();
-    assert_eq!(e.failure, Failure::Permanent, "{e}");
+    assert_eq!(e.failure(), Failure::Permanent, "{e}");
     // The branch moved after verify: the pull request's head is not the verified one.
     let moved = w.branch("feature/y", "y2.rs");
     let out = w
         .forge
-        .merge("app", "feature/y", "main", &head, &base)
+        .merge(&w.lease("feature/y").await, "main", &head, &base)
         .await
         .unwrap();
     assert!(
@@ -226,7 +240,7 @@ async fn refusals_are_classified_for_the_merge_gate_with_gitea_s_reason() {
     w.fake.fail_next(500, 2);
     let out = w
         .forge
-        .merge("app", "feature/y", "main", &moved, &base)
+        .merge(&w.lease("feature/y").await, "main", &moved, &base)
         .await
         .unwrap();
     assert_eq!(out, MergeOutcome::Merged { sha: moved.clone() });
@@ -484,11 +498,21 @@ async fn every_request_orch_sends_to_gitea_matches_the_swagger() {
         .unwrap();
     w.model().merge_answers.push_back((405, "not ready".into()));
     w.forge
-        .merge("app", "feature/PROJ-2-contract", "main", &head, &base)
+        .merge(
+            &w.lease("feature/PROJ-2-contract").await,
+            "main",
+            &head,
+            &base,
+        )
         .await
         .unwrap_err();
     w.forge
-        .merge("app", "feature/PROJ-2-contract", "main", &head, &base)
+        .merge(
+            &w.lease("feature/PROJ-2-contract").await,
+            "main",
+            &head,
+            &base,
+        )
         .await
         .unwrap();
     w.forge.is_merged("app", "main", &head).await.unwrap();

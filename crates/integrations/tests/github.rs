@@ -36,7 +36,19 @@ fn git(dir: &Path, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
+/// The repo the forge serves.
+const REPO: &str = "app";
+
+impl World {
+    /// The repo's merge lease for a task on `branch`: what the engine holds
+    /// when it merges.
+    async fn lease(&self, branch: &str) -> orch_store::MergeLeaseProof {
+        orch_store::testing::merge_lease_for(self.store.as_ref(), REPO, branch).await
+    }
+}
+
 struct World {
+    store: Arc<dyn orch_store::Store>,
     _dir: tempfile::TempDir,
     seed: PathBuf,
     bare: PathBuf,
@@ -70,7 +82,9 @@ async fn world() -> World {
         BTreeMap::from([("app".to_string(), "acme/app".to_string())]),
         "squash",
     );
+    let store = orch_store::testing::sqlite_in(dir.path()).await;
     World {
+        store,
         _dir: dir,
         seed,
         bare,
@@ -109,7 +123,7 @@ async fn the_github_forge_merges_the_verified_head_and_deletes_carefully() {
     let moved = w.branch("feature/a", "a2.rs");
     let out = w
         .forge
-        .merge("app", "feature/a", "main", &head, &base)
+        .merge(&w.lease("feature/a").await, "main", &head, &base)
         .await
         .unwrap();
     assert!(
@@ -120,7 +134,7 @@ async fn the_github_forge_merges_the_verified_head_and_deletes_carefully() {
     w.fake.m().fail_next.push_back(502);
     let out = w
         .forge
-        .merge("app", "feature/a", "main", &moved, &base)
+        .merge(&w.lease("feature/a").await, "main", &moved, &base)
         .await
         .unwrap();
     assert_eq!(out, MergeOutcome::Merged { sha: moved.clone() });

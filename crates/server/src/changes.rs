@@ -117,7 +117,7 @@ impl<'a> Repo<'a> {
             .pipeline()
             .repos()
             .mirror_path(&task.repo)
-            .map_err(|e| ApiError::bad_request(e.to_string()))?;
+            .map_err(git_failed)?;
         if !mirror.is_dir() {
             return Err(ApiError::not_found(format!(
                 "repo {} has no mirror yet (orch serve creates it at start-up)",
@@ -165,7 +165,7 @@ impl<'a> Repo<'a> {
             .repos()
             .read(&self.name, &args)
             .await
-            .map_err(|e| ApiError::new(axum::http::StatusCode::BAD_GATEWAY, e.to_string()))?;
+            .map_err(git_failed)?;
         if out.success() {
             Ok(out.stdout)
         } else {
@@ -175,6 +175,12 @@ impl<'a> Repo<'a> {
             ))
         }
     }
+}
+
+/// A git step failed: a 5xx with git's words, never a 4xx (the request
+/// named an existing task; orch's side failed).
+fn git_failed(e: orch_git::GitError) -> ApiError {
+    ApiError::from(orch_engine::ports::PortError::from(e))
 }
 
 fn cut(mut s: String, max: usize) -> String {

@@ -4,9 +4,10 @@
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
-use axum::http::{Method, StatusCode, Uri, header, request::Parts};
+use axum::http::{HeaderValue, Method, StatusCode, Uri, header, request::Parts};
 use axum::response::{IntoResponse, Response};
 use orch_engine::pipeline::PipelineError;
+use orch_engine::ports::PortError;
 use orch_store::StoreError;
 use serde::de::DeserializeOwned;
 
@@ -15,6 +16,10 @@ use serde::de::DeserializeOwned;
 pub struct ApiError {
     pub status: StatusCode,
     pub message: String,
+    /// A tracker's or forge's failure carries its kind (`refused`,
+    /// `unavailable`, …) in the body, so a client (the CLI) can say what it
+    /// means without reading the words, and a rate limit its wait.
+    pub port: Option<(&'static str, Option<std::time::Duration>)>,
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
@@ -24,6 +29,7 @@ impl ApiError {
         ApiError {
             status,
             message: message.into(),
+            port: None,
         }
     }
 
@@ -45,12 +51,24 @@ impl IntoResponse for ApiError {
         if self.status.is_server_error() {
             tracing::error!(status = %self.status, error = %self.message, "API request failed");
         }
-        let body = Json(serde_json::json!({ "error": self.message }));
+        let mut body = serde_json::json!({ "error": self.message });
+        let mut resp = match self.port {
+            Some((kind, retry_after)) => {
+                body["kind"] = kind.into();
+                let mut resp = (self.status, Json(body)).into_response();
+                if let Some(wait) = retry_after {
+                    resp.headers_mut()
+                        .insert(header::RETRY_AFTER, wait.as_secs().max(1).into());
+                }
+                resp
+            }
+            None => (self.status, Json(body)).into_response(),
+        };
         if self.status == StatusCode::UNAUTHORIZED {
-            (self.status, [(header::WWW_AUTHENTICATE, "Bearer")], body).into_response()
-        } else {
-            (self.status, body).into_response()
+            resp.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
+        resp
     }
 }
 
@@ -79,9 +97,28 @@ impl From<PipelineError> for ApiError {
             PipelineError::Store(s) => store_status(s),
             PipelineError::NotFound(_) => StatusCode::NOT_FOUND,
             PipelineError::Invalid(_) => StatusCode::BAD_REQUEST,
-            PipelineError::Port(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            PipelineError::Port(p) => return ApiError::from(p.clone()),
         };
         ApiError::new(status, e.to_string())
+    }
+}
+
+/// A tracker, forge or git step failed: the request was fine, something
+/// orch depends on was not, so never a 4xx (a client must not take it for
+/// its own mistake). A provider asking orch to wait is 503 (with
+/// `Retry-After` when it said how long); every other failure is 502 with
+/// the provider's words and the kind in the body.
+impl From<PortError> for ApiError {
+    fn from(e: PortError) -> Self {
+        let status = match &e {
+            PortError::RateLimited { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            _ => StatusCode::BAD_GATEWAY,
+        };
+        ApiError {
+            status,
+            message: e.to_string(),
+            port: Some((e.kind(), e.retry_after())),
+        }
     }
 }
 

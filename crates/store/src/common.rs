@@ -3,7 +3,7 @@
 //! only in their SQL and connections.
 
 use crate::error::{StoreError, StoreResult};
-use crate::model::{ClaimRequest, LeaseAcquire, MergeLease};
+use crate::model::{ClaimRequest, LeaseAcquire, MergeLease, MergeLeaseProof};
 use orch_core::retry::FailureDecision;
 use orch_core::{Job, JobStatus, Stage, Task, TaskId};
 use std::collections::BTreeMap;
@@ -138,13 +138,22 @@ pub(crate) fn group_dependencies(pairs: Vec<(i64, i64)>) -> Vec<(TaskId, Vec<Tas
 /// The answer to an acquisition: the epoch the upsert returned, else who
 /// holds the lease.
 pub(crate) fn lease_answer(
+    repo: &str,
     epoch: Option<i64>,
     current: Option<MergeLease>,
     task: TaskId,
     branch: &str,
 ) -> LeaseAcquire {
     match (epoch, current) {
-        (Some(epoch), _) => LeaseAcquire::Acquired { epoch },
+        (Some(epoch), current) => {
+            // Held already by this task: the branch is the one recorded.
+            let branch = current
+                .filter(|l| l.holder_task == task)
+                .map_or_else(|| branch.to_owned(), |l| l.holder_branch);
+            LeaseAcquire::Acquired {
+                proof: MergeLeaseProof::new(repo, task, &branch, epoch),
+            }
+        }
         (None, Some(l)) => LeaseAcquire::HeldBy {
             task: l.holder_task,
             branch: l.holder_branch,

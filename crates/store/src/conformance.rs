@@ -273,18 +273,25 @@ pub async fn d7_merge_lease_holder_and_release(h: Harness) {
         .acquire_merge_lease("demo", a.id, &a.branch)
         .await
         .unwrap();
-    let LeaseAcquire::Acquired { epoch } = got else {
+    let LeaseAcquire::Acquired { proof } = got else {
         panic!("expected acquired, got {got:?}")
     };
+    // The proof names what it was acquired for.
+    assert_eq!(
+        (proof.repo(), proof.task(), proof.branch()),
+        ("demo", a.id, a.branch.as_str())
+    );
+    assert!(proof.covers("demo", a.id));
+    assert!(!proof.covers("other", a.id) && !proof.covers("demo", b.id));
+    let epoch = proof.epoch();
     let again = h
         .store
         .acquire_merge_lease("demo", a.id, &a.branch)
         .await
         .unwrap();
-    assert_eq!(
-        again,
-        LeaseAcquire::Acquired { epoch },
-        "re-acquire by the holder keeps the epoch"
+    assert!(
+        matches!(&again, LeaseAcquire::Acquired { proof: p } if *p == proof),
+        "re-acquire by the holder keeps the epoch: {again:?}"
     );
     let other = h
         .store
@@ -311,10 +318,10 @@ pub async fn d7_merge_lease_holder_and_release(h: Harness) {
         .acquire_merge_lease("demo", b.id, &b.branch)
         .await
         .unwrap();
-    assert_eq!(
-        next,
-        LeaseAcquire::Acquired { epoch: epoch + 1 },
-        "each acquisition bumps the epoch"
+    assert!(
+        matches!(&next, LeaseAcquire::Acquired { proof: p }
+            if p.epoch() == epoch + 1 && p.covers("demo", b.id) && p.branch() == b.branch),
+        "each acquisition bumps the epoch: {next:?}"
     );
 }
 

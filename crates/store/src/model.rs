@@ -57,14 +57,68 @@ pub struct MergeLease {
     pub acquired_at: Timestamp,
 }
 
-/// Result of trying to take a repo's merge lease.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// Result of trying to take a repo's merge lease. Not deserializable: the
+/// proof inside comes from the store's acquisition only.
+#[derive(Debug, PartialEq, Eq, Serialize)]
 #[serde(tag = "result", rename_all = "snake_case")]
 pub enum LeaseAcquire {
-    /// Taken (or already held by the same task): `epoch` fences later writes.
-    Acquired { epoch: i64 },
+    /// Taken (or already held by the same task).
+    Acquired { proof: MergeLeaseProof },
     /// Someone else holds it; wait.
     HeldBy { task: TaskId, branch: String },
+}
+
+/// Proof that `task` held `repo`'s merge lease for `branch` when the store
+/// answered [`crate::LeaseStore::acquire_merge_lease`]. Its fields are
+/// private and it has no public constructor (nor `Deserialize`, nor
+/// `Clone`), so only that acquisition makes one: the engine's merge, the
+/// finish of an interrupted merge, the deploy steps and `Forge::merge` take
+/// a `&MergeLeaseProof`, and code that merges without asking for the lease
+/// first does not compile. It proves the holding at that moment; the epoch
+/// tells one holding from the next.
+#[derive(Debug, PartialEq, Eq, Serialize)]
+pub struct MergeLeaseProof {
+    repo: String,
+    task: TaskId,
+    branch: String,
+    epoch: i64,
+}
+
+impl MergeLeaseProof {
+    /// Only the stores' acquisition calls this (`common::lease_answer`).
+    pub(crate) fn new(repo: &str, task: TaskId, branch: &str, epoch: i64) -> MergeLeaseProof {
+        MergeLeaseProof {
+            repo: repo.to_owned(),
+            task,
+            branch: branch.to_owned(),
+            epoch,
+        }
+    }
+
+    /// The repo whose lease is held.
+    pub fn repo(&self) -> &str {
+        &self.repo
+    }
+
+    /// The task that holds it.
+    pub fn task(&self) -> TaskId {
+        self.task
+    }
+
+    /// The task's branch, the one the lease lets merge.
+    pub fn branch(&self) -> &str {
+        &self.branch
+    }
+
+    /// The lease's epoch: bumped by every new holder.
+    pub fn epoch(&self) -> i64 {
+        self.epoch
+    }
+
+    /// Whether this is `task`'s lease of `repo`.
+    pub fn covers(&self, repo: &str, task: TaskId) -> bool {
+        self.repo == repo && self.task == task
+    }
 }
 
 /// The irreversible steps guarded by markers.

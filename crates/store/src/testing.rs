@@ -385,3 +385,40 @@ pub async fn populate(store: &dyn Store) -> Vec<orch_core::Task> {
     }
     tasks
 }
+
+/// The merge lease of `repo` for a new task on `branch`, taken from whoever
+/// held it (released first): what the engine holds when it merges, for the
+/// forges' tests. It goes through the acquisition like any other proof.
+pub async fn merge_lease_for(
+    store: &dyn Store,
+    repo: &str,
+    branch: &str,
+) -> crate::model::MergeLeaseProof {
+    if let Some(held) = store.merge_lease(repo).await.unwrap() {
+        store
+            .release_merge_lease(repo, held.holder_task)
+            .await
+            .unwrap();
+    }
+    let task = store
+        .create_task(orch_core::NewTask::new(repo, branch), "test")
+        .await
+        .unwrap();
+    match store
+        .acquire_merge_lease(repo, task.id, branch)
+        .await
+        .unwrap()
+    {
+        crate::model::LeaseAcquire::Acquired { proof } => proof,
+        held => panic!("the lease of {repo} was just released: {held:?}"),
+    }
+}
+
+/// A SQLite store in `dir` (`orch.db`), migrated: a home for test leases.
+pub async fn sqlite_in(dir: &std::path::Path) -> Arc<dyn Store> {
+    let store = crate::sqlite::SqliteStore::open(dir.join("orch.db"), Default::default())
+        .await
+        .unwrap();
+    store.migrate().await.unwrap();
+    Arc::new(store)
+}

@@ -149,7 +149,9 @@ pub trait RunStore {
 
 #[async_trait]
 pub trait LeaseStore {
-    /// Take the repo's merge lease for `task`, or learn who holds it.
+    /// Take the repo's merge lease for `task`, or learn who holds it. Taken
+    /// (or held by `task` already, keeping its epoch), the answer carries
+    /// the [`crate::MergeLeaseProof`] that merging and deploying require.
     async fn acquire_merge_lease(
         &self,
         repo: &str,

@@ -81,6 +81,7 @@ pub fn pipeline_err(e: PipelineError) -> CliError {
     match e {
         PipelineError::Store(s) => CliError::Store(s),
         PipelineError::Invalid(m) => CliError::Usage(m),
+        PipelineError::Port(p) => crate::error::port_failure(p.kind(), &p.to_string()),
         other => CliError::Runtime(anyhow::anyhow!("{other}")),
     }
 }
@@ -205,28 +206,11 @@ async fn through_engine(
         None => serde_json::json!({}),
     };
     let answer = crate::engine_link::post(engine, &path, &body).await?;
-    let r = &answer.body;
-    match answer.status {
-        200 | 409 => {}
-        404 => {
-            return Err(CliError::Usage(format!(
-                "{} (answered by the running orch serve)",
-                answer.error()
-            )));
-        }
-        s if (400..500).contains(&s) => {
-            return Err(CliError::Usage(format!(
-                "the running orch serve refused it ({s}): {}",
-                answer.error()
-            )));
-        }
-        s => {
-            return Err(CliError::Runtime(anyhow::anyhow!(
-                "the running orch serve failed ({s}): {}",
-                answer.error()
-            )));
-        }
+    // 409: a refused gate answers its result, which says why (below).
+    if !answer.ok() && answer.status != 409 {
+        return Err(answer.into_error());
     }
+    let r = &answer.body;
     if a.json {
         print_json(r)?;
     }

@@ -194,12 +194,7 @@ impl Pipeline {
                         }
                         Ok(_) => None,
                         // A repo orch never mirrored has no branch to delete.
-                        Err(e)
-                            if e.message.contains("no mirror")
-                                || e.message.contains("NoMirror") =>
-                        {
-                            None
-                        }
+                        Err(crate::ports::PortError::NoMirror(_)) => None,
                         Err(e) => Some(format!("deleting the remote branch: {e}")),
                     };
                     if let Some(p) = problem {

@@ -17,11 +17,12 @@
 //!   same way. Each attempt is an event on the task (`merge_failed`,
 //!   `merge_retry`), so the count and the backoff survive a restart.
 
+use super::lease::check_lease;
 use super::{Pipeline, PipelineError, PipelineResult};
-use crate::ports::{Failure, ForgeError, MergeOutcome};
+use crate::ports::{Failure, MergeOutcome, PortError};
 use orch_core::pipeline::{DeployPhase, JobSpec};
 use orch_core::{AgentKind, Stage, Task, TaskEvent, TaskId};
-use orch_store::{MarkerState, MarkerStep, StoreError};
+use orch_store::{MarkerState, MarkerStep, MergeLeaseProof, StoreError};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
@@ -41,13 +42,13 @@ const MERGE_RETRY: &str = "merge_retry";
 /// Why a merge attempt stopped short.
 enum Stop {
     /// The forge (or git beneath it) failed or refused: an attempt, classified.
-    Forge(ForgeError),
+    Forge(PortError),
     /// orch's own store failed: the tick fails and runs again.
     Pipeline(PipelineError),
 }
 
-impl From<ForgeError> for Stop {
-    fn from(e: ForgeError) -> Stop {
+impl From<PortError> for Stop {
+    fn from(e: PortError) -> Stop {
         Stop::Forge(e)
     }
 }
@@ -72,15 +73,20 @@ impl From<StoreError> for Stop {
 
 impl Pipeline {
     /// The merger's verify passed on the current head: push it and merge it.
-    pub(crate) async fn merge(&self, task: &Task) -> PipelineResult<String> {
+    pub(crate) async fn merge(
+        &self,
+        task: &Task,
+        lease: &MergeLeaseProof,
+    ) -> PipelineResult<String> {
+        check_lease(lease, task)?;
         if let Some(wait) = self.merge_backing_off(task).await? {
             return Ok(wait);
         }
-        let r = self.try_merge(task).await;
+        let r = self.try_merge(task, lease).await;
         self.merge_attempt_ended(task, r).await
     }
 
-    async fn try_merge(&self, task: &Task) -> Result<String, Stop> {
+    async fn try_merge(&self, task: &Task, lease: &MergeLeaseProof) -> Result<String, Stop> {
         let base = self.base_branch(&task.repo);
         let wt = self
             .repos
@@ -110,7 +116,7 @@ impl Pipeline {
                 .await;
         }
         let Some(base_sha) = self.forge.base_head(&task.repo, &base).await? else {
-            return Err(ForgeError::permanent(format!(
+            return Err(PortError::not_found(format!(
                 "the remote has no branch {base}; push it, or set the repo's default_branch"
             ))
             .into());
@@ -135,12 +141,17 @@ impl Pipeline {
                 self.event("merge_initiated", format!("merging {head} into {base}")),
             )
             .await?;
-        self.try_finish_merge(task, marker.id, &detail).await
+        self.try_finish_merge(task, marker.id, &detail, lease).await
     }
 
     /// An INITIATED merge marker exists (a crash came mid-merge, or the last
     /// attempt failed after writing it): finish the merge or prove it done.
-    pub(crate) async fn resume_merge(&self, task: &Task) -> PipelineResult<String> {
+    pub(crate) async fn resume_merge(
+        &self,
+        task: &Task,
+        lease: &MergeLeaseProof,
+    ) -> PipelineResult<String> {
+        check_lease(lease, task)?;
         let markers = self.store.initiated_markers(Some(task.id)).await?;
         let Some(marker) = markers.into_iter().find(|m| m.step == MarkerStep::Merge) else {
             return Ok("no merge in flight".into());
@@ -165,7 +176,7 @@ impl Pipeline {
                 ),
             )
             .await?;
-        let r = self.try_finish_merge(task, marker.id, &detail).await;
+        let r = self.try_finish_merge(task, marker.id, &detail, lease).await;
         self.merge_attempt_ended(task, r).await
     }
 
@@ -174,13 +185,14 @@ impl Pipeline {
         task: &Task,
         marker: i64,
         d: &MergeDetail,
+        lease: &MergeLeaseProof,
     ) -> Result<String, Stop> {
         // Proven done: a restart after the merge, before the marker's completion.
         let merged = self.forge.is_merged(&task.repo, &d.base, &d.head).await?;
         if !merged {
             match self
                 .forge
-                .merge(&task.repo, &task.branch, &d.base, &d.head, &d.base_sha)
+                .merge(lease, &d.base, &d.head, &d.base_sha)
                 .await?
             {
                 MergeOutcome::Merged { .. } => {}
@@ -249,7 +261,7 @@ impl Pipeline {
         };
         let max = self.cfg.merge.max_attempts.max(1) as usize;
         let attempt = merge_attempts(&self.store.events(task.id).await?) + 1;
-        let give_up = match e.failure {
+        let give_up = match e.failure() {
             Failure::Permanent => Some(format!("the forge refused the merge: {e}")),
             Failure::Transient if attempt >= max => Some(format!(
                 "the merge failed {attempt} times (merge.max_attempts = {max}); the last time: {e}"
@@ -266,7 +278,7 @@ impl Pipeline {
                 )
             }
         };
-        tracing::warn!(task = %task.id, attempt, max, failure = ?e.failure, error = %e, "merge attempt failed");
+        tracing::warn!(task = %task.id, attempt, max, failure = ?e.failure(), kind = e.kind(), error = %e, "merge attempt failed");
         self.store
             .append_event(task.id, self.event(MERGE_FAILED, note.clone()))
             .await?;
@@ -408,7 +420,12 @@ impl Pipeline {
     }
 
     /// Confirm Deploy (or `auto`): the INITIATED marker, then phase B queued.
-    pub(crate) async fn start_deploy_run(&self, task: &Task) -> PipelineResult<String> {
+    pub(crate) async fn start_deploy_run(
+        &self,
+        task: &Task,
+        lease: &MergeLeaseProof,
+    ) -> PipelineResult<String> {
+        check_lease(lease, task)?;
         match self
             .store
             .write_marker(task.id, &task.repo, MarkerStep::Deploy, "phase B")
@@ -430,7 +447,12 @@ impl Pipeline {
     }
 
     /// Phase B succeeded: health, marker, lease, `done` — or the deferred cancel.
-    pub(crate) async fn finish_deploy(&self, task: &Task) -> PipelineResult<String> {
+    pub(crate) async fn finish_deploy(
+        &self,
+        task: &Task,
+        lease: &MergeLeaseProof,
+    ) -> PipelineResult<String> {
+        check_lease(lease, task)?;
         let health = self.deploy_health(task).await;
         let markers = self.store.initiated_markers(Some(task.id)).await?;
         for m in markers.iter().filter(|m| m.step == MarkerStep::Deploy) {

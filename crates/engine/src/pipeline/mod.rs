@@ -12,7 +12,9 @@
 
 mod approval;
 mod cancel;
+mod error;
 pub mod intake;
+mod lease;
 mod leftovers;
 mod merge;
 mod preparer;
@@ -21,6 +23,7 @@ mod route;
 mod view;
 
 pub use cancel::CancelResult;
+pub use error::{PipelineError, PipelineResult};
 pub use preparer::PipelinePreparer;
 pub use route::{ReconcileReport, Routed};
 pub use view::{job_spec, task_view};
@@ -31,7 +34,7 @@ use orch_config::Config;
 use orch_core::pipeline::{self, DeployPolicy, Effect, Gate, JobSpec, PipelinePolicy};
 use orch_core::{AgentKind, EventInput, NewJob, NewTask, Stage, Task, TaskId, Timestamp};
 use orch_git::{ProtectedBranches, RepoStore};
-use orch_store::{LeaseAcquire, Store, StoreError};
+use orch_store::Store;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -42,21 +45,6 @@ fn park_comment(why: &str) -> String {
         "orch needs a person: {why}. Move the item to To Analyse or Approved to resume, or STOP it."
     )
 }
-
-/// Why a pipeline call failed; the message says what to do.
-#[derive(Debug, thiserror::Error)]
-pub enum PipelineError {
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    #[error("{0}")]
-    NotFound(String),
-    #[error("{0}")]
-    Invalid(String),
-    #[error("{0}")]
-    Port(#[from] crate::ports::PortError),
-}
-
-pub type PipelineResult<T> = Result<T, PipelineError>;
 
 /// What a gate or start did, for the caller to show.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -480,37 +468,28 @@ impl Pipeline {
                 .await;
                 Ok(text)
             }
-            Effect::AcquireLease => {
-                match self
-                    .store
-                    .acquire_merge_lease(&task.repo, task.id, &task.branch)
-                    .await?
-                {
-                    LeaseAcquire::Acquired { epoch } => {
-                        self.store
-                            .append_event(
-                                task.id,
-                                self.event(
-                                    "lease_acquired",
-                                    format!("merge lease of {} taken (epoch {epoch})", task.repo),
-                                ),
-                            )
-                            .await?;
-                        Ok("merge lease taken".into())
-                    }
-                    LeaseAcquire::HeldBy { task: holder, .. } => Ok(format!(
-                        "waiting for the merge lease (held by task {holder})"
-                    )),
-                }
-            }
+            Effect::AcquireLease => self.acquire_lease(task).await,
             Effect::ReleaseLease => {
                 self.store.release_merge_lease(&task.repo, task.id).await?;
                 Ok("merge lease released".into())
             }
-            Effect::Merge => self.merge(task).await,
-            Effect::ResumeMerge => self.resume_merge(task).await,
-            Effect::StartDeployRun => self.start_deploy_run(task).await,
-            Effect::FinishDeploy => self.finish_deploy(task).await,
+            // The irreversible steps run only with the lease's proof in hand.
+            Effect::Merge => match self.hold_lease(task).await? {
+                Ok(lease) => self.merge(task, &lease).await,
+                Err(waiting) => Ok(waiting),
+            },
+            Effect::ResumeMerge => match self.hold_lease(task).await? {
+                Ok(lease) => self.resume_merge(task, &lease).await,
+                Err(waiting) => Ok(waiting),
+            },
+            Effect::StartDeployRun => match self.hold_lease(task).await? {
+                Ok(lease) => self.start_deploy_run(task, &lease).await,
+                Err(waiting) => Ok(waiting),
+            },
+            Effect::FinishDeploy => match self.hold_lease(task).await? {
+                Ok(lease) => self.finish_deploy(task, &lease).await,
+                Err(waiting) => Ok(waiting),
+            },
             Effect::DeployFailed(why) => self.deploy_failed(task, &why).await,
             Effect::ApplyDeferredCancel => {
                 let r = self

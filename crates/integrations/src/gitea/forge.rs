@@ -9,8 +9,9 @@
 
 use super::client::{GiteaClient, MergeAnswer};
 use async_trait::async_trait;
-use orch_engine::ports::{Forge, ForgeError, ForgeResult, MergeOutcome};
+use orch_engine::ports::{Forge, MergeOutcome, PortError, PortResult};
 use orch_git::{DeleteOutcome, ProtectedBranches, RepoStore};
+use orch_store::MergeLeaseProof;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -50,9 +51,9 @@ impl GiteaForge {
         &self.client
     }
 
-    fn full(&self, repo: &str) -> ForgeResult<&str> {
+    fn full(&self, repo: &str) -> PortResult<&str> {
         self.names.get(repo).map(String::as_str).ok_or_else(|| {
-            ForgeError::permanent(format!(
+            PortError::invalid(format!(
                 "repo {repo:?} has no Gitea `owner/name`; add it to [forge.gitea.repos]"
             ))
         })
@@ -63,7 +64,7 @@ impl GiteaForge {
         repo: &str,
         branch: &str,
         base: &str,
-    ) -> ForgeResult<super::client::PullRequest> {
+    ) -> PortResult<super::client::PullRequest> {
         let full = self.full(repo)?;
         let title = format!("orch: {branch}");
         self.client
@@ -75,7 +76,7 @@ impl GiteaForge {
                 "Opened by orch; merged when the pipeline's merge gate passes.",
             )
             .await
-            .map_err(ForgeError::from)
+            .map_err(PortError::from)
     }
 }
 
@@ -92,22 +93,22 @@ pub fn full_name_from_remote(remote: &str) -> Option<String> {
 
 #[async_trait]
 impl Forge for GiteaForge {
-    async fn push_branch(&self, repo: &str, branch: &str) -> ForgeResult<String> {
+    async fn push_branch(&self, repo: &str, branch: &str) -> PortResult<String> {
         let sha = self
             .repos
             .push_branch(repo, branch)
             .await
-            .map_err(ForgeError::from)?;
+            .map_err(PortError::from)?;
         Ok(sha)
     }
 
-    async fn base_head(&self, repo: &str, base: &str) -> ForgeResult<Option<String>> {
+    async fn base_head(&self, repo: &str, base: &str) -> PortResult<Option<String>> {
         let full = self.full(repo)?;
         let b = self
             .client
             .branch(full, base)
             .await
-            .map_err(ForgeError::from)?;
+            .map_err(PortError::from)?;
         Ok(b.and_then(|b| b.commit).map(|c| c.id))
     }
 
@@ -116,12 +117,12 @@ impl Forge for GiteaForge {
     /// moved is merged in by Gitea or refused with 409 (conflict).
     async fn merge(
         &self,
-        repo: &str,
-        branch: &str,
+        lease: &MergeLeaseProof,
         base: &str,
         head: &str,
         _expected_base: &str,
-    ) -> ForgeResult<MergeOutcome> {
+    ) -> PortResult<MergeOutcome> {
+        let (repo, branch) = (lease.repo(), lease.branch());
         let full = self.full(repo)?;
         let pr = self.ensure_pr(repo, branch, base).await?;
         if pr.merged {
@@ -141,7 +142,7 @@ impl Forge for GiteaForge {
             .client
             .merge(full, pr.number, &self.merge_style, head, &title, &message)
             .await
-            .map_err(ForgeError::from)?
+            .map_err(PortError::from)?
         {
             MergeAnswer::Merged => {
                 let merged = self.client.get_pr(full, pr.number).await.ok();
@@ -159,13 +160,13 @@ impl Forge for GiteaForge {
     /// Merged means: a closed pull request into `base` whose head is `head`
     /// and that Gitea marks merged (a squash leaves `head` outside the base's
     /// history, so ancestry alone cannot tell).
-    async fn is_merged(&self, repo: &str, base: &str, head: &str) -> ForgeResult<bool> {
+    async fn is_merged(&self, repo: &str, base: &str, head: &str) -> PortResult<bool> {
         let full = self.full(repo)?;
         let prs = self
             .client
             .closed_prs(full, base)
             .await
-            .map_err(ForgeError::from)?;
+            .map_err(PortError::from)?;
         Ok(prs.iter().any(|p| p.merged && p.head.sha == head))
     }
 
@@ -177,7 +178,7 @@ impl Forge for GiteaForge {
         repo: &str,
         branch: &str,
         protected: &ProtectedBranches,
-    ) -> ForgeResult<DeleteOutcome> {
+    ) -> PortResult<DeleteOutcome> {
         if let Some(reason) = protected.refusal(branch) {
             return Ok(DeleteOutcome::Refused { reason });
         }
@@ -186,7 +187,7 @@ impl Forge for GiteaForge {
             .client
             .default_branch(full)
             .await
-            .map_err(ForgeError::from)?;
+            .map_err(PortError::from)?;
         if default == branch {
             return Ok(DeleteOutcome::Refused {
                 reason: format!("{branch} is the repository's default branch"),
@@ -196,7 +197,7 @@ impl Forge for GiteaForge {
             .client
             .branch(full, branch)
             .await
-            .map_err(ForgeError::from)?
+            .map_err(PortError::from)?
         {
             None => return Ok(DeleteOutcome::NotFound),
             Some(b) if b.protected => {
@@ -210,7 +211,7 @@ impl Forge for GiteaForge {
             .client
             .delete_branch(full, branch)
             .await
-            .map_err(ForgeError::from)?;
+            .map_err(PortError::from)?;
         Ok(match status {
             204 | 200 => DeleteOutcome::Deleted,
             404 => DeleteOutcome::NotFound,
@@ -227,13 +228,13 @@ impl Forge for GiteaForge {
         sha: &str,
         ok: bool,
         description: &str,
-    ) -> ForgeResult<()> {
+    ) -> PortResult<()> {
         let full = self.full(repo)?;
         let state = if ok { "success" } else { "failure" };
         self.client
             .create_status(full, sha, state, "orch/verify", description)
             .await
-            .map_err(ForgeError::from)
+            .map_err(PortError::from)
     }
 
     fn browse_url(&self, repo: &str, branch: &str, path: &str) -> Option<String> {

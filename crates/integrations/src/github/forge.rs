@@ -5,8 +5,9 @@
 
 use super::client::{GhMerge, GithubClient};
 use async_trait::async_trait;
-use orch_engine::ports::{Forge, ForgeError, ForgeResult, MergeOutcome};
+use orch_engine::ports::{Forge, MergeOutcome, PortError, PortResult};
 use orch_git::{DeleteOutcome, ProtectedBranches, RepoStore};
+use orch_store::MergeLeaseProof;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -45,9 +46,9 @@ impl GithubForge {
         &self.client
     }
 
-    fn full(&self, repo: &str) -> ForgeResult<&str> {
+    fn full(&self, repo: &str) -> PortResult<&str> {
         self.names.get(repo).map(String::as_str).ok_or_else(|| {
-            ForgeError::permanent(format!(
+            PortError::invalid(format!(
                 "repo {repo:?} has no GitHub `owner/name`; add it to [forge.github.repos]"
             ))
         })
@@ -56,31 +57,31 @@ impl GithubForge {
 
 #[async_trait]
 impl Forge for GithubForge {
-    async fn push_branch(&self, repo: &str, branch: &str) -> ForgeResult<String> {
+    async fn push_branch(&self, repo: &str, branch: &str) -> PortResult<String> {
         self.repos
             .push_branch(repo, branch)
             .await
-            .map_err(ForgeError::from)
+            .map_err(PortError::from)
     }
 
-    async fn base_head(&self, repo: &str, base: &str) -> ForgeResult<Option<String>> {
+    async fn base_head(&self, repo: &str, base: &str) -> PortResult<Option<String>> {
         let full = self.full(repo)?;
         Ok(self
             .client
             .branch(full, base)
             .await
-            .map_err(ForgeError::from)?
+            .map_err(PortError::from)?
             .map(|(sha, _)| sha))
     }
 
     async fn merge(
         &self,
-        repo: &str,
-        branch: &str,
+        lease: &MergeLeaseProof,
         base: &str,
         head: &str,
         _expected_base: &str,
-    ) -> ForgeResult<MergeOutcome> {
+    ) -> PortResult<MergeOutcome> {
+        let (repo, branch) = (lease.repo(), lease.branch());
         let full = self.full(repo)?;
         let pr = self
             .client
@@ -92,7 +93,7 @@ impl Forge for GithubForge {
                 "Opened by orch; merged when the pipeline's merge gate passes.",
             )
             .await
-            .map_err(ForgeError::from)?;
+            .map_err(PortError::from)?;
         if !pr.head.sha.is_empty() && pr.head.sha != head {
             return Ok(MergeOutcome::Stale(format!(
                 "pull request #{} is at {}, not the verified {head}",
@@ -109,7 +110,7 @@ impl Forge for GithubForge {
                 &format!("Merge {branch} (orch)"),
             )
             .await
-            .map_err(ForgeError::from)?
+            .map_err(PortError::from)?
         {
             GhMerge::Merged { sha } => Ok(MergeOutcome::Merged { sha }),
             GhMerge::NotMerged { status, reason } => {
@@ -118,13 +119,13 @@ impl Forge for GithubForge {
         }
     }
 
-    async fn is_merged(&self, repo: &str, base: &str, head: &str) -> ForgeResult<bool> {
+    async fn is_merged(&self, repo: &str, base: &str, head: &str) -> PortResult<bool> {
         let full = self.full(repo)?;
         let prs = self
             .client
             .closed_prs(full, base)
             .await
-            .map_err(ForgeError::from)?;
+            .map_err(PortError::from)?;
         Ok(prs
             .iter()
             .any(|p| p.merged_at.is_some() && p.head.sha == head))
@@ -135,7 +136,7 @@ impl Forge for GithubForge {
         repo: &str,
         branch: &str,
         protected: &ProtectedBranches,
-    ) -> ForgeResult<DeleteOutcome> {
+    ) -> PortResult<DeleteOutcome> {
         if let Some(reason) = protected.refusal(branch) {
             return Ok(DeleteOutcome::Refused { reason });
         }
@@ -144,7 +145,7 @@ impl Forge for GithubForge {
             .client
             .default_branch(full)
             .await
-            .map_err(ForgeError::from)?
+            .map_err(PortError::from)?
             == branch
         {
             return Ok(DeleteOutcome::Refused {
@@ -155,7 +156,7 @@ impl Forge for GithubForge {
             .client
             .branch(full, branch)
             .await
-            .map_err(ForgeError::from)?
+            .map_err(PortError::from)?
         {
             None => return Ok(DeleteOutcome::NotFound),
             Some((_, true)) => {
@@ -169,7 +170,7 @@ impl Forge for GithubForge {
             .client
             .delete_branch(full, branch)
             .await
-            .map_err(ForgeError::from)?;
+            .map_err(PortError::from)?;
         Ok(match status {
             204 => DeleteOutcome::Deleted,
             404 | 422 => DeleteOutcome::NotFound,
@@ -185,7 +186,7 @@ impl Forge for GithubForge {
         sha: &str,
         ok: bool,
         description: &str,
-    ) -> ForgeResult<()> {
+    ) -> PortResult<()> {
         let full = self.full(repo)?;
         self.client
             .create_status(
@@ -196,7 +197,7 @@ impl Forge for GithubForge {
                 description,
             )
             .await
-            .map_err(ForgeError::from)
+            .map_err(PortError::from)
     }
 
     fn browse_url(&self, repo: &str, branch: &str, path: &str) -> Option<String> {

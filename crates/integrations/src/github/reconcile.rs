@@ -120,6 +120,5 @@ impl GithubReconciler {
 /// a refusal that will not change by retrying (an invalid item, an unknown
 /// repo) is logged once and does not make every cycle re-read everything.
 fn is_transient(e: &orch_engine::pipeline::PipelineError) -> bool {
-    use orch_engine::pipeline::PipelineError;
-    matches!(e, PipelineError::Port(_) | PipelineError::Store(_))
+    e.is_transient()
 }

@@ -83,10 +83,10 @@ impl GithubIssuesTracker {
 
     fn locate<'a>(&'a self, id: &'a str) -> PortResult<(&'a str, &'a str, u64)> {
         let (repo, n) = parse_item(id).ok_or_else(|| {
-            PortError(format!("{id:?} is not a GitHub item id (<repo>-<number>)"))
+            PortError::invalid(format!("{id:?} is not a GitHub item id (<repo>-<number>)"))
         })?;
         let full = self.repos.get(repo).ok_or_else(|| {
-            PortError(format!("repo {repo:?} is not served by the GitHub tracker"))
+            PortError::invalid(format!("repo {repo:?} is not served by the GitHub tracker"))
         })?;
         Ok((repo, full, n))
     }
@@ -97,8 +97,8 @@ impl GithubIssuesTracker {
             .client
             .issue(full, n)
             .await
-            .map_err(PortError::new)?
-            .ok_or_else(|| PortError(format!("GitHub has no issue {full}#{n}")))?;
+            .map_err(PortError::from)?
+            .ok_or_else(|| PortError::not_found(format!("GitHub has no issue {full}#{n}")))?;
         Ok(issue.labels.into_iter().map(|l| l.name).collect())
     }
 
@@ -113,7 +113,7 @@ impl Tracker for GithubIssuesTracker {
         let Ok((repo, full, n)) = self.locate(id) else {
             return Ok(None);
         };
-        let Some(issue) = self.client.issue(full, n).await.map_err(PortError::new)? else {
+        let Some(issue) = self.client.issue(full, n).await.map_err(PortError::from)? else {
             return Ok(None);
         };
         if issue.pull_request.is_some() {
@@ -142,7 +142,7 @@ impl Tracker for GithubIssuesTracker {
             self.client
                 .add_labels(full, n, &[state.to_owned()])
                 .await
-                .map_err(PortError::new)?;
+                .map_err(PortError::from)?;
         }
         for old in labels
             .iter()
@@ -151,7 +151,7 @@ impl Tracker for GithubIssuesTracker {
             self.client
                 .remove_label(full, n, old)
                 .await
-                .map_err(PortError::new)?;
+                .map_err(PortError::from)?;
         }
         Ok(())
     }
@@ -170,7 +170,7 @@ impl Tracker for GithubIssuesTracker {
             self.client
                 .add_labels(full, n, &add)
                 .await
-                .map_err(PortError::new)?;
+                .map_err(PortError::from)?;
         }
         for old in labels
             .iter()
@@ -179,7 +179,7 @@ impl Tracker for GithubIssuesTracker {
             self.client
                 .remove_label(full, n, old)
                 .await
-                .map_err(PortError::new)?;
+                .map_err(PortError::from)?;
         }
         Ok(())
     }
@@ -196,7 +196,7 @@ impl Tracker for GithubIssuesTracker {
                     .client
                     .comments(full, n)
                     .await
-                    .map_err(PortError::new)?;
+                    .map_err(PortError::from)?;
                 if existing.iter().any(|c| c.body.contains(&marker)) {
                     return Ok(());
                 }
@@ -207,7 +207,7 @@ impl Tracker for GithubIssuesTracker {
         self.client
             .comment(full, n, &text)
             .await
-            .map_err(PortError::new)
+            .map_err(PortError::from)
     }
 
     /// A person's comment is one without orch's marker. GitHub's `since`
@@ -222,7 +222,7 @@ impl Tracker for GithubIssuesTracker {
             .client
             .comments_since(full, n, Some(&after))
             .await
-            .map_err(PortError::new)?;
+            .map_err(PortError::from)?;
         Ok(comments
             .into_iter()
             .filter(|c| !c.body.contains(ORCH_MARKER))

@@ -86,7 +86,7 @@ impl PlaneTracker {
                     tracing::warn!(error = %e, "Plane states unavailable; using the name in the webhook");
                     Ok(name.clone())
                 }
-                Err(e) => Err(PortError::new(e)),
+                Err(e) => Err(PortError::from(e)),
             },
         }
     }
@@ -99,7 +99,7 @@ impl PlaneTracker {
                 .client
                 .get_work_item(&p, id)
                 .await
-                .map_err(PortError::new)?
+                .map_err(PortError::from)?
         {
             return Ok(Some((p, w)));
         }
@@ -108,7 +108,7 @@ impl PlaneTracker {
                 .client
                 .get_work_item(p, id)
                 .await
-                .map_err(PortError::new)?
+                .map_err(PortError::from)?
             {
                 self.remember(id, p);
                 return Ok(Some((p.clone(), w)));
@@ -122,7 +122,7 @@ impl PlaneTracker {
             return Ok(p);
         }
         self.locate(id).await?.map(|(p, _)| p).ok_or_else(|| {
-            PortError(format!(
+            PortError::not_found(format!(
                 "Plane has no work item {id} in the projects orch serves"
             ))
         })
@@ -138,7 +138,7 @@ impl PlaneTracker {
             .client
             .project_identifier(project)
             .await
-            .map_err(PortError::new)?;
+            .map_err(PortError::from)?;
         ids.insert(project.to_owned(), ident.clone());
         Ok(ident)
     }
@@ -156,7 +156,7 @@ impl PlaneTracker {
                 .states
                 .name_of(&self.client, project, id)
                 .await
-                .map_err(PortError::new)?
+                .map_err(PortError::from)?
                 .unwrap_or_default(),
             None => String::new(),
         };
@@ -188,16 +188,16 @@ impl Tracker for PlaneTracker {
             .states
             .id_of(&self.client, &project, state)
             .await
-            .map_err(PortError::new)?
+            .map_err(PortError::from)?
             .ok_or_else(|| {
-                PortError(format!(
+                PortError::invalid(format!(
                     "Plane project {project} has no state named {state:?}; add it in Plane or change [tracker.states]"
                 ))
             })?;
         self.client
             .set_state(&project, id, &state_id)
             .await
-            .map_err(PortError::new)
+            .map_err(PortError::from)
     }
 
     /// Plane labels are per-project uuids that orch does not manage; the
@@ -218,7 +218,7 @@ impl Tracker for PlaneTracker {
             .client
             .add_comment(&project, id, body, &external_id)
             .await
-            .map_err(PortError::new)?
+            .map_err(PortError::from)?
         {
             CommentOutcome::Added | CommentOutcome::AlreadyThere => Ok(()),
         }
@@ -234,7 +234,7 @@ impl Tracker for PlaneTracker {
             .client
             .list_comments(&project, id)
             .await
-            .map_err(PortError::new)?;
+            .map_err(PortError::from)?;
         Ok(comments
             .into_iter()
             .filter(|c| c.deleted_at.is_none())

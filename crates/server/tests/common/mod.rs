@@ -8,6 +8,7 @@ use hyper::body::{Bytes, Incoming};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use orch_engine::pipeline::Pipeline;
+use orch_engine::ports::{LocalForge, Tracker};
 use orch_server::{ApiState, serve};
 use orch_store::{SqliteOptions, SqliteStore, Store};
 use serde_json::Value;
@@ -40,6 +41,19 @@ impl Server {
 
     /// `extra` is appended to the config (e.g. a `[server]` section).
     pub async fn start_full(token: Option<String>, extra: &str) -> Server {
+        Self::start_ports(token, extra, None).await
+    }
+
+    /// With this tracker instead of the builtin one (e.g. one that fails).
+    pub async fn start_with_tracker(tracker: Arc<dyn Tracker>) -> Server {
+        Self::start_ports(Some(TOKEN.to_owned()), "", Some(tracker)).await
+    }
+
+    async fn start_ports(
+        token: Option<String>,
+        extra: &str,
+        tracker: Option<Arc<dyn Tracker>>,
+    ) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let remote = bare_repo(dir.path());
         let cfg = orch_config::Config::from_toml_str(&format!(
@@ -61,7 +75,15 @@ verify = ["true"]
             .unwrap();
         sqlite.migrate().await.unwrap();
         let store: Arc<dyn Store> = Arc::new(sqlite);
-        let pipeline = Arc::new(Pipeline::with_defaults(store.clone(), Arc::new(cfg), "api"));
+        let cfg = Arc::new(cfg);
+        let pipeline = Arc::new(match tracker {
+            None => Pipeline::with_defaults(store.clone(), cfg, "api"),
+            Some(t) => {
+                let repos = orch_git::RepoStore::new(cfg.repos_dir());
+                let forge = Arc::new(LocalForge::new(repos.clone()));
+                Pipeline::new(store.clone(), cfg, repos, t, forge, "api")
+            }
+        });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();

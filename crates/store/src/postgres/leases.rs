@@ -31,7 +31,7 @@ impl LeaseStore for PgStore {
             && l.holder_task == task
         {
             tx.commit().await?;
-            return Ok(LeaseAcquire::Acquired { epoch: l.epoch });
+            return Ok(lease_answer(repo, Some(l.epoch), current, task, branch));
         }
         // The upsert locks the row and re-checks its WHERE on the row as
         // committed: of two tasks racing for a free lease, one gets it.
@@ -64,7 +64,7 @@ impl LeaseStore for PgStore {
             (_, current) => current,
         };
         tx.commit().await?;
-        Ok(lease_answer(epoch, current, task, branch))
+        Ok(lease_answer(repo, epoch, current, task, branch))
     }
 
     async fn merge_lease(&self, repo: &str) -> StoreResult<Option<MergeLease>> {

@@ -51,7 +51,7 @@ impl LeaseStore for SqliteStore {
             )?;
             Ok((epoch, current))
         }).await?;
-        Ok(lease_answer(epoch, current, task, branch))
+        Ok(lease_answer(repo, epoch, current, task, branch))
     }
 
     async fn merge_lease(&self, repo: &str) -> StoreResult<Option<MergeLease>> {

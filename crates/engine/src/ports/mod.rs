@@ -5,134 +5,13 @@
 
 use async_trait::async_trait;
 use orch_core::Timestamp;
-use orch_git::{DeleteOutcome, FastForward, GitError, ProtectedBranches, RepoStore};
-use orch_store::{Store, TrackerItem};
+use orch_git::{DeleteOutcome, FastForward, ProtectedBranches, RepoStore};
+use orch_store::{MergeLeaseProof, Store, TrackerItem};
 use std::sync::Arc;
 
-/// A tracker or forge call failed; the message says what and how to fix it.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct PortError(pub String);
+mod error;
 
-impl PortError {
-    pub fn new(e: impl std::fmt::Display) -> PortError {
-        PortError(e.to_string())
-    }
-}
-
-pub type PortResult<T> = Result<T, PortError>;
-
-/// Whether asking the forge again can change its answer: what the merge gate
-/// decides from (bounded merges, R-6, R-41).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Failure {
-    /// An outage or a pause: a 5xx, a timeout, a refused connection, a rate
-    /// limit, a forge still computing whether it can merge. The step is
-    /// retried with backoff, at most `merge.max_attempts` times.
-    Transient,
-    /// A refusal that asking again cannot change: branch protection, a
-    /// conflict verify cannot fix, a bad remote, bad credentials. The task
-    /// parks for a person with the forge's words.
-    Permanent,
-}
-
-/// A forge call that failed, classified (see [`Failure`]). The message is the
-/// forge's own words plus what orch was doing; it never holds a credential.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{message}")]
-pub struct ForgeError {
-    pub failure: Failure,
-    pub message: String,
-}
-
-impl ForgeError {
-    pub fn transient(message: impl std::fmt::Display) -> ForgeError {
-        ForgeError {
-            failure: Failure::Transient,
-            message: message.to_string(),
-        }
-    }
-
-    pub fn permanent(message: impl std::fmt::Display) -> ForgeError {
-        ForgeError {
-            failure: Failure::Permanent,
-            message: message.to_string(),
-        }
-    }
-
-    pub fn is_permanent(&self) -> bool {
-        self.failure == Failure::Permanent
-    }
-}
-
-/// An unclassified port failure counts as transient: it is retried, and the
-/// retries are bounded by `merge.max_attempts` like any other.
-impl From<PortError> for ForgeError {
-    fn from(e: PortError) -> ForgeError {
-        ForgeError::transient(e.0)
-    }
-}
-
-/// A git call of a forge (push, fetch, ls-remote) or of the merge step in the
-/// worktree: see [`git_failure`].
-impl From<GitError> for ForgeError {
-    fn from(e: GitError) -> ForgeError {
-        ForgeError {
-            failure: git_failure(&e),
-            message: e.to_string(),
-        }
-    }
-}
-
-pub type ForgeResult<T> = Result<T, ForgeError>;
-
-/// How a failed git call bears on retrying it. git exits 128 for a refused
-/// push and for an unreachable host alike, so a failed command is told apart
-/// by its words: the network's troubles are transient, everything else (a
-/// hook or a protection rejecting the push, a path or URL that is no
-/// repository, refused credentials, a push that is not a fast-forward) is a
-/// refusal a person must look at. Local problems orch cannot cure by itself
-/// (no mirror, an invalid ref, a missing git binary) are permanent too; a
-/// timeout or an IO error may pass.
-pub fn git_failure(e: &GitError) -> Failure {
-    match e {
-        GitError::Timeout { .. } | GitError::Io { .. } => Failure::Transient,
-        GitError::Failed { stderr_tail, .. } => {
-            let words = stderr_tail.to_ascii_lowercase();
-            if TRANSIENT_GIT_WORDS.iter().any(|w| words.contains(w)) {
-                Failure::Transient
-            } else {
-                Failure::Permanent
-            }
-        }
-        _ => Failure::Permanent,
-    }
-}
-
-/// What git (and curl, ssh beneath it) says when the network, not the
-/// remote's will, failed the call; or when another git held a lock a moment.
-const TRANSIENT_GIT_WORDS: &[&str] = &[
-    "connection refused",
-    "connection timed out",
-    "connection reset",
-    "operation timed out",
-    "timed out after",
-    "could not resolve host",
-    "temporary failure in name resolution",
-    "network is unreachable",
-    "no route to host",
-    "couldn't connect to server",
-    "failed to connect to",
-    "the remote end hung up unexpectedly",
-    "early eof",
-    "rpc failed",
-    "the requested url returned error: 5",
-    "the requested url returned error: 429",
-    "the requested url returned error: 408",
-    "cannot lock ref",
-    ".lock': file exists",
-];
+pub use error::{Failure, PortError, PortResult};
 
 /// Where people see and move work items.
 #[async_trait]
@@ -198,31 +77,35 @@ impl BuiltinTracker {
 #[async_trait]
 impl Tracker for BuiltinTracker {
     async fn item(&self, id: &str) -> PortResult<Option<TrackerItem>> {
-        self.store.get_item(id).await.map_err(PortError::new)
+        self.store.get_item(id).await.map_err(PortError::from)
     }
     async fn set_state(&self, id: &str, state: &str) -> PortResult<()> {
         self.store
             .set_item_state(id, state)
             .await
             .map(|_| ())
-            .map_err(PortError::new)
+            .map_err(PortError::from)
     }
     async fn set_labels(&self, id: &str, labels: &[String]) -> PortResult<()> {
         self.store
             .set_item_labels(id, labels)
             .await
             .map(|_| ())
-            .map_err(PortError::new)
+            .map_err(PortError::from)
     }
     async fn comment(&self, id: &str, body: &str, dedupe_key: Option<&str>) -> PortResult<()> {
         self.store
             .add_item_comment(id, ORCH_AUTHOR, body, dedupe_key)
             .await
             .map(|_| ())
-            .map_err(PortError::new)
+            .map_err(PortError::from)
     }
     async fn person_comment_since(&self, id: &str, since: Timestamp) -> PortResult<Option<String>> {
-        let comments = self.store.item_comments(id).await.map_err(PortError::new)?;
+        let comments = self
+            .store
+            .item_comments(id)
+            .await
+            .map_err(PortError::from)?;
         Ok(comments
             .into_iter()
             .filter(|c| c.author != ORCH_AUTHOR && c.created_at > since)
@@ -246,34 +129,37 @@ pub enum MergeOutcome {
 }
 
 /// Where branches live and get merged. Every call's failure is
-/// classified ([`ForgeError`]): the merge gate retries what may pass and
-/// parks the task on a refusal.
+/// classified ([`PortError`]): the merge gate retries what may pass
+/// ([`Failure::Transient`]) and parks the task on the rest.
 #[async_trait]
 pub trait Forge: Send + Sync {
     /// Push the task branch; returns the pushed head.
-    async fn push_branch(&self, repo: &str, branch: &str) -> ForgeResult<String>;
+    async fn push_branch(&self, repo: &str, branch: &str) -> PortResult<String>;
     /// The base branch's current head on the remote.
-    async fn base_head(&self, repo: &str, base: &str) -> ForgeResult<Option<String>>;
-    /// Merge exactly `head` (already pushed on `branch`) into `base`, which must
-    /// still be at `expected_base`. A refusal is an error: permanent when
-    /// asking again cannot help (protection, a conflict), transient otherwise.
+    async fn base_head(&self, repo: &str, base: &str) -> PortResult<Option<String>>;
+    /// Merge exactly `head` (already pushed on the task's branch) into
+    /// `base`, which must still be at `expected_base`. Only the holder of the
+    /// repo's merge lease merges: the proof names the repo and the
+    /// branch, so no other can be merged with it. A refusal is an error of
+    /// its kind: [`PortError::Refused`] with the forge's words when asking
+    /// again cannot help (protection, a conflict),
+    /// [`PortError::Unavailable`] when it may.
     async fn merge(
         &self,
-        repo: &str,
-        branch: &str,
+        lease: &MergeLeaseProof,
         base: &str,
         head: &str,
         expected_base: &str,
-    ) -> ForgeResult<MergeOutcome>;
+    ) -> PortResult<MergeOutcome>;
     /// Whether `base` on the remote already contains `head` (a merge proven done).
-    async fn is_merged(&self, repo: &str, base: &str, head: &str) -> ForgeResult<bool>;
+    async fn is_merged(&self, repo: &str, base: &str, head: &str) -> PortResult<bool>;
     /// Delete a task branch on the remote; protected branches are refused (TC-05).
     async fn delete_branch(
         &self,
         repo: &str,
         branch: &str,
         protected: &ProtectedBranches,
-    ) -> ForgeResult<DeleteOutcome>;
+    ) -> PortResult<DeleteOutcome>;
     /// Show the verify result on the commit (a forge's commit status).
     /// Required, not defaulted: a wrapper that forgot it would drop it silently.
     async fn report_verify(
@@ -282,7 +168,7 @@ pub trait Forge: Send + Sync {
         sha: &str,
         ok: bool,
         description: &str,
-    ) -> ForgeResult<()>;
+    ) -> PortResult<()>;
     /// Where a person reads `path` on `branch` in a browser, when the forge
     /// has a web view; `None` for the local forge (links then go to the
     /// dashboard). Required, as `report_verify`.
@@ -301,7 +187,7 @@ impl LocalForge {
     }
 
     /// The commit the mirror's local `branch` points at, if it exists.
-    async fn branch_tip(&self, repo: &str, branch: &str) -> ForgeResult<Option<String>> {
+    async fn branch_tip(&self, repo: &str, branch: &str) -> PortResult<Option<String>> {
         let args: Vec<std::ffi::OsString> = vec![
             "rev-parse".into(),
             "--verify".into(),
@@ -322,11 +208,11 @@ impl LocalForge {
 
 #[async_trait]
 impl Forge for LocalForge {
-    async fn push_branch(&self, repo: &str, branch: &str) -> ForgeResult<String> {
+    async fn push_branch(&self, repo: &str, branch: &str) -> PortResult<String> {
         Ok(self.repos.push_branch(repo, branch).await?)
     }
 
-    async fn base_head(&self, repo: &str, base: &str) -> ForgeResult<Option<String>> {
+    async fn base_head(&self, repo: &str, base: &str) -> PortResult<Option<String>> {
         self.repos.fetch(repo).await?;
         Ok(self.repos.remote_branch_sha(repo, base).await?)
     }
@@ -335,12 +221,12 @@ impl Forge for LocalForge {
     /// a permanent refusal; a base that moved meanwhile is stale.
     async fn merge(
         &self,
-        repo: &str,
-        branch: &str,
+        lease: &MergeLeaseProof,
         base: &str,
         head: &str,
         expected_base: &str,
-    ) -> ForgeResult<MergeOutcome> {
+    ) -> PortResult<MergeOutcome> {
+        let (repo, branch) = (lease.repo(), lease.branch());
         // Merge exactly the verified head. The fast-forward moves the
         // base to the branch's tip, so a branch that moved since verify (a
         // commit after the merger's run) is verified again, never merged.
@@ -366,7 +252,7 @@ impl Forge for LocalForge {
             // The remote's base is where it was, yet the push was rejected:
             // a hook or a protection refuses it, and asking again will not help.
             FastForward::BaseMoved { current } if current.as_deref() == Some(expected_base) => {
-                Err(ForgeError::permanent(format!(
+                Err(PortError::refused(format!(
                     "the remote refused to move {base} to {head} although {base} is still at {expected_base}: a hook or a protection rejects orch's push; allow it, or merge by hand"
                 )))
             }
@@ -380,7 +266,7 @@ impl Forge for LocalForge {
         }
     }
 
-    async fn is_merged(&self, repo: &str, base: &str, head: &str) -> ForgeResult<bool> {
+    async fn is_merged(&self, repo: &str, base: &str, head: &str) -> PortResult<bool> {
         let mirror = self.repos.mirror_path(repo)?;
         self.repos.fetch(repo).await?;
         let base_ref = format!("refs/remotes/origin/{base}");
@@ -405,7 +291,7 @@ impl Forge for LocalForge {
         repo: &str,
         branch: &str,
         protected: &ProtectedBranches,
-    ) -> ForgeResult<DeleteOutcome> {
+    ) -> PortResult<DeleteOutcome> {
         Ok(self
             .repos
             .delete_remote_branch(repo, branch, protected)
@@ -413,72 +299,12 @@ impl Forge for LocalForge {
     }
 
     /// A bare repository on disk has no commit statuses.
-    async fn report_verify(&self, _: &str, _: &str, _: bool, _: &str) -> ForgeResult<()> {
+    async fn report_verify(&self, _: &str, _: &str, _: bool, _: &str) -> PortResult<()> {
         Ok(())
     }
 
     /// Nor a web view: the dashboard shows the branch's files.
     fn browse_url(&self, _: &str, _: &str, _: &str) -> Option<String> {
         None
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn failed(stderr: &str) -> GitError {
-        GitError::Failed {
-            command: "git push --quiet -- origin x".into(),
-            dir: "/srv/repos/demo.git".into(),
-            status: "exit status: 128".into(),
-            stderr_tail: stderr.into(),
-        }
-    }
-
-    #[test]
-    fn git_failures_of_the_network_are_transient_and_refusals_permanent() {
-        for words in [
-            "ssh: connect to host git.example.org port 22: Connection refused\nfatal: Could not read from remote repository.",
-            "fatal: unable to access 'https://git.example.org/a/b.git/': Failed to connect to git.example.org port 443 after 3 ms: Couldn't connect to server",
-            "fatal: unable to access 'https://git.example.org/a/b.git/': Could not resolve host: git.example.org",
-            "error: RPC failed; HTTP 502 curl 22 The requested URL returned error: 502\nfatal: the remote end hung up unexpectedly",
-            "fatal: unable to access 'https://x/': The requested URL returned error: 503",
-            "ssh: connect to host x port 22: Connection timed out",
-            "error: cannot lock ref 'refs/remotes/origin/main': Unable to create '/srv/repos/demo.git/refs/remotes/origin/main.lock': File exists.",
-        ] {
-            assert_eq!(git_failure(&failed(words)), Failure::Transient, "{words}");
-        }
-        for words in [
-            "remote: this repository is frozen\nTo /srv/remotes/demo.git\n ! [remote rejected] x -> x (pre-receive hook declined)\nerror: failed to push some refs",
-            "fatal: '/srv/remotes/gone.git' does not appear to be a git repository\nfatal: Could not read from remote repository.",
-            "remote: Repository not found.\nfatal: repository 'https://github.com/a/b.git/' not found",
-            "git@github.com: Permission denied (publickey).\nfatal: Could not read from remote repository.",
-            "fatal: Authentication failed for 'https://git.example.org/a/b.git/'",
-            "fatal: unable to access 'https://x/': The requested URL returned error: 403",
-            " ! [rejected]        x -> x (non-fast-forward)",
-            "remote: error: GH006: Protected branch update failed for refs/heads/main.",
-        ] {
-            assert_eq!(git_failure(&failed(words)), Failure::Permanent, "{words}");
-        }
-        let timeout = GitError::Timeout {
-            command: "git push".into(),
-            dir: "/srv".into(),
-            timeout: std::time::Duration::from_secs(1),
-        };
-        assert_eq!(git_failure(&timeout), Failure::Transient);
-        let no_mirror = GitError::NoMirror {
-            repo: "demo".into(),
-            path: "/srv/repos/demo.git".into(),
-        };
-        assert_eq!(git_failure(&no_mirror), Failure::Permanent);
-        // The conversion keeps git's words.
-        let e = ForgeError::from(failed("remote: frozen\n ! [remote rejected] x -> x"));
-        assert!(
-            e.is_permanent() && e.message.contains("remote: frozen"),
-            "{e}"
-        );
-        // An unclassified port error may pass: retried, within the bound.
-        assert!(!ForgeError::from(PortError::new("?")).is_permanent());
     }
 }
