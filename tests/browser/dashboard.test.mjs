@@ -279,6 +279,14 @@ test('reject with a comment from the inbox; the next analysis quotes hostile Mar
   await fitsWidth(page, 'the task page');
   await axeClean(page, 'the task page');
   await shot(page, 'task-desktop');
+  // The diff lists its files; each opens and closes.
+  await page.click('#tab-diff');
+  const file = page.locator('#diff details', { hasText: 'docs/work-items/DEMO-3/01-analysis.md' });
+  await file.waitFor();
+  assert.equal(await file.evaluate((d) => d.open), true);
+  await file.locator('summary').click();
+  assert.equal(await file.evaluate((d) => d.open), false);
+  await axeClean(page, 'the diff');
 });
 
 test('a blocked task says what it waits for', async () => {
@@ -305,6 +313,11 @@ test('a blocked task says what it waits for', async () => {
   await page.locator(`.card[data-task="${demo}"]`).waitFor();
   await axeClean(page, 'the board');
   await shot(page, 'board-desktop');
+  // Dark mode follows the system's choice, with the same contrast.
+  await page.emulateMedia({ colorScheme: 'dark' });
+  await axeClean(page, 'the board in dark mode');
+  await shot(page, 'board-dark');
+  await page.emulateMedia({ colorScheme: 'light' });
   await page.evaluate(() => { window.__sameDocument = true; });
 });
 

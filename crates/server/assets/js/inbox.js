@@ -132,6 +132,9 @@ async function runInboxAction(item, action, result, comment) {
     }
     result.textContent = 'done';
     await loadInbox();
+    // The item is gone; keep the keyboard in the list, on the next one.
+    const next = $('#inbox-list li .title[href]');
+    if (next) next.focus();
   } catch (err) {
     result.className = 'result error';
     result.textContent = `${ACTION_LABEL[action] || action} refused: ${err.message}`;

@@ -14,8 +14,9 @@ function route() {
     show('task');
     if (fresh) {
       $('#t-key').dataset.id = id;
-      for (const sel of ['#t-title', '#t-key', '#t-repo', '#t-stage', '#t-running', '#t-result', '#diff', '#log', '#log-state']) $(sel).textContent = '';
+      for (const sel of ['#t-title', '#t-key', '#t-repo', '#t-stage', '#t-running', '#t-result', '#log', '#log-state']) $(sel).textContent = '';
       $('#artefacts').replaceChildren();
+      $('#diff').replaceChildren();
       $('#reject-form').hidden = true;
       selectTab($('#t-tabs'), $('#tab-artefacts'), false);
     }

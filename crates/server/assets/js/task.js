@@ -109,12 +109,40 @@ function renderArchives(archives, taskId) {
 }
 
 async function loadDiff(id) {
+  let text;
   try {
-    const text = await api(`/api/tasks/${encodeURIComponent(id)}/diff`);
-    if (state.taskId === id) $('#diff').textContent = text;
+    text = await api(`/api/tasks/${encodeURIComponent(id)}/diff`);
   } catch (err) {
-    if (state.taskId === id) $('#diff').textContent = err.message;
+    text = err.message;
   }
+  if (state.taskId === id) renderDiff(String(text));
+}
+
+// The diff as a list of its files, each a section that opens and closes
+// (open at first while the diff is short); anything before the first file
+// (a note from the server) is shown as it is. Files a person closed stay
+// closed when the page reloads the diff.
+function renderDiff(text) {
+  const box = $('#diff');
+  const closed = new Set([...box.querySelectorAll('details:not([open])')].map((d) => d.dataset.file));
+  const parts = text.split(/^(?=diff --git )/m);
+  const files = parts.filter((p) => p.startsWith('diff --git '));
+  const head = parts.filter((p) => !p.startsWith('diff --git ')).join('');
+  const out = [];
+  if (head.trim()) out.push(el('pre', { class: 'diff-note', text: head }));
+  if (files.length) out.push(el('p', { class: 'small', text: `${files.length} file${files.length === 1 ? '' : 's'} changed` }));
+  for (const f of files) {
+    const m = f.match(/^diff --git a\/(.+?) b\/(.+)$/m);
+    const name = m ? m[2] : f.split('\n')[0];
+    const added = (f.match(/^\+(?!\+\+ )/gm) || []).length;
+    const removed = (f.match(/^-(?!-- )/gm) || []).length;
+    const d = el('details', { 'data-file': name },
+      el('summary', {}, el('code', { text: name }), el('span', { class: 'small', text: ` +${added} −${removed}` })),
+      el('pre', { class: 'file', tabindex: '0', text: f }));
+    d.open = !closed.has(name) && text.length < 200000;
+    out.push(d);
+  }
+  box.replaceChildren(...out);
 }
 
 // Each artefact is a tab of its own, full width. Its HTML was rendered and
