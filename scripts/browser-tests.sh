@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
 # Browser tests of the dashboard (tests/browser/): headless Chromium driven by
 # playwright-core against a real `orch serve` on 127.0.0.1 running the example
-# agents. Screenshots of the board and the task page land in
-# target/browser-screenshots/.
+# agents. Screenshots of the inbox, the board and the task page, at desktop
+# and phone widths, land in target/browser-screenshots/; axe-core checks
+# each view's accessibility.
 #
 #   scripts/browser-tests.sh            (CHROMIUM=/usr/bin/chromium by default)
 #
 # Needs node, npm and a Chromium binary (Debian: apt-get install chromium).
-# playwright-core comes from the npm registry at the version pinned in
-# tests/browser/package-lock.json, into tests/browser/node_modules; it never
-# downloads a browser of its own.
+# playwright-core and axe-core come from the npm registry at the versions
+# pinned in tests/browser/package-lock.json, into tests/browser/node_modules;
+# nothing downloads a browser of its own. The orch binary is built into
+# $CARGO_TARGET_DIR when that is set (else target/).
 set -euo pipefail
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -21,12 +23,12 @@ for tool in node npm cargo; do
 done
 [ -x "$chromium" ] || { echo "browser-tests: no Chromium at $chromium (Debian: apt-get install -y chromium)" >&2; exit 1; }
 
-if [ ! -d tests/browser/node_modules/playwright-core ]; then
+if [ ! -d tests/browser/node_modules/playwright-core ] || [ ! -d tests/browser/node_modules/axe-core ]; then
   (cd tests/browser && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund >&2)
 fi
 
 cargo build -p orch-cli >&2
-export ORCH_BIN="$root/target/debug/orch"
+export ORCH_BIN="${CARGO_TARGET_DIR:-$root/target}/debug/orch"
 export ORCH_CHROMIUM="$chromium"
 export ORCH_SCREENSHOTS="$root/target/browser-screenshots"
 mkdir -p "$ORCH_SCREENSHOTS"

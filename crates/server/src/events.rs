@@ -8,7 +8,10 @@
 //! changes made by other processes: the CLI beside `orch serve`.
 //!
 //! Events: `hello` (connected), `task` (a card, see `board::Card`), `totals`,
+//! `inbox` (what waits for a person, see `inbox::Inbox`, when it changed)
 //! and `resync` (the client missed changes and should reload the board).
+//! A running agent's new log line re-sends its card, so cards show what
+//! agents do now; that costs one short read from each running log's end.
 
 use crate::board::{self, Card};
 use crate::{AppState, Shared};
@@ -47,9 +50,13 @@ impl Default for Hub {
 impl Hub {
     fn send(&self, name: &'static str, data: &impl serde::Serialize) {
         if let Ok(json) = serde_json::to_string(data) {
-            // No receivers is fine: nobody is watching.
-            let _ = self.tx.send(Arc::new((name, json)));
+            self.send_raw(name, json);
         }
+    }
+
+    fn send_raw(&self, name: &'static str, json: String) {
+        // No receivers is fine: nobody is watching.
+        let _ = self.tx.send(Arc::new((name, json)));
     }
 }
 
@@ -107,7 +114,11 @@ impl Client {
 struct Seen {
     /// The newest task event id; `None` until the first poll (the baseline).
     last_event: Option<i64>,
-    running: BTreeMap<TaskId, AgentKind>,
+    /// Each running task's agent and the last line of its log: a new line
+    /// re-sends the card, so the board shows what the agent does now.
+    running: BTreeMap<TaskId, (AgentKind, Option<String>)>,
+    /// The inbox last sent (its JSON), so an unchanged one is not sent again.
+    inbox: Option<String>,
 }
 
 /// Runs until the server is dropped or closing. Holds only a weak reference,
@@ -139,11 +150,12 @@ async fn poll_loop(weak: Weak<Shared>) {
 async fn poll_once(s: &Shared, seen: &mut Seen) -> crate::error::ApiResult<()> {
     let store = s.store();
     let events = store.recent_events(BATCH).await?; // newest first
-    let running = board::running_agents(store).await?;
+    let running = running_now(store).await?;
     let newest = events.first().map(|e| e.id).unwrap_or(0);
     let Some(last) = seen.last_event else {
         seen.last_event = Some(newest);
         seen.running = running;
+        seen.inbox = None;
         return Ok(());
     };
     let fresh: Vec<_> = events.iter().filter(|e| e.id > last).collect();
@@ -151,23 +163,60 @@ async fn poll_once(s: &Shared, seen: &mut Seen) -> crate::error::ApiResult<()> {
         s.hub.send("resync", &serde_json::json!({}));
     }
     let mut changed: BTreeSet<TaskId> = fresh.iter().map(|e| e.task_id).collect();
-    for (task, agent) in running.iter() {
-        if seen.running.get(task) != Some(agent) {
+    for (task, now) in running.iter() {
+        if seen.running.get(task) != Some(now) {
             changed.insert(*task);
         }
     }
     changed.extend(seen.running.keys().filter(|t| !running.contains_key(t)));
+    let mut tasks = Vec::new();
     for id in &changed {
         if let Some(task) = store.get_task(*id).await? {
-            s.hub
-                .send("task", &Card::new(&task, running.get(id).copied()));
+            tasks.push(task);
         }
     }
-    if !changed.is_empty() {
+    if !tasks.is_empty() {
+        let cfg = s.pipeline().config();
+        let ctx = board::Context::load(store, cfg, &tasks).await?;
+        for task in &tasks {
+            s.hub.send("task", &Card::new(task, &ctx));
+        }
         s.hub
             .send("totals", &board::totals(store, running.len()).await?);
+    }
+    // A task event can change what waits for a person; the inbox is sent
+    // only when it differs from the one sent last.
+    if !fresh.is_empty() || seen.inbox.is_none() {
+        let inbox = crate::inbox::compute(s.pipeline()).await?;
+        let json = serde_json::to_string(&inbox).unwrap_or_default();
+        if seen.inbox.as_deref() != Some(json.as_str()) {
+            s.hub.send_raw("inbox", json.clone());
+            seen.inbox = Some(json);
+        }
     }
     seen.last_event = Some(newest.max(last));
     seen.running = running;
     Ok(())
+}
+
+/// Each running task's agent and its log's last line.
+async fn running_now(
+    store: &dyn orch_store::Store,
+) -> crate::error::ApiResult<BTreeMap<TaskId, (AgentKind, Option<String>)>> {
+    let jobs = store
+        .list_jobs(Some(orch_core::JobStatus::Running), 10_000)
+        .await?;
+    let mut out = BTreeMap::new();
+    for j in jobs {
+        let path = match &j.run_id {
+            Some(run) => store.get_run(run).await?.and_then(|r| r.log_path),
+            None => None,
+        };
+        let line = match path {
+            Some(p) => board::last_line(std::path::Path::new(&p)).await,
+            None => None,
+        };
+        out.insert(j.task_id, (j.agent, line));
+    }
+    Ok(out)
 }

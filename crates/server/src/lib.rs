@@ -12,6 +12,8 @@
 //! GET  /api/tasks/{id}/diff              the branch against its base
 //! GET  /api/tasks/{id}/artefacts         docs/work-items/<key>/*.md as HTML
 //! GET  /api/board                        cards and totals for the dashboard
+//! GET  /api/inbox                        what waits for a person, oldest first
+//! POST /api/outbox/{id}/resend           send a given-up tracker write again
 //! GET  /api/events                       task changes, live (SSE)
 //! GET  /                                 the dashboard (assets embedded)
 //! POST /login, /logout; GET /api/session the dashboard's session cookie
@@ -28,6 +30,7 @@ mod dashboard;
 mod error;
 mod events;
 mod health;
+mod inbox;
 mod logs;
 mod metrics;
 mod queue;
@@ -118,11 +121,14 @@ fn build(state: ApiState, closing: watch::Receiver<bool>) -> Router {
         .route("/", get(dashboard::index))
         .route("/assets/app.js", get(dashboard::app_js))
         .route("/assets/app.css", get(dashboard::app_css))
+        .route("/assets/favicon.svg", get(dashboard::favicon))
         .route("/login", post(auth::login))
         .route("/logout", post(auth::logout))
         .route("/api/session", get(auth::session))
         .route("/api/board", get(board::board))
         .route("/api/events", get(events::events))
+        .route("/api/inbox", get(inbox::inbox))
+        .route("/api/outbox/{id}/resend", post(inbox::resend))
         .route("/api/tasks/{id}/diff", get(changes::diff))
         .route("/api/tasks/{id}/artefacts", get(changes::artefacts))
         .route("/healthz", get(health::healthz))

@@ -454,6 +454,58 @@ async fn diff_and_artefacts_come_from_the_task_branch() {
 }
 
 #[tokio::test]
+async fn a_hostile_or_huge_artefact_is_defused_and_cut() {
+    let s = Server::start().await;
+    let id = task_id(&s.create(json!({"repo": "demo", "title": "Hostile"})).await);
+    let task = s.store.get_task(id).await.unwrap().unwrap();
+    let remote = s.dir.path().join("remote.git");
+    let repos = s.pipeline.repos();
+    repos
+        .ensure_mirror("demo", remote.to_str().unwrap())
+        .await
+        .unwrap();
+    let wt = repos
+        .create_or_reuse_worktree("demo", &task.branch, "main")
+        .await
+        .unwrap();
+    let docs = wt.path.join("docs/work-items/DEMO-1");
+    std::fs::create_dir_all(&docs).unwrap();
+    std::fs::write(
+        docs.join("01-hostile.md"),
+        "# Hostile\n\n<script>alert(1)</script>\n\n<img src=x onerror=alert(2)>\n\n\
+         [x](javascript:alert(3))\n\n```js\nconst never = 'closed';\n",
+    )
+    .unwrap();
+    // 5 MB of Markdown: shown cut, not whole.
+    let line = "A long line of an agent's notes that goes on and on. ".repeat(20) + "\n";
+    std::fs::write(
+        docs.join("02-huge.md"),
+        line.repeat(5 * 1024 * 1024 / line.len()),
+    )
+    .unwrap();
+    git(&wt.path, &["add", "-A"]);
+    git(&wt.path, &["commit", "--quiet", "-m", "artefacts"]);
+
+    let (status, arts) = s.get_json(&format!("/api/tasks/{id}/artefacts")).await;
+    assert_eq!(status, StatusCode::OK);
+    let arts = arts.as_array().unwrap();
+    assert_eq!(arts.len(), 2);
+    let hostile = arts[0]["html"].as_str().unwrap();
+    for bad in ["<script", "<img", "javascript:"] {
+        assert!(!hostile.contains(bad), "{bad} in {hostile}");
+    }
+    // The fence that never closes is one code block to the end.
+    assert!(
+        hostile.contains("<pre><code class=\"language-js\">const never"),
+        "{hostile}"
+    );
+    let huge = arts[1]["html"].as_str().unwrap();
+    assert!(huge.len() < 400 * 1024, "{} bytes", huge.len());
+    assert!(huge.contains("cut: too long to show here"));
+    s.shutdown().await;
+}
+
+#[tokio::test]
 async fn metrics_parse_as_prometheus_text() {
     let s = Server::start().await;
     s.create(json!({"repo": "demo", "title": "Count me"})).await;

@@ -923,6 +923,13 @@ pub async fn runs_record_process_outcome_and_usage(h: Harness) {
     let later = h.clock.now().plus(Duration::from_secs(1));
     let after = h.store.usage_by_repo(later).await.unwrap();
     assert_eq!((after[0].runs, after[0].runs_since), (2, 0));
+    // Per task: the board's sums, only for tasks from the id asked for.
+    let per_task = h.store.usage_by_task(t.id).await.unwrap();
+    assert_eq!(per_task.len(), 1, "{per_task:?}");
+    assert_eq!(per_task[&t.id].total_tokens(), 123);
+    assert!((per_task[&t.id].cost_usd - 0.75).abs() < 1e-9);
+    let newer = orch_core::TaskId(t.id.0 + 1);
+    assert!(h.store.usage_by_task(newer).await.unwrap().is_empty());
     assert!(
         h.store
             .get_run(&RunId("nope".into()))

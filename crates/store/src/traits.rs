@@ -145,6 +145,10 @@ pub trait RunStore {
     /// Runs and usage summed per repo (the dashboard's totals): all runs, and
     /// how many of them started at or after `since`. Repos without runs are absent.
     async fn usage_by_repo(&self, since: Timestamp) -> StoreResult<Vec<RepoUsage>>;
+    /// Tokens and cost summed per task, for the tasks whose id is at least
+    /// `from` (the dashboard's board: its newest tasks). Tasks without runs
+    /// are absent; agent wall time is not summed (zero).
+    async fn usage_by_task(&self, from: TaskId) -> StoreResult<BTreeMap<TaskId, Usage>>;
 }
 
 #[async_trait]

@@ -9,6 +9,7 @@ use crate::traits::RunStore;
 use async_trait::async_trait;
 use orch_core::run::{Run, Usage};
 use orch_core::{RunId, TaskId, Timestamp};
+use std::collections::BTreeMap;
 
 #[async_trait]
 impl RunStore for PgStore {
@@ -121,5 +122,29 @@ impl RunStore for PgStore {
             })
         })
         .await
+    }
+
+    async fn usage_by_task(&self, from: TaskId) -> StoreResult<BTreeMap<TaskId, Usage>> {
+        let q = sqlx::query(
+            "SELECT task_id, COALESCE(SUM(input_tokens), 0)::bigint AS i,
+                    COALESCE(SUM(output_tokens), 0)::bigint AS o,
+                    COALESCE(SUM(cost_usd), 0.0)::float8 AS c
+             FROM runs WHERE task_id >= $1 GROUP BY task_id",
+        )
+        .bind(from.0);
+        let n = |v: i64| v.max(0) as u64;
+        let rows = all(&self.pool, q, |r| {
+            Ok((
+                TaskId(r.int("task_id")?),
+                Usage {
+                    input_tokens: n(r.int("i")?),
+                    output_tokens: n(r.int("o")?),
+                    cost_usd: r.real("c")?,
+                    ..Usage::default()
+                },
+            ))
+        })
+        .await?;
+        Ok(rows.into_iter().collect())
     }
 }

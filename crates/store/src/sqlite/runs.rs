@@ -8,6 +8,7 @@ use crate::traits::RunStore;
 use async_trait::async_trait;
 use orch_core::run::{Run, Usage};
 use orch_core::{RunId, TaskId, Timestamp};
+use std::collections::BTreeMap;
 
 #[async_trait]
 impl RunStore for SqliteStore {
@@ -136,5 +137,32 @@ impl RunStore for SqliteStore {
                 },
             })
             .collect())
+    }
+
+    async fn usage_by_task(&self, from: TaskId) -> StoreResult<BTreeMap<TaskId, Usage>> {
+        // One grouped pass over the newest tasks' runs (runs_task covers it).
+        let rows: Vec<(i64, i64, i64, f64)> = self
+            .read_all(
+                "SELECT task_id, COALESCE(SUM(input_tokens), 0), COALESCE(SUM(output_tokens), 0),
+                        COALESCE(SUM(cost_usd), 0.0)
+                 FROM runs WHERE task_id >= ? GROUP BY task_id",
+                (&from.0,),
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(t, i, o, c)| (TaskId(t), summed(i, o, c)))
+            .collect())
+    }
+}
+
+/// A task's summed tokens and cost as a `Usage` (no wall time).
+fn summed(input: i64, output: i64, cost: f64) -> Usage {
+    Usage {
+        input_tokens: input.max(0) as u64,
+        output_tokens: output.max(0) as u64,
+        cost_usd: cost,
+        ..Usage::default()
     }
 }
