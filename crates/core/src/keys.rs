@@ -123,6 +123,21 @@ pub fn original_key(key: &str) -> &str {
         .map_or(key, |at| &key[..at])
 }
 
+/// The start of a work item key minted for `repo` (`<PREFIX>-<n>`): the
+/// repo's name upper-cased, anything but ASCII letters and digits as `-`
+/// (repo names may hold `_` and `.`, keys may not).
+pub fn repo_key_prefix(repo: &str) -> String {
+    repo.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '-'
+            }
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -31,17 +31,7 @@ pub(crate) fn agent_work_kinds() -> String {
 /// The prefix of a key minted for a task created without one: the repo's
 /// name, upper case, anything but letters and digits as `-`.
 pub(crate) fn minted_key_base(repo: &str, id: TaskId) -> String {
-    let prefix: String = repo
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_uppercase()
-            } else {
-                '-'
-            }
-        })
-        .collect();
-    format!("{prefix}-{id}")
+    format!("{}-{id}", orch_core::keys::repo_key_prefix(repo))
 }
 
 /// The `n`th candidate for a minted key (the first is the base itself).

@@ -141,20 +141,9 @@ impl Pipeline {
     }
 }
 
-/// `<REPO>-<n>` from a repo name: letters and digits upper-cased, anything
-/// else a dash (repo names may hold `_` and `.`, keys may not).
+/// `<REPO>-` of the keys minted for a repo's items.
 fn key_prefix(repo: &str) -> String {
-    let p: String = repo
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_uppercase()
-            } else {
-                '-'
-            }
-        })
-        .collect();
-    format!("{p}-")
+    format!("{}-", keys::repo_key_prefix(repo))
 }
 
 /// Insert `item` under the next free key `<REPO>-<n>` (past every key any
