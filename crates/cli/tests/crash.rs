@@ -81,13 +81,14 @@ fn patch_ids(repo: &Path, log: &str) -> Vec<String> {
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(log.as_bytes())
-        .unwrap();
+    // Fed from a thread: with hundreds of commits patch-id's answer
+    // outgrows a pipe while its input is still being written, and a
+    // single thread writing then reading would wait forever.
+    let mut stdin = child.stdin.take().unwrap();
+    let input = log.to_owned();
+    let feeder = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
     let out = child.wait_with_output().unwrap();
+    feeder.join().unwrap().unwrap();
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter_map(|l| l.split_whitespace().next().map(str::to_owned))
