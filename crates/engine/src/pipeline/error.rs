@@ -20,6 +20,17 @@ pub enum PipelineError {
 }
 
 impl PipelineError {
+    /// The same failure, of the same kind, with what was being done in
+    /// front of its words. A store error keeps its own words.
+    pub fn context(self, what: impl std::fmt::Display) -> PipelineError {
+        match self {
+            PipelineError::Port(e) => PipelineError::Port(e.context(what)),
+            PipelineError::NotFound(m) => PipelineError::NotFound(format!("{what}: {m}")),
+            PipelineError::Invalid(m) => PipelineError::Invalid(format!("{what}: {m}")),
+            e @ PipelineError::Store(_) => e,
+        }
+    }
+
     /// Whether the same call may succeed later: an outage of the store or of
     /// a port. A refusal, a bad input or a missing item will not change.
     pub fn is_transient(&self) -> bool {

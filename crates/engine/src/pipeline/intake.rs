@@ -98,13 +98,22 @@ impl Pipeline {
         if req.hold {
             return Ok(AddedWorkItem { item, result: None });
         }
+        let id = item.id.clone();
+        let not_started = |e: PipelineError| {
+            e.context(format!(
+                "work item {id} was created but not started (start it with `orch task start {id}` or POST /api/tasks/{id}/start)"
+            ))
+        };
         let result = match store.find_live_task_by_tracker_id(&item.id).await? {
             // The usual case: a new task, its dependencies written with it
             // (before its analyst can be claimed).
-            None => self.start_pipeline_after(&item.id, req.depends_on).await?,
+            None => self
+                .start_pipeline_after(&item.id, req.depends_on)
+                .await
+                .map_err(not_started)?,
             // A done or failed task's item runs again as a new task.
             Some(_) => {
-                let result = self.start_item(&item.id).await?;
+                let result = self.start_item(&item.id).await.map_err(not_started)?;
                 for on in req.depends_on {
                     store.add_dependency(result.task, on).await?;
                 }
