@@ -32,7 +32,7 @@ use crate::ports::{Forge, Tracker};
 use orch_agent::process::StopPolicy;
 use orch_config::Config;
 use orch_core::pipeline::{self, DeployPolicy, Effect, Gate, JobSpec, PipelinePolicy};
-use orch_core::{AgentKind, EventInput, NewJob, NewTask, Stage, Task, TaskId, Timestamp};
+use orch_core::{AgentKind, EventInput, NewJob, Stage, Task, TaskId, Timestamp};
 use orch_git::{ProtectedBranches, RepoStore};
 use orch_store::Store;
 use std::collections::HashMap;
@@ -211,88 +211,6 @@ impl Pipeline {
             .get_task(id)
             .await?
             .ok_or_else(|| PipelineError::NotFound(format!("task {id} does not exist")))
-    }
-
-    /// a tracker item moved to To Analyse. A live task of the item
-    /// gets the Start gate (relaunch rules); an unknown item starts the pipeline.
-    pub async fn start_item(&self, item_id: &str) -> PipelineResult<GateResult> {
-        if let Some(task) = self.store.find_live_task_by_tracker_id(item_id).await? {
-            return self.gate(task.id, Gate::Start, None).await;
-        }
-        self.start_pipeline(item_id).await
-    }
-
-    /// The only pipeline-start entry point: a task in `analysis` with
-    /// its analyst queued. A terminal task the item had before is replaced:
-    /// a done or failed one's keys are retired, and the live tasks that
-    /// waited on a failed or cancelled one wait on the new task instead.
-    pub async fn start_pipeline(&self, item_id: &str) -> PipelineResult<GateResult> {
-        self.start_pipeline_after(item_id, Vec::new()).await
-    }
-
-    /// `start_pipeline` for a task that waits for `depends_on`: the
-    /// dependencies are written with the task, before its first job can be
-    /// claimed.
-    pub(crate) async fn start_pipeline_after(
-        &self,
-        item_id: &str,
-        depends_on: Vec<TaskId>,
-    ) -> PipelineResult<GateResult> {
-        let item = self.tracker.item(item_id).await?.ok_or_else(|| {
-            PipelineError::NotFound(format!(
-                "the tracker has no item {item_id:?}; create it first (`orch task add`)"
-            ))
-        })?;
-        let repo = item.project.clone();
-        if self.cfg.repo(&repo).is_none() {
-            return Err(PipelineError::Invalid(format!(
-                "item {item_id} belongs to repo {repo:?}, which orch.toml does not define; add a [[repos]] entry"
-            )));
-        }
-        // The tracker's id stays the id the tracker is called with; the
-        // human key (branch, docs path) is the tracker's own, e.g. `ORCH-42`
-        // for a Plane item named by a uuid.
-        let key = self.tracker.task_key(&item).await?;
-        let key = match orch_core::keys::validate_work_item_id(&key) {
-            Ok(()) => key,
-            Err(e) => {
-                tracing::warn!(item = %item.id, error = %e, "the tracker's key is not a valid task key; using the item id");
-                item.id.clone()
-            }
-        };
-        let mut new = NewTask::new(repo, item.title.clone());
-        new.depends_on = depends_on;
-        new.tracker_id = Some(item.id.clone());
-        new.work_item_id = Some(key);
-        new.body = item.body.clone();
-        new.replaces = self
-            .store
-            .latest_task_of_item(&item.id)
-            .await?
-            .filter(|t| t.stage.is_terminal())
-            .map(|t| t.id);
-        let task = self.store.create_task(new, &self.actor).await?;
-        let _g = self.lock(task.id).await;
-        let job = self.new_job(&task, JobSpec::new(orch_core::AgentKind::Analyst));
-        let (task, _) = self
-            .store
-            .advance(
-                task.id,
-                Stage::Analysis,
-                Stage::Analysis,
-                self.event("started", "To Analyse: the analyst is queued"),
-                Some(job),
-            )
-            .await?;
-        self.job_queued.notify_one();
-        self.reflect(&task, Some("orch started the analysis."))
-            .await;
-        Ok(GateResult {
-            task: task.id,
-            stage: task.stage,
-            note: "started: the analyst is queued".into(),
-            applied: true,
-        })
     }
 
     pub(crate) fn new_job(&self, task: &Task, spec: JobSpec) -> NewJob {
