@@ -89,6 +89,13 @@ impl Engine {
             worker,
         } = parts;
         let cfg = Arc::new(pipeline.config().clone());
+        // A git killed with the previous orch leaves its locks in the
+        // mirror, and every fetch of the repo would fail on them.
+        for repo in &cfg.repos {
+            if let Err(e) = pipeline.repos().clear_stale_mirror_locks(&repo.name) {
+                tracing::warn!(repo = %repo.name, error = %e, "clearing stale locks in the mirror failed");
+            }
+        }
         for repo in &cfg.repos {
             let remote = cfg.repo_remote(repo);
             if let Err(e) = pipeline.repos().ensure_mirror(&repo.name, &remote).await {

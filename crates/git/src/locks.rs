@@ -24,6 +24,14 @@
 //!   had finished. The reset never moves the branch: a journal planted by an
 //!   agent can at most drop uncommitted changes, which the merge would have
 //!   refused anyway.
+//! - **Stale locks in the mirror.** A fetch, push or ref update killed midway
+//!   leaves `packed-refs.lock`, a ref's `.lock` or the like in the mirror (or
+//!   its control dir), and every later fetch of the repo fails ("Unable to
+//!   create …/packed-refs.lock: File exists"): every task of the repo would
+//!   park. At start-up, before the first git step, a lock that no live
+//!   process holds open and no process works in the mirror beside is a
+//!   leftover of the orch that died, and is removed
+//!   ([`RepoStore::clear_stale_mirror_locks`]).
 //! - **Unfinished checkout.** A worktree is registered first and checked out
 //!   after (`git worktree add --no-checkout`, then `reset --hard`). Killed in
 //!   between, it is registered without an index and with none or some of its
@@ -66,6 +74,58 @@ impl WorktreeRepair {
 }
 
 impl RepoStore {
+    /// Clear the lock files a killed git left in `repo`'s mirror and its
+    /// control dir: top-level locks (`packed-refs.lock`, `HEAD.lock`,
+    /// `config.lock`, `shallow.lock`, …), ref locks under `refs/` but for
+    /// `refs/heads` (see below), and those
+    /// of `objects/info` and `objects/pack`; a worktree's `index.lock` is
+    /// [`RepoStore::repair_worktree`]'s. Only a lock no live process holds
+    /// open, with no process working in the mirror, is removed. Meant for
+    /// start-up, before orch's first git step on the repo; returns what was
+    /// removed (nothing when the repo has no mirror yet).
+    pub fn clear_stale_mirror_locks(&self, repo: &str) -> Result<Vec<PathBuf>> {
+        let mirror = self.mirror_path(repo)?;
+        if !mirror.is_dir() {
+            return Ok(Vec::new());
+        }
+        let mut locks = Vec::new();
+        let control = crate::control::control_path(&mirror);
+        for dir in [
+            mirror.clone(),
+            control,
+            mirror.join("objects/info"),
+            mirror.join("objects/pack"),
+        ] {
+            locks_in(&dir, false, &mut locks);
+        }
+        // Not `refs/heads`: the branches are written from the worktrees,
+        // by agents too, whose git may be between writing a ref's lock and
+        // renaming it (its file closed) while orch restarts.
+        if let Ok(entries) = std::fs::read_dir(mirror.join("refs")) {
+            for e in entries.flatten() {
+                if e.file_name() != "heads" {
+                    locks_in(&e.path(), true, &mut locks);
+                }
+            }
+        }
+        let mut removed = Vec::new();
+        for lock in locks {
+            if let Some(who) = live_holder(&mirror, &lock) {
+                tracing::warn!(lock = %lock.display(), holder = %who, "a lock in the mirror is held; left alone");
+                continue;
+            }
+            match std::fs::remove_file(&lock) {
+                Ok(()) => {
+                    tracing::warn!(lock = %lock.display(), "removed a stale lock from the mirror");
+                    removed.push(lock);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(GitError::io("remove", &lock, e)),
+            }
+        }
+        Ok(removed)
+    }
+
     /// The `index.lock` git takes for the worktree (whether or not it exists).
     pub fn index_lock_path(&self, worktree: &Worktree) -> Result<PathBuf> {
         let mirror = self.existing_mirror(&worktree.repo)?;
@@ -205,6 +265,25 @@ impl RepoStore {
 /// the log; `None` when there is none. Processes whose `/proc` entries cannot
 /// be read (another user's) cannot be orch's git and are not counted; if
 /// `/proc` itself cannot be read, nobody can be ruled out.
+/// The `*.lock` files in `dir` (and below it with `deep`); symlinks are
+/// never followed (the control dir links into the mirror).
+fn locks_in(dir: &Path, deep: bool, out: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let Ok(kind) = entry.file_type() else {
+            continue;
+        };
+        let path = entry.path();
+        if kind.is_dir() && deep {
+            locks_in(&path, true, out);
+        } else if kind.is_file() && path.extension().is_some_and(|e| e == "lock") {
+            out.push(path);
+        }
+    }
+}
+
 fn live_holder(worktree: &Path, lock: &Path) -> Option<String> {
     let real = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_owned());
     let worktree = real(worktree);
@@ -304,6 +383,75 @@ mod tests {
             .await
             .unwrap();
         (store, wt, seed)
+    }
+
+    /// A fetch killed midway leaves `packed-refs.lock` and a ref's lock in
+    /// the mirror: every later fetch fails until they go. The start-up
+    /// clearing removes them, and keeps one a live process holds open.
+    #[tokio::test]
+    async fn stale_locks_in_the_mirror_are_cleared_and_a_held_one_is_kept() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (store, _wt, seed) = world(tmp.path()).await;
+        let mirror = store.mirror_path("demo").unwrap();
+        assert!(store.clear_stale_mirror_locks("demo").unwrap().is_empty());
+        // The remote moves on: the next fetch updates `main`.
+        std::fs::write(seed.join("README.md"), "hi again\n").unwrap();
+        git(&seed, &["commit", "--quiet", "-am", "more"]);
+        let remote = tmp.path().join("remote.git");
+        git(
+            &seed,
+            &["push", "--quiet", remote.to_str().unwrap(), "main"],
+        );
+        assert!(store.clear_stale_mirror_locks("other").unwrap().is_empty());
+        let packed = mirror.join("packed-refs.lock");
+        let reflock = mirror.join("refs/remotes/origin/main.lock");
+        std::fs::create_dir_all(reflock.parent().unwrap()).unwrap();
+        std::fs::write(&packed, "").unwrap();
+        std::fs::write(&reflock, "").unwrap();
+        // A branch's lock may be an agent's commit in flight: never touched.
+        let branch_lock = mirror.join("refs/heads/feature/x.lock");
+        std::fs::write(&branch_lock, "").unwrap();
+        // A lock some process has open is not a leftover.
+        let held = mirror.join("config.lock");
+        std::fs::write(&held, "").unwrap();
+        let mut holder = Command::new("sh")
+            .arg("-c")
+            .arg("exec 3<\"$0\"; sleep 60")
+            .arg(&held)
+            .spawn()
+            .unwrap();
+        let fd_open = || {
+            std::fs::read_dir(format!("/proc/{}/fd", holder.id()))
+                .map(|d| {
+                    d.flatten().any(|f| {
+                        std::fs::read_link(f.path()).is_ok_and(|t| t.ends_with("config.lock"))
+                    })
+                })
+                .unwrap_or(false)
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !fd_open() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the holder never opened the lock"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        // At start-up: the leftovers go, the held lock and the branch's stay.
+        let mut removed = store.clear_stale_mirror_locks("demo").unwrap();
+        removed.sort();
+        let mut want = vec![packed.clone(), reflock.clone()];
+        want.sort();
+        assert_eq!(removed, want);
+        assert!(held.exists() && branch_lock.exists());
+        holder.kill().unwrap();
+        holder.wait().unwrap();
+        std::fs::remove_file(&held).unwrap();
+        std::fs::remove_file(&branch_lock).unwrap();
+        // Later, a fetch that meets a leftover clears it and succeeds.
+        std::fs::write(&reflock, "").unwrap();
+        store.fetch("demo").await.unwrap();
+        assert!(!reflock.exists());
     }
 
     #[tokio::test]

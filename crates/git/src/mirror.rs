@@ -253,7 +253,18 @@ impl RepoStore {
     pub async fn fetch(&self, repo: &str) -> Result<()> {
         let path = self.existing_mirror(repo)?;
         let _guard = self.lock_repo(repo).await;
-        self.fetch_locked(&path).await
+        match self.fetch_locked(&path).await {
+            // A git killed midway (with the orch before this one) left a
+            // lock: clear what no live process holds, and try once more.
+            Err(e) if e.to_string().contains(".lock': File exists") => {
+                if self.clear_stale_mirror_locks(repo)?.is_empty() {
+                    Err(e)
+                } else {
+                    self.fetch_locked(&path).await
+                }
+            }
+            other => other,
+        }
     }
 
     /// Fetch while the caller holds the repo lock.
