@@ -28,6 +28,10 @@ pub struct Control {
     /// `http://IP:PORT` as the engine listens.
     pub url: String,
     pub token: String,
+    /// The engine's pid. A control file of an engine killed with SIGKILL
+    /// stays behind (nothing removed it); it is the running engine's only
+    /// when this pid is the one `serve.pid` names.
+    pub pid: u32,
 }
 
 fn control_path(cfg: &Config) -> PathBuf {
@@ -52,6 +56,7 @@ impl Control {
         let control = Control {
             url: url.to_owned(),
             token,
+            pid: std::process::id(),
         };
         let path = control_path(cfg);
         let tmp = path.with_extension("control.tmp");
@@ -76,18 +81,36 @@ impl Control {
 /// The engine that runs for this data folder, if one does: its lock on
 /// `serve.pid` is held. `Ok(None)`: none runs (the CLI acts by itself).
 pub fn running(cfg: &Config) -> CliResult<Option<Control>> {
-    let dir = cfg.data_dir();
-    let path = control_path(cfg);
+    running_in(&cfg.data_dir(), STARTING_ENGINE_WAIT)
+}
+
+fn running_in(dir: &Path, wait: Duration) -> CliResult<Option<Control>> {
+    let dir = dir.to_path_buf();
+    let path = dir.join("serve.control");
     // An engine that is starting (mirroring repos, repairing) holds the lock
     // before it listens: wait for its address rather than fail the command.
-    let deadline = std::time::Instant::now() + STARTING_ENGINE_WAIT;
+    let deadline = std::time::Instant::now() + wait;
     let mut told = false;
     loop {
         if !engine_runs_on(&dir)? {
             return Ok(None);
         }
-        if path.exists() || std::time::Instant::now() >= deadline {
-            return read_control(&dir, &path);
+        // The file may be one a killed engine left: only the holder's own
+        // counts (a new engine writes its file when it listens).
+        match read_control(&dir, &path) {
+            Ok(control) if holder_pid(&dir) == Some(control.pid) => return Ok(Some(control)),
+            Ok(control) if std::time::Instant::now() >= deadline => {
+                return Err(CliError::Runtime(anyhow::anyhow!(
+                    "an orch engine (pid {}) runs on {} but has not said where it listens within {}s ({} is of pid {}, which no longer runs there); is `orch serve` stuck?",
+                    holder_pid(&dir).map_or("?".to_owned(), |p| p.to_string()),
+                    dir.display(),
+                    wait.as_secs(),
+                    path.display(),
+                    control.pid
+                )));
+            }
+            Err(e) if std::time::Instant::now() >= deadline => return Err(e),
+            _ => {}
         }
         if !told {
             eprintln!(
@@ -98,6 +121,16 @@ pub fn running(cfg: &Config) -> CliResult<Option<Control>> {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// The pid `<dir>/serve.pid` names: the engine's that holds it (read while
+/// it is held; empty for the moment between its lock and its write).
+fn holder_pid(dir: &Path) -> Option<u32> {
+    std::fs::read_to_string(dir.join("serve.pid"))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
 }
 
 /// How long a command waits for a starting engine to listen.
@@ -176,7 +209,7 @@ pub fn hold_folder(dir: &Path, create: bool) -> CliResult<Option<FolderHold>> {
     Ok(Some(FolderHold(lock)))
 }
 
-fn read_control(dir: &Path, path: &Path) -> CliResult<Option<Control>> {
+fn read_control(dir: &Path, path: &Path) -> CliResult<Control> {
     let text = std::fs::read_to_string(path).map_err(|e| {
         CliError::Runtime(anyhow::anyhow!(
             "an orch engine runs on {} but {} cannot be read ({e}); it is written when the engine starts listening: try again in a moment",
@@ -184,7 +217,7 @@ fn read_control(dir: &Path, path: &Path) -> CliResult<Option<Control>> {
             path.display()
         ))
     })?;
-    serde_json::from_str(&text).map(Some).map_err(|e| {
+    serde_json::from_str(&text).map_err(|e| {
         CliError::Runtime(anyhow::anyhow!(
             "{} is not what orch serve writes ({e}); restart orch serve",
             path.display()
@@ -263,4 +296,54 @@ pub async fn post(control: &Control, path: &str, body: &serde_json::Value) -> Cl
     let text = resp.text().await.unwrap_or_default();
     let body = serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text));
     Ok(Answer { status, body })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write_control(dir: &Path, url: &str, pid: u32) {
+        let control = Control {
+            url: url.to_owned(),
+            token: "t".to_owned(),
+            pid,
+        };
+        let tmp = dir.join("serve.control.tmp");
+        std::fs::write(&tmp, serde_json::to_vec(&control).unwrap()).unwrap();
+        std::fs::rename(tmp, dir.join("serve.control")).unwrap();
+    }
+
+    /// Found by the crash test: after a `kill -9` the dead engine's
+    /// serve.control stayed while the new engine started, and `orch task
+    /// add` sent its change to the dead engine's address.
+    #[test]
+    fn a_control_file_left_by_a_killed_engine_is_not_taken_for_the_new_ones() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().to_path_buf();
+        // The new engine holds serve.pid (a lock of this process's own open
+        // file, which the check's separate open conflicts with) and names
+        // its pid there; the dead one's control file is still there.
+        let hold = hold_folder(&dir, true).unwrap().unwrap();
+        let me = std::process::id();
+        write_control(&dir, "http://127.0.0.1:1", me + 1);
+        let err = running_in(&dir, Duration::from_millis(100))
+            .err()
+            .expect("the dead engine's address is not the running one's");
+        assert!(
+            err.to_string().contains("has not said where it listens"),
+            "{err}"
+        );
+        // The new engine listens and says where.
+        write_control(&dir, "http://127.0.0.1:2", me);
+        let found = running_in(&dir, Duration::ZERO)
+            .unwrap()
+            .expect("an engine runs");
+        assert_eq!(found.url, "http://127.0.0.1:2");
+        assert_eq!(found.pid, me);
+        drop(hold);
+        assert!(
+            running_in(&dir, Duration::ZERO).unwrap().is_none(),
+            "no engine holds it"
+        );
+    }
 }

@@ -71,6 +71,9 @@ impl DataDirLock {
         written.map_err(|e| {
             CliError::Runtime(anyhow::anyhow!("cannot write {}: {e}", path.display()))
         })?;
+        // An engine killed with SIGKILL left its address behind; it is not
+        // ours (the CLI checks the pid in it as well).
+        let _ = std::fs::remove_file(dir.join("serve.control"));
         Ok(DataDirLock(lock))
     }
 }
