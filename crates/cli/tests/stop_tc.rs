@@ -6,6 +6,7 @@
 //! `orch_store::conformance`; TC-09 is in `crates/engine/tests/status.rs`.
 
 use orch_agent::process::{CgroupMode, LaunchSpec, MonitorCommand, is_alive, launch, wait_started};
+use orch_core::EventKind;
 use orch_core::cancel::CancelNote;
 use orch_core::pipeline::{DeployPhase, JobSpec};
 use orch_core::{AgentKind, Job, JobStatus, NewJob, NewTask, Stage, Task, TaskId, Timestamp};
@@ -742,7 +743,7 @@ async fn d7_repeated_stop_in_critical_window_no_duplicate_notify() {
     assert_eq!(
         events
             .iter()
-            .filter(|e| e.kind == "cancel_requested")
+            .filter(|e| e.kind == EventKind::CancelRequested)
             .count(),
         1
     );

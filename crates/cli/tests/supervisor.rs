@@ -5,6 +5,7 @@
 
 use orch_agent::adapters::AdapterKind;
 use orch_agent::process::{CgroupMode, MonitorCommand, StopPolicy, Timeouts};
+use orch_core::EventKind;
 use orch_core::retry::RetryPolicy;
 use orch_core::run::RunOutcome;
 use orch_core::{
@@ -247,7 +248,7 @@ async fn a_failing_agent_is_retried_with_backoff_then_parks_the_task() {
     let evs = w.store.events(t.id).await.unwrap();
     assert!(
         evs.iter()
-            .any(|e| e.kind == "needs_attention" && e.message.contains("failed 2 times"))
+            .any(|e| e.kind == EventKind::NeedsAttention && e.message.contains("failed 2 times"))
     );
     assert_eq!(w.store.runs_for_task(t.id).await.unwrap().len(), 2);
 }

@@ -7,6 +7,7 @@
 
 pub mod budget;
 pub mod cancel;
+pub mod event;
 pub mod gates;
 pub mod ids;
 pub mod job;
@@ -18,6 +19,7 @@ pub mod stage;
 pub mod task;
 pub mod time;
 
+pub use event::EventKind;
 pub use gates::{Block, ClaimCandidate, GateContext, Gates, Limits};
 pub use ids::{JobId, RunId, TaskId, WorkerId};
 pub use job::{AgentKind, Job, JobStatus, NewJob};

@@ -15,6 +15,7 @@
 //! STOP is not decided here but in [`crate::cancel`]: it has its own result
 //! notes and its critical-window rule.
 
+use crate::event::EventKind;
 use crate::ids::TaskId;
 use crate::job::{AgentKind, JobStatus};
 use crate::stage::Stage;
@@ -215,7 +216,7 @@ pub enum Effect {
     /// stage), log `kind`/`why`, and queue `job` — all in one transaction.
     Step {
         to: Stage,
-        kind: &'static str,
+        kind: EventKind,
         why: String,
         job: Option<JobSpec>,
     },
@@ -267,7 +268,7 @@ pub fn stage_agent(stage: Stage) -> Option<AgentKind> {
     }
 }
 
-fn step(to: Stage, kind: &'static str, why: impl Into<String>, job: Option<JobSpec>) -> Effect {
+fn step(to: Stage, kind: EventKind, why: impl Into<String>, job: Option<JobSpec>) -> Effect {
     Effect::Step {
         to,
         kind,
@@ -337,7 +338,7 @@ fn gate_effects(
         // R-8 / TC-11: an idle analysis is relaunched; a busy one is left alone.
         (Gate::Start, Stage::Analysis) if !view.has_active_job => vec![step(
             Stage::Analysis,
-            "relaunched",
+            EventKind::Relaunched,
             "To Analyse on an idle analysis: the analyst runs again",
             Some(JobSpec::new(AgentKind::Analyst).with_comment(comment)),
         )],
@@ -347,7 +348,7 @@ fn gate_effects(
         ))],
         (Gate::Approve, Stage::AwaitingApproval) => vec![step(
             Stage::Development,
-            "approved",
+            EventKind::Approved,
             comment.unwrap_or("analysis approved"),
             Some(JobSpec::new(AgentKind::Developer).with_comment(comment)),
         )],
@@ -355,7 +356,7 @@ fn gate_effects(
             if view.rejections + 1 > policy.max_rejection_rounds {
                 vec![step(
                     Stage::Failed,
-                    "rejected",
+                    EventKind::Rejected,
                     format!(
                         "analysis rejected {} times (the limit is {}): the task failed",
                         view.rejections + 1,
@@ -366,7 +367,7 @@ fn gate_effects(
             } else {
                 vec![step(
                     Stage::Analysis,
-                    "rejected",
+                    EventKind::Rejected,
                     comment.unwrap_or("analysis rejected"),
                     Some(JobSpec::new(AgentKind::Analyst).with_comment(comment)),
                 )]
@@ -408,7 +409,7 @@ fn resume(view: &TaskView, comment: Option<&str>) -> Vec<Effect> {
     };
     vec![step(
         to,
-        "resumed",
+        EventKind::Resumed,
         comment.unwrap_or("resumed by a person"),
         job,
     )]
@@ -529,7 +530,7 @@ pub fn on_tick(view: &TaskView, policy: &PipelinePolicy) -> Vec<Effect> {
                 Some(j) if j.status == JobStatus::Cancelled => Vec::new(),
                 _ => vec![step(
                     stage,
-                    "queued",
+                    EventKind::Queued,
                     format!("{agent} queued"),
                     Some(JobSpec::new(agent)),
                 )],
@@ -548,7 +549,7 @@ pub fn on_tick(view: &TaskView, policy: &PipelinePolicy) -> Vec<Effect> {
                 Some(j) if j.status == JobStatus::Cancelled => Vec::new(),
                 _ => vec![step(
                     Stage::Merge,
-                    "queued",
+                    EventKind::Queued,
                     "merge lease held: verifying the branch",
                     Some(JobSpec::new(AgentKind::Merger)),
                 )],
@@ -582,7 +583,7 @@ fn deploy_tick(view: &TaskView, policy: &PipelinePolicy) -> Vec<Effect> {
         // The marker was written but the crash came before phase B was queued.
         return vec![step(
             Stage::Deploy,
-            "queued",
+            EventKind::Queued,
             "deploy phase B queued",
             Some(JobSpec::deploy(DeployPhase::Run)),
         )];
@@ -592,7 +593,12 @@ fn deploy_tick(view: &TaskView, policy: &PipelinePolicy) -> Vec<Effect> {
     }
     let Some(d) = policy.deploy else {
         // The repo's deploy was removed from the config meanwhile: nothing to run.
-        return vec![step(Stage::Done, "done", "no deploy configured", None)];
+        return vec![step(
+            Stage::Done,
+            EventKind::Done,
+            "no deploy configured",
+            None,
+        )];
     };
     match job {
         Some(j) if j.phase == Some(DeployPhase::Prepare) => match j.status {
@@ -614,7 +620,7 @@ fn deploy_tick(view: &TaskView, policy: &PipelinePolicy) -> Vec<Effect> {
         }
         _ => vec![step(
             Stage::Deploy,
-            "queued",
+            EventKind::Queued,
             "deploy phase A queued",
             Some(JobSpec::deploy(DeployPhase::Prepare)),
         )],
@@ -626,20 +632,20 @@ fn finished_work(view: &TaskView, j: &StageJob, policy: &PipelinePolicy) -> Vec<
     match view.stage {
         Stage::Analysis => vec![step(
             Stage::AwaitingApproval,
-            "analysed",
+            EventKind::Analysed,
             "analysis ready: approve or reject it",
             None,
         )],
         Stage::Development => vec![step(
             Stage::Review,
-            "developed",
+            EventKind::Developed,
             "development done: review queued",
             Some(JobSpec::new(AgentKind::Reviewer)),
         )],
         Stage::Review => match &j.review {
             Some(ReviewOutcome::Approve) => vec![step(
                 Stage::Merge,
-                "review_approved",
+                EventKind::ReviewApproved,
                 "the reviewer approved: on to the merge gate",
                 None,
             )],
@@ -650,7 +656,7 @@ fn finished_work(view: &TaskView, j: &StageJob, policy: &PipelinePolicy) -> Vec<
                 if round > policy.max_review_rounds {
                     vec![step(
                         Stage::Failed,
-                        "changes_requested",
+                        EventKind::ChangesRequested,
                         format!(
                             "the reviewer asked for changes {round} times (the limit is {}): the task failed",
                             policy.max_review_rounds
@@ -662,7 +668,7 @@ fn finished_work(view: &TaskView, j: &StageJob, policy: &PipelinePolicy) -> Vec<
                     spec.reviewer_comments = comments.clone();
                     vec![step(
                         Stage::Development,
-                        "changes_requested",
+                        EventKind::ChangesRequested,
                         format!("review round {round}: changes requested"),
                         Some(spec),
                     )]

@@ -1,5 +1,6 @@
 //! Tasks (one work item driven through the pipeline) and their append-only event log.
 
+use crate::event::EventKind;
 use crate::ids::TaskId;
 use crate::stage::Stage;
 use crate::time::Timestamp;
@@ -79,8 +80,8 @@ pub struct TaskEvent {
     pub at: Timestamp,
     /// `system`, `cli`, `api`, `tracker:plane`, `worker:<id>`, …
     pub actor: String,
-    /// Stable machine name: `created`, `stage_changed`, `cancel_requested`, `cancelled`, …
-    pub kind: String,
+    /// What happened (stored as its stable name: `created`, `merged`, …).
+    pub kind: EventKind,
     pub from_stage: Option<Stage>,
     pub to_stage: Option<Stage>,
     pub message: String,
@@ -90,19 +91,15 @@ pub struct TaskEvent {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EventInput {
     pub actor: String,
-    pub kind: String,
+    pub kind: EventKind,
     pub message: String,
 }
 
 impl EventInput {
-    pub fn new(
-        actor: impl Into<String>,
-        kind: impl Into<String>,
-        message: impl Into<String>,
-    ) -> Self {
+    pub fn new(actor: impl Into<String>, kind: EventKind, message: impl Into<String>) -> Self {
         EventInput {
             actor: actor.into(),
-            kind: kind.into(),
+            kind,
             message: message.into(),
         }
     }

@@ -10,6 +10,7 @@
 
 use crate::ports::NotifyPoster;
 use orch_config::NotifyConfig;
+use orch_core::EventKind;
 use orch_core::{EventInput, Task};
 use orch_store::{NewNotification, Notification, Store};
 use std::collections::HashMap;
@@ -195,7 +196,10 @@ impl Outbox {
                 );
                 let _ = self
                     .store
-                    .append_event(task, EventInput::new("notify", "notify_failed", msg))
+                    .append_event(
+                        task,
+                        EventInput::new("notify", EventKind::NotifyFailed, msg),
+                    )
                     .await;
             }
         } else {

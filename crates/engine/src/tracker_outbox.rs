@@ -23,6 +23,7 @@
 
 use crate::ports::{PortResult, Tracker};
 use orch_config::TrackerStates;
+use orch_core::EventKind;
 use orch_core::{EventInput, Stage, TaskId};
 use orch_store::{Clock, NewNotification, Notification, Store, SystemClock, TRACKER_SINK};
 use serde::{Deserialize, Serialize};
@@ -152,7 +153,7 @@ impl TrackerOutbox {
                         task,
                         EventInput::new(
                             "tracker",
-                            "tracker_error",
+                            EventKind::TrackerError,
                             format!("{what}: could not be queued: {e}"),
                         ),
                     )
@@ -262,7 +263,7 @@ impl TrackerOutbox {
                 .store
                 .append_event(
                     task,
-                    EventInput::new("tracker", "tracker_write_failed", msg),
+                    EventInput::new("tracker", EventKind::TrackerWriteFailed, msg),
                 )
                 .await;
         }

@@ -4,6 +4,7 @@
 
 use async_trait::async_trait;
 use orch_config::NotifyConfig;
+use orch_core::EventKind;
 use orch_core::{NewTask, Stage, Timestamp};
 use orch_engine::notify::{MAX_ATTEMPTS, Outbox, Round, enqueue_for_stage, retry_delay};
 use orch_engine::ports::{NotifyPoster, PortError, PortResult};
@@ -154,7 +155,7 @@ async fn sent_once_retried_with_backoff_and_given_up_on_the_task() {
     let events = w.store.events(task.id).await.unwrap();
     let failed: Vec<_> = events
         .iter()
-        .filter(|e| e.kind == "notify_failed")
+        .filter(|e| e.kind == EventKind::NotifyFailed)
         .collect();
     assert_eq!(failed.len(), 1, "{events:?}");
     assert!(

@@ -1,6 +1,7 @@
 //! TC-09: the `/queue` snapshot keeps its blocks, carries the `stop` block, and a
 //! store error inside one block degrades only that block.
 
+use orch_core::EventKind;
 use orch_core::{EventInput, NewTask};
 use orch_engine::status::{StatusPolicy, snapshot};
 use orch_store::{SqliteOptions, SqliteStore, Store, TaskStore};
@@ -20,7 +21,7 @@ async fn tc09_queue_has_stop_block_and_keeps_keys() {
     let mut t = NewTask::new("demo", "x");
     t.work_item_id = Some("ORCH-1".into());
     let t = s.create_task(t, "test").await.unwrap();
-    s.mark_cancelled(t.id, EventInput::new("test", "cancelled", "STOP"))
+    s.mark_cancelled(t.id, EventInput::new("test", EventKind::Cancelled, "STOP"))
         .await
         .unwrap();
     let snap = snapshot(&s, &StatusPolicy::default()).await;

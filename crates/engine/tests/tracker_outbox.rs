@@ -6,6 +6,7 @@
 //! when the tracker refuses it for good.
 
 use async_trait::async_trait;
+use orch_core::EventKind;
 use orch_core::{NewTask, Stage, Task, Timestamp};
 use orch_engine::pipeline::Pipeline;
 use orch_engine::ports::{LocalForge, PortError, PortResult, Tracker};
@@ -153,7 +154,7 @@ async fn a_tracker_down_for_ten_minutes_gets_every_write_afterwards_in_order_onc
     assert!(w.tracker.took().is_empty(), "the tracker took nothing yet");
     let events = w.store.events(t.id).await.unwrap();
     assert!(
-        events.iter().any(|e| e.kind == "tracker_error"),
+        events.iter().any(|e| e.kind == EventKind::TrackerError),
         "the delay is on the task's log"
     );
 
@@ -257,7 +258,7 @@ async fn a_write_the_tracker_never_takes_is_given_up_and_logged() {
     let events = w.store.events(t.id).await.unwrap();
     let failed: Vec<_> = events
         .iter()
-        .filter(|e| e.kind == "tracker_write_failed")
+        .filter(|e| e.kind == EventKind::TrackerWriteFailed)
         .collect();
     assert_eq!(failed.len(), 3, "{events:?}");
     assert!(failed[1].message.contains("503"), "{failed:?}");
@@ -285,7 +286,7 @@ async fn a_move_whose_process_died_before_telling_the_tracker_is_told_after_a_re
             t.id,
             Stage::Development,
             Some(Stage::AwaitingApproval),
-            orch_core::EventInput::new("worker:dead", "approved", "go"),
+            orch_core::EventInput::new("worker:dead", EventKind::Approved, "go"),
         )
         .await
         .unwrap();
@@ -329,7 +330,7 @@ async fn a_write_the_tracker_refuses_for_good_is_given_up_at_once_with_its_reaso
     let events = w.store.events(t.id).await.unwrap();
     let failed: Vec<_> = events
         .iter()
-        .filter(|e| e.kind == "tracker_write_failed")
+        .filter(|e| e.kind == EventKind::TrackerWriteFailed)
         .collect();
     assert_eq!(failed.len(), 3, "{events:?}");
     for f in &failed {
@@ -377,5 +378,9 @@ async fn an_unavailable_tracker_is_retried_and_a_rate_limited_one_not_before_its
     let d = outbox.deliver(None).await;
     assert_eq!((d.sent, d.given_up), (3, 0), "{d:?}");
     let events = w.store.events(t.id).await.unwrap();
-    assert!(!events.iter().any(|e| e.kind == "tracker_write_failed"));
+    assert!(
+        !events
+            .iter()
+            .any(|e| e.kind == EventKind::TrackerWriteFailed)
+    );
 }

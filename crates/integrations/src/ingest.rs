@@ -7,6 +7,7 @@ use crate::github::GithubIssuesTracker;
 use crate::plane::PlaneTracker;
 use crate::webhook::{ItemState, Provider, PullRequestClosed, WebhookEvent};
 use async_trait::async_trait;
+use orch_core::EventKind;
 use orch_core::{EventInput, Stage};
 use orch_engine::pipeline::Pipeline;
 use std::collections::BTreeMap;
@@ -162,12 +163,12 @@ impl Ingest {
         };
         let (kind, msg) = if pr.merged {
             (
-                "pr_merged",
+                EventKind::PrMerged,
                 format!("pull request #{} was merged on the forge", pr.number),
             )
         } else {
             (
-                "pr_closed",
+                EventKind::PrClosed,
                 format!(
                     "pull request #{} was closed without merging on the forge; a person decides what next",
                     pr.number

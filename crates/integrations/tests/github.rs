@@ -1,6 +1,7 @@
 //! The GitHub forge and the GitHub-Issues-as-labels tracker against the fake
 //! GitHub (a real bare repository behind a model of the REST API).
 
+use orch_core::EventKind;
 use orch_engine::ports::{Forge, MergeOutcome, Tracker};
 use orch_git::{DeleteOutcome, ProtectedBranches, RepoStore};
 use orch_integrations::fakes::FakeGithub;
@@ -489,7 +490,7 @@ async fn a_rejection_label_passes_the_persons_latest_comment_to_the_analyst() {
             task.id,
             orch_core::Stage::AwaitingApproval,
             Some(orch_core::Stage::Analysis),
-            orch_core::EventInput::new("test", "analysed", "analysis ready"),
+            orch_core::EventInput::new("test", EventKind::Analysed, "analysis ready"),
         )
         .await
         .unwrap();
@@ -524,7 +525,10 @@ async fn a_rejection_label_passes_the_persons_latest_comment_to_the_analyst() {
         "the person's newest comment since orch asked, as --comment would give it"
     );
     let events = store.events(task.id).await.unwrap();
-    let rejected = events.iter().find(|e| e.kind == "rejected").unwrap();
+    let rejected = events
+        .iter()
+        .find(|e| e.kind == EventKind::Rejected)
+        .unwrap();
     assert!(
         rejected.message.contains("migration of old rows"),
         "{rejected:?}"

@@ -2,6 +2,7 @@
 //! merging by someone else parks the task for a person (never cancels it); a
 //! merged one on a task that is not merging changes nothing but the log.
 
+use orch_core::EventKind;
 use orch_core::{NewTask, Stage};
 use orch_engine::pipeline::Pipeline;
 use orch_integrations::ingest::{Handled, Ingest};
@@ -90,11 +91,15 @@ async fn a_pull_request_closed_outside_orch_goes_to_a_person() {
     let now = store.get_task(task.id).await.unwrap().unwrap();
     assert_eq!(now.stage, Stage::NeedsAttention);
     let events = store.events(task.id).await.unwrap();
-    assert!(events.iter().any(|e| e.kind == "pr_closed"), "{events:?}");
+    assert!(
+        events.iter().any(|e| e.kind == EventKind::PrClosed),
+        "{events:?}"
+    );
     assert!(
         events
             .iter()
-            .any(|e| e.kind == "needs_attention" && e.message.contains("closed without merging")),
+            .any(|e| e.kind == EventKind::NeedsAttention
+                && e.message.contains("closed without merging")),
         "{events:?}"
     );
 }

@@ -4,6 +4,7 @@
 //! idempotent comments, 429/5xx storms, the circuit breaker, and a reconciler
 //! that lists each project once per cycle.
 
+use orch_core::EventKind;
 use orch_core::{EventInput, Stage};
 use orch_engine::pipeline::Pipeline;
 use orch_engine::ports::Tracker;
@@ -239,7 +240,7 @@ async fn the_reconciler_lists_once_per_cycle_and_repairs_missed_webhooks() {
             task.id,
             Stage::AwaitingApproval,
             None,
-            EventInput::new("test", "analysed", "analysis done"),
+            EventInput::new("test", EventKind::Analysed, "analysis done"),
         )
         .await
         .unwrap();
@@ -376,7 +377,7 @@ async fn the_reconciler_starts_an_item_whose_state_differs_in_case_from_the_conf
             task.id,
             Stage::AwaitingApproval,
             None,
-            EventInput::new("test", "analysed", "analysis done"),
+            EventInput::new("test", EventKind::Analysed, "analysis done"),
         )
         .await
         .unwrap();
@@ -426,7 +427,7 @@ async fn webhook_states_follow_one_rule_and_an_unmapped_state_is_logged_on_the_t
     let events = w.store.events(task.id).await.unwrap();
     let unmapped: Vec<_> = events
         .iter()
-        .filter(|e| e.kind == "unmapped_state")
+        .filter(|e| e.kind == EventKind::UnmappedState)
         .collect();
     assert_eq!(unmapped.len(), 1, "{events:#?}");
     assert!(

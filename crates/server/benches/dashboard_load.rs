@@ -16,6 +16,7 @@ use http_body_util::{BodyExt, Empty};
 use hyper::Request;
 use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
+use orch_core::EventKind;
 use orch_core::{EventInput, NewTask, Stage};
 use orch_engine::pipeline::Pipeline;
 use orch_store::{SqliteOptions, SqliteStore, Store};
@@ -95,7 +96,7 @@ async fn main() {
             for n in 0.. {
                 let id = ids[n % ids.len()];
                 let _ = store
-                    .append_event(id, EventInput::new("bench", "comment", "tick"))
+                    .append_event(id, EventInput::new("bench", EventKind::Comment, "tick"))
                     .await;
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }

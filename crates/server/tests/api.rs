@@ -4,6 +4,7 @@
 
 use http_body_util::BodyExt;
 use hyper::{Method, StatusCode};
+use orch_core::EventKind;
 use orch_core::run::{RunOutcome, Usage};
 use orch_core::{JobStatus, Stage, TaskId};
 use orch_store::{ClaimRequest, RunFinish, RunProcess, TaskFilter};
@@ -260,7 +261,7 @@ async fn retry_and_a_fresh_start_of_a_failed_task() {
                     id,
                     Stage::Failed,
                     None,
-                    orch_core::EventInput::new("test", "failed", what),
+                    orch_core::EventInput::new("test", EventKind::Failed, what),
                 )
                 .await
                 .unwrap();

@@ -4,6 +4,7 @@
 //! sent again; cards say what holds a task and why a parked one is parked.
 
 use hyper::StatusCode;
+use orch_core::EventKind;
 use orch_core::{EventInput, NewTask, Stage, Task, TaskId};
 use orch_store::{NewNotification, TRACKER_SINK};
 use serde_json::{Value, json};
@@ -19,7 +20,12 @@ async fn task_at(s: &Server, title: &str, stage: Stage) -> Task {
 
 async fn move_to(s: &Server, id: TaskId, to: Stage, why: &str) {
     s.store
-        .set_stage(id, to, None, EventInput::new("test", "stage_changed", why))
+        .set_stage(
+            id,
+            to,
+            None,
+            EventInput::new("test", EventKind::StageChanged, why),
+        )
         .await
         .unwrap();
 }
@@ -60,7 +66,7 @@ async fn the_inbox_lists_exactly_what_waits_for_a_person_oldest_first() {
             confirm.id,
             EventInput::new(
                 "system",
-                "awaiting_confirm_deploy",
+                EventKind::AwaitingConfirmDeploy,
                 "deploy prepared; waiting for Confirm Deploy",
             ),
         )

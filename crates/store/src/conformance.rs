@@ -7,6 +7,7 @@
 use crate::clock::{Clock, ManualClock};
 use crate::model::*;
 use crate::traits::Store;
+use orch_core::EventKind;
 use orch_core::gates::{Gates, Limits};
 use orch_core::retry::{FailureDecision, RetryPolicy};
 use orch_core::run::{RunOutcome, Usage};
@@ -44,7 +45,7 @@ impl MaybeHarness for Option<Harness> {
 }
 
 fn cancel_ev() -> EventInput {
-    EventInput::new("test", "cancelled", "STOP")
+    EventInput::new("test", EventKind::Cancelled, "STOP")
 }
 
 async fn task(h: &Harness, key: &str, stage: Stage) -> Task {
@@ -561,7 +562,7 @@ pub async fn gate_dependency_blocks_until_done(h: Harness) {
             dep.id,
             Stage::Done,
             Some(Stage::Merge),
-            EventInput::new("t", "stage_changed", ""),
+            EventInput::new("t", EventKind::StageChanged, ""),
         )
         .await
         .unwrap();
@@ -774,7 +775,7 @@ pub async fn task_keys_and_stage_moves(h: Harness) {
             .is_err()
     );
 
-    let ev = || EventInput::new("cli", "stage_changed", "approved");
+    let ev = || EventInput::new("cli", EventKind::StageChanged, "approved");
     assert!(
         h.store
             .set_stage(t.id, Stage::Development, None, ev())
@@ -1149,7 +1150,7 @@ pub async fn tracker_writes_keep_their_order(h: Harness) {
             t.id,
             Stage::Development,
             Some(Stage::AwaitingApproval),
-            EventInput::new("test", "approved", "go"),
+            EventInput::new("test", EventKind::Approved, "go"),
         )
         .await
         .unwrap();
@@ -1172,7 +1173,7 @@ pub async fn tracker_writes_keep_their_order(h: Harness) {
     assert!(h.store.enqueue_notification(&chat).await.unwrap());
     // Cancelled: the stage write names the item as it was (not tombstoned).
     h.store
-        .mark_cancelled(t.id, EventInput::new("test", "cancelled", "STOP"))
+        .mark_cancelled(t.id, EventInput::new("test", EventKind::Cancelled, "STOP"))
         .await
         .unwrap();
     let due = h.store.due_notifications(10).await.unwrap();
@@ -1249,7 +1250,7 @@ pub async fn tracker_writes_keep_their_order(h: Harness) {
             bare.id,
             Stage::AwaitingApproval,
             None,
-            EventInput::new("test", "analysed", "ready"),
+            EventInput::new("test", EventKind::Analysed, "ready"),
         )
         .await
         .unwrap();
@@ -1457,13 +1458,13 @@ pub async fn a_fresh_task_retires_the_keys_of_a_done_or_failed_one(h: Harness) {
             Some(format!("PL-{key}#retired-{}", old.id).as_str())
         );
         assert_eq!(old_now.original_work_item_id(), key);
-        let kinds: Vec<String> = h
+        let kinds: Vec<&str> = h
             .store
             .events(old.id)
             .await
             .unwrap()
             .into_iter()
-            .map(|e| e.kind)
+            .map(|e| e.kind.as_str())
             .collect();
         assert_eq!(
             kinds,
@@ -1538,7 +1539,7 @@ pub async fn dependents_of_a_failed_or_cancelled_task_follow_its_item(h: Harness
                     dep.id,
                     Stage::Failed,
                     None,
-                    EventInput::new("t", "failed", "x"),
+                    EventInput::new("t", EventKind::Failed, "x"),
                 )
                 .await
                 .unwrap();
@@ -1559,7 +1560,7 @@ pub async fn dependents_of_a_failed_or_cancelled_task_follow_its_item(h: Harness
                 .await
                 .unwrap()
                 .iter()
-                .any(|e| e.kind == "dependency_moved"
+                .any(|e| e.kind == EventKind::DependencyMoved
                     && e.message.contains(&format!("task {}", again.id))),
             "the move is logged on the dependent"
         );
@@ -1589,7 +1590,7 @@ pub async fn dependents_of_a_failed_or_cancelled_task_follow_its_item(h: Harness
 pub async fn reopen_takes_a_failed_task_back_into_the_pipeline(h: Harness) {
     let t = task(&h, "ORCH-60", Stage::Failed).await;
     let new = NewJob::new(t.id, AgentKind::Reviewer, "demo", h.clock.now_ts());
-    let ev = || EventInput::new("test", "retried", "again");
+    let ev = || EventInput::new("test", EventKind::Retried, "again");
     assert!(matches!(
         h.store.reopen(t.id, Stage::Done, ev(), None).await,
         Err(crate::StoreError::IllegalTransition { .. })

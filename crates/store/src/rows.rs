@@ -89,7 +89,7 @@ pub fn event(r: &impl Columns) -> StoreResult<TaskEvent> {
         task_id: TaskId(r.int("task_id")?),
         at: Timestamp(r.int("at")?),
         actor: r.text("actor")?,
-        kind: r.text("kind")?,
+        kind: orch_core::EventKind::from_stored(&r.text("kind")?),
         from_stage: stage("from_stage")?,
         to_stage: stage("to_stage")?,
         message: r.text("message")?,

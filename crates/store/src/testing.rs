@@ -145,11 +145,11 @@ pub async fn populate(store: &dyn Store) -> Vec<orch_core::Task> {
     use crate::model::*;
     use orch_core::retry::RetryPolicy;
     use orch_core::run::{RunOutcome, Usage};
-    use orch_core::{AgentKind, EventInput, NewJob, NewTask, Stage};
+    use orch_core::{AgentKind, EventInput, EventKind, NewJob, NewTask, Stage};
     use std::time::Duration;
 
     let now = orch_core::Timestamp(1_750_000_000_000);
-    let ev = |kind: &str| EventInput::new("test", kind, format!("{kind} — «by the test»"));
+    let ev = |kind: EventKind| EventInput::new("test", kind, format!("{kind} — «by the test»"));
     let new_task = |key: &str, title: &str| {
         let mut t = NewTask::new("demo", title);
         t.work_item_id = Some(key.to_owned());
@@ -215,7 +215,7 @@ pub async fn populate(store: &dyn Store) -> Vec<orch_core::Task> {
     for (agent, next) in steps {
         if next == Stage::Review {
             store
-                .set_stage(a.id, Stage::Development, None, ev("approved"))
+                .set_stage(a.id, Stage::Development, None, ev(EventKind::Approved))
                 .await
                 .unwrap();
         }
@@ -243,7 +243,7 @@ pub async fn populate(store: &dyn Store) -> Vec<orch_core::Task> {
             );
         }
         store
-            .set_stage(a.id, next, None, ev("moved"))
+            .set_stage(a.id, next, None, ev(EventKind::StageChanged))
             .await
             .unwrap();
     }
@@ -259,7 +259,10 @@ pub async fn populate(store: &dyn Store) -> Vec<orch_core::Task> {
         Stage::Review,
         Stage::Merge,
     ] {
-        store.set_stage(b.id, to, None, ev("moved")).await.unwrap();
+        store
+            .set_stage(b.id, to, None, ev(EventKind::StageChanged))
+            .await
+            .unwrap();
     }
     let _ = run_job(b.id, AgentKind::Merger, 3).await;
     let lease = store
@@ -292,7 +295,7 @@ pub async fn populate(store: &dyn Store) -> Vec<orch_core::Task> {
         .unwrap()
         .expect("not stale");
     store
-        .set_stage(c.id, Stage::Failed, None, ev("failed"))
+        .set_stage(c.id, Stage::Failed, None, ev(EventKind::Failed))
         .await
         .unwrap();
 
@@ -307,7 +310,10 @@ pub async fn populate(store: &dyn Store) -> Vec<orch_core::Task> {
         .unwrap();
     assert!(store.set_cancel_requested(d.id).await.unwrap());
     store.cancel_jobs_for_task(d.id, false).await.unwrap();
-    store.mark_cancelled(d.id, ev("cancelled")).await.unwrap();
+    store
+        .mark_cancelled(d.id, ev(EventKind::Cancelled))
+        .await
+        .unwrap();
 
     // Queued, waiting for DEMO-2.
     let mut new = new_task("DEMO-5", "waits");
@@ -317,7 +323,7 @@ pub async fn populate(store: &dyn Store) -> Vec<orch_core::Task> {
     later.run_after = orch_core::Timestamp(now.0 + 3_600_000);
     store.enqueue(later).await.unwrap();
     store
-        .append_event(e.id, ev("note"))
+        .append_event(e.id, ev(EventKind::Comment))
         .await
         .expect("an event");
 

@@ -3,7 +3,9 @@
 //! LISTEN/NOTIFY, also after the listener's connection was killed; SQLite
 //! has none. Each PostgreSQL test works in a fresh schema (`ORCH_TEST_PG_URL`).
 
-use orch_core::{AgentKind, EventInput, JobId, NewJob, NewTask, Stage, TaskId, Timestamp};
+use orch_core::{
+    AgentKind, EventInput, EventKind, JobId, NewJob, NewTask, Stage, TaskId, Timestamp,
+};
 use orch_store::postgres::listener_app_name;
 use orch_store::testing::{PgScratch, pg_url};
 use orch_store::{
@@ -90,7 +92,7 @@ async fn cancels_stage_moves_and_ends_are_signalled() {
         QueueSignal::JobCancelled { task, job }
     );
 
-    let ev = EventInput::new("test", "moved", "moved");
+    let ev = EventInput::new("test", EventKind::StageChanged, "moved");
     a.set_stage(task, Stage::AwaitingApproval, None, ev)
         .await
         .unwrap();
@@ -145,7 +147,7 @@ async fn only_committed_writes_are_signalled() {
     );
     // The stage moves, then the job's insert fails (no such task): the
     // transaction, its NOTIFY with it, is rolled back.
-    let ev = EventInput::new("test", "step", "step");
+    let ev = EventInput::new("test", EventKind::StageChanged, "step");
     let orphan = NewJob::new(TaskId(i64::MAX), AgentKind::Analyst, "demo", Timestamp(0));
     let refused = a.advance(
         task.id,

@@ -5,6 +5,7 @@
 //! same test runs on the SQLite store and on the PostgreSQL store (a fresh
 //! schema per case, `ORCH_TEST_PG_URL`).
 
+use orch_core::EventKind;
 use orch_core::gates::{GateContext, Gates, Limits, next_claimable};
 use orch_core::retry::{FailureDecision, RetryPolicy, after_failure};
 use orch_core::{AgentKind, EventInput, Job, JobStatus, NewJob, NewTask, Stage, TaskId, Timestamp};
@@ -307,7 +308,7 @@ async fn run_case(backend: Backend<'_>, ops: Vec<Op>) -> Result<(), TestCaseErro
                 prop_assert_eq!(n, want);
                 if !only_queued && !m.stages[task].is_terminal() {
                     store
-                        .mark_cancelled(tasks[task], EventInput::new("p", "cancelled", ""))
+                        .mark_cancelled(tasks[task], EventInput::new("p", EventKind::Cancelled, ""))
                         .await
                         .unwrap();
                     m.stages[task] = Stage::Cancelled;
@@ -320,7 +321,7 @@ async fn run_case(backend: Backend<'_>, ops: Vec<Op>) -> Result<(), TestCaseErro
                             tasks[task],
                             Stage::Done,
                             Some(Stage::Merge),
-                            EventInput::new("p", "done", ""),
+                            EventInput::new("p", EventKind::Done, ""),
                         )
                         .await
                         .unwrap();

@@ -57,7 +57,7 @@ fn approve_and_reject() {
         &e[..],
         [Effect::Step {
             to: Stage::Analysis,
-            kind: "rejected",
+            kind: EventKind::Rejected,
             job: Some(_),
             ..
         }]
@@ -606,8 +606,8 @@ proptest! {
                             v.stage_job = None;
                             v.confirm_deploy_asked = false;
                         }
-                        if kind == "rejected" { v.rejections += 1; }
-                        if kind == "changes_requested" { v.review_rounds += 1; }
+                        if kind == EventKind::Rejected { v.rejections += 1; }
+                        if kind == EventKind::ChangesRequested { v.review_rounds += 1; }
                         if let Some(j) = job {
                             v.has_active_job = true;
                             v.stage_job = Some(StageJob { agent: j.agent, status: JobStatus::Queued, phase: j.phase, review: None, last_error: None });

@@ -4,6 +4,7 @@
 //! critical window, D7), and this file performs them in that order.
 
 use super::{Pipeline, view::window_facts};
+use orch_core::EventKind;
 use orch_core::cancel::{
     CancelCause, CancelNote, StopFacts, StopNotice, StopStep, WindowFacts, decide_stop,
 };
@@ -208,7 +209,7 @@ impl Pipeline {
                     let msg = cancelled_message(reason, source, result.stopped);
                     let cancelled = self
                         .store
-                        .mark_cancelled(id, self.event("cancelled", msg.clone()))
+                        .mark_cancelled(id, self.event(EventKind::Cancelled, msg.clone()))
                         .await?;
                     self.reflect_noting(&cancelled, None, &msg).await;
                 }
@@ -238,7 +239,7 @@ impl Pipeline {
     async fn cancel_problem(&self, id: TaskId, problem: String) -> super::PipelineResult<()> {
         tracing::warn!(task = %id, problem = %problem, "cancel: a step of the reset failed");
         self.store
-            .append_event(id, self.event("cancel_problem", problem))
+            .append_event(id, self.event(EventKind::CancelProblem, problem))
             .await?;
         Ok(())
     }

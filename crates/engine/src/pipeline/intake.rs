@@ -6,6 +6,7 @@
 
 use super::{GateResult, Pipeline, PipelineError, PipelineResult};
 use orch_config::TrackerKind;
+use orch_core::EventKind;
 use orch_core::pipeline::{Gate, JobSpec};
 use orch_core::{NewTask, Stage, TaskId, Timestamp, keys};
 use orch_store::{Store, StoreError, TaskFilter, TrackerItem};
@@ -109,7 +110,7 @@ impl Pipeline {
                 task.id,
                 Stage::Analysis,
                 Stage::Analysis,
-                self.event("started", "To Analyse: the analyst is queued"),
+                self.event(EventKind::Started, "To Analyse: the analyst is queued"),
                 Some(job),
             )
             .await?;

@@ -5,6 +5,7 @@
 //! one, so none of them can be reached without asking the store first.
 
 use super::{Pipeline, PipelineError, PipelineResult};
+use orch_core::EventKind;
 use orch_core::Task;
 use orch_store::{LeaseAcquire, MergeLeaseProof};
 
@@ -17,7 +18,7 @@ impl Pipeline {
                     .append_event(
                         task.id,
                         self.event(
-                            "lease_acquired",
+                            EventKind::LeaseAcquired,
                             format!(
                                 "merge lease of {} taken (epoch {})",
                                 task.repo,

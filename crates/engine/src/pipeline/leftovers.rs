@@ -6,16 +6,10 @@
 //! the merge step), and every repair is an event on the task.
 
 use super::Pipeline;
+use orch_core::EventKind;
 use orch_core::{EventInput, Task};
 use orch_git::{RepoStore, Worktree};
 use orch_store::Store;
-
-/// The event of a removed stale lock.
-pub(crate) const STALE_LOCK_REMOVED: &str = "stale_lock_removed";
-/// The event of an interrupted merge that was undone.
-pub(crate) const MERGE_UNDONE: &str = "merge_undone";
-/// The event of a worktree checkout that was killed and then finished.
-pub(crate) const CHECKOUT_FINISHED: &str = "checkout_finished";
 
 /// Clear what a killed git left in the task's worktree and log it on the task.
 /// A failure is logged and otherwise ignored: the git step that follows fails
@@ -38,7 +32,7 @@ pub(crate) async fn repair_worktree(
     if let Some(lock) = &repair.removed_lock {
         events.push(EventInput::new(
             actor,
-            STALE_LOCK_REMOVED,
+            EventKind::StaleLockRemoved,
             format!(
                 "removed {}: a git process that no longer runs left it (orch or its git was killed)",
                 lock.display()
@@ -48,7 +42,7 @@ pub(crate) async fn repair_worktree(
     if let Some(head) = &repair.finished_checkout {
         events.push(EventInput::new(
             actor,
-            CHECKOUT_FINISHED,
+            EventKind::CheckoutFinished,
             format!(
                 "the worktree's checkout was killed before it finished; its files were written from {head}"
             ),
@@ -57,7 +51,7 @@ pub(crate) async fn repair_worktree(
     if let Some(head) = &repair.undone_merge {
         events.push(EventInput::new(
             actor,
-            MERGE_UNDONE,
+            EventKind::MergeUndone,
             format!(
                 "a merge of the base into {} was killed midway; the worktree is back at {head} and the merge runs again",
                 task.branch

@@ -20,6 +20,7 @@
 use super::lease::check_lease;
 use super::{Pipeline, PipelineError, PipelineResult};
 use crate::ports::{Failure, MergeOutcome, PortError};
+use orch_core::EventKind;
 use orch_core::pipeline::{DeployPhase, JobSpec};
 use orch_core::{AgentKind, Stage, Task, TaskEvent, TaskId};
 use orch_store::{MarkerState, MarkerStep, MergeLeaseProof, StoreError};
@@ -33,11 +34,6 @@ struct MergeDetail {
     base: String,
     base_sha: String,
 }
-
-/// The event of a merge attempt that failed on the forge.
-pub(crate) const MERGE_FAILED: &str = "merge_failed";
-/// The event of a merge attempt that sent the branch back to the merger.
-const MERGE_RETRY: &str = "merge_retry";
 
 /// Why a merge attempt stopped short.
 enum Stop {
@@ -111,7 +107,7 @@ impl Pipeline {
                 .store
                 .append_event(
                     task.id,
-                    self.event("forge_error", format!("commit status: {e}")),
+                    self.event(EventKind::ForgeError, format!("commit status: {e}")),
                 )
                 .await;
         }
@@ -138,7 +134,10 @@ impl Pipeline {
         self.store
             .append_event(
                 task.id,
-                self.event("merge_initiated", format!("merging {head} into {base}")),
+                self.event(
+                    EventKind::MergeInitiated,
+                    format!("merging {head} into {base}"),
+                ),
             )
             .await?;
         self.try_finish_merge(task, marker.id, &detail, lease).await
@@ -171,7 +170,7 @@ impl Pipeline {
             .append_event(
                 task.id,
                 self.event(
-                    "merge_resumed",
+                    EventKind::MergeResumed,
                     format!("finishing the merge of {}", detail.head),
                 ),
             )
@@ -218,7 +217,7 @@ impl Pipeline {
         if task.cancel_requested_at.is_some() {
             // D7: the deferred STOP is applied by the step's finalizer.
             self.store
-                .append_event(task.id, self.event("merged", msg.clone()))
+                .append_event(task.id, self.event(EventKind::Merged, msg.clone()))
                 .await?;
             let r = self
                 .cancel_task_unlocked(
@@ -243,7 +242,7 @@ impl Pipeline {
                 .delete_branch(&task.repo, &task.branch, &self.protected(&task.repo))
                 .await;
         }
-        self.step(&task, to, "merged", &msg, None).await?;
+        self.step(&task, to, EventKind::Merged, &msg, None).await?;
         Ok(msg)
     }
 
@@ -280,7 +279,7 @@ impl Pipeline {
         };
         tracing::warn!(task = %task.id, attempt, max, failure = ?e.failure(), kind = e.kind(), error = %e, "merge attempt failed");
         self.store
-            .append_event(task.id, self.event(MERGE_FAILED, note.clone()))
+            .append_event(task.id, self.event(EventKind::MergeFailed, note.clone()))
             .await?;
         match give_up {
             Some(why) => self.give_up_merge(task, &why).await,
@@ -307,7 +306,7 @@ impl Pipeline {
         self.step(
             task,
             Stage::Merge,
-            MERGE_RETRY,
+            EventKind::MergeRetry,
             &format!("{why} (attempt {attempt} of {max}; verifying again)"),
             Some(JobSpec::new(AgentKind::Merger)),
         )
@@ -336,7 +335,7 @@ impl Pipeline {
             .append_event(
                 task.id,
                 self.event(
-                    "lease_released",
+                    EventKind::LeaseReleased,
                     format!(
                         "merge lease of {} released: the other tasks of the repo may merge",
                         task.repo
@@ -354,10 +353,10 @@ impl Pipeline {
         let mut attempt = 0;
         let mut failed_at = None;
         for e in since_merge_entry(&events) {
-            if e.kind == MERGE_FAILED {
+            if e.kind == EventKind::MergeFailed {
                 attempt += 1;
                 failed_at = Some((e.at, attempt));
-            } else if e.kind == MERGE_RETRY {
+            } else if e.kind == EventKind::MergeRetry {
                 attempt += 1;
                 failed_at = None;
             }
@@ -397,7 +396,10 @@ impl Pipeline {
             Err(e) => {
                 let _ = self
                     .store
-                    .append_event(task.id, self.event("forge_error", format!("push: {e}")))
+                    .append_event(
+                        task.id,
+                        self.event(EventKind::ForgeError, format!("push: {e}")),
+                    )
                     .await;
                 return;
             }
@@ -413,7 +415,7 @@ impl Pipeline {
                 .store
                 .append_event(
                     task.id,
-                    self.event("forge_error", format!("commit status: {e}")),
+                    self.event(EventKind::ForgeError, format!("commit status: {e}")),
                 )
                 .await;
         }
@@ -439,7 +441,7 @@ impl Pipeline {
         self.step(
             task,
             Stage::Deploy,
-            "deploy_started",
+            EventKind::DeployStarted,
             "deploy phase B queued",
             Some(spec),
         )
@@ -475,7 +477,7 @@ impl Pipeline {
             .unwrap_or_else(|| task.clone());
         if task.cancel_requested_at.is_some() {
             self.store
-                .append_event(task.id, self.event("deployed", "deploy finished"))
+                .append_event(task.id, self.event(EventKind::Deployed, "deploy finished"))
                 .await?;
             let r = self
                 .cancel_task_unlocked(
@@ -491,8 +493,14 @@ impl Pipeline {
             .forge
             .delete_branch(&task.repo, &task.branch, &self.protected(&task.repo))
             .await;
-        self.step(&task, Stage::Done, "deployed", "deployed and healthy", None)
-            .await
+        self.step(
+            &task,
+            Stage::Done,
+            EventKind::Deployed,
+            "deployed and healthy",
+            None,
+        )
+        .await
     }
 
     pub(crate) async fn deploy_failed(&self, task: &Task, why: &str) -> PipelineResult<String> {
@@ -562,7 +570,7 @@ fn since_merge_entry(events: &[TaskEvent]) -> &[TaskEvent] {
 fn merge_attempts(events: &[TaskEvent]) -> usize {
     since_merge_entry(events)
         .iter()
-        .filter(|e| e.kind == MERGE_FAILED || e.kind == MERGE_RETRY)
+        .filter(|e| e.kind == EventKind::MergeFailed || e.kind == EventKind::MergeRetry)
         .count()
 }
 

@@ -31,6 +31,7 @@ pub use view::{job_spec, task_view};
 use crate::ports::{Forge, Tracker};
 use orch_agent::process::StopPolicy;
 use orch_config::Config;
+use orch_core::EventKind;
 use orch_core::pipeline::{self, DeployPolicy, Effect, Gate, JobSpec, PipelinePolicy};
 use orch_core::{AgentKind, EventInput, NewJob, Stage, Task, TaskId, Timestamp};
 use orch_git::{ProtectedBranches, RepoStore};
@@ -160,7 +161,7 @@ impl Pipeline {
         &self.repos
     }
 
-    pub(crate) fn event(&self, kind: &str, message: impl Into<String>) -> EventInput {
+    pub(crate) fn event(&self, kind: EventKind, message: impl Into<String>) -> EventInput {
         EventInput::new(self.actor.clone(), kind, message)
     }
 
@@ -306,7 +307,7 @@ impl Pipeline {
                         .append_event(
                             task.id,
                             self.event(
-                                "archived",
+                                EventKind::Archived,
                                 format!(
                                     "work saved to {} ({}); `orch task restore {}` makes a branch of it",
                                     a.ref_name, a.commit, task.id
@@ -377,7 +378,7 @@ impl Pipeline {
             Effect::Step { to, kind, why, job } => self.step(task, to, kind, &why, job).await,
             Effect::Comment(text) => {
                 self.store
-                    .append_event(task.id, self.event("comment", text.clone()))
+                    .append_event(task.id, self.event(EventKind::Comment, text.clone()))
                     .await?;
                 self.write_tracker(
                     task,
@@ -423,7 +424,7 @@ impl Pipeline {
             Effect::AskConfirmDeploy => {
                 let text = "deploy prepared; waiting for Confirm Deploy";
                 self.store
-                    .append_event(task.id, self.event(view::ASKED_CONFIRM_DEPLOY, text))
+                    .append_event(task.id, self.event(EventKind::AwaitingConfirmDeploy, text))
                     .await?;
                 self.reflect(task, Some(&format!("orch: {text}."))).await;
                 Ok(text.into())
@@ -446,7 +447,7 @@ impl Pipeline {
         &self,
         task: &Task,
         to: Stage,
-        kind: &str,
+        kind: EventKind,
         why: &str,
         job: Option<JobSpec>,
     ) -> PipelineResult<String> {
@@ -516,7 +517,10 @@ impl Pipeline {
                     .store
                     .append_event(
                         task.id,
-                        self.event("push_failed", format!("pushing {}: {e}", task.branch)),
+                        self.event(
+                            EventKind::PushFailed,
+                            format!("pushing {}: {e}", task.branch),
+                        ),
                     )
                     .await;
                 false
@@ -554,7 +558,7 @@ impl Pipeline {
                 .append_event(
                     old.id,
                     self.event(
-                        "fresh_start_problem",
+                        EventKind::FreshStartProblem,
                         format!("deleting the old remote branch {}: {e}", old.branch),
                     ),
                 )
@@ -580,7 +584,7 @@ impl Pipeline {
         let queues = job.is_some();
         let (moved, _) = self
             .store
-            .reopen(task.id, to, self.event(view::RETRIED, why), job)
+            .reopen(task.id, to, self.event(EventKind::Retried, why), job)
             .await?;
         if queues {
             self.job_queued.notify_one();
@@ -604,7 +608,7 @@ impl Pipeline {
                 task.id,
                 Stage::NeedsAttention,
                 Some(task.stage),
-                self.event("needs_attention", why),
+                self.event(EventKind::NeedsAttention, why),
             )
             .await?;
         self.reflect(&moved, Some(&park_comment(why))).await;

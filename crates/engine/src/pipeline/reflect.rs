@@ -4,6 +4,7 @@
 //! once through the tracker outbox (the rest is retried in the background).
 
 use super::Pipeline;
+use orch_core::EventKind;
 use orch_core::{Stage, Task};
 use std::sync::Arc;
 
@@ -50,7 +51,7 @@ impl Pipeline {
                 .append_event(
                     task.id,
                     self.event(
-                        "tracker_error",
+                        EventKind::TrackerError,
                         format!(
                             "the tracker did not take {} write(s) now; they are retried in order until it does",
                             d.retried + d.waiting

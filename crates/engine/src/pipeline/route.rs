@@ -3,6 +3,7 @@
 
 use super::{CancelResult, Pipeline, PipelineResult};
 use orch_config::StateRole;
+use orch_core::EventKind;
 use orch_core::Stage;
 use orch_core::pipeline::Gate;
 use serde::Serialize;
@@ -110,7 +111,7 @@ impl Pipeline {
                         task.id,
                         orch_core::EventInput::new(
                             source,
-                            "tracker_error",
+                            EventKind::TrackerError,
                             format!(
                                 "reading the person's comment on the item failed ({e}); the gate goes on without it"
                             ),
@@ -141,7 +142,7 @@ impl Pipeline {
                 self.store
                     .append_event(
                         task.id,
-                        orch_core::EventInput::new(source, "unmapped_state", msg),
+                        orch_core::EventInput::new(source, EventKind::UnmappedState, msg),
                     )
                     .await?;
             }

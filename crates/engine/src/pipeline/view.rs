@@ -2,6 +2,7 @@
 //! pipeline and cancel decisions are made from.
 
 use orch_agent::adapters::{ReviewDecision, parse_verdict};
+use orch_core::EventKind;
 use orch_core::cancel::{WindowFacts, in_critical_window};
 use orch_core::pipeline::{
     DeadDependency, DeployPhase, JobSpec, ReviewOutcome, StageJob, TaskView,
@@ -53,7 +54,7 @@ pub async fn task_view(store: &dyn Store, task: &Task) -> StoreResult<TaskView> 
     // The rounds that failed a task count afresh after a person's retry.
     let since_retry = events
         .iter()
-        .rposition(|e| e.kind == RETRIED)
+        .rposition(|e| e.kind == EventKind::Retried)
         .map_or(&events[..], |i| &events[i..]);
     let mut dead_dependencies = Vec::new();
     for on in store.dependencies(task.id).await? {
@@ -93,26 +94,26 @@ pub async fn task_view(store: &dyn Store, task: &Task) -> StoreResult<TaskView> 
             .and_then(|e| e.from_stage),
         keys_released: orch_core::keys::is_tombstoned(&task.work_item_id),
         dead_dependencies,
-        rejections: since_retry.iter().filter(|e| e.kind == "rejected").count() as u32,
+        rejections: since_retry
+            .iter()
+            .filter(|e| e.kind == EventKind::Rejected)
+            .count() as u32,
         review_rounds: since_retry
             .iter()
-            .filter(|e| e.kind == "changes_requested")
+            .filter(|e| e.kind == EventKind::ChangesRequested)
             .count() as u32,
         holds_lease: facts.holds_merge_lease,
         merge_initiated: markers.iter().any(|m| m.step == MarkerStep::Merge),
         deploy_initiated: markers.iter().any(|m| m.step == MarkerStep::Deploy),
         cancel_requested: task.cancel_requested_at.is_some(),
         in_critical_window: in_critical_window(facts),
-        confirm_deploy_asked: asked_since_entry(&events, task.stage, ASKED_CONFIRM_DEPLOY),
+        confirm_deploy_asked: asked_since_entry(
+            &events,
+            task.stage,
+            EventKind::AwaitingConfirmDeploy,
+        ),
     })
 }
-
-/// The event kind of a person's retry of a failed task (`Effect::Reopen`):
-/// the round counters start again from it.
-pub(crate) const RETRIED: &str = "retried";
-
-/// The event kind of `Effect::AskConfirmDeploy`.
-pub(crate) const ASKED_CONFIRM_DEPLOY: &str = "awaiting_confirm_deploy";
 
 /// When orch last asked a person for the decision the task waits on: the
 /// Confirm Deploy request in deploy, else the moment the task entered its
@@ -127,7 +128,7 @@ pub fn asked_at(events: &[orch_core::TaskEvent], task: &Task) -> orch_core::Time
         && let Some(e) = events[from..]
             .iter()
             .rev()
-            .find(|e| e.kind == ASKED_CONFIRM_DEPLOY)
+            .find(|e| e.kind == EventKind::AwaitingConfirmDeploy)
     {
         return e.at;
     }
@@ -135,7 +136,7 @@ pub fn asked_at(events: &[orch_core::TaskEvent], task: &Task) -> orch_core::Time
 }
 
 /// Whether an event of `kind` was logged since the task last entered `stage`.
-fn asked_since_entry(events: &[orch_core::TaskEvent], stage: Stage, kind: &str) -> bool {
+fn asked_since_entry(events: &[orch_core::TaskEvent], stage: Stage, kind: EventKind) -> bool {
     let entry = events
         .iter()
         .rposition(|e| e.to_stage == Some(stage) && e.from_stage != e.to_stage)

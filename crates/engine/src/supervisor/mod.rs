@@ -20,6 +20,7 @@ use orch_agent::adapters::AdapterKind;
 use orch_agent::process::{
     CgroupMode, LaunchSpec, MonitorCommand, RunHandle, StopPolicy, Timeouts,
 };
+use orch_core::EventKind;
 use orch_core::retry::{FailureDecision, RetryPolicy};
 use orch_core::run::{RunOutcome, Usage};
 use orch_core::{AgentKind, Gates, Job, JobId, Limits, RunId, Task, TaskId, WorkerId};
@@ -500,7 +501,7 @@ impl Supervisor {
     async fn park(&self, task: TaskId, why: &str) {
         let ev = orch_core::EventInput::new(
             format!("worker:{}", self.cfg.worker),
-            "needs_attention",
+            EventKind::NeedsAttention,
             why,
         );
         match self

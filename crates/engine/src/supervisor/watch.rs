@@ -14,6 +14,7 @@ use super::tail::{LogTail, MAX_PARSE_LINE, TailStats};
 use super::{Active, JobEnd, RunReport, Supervisor};
 use orch_agent::adapters::{AdapterKind, OutputAdapter, ProcessExit, adapter_for};
 use orch_agent::process::{ExitRecord, RunHandle, RunState, Timeouts, run_dir, run_state};
+use orch_core::EventKind;
 use orch_core::retry::FailureDecision;
 use orch_core::run::{RunOutcome, Usage};
 use orch_core::{Job, Task, Timestamp};
@@ -230,7 +231,7 @@ impl Supervisor {
         );
         let ev = orch_core::EventInput::new(
             format!("worker:{}", self.cfg.worker),
-            "output_truncated",
+            EventKind::OutputTruncated,
             msg,
         );
         if let Err(e) = self.store.append_event(task, ev).await {

@@ -11,6 +11,7 @@ use crate::model::{CancelledSnapshot, TaskFilter};
 use crate::rows::{self, Columns};
 use crate::traits::TaskStore;
 use async_trait::async_trait;
+use orch_core::EventKind;
 use orch_core::keys::{self, branch_name, retire, tombstone};
 use orch_core::{
     EventInput, Job, JobId, NewJob, NewTask, Stage, Task, TaskEvent, TaskId, Timestamp,
@@ -41,7 +42,7 @@ pub(super) async fn insert_event(
     .bind(task.0)
     .bind(at.0)
     .bind(&event.actor)
-    .bind(&event.kind)
+    .bind(event.kind.as_str())
     .bind(from.map(|s| s.as_str()))
     .bind(to.map(|s| s.as_str()))
     .bind(&event.message);
@@ -267,12 +268,12 @@ impl PgStore {
             ),
             None => format!("created in {} ({})", new.stage, new.title),
         };
-        let created = EventInput::new(actor, "created", msg);
+        let created = EventInput::new(actor, EventKind::Created, msg);
         insert_event(conn, id, now, &created, None, Some(new.stage)).await?;
         if let Some((old, follow)) = &replaced {
             let ev = EventInput::new(
                 actor,
-                "retired",
+                EventKind::Retired,
                 format!("its item runs again as task {id}; this task keeps its history"),
             );
             insert_event(conn, old.id, now, &ev, None, None).await?;
@@ -293,7 +294,7 @@ impl PgStore {
                     insert_dependency(conn, TaskId(dependent), id).await?;
                     let ev = EventInput::new(
                         actor,
-                        "dependency_moved",
+                        EventKind::DependencyMoved,
                         format!(
                             "now waits for task {id}, which runs {} again (task {} {})",
                             keys::original_key(&old.work_item_id),
@@ -491,7 +492,7 @@ impl TaskStore for PgStore {
         if first_stamp {
             let ev = EventInput::new(
                 "system",
-                "cancel_requested",
+                EventKind::CancelRequested,
                 "STOP deferred until the running step finishes",
             );
             insert_event(&mut tx, id, now, &ev, None, None).await?;

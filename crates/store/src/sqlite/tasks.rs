@@ -7,6 +7,7 @@ use crate::error::{StoreError, StoreResult};
 use crate::model::{CancelledSnapshot, TaskFilter};
 use crate::traits::TaskStore;
 use async_trait::async_trait;
+use orch_core::EventKind;
 use orch_core::keys::{self, branch_name, retire, tombstone};
 use orch_core::{EventInput, Job, NewJob, NewTask, Stage, Task, TaskEvent, TaskId, Timestamp};
 use rusqlite::{Connection, params};
@@ -38,7 +39,7 @@ pub(super) fn insert_event(
             task.0,
             at.0,
             event.actor,
-            event.kind,
+            event.kind.as_str(),
             from.map(|s| s.as_str()),
             to.map(|s| s.as_str()),
             event.message
@@ -263,14 +264,14 @@ impl TaskStore for SqliteStore {
                 conn,
                 id,
                 now,
-                &EventInput::new(actor, "created", msg),
+                &EventInput::new(actor, EventKind::Created, msg),
                 None,
                 Some(new.stage),
             )?;
             if let Some((old, follow)) = &replaced {
                 let ev = EventInput::new(
                     actor,
-                    "retired",
+                    EventKind::Retired,
                     format!("its item runs again as task {id}; this task keeps its history"),
                 );
                 insert_event(conn, old.id, now, &ev, None, None)?;
@@ -292,7 +293,7 @@ impl TaskStore for SqliteStore {
                         insert_dependency(conn, TaskId(dependent), id)?;
                         let ev = EventInput::new(
                             actor,
-                            "dependency_moved",
+                            EventKind::DependencyMoved,
                             format!(
                                 "now waits for task {id}, which runs {} again (task {} {})",
                                 keys::original_key(&old.work_item_id),
@@ -490,7 +491,7 @@ common::may_move(&task, to)?;
                 if first {
                     let ev = EventInput::new(
                         "system",
-                        "cancel_requested",
+                        EventKind::CancelRequested,
                         "STOP deferred until the running step finishes",
                     );
                     insert_event(conn, id, now, &ev, None, None)?;
