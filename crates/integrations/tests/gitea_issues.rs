@@ -185,6 +185,36 @@ async fn gate_labels_move_per_stage_and_other_labels_stay() {
     );
 }
 
+/// Labels are edited one by one by id, never replaced as a list, so a label
+/// a person adds between orch's read of the issue and its write survives.
+#[tokio::test]
+async fn a_label_a_person_adds_while_orch_moves_the_issue_survives() {
+    let w = world().await;
+    let t = tracker(&w);
+    w.fake
+        .add_issue(42, "x", &["bug", "To Analyse", "orch:analysis"]);
+    w.fake
+        .m()
+        .person_adds_after_read
+        .push_back((42, "urgent".into()));
+    t.set_state("app-42", "Analysis").await.unwrap();
+    assert_eq!(
+        w.fake.labels_of(42),
+        ["bug", "orch:analysis", "urgent", "Analysis"]
+    );
+    w.fake
+        .m()
+        .person_adds_after_read
+        .push_back((42, "needs docs".into()));
+    t.set_labels("app-42", &["orch:review".to_string()])
+        .await
+        .unwrap();
+    assert_eq!(
+        w.fake.labels_of(42),
+        ["bug", "urgent", "Analysis", "needs docs", "orch:review"]
+    );
+}
+
 #[tokio::test]
 async fn comments_are_posted_once_per_key_and_a_persons_reason_is_found() {
     let w = world().await;

@@ -46,6 +46,9 @@ pub struct GiteaModel {
     pub labels: Vec<FakeLabel>,
     /// The last id given to a label or comment.
     pub next_id: i64,
+    /// `(issue, label)`: a person adds `label` to the issue right after the
+    /// next read of it (`GET …/issues/{n}`), between orch's read and write.
+    pub person_adds_after_read: VecDeque<(u64, String)>,
     /// Answers forced on the next merge calls: (status, message).
     pub merge_answers: VecDeque<(u16, String)>,
     pub requests: Vec<Seen>,
@@ -100,6 +103,7 @@ impl FakeGitea {
             issues: BTreeMap::new(),
             labels: Vec::new(),
             next_id: 0,
+            person_adds_after_read: VecDeque::new(),
             merge_answers: VecDeque::new(),
             requests: Vec::new(),
         }));

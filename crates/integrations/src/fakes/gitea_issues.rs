@@ -297,7 +297,18 @@ fn issue_route(
         Value::Array(ids.iter().filter_map(|id| m.label_json(*id)).collect())
     };
     Some(match (req.method.as_str(), tail) {
-        ("GET", []) => json(200, m.issue_json(&m.issues[&n])),
+        ("GET", []) => {
+            let answer = json(200, m.issue_json(&m.issues[&n]));
+            if m.person_adds_after_read
+                .front()
+                .is_some_and(|(i, _)| *i == n)
+                && let Some((_, label)) = m.person_adds_after_read.pop_front()
+            {
+                let id = m.label(&label);
+                m.issues.get_mut(&n)?.labels.push(id);
+            }
+            answer
+        }
         ("GET", ["labels"]) => json(200, issue_labels(m)),
         ("POST" | "PUT", ["labels"]) => {
             // Ids or names; Gitea drops the ones the repository lacks.
