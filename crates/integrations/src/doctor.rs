@@ -7,7 +7,7 @@ use crate::gitea::GiteaClient;
 use crate::github::GithubClient;
 use crate::http::{ApiError, CallPolicy};
 use crate::plane::{PlaneClient, PlaneState};
-use crate::providers::{forge_names, issue_repos, plane_projects};
+use crate::providers::{forge_names, gitea_issue_repos, issue_repos, plane_projects};
 use orch_config::{Config, ForgeKind, TrackerKind, TrackerStates, same_state};
 use serde::Serialize;
 use std::time::Duration;
@@ -100,18 +100,35 @@ fn secret_check(
 pub async fn check_providers(cfg: &Config, secret: &dyn Fn(&str) -> Option<String>) -> Vec<Check> {
     let mut out = Vec::new();
     match (cfg.tracker.kind, &cfg.tracker.plane) {
-        (TrackerKind::Builtin, _) => out.push(check("tracker", Level::Ok, "builtin tracker (items live in orch's store)")),
+        (TrackerKind::Builtin, _) => out.push(check(
+            "tracker",
+            Level::Ok,
+            "builtin tracker (items live in orch's store)",
+        )),
         (TrackerKind::Plane, Some(p)) => {
             let subject = "tracker.plane";
-            out.push(secret_check(subject, &p.webhook_secret_env, p.webhook_insecure, secret));
+            out.push(secret_check(
+                subject,
+                &p.webhook_secret_env,
+                p.webhook_insecure,
+                secret,
+            ));
             let projects = plane_projects(cfg);
             for id in &p.project_ids {
                 if !projects.contains_key(id) {
-                    out.push(check(subject, Level::Fail, format!("project {id} has no repo; add it to [tracker.plane.repos]")));
+                    out.push(check(
+                        subject,
+                        Level::Fail,
+                        format!("project {id} has no repo; add it to [tracker.plane.repos]"),
+                    ));
                 }
             }
             if projects.is_empty() {
-                out.push(check(subject, Level::Warn, "no project is served; list them in tracker.plane.project_ids"));
+                out.push(check(
+                    subject,
+                    Level::Warn,
+                    "no project is served; list them in tracker.plane.project_ids",
+                ));
             }
             match secret(&p.api_key_env) {
                 None => out.push(check(subject, Level::Fail, format!("{} is not set; create an API key in Plane (profile → API tokens) and export it", p.api_key_env))),
@@ -144,13 +161,34 @@ pub async fn check_providers(cfg: &Config, secret: &dyn Fn(&str) -> Option<Strin
             for full in t.repos.iter().filter(|f| !repos.values().any(|v| v == *f)) {
                 out.push(check("tracker.github", Level::Fail, format!("{full} matches no [[repos]] entry; list it in [forge.github.repos] or use one repo")));
             }
-            out.extend(github_checks(cfg, "tracker.github", &t.base_url, &t.token_env, &repos, secret).await);
-            out.push(secret_check("tracker.github", &t.webhook_secret_env, false, secret));
+            out.extend(
+                github_checks(
+                    cfg,
+                    "tracker.github",
+                    &t.base_url,
+                    &t.token_env,
+                    &repos,
+                    secret,
+                )
+                .await,
+            );
+            out.push(secret_check(
+                "tracker.github",
+                &t.webhook_secret_env,
+                false,
+                secret,
+            ));
+        }
+        (TrackerKind::Gitea, _) if cfg.tracker.gitea.is_some() => {
+            out.extend(gitea_tracker_checks(cfg, secret).await);
         }
         (kind, _) => out.push(check(
             format!("tracker.{}", kind.as_str()),
             Level::Fail,
-            format!("tracker.kind = \"{}\" is not available in this version; use \"builtin\", \"plane\" or \"github\"", kind.as_str()),
+            format!(
+                "tracker.kind = \"{0}\" needs its [tracker.{0}] section",
+                kind.as_str()
+            ),
         )),
     }
     match (cfg.forge.kind, &cfg.forge.gitea) {
@@ -224,6 +262,84 @@ pub async fn check_providers(cfg: &Config, secret: &dyn Fn(&str) -> Option<Strin
                 kind.as_str()
             ),
         )),
+    }
+    out
+}
+
+/// Gitea issues: each listed repository maps to an orch repo, the token is
+/// set, each repository answers, and the gate labels exist (a person can
+/// only apply a label the repository has; orch creates the labels it sets
+/// itself on first use).
+async fn gitea_tracker_checks(cfg: &Config, secret: &dyn Fn(&str) -> Option<String>) -> Vec<Check> {
+    let subject = "tracker.gitea";
+    let t = cfg.tracker.gitea.as_ref().expect("checked by the caller");
+    let mut out = vec![secret_check(subject, &t.webhook_secret_env, false, secret)];
+    let repos = gitea_issue_repos(cfg, &t.repos);
+    for full in t.repos.iter().filter(|f| !repos.values().any(|v| v == *f)) {
+        out.push(check(
+            subject,
+            Level::Fail,
+            format!(
+                "{full} matches no [[repos]] entry; list it in [forge.gitea.repos] or use one repo"
+            ),
+        ));
+    }
+    if t.repos.is_empty() {
+        out.push(check(subject, Level::Fail, "tracker.gitea.repos is empty: no issue is a work item; list the `owner/name` of each repository"));
+    }
+    let Some(token) = secret(&t.token_env) else {
+        out.push(check(
+            subject,
+            Level::Fail,
+            format!(
+                "{} is not set; create an access token with write:issue and export it",
+                t.token_env
+            ),
+        ));
+        return out;
+    };
+    let client = match GiteaClient::new(&t.base_url, &token, doctor_policy()) {
+        Ok(c) => c,
+        Err(e) => {
+            out.push(check(subject, Level::Fail, e.to_string()));
+            return out;
+        }
+    };
+    let s = &cfg.tracker.states;
+    let gates = [
+        &s.to_analyse,
+        &s.approved,
+        &s.rejected,
+        &s.confirm_deploy,
+        &s.stop,
+    ];
+    for (repo, full) in &repos {
+        match client.repo_labels(full).await {
+            Err(e) => out.push(check(
+                subject,
+                Level::Fail,
+                format!("{full}: {}", api_problem(&e, &t.token_env)),
+            )),
+            Ok(labels) => {
+                let missing: Vec<String> = gates
+                    .iter()
+                    .filter(|g| !labels.iter().any(|l| same_state(&l.name, g)))
+                    .map(|g| format!("{g:?}"))
+                    .collect();
+                if missing.is_empty() {
+                    out.push(check(
+                        subject,
+                        Level::Ok,
+                        format!("{full} (repo {repo}): reachable, every gate label exists"),
+                    ));
+                } else {
+                    out.push(check(subject, Level::Warn, format!(
+                        "{full} lacks the gate labels {}; create them in Gitea (issues → labels) so people can apply them",
+                        missing.join(", ")
+                    )));
+                }
+            }
+        }
     }
     out
 }

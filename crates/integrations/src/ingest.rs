@@ -3,6 +3,7 @@
 //! event into the pipeline. Failures are logged (and on the task's event log
 //! where there is a task); the reconciler repairs what they left undone.
 
+use crate::gitea::GiteaIssuesTracker;
 use crate::github::GithubIssuesTracker;
 use crate::plane::PlaneTracker;
 use crate::webhook::{ItemState, Provider, PullRequestClosed, WebhookEvent};
@@ -34,6 +35,7 @@ pub struct Ingest {
     /// Forge `owner/name` → orch repo.
     forge_repos: BTreeMap<String, String>,
     github_issues: Option<Arc<GithubIssuesTracker>>,
+    gitea_issues: Option<Arc<GiteaIssuesTracker>>,
 }
 
 impl Ingest {
@@ -47,6 +49,7 @@ impl Ingest {
             plane,
             forge_repos,
             github_issues: None,
+            gitea_issues: None,
         }
     }
 
@@ -56,12 +59,21 @@ impl Ingest {
         self
     }
 
+    /// Route Gitea/Forgejo issue label events to this tracker.
+    pub fn with_gitea_issues(mut self, t: Option<Arc<GiteaIssuesTracker>>) -> Ingest {
+        self.gitea_issues = t;
+        self
+    }
+
     pub async fn process(&self, provider: Provider, event: WebhookEvent) -> Handled {
         match (provider, event) {
             (_, WebhookEvent::Ignored { reason }) => Handled::Ignored(reason),
             (Provider::Plane, WebhookEvent::ItemState(s)) => self.plane_state(s).await,
             (Provider::Github, WebhookEvent::ItemState(s)) if self.github_issues.is_some() => {
                 self.github_label(s).await
+            }
+            (Provider::Gitea, WebhookEvent::ItemState(s)) if self.gitea_issues.is_some() => {
+                self.gitea_labels(s).await
             }
             (p, WebhookEvent::ItemState(_)) => Handled::Ignored(format!(
                 "{} issues are not orch's tracker here (tracker.kind)",
@@ -129,6 +141,38 @@ impl Ingest {
         match self
             .pipeline
             .on_item_state(&item, state, None, "webhook:github")
+            .await
+        {
+            Ok(r) => Handled::Routed(format!("{state}: {r:?}")),
+            Err(e) => Handled::Failed(format!("{state}: {e}")),
+        }
+    }
+
+    /// A Gitea issue's labels changed: the state is the one its labels name
+    /// now (a gate over a stage, STOP over all: `labels::state_of`).
+    async fn gitea_labels(&self, s: ItemState) -> Handled {
+        let Some(t) = &self.gitea_issues else {
+            return Handled::Ignored("Gitea issues are not orch's tracker".into());
+        };
+        let number: u64 = match s.item.parse() {
+            Ok(n) => n,
+            Err(_) => return Handled::Ignored(format!("issue {:?} is not a number", s.item)),
+        };
+        let Some(item) = t.item_id(&s.project, number) else {
+            return Handled::Ignored(format!("repository {} is not served", s.project));
+        };
+        let crate::webhook::StateRef::Labels(labels) = &s.state else {
+            return Handled::Ignored("a Gitea state is the issue's label set".into());
+        };
+        let states = &self.pipeline.config().tracker.states;
+        let Some(state) = crate::labels::state_of(labels, states) else {
+            return Handled::Ignored(format!(
+                "no label of {labels:?} names a state of [tracker.states]"
+            ));
+        };
+        match self
+            .pipeline
+            .on_item_state(&item, &state, None, "webhook:gitea")
             .await
         {
             Ok(r) => Handled::Routed(format!("{state}: {r:?}")),

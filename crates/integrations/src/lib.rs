@@ -12,6 +12,7 @@ pub mod gitea;
 pub mod github;
 pub mod http;
 pub mod ingest;
+pub mod labels;
 pub mod notify;
 pub mod plane;
 pub mod providers;

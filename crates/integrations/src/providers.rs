@@ -10,7 +10,9 @@
 //! both use one client for the same reason. No registry behind the scenes:
 //! who needs a client gets it from the one `Providers`.
 
-use crate::gitea::{GiteaClient, GiteaForge, full_name_from_remote};
+use crate::gitea::{
+    GiteaClient, GiteaForge, GiteaIssuesTracker, GiteaReconciler, full_name_from_remote,
+};
 use crate::github::{GithubClient, GithubForge, GithubIssuesTracker, GithubReconciler};
 use crate::http::CallPolicy;
 use crate::ingest::Ingest;
@@ -37,6 +39,7 @@ pub struct Providers {
     pub gitea: Option<Arc<GiteaForge>>,
     pub github: Option<Arc<GithubForge>>,
     pub github_issues: Option<Arc<GithubIssuesTracker>>,
+    pub gitea_issues: Option<Arc<GiteaIssuesTracker>>,
     /// Forge `owner/name` → orch repo (for forge webhooks).
     pub forge_repos: BTreeMap<String, String>,
 }
@@ -59,6 +62,7 @@ impl Providers {
             gitea: None,
             github: None,
             github_issues: None,
+            gitea_issues: None,
             forge_repos: BTreeMap::new(),
         };
         if cfg.tracker.kind == TrackerKind::Plane
@@ -84,6 +88,8 @@ impl Providers {
                 }
             };
         }
+        // The Gitea forge's client, with its URL and token variable.
+        let mut gitea_client: Option<(String, String, Arc<GiteaClient>)> = None;
         if cfg.forge.kind == ForgeKind::Gitea
             && let Some(g) = &cfg.forge.gitea
         {
@@ -104,6 +110,7 @@ impl Providers {
             let names = forge_names(cfg, &g.repos);
             out.forge_repos = names.iter().map(|(k, v)| (v.clone(), k.clone())).collect();
             if let Some(client) = client {
+                gitea_client = Some((g.base_url.clone(), g.token_env.clone(), client.clone()));
                 out.gitea = Some(Arc::new(
                     GiteaForge::new(client, repos.clone(), names, &g.merge_style)
                         .with_web_base(&g.base_url),
@@ -160,13 +167,47 @@ impl Providers {
                 Err(e) => tracing::error!(error = %e, "cannot build the GitHub client"),
             }
         }
+        if cfg.tracker.kind == TrackerKind::Gitea
+            && let Some(t) = &cfg.tracker.gitea
+        {
+            let token = secret(&t.token_env).unwrap_or_default();
+            if token.is_empty() {
+                tracing::warn!(
+                    "{} is not set: every Gitea call will be refused",
+                    t.token_env
+                );
+            }
+            // The forge's client when it is the same account: one rate budget.
+            let same = gitea_client
+                .take()
+                .filter(|(url, env, _)| *url == t.base_url && *env == t.token_env)
+                .map(|(_, _, c)| c);
+            let client = match same {
+                Some(c) => Ok(c),
+                None => GiteaClient::new(&t.base_url, &token, policy.clone()).map(Arc::new),
+            };
+            match client {
+                Ok(c) => {
+                    out.gitea_issues = Some(Arc::new(GiteaIssuesTracker::new(
+                        c,
+                        gitea_issue_repos(cfg, &t.repos),
+                        cfg.tracker.states.clone(),
+                    )))
+                }
+                Err(e) => tracing::error!(error = %e, "cannot build the Gitea client"),
+            }
+        }
         out
     }
 
-    /// The pipeline's tracker: Plane or GitHub Issues when configured, else the builtin one.
+    /// The pipeline's tracker: Plane, GitHub Issues or Gitea issues when
+    /// configured, else the builtin one.
     pub fn tracker(&self, store: Arc<dyn Store>) -> Arc<dyn Tracker> {
         if let Some(p) = &self.plane {
             return p.clone();
+        }
+        if let Some(g) = &self.gitea_issues {
+            return g.clone();
         }
         match &self.github_issues {
             Some(g) => g.clone(),
@@ -195,13 +236,18 @@ impl Providers {
     pub fn ingest(&self, pipeline: Arc<Pipeline>) -> Ingest {
         Ingest::new(pipeline, self.plane.clone(), self.forge_repos.clone())
             .with_github_issues(self.github_issues.clone())
+            .with_gitea_issues(self.gitea_issues.clone())
     }
 
-    /// The listing reconciler of the configured tracker (Plane or GitHub
-    /// Issues); `None` for the builtin tracker, whose items are local.
+    /// The listing reconciler of the configured tracker (Plane, GitHub
+    /// Issues or Gitea issues); `None` for the builtin tracker, whose items
+    /// are local.
     pub fn reconciler(&self, pipeline: Arc<Pipeline>) -> Option<Reconciler> {
         if let Some(p) = &self.plane {
             return Some(Reconciler::Plane(PlaneReconciler::new(p.clone(), pipeline)));
+        }
+        if let Some(g) = &self.gitea_issues {
+            return Some(Reconciler::Gitea(GiteaReconciler::new(g.clone(), pipeline)));
         }
         self.github_issues
             .as_ref()
@@ -213,6 +259,7 @@ impl Providers {
 pub enum Reconciler {
     Plane(PlaneReconciler),
     Github(GithubReconciler),
+    Gitea(GiteaReconciler),
 }
 
 impl Reconciler {
@@ -220,6 +267,7 @@ impl Reconciler {
         match self {
             Reconciler::Plane(r) => r.run_once().await,
             Reconciler::Github(r) => r.run_once().await,
+            Reconciler::Gitea(r) => r.run_once().await,
         }
     }
 }
@@ -263,7 +311,27 @@ pub fn issue_repos(cfg: &Config, listed: &[String]) -> BTreeMap<String, String> 
         .as_ref()
         .map(|g| g.repos.clone())
         .unwrap_or_default();
-    let names = forge_names(cfg, &explicit);
+    listed_repos(cfg, &explicit, listed)
+}
+
+/// As [`issue_repos`] for the Gitea issue tracker, with `[forge.gitea.repos]`
+/// as the explicit mapping.
+pub fn gitea_issue_repos(cfg: &Config, listed: &[String]) -> BTreeMap<String, String> {
+    let explicit = cfg
+        .forge
+        .gitea
+        .as_ref()
+        .map(|g| g.repos.clone())
+        .unwrap_or_default();
+    listed_repos(cfg, &explicit, listed)
+}
+
+fn listed_repos(
+    cfg: &Config,
+    explicit: &BTreeMap<String, String>,
+    listed: &[String],
+) -> BTreeMap<String, String> {
+    let names = forge_names(cfg, explicit);
     let only = (cfg.repos.len() == 1).then(|| cfg.repos[0].name.clone());
     let mut out = BTreeMap::new();
     for full in listed {
@@ -310,12 +378,20 @@ pub fn receivers(
         .as_ref()
         .filter(|_| cfg.tracker.kind == TrackerKind::Plane)
         .map(|p| mk(&p.webhook_secret_env, p.webhook_insecure));
+    // One endpoint serves the Gitea forge and the Gitea issues tracker.
     let gitea = cfg
         .forge
         .gitea
         .as_ref()
         .filter(|_| cfg.forge.kind == ForgeKind::Gitea)
-        .map(|g| mk(&g.webhook_secret_env, g.webhook_insecure));
+        .map(|g| mk(&g.webhook_secret_env, g.webhook_insecure))
+        .or_else(|| {
+            cfg.tracker
+                .gitea
+                .as_ref()
+                .filter(|_| cfg.tracker.kind == TrackerKind::Gitea)
+                .map(|t| mk(&t.webhook_secret_env, false))
+        });
     // One endpoint serves the GitHub forge and the GitHub Issues tracker.
     let github = cfg
         .forge
@@ -364,5 +440,36 @@ mod tests {
         let p = build(&github_both("ORCH_OTHER_TOKEN"));
         let (forge, issues) = (p.github.unwrap(), p.github_issues.unwrap());
         assert!(!Arc::ptr_eq(forge.client(), issues.client()));
+    }
+
+    /// Gitea as tracker and forge with one account: one client; the one
+    /// `/webhooks/gitea` receiver takes the forge's secret, and the
+    /// tracker's alone when the forge is not Gitea.
+    #[test]
+    fn gitea_tracker_and_forge_of_one_account_share_one_client_and_receiver() {
+        let cfg = |forge: &str| {
+            Config::from_toml_str(&format!(
+                "[tracker]\nkind = \"gitea\"\n[tracker.gitea]\nbase_url = \"http://127.0.0.1:9\"\n\
+                 repos = [\"team/demo\"]\nwebhook_secret_env = \"TRACKER_SECRET\"\n\
+                 [forge]\nkind = \"{forge}\"\n[forge.gitea]\nbase_url = \"http://127.0.0.1:9\"\n\
+                 [[repos]]\nname = \"demo\"\nremote = \"https://example.invalid/team/demo.git\"\n"
+            ))
+            .unwrap()
+        };
+        let both = cfg("gitea");
+        let p = build(&both);
+        let (forge, issues) = (p.gitea.clone().unwrap(), p.gitea_issues.clone().unwrap());
+        assert!(Arc::ptr_eq(forge.client(), issues.client()));
+        assert_eq!(
+            issues.repos().get("demo").map(String::as_str),
+            Some("team/demo")
+        );
+        let [_, gitea, _] = receivers(&both, &|_| None);
+        assert_eq!(gitea.unwrap().secret_env, "ORCH_GITEA_WEBHOOK_SECRET");
+        let alone = cfg("local");
+        let p = build(&alone);
+        assert!(p.gitea.is_none() && p.gitea_issues.is_some());
+        let [_, gitea, _] = receivers(&alone, &|_| None);
+        assert_eq!(gitea.unwrap().secret_env, "TRACKER_SECRET");
     }
 }

@@ -10,6 +10,7 @@ fn seeds() -> Vec<Vec<u8>> {
         "plane/plane-issue-updated.json",
         "plane/plane-issue-created.json",
         "gitea/gitea-pull-request-merged.json",
+        "gitea/gitea-issue-label-updated.json",
     ]
     .iter()
     .map(|f| std::fs::read(dir.join(f)).unwrap())
@@ -33,7 +34,7 @@ proptest! {
     /// Mutations of real payloads reach deeper than random bytes: valid JSON
     /// with fields of the wrong type, truncations, flipped bytes.
     #[test]
-    fn mutated_payloads_never_panic(which in 0usize..3, cut in any::<prop::sample::Index>(), flips in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 0..8)) {
+    fn mutated_payloads_never_panic(which in 0usize..4, cut in any::<prop::sample::Index>(), flips in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 0..8)) {
         let mut body = seeds()[which].clone();
         for (i, b) in flips {
             let at = i.index(body.len());
@@ -41,6 +42,7 @@ proptest! {
         }
         all_parsers(&body, Some("issue"));
         all_parsers(&body, Some("pull_request"));
+        all_parsers(&body, Some("issue_label"));
         let end = cut.index(body.len() + 1);
         all_parsers(&body[..end], Some("pull_request"));
     }
@@ -50,13 +52,14 @@ proptest! {
     fn wrong_types_never_panic(v in json_value()) {
         for base in seeds() {
             let mut doc: serde_json::Value = serde_json::from_slice(&base).unwrap();
-            for ptr in ["/data", "/data/state", "/data/id", "/activity", "/activity/field", "/pull_request", "/pull_request/head", "/pull_request/number", "/repository", "/action", "/version"] {
+            for ptr in ["/data", "/data/state", "/data/id", "/activity", "/activity/field", "/pull_request", "/pull_request/head", "/pull_request/number", "/repository", "/action", "/version", "/issue", "/issue/labels", "/issue/number", "/issue/pull_request"] {
                 let mut d = doc.clone();
                 if let Some(slot) = d.pointer_mut(ptr) { *slot = v.clone(); }
                 let bytes = serde_json::to_vec(&d).unwrap();
                 all_parsers(&bytes, Some("issue"));
                 all_parsers(&bytes, Some("pull_request"));
                 all_parsers(&bytes, Some("issues"));
+                all_parsers(&bytes, Some("issue_label"));
             }
             doc["version"] = "v2".into();
             all_parsers(&serde_json::to_vec(&doc).unwrap(), None);

@@ -315,3 +315,59 @@ fn github_pull_request_and_labels() {
         WebhookEvent::Ignored { .. }
     ));
 }
+
+/// Gitea's label event carries every label the issue has after the change;
+/// other issue actions and labels on pull requests mean nothing to orch.
+#[test]
+fn gitea_issue_label_events_carry_the_whole_label_set() {
+    let body = fixture("gitea/gitea-issue-label-updated.json");
+    let ev = gitea::parse(&body, Some("issue_label")).unwrap();
+    let WebhookEvent::ItemState(s) = ev else {
+        panic!("{ev:?}")
+    };
+    assert_eq!((s.project.as_str(), s.item.as_str()), ("acme/demo", "7"));
+    assert_eq!(
+        s.state,
+        StateRef::Labels(
+            ["bug", "Awaiting Approval", "Approved"]
+                .map(String::from)
+                .to_vec()
+        )
+    );
+    let mut v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    // Label order is not the change: the same set keys the same.
+    v["issue"]["labels"].as_array_mut().unwrap().reverse();
+    let WebhookEvent::ItemState(r) =
+        gitea::parse(&serde_json::to_vec(&v).unwrap(), Some("issue_label")).unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!(r.change_key, s.change_key);
+    // Opening an issue with its labels is a state too; `X-Gitea-Event: issues`.
+    v["action"] = "opened".into();
+    assert!(matches!(
+        gitea::parse(&serde_json::to_vec(&v).unwrap(), Some("issues")).unwrap(),
+        WebhookEvent::ItemState(_)
+    ));
+    v["action"] = "edited".into();
+    assert!(matches!(
+        gitea::parse(&serde_json::to_vec(&v).unwrap(), Some("issues")).unwrap(),
+        WebhookEvent::Ignored { .. }
+    ));
+    v["action"] = "label_cleared".into();
+    v["issue"]["labels"] = serde_json::json!([]);
+    assert_eq!(
+        match gitea::parse(&serde_json::to_vec(&v).unwrap(), Some("issue_label")).unwrap() {
+            WebhookEvent::ItemState(s) => s.state,
+            e => panic!("{e:?}"),
+        },
+        StateRef::Labels(vec![])
+    );
+    v["issue"]["pull_request"] = serde_json::json!({"merged": false});
+    assert!(matches!(
+        gitea::parse(&serde_json::to_vec(&v).unwrap(), Some("issue_label")).unwrap(),
+        WebhookEvent::Ignored { .. }
+    ));
+    v["issue"] = serde_json::Value::Null;
+    assert!(gitea::parse(&serde_json::to_vec(&v).unwrap(), Some("issue_label")).is_err());
+}

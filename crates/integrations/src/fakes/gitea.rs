@@ -1,10 +1,12 @@
 //! A fake Gitea over a real bare repository: branches are the repository's
 //! refs (orch pushes to it with git), and a merge moves the base branch
 //! there, so the pipeline sees the merge exactly as with a real forge.
+//! Issues, labels and comments (the issues tracker) are in `gitea_issues`.
 
+use super::gitea_issues::{self, FakeIssue, FakeLabel};
 use super::{Seen, json, seen};
 use serde_json::{Value, json};
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, Mutex};
@@ -35,7 +37,18 @@ pub struct GiteaModel {
     pub prs: Vec<FakePr>,
     /// (sha, state, context)
     pub statuses: Vec<(String, String, String)>,
+    /// The next requests' answers (a 429 carries `Retry-After`).
     pub fail_next: VecDeque<u16>,
+    /// The `Retry-After` of an injected 429, in seconds.
+    pub retry_after_secs: u64,
+    pub issues: BTreeMap<u64, FakeIssue>,
+    /// The repository's labels.
+    pub labels: Vec<FakeLabel>,
+    /// The last id given to a label or comment.
+    pub next_id: i64,
+    /// `(issue, label)`: a person adds `label` to the issue right after the
+    /// next read of it (`GET …/issues/{n}`), between orch's read and write.
+    pub person_adds_after_read: VecDeque<(u64, String)>,
     /// Answers forced on the next merge calls: (status, message).
     pub merge_answers: VecDeque<(u16, String)>,
     pub requests: Vec<Seen>,
@@ -86,6 +99,11 @@ impl FakeGitea {
             prs: Vec::new(),
             statuses: Vec::new(),
             fail_next: VecDeque::new(),
+            retry_after_secs: 1,
+            issues: BTreeMap::new(),
+            labels: Vec::new(),
+            next_id: 0,
+            person_adds_after_read: VecDeque::new(),
             merge_answers: VecDeque::new(),
             requests: Vec::new(),
         }));
@@ -118,6 +136,34 @@ impl FakeGitea {
     pub fn prs(&self) -> Vec<FakePr> {
         self.m().prs.clone()
     }
+
+    /// Add issue `number` with these labels (created in the repository as needed).
+    pub fn add_issue(&self, number: u64, title: &str, labels: &[&str]) {
+        self.m().add_issue(number, title, labels);
+    }
+
+    /// The names of issue `number`'s labels, in order.
+    pub fn labels_of(&self, number: u64) -> Vec<String> {
+        self.m().label_names(number)
+    }
+
+    /// The bodies of issue `number`'s comments, oldest first.
+    pub fn comments_of(&self, number: u64) -> Vec<String> {
+        self.m()
+            .issues
+            .get(&number)
+            .map(|i| i.comments.iter().map(|c| c.body.clone()).collect())
+            .unwrap_or_default()
+    }
+
+    /// A person adds `label` to issue `number`; the `issue_label` body Gitea sends.
+    pub fn person_labels(&self, number: u64, label: &str) -> Vec<u8> {
+        self.m().person_labels(number, label)
+    }
+
+    pub fn person_comments(&self, number: u64, body: &str) {
+        self.m().person_comments(number, body);
+    }
 }
 
 fn pr_json(p: &FakePr) -> Value {
@@ -135,7 +181,12 @@ impl Respond for Responder {
         let mut m = self.0.lock().unwrap();
         m.requests.push(seen(req));
         if let Some(status) = m.fail_next.pop_front() {
-            return json(status, json!({"message": "injected", "url": ""}));
+            let r = json(status, json!({"message": "injected", "url": ""}));
+            return if status == 429 {
+                r.insert_header("Retry-After", m.retry_after_secs.to_string().as_str())
+            } else {
+                r
+            };
         }
         let auth = req
             .headers
@@ -186,6 +237,9 @@ impl Respond for Responder {
                 }
                 _ => json(405, json!({"message": "method not allowed"})),
             };
+        }
+        if let Some(r) = gitea_issues::respond(&mut m, req, rest, &body) {
+            return r;
         }
         if let Some(sha) = rest.strip_prefix("/statuses/") {
             let state = body["state"].as_str().unwrap_or("").to_owned();

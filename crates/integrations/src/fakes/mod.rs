@@ -4,6 +4,7 @@
 //! injection (a 429 or 500 storm) is a field of the model.
 
 pub mod gitea;
+pub mod gitea_issues;
 pub mod github;
 pub mod plane;
 

@@ -68,6 +68,8 @@ const MAX_RATE_LIMITED: u32 = 12;
 #[derive(Debug, Clone)]
 pub struct Response {
     pub status: u16,
+    /// The answer's headers, for paging (Gitea's `X-Total-Count`).
+    pub headers: HeaderMap,
     pub body: Vec<u8>,
     pub what: String,
     pub provider: &'static str,
@@ -135,7 +137,14 @@ impl ApiClient {
             reqwest::header::ACCEPT,
             HeaderValue::from_static("application/json"),
         );
-        let http = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder();
+        if is_loopback(base) {
+            // A proxy cannot reach this machine's loopback for us: a server
+            // on 127.0.0.1 (a fake in tests, a forge on the same host) is
+            // called directly even where proxy variables are set.
+            builder = builder.no_proxy();
+        }
+        let http = builder
             .timeout(policy.timeout)
             .connect_timeout(policy.timeout.min(Duration::from_secs(10)))
             .user_agent(concat!("orch/", env!("CARGO_PKG_VERSION")))
@@ -209,6 +218,7 @@ impl ApiClient {
                 Verdict::Final => {
                     let r = result.expect("a status means a response");
                     let status = r.status().as_u16();
+                    let headers = r.headers().clone();
                     let body = match r.bytes().await {
                         Ok(b) => b.to_vec(),
                         Err(e) => {
@@ -221,6 +231,7 @@ impl ApiClient {
                     self.lock_breaker().on_success();
                     return Ok(Response {
                         status,
+                        headers,
                         body,
                         what,
                         provider: self.provider,
@@ -315,6 +326,21 @@ impl ApiClient {
     }
 }
 
+/// Is `base` (`scheme://host[:port]/…`) on this machine's loopback?
+fn is_loopback(base: &str) -> bool {
+    let rest = base.split_once("://").map_or(base, |(_, r)| r);
+    let authority = rest.split('/').next().unwrap_or("");
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => host.split(':').next().unwrap_or(""),
+    };
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 fn transport_error(e: &reqwest::Error) -> String {
     if e.is_timeout() {
         "timed out".into()
@@ -337,5 +363,27 @@ impl WithoutUrl for reqwest::Error {
             s = s.replace(u.as_str(), "<url>");
         }
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn loopback_bases_are_recognised() {
+        for b in [
+            "http://127.0.0.1:8080/api/v1",
+            "http://localhost:3000",
+            "http://[::1]:9/api",
+            "http://127.0.0.2",
+        ] {
+            assert!(super::is_loopback(b), "{b}");
+        }
+        for b in [
+            "https://gitea.example/api/v1",
+            "http://10.0.0.1",
+            "http://localhost.example",
+        ] {
+            assert!(!super::is_loopback(b), "{b}");
+        }
     }
 }

@@ -77,6 +77,8 @@ impl PlaneTracker {
     pub async fn state_name(&self, project: &str, state: &StateRef) -> PortResult<Option<String>> {
         match state {
             StateRef::Name(n) => Ok(Some(n.clone())),
+            // Plane names one state; a label set is never Plane's.
+            StateRef::Labels(_) => Ok(None),
             StateRef::Id { id, name } => match self.states.name_of(&self.client, project, id).await
             {
                 Ok(Some(n)) => Ok(Some(n)),

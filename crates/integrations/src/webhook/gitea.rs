@@ -4,14 +4,26 @@
 //! as the fallback (Gitea 1.23.0–1.23.7 sent an empty `X-Gitea-Event` for
 //! status deliveries). A merge is `pull_request` + `action: "closed"` +
 //! `pull_request.merged: true`; there is no separate "merged" action.
+//!
+//! For the issues tracker: `issue_label` (`X-Gitea-Event: issues`, action
+//! `label_updated` or `label_cleared`) and `issues` (`opened`, `reopened`)
+//! carry Gitea's `IssuePayload`, whose `issue.labels` are every label the
+//! issue has after the change; they become an [`ItemState`] with
+//! [`StateRef::Labels`]. Labels on pull requests come as
+//! `pull_request_label` and mean nothing to orch.
 
-use super::{ParseError, PullRequestClosed, WebhookEvent, json_object, opt_str, req_str};
+use super::{
+    ItemState, ParseError, PullRequestClosed, StateRef, WebhookEvent, json_object, opt_str, req_str,
+};
 use serde_json::Value;
 
 /// Parse a verified Gitea/Forgejo delivery; `event` is the event type header.
 pub fn parse(body: &[u8], event: Option<&str>) -> Result<WebhookEvent, ParseError> {
     let v = json_object(body)?;
     let event = event.unwrap_or("");
+    if event == "issue_label" || event == "issues" {
+        return issue_labels(&v, event);
+    }
     if event != "pull_request" {
         return Ok(WebhookEvent::ignored(format!(
             "Gitea event {event:?} needs nothing from orch"
@@ -24,6 +36,59 @@ pub fn parse(body: &[u8], event: Option<&str>) -> Result<WebhookEvent, ParseErro
         )));
     }
     pull_request_closed(&v, "/head/label")
+}
+
+/// An issue's labels after a label change (or on opening, with the labels
+/// it was created with).
+fn issue_labels(v: &Value, event: &str) -> Result<WebhookEvent, ParseError> {
+    let action = opt_str(v, "/action").unwrap_or("");
+    if !matches!(
+        action,
+        "label_updated" | "label_cleared" | "opened" | "reopened"
+    ) {
+        return Ok(WebhookEvent::ignored(format!(
+            "Gitea {event} action {action:?} needs nothing from orch"
+        )));
+    }
+    let issue = v
+        .get("issue")
+        .filter(|i| i.is_object())
+        .ok_or_else(|| ParseError::new("the payload has no issue object"))?;
+    if issue.get("pull_request").is_some_and(|p| !p.is_null()) {
+        return Ok(WebhookEvent::ignored(
+            "labels of a pull request need nothing from orch",
+        ));
+    }
+    let repo = req_str(v, "/repository/full_name")?;
+    let number = issue
+        .get("number")
+        .and_then(Value::as_u64)
+        .or_else(|| v.get("number").and_then(Value::as_u64))
+        .ok_or_else(|| ParseError::new("the payload has no issue number"))?;
+    let labels: Vec<String> = match issue.get("labels") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(ls)) => ls
+            .iter()
+            .map(|l| {
+                l.get("name")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned)
+                    .ok_or_else(|| ParseError::new("a label of issue.labels has no name"))
+            })
+            .collect::<Result<_, _>>()?,
+        Some(_) => return Err(ParseError::new("issue.labels is not a list")),
+    };
+    let mut sorted = labels.clone();
+    sorted.sort();
+    let updated = opt_str(issue, "/updated_at").unwrap_or("");
+    Ok(WebhookEvent::ItemState(ItemState {
+        project: repo.to_owned(),
+        item: number.to_string(),
+        // The same label set at the same moment is the same change, however
+        // often (or under whichever delivery id) it arrives.
+        change_key: format!("{repo}#{number}|{}|{updated}", sorted.join("\u{1f}")),
+        state: StateRef::Labels(labels),
+    }))
 }
 
 /// The `closed` pull request shared by Gitea and GitHub payloads; `branch_at`

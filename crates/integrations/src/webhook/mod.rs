@@ -32,8 +32,12 @@ pub enum StateRef {
     /// Plane: a state uuid of the item's project; the name, when the payload
     /// carries one, is only a hint (a renamed state keeps its id).
     Id { id: String, name: Option<String> },
-    /// Label trackers (GitHub/Gitea issues): the gate's name itself.
+    /// GitHub issues: the name of the label added, the gate's name itself.
     Name(String),
+    /// Gitea/Forgejo issues: every label the issue has after the change
+    /// (Gitea's label events do not say which one was added); the state is
+    /// the one `labels::state_of` picks under `[tracker.states]`.
+    Labels(Vec<String>),
 }
 
 /// A tracker item moved to a state (or was created in one).

@@ -188,6 +188,7 @@ fn item_state(
     let state_id = match &state {
         StateRef::Id { id, .. } => id.as_str(),
         StateRef::Name(n) => n.as_str(),
+        StateRef::Labels(_) => "",
     };
     WebhookEvent::ItemState(ItemState {
         project: project.to_owned(),
