@@ -696,16 +696,9 @@ fn unsafe_kill(pid: i32) {
         .status();
 }
 
-/// Issue 10: a park made by the reaper (a job whose worker died, with no
-/// attempts left) reaches the tracker like any other park: the reaper
-/// reports the run, and the pipeline reflects the park on the item.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_park_made_by_the_reaper_reaches_the_tracker() {
-    let w = World::new().await;
-    std::fs::write(w.dir.path().join("orch.toml"), "data_dir = \"data\"\n").unwrap();
-    let cfg = orch_config::Config::load(Some(&w.dir.path().join("orch.toml"))).unwrap();
-    let pipeline =
-        orch_engine::pipeline::Pipeline::with_defaults(w.store.clone(), Arc::new(cfg), "test");
+/// A task of item DEMO-9 in development whose one attempt was claimed by a
+/// worker that then died, parked by the reaper; its run's report.
+async fn reaper_park(w: &World) -> RunReport {
     w.store
         .create_item(&orch_store::TrackerItem {
             id: "DEMO-9".into(),
@@ -746,14 +739,49 @@ async fn a_park_made_by_the_reaper_reaches_the_tracker() {
     );
     let report = next_report(&mut rx).await;
     assert_eq!(report.end, JobEnd::GaveUp, "{report:?}");
-    pipeline.on_run_report(&report).await.unwrap();
+    report
+}
+
+fn pipeline_of(w: &World) -> orch_engine::pipeline::Pipeline {
+    std::fs::write(w.dir.path().join("orch.toml"), "data_dir = \"data\"\n").unwrap();
+    let cfg = orch_config::Config::load(Some(&w.dir.path().join("orch.toml"))).unwrap();
+    orch_engine::pipeline::Pipeline::with_defaults(w.store.clone(), Arc::new(cfg), "test")
+}
+
+/// The park is on DEMO-9: its state, and its comment exactly once.
+async fn assert_park_on_the_tracker(w: &World) {
     let item = w.store.get_item("DEMO-9").await.unwrap().unwrap();
     assert_eq!(item.state, "Needs Attention", "the park is on the tracker");
     let comments = w.store.item_comments("DEMO-9").await.unwrap();
-    assert!(
-        comments
-            .iter()
-            .any(|c| c.body.contains("orch needs a person") && c.body.contains("lease")),
-        "{comments:?}"
-    );
+    let parks = comments
+        .iter()
+        .filter(|c| c.body.contains("orch needs a person") && c.body.contains("lease"))
+        .count();
+    assert_eq!(parks, 1, "the park's comment, once: {comments:?}");
+}
+
+/// Issue 10: a park made by the reaper (a job whose worker died, with no
+/// attempts left) reaches the tracker like any other park: the reaper
+/// reports the run, and the pipeline reflects the park on the item.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_park_made_by_the_reaper_reaches_the_tracker() {
+    let w = World::new().await;
+    let pipeline = pipeline_of(&w);
+    let report = reaper_park(&w).await;
+    pipeline.on_run_report(&report).await.unwrap();
+    assert_park_on_the_tracker(&w).await;
+}
+
+/// Issue 10: the park's comment is written with the park itself. Before, the
+/// pipeline queued it when it heard the run's report, so orch killed between
+/// the park and the report (the report lives in memory) left the item in
+/// Needs Attention with no word of why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_parks_comment_reaches_the_tracker_when_its_report_is_lost() {
+    let w = World::new().await;
+    let _lost = reaper_park(&w).await;
+    // After a restart: a new pipeline's outbox delivers what is queued.
+    let pipeline = pipeline_of(&w);
+    pipeline.tracker_outbox().deliver(None).await;
+    assert_park_on_the_tracker(&w).await;
 }

@@ -93,6 +93,11 @@ pub struct EventInput {
     pub actor: String,
     pub kind: EventKind,
     pub message: String,
+    /// A comment orch posts on the task's tracker item for this event. The
+    /// store writes it to the tracker outbox in the event's own transaction
+    /// (after a move's stage write), so a crash right after cannot lose it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tracker_comment: Option<String>,
 }
 
 impl EventInput {
@@ -101,6 +106,13 @@ impl EventInput {
             actor: actor.into(),
             kind,
             message: message.into(),
+            tracker_comment: None,
         }
+    }
+
+    /// The same event, with a comment for the task's tracker item.
+    pub fn with_tracker_comment(mut self, comment: impl Into<String>) -> Self {
+        self.tracker_comment = Some(comment.into());
+        self
     }
 }

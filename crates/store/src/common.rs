@@ -223,3 +223,14 @@ pub(crate) fn stage_write(tracker_id: Option<&str>, to: Stage) -> Option<String>
     let item = orch_core::keys::original_key(tracker_id?);
     Some(serde_json::json!({ "item": item, "op": "stage", "stage": to }).to_string())
 }
+
+/// A comment on the task's tracker item, as the outbox row its event writes
+/// in its own transaction: `{"item": …, "op": "comment", "body": …, "key":
+/// …}` (`orch_engine::tracker_outbox::TrackerWrite::Comment`). The key is the
+/// event's id, unique in the store, so a retry after a lost answer posts it
+/// once. `None` for a task without a tracker item.
+pub(crate) fn comment_write(tracker_id: Option<&str>, event: i64, body: &str) -> Option<String> {
+    let item = orch_core::keys::original_key(tracker_id?);
+    let key = format!("orch-event-{event}");
+    Some(serde_json::json!({ "item": item, "op": "comment", "body": body, "key": key }).to_string())
+}

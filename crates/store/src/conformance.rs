@@ -18,6 +18,9 @@ use std::any::Any;
 use std::sync::Arc;
 use std::time::Duration;
 
+mod event_comments;
+pub use event_comments::*;
+
 /// A fresh, migrated store, the clock it reads, and whatever keeps it alive
 /// (a temp dir, a database name to drop).
 pub struct Harness {
@@ -1662,6 +1665,7 @@ macro_rules! conformance_suite {
             tracker_items_and_comments,
             notifications_outbox,
             tracker_writes_keep_their_order,
+            an_events_tracker_comment_goes_out_with_it,
             outbox_counts_and_resend,
             concurrent_claims_are_exclusive,
         );

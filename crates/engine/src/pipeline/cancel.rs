@@ -211,7 +211,7 @@ impl Pipeline {
                         .store
                         .mark_cancelled(id, self.event(EventKind::Cancelled, msg.clone()))
                         .await?;
-                    self.reflect_noting(&cancelled, None, &msg).await;
+                    self.reflect(&cancelled, &msg).await;
                 }
                 StopStep::Tell(StopNotice::Deferred) => {
                     if result.note == CancelNote::DeferredCriticalWindow {

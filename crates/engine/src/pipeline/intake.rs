@@ -42,6 +42,9 @@ pub struct AddedWorkItem {
     pub result: Option<GateResult>,
 }
 
+/// What the tracker item hears when its analysis starts.
+const STARTED_COMMENT: &str = "orch started the analysis.";
+
 impl Pipeline {
     /// a tracker item moved to To Analyse. A live task of the item
     /// gets the Start gate (relaunch rules); an unknown item starts the pipeline.
@@ -110,13 +113,13 @@ impl Pipeline {
                 task.id,
                 Stage::Analysis,
                 Stage::Analysis,
-                self.event(EventKind::Started, "To Analyse: the analyst is queued"),
+                self.event(EventKind::Started, "To Analyse: the analyst is queued")
+                    .with_tracker_comment(STARTED_COMMENT),
                 Some(job),
             )
             .await?;
         self.job_queued.notify_one();
-        self.reflect(&task, Some("orch started the analysis."))
-            .await;
+        self.reflect(&task, STARTED_COMMENT).await;
         Ok(GateResult {
             task: task.id,
             stage: task.stage,

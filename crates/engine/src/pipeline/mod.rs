@@ -41,7 +41,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 /// The tracker comment of a task parked for a person (R-8a).
-fn park_comment(why: &str) -> String {
+pub(crate) fn park_comment(why: &str) -> String {
     format!(
         "orch needs a person: {why}. Move the item to To Analyse or Approved to resume, or STOP it."
     )
@@ -267,10 +267,11 @@ impl Pipeline {
             if r.agent == orch_core::AgentKind::Merger {
                 self.report_failed_verify(&task, why).await;
             }
-            // The supervisor parked the task (durably, before this report);
-            // the tracker and the webhooks hear of it here (R-8a).
+            // The supervisor parked the task (durably, with its comment for
+            // the tracker, before this report); the webhooks hear of it and
+            // the tracker's writes are delivered here (R-8a).
             if task.stage == Stage::NeedsAttention {
-                self.reflect(&task, Some(&park_comment(why))).await;
+                self.reflect(&task, &park_comment(why)).await;
             }
         }
         self.tick(r.task_id).await
@@ -378,13 +379,13 @@ impl Pipeline {
             Effect::Step { to, kind, why, job } => self.step(task, to, kind, &why, job).await,
             Effect::Comment(text) => {
                 self.store
-                    .append_event(task.id, self.event(EventKind::Comment, text.clone()))
+                    .append_event(
+                        task.id,
+                        self.event(EventKind::Comment, text.clone())
+                            .with_tracker_comment(&text),
+                    )
                     .await?;
-                self.write_tracker(
-                    task,
-                    vec![crate::tracker_outbox::TrackerWrite::comment(text.clone())],
-                )
-                .await;
+                self.write_tracker(task, Vec::new()).await;
                 Ok(text)
             }
             Effect::AcquireLease => self.acquire_lease(task).await,
@@ -423,10 +424,15 @@ impl Pipeline {
             }
             Effect::AskConfirmDeploy => {
                 let text = "deploy prepared; waiting for Confirm Deploy";
+                let comment = format!("orch: {text}.");
                 self.store
-                    .append_event(task.id, self.event(EventKind::AwaitingConfirmDeploy, text))
+                    .append_event(
+                        task.id,
+                        self.event(EventKind::AwaitingConfirmDeploy, text)
+                            .with_tracker_comment(&comment),
+                    )
                     .await?;
-                self.reflect(task, Some(&format!("orch: {text}."))).await;
+                self.reflect(task, &comment).await;
                 Ok(text.into())
             }
             Effect::StartAfresh => Ok(self.start_afresh(task).await?.note),
@@ -465,20 +471,24 @@ impl Pipeline {
         };
         let job = job.map(|s| self.new_job(task, s));
         let queues = job.is_some();
+        // A move tells the tracker why in its own transaction; the analysis
+        // handed over asks for the approval with its summary and links.
+        let mut event = self.event(kind, why);
+        if to != task.stage {
+            event = event.with_tracker_comment(match handover {
+                Some(AgentKind::Analyst) => self.approval_request(task, pushed).await,
+                _ => why.to_owned(),
+            });
+        }
         let (moved, _) = self
             .store
-            .advance(task.id, task.stage, to, self.event(kind, why), job)
+            .advance(task.id, task.stage, to, event, job)
             .await?;
         if queues {
             self.job_queued.notify_one();
         }
         if moved.stage != task.stage {
-            if handover == Some(AgentKind::Analyst) {
-                let request = self.approval_request(&moved, pushed).await;
-                self.reflect_noting(&moved, Some(&request), why).await;
-            } else {
-                self.reflect(&moved, Some(why)).await;
-            }
+            self.reflect(&moved, why).await;
             if moved.stage.is_terminal() {
                 self.finish_terminal(&moved).await;
             }
@@ -582,15 +592,21 @@ impl Pipeline {
     ) -> PipelineResult<String> {
         let job = job.map(|s| self.new_job(task, s));
         let queues = job.is_some();
+        let comment = format!("orch: retried in {to} ({why}).");
         let (moved, _) = self
             .store
-            .reopen(task.id, to, self.event(EventKind::Retried, why), job)
+            .reopen(
+                task.id,
+                to,
+                self.event(EventKind::Retried, why)
+                    .with_tracker_comment(&comment),
+                job,
+            )
             .await?;
         if queues {
             self.job_queued.notify_one();
         }
-        self.reflect(&moved, Some(&format!("orch: retried in {to} ({why}).")))
-            .await;
+        self.reflect(&moved, &comment).await;
         Ok(format!("retried: back to {to}"))
     }
 
@@ -608,10 +624,11 @@ impl Pipeline {
                 task.id,
                 Stage::NeedsAttention,
                 Some(task.stage),
-                self.event(EventKind::NeedsAttention, why),
+                self.event(EventKind::NeedsAttention, why)
+                    .with_tracker_comment(park_comment(why)),
             )
             .await?;
-        self.reflect(&moved, Some(&park_comment(why))).await;
+        self.reflect(&moved, &park_comment(why)).await;
         Ok(why.to_owned())
     }
 

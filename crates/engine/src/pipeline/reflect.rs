@@ -1,7 +1,8 @@
 //! How the tracker and the webhooks hear of a task: its stage
-//! state is written by the store with each move; `reflect` adds the move's
-//! comment and the `[[notify]]` messages, and delivers the item's writes at
-//! once through the tracker outbox (the rest is retried in the background).
+//! state, and the comment its event carries (`EventInput::tracker_comment`),
+//! are written to the tracker outbox by the store in the move's own
+//! transaction; `reflect` adds the `[[notify]]` messages and delivers the
+//! item's writes at once (the rest is retried in the background).
 
 use super::Pipeline;
 use orch_core::EventKind;
@@ -67,16 +68,10 @@ impl Pipeline {
         self.cfg.tracker.states.name_of(stage).to_owned()
     }
 
-    /// Reflect a task's stage on its tracker item; a tracker error is logged
-    /// on the task and never undoes the move (R-44: it delays, loses nothing).
-    pub(crate) async fn reflect(&self, task: &Task, comment: Option<&str>) {
-        self.reflect_noting(task, comment, comment.unwrap_or("moved by orch"))
-            .await
-    }
-
-    /// As `reflect`; the webhooks get `note` (the tracker comment may be
-    /// posted separately, as a STOP's is).
-    pub(crate) async fn reflect_noting(&self, task: &Task, comment: Option<&str>, note: &str) {
+    /// Reflect a task's move on its tracker item (the writes its transaction
+    /// queued) and to the webhooks (`note`); a tracker error is logged on the
+    /// task and never undoes the move (R-44: it delays, loses nothing).
+    pub(crate) async fn reflect(&self, task: &Task, note: &str) {
         let state = self.state_name(task.stage);
         // The outgoing webhooks hear of it too, through the outbox.
         let written = crate::notify::enqueue_for_stage(
@@ -91,12 +86,9 @@ impl Pipeline {
         if written > 0 {
             self.notification_queued.notify_one();
         }
-        // The item's state and labels were written to the tracker's outbox
-        // by the store, in the move's own transaction; the comment follows
-        // it here, and this delivers both.
-        let writes = comment
-            .map(|c| vec![crate::tracker_outbox::TrackerWrite::comment(c)])
-            .unwrap_or_default();
-        self.write_tracker(task, writes).await;
+        // The item's state and the move's comment were written to the
+        // tracker's outbox by the store, in the move's own transaction (a
+        // crash after it loses neither); this delivers them.
+        self.write_tracker(task, Vec::new()).await;
     }
 }

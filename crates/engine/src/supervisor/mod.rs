@@ -499,11 +499,14 @@ impl Supervisor {
 
     /// Park the task for a person (R-8a) with the reason in its log.
     async fn park(&self, task: TaskId, why: &str) {
+        // The tracker hears of it with the park itself (R-8a): a report
+        // lost with a crash right after still leaves the comment queued.
         let ev = orch_core::EventInput::new(
             format!("worker:{}", self.cfg.worker),
             EventKind::NeedsAttention,
             why,
-        );
+        )
+        .with_tracker_comment(crate::pipeline::park_comment(why));
         match self
             .store
             .set_stage(task, orch_core::Stage::NeedsAttention, None, ev)

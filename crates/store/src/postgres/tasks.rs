@@ -46,7 +46,39 @@ pub(super) async fn insert_event(
     .bind(from.map(|s| s.as_str()))
     .bind(to.map(|s| s.as_str()))
     .bind(&event.message);
-    returned(first(conn, q, rows::event).await?)
+    let inserted = returned(first(&mut *conn, q, rows::event).await?)?;
+    if let Some(body) = &event.tracker_comment {
+        insert_comment_write(conn, task, inserted.id, body, at).await?;
+    }
+    Ok(inserted)
+}
+
+/// The event's tracker comment goes out with it (`common::comment_write`).
+async fn insert_comment_write(
+    conn: &mut PgConnection,
+    id: TaskId,
+    event: i64,
+    body: &str,
+    now: Timestamp,
+) -> StoreResult<()> {
+    let tracker_id: Option<String> =
+        sqlx::query_scalar("SELECT tracker_id FROM tasks WHERE id = $1")
+            .bind(id.0)
+            .fetch_optional(&mut *conn)
+            .await?
+            .flatten();
+    if let Some(payload) = common::comment_write(tracker_id.as_deref(), event, body) {
+        let q = sqlx::query(
+            "INSERT INTO notifications (sink, task_id, payload, next_at, created_at)
+             VALUES ($1, $2, $3, $4, $4)",
+        )
+        .bind(crate::TRACKER_SINK)
+        .bind(id.0)
+        .bind(payload)
+        .bind(now.0);
+        exec(&mut *conn, q).await?;
+    }
+    Ok(())
 }
 
 /// Move `task` to `to` and log `event` as that move (callers checked the move).
@@ -62,8 +94,11 @@ async fn move_stage(
         .bind(now.0)
         .bind(task.id.0);
     exec(&mut *conn, q).await?;
+    // The item's state before the move's comment: the outbox keeps an
+    // item's writes in the order they are written.
+    insert_stage_write(&mut *conn, task.id, task.tracker_id.as_deref(), to, now).await?;
     insert_event(conn, task.id, now, event, Some(task.stage), Some(to)).await?;
-    insert_stage_write(conn, task.id, task.tracker_id.as_deref(), to, now).await
+    Ok(())
 }
 
 /// The tracker hears of the stage in the move's own transaction: a crash

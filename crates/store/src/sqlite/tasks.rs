@@ -31,7 +31,7 @@ pub(super) fn insert_event(
     from: Option<Stage>,
     to: Option<Stage>,
 ) -> StoreResult<TaskEvent> {
-    first(
+    let inserted = first(
         conn,
         "INSERT INTO task_events (task_id, at, actor, kind, from_stage, to_stage, message)
          VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING *",
@@ -46,7 +46,37 @@ pub(super) fn insert_event(
         ],
         rows::event,
     )?
-    .ok_or_else(|| StoreError::Corrupt("INSERT … RETURNING gave no row".into()))
+    .ok_or_else(|| StoreError::Corrupt("INSERT … RETURNING gave no row".into()))?;
+    if let Some(body) = &event.tracker_comment {
+        insert_comment_write(conn, task, inserted.id, body, at)?;
+    }
+    Ok(inserted)
+}
+
+/// The event's tracker comment goes out with it (`common::comment_write`).
+fn insert_comment_write(
+    conn: &Connection,
+    id: TaskId,
+    event: i64,
+    body: &str,
+    now: Timestamp,
+) -> StoreResult<()> {
+    let tracker_id: Option<String> = first(
+        conn,
+        "SELECT tracker_id FROM tasks WHERE id = ?",
+        params![id.0],
+        |r| Ok(r.get::<_, Option<String>>(0)?),
+    )?
+    .flatten();
+    if let Some(payload) = common::comment_write(tracker_id.as_deref(), event, body) {
+        exec(
+            conn,
+            "INSERT INTO notifications (sink, task_id, payload, next_at, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?4)",
+            params![crate::TRACKER_SINK, id.0, payload, now.0],
+        )?;
+    }
+    Ok(())
 }
 
 /// Move `task` to `to` and log `event` as that move (callers checked the move).
@@ -62,8 +92,11 @@ fn move_stage(
         "UPDATE tasks SET stage = ?, updated_at = ? WHERE id = ?",
         params![to.as_str(), now.0, task.id.0],
     )?;
+    // The item's state before the move's comment: the outbox keeps an
+    // item's writes in the order they are written.
+    insert_stage_write(conn, task.id, task.tracker_id.as_deref(), to, now)?;
     insert_event(conn, task.id, now, event, Some(task.stage), Some(to))?;
-    insert_stage_write(conn, task.id, task.tracker_id.as_deref(), to, now)
+    Ok(())
 }
 
 /// The tracker hears of the stage in the move's own transaction: a crash

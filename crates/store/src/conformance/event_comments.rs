@@ -1,0 +1,90 @@
+//! Conformance: an event's tracker comment is written to the tracker outbox
+//! in the event's own transaction, after the move's stage write.
+
+use super::{Harness, task};
+use orch_core::{EventInput, EventKind, NewTask, Stage};
+
+/// Found as a gap by issue 10: the engine queued a move's comment after the
+/// move's transaction, so a `kill -9` between the two lost the comment while
+/// the item's state still arrived. Now the comment is a part of the event.
+pub async fn an_events_tracker_comment_goes_out_with_it(h: Harness) {
+    let t = task(&h, "ORCH-1", Stage::AwaitingApproval).await;
+    let pending = || async {
+        h.store
+            .pending_notifications(crate::TRACKER_SINK, 100)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|n| n.payload)
+            .collect::<Vec<_>>()
+    };
+    let before = pending().await.len();
+    h.store
+        .set_stage(
+            t.id,
+            Stage::Development,
+            Some(Stage::AwaitingApproval),
+            EventInput::new("test", EventKind::Approved, "go")
+                .with_tracker_comment("orch: approved, developing"),
+        )
+        .await
+        .unwrap();
+    // A no-move step and a plain event carry theirs too.
+    let (_, _) = h
+        .store
+        .advance(
+            t.id,
+            Stage::Development,
+            Stage::Development,
+            EventInput::new("test", EventKind::Queued, "again").with_tracker_comment("second"),
+            None,
+        )
+        .await
+        .unwrap();
+    h.store
+        .append_event(
+            t.id,
+            EventInput::new("test", EventKind::Comment, "note").with_tracker_comment("third"),
+        )
+        .await
+        .unwrap();
+    // An event without one writes none.
+    h.store
+        .append_event(t.id, EventInput::new("test", EventKind::Comment, "quiet"))
+        .await
+        .unwrap();
+    let events = h.store.events(t.id).await.unwrap();
+    let id_of = |message: &str| events.iter().find(|e| e.message == message).unwrap().id;
+    let comment = |body: &str, event: &str| {
+        serde_json::json!({
+            "item": "PL-ORCH-1",
+            "op": "comment",
+            "body": body,
+            "key": format!("orch-event-{}", id_of(event)),
+        })
+    };
+    let written = pending().await;
+    assert_eq!(
+        written[before..],
+        [
+            serde_json::json!({ "item": "PL-ORCH-1", "op": "stage", "stage": "development" }),
+            comment("orch: approved, developing", "go"),
+            comment("second", "again"),
+            comment("third", "note"),
+        ],
+        "the state first, then each comment once, in order"
+    );
+    // A task with no tracker item has nothing to tell.
+    let mut local = NewTask::new("demo", "local");
+    local.work_item_id = Some("LOCAL-1".into());
+    let local = h.store.create_task(local, "test").await.unwrap();
+    let count = pending().await.len();
+    h.store
+        .append_event(
+            local.id,
+            EventInput::new("test", EventKind::Comment, "n").with_tracker_comment("nobody"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(pending().await.len(), count);
+}
