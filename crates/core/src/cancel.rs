@@ -123,9 +123,11 @@ pub enum StopStep {
     DeleteBranch,
     ReleaseMergeLease,
     /// Stage `cancelled`, tracker keys tombstoned (TC-06: the task row and
-    /// its docs stay), the tracker's stage written in the same transaction.
+    /// its docs stay), the tracker's stage and the cancel's comment written
+    /// to the tracker outbox in the same transaction.
     MarkCancelled,
-    /// The cancel's one comment on the tracker item.
+    /// The tracker item hears of it: a deferral's one comment; a cancel's
+    /// writes (queued by `MarkCancelled`) delivered.
     Tell(StopNotice),
 }
 

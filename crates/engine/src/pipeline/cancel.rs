@@ -206,10 +206,16 @@ impl Pipeline {
                     self.store.release_merge_lease(&task.repo, id).await?;
                 }
                 StopStep::MarkCancelled => {
+                    // The item hears why with the state, in the same
+                    // transaction (delivered by `Tell(Cancelled)`).
                     let msg = cancelled_message(reason, source, result.stopped);
                     let cancelled = self
                         .store
-                        .mark_cancelled(id, self.event(EventKind::Cancelled, msg.clone()))
+                        .mark_cancelled(
+                            id,
+                            self.event(EventKind::Cancelled, msg.clone())
+                                .with_tracker_comment(&msg),
+                        )
                         .await?;
                     self.reflect(&cancelled, &msg).await;
                 }
@@ -222,8 +228,8 @@ impl Pipeline {
                     }
                 }
                 StopStep::Tell(StopNotice::Cancelled) => {
-                    let msg = cancelled_message(reason, source, result.stopped);
-                    self.notify_cancel(&task, &msg).await;
+                    // Its comment was queued with the cancel: deliver.
+                    self.write_tracker(&task, Vec::new()).await;
                 }
             }
         }

@@ -74,6 +74,29 @@ pub async fn an_events_tracker_comment_goes_out_with_it(h: Harness) {
         ],
         "the state first, then each comment once, in order"
     );
+    // A cancel's comment follows its state, on the item's own key (the
+    // task's keys are tombstoned in the same transaction).
+    h.store
+        .mark_cancelled(
+            t.id,
+            EventInput::new("test", EventKind::Cancelled, "STOP").with_tracker_comment("stopped"),
+        )
+        .await
+        .unwrap();
+    let events = h.store.events(t.id).await.unwrap();
+    let stop = events.iter().find(|e| e.message == "STOP").unwrap().id;
+    assert_eq!(
+        pending().await[written.len()..],
+        [
+            serde_json::json!({ "item": "PL-ORCH-1", "op": "stage", "stage": "cancelled" }),
+            serde_json::json!({
+                "item": "PL-ORCH-1",
+                "op": "comment",
+                "body": "stopped",
+                "key": format!("orch-event-{stop}"),
+            }),
+        ]
+    );
     // A task with no tracker item has nothing to tell.
     let mut local = NewTask::new("demo", "local");
     local.work_item_id = Some("LOCAL-1".into());

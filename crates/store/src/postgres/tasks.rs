@@ -553,6 +553,15 @@ impl TaskStore for PgStore {
         .bind(tombstone(&task.work_item_id, id))
         .bind(id.0);
         exec(&mut *tx, q).await?;
+        // The state before the event's comment (their order on the item).
+        insert_stage_write(
+            &mut tx,
+            id,
+            task.tracker_id.as_deref(),
+            Stage::Cancelled,
+            now,
+        )
+        .await?;
         insert_event(
             &mut tx,
             id,
@@ -560,14 +569,6 @@ impl TaskStore for PgStore {
             &event,
             Some(task.stage),
             Some(Stage::Cancelled),
-        )
-        .await?;
-        insert_stage_write(
-            &mut tx,
-            id,
-            task.tracker_id.as_deref(),
-            Stage::Cancelled,
-            now,
         )
         .await?;
         let task = lock_task(&mut tx, id).await?;

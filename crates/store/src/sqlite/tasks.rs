@@ -554,6 +554,8 @@ common::may_move(&task, to)?;
                         id.0
                     ],
                 )?;
+                // The state before the event's comment (their order on the item).
+                insert_stage_write(conn, id, task.tracker_id.as_deref(), Stage::Cancelled, now)?;
                 insert_event(
                     conn,
                     id,
@@ -562,7 +564,6 @@ common::may_move(&task, to)?;
                     Some(task.stage),
                     Some(Stage::Cancelled),
                 )?;
-                insert_stage_write(conn, id, task.tracker_id.as_deref(), Stage::Cancelled, now)?;
                 load_task(conn, id)
             })
             .await
