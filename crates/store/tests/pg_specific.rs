@@ -12,7 +12,7 @@ use orch_store::{PgOptions, PgStore, SqliteOptions, SqliteStore, Store, TaskStor
 async fn open_gives_the_postgres_store() {
     let Some(base) = pg_url() else { return };
     let scratch = PgScratch::create(&base).await;
-    let store = orch_store::open(scratch.url(), SqliteOptions::default())
+    let store = orch_store::open(scratch.url(), SqliteOptions::default(), None)
         .await
         .expect("open postgres://");
     store.migrate().await.unwrap();
@@ -170,5 +170,32 @@ async fn a_column_from_a_newer_version_changes_nothing() {
     store.close().await;
     if let Err(e) = done {
         std::panic::resume_unwind(e.into_panic());
+    }
+}
+
+/// `store.max_connections` reaches the pool `orch_store::open` builds:
+/// PostgreSQL's pool size, SQLite's read connections; absent, each
+/// backend's default (8 and 4).
+#[tokio::test]
+async fn max_connections_reaches_the_pool() {
+    use orch_store::{Opened, open_concrete};
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite_url = format!("sqlite://{}", dir.path().join("orch.db").display());
+    for (max, want) in [(Some(2), 2), (None, 4)] {
+        match open_concrete(&sqlite_url, SqliteOptions::default(), max).await {
+            Ok(Opened::Sqlite(s)) => assert_eq!(s.read_connections(), want),
+            other => panic!("not a SQLite store: {other:?}"),
+        }
+    }
+    let Some(base) = pg_url() else { return };
+    let scratch = PgScratch::create(&base).await;
+    for (max, want) in [(Some(3), 3), (None, 8)] {
+        match open_concrete(scratch.url(), SqliteOptions::default(), max).await {
+            Ok(Opened::Pg(p)) => {
+                assert_eq!(p.max_connections(), want);
+                p.close().await;
+            }
+            other => panic!("not a PostgreSQL store: {other:?}"),
+        }
     }
 }
