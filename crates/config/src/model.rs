@@ -113,6 +113,11 @@ pub struct StoreConfig {
     pub url: Option<String>,
     pub synchronous: Synchronous,
     pub busy_timeout_ms: u64,
+    /// The store's pool: PostgreSQL's connections (default 8), or SQLite's
+    /// read connections (default 4; its writer is one whatever this says).
+    /// Absent: the backend's default, as the backend is known only from
+    /// `url`.
+    pub max_connections: Option<u32>,
 }
 
 impl Default for StoreConfig {
@@ -121,6 +126,7 @@ impl Default for StoreConfig {
             url: None,
             synchronous: Synchronous::Normal,
             busy_timeout_ms: 5000,
+            max_connections: None,
         }
     }
 }

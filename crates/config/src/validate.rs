@@ -174,6 +174,13 @@ impl Config {
         if let Err(e) = self.store_location() {
             c.problems.extend(e.problems().iter().cloned());
         }
+        if self.store.max_connections == Some(0) {
+            c.error(
+                "store.max_connections",
+                "must be at least 1 (got 0): a pool of none could run no statement; \
+                 remove the key for the default (PostgreSQL 8, SQLite 4 readers)",
+            );
+        }
         if self.store.busy_timeout_ms == 0 {
             c.warn(
                 "store.busy_timeout_ms",

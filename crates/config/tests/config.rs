@@ -42,6 +42,7 @@ fn empty_file_is_the_embedded_defaults() {
     assert_eq!(c.store.url, None);
     assert_eq!(c.store.synchronous, Synchronous::Normal);
     assert_eq!(c.store.busy_timeout_ms, 5000);
+    assert_eq!(c.store.max_connections, None);
     assert_eq!(
         (
             c.queue.max_attempts,
@@ -335,6 +336,11 @@ fn each_validation_error_names_its_key() {
             "[[notify]]\nname = \"chat\"\nurl_env = \"A\"\nstages = []",
             "notify[0].stages",
             "nothing would ever be sent",
+        ),
+        (
+            "[store]\nmax_connections = 0",
+            "store.max_connections",
+            "must be at least 1 (got 0)",
         ),
         (
             "[queue]\nmax_attempts = 0",

@@ -34,18 +34,49 @@ use std::sync::Arc;
 
 /// Open the store named by a URL: `sqlite://PATH` or `postgres://…`
 /// (`postgresql://…`). The SQLite settings of `options` apply to SQLite only;
-/// PostgreSQL takes its clock and otherwise `PgOptions::default()`. An unknown
-/// scheme is a clear error, not a panic. Does not migrate.
-pub async fn open(url: &str, options: SqliteOptions) -> StoreResult<Arc<dyn Store>> {
+/// PostgreSQL takes its clock and otherwise `PgOptions::default()`.
+/// `max_connections` (`store.max_connections`) sizes the pool: PostgreSQL's
+/// connections, or SQLite's read connections (its writer is one whatever
+/// the setting); `None` keeps each backend's default. An unknown scheme is a
+/// clear error, not a panic. Does not migrate.
+pub async fn open(
+    url: &str,
+    options: SqliteOptions,
+    max_connections: Option<u32>,
+) -> StoreResult<Arc<dyn Store>> {
+    Ok(match open_concrete(url, options, max_connections).await? {
+        Opened::Sqlite(s) => Arc::new(s),
+        Opened::Pg(p) => Arc::new(p),
+    })
+}
+
+/// The store `open` gives, before it is erased to `dyn Store`: for tests
+/// of what the options reached.
+#[derive(Debug)]
+pub enum Opened {
+    Sqlite(SqliteStore),
+    Pg(PgStore),
+}
+
+/// `open`, keeping the store's own type.
+pub async fn open_concrete(
+    url: &str,
+    mut options: SqliteOptions,
+    max_connections: Option<u32>,
+) -> StoreResult<Opened> {
     if let Some(path) = url.strip_prefix("sqlite://") {
-        let store = SqliteStore::open(path, options).await?;
-        Ok(Arc::new(store))
+        if let Some(n) = max_connections {
+            options.read_connections = n;
+        }
+        Ok(Opened::Sqlite(SqliteStore::open(path, options).await?))
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        let defaults = PgOptions::default();
         let pg = PgOptions {
             clock: options.clock,
-            ..PgOptions::default()
+            max_connections: max_connections.unwrap_or(defaults.max_connections),
+            ..defaults
         };
-        Ok(Arc::new(PgStore::open(url, pg).await?))
+        Ok(Opened::Pg(PgStore::open(url, pg).await?))
     } else {
         Err(StoreError::Unsupported(format!(
             "store url {url:?}: unsupported scheme; use sqlite://PATH or postgres://USER@HOST/DB"

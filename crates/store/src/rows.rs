@@ -37,6 +37,69 @@ fn opt_i32(r: &impl Columns, col: &str, what: &str) -> StoreResult<Option<i32>> 
     r.opt_int(col)?.map(|v| i32_of(v, what)).transpose()
 }
 
+// The columns each mapping below reads, named by the stores' queries instead
+// of `*`: a column a later migration adds (or a newer node sharing the
+// database) is then neither fetched nor described, and cannot break or slow
+// the mapping; sqlx cannot even describe some types (a multirange), so a
+// `SELECT *` over a table holding one fails. One list per table, beside the
+// mapping that reads it. Macros, not consts, so that `concat!` builds each
+// query as a `&'static str` at compile time: both drivers cache a prepared
+// statement by its text, and nothing is formatted per call.
+macro_rules! task_columns {
+    () => {
+        "id, tracker_id, work_item_id, repo, branch, stage, title, body, created_at, \
+         updated_at, cancel_requested_at, cancelled_at"
+    };
+}
+macro_rules! event_columns {
+    () => {
+        "id, task_id, at, actor, kind, from_stage, to_stage, message"
+    };
+}
+macro_rules! job_columns {
+    () => {
+        "id, task_id, agent, repo, status, priority, attempts, max_attempts, run_after, \
+         run_id, worker_id, lease_expires_at, last_error, payload, created_at, updated_at"
+    };
+}
+macro_rules! run_columns {
+    () => {
+        "run_id, job_id, task_id, agent, attempt, worker_id, pid, pgid, proc_start_ticks, \
+         log_path, started_at, finished_at, exit_code, signal, outcome, input_tokens, \
+         output_tokens, cost_usd, session_id, error, final_text"
+    };
+}
+macro_rules! lease_columns {
+    () => {
+        "repo, holder_task_id, holder_branch, epoch, acquired_at"
+    };
+}
+macro_rules! marker_columns {
+    () => {
+        "id, task_id, repo, step, state, detail, created_at, completed_at"
+    };
+}
+macro_rules! item_columns {
+    () => {
+        "id, project, title, body, state, labels, created_at, updated_at"
+    };
+}
+macro_rules! comment_columns {
+    () => {
+        "id, item_id, author, body, external_id, created_at"
+    };
+}
+macro_rules! notification_columns {
+    () => {
+        "id, sink, task_id, payload, attempts, next_at, created_at, last_error, failed_at"
+    };
+}
+#[allow(unused_imports)]
+pub(crate) use {
+    comment_columns, event_columns, item_columns, job_columns, lease_columns, marker_columns,
+    notification_columns, run_columns, task_columns,
+};
+
 pub fn task(r: &impl Columns) -> StoreResult<Task> {
     Ok(Task {
         id: TaskId(r.int("id")?),
@@ -215,4 +278,34 @@ pub fn notification(r: &impl Columns) -> StoreResult<Notification> {
         last_error: r.opt_text("last_error")?,
         failed_at: r.opt_int("failed_at")?.map(Timestamp),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::copy::table;
+
+    /// Every column a list names is one its table has (the copy's
+    /// description of the schema, itself checked against both databases).
+    #[test]
+    fn the_column_lists_name_columns_of_their_tables() {
+        for (name, list) in [
+            ("tasks", task_columns!()),
+            ("task_events", event_columns!()),
+            ("jobs", job_columns!()),
+            ("runs", run_columns!()),
+            ("merge_leases", lease_columns!()),
+            ("markers", marker_columns!()),
+            ("tracker_items", item_columns!()),
+            ("tracker_comments", comment_columns!()),
+            ("notifications", notification_columns!()),
+        ] {
+            let t = table(name).expect("a table of the schema");
+            for col in list.split(',').map(str::trim) {
+                assert!(
+                    t.columns.iter().any(|(c, _)| *c == col),
+                    "{name} has no column {col}"
+                );
+            }
+        }
+    }
 }

@@ -3,7 +3,7 @@
 //! database itself. Each test works in a fresh schema (`ORCH_TEST_PG_URL`).
 
 use orch_core::NewTask;
-use orch_store::testing::{PgScratch, pg_url};
+use orch_store::testing::{PgScratch, pg_url, populate, read_back};
 use orch_store::{PgOptions, PgStore, SqliteOptions, SqliteStore, Store, TaskStore};
 
 /// `orch_store::open` gives a working PostgreSQL store for a postgres URL
@@ -12,7 +12,7 @@ use orch_store::{PgOptions, PgStore, SqliteOptions, SqliteStore, Store, TaskStor
 async fn open_gives_the_postgres_store() {
     let Some(base) = pg_url() else { return };
     let scratch = PgScratch::create(&base).await;
-    let store = orch_store::open(scratch.url(), SqliteOptions::default())
+    let store = orch_store::open(scratch.url(), SqliteOptions::default(), None)
         .await
         .expect("open postgres://");
     store.migrate().await.unwrap();
@@ -123,4 +123,79 @@ async fn task_events_cannot_be_rewritten() {
         .unwrap();
     assert_eq!(n, 1);
     pool.close().await;
+}
+
+/// A node of a newer version may add a column to any table of the database
+/// this one shares (issue 11). This version must go on reading and writing
+/// every table: its queries name the columns they map, so a column it does
+/// not know is neither fetched nor described. The added column's type is a
+/// multirange, which sqlx 0.9 cannot even describe: a `SELECT *` (or
+/// `RETURNING *`) over such a table fails before any row is mapped.
+#[tokio::test]
+async fn a_column_from_a_newer_version_changes_nothing() {
+    let Some(base) = pg_url() else { return };
+    let scratch = PgScratch::create(&base).await;
+    let store = PgStore::open(scratch.url(), PgOptions::default())
+        .await
+        .unwrap();
+    store.migrate().await.unwrap();
+    let pool = sqlx::PgPool::connect(scratch.url()).await.unwrap();
+    for table in [
+        "tasks",
+        "task_events",
+        "jobs",
+        "runs",
+        "merge_leases",
+        "markers",
+        "tracker_items",
+        "tracker_comments",
+        "notifications",
+    ] {
+        let sql = format!("ALTER TABLE {table} ADD COLUMN from_a_newer_version int8multirange");
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .execute(&pool)
+            .await
+            .unwrap();
+    }
+    pool.close().await;
+    // In a task of its own, so that a failure still lets the store close
+    // (roll back, release its locks) before the scratch schema is dropped.
+    let store = std::sync::Arc::new(store);
+    let s = store.clone();
+    let done = tokio::spawn(async move {
+        let tasks = populate(&*s).await;
+        read_back(&*s, &tasks).await;
+    })
+    .await;
+    store.close().await;
+    if let Err(e) = done {
+        std::panic::resume_unwind(e.into_panic());
+    }
+}
+
+/// `store.max_connections` reaches the pool `orch_store::open` builds:
+/// PostgreSQL's pool size, SQLite's read connections; absent, each
+/// backend's default (8 and 4).
+#[tokio::test]
+async fn max_connections_reaches_the_pool() {
+    use orch_store::{Opened, open_concrete};
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite_url = format!("sqlite://{}", dir.path().join("orch.db").display());
+    for (max, want) in [(Some(2), 2), (None, 4)] {
+        match open_concrete(&sqlite_url, SqliteOptions::default(), max).await {
+            Ok(Opened::Sqlite(s)) => assert_eq!(s.read_connections(), want),
+            other => panic!("not a SQLite store: {other:?}"),
+        }
+    }
+    let Some(base) = pg_url() else { return };
+    let scratch = PgScratch::create(&base).await;
+    for (max, want) in [(Some(3), 3), (None, 8)] {
+        match open_concrete(scratch.url(), SqliteOptions::default(), max).await {
+            Ok(Opened::Pg(p)) => {
+                assert_eq!(p.max_connections(), want);
+                p.close().await;
+            }
+            other => panic!("not a PostgreSQL store: {other:?}"),
+        }
+    }
 }

@@ -85,7 +85,7 @@ pub async fn open_store(cfg: &Config) -> CliResult<Arc<dyn Store>> {
         busy_timeout: cfg.busy_timeout(),
         ..SqliteOptions::default()
     };
-    let store = orch_store::open(&location.url(), options).await?;
+    let store = orch_store::open(&location.url(), options, cfg.store.max_connections).await?;
     store.migrate().await?;
     Ok(store)
 }

@@ -103,8 +103,8 @@ pub(super) async fn insert_job(
     let row = first(
         conn,
         sqlx::query(
-            "INSERT INTO jobs (task_id, agent, repo, status, priority, attempts, max_attempts, run_after, payload, created_at, updated_at)
-             VALUES ($1, $2, $3, 'queued', $4, 0, $5, $6, $7, $8, $8) RETURNING *",
+            concat!("INSERT INTO jobs (task_id, agent, repo, status, priority, attempts, max_attempts, run_after, payload, created_at, updated_at)
+             VALUES ($1, $2, $3, 'queued', $4, 0, $5, $6, $7, $8, $8) RETURNING ", rows::job_columns!()),
         )
         .bind(job.task_id.0)
         .bind(job.agent.as_str())
@@ -136,19 +136,31 @@ impl JobQueue for PgStore {
     }
 
     async fn get_job(&self, id: JobId) -> StoreResult<Option<Job>> {
-        let q = sqlx::query("SELECT * FROM jobs WHERE id = $1").bind(id.0);
+        let q = sqlx::query(concat!(
+            "SELECT ",
+            rows::job_columns!(),
+            " FROM jobs WHERE id = $1"
+        ))
+        .bind(id.0);
         first(&self.pool, q, rows::job).await
     }
 
     async fn jobs_for_task(&self, task: TaskId) -> StoreResult<Vec<Job>> {
-        let q = sqlx::query("SELECT * FROM jobs WHERE task_id = $1 ORDER BY id").bind(task.0);
+        let q = sqlx::query(concat!(
+            "SELECT ",
+            rows::job_columns!(),
+            " FROM jobs WHERE task_id = $1 ORDER BY id"
+        ))
+        .bind(task.0);
         all(&self.pool, q, rows::job).await
     }
 
     async fn list_jobs(&self, status: Option<JobStatus>, limit: u32) -> StoreResult<Vec<Job>> {
-        let q = sqlx::query(
-            "SELECT * FROM jobs WHERE ($1::text IS NULL OR status = $1) ORDER BY id LIMIT $2",
-        )
+        let q = sqlx::query(concat!(
+            "SELECT ",
+            rows::job_columns!(),
+            " FROM jobs WHERE ($1::text IS NULL OR status = $1) ORDER BY id LIMIT $2"
+        ))
         .bind(status.map(|s| s.as_str()))
         .bind(i64::from(limit));
         all(&self.pool, q, rows::job).await
@@ -161,9 +173,11 @@ impl JobQueue for PgStore {
         // One statement, one round trip: the function picks with FOR UPDATE
         // SKIP LOCKED, evaluates every gate, takes the job and mints its run
         // (see migration 0002 for why limits take an advisory lock).
-        let q = sqlx::query(
-            "SELECT * FROM orch_claim($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9, $10::jsonb)",
-        )
+        let q = sqlx::query(concat!(
+            "SELECT ",
+            rows::job_columns!(),
+            " FROM orch_claim($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9, $10::jsonb)"
+        ))
         .bind(&run_id.0)
         .bind(&req.worker.0)
         .bind(now.plus(req.lease).0)
@@ -238,18 +252,23 @@ impl JobQueue for PgStore {
     }
 
     async fn running_jobs(&self, worker: Option<&WorkerId>) -> StoreResult<Vec<Job>> {
-        let q = sqlx::query(
-            "SELECT * FROM jobs WHERE status = 'running' AND ($1::text IS NULL OR worker_id = $1)",
-        )
+        let q = sqlx::query(concat!(
+            "SELECT ",
+            rows::job_columns!(),
+            " FROM jobs WHERE status = 'running' AND ($1::text IS NULL OR worker_id = $1)"
+        ))
         .bind(worker.map(|w| w.0.as_str()));
         Ok(by_id(all(&self.pool, q, rows::job).await?))
     }
 
     async fn expired_jobs(&self) -> StoreResult<Vec<Job>> {
         let now = self.now();
-        let q =
-            sqlx::query("SELECT * FROM jobs WHERE status = 'running' AND lease_expires_at < $1")
-                .bind(now.0);
+        let q = sqlx::query(concat!(
+            "SELECT ",
+            rows::job_columns!(),
+            " FROM jobs WHERE status = 'running' AND lease_expires_at < $1"
+        ))
+        .bind(now.0);
         Ok(by_id(all(&self.pool, q, rows::job).await?))
     }
 

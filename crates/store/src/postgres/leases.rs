@@ -22,9 +22,11 @@ impl LeaseStore for PgStore {
     ) -> StoreResult<LeaseAcquire> {
         let now = self.now();
         let mut tx = self.pool.begin().await?;
-        let holder = sqlx::query(
-            "SELECT * FROM merge_leases WHERE repo = $1 AND holder_task_id IS NOT NULL FOR UPDATE",
-        )
+        let holder = sqlx::query(concat!(
+            "SELECT ",
+            rows::lease_columns!(),
+            " FROM merge_leases WHERE repo = $1 AND holder_task_id IS NOT NULL FOR UPDATE"
+        ))
         .bind(repo);
         let current = first(&mut *tx, holder, rows::lease).await?;
         if let Some(l) = &current
@@ -55,9 +57,11 @@ impl LeaseStore for PgStore {
         // Lost a race for a lease that looked free: name the winner.
         let current = match (epoch, current) {
             (None, None) => {
-                let holder = sqlx::query(
-                    "SELECT * FROM merge_leases WHERE repo = $1 AND holder_task_id IS NOT NULL",
-                )
+                let holder = sqlx::query(concat!(
+                    "SELECT ",
+                    rows::lease_columns!(),
+                    " FROM merge_leases WHERE repo = $1 AND holder_task_id IS NOT NULL"
+                ))
                 .bind(repo);
                 first(&mut *tx, holder, rows::lease).await?
             }
@@ -68,19 +72,26 @@ impl LeaseStore for PgStore {
     }
 
     async fn merge_lease(&self, repo: &str) -> StoreResult<Option<MergeLease>> {
-        let q = sqlx::query(
-            "SELECT l.* FROM merge_leases l JOIN tasks t ON t.id = l.holder_task_id
-             WHERE l.repo = $1 AND t.stage NOT IN ('done', 'cancelled', 'failed')",
-        )
+        let q = sqlx::query(concat!(
+            "SELECT ",
+            rows::lease_columns!(),
+            " FROM merge_leases l WHERE l.repo = $1 AND EXISTS (
+                   SELECT 1 FROM tasks t WHERE t.id = l.holder_task_id
+                   AND t.stage NOT IN ('done', 'cancelled', 'failed'))"
+        ))
         .bind(repo);
         first(&self.pool, q, rows::lease).await
     }
 
     async fn merge_leases(&self) -> StoreResult<Vec<MergeLease>> {
-        let q = sqlx::query(
-            "SELECT l.* FROM merge_leases l JOIN tasks t ON t.id = l.holder_task_id
-             WHERE t.stage NOT IN ('done', 'cancelled', 'failed') ORDER BY l.repo COLLATE \"C\"",
-        );
+        let q = sqlx::query(concat!(
+            "SELECT ",
+            rows::lease_columns!(),
+            " FROM merge_leases l WHERE EXISTS (
+                   SELECT 1 FROM tasks t WHERE t.id = l.holder_task_id
+                   AND t.stage NOT IN ('done', 'cancelled', 'failed'))
+                 ORDER BY l.repo COLLATE \"C\""
+        ));
         all(&self.pool, q, rows::lease).await
     }
 

@@ -33,10 +33,11 @@ impl MarkerStore for PgStore {
                 marker,
             });
         }
-        let q = sqlx::query(
+        let q = sqlx::query(concat!(
             "INSERT INTO markers (task_id, repo, step, state, detail, created_at)
-             VALUES ($1, $2, $3, 'INITIATED', $4, $5) RETURNING *",
-        )
+             VALUES ($1, $2, $3, 'INITIATED', $4, $5) RETURNING ",
+            rows::marker_columns!()
+        ))
         .bind(task.0)
         .bind(repo)
         .bind(step.as_str())
@@ -62,10 +63,12 @@ impl MarkerStore for PgStore {
     }
 
     async fn initiated_markers(&self, task: Option<TaskId>) -> StoreResult<Vec<Marker>> {
-        let q = sqlx::query(
-            "SELECT * FROM markers WHERE state = 'INITIATED' AND ($1::bigint IS NULL OR task_id = $1)
-             ORDER BY id",
-        )
+        let q = sqlx::query(concat!(
+            "SELECT ",
+            rows::marker_columns!(),
+            " FROM markers WHERE state = 'INITIATED' AND ($1::bigint IS NULL OR task_id = $1)
+             ORDER BY id"
+        ))
         .bind(task.map(|t| t.0));
         all(&self.pool, q, rows::marker).await
     }

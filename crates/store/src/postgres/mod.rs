@@ -41,7 +41,11 @@ pub(crate) const ADVISORY_SPACE: i32 = 0x6f72_6368;
 
 #[derive(Debug, Clone)]
 pub struct PgOptions {
-    /// Connections in the pool: each in-flight statement holds one.
+    /// Connections in the pool: each in-flight statement holds one. 8 by
+    /// default: a node's dispatcher, its workers' heartbeats and run
+    /// records, the ticker and the API rarely have more statements in
+    /// flight at once, and ten nodes stay well inside PostgreSQL's default
+    /// `max_connections` of 100 (each also keeps one LISTEN connection).
     pub max_connections: u32,
     /// How long a caller waits for a free connection before the call fails.
     pub acquire_timeout: Duration,
@@ -91,6 +95,11 @@ impl PgStore {
 
     fn now(&self) -> Timestamp {
         self.clock.now()
+    }
+
+    /// The pool's size, as opened (`PgOptions::max_connections`).
+    pub fn max_connections(&self) -> u32 {
+        self.pool.options().get_max_connections()
     }
 
     /// Names of the columns of `table` in the store's schema, for schema checks.

@@ -29,12 +29,14 @@ impl NotificationStore for PgStore {
 
     async fn due_notifications(&self, limit: u32) -> StoreResult<Vec<Notification>> {
         let now = self.now();
-        let q = sqlx::query(
-            "SELECT * FROM notifications
+        let q = sqlx::query(concat!(
+            "SELECT ",
+            rows::notification_columns!(),
+            " FROM notifications
              WHERE sent_at IS NULL AND failed_at IS NULL AND next_at <= $1
                AND sink <> $3
-             ORDER BY next_at, id LIMIT $2",
-        )
+             ORDER BY next_at, id LIMIT $2"
+        ))
         .bind(now.0)
         .bind(i64::from(limit))
         .bind(TRACKER_SINK);
@@ -46,11 +48,13 @@ impl NotificationStore for PgStore {
         sink: &str,
         limit: u32,
     ) -> StoreResult<Vec<Notification>> {
-        let q = sqlx::query(
-            "SELECT * FROM notifications
+        let q = sqlx::query(concat!(
+            "SELECT ",
+            rows::notification_columns!(),
+            " FROM notifications
              WHERE sent_at IS NULL AND failed_at IS NULL AND sink = $1
-             ORDER BY id LIMIT $2",
-        )
+             ORDER BY id LIMIT $2"
+        ))
         .bind(sink)
         .bind(i64::from(limit));
         all(&self.pool, q, rows::notification).await
@@ -115,10 +119,12 @@ impl NotificationStore for PgStore {
         sink: &str,
         limit: u32,
     ) -> StoreResult<Vec<Notification>> {
-        let q = sqlx::query(
-            "SELECT * FROM notifications WHERE sink = $1 AND failed_at IS NOT NULL
-             ORDER BY failed_at DESC, id DESC LIMIT $2",
-        )
+        let q = sqlx::query(concat!(
+            "SELECT ",
+            rows::notification_columns!(),
+            " FROM notifications WHERE sink = $1 AND failed_at IS NOT NULL
+             ORDER BY failed_at DESC, id DESC LIMIT $2"
+        ))
         .bind(sink)
         .bind(i64::from(limit));
         all(&self.pool, q, rows::notification).await

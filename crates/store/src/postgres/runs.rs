@@ -49,14 +49,21 @@ impl RunStore for PgStore {
     }
 
     async fn get_run(&self, run: &RunId) -> StoreResult<Option<Run>> {
-        let q = sqlx::query("SELECT * FROM runs WHERE run_id = $1").bind(&run.0);
+        let q = sqlx::query(concat!(
+            "SELECT ",
+            rows::run_columns!(),
+            " FROM runs WHERE run_id = $1"
+        ))
+        .bind(&run.0);
         first(&self.pool, q, rows::run).await
     }
 
     async fn runs_for_task(&self, task: TaskId) -> StoreResult<Vec<Run>> {
-        let q = sqlx::query(
-            "SELECT * FROM runs WHERE task_id = $1 ORDER BY started_at, run_id COLLATE \"C\"",
-        )
+        let q = sqlx::query(concat!(
+            "SELECT ",
+            rows::run_columns!(),
+            " FROM runs WHERE task_id = $1 ORDER BY started_at, run_id COLLATE \"C\""
+        ))
         .bind(task.0);
         all(&self.pool, q, rows::run).await
     }

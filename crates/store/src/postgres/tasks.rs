@@ -21,7 +21,12 @@ use std::collections::BTreeMap;
 
 /// The task, its row locked until the transaction ends.
 pub(super) async fn lock_task(conn: &mut PgConnection, id: TaskId) -> StoreResult<Task> {
-    let q = sqlx::query("SELECT * FROM tasks WHERE id = $1 FOR UPDATE").bind(id.0);
+    let q = sqlx::query(concat!(
+        "SELECT ",
+        rows::task_columns!(),
+        " FROM tasks WHERE id = $1 FOR UPDATE"
+    ))
+    .bind(id.0);
     first(conn, q, rows::task)
         .await?
         .ok_or(StoreError::TaskNotFound(id))
@@ -35,10 +40,11 @@ pub(super) async fn insert_event(
     from: Option<Stage>,
     to: Option<Stage>,
 ) -> StoreResult<TaskEvent> {
-    let q = sqlx::query(
+    let q = sqlx::query(concat!(
         "INSERT INTO task_events (task_id, at, actor, kind, from_stage, to_stage, message)
-         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING *",
-    )
+         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING ",
+        rows::event_columns!()
+    ))
     .bind(task.0)
     .bind(at.0)
     .bind(&event.actor)
@@ -235,8 +241,13 @@ fn duplicate_key(e: StoreError, new: &NewTask) -> StoreError {
 /// released (`key#…`). A live task is always the newest of its key.
 fn newest_with_key(column: &str) -> String {
     format!(
-        "SELECT * FROM tasks WHERE {column} = $1 OR substr({column}, 1, length($1) + 1) = $1 || '#'
-         ORDER BY id DESC LIMIT 1"
+        concat!(
+            "SELECT ",
+            rows::task_columns!(),
+            " FROM tasks WHERE {column} = $1 OR substr({column}, 1, length($1) + 1) = $1 || '#'
+             ORDER BY id DESC LIMIT 1"
+        ),
+        column = column
     )
 }
 
@@ -381,16 +392,23 @@ impl TaskStore for PgStore {
     }
 
     async fn get_task(&self, id: TaskId) -> StoreResult<Option<Task>> {
-        let q = sqlx::query("SELECT * FROM tasks WHERE id = $1").bind(id.0);
+        let q = sqlx::query(concat!(
+            "SELECT ",
+            rows::task_columns!(),
+            " FROM tasks WHERE id = $1"
+        ))
+        .bind(id.0);
         first(&self.pool, q, rows::task).await
     }
 
     async fn list_tasks(&self, filter: &TaskFilter) -> StoreResult<Vec<Task>> {
-        let q = sqlx::query(
-            "SELECT * FROM tasks
+        let q = sqlx::query(concat!(
+            "SELECT ",
+            rows::task_columns!(),
+            " FROM tasks
              WHERE ($1::text IS NULL OR repo = $1) AND ($2::text IS NULL OR stage = $2)
-             ORDER BY id DESC LIMIT $3",
-        )
+             ORDER BY id DESC LIMIT $3"
+        ))
         .bind(&filter.repo)
         .bind(filter.stage.map(|s| s.as_str()))
         .bind(filter.limit.map(i64::from));
@@ -398,12 +416,22 @@ impl TaskStore for PgStore {
     }
 
     async fn find_live_task_by_tracker_id(&self, tracker_id: &str) -> StoreResult<Option<Task>> {
-        let q = sqlx::query("SELECT * FROM tasks WHERE tracker_id = $1").bind(tracker_id);
+        let q = sqlx::query(concat!(
+            "SELECT ",
+            rows::task_columns!(),
+            " FROM tasks WHERE tracker_id = $1"
+        ))
+        .bind(tracker_id);
         first(&self.pool, q, rows::task).await
     }
 
     async fn find_live_task_by_work_item(&self, work_item_id: &str) -> StoreResult<Option<Task>> {
-        let q = sqlx::query("SELECT * FROM tasks WHERE work_item_id = $1").bind(work_item_id);
+        let q = sqlx::query(concat!(
+            "SELECT ",
+            rows::task_columns!(),
+            " FROM tasks WHERE work_item_id = $1"
+        ))
+        .bind(work_item_id);
         first(&self.pool, q, rows::task).await
     }
 
@@ -503,13 +531,22 @@ impl TaskStore for PgStore {
     }
 
     async fn events(&self, id: TaskId) -> StoreResult<Vec<TaskEvent>> {
-        let q = sqlx::query("SELECT * FROM task_events WHERE task_id = $1 ORDER BY id").bind(id.0);
+        let q = sqlx::query(concat!(
+            "SELECT ",
+            rows::event_columns!(),
+            " FROM task_events WHERE task_id = $1 ORDER BY id"
+        ))
+        .bind(id.0);
         all(&self.pool, q, rows::event).await
     }
 
     async fn recent_events(&self, limit: u32) -> StoreResult<Vec<TaskEvent>> {
-        let q = sqlx::query("SELECT * FROM task_events ORDER BY id DESC LIMIT $1")
-            .bind(i64::from(limit));
+        let q = sqlx::query(concat!(
+            "SELECT ",
+            rows::event_columns!(),
+            " FROM task_events ORDER BY id DESC LIMIT $1"
+        ))
+        .bind(i64::from(limit));
         all(&self.pool, q, rows::event).await
     }
 
@@ -615,9 +652,11 @@ impl TaskStore for PgStore {
     async fn cancelled_snapshot(&self, limit: u32) -> StoreResult<CancelledSnapshot> {
         let q = sqlx::query("SELECT COUNT(*) AS n FROM tasks WHERE stage = 'cancelled'");
         let count = first(&self.pool, q, |r| r.int("n")).await?.unwrap_or(0);
-        let q = sqlx::query(
-            "SELECT * FROM tasks WHERE stage = 'cancelled' ORDER BY cancelled_at DESC, id DESC LIMIT $1",
-        )
+        let q = sqlx::query(concat!(
+            "SELECT ",
+            rows::task_columns!(),
+            " FROM tasks WHERE stage = 'cancelled' ORDER BY cancelled_at DESC, id DESC LIMIT $1"
+        ))
         .bind(i64::from(limit));
         let recent = all(&self.pool, q, rows::task).await?;
         Ok(CancelledSnapshot {

@@ -33,15 +33,22 @@ impl TrackerStore for PgStore {
     }
 
     async fn get_item(&self, id: &str) -> StoreResult<Option<TrackerItem>> {
-        let q = sqlx::query("SELECT * FROM tracker_items WHERE id = $1").bind(id);
+        let q = sqlx::query(concat!(
+            "SELECT ",
+            rows::item_columns!(),
+            " FROM tracker_items WHERE id = $1"
+        ))
+        .bind(id);
         first(&self.pool, q, rows::item).await
     }
 
     async fn list_items(&self, project: Option<&str>) -> StoreResult<Vec<TrackerItem>> {
-        let q = sqlx::query(
-            "SELECT * FROM tracker_items WHERE ($1::text IS NULL OR project = $1)
-             ORDER BY updated_at, id COLLATE \"C\"",
-        )
+        let q = sqlx::query(concat!(
+            "SELECT ",
+            rows::item_columns!(),
+            " FROM tracker_items WHERE ($1::text IS NULL OR project = $1)
+             ORDER BY updated_at, id COLLATE \"C\""
+        ))
         .bind(project);
         all(&self.pool, q, rows::item).await
     }
@@ -85,8 +92,12 @@ impl TrackerStore for PgStore {
     }
 
     async fn item_comments(&self, item: &str) -> StoreResult<Vec<TrackerComment>> {
-        let q =
-            sqlx::query("SELECT * FROM tracker_comments WHERE item_id = $1 ORDER BY id").bind(item);
+        let q = sqlx::query(concat!(
+            "SELECT ",
+            rows::comment_columns!(),
+            " FROM tracker_comments WHERE item_id = $1 ORDER BY id"
+        ))
+        .bind(item);
         all(&self.pool, q, rows::comment).await
     }
 }

@@ -133,6 +133,10 @@ impl std::fmt::Debug for Readers {
 }
 
 impl Readers {
+    pub(super) fn len(&self) -> usize {
+        self.conns.len()
+    }
+
     pub(super) fn open(path: &Path, n: usize, busy_timeout: Duration) -> rusqlite::Result<Self> {
         let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conns = (0..n.max(1))

@@ -20,7 +20,8 @@ use std::time::Duration;
 /// The claim: one statement picks and takes the job, with every gate of R-11 in
 /// its WHERE clause (mirrors `orch_core::gates::blocked_by`, which the property
 /// tests compare it against).
-const CLAIM: &str = "
+const CLAIM: &str = concat!(
+    "
 UPDATE jobs
 SET status = 'running', run_id = ?1, worker_id = ?2, attempts = attempts + 1,
     lease_expires_at = ?3, updated_at = ?4
@@ -43,7 +44,9 @@ WHERE id = (
           < COALESCE(json_extract(?10, '$.' || j.agent), 9223372036854775807)
     ORDER BY j.priority DESC, j.run_after, j.id
     LIMIT 1)
-RETURNING *";
+RETURNING ",
+    crate::rows::job_columns!()
+);
 
 impl SqliteStore {
     /// Apply the decision for a running attempt that ended badly or was lost.
@@ -104,8 +107,8 @@ pub(super) fn insert_job(conn: &Connection, job: &NewJob, now: Timestamp) -> Sto
     let payload = common::json_text(&job.payload, "job payload")?;
     first(
         conn,
-        "INSERT INTO jobs (task_id, agent, repo, status, priority, attempts, max_attempts, run_after, payload, created_at, updated_at)
-         VALUES (?1, ?2, ?3, 'queued', ?4, 0, ?5, ?6, ?7, ?8, ?8) RETURNING *",
+        concat!("INSERT INTO jobs (task_id, agent, repo, status, priority, attempts, max_attempts, run_after, payload, created_at, updated_at)
+         VALUES (?1, ?2, ?3, 'queued', ?4, 0, ?5, ?6, ?7, ?8, ?8) RETURNING ", crate::rows::job_columns!()),
         params![
             job.task_id.0,
             job.agent.as_str(),
@@ -136,13 +139,25 @@ impl JobQueue for SqliteStore {
     }
 
     async fn get_job(&self, id: JobId) -> StoreResult<Option<Job>> {
-        self.read_one("SELECT * FROM jobs WHERE id = ?", (&id.0,), rows::job)
-            .await
+        self.read_one(
+            concat!(
+                "SELECT ",
+                crate::rows::job_columns!(),
+                " FROM jobs WHERE id = ?"
+            ),
+            (&id.0,),
+            rows::job,
+        )
+        .await
     }
 
     async fn jobs_for_task(&self, task: TaskId) -> StoreResult<Vec<Job>> {
         self.read_all(
-            "SELECT * FROM jobs WHERE task_id = ? ORDER BY id",
+            concat!(
+                "SELECT ",
+                crate::rows::job_columns!(),
+                " FROM jobs WHERE task_id = ? ORDER BY id"
+            ),
             (&task.0,),
             rows::job,
         )
@@ -151,7 +166,11 @@ impl JobQueue for SqliteStore {
 
     async fn list_jobs(&self, status: Option<JobStatus>, limit: u32) -> StoreResult<Vec<Job>> {
         self.read_all(
-            "SELECT * FROM jobs WHERE (?1 IS NULL OR status = ?1) ORDER BY id LIMIT ?2",
+            concat!(
+                "SELECT ",
+                crate::rows::job_columns!(),
+                " FROM jobs WHERE (?1 IS NULL OR status = ?1) ORDER BY id LIMIT ?2"
+            ),
             (&status.map(|s| s.as_str()), &i64::from(limit)),
             rows::job,
         )
@@ -245,7 +264,11 @@ impl JobQueue for SqliteStore {
     async fn running_jobs(&self, worker: Option<&WorkerId>) -> StoreResult<Vec<Job>> {
         let worker = worker.map(|w| w.0.as_str());
         let jobs = self.read_all(
-            "SELECT * FROM jobs WHERE status = 'running' AND (?1 IS NULL OR worker_id = ?1)",
+            concat!(
+                "SELECT ",
+                crate::rows::job_columns!(),
+                " FROM jobs WHERE status = 'running' AND (?1 IS NULL OR worker_id = ?1)"
+            ),
             (&worker,),
             rows::job,
         );
@@ -255,7 +278,11 @@ impl JobQueue for SqliteStore {
     async fn expired_jobs(&self) -> StoreResult<Vec<Job>> {
         let now = self.now();
         let jobs = self.read_all(
-            "SELECT * FROM jobs WHERE status = 'running' AND lease_expires_at < ?",
+            concat!(
+                "SELECT ",
+                crate::rows::job_columns!(),
+                " FROM jobs WHERE status = 'running' AND lease_expires_at < ?"
+            ),
             (&now.0,),
             rows::job,
         );

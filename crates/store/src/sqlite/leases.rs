@@ -25,7 +25,7 @@ impl LeaseStore for SqliteStore {
         let (epoch, current) = self.writer.tx(|conn| {
             let current = first(
                 conn,
-                "SELECT * FROM merge_leases WHERE repo = ? AND holder_task_id IS NOT NULL",
+                concat!("SELECT ", crate::rows::lease_columns!(), " FROM merge_leases WHERE repo = ? AND holder_task_id IS NOT NULL"),
                 params![repo],
                 rows::lease,
             )?;
@@ -56,8 +56,13 @@ impl LeaseStore for SqliteStore {
 
     async fn merge_lease(&self, repo: &str) -> StoreResult<Option<MergeLease>> {
         self.read_one(
-            "SELECT l.* FROM merge_leases l JOIN tasks t ON t.id = l.holder_task_id
-             WHERE l.repo = ? AND t.stage NOT IN ('done', 'cancelled', 'failed')",
+            concat!(
+                "SELECT ",
+                crate::rows::lease_columns!(),
+                " FROM merge_leases l WHERE l.repo = ? AND EXISTS (
+                   SELECT 1 FROM tasks t WHERE t.id = l.holder_task_id
+                   AND t.stage NOT IN ('done', 'cancelled', 'failed'))"
+            ),
             (&repo,),
             rows::lease,
         )
@@ -66,8 +71,14 @@ impl LeaseStore for SqliteStore {
 
     async fn merge_leases(&self) -> StoreResult<Vec<MergeLease>> {
         self.read_all(
-            "SELECT l.* FROM merge_leases l JOIN tasks t ON t.id = l.holder_task_id
-             WHERE t.stage NOT IN ('done', 'cancelled', 'failed') ORDER BY l.repo",
+            concat!(
+                "SELECT ",
+                crate::rows::lease_columns!(),
+                " FROM merge_leases l WHERE EXISTS (
+                   SELECT 1 FROM tasks t WHERE t.id = l.holder_task_id
+                   AND t.stage NOT IN ('done', 'cancelled', 'failed'))
+                 ORDER BY l.repo"
+            ),
             (),
             rows::lease,
         )

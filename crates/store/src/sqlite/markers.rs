@@ -37,8 +37,11 @@ impl MarkerStore for SqliteStore {
                 }
                 first(
                     conn,
-                    "INSERT INTO markers (task_id, repo, step, state, detail, created_at)
-                 VALUES (?, ?, ?, 'INITIATED', ?, ?) RETURNING *",
+                    concat!(
+                        "INSERT INTO markers (task_id, repo, step, state, detail, created_at)
+                 VALUES (?, ?, ?, 'INITIATED', ?, ?) RETURNING ",
+                        crate::rows::marker_columns!()
+                    ),
                     params![task.0, repo, step.as_str(), detail, now.0],
                     rows::marker,
                 )?
@@ -61,7 +64,7 @@ impl MarkerStore for SqliteStore {
 
     async fn initiated_markers(&self, task: Option<TaskId>) -> StoreResult<Vec<Marker>> {
         self.read_all(
-            "SELECT * FROM markers WHERE state = 'INITIATED' AND (?1 IS NULL OR task_id = ?1) ORDER BY id",
+            concat!("SELECT ", crate::rows::marker_columns!(), " FROM markers WHERE state = 'INITIATED' AND (?1 IS NULL OR task_id = ?1) ORDER BY id"),
             (&task.map(|t| t.0),),
             rows::marker,
         )

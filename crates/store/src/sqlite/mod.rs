@@ -39,6 +39,9 @@ pub enum Synchronous {
 pub struct SqliteOptions {
     pub synchronous: Synchronous,
     pub busy_timeout: Duration,
+    /// Read-only connections beside the one writer (see `conn.rs`). 4 by
+    /// default: under WAL readers never wait for the writer, and more
+    /// readers than the machine's cores buy little.
     pub read_connections: u32,
     pub clock: Arc<dyn Clock>,
 }
@@ -115,6 +118,11 @@ impl SqliteStore {
             migrator,
             clock: options.clock,
         })
+    }
+
+    /// How many read connections this store keeps (`read_connections`).
+    pub fn read_connections(&self) -> usize {
+        self.readers.len()
     }
 
     fn now(&self) -> Timestamp {

@@ -26,10 +26,14 @@ impl NotificationStore for SqliteStore {
     async fn due_notifications(&self, limit: u32) -> StoreResult<Vec<Notification>> {
         let now = self.now();
         self.read_all(
-            "SELECT * FROM notifications
+            concat!(
+                "SELECT ",
+                crate::rows::notification_columns!(),
+                " FROM notifications
                      WHERE sent_at IS NULL AND failed_at IS NULL AND next_at <= ?1
                        AND sink <> ?3
-                     ORDER BY next_at, id LIMIT ?2",
+                     ORDER BY next_at, id LIMIT ?2"
+            ),
             (&now.0, &i64::from(limit), TRACKER_SINK),
             rows::notification,
         )
@@ -42,9 +46,13 @@ impl NotificationStore for SqliteStore {
         limit: u32,
     ) -> StoreResult<Vec<Notification>> {
         self.read_all(
-            "SELECT * FROM notifications
+            concat!(
+                "SELECT ",
+                crate::rows::notification_columns!(),
+                " FROM notifications
                      WHERE sent_at IS NULL AND failed_at IS NULL AND sink = ?1
-                     ORDER BY id LIMIT ?2",
+                     ORDER BY id LIMIT ?2"
+            ),
             (sink, &i64::from(limit)),
             rows::notification,
         )
@@ -115,8 +123,12 @@ impl NotificationStore for SqliteStore {
         limit: u32,
     ) -> StoreResult<Vec<Notification>> {
         self.read_all(
-            "SELECT * FROM notifications WHERE sink = ?1 AND failed_at IS NOT NULL
-                     ORDER BY failed_at DESC, id DESC LIMIT ?2",
+            concat!(
+                "SELECT ",
+                crate::rows::notification_columns!(),
+                " FROM notifications WHERE sink = ?1 AND failed_at IS NOT NULL
+                     ORDER BY failed_at DESC, id DESC LIMIT ?2"
+            ),
             (sink, &i64::from(limit)),
             rows::notification,
         )

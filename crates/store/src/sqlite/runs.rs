@@ -53,13 +53,25 @@ impl RunStore for SqliteStore {
     }
 
     async fn get_run(&self, run: &RunId) -> StoreResult<Option<Run>> {
-        self.read_one("SELECT * FROM runs WHERE run_id = ?", (&run.0,), rows::run)
-            .await
+        self.read_one(
+            concat!(
+                "SELECT ",
+                crate::rows::run_columns!(),
+                " FROM runs WHERE run_id = ?"
+            ),
+            (&run.0,),
+            rows::run,
+        )
+        .await
     }
 
     async fn runs_for_task(&self, task: TaskId) -> StoreResult<Vec<Run>> {
         self.read_all(
-            "SELECT * FROM runs WHERE task_id = ? ORDER BY started_at, run_id",
+            concat!(
+                "SELECT ",
+                crate::rows::run_columns!(),
+                " FROM runs WHERE task_id = ? ORDER BY started_at, run_id"
+            ),
             (&task.0,),
             rows::run,
         )

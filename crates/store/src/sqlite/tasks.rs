@@ -16,7 +16,11 @@ use std::collections::BTreeMap;
 pub(super) fn load_task(conn: &Connection, id: TaskId) -> StoreResult<Task> {
     first(
         conn,
-        "SELECT * FROM tasks WHERE id = ?",
+        concat!(
+            "SELECT ",
+            crate::rows::task_columns!(),
+            " FROM tasks WHERE id = ?"
+        ),
         params![id.0],
         rows::task,
     )?
@@ -33,8 +37,11 @@ pub(super) fn insert_event(
 ) -> StoreResult<TaskEvent> {
     let inserted = first(
         conn,
-        "INSERT INTO task_events (task_id, at, actor, kind, from_stage, to_stage, message)
-         VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING *",
+        concat!(
+            "INSERT INTO task_events (task_id, at, actor, kind, from_stage, to_stage, message)
+         VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING ",
+            crate::rows::event_columns!()
+        ),
         params![
             task.0,
             at.0,
@@ -215,8 +222,13 @@ fn retire_replaced(conn: &Connection, old: TaskId, now: Timestamp) -> StoreResul
 /// released (`key#…`). A live task is always the newest of its key.
 fn newest_with_key(column: &str) -> String {
     format!(
-        "SELECT * FROM tasks WHERE {column} = ?1 OR substr({column}, 1, length(?1) + 1) = ?1 || '#'
-         ORDER BY id DESC LIMIT 1"
+        concat!(
+            "SELECT ",
+            crate::rows::task_columns!(),
+            " FROM tasks WHERE {column} = ?1 OR substr({column}, 1, length(?1) + 1) = ?1 || '#'
+             ORDER BY id DESC LIMIT 1"
+        ),
+        column = column
     )
 }
 
@@ -343,15 +355,27 @@ impl TaskStore for SqliteStore {
     }
 
     async fn get_task(&self, id: TaskId) -> StoreResult<Option<Task>> {
-        self.read_one("SELECT * FROM tasks WHERE id = ?", (&id.0,), rows::task)
-            .await
+        self.read_one(
+            concat!(
+                "SELECT ",
+                crate::rows::task_columns!(),
+                " FROM tasks WHERE id = ?"
+            ),
+            (&id.0,),
+            rows::task,
+        )
+        .await
     }
 
     async fn list_tasks(&self, filter: &TaskFilter) -> StoreResult<Vec<Task>> {
         self.read_all(
-            "SELECT * FROM tasks
+            concat!(
+                "SELECT ",
+                crate::rows::task_columns!(),
+                " FROM tasks
              WHERE (?1 IS NULL OR repo = ?1) AND (?2 IS NULL OR stage = ?2)
-             ORDER BY id DESC LIMIT ?3",
+             ORDER BY id DESC LIMIT ?3"
+            ),
             (
                 &filter.repo,
                 &filter.stage.map(|s| s.as_str()),
@@ -364,7 +388,11 @@ impl TaskStore for SqliteStore {
 
     async fn find_live_task_by_tracker_id(&self, tracker_id: &str) -> StoreResult<Option<Task>> {
         self.read_one(
-            "SELECT * FROM tasks WHERE tracker_id = ?",
+            concat!(
+                "SELECT ",
+                crate::rows::task_columns!(),
+                " FROM tasks WHERE tracker_id = ?"
+            ),
             (&tracker_id,),
             rows::task,
         )
@@ -373,7 +401,11 @@ impl TaskStore for SqliteStore {
 
     async fn find_live_task_by_work_item(&self, work_item_id: &str) -> StoreResult<Option<Task>> {
         self.read_one(
-            "SELECT * FROM tasks WHERE work_item_id = ?",
+            concat!(
+                "SELECT ",
+                crate::rows::task_columns!(),
+                " FROM tasks WHERE work_item_id = ?"
+            ),
             (&work_item_id,),
             rows::task,
         )
@@ -494,7 +526,11 @@ common::may_move(&task, to)?;
 
     async fn events(&self, id: TaskId) -> StoreResult<Vec<TaskEvent>> {
         self.read_all(
-            "SELECT * FROM task_events WHERE task_id = ? ORDER BY id",
+            concat!(
+                "SELECT ",
+                crate::rows::event_columns!(),
+                " FROM task_events WHERE task_id = ? ORDER BY id"
+            ),
             (&id.0,),
             rows::event,
         )
@@ -503,7 +539,11 @@ common::may_move(&task, to)?;
 
     async fn recent_events(&self, limit: u32) -> StoreResult<Vec<TaskEvent>> {
         self.read_all(
-            "SELECT * FROM task_events ORDER BY id DESC LIMIT ?",
+            concat!(
+                "SELECT ",
+                crate::rows::event_columns!(),
+                " FROM task_events ORDER BY id DESC LIMIT ?"
+            ),
             (&i64::from(limit),),
             rows::event,
         )
@@ -621,7 +661,7 @@ common::may_move(&task, to)?;
                     .query_row([], |r| r.get(0))?;
                 let recent = all(
                     c,
-                    "SELECT * FROM tasks WHERE stage = 'cancelled' ORDER BY cancelled_at DESC, id DESC LIMIT ?",
+                    concat!("SELECT ", crate::rows::task_columns!(), " FROM tasks WHERE stage = 'cancelled' ORDER BY cancelled_at DESC, id DESC LIMIT ?"),
                     params![i64::from(limit)],
                     rows::task,
                 )?;

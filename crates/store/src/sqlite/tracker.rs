@@ -28,7 +28,11 @@ impl TrackerStore for SqliteStore {
 
     async fn get_item(&self, id: &str) -> StoreResult<Option<TrackerItem>> {
         self.read_one(
-            "SELECT * FROM tracker_items WHERE id = ?",
+            concat!(
+                "SELECT ",
+                crate::rows::item_columns!(),
+                " FROM tracker_items WHERE id = ?"
+            ),
             (&id,),
             rows::item,
         )
@@ -37,11 +41,15 @@ impl TrackerStore for SqliteStore {
 
     async fn list_items(&self, project: Option<&str>) -> StoreResult<Vec<TrackerItem>> {
         self.read_all(
-            "SELECT * FROM tracker_items WHERE (?1 IS NULL OR project = ?1) ORDER BY updated_at, id",
+            concat!(
+                "SELECT ",
+                crate::rows::item_columns!(),
+                " FROM tracker_items WHERE (?1 IS NULL OR project = ?1) ORDER BY updated_at, id"
+            ),
             (&project,),
             rows::item,
         )
-            .await
+        .await
     }
 
     async fn set_item_state(&self, id: &str, state: &str) -> StoreResult<bool> {
@@ -87,7 +95,11 @@ impl TrackerStore for SqliteStore {
 
     async fn item_comments(&self, item: &str) -> StoreResult<Vec<TrackerComment>> {
         self.read_all(
-            "SELECT * FROM tracker_comments WHERE item_id = ? ORDER BY id",
+            concat!(
+                "SELECT ",
+                crate::rows::comment_columns!(),
+                " FROM tracker_comments WHERE item_id = ? ORDER BY id"
+            ),
             (&item,),
             rows::comment,
         )
