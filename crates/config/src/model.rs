@@ -34,6 +34,8 @@ pub struct Config {
     pub budget: BudgetConfig,
     pub review: ReviewConfig,
     pub merge: MergeConfig,
+    pub limits: crate::disk::DiskLimitsConfig,
+    pub cleanup: crate::disk::CleanupConfig,
     pub logging: LoggingConfig,
     /// `[[notify]]`: outgoing webhooks told about the pipeline.
     pub notify: Vec<NotifyConfig>,
@@ -68,6 +70,8 @@ impl Default for Config {
             budget: BudgetConfig::default(),
             review: ReviewConfig::default(),
             merge: MergeConfig::default(),
+            limits: Default::default(),
+            cleanup: Default::default(),
             logging: LoggingConfig::default(),
             notify: Vec::new(),
             base_dir: PathBuf::new(),

@@ -135,6 +135,9 @@ impl Config {
         self.check_agent_env(&mut c);
         self.check_budget_review_logging(&mut c);
         self.check_notify(&mut c);
+        for (key, what) in crate::disk::check_disk_sections(&self.limits, &self.cleanup) {
+            c.error(key, what);
+        }
         self.check_secrets_set(&mut c);
         if c.problems.is_empty() {
             Ok(c.warnings)
