@@ -17,6 +17,10 @@ use std::any::Any;
 use std::sync::Arc;
 use std::time::Duration;
 
+#[path = "conformance_disk.rs"]
+mod disk;
+pub use disk::*;
+
 /// A fresh, migrated store, the clock it reads, and whatever keeps it alive
 /// (a temp dir, a database name to drop).
 pub struct Harness {
@@ -1663,6 +1667,8 @@ macro_rules! conformance_suite {
             tracker_writes_keep_their_order,
             outbox_counts_and_resend,
             concurrent_claims_are_exclusive,
+            worktree_sizes_are_recorded_and_listed,
+            idle_worktrees_skip_active_cleaned_and_terminal_tasks,
         );
     };
     (@cases $harness:expr; $($case:ident),* $(,)?) => {

@@ -4,7 +4,7 @@
 use crate::clock::ManualClock;
 use crate::conformance::Harness;
 use crate::postgres::{PgOptions, PgStore};
-use crate::traits::Store;
+use crate::traits::{DiskStore, Store};
 use std::sync::Arc;
 
 /// The variable naming the PostgreSQL server the tests use, e.g.
@@ -375,6 +375,23 @@ pub async fn populate(store: &dyn Store) -> Vec<orch_core::Task> {
     assert!(
         store
             .notification_failed(due[2].id, "HTTP 404", None)
+            .await
+            .unwrap()
+    );
+
+    // Disk care: one worktree measured (capped), one measured and cleaned.
+    let size = |bytes, complete| orch_core::disk::WorktreeSize { bytes, complete };
+    store
+        .record_worktree_size(a.id, size(3 << 30, false))
+        .await
+        .unwrap();
+    store
+        .record_worktree_size(b.id, size(12_345, true))
+        .await
+        .unwrap();
+    assert!(
+        store
+            .record_worktree_cleanup(b.id, 10_000, size(2_345, true))
             .await
             .unwrap()
     );

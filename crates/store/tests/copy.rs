@@ -7,7 +7,7 @@
 use orch_core::NewTask;
 use orch_store::copy::{self, CopyError, CopyOptions, Db, Quiet, TABLES};
 use orch_store::testing::{PgScratch, pg_url, populate};
-use orch_store::{Store, TaskFilter};
+use orch_store::{DiskStore, Store, TaskFilter};
 use std::collections::BTreeSet;
 
 /// The progress a copy reported.
@@ -63,6 +63,7 @@ async fn view(s: &dyn Store) -> String {
         out += &format!("{:?}\n", s.initiated_markers(Some(t.id)).await.unwrap());
     }
     out += &format!("{:?}\n", s.merge_leases().await.unwrap());
+    out += &format!("{:?}\n", s.worktree_disks().await.unwrap());
     for item in s.list_items(None).await.unwrap() {
         out += &format!("{item:?}\n{:?}\n", s.item_comments(&item.id).await.unwrap());
     }
