@@ -1,7 +1,6 @@
 //! Conformance cases of disk care (`DiskStore`, issue 12).
 
 use super::{Harness, NowTs, job, task};
-use crate::traits::DiskStore;
 use orch_core::disk::WorktreeSize;
 use orch_core::{AgentKind, EventInput, Stage};
 use std::time::Duration;

@@ -4,7 +4,7 @@
 use crate::clock::ManualClock;
 use crate::conformance::Harness;
 use crate::postgres::{PgOptions, PgStore};
-use crate::traits::{DiskStore, Store};
+use crate::traits::Store;
 use std::sync::Arc;
 
 /// The variable naming the PostgreSQL server the tests use, e.g.

@@ -61,7 +61,7 @@ impl DiskStore for PgStore {
 
     async fn worktree_disks(&self) -> StoreResult<Vec<WorktreeDisk>> {
         let sql = select!(" ORDER BY d.task_id");
-        all(&self.pool, sqlx::query(sql), |r| rows::worktree_disk(r)).await
+        all(&self.pool, sqlx::query(sql), rows::worktree_disk).await
     }
 
     async fn idle_worktrees(&self, idle_since: Timestamp) -> StoreResult<Vec<WorktreeDisk>> {
