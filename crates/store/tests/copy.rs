@@ -7,7 +7,7 @@
 use orch_core::NewTask;
 use orch_store::copy::{self, CopyError, CopyOptions, Db, Quiet, TABLES};
 use orch_store::testing::{PgScratch, pg_url, populate};
-use orch_store::{DiskStore, Store, TaskFilter};
+use orch_store::{Store, TaskFilter};
 use std::collections::BTreeSet;
 
 /// The progress a copy reported.
