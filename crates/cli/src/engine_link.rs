@@ -327,8 +327,7 @@ mod tests {
         let me = std::process::id();
         write_control(&dir, "http://127.0.0.1:1", me + 1);
         let err = running_in(&dir, Duration::from_millis(100))
-            .err()
-            .expect("the dead engine's address is not the running one's");
+            .expect_err("the dead engine's address is not the running one's");
         assert!(
             err.to_string().contains("has not said where it listens"),
             "{err}"
