@@ -124,4 +124,19 @@ impl Pipeline {
         }
         Ok(pass)
     }
+
+    /// Remove the worktree a terminal task left behind (a removal that
+    /// failed when it finished), its work archived first. `false`:
+    /// the task is not terminal, and nothing was touched.
+    pub async fn retire_finished_worktree(&self, id: TaskId) -> PipelineResult<bool> {
+        let _g = self.lock(id).await;
+        let task = self.task(id).await?;
+        if !task.stage.is_terminal() {
+            return Ok(false);
+        }
+        self.retire_worktree(&task)
+            .await
+            .map_err(|e| super::PipelineError::Port(e.into()))?;
+        Ok(true)
+    }
 }
