@@ -17,6 +17,7 @@
 //! - `load`: file + environment (figment) and error messages.
 //! - `validate`: range and consistency checks.
 //! - `resolve`: absolute paths, store location, secrets, core conversions.
+//! - `policy`: `[budget]`, `[review]`, `[merge]`, `[logging]`, `[[notify]]`.
 //! - `disk`: `[limits]` and `[cleanup]`, the worktrees' disk care.
 //! - `states`: the one rule for tracker state names (trimmed, case-insensitive).
 
@@ -24,6 +25,7 @@ mod disk;
 mod error;
 mod load;
 mod model;
+mod policy;
 mod resolve;
 mod states;
 mod validate;
