@@ -58,9 +58,14 @@ impl Pipeline {
             return Ok(());
         };
         self.store.record_worktree_size(id, size).await?;
-        if let Some(why) = size.over_limit(limit)
-            && task.stage != Stage::NeedsAttention
-        {
+        // Not in the merge or deploy stages: their steps hold the merge
+        // lease and may be past the point of no return (a deploy's phase
+        // B); the next agent stage's run parks the task instead.
+        let parkable = !matches!(
+            task.stage,
+            Stage::NeedsAttention | Stage::Merge | Stage::Deploy
+        );
+        if parkable && let Some(why) = size.over_limit(limit) {
             self.park(&task, &why).await?;
         }
         Ok(())
@@ -83,7 +88,14 @@ impl Pipeline {
                 .await?
                 .iter()
                 .any(|j| !j.status.is_terminal());
-            if busy {
+            // Another node's worktree (several engines share a PostgreSQL
+            // store, each with its own data folder): not ours to clean or
+            // to mark cleaned.
+            let here = self
+                .repos
+                .worktree_path(&wt.repo, &wt.branch)
+                .is_ok_and(|p| p.is_dir());
+            if busy || !here {
                 continue;
             }
             let cleanup = match self
