@@ -5,8 +5,11 @@
 //!   idle for `--idle-hours` (default `cleanup.cleanup_after_hours`): the
 //!   engine's own cleanup, on demand;
 //! - worktrees of finished tasks (done, cancelled, failed) that are still on
-//!   disk, each archived first, and folders git no longer knows
-//!   (archived to `refs/orch/orphaned/<n>`, as at start-up).
+//!   disk, each archived first.
+//!
+//! Folders git no longer knows are left to `orch serve`'s start-up (which
+//! archives and removes them): beside a running engine such a folder may be
+//! a worktree being created.
 //!
 //! Archives are refs in the mirror and are always kept. Safe beside a
 //! running engine: it touches only idle worktrees and finished tasks.
@@ -53,7 +56,6 @@ enum Kind {
 struct Freed {
     build_outputs: u64,
     worktrees_removed: Vec<TaskId>,
-    orphans_archived: Vec<String>,
     failed: Vec<String>,
 }
 
@@ -107,10 +109,6 @@ pub async fn run(cfg: &Config, a: &GcArgs) -> CliResult {
                 Ok(false) => {}
                 Err(err) => freed.failed.push(format!("task {task}: {err}")),
             }
-        }
-        match repos.prune_stale().await {
-            Ok(r) => freed.orphans_archived = r.orphan_archives,
-            Err(e) => freed.failed.push(format!("stale worktree folders: {e}")),
         }
         report.applied = Some(freed);
     }
@@ -326,10 +324,9 @@ fn print_report(r: &Report, hours: u64) {
         None => {}
         Some(f) => {
             println!(
-                "freed: build outputs {}, {} finished worktree(s) removed after archiving, {} stale folder(s) archived and removed",
+                "freed: build outputs {}, {} finished worktree(s) removed after archiving",
                 mb(f.build_outputs),
-                f.worktrees_removed.len(),
-                f.orphans_archived.len()
+                f.worktrees_removed.len()
             );
             for e in &f.failed {
                 eprintln!("could not free: {e}");
