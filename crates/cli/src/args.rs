@@ -39,6 +39,25 @@ pub enum Command {
     /// orch's writes to the tracker that it gave up on: list them, send them again.
     #[command(subcommand)]
     Outbox(OutboxCommand),
+    /// Disk per repo and task (mirrors, worktrees, build outputs); with
+    /// --apply, free build outputs of idle worktrees and worktrees of
+    /// finished tasks (archived first; archives are kept).
+    Gc(GcArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct GcArgs {
+    /// Free the space instead of only showing it.
+    #[arg(long)]
+    pub apply: bool,
+    /// A worktree is idle when its task had no run for this many hours
+    /// (default: cleanup.cleanup_after_hours; 0: any worktree without a
+    /// queued or running job).
+    #[arg(long, value_name = "HOURS")]
+    pub idle_hours: Option<u64>,
+    /// Print JSON for scripts instead of a table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Subcommand)]

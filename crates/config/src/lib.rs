@@ -17,15 +17,20 @@
 //! - `load`: file + environment (figment) and error messages.
 //! - `validate`: range and consistency checks.
 //! - `resolve`: absolute paths, store location, secrets, core conversions.
+//! - `policy`: `[budget]`, `[review]`, `[merge]`, `[logging]`, `[[notify]]`.
+//! - `disk`: `[limits]` and `[cleanup]`, the worktrees' disk care.
 //! - `states`: the one rule for tracker state names (trimmed, case-insensitive).
 
+mod disk;
 mod error;
 mod load;
 mod model;
+mod policy;
 mod resolve;
 mod states;
 mod validate;
 
+pub use disk::{CleanupConfig, DiskLimitsConfig};
 pub use error::{ConfigError, Problem, Warning};
 pub use load::{DEFAULT_FILE, ENV_PREFIX, ENV_SEPARATOR, env_provider};
 pub use model::*;

@@ -38,6 +38,8 @@ pub(crate) const SECTIONS: &[&str] = &[
     "budget",
     "review",
     "merge",
+    "limits",
+    "cleanup",
     "logging",
 ];
 

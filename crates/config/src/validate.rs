@@ -135,6 +135,9 @@ impl Config {
         self.check_agent_env(&mut c);
         self.check_budget_review_logging(&mut c);
         self.check_notify(&mut c);
+        for (key, what) in crate::disk::check_disk_sections(&self.limits, &self.cleanup) {
+            c.error(key, what);
+        }
         self.check_secrets_set(&mut c);
         if c.problems.is_empty() {
             Ok(c.warnings)
@@ -690,37 +693,5 @@ fn check_owner_names(c: &mut Checker, key: &str, repos: &[String]) {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn env_names() {
-        for ok in ["ORCH_API_TOKEN", "_X", "a1"] {
-            assert!(is_env_name(ok), "{ok}");
-        }
-        for bad in ["", "1A", "A-B", "sk-abc123", "A B"] {
-            assert!(!is_env_name(bad), "{bad}");
-        }
-    }
-
-    #[test]
-    fn public_url_is_an_http_url_and_its_absence_on_every_interface_is_warned() {
-        let mut cfg = Config::default();
-        cfg.server.public_url = Some("orch.example.org".into());
-        let err = cfg.validate().unwrap_err().to_string();
-        assert!(err.contains("server.public_url"), "{err}");
-        cfg.server.public_url = None;
-        cfg.server.listen = "0.0.0.0:8080".into();
-        let warnings = cfg.validate().unwrap();
-        assert!(
-            warnings.iter().any(|w| w.key == "server.public_url"),
-            "{warnings:?}"
-        );
-        cfg.server.public_url = Some("https://orch.example.org".into());
-        let warnings = cfg.validate().unwrap();
-        assert!(
-            !warnings.iter().any(|w| w.key == "server.public_url"),
-            "{warnings:?}"
-        );
-    }
-}
+#[path = "validate_tests.rs"]
+mod tests;

@@ -113,6 +113,8 @@ event_kinds! {
     MergeUndone = "merge_undone",
     /// Start-up finished a checkout a killed process left half done.
     CheckoutFinished = "checkout_finished",
+    /// Ignored build outputs of an idle worktree were removed (disk care).
+    BuildOutputsRemoved = "build_outputs_removed",
     /// A forge call failed.
     ForgeError = "forge_error",
     /// A tracker call failed (reading, or queueing a write).

@@ -5,7 +5,7 @@
 //! and the notification poster, each made once by the caller — and owns the
 //! loops that carry work forward: the supervisor (dispatcher, watchers,
 //! reaper), the run reports, the level-triggered ticker with the
-//! reconciler, the tracker outbox, the notification outbox, and the queue
+//! reconciler, the cleanup of idle worktrees, the tracker outbox, the notification outbox, and the queue
 //! signals of other processes. `orch serve` and `orch quickstart` are thin
 //! callers of it.
 
@@ -18,6 +18,9 @@ use orch_config::Config;
 use orch_store::Store;
 use std::sync::Arc;
 use std::time::Duration;
+
+/// How often the engine looks for idle worktrees to clean.
+const CLEANUP_EVERY: Duration = Duration::from_secs(10 * 60);
 
 /// What the engine is built from; each piece made once by the caller.
 pub struct EngineParts {
@@ -180,6 +183,27 @@ impl Engine {
                         tracing::warn!(task = %r.task_id, error = %e, "tick after a run failed");
                     }
                     s.wake();
+                }
+            }));
+        }
+        // Disk care: ignored build outputs of worktrees idle for
+        // `cleanup.cleanup_after_hours` go (issue 12). Idleness is counted
+        // in hours, so a pass every few minutes is early enough.
+        if let Some(idle) = cfg.cleanup.idle_after() {
+            let p = pipeline.clone();
+            tasks.push(tokio::spawn(async move {
+                loop {
+                    let since = crate::metered::now().minus(idle);
+                    match p.clean_idle_worktrees(since).await {
+                        Ok(pass) if !pass.cleaned.is_empty() => tracing::info!(
+                            worktrees = pass.cleaned.len(),
+                            freed_bytes = pass.freed_bytes(),
+                            "removed build outputs of idle worktrees"
+                        ),
+                        Ok(_) => {}
+                        Err(e) => tracing::warn!(error = %e, "cleaning idle worktrees failed"),
+                    }
+                    tokio::time::sleep(CLEANUP_EVERY).await;
                 }
             }));
         }

@@ -9,6 +9,9 @@
 //! - Branch operations (`branch.rs`): orch's commits, push, merging the base in,
 //!   the reviewer's diff, guarded remote-branch deletion and the local
 //!   forge's lease-checked fast-forward of the base.
+//! - Disk care (issue 12): a worktree's size by a capped walk (`size.rs`),
+//!   and its ignored build outputs removed (`cleanup.rs`), git deciding what
+//!   is ignored.
 //! - Everything that reaches git as a ref is validated first (`refs.rs`).
 //! - No git call of orch's reads a config an agent can write: each runs through
 //!   the repo's control dir (`control.rs`), with a minimal environment
@@ -16,16 +19,19 @@
 
 mod archive;
 mod branch;
+mod cleanup;
 mod control;
 mod error;
 mod locks;
 mod mirror;
 pub mod refs;
 mod runner;
+pub mod size;
 mod worktree;
 
 pub use archive::{ARCHIVE_FILES_SHOWN, Archive, ArchiveListing, restore_branch_name};
 pub use branch::{DeleteOutcome, FastForward, MergeResult, ProtectedBranches};
+pub use cleanup::{OutputCleanup, RemovedOutput};
 pub use error::{GitError, RefError, Result};
 pub use locks::WorktreeRepair;
 pub use mirror::RepoStore;

@@ -352,6 +352,44 @@ pub struct Totals {
     pub runs_today: u64,
     pub running: u64,
     pub repos: Vec<RepoUsage>,
+    /// Disk the live tasks' worktrees take, per repo (issue 12).
+    pub disk: Vec<RepoDisk>,
+}
+
+/// One repo's worktrees as last measured (after each run; `orch gc`
+/// measures mirrors and archives too).
+#[derive(Debug, Clone, Serialize)]
+pub struct RepoDisk {
+    pub repo: String,
+    pub worktrees: u64,
+    pub bytes: u64,
+    /// `size` in words: "12 MB", or "≥ 12 MB" when a walk stopped at its cap.
+    pub size: String,
+}
+
+/// Sum the measured worktrees of live tasks per repo: a finished task's
+/// worktree is gone, its last figure stale.
+fn disk_by_repo(disks: Vec<orch_store::WorktreeDisk>) -> Vec<RepoDisk> {
+    // repo → (worktrees, bytes, whether some figure is a lower bound)
+    let mut by: BTreeMap<String, (u64, u64, bool)> = BTreeMap::new();
+    for d in disks.into_iter().filter(|d| !d.stage.is_terminal()) {
+        let e = by.entry(d.repo).or_default();
+        e.0 += 1;
+        e.1 = e.1.saturating_add(d.size.bytes);
+        e.2 |= !d.size.complete;
+    }
+    by.into_iter()
+        .map(|(repo, (worktrees, bytes, capped))| RepoDisk {
+            repo,
+            worktrees,
+            bytes,
+            size: orch_core::disk::WorktreeSize {
+                bytes,
+                complete: !capped,
+            }
+            .to_string(),
+        })
+        .collect()
 }
 
 #[derive(Debug, Serialize)]
@@ -402,6 +440,7 @@ pub async fn totals(store: &dyn Store, running: usize) -> ApiResult<Totals> {
         runs_today: repos.iter().map(|r| r.runs_since).sum(),
         running: running as u64,
         repos,
+        disk: disk_by_repo(store.worktree_disks().await?),
     })
 }
 

@@ -279,6 +279,24 @@ async fn the_board_has_cards_running_agents_and_totals() {
     assert_eq!(repo["repo"], "demo");
     assert_eq!(repo["usage"]["input_tokens"], 1234);
     assert_eq!(repo["usage"]["cost_usd"], 0.5);
+    assert_eq!(b["totals"]["disk"], json!([]), "nothing measured yet");
+
+    // Disk per repo: the live tasks' worktrees as last measured.
+    let size = |bytes, complete| orch_core::disk::WorktreeSize { bytes, complete };
+    let tasks = s.store.list_tasks(&Default::default()).await.unwrap();
+    s.store
+        .record_worktree_size(tasks[0].id, size(3 << 20, true))
+        .await
+        .unwrap();
+    s.store
+        .record_worktree_size(tasks[1].id, size(2 << 20, false))
+        .await
+        .unwrap();
+    let (_, b) = s.get_json("/api/board").await;
+    assert_eq!(
+        b["totals"]["disk"],
+        json!([{"repo": "demo", "worktrees": 2, "bytes": 5 << 20, "size": "≥ 5 MB"}])
+    );
     s.shutdown().await;
 }
 

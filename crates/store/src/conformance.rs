@@ -18,7 +18,9 @@ use std::any::Any;
 use std::sync::Arc;
 use std::time::Duration;
 
+mod disk;
 mod event_comments;
+pub use disk::*;
 pub use event_comments::*;
 
 /// A fresh, migrated store, the clock it reads, and whatever keeps it alive
@@ -1668,6 +1670,8 @@ macro_rules! conformance_suite {
             an_events_tracker_comment_goes_out_with_it,
             outbox_counts_and_resend,
             concurrent_claims_are_exclusive,
+            worktree_sizes_are_recorded_and_listed,
+            idle_worktrees_skip_active_cleaned_and_terminal_tasks,
         );
     };
     (@cases $harness:expr; $($case:ident),* $(,)?) => {

@@ -274,3 +274,21 @@ pub struct CancelledSnapshot {
     pub count: u64,
     pub recent: Vec<orch_core::Task>,
 }
+
+/// A task's worktree as disk care last saw it ([`crate::DiskStore`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorktreeDisk {
+    pub task: TaskId,
+    pub repo: String,
+    pub branch: String,
+    pub work_item_id: String,
+    pub stage: Stage,
+    /// The size after the task's last run (or after its last cleanup).
+    pub size: orch_core::disk::WorktreeSize,
+    /// When a run of the task last ended and the size was measured: the
+    /// worktree's idle clock.
+    pub measured_at: Timestamp,
+    /// When its build outputs were last removed, and how much that freed.
+    pub cleaned_at: Option<Timestamp>,
+    pub freed_bytes: u64,
+}

@@ -6,6 +6,7 @@
 use crate::error::{StoreError, StoreResult};
 use crate::model::{
     Marker, MarkerState, MarkerStep, MergeLease, Notification, TrackerComment, TrackerItem,
+    WorktreeDisk,
 };
 use orch_core::run::{Run, Usage, counts_as_agent_time};
 use orch_core::{AgentKind, Job, JobId, RunId, Task, TaskEvent, TaskId, Timestamp, WorkerId};
@@ -277,6 +278,26 @@ pub fn notification(r: &impl Columns) -> StoreResult<Notification> {
         created_at: Timestamp(r.int("created_at")?),
         last_error: r.opt_text("last_error")?,
         failed_at: r.opt_int("failed_at")?.map(Timestamp),
+    })
+}
+
+/// A `worktree_disk` row joined with its task (`repo`, `branch`,
+/// `work_item_id`, `stage`).
+pub fn worktree_disk(r: &impl Columns) -> StoreResult<WorktreeDisk> {
+    let n = |v: i64| u64::try_from(v).unwrap_or(0);
+    Ok(WorktreeDisk {
+        task: TaskId(r.int("task_id")?),
+        repo: r.text("repo")?,
+        branch: r.text("branch")?,
+        work_item_id: r.text("work_item_id")?,
+        stage: r.text("stage")?.parse()?,
+        size: orch_core::disk::WorktreeSize {
+            bytes: n(r.int("bytes")?),
+            complete: r.int("complete")? != 0,
+        },
+        measured_at: Timestamp(r.int("measured_at")?),
+        cleaned_at: ts(r.opt_int("cleaned_at")?),
+        freed_bytes: n(r.int("freed_bytes")?),
     })
 }
 

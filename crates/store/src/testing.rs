@@ -385,6 +385,23 @@ pub async fn populate(store: &dyn Store) -> Vec<orch_core::Task> {
             .unwrap()
     );
 
+    // Disk care: one worktree measured (capped), one measured and cleaned.
+    let size = |bytes, complete| orch_core::disk::WorktreeSize { bytes, complete };
+    store
+        .record_worktree_size(a.id, size(3 << 30, false))
+        .await
+        .unwrap();
+    store
+        .record_worktree_size(b.id, size(12_345, true))
+        .await
+        .unwrap();
+    assert!(
+        store
+            .record_worktree_cleanup(b.id, 10_000, size(2_345, true))
+            .await
+            .unwrap()
+    );
+
     let mut tasks = Vec::new();
     for t in [a, b, c, d, e] {
         tasks.push(store.get_task(t.id).await.unwrap().expect("the task"));

@@ -4,6 +4,7 @@
 use crate::error::StoreResult;
 use crate::model::*;
 use async_trait::async_trait;
+use orch_core::disk::WorktreeSize;
 use orch_core::retry::{FailureDecision, RetryPolicy};
 use orch_core::run::{Run, Usage};
 use orch_core::{
@@ -240,6 +241,28 @@ pub trait NotificationStore {
     ) -> StoreResult<bool>;
 }
 
+/// Disk care (issue 12): each task's worktree size and cleanups.
+#[async_trait]
+pub trait DiskStore {
+    /// A run of `task` ended and its worktree was measured: the size, and
+    /// now as its idle clock.
+    async fn record_worktree_size(&self, task: TaskId, size: WorktreeSize) -> StoreResult<()>;
+    /// The task's build outputs were removed now: `freed` bytes, `size`
+    /// left. Its idle clock stays. `false`: the task was never measured.
+    async fn record_worktree_cleanup(
+        &self,
+        task: TaskId,
+        freed: u64,
+        size: WorktreeSize,
+    ) -> StoreResult<bool>;
+    /// Every measured worktree with its task's repo, branch and stage, by task id.
+    async fn worktree_disks(&self) -> StoreResult<Vec<WorktreeDisk>>;
+    /// Worktrees due for cleanup: measured at or before `idle_since`, not
+    /// cleaned since, of a task that is not terminal and has no queued or
+    /// running job.
+    async fn idle_worktrees(&self, idle_since: Timestamp) -> StoreResult<Vec<WorktreeDisk>>;
+}
+
 /// Everything orch keeps durably.
 #[async_trait]
 pub trait Store:
@@ -250,6 +273,7 @@ pub trait Store:
     + MarkerStore
     + TrackerStore
     + NotificationStore
+    + DiskStore
     + Send
     + Sync
 {

@@ -63,6 +63,7 @@ async fn view(s: &dyn Store) -> String {
         out += &format!("{:?}\n", s.initiated_markers(Some(t.id)).await.unwrap());
     }
     out += &format!("{:?}\n", s.merge_leases().await.unwrap());
+    out += &format!("{:?}\n", s.worktree_disks().await.unwrap());
     for item in s.list_items(None).await.unwrap() {
         out += &format!("{item:?}\n{:?}\n", s.item_comments(&item.id).await.unwrap());
     }

@@ -3,6 +3,7 @@
 mod archives;
 mod db;
 mod doctor;
+mod gc;
 mod init;
 mod logs;
 mod outbox;
@@ -61,6 +62,7 @@ pub async fn run(cli: Cli) -> CliResult {
             serve::run(&cfg, a.listen).await
         }
         Command::Status(a) => status::run(&load_config(cli.config.as_deref())?, &a).await,
+        Command::Gc(a) => gc::run(&load_config(cli.config.as_deref())?, &a).await,
     }
 }
 

@@ -12,6 +12,7 @@
 
 mod approval;
 mod cancel;
+mod disk;
 mod error;
 pub mod intake;
 mod lease;
@@ -23,6 +24,7 @@ mod route;
 mod view;
 
 pub use cancel::CancelResult;
+pub use disk::CleanupPass;
 pub use error::{PipelineError, PipelineResult};
 pub use preparer::PipelinePreparer;
 pub use route::{ReconcileReport, Routed};
@@ -255,11 +257,15 @@ impl Pipeline {
         })
     }
 
-    /// A run ended: a merger that gave up (the supervisor parked the task)
-    /// shows the failed verify on the forge; then whatever is due happens.
+    /// A run ended: its worktree is measured (disk care, `disk.rs`), a
+    /// merger that gave up (the supervisor parked the task) shows the failed
+    /// verify on the forge; then whatever is due happens.
     pub async fn on_run_report(&self, r: &crate::supervisor::RunReport) -> PipelineResult<()> {
         if r.end == crate::supervisor::JobEnd::Cancelled {
             self.clear_after_cancel(r.task_id).await?;
+        } else if let Err(e) = self.measure_after_run(r.task_id).await {
+            // Disk care must not hold the pipeline up: the next run measures again.
+            tracing::warn!(task = %r.task_id, error = %e, "measuring the worktree after a run failed");
         }
         let gave_up = r.end == crate::supervisor::JobEnd::GaveUp;
         if gave_up && let Some(task) = self.store.get_task(r.task_id).await? {

@@ -69,6 +69,9 @@ function renderTotals() {
     const n = r.usage.input_tokens + r.usage.output_tokens;
     boxes.push(box(`${r.repo}: ${r.runs} runs, ${tokens(n)} tokens, ${money(r.usage.cost_usd)}`, ''));
   }
+  for (const d of t.disk || []) {
+    boxes.push(box(`${d.repo}: ${d.size} in ${d.worktrees} worktree${d.worktrees === 1 ? '' : 's'}`, ''));
+  }
   const totals = $('#totals');
   totals.replaceChildren(...boxes);
   totals.dataset.runsToday = t.runs_today;

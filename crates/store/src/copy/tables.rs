@@ -132,6 +132,19 @@ pub const TABLES: &[Table] = &[
         counter: false,
     },
     Table {
+        name: "worktree_disk",
+        columns: &[
+            ("task_id", Int),
+            ("bytes", Int),
+            ("complete", Int),
+            ("measured_at", Int),
+            ("cleaned_at", Int),
+            ("freed_bytes", Int),
+        ],
+        key: &["task_id"],
+        counter: false,
+    },
+    Table {
         name: "merge_leases",
         columns: &[
             ("repo", Text),

@@ -13,6 +13,7 @@
 //! use `COLLATE "C"`, SQLite's byte order, whatever the database's collation.
 
 mod copy;
+mod disk;
 mod jobs;
 mod leases;
 mod markers;

@@ -4,6 +4,7 @@
 
 mod conn;
 mod copy;
+mod disk;
 mod jobs;
 mod leases;
 mod markers;
