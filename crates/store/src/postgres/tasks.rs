@@ -73,18 +73,13 @@ async fn insert_comment_write(
             .fetch_optional(&mut *conn)
             .await?
             .flatten();
-    if let Some(payload) = common::comment_write(tracker_id.as_deref(), event, body) {
-        let q = sqlx::query(
-            "INSERT INTO notifications (sink, task_id, payload, next_at, created_at)
-             VALUES ($1, $2, $3, $4, $4)",
-        )
-        .bind(crate::TRACKER_SINK)
-        .bind(id.0)
-        .bind(payload)
-        .bind(now.0);
-        exec(&mut *conn, q).await?;
-    }
-    Ok(())
+    insert_tracker_write(
+        conn,
+        id,
+        common::comment_write(tracker_id.as_deref(), event, body),
+        now,
+    )
+    .await
 }
 
 /// Move `task` to `to` and log `event` as that move (callers checked the move).
@@ -116,18 +111,28 @@ async fn insert_stage_write(
     to: Stage,
     now: Timestamp,
 ) -> StoreResult<()> {
-    if let Some(payload) = common::stage_write(tracker_id, to) {
-        let q = sqlx::query(
-            "INSERT INTO notifications (sink, task_id, payload, next_at, created_at)
-             VALUES ($1, $2, $3, $4, $4)",
-        )
-        .bind(crate::TRACKER_SINK)
-        .bind(id.0)
-        .bind(payload)
-        .bind(now.0);
-        exec(&mut *conn, q).await?;
-    }
-    Ok(())
+    insert_tracker_write(conn, id, common::stage_write(tracker_id, to), now).await
+}
+
+/// One row of the tracker's outbox (`None`: the task has no tracker item).
+async fn insert_tracker_write(
+    conn: &mut PgConnection,
+    id: TaskId,
+    payload: Option<String>,
+    now: Timestamp,
+) -> StoreResult<()> {
+    let Some(payload) = payload else {
+        return Ok(());
+    };
+    let q = sqlx::query(
+        "INSERT INTO notifications (sink, task_id, payload, next_at, created_at)
+         VALUES ($1, $2, $3, $4, $4)",
+    )
+    .bind(crate::TRACKER_SINK)
+    .bind(id.0)
+    .bind(payload)
+    .bind(now.0);
+    exec(&mut *conn, q).await.map(drop)
 }
 
 async fn key_taken(conn: &mut PgConnection, tracker: bool, value: &str) -> StoreResult<bool> {

@@ -75,15 +75,12 @@ fn insert_comment_write(
         |r| Ok(r.get::<_, Option<String>>(0)?),
     )?
     .flatten();
-    if let Some(payload) = common::comment_write(tracker_id.as_deref(), event, body) {
-        exec(
-            conn,
-            "INSERT INTO notifications (sink, task_id, payload, next_at, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?4)",
-            params![crate::TRACKER_SINK, id.0, payload, now.0],
-        )?;
-    }
-    Ok(())
+    insert_tracker_write(
+        conn,
+        id,
+        common::comment_write(tracker_id.as_deref(), event, body),
+        now,
+    )
 }
 
 /// Move `task` to `to` and log `event` as that move (callers checked the move).
@@ -115,7 +112,17 @@ fn insert_stage_write(
     to: Stage,
     now: Timestamp,
 ) -> StoreResult<()> {
-    if let Some(payload) = common::stage_write(tracker_id, to) {
+    insert_tracker_write(conn, id, common::stage_write(tracker_id, to), now)
+}
+
+/// One row of the tracker's outbox (`None`: the task has no tracker item).
+fn insert_tracker_write(
+    conn: &Connection,
+    id: TaskId,
+    payload: Option<String>,
+    now: Timestamp,
+) -> StoreResult<()> {
+    if let Some(payload) = payload {
         exec(
             conn,
             "INSERT INTO notifications (sink, task_id, payload, next_at, created_at)
