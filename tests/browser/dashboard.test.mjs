@@ -371,7 +371,16 @@ test('the task page lists the runs; Confirm Deploy from the inbox finishes the t
   await li.locator('button[data-action="confirm-deploy"]').click();
   await li.waitFor({ state: 'detached' });
   await page.goto(`${base}/#/board?all=1`);
-  await page.locator(`.column[data-stage="done"] .card[data-task="${demo}"]`).waitFor();
+  try {
+    await page.locator(`.column[data-stage="done"] .card[data-task="${demo}"]`).waitFor();
+  } catch (e) {
+    // Seen once in CI (1 of 5 runs): say where the task stood, for the
+    // next look (its log and what the queue held).
+    const task = await api('GET', `/api/tasks/${demo}`);
+    const queue = await api('GET', '/queue');
+    console.log(`task ${demo} when the wait ended:\n${task.text}\nqueue:\n${queue.text}`);
+    throw e;
+  }
   await shot(page, 'board-done');
 });
 
