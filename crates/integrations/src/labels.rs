@@ -1,6 +1,7 @@
 //! Gate and stage states carried as issue labels, shared by the issue
 //! trackers whose states are labels (GitHub Issues, Gitea/Forgejo issues):
-//! which label is the state, and the `<repo>-<number>` item ids.
+//! which label is the state, the `<repo>-<number>` item ids, and how orch's
+//! comments are told from a person's.
 
 use orch_config::{TrackerStates, same_state};
 
@@ -40,6 +41,47 @@ pub fn parse_item(id: &str) -> Option<(&str, u64)> {
 /// neither GitHub nor Gitea has an external id on comments, so the marker
 /// tells orch's comments from a person's and carries the dedupe key.
 pub const ORCH_MARKER: &str = "<!-- orch";
+
+/// The marker that ends an orch comment (with its dedupe key, if any).
+pub fn comment_marker(dedupe_key: Option<&str>) -> String {
+    match dedupe_key {
+        Some(k) => format!("{ORCH_MARKER}:{k} -->"),
+        None => format!("{ORCH_MARKER} -->"),
+    }
+}
+
+/// An orch comment as posted: its body, then its marker.
+pub fn marked_comment(body: &str, dedupe_key: Option<&str>) -> String {
+    format!("{body}\n\n{}", comment_marker(dedupe_key))
+}
+
+/// The start of the whole second `since` falls in: these trackers keep
+/// comment times in whole seconds, so a comment in the second orch asked
+/// counts.
+pub fn whole_second(since: orch_core::Timestamp) -> i64 {
+    since.millis() - since.millis().rem_euclid(1000)
+}
+
+/// The newest person's comment (one without orch's marker) created at or
+/// after `second`, from `(body, created_at)` pairs. The trackers' `since`
+/// filters on the update time, so the creation time is checked here: an old
+/// comment edited after orch asked is not a new reason.
+pub fn newest_person_comment(
+    comments: impl IntoIterator<Item = (String, Option<String>)>,
+    second: i64,
+) -> Option<String> {
+    comments
+        .into_iter()
+        .filter(|(body, _)| !body.contains(ORCH_MARKER))
+        .filter_map(|(body, created_at)| {
+            let at = created_at
+                .as_deref()
+                .and_then(crate::timestamps::parse_millis)?;
+            (at >= second).then_some((at, body))
+        })
+        .max_by_key(|(at, _)| *at)
+        .map(|(_, body)| body)
+}
 
 #[cfg(test)]
 mod tests {

@@ -11,7 +11,9 @@
 
 use super::client::GiteaClient;
 use super::issues::{GtIssue, GtLabel};
-use crate::labels::{ORCH_MARKER, parse_item, state_of};
+use crate::labels::{
+    comment_marker, marked_comment, newest_person_comment, parse_item, state_of, whole_second,
+};
 use async_trait::async_trait;
 use orch_config::{TrackerStates, same_state};
 use orch_core::Timestamp;
@@ -209,23 +211,19 @@ impl Tracker for GiteaIssuesTracker {
     /// means "already there".
     async fn comment(&self, id: &str, body: &str, dedupe_key: Option<&str>) -> PortResult<()> {
         let (_, full, n) = self.locate(id)?;
-        let text = match dedupe_key {
-            Some(k) => {
-                let marker = format!("{ORCH_MARKER}:{k} -->");
-                let existing = self
-                    .client
-                    .comments_since(full, n, None)
-                    .await
-                    .map_err(PortError::from)?;
-                if existing.iter().any(|c| c.body.contains(&marker)) {
-                    return Ok(());
-                }
-                format!("{body}\n\n{marker}")
+        if dedupe_key.is_some() {
+            let marker = comment_marker(dedupe_key);
+            let existing = self
+                .client
+                .comments_since(full, n, None)
+                .await
+                .map_err(PortError::from)?;
+            if existing.iter().any(|c| c.body.contains(&marker)) {
+                return Ok(());
             }
-            None => format!("{body}\n\n{ORCH_MARKER} -->"),
-        };
+        }
         self.client
-            .comment(full, n, &text)
+            .comment(full, n, &marked_comment(body, dedupe_key))
             .await
             .map_err(PortError::from)
     }
@@ -236,24 +234,16 @@ impl Tracker for GiteaIssuesTracker {
     /// comment in the second orch asked counts.
     async fn person_comment_since(&self, id: &str, since: Timestamp) -> PortResult<Option<String>> {
         let (_, full, n) = self.locate(id)?;
-        let second = since.millis() - since.millis().rem_euclid(1000);
+        let second = whole_second(since);
         let after = crate::timestamps::format_millis(second);
         let comments = self
             .client
             .comments_since(full, n, Some(&after))
             .await
             .map_err(PortError::from)?;
-        Ok(comments
-            .into_iter()
-            .filter(|c| !c.body.contains(ORCH_MARKER))
-            .filter_map(|c| {
-                let at = c
-                    .created_at
-                    .as_deref()
-                    .and_then(crate::timestamps::parse_millis)?;
-                (at >= second).then_some((at, c.body))
-            })
-            .max_by_key(|(at, _)| *at)
-            .map(|(_, body)| body))
+        Ok(newest_person_comment(
+            comments.into_iter().map(|c| (c.body, c.created_at)),
+            second,
+        ))
     }
 }
