@@ -3,7 +3,7 @@
 //! One engine runs per data folder (`orch serve` holds an exclusive lock on
 //! `<data_dir>/serve.pid`). A change made with the CLI while it runs must be
 //! made by that engine, not by a second pipeline in the CLI's process with
-//! its own per-task locks and no way to reach the running agents: the
+//! its own task owners and no way to reach the running agents: the
 //! engine's supervisor owns them. So `orch serve` writes
 //! `<data_dir>/serve.control` (its API address and a token made at start,
 //! readable by its user only), and the CLI's mutating task commands send

@@ -108,7 +108,7 @@ async fn rig() -> Rig {
     store.migrate().await.unwrap();
     let store: Arc<dyn Store> = Arc::new(store);
     let cfg = Arc::new(cfg);
-    let pipeline = Arc::new(Pipeline::with_defaults(store.clone(), cfg.clone(), "test"));
+    let pipeline = Pipeline::with_defaults(store.clone(), cfg.clone(), "test");
     pipeline
         .repos()
         .ensure_mirror("demo", remote.to_str().unwrap())

@@ -76,11 +76,7 @@ impl World {
             .unwrap();
         store.migrate().await.unwrap();
         let store: Arc<dyn Store> = Arc::new(store);
-        let pipeline = Arc::new(Pipeline::with_defaults(
-            store.clone(),
-            Arc::new(cfg.clone()),
-            "test",
-        ));
+        let pipeline = Pipeline::with_defaults(store.clone(), Arc::new(cfg.clone()), "test");
         pipeline
             .repos()
             .ensure_mirror("orchestrator", remote.to_str().unwrap())
@@ -753,7 +749,17 @@ async fn d7_repeated_stop_in_critical_window_no_duplicate_notify() {
 async fn d7_deferred_applied_by_finalizer() {
     let w = World::new("").await;
     let t = w.task("PL-140", "ORCH-440", Stage::Development).await;
-    w.store.set_cancel_requested(t.id).await.unwrap();
+    w.store
+        .set_cancel_requested(
+            t.id,
+            orch_core::EventInput::new(
+                "test",
+                orch_core::EventKind::CancelRequested,
+                "STOP deferred",
+            ),
+        )
+        .await
+        .unwrap();
     let r = w
         .pipeline
         .cancel_task(

@@ -742,7 +742,7 @@ async fn reaper_park(w: &World) -> RunReport {
     report
 }
 
-fn pipeline_of(w: &World) -> orch_engine::pipeline::Pipeline {
+fn pipeline_of(w: &World) -> Arc<orch_engine::pipeline::Pipeline> {
     std::fs::write(w.dir.path().join("orch.toml"), "data_dir = \"data\"\n").unwrap();
     let cfg = orch_config::Config::load(Some(&w.dir.path().join("orch.toml"))).unwrap();
     orch_engine::pipeline::Pipeline::with_defaults(w.store.clone(), Arc::new(cfg), "test")

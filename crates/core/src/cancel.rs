@@ -1,7 +1,7 @@
 //! STOP (R-30…R-35, ported from ORCH-090), decided here and only here:
 //! [`decide_stop`] turns the facts of a task into a [`StopPlan`] — the result
 //! note and the ordered steps of the reset (or of the deferral inside a
-//! critical window, D7). The engine gathers the facts under the task's lock
+//! critical window, D7). The engine gathers the facts as the task's owner
 //! and carries the steps out in the order given; it decides nothing itself.
 
 use crate::stage::Stage;
@@ -80,7 +80,7 @@ pub enum CancelCause {
     DeferredStop,
 }
 
-/// What STOP looks at, gathered by the engine under the task's lock.
+/// What STOP looks at, gathered by the engine as the task's owner.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StopFacts {
     /// The task's stage; `None` when there is no such task.
@@ -108,7 +108,7 @@ pub enum StopStep {
     /// its job and finishes.
     CancelQueuedJobs,
     /// Stamp the deferred STOP on the task (the store logs
-    /// `cancel_requested` with the first stamp).
+    /// `cancel_requested`, with the item's one comment, with the first stamp).
     RequestCancel,
     /// Cancel every job of the task, running ones included — before the runs
     /// are stopped, so a watcher that sees its run end finds its claim gone

@@ -89,7 +89,7 @@ struct World {
     store: Arc<dyn Store>,
     clock: ManualClock,
     tracker: Arc<Flaky>,
-    pipeline: Pipeline,
+    pipeline: Arc<Pipeline>,
     _dir: tempfile::TempDir,
 }
 

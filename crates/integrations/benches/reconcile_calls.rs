@@ -52,7 +52,7 @@ fn main() {
         }
         let repos = orch_git::RepoStore::new(cfg.repos_dir());
         let forge = Arc::new(orch_engine::ports::LocalForge::new(repos.clone()));
-        let pipeline = Arc::new(Pipeline::new(store.clone(), Arc::new(cfg), repos, tracker.clone(), forge, "bench"));
+        let pipeline = Pipeline::new(store.clone(), Arc::new(cfg), repos, tracker.clone(), forge, "bench");
         let r = PlaneReconciler::new(tracker.clone(), pipeline.clone());
 
         let t = Instant::now();

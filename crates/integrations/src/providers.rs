@@ -226,7 +226,7 @@ impl Providers {
     }
 
     /// The pipeline over these providers.
-    pub fn pipeline(&self, store: Arc<dyn Store>, cfg: Arc<Config>, actor: &str) -> Pipeline {
+    pub fn pipeline(&self, store: Arc<dyn Store>, cfg: Arc<Config>, actor: &str) -> Arc<Pipeline> {
         let repos = RepoStore::new(cfg.repos_dir());
         let tracker = self.tracker(store.clone());
         let forge = self.forge(&repos);

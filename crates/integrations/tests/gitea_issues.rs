@@ -82,14 +82,14 @@ async fn pipeline(
     let store = orch_store::testing::sqlite_in(&cfg.data_dir()).await;
     let repos = orch_git::RepoStore::new(cfg.repos_dir());
     let forge = Arc::new(orch_engine::ports::LocalForge::new(repos.clone()));
-    let p = Arc::new(orch_engine::pipeline::Pipeline::new(
+    let p = orch_engine::pipeline::Pipeline::new(
         store.clone(),
         Arc::new(cfg),
         repos,
         t.clone(),
         forge,
         "test",
-    ));
+    );
     let ingest = Ingest::new(p.clone(), None, BTreeMap::new()).with_gitea_issues(Some(t));
     (dir, store, p, ingest)
 }

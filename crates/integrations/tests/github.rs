@@ -256,14 +256,14 @@ async fn issues_pipeline(
     let store: Arc<dyn Store> = Arc::new(store);
     let repos = RepoStore::new(cfg.repos_dir());
     let forge = Arc::new(orch_engine::ports::LocalForge::new(repos.clone()));
-    let pipeline = Arc::new(orch_engine::pipeline::Pipeline::new(
+    let pipeline = orch_engine::pipeline::Pipeline::new(
         store.clone(),
         Arc::new(cfg),
         repos,
         tracker.clone(),
         forge,
         "test",
-    ));
+    );
     let ingest = orch_integrations::ingest::Ingest::new(pipeline, None, BTreeMap::new())
         .with_github_issues(Some(tracker));
     (dir, store, ingest)
@@ -329,14 +329,14 @@ async fn the_github_reconciler_lists_each_repo_once_and_repairs_lost_labels() {
     let store: Arc<dyn Store> = Arc::new(store);
     let repos = RepoStore::new(cfg.repos_dir());
     let forge = Arc::new(orch_engine::ports::LocalForge::new(repos.clone()));
-    let pipeline = Arc::new(orch_engine::pipeline::Pipeline::new(
+    let pipeline = orch_engine::pipeline::Pipeline::new(
         store.clone(),
         Arc::new(cfg),
         repos,
         tracker.clone(),
         forge,
         "test",
-    ));
+    );
     for n in 1..=30 {
         w.fake.add_issue(n, &format!("old {n}"), &["Done"]);
     }

@@ -25,11 +25,7 @@ async fn world() -> (tempfile::TempDir, Arc<dyn Store>, Arc<Pipeline>) {
         .unwrap();
     store.migrate().await.unwrap();
     let store: Arc<dyn Store> = Arc::new(store);
-    let pipeline = Arc::new(Pipeline::with_defaults(
-        store.clone(),
-        Arc::new(cfg),
-        "test",
-    ));
+    let pipeline = Pipeline::with_defaults(store.clone(), Arc::new(cfg), "test");
     (dir, store, pipeline)
 }
 

@@ -186,14 +186,7 @@ async fn world(t: Arc<PlaneTracker>) -> World {
     let store: Arc<dyn Store> = Arc::new(store);
     let repos = orch_git::RepoStore::new(cfg.repos_dir());
     let forge = Arc::new(orch_engine::ports::LocalForge::new(repos.clone()));
-    let pipeline = Arc::new(Pipeline::new(
-        store.clone(),
-        Arc::new(cfg),
-        repos,
-        t,
-        forge,
-        "test",
-    ));
+    let pipeline = Pipeline::new(store.clone(), Arc::new(cfg), repos, t, forge, "test");
     World {
         _dir: dir,
         store,

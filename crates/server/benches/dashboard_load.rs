@@ -56,11 +56,7 @@ async fn main() {
         t.stage = stages[i % stages.len()];
         ids.push(store.create_task(t, "bench").await.unwrap().id);
     }
-    let pipeline = Arc::new(Pipeline::with_defaults(
-        store.clone(),
-        Arc::new(cfg),
-        "bench",
-    ));
+    let pipeline = Pipeline::with_defaults(store.clone(), Arc::new(cfg), "bench");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let state = orch_server::ApiState {

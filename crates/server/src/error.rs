@@ -97,6 +97,7 @@ impl From<PipelineError> for ApiError {
             PipelineError::Store(s) => store_status(s),
             PipelineError::NotFound(_) => StatusCode::NOT_FOUND,
             PipelineError::Invalid(_) => StatusCode::BAD_REQUEST,
+            PipelineError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             PipelineError::Port(p) => return ApiError::from(p.clone()),
         };
         ApiError::new(status, e.to_string())

@@ -76,7 +76,19 @@ async fn the_inbox_lists_exactly_what_waits_for_a_person_oldest_first() {
     // Not waiting for anyone: at work, or with a STOP pending.
     let busy = task_at(&s, "Busy", Stage::Development).await;
     let stopping = task_at(&s, "Stopping", Stage::AwaitingApproval).await;
-    assert!(s.store.set_cancel_requested(stopping.id).await.unwrap());
+    assert!(
+        s.store
+            .set_cancel_requested(
+                stopping.id,
+                orch_core::EventInput::new(
+                    "test",
+                    orch_core::EventKind::CancelRequested,
+                    "STOP deferred"
+                )
+            )
+            .await
+            .unwrap()
+    );
     // A tracker write orch gave up on.
     let note = NewNotification {
         sink: TRACKER_SINK.into(),

@@ -259,8 +259,9 @@ pub async fn tc14_migrations_idempotent_and_contracts_intact(h: Harness) {
 /// D7 / AC-6: only the first cancel-request stamp reports `true` (only it notifies).
 pub async fn d7_cancel_requested_first_stamp_only(h: Harness) {
     let t = task(&h, "ORCH-435", Stage::Deploy).await;
-    assert!(h.store.set_cancel_requested(t.id).await.unwrap());
-    assert!(!h.store.set_cancel_requested(t.id).await.unwrap());
+    let asked = || EventInput::new("test", EventKind::CancelRequested, "STOP deferred");
+    assert!(h.store.set_cancel_requested(t.id, asked()).await.unwrap());
+    assert!(!h.store.set_cancel_requested(t.id, asked()).await.unwrap());
     let t = h.store.get_task(t.id).await.unwrap().unwrap();
     assert!(t.cancel_requested_at.is_some());
     assert_eq!(
@@ -1668,6 +1669,7 @@ macro_rules! conformance_suite {
             notifications_outbox,
             tracker_writes_keep_their_order,
             an_events_tracker_comment_goes_out_with_it,
+            a_deferred_stops_comment_goes_out_with_its_stamp,
             outbox_counts_and_resend,
             concurrent_claims_are_exclusive,
             worktree_sizes_are_recorded_and_listed,

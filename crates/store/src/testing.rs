@@ -308,7 +308,12 @@ pub async fn populate(store: &dyn Store) -> Vec<orch_core::Task> {
         .enqueue(NewJob::new(d.id, AgentKind::Analyst, "demo", now))
         .await
         .unwrap();
-    assert!(store.set_cancel_requested(d.id).await.unwrap());
+    assert!(
+        store
+            .set_cancel_requested(d.id, ev(EventKind::CancelRequested))
+            .await
+            .unwrap()
+    );
     store.cancel_jobs_for_task(d.id, false).await.unwrap();
     store
         .mark_cancelled(d.id, ev(EventKind::Cancelled))

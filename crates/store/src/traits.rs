@@ -71,8 +71,11 @@ pub trait TaskStore {
     async fn append_event(&self, id: TaskId, event: EventInput) -> StoreResult<TaskEvent>;
     async fn events(&self, id: TaskId) -> StoreResult<Vec<TaskEvent>>;
     async fn recent_events(&self, limit: u32) -> StoreResult<Vec<TaskEvent>>;
-    /// Stamp `cancel_requested_at`; `true` only for the first stamp (D7: only it notifies).
-    async fn set_cancel_requested(&self, id: TaskId) -> StoreResult<bool>;
+    /// Stamp `cancel_requested_at`; `true` only for the first stamp (D7: only
+    /// it notifies). The first stamp appends `event` (a `cancel_requested`
+    /// one) with its tracker comment, in the stamp's transaction; a later one
+    /// writes nothing.
+    async fn set_cancel_requested(&self, id: TaskId, event: EventInput) -> StoreResult<bool>;
     /// Stage `cancelled`, `cancelled_at` set, tracker keys tombstoned so the same
     /// item can start afresh (TC-13). Idempotent on an already cancelled task.
     async fn mark_cancelled(&self, id: TaskId, event: EventInput) -> StoreResult<Task>;

@@ -101,5 +101,5 @@ pub fn pipeline(
 ) -> Arc<orch_engine::pipeline::Pipeline> {
     let repos = orch_git::RepoStore::new(cfg.repos_dir());
     let providers = orch_integrations::providers::Providers::from_config(cfg, &repos);
-    Arc::new(providers.pipeline(store, Arc::new(cfg.clone()), actor))
+    providers.pipeline(store, Arc::new(cfg.clone()), actor)
 }

@@ -86,11 +86,11 @@ impl Engine {
         let worker = worker_id();
         let repos = orch_git::RepoStore::new(cfg.repos_dir());
         let providers = Arc::new(Providers::from_config(cfg, &repos));
-        let pipeline = Arc::new(providers.pipeline(
+        let pipeline = providers.pipeline(
             store.clone(),
             Arc::new(cfg.clone()),
             &format!("worker:{worker}"),
-        ));
+        );
         let monitor =
             MonitorCommand::current_exe().map_err(|e| CliError::Runtime(anyhow::anyhow!("{e}")))?;
         let reconciler = providers

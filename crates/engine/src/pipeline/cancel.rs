@@ -1,8 +1,9 @@
 //! STOP (R-30…R-35, ported from ORCH-090) carried out: `cancel_task` gathers
-//! the facts under the task's lock, `orch_core::cancel::decide_stop` decides
+//! the facts as the task's owner, `orch_core::cancel::decide_stop` decides
 //! the note and the ordered steps (the full reset, or the deferral inside a
 //! critical window, D7), and this file performs them in that order.
 
+use super::owner::{Command, Outcome};
 use super::{Pipeline, view::window_facts};
 use orch_core::EventKind;
 use orch_core::cancel::{
@@ -72,7 +73,8 @@ impl Pipeline {
 
     /// cancel a task as `orch_core::cancel::decide_stop` says. Never
     /// fails: a problem on the way is logged on the task and the reset goes
-    /// on with the next step.
+    /// on with the next step. The task's owner carries it out, after the
+    /// commands queued before it and to its end even if the caller goes.
     pub async fn cancel_task(
         &self,
         id: TaskId,
@@ -80,20 +82,30 @@ impl Pipeline {
         cause: CancelCause,
         source: &str,
     ) -> CancelResult {
-        let _g = self.lock(id).await;
-        self.cancel_task_unlocked(id, reason, cause, source).await
+        let command = Command::Cancel {
+            reason: reason.to_owned(),
+            cause,
+            source: source.to_owned(),
+        };
+        match self.command(id, command).await {
+            Ok(Outcome::Cancel(r)) => r,
+            Ok(other) => {
+                CancelResult::failed(format!("internal error: cancel answered with {other:?}"))
+            }
+            Err(e) => CancelResult::failed(e),
+        }
     }
 
-    /// `cancel_task` for a caller that already holds the task's lock (a
-    /// finalizer applying a deferred STOP).
-    pub(crate) async fn cancel_task_unlocked(
+    /// The cancel, applied by the task's owner (directly by a finalizer
+    /// applying a deferred STOP, which runs in the owner already).
+    pub(crate) async fn apply_cancel(
         &self,
         id: TaskId,
         reason: &str,
         cause: CancelCause,
         source: &str,
     ) -> CancelResult {
-        match self.cancel_locked(id, reason, cause, source).await {
+        match self.cancel_owned(id, reason, cause, source).await {
             Ok(r) => r,
             Err(e) => {
                 tracing::error!(task = %id, error = %e, "cancel failed");
@@ -102,7 +114,7 @@ impl Pipeline {
         }
     }
 
-    /// The facts STOP looks at, read under the task's lock.
+    /// The facts STOP looks at, read by the task's owner.
     async fn stop_facts(&self, task: Option<&Task>) -> super::PipelineResult<StopFacts> {
         let Some(task) = task else {
             return Ok(StopFacts {
@@ -126,7 +138,7 @@ impl Pipeline {
     }
 
     /// Gather the facts, let the core decide, carry the plan out in its order.
-    async fn cancel_locked(
+    async fn cancel_owned(
         &self,
         id: TaskId,
         reason: &str,
@@ -160,8 +172,18 @@ impl Pipeline {
                 StopStep::RequestCancel => {
                     // The store's stamp guards against a STOP from another
                     // process between our read and this write: only the
-                    // first stamp is announced.
-                    if !self.store.set_cancel_requested(id).await? {
+                    // first stamp is announced, its comment for the item
+                    // written with it (delivered by `Tell(Deferred)`).
+                    let msg = format!(
+                        "{reason} ({source}) arrives while an irreversible step is in flight; it applies as soon as that step ends"
+                    );
+                    let asked = self
+                        .event(
+                            EventKind::CancelRequested,
+                            "STOP deferred until the running step finishes",
+                        )
+                        .with_tracker_comment(&msg);
+                    if !self.store.set_cancel_requested(id, asked).await? {
                         result.note = CancelNote::DeferredAlreadyPending;
                     }
                 }
@@ -220,11 +242,9 @@ impl Pipeline {
                     self.reflect(&cancelled, &msg).await;
                 }
                 StopStep::Tell(StopNotice::Deferred) => {
+                    // Its comment was queued with the first stamp: deliver.
                     if result.note == CancelNote::DeferredCriticalWindow {
-                        let msg = format!(
-                            "{reason} ({source}) arrives while an irreversible step is in flight; it applies as soon as that step ends"
-                        );
-                        self.notify_cancel(&task, &msg).await;
+                        self.write_tracker(&task, Vec::new()).await;
                     }
                 }
                 StopStep::Tell(StopNotice::Cancelled) => {
@@ -307,16 +327,6 @@ impl Pipeline {
             }
         }
         n
-    }
-
-    /// The one notification of a cancel (D7: a repeated deferred STOP does
-    /// not come here).
-    async fn notify_cancel(&self, task: &orch_core::Task, msg: &str) {
-        self.write_tracker(
-            task,
-            vec![crate::tracker_outbox::TrackerWrite::comment(msg)],
-        )
-        .await;
     }
 }
 

@@ -17,6 +17,10 @@ pub enum PipelineError {
     /// answers it with a 5xx, the CLI with exit 1, both with the cause.
     #[error("{0}")]
     Port(#[from] crate::ports::PortError),
+    /// orch itself failed (a task's owner stopped mid-command): a 500 and
+    /// exit 1, never the caller's mistake.
+    #[error("{0}")]
+    Internal(String),
 }
 
 impl PipelineError {
@@ -27,6 +31,7 @@ impl PipelineError {
             PipelineError::Port(e) => PipelineError::Port(e.context(what)),
             PipelineError::NotFound(m) => PipelineError::NotFound(format!("{what}: {m}")),
             PipelineError::Invalid(m) => PipelineError::Invalid(format!("{what}: {m}")),
+            PipelineError::Internal(m) => PipelineError::Internal(format!("{what}: {m}")),
             e @ PipelineError::Store(_) => e,
         }
     }
@@ -35,7 +40,7 @@ impl PipelineError {
     /// a port. A refusal, a bad input or a missing item will not change.
     pub fn is_transient(&self) -> bool {
         match self {
-            PipelineError::Store(_) => true,
+            PipelineError::Store(_) | PipelineError::Internal(_) => true,
             PipelineError::Port(e) => !e.is_permanent(),
             PipelineError::NotFound(_) | PipelineError::Invalid(_) => false,
         }

@@ -4,6 +4,7 @@
 //! for both doors — validation, the key minted when none is given, what a
 //! repeated key means — so the CLI and the API cannot drift apart.
 
+use super::owner::{Command, Outcome};
 use super::{GateResult, Pipeline, PipelineError, PipelineResult};
 use orch_config::TrackerKind;
 use orch_core::EventKind;
@@ -105,7 +106,15 @@ impl Pipeline {
             .filter(|t| t.stage.is_terminal())
             .map(|t| t.id);
         let task = self.store.create_task(new, &self.actor).await?;
-        let _g = self.lock(task.id).await;
+        match self.command(task.id, Command::Begin).await? {
+            Outcome::Gate(r) => Ok(r),
+            other => Err(super::unexpected("begin", other)),
+        }
+    }
+
+    /// A new task's first move, applied by its owner: the analyst is queued.
+    pub(super) async fn begin(&self, id: TaskId) -> PipelineResult<GateResult> {
+        let task = self.task(id).await?;
         let job = self.new_job(&task, JobSpec::new(orch_core::AgentKind::Analyst));
         let (task, _) = self
             .store

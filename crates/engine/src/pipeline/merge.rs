@@ -220,7 +220,7 @@ impl Pipeline {
                 .append_event(task.id, self.event(EventKind::Merged, msg.clone()))
                 .await?;
             let r = self
-                .cancel_task_unlocked(
+                .apply_cancel(
                     task.id,
                     "STOP (deferred until the merge ended)",
                     orch_core::cancel::CancelCause::DeferredStop,
@@ -480,7 +480,7 @@ impl Pipeline {
                 .append_event(task.id, self.event(EventKind::Deployed, "deploy finished"))
                 .await?;
             let r = self
-                .cancel_task_unlocked(
+                .apply_cancel(
                     task.id,
                     "STOP (deferred until the deploy ended)",
                     orch_core::cancel::CancelCause::DeferredStop,

@@ -6,9 +6,10 @@
 //! supervisor run report, timer, restart ── tick ──▶        └─ effects: step · lease · merge · deploy · park · cancel
 //! ```
 //!
-//! Decisions for one task are serialised by a per-task lock, so a STOP and a
-//! finishing run never race inside one process; across processes every move
-//! names the stage it expects, and the store refuses a stale one.
+//! Every input for a task is a typed [`owner::Command`] applied by the
+//! task's one owner (`owner.rs`), so a STOP and a finishing run never race
+//! inside one process; across processes every move names the stage it
+//! expects, and the store refuses a stale one.
 
 mod approval;
 mod cancel;
@@ -18,6 +19,7 @@ pub mod intake;
 mod lease;
 mod leftovers;
 mod merge;
+mod owner;
 mod preparer;
 mod reflect;
 mod route;
@@ -38,9 +40,15 @@ use orch_core::pipeline::{self, DeployPolicy, Effect, Gate, JobSpec, PipelinePol
 use orch_core::{AgentKind, EventInput, NewJob, Stage, Task, TaskId, Timestamp};
 use orch_git::{ProtectedBranches, RepoStore};
 use orch_store::Store;
-use std::collections::HashMap;
+use owner::{Command, Outcome};
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+/// A command's owner answered with the outcome of another kind of command:
+/// a bug in this file, reported rather than panicked on.
+fn unexpected(what: &str, got: Outcome) -> PipelineError {
+    PipelineError::Internal(format!("internal error: {what} was answered with {got:?}"))
+}
 
 /// The tracker comment of a task parked for a person (R-8a).
 pub(crate) fn park_comment(why: &str) -> String {
@@ -70,7 +78,10 @@ pub struct Pipeline {
     pub(crate) runs_dir: PathBuf,
     /// Who acts, in the task log: `cli`, `api`, `worker:<id>`.
     actor: String,
-    locks: Mutex<HashMap<TaskId, Arc<tokio::sync::Mutex<()>>>>,
+    /// The owners of the tasks with commands in flight (`owner.rs`).
+    owners: owner::TaskOwners,
+    /// This pipeline, for the owners it spawns.
+    me: std::sync::Weak<Pipeline>,
     /// Signalled whenever a step queues a job, so the dispatcher of this
     /// process claims it at once instead of at its next poll.
     job_queued: Arc<tokio::sync::Notify>,
@@ -92,7 +103,7 @@ impl Pipeline {
         tracker: Arc<dyn Tracker>,
         forge: Arc<dyn Forge>,
         actor: impl Into<String>,
-    ) -> Pipeline {
+    ) -> Arc<Pipeline> {
         let stop_policy = StopPolicy {
             grace_int: cfg.stop_grace_int(),
             grace_term: cfg.stop_grace_term(),
@@ -107,7 +118,7 @@ impl Pipeline {
             cfg.tracker.states.clone(),
             cfg.features.auto_labels,
         ));
-        Pipeline {
+        Arc::new_cyclic(|me| Pipeline {
             store,
             cfg,
             repos,
@@ -117,11 +128,12 @@ impl Pipeline {
             stop_policy,
             runs_dir,
             actor: actor.into(),
-            locks: Mutex::new(HashMap::new()),
+            owners: owner::TaskOwners::default(),
+            me: me.clone(),
             job_queued: Arc::new(tokio::sync::Notify::new()),
             notification_queued: Arc::new(tokio::sync::Notify::new()),
             supervisor: std::sync::OnceLock::new(),
-        }
+        })
     }
 
     /// The engine's supervisor: from now on a STOP has it stop the runs it
@@ -144,7 +156,7 @@ impl Pipeline {
     }
 
     /// The embedded defaults: builtin tracker and local forge over `repos_dir`.
-    pub fn with_defaults(store: Arc<dyn Store>, cfg: Arc<Config>, actor: &str) -> Pipeline {
+    pub fn with_defaults(store: Arc<dyn Store>, cfg: Arc<Config>, actor: &str) -> Arc<Pipeline> {
         let repos = RepoStore::new(cfg.repos_dir());
         let tracker = Arc::new(crate::ports::BuiltinTracker::new(store.clone()));
         let forge = Arc::new(crate::ports::LocalForge::new(repos.clone()));
@@ -165,15 +177,6 @@ impl Pipeline {
 
     pub(crate) fn event(&self, kind: EventKind, message: impl Into<String>) -> EventInput {
         EventInput::new(self.actor.clone(), kind, message)
-    }
-
-    /// The per-task lock: one decision at a time for a task in this process.
-    async fn lock(&self, task: TaskId) -> tokio::sync::OwnedMutexGuard<()> {
-        let m = {
-            let mut locks = self.locks.lock().unwrap_or_else(|p| p.into_inner());
-            locks.entry(task).or_default().clone()
-        };
-        m.lock_owned().await
     }
 
     pub(crate) fn policy(&self, repo: &str) -> PipelinePolicy {
@@ -230,25 +233,36 @@ impl Pipeline {
         gate: Gate,
         comment: Option<&str>,
     ) -> PipelineResult<GateResult> {
-        let _g = self.lock(id).await;
+        let comment = comment.map(str::to_owned);
+        match self.command(id, Command::Gate { gate, comment }).await? {
+            Outcome::Gate(r) => Ok(r),
+            other => Err(unexpected("gate", other)),
+        }
+    }
+
+    /// The gate, applied by the task's owner: the core decides, the
+    /// effects are carried out, then whatever the gate made due.
+    async fn apply_gate(
+        &self,
+        id: TaskId,
+        gate: Gate,
+        comment: Option<&str>,
+    ) -> PipelineResult<GateResult> {
         let task = self.task(id).await?;
         let view = task_view(self.store.as_ref(), &task).await?;
         let effects = pipeline::on_gate(&view, gate, comment, &self.policy(&task.repo));
         if effects == [Effect::StartAfresh] {
-            // The result names the new task, which has its own lock.
-            drop(_g);
+            // The result names the new task, which has its own owner.
             return self.start_afresh(&task).await;
         }
         let only_comments = effects.iter().all(|e| matches!(e, Effect::Comment(_)));
         let note = self.apply(&task, effects).await?;
-        let task = self.task(id).await?;
-        drop(_g);
         // Whatever the gate made due (e.g. a lease to take) happens now; a gate
         // that was refused with a comment moves nothing (TC-10).
         if !only_comments {
-            self.tick(id).await?;
+            self.apply_tick(id).await?;
         }
-        let task = self.store.get_task(id).await?.unwrap_or(task);
+        let task = self.task(id).await?;
         Ok(GateResult {
             task: id,
             stage: task.stage,
@@ -261,11 +275,30 @@ impl Pipeline {
     /// merger that gave up (the supervisor parked the task) shows the failed
     /// verify on the forge; then whatever is due happens.
     pub async fn on_run_report(&self, r: &crate::supervisor::RunReport) -> PipelineResult<()> {
+        let size = if r.end == crate::supervisor::JobEnd::Cancelled {
+            None
+        } else {
+            self.measure_after_run(r.task_id).await
+        };
+        let report = Box::new(r.clone());
+        self.command(r.task_id, Command::RunEnded { report, size })
+            .await
+            .map(|_| ())
+    }
+
+    /// A run ended, applied by the task's owner.
+    async fn apply_run_ended(
+        &self,
+        r: &crate::supervisor::RunReport,
+        size: Option<orch_core::disk::WorktreeSize>,
+    ) -> PipelineResult<()> {
         if r.end == crate::supervisor::JobEnd::Cancelled {
             self.clear_after_cancel(r.task_id).await?;
-        } else if let Err(e) = self.measure_after_run(r.task_id).await {
+        } else if let Some(size) = size
+            && let Err(e) = self.park_over_disk_limit(r.task_id, size).await
+        {
             // Disk care must not hold the pipeline up: the next run measures again.
-            tracing::warn!(task = %r.task_id, error = %e, "measuring the worktree after a run failed");
+            tracing::warn!(task = %r.task_id, error = %e, "parking a worktree over its limit failed");
         }
         let gave_up = r.end == crate::supervisor::JobEnd::GaveUp;
         if gave_up && let Some(task) = self.store.get_task(r.task_id).await? {
@@ -280,15 +313,14 @@ impl Pipeline {
                 self.reflect(&task, &park_comment(why)).await;
             }
         }
-        self.tick(r.task_id).await
+        self.apply_tick(r.task_id).await
     }
 
     /// A run of a cancelled job ended (or never started): if the task was
     /// cancelled, its worktree goes (archived first), as the cancel's reset
-    /// did. A run prepared while the STOP ran may have made it again. Under
-    /// the task's lock, so a STOP in progress has finished when this looks.
+    /// did. A run prepared while the STOP ran may have made it again. The
+    /// task's owner applies it after the STOP, so the STOP has finished.
     async fn clear_after_cancel(&self, id: TaskId) -> PipelineResult<()> {
-        let _g = self.lock(id).await;
         let task = self.task(id).await?;
         if task.stage != Stage::Cancelled {
             return Ok(());
@@ -332,7 +364,11 @@ impl Pipeline {
 
     /// Do what is due for a task now (level-triggered), until nothing is.
     pub async fn tick(&self, id: TaskId) -> PipelineResult<()> {
-        let _g = self.lock(id).await;
+        self.command(id, Command::Tick).await.map(|_| ())
+    }
+
+    /// The tick, applied by the task's owner.
+    async fn apply_tick(&self, id: TaskId) -> PipelineResult<()> {
         // A bounded chain: lease → queue merger, merged → deploy prepare, …
         for _ in 0..8 {
             let task = self.task(id).await?;
@@ -353,6 +389,39 @@ impl Pipeline {
             }
         }
         Ok(())
+    }
+
+    /// Apply one command for its task: called only by the task's owner
+    /// (`owner.rs`), so no other command of the task runs meanwhile.
+    async fn apply_command(&self, id: TaskId, command: Command) -> PipelineResult<Outcome> {
+        Ok(match command {
+            Command::Gate { gate, comment } => {
+                Outcome::Gate(self.apply_gate(id, gate, comment.as_deref()).await?)
+            }
+            Command::Begin => Outcome::Gate(self.begin(id).await?),
+            Command::Tick => {
+                self.apply_tick(id).await?;
+                Outcome::Done
+            }
+            Command::Cancel {
+                reason,
+                cause,
+                source,
+            } => Outcome::Cancel(self.apply_cancel(id, &reason, cause, &source).await),
+            Command::RunEnded { report, size } => {
+                self.apply_run_ended(&report, size).await?;
+                Outcome::Done
+            }
+            Command::PullRequestClosed { why } => {
+                Outcome::Note(self.apply_pull_request_closed(id, &why).await?)
+            }
+            Command::CleanBuildOutputs { globs } => {
+                Outcome::Cleaned(self.apply_clean_build_outputs(id, &globs).await?)
+            }
+            Command::RetireFinishedWorktree => {
+                Outcome::Acted(self.apply_retire_finished_worktree(id).await?)
+            }
+        })
     }
 
     /// Tick every live task (at start-up and on a timer): repairs anything a
@@ -419,7 +488,7 @@ impl Pipeline {
             Effect::DeployFailed(why) => self.deploy_failed(task, &why).await,
             Effect::ApplyDeferredCancel => {
                 let r = self
-                    .cancel_task_unlocked(
+                    .apply_cancel(
                         task.id,
                         "deferred STOP applied",
                         orch_core::cancel::CancelCause::DeferredStop,

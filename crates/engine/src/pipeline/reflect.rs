@@ -18,18 +18,26 @@ impl Pipeline {
     }
 
     /// Compare the tracker outbox's due times with `clock` (the store's; a
-    /// test's manual clock).
-    pub fn with_store_clock(mut self, clock: Arc<dyn orch_store::Clock>) -> Pipeline {
-        self.tracker_outbox = Arc::new(
+    /// test's manual clock). A step of building the pipeline: it must not
+    /// be shared yet (a programming error, so it panics).
+    pub fn with_store_clock(self: Arc<Self>, clock: Arc<dyn orch_store::Clock>) -> Arc<Pipeline> {
+        let Ok(p) = Arc::try_unwrap(self) else {
+            panic!("with_store_clock: call it before the pipeline is shared");
+        };
+        let tracker_outbox = Arc::new(
             crate::tracker_outbox::TrackerOutbox::new(
-                self.store.clone(),
-                self.tracker.clone(),
-                self.cfg.tracker.states.clone(),
-                self.cfg.features.auto_labels,
+                p.store.clone(),
+                p.tracker.clone(),
+                p.cfg.tracker.states.clone(),
+                p.cfg.features.auto_labels,
             )
             .with_clock(clock),
         );
-        self
+        Arc::new_cyclic(|me| Pipeline {
+            tracker_outbox,
+            me: me.clone(),
+            ..p
+        })
     }
 
     /// Write to the tracker: through the outbox, then delivered at once as

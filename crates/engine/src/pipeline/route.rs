@@ -1,6 +1,7 @@
 //! Tracker states → pipeline calls, and the reconciler that
 //! repairs missed state changes (R-43, TC-12).
 
+use super::owner::{Command, Outcome};
 use super::{CancelResult, Pipeline, PipelineResult};
 use orch_config::StateRole;
 use orch_core::EventKind;
@@ -214,7 +215,19 @@ impl Pipeline {
         id: orch_core::TaskId,
         why: &str,
     ) -> PipelineResult<String> {
-        let _g = self.lock(id).await;
+        let why = why.to_owned();
+        match self.command(id, Command::PullRequestClosed { why }).await? {
+            Outcome::Note(n) => Ok(n),
+            other => Err(super::unexpected("pull_request_closed", other)),
+        }
+    }
+
+    /// The closed pull request, applied by the task's owner.
+    pub(super) async fn apply_pull_request_closed(
+        &self,
+        id: orch_core::TaskId,
+        why: &str,
+    ) -> PipelineResult<String> {
         let task = self.task(id).await?;
         if task.stage.is_terminal() {
             return Ok(format!("the task is {}; nothing to do", task.stage));

@@ -76,14 +76,14 @@ verify = ["true"]
         sqlite.migrate().await.unwrap();
         let store: Arc<dyn Store> = Arc::new(sqlite);
         let cfg = Arc::new(cfg);
-        let pipeline = Arc::new(match tracker {
+        let pipeline = match tracker {
             None => Pipeline::with_defaults(store.clone(), cfg, "api"),
             Some(t) => {
                 let repos = orch_git::RepoStore::new(cfg.repos_dir());
                 let forge = Arc::new(LocalForge::new(repos.clone()));
                 Pipeline::new(store.clone(), cfg, repos, t, forge, "api")
             }
-        });
+        };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();

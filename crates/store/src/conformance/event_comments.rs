@@ -111,3 +111,54 @@ pub async fn an_events_tracker_comment_goes_out_with_it(h: Harness) {
         .unwrap();
     assert_eq!(pending().await.len(), count);
 }
+
+/// Found as a gap by issue 10: a deferred STOP's one comment was queued
+/// after the stamp's transaction, so a `kill -9` between the two lost it
+/// while the STOP stayed pending. The first stamp now writes it; a second
+/// STOP while the first waits writes none (D7: one notification).
+pub async fn a_deferred_stops_comment_goes_out_with_its_stamp(h: Harness) {
+    let t = task(&h, "ORCH-2", Stage::Deploy).await;
+    let comments = || async {
+        h.store
+            .pending_notifications(crate::TRACKER_SINK, 100)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|n| n.payload["op"] == "comment")
+            .map(|n| n.payload)
+            .collect::<Vec<_>>()
+    };
+    let before = comments().await.len();
+    let asked = |body: &str| {
+        EventInput::new("test", EventKind::CancelRequested, "STOP deferred")
+            .with_tracker_comment(body)
+    };
+    assert!(
+        h.store
+            .set_cancel_requested(t.id, asked("first"))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !h.store
+            .set_cancel_requested(t.id, asked("second"))
+            .await
+            .unwrap()
+    );
+    let events = h.store.events(t.id).await.unwrap();
+    let stamps: Vec<_> = events
+        .iter()
+        .filter(|e| e.kind == EventKind::CancelRequested)
+        .collect();
+    assert_eq!(stamps.len(), 1, "one cancel_requested event: {events:?}");
+    assert_eq!(
+        comments().await[before..],
+        [serde_json::json!({
+            "item": "PL-ORCH-2",
+            "op": "comment",
+            "body": "first",
+            "key": format!("orch-event-{}", stamps[0].id),
+        })],
+        "the first stamp's comment, once"
+    );
+}

@@ -555,7 +555,7 @@ impl TaskStore for PgStore {
         all(&self.pool, q, rows::event).await
     }
 
-    async fn set_cancel_requested(&self, id: TaskId) -> StoreResult<bool> {
+    async fn set_cancel_requested(&self, id: TaskId, event: EventInput) -> StoreResult<bool> {
         let now = self.now();
         let mut tx = self.pool.begin().await?;
         lock_task(&mut tx, id).await?;
@@ -567,12 +567,7 @@ impl TaskStore for PgStore {
         .bind(id.0);
         let first_stamp = exec(&mut *tx, q).await? == 1;
         if first_stamp {
-            let ev = EventInput::new(
-                "system",
-                EventKind::CancelRequested,
-                "STOP deferred until the running step finishes",
-            );
-            insert_event(&mut tx, id, now, &ev, None, None).await?;
+            insert_event(&mut tx, id, now, &event, None, None).await?;
         }
         tx.commit().await?;
         Ok(first_stamp)

@@ -557,7 +557,7 @@ common::may_move(&task, to)?;
         .await
     }
 
-    async fn set_cancel_requested(&self, id: TaskId) -> StoreResult<bool> {
+    async fn set_cancel_requested(&self, id: TaskId, event: EventInput) -> StoreResult<bool> {
         let now = self.now();
         self.writer
             .tx(|conn| {
@@ -569,12 +569,7 @@ common::may_move(&task, to)?;
                     params![now.0, id.0],
                 )? == 1;
                 if first {
-                    let ev = EventInput::new(
-                        "system",
-                        EventKind::CancelRequested,
-                        "STOP deferred until the running step finishes",
-                    );
-                    insert_event(conn, id, now, &ev, None, None)?;
+                    insert_event(conn, id, now, &event, None, None)?;
                 }
                 Ok(first)
             })
