@@ -24,6 +24,62 @@ pub const MAX_ATTEMPTS: u32 = 10;
 /// Messages taken from the outbox per round.
 const BATCH: u32 = 50;
 
+/// Why a message was not delivered, by kind: the outbox decides from the
+/// kind (retry when, or give up), never from the words.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Undelivered {
+    /// Its `[[notify]]` is no longer configured: nobody to send it to.
+    SinkRemoved,
+    /// The webhook's URL variable is not set in orch's environment; it may
+    /// be at the next start, so the message waits (bounded).
+    UrlUnset,
+    /// The webhook answered with a failure.
+    Post(crate::ports::PortError),
+}
+
+/// What the outbox does after a failed attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Next {
+    RetryIn(Duration),
+    GiveUp,
+}
+
+impl Undelivered {
+    /// After attempt number `attempts` failed this way: a removed sink or a
+    /// permanent refusal (a 4xx: a revoked or wrong URL, a payload it will
+    /// not take) is given up at once, since asking again cannot help; an
+    /// outage or an unset URL is retried with backoff, a rate limit no
+    /// sooner than the webhook asked, until [`MAX_ATTEMPTS`].
+    pub fn next(&self, attempts: u32) -> Next {
+        let permanent = match self {
+            Undelivered::SinkRemoved => true,
+            Undelivered::UrlUnset => false,
+            Undelivered::Post(e) => e.is_permanent(),
+        };
+        if permanent || attempts >= MAX_ATTEMPTS {
+            return Next::GiveUp;
+        }
+        let asked = match self {
+            Undelivered::Post(e) => e.retry_after().unwrap_or_default(),
+            _ => Duration::ZERO,
+        };
+        Next::RetryIn(retry_delay(attempts).max(asked))
+    }
+
+    /// In words, for the outbox row, the log and the task's event.
+    pub fn describe(&self, sink: &str) -> String {
+        match self {
+            Undelivered::SinkRemoved => {
+                format!("no [[notify]] named {sink:?} is configured any more")
+            }
+            Undelivered::UrlUnset => {
+                format!("the URL variable of [[notify]] {sink:?} is not set")
+            }
+            Undelivered::Post(e) => format!("{} ({})", e, e.kind()),
+        }
+    }
+}
+
 /// The message for `text` about `task`: one JSON object that Slack (`text`),
 /// Matrix (`body`, `msgtype`) and Telegram (`text`, `chat_id`) each accept,
 /// with the facts under `orch` for anything else.
@@ -145,19 +201,13 @@ impl Outbox {
         };
         for n in due {
             let result = match self.urls.get(&n.sink) {
-                None => Err(format!(
-                    "no [[notify]] named {:?} is configured any more",
-                    n.sink
-                )),
-                Some(None) => Err(format!(
-                    "the URL variable of [[notify]] {:?} is not set",
-                    n.sink
-                )),
+                None => Err(Undelivered::SinkRemoved),
+                Some(None) => Err(Undelivered::UrlUnset),
                 Some(Some(url)) => self
                     .poster
                     .post(url, &n.payload)
                     .await
-                    .map_err(|e| e.to_string()),
+                    .map_err(Undelivered::Post),
             };
             match result {
                 Ok(()) => {
@@ -179,12 +229,16 @@ impl Outbox {
     }
 
     /// Count the failure; `true` when the message is given up.
-    async fn failed(&self, n: &Notification, why: &str) -> bool {
+    async fn failed(&self, n: &Notification, why: &Undelivered) -> bool {
         let attempts = n.attempts + 1;
-        let gone = !self.urls.contains_key(&n.sink);
-        let give_up = gone || attempts >= MAX_ATTEMPTS;
-        let retry_in = (!give_up).then(|| retry_delay(attempts));
-        if let Err(e) = self.store.notification_failed(n.id, why, retry_in).await {
+        let next = why.next(attempts);
+        let give_up = next == Next::GiveUp;
+        let retry_in = match next {
+            Next::RetryIn(d) => Some(d),
+            Next::GiveUp => None,
+        };
+        let why = why.describe(&n.sink);
+        if let Err(e) = self.store.notification_failed(n.id, &why, retry_in).await {
             tracing::warn!(sink = %n.sink, error = %e, "recording a failed notification failed");
         }
         if give_up {
@@ -212,6 +266,7 @@ impl Outbox {
     pub async fn run(self, every: Duration) {
         loop {
             self.run_once().await;
+            metrics::counter!("orch_notify_rounds_total").increment(1);
             tokio::select! {
                 _ = self.wake.notified() => {}
                 _ = tokio::time::sleep(every) => {}

@@ -15,12 +15,17 @@ use std::sync::{Arc, Mutex};
 #[derive(Default)]
 struct Poster {
     failures: Mutex<u32>,
+    /// Answered first, one per post, before `failures`.
+    script: Mutex<std::collections::VecDeque<PortError>>,
     sent: Mutex<Vec<(String, serde_json::Value)>>,
 }
 
 #[async_trait]
 impl NotifyPoster for Poster {
     async fn post(&self, url: &str, body: &serde_json::Value) -> PortResult<()> {
+        if let Some(e) = self.script.lock().unwrap().pop_front() {
+            return Err(e);
+        }
         let mut failures = self.failures.lock().unwrap();
         if *failures > 0 {
             *failures -= 1;
@@ -199,4 +204,76 @@ async fn an_unset_url_waits_and_a_removed_webhook_is_given_up() {
     let n1 = enqueue_for_stage(w.store.as_ref(), &sinks, &task, "Done", "x", key).await;
     let n2 = enqueue_for_stage(w.store.as_ref(), &sinks, &task, "Done", "x", key).await;
     assert_eq!((n1, n2), (2, 0));
+}
+
+/// Found by issue 10 (typed errors on the outboxes): the notification outbox
+/// turned every failure into words and retried all of them ten times, so a
+/// revoked webhook (404) was posted to for hours, and a webhook's
+/// `Retry-After` was ignored. The kind now decides.
+#[tokio::test]
+async fn a_refusal_is_given_up_at_once_and_a_rate_limit_is_waited_for() {
+    let w = world().await;
+    let mut t = NewTask::new("demo", "Add hello");
+    t.stage = Stage::Done;
+    let task = w.store.create_task(t, "test").await.unwrap();
+    let sinks = [sink("chat", "CHAT_URL")];
+    let poster = Arc::new(Poster::default());
+    let outbox = Outbox::new(
+        w.store.clone(),
+        &sinks,
+        &urls,
+        poster.clone(),
+        Default::default(),
+    );
+    let given_up = Round {
+        given_up: 1,
+        ..Round::default()
+    };
+    poster
+        .script
+        .lock()
+        .unwrap()
+        .push_back(PortError::not_found("the webhook answered 404"));
+    enqueue_for_stage(w.store.as_ref(), &sinks, &task, "Done", "one", None).await;
+    assert_eq!(
+        outbox.run_once().await,
+        given_up,
+        "a 404 is not asked again"
+    );
+    let events = w.store.events(task.id).await.unwrap();
+    let failed = events
+        .iter()
+        .find(|e| e.kind == EventKind::NotifyFailed)
+        .expect("the task says so");
+    assert!(
+        failed.message.contains("after 1 attempt(s)") && failed.message.contains("not_found"),
+        "{}",
+        failed.message
+    );
+
+    // A webhook that asks for ten minutes gets them, not the first backoff.
+    let ten_minutes = std::time::Duration::from_secs(600);
+    poster
+        .script
+        .lock()
+        .unwrap()
+        .push_back(PortError::RateLimited {
+            message: "the webhook answered 429".into(),
+            retry_after: Some(ten_minutes),
+        });
+    enqueue_for_stage(w.store.as_ref(), &sinks, &task, "Done", "two", None).await;
+    let retried = Round {
+        retried: 1,
+        ..Round::default()
+    };
+    assert_eq!(outbox.run_once().await, retried);
+    w.clock.advance(retry_delay(1));
+    assert_eq!(
+        outbox.run_once().await,
+        Round::default(),
+        "asked for longer"
+    );
+    w.clock.advance(ten_minutes);
+    assert_eq!(outbox.run_once().await.sent, 1);
+    assert_eq!(poster.sent.lock().unwrap().len(), 1);
 }
