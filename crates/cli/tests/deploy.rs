@@ -4,6 +4,7 @@
 
 mod common;
 
+use common::http::Api;
 use common::{Serve, count_events, ok, orch, quickstart_project, wait_for};
 use serde_json::Value;
 use std::path::Path;
@@ -49,6 +50,10 @@ fn deploy_parks_until_confirm_deploy_then_runs_once_and_checks_health() {
         ),
     );
     let _serve = Serve::start(&dir);
+    let api = Api::of(&dir);
+    // The engine's ticker passes: where nothing must happen, the test
+    // waits for the engine to have looked again, not for a time.
+    let ticker = "orch_ticker_passes_total";
     ok(
         &dir,
         &["task", "add", "--repo", "demo", "--title", "x", "--id", KEY],
@@ -59,14 +64,14 @@ fn deploy_parks_until_confirm_deploy_then_runs_once_and_checks_health() {
     ok(&dir, &["task", "approve", KEY]);
     wait_for(&dir, KEY, WAIT, "phase A", |_| lines(&prepared) == [KEY]);
     // Parked: the merge is done, phase B waits for a person.
-    std::thread::sleep(Duration::from_secs(1));
+    api.wait_for_passes(ticker, 1);
     let v = wait_for(&dir, KEY, WAIT, "parked", |v| stage(v) == "deploy");
     assert_eq!(count_events(&v, "merged"), 1);
     // A person is asked, once (the ticker runs every second meanwhile).
     wait_for(&dir, KEY, WAIT, "the ask", |v| {
         count_events(v, "awaiting_confirm_deploy") == 1
     });
-    std::thread::sleep(Duration::from_secs(2));
+    api.wait_for_passes(ticker, 2);
     assert!(
         lines(&deployed).is_empty(),
         "phase B waits for Confirm Deploy"
@@ -90,7 +95,7 @@ fn deploy_parks_until_confirm_deploy_then_runs_once_and_checks_health() {
         &["task", "confirm-deploy", &v["task"]["id"].to_string()],
     );
     assert!(!again.status.success());
-    std::thread::sleep(Duration::from_millis(500));
+    api.wait_for_passes(ticker, 1);
     assert_eq!(lines(&deployed), [KEY]);
 }
 
@@ -159,7 +164,8 @@ fn one_engine_per_data_folder() {
                 .is_ok_and(|p| p.trim().parse::<u32>().is_ok())
         },
     );
-    std::thread::sleep(Duration::from_millis(300));
+    // It listens (its control file is written after it took the lock).
+    Api::of(&dir);
     let second = orch(&dir, &["serve", "--listen", "127.0.0.1:0"]);
     assert_eq!(second.status.code(), Some(1));
     let err = String::from_utf8_lossy(&second.stderr);

@@ -142,8 +142,12 @@ fn webhook_hears_its_stages_in_order_through_an_outage_and_a_crash() {
     wait_until("the done post", || {
         seen.lock().unwrap().accepted().len() == 2
     });
-    // Give a stray duplicate or an unlisted stage the time to show up.
-    std::thread::sleep(Duration::from_secs(3));
+    // A stray duplicate or an unlisted stage would be written by the time
+    // the engine has passed over its tasks twice more, and posted by the
+    // outbox's next round.
+    let api = common::http::Api::of(&dir);
+    api.wait_for_passes("orch_ticker_passes_total", 2);
+    api.wait_for_passes("orch_notify_rounds_total", 1);
     let seen = seen.lock().unwrap();
     let stages: Vec<_> = seen
         .answered

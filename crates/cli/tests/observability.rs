@@ -4,9 +4,11 @@
 //! the server's logs (at debug level, both formats), not in any API answer
 //! or dashboard asset, not in the agents' run files.
 
+mod common;
+
+use common::http::{body, counter, http, status};
 use serde_json::Value;
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -35,51 +37,6 @@ fn orch(dir: &Path, args: &[&str]) -> std::process::Output {
         .expect("run orch")
 }
 
-/// One HTTP/1.1 request; the whole answer (status line, headers, body) as text.
-fn http(addr: SocketAddr, method: &str, path: &str, headers: &[&str], body: &str) -> String {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
-    for h in headers {
-        req.push_str(h);
-        req.push_str("\r\n");
-    }
-    if !body.is_empty() {
-        req.push_str("Content-Type: application/json\r\n");
-    }
-    req.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
-    s.write_all(req.as_bytes()).unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    out
-}
-
-fn status(answer: &str) -> u16 {
-    answer.split(' ').nth(1).unwrap().parse().unwrap()
-}
-
-/// The body of a (possibly chunked) answer.
-fn body(answer: &str) -> String {
-    let (head, rest) = answer.split_once("\r\n\r\n").unwrap();
-    if !head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        return rest.to_owned();
-    }
-    let mut out = String::new();
-    let mut rest = rest;
-    while let Some((size, after)) = rest.split_once("\r\n") {
-        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-        if n == 0 {
-            break;
-        }
-        out.push_str(&after[..n]);
-        rest = &after[n + 2..];
-    }
-    out
-}
-
 fn auth() -> String {
     format!("Authorization: Bearer {SECRET}")
 }
@@ -98,19 +55,6 @@ fn scrape(addr: SocketAddr, seen: &mut String) -> prometheus_parse::Scrape {
     let text = body(&a);
     prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned())))
         .unwrap_or_else(|e| panic!("not Prometheus text ({e}): {text}"))
-}
-
-/// The sum of a counter's samples whose labels include `label`.
-fn counter(s: &prometheus_parse::Scrape, name: &str, label: Option<(&str, &str)>) -> f64 {
-    s.samples
-        .iter()
-        .filter(|x| x.metric == name)
-        .filter(|x| label.is_none_or(|(k, v)| x.labels.get(k) == Some(v)))
-        .map(|x| match x.value {
-            prometheus_parse::Value::Counter(v) | prometheus_parse::Value::Untyped(v) => v,
-            _ => 0.0,
-        })
-        .sum()
 }
 
 /// How many observations a histogram holds (its `+Inf` bucket), over all labels.

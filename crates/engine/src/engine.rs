@@ -218,6 +218,7 @@ impl Engine {
                     if let Err(e) = p.tick_all().await {
                         tracing::warn!(error = %e, "tick failed");
                     }
+                    metrics::counter!("orch_ticker_passes_total").increment(1);
                     if n % 25 == 0 {
                         reconcile(&p, reconciler.as_deref()).await;
                     }

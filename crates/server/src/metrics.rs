@@ -90,10 +90,20 @@ fn describe() {
         "orch_tracker_unmapped_states_total",
         "Tracker state changes naming no gate or stage of [tracker.states] (logged on the task, nothing done)."
     );
+    describe_counter!(
+        "orch_ticker_passes_total",
+        "Passes of the level-triggered ticker over every live task."
+    );
+    describe_counter!(
+        "orch_notify_rounds_total",
+        "Rounds of the [[notify]] outbox (each posts what is due)."
+    );
     for agent in AgentKind::ALL {
         counter!("orch_runs_started_total", "agent" => agent.as_str()).absolute(0);
     }
     counter!("orch_tracker_unmapped_states_total").absolute(0);
+    counter!("orch_ticker_passes_total").absolute(0);
+    counter!("orch_notify_rounds_total").absolute(0);
     for provider in ["plane", "gitea", "github"] {
         for result in ["accepted", "duplicate", "rejected"] {
             counter!("orch_webhook_deliveries_total", "provider" => provider, "result" => result)

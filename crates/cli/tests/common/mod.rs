@@ -3,6 +3,8 @@
 //! census that proves nothing was left running.
 #![allow(dead_code)] // each test file uses its own subset
 
+pub mod http;
+
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
