@@ -180,7 +180,8 @@ mod tests {
     use orch_core::{NewTask, Stage};
     use orch_store::Store;
 
-    async fn pipeline() -> (tempfile::TempDir, Arc<Pipeline>) {
+    /// A pipeline on a fresh store, and one task in it.
+    async fn pipeline_with_a_task() -> (tempfile::TempDir, Arc<Pipeline>, TaskId) {
         let dir = tempfile::tempdir().unwrap();
         let sqlite =
             orch_store::sqlite::SqliteStore::open(dir.path().join("orch.db"), Default::default())
@@ -191,33 +192,33 @@ mod tests {
         let mut cfg = Config::default();
         cfg.data_dir = dir.path().to_path_buf();
         let p = Pipeline::with_defaults(store, Arc::new(cfg), "test");
-        (dir, p)
-    }
-
-    #[tokio::test]
-    async fn commands_of_one_task_apply_in_order_and_the_owner_retires() {
-        let (_dir, p) = pipeline().await;
         let task = p
             .store
             .create_task(NewTask::new("app", "t"), "test")
             .await
             .unwrap();
+        (dir, p, task.id)
+    }
+
+    #[tokio::test]
+    async fn commands_of_one_task_apply_in_order_and_the_owner_retires() {
+        let (_dir, p, id) = pipeline_with_a_task().await;
         // Many ticks and a STOP queued at once on one task: each is applied
         // whole, one after another; the STOP leaves the task cancelled.
         let mut calls = Vec::new();
         for _ in 0..20 {
             let p = p.clone();
-            calls.push(tokio::spawn(async move {
-                p.command(task.id, Command::Tick).await
-            }));
+            calls.push(tokio::spawn(
+                async move { p.command(id, Command::Tick).await },
+            ));
         }
-        let stop = p.stop_task(task.id, "test").await;
+        let stop = p.stop_task(id, "test").await;
         assert!(stop.ok, "{stop:?}");
         for c in calls {
             c.await.unwrap().unwrap();
         }
         assert_eq!(
-            p.store.get_task(task.id).await.unwrap().unwrap().stage,
+            p.store.get_task(id).await.unwrap().unwrap().stage,
             Stage::Cancelled
         );
         assert_eq!(p.owners.live(), 0, "an idle task keeps no owner");
@@ -225,20 +226,15 @@ mod tests {
 
     #[tokio::test]
     async fn a_command_whose_caller_went_away_is_still_applied() {
-        let (_dir, p) = pipeline().await;
-        let task = p
-            .store
-            .create_task(NewTask::new("app", "t"), "test")
-            .await
-            .unwrap();
+        let (_dir, p, id) = pipeline_with_a_task().await;
         // The caller's future is dropped before the owner could run.
-        let call = p.stop_task(task.id, "test");
+        let call = p.stop_task(id, "test");
         let dropped = tokio::time::timeout(std::time::Duration::ZERO, call).await;
         assert!(dropped.is_err(), "the STOP cannot have finished yet");
         // A later command of the same task runs after it: the STOP is done.
-        p.command(task.id, Command::Tick).await.unwrap();
+        p.command(id, Command::Tick).await.unwrap();
         assert_eq!(
-            p.store.get_task(task.id).await.unwrap().unwrap().stage,
+            p.store.get_task(id).await.unwrap().unwrap().stage,
             Stage::Cancelled
         );
     }
