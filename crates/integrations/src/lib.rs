@@ -15,6 +15,7 @@ pub mod ingest;
 pub mod labels;
 pub mod notify;
 pub mod plane;
+pub mod pr_forge;
 pub mod providers;
 pub mod refusals;
 pub mod repair;

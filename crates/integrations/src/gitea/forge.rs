@@ -1,82 +1,54 @@
-//! Gitea/Forgejo behind the engine's `Forge` port.
+//! Gitea/Forgejo behind the engine's `Forge` port: the rules of every
+//! pull-request forge (`crate::pr_forge`) over Gitea's API.
 //!
-//! Branches travel by git (the repo's remote is the Gitea clone URL); pull
-//! requests, merges, branch deletion and commit statuses go through the API.
 //! The merge names the verified head (`head_commit_id`), so Gitea refuses it
 //! (409) if the branch moved after verification; a 409 sends the task back to
 //! the merge gate, a 405 (protection, required checks) parks it with Gitea's
-//! reason (`crate::refusals`).
+//! reason (`crate::refusals`). Gitea cannot make the merge conditional on the
+//! base's commit; the verified head is the guard instead, and a base that
+//! moved is merged in by Gitea or refused with 409 (conflict).
 
-use super::client::{GiteaClient, MergeAnswer};
+use super::client::{GiteaClient, MergeAnswer, PullRequest};
+use crate::pr_forge::{BranchInfo, PrForge, PullRequestApi, PullRequestInfo};
 use async_trait::async_trait;
-use orch_engine::ports::{Forge, MergeOutcome, PortError, PortResult};
-use orch_git::{DeleteOutcome, ProtectedBranches, RepoStore};
-use orch_store::MergeLeaseProof;
+use orch_engine::ports::{MergeOutcome, PortError, PortResult};
+use orch_git::{DeleteOutcome, RepoStore};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-pub struct GiteaForge {
+/// Gitea's pull-request calls.
+pub struct GiteaPrApi {
     client: Arc<GiteaClient>,
-    repos: RepoStore,
-    /// orch repo → `owner/name`.
-    names: BTreeMap<String, String>,
     merge_style: String,
-    /// The forge's web address (`https://host`), for links people open.
-    web_base: Option<String>,
 }
 
-impl GiteaForge {
+pub type GiteaForge = PrForge<GiteaPrApi>;
+
+impl PrForge<GiteaPrApi> {
     pub fn new(
         client: Arc<GiteaClient>,
         repos: RepoStore,
         names: BTreeMap<String, String>,
         merge_style: &str,
     ) -> GiteaForge {
-        GiteaForge {
+        let api = GiteaPrApi {
             client,
-            repos,
-            names,
             merge_style: merge_style.to_owned(),
-            web_base: None,
-        }
-    }
-
-    /// Where the forge's web pages are (links in tracker comments).
-    pub fn with_web_base(mut self, url: &str) -> GiteaForge {
-        self.web_base = Some(url.trim_end_matches('/').to_owned());
-        self
+        };
+        PrForge::over(api, repos, names)
     }
 
     pub fn client(&self) -> &Arc<GiteaClient> {
-        &self.client
+        &self.api().client
     }
+}
 
-    fn full(&self, repo: &str) -> PortResult<&str> {
-        self.names.get(repo).map(String::as_str).ok_or_else(|| {
-            PortError::invalid(format!(
-                "repo {repo:?} has no Gitea `owner/name`; add it to [forge.gitea.repos]"
-            ))
-        })
-    }
-
-    async fn ensure_pr(
-        &self,
-        repo: &str,
-        branch: &str,
-        base: &str,
-    ) -> PortResult<super::client::PullRequest> {
-        let full = self.full(repo)?;
-        let title = format!("orch: {branch}");
-        self.client
-            .create_or_find_pr(
-                full,
-                branch,
-                base,
-                &title,
-                "Opened by orch; merged when the pipeline's merge gate passes.",
-            )
-            .await
-            .map_err(PortError::from)
+fn info(p: &PullRequest) -> PullRequestInfo {
+    PullRequestInfo {
+        number: p.number,
+        head_sha: p.head.sha.clone(),
+        merged: p.merged,
+        merge_sha: p.merge_commit_sha.clone(),
     }
 }
 
@@ -92,59 +64,62 @@ pub fn full_name_from_remote(remote: &str) -> Option<String> {
 }
 
 #[async_trait]
-impl Forge for GiteaForge {
-    async fn push_branch(&self, repo: &str, branch: &str) -> PortResult<String> {
-        let sha = self
-            .repos
-            .push_branch(repo, branch)
-            .await
-            .map_err(PortError::from)?;
-        Ok(sha)
+impl PullRequestApi for GiteaPrApi {
+    fn provider(&self) -> &'static str {
+        "Gitea"
     }
 
-    async fn base_head(&self, repo: &str, base: &str) -> PortResult<Option<String>> {
-        let full = self.full(repo)?;
-        let b = self
+    fn config_section(&self) -> &'static str {
+        "forge.gitea"
+    }
+
+    fn browse_path(&self, branch: &str, path: &str) -> String {
+        format!("src/branch/{branch}/{path}")
+    }
+
+    async fn branch(&self, full: &str, branch: &str) -> PortResult<Option<BranchInfo>> {
+        let b = self.client.branch(full, branch).await?;
+        Ok(b.map(|b| BranchInfo {
+            sha: b.commit.map(|c| c.id),
+            protected: b.protected,
+        }))
+    }
+
+    async fn default_branch(&self, full: &str) -> PortResult<String> {
+        Ok(self.client.default_branch(full).await?)
+    }
+
+    async fn create_or_find_pr(
+        &self,
+        full: &str,
+        head: &str,
+        base: &str,
+        title: &str,
+        body: &str,
+    ) -> PortResult<PullRequestInfo> {
+        let pr = self
             .client
-            .branch(full, base)
-            .await
-            .map_err(PortError::from)?;
-        Ok(b.and_then(|b| b.commit).map(|c| c.id))
+            .create_or_find_pr(full, head, base, title, body)
+            .await?;
+        Ok(info(&pr))
     }
 
-    /// Gitea cannot make the merge conditional on the base's commit; the
-    /// verified head (`head_commit_id`) is the guard instead, and a base that
-    /// moved is merged in by Gitea or refused with 409 (conflict).
     async fn merge(
         &self,
-        lease: &MergeLeaseProof,
-        base: &str,
+        full: &str,
+        pr: &PullRequestInfo,
         head: &str,
-        _expected_base: &str,
+        branch: &str,
     ) -> PortResult<MergeOutcome> {
-        let (repo, branch) = (lease.repo(), lease.branch());
-        let full = self.full(repo)?;
-        let pr = self.ensure_pr(repo, branch, base).await?;
-        if pr.merged {
-            return Ok(MergeOutcome::Merged {
-                sha: pr.merge_commit_sha.unwrap_or_else(|| head.to_owned()),
-            });
-        }
-        if pr.head.sha != head && !pr.head.sha.is_empty() {
-            return Ok(MergeOutcome::Stale(format!(
-                "pull request #{} is at {}, not the verified {head}",
-                pr.number, pr.head.sha
-            )));
-        }
         let title = format!("Merge {branch} (orch)");
         let message = format!("Merged by orch after verify passed on {head}.");
         match self
             .client
             .merge(full, pr.number, &self.merge_style, head, &title, &message)
-            .await
-            .map_err(PortError::from)?
+            .await?
         {
             MergeAnswer::Merged => {
+                // Gitea's answer has no commit: the pull request has it.
                 let merged = self.client.get_pr(full, pr.number).await.ok();
                 let sha = merged
                     .and_then(|p| p.merge_commit_sha)
@@ -157,61 +132,13 @@ impl Forge for GiteaForge {
         }
     }
 
-    /// Merged means: a closed pull request into `base` whose head is `head`
-    /// and that Gitea marks merged (a squash leaves `head` outside the base's
-    /// history, so ancestry alone cannot tell).
-    async fn is_merged(&self, repo: &str, base: &str, head: &str) -> PortResult<bool> {
-        let full = self.full(repo)?;
-        let prs = self
-            .client
-            .closed_prs(full, base)
-            .await
-            .map_err(PortError::from)?;
-        Ok(prs.iter().any(|p| p.merged && p.head.sha == head))
+    async fn closed_prs(&self, full: &str, base: &str) -> PortResult<Vec<PullRequestInfo>> {
+        let prs = self.client.closed_prs(full, base).await?;
+        Ok(prs.iter().map(info).collect())
     }
 
-    /// Never the default or a protected branch: checked here first (orch's
-    /// list, the repo's default, Gitea's protection), and Gitea's own 403 is a
-    /// refusal too, not a failure.
-    async fn delete_branch(
-        &self,
-        repo: &str,
-        branch: &str,
-        protected: &ProtectedBranches,
-    ) -> PortResult<DeleteOutcome> {
-        if let Some(reason) = protected.refusal(branch) {
-            return Ok(DeleteOutcome::Refused { reason });
-        }
-        let full = self.full(repo)?;
-        let default = self
-            .client
-            .default_branch(full)
-            .await
-            .map_err(PortError::from)?;
-        if default == branch {
-            return Ok(DeleteOutcome::Refused {
-                reason: format!("{branch} is the repository's default branch"),
-            });
-        }
-        match self
-            .client
-            .branch(full, branch)
-            .await
-            .map_err(PortError::from)?
-        {
-            None => return Ok(DeleteOutcome::NotFound),
-            Some(b) if b.protected => {
-                return Ok(DeleteOutcome::Refused {
-                    reason: format!("{branch} is protected on Gitea"),
-                });
-            }
-            Some(_) => {}
-        }
-        let (status, reason) = self
-            .client
-            .delete_branch(full, branch)
-            .await
-            .map_err(PortError::from)?;
+    async fn delete_branch(&self, full: &str, branch: &str) -> PortResult<DeleteOutcome> {
+        let (status, reason) = self.client.delete_branch(full, branch).await?;
         Ok(match status {
             204 | 200 => DeleteOutcome::Deleted,
             404 => DeleteOutcome::NotFound,
@@ -221,26 +148,18 @@ impl Forge for GiteaForge {
         })
     }
 
-    /// Report the verify result on a commit (`orch/verify`).
-    async fn report_verify(
+    async fn create_status(
         &self,
-        repo: &str,
+        full: &str,
         sha: &str,
-        ok: bool,
+        state: &str,
+        context: &str,
         description: &str,
     ) -> PortResult<()> {
-        let full = self.full(repo)?;
-        let state = if ok { "success" } else { "failure" };
         self.client
-            .create_status(full, sha, state, "orch/verify", description)
+            .create_status(full, sha, state, context, description)
             .await
             .map_err(PortError::from)
-    }
-
-    fn browse_url(&self, repo: &str, branch: &str, path: &str) -> Option<String> {
-        let base = self.web_base.as_deref()?;
-        let full = self.names.get(repo)?;
-        Some(format!("{base}/{full}/src/branch/{branch}/{path}"))
     }
 }
 
