@@ -4,11 +4,10 @@
 //! Issues, labels and comments (the issues tracker) are in `gitea_issues`.
 
 use super::gitea_issues::{self, FakeIssue, FakeLabel};
-use super::{Seen, json, seen};
+use super::{Seen, branch_sha, git, json, seen};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::{Arc, Mutex};
 use wiremock::matchers::any;
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
@@ -60,30 +59,6 @@ pub struct FakeGitea {
 }
 
 struct Responder(Arc<Mutex<GiteaModel>>);
-
-fn git(bare: &Path, args: &[&str]) -> Option<String> {
-    let out = Command::new("git")
-        .arg("--git-dir")
-        .arg(bare)
-        .args(args)
-        .output()
-        .ok()?;
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
-}
-
-fn branch_sha(bare: &Path, branch: &str) -> Option<String> {
-    git(
-        bare,
-        &[
-            "rev-parse",
-            "--verify",
-            "--quiet",
-            &format!("refs/heads/{branch}^{{commit}}"),
-        ],
-    )
-}
 
 impl FakeGitea {
     /// `full_name` is `owner/name`; `bare` the repository orch pushes to.

@@ -1,11 +1,10 @@
 //! A fake GitHub over a real bare repository: pull requests (merge moves the
 //! base branch), branches, statuses, and issues with labels and comments.
 
-use super::{Seen, json, seen};
+use super::{Seen, branch_sha, git, json, seen};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::{Arc, Mutex};
 use wiremock::matchers::any;
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
@@ -58,30 +57,6 @@ pub struct FakeGithub {
 }
 
 struct Responder(Arc<Mutex<GithubModel>>);
-
-fn git(bare: &Path, args: &[&str]) -> Option<String> {
-    let out = Command::new("git")
-        .arg("--git-dir")
-        .arg(bare)
-        .args(args)
-        .output()
-        .ok()?;
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
-}
-
-fn sha_of(bare: &Path, branch: &str) -> Option<String> {
-    git(
-        bare,
-        &[
-            "rev-parse",
-            "--verify",
-            "--quiet",
-            &format!("refs/heads/{branch}^{{commit}}"),
-        ],
-    )
-}
 
 impl FakeGithub {
     pub async fn start(full_name: &str, token: &str, bare: &Path) -> FakeGithub {
@@ -212,7 +187,7 @@ impl Respond for Responder {
             );
         }
         if let Some(b) = rest.strip_prefix("/branches/") {
-            return match sha_of(&bare, b) {
+            return match branch_sha(&bare, b) {
                 Some(sha) => json(
                     200,
                     json!({"name": b, "protected": m.protected.contains(b), "commit": {"sha": sha}}),
@@ -224,7 +199,7 @@ impl Respond for Responder {
             if m.protected.contains(b) || b == m.default_branch {
                 return json(403, json!({"message": "Cannot delete a protected branch"}));
             }
-            return match sha_of(&bare, b) {
+            return match branch_sha(&bare, b) {
                 Some(sha) => {
                     git(
                         &bare,
@@ -259,7 +234,7 @@ impl Respond for Responder {
                         json!({"message": "Validation Failed", "errors": [{"message": "A pull request already exists"}]}),
                     );
                 }
-                let Some(head_sha) = sha_of(&bare, &head) else {
+                let Some(head_sha) = branch_sha(&bare, &head) else {
                     return json(422, json!({"message": "head not found"}));
                 };
                 let pr = GhFakePr {
@@ -297,14 +272,14 @@ impl Respond for Responder {
                     return json(405, json!({"message": "Pull Request is not mergeable"}));
                 };
                 let pr = m.prs[i].clone();
-                let cur = sha_of(&bare, &pr.head).unwrap_or_default();
+                let cur = branch_sha(&bare, &pr.head).unwrap_or_default();
                 if body["sha"].as_str().is_some_and(|s| s != cur) {
                     return json(
                         409,
                         json!({"message": "Head branch was modified. Review and try the merge again."}),
                     );
                 }
-                let old = sha_of(&bare, &pr.base).unwrap_or_default();
+                let old = branch_sha(&bare, &pr.base).unwrap_or_default();
                 if git(&bare, &["merge-base", "--is-ancestor", &old, &cur]).is_none() {
                     return json(405, json!({"message": "Pull Request is not mergeable"}));
                 }

@@ -52,3 +52,30 @@ pub(crate) fn now_rfc3339(micros: bool) -> String {
     now.format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default()
 }
+
+/// `git --git-dir <bare> args…`: the fakes of forges keep their branches
+/// in a real bare repository orch pushes to. `None` when git fails.
+pub(crate) fn git(bare: &std::path::Path, args: &[&str]) -> Option<String> {
+    let out = std::process::Command::new("git")
+        .arg("--git-dir")
+        .arg(bare)
+        .args(args)
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+/// The commit `branch` points at in the bare repository, if it exists.
+pub(crate) fn branch_sha(bare: &std::path::Path, branch: &str) -> Option<String> {
+    git(
+        bare,
+        &[
+            "rev-parse",
+            "--verify",
+            "--quiet",
+            &format!("refs/heads/{branch}^{{commit}}"),
+        ],
+    )
+}
