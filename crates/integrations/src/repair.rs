@@ -1,9 +1,59 @@
-//! The reconciler's pure rule (R-43, TC-12): given the state an item is in on
-//! the tracker and the stage of its live task, is there a gate the pipeline
-//! has not acted on? Shared by every tracker's reconciler.
+//! The reconciler's rule (R-43, TC-12): given the state an item is in on the
+//! tracker and the stage of its live task, is there a gate the pipeline has
+//! not acted on? (`repair_due`, pure), and the replay of one listed item
+//! through the pipeline (`reconcile_item`). Shared by every tracker's
+//! reconciler, which only lists.
 
+use crate::plane::ReconcileStats;
 use orch_config::{StateRole, TrackerStates};
 use orch_core::Stage;
+use orch_engine::pipeline::Pipeline;
+
+/// Reconcile one listed item whose state on the tracker is `state`: a live
+/// task in a terminal stage is skipped (TC-12); a gate the pipeline missed
+/// is replayed (`on_item_state`, as the reconciler). Counted in `st`.
+/// `false` when the cycle's watermark must stay: the store failed, or the
+/// replay met an outage (the item is read again next cycle). A refusal that
+/// retrying will not change is logged once and does not make every cycle
+/// re-read everything.
+pub(crate) async fn reconcile_item(
+    pipeline: &Pipeline,
+    item: &str,
+    state: &str,
+    st: &mut ReconcileStats,
+) -> bool {
+    let states = &pipeline.config().tracker.states;
+    let task = match pipeline.store().find_live_task_by_tracker_id(item).await {
+        Ok(t) => t,
+        Err(e) => {
+            st.errors += 1;
+            tracing::warn!(error = %e, "reconcile: store lookup failed");
+            return false;
+        }
+    };
+    if task.as_ref().is_some_and(|t| t.stage.is_terminal()) {
+        st.skipped_terminal += 1;
+        return true;
+    }
+    if repair_due(state, task.as_ref().map(|t| t.stage), states) != Repair::Replay {
+        return true;
+    }
+    match pipeline
+        .on_item_state(item, state, None, "reconciler")
+        .await
+    {
+        Ok(r) => {
+            st.repaired += 1;
+            tracing::info!(item, state, routed = ?r, "reconcile: repaired a missed state change");
+            true
+        }
+        Err(e) => {
+            st.errors += 1;
+            tracing::warn!(item, error = %e, "reconcile: applying the state failed; retried next cycle");
+            !e.is_transient()
+        }
+    }
+}
 
 /// What the reconciler should replay for an item.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

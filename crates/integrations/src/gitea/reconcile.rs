@@ -10,7 +10,7 @@ use super::issues::PAGE_LIMIT;
 use super::tracker::GiteaIssuesTracker;
 use crate::labels::state_of;
 use crate::plane::ReconcileStats;
-use crate::repair::{Repair, repair_due};
+use crate::repair::reconcile_item;
 use crate::timestamps::parse_millis;
 use orch_engine::pipeline::Pipeline;
 use std::collections::HashMap;
@@ -40,7 +40,6 @@ impl GiteaReconciler {
         let before = self.tracker.client().api().requests_sent();
         let mut st = ReconcileStats::default();
         let states = self.pipeline.config().tracker.states.clone();
-        let store = self.pipeline.store().clone();
         for full in self.tracker.repos().values() {
             st.projects += 1;
             let since = marks.get(full).cloned();
@@ -83,36 +82,7 @@ impl GiteaReconciler {
                     let Some(state) = state_of(&issue.label_names(), &states) else {
                         continue;
                     };
-                    let task = match store.find_live_task_by_tracker_id(&item).await {
-                        Ok(t) => t,
-                        Err(e) => {
-                            st.errors += 1;
-                            failed = true;
-                            tracing::warn!(error = %e, "reconcile: store lookup failed");
-                            continue;
-                        }
-                    };
-                    if task.as_ref().is_some_and(|t| t.stage.is_terminal()) {
-                        st.skipped_terminal += 1;
-                        continue;
-                    }
-                    if repair_due(&state, task.as_ref().map(|t| t.stage), &states) == Repair::Replay
-                    {
-                        match self
-                            .pipeline
-                            .on_item_state(&item, &state, None, "reconciler")
-                            .await
-                        {
-                            Ok(_) => st.repaired += 1,
-                            Err(e) => {
-                                st.errors += 1;
-                                // Only an outage keeps the watermark; a refusal
-                                // that retrying will not change is logged once.
-                                failed |= e.is_transient();
-                                tracing::warn!(item = %item, error = %e, "reconcile: applying the state failed; retried next cycle");
-                            }
-                        }
-                    }
+                    failed |= !reconcile_item(&self.pipeline, &item, &state, &mut st).await;
                 }
                 // The last page: the total is reached, or (a server that
                 // sends no total) the page was not full.

@@ -6,7 +6,7 @@
 
 use super::tracker::{GithubIssuesTracker, state_of};
 use crate::plane::ReconcileStats;
-use crate::repair::{Repair, repair_due};
+use crate::repair::reconcile_item;
 use orch_engine::pipeline::Pipeline;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -37,7 +37,6 @@ impl GithubReconciler {
         let before = self.tracker.client().api().requests_sent();
         let mut st = ReconcileStats::default();
         let states = self.pipeline.config().tracker.states.clone();
-        let store = self.pipeline.store().clone();
         for full in self.tracker.repos().values() {
             st.projects += 1;
             let since = marks.get(full).cloned();
@@ -72,34 +71,7 @@ impl GithubReconciler {
                     let Some(state) = state_of(&labels, &states) else {
                         continue;
                     };
-                    let task = match store.find_live_task_by_tracker_id(&item).await {
-                        Ok(t) => t,
-                        Err(e) => {
-                            st.errors += 1;
-                            failed = true;
-                            tracing::warn!(error = %e, "reconcile: store lookup failed");
-                            continue;
-                        }
-                    };
-                    if task.as_ref().is_some_and(|t| t.stage.is_terminal()) {
-                        st.skipped_terminal += 1;
-                        continue;
-                    }
-                    if repair_due(&state, task.as_ref().map(|t| t.stage), &states) == Repair::Replay
-                    {
-                        match self
-                            .pipeline
-                            .on_item_state(&item, &state, None, "reconciler")
-                            .await
-                        {
-                            Ok(_) => st.repaired += 1,
-                            Err(e) => {
-                                st.errors += 1;
-                                failed |= is_transient(&e);
-                                tracing::warn!(item = %item, error = %e, "reconcile: applying the state failed; retried next cycle");
-                            }
-                        }
-                    }
+                    failed |= !reconcile_item(&self.pipeline, &item, &state, &mut st).await;
                 }
                 if n < self.per_page as usize {
                     break;
@@ -114,11 +86,4 @@ impl GithubReconciler {
         st.api_calls = self.tracker.client().api().requests_sent() - before;
         st
     }
-}
-
-/// Only an outage keeps the watermark (the item is read again next cycle);
-/// a refusal that will not change by retrying (an invalid item, an unknown
-/// repo) is logged once and does not make every cycle re-read everything.
-fn is_transient(e: &orch_engine::pipeline::PipelineError) -> bool {
-    e.is_transient()
 }

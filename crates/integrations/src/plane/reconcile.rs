@@ -5,7 +5,7 @@
 //! next cycle starts again from the same place.
 
 use super::tracker::PlaneTracker;
-use crate::repair::{Repair, repair_due};
+use crate::repair::reconcile_item;
 use orch_engine::pipeline::Pipeline;
 use serde::Serialize;
 use std::collections::{HashMap, HashSet};
@@ -82,8 +82,6 @@ impl PlaneReconciler {
         old: Option<&Watermark>,
         st: &mut ReconcileStats,
     ) -> Option<Watermark> {
-        let states = self.pipeline.config().tracker.states.clone();
-        let store = self.pipeline.store().clone();
         let mut newest: Option<Watermark> = None;
         let mut failed = false;
         let mut cursor: Option<String> = None;
@@ -141,36 +139,7 @@ impl PlaneReconciler {
                         continue;
                     }
                 };
-                let task = match store.find_live_task_by_tracker_id(&w.id).await {
-                    Ok(t) => t,
-                    Err(e) => {
-                        st.errors += 1;
-                        failed = true;
-                        tracing::warn!(error = %e, "reconcile: store lookup failed");
-                        continue;
-                    }
-                };
-                if task.as_ref().is_some_and(|t| t.stage.is_terminal()) {
-                    st.skipped_terminal += 1;
-                    continue;
-                }
-                if repair_due(&state, task.as_ref().map(|t| t.stage), &states) == Repair::Replay {
-                    match self
-                        .pipeline
-                        .on_item_state(&w.id, &state, None, "reconciler")
-                        .await
-                    {
-                        Ok(r) => {
-                            st.repaired += 1;
-                            tracing::info!(item = %w.id, state = %state, routed = ?r, "reconcile: repaired a missed state change");
-                        }
-                        Err(e) => {
-                            st.errors += 1;
-                            failed |= is_transient(&e);
-                            tracing::warn!(item = %w.id, error = %e, "reconcile: applying the state failed; retried next cycle");
-                        }
-                    }
-                }
+                failed |= !reconcile_item(&self.pipeline, &w.id, &state, st).await;
             }
             match page.next_cursor.filter(|_| page.next_page_results) {
                 Some(c) => cursor = Some(c),
@@ -201,13 +170,6 @@ fn is_older(a: &str, b: &str) -> bool {
         // Unparseable: never stop early on it (reading more is safe).
         _ => false,
     }
-}
-
-/// Only an outage keeps the watermark (the item is read again next cycle);
-/// a refusal that will not change by retrying (an invalid item, an unknown
-/// repo) is logged once and does not make every cycle re-read everything.
-fn is_transient(e: &orch_engine::pipeline::PipelineError) -> bool {
-    e.is_transient()
 }
 
 #[cfg(test)]
