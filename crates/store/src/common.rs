@@ -3,9 +3,9 @@
 //! only in their SQL and connections.
 
 use crate::error::{StoreError, StoreResult};
-use crate::model::{ClaimRequest, LeaseAcquire, MergeLease, MergeLeaseProof};
+use crate::model::{ClaimRequest, Leadership, LeaseAcquire, MergeLease, MergeLeaseProof};
 use orch_core::retry::FailureDecision;
-use orch_core::{Job, JobStatus, Stage, Task, TaskId};
+use orch_core::{Job, JobStatus, Stage, Task, TaskId, Timestamp};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -233,4 +233,31 @@ pub(crate) fn comment_write(tracker_id: Option<&str>, event: i64, body: &str) ->
     let item = orch_core::keys::original_key(tracker_id?);
     let key = format!("orch-event-{event}");
     Some(serde_json::json!({ "item": item, "op": "comment", "body": body, "key": key }).to_string())
+}
+
+/// The leader lease after node `me` asked for it at `now`, from its row
+/// (`holder`, `epoch`, `expires_at`; a fresh row is `("", 0, 0)`): the new
+/// row, or `None` while another node holds it. Both stores write what this
+/// says inside the transaction that read the row.
+pub(crate) fn lead(
+    holder: &str,
+    epoch: i64,
+    expires_at: i64,
+    me: &str,
+    now: i64,
+    ttl: Duration,
+) -> Option<Leadership> {
+    let expires_at_new = now.saturating_add(millis(ttl));
+    if holder == me {
+        return Some(Leadership {
+            node: me.to_owned(),
+            epoch,
+            expires_at: Timestamp(expires_at_new),
+        });
+    }
+    (expires_at <= now).then(|| Leadership {
+        node: me.to_owned(),
+        epoch: epoch + 1,
+        expires_at: Timestamp(expires_at_new),
+    })
 }

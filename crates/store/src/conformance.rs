@@ -20,8 +20,10 @@ use std::time::Duration;
 
 mod disk;
 mod event_comments;
+mod nodes;
 pub use disk::*;
 pub use event_comments::*;
+pub use nodes::*;
 
 /// A fresh, migrated store, the clock it reads, and whatever keeps it alive
 /// (a temp dir, a database name to drop).
@@ -1674,6 +1676,8 @@ macro_rules! conformance_suite {
             concurrent_claims_are_exclusive,
             worktree_sizes_are_recorded_and_listed,
             idle_worktrees_skip_active_cleaned_and_terminal_tasks,
+            nodes_report_themselves_and_drain_when_asked,
+            one_leader_at_a_time_and_a_takeover_after_expiry,
         );
     };
     (@cases $harness:expr; $($case:ident),* $(,)?) => {

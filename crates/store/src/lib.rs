@@ -27,8 +27,8 @@ pub use postgres::{PgOptions, PgStore};
 pub use signals::{QueueSignal, QueueSignals};
 pub use sqlite::{SqliteOptions, SqliteStore, Synchronous};
 pub use traits::{
-    DiskStore, JobQueue, LeaseStore, MarkerStore, NotificationStore, RunStore, Store, TaskStore,
-    TrackerStore,
+    DiskStore, JobQueue, LeaseStore, MarkerStore, NodeStore, NotificationStore, RunStore, Store,
+    TaskStore, TrackerStore,
 };
 
 use std::sync::Arc;

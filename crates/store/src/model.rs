@@ -292,3 +292,27 @@ pub struct WorktreeDisk {
     pub cleaned_at: Option<Timestamp>,
     pub freed_bytes: u64,
 }
+
+/// An orch engine sharing the store, as it last reported itself
+/// ([`crate::NodeStore`], issue 11).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Node {
+    pub name: String,
+    /// Changes at each start of the engine.
+    pub boot_id: String,
+    pub started_at: Timestamp,
+    pub heartbeat_at: Timestamp,
+    /// A person asked it to drain: finish running work, claim nothing new.
+    pub draining: bool,
+    /// It reported that it claims nothing new (it saw `draining`).
+    pub claims_stopped: bool,
+}
+
+/// Who holds the leader lease ([`crate::NodeStore::lead`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Leadership {
+    pub node: String,
+    /// Raised each time the lease passes to another node.
+    pub epoch: i64,
+    pub expires_at: Timestamp,
+}

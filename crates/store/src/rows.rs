@@ -5,8 +5,8 @@
 
 use crate::error::{StoreError, StoreResult};
 use crate::model::{
-    Marker, MarkerState, MarkerStep, MergeLease, Notification, TrackerComment, TrackerItem,
-    WorktreeDisk,
+    Leadership, Marker, MarkerState, MarkerStep, MergeLease, Node, Notification, TrackerComment,
+    TrackerItem, WorktreeDisk,
 };
 use orch_core::run::{Run, Usage, counts_as_agent_time};
 use orch_core::{AgentKind, Job, JobId, RunId, Task, TaskEvent, TaskId, Timestamp, WorkerId};
@@ -90,6 +90,16 @@ macro_rules! comment_columns {
         "id, item_id, author, body, external_id, created_at"
     };
 }
+macro_rules! node_columns {
+    () => {
+        "name, boot_id, started_at, heartbeat_at, draining, claims_stopped"
+    };
+}
+macro_rules! leader_columns {
+    () => {
+        "node, epoch, expires_at"
+    };
+}
 macro_rules! notification_columns {
     () => {
         "id, sink, task_id, payload, attempts, next_at, created_at, last_error, failed_at"
@@ -97,8 +107,8 @@ macro_rules! notification_columns {
 }
 #[allow(unused_imports)]
 pub(crate) use {
-    comment_columns, event_columns, item_columns, job_columns, lease_columns, marker_columns,
-    notification_columns, run_columns, task_columns,
+    comment_columns, event_columns, item_columns, job_columns, leader_columns, lease_columns,
+    marker_columns, node_columns, notification_columns, run_columns, task_columns,
 };
 
 pub fn task(r: &impl Columns) -> StoreResult<Task> {
@@ -281,6 +291,25 @@ pub fn notification(r: &impl Columns) -> StoreResult<Notification> {
     })
 }
 
+pub fn node(r: &impl Columns) -> StoreResult<Node> {
+    Ok(Node {
+        name: r.text("name")?,
+        boot_id: r.text("boot_id")?,
+        started_at: Timestamp(r.int("started_at")?),
+        heartbeat_at: Timestamp(r.int("heartbeat_at")?),
+        draining: r.int("draining")? != 0,
+        claims_stopped: r.int("claims_stopped")? != 0,
+    })
+}
+
+pub fn leadership(r: &impl Columns) -> StoreResult<Leadership> {
+    Ok(Leadership {
+        node: r.text("node")?,
+        epoch: r.int("epoch")?,
+        expires_at: Timestamp(r.int("expires_at")?),
+    })
+}
+
 /// A `worktree_disk` row joined with its task (`repo`, `branch`,
 /// `work_item_id`, `stage`).
 pub fn worktree_disk(r: &impl Columns) -> StoreResult<WorktreeDisk> {
@@ -319,6 +348,8 @@ mod tests {
             ("tracker_items", item_columns!()),
             ("tracker_comments", comment_columns!()),
             ("notifications", notification_columns!()),
+            ("nodes", node_columns!()),
+            ("leader", leader_columns!()),
         ] {
             let t = table(name).expect("a table of the schema");
             for col in list.split(',').map(str::trim) {

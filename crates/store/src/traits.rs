@@ -266,6 +266,32 @@ pub trait DiskStore {
     async fn idle_worktrees(&self, idle_since: Timestamp) -> StoreResult<Vec<WorktreeDisk>>;
 }
 
+/// The engines sharing the store (issue 11): who is alive, who drains, who
+/// leads.
+#[async_trait]
+pub trait NodeStore {
+    /// Node `name` is alive (its engine started with `boot_id`) and claims
+    /// new work or not (`claims_stopped`): its row written or refreshed; a
+    /// new `boot_id` restarts its `started_at`. Returns the row, with the
+    /// `draining` a person set.
+    async fn node_heartbeat(
+        &self,
+        name: &str,
+        boot_id: &str,
+        claims_stopped: bool,
+    ) -> StoreResult<Node>;
+    /// Every node that ever reported, by name.
+    async fn nodes(&self) -> StoreResult<Vec<Node>>;
+    /// Ask node `name` to drain (or to claim again). `false`: no such node.
+    async fn set_node_draining(&self, name: &str, draining: bool) -> StoreResult<bool>;
+    /// Take or keep the leader lease for `ttl`: `Some(epoch)` when `name`
+    /// leads now (the epoch rises each time the lease changes hands),
+    /// `None` while another node holds an unexpired lease.
+    async fn lead(&self, name: &str, ttl: Duration) -> StoreResult<Option<i64>>;
+    /// Who holds the leader lease (expired or not), if anyone ever did.
+    async fn leader(&self) -> StoreResult<Option<Leadership>>;
+}
+
 /// Everything orch keeps durably.
 #[async_trait]
 pub trait Store:
@@ -277,6 +303,7 @@ pub trait Store:
     + TrackerStore
     + NotificationStore
     + DiskStore
+    + NodeStore
     + Send
     + Sync
 {

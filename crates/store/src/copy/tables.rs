@@ -132,6 +132,30 @@ pub const TABLES: &[Table] = &[
         counter: false,
     },
     Table {
+        name: "nodes",
+        columns: &[
+            ("name", Text),
+            ("boot_id", Text),
+            ("started_at", Int),
+            ("heartbeat_at", Int),
+            ("draining", Int),
+            ("claims_stopped", Int),
+        ],
+        key: &["name"],
+        counter: false,
+    },
+    Table {
+        name: "leader",
+        columns: &[
+            ("id", Int),
+            ("node", Text),
+            ("epoch", Int),
+            ("expires_at", Int),
+        ],
+        key: &["id"],
+        counter: false,
+    },
+    Table {
         name: "worktree_disk",
         columns: &[
             ("task_id", Int),

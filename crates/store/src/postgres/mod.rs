@@ -17,6 +17,7 @@ mod disk;
 mod jobs;
 mod leases;
 mod markers;
+mod nodes;
 mod notifications;
 mod rows;
 mod runs;

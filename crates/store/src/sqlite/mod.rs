@@ -8,6 +8,7 @@ mod disk;
 mod jobs;
 mod leases;
 mod markers;
+mod nodes;
 mod notifications;
 mod rows;
 mod runs;

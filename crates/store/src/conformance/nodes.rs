@@ -1,0 +1,78 @@
+//! Conformance cases of the nodes sharing a store (`NodeStore`, issue 11).
+
+use super::Harness;
+use std::time::Duration;
+
+/// A node's row follows its heartbeats; a restart (a new boot id) starts
+/// it anew; a drain asked by a person reaches it with its next heartbeat
+/// and is acknowledged by the one after; a resume clears both.
+pub async fn nodes_report_themselves_and_drain_when_asked(h: Harness) {
+    let s = &h.store;
+    assert!(s.nodes().await.unwrap().is_empty());
+    assert!(
+        !s.set_node_draining("a", true).await.unwrap(),
+        "no such node yet"
+    );
+    let a = s.node_heartbeat("a", "boot-1", false).await.unwrap();
+    let started = a.started_at;
+    assert_eq!((a.draining, a.claims_stopped), (false, false));
+    h.clock.advance(Duration::from_secs(5));
+    let a = s.node_heartbeat("a", "boot-1", false).await.unwrap();
+    assert_eq!(a.started_at, started, "the same run of the engine");
+    assert!(a.heartbeat_at > started);
+    s.node_heartbeat("b", "boot-9", false).await.unwrap();
+
+    assert!(s.set_node_draining("a", true).await.unwrap());
+    let a = s.node_heartbeat("a", "boot-1", false).await.unwrap();
+    assert!(a.draining && !a.claims_stopped, "asked, not yet stopped");
+    let a = s.node_heartbeat("a", "boot-1", true).await.unwrap();
+    assert!(a.draining && a.claims_stopped);
+    let names: Vec<_> = s
+        .nodes()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|n| n.name)
+        .collect();
+    assert_eq!(names, ["a", "b"]);
+
+    assert!(s.set_node_draining("a", false).await.unwrap());
+    let listed = s.nodes().await.unwrap();
+    assert!(!listed[0].draining && !listed[0].claims_stopped);
+
+    h.clock.advance(Duration::from_secs(5));
+    let restarted = s.node_heartbeat("a", "boot-2", false).await.unwrap();
+    assert!(restarted.started_at > started, "a restart starts anew");
+}
+
+/// One leader at a time: the lease is kept by its holder, refused to
+/// others until it expires, then taken over with a higher epoch.
+pub async fn one_leader_at_a_time_and_a_takeover_after_expiry(h: Harness) {
+    let s = &h.store;
+    let ttl = Duration::from_secs(30);
+    assert_eq!(s.leader().await.unwrap(), None, "nobody led yet");
+    let first = s.lead("a", ttl).await.unwrap().expect("a free lease");
+    assert_eq!(s.lead("b", ttl).await.unwrap(), None, "a holds it");
+    h.clock.advance(Duration::from_secs(20));
+    assert_eq!(s.lead("a", ttl).await.unwrap(), Some(first), "a renews");
+    h.clock.advance(Duration::from_secs(20));
+    assert_eq!(s.lead("b", ttl).await.unwrap(), None, "renewed: still a's");
+    h.clock.advance(Duration::from_secs(11));
+    let taken = s.lead("b", ttl).await.unwrap().expect("a's lease expired");
+    assert!(taken > first, "a new holder raises the epoch");
+    let l = s.leader().await.unwrap().unwrap();
+    assert_eq!((l.node.as_str(), l.epoch), ("b", taken));
+    assert_eq!(s.lead("a", ttl).await.unwrap(), None, "a lost it");
+
+    // Nodes asking at once: exactly one leads.
+    h.clock.advance(Duration::from_secs(31));
+    let asks = (0..8).map(|i| {
+        let s = s.clone();
+        tokio::spawn(async move { s.lead(&format!("n{i}"), ttl).await.unwrap() })
+    });
+    let mut leaders = 0;
+    for a in asks {
+        leaders += usize::from(a.await.unwrap().is_some());
+    }
+    assert_eq!(leaders, 1);
+}
