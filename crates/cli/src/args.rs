@@ -39,6 +39,9 @@ pub enum Command {
     /// orch's writes to the tracker that it gave up on: list them, send them again.
     #[command(subcommand)]
     Outbox(OutboxCommand),
+    /// The orch engines sharing the store: list them, drain one.
+    #[command(subcommand)]
+    Node(NodeCommand),
     /// Disk per repo and task (mirrors, worktrees, build outputs); with
     /// --apply, free build outputs of idle worktrees and worktrees of
     /// finished tasks (archived first; archives are kept).
@@ -66,6 +69,31 @@ pub enum OutboxCommand {
     List(OutboxListArgs),
     /// Send given-up tracker writes again (they are retried as new ones).
     Retry(OutboxRetryArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NodeCommand {
+    /// Every node that reported itself: alive or not, draining, leading.
+    List(NodeListArgs),
+    /// Ask a node to finish its running work and claim nothing new (it
+    /// says so within a heartbeat); --resume lets it claim again.
+    Drain(NodeDrainArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct NodeListArgs {
+    /// Print JSON for scripts instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct NodeDrainArgs {
+    /// The node's name (`orch node list`).
+    pub name: String,
+    /// Claim again instead.
+    #[arg(long)]
+    pub resume: bool,
 }
 
 #[derive(Debug, Args)]
@@ -262,6 +290,11 @@ pub struct ServeArgs {
     /// logging.format from orch.toml).
     #[arg(long, value_enum, value_name = "FORMAT")]
     pub log_format: Option<LogFormatArg>,
+    /// This engine's name among the nodes sharing the store (default:
+    /// ORCH_WORKER_ID, else the host name). Runs it starts are re-adopted
+    /// by a node of the same name.
+    #[arg(long, value_name = "NAME")]
+    pub node: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

@@ -42,6 +42,9 @@ pub struct Engine {
     pub pipeline: Arc<Pipeline>,
     pub supervisor: Arc<Supervisor>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
+    store: Arc<dyn Store>,
+    /// This node's name among the engines sharing the store.
+    node: String,
 }
 
 /// The supervisor's settings from the configuration.
@@ -113,6 +116,7 @@ impl Engine {
             cfg.clone(),
             pipeline.repos().clone(),
         ));
+        let worker_name = worker.clone();
         let sup_cfg = supervisor_config(&cfg, worker, monitor);
         let (supervisor, mut reports) = Supervisor::new(store.clone(), preparer, sup_cfg);
         // STOP has the supervisor stop the runs it watches: one killer.
@@ -125,7 +129,22 @@ impl Engine {
         if let Err(e) = pipeline.tick_all().await {
             tracing::warn!(error = %e, "start-up tick failed");
         }
+        // This engine as a node of the store: its first heartbeat before
+        // any claim (a drain asked while it was down holds from the start),
+        // then one every `queue.heartbeat_secs`.
+        let me = crate::node::NodeIdentity::new(&worker_name);
+        let worker_name = me.name.clone();
+        let leads = crate::node::heartbeat(store.as_ref(), &me, &supervisor, cfg.lease()).await;
+        let (leading, lead) = tokio::sync::watch::channel(leads);
         let mut tasks = supervisor.start().await;
+        tasks.push(tokio::spawn(crate::node::run(
+            store.clone(),
+            me,
+            supervisor.clone(),
+            cfg.heartbeat(),
+            cfg.lease(),
+            leading,
+        )));
         // A job queued by this process (API, webhook, ticker) is claimed at once.
         {
             let (queued, s) = (pipeline.job_queued(), supervisor.clone());
@@ -153,23 +172,35 @@ impl Engine {
             ),
         }
         // The tracker's writes that failed (an outage, a refusal) are retried
-        // in order until the tracker takes them, across restarts.
-        tasks.push(tokio::spawn(
-            pipeline.tracker_outbox().run(Duration::from_secs(2)),
-        ));
+        // in order until the tracker takes them, across restarts; by the
+        // leader only, so two nodes never send one item's writes at once.
+        {
+            let p = pipeline.clone();
+            tasks.push(tokio::spawn(crate::node::while_leading(
+                lead.clone(),
+                move || p.tracker_outbox().run(Duration::from_secs(2)),
+            )));
+        }
         // Outgoing notifications: post what the outbox holds, at once
         // when the pipeline writes, and retries on a timer.
         if !cfg.notify.is_empty() {
             match poster {
                 Some(poster) => {
-                    let outbox = Outbox::new(
+                    let outbox = Arc::new(Outbox::new(
                         store.clone(),
                         &cfg.notify,
                         &|name| cfg.secret(name),
                         poster,
                         pipeline.notification_queued(),
-                    );
-                    tasks.push(tokio::spawn(outbox.run(Duration::from_secs(2))));
+                    ));
+                    // By the leader only: one sender per message.
+                    tasks.push(tokio::spawn(crate::node::while_leading(
+                        lead.clone(),
+                        move || {
+                            let outbox = outbox.clone();
+                            async move { outbox.run(Duration::from_secs(2)).await }
+                        },
+                    )));
                 }
                 None => tracing::error!("notifications are configured but cannot be sent"),
             }
@@ -190,9 +221,15 @@ impl Engine {
         // `cleanup.cleanup_after_hours` go (issue 12). Idleness is counted
         // in hours, so a pass every few minutes is early enough.
         if let Some(idle) = cfg.cleanup.idle_after() {
-            let p = pipeline.clone();
+            let (p, lead) = (pipeline.clone(), lead.clone());
             tasks.push(tokio::spawn(async move {
                 loop {
+                    // The leader cleans (each node its own worktrees: see
+                    // `clean_idle_worktrees`); another node waits its turn.
+                    if !*lead.borrow() {
+                        tokio::time::sleep(CLEANUP_EVERY).await;
+                        continue;
+                    }
                     let since = crate::metered::now().minus(idle);
                     match p.clean_idle_worktrees(since).await {
                         Ok(pass) if !pass.cleaned.is_empty() => tracing::info!(
@@ -219,7 +256,9 @@ impl Engine {
                         tracing::warn!(error = %e, "tick failed");
                     }
                     metrics::counter!("orch_ticker_passes_total").increment(1);
-                    if n % 25 == 0 {
+                    // The reconciler lists the tracker once per cycle for
+                    // the whole cluster: the leader's job.
+                    if n % 25 == 0 && *lead.borrow() {
                         reconcile(&p, reconciler.as_deref()).await;
                     }
                     s.wake();
@@ -230,14 +269,21 @@ impl Engine {
             pipeline,
             supervisor,
             tasks,
+            store,
+            node: worker_name,
         }
     }
 
-    /// Stop claiming and ticking; running agents keep running (re-adopted later).
-    pub fn shutdown(self) {
+    /// Stop claiming and ticking; running agents keep running (re-adopted
+    /// later). A leader resigns, so another node leads at its next
+    /// heartbeat rather than after the lease.
+    pub async fn shutdown(self) {
         self.supervisor.shutdown();
         for t in self.tasks {
             t.abort();
+        }
+        if let Err(e) = self.store.resign(&self.node).await {
+            tracing::warn!(error = %e, "resigning the leader lease failed; another node leads once it expires");
         }
     }
 }

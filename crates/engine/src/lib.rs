@@ -15,6 +15,7 @@
 
 pub mod engine;
 mod metered;
+pub mod node;
 pub mod notify;
 pub mod pipeline;
 pub mod ports;

@@ -263,7 +263,7 @@ impl Outbox {
     }
 
     /// Post on wake-up or every `every`, until the task is aborted.
-    pub async fn run(self, every: Duration) {
+    pub async fn run(&self, every: Duration) {
         loop {
             self.run_once().await;
             metrics::counter!("orch_notify_rounds_total").increment(1);

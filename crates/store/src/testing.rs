@@ -408,8 +408,14 @@ pub async fn populate(store: &dyn Store) -> Vec<orch_core::Task> {
     );
 
     // Nodes: two engines, one draining, one leading.
-    store.node_heartbeat("node-a", "boot-1", false).await.unwrap();
-    store.node_heartbeat("node-b", "boot-7", false).await.unwrap();
+    store
+        .node_heartbeat("node-a", "boot-1", false)
+        .await
+        .unwrap();
+    store
+        .node_heartbeat("node-b", "boot-7", false)
+        .await
+        .unwrap();
     assert!(store.set_node_draining("node-b", true).await.unwrap());
     store
         .lead("node-a", std::time::Duration::from_secs(60))

@@ -288,6 +288,10 @@ pub trait NodeStore {
     /// leads now (the epoch rises each time the lease changes hands),
     /// `None` while another node holds an unexpired lease.
     async fn lead(&self, name: &str, ttl: Duration) -> StoreResult<Option<i64>>;
+    /// Node `name` stops leading (a graceful shutdown): its lease expires
+    /// now, so another node takes over at its next heartbeat instead of
+    /// after `ttl`. `false`: it did not hold the lease.
+    async fn resign(&self, name: &str) -> StoreResult<bool>;
     /// Who holds the leader lease (expired or not), if anyone ever did.
     async fn leader(&self) -> StoreResult<Option<Leadership>>;
 }

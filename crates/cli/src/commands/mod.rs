@@ -6,13 +6,14 @@ mod doctor;
 mod gc;
 mod init;
 mod logs;
+mod node;
 mod outbox;
 mod quickstart;
 pub mod serve;
 mod status;
 mod task;
 
-use crate::args::{Cli, Command, DbCommand, OutboxCommand, TaskAction, TaskCommand};
+use crate::args::{Cli, Command, DbCommand, NodeCommand, OutboxCommand, TaskAction, TaskCommand};
 use crate::error::CliResult;
 use orch_config::Config;
 use orch_store::{SqliteOptions, Store, Synchronous};
@@ -50,6 +51,13 @@ pub async fn run(cli: Cli) -> CliResult {
                 OutboxCommand::Retry(a) => outbox::retry(&cfg, &a).await,
             }
         }
+        Command::Node(cmd) => {
+            let cfg = load_config(cli.config.as_deref())?;
+            match cmd {
+                NodeCommand::List(a) => node::list(&cfg, &a).await,
+                NodeCommand::Drain(a) => node::drain(&cfg, &a).await,
+            }
+        }
         Command::Quickstart(a) => quickstart::run(&a).await,
         Command::Serve(a) => {
             let mut cfg = load_config(cli.config.as_deref())?;
@@ -59,7 +67,7 @@ pub async fn run(cli: Cli) -> CliResult {
                     crate::args::LogFormatArg::Json => orch_config::LogFormat::Json,
                 };
             }
-            serve::run(&cfg, a.listen).await
+            serve::run(&cfg, a.listen, a.node).await
         }
         Command::Status(a) => status::run(&load_config(cli.config.as_deref())?, &a).await,
         Command::Gc(a) => gc::run(&load_config(cli.config.as_deref())?, &a).await,

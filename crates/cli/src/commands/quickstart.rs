@@ -199,7 +199,7 @@ pub async fn run(a: &QuickstartArgs) -> CliResult {
             updated_at: Timestamp(0),
         })
         .await?;
-    let engine = Engine::start(&cfg, store.clone()).await?;
+    let engine = Engine::start(&cfg, store.clone(), None).await?;
     let pipeline = engine.pipeline().clone();
     let start = pipeline
         .start_item(KEY)
@@ -264,7 +264,7 @@ pub async fn run(a: &QuickstartArgs) -> CliResult {
         }
     };
     progress.finish();
-    engine.shutdown();
+    engine.shutdown().await;
     let task = outcome.map_err(CliError::Runtime)?;
     let merged = git(&dir.join("remotes/demo.git"), &["log", "--oneline", "main"])?;
     let usage = store.task_usage(id).await?;

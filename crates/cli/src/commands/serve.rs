@@ -81,9 +81,13 @@ impl DataDirLock {
 impl Engine {
     /// Take the data folder, build the providers, the pipeline and the rest
     /// once, and start the engine on them.
-    pub async fn start(cfg: &Config, store: Arc<dyn Store>) -> CliResult<Engine> {
+    pub async fn start(
+        cfg: &Config,
+        store: Arc<dyn Store>,
+        node: Option<String>,
+    ) -> CliResult<Engine> {
         let lock = DataDirLock::take(cfg)?;
-        let worker = worker_id();
+        let worker = node.unwrap_or_else(worker_id);
         let repos = orch_git::RepoStore::new(cfg.repos_dir());
         let providers = Arc::new(Providers::from_config(cfg, &repos));
         let pipeline = providers.pipeline(
@@ -128,8 +132,8 @@ impl Engine {
     }
 
     /// Stop claiming and ticking; running agents keep running (re-adopted later).
-    pub fn shutdown(self) {
-        self.inner.shutdown();
+    pub async fn shutdown(self) {
+        self.inner.shutdown().await;
     }
 }
 
@@ -164,7 +168,7 @@ pub fn init_logging(cfg: &Config) {
     };
 }
 
-pub async fn run(cfg: &Config, listen: Option<String>) -> CliResult {
+pub async fn run(cfg: &Config, listen: Option<String>, node: Option<String>) -> CliResult {
     init_logging(cfg);
     let store = super::open_store(cfg).await?;
     let addr = match listen {
@@ -188,7 +192,7 @@ pub async fn run(cfg: &Config, listen: Option<String>) -> CliResult {
     let cfg = &cfg;
     // Before the engine starts, so its first claims are already counted.
     orch_server::install_metrics_recorder();
-    let engine = Engine::start(cfg, store).await?;
+    let engine = Engine::start(cfg, store, node).await?;
     // The CLI beside this engine sends its changes here (crate::engine_link).
     let mut reach = local;
     if reach.ip().is_unspecified() {
@@ -218,6 +222,6 @@ pub async fn run(cfg: &Config, listen: Option<String>) -> CliResult {
     )
     .await?;
     eprintln!("orch serve: shutting down; running agents are left for the next start to re-adopt");
-    engine.shutdown();
+    engine.shutdown().await;
     Ok(())
 }

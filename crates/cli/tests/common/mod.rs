@@ -107,6 +107,7 @@ pub struct Serve {
     dir: PathBuf,
     starts: u32,
     env: Vec<(String, String)>,
+    args: Vec<String>,
 }
 
 impl Serve {
@@ -117,15 +118,22 @@ impl Serve {
 
     /// As `start`, with extra environment variables (also after restarts).
     pub fn start_with_env(dir: &Path, env: &[(&str, &str)]) -> Serve {
+        Serve::start_with(dir, env, &[])
+    }
+
+    /// As `start_with_env`, with extra arguments of `orch serve`.
+    pub fn start_with(dir: &Path, env: &[(&str, &str)], args: &[&str]) -> Serve {
         let env: Vec<(String, String)> = env
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
         Serve {
-            child: spawn_serve(dir, 0, &env),
+            child: spawn_serve(dir, 0, &env, &args),
             dir: dir.to_path_buf(),
             starts: 1,
             env,
+            args,
         }
     }
 
@@ -155,7 +163,7 @@ impl Serve {
         if self.child.try_wait().ok().flatten().is_none() {
             return false;
         }
-        self.child = spawn_serve(&self.dir, self.starts, &self.env);
+        self.child = spawn_serve(&self.dir, self.starts, &self.env, &self.args);
         self.starts += 1;
         true
     }
@@ -164,7 +172,7 @@ impl Serve {
     pub fn crash_and_restart(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        self.child = spawn_serve(&self.dir, self.starts, &self.env);
+        self.child = spawn_serve(&self.dir, self.starts, &self.env, &self.args);
         self.starts += 1;
     }
 }
@@ -176,10 +184,11 @@ impl Drop for Serve {
     }
 }
 
-fn spawn_serve(dir: &Path, n: u32, env: &[(String, String)]) -> Child {
+fn spawn_serve(dir: &Path, n: u32, env: &[(String, String)], args: &[String]) -> Child {
     let log = std::fs::File::create(dir.join(format!("serve-{n}.log"))).unwrap();
     Command::new(ORCH)
         .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(args)
         .current_dir(dir)
         .env_remove("ORCH_CONFIG")
         .envs(env.iter().map(|(k, v)| (k, v)))

@@ -150,6 +150,9 @@ pub struct Supervisor {
     shutdown: Notify,
     active: Mutex<HashMap<RunId, Active>>,
     reports: mpsc::UnboundedSender<RunReport>,
+    /// The node drains (`orch node drain`): claim nothing new; the runs it
+    /// watches go on to their end.
+    draining: std::sync::atomic::AtomicBool,
 }
 
 impl Supervisor {
@@ -168,6 +171,7 @@ impl Supervisor {
             shutdown: Notify::new(),
             active: Mutex::new(HashMap::new()),
             reports: tx,
+            draining: std::sync::atomic::AtomicBool::new(false),
         });
         (sup, rx)
     }
@@ -185,6 +189,22 @@ impl Supervisor {
     /// re-adopts them (graceful shutdown, R-60).
     pub fn shutdown(&self) {
         self.shutdown.notify_waiters();
+    }
+
+    /// Drain (claim nothing new, let the runs it watches end) or claim
+    /// again. Returns whether it claims nothing new now.
+    pub fn set_draining(&self, draining: bool) -> bool {
+        use std::sync::atomic::Ordering;
+        let was = self.draining.swap(draining, Ordering::SeqCst);
+        if was && !draining {
+            self.wake();
+        }
+        draining
+    }
+
+    /// Whether it claims nothing new (draining).
+    pub fn draining(&self) -> bool {
+        self.draining.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Runs being watched right now.
@@ -276,6 +296,10 @@ impl Supervisor {
     pub async fn dispatch_once(self: &Arc<Self>) -> usize {
         let mut started = 0;
         loop {
+            // Checked before each claim: a drain takes effect between two.
+            if self.draining.load(std::sync::atomic::Ordering::SeqCst) {
+                return started;
+            }
             match self.store.claim(&self.claim_request()).await {
                 Ok(Some(job)) => {
                     started += 1;

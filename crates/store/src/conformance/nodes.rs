@@ -63,6 +63,11 @@ pub async fn one_leader_at_a_time_and_a_takeover_after_expiry(h: Harness) {
     let l = s.leader().await.unwrap().unwrap();
     assert_eq!((l.node.as_str(), l.epoch), ("b", taken));
     assert_eq!(s.lead("a", ttl).await.unwrap(), None, "a lost it");
+    // A leader that shuts down resigns: the next asker leads at once.
+    assert!(!s.resign("a").await.unwrap(), "a does not lead");
+    assert!(s.resign("b").await.unwrap());
+    let after = s.lead("a", ttl).await.unwrap().expect("b resigned");
+    assert!(after > taken);
 
     // Nodes asking at once: exactly one leads.
     h.clock.advance(Duration::from_secs(31));

@@ -87,6 +87,12 @@ impl NodeStore for PgStore {
         Ok(Some(next.epoch))
     }
 
+    async fn resign(&self, name: &str) -> StoreResult<bool> {
+        let q =
+            sqlx::query("UPDATE leader SET expires_at = 0 WHERE id = 1 AND node = $1").bind(name);
+        Ok(exec(&self.pool, q).await? == 1)
+    }
+
     async fn leader(&self) -> StoreResult<Option<Leadership>> {
         let q = sqlx::query(concat!(
             "SELECT ",

@@ -96,6 +96,16 @@ impl NodeStore for SqliteStore {
             .await
     }
 
+    async fn resign(&self, name: &str) -> StoreResult<bool> {
+        let n = self
+            .write(
+                "UPDATE leader SET expires_at = 0 WHERE id = 1 AND node = ?1",
+                (&name,),
+            )
+            .await?;
+        Ok(n == 1)
+    }
+
     async fn leader(&self) -> StoreResult<Option<Leadership>> {
         self.read_one(
             concat!(
