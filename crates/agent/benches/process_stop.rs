@@ -49,6 +49,7 @@ fn launch_agent(root: &Path, name: &str, script: &Path, cgroup: CgroupMode) -> R
         env: BTreeMap::from([("PATH".to_owned(), "/usr/bin:/bin".to_owned())]),
         monitor: monitor_command(),
         cgroup,
+        sandbox: None,
     })
     .expect("launch")
 }

@@ -321,6 +321,7 @@ fn launch_cli(sandbox: &Sandbox, argv: Vec<OsString>, env: BTreeMap<String, Stri
             args_prefix: vec![],
         },
         cgroup: CgroupMode::Auto,
+        sandbox: None,
     })
     .expect("launch the monitor");
     Run {

@@ -155,6 +155,7 @@ impl World {
                 args_prefix: vec!["monitor".into()],
             },
             cgroup: CgroupMode::Off,
+            sandbox: None,
         };
         let h = launch(spec).unwrap();
         wait_started(&h, Duration::from_secs(10)).expect("agent started");

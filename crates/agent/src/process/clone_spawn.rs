@@ -20,23 +20,23 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 /// `CLONE_INTO_CGROUP` (include/uapi/linux/sched.h).
-const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+pub(crate) const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
 
 /// `struct clone_args` (CLONE_ARGS_SIZE_VER2).
 #[repr(C)]
 #[derive(Default)]
-struct CloneArgs {
-    flags: u64,
-    pidfd: u64,
-    child_tid: u64,
-    parent_tid: u64,
-    exit_signal: u64,
-    stack: u64,
-    stack_size: u64,
-    tls: u64,
-    set_tid: u64,
-    set_tid_size: u64,
-    cgroup: u64,
+pub(crate) struct CloneArgs {
+    pub flags: u64,
+    pub pidfd: u64,
+    pub child_tid: u64,
+    pub parent_tid: u64,
+    pub exit_signal: u64,
+    pub stack: u64,
+    pub stack_size: u64,
+    pub tls: u64,
+    pub set_tid: u64,
+    pub set_tid_size: u64,
+    pub cgroup: u64,
 }
 
 /// What to start; the same meaning as the `Command` setup in the monitor.
@@ -69,7 +69,7 @@ fn cstr(s: &OsStr) -> io::Result<CString> {
     CString::new(s.as_bytes()).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))
 }
 
-fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+pub(crate) fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     let mut fds = [0 as RawFd; 2];
     // SAFETY: pipe2 fills the two-element array.
     if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
@@ -82,7 +82,10 @@ fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
 /// The program as `execvp` would find it, using the agent's own PATH (the
 /// behaviour of `Command` with a cleared environment). A name with a slash is
 /// used as given (resolved against `cwd` by the kernel after the chdir).
-fn resolve(program: &OsStr, env: &std::collections::BTreeMap<String, String>) -> PathBuf {
+pub(crate) fn resolve(
+    program: &OsStr,
+    env: &std::collections::BTreeMap<String, String>,
+) -> PathBuf {
     if program.as_bytes().contains(&b'/') {
         return PathBuf::from(program);
     }

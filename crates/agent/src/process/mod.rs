@@ -28,6 +28,7 @@ mod monitor;
 mod monitor_args;
 pub mod procfs;
 pub mod run_dir;
+pub mod sandbox;
 mod signal;
 mod stop;
 mod timeouts;

@@ -22,6 +22,7 @@ use super::copier::{self, CopyDone};
 use super::monitor_args::MonitorArgs;
 use super::procfs::{self, ProcId};
 use super::run_dir::{self, ExitRecord, MonitorInfo};
+use super::sandbox;
 use super::signal::{SignalOutcome, signal_process};
 use super::tree::{self, RunRoots};
 use nix::sys::signal::{SigHandler, SigSet, Signal, killpg};
@@ -149,6 +150,25 @@ struct AgentStatus {
     core_dumped: bool,
 }
 
+impl AgentStatus {
+    /// From a raw `waitpid` status.
+    fn from_raw(raw: i32) -> AgentStatus {
+        if libc::WIFSIGNALED(raw) {
+            AgentStatus {
+                exit_code: None,
+                signal: Some(libc::WTERMSIG(raw)),
+                core_dumped: libc::WCOREDUMP(raw),
+            }
+        } else {
+            AgentStatus {
+                exit_code: Some(libc::WEXITSTATUS(raw)),
+                signal: None,
+                core_dumped: false,
+            }
+        }
+    }
+}
+
 /// Reaps every child that has exited; returns the agent's status if it was one.
 fn reap_all(agent: i32) -> Option<AgentStatus> {
     let mut agent_status = None;
@@ -190,6 +210,8 @@ struct Running {
     id: ProcId,
     cgroup: Option<RunCgroup>,
     copiers: mpsc::Receiver<CopyDone>,
+    /// A sandboxed agent's status pipe and the pipe its init watches.
+    sandbox: Option<(File, std::os::fd::OwnedFd)>,
 }
 
 impl Monitor {
@@ -231,7 +253,7 @@ impl Monitor {
     }
 
     fn run(self) -> Result<(), ProcessError> {
-        let running = match self.spawn_agent() {
+        let mut running = match self.spawn_agent() {
             Ok(r) => r,
             Err(e) => {
                 // Record the failure where the watcher looks, so the run reads as
@@ -257,7 +279,13 @@ impl Monitor {
             log(&format!("{e}"));
         }
 
-        let (status, forwarded) = self.supervise(&running);
+        let (mut status, forwarded) = self.supervise(&running);
+        if let Some((mut result, _life)) = running.sandbox.take() {
+            // The init's own exit says nothing; the agent's status is what counts.
+            if let Some(raw) = sandbox::spawn::read_result(&mut result) {
+                status = AgentStatus::from_raw(raw);
+            }
+        }
         let finished_at = run_dir::now();
         let strays = self.end_strays(running.cgroup.as_ref());
         self.wait_copiers(&running.copiers);
@@ -323,8 +351,24 @@ impl Monitor {
         } else {
             None
         };
+        let mut sandbox = None;
         // Fast path: created inside its cgroup, no migration (see clone_spawn).
         let fast = match cgroup.as_ref().map(RunCgroup::open_dir) {
+            _ if self.args.sandbox.is_some() => {
+                let s = self
+                    .spawn_sandboxed(&env, cgroup.as_ref())
+                    .inspect_err(|_| {
+                        if let Some(cg) = &cgroup {
+                            cg.remove();
+                        }
+                    })?;
+                sandbox = Some((s.result, s.life));
+                Some(clone_spawn::Spawned {
+                    pid: s.pid,
+                    stdout: s.stdout,
+                    stderr: s.stderr,
+                })
+            }
             Some(Ok(dir)) => {
                 let spec = clone_spawn::SpawnSpec {
                     argv: &self.args.argv,
@@ -397,7 +441,43 @@ impl Monitor {
             },
             cgroup,
             copiers: rx,
+            sandbox,
         })
+    }
+
+    /// A sandboxed agent (see [`super::sandbox`]): never falls back to an
+    /// unsandboxed start.
+    fn spawn_sandboxed(
+        &self,
+        env: &BTreeMap<String, String>,
+        cgroup: Option<&RunCgroup>,
+    ) -> Result<sandbox::spawn::SandboxSpawned, ProcessError> {
+        let path = self.args.sandbox.as_ref().expect("checked by the caller");
+        let bytes = std::fs::read(path)
+            .map_err(|e| ProcessError::io(format!("reading {}", path.display()), e))?;
+        let spec: sandbox::SandboxSpec =
+            serde_json::from_slice(&bytes).map_err(|e| ProcessError::Json {
+                path: path.clone(),
+                source: e,
+            })?;
+        let root = self.args.run_dir.join("sandbox-root");
+        std::fs::create_dir_all(&root)
+            .map_err(|e| ProcessError::io(format!("creating {}", root.display()), e))?;
+        let dir = cgroup.and_then(|c| c.open_dir().ok());
+        let mut env = env.clone();
+        if let Some(home) = &spec.home {
+            env.insert("HOME".to_owned(), home.display().to_string());
+        }
+        sandbox::spawn::spawn(&sandbox::spawn::SandboxSpawn {
+            spec: &spec,
+            root: &root,
+            argv: &self.args.argv,
+            env: &env,
+            cwd: self.args.cwd.as_deref(),
+            cgroup_dir: dir.as_ref(),
+            stray_grace: self.args.stray_grace,
+        })
+        .map_err(|e| ProcessError::io(format!("starting {:?} sandboxed", self.args.argv), e))
     }
 
     /// The portable path: `Command`, joining the cgroup (if any) between fork

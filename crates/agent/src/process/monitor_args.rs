@@ -4,7 +4,7 @@
 //! ```text
 //! orch-monitor --run-dir DIR [--run-id ID] [--cwd DIR]
 //!              [--env-file FILE] [--env K=V]... [--no-cgroup]
-//!              [--stray-grace-ms N] -- PROGRAM [ARGS...]
+//!              [--sandbox FILE] [--stray-grace-ms N] -- PROGRAM [ARGS...]
 //! ```
 //!
 //! `--env` puts values on the command line, where every user can read them in
@@ -33,6 +33,9 @@ pub struct MonitorArgs {
     pub env_file: Option<PathBuf>,
     /// Put the agent in a cgroup v2 of its own where possible.
     pub cgroup: bool,
+    /// A `sandbox.json` ([`super::sandbox::SandboxSpec`]): run the agent
+    /// sandboxed, or not at all.
+    pub sandbox: Option<PathBuf>,
     pub stray_grace: Duration,
     /// The agent's command: program and arguments, run without a shell.
     pub argv: Vec<OsString>,
@@ -57,7 +60,7 @@ pub enum ArgsError {
 }
 
 pub const USAGE: &str = "orch-monitor --run-dir DIR [--run-id ID] [--cwd DIR] [--env-file FILE] \
-                         [--env K=V]... [--no-cgroup] [--stray-grace-ms N] -- PROGRAM [ARGS...]";
+                         [--env K=V]... [--no-cgroup] [--sandbox FILE] [--stray-grace-ms N] -- PROGRAM [ARGS...]";
 
 impl MonitorArgs {
     /// A monitor for `argv` writing into `run_dir`, with defaults for the rest.
@@ -69,6 +72,7 @@ impl MonitorArgs {
             env: BTreeMap::new(),
             env_file: None,
             cgroup: true,
+            sandbox: None,
             stray_grace: DEFAULT_STRAY_GRACE,
             argv,
         }
@@ -115,6 +119,7 @@ impl MonitorArgs {
                     out.env.insert(k.to_owned(), v.to_owned());
                 }
                 Some("--no-cgroup") => out.cgroup = false,
+                Some("--sandbox") => out.sandbox = Some(PathBuf::from(value("--sandbox")?)),
                 Some("--stray-grace-ms") => {
                     let v = utf8("--stray-grace-ms", value("--stray-grace-ms")?)?;
                     let ms = v.parse::<u64>().map_err(|_| ArgsError::Invalid {
@@ -151,6 +156,9 @@ impl MonitorArgs {
         }
         if !self.cgroup {
             a.push("--no-cgroup".into());
+        }
+        if let Some(f) = &self.sandbox {
+            a.extend(["--sandbox".into(), f.clone().into()]);
         }
         if self.stray_grace != DEFAULT_STRAY_GRACE {
             a.extend([
@@ -190,6 +198,8 @@ mod tests {
             "--env",
             "A=1=2",
             "--no-cgroup",
+            "--sandbox",
+            "/r/sandbox.json",
             "--stray-grace-ms",
             "250",
             "--",
@@ -202,6 +212,7 @@ mod tests {
         assert_eq!(a.run_id.as_deref(), Some("r-1"));
         assert_eq!(a.env.get("A").map(String::as_str), Some("1=2"));
         assert!(!a.cgroup);
+        assert_eq!(a.sandbox, Some(PathBuf::from("/r/sandbox.json")));
         assert_eq!(a.stray_grace, Duration::from_millis(250));
         assert_eq!(
             a.argv,

@@ -1,0 +1,95 @@
+//! `[sandbox]`: how agents are contained (issue 12). The mechanism lives in
+//! `orch_agent::process::sandbox`; this is what the operator chooses.
+
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+/// `[sandbox] mode`, and its per-kind override `[agents.<kind>] sandbox`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SandboxMode {
+    /// The agent runs as orch's user, seeing what that user sees.
+    #[default]
+    Off,
+    /// New mount, PID, IPC, UTS and network namespaces, no capabilities,
+    /// Landlock where the kernel has it; only the run's paths are visible.
+    Namespaces,
+}
+
+impl SandboxMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SandboxMode::Off => "off",
+            SandboxMode::Namespaces => "namespaces",
+        }
+    }
+}
+
+/// `[sandbox]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SandboxConfig {
+    pub mode: SandboxMode,
+    /// Read-only inside the sandbox, at the same path: the programs, libraries
+    /// and configuration agents need. Missing paths are skipped.
+    pub toolchain_paths: Vec<PathBuf>,
+    /// Inside the toolchain paths, replaced by an empty file or folder:
+    /// secrets an agent never needs.
+    pub hidden_paths: Vec<PathBuf>,
+}
+
+impl Default for SandboxConfig {
+    fn default() -> Self {
+        SandboxConfig {
+            mode: SandboxMode::Off,
+            toolchain_paths: [
+                "/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc", "/opt",
+            ]
+            .into_iter()
+            .map(PathBuf::from)
+            .collect(),
+            hidden_paths: [
+                "/etc/shadow",
+                "/etc/shadow-",
+                "/etc/gshadow",
+                "/etc/gshadow-",
+                "/etc/sudoers",
+                "/etc/sudoers.d",
+                "/etc/ssh",
+                "/etc/ssl/private",
+            ]
+            .into_iter()
+            .map(PathBuf::from)
+            .collect(),
+        }
+    }
+}
+
+/// The problems of the section, as (key, what) pairs for `validate`.
+pub(crate) fn check_sandbox(s: &SandboxConfig) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for (name, list) in [
+        ("toolchain_paths", &s.toolchain_paths),
+        ("hidden_paths", &s.hidden_paths),
+    ] {
+        for (i, p) in list.iter().enumerate() {
+            let plain = p.is_absolute()
+                && p.components().all(|c| {
+                    matches!(
+                        c,
+                        std::path::Component::RootDir | std::path::Component::Normal(_)
+                    )
+                });
+            if !plain || p == std::path::Path::new("/") {
+                out.push((
+                    format!("sandbox.{name}[{i}]"),
+                    format!(
+                        "{} must be an absolute path below / without . or ..",
+                        p.display()
+                    ),
+                ));
+            }
+        }
+    }
+    out
+}
