@@ -4,13 +4,18 @@
 
 mod process_support;
 
+use orch_agent::process::sandbox::egress::{Allowlist, read_refusals};
 use orch_agent::process::sandbox::{self, SandboxSpec, defaults};
 use orch_agent::process::{
     CgroupMode, RunState, StopPolicy, read_exit, read_monitor_info, stop, wait_exit,
 };
 use process_support::{DEADLINE, TestRun, wait_for};
 use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 fn supported() -> bool {
@@ -31,6 +36,7 @@ fn spec_for(root: &Path) -> SandboxSpec {
         readonly: defaults::TOOLCHAIN.iter().map(PathBuf::from).collect(),
         hidden: defaults::HIDDEN.iter().map(PathBuf::from).collect(),
         home: Some(root.join("home")),
+        egress: Default::default(),
     }
 }
 
@@ -253,4 +259,69 @@ fn landlock_fences_the_agent_where_the_kernel_has_it() {
     );
     finish(&run);
     assert_eq!(run.output(), "comm: denied\n");
+}
+
+/// A one-answer-per-connection HTTP server on a free loopback port; counts
+/// the connections it accepted.
+fn http_server(body: &'static str) -> (u16, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let hits = Arc::new(AtomicUsize::new(0));
+    let counted = hits.clone();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            counted.fetch_add(1, Ordering::SeqCst);
+            let mut buf = [0u8; 4096];
+            let _ = conn.read(&mut buf);
+            let _ = write!(
+                conn,
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    (port, hits)
+}
+
+#[test]
+fn a_sandboxed_agent_reaches_only_allowed_hosts_through_the_proxy() {
+    if !supported() || !Path::new("/usr/bin/curl").exists() {
+        eprintln!("SKIP: needs the namespaces and /usr/bin/curl");
+        return;
+    }
+    let (allowed, allowed_hits) = http_server("allowed\n");
+    let (denied, denied_hits) = http_server("denied\n");
+    let env = BTreeMap::from([
+        ("ALLOWED".to_owned(), allowed.to_string()),
+        ("DENIED".to_owned(), denied.to_string()),
+    ]);
+    let run = TestRun::launch_in(
+        "c() { curl -sS --max-time 5 \"$@\" 2>/dev/null; }\n\
+         c --noproxy '*' \"http://127.0.0.1:$ALLOWED/\" || echo 'direct: refused'\n\
+         c -p -x \"$HTTPS_PROXY\" \"http://127.0.0.1:$ALLOWED/\" || echo 'allowed: refused'\n\
+         c -p -x \"$HTTPS_PROXY\" \"http://127.0.0.1:$DENIED/\" || echo 'denied: refused'",
+        CgroupMode::Auto,
+        env,
+        |_| {},
+        |root| {
+            let mut spec = spec_for(root);
+            spec.egress = Allowlist(vec![format!("127.0.0.1:{allowed}")]);
+            Some(spec)
+        },
+    );
+    let rec = finish(&run);
+    assert_eq!(rec.exit_code, Some(0), "{rec:?}");
+    assert_eq!(
+        lines(&run.output()),
+        vec!["direct: refused", "allowed", "denied: refused"],
+        "stderr: {}",
+        std::fs::read_to_string(run.run_dir().join("stderr.log")).unwrap_or_default()
+    );
+    assert_eq!(allowed_hits.load(Ordering::SeqCst), 1);
+    assert_eq!(denied_hits.load(Ordering::SeqCst), 0);
+    let refused = read_refusals(run.run_dir());
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert_eq!(refused[0].target, format!("127.0.0.1:{denied}"));
+    assert!(refused[0].why.contains("allowlist"), "{refused:?}");
 }

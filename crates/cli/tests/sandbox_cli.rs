@@ -38,7 +38,10 @@ fn init_turns_the_sandbox_on_where_the_machine_supports_it_and_doctor_agrees() {
     let said = String::from_utf8_lossy(&out.stdout).into_owned();
     let check = sandbox_check(d);
     if supported {
-        assert!(toml.contains("[sandbox]\nmode = \"namespaces\"\n"), "{toml}");
+        assert!(
+            toml.contains("[sandbox]\nmode = \"namespaces\"\n"),
+            "{toml}"
+        );
         assert!(said.contains("agents run sandboxed"), "{said}");
         assert_eq!(check["level"], "ok", "{check}");
         assert!(

@@ -633,6 +633,9 @@ pub struct AgentConfig {
     pub max_attempts: Option<u32>,
     /// Overrides `[sandbox] mode` for this kind.
     pub sandbox: Option<crate::sandbox::SandboxMode>,
+    /// Sandboxed, the hosts this kind may reach through orch's proxy:
+    /// `host:port`, or `host` for any port. Empty: none.
+    pub egress_allow: Vec<String>,
 }
 
 impl Default for AgentConfig {
@@ -644,6 +647,7 @@ impl Default for AgentConfig {
             idle_timeout_secs: 600,
             max_attempts: None,
             sandbox: None,
+            egress_allow: Vec::new(),
         }
     }
 }

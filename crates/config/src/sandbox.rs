@@ -93,3 +93,78 @@ pub(crate) fn check_sandbox(s: &SandboxConfig) -> Vec<(String, String)> {
     }
     out
 }
+
+/// Each `[agents.<kind>] egress_allow` entry must be `host` or `host:port`.
+pub(crate) fn check_egress(agents: &crate::AgentsConfig) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for kind in orch_core::AgentKind::ALL {
+        let Some(a) = agents.get(kind) else { continue };
+        for (i, entry) in a.egress_allow.iter().enumerate() {
+            let host = match entry.rsplit_once(':') {
+                Some((h, p)) if p.parse::<u16>().is_ok_and(|p| p > 0) => h,
+                Some(_) => "",
+                None => entry.as_str(),
+            };
+            let host = host.trim_start_matches('[').trim_end_matches(']');
+            let fine = !host.is_empty()
+                && host
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ':'));
+            if !fine {
+                out.push((
+                    format!("agents.{kind}.egress_allow[{i}]"),
+                    format!("{entry:?} must be a host name or address, optionally with :port"),
+                ));
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn toolchain_paths_must_be_plain_and_absolute() {
+        let mut s = SandboxConfig::default();
+        assert!(check_sandbox(&s).is_empty());
+        s.toolchain_paths = vec!["usr".into(), "/".into(), "/a/../etc".into(), "/ok".into()];
+        let keys: Vec<String> = check_sandbox(&s).into_iter().map(|(k, _)| k).collect();
+        assert_eq!(
+            keys,
+            [
+                "sandbox.toolchain_paths[0]",
+                "sandbox.toolchain_paths[1]",
+                "sandbox.toolchain_paths[2]"
+            ]
+        );
+    }
+
+    #[test]
+    fn egress_entries_are_hosts_with_an_optional_port() {
+        let agents = crate::AgentsConfig {
+            developer: Some(crate::AgentConfig {
+                egress_allow: vec![
+                    "api.example:443".into(),
+                    "api.example".into(),
+                    "[::1]:8080".into(),
+                    "api.example:0".into(),
+                    "http://api.example".into(),
+                    "".into(),
+                ],
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let keys: Vec<String> = check_egress(&agents).into_iter().map(|(k, _)| k).collect();
+        assert_eq!(
+            keys,
+            [
+                "agents.developer.egress_allow[3]",
+                "agents.developer.egress_allow[4]",
+                "agents.developer.egress_allow[5]"
+            ]
+        );
+    }
+}

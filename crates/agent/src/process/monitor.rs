@@ -468,16 +468,39 @@ impl Monitor {
         if let Some(home) = &spec.home {
             env.insert("HOME".to_owned(), home.display().to_string());
         }
-        sandbox::spawn::spawn(&sandbox::spawn::SandboxSpawn {
-            spec: &spec,
-            root: &root,
-            argv: &self.args.argv,
-            env: &env,
-            cwd: self.args.cwd.as_deref(),
-            cgroup_dir: dir.as_ref(),
-            stray_grace: self.args.stray_grace,
+        let spawn = |env: &BTreeMap<String, String>, new_netns: bool| {
+            sandbox::spawn::spawn(&sandbox::spawn::SandboxSpawn {
+                spec: &spec,
+                root: &root,
+                argv: &self.args.argv,
+                env,
+                cwd: self.args.cwd.as_deref(),
+                cgroup_dir: dir.as_ref(),
+                stray_grace: self.args.stray_grace,
+                new_netns,
+            })
+        };
+        let failed = |e| ProcessError::io(format!("starting {:?} sandboxed", self.args.argv), e);
+        if sandbox::spawn::namespace_flags().1.is_some() {
+            // Not root: the namespaces belong to the agent's own user
+            // namespace, which the monitor cannot enter to set up the proxy.
+            log("not root: the sandbox has no network at all (no egress proxy)");
+            return spawn(&env, true).map_err(failed);
+        }
+        let (spawned, listener) = sandbox::egress::in_new_netns(|port| {
+            let proxy = format!("http://127.0.0.1:{port}");
+            for name in ["HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"] {
+                env.insert(name.to_owned(), proxy.clone());
+            }
+            // Every host, loopback ones too, goes through the proxy.
+            env.remove("NO_PROXY");
+            env.remove("no_proxy");
+            spawn(&env, false)
         })
-        .map_err(|e| ProcessError::io(format!("starting {:?} sandboxed", self.args.argv), e))
+        .map_err(failed)?;
+        sandbox::egress::serve(listener, spec.egress.clone(), self.args.run_dir.clone())
+            .map_err(|e| ProcessError::io("starting the egress proxy", e))?;
+        Ok(spawned)
     }
 
     /// The portable path: `Command`, joining the cgroup (if any) between fork

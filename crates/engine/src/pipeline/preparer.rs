@@ -10,6 +10,7 @@ use crate::supervisor::{PreparedRun, RunPreparer};
 use orch_agent::adapters::AdapterKind;
 use orch_agent::process::Timeouts;
 use orch_agent::process::sandbox::SandboxSpec;
+use orch_agent::process::sandbox::egress::Allowlist;
 use orch_agent::prompts::{
     DEFAULT_ARTEFACT_BUDGET, DEFAULT_DIFF_BUDGET, PromptContext, PromptSet, collect_artefacts,
     invocation,
@@ -182,8 +183,7 @@ impl PipelinePreparer {
             .map_err(|e| format!("the sandbox's view of the repository: {e}"))?;
         let mut readonly = self.cfg.sandbox.toolchain_paths.clone();
         readonly.extend(view.readonly);
-        let program = argv.first().map(PathBuf::from);
-        readonly.extend(program.filter(|p| p.is_absolute()));
+        readonly.extend(argv.first().and_then(|p| self.program_view(Path::new(p))));
         readonly.extend(
             env.get(orch_agent::prompts::PROMPT_FILE_ENV)
                 .map(PathBuf::from),
@@ -194,7 +194,29 @@ impl PipelinePreparer {
             hidden: self.cfg.sandbox.hidden_paths.clone(),
             // The supervisor empties the HOME the agent's environment names.
             home: None,
+            egress: Allowlist(self.cfg.agent(kind).egress_allow),
         }))
+    }
+
+    /// What of an agent's program a sandbox shows: its folder (a script's
+    /// helpers sit beside it, as the example agents' `common.sh` does),
+    /// unless that folder holds orch's data, the repos or is `/`; then the
+    /// file alone. A program found through `PATH` lives in the toolchain.
+    fn program_view(&self, program: &Path) -> Option<PathBuf> {
+        if !program.is_absolute() {
+            return None;
+        }
+        let dir = program.parent()?;
+        let holds = |p: PathBuf| std::path::absolute(p).is_ok_and(|p| p.starts_with(dir));
+        let private = dir == Path::new("/")
+            || holds(self.cfg.data_dir())
+            || holds(self.cfg.repos_dir())
+            || holds(self.cfg.runs_dir());
+        Some(if private {
+            program.to_path_buf()
+        } else {
+            dir.to_path_buf()
+        })
     }
 
     async fn prompt(

@@ -19,6 +19,7 @@ use orch_core::retry::FailureDecision;
 use orch_core::run::{RunOutcome, Usage};
 use orch_core::{Job, Task, Timestamp};
 use orch_store::RunFinish;
+use std::path::Path;
 use std::sync::Arc;
 use tokio::sync::Notify;
 use tokio::time::Instant;
@@ -101,6 +102,7 @@ impl Supervisor {
         };
         drain(&mut tail, adapter.as_mut(), &run, limit).await;
         self.note_truncated(task.id, tail.stats()).await;
+        self.note_egress_refused(task.id, &handle.run_dir).await;
         // `record` lets go of the run (see `report`).
         self.record(&job, &handle, adapter.as_mut(), ending).await;
     }
@@ -236,6 +238,42 @@ impl Supervisor {
         );
         if let Err(e) = self.store.append_event(task, ev).await {
             tracing::warn!(task = %task, error = %e, "logging the truncated output on the task failed");
+        }
+    }
+
+    /// Connections the sandbox's proxy refused, logged on the task: the
+    /// agent saw a refusal (403), the operator sees what it wanted.
+    pub(super) async fn note_egress_refused(&self, task: orch_core::TaskId, run_dir: &Path) {
+        let refused = orch_agent::process::sandbox::egress::read_refusals(run_dir);
+        if refused.is_empty() {
+            return;
+        }
+        let mut targets: Vec<&str> = refused.iter().map(|r| r.target.as_str()).collect();
+        targets.sort_unstable();
+        targets.dedup();
+        let shown = targets
+            .iter()
+            .take(10)
+            .copied()
+            .collect::<Vec<_>>()
+            .join(", ");
+        let more = targets.len().saturating_sub(10);
+        let msg = format!(
+            "the sandbox refused {} connection(s) not on the agent's egress allowlist ([agents.<kind>] egress_allow): {shown}{}",
+            refused.len(),
+            if more > 0 {
+                format!(" and {more} more")
+            } else {
+                String::new()
+            }
+        );
+        let ev = orch_core::EventInput::new(
+            format!("worker:{}", self.cfg.worker),
+            EventKind::EgressRefused,
+            msg,
+        );
+        if let Err(e) = self.store.append_event(task, ev).await {
+            tracing::warn!(task = %task, error = %e, "logging the refused connections on the task failed");
         }
     }
 

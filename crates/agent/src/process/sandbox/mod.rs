@@ -29,6 +29,7 @@
 //! which the init shares) and reports the agent's wait status on a pipe; when
 //! the init dies every process of the namespace dies with it.
 
+pub mod egress;
 mod init;
 mod mounts;
 mod probe;
@@ -55,6 +56,9 @@ pub struct SandboxSpec {
     pub hidden: Vec<PathBuf>,
     /// An empty, writable, private folder at this path (the agent's `HOME`).
     pub home: Option<PathBuf>,
+    /// The hosts orch's proxy admits ([`egress`]); nothing else is reachable.
+    #[serde(default)]
+    pub egress: egress::Allowlist,
 }
 
 /// Sandbox-wide defaults: the toolchain and the secrets under it.

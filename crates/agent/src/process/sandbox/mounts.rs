@@ -184,6 +184,10 @@ pub(crate) fn enter(spec: &SandboxSpec, root: &Path) -> io::Result<()> {
             continue;
         };
         let dst = inside(root, src)?;
+        // Already visible through an earlier entry (`/bin/sh` after `/bin`).
+        if std::fs::symlink_metadata(&dst).is_ok() || dst.exists() {
+            continue;
+        }
         if meta.file_type().is_symlink() {
             let target = std::fs::read_link(src)?;
             if let Some(parent) = dst.parent() {

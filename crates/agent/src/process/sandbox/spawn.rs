@@ -21,6 +21,9 @@ pub(crate) struct SandboxSpawn<'a> {
     pub cwd: Option<&'a Path>,
     pub cgroup_dir: Option<&'a OwnedFd>,
     pub stray_grace: Duration,
+    /// Create the network namespace here; `false` when the calling thread
+    /// already is in the run's own one (see [`super::egress`]).
+    pub new_netns: bool,
 }
 
 pub(crate) struct SandboxSpawned {
@@ -84,7 +87,10 @@ pub(crate) fn spawn(s: &SandboxSpawn) -> io::Result<SandboxSpawned> {
     let (status_r, status_w) = pipe()?;
     let (result_r, result_w) = pipe()?;
     let (life_r, life_w) = pipe()?;
-    let (flags, map_ids) = namespace_flags();
+    let (mut flags, map_ids) = namespace_flags();
+    if !s.new_netns {
+        flags &= !(libc::CLONE_NEWNET as u64);
+    }
     let pid = match clone3(flags, s.cgroup_dir) {
         Ok(p) => p,
         // A cgroup the kernel will not start a child in (e.g. a v1 one):
