@@ -50,6 +50,7 @@ fn launch_agent(root: &Path, name: &str, script: &Path, cgroup: CgroupMode) -> R
         monitor: monitor_command(),
         cgroup,
         sandbox: None,
+        limits: Default::default(),
     })
     .expect("launch")
 }

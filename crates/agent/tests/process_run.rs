@@ -108,6 +108,7 @@ fn a_command_that_cannot_start_is_recorded_not_lost() {
         monitor: monitor_command(),
         cgroup: CgroupMode::Auto,
         sandbox: None,
+        limits: Default::default(),
     })
     .expect("the monitor itself starts");
     let RunState::Exited(exit) = wait_exit(&handle, DEADLINE) else {
@@ -137,6 +138,7 @@ fn a_run_folder_is_used_once() {
         monitor: monitor_command(),
         cgroup: CgroupMode::Off,
         sandbox: None,
+        limits: Default::default(),
     });
     assert!(matches!(
         again,

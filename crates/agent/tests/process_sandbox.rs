@@ -7,7 +7,7 @@ mod process_support;
 use orch_agent::process::sandbox::egress::{Allowlist, read_refusals};
 use orch_agent::process::sandbox::{self, SandboxSpec, defaults};
 use orch_agent::process::{
-    CgroupMode, RunState, StopPolicy, read_exit, read_monitor_info, stop, wait_exit,
+    CgroupMode, RunState, StopPolicy, read_exit, stop, wait_exit, wait_started,
 };
 use process_support::{DEADLINE, TestRun, wait_for};
 use std::collections::BTreeMap;
@@ -172,6 +172,7 @@ fn a_sandboxed_program_that_does_not_exist_is_a_spawn_error() {
         monitor: process_support::monitor_command(),
         cgroup: CgroupMode::Auto,
         sandbox: Some(spec_for(root.path())),
+        limits: Default::default(),
     })
     .expect("launch");
     let RunState::Exited(rec) = wait_exit(&handle, DEADLINE) else {
@@ -210,7 +211,7 @@ fn stop_of_a_sandboxed_setsid_escapee_leaves_nothing() {
         |_| {},
     );
     run.wait_output("started");
-    let info = read_monitor_info(run.run_dir()).expect("monitor.json");
+    let info = wait_started(&run.handle, DEADLINE).expect("monitor.json");
     // The namespace's identity, to tell its processes from reused pids.
     let ns_link = std::fs::read_link(format!("/proc/{}/ns/pid", info.agent_pid)).unwrap();
     let own_ns = std::fs::read_link("/proc/self/ns/pid").unwrap();

@@ -322,6 +322,7 @@ fn launch_cli(sandbox: &Sandbox, argv: Vec<OsString>, env: BTreeMap<String, Stri
         },
         cgroup: CgroupMode::Auto,
         sandbox: None,
+        limits: Default::default(),
     })
     .expect("launch the monitor");
     Run {

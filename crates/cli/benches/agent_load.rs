@@ -38,6 +38,7 @@ impl RunPreparer for Chatty {
         );
         Ok(PreparedRun {
             sandbox: None,
+            limits: Default::default(),
             cwd: run_dir.to_path_buf(),
             argv: vec!["python3".into(), "-c".into(), code],
             env: Default::default(),

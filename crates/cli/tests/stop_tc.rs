@@ -156,6 +156,7 @@ impl World {
             },
             cgroup: CgroupMode::Off,
             sandbox: None,
+            limits: Default::default(),
         };
         let h = launch(spec).unwrap();
         wait_started(&h, Duration::from_secs(10)).expect("agent started");

@@ -49,6 +49,8 @@ pub struct SpawnSpec<'a> {
     pub parent_pid: i32,
     /// An `O_DIRECTORY` fd of the run's cgroup.
     pub cgroup_dir: &'a OwnedFd,
+    /// `cgroup.procs` of the run's limit cgroups (v1) to join before exec.
+    pub join: &'a [RawFd],
 }
 
 pub struct Spawned {
@@ -157,6 +159,7 @@ pub fn spawn(spec: &SpawnSpec) -> Result<Spawned, SpawnError> {
         status_w.as_raw_fd(),
     );
     let parent = spec.parent_pid;
+    let join = spec.join;
     // SAFETY: clone3 without CLONE_VM forks this process; `args` outlives the call.
     let pid = unsafe {
         libc::syscall(
@@ -178,6 +181,7 @@ pub fn spawn(spec: &SpawnSpec) -> Result<Spawned, SpawnError> {
                 err_fd,
                 status_fd,
                 parent,
+                join,
                 cwd.as_ref(),
                 &path,
                 &argv_ptrs,
@@ -221,6 +225,7 @@ unsafe fn child(
     err_fd: RawFd,
     status_fd: RawFd,
     parent: i32,
+    join: &[RawFd],
     cwd: Option<&CString>,
     path: &CString,
     argv: &[*const libc::c_char],
@@ -258,6 +263,12 @@ unsafe fn child(
         // Its own group, so signals to the agent's group never hit the monitor.
         if libc::setpgid(0, 0) != 0 {
             fail(status_fd);
+        }
+        // Limited before it runs a single instruction of its own.
+        for fd in join {
+            if libc::write(*fd, b"0".as_ptr().cast(), 1) < 0 {
+                fail(status_fd);
+            }
         }
         if libc::dup2(null_fd, 0) < 0 || libc::dup2(out_fd, 1) < 0 || libc::dup2(err_fd, 2) < 0 {
             fail(status_fd);

@@ -71,6 +71,8 @@ pub struct LaunchSpec {
     pub cgroup: CgroupMode,
     /// Run the agent in a sandbox ([`super::sandbox`]); `None`: as orch's user.
     pub sandbox: Option<SandboxSpec>,
+    /// Memory, CPU and process limits of the run ([`super::limits`]).
+    pub limits: super::limits::ResourceLimits,
 }
 
 /// A started run, as the store keeps it: enough to find, check and stop the
@@ -142,6 +144,7 @@ pub fn launch(spec: LaunchSpec) -> Result<RunHandle, ProcessError> {
     args.cwd = Some(cwd);
     args.env_file = Some(env_file.clone());
     args.cgroup = spec.cgroup == CgroupMode::Auto;
+    args.limits = spec.limits;
     if let Some(sandbox) = &spec.sandbox {
         let path = run_dir.join(SANDBOX_JSON);
         let json = serde_json::to_vec_pretty(sandbox).map_err(|e| ProcessError::Json {

@@ -23,6 +23,7 @@ pub mod cgroup;
 mod clone_spawn;
 mod copier;
 mod launcher;
+pub mod limits;
 mod liveness;
 mod monitor;
 mod monitor_args;

@@ -19,6 +19,7 @@ use super::ProcessError;
 use super::cgroup::{self, RunCgroup};
 use super::clone_spawn;
 use super::copier::{self, CopyDone};
+use super::limits::LimitCgroups;
 use super::monitor_args::MonitorArgs;
 use super::procfs::{self, ProcId};
 use super::run_dir::{self, ExitRecord, MonitorInfo};
@@ -31,6 +32,7 @@ use nix::unistd::Pid;
 use orch_core::{RunId, Timestamp};
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
+use std::os::fd::AsRawFd;
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
@@ -100,6 +102,7 @@ fn not_started(
         spawn_error: Some(why.to_string()),
         forwarded_signals: Vec::new(),
         strays_killed: 0,
+        limits_hit: Vec::new(),
     }
 }
 
@@ -212,6 +215,7 @@ struct Running {
     copiers: mpsc::Receiver<CopyDone>,
     /// A sandboxed agent's status pipe and the pipe its init watches.
     sandbox: Option<(File, std::os::fd::OwnedFd)>,
+    limits: LimitCgroups,
 }
 
 impl Monitor {
@@ -288,6 +292,7 @@ impl Monitor {
         }
         let finished_at = run_dir::now();
         let strays = self.end_strays(running.cgroup.as_ref());
+        let limits_hit = running.limits.hits();
         self.wait_copiers(&running.copiers);
 
         let rec = ExitRecord {
@@ -301,11 +306,13 @@ impl Monitor {
             spawn_error: None,
             forwarded_signals: forwarded,
             strays_killed: strays,
+            limits_hit,
         };
         run_dir::write_json_atomic(&self.args.run_dir, run_dir::EXIT_JSON, &rec)?;
         if let Some(cg) = &running.cgroup {
             cg.remove();
         }
+        running.limits.remove();
         Ok(())
     }
 
@@ -351,16 +358,32 @@ impl Monitor {
         } else {
             None
         };
+        let limits = LimitCgroups::create(
+            &format!("{}-{}", cgroup::sanitize(self.run_id.as_str()), self.me.pid),
+            self.args.limits,
+            cgroup.as_ref(),
+        )
+        .map_err(|e| {
+            if let Some(cg) = &cgroup {
+                cg.remove();
+            }
+            ProcessError::io("setting the run's resource limits", e)
+        })?;
+        let joins = limits.open_joins().map_err(|e| {
+            limits.remove();
+            ProcessError::io("opening the run's limit cgroups", e)
+        })?;
+        let join: Vec<std::os::fd::RawFd> = joins.iter().map(|f| f.as_raw_fd()).collect();
         let mut sandbox = None;
         // Fast path: created inside its cgroup, no migration (see clone_spawn).
         let fast = match cgroup.as_ref().map(RunCgroup::open_dir) {
             _ if self.args.sandbox.is_some() => {
-                let s = self
-                    .spawn_sandboxed(&env, cgroup.as_ref())
+                let s = sandbox::start::spawn(&self.args, &env, cgroup.as_ref(), &join)
                     .inspect_err(|_| {
                         if let Some(cg) = &cgroup {
                             cg.remove();
                         }
+                        limits.remove();
                     })?;
                 sandbox = Some((s.result, s.life));
                 Some(clone_spawn::Spawned {
@@ -376,6 +399,7 @@ impl Monitor {
                     cwd: self.args.cwd.as_deref(),
                     parent_pid: self.me.pid,
                     cgroup_dir: &dir,
+                    join: &join,
                 };
                 match clone_spawn::spawn(&spec) {
                     Ok(s) => Some(s),
@@ -389,6 +413,7 @@ impl Monitor {
                         if let Some(cg) = &cgroup {
                             cg.remove();
                         }
+                        limits.remove();
                         return Err(ProcessError::io(
                             format!("starting {:?}", self.args.argv),
                             e,
@@ -405,7 +430,9 @@ impl Monitor {
         ) = match fast {
             Some(s) => (s.pid, Box::new(s.stdout), Box::new(s.stderr)),
             None => {
-                let mut child = self.spawn_with_command(program, rest, &env, cgroup.as_ref())?;
+                let mut child = self
+                    .spawn_with_command(program, rest, &env, cgroup.as_ref(), &join)
+                    .inspect_err(|_| limits.remove())?;
                 // `Command` set both up as pipes, so both are present.
                 let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take())
                 else {
@@ -442,65 +469,8 @@ impl Monitor {
             cgroup,
             copiers: rx,
             sandbox,
+            limits,
         })
-    }
-
-    /// A sandboxed agent (see [`super::sandbox`]): never falls back to an
-    /// unsandboxed start.
-    fn spawn_sandboxed(
-        &self,
-        env: &BTreeMap<String, String>,
-        cgroup: Option<&RunCgroup>,
-    ) -> Result<sandbox::spawn::SandboxSpawned, ProcessError> {
-        let path = self.args.sandbox.as_ref().expect("checked by the caller");
-        let bytes = std::fs::read(path)
-            .map_err(|e| ProcessError::io(format!("reading {}", path.display()), e))?;
-        let spec: sandbox::SandboxSpec =
-            serde_json::from_slice(&bytes).map_err(|e| ProcessError::Json {
-                path: path.clone(),
-                source: e,
-            })?;
-        let root = self.args.run_dir.join("sandbox-root");
-        std::fs::create_dir_all(&root)
-            .map_err(|e| ProcessError::io(format!("creating {}", root.display()), e))?;
-        let dir = cgroup.and_then(|c| c.open_dir().ok());
-        let mut env = env.clone();
-        if let Some(home) = &spec.home {
-            env.insert("HOME".to_owned(), home.display().to_string());
-        }
-        let spawn = |env: &BTreeMap<String, String>, new_netns: bool| {
-            sandbox::spawn::spawn(&sandbox::spawn::SandboxSpawn {
-                spec: &spec,
-                root: &root,
-                argv: &self.args.argv,
-                env,
-                cwd: self.args.cwd.as_deref(),
-                cgroup_dir: dir.as_ref(),
-                stray_grace: self.args.stray_grace,
-                new_netns,
-            })
-        };
-        let failed = |e| ProcessError::io(format!("starting {:?} sandboxed", self.args.argv), e);
-        if sandbox::spawn::namespace_flags().1.is_some() {
-            // Not root: the namespaces belong to the agent's own user
-            // namespace, which the monitor cannot enter to set up the proxy.
-            log("not root: the sandbox has no network at all (no egress proxy)");
-            return spawn(&env, true).map_err(failed);
-        }
-        let (spawned, listener) = sandbox::egress::in_new_netns(|port| {
-            let proxy = format!("http://127.0.0.1:{port}");
-            for name in ["HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"] {
-                env.insert(name.to_owned(), proxy.clone());
-            }
-            // Every host, loopback ones too, goes through the proxy.
-            env.remove("NO_PROXY");
-            env.remove("no_proxy");
-            spawn(&env, false)
-        })
-        .map_err(failed)?;
-        sandbox::egress::serve(listener, spec.egress.clone(), self.args.run_dir.clone())
-            .map_err(|e| ProcessError::io("starting the egress proxy", e))?;
-        Ok(spawned)
     }
 
     /// The portable path: `Command`, joining the cgroup (if any) between fork
@@ -511,8 +481,10 @@ impl Monitor {
         rest: &[std::ffi::OsString],
         env: &BTreeMap<String, String>,
         cgroup: Option<&RunCgroup>,
+        join: &[std::os::fd::RawFd],
     ) -> Result<std::process::Child, ProcessError> {
         let cgroup_fd = cgroup.and_then(|c| c.open_procs().ok());
+        let join = join.to_vec();
         let mut cmd = Command::new(program);
         cmd.args(rest)
             .env_clear()
@@ -548,6 +520,13 @@ impl Monitor {
                     // forks, outside its cgroup. A failure only loses the cgroup;
                     // the monitor notices below and falls back to /proc.
                     let _ = cgroup::join_from_child(fd);
+                }
+                // The limits, unlike the tracking cgroup, must hold.
+                for fd in &join {
+                    // SAFETY: writes one byte to an fd the monitor opened.
+                    if libc::write(*fd, b"0".as_ptr().cast(), 1) < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
                 }
                 Ok(())
             });

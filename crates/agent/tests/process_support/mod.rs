@@ -3,6 +3,7 @@
 
 #![allow(dead_code)] // each test file uses a different subset
 
+use orch_agent::process::limits::ResourceLimits;
 use orch_agent::process::sandbox::SandboxSpec;
 use orch_agent::process::{
     CgroupMode, LaunchSpec, MonitorCommand, ProcId, RunHandle, StopPolicy, is_alive, launch, stop,
@@ -107,6 +108,25 @@ impl TestRun {
         prepare: impl FnOnce(&Path),
         sandbox: impl FnOnce(&Path) -> Option<SandboxSpec>,
     ) -> TestRun {
+        Self::launch_limited(
+            body,
+            cgroup,
+            extra_env,
+            prepare,
+            sandbox,
+            Default::default(),
+        )
+    }
+
+    /// Like [`TestRun::launch_in`], with resource limits.
+    pub fn launch_limited(
+        body: &str,
+        cgroup: CgroupMode,
+        extra_env: BTreeMap<String, String>,
+        prepare: impl FnOnce(&Path),
+        sandbox: impl FnOnce(&Path) -> Option<SandboxSpec>,
+        limits: ResourceLimits,
+    ) -> TestRun {
         let root = tempfile::tempdir().expect("tempdir");
         let work = root.path().join("work");
         std::fs::create_dir(&work).expect("mkdir work");
@@ -137,6 +157,7 @@ impl TestRun {
             monitor: monitor_command(),
             cgroup,
             sandbox,
+            limits,
         })
         .expect("launch");
         TestRun {

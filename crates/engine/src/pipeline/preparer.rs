@@ -9,6 +9,7 @@ use super::view::{job_spec, task_view};
 use crate::supervisor::{PreparedRun, RunPreparer};
 use orch_agent::adapters::AdapterKind;
 use orch_agent::process::Timeouts;
+use orch_agent::process::limits::ResourceLimits;
 use orch_agent::process::sandbox::SandboxSpec;
 use orch_agent::process::sandbox::egress::Allowlist;
 use orch_agent::prompts::{
@@ -85,6 +86,7 @@ impl RunPreparer for PipelinePreparer {
             Ok(PreparedRun {
                 cwd: wt.path.clone(),
                 sandbox: self.sandbox_for(job.agent, &wt, &argv, &BTreeMap::new())?,
+                limits: self.resource_limits(),
                 argv,
                 env: BTreeMap::new(),
                 adapter: AdapterKind::Command,
@@ -153,6 +155,7 @@ impl RunPreparer for PipelinePreparer {
                 Ok(PreparedRun {
                     cwd: wt.path.clone(),
                     sandbox: self.sandbox_for(kind, &wt, &inv.argv, &inv.env)?,
+                    limits: self.resource_limits(),
                     argv: inv.argv,
                     env: inv.env,
                     adapter: adapter_of(agent_cfg.adapter),
@@ -196,6 +199,16 @@ impl PipelinePreparer {
             home: None,
             egress: Allowlist(self.cfg.agent(kind).egress_allow),
         }))
+    }
+
+    /// `[limits] memory_mb`, `cpu_percent`, `pids`: the same for every run.
+    fn resource_limits(&self) -> ResourceLimits {
+        let l = &self.cfg.limits;
+        ResourceLimits {
+            memory_mb: l.memory_mb,
+            cpu_percent: l.cpu_percent,
+            pids: l.pids,
+        }
     }
 
     /// What of an agent's program a sandbox shows: its folder (a script's

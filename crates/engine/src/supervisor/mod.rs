@@ -44,6 +44,8 @@ pub struct PreparedRun {
     pub timeouts: Timeouts,
     /// Run the agent sandboxed (`[sandbox] mode = "namespaces"`).
     pub sandbox: Option<orch_agent::process::sandbox::SandboxSpec>,
+    /// `[limits] memory_mb`, `cpu_percent`, `pids`.
+    pub limits: orch_agent::process::limits::ResourceLimits,
 }
 
 /// Prepares a claimed job's run. Errors fail the attempt (and it is retried).
@@ -400,6 +402,7 @@ impl Supervisor {
             monitor: self.cfg.monitor.clone(),
             cgroup: self.cfg.cgroup,
             sandbox,
+            limits: prepared.limits,
         };
         let handle =
             match tokio::task::spawn_blocking(move || orch_agent::process::launch(spec)).await {

@@ -13,6 +13,7 @@
 use super::tail::{LogTail, MAX_PARSE_LINE, TailStats};
 use super::{Active, JobEnd, RunReport, Supervisor};
 use orch_agent::adapters::{AdapterKind, OutputAdapter, ProcessExit, adapter_for};
+use orch_agent::process::limits::LimitHit;
 use orch_agent::process::{ExitRecord, RunHandle, RunState, Timeouts, run_dir, run_state};
 use orch_core::EventKind;
 use orch_core::retry::FailureDecision;
@@ -325,12 +326,28 @@ impl Supervisor {
             Ending::Exited(rec) => {
                 // A monitor that could not start the agent still records why.
                 let out = adapter.finish(exit_of(&rec).unwrap_or(ProcessExit::Code(127)));
-                let error = rec.spawn_error.clone().or_else(|| out.error_message());
-                let outcome = if rec.spawn_error.is_some() {
+                // A run the kernel killed at its memory limit failed, whatever
+                // its output said; the limit comes first in the words.
+                let oom = rec
+                    .limits_hit
+                    .iter()
+                    .any(|h| matches!(h, LimitHit::Memory { .. }));
+                let outcome = if rec.spawn_error.is_some() || oom {
                     RunOutcome::Failed
                 } else {
                     out.run_outcome()
                 };
+                let limits: Vec<String> = rec.limits_hit.iter().map(LimitHit::describe).collect();
+                let error = rec.spawn_error.clone().or_else(|| {
+                    match (
+                        limits.is_empty() || outcome == RunOutcome::Succeeded,
+                        out.error_message(),
+                    ) {
+                        (true, e) => e,
+                        (false, Some(e)) => Some(format!("{}; {e}", limits.join("; "))),
+                        (false, None) => Some(limits.join("; ")),
+                    }
+                });
                 (
                     outcome,
                     Some(rec),

@@ -36,6 +36,9 @@ pub(super) struct InitArgs<'a> {
     pub result_fd: RawFd,
     /// The read end of a pipe only the monitor writes: hung up = monitor gone.
     pub life_fd: RawFd,
+    /// `cgroup.procs` of the run's limit cgroups (v1): joined first, so the
+    /// init and all it starts are limited.
+    pub join: &'a [RawFd],
 }
 
 fn write_all(fd: RawFd, bytes: &[u8]) {
@@ -92,6 +95,16 @@ pub(super) fn run(a: InitArgs) -> ! {
             libc::_exit(127);
         }
         libc::close(a.life_fd);
+    }
+    for fd in a.join {
+        // SAFETY: writes one byte to an fd the monitor opened.
+        if unsafe { libc::write(*fd, b"0".as_ptr().cast(), 1) } < 0 {
+            fail(
+                &a,
+                "joining the run's limit cgroups",
+                &io::Error::last_os_error(),
+            );
+        }
     }
     if let Some(ids) = a.map_ids
         && let Err(e) = map_ids(ids)

@@ -34,6 +34,7 @@ mod init;
 mod mounts;
 mod probe;
 pub(crate) mod spawn;
+pub(crate) mod start;
 
 pub use probe::{Support, probe};
 

@@ -24,6 +24,8 @@ pub(crate) struct SandboxSpawn<'a> {
     /// Create the network namespace here; `false` when the calling thread
     /// already is in the run's own one (see [`super::egress`]).
     pub new_netns: bool,
+    /// `cgroup.procs` of the run's limit cgroups (v1), joined by the init.
+    pub join: &'a [std::os::fd::RawFd],
 }
 
 pub(crate) struct SandboxSpawned {
@@ -115,6 +117,7 @@ pub(crate) fn spawn(s: &SandboxSpawn) -> io::Result<SandboxSpawned> {
             status_fd: status_w.as_raw_fd(),
             result_fd: result_w.as_raw_fd(),
             life_fd: life_r.as_raw_fd(),
+            join: s.join,
         });
     }
     drop((out_w, err_w, status_w, result_w, life_r, devnull));
