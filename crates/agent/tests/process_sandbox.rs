@@ -301,7 +301,9 @@ fn a_sandboxed_agent_reaches_only_allowed_hosts_through_the_proxy() {
         "c() { curl -sS --max-time 5 \"$@\" 2>/dev/null; }\n\
          c --noproxy '*' \"http://127.0.0.1:$ALLOWED/\" || echo 'direct: refused'\n\
          c -p -x \"$HTTPS_PROXY\" \"http://127.0.0.1:$ALLOWED/\" || echo 'allowed: refused'\n\
-         c -p -x \"$HTTPS_PROXY\" \"http://127.0.0.1:$DENIED/\" || echo 'denied: refused'",
+         c -p -x \"$HTTPS_PROXY\" \"http://127.0.0.1:$DENIED/\" || echo 'denied: refused'\n\
+         c \"http://127.0.0.1:$ALLOWED/plain\" || echo 'plain allowed: refused'\n\
+         c \"http://127.0.0.1:$DENIED/plain\" | grep -q allowlist && echo 'plain denied: refused'",
         CgroupMode::Auto,
         env,
         |_| {},
@@ -315,14 +317,23 @@ fn a_sandboxed_agent_reaches_only_allowed_hosts_through_the_proxy() {
     assert_eq!(rec.exit_code, Some(0), "{rec:?}");
     assert_eq!(
         lines(&run.output()),
-        vec!["direct: refused", "allowed", "denied: refused"],
+        // curl without -p sends plain HTTP to $http_proxy in absolute form.
+        vec![
+            "direct: refused",
+            "allowed",
+            "denied: refused",
+            "allowed",
+            "plain denied: refused"
+        ],
         "stderr: {}",
         std::fs::read_to_string(run.run_dir().join("stderr.log")).unwrap_or_default()
     );
-    assert_eq!(allowed_hits.load(Ordering::SeqCst), 1);
+    assert_eq!(allowed_hits.load(Ordering::SeqCst), 2);
     assert_eq!(denied_hits.load(Ordering::SeqCst), 0);
     let refused = read_refusals(run.run_dir());
-    assert_eq!(refused.len(), 1, "{refused:?}");
-    assert_eq!(refused[0].target, format!("127.0.0.1:{denied}"));
-    assert!(refused[0].why.contains("allowlist"), "{refused:?}");
+    assert_eq!(refused.len(), 2, "{refused:?}");
+    for r in &refused {
+        assert_eq!(r.target, format!("127.0.0.1:{denied}"));
+        assert!(r.why.contains("allowlist"), "{refused:?}");
+    }
 }

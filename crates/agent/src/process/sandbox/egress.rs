@@ -1,5 +1,6 @@
 //! The egress allowlist of a sandboxed run: the run's network namespace has
-//! only its loopback, where orch's own HTTP CONNECT proxy listens; the proxy
+//! only its loopback, where orch's own HTTP proxy listens (CONNECT tunnels,
+//! and plain-HTTP requests in absolute form, one per connection); the proxy
 //! (a thread of the monitor, on the host's network) admits only the allowed
 //! hosts and records every refusal in the run folder (`egress.log`).
 //!
@@ -195,18 +196,27 @@ fn handle(conn: TcpStream, allow: &Allowlist, run_dir: &Path) {
     };
     let request_line = head.lines().next().unwrap_or_default().to_owned();
     let mut parts = request_line.split_whitespace();
-    let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-    if !method.eq_ignore_ascii_case("CONNECT") {
-        let why = format!("only CONNECT is proxied (asked: {request_line:?})");
-        return refuse(run_dir, conn, &request_line, "405 Method Not Allowed", why);
-    }
-    let Some((host, port)) = split_target(target) else {
-        let why = format!("{target:?} is not host:port");
-        return refuse(run_dir, conn, target, "400 Bad Request", why);
+    let (method, target, version) = (
+        parts.next().unwrap_or(""),
+        parts.next().unwrap_or(""),
+        parts.next().unwrap_or("HTTP/1.1"),
+    );
+    // CONNECT host:port (a tunnel), or a plain-HTTP request in absolute form
+    // (`GET http://host:port/path`), forwarded in origin form.
+    let connect = method.eq_ignore_ascii_case("CONNECT");
+    let parsed = if connect {
+        split_target(target).map(|(h, p)| (h, p, None))
+    } else {
+        absolute_form(target).map(|(h, p, path)| (h, p, Some(path)))
     };
+    let Some((host, port, path)) = parsed else {
+        let why = format!("cannot proxy {request_line:?}: CONNECT host:port or an http:// URL");
+        return refuse(run_dir, conn, &request_line, "400 Bad Request", why);
+    };
+    let shown = format!("{host}:{port}");
     if !allow.admits(&host, port) {
-        let why = format!("{host}:{port} is not on this agent's egress allowlist");
-        return refuse(run_dir, conn, target, "403 Forbidden", why);
+        let why = format!("{shown} is not on this agent's egress allowlist");
+        return refuse(run_dir, conn, &shown, "403 Forbidden", why);
     }
     let upstream = (host.as_str(), port)
         .to_socket_addrs()
@@ -214,15 +224,56 @@ fn handle(conn: TcpStream, allow: &Allowlist, run_dir: &Path) {
         .and_then(|mut a| {
             a.find_map(|a| TcpStream::connect_timeout(&a, Duration::from_secs(10)).ok())
         });
-    let Some(upstream) = upstream else {
-        let why = format!("{host}:{port} is allowed but could not be reached");
-        return refuse(run_dir, conn, target, "502 Bad Gateway", why);
+    let Some(mut upstream) = upstream else {
+        let why = format!("{shown} is allowed but could not be reached");
+        return refuse(run_dir, conn, &shown, "502 Bad Gateway", why);
     };
+    if let Some(path) = path {
+        // One request per connection: the next one may be for another host.
+        let mut out = format!("{method} {path} {version}\r\n");
+        for line in head.lines().skip(1).filter(|l| !l.is_empty()) {
+            let name = line.split(':').next().unwrap_or("").trim();
+            if !(name.eq_ignore_ascii_case("connection")
+                || name.eq_ignore_ascii_case("proxy-connection")
+                || name.eq_ignore_ascii_case("proxy-authorization")
+                || name.eq_ignore_ascii_case("keep-alive"))
+            {
+                out.push_str(line);
+                out.push_str("\r\n");
+            }
+        }
+        out.push_str("Connection: close\r\n\r\n");
+        if upstream.write_all(out.as_bytes()).is_err() {
+            return;
+        }
+        return relay(conn, reader, upstream, false);
+    }
+    relay(conn, reader, upstream, true)
+}
+
+/// `http://host[:port]/path` → (host, port, path).
+fn absolute_form(target: &str) -> Option<(String, u16, String)> {
+    let rest = target.strip_prefix("http://")?;
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], rest[i..].to_owned()),
+        None => (rest, "/".to_owned()),
+    };
+    let (host, port) = match split_target(authority) {
+        Some(hp) => hp,
+        None => (authority.to_owned(), 80),
+    };
+    (!host.is_empty() && !host.contains('@')).then_some((host, port, path))
+}
+
+/// Copies both ways until both sides are done; a tunnel first tells the
+/// client it is open.
+fn relay(conn: TcpStream, reader: BufReader<TcpStream>, upstream: TcpStream, tunnel: bool) {
     let mut client = conn;
     let _ = client.set_read_timeout(None);
-    if client
-        .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
-        .is_err()
+    if tunnel
+        && client
+            .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
+            .is_err()
     {
         return;
     }
@@ -263,6 +314,20 @@ mod tests {
         assert!(!a.admits("api.example", 80));
         assert!(a.admits("mirror.example", 8080));
         assert!(!a.admits("other.example", 443));
+    }
+
+    #[test]
+    fn absolute_form_urls_split_into_host_port_and_path() {
+        assert_eq!(
+            absolute_form("http://h:8080/v1/messages?x=1"),
+            Some(("h".into(), 8080, "/v1/messages?x=1".into()))
+        );
+        assert_eq!(
+            absolute_form("http://h"),
+            Some(("h".into(), 80, "/".into()))
+        );
+        assert_eq!(absolute_form("https://h/"), None);
+        assert_eq!(absolute_form("http://u@h/"), None);
     }
 
     #[test]
