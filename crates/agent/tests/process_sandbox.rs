@@ -99,6 +99,7 @@ fn a_sandboxed_agent_reads_no_other_worktree_no_database_and_no_home_file() {
          echo x > /tmp/t && echo 'tmp: written'\n\
          touch /usr/orch-sandbox-test 2>/dev/null && echo 'usr: written' || echo 'usr: denied'\n\
          echo \"home entries: $(ls -A \"$HOME\" | wc -l)\"\n\
+         echo \"root: $(ls / | tr '\\n' ' ')\"\n\
          echo \"pid: $$\"",
         plant,
     );
@@ -114,8 +115,32 @@ fn a_sandboxed_agent_reads_no_other_worktree_no_database_and_no_home_file() {
     if let Ok(m) = std::fs::metadata("/etc/shadow") {
         assert!(m.len() > 0);
     }
+    // `/` holds only the toolchain, /tmp (the worktree's parent here), /proc
+    // and /dev: no /root, /home, /srv, /var or /work of the host.
+    let root_line = lines(&out)
+        .into_iter()
+        .find_map(|l| l.strip_prefix("root: "))
+        .unwrap_or_else(|| panic!("no listing of /: {out}"));
+    let shown: Vec<&str> = root_line.split_whitespace().collect();
+    for entry in &shown {
+        assert!(
+            [
+                "bin", "dev", "etc", "lib", "lib32", "lib64", "libx32", "opt", "proc", "sbin",
+                "tmp", "usr"
+            ]
+            .contains(entry),
+            "/{entry} is visible in the sandbox: {shown:?}"
+        );
+    }
+    assert!(
+        shown.contains(&"usr") && shown.contains(&"tmp"),
+        "{shown:?}"
+    );
     assert_eq!(
-        lines(&out),
+        lines(&out)
+            .into_iter()
+            .filter(|l| !l.starts_with("root: "))
+            .collect::<Vec<_>>(),
         vec![
             "other: denied",
             "db: denied",
@@ -336,4 +361,98 @@ fn a_sandboxed_agent_reaches_only_allowed_hosts_through_the_proxy() {
         assert_eq!(r.target, format!("127.0.0.1:{denied}"));
         assert!(r.why.contains("allowlist"), "{refused:?}");
     }
+}
+
+/// As a user other than root the sandbox lives in a user namespace of its
+/// own (ids mapped to themselves). Run as `nobody` through `setpriv`, when
+/// the test runs as root and the machine allows unprivileged user
+/// namespaces.
+#[test]
+fn an_unprivileged_monitor_sandboxes_through_a_user_namespace() {
+    use std::os::unix::fs::PermissionsExt;
+    // SAFETY: a plain getter.
+    if unsafe { libc::geteuid() } != 0 || !Path::new("/usr/bin/setpriv").exists() {
+        eprintln!("SKIP: needs root (to become nobody) and /usr/bin/setpriv");
+        return;
+    }
+    let root = tempfile::tempdir().unwrap();
+    let r = root.path();
+    for d in ["work", "home", "run"] {
+        std::fs::create_dir(r.join(d)).unwrap();
+    }
+    std::fs::write(r.join("secret"), "root's").unwrap();
+    std::fs::write(
+        r.join("work/agent.sh"),
+        "#!/bin/sh\necho \"uid: $(id -u) pid: $$\"\n\
+         cat ../secret 2>/dev/null || echo 'secret: denied'\n\
+         echo x > made.txt && echo 'worktree: written'\n",
+    )
+    .unwrap();
+    let monitor = r.join("orch-monitor");
+    std::fs::copy(env!("CARGO_BIN_EXE_orch-monitor"), &monitor).unwrap();
+    let spec = SandboxSpec {
+        writable: vec![r.join("work")],
+        ..spec_for(r)
+    };
+    std::fs::write(r.join("sandbox.json"), serde_json::to_vec(&spec).unwrap()).unwrap();
+    for entry in walk(r) {
+        let mode = if entry.is_dir() || entry.ends_with("agent.sh") || entry == monitor {
+            0o755
+        } else {
+            0o644
+        };
+        std::fs::set_permissions(&entry, std::fs::Permissions::from_mode(mode)).unwrap();
+        std::os::unix::fs::chown(&entry, Some(65534), Some(65534)).unwrap();
+    }
+    // The secret stays root's: outside the sandbox nobody could not read it
+    // either, so make it world-readable to see the sandbox hide it.
+    std::fs::set_permissions(r.join("secret"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    let status = std::process::Command::new("/usr/bin/setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(&monitor)
+        .arg("--run-dir")
+        .arg(r.join("run"))
+        .arg("--cwd")
+        .arg(r.join("work"))
+        .arg("--sandbox")
+        .arg(r.join("sandbox.json"))
+        .arg("--")
+        .arg(r.join("work/agent.sh"))
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .status()
+        .unwrap();
+    assert!(status.success(), "{status}");
+    let rec = read_exit(&r.join("run")).expect("exit.json");
+    if let Some(e) = rec.spawn_error.as_deref()
+        && (e.contains("uid") || e.contains("Operation not permitted"))
+    {
+        eprintln!("SKIP: no unprivileged user namespaces here: {e}");
+        return;
+    }
+    assert_eq!(
+        (rec.exit_code, &rec.spawn_error),
+        (Some(0), &None),
+        "{rec:?}"
+    );
+    let out = std::fs::read_to_string(r.join("run/output.log")).unwrap();
+    assert_eq!(
+        out,
+        "uid: 65534 pid: 2\nsecret: denied\nworktree: written\n",
+        "{}",
+        std::fs::read_to_string(r.join("run/monitor.log")).unwrap_or_default()
+    );
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = vec![dir.to_owned()];
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
 }

@@ -248,6 +248,10 @@ fn landlock(a: &InitArgs) -> Result<(), landlock::RulesetError> {
             write.into_iter().filter(exists),
             AccessFs::from_all(abi),
         ))?
+        // Listing folders is harmless here: "/" is the sandbox's own root,
+        // which holds only what the mounts put there (a host tree reached
+        // by some escape would not be beneath it).
+        .add_rules(path_beneath_rules([Path::new("/")], AccessFs::ReadDir))?
         .restrict_self()?;
     Ok(())
 }
