@@ -65,17 +65,84 @@ fn a_memory_hog_is_killed_at_its_limit_and_the_record_says_so() {
     assert!(rec.limits_hit[0].describe().contains("memory limit"));
 }
 
-/// The v1 or v2 cgroup directory of `pid` that holds the pids controller.
-fn pids_cgroup(pid: i32) -> Option<std::path::PathBuf> {
+/// The v1 cgroup directory of `pid` that holds `controller` (mounted at
+/// `/sys/fs/cgroup/<controller>`, as on this project's machines).
+fn v1_cgroup(pid: i32, controller: &str) -> Option<std::path::PathBuf> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
     text.lines().find_map(|l| {
         let mut p = l.splitn(3, ':');
         let (_, ctrls, path) = (p.next()?, p.next()?, p.next()?);
-        ctrls
-            .split(',')
-            .any(|c| c == "pids")
-            .then(|| std::path::Path::new("/sys/fs/cgroup/pids").join(path.trim_start_matches('/')))
+        ctrls.split(',').any(|c| c == controller).then(|| {
+            std::path::Path::new("/sys/fs/cgroup")
+                .join(controller)
+                .join(path.trim_start_matches('/'))
+        })
     })
+}
+
+fn pids_cgroup(pid: i32) -> Option<std::path::PathBuf> {
+    v1_cgroup(pid, "pids")
+}
+
+#[test]
+fn the_agent_runs_under_its_cpu_and_memory_limits() {
+    let run = launch(
+        "echo started\nexec sleep 30",
+        ResourceLimits {
+            memory_mb: Some(96),
+            cpu_percent: Some(50),
+            pids: None,
+        },
+    );
+    if let RunState::Exited(rec) = orch_agent::process::run_state(&run.handle) {
+        assert!(finish(&run, DEADLINE).is_none(), "{rec:?}");
+        return;
+    }
+    run.wait_output("started");
+    let info = orch_agent::process::wait_started(&run.handle, DEADLINE).expect("monitor.json");
+    let read = |dir: std::path::PathBuf, file: &str| {
+        std::fs::read_to_string(dir.join(file))
+            .unwrap_or_else(|e| panic!("{}/{file}: {e}", dir.display()))
+            .trim()
+            .to_owned()
+    };
+    let mut checked = 0;
+    if let Some(cpu) =
+        v1_cgroup(info.agent_pid, "cpu").filter(|d| d.join("cpu.cfs_quota_us").exists())
+    {
+        assert!(
+            cpu.to_string_lossy().contains("orch-run-"),
+            "{}",
+            cpu.display()
+        );
+        assert_eq!(read(cpu.clone(), "cpu.cfs_quota_us"), "50000");
+        assert_eq!(read(cpu, "cpu.cfs_period_us"), "100000");
+        checked += 1;
+    }
+    if let Some(mem) =
+        v1_cgroup(info.agent_pid, "memory").filter(|d| d.join("memory.limit_in_bytes").exists())
+    {
+        assert!(
+            mem.to_string_lossy().contains("orch-run-"),
+            "{}",
+            mem.display()
+        );
+        assert_eq!(
+            read(mem, "memory.limit_in_bytes"),
+            (96u64 << 20).to_string()
+        );
+        checked += 1;
+    }
+    if checked == 0 {
+        eprintln!("SKIP: no v1 cpu or memory hierarchy to look at (cgroup v2 machine)");
+    }
+    // The monitor is outside the limits.
+    let monitor = v1_cgroup(info.monitor_pid, "cpu").unwrap_or_default();
+    assert!(
+        !monitor.to_string_lossy().contains("orch-run-"),
+        "{}",
+        monitor.display()
+    );
 }
 
 #[test]
