@@ -24,6 +24,8 @@ fn prying_developer(dir: &Path) -> String {
 set -u
 if cat '{db}' >/dev/null 2>&1; then echo "developer: read the database"; else echo "developer: no database here"; fi
 curl -sS --max-time 5 -p -x "$HTTPS_PROXY" http://127.0.0.1:9/ >/dev/null 2>&1 || echo "developer: 127.0.0.1:9 refused"
+# Long enough for the watcher's next heartbeat to log the refusal live.
+sleep 3
 exec "$(dirname "${{BASH_SOURCE[0]}}")/developer.sh"
 "#,
             db = db.display()
@@ -32,6 +34,24 @@ exec "$(dirname "${{BASH_SOURCE[0]}}")/developer.sh"
     .unwrap();
     std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
     script.display().to_string()
+}
+
+/// When the first run whose output holds `line` ended (`exit.json`).
+fn finished_at(dir: &Path, line: &str) -> i64 {
+    let mut ends: Vec<i64> = std::fs::read_dir(dir.join(".orch/runs"))
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            std::fs::read_to_string(e.path().join("output.log")).is_ok_and(|o| o.contains(line))
+        })
+        .filter_map(|e| {
+            let rec: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(e.path().join("exit.json")).ok()?).ok()?;
+            rec["finished_at"].as_i64()
+        })
+        .collect();
+    ends.sort_unstable();
+    *ends.first().expect("a finished run with that output")
 }
 
 fn run_outputs(dir: &Path) -> String {
@@ -64,6 +84,9 @@ fn sandboxed_example_agents_carry_a_task_to_done_and_refusals_are_events() {
         &format!("command = [{script:?}]"),
     );
     assert!(cfg.contains("prying-developer.sh"), "{cfg}");
+    // The watcher looks for refusals on each heartbeat.
+    let cfg = cfg.replace("poll_ms = 200", "poll_ms = 200\nheartbeat_secs = 1");
+    assert!(cfg.contains("heartbeat_secs = 1"), "{cfg}");
     std::fs::write(
         &cfg_path,
         format!("{cfg}\n[sandbox]\nmode = \"namespaces\"\n"),
@@ -119,12 +142,20 @@ fn sandboxed_example_agents_carry_a_task_to_done_and_refusals_are_events() {
         .collect();
     // One per developer run (the example reviewer asks for one round of changes).
     assert!(!refused.is_empty(), "{:#}", v["events"]);
-    for e in refused {
+    for e in &refused {
         assert!(
             e["message"].as_str().unwrap().contains("127.0.0.1:9"),
             "{e:#}"
         );
     }
+    // Logged while the agent still ran (it sleeps 3 s after the refusal;
+    // the watcher looks on every heartbeat, here each second).
+    let first_end = finished_at(&dir, "developer: 127.0.0.1:9 refused");
+    assert!(
+        refused[0]["at"].as_i64().unwrap() < first_end,
+        "the refusal was logged only at the run's end ({first_end}): {:#}",
+        refused[0]
+    );
     let remote = dir.join("remotes/demo.git");
     let files = git(&remote, &["ls-tree", "-r", "--name-only", "main"]);
     assert!(files.contains(&format!("work/{KEY}.md")), "{files}");

@@ -81,6 +81,7 @@ impl Supervisor {
         };
         let mut adapter = adapter_for(adapter);
         let mut tail = LogTail::new(handle.run_dir.join(run_dir::OUTPUT_LOG));
+        let mut egress_seen = 0;
         let ending = self
             .follow(
                 &task,
@@ -91,6 +92,7 @@ impl Supervisor {
                 &timeouts,
                 started,
                 &stop,
+                &mut egress_seen,
             )
             .await;
         // Exited or stopped: no process of the run is left.
@@ -103,7 +105,8 @@ impl Supervisor {
         };
         drain(&mut tail, adapter.as_mut(), &run, limit).await;
         self.note_truncated(task.id, tail.stats()).await;
-        self.note_egress_refused(task.id, &handle.run_dir).await;
+        self.note_egress_refused(task.id, &handle.run_dir, &mut egress_seen)
+            .await;
         // `record` lets go of the run (see `report`).
         self.record(&job, &handle, adapter.as_mut(), ending).await;
     }
@@ -132,6 +135,7 @@ impl Supervisor {
         timeouts: &Timeouts,
         started: Timestamp,
         stop: &Notify,
+        egress_seen: &mut usize,
     ) -> Ending {
         let run = &handle.run_id;
         // This run's own usage is recorded only when it ends; the rest is spent.
@@ -184,6 +188,9 @@ impl Supervisor {
                 }
             }
             if Instant::now() >= next_heartbeat {
+                // Refused connections show on the task while the agent runs.
+                self.note_egress_refused(task.id, &handle.run_dir, egress_seen)
+                    .await;
                 match self.store.heartbeat(job.id, run, self.cfg.lease).await {
                     Ok(true) => next_heartbeat = Instant::now() + self.cfg.heartbeat,
                     Ok(false) => {
@@ -243,12 +250,19 @@ impl Supervisor {
     }
 
     /// Connections the sandbox's proxy refused, logged on the task: the
-    /// agent saw a refusal (403), the operator sees what it wanted.
-    pub(super) async fn note_egress_refused(&self, task: orch_core::TaskId, run_dir: &Path) {
-        let refused = orch_agent::process::sandbox::egress::read_refusals(run_dir);
-        if refused.is_empty() {
+    /// agent saw a refusal (403), the operator sees what it wanted. `seen`
+    /// counts those already logged (the watcher looks on every heartbeat).
+    pub(super) async fn note_egress_refused(
+        &self,
+        task: orch_core::TaskId,
+        run_dir: &Path,
+        seen: &mut usize,
+    ) {
+        let all = orch_agent::process::sandbox::egress::read_refusals(run_dir);
+        let Some(refused) = all.get(*seen..).filter(|r| !r.is_empty()) else {
             return;
-        }
+        };
+        *seen = all.len();
         let mut targets: Vec<&str> = refused.iter().map(|r| r.target.as_str()).collect();
         targets.sort_unstable();
         targets.dedup();
