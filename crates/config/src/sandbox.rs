@@ -142,6 +142,22 @@ mod tests {
     }
 
     #[test]
+    fn a_kinds_own_mode_overrides_the_sandbox_section() {
+        let cfg = crate::Config::from_toml_str(
+            "[sandbox]\nmode = \"namespaces\"\n[agents.deployer]\nsandbox = \"off\"\n",
+        )
+        .unwrap();
+        use orch_core::AgentKind;
+        assert_eq!(
+            cfg.sandbox_mode(AgentKind::Developer),
+            SandboxMode::Namespaces
+        );
+        assert_eq!(cfg.sandbox_mode(AgentKind::Deployer), SandboxMode::Off);
+        let off = crate::Config::from_toml_str("").unwrap();
+        assert_eq!(off.sandbox_mode(AgentKind::Developer), SandboxMode::Off);
+    }
+
+    #[test]
     fn egress_entries_are_hosts_with_an_optional_port() {
         let agents = crate::AgentsConfig {
             developer: Some(crate::AgentConfig {
