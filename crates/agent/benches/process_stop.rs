@@ -3,6 +3,7 @@
 //! ```text
 //! cargo bench -p orch-agent --bench process_stop            # (a) STOP latency
 //! cargo bench -p orch-agent --bench process_stop -- load    # (b) monitor overhead
+//! cargo bench -p orch-agent --bench process_stop -- sandbox # (c) sandbox costs
 //! ```
 //!
 //! (a) launches an agent that exits on the first signal, 200 times per cgroup
@@ -12,8 +13,14 @@
 //! (b) runs 100 agents at once, each printing 20 lines/s for 30 s, and reports
 //! the monitors' CPU time and resident memory (the orchestrator side is not
 //! part of it). Override with `load AGENTS SECONDS`.
+//!
+//! (c) 200 starts each without and with `[sandbox] mode = "namespaces"`:
+//! launch → `monitor.json` written (the agent has exec'd), polled every
+//! 100 µs, p50/p99 and the sandbox's extra (target < 15 ms); then STOP →
+//! tree gone for sandboxed runs (target p99 < 50 ms).
 
 use hdrhistogram::Histogram;
+use orch_agent::process::sandbox::{SandboxSpec, defaults};
 use orch_agent::process::{
     CgroupMode, LaunchSpec, MonitorCommand, RunHandle, StopPolicy, launch, procfs, stop,
     wait_started,
@@ -39,6 +46,29 @@ fn write_script(path: &Path, interpreter: &str, body: &str) {
 }
 
 fn launch_agent(root: &Path, name: &str, script: &Path, cgroup: CgroupMode) -> RunHandle {
+    launch_in(root, name, script, cgroup, None)
+}
+
+/// The sandbox a run of the bench gets: its work folder and script.
+fn sandbox_for(root: &Path, script: &Path) -> SandboxSpec {
+    let mut readonly: Vec<PathBuf> = defaults::TOOLCHAIN.iter().map(PathBuf::from).collect();
+    readonly.push(script.to_owned());
+    SandboxSpec {
+        writable: vec![root.join("work")],
+        readonly,
+        hidden: defaults::HIDDEN.iter().map(PathBuf::from).collect(),
+        home: Some(root.join("home")),
+        egress: Default::default(),
+    }
+}
+
+fn launch_in(
+    root: &Path,
+    name: &str,
+    script: &Path,
+    cgroup: CgroupMode,
+    sandbox: Option<SandboxSpec>,
+) -> RunHandle {
     let work = root.join("work");
     std::fs::create_dir_all(&work).expect("mkdir");
     launch(LaunchSpec {
@@ -49,8 +79,63 @@ fn launch_agent(root: &Path, name: &str, script: &Path, cgroup: CgroupMode) -> R
         env: BTreeMap::from([("PATH".to_owned(), "/usr/bin:/bin".to_owned())]),
         monitor: monitor_command(),
         cgroup,
+        sandbox,
+        limits: Default::default(),
     })
     .expect("launch")
+}
+
+fn quantiles(hist: &Histogram<u64>) -> (f64, f64) {
+    let ms = |q: f64| hist.value_at_quantile(q) as f64 / 1000.0;
+    (ms(0.5), ms(0.99))
+}
+
+/// Start latency (launch → the agent exec'd) without and with the sandbox,
+/// then the sandboxed runs' STOP latency.
+fn sandbox_costs(runs: usize) {
+    let root = tempfile::tempdir().expect("tempdir");
+    let script = root.path().join("agent.sh");
+    write_script(&script, "/bin/sh", "exec sleep 1000");
+    let mut starts = Vec::new();
+    let mut stop_hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram");
+    for sandboxed in [false, true] {
+        let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram");
+        for i in 0..runs {
+            let name = format!("run-{sandboxed}-{i}");
+            let sandbox = sandboxed.then(|| sandbox_for(root.path(), &script));
+            let t0 = Instant::now();
+            let handle = launch_in(root.path(), &name, &script, CgroupMode::Auto, sandbox);
+            let started = handle.run_dir.join("monitor.json");
+            while !started.exists() {
+                assert!(t0.elapsed() < DEADLINE, "{name} never started");
+                std::thread::sleep(Duration::from_micros(100));
+            }
+            hist.record(u64::try_from(t0.elapsed().as_micros()).unwrap_or(u64::MAX))
+                .expect("record");
+            let t1 = Instant::now();
+            let report = stop(&handle, &StopPolicy::default(), "bench").expect("stop");
+            assert!(report.all_gone, "{report:#?}");
+            if sandboxed {
+                stop_hist
+                    .record(u64::try_from(t1.elapsed().as_micros()).unwrap_or(u64::MAX))
+                    .expect("record");
+            }
+        }
+        let (p50, p99) = quantiles(&hist);
+        println!(
+            "start latency, sandbox {}, {runs} runs: p50 {p50:.2} ms  p99 {p99:.2} ms",
+            if sandboxed { "namespaces" } else { "off" }
+        );
+        starts.push((p50, p99));
+    }
+    let ((p50_off, p99_off), (p50_ns, p99_ns)) = (starts[0], starts[1]);
+    println!(
+        "sandbox extra start latency: p50 {:.2} ms  p99 {:.2} ms",
+        p50_ns - p50_off,
+        p99_ns - p99_off
+    );
+    let (p50, p99) = quantiles(&stop_hist);
+    println!("stop latency, sandboxed, {runs} runs: p50 {p50:.2} ms  p99 {p99:.2} ms");
 }
 
 fn stop_latency(cgroup: CgroupMode, runs: usize) {
@@ -179,6 +264,7 @@ fn main() {
         .filter(|a| !a.starts_with("--"))
         .collect();
     match args.first().map(String::as_str) {
+        Some("sandbox") => sandbox_costs(200),
         Some("load") => {
             let agents = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(100);
             let seconds = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(30);

@@ -107,6 +107,8 @@ fn a_command_that_cannot_start_is_recorded_not_lost() {
         env: Default::default(),
         monitor: monitor_command(),
         cgroup: CgroupMode::Auto,
+        sandbox: None,
+        limits: Default::default(),
     })
     .expect("the monitor itself starts");
     let RunState::Exited(exit) = wait_exit(&handle, DEADLINE) else {
@@ -135,6 +137,8 @@ fn a_run_folder_is_used_once() {
         env: Default::default(),
         monitor: monitor_command(),
         cgroup: CgroupMode::Off,
+        sandbox: None,
+        limits: Default::default(),
     });
     assert!(matches!(
         again,

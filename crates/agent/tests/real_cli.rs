@@ -24,6 +24,8 @@ use orch_agent::adapters::{
     ProcessExit, TokenUsage, adapter_for, adapter_with, replay,
 };
 use orch_agent::process::procfs::ProcTable;
+use orch_agent::process::sandbox::egress::{Allowlist, read_refusals};
+use orch_agent::process::sandbox::{SandboxSpec, defaults};
 use orch_agent::process::{
     CgroupMode, ExitRecord, LaunchSpec, MonitorCommand, ProcId, RunHandle, RunState, StopPolicy,
     StopReport, is_alive, launch, read_exit, stop, wait_exit, wait_started,
@@ -310,6 +312,15 @@ impl Drop for Run {
 }
 
 fn launch_cli(sandbox: &Sandbox, argv: Vec<OsString>, env: BTreeMap<String, String>) -> Run {
+    launch_cli_in(sandbox, argv, env, None)
+}
+
+fn launch_cli_in(
+    sandbox: &Sandbox,
+    argv: Vec<OsString>,
+    env: BTreeMap<String, String>,
+    contained: Option<SandboxSpec>,
+) -> Run {
     let handle = launch(LaunchSpec {
         run_id: RunId::from("run-real-cli"),
         run_dir: sandbox.run_dir.clone(),
@@ -321,6 +332,8 @@ fn launch_cli(sandbox: &Sandbox, argv: Vec<OsString>, env: BTreeMap<String, Stri
             args_prefix: vec![],
         },
         cgroup: CgroupMode::Auto,
+        sandbox: contained,
+        limits: Default::default(),
     })
     .expect("launch the monitor");
     Run {
@@ -340,6 +353,16 @@ fn agent_path() -> String {
 /// and the two shell commands the fake asks for. The prompt goes after `--`,
 /// since `--allowedTools` takes several values.
 fn claude_run(sandbox: &Sandbox, fake: &FakeApi, prompt: &str, extra_env: &[(&str, &str)]) -> Run {
+    let (argv, env) = claude_command(sandbox, fake, prompt, extra_env);
+    launch_cli(sandbox, argv, env)
+}
+
+fn claude_command(
+    sandbox: &Sandbox,
+    fake: &FakeApi,
+    prompt: &str,
+    extra_env: &[(&str, &str)],
+) -> (Vec<OsString>, BTreeMap<String, String>) {
     let bin = cli_bin("ORCH_TEST_CLAUDE_BIN");
     let mut argv: Vec<OsString> = vec![bin.into_os_string()];
     argv.extend(
@@ -381,7 +404,7 @@ fn claude_run(sandbox: &Sandbox, fake: &FakeApi, prompt: &str, extra_env: &[(&st
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
     );
-    launch_cli(sandbox, argv, env)
+    (argv, env)
 }
 
 /// Codex as orch's README configures it (`exec --json --sandbox
@@ -947,4 +970,58 @@ fn codex_stopped_mid_tool_call_leaves_nothing_running() {
     assert_eq!(outcome.thread_total, None);
     drop(run);
     drop(fake);
+}
+
+/// Issue 12: Claude Code in `[sandbox] mode = "namespaces"`: it sees its repo
+/// (read-write), the toolchain and its own installation (read-only), and
+/// reaches the fake model API only through orch's egress proxy, which admits
+/// the fake's port alone.
+#[test]
+#[ignore = "needs the real agent CLIs: scripts/install-agent-clis.sh, then cargo test -p orch-agent --test real_cli -- --ignored"]
+fn claude_runs_sandboxed_through_the_egress_proxy() {
+    if let Err(why) = orch_agent::process::sandbox::probe().namespaces {
+        eprintln!("SKIP: this machine cannot sandbox: {why}");
+        return;
+    }
+    let sandbox = Sandbox::new();
+    let fake = FakeApi::start(&sandbox);
+    let (argv, env) = claude_command(&sandbox, &fake, CLAUDE_PROMPT, &[]);
+    let bin = cli_bin("ORCH_TEST_CLAUDE_BIN");
+    // The whole npm prefix: the binary, its package and node's modules.
+    let install = bin
+        .ancestors()
+        .find(|p| p.ends_with("node_modules"))
+        .and_then(Path::parent)
+        .expect("the CLI lives under a node_modules folder")
+        .to_owned();
+    let mut readonly: Vec<PathBuf> = defaults::TOOLCHAIN.iter().map(PathBuf::from).collect();
+    readonly.push(install);
+    let contained = SandboxSpec {
+        writable: vec![sandbox.repo.clone()],
+        readonly,
+        hidden: defaults::HIDDEN.iter().map(PathBuf::from).collect(),
+        home: Some(sandbox.home.clone()),
+        egress: Allowlist(vec![format!("127.0.0.1:{}", fake.port)]),
+    };
+    let run = launch_cli_in(&sandbox, argv, env, Some(contained));
+    let rec = wait_done(&run, &sandbox);
+    let ctx = sandbox.describe();
+    assert_eq!(rec.spawn_error, None, "{ctx}");
+    assert_eq!(rec.exit_code, Some(0), "{ctx}");
+    let mut adapter = adapter_for(AdapterKind::ClaudeCode);
+    let (_events, outcome) = replay(adapter.as_mut(), &sandbox.output(), process_exit(&rec));
+    // The namespace's loopback has nothing on the fake's port: every answer
+    // the CLI got came through the proxy (with an empty allowlist this fails).
+    assert_eq!(outcome.kind, OutcomeKind::Succeeded, "{outcome:#?}{ctx}");
+    assert_eq!(
+        std::fs::read_to_string(sandbox.repo.join("hello.txt"))
+            .ok()
+            .as_deref(),
+        Some(HELLO),
+        "hello.txt not written in the repo{ctx}"
+    );
+    // Whatever else the CLI tried to reach was refused, and recorded.
+    for r in read_refusals(&sandbox.run_dir) {
+        eprintln!("refused: {} ({})", r.target, r.why);
+    }
 }

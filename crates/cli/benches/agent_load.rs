@@ -37,6 +37,8 @@ impl RunPreparer for Chatty {
              for i in range({lines}):\n    print(line, flush=True)\n    time.sleep(0.05)\n"
         );
         Ok(PreparedRun {
+            sandbox: None,
+            limits: Default::default(),
             cwd: run_dir.to_path_buf(),
             argv: vec!["python3".into(), "-c".into(), code],
             env: Default::default(),

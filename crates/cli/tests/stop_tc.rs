@@ -151,6 +151,8 @@ impl World {
                 args_prefix: vec!["monitor".into()],
             },
             cgroup: CgroupMode::Off,
+            sandbox: None,
+            limits: Default::default(),
         };
         let h = launch(spec).unwrap();
         wait_started(&h, Duration::from_secs(10)).expect("agent started");

@@ -1,4 +1,5 @@
-//! `[limits]` and `[cleanup]`: disk care of the task worktrees (issue 12).
+//! `[limits]` (disk care of the task worktrees, and each run's memory, CPU
+//! and process limits) and `[cleanup]` (issue 12).
 
 use orch_core::disk::OutputGlob;
 use serde::{Deserialize, Serialize};
@@ -13,6 +14,13 @@ pub struct DiskLimitsConfig {
     /// of GB), and a wrong guess would park healthy work; sizes are measured
     /// and shown either way.
     pub worktree_mb: Option<u64>,
+    /// Memory (and swap) of one run's whole process tree, in MiB; at the
+    /// limit the kernel kills in the run and the attempt fails saying so.
+    pub memory_mb: Option<u64>,
+    /// CPU time of one run in percent of one CPU (200 = two CPUs).
+    pub cpu_percent: Option<u32>,
+    /// Processes and threads of one run at once (a fork bomb stops here).
+    pub pids: Option<u32>,
 }
 
 /// `[cleanup]`: removing ignored build outputs of idle worktrees.
@@ -73,11 +81,18 @@ pub(crate) fn check_disk_sections(
     cleanup: &CleanupConfig,
 ) -> Vec<(String, String)> {
     let mut out = Vec::new();
-    if limits.worktree_mb == Some(0) {
-        out.push((
-            "limits.worktree_mb".to_owned(),
-            "must be greater than 0; remove the key for no limit".to_owned(),
-        ));
+    for (key, zero) in [
+        ("worktree_mb", limits.worktree_mb == Some(0)),
+        ("memory_mb", limits.memory_mb == Some(0)),
+        ("cpu_percent", limits.cpu_percent == Some(0)),
+        ("pids", limits.pids == Some(0)),
+    ] {
+        if zero {
+            out.push((
+                format!("limits.{key}"),
+                "must be greater than 0; remove the key for no limit".to_owned(),
+            ));
+        }
     }
     // An hour count that overflows a timestamp is surely a typo.
     if cleanup.cleanup_after_hours > 24 * 365 * 100 {

@@ -19,6 +19,7 @@
 //! - `resolve`: absolute paths, store location, secrets, core conversions.
 //! - `policy`: `[budget]`, `[review]`, `[merge]`, `[logging]`, `[[notify]]`.
 //! - `disk`: `[limits]` and `[cleanup]`, the worktrees' disk care.
+//! - `sandbox`: `[sandbox]`, how agents are contained.
 //! - `states`: the one rule for tracker state names (trimmed, case-insensitive).
 
 mod disk;
@@ -27,6 +28,7 @@ mod load;
 mod model;
 mod policy;
 mod resolve;
+mod sandbox;
 mod states;
 mod validate;
 
@@ -35,6 +37,7 @@ pub use error::{ConfigError, Problem, Warning};
 pub use load::{DEFAULT_FILE, ENV_PREFIX, ENV_SEPARATOR, env_provider};
 pub use model::*;
 pub use resolve::StoreLocation;
+pub use sandbox::{SandboxConfig, SandboxMode};
 pub use states::{StateCollision, StateRole, same_state, state_key};
 
 /// A commented `orch.toml` documenting every section with the embedded

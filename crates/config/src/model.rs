@@ -37,6 +37,7 @@ pub struct Config {
     pub merge: MergeConfig,
     pub limits: crate::disk::DiskLimitsConfig,
     pub cleanup: crate::disk::CleanupConfig,
+    pub sandbox: crate::sandbox::SandboxConfig,
     pub logging: LoggingConfig,
     /// `[[notify]]`: outgoing webhooks told about the pipeline.
     pub notify: Vec<NotifyConfig>,
@@ -73,6 +74,7 @@ impl Default for Config {
             merge: MergeConfig::default(),
             limits: Default::default(),
             cleanup: Default::default(),
+            sandbox: Default::default(),
             logging: LoggingConfig::default(),
             notify: Vec::new(),
             base_dir: PathBuf::new(),
@@ -629,6 +631,11 @@ pub struct AgentConfig {
     pub idle_timeout_secs: u64,
     /// Overrides `queue.max_attempts` for this kind.
     pub max_attempts: Option<u32>,
+    /// Overrides `[sandbox] mode` for this kind.
+    pub sandbox: Option<crate::sandbox::SandboxMode>,
+    /// Sandboxed, the hosts this kind may reach through orch's proxy:
+    /// `host:port`, or `host` for any port. Empty: none.
+    pub egress_allow: Vec<String>,
 }
 
 impl Default for AgentConfig {
@@ -639,6 +646,8 @@ impl Default for AgentConfig {
             timeout_secs: 3600,
             idle_timeout_secs: 600,
             max_attempts: None,
+            sandbox: None,
+            egress_allow: Vec::new(),
         }
     }
 }

@@ -189,6 +189,15 @@ impl Config {
         self.agents.get(kind).cloned().unwrap_or_default()
     }
 
+    /// How agents of `kind` are contained: their own `sandbox`, else
+    /// `[sandbox] mode`.
+    pub fn sandbox_mode(&self, kind: AgentKind) -> crate::SandboxMode {
+        self.agents
+            .get(kind)
+            .and_then(|a| a.sandbox)
+            .unwrap_or(self.sandbox.mode)
+    }
+
     /// The argv of the agent of `kind`, `None` when no command is configured. A
     /// relative program path containing '/' (`examples/agents/developer.sh`) is
     /// made absolute against the config folder, because agents run with their

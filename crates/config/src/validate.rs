@@ -138,6 +138,12 @@ impl Config {
         for (key, what) in crate::disk::check_disk_sections(&self.limits, &self.cleanup) {
             c.error(key, what);
         }
+        for (key, what) in crate::sandbox::check_sandbox(&self.sandbox)
+            .into_iter()
+            .chain(crate::sandbox::check_egress(&self.agents))
+        {
+            c.error(key, what);
+        }
         self.check_secrets_set(&mut c);
         if c.problems.is_empty() {
             Ok(c.warnings)

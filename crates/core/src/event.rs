@@ -127,6 +127,9 @@ event_kinds! {
     NotifyFailed = "notify_failed",
     /// Some of the run's output lines were too long to parse whole.
     OutputTruncated = "output_truncated",
+    /// A sandboxed agent asked orch's egress proxy for a host that is not
+    /// on its kind's allowlist; the proxy refused it.
+    EgressRefused = "egress_refused",
     /// The forge says the pull request was merged.
     PrMerged = "pr_merged",
     /// The forge says the pull request was closed without merging.

@@ -17,6 +17,7 @@
 //!   the repo's control dir (`control.rs`), with a minimal environment
 //!   (`runner.rs`). `docs/security.md` explains why that is enough.
 
+mod agent_view;
 mod archive;
 mod branch;
 mod cleanup;
@@ -29,6 +30,7 @@ mod runner;
 pub mod size;
 mod worktree;
 
+pub use agent_view::AgentGitView;
 pub use archive::{ARCHIVE_FILES_SHOWN, Archive, ArchiveListing, restore_branch_name};
 pub use branch::{DeleteOutcome, FastForward, MergeResult, ProtectedBranches};
 pub use cleanup::{OutputCleanup, RemovedOutput};

@@ -72,7 +72,7 @@ fn find_own_v2_path(proc_cgroup: &str) -> Option<String> {
 }
 
 /// Keeps a run id usable as one path component: letters, digits, `-` and `_`.
-fn sanitize(run_id: &str) -> String {
+pub(crate) fn sanitize(run_id: &str) -> String {
     run_id
         .chars()
         .map(|c| {

@@ -20,23 +20,23 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 /// `CLONE_INTO_CGROUP` (include/uapi/linux/sched.h).
-const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+pub(crate) const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
 
 /// `struct clone_args` (CLONE_ARGS_SIZE_VER2).
 #[repr(C)]
 #[derive(Default)]
-struct CloneArgs {
-    flags: u64,
-    pidfd: u64,
-    child_tid: u64,
-    parent_tid: u64,
-    exit_signal: u64,
-    stack: u64,
-    stack_size: u64,
-    tls: u64,
-    set_tid: u64,
-    set_tid_size: u64,
-    cgroup: u64,
+pub(crate) struct CloneArgs {
+    pub flags: u64,
+    pub pidfd: u64,
+    pub child_tid: u64,
+    pub parent_tid: u64,
+    pub exit_signal: u64,
+    pub stack: u64,
+    pub stack_size: u64,
+    pub tls: u64,
+    pub set_tid: u64,
+    pub set_tid_size: u64,
+    pub cgroup: u64,
 }
 
 /// What to start; the same meaning as the `Command` setup in the monitor.
@@ -49,6 +49,8 @@ pub struct SpawnSpec<'a> {
     pub parent_pid: i32,
     /// An `O_DIRECTORY` fd of the run's cgroup.
     pub cgroup_dir: &'a OwnedFd,
+    /// `cgroup.procs` of the run's limit cgroups (v1) to join before exec.
+    pub join: &'a [RawFd],
 }
 
 pub struct Spawned {
@@ -69,7 +71,7 @@ fn cstr(s: &OsStr) -> io::Result<CString> {
     CString::new(s.as_bytes()).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))
 }
 
-fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+pub(crate) fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     let mut fds = [0 as RawFd; 2];
     // SAFETY: pipe2 fills the two-element array.
     if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
@@ -82,7 +84,10 @@ fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
 /// The program as `execvp` would find it, using the agent's own PATH (the
 /// behaviour of `Command` with a cleared environment). A name with a slash is
 /// used as given (resolved against `cwd` by the kernel after the chdir).
-fn resolve(program: &OsStr, env: &std::collections::BTreeMap<String, String>) -> PathBuf {
+pub(crate) fn resolve(
+    program: &OsStr,
+    env: &std::collections::BTreeMap<String, String>,
+) -> PathBuf {
     if program.as_bytes().contains(&b'/') {
         return PathBuf::from(program);
     }
@@ -154,6 +159,7 @@ pub fn spawn(spec: &SpawnSpec) -> Result<Spawned, SpawnError> {
         status_w.as_raw_fd(),
     );
     let parent = spec.parent_pid;
+    let join = spec.join;
     // SAFETY: clone3 without CLONE_VM forks this process; `args` outlives the call.
     let pid = unsafe {
         libc::syscall(
@@ -175,6 +181,7 @@ pub fn spawn(spec: &SpawnSpec) -> Result<Spawned, SpawnError> {
                 err_fd,
                 status_fd,
                 parent,
+                join,
                 cwd.as_ref(),
                 &path,
                 &argv_ptrs,
@@ -218,6 +225,7 @@ unsafe fn child(
     err_fd: RawFd,
     status_fd: RawFd,
     parent: i32,
+    join: &[RawFd],
     cwd: Option<&CString>,
     path: &CString,
     argv: &[*const libc::c_char],
@@ -255,6 +263,12 @@ unsafe fn child(
         // Its own group, so signals to the agent's group never hit the monitor.
         if libc::setpgid(0, 0) != 0 {
             fail(status_fd);
+        }
+        // Limited before it runs a single instruction of its own.
+        for fd in join {
+            if libc::write(*fd, b"0".as_ptr().cast(), 1) < 0 {
+                fail(status_fd);
+            }
         }
         if libc::dup2(null_fd, 0) < 0 || libc::dup2(out_fd, 1) < 0 || libc::dup2(err_fd, 2) < 0 {
             fail(status_fd);

@@ -15,6 +15,7 @@ use super::ProcessError;
 use super::monitor_args::MonitorArgs;
 use super::procfs;
 use super::run_dir;
+use super::sandbox::{SANDBOX_JSON, SandboxSpec};
 use orch_core::RunId;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -68,6 +69,10 @@ pub struct LaunchSpec {
     pub env: BTreeMap<String, String>,
     pub monitor: MonitorCommand,
     pub cgroup: CgroupMode,
+    /// Run the agent in a sandbox ([`super::sandbox`]); `None`: as orch's user.
+    pub sandbox: Option<SandboxSpec>,
+    /// Memory, CPU and process limits of the run ([`super::limits`]).
+    pub limits: super::limits::ResourceLimits,
 }
 
 /// A started run, as the store keeps it: enough to find, check and stop the
@@ -139,6 +144,17 @@ pub fn launch(spec: LaunchSpec) -> Result<RunHandle, ProcessError> {
     args.cwd = Some(cwd);
     args.env_file = Some(env_file.clone());
     args.cgroup = spec.cgroup == CgroupMode::Auto;
+    args.limits = spec.limits;
+    if let Some(sandbox) = &spec.sandbox {
+        let path = run_dir.join(SANDBOX_JSON);
+        let json = serde_json::to_vec_pretty(sandbox).map_err(|e| ProcessError::Json {
+            path: path.clone(),
+            source: e,
+        })?;
+        std::fs::write(&path, json)
+            .map_err(|e| ProcessError::io(format!("writing {}", path.display()), e))?;
+        args.sandbox = Some(path);
+    }
 
     let monitor_log = std::fs::OpenOptions::new()
         .create(true)

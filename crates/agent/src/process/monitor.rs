@@ -19,9 +19,11 @@ use super::ProcessError;
 use super::cgroup::{self, RunCgroup};
 use super::clone_spawn;
 use super::copier::{self, CopyDone};
+use super::limits::LimitCgroups;
 use super::monitor_args::MonitorArgs;
 use super::procfs::{self, ProcId};
 use super::run_dir::{self, ExitRecord, MonitorInfo};
+use super::sandbox;
 use super::signal::{SignalOutcome, signal_process};
 use super::tree::{self, RunRoots};
 use nix::sys::signal::{SigHandler, SigSet, Signal, killpg};
@@ -30,6 +32,7 @@ use nix::unistd::Pid;
 use orch_core::{RunId, Timestamp};
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
+use std::os::fd::AsRawFd;
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
@@ -99,6 +102,7 @@ fn not_started(
         spawn_error: Some(why.to_string()),
         forwarded_signals: Vec::new(),
         strays_killed: 0,
+        limits_hit: Vec::new(),
     }
 }
 
@@ -149,6 +153,25 @@ struct AgentStatus {
     core_dumped: bool,
 }
 
+impl AgentStatus {
+    /// From a raw `waitpid` status.
+    fn from_raw(raw: i32) -> AgentStatus {
+        if libc::WIFSIGNALED(raw) {
+            AgentStatus {
+                exit_code: None,
+                signal: Some(libc::WTERMSIG(raw)),
+                core_dumped: libc::WCOREDUMP(raw),
+            }
+        } else {
+            AgentStatus {
+                exit_code: Some(libc::WEXITSTATUS(raw)),
+                signal: None,
+                core_dumped: false,
+            }
+        }
+    }
+}
+
 /// Reaps every child that has exited; returns the agent's status if it was one.
 fn reap_all(agent: i32) -> Option<AgentStatus> {
     let mut agent_status = None;
@@ -190,6 +213,9 @@ struct Running {
     id: ProcId,
     cgroup: Option<RunCgroup>,
     copiers: mpsc::Receiver<CopyDone>,
+    /// A sandboxed agent's status pipe and the pipe its init watches.
+    sandbox: Option<(File, std::os::fd::OwnedFd)>,
+    limits: LimitCgroups,
 }
 
 impl Monitor {
@@ -231,7 +257,7 @@ impl Monitor {
     }
 
     fn run(self) -> Result<(), ProcessError> {
-        let running = match self.spawn_agent() {
+        let mut running = match self.spawn_agent() {
             Ok(r) => r,
             Err(e) => {
                 // Record the failure where the watcher looks, so the run reads as
@@ -257,9 +283,16 @@ impl Monitor {
             log(&format!("{e}"));
         }
 
-        let (status, forwarded) = self.supervise(&running);
+        let (mut status, forwarded) = self.supervise(&running);
+        if let Some((mut result, _life)) = running.sandbox.take() {
+            // The init's own exit says nothing; the agent's status is what counts.
+            if let Some(raw) = sandbox::spawn::read_result(&mut result) {
+                status = AgentStatus::from_raw(raw);
+            }
+        }
         let finished_at = run_dir::now();
         let strays = self.end_strays(running.cgroup.as_ref());
+        let limits_hit = running.limits.hits();
         self.wait_copiers(&running.copiers);
 
         let rec = ExitRecord {
@@ -273,11 +306,13 @@ impl Monitor {
             spawn_error: None,
             forwarded_signals: forwarded,
             strays_killed: strays,
+            limits_hit,
         };
         run_dir::write_json_atomic(&self.args.run_dir, run_dir::EXIT_JSON, &rec)?;
         if let Some(cg) = &running.cgroup {
             cg.remove();
         }
+        running.limits.remove();
         Ok(())
     }
 
@@ -323,8 +358,40 @@ impl Monitor {
         } else {
             None
         };
+        let limits = LimitCgroups::create(
+            &format!("{}-{}", cgroup::sanitize(self.run_id.as_str()), self.me.pid),
+            self.args.limits,
+            cgroup.as_ref(),
+        )
+        .map_err(|e| {
+            if let Some(cg) = &cgroup {
+                cg.remove();
+            }
+            ProcessError::io("setting the run's resource limits", e)
+        })?;
+        let joins = limits.open_joins().map_err(|e| {
+            limits.remove();
+            ProcessError::io("opening the run's limit cgroups", e)
+        })?;
+        let join: Vec<std::os::fd::RawFd> = joins.iter().map(|f| f.as_raw_fd()).collect();
+        let mut sandbox = None;
         // Fast path: created inside its cgroup, no migration (see clone_spawn).
         let fast = match cgroup.as_ref().map(RunCgroup::open_dir) {
+            _ if self.args.sandbox.is_some() => {
+                let s = sandbox::start::spawn(&self.args, &env, cgroup.as_ref(), &join)
+                    .inspect_err(|_| {
+                        if let Some(cg) = &cgroup {
+                            cg.remove();
+                        }
+                        limits.remove();
+                    })?;
+                sandbox = Some((s.result, s.life));
+                Some(clone_spawn::Spawned {
+                    pid: s.pid,
+                    stdout: s.stdout,
+                    stderr: s.stderr,
+                })
+            }
             Some(Ok(dir)) => {
                 let spec = clone_spawn::SpawnSpec {
                     argv: &self.args.argv,
@@ -332,6 +399,7 @@ impl Monitor {
                     cwd: self.args.cwd.as_deref(),
                     parent_pid: self.me.pid,
                     cgroup_dir: &dir,
+                    join: &join,
                 };
                 match clone_spawn::spawn(&spec) {
                     Ok(s) => Some(s),
@@ -345,6 +413,7 @@ impl Monitor {
                         if let Some(cg) = &cgroup {
                             cg.remove();
                         }
+                        limits.remove();
                         return Err(ProcessError::io(
                             format!("starting {:?}", self.args.argv),
                             e,
@@ -361,7 +430,9 @@ impl Monitor {
         ) = match fast {
             Some(s) => (s.pid, Box::new(s.stdout), Box::new(s.stderr)),
             None => {
-                let mut child = self.spawn_with_command(program, rest, &env, cgroup.as_ref())?;
+                let mut child = self
+                    .spawn_with_command(program, rest, &env, cgroup.as_ref(), &join)
+                    .inspect_err(|_| limits.remove())?;
                 // `Command` set both up as pipes, so both are present.
                 let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take())
                 else {
@@ -397,6 +468,8 @@ impl Monitor {
             },
             cgroup,
             copiers: rx,
+            sandbox,
+            limits,
         })
     }
 
@@ -408,8 +481,10 @@ impl Monitor {
         rest: &[std::ffi::OsString],
         env: &BTreeMap<String, String>,
         cgroup: Option<&RunCgroup>,
+        join: &[std::os::fd::RawFd],
     ) -> Result<std::process::Child, ProcessError> {
         let cgroup_fd = cgroup.and_then(|c| c.open_procs().ok());
+        let join = join.to_vec();
         let mut cmd = Command::new(program);
         cmd.args(rest)
             .env_clear()
@@ -445,6 +520,13 @@ impl Monitor {
                     // forks, outside its cgroup. A failure only loses the cgroup;
                     // the monitor notices below and falls back to /proc.
                     let _ = cgroup::join_from_child(fd);
+                }
+                // The limits, unlike the tracking cgroup, must hold.
+                for fd in &join {
+                    // SAFETY: writes one byte to an fd the monitor opened.
+                    if libc::write(*fd, b"0".as_ptr().cast(), 1) < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
                 }
                 Ok(())
             });

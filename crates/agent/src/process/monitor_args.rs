@@ -4,7 +4,8 @@
 //! ```text
 //! orch-monitor --run-dir DIR [--run-id ID] [--cwd DIR]
 //!              [--env-file FILE] [--env K=V]... [--no-cgroup]
-//!              [--stray-grace-ms N] -- PROGRAM [ARGS...]
+//!              [--sandbox FILE] [--memory-mb N] [--cpu-percent N]
+//!              [--pids N] [--stray-grace-ms N] -- PROGRAM [ARGS...]
 //! ```
 //!
 //! `--env` puts values on the command line, where every user can read them in
@@ -33,6 +34,10 @@ pub struct MonitorArgs {
     pub env_file: Option<PathBuf>,
     /// Put the agent in a cgroup v2 of its own where possible.
     pub cgroup: bool,
+    /// A `sandbox.json` ([`super::sandbox::SandboxSpec`]): run the agent
+    /// sandboxed, or not at all.
+    pub sandbox: Option<PathBuf>,
+    pub limits: super::limits::ResourceLimits,
     pub stray_grace: Duration,
     /// The agent's command: program and arguments, run without a shell.
     pub argv: Vec<OsString>,
@@ -57,7 +62,7 @@ pub enum ArgsError {
 }
 
 pub const USAGE: &str = "orch-monitor --run-dir DIR [--run-id ID] [--cwd DIR] [--env-file FILE] \
-                         [--env K=V]... [--no-cgroup] [--stray-grace-ms N] -- PROGRAM [ARGS...]";
+                         [--env K=V]... [--no-cgroup] [--sandbox FILE] [--memory-mb N] [--cpu-percent N] [--pids N] [--stray-grace-ms N] -- PROGRAM [ARGS...]";
 
 impl MonitorArgs {
     /// A monitor for `argv` writing into `run_dir`, with defaults for the rest.
@@ -69,6 +74,8 @@ impl MonitorArgs {
             env: BTreeMap::new(),
             env_file: None,
             cgroup: true,
+            sandbox: None,
+            limits: Default::default(),
             stray_grace: DEFAULT_STRAY_GRACE,
             argv,
         }
@@ -115,6 +122,14 @@ impl MonitorArgs {
                     out.env.insert(k.to_owned(), v.to_owned());
                 }
                 Some("--no-cgroup") => out.cgroup = false,
+                Some("--memory-mb") => {
+                    out.limits.memory_mb = Some(number("--memory-mb", value("--memory-mb")?)?)
+                }
+                Some("--cpu-percent") => {
+                    out.limits.cpu_percent = Some(number("--cpu-percent", value("--cpu-percent")?)?)
+                }
+                Some("--pids") => out.limits.pids = Some(number("--pids", value("--pids")?)?),
+                Some("--sandbox") => out.sandbox = Some(PathBuf::from(value("--sandbox")?)),
                 Some("--stray-grace-ms") => {
                     let v = utf8("--stray-grace-ms", value("--stray-grace-ms")?)?;
                     let ms = v.parse::<u64>().map_err(|_| ArgsError::Invalid {
@@ -152,6 +167,19 @@ impl MonitorArgs {
         if !self.cgroup {
             a.push("--no-cgroup".into());
         }
+        let l = &self.limits;
+        for (flag, v) in [
+            ("--memory-mb", l.memory_mb),
+            ("--cpu-percent", l.cpu_percent.map(u64::from)),
+            ("--pids", l.pids.map(u64::from)),
+        ] {
+            if let Some(v) = v {
+                a.extend([flag.into(), v.to_string().into()]);
+            }
+        }
+        if let Some(f) = &self.sandbox {
+            a.extend(["--sandbox".into(), f.clone().into()]);
+        }
         if self.stray_grace != DEFAULT_STRAY_GRACE {
             a.extend([
                 "--stray-grace-ms".into(),
@@ -162,6 +190,15 @@ impl MonitorArgs {
         a.extend(self.argv.iter().cloned());
         a
     }
+}
+
+fn number<T: std::str::FromStr>(option: &'static str, v: OsString) -> Result<T, ArgsError> {
+    let v = utf8(option, v)?;
+    v.parse().map_err(|_| ArgsError::Invalid {
+        option,
+        value: v,
+        why: "expected a whole number",
+    })
 }
 
 fn utf8(option: &'static str, v: OsString) -> Result<String, ArgsError> {
@@ -190,6 +227,12 @@ mod tests {
             "--env",
             "A=1=2",
             "--no-cgroup",
+            "--sandbox",
+            "/r/sandbox.json",
+            "--memory-mb",
+            "64",
+            "--pids",
+            "32",
             "--stray-grace-ms",
             "250",
             "--",
@@ -202,6 +245,15 @@ mod tests {
         assert_eq!(a.run_id.as_deref(), Some("r-1"));
         assert_eq!(a.env.get("A").map(String::as_str), Some("1=2"));
         assert!(!a.cgroup);
+        assert_eq!(a.sandbox, Some(PathBuf::from("/r/sandbox.json")));
+        assert_eq!(
+            a.limits,
+            super::super::limits::ResourceLimits {
+                memory_mb: Some(64),
+                cpu_percent: None,
+                pids: Some(32),
+            }
+        );
         assert_eq!(a.stray_grace, Duration::from_millis(250));
         assert_eq!(
             a.argv,

@@ -63,6 +63,9 @@ pub struct ExitRecord {
     /// Processes left behind by the agent that the monitor had to end.
     #[serde(default)]
     pub strays_killed: u32,
+    /// Resource limits the run ran into ([`super::limits`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub limits_hit: Vec<super::limits::LimitHit>,
 }
 
 impl ExitRecord {
@@ -171,6 +174,7 @@ mod tests {
             spawn_error: None,
             forwarded_signals: vec![15],
             strays_killed: 1,
+            limits_hit: Vec::new(),
         };
         write_json_atomic(dir.path(), EXIT_JSON, &rec).expect("write");
         assert_eq!(read_exit(dir.path()), Some(rec));

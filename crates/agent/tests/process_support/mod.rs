@@ -3,6 +3,8 @@
 
 #![allow(dead_code)] // each test file uses a different subset
 
+use orch_agent::process::limits::ResourceLimits;
+use orch_agent::process::sandbox::SandboxSpec;
 use orch_agent::process::{
     CgroupMode, LaunchSpec, MonitorCommand, ProcId, RunHandle, StopPolicy, is_alive, launch, stop,
 };
@@ -93,6 +95,38 @@ impl TestRun {
         extra_env: BTreeMap<String, String>,
         prepare: impl FnOnce(&Path),
     ) -> TestRun {
+        Self::launch_in(body, cgroup, extra_env, prepare, |_| None)
+    }
+
+    /// Like [`TestRun::launch_with`]; `sandbox` gets the temp root and says
+    /// how to sandbox the run. A sandboxed agent's script lives in its cwd
+    /// (the only place of the temp root it can see).
+    pub fn launch_in(
+        body: &str,
+        cgroup: CgroupMode,
+        extra_env: BTreeMap<String, String>,
+        prepare: impl FnOnce(&Path),
+        sandbox: impl FnOnce(&Path) -> Option<SandboxSpec>,
+    ) -> TestRun {
+        Self::launch_limited(
+            body,
+            cgroup,
+            extra_env,
+            prepare,
+            sandbox,
+            Default::default(),
+        )
+    }
+
+    /// Like [`TestRun::launch_in`], with resource limits.
+    pub fn launch_limited(
+        body: &str,
+        cgroup: CgroupMode,
+        extra_env: BTreeMap<String, String>,
+        prepare: impl FnOnce(&Path),
+        sandbox: impl FnOnce(&Path) -> Option<SandboxSpec>,
+        limits: ResourceLimits,
+    ) -> TestRun {
         let root = tempfile::tempdir().expect("tempdir");
         let work = root.path().join("work");
         std::fs::create_dir(&work).expect("mkdir work");
@@ -105,7 +139,12 @@ impl TestRun {
              exec sleep 1000",
         );
         prepare(&work);
-        let agent = root.path().join("agent.sh");
+        let sandbox = sandbox(root.path());
+        let agent = if sandbox.is_some() {
+            work.join("agent.sh")
+        } else {
+            root.path().join("agent.sh")
+        };
         write_script(&agent, body);
         let mut env = BTreeMap::from([("PATH".to_owned(), "/usr/bin:/bin".to_owned())]);
         env.extend(extra_env);
@@ -117,6 +156,8 @@ impl TestRun {
             env,
             monitor: monitor_command(),
             cgroup,
+            sandbox,
+            limits,
         })
         .expect("launch");
         TestRun {

@@ -9,6 +9,9 @@ use super::view::{job_spec, task_view};
 use crate::supervisor::{PreparedRun, RunPreparer};
 use orch_agent::adapters::AdapterKind;
 use orch_agent::process::Timeouts;
+use orch_agent::process::limits::ResourceLimits;
+use orch_agent::process::sandbox::SandboxSpec;
+use orch_agent::process::sandbox::egress::Allowlist;
 use orch_agent::prompts::{
     DEFAULT_ARTEFACT_BUDGET, DEFAULT_DIFF_BUDGET, PromptContext, PromptSet, collect_artefacts,
     invocation,
@@ -19,7 +22,7 @@ use orch_core::{AgentKind, Job, Task};
 use orch_git::{MergeResult, RepoStore};
 use orch_store::Store;
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -79,12 +82,16 @@ impl RunPreparer for PipelinePreparer {
             idle: Some(Duration::from_secs(agent_cfg.idle_timeout_secs.max(1))),
         };
         let spec = job_spec(job);
-        let command_run = |argv: Vec<String>| PreparedRun {
-            cwd: wt.path.clone(),
-            argv,
-            env: BTreeMap::new(),
-            adapter: AdapterKind::Command,
-            timeouts,
+        let command_run = |argv: Vec<String>| -> Result<PreparedRun, String> {
+            Ok(PreparedRun {
+                cwd: wt.path.clone(),
+                sandbox: self.sandbox_for(job.agent, &wt, &argv, &BTreeMap::new())?,
+                limits: self.resource_limits(),
+                argv,
+                env: BTreeMap::new(),
+                adapter: AdapterKind::Command,
+                timeouts,
+            })
         };
         match job.agent {
             AgentKind::Merger => {
@@ -110,7 +117,7 @@ impl RunPreparer for PipelinePreparer {
                 } else {
                     repo.verify.clone()
                 };
-                Ok(command_run(verify))
+                command_run(verify)
             }
             AgentKind::Deployer => {
                 let d = repo
@@ -136,7 +143,7 @@ impl RunPreparer for PipelinePreparer {
                         }
                     })
                     .collect();
-                Ok(command_run(argv))
+                command_run(argv)
             }
             kind => {
                 let command = self.cfg.agent_command(kind).ok_or_else(|| {
@@ -147,6 +154,8 @@ impl RunPreparer for PipelinePreparer {
                     .map_err(|e| e.to_string())?;
                 Ok(PreparedRun {
                     cwd: wt.path.clone(),
+                    sandbox: self.sandbox_for(kind, &wt, &inv.argv, &inv.env)?,
+                    limits: self.resource_limits(),
                     argv: inv.argv,
                     env: inv.env,
                     adapter: adapter_of(agent_cfg.adapter),
@@ -158,6 +167,71 @@ impl RunPreparer for PipelinePreparer {
 }
 
 impl PipelinePreparer {
+    /// The sandbox of a run of `kind` (`None` when its mode is off): the
+    /// worktree's git view, the toolchain, the agent's program and the files
+    /// its environment names in the run folder (the prompt), read-only.
+    fn sandbox_for(
+        &self,
+        kind: AgentKind,
+        wt: &orch_git::Worktree,
+        argv: &[String],
+        env: &BTreeMap<String, String>,
+    ) -> Result<Option<SandboxSpec>, String> {
+        if self.cfg.sandbox_mode(kind) == orch_config::SandboxMode::Off {
+            return Ok(None);
+        }
+        let view = self
+            .repos
+            .agent_git_view(wt)
+            .map_err(|e| format!("the sandbox's view of the repository: {e}"))?;
+        let mut readonly = self.cfg.sandbox.toolchain_paths.clone();
+        readonly.extend(view.readonly);
+        readonly.extend(argv.first().and_then(|p| self.program_view(Path::new(p))));
+        readonly.extend(
+            env.get(orch_agent::prompts::PROMPT_FILE_ENV)
+                .map(PathBuf::from),
+        );
+        Ok(Some(SandboxSpec {
+            writable: view.writable,
+            readonly,
+            hidden: self.cfg.sandbox.hidden_paths.clone(),
+            // The supervisor empties the HOME the agent's environment names.
+            home: None,
+            egress: Allowlist(self.cfg.agent(kind).egress_allow),
+        }))
+    }
+
+    /// `[limits] memory_mb`, `cpu_percent`, `pids`: the same for every run.
+    fn resource_limits(&self) -> ResourceLimits {
+        let l = &self.cfg.limits;
+        ResourceLimits {
+            memory_mb: l.memory_mb,
+            cpu_percent: l.cpu_percent,
+            pids: l.pids,
+        }
+    }
+
+    /// What of an agent's program a sandbox shows: its folder (a script's
+    /// helpers sit beside it, as the example agents' `common.sh` does),
+    /// unless that folder holds orch's data, the repos or is `/`; then the
+    /// file alone. A program found through `PATH` lives in the toolchain.
+    fn program_view(&self, program: &Path) -> Option<PathBuf> {
+        if !program.is_absolute() {
+            return None;
+        }
+        let dir = program.parent()?;
+        let holds = |p: PathBuf| std::path::absolute(p).is_ok_and(|p| p.starts_with(dir));
+        let private = dir == Path::new("/")
+            || holds(self.cfg.data_dir())
+            || holds(self.cfg.repos_dir())
+            || holds(self.cfg.runs_dir());
+        Some(if private {
+            program.to_path_buf()
+        } else {
+            dir.to_path_buf()
+        })
+    }
+
     async fn prompt(
         &self,
         task: &Task,

@@ -42,6 +42,10 @@ pub struct PreparedRun {
     pub env: BTreeMap<String, String>,
     pub adapter: AdapterKind,
     pub timeouts: Timeouts,
+    /// Run the agent sandboxed (`[sandbox] mode = "namespaces"`).
+    pub sandbox: Option<orch_agent::process::sandbox::SandboxSpec>,
+    /// `[limits] memory_mb`, `cpu_percent`, `pids`.
+    pub limits: orch_agent::process::limits::ResourceLimits,
 }
 
 /// Prepares a claimed job's run. Errors fail the attempt (and it is retried).
@@ -407,6 +411,12 @@ impl Supervisor {
         }
         let mut env = agent_env(&self.cfg.env, &task, &job, &run);
         env.extend(prepared.env.clone());
+        let mut sandbox = prepared.sandbox.clone();
+        if let Some(s) = &mut sandbox {
+            // The agent's HOME, as its environment names it, is an empty
+            // folder inside: nothing of the host user's home is visible.
+            s.home = env.get("HOME").map(PathBuf::from);
+        }
         let spec = LaunchSpec {
             run_id: run.clone(),
             run_dir: run_dir.clone(),
@@ -415,6 +425,8 @@ impl Supervisor {
             env,
             monitor: self.cfg.monitor.clone(),
             cgroup: self.cfg.cgroup,
+            sandbox,
+            limits: prepared.limits,
         };
         let handle =
             match tokio::task::spawn_blocking(move || orch_agent::process::launch(spec)).await {

@@ -199,6 +199,8 @@ impl Supervisor {
         let mut tail = LogTail::new(log);
         drain(&mut tail, a.as_mut(), &handle.run_id, u64::MAX).await;
         self.note_truncated(job.task_id, tail.stats()).await;
+        self.note_egress_refused(job.task_id, &handle.run_dir, &mut 0)
+            .await;
         self.record(job, handle, a.as_mut(), ending).await;
     }
 

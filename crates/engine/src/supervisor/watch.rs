@@ -13,12 +13,14 @@
 use super::tail::{LogTail, MAX_PARSE_LINE, TailStats};
 use super::{Active, JobEnd, RunReport, Supervisor};
 use orch_agent::adapters::{AdapterKind, OutputAdapter, ProcessExit, adapter_for};
+use orch_agent::process::limits::LimitHit;
 use orch_agent::process::{ExitRecord, RunHandle, RunState, Timeouts, run_dir, run_state};
 use orch_core::EventKind;
 use orch_core::retry::FailureDecision;
 use orch_core::run::{RunOutcome, Usage};
 use orch_core::{Job, Task, Timestamp};
 use orch_store::RunFinish;
+use std::path::Path;
 use std::sync::Arc;
 use tokio::sync::Notify;
 use tokio::time::Instant;
@@ -79,6 +81,7 @@ impl Supervisor {
         };
         let mut adapter = adapter_for(adapter);
         let mut tail = LogTail::new(handle.run_dir.join(run_dir::OUTPUT_LOG));
+        let mut egress_seen = 0;
         let ending = self
             .follow(
                 &task,
@@ -89,6 +92,7 @@ impl Supervisor {
                 &timeouts,
                 started,
                 &stop,
+                &mut egress_seen,
             )
             .await;
         // Exited or stopped: no process of the run is left.
@@ -101,6 +105,8 @@ impl Supervisor {
         };
         drain(&mut tail, adapter.as_mut(), &run, limit).await;
         self.note_truncated(task.id, tail.stats()).await;
+        self.note_egress_refused(task.id, &handle.run_dir, &mut egress_seen)
+            .await;
         // `record` lets go of the run (see `report`).
         self.record(&job, &handle, adapter.as_mut(), ending).await;
     }
@@ -129,6 +135,7 @@ impl Supervisor {
         timeouts: &Timeouts,
         started: Timestamp,
         stop: &Notify,
+        egress_seen: &mut usize,
     ) -> Ending {
         let run = &handle.run_id;
         // This run's own usage is recorded only when it ends; the rest is spent.
@@ -181,6 +188,9 @@ impl Supervisor {
                 }
             }
             if Instant::now() >= next_heartbeat {
+                // Refused connections show on the task while the agent runs.
+                self.note_egress_refused(task.id, &handle.run_dir, egress_seen)
+                    .await;
                 match self.store.heartbeat(job.id, run, self.cfg.lease).await {
                     Ok(true) => next_heartbeat = Instant::now() + self.cfg.heartbeat,
                     Ok(false) => {
@@ -239,6 +249,49 @@ impl Supervisor {
         }
     }
 
+    /// Connections the sandbox's proxy refused, logged on the task: the
+    /// agent saw a refusal (403), the operator sees what it wanted. `seen`
+    /// counts those already logged (the watcher looks on every heartbeat).
+    pub(super) async fn note_egress_refused(
+        &self,
+        task: orch_core::TaskId,
+        run_dir: &Path,
+        seen: &mut usize,
+    ) {
+        let all = orch_agent::process::sandbox::egress::read_refusals(run_dir);
+        let Some(refused) = all.get(*seen..).filter(|r| !r.is_empty()) else {
+            return;
+        };
+        *seen = all.len();
+        let mut targets: Vec<&str> = refused.iter().map(|r| r.target.as_str()).collect();
+        targets.sort_unstable();
+        targets.dedup();
+        let shown = targets
+            .iter()
+            .take(10)
+            .copied()
+            .collect::<Vec<_>>()
+            .join(", ");
+        let more = targets.len().saturating_sub(10);
+        let msg = format!(
+            "the sandbox refused {} connection(s) not on the agent's egress allowlist ([agents.<kind>] egress_allow): {shown}{}",
+            refused.len(),
+            if more > 0 {
+                format!(" and {more} more")
+            } else {
+                String::new()
+            }
+        );
+        let ev = orch_core::EventInput::new(
+            format!("worker:{}", self.cfg.worker),
+            EventKind::EgressRefused,
+            msg,
+        );
+        if let Err(e) = self.store.append_event(task, ev).await {
+            tracing::warn!(task = %task, error = %e, "logging the refused connections on the task failed");
+        }
+    }
+
     /// Stop the run's whole process tree (blocking work, off the runtime).
     async fn stop_now(&self, handle: &RunHandle, outcome: RunOutcome, reason: String) -> Ending {
         let h = handle.clone();
@@ -287,12 +340,28 @@ impl Supervisor {
             Ending::Exited(rec) => {
                 // A monitor that could not start the agent still records why.
                 let out = adapter.finish(exit_of(&rec).unwrap_or(ProcessExit::Code(127)));
-                let error = rec.spawn_error.clone().or_else(|| out.error_message());
-                let outcome = if rec.spawn_error.is_some() {
+                // A run the kernel killed at its memory limit failed, whatever
+                // its output said; the limit comes first in the words.
+                let oom = rec
+                    .limits_hit
+                    .iter()
+                    .any(|h| matches!(h, LimitHit::Memory { .. }));
+                let outcome = if rec.spawn_error.is_some() || oom {
                     RunOutcome::Failed
                 } else {
                     out.run_outcome()
                 };
+                let limits: Vec<String> = rec.limits_hit.iter().map(LimitHit::describe).collect();
+                let error = rec.spawn_error.clone().or_else(|| {
+                    match (
+                        limits.is_empty() || outcome == RunOutcome::Succeeded,
+                        out.error_message(),
+                    ) {
+                        (true, e) => e,
+                        (false, Some(e)) => Some(format!("{}; {e}", limits.join("; "))),
+                        (false, None) => Some(limits.join("; ")),
+                    }
+                });
                 (
                     outcome,
                     Some(rec),
