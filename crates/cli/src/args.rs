@@ -146,6 +146,9 @@ pub enum TaskCommand {
     Stop(TaskActionArgs),
     /// Resume a parked (needs_attention) or failed task at the stage it stopped in.
     Retry(TaskActionArgs),
+    /// Answer the question an agent asked (the task is parked on it): the
+    /// agent's session resumes with the answer.
+    Answer(TaskAnswerArgs),
     /// List tasks, newest first.
     List(TaskListArgs),
     /// Show one task with its jobs, runs and event log.
@@ -243,6 +246,16 @@ pub struct TaskActionArgs {
     pub json: bool,
 }
 
+#[derive(Debug, Args)]
+pub struct TaskAnswerArgs {
+    /// Task id or work item key.
+    pub task: String,
+    /// The answer, as the agent will read it.
+    pub answer: String,
+    #[arg(long)]
+    pub json: bool,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TaskAction {
     Start,
@@ -251,6 +264,7 @@ pub enum TaskAction {
     ConfirmDeploy,
     Stop,
     Retry,
+    Answer,
 }
 
 #[derive(Debug, Args)]

@@ -7,7 +7,7 @@
 //! GET  /api/tasks?repo=&stage=&limit=    list tasks
 //! POST /api/tasks                        create a work item (builtin tracker) and start it
 //! GET  /api/tasks/{id}                   task detail: jobs, runs, usage, events
-//! POST /api/tasks/{id}/{action}          start | approve | reject | confirm-deploy | stop | retry
+//! POST /api/tasks/{id}/{action}          start | approve | reject | confirm-deploy | stop | retry | answer
 //! GET  /api/tasks/{id}/logs              the current run's log, live (SSE)
 //! GET  /api/tasks/{id}/diff              the branch against its base
 //! GET  /api/tasks/{id}/artefacts         docs/work-items/<key>/*.md as HTML

@@ -38,6 +38,14 @@ pub async fn run(cli: Cli) -> CliResult {
                 }
                 TaskCommand::Stop(a) => task::action(&cfg, &a, TaskAction::Stop).await,
                 TaskCommand::Retry(a) => task::action(&cfg, &a, TaskAction::Retry).await,
+                TaskCommand::Answer(a) => {
+                    let a = crate::args::TaskActionArgs {
+                        task: a.task,
+                        comment: Some(a.answer),
+                        json: a.json,
+                    };
+                    task::action(&cfg, &a, TaskAction::Answer).await
+                }
                 TaskCommand::Logs(a) => logs::run(&cfg, &a).await,
                 TaskCommand::Restore(a) => archives::restore(&cfg, &a).await,
             }

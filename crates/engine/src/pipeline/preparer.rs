@@ -10,8 +10,8 @@ use crate::supervisor::{PreparedRun, RunPreparer};
 use orch_agent::adapters::AdapterKind;
 use orch_agent::process::Timeouts;
 use orch_agent::prompts::{
-    DEFAULT_ARTEFACT_BUDGET, DEFAULT_DIFF_BUDGET, PromptContext, PromptSet, collect_artefacts,
-    invocation,
+    DEFAULT_ARTEFACT_BUDGET, DEFAULT_DIFF_BUDGET, PromptContext, PromptSet, RunArgs,
+    collect_artefacts, invocation,
 };
 use orch_config::Config;
 use orch_core::pipeline::DeployPhase;
@@ -142,8 +142,21 @@ impl RunPreparer for PipelinePreparer {
                 let command = self.cfg.agent_command(kind).ok_or_else(|| {
                     format!("no command is configured for agents.{kind}; set [agents.{kind}] command in orch.toml")
                 })?;
-                let prompt = self.prompt(task, job, &wt, repo).await?;
-                let inv = invocation(adapter_of(agent_cfg.adapter), &command, &prompt, run_dir)
+                let adapter = adapter_of(agent_cfg.adapter);
+                let mut run = RunArgs::default();
+                // A person's answer resumes the session that asked (R-8a): the
+                // answer is the conversation's next message, nothing is lost.
+                let prompt = match spec
+                    .as_ref()
+                    .and_then(|s| Some((s.resume_session.clone()?, s.gate_comment.clone()?)))
+                {
+                    Some((session, answer)) if adapter != AdapterKind::Command => {
+                        run.resume_session = Some(session);
+                        answer_prompt(&answer)
+                    }
+                    _ => self.prompt(task, job, &wt, repo).await?,
+                };
+                let inv = invocation(adapter, &command, &prompt, run_dir, &run)
                     .map_err(|e| e.to_string())?;
                 Ok(PreparedRun {
                     cwd: wt.path.clone(),
@@ -155,6 +168,11 @@ impl RunPreparer for PipelinePreparer {
             }
         }
     }
+}
+
+/// The message that resumes an agent's session with a person's answer.
+fn answer_prompt(answer: &str) -> String {
+    format!("A person answered your question:\n\n{answer}\n\nContinue the task with this answer.")
 }
 
 impl PipelinePreparer {
