@@ -43,6 +43,11 @@ pub enum Command {
     /// --apply, free build outputs of idle worktrees and worktrees of
     /// finished tasks (archived first; archives are kept).
     Gc(GcArgs),
+    /// The MCP server (stdio) orch hands to an agent run: tools bound to the
+    /// run's task (read the work item, post a note, ask a person). Started by
+    /// the agent CLI, not by people.
+    #[command(hide = true)]
+    Mcp(crate::mcp::McpArgs),
 }
 
 #[derive(Debug, Args)]

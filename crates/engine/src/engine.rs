@@ -108,11 +108,17 @@ impl Engine {
         if let Err(e) = pipeline.repos().prune_stale().await {
             tracing::warn!(error = %e, "pruning stale worktrees failed");
         }
-        let preparer = Arc::new(PipelinePreparer::new(
-            store.clone(),
-            cfg.clone(),
-            pipeline.repos().clone(),
-        ));
+        let mut preparer =
+            PipelinePreparer::new(store.clone(), cfg.clone(), pipeline.repos().clone());
+        // The agents' `orch mcp` tools talk to this engine's API, on this
+        // machine (the address it listens on; loopback for a wildcard).
+        if let Ok(mut addr) = cfg.server.listen.parse::<std::net::SocketAddr>() {
+            if addr.ip().is_unspecified() {
+                addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+            }
+            preparer = preparer.with_agent_tools(monitor.program.clone(), format!("http://{addr}"));
+        }
+        let preparer = Arc::new(preparer);
         let sup_cfg = supervisor_config(&cfg, worker, monitor);
         let (supervisor, mut reports) = Supervisor::new(store.clone(), preparer, sup_cfg);
         // STOP has the supervisor stop the runs it watches: one killer.

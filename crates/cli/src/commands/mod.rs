@@ -59,6 +59,7 @@ pub async fn run(cli: Cli) -> CliResult {
             }
         }
         Command::Quickstart(a) => quickstart::run(&a).await,
+        Command::Mcp(a) => crate::mcp::run(&a).await,
         Command::Serve(a) => {
             let mut cfg = load_config(cli.config.as_deref())?;
             if let Some(f) = a.log_format {

@@ -27,11 +27,26 @@ pub struct PipelinePreparer {
     store: Arc<dyn Store>,
     cfg: Arc<Config>,
     repos: RepoStore,
+    /// Where Claude Code and Codex runs find their `orch mcp` tools; `None`:
+    /// no tools (no API serves them).
+    agent_tools: Option<super::agent_tools::AgentToolsServer>,
 }
 
 impl PipelinePreparer {
     pub fn new(store: Arc<dyn Store>, cfg: Arc<Config>, repos: RepoStore) -> PipelinePreparer {
-        PipelinePreparer { store, cfg, repos }
+        PipelinePreparer {
+            store,
+            cfg,
+            repos,
+            agent_tools: None,
+        }
+    }
+
+    /// Hand every Claude Code and Codex run the `orch mcp` server of
+    /// `program`, talking to the API at `api_url`.
+    pub fn with_agent_tools(mut self, program: std::path::PathBuf, api_url: String) -> Self {
+        self.agent_tools = Some(super::agent_tools::AgentToolsServer { program, api_url });
+        self
     }
 }
 
@@ -156,6 +171,11 @@ impl RunPreparer for PipelinePreparer {
                     }
                     _ => self.prompt(task, job, &wt, repo).await?,
                 };
+                if let Some(tools) = &self.agent_tools {
+                    run.extra = tools
+                        .prepare(adapter, task, run_dir)
+                        .map_err(|e| format!("preparing the agent's orch tools: {e}"))?;
+                }
                 let inv = invocation(adapter, &command, &prompt, run_dir, &run)
                     .map_err(|e| e.to_string())?;
                 Ok(PreparedRun {

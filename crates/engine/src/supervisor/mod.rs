@@ -8,6 +8,7 @@
 //! reaper:   expired leases of other workers → unknown outcome (R-12)
 //! ```
 
+pub mod agent_token;
 mod env;
 mod exit_watch;
 mod recover;
@@ -121,11 +122,26 @@ pub struct RunReport {
     pub usage: Usage,
     pub final_text: Option<String>,
     pub error: Option<String>,
+    /// The agent's question the task was parked on (`JobEnd::GaveUp`).
+    pub question: Option<String>,
+}
+
+/// The run an `orch mcp` token belongs to, while it is watched.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentSession {
+    pub task: TaskId,
+    pub run: RunId,
 }
 
 /// A run this worker is watching.
 struct Active {
     task: TaskId,
+    /// The hash of the run's `orch mcp` token (`agent_token`): valid while
+    /// this entry exists.
+    token_hash: Option<String>,
+    /// What the agent asked a person through `ask_person`, if it did: the
+    /// task parks on it when the run ends.
+    question: Option<String>,
     stop: Arc<Notify>,
     /// Set once the run's processes are gone (it exited, or its watcher
     /// stopped it): what a STOP waits for before the worktree goes.
@@ -133,9 +149,11 @@ struct Active {
 }
 
 impl Active {
-    fn new(task: TaskId) -> Active {
+    fn new(task: TaskId, run_dir: &Path) -> Active {
         Active {
             task,
+            token_hash: agent_token::read_hash(run_dir),
+            question: None,
             stop: Arc::new(Notify::new()),
             gone: Arc::new(tokio::sync::watch::Sender::new(false)),
         }
@@ -185,6 +203,31 @@ impl Supervisor {
     /// re-adopts them (graceful shutdown, R-60).
     pub fn shutdown(&self) {
         self.shutdown.notify_waiters();
+    }
+
+    /// The watched run whose `orch mcp` token this is; `None` for a token of
+    /// no run, or of a run that ended (the token died with it).
+    pub fn agent_session(&self, token: &str) -> Option<AgentSession> {
+        let hash = agent_token::hash(token);
+        self.lock_active()
+            .iter()
+            .find(|(_, a)| a.token_hash.as_deref() == Some(hash.as_str()))
+            .map(|(run, a)| AgentSession {
+                task: a.task,
+                run: run.clone(),
+            })
+    }
+
+    /// The agent of `run` asked a person: the task parks on the question
+    /// when the run ends. False when the run is no longer watched.
+    pub fn record_question(&self, run: &RunId, question: String) -> bool {
+        match self.lock_active().get_mut(run) {
+            Some(a) => {
+                a.question = Some(question);
+                true
+            }
+            None => false,
+        }
     }
 
     /// Runs being watched right now.
@@ -455,6 +498,7 @@ impl Supervisor {
             usage: Usage::default(),
             final_text: None,
             error: Some(why.to_owned()),
+            question: None,
         });
     }
 
@@ -494,19 +538,36 @@ impl Supervisor {
             usage: Usage::default(),
             final_text: None,
             error: Some(error),
+            question: None,
         });
     }
 
     /// Park the task for a person (R-8a) with the reason in its log.
     async fn park(&self, task: TaskId, why: &str) {
-        // The tracker hears of it with the park itself (R-8a): a report
-        // lost with a crash right after still leaves the comment queued.
         let ev = orch_core::EventInput::new(
             format!("worker:{}", self.cfg.worker),
             EventKind::NeedsAttention,
             why,
         )
         .with_tracker_comment(crate::pipeline::park_comment(why));
+        self.park_with(task, why, ev).await;
+    }
+
+    /// Park the task on its agent's question (R-8a): the question is the
+    /// park's event, and the tracker item gets it with how to answer.
+    async fn park_on_question(&self, task: TaskId, question: &str) {
+        let ev = orch_core::EventInput::new(
+            format!("worker:{}", self.cfg.worker),
+            EventKind::AgentQuestion,
+            question,
+        )
+        .with_tracker_comment(crate::pipeline::question_comment(task, question));
+        self.park_with(task, question, ev).await;
+    }
+
+    async fn park_with(&self, task: TaskId, why: &str, ev: orch_core::EventInput) {
+        // The tracker hears of it with the park itself (R-8a): a report
+        // lost with a crash right after still leaves the comment queued.
         match self
             .store
             .set_stage(task, orch_core::Stage::NeedsAttention, None, ev)

@@ -119,7 +119,7 @@ impl Supervisor {
                 // see the run as soon as recovery returns.
                 self.lock_active()
                     .entry(run_id.clone())
-                    .or_insert_with(|| super::Active::new(task.id));
+                    .or_insert_with(|| super::Active::new(task.id, &handle.run_dir));
                 let sup = self.clone();
                 let span = super::run_span(&job);
                 tokio::spawn(tracing::Instrument::instrument(
@@ -216,6 +216,7 @@ impl Supervisor {
             usage: Usage::default(),
             final_text: None,
             error: Some(why.to_owned()),
+            question: None,
         });
     }
 

@@ -74,7 +74,7 @@ impl Supervisor {
             let mut active = self.lock_active();
             let a = active
                 .entry(run.clone())
-                .or_insert_with(|| Active::new(task.id));
+                .or_insert_with(|| Active::new(task.id, &handle.run_dir));
             (a.stop.clone(), a.gone.clone())
         };
         let mut adapter = adapter_for(adapter);
@@ -283,7 +283,7 @@ impl Supervisor {
     ) {
         let run = &handle.run_id;
         let exit_of = |rec: &ExitRecord| ProcessExit::from_parts(rec.exit_code, rec.signal);
-        let (outcome, exit_rec, error, final_text, session, usage) = match ending {
+        let (outcome, exit_rec, error, final_text, session, usage, asked) = match ending {
             Ending::Exited(rec) => {
                 // A monitor that could not start the agent still records why.
                 let out = adapter.finish(exit_of(&rec).unwrap_or(ProcessExit::Code(127)));
@@ -300,6 +300,7 @@ impl Supervisor {
                     out.final_text.clone(),
                     out.session_id.clone(),
                     out.usage,
+                    out.question.clone(),
                 )
             }
             Ending::Stopped {
@@ -319,6 +320,7 @@ impl Supervisor {
                     out.final_text.clone(),
                     out.session_id.clone(),
                     out.usage,
+                    out.question.clone(),
                 )
             }
             Ending::Lost => {
@@ -347,6 +349,7 @@ impl Supervisor {
                     out.usage,
                     out.final_text.clone(),
                     Some(reason.to_owned()),
+                    None,
                 );
                 return;
             }
@@ -363,7 +366,25 @@ impl Supervisor {
         if let Err(e) = self.store.finish_run(run, &finish).await {
             tracing::error!(run = %run, error = %e, "recording the run's end failed");
         }
+        // A question (asked through `ask_person`, or read from the output)
+        // parks the task for a person whatever else the run did; a STOP's
+        // cancelled run is the STOP's.
+        let question = self
+            .lock_active()
+            .get(run)
+            .and_then(|a| a.question.clone())
+            .or(asked)
+            .filter(|_| outcome != RunOutcome::Cancelled);
         let end = match outcome {
+            _ if question.is_some() => {
+                let q = question.as_deref().unwrap_or_default();
+                if let Ok(true) = self.store.give_up(job.id, run, q).await {
+                    self.park_on_question(job.task_id, q).await;
+                    JobEnd::GaveUp
+                } else {
+                    JobEnd::Cancelled
+                }
+            }
             RunOutcome::Succeeded => match self.store.complete(job.id, run).await {
                 Ok(true) => JobEnd::Completed,
                 Ok(false) => JobEnd::Cancelled,
@@ -388,7 +409,7 @@ impl Supervisor {
             }
         };
         tracing::info!(run = %run, job = %job.id, outcome = outcome.as_str(), end = ?end, "run finished");
-        self.report(job, run, outcome, end, usage, final_text, error);
+        self.report(job, run, outcome, end, usage, final_text, error, question);
     }
 
     pub(super) async fn end_of(
@@ -428,6 +449,7 @@ impl Supervisor {
         usage: Usage,
         final_text: Option<String>,
         error: Option<String>,
+        question: Option<String>,
     ) {
         // The claim stamped `updated_at`: the run's start, as far as the job knows.
         let took = crate::metered::now().since(job.updated_at);
@@ -446,6 +468,7 @@ impl Supervisor {
             usage,
             final_text,
             error,
+            question,
         });
     }
 }
