@@ -12,6 +12,7 @@
 mod common;
 
 use common::{Serve, count_events, ok, orch, quickstart_project, wait_for};
+use orch_store::{SqliteOptions, SqliteStore, TrackerStore};
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -19,6 +20,56 @@ use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
 const SESSION: &str = "fake-session-1";
+
+/// The builtin tracker's comments on `item` (orch's and people's), once
+/// delivered from the outbox (waits for one containing `needle`).
+fn wait_item_comment(dir: &Path, item: &str, needle: &str) -> Vec<String> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let end = Instant::now() + Duration::from_secs(60);
+    loop {
+        let comments: Vec<String> = rt.block_on(async {
+            let store = SqliteStore::open(dir.join(".orch/orch.db"), SqliteOptions::default())
+                .await
+                .unwrap();
+            let c = store.item_comments(item).await.unwrap();
+            store.close().await;
+            c.into_iter().map(|c| c.body).collect()
+        });
+        if comments.iter().any(|c| c.contains(needle)) {
+            return comments;
+        }
+        assert!(
+            Instant::now() < end,
+            "no comment with {needle:?} on {item}: {comments:#?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// `GET path` on the running engine's API with the CLI's control token.
+fn api_get(dir: &Path, path: &str) -> Value {
+    let control: Value =
+        serde_json::from_slice(&std::fs::read(dir.join(".orch/serve.control")).unwrap()).unwrap();
+    let addr = control["url"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("http://");
+    let mut conn = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        conn,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {}\r\nConnection: close\r\n\r\n",
+        control["token"].as_str().unwrap()
+    )
+    .unwrap();
+    let mut reply = String::new();
+    std::io::Read::read_to_string(&mut conn, &mut reply).unwrap();
+    let (head, body) = reply.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"))
+}
 
 /// A stand-in for `claude -p … --output-format stream-json`: names its
 /// session, appends its argv (one per line, then `--end--`) to `argv.log`,
@@ -272,6 +323,34 @@ fn an_agent_asks_through_its_tools_and_the_answer_resumes_its_session() {
     assert_eq!(question["to_stage"], "needs_attention");
     assert_eq!(count_events(&parked, "agent_note"), 1);
     assert_eq!(parked["runs"][0]["session_id"], SESSION);
+    // The question is on the tracker item, with how to answer; the note too.
+    let comments = wait_item_comment(&dir, "DEMO-2", "the agent asks a person");
+    let asked = comments
+        .iter()
+        .find(|c| c.contains("the agent asks a person"))
+        .unwrap();
+    assert!(
+        asked.contains("> Which port should the server use?"),
+        "{asked}"
+    );
+    assert!(asked.contains("orch task answer"), "{asked}");
+    assert!(
+        comments
+            .iter()
+            .any(|c| c.contains("Looking at the config.")),
+        "{comments:#?}"
+    );
+    // The dashboard's inbox lists it as a question to answer.
+    let inbox = api_get(&dir, "/api/inbox");
+    let item = inbox["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["task"]["key"] == "DEMO-2")
+        .unwrap_or_else(|| panic!("{inbox:#}"));
+    assert_eq!(item["kind"], "agent_question");
+    assert_eq!(item["actions"], json!(["answer"]));
+    assert_eq!(item["detail"], "Which port should the server use?");
 
     // The run ended: its tools are closed.
     let (err, text) = mcp.call("read_work_item", json!({}));
