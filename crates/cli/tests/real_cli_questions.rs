@@ -17,14 +17,19 @@
 //! cargo test -p orch-cli --test real_cli_questions -- --ignored
 //! ```
 //!
-//! Codex is not driven here: the fake's `MOCK_CALLTOOL` scripts Claude's
-//! Messages API only, so no Codex model would call the tool (see
-//! docs/feedback.md); its `request_user_input` is checked on a transcript in
-//! `crates/agent/tests/adapters_transcripts.rs`.
+//! Codex: the fake's `MOCK_CALLTOOL` scripts Claude's Messages API only, so
+//! no Codex model calls the tool. The Codex test checks what can be checked
+//! with the real CLI: it starts orch's MCP server from orch's `-c
+//! mcp_servers.orch…` (its tools reach the model), the question is posted
+//! the way `orch mcp` posts it (the run's token, the agent route) while the
+//! run works, and `orch task answer` resumes the same thread (`codex exec …
+//! resume <thread_id>`). Its `request_user_input` is checked on a recorded
+//! transcript (`crates/agent/tests/adapters_questions.rs`).
 
 mod common;
 
 use common::{Serve, count_events, ok, quickstart_project, wait_for};
+use std::io::Write;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -38,21 +43,25 @@ const FAKE_API: &str = concat!(
 /// A real run through the fake takes seconds; CI is a busy 2-core machine.
 const RUN_DEADLINE: Duration = Duration::from_secs(180);
 
-fn claude_bin() -> PathBuf {
-    let path = std::env::var_os("ORCH_TEST_CLAUDE_BIN").unwrap_or_else(|| {
+fn cli_bin(var: &str) -> PathBuf {
+    let path = std::env::var_os(var).unwrap_or_else(|| {
         panic!(
-            "ORCH_TEST_CLAUDE_BIN is not set. This test runs the real Claude Code CLI: run \
-             scripts/install-agent-clis.sh, export the ORCH_TEST_CLAUDE_BIN it prints, then \
+            "{var} is not set. This test runs the real agent CLIs: run \
+             scripts/install-agent-clis.sh, export the ORCH_TEST_CLAUDE_BIN and \
+             ORCH_TEST_CODEX_BIN it prints, then \
              cargo test -p orch-cli --test real_cli_questions -- --ignored"
         )
     });
     let path = PathBuf::from(path);
-    assert!(
-        path.is_file(),
-        "ORCH_TEST_CLAUDE_BIN={} is no file",
-        path.display()
-    );
+    assert!(path.is_file(), "{var}={} is no file", path.display());
     path
+}
+
+/// A folder not under /tmp, where Codex refuses some of its setup.
+fn scratch() -> tempfile::TempDir {
+    let base = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("real-cli-questions");
+    std::fs::create_dir_all(&base).unwrap();
+    tempfile::tempdir_in(&base).unwrap()
 }
 
 /// The fake model API on a free loopback port; killed on drop.
@@ -63,6 +72,10 @@ struct FakeApi {
 
 impl FakeApi {
     fn start(dir: &Path) -> FakeApi {
+        FakeApi::start_with(dir, &[])
+    }
+
+    fn start_with(dir: &Path, env: &[(&str, &str)]) -> FakeApi {
         assert!(Path::new(FAKE_API).is_file(), "{FAKE_API} not found");
         for _ in 0..5 {
             let port = TcpListener::bind("127.0.0.1:0")
@@ -74,6 +87,7 @@ impl FakeApi {
                 .arg(port.to_string())
                 .current_dir(dir)
                 .env("MOCK_LOG", dir.join("fake-api.requests.jsonl"))
+                .envs(env.iter().copied())
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
@@ -106,7 +120,7 @@ impl Drop for FakeApi {
 #[test]
 #[ignore = "needs the real Claude Code CLI (ORCH_TEST_CLAUDE_BIN); CI runs it"]
 fn claude_asks_through_orch_mcp_parks_and_resumes_the_same_session() {
-    let claude = claude_bin();
+    let claude = cli_bin("ORCH_TEST_CLAUDE_BIN");
     let tmp = tempfile::tempdir().unwrap();
     let home = tmp.path().join("home");
     std::fs::create_dir_all(&home).unwrap();
@@ -185,4 +199,143 @@ fn claude_asks_through_orch_mcp_parks_and_resumes_the_same_session() {
         .unwrap();
     assert_eq!(resumed["outcome"], "succeeded", "{done:#}");
     assert_eq!(resumed["session_id"].as_str(), Some(session), "{done:#}");
+}
+
+/// `POST path` with a bearer token and a JSON body on `addr`: the status.
+fn post(addr: &str, path: &str, token: &str, body: &str) -> u16 {
+    let mut conn = TcpStream::connect(addr).unwrap();
+    write!(
+        conn,
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut reply = String::new();
+    std::io::Read::read_to_string(&mut conn, &mut reply).unwrap();
+    reply
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+#[ignore = "needs the real Codex CLI (ORCH_TEST_CODEX_BIN); CI runs it"]
+fn codex_gets_orch_tools_and_an_answer_resumes_the_same_thread() {
+    let codex = cli_bin("ORCH_TEST_CODEX_BIN");
+    let tmp = scratch();
+    let home = tmp.path().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    // Each model answer waits, so the question is asked while the run works.
+    let fake = FakeApi::start_with(tmp.path(), &[("MOCK_DELAY", "3")]);
+    let path = std::env::var("PATH").unwrap_or_else(|_| "/usr/bin:/bin".into());
+    let provider = format!(
+        "model_providers.mock={{name=\"mock\",base_url=\"http://127.0.0.1:{}/v1\",wire_api=\"responses\"}}",
+        fake.port
+    );
+    let dir = quickstart_project(tmp.path(), "qs", |c| {
+        let analyst = format!(
+            "[agents.analyst]\nadapter = \"codex\"\ncommand = [{:?}, \"-c\", \"model_provider=mock\", \"-c\", {provider:?}, \"exec\", \"--json\", \"--skip-git-repo-check\", \"--sandbox\", \"workspace-write\", \"-m\", \"gpt-5.5\"]",
+            codex.display().to_string()
+        );
+        let c = c.replace(
+            "[agents.analyst]\ncommand = [\"examples/agents/analyst.sh\"]",
+            &analyst,
+        );
+        format!(
+            "{c}\n[agent_env]\nset = {{ HOME = {home:?}, PATH = {path:?} }}\n",
+            home = home.display().to_string(),
+        )
+    });
+    assert!(
+        std::fs::read_to_string(dir.join("orch.toml"))
+            .unwrap()
+            .contains("adapter = \"codex\""),
+        "the quickstart's analyst section changed; update this test's edit"
+    );
+    let _serve = Serve::start(&dir);
+    ok(
+        &dir,
+        &[
+            "task",
+            "add",
+            "--repo",
+            "demo",
+            "--title",
+            "Pick a port",
+            "--id",
+            "DEMO-2",
+        ],
+    );
+    // Ask as `orch mcp` asks: the run's token, the agent route.
+    let runs = dir.join(".orch/runs");
+    let end = Instant::now() + RUN_DEADLINE;
+    let (token, addr) = loop {
+        let found = std::fs::read_dir(&runs)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .find_map(|e| std::fs::read_to_string(e.path().join("agent-token")).ok());
+        if let Some(token) = found {
+            let control: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(dir.join(".orch/serve.control")).unwrap())
+                    .unwrap();
+            let addr = control["url"]
+                .as_str()
+                .unwrap()
+                .trim_start_matches("http://")
+                .to_owned();
+            break (token, addr);
+        }
+        assert!(Instant::now() < end, "no run got an orch token");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let task = crate::common::show(&dir, "DEMO-2").unwrap()["task"]["id"].clone();
+    let question = format!("/api/agent/tasks/{task}/question");
+    let body = r#"{"question":"Which port should the server use?"}"#;
+    loop {
+        // 401 until the supervisor watches the run (just after its launch).
+        match post(&addr, &question, token.trim(), body) {
+            200 => break,
+            401 => {}
+            other => panic!("asking failed with {other}"),
+        }
+        assert!(Instant::now() < end, "the question was never accepted");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let parked = wait_for(&dir, "DEMO-2", RUN_DEADLINE, "parked on a question", |v| {
+        v["task"]["stage"] != "analysis"
+    });
+    assert_eq!(parked["task"]["stage"], "needs_attention", "{parked:#}");
+    assert_eq!(count_events(&parked, "agent_question"), 1);
+    let first = &parked["runs"][0];
+    assert_eq!(first["outcome"], "succeeded", "{parked:#}");
+    let thread = first["session_id"].as_str().expect("the run's thread id");
+    // Codex started orch's MCP server: its tools reached the model.
+    let requests = std::fs::read_to_string(tmp.path().join("fake-api.requests.jsonl")).unwrap();
+    assert!(
+        requests.contains("ask_person"),
+        "orch's tools were not offered to the model"
+    );
+
+    ok(&dir, &["task", "answer", "DEMO-2", "Use port 8080."]);
+    let done = wait_for(
+        &dir,
+        "DEMO-2",
+        RUN_DEADLINE,
+        "the resumed analysis done",
+        |v| v["task"]["stage"] == "awaiting_approval" || v["task"]["stage"] == "needs_attention",
+    );
+    assert_eq!(done["task"]["stage"], "awaiting_approval", "{done:#}");
+    let runs = done["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 2, "{done:#}");
+    let resumed = runs
+        .iter()
+        .find(|r| r["run_id"] != first["run_id"])
+        .unwrap();
+    assert_eq!(resumed["outcome"], "succeeded", "{done:#}");
+    assert_eq!(resumed["session_id"].as_str(), Some(thread), "{done:#}");
+    // The resumed thread heard the answer.
+    let requests = std::fs::read_to_string(tmp.path().join("fake-api.requests.jsonl")).unwrap();
+    assert!(requests.contains("Use port 8080."));
 }
