@@ -37,6 +37,7 @@ impl RunPreparer for Chatty {
              for i in range({lines}):\n    print(line, flush=True)\n    time.sleep(0.05)\n"
         );
         Ok(PreparedRun {
+            previous_total: None,
             cwd: run_dir.to_path_buf(),
             argv: vec!["python3".into(), "-c".into(), code],
             env: Default::default(),

@@ -335,6 +335,11 @@ fn codex_gets_orch_tools_and_an_answer_resumes_the_same_thread() {
         .unwrap();
     assert_eq!(resumed["outcome"], "succeeded", "{done:#}");
     assert_eq!(resumed["session_id"].as_str(), Some(thread), "{done:#}");
+    // Codex reports the thread's running total: the resumed run is charged
+    // only its own requests (one answer), not the first run's (two) again.
+    let input = |r: &serde_json::Value| r["usage"]["input_tokens"].as_u64().unwrap();
+    assert!(input(first) > 0 && input(resumed) > 0, "{done:#}");
+    assert!(input(resumed) < input(first), "{done:#}");
     // The resumed thread heard the answer.
     let requests = std::fs::read_to_string(tmp.path().join("fake-api.requests.jsonl")).unwrap();
     assert!(requests.contains("Use port 8080."));

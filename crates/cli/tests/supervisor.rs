@@ -39,6 +39,7 @@ impl RunPreparer for Script {
         let path = run_dir.join("agent.sh");
         std::fs::write(&path, &self.body).map_err(|e| e.to_string())?;
         Ok(PreparedRun {
+            previous_total: None,
             cwd: self.workdir.clone(),
             argv: vec!["/bin/sh".into(), path.display().to_string()],
             env: Default::default(),

@@ -100,6 +100,7 @@ impl RunPreparer for PipelinePreparer {
             env: BTreeMap::new(),
             adapter: AdapterKind::Command,
             timeouts,
+            previous_total: None,
         };
         match job.agent {
             AgentKind::Merger => {
@@ -159,6 +160,7 @@ impl RunPreparer for PipelinePreparer {
                 })?;
                 let adapter = adapter_of(agent_cfg.adapter);
                 let mut run = RunArgs::default();
+                let mut previous_total = None;
                 // A person's answer resumes the session that asked (R-8a): the
                 // answer is the conversation's next message, nothing is lost.
                 let prompt = match spec
@@ -166,6 +168,9 @@ impl RunPreparer for PipelinePreparer {
                     .and_then(|s| Some((s.resume_session.clone()?, s.gate_comment.clone()?)))
                 {
                     Some((session, answer)) if adapter != AdapterKind::Command => {
+                        if adapter == AdapterKind::Codex {
+                            previous_total = self.thread_total(task, &session, run_dir).await;
+                        }
                         run.resume_session = Some(session);
                         answer_prompt(&answer)
                     }
@@ -184,6 +189,7 @@ impl RunPreparer for PipelinePreparer {
                     env: inv.env,
                     adapter: adapter_of(agent_cfg.adapter),
                     timeouts,
+                    previous_total,
                 })
             }
         }
@@ -196,6 +202,24 @@ fn answer_prompt(answer: &str) -> String {
 }
 
 impl PipelinePreparer {
+    /// The token total a Codex thread reached in its newest run: what the
+    /// run resuming it must not be charged again (Codex reports the
+    /// thread's running total).
+    async fn thread_total(
+        &self,
+        task: &Task,
+        session: &str,
+        run_dir: &Path,
+    ) -> Option<orch_agent::adapters::TokenUsage> {
+        let runs = self.store.runs_for_task(task.id).await.ok()?;
+        let last = runs
+            .iter()
+            .filter(|r| r.session_id.as_deref() == Some(session))
+            .max_by_key(|r| r.started_at)?;
+        let dir = run_dir.parent()?.join(last.run_id.as_str());
+        crate::supervisor::recover::read_thread_total(&dir)
+    }
+
     async fn prompt(
         &self,
         task: &Task,

@@ -11,7 +11,7 @@
 pub mod agent_token;
 mod env;
 mod exit_watch;
-mod recover;
+pub mod recover;
 mod tail;
 mod watch;
 
@@ -43,6 +43,9 @@ pub struct PreparedRun {
     pub env: BTreeMap<String, String>,
     pub adapter: AdapterKind,
     pub timeouts: Timeouts,
+    /// A resumed Codex thread: the running total it had before this run
+    /// (Codex reports the thread's, not the run's, usage).
+    pub previous_total: Option<orch_agent::adapters::TokenUsage>,
 }
 
 /// Prepares a claimed job's run. Errors fail the attempt (and it is retried).
@@ -418,7 +421,12 @@ impl Supervisor {
             }
         }
         let prepare_ms = claimed.elapsed().as_secs_f64() * 1e3;
-        let meta = recover::RunMeta::new(prepared.adapter, &prepared.timeouts, job.updated_at);
+        let meta = recover::RunMeta::new(
+            prepared.adapter,
+            &prepared.timeouts,
+            job.updated_at,
+            prepared.previous_total,
+        );
         if let Err(e) = meta.write(&run_dir) {
             self.launch_failed(&job, &run, format!("writing the run's metadata: {e}"))
                 .await;

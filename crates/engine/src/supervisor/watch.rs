@@ -12,7 +12,7 @@
 
 use super::tail::{LogTail, MAX_PARSE_LINE, TailStats};
 use super::{Active, JobEnd, RunReport, Supervisor};
-use orch_agent::adapters::{AdapterKind, OutputAdapter, ProcessExit, adapter_for};
+use orch_agent::adapters::{AdapterKind, OutputAdapter, ProcessExit};
 use orch_agent::process::{ExitRecord, RunHandle, RunState, Timeouts, run_dir, run_state};
 use orch_core::EventKind;
 use orch_core::retry::FailureDecision;
@@ -77,7 +77,7 @@ impl Supervisor {
                 .or_insert_with(|| Active::new(task.id, &handle.run_dir));
             (a.stop.clone(), a.gone.clone())
         };
-        let mut adapter = adapter_for(adapter);
+        let mut adapter = super::recover::run_adapter(adapter, &handle.run_dir);
         let mut tail = LogTail::new(handle.run_dir.join(run_dir::OUTPUT_LOG));
         let ending = self
             .follow(
@@ -283,77 +283,90 @@ impl Supervisor {
     ) {
         let run = &handle.run_id;
         let exit_of = |rec: &ExitRecord| ProcessExit::from_parts(rec.exit_code, rec.signal);
-        let (outcome, exit_rec, error, final_text, session, usage, asked) = match ending {
-            Ending::Exited(rec) => {
-                // A monitor that could not start the agent still records why.
-                let out = adapter.finish(exit_of(&rec).unwrap_or(ProcessExit::Code(127)));
-                let error = rec.spawn_error.clone().or_else(|| out.error_message());
-                let outcome = if rec.spawn_error.is_some() {
-                    RunOutcome::Failed
-                } else {
-                    out.run_outcome()
-                };
-                (
+        let (outcome, exit_rec, error, final_text, session, usage, asked, thread_total) =
+            match ending {
+                Ending::Exited(rec) => {
+                    // A monitor that could not start the agent still records why.
+                    let out = adapter.finish(exit_of(&rec).unwrap_or(ProcessExit::Code(127)));
+                    let error = rec.spawn_error.clone().or_else(|| out.error_message());
+                    let outcome = if rec.spawn_error.is_some() {
+                        RunOutcome::Failed
+                    } else {
+                        out.run_outcome()
+                    };
+                    (
+                        outcome,
+                        Some(rec),
+                        error,
+                        out.final_text.clone(),
+                        out.session_id.clone(),
+                        out.usage,
+                        out.question.clone(),
+                        out.thread_total,
+                    )
+                }
+                Ending::Stopped {
                     outcome,
-                    Some(rec),
-                    error,
-                    out.final_text.clone(),
-                    out.session_id.clone(),
-                    out.usage,
-                    out.question.clone(),
-                )
-            }
-            Ending::Stopped {
-                outcome,
-                reason,
-                exit,
-            } => {
-                let pe = exit
-                    .as_ref()
-                    .and_then(exit_of)
-                    .unwrap_or(ProcessExit::Signal(9));
-                let out = adapter.finish(pe);
-                (
-                    outcome,
+                    reason,
                     exit,
-                    Some(reason),
-                    out.final_text.clone(),
-                    out.session_id.clone(),
-                    out.usage,
-                    out.question.clone(),
-                )
+                } => {
+                    let pe = exit
+                        .as_ref()
+                        .and_then(exit_of)
+                        .unwrap_or(ProcessExit::Signal(9));
+                    let out = adapter.finish(pe);
+                    (
+                        outcome,
+                        exit,
+                        Some(reason),
+                        out.final_text.clone(),
+                        out.session_id.clone(),
+                        out.usage,
+                        out.question.clone(),
+                        out.thread_total,
+                    )
+                }
+                Ending::Lost => {
+                    let reason = "the run's monitor vanished without recording an exit";
+                    let out = adapter.finish(ProcessExit::Signal(9));
+                    let finish = RunFinish {
+                        outcome: RunOutcome::Unknown,
+                        exit_code: None,
+                        signal: None,
+                        usage: out.usage,
+                        session_id: out.session_id.clone(),
+                        error: Some(reason.to_owned()),
+                        final_text: out.final_text.clone(),
+                    };
+                    let _ = self.store.finish_run(run, &finish).await;
+                    let decision = self
+                        .store
+                        .reap_unknown_outcome(job.id, run, reason, &self.cfg.retry)
+                        .await;
+                    let end = self.end_of(job, decision, reason).await;
+                    self.report(
+                        job,
+                        run,
+                        RunOutcome::Unknown,
+                        end,
+                        out.usage,
+                        out.final_text.clone(),
+                        Some(reason.to_owned()),
+                        None,
+                    );
+                    return;
+                }
+            };
+        if let Some(total) = thread_total {
+            // The run that resumes this thread subtracts it (recover.rs).
+            let path = handle.run_dir.join(super::recover::THREAD_TOTAL);
+            if let Err(e) = serde_json::to_string(&total)
+                .map_err(std::io::Error::other)
+                .and_then(|t| std::fs::write(&path, t))
+            {
+                tracing::warn!(run = %run, error = %e, "keeping the thread's token total failed");
             }
-            Ending::Lost => {
-                let reason = "the run's monitor vanished without recording an exit";
-                let out = adapter.finish(ProcessExit::Signal(9));
-                let finish = RunFinish {
-                    outcome: RunOutcome::Unknown,
-                    exit_code: None,
-                    signal: None,
-                    usage: out.usage,
-                    session_id: out.session_id.clone(),
-                    error: Some(reason.to_owned()),
-                    final_text: out.final_text.clone(),
-                };
-                let _ = self.store.finish_run(run, &finish).await;
-                let decision = self
-                    .store
-                    .reap_unknown_outcome(job.id, run, reason, &self.cfg.retry)
-                    .await;
-                let end = self.end_of(job, decision, reason).await;
-                self.report(
-                    job,
-                    run,
-                    RunOutcome::Unknown,
-                    end,
-                    out.usage,
-                    out.final_text.clone(),
-                    Some(reason.to_owned()),
-                    None,
-                );
-                return;
-            }
-        };
+        }
         let finish = RunFinish {
             outcome,
             exit_code: exit_rec.as_ref().and_then(|r| r.exit_code),
