@@ -392,3 +392,81 @@ fn an_agent_asks_through_its_tools_and_the_answer_resumes_its_session() {
     let out = orch(&dir, &["task", "answer", "DEMO-2", "again"]);
     assert!(!out.status.success());
 }
+
+/// A person's comment on the parked item is the answer (the tracker is read
+/// with the reconciler's pass), as `orch task answer` would give it.
+#[test]
+fn a_persons_comment_on_the_tracker_item_answers_the_question() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fake = fake_claude(tmp.path());
+    let dir = quickstart_project(tmp.path(), "qs", |c| {
+        c.replace(
+            "[agents.analyst]\ncommand = [\"examples/agents/analyst.sh\"]",
+            &format!(
+                "[agents.analyst]\nadapter = \"claude_code\"\ncommand = [\"{}\"]",
+                fake.display()
+            ),
+        )
+    });
+    let _serve = Serve::start(&dir);
+    ok(
+        &dir,
+        &[
+            "task",
+            "add",
+            "--repo",
+            "demo",
+            "--title",
+            "Pick a port",
+            "--id",
+            "DEMO-2",
+        ],
+    );
+    let run_dir = run_with_mcp_config(&dir, &[]);
+    wait_invocations(tmp.path(), 1);
+    let mut mcp = McpServer::start(&run_dir.join("mcp.json"));
+    let (err, text) = mcp.call("ask_person", json!({"question": "Which port?"}));
+    assert!(!err, "{text}");
+    std::fs::write(tmp.path().join("release"), "").unwrap();
+    wait_for(&dir, "DEMO-2", Duration::from_secs(60), "parked", |v| {
+        v["task"]["stage"] == "needs_attention"
+    });
+    // orch's own comments (the question) answer nothing; a person's does.
+    wait_item_comment(&dir, "DEMO-2", "the agent asks a person");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let store = SqliteStore::open(dir.join(".orch/orch.db"), SqliteOptions::default())
+            .await
+            .unwrap();
+        store
+            .add_item_comment("DEMO-2", "alice", "Port 9090, please.", None)
+            .await
+            .unwrap();
+        store.close().await;
+    });
+    let done = wait_for(
+        &dir,
+        "DEMO-2",
+        Duration::from_secs(60),
+        "the analysis resumed with the comment",
+        |v| v["task"]["stage"] == "awaiting_approval",
+    );
+    let answered = done["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "answered")
+        .unwrap_or_else(|| panic!("{done:#}"));
+    assert_eq!(answered["message"], "Port 9090, please.");
+    let all = wait_invocations(tmp.path(), 2);
+    let resumed = &all[1];
+    let at = resumed.iter().position(|a| a == "--resume").unwrap();
+    assert_eq!(resumed[at + 1], SESSION);
+    assert!(
+        resumed.iter().any(|a| a == "Port 9090, please."),
+        "{resumed:?}"
+    );
+}

@@ -226,6 +226,13 @@ impl Engine {
                     }
                     if n % 25 == 0 {
                         reconcile(&p, reconciler.as_deref()).await;
+                        // People's answers to agents' questions, left as
+                        // comments on the tracker items.
+                        match p.answers_from_tracker().await {
+                            Ok(0) => {}
+                            Ok(n) => tracing::info!(answered = n, "answers read from the tracker"),
+                            Err(e) => tracing::warn!(error = %e, "reading answers from the tracker failed"),
+                        }
                     }
                     s.wake();
                 }

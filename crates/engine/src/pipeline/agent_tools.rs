@@ -9,10 +9,12 @@
 //! knows it only while it watches the run: the token dies with the run. No
 //! tracker, forge or API credential is in anything the agent gets.
 
+use super::task_view;
 use super::{Pipeline, PipelineError, PipelineResult};
 use crate::supervisor::{AgentSession, agent_token};
 use orch_agent::adapters::{AdapterKind, MAX_QUESTION_CHARS};
-use orch_core::{EventKind, Task, TaskEvent, Timestamp};
+use orch_core::pipeline::Gate;
+use orch_core::{EventKind, Stage, Task, TaskEvent, Timestamp};
 use serde::Serialize;
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
@@ -162,6 +164,42 @@ fn bounded(what: &str, text: &str, max: usize) -> PipelineResult<String> {
 }
 
 impl Pipeline {
+    /// A person's comment on the tracker item of a task parked on its
+    /// agent's question (any comment after the park, not orch's) answers
+    /// it, as `orch task answer` would. Run with the reconciler's pass: one
+    /// tracker read per task waiting on a question. Returns how many
+    /// tasks were answered.
+    pub async fn answers_from_tracker(&self) -> PipelineResult<usize> {
+        let filter = orch_store::TaskFilter {
+            stage: Some(Stage::NeedsAttention),
+            ..Default::default()
+        };
+        let mut answered = 0;
+        for task in self.store.list_tasks(&filter).await? {
+            let Some(item) = task.original_tracker_id().map(str::to_owned) else {
+                continue;
+            };
+            if task_view(self.store.as_ref(), &task)
+                .await?
+                .question
+                .is_none()
+            {
+                continue;
+            }
+            let Some(answer) = self.person_comment(&task, &item, "tracker").await else {
+                continue;
+            };
+            if self
+                .gate(task.id, Gate::Answer, Some(&answer))
+                .await?
+                .applied
+            {
+                answered += 1;
+            }
+        }
+        Ok(answered)
+    }
+
     /// The watched run whose `orch mcp` token this is (`None`: no such run,
     /// or it ended, or no supervisor runs in this process).
     pub fn agent_session(&self, token: &str) -> Option<AgentSession> {
