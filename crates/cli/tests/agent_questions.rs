@@ -301,6 +301,16 @@ fn an_agent_asks_through_its_tools_and_the_answer_resumes_its_session() {
 
     let (err, text) = mcp.call("post_note", json!({"text": "Looking at the config."}));
     assert!(!err, "{text}");
+    // A run's notes are bounded: each is a comment on the tracker item.
+    for n in 2..=20 {
+        let (err, text) = mcp.call("post_note", json!({"text": format!("note {n}")}));
+        assert!(!err, "{text}");
+    }
+    let (err, text) = mcp.call("post_note", json!({"text": "one too many"}));
+    assert!(
+        err && text.contains("400") && text.contains("20 notes"),
+        "{text}"
+    );
     let (err, text) = mcp.call(
         "ask_person",
         json!({"question": "Which port should the server use?"}),
@@ -321,7 +331,7 @@ fn an_agent_asks_through_its_tools_and_the_answer_resumes_its_session() {
         .unwrap_or_else(|| panic!("no agent_question event: {parked:#}"));
     assert_eq!(question["message"], "Which port should the server use?");
     assert_eq!(question["to_stage"], "needs_attention");
-    assert_eq!(count_events(&parked, "agent_note"), 1);
+    assert_eq!(count_events(&parked, "agent_note"), 20);
     assert_eq!(parked["runs"][0]["session_id"], SESSION);
     // The question is on the tracker item, with how to answer; the note too.
     let comments = wait_item_comment(&dir, "DEMO-2", "the agent asks a person");

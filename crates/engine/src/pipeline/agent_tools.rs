@@ -28,6 +28,9 @@ pub const MCP_CONFIG_FILE: &str = "mcp.json";
 pub const SERVER_NAME: &str = "orch";
 /// The most characters of a progress note.
 pub const MAX_NOTE_CHARS: usize = 4000;
+/// The most progress notes one run may post: each is a comment on the
+/// tracker item, and an agent in a loop must not flood it.
+pub const MAX_NOTES_PER_RUN: u32 = 20;
 
 /// The `orch mcp` program and the API it talks to.
 #[derive(Debug, Clone)]
@@ -235,6 +238,16 @@ impl Pipeline {
     /// tracker item (through the outbox, like every tracker write).
     pub async fn agent_note(&self, s: &AgentSession, text: &str) -> PipelineResult<()> {
         let text = bounded("note", text, MAX_NOTE_CHARS)?;
+        let counted = self
+            .supervisor
+            .get()
+            .is_some_and(|sup| sup.count_note(&s.run, MAX_NOTES_PER_RUN));
+        if !counted {
+            return Err(PipelineError::Invalid(format!(
+                "run {} has posted its {MAX_NOTES_PER_RUN} notes, or has ended; no more are taken",
+                s.run
+            )));
+        }
         let task = self.task(s.task).await?;
         let ev =
             orch_core::EventInput::new(format!("agent:{}", s.run), EventKind::AgentNote, &text)

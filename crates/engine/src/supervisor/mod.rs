@@ -145,6 +145,8 @@ struct Active {
     /// What the agent asked a person through `ask_person`, if it did: the
     /// task parks on it when the run ends.
     question: Option<String>,
+    /// Progress notes the agent posted (bounded: each is a tracker comment).
+    notes: u32,
     stop: Arc<Notify>,
     /// Set once the run's processes are gone (it exited, or its watcher
     /// stopped it): what a STOP waits for before the worktree goes.
@@ -157,6 +159,7 @@ impl Active {
             task,
             token_hash: agent_token::read_hash(run_dir),
             question: None,
+            notes: 0,
             stop: Arc::new(Notify::new()),
             gone: Arc::new(tokio::sync::watch::Sender::new(false)),
         }
@@ -230,6 +233,18 @@ impl Supervisor {
                 true
             }
             None => false,
+        }
+    }
+
+    /// Counts one more progress note of `run`; false when the run is no
+    /// longer watched or has posted `max` already.
+    pub fn count_note(&self, run: &RunId, max: u32) -> bool {
+        match self.lock_active().get_mut(run) {
+            Some(a) if a.notes < max => {
+                a.notes += 1;
+                true
+            }
+            _ => false,
         }
     }
 

@@ -283,81 +283,64 @@ impl Supervisor {
     ) {
         let run = &handle.run_id;
         let exit_of = |rec: &ExitRecord| ProcessExit::from_parts(rec.exit_code, rec.signal);
-        let (outcome, exit_rec, error, final_text, session, usage, asked, thread_total) =
-            match ending {
-                Ending::Exited(rec) => {
-                    // A monitor that could not start the agent still records why.
-                    let out = adapter.finish(exit_of(&rec).unwrap_or(ProcessExit::Code(127)));
-                    let error = rec.spawn_error.clone().or_else(|| out.error_message());
-                    let outcome = if rec.spawn_error.is_some() {
-                        RunOutcome::Failed
-                    } else {
-                        out.run_outcome()
-                    };
-                    (
-                        outcome,
-                        Some(rec),
-                        error,
-                        out.final_text.clone(),
-                        out.session_id.clone(),
-                        out.usage,
-                        out.question.clone(),
-                        out.thread_total,
-                    )
-                }
-                Ending::Stopped {
-                    outcome,
-                    reason,
-                    exit,
-                } => {
-                    let pe = exit
-                        .as_ref()
-                        .and_then(exit_of)
-                        .unwrap_or(ProcessExit::Signal(9));
-                    let out = adapter.finish(pe);
-                    (
-                        outcome,
-                        exit,
-                        Some(reason),
-                        out.final_text.clone(),
-                        out.session_id.clone(),
-                        out.usage,
-                        out.question.clone(),
-                        out.thread_total,
-                    )
-                }
-                Ending::Lost => {
-                    let reason = "the run's monitor vanished without recording an exit";
-                    let out = adapter.finish(ProcessExit::Signal(9));
-                    let finish = RunFinish {
-                        outcome: RunOutcome::Unknown,
-                        exit_code: None,
-                        signal: None,
-                        usage: out.usage,
-                        session_id: out.session_id.clone(),
-                        error: Some(reason.to_owned()),
-                        final_text: out.final_text.clone(),
-                    };
-                    let _ = self.store.finish_run(run, &finish).await;
-                    let decision = self
-                        .store
-                        .reap_unknown_outcome(job.id, run, reason, &self.cfg.retry)
-                        .await;
-                    let end = self.end_of(job, decision, reason).await;
-                    self.report(
-                        job,
-                        run,
-                        RunOutcome::Unknown,
-                        end,
-                        out.usage,
-                        out.final_text.clone(),
-                        Some(reason.to_owned()),
-                        None,
-                    );
-                    return;
-                }
-            };
-        if let Some(total) = thread_total {
+        // The adapter's conclusions; the outcome and error may be orch's own.
+        let (outcome, exit_rec, error, out) = match ending {
+            Ending::Exited(rec) => {
+                // A monitor that could not start the agent still records why.
+                let out = adapter.finish(exit_of(&rec).unwrap_or(ProcessExit::Code(127)));
+                let error = rec.spawn_error.clone().or_else(|| out.error_message());
+                let outcome = if rec.spawn_error.is_some() {
+                    RunOutcome::Failed
+                } else {
+                    out.run_outcome()
+                };
+                (outcome, Some(rec), error, out)
+            }
+            Ending::Stopped {
+                outcome,
+                reason,
+                exit,
+            } => {
+                let pe = exit
+                    .as_ref()
+                    .and_then(exit_of)
+                    .unwrap_or(ProcessExit::Signal(9));
+                let out = adapter.finish(pe);
+                (outcome, exit, Some(reason), out)
+            }
+            Ending::Lost => {
+                let reason = "the run's monitor vanished without recording an exit";
+                let out = adapter.finish(ProcessExit::Signal(9));
+                let finish = RunFinish {
+                    outcome: RunOutcome::Unknown,
+                    exit_code: None,
+                    signal: None,
+                    usage: out.usage,
+                    session_id: out.session_id.clone(),
+                    error: Some(reason.to_owned()),
+                    final_text: out.final_text.clone(),
+                };
+                let _ = self.store.finish_run(run, &finish).await;
+                let decision = self
+                    .store
+                    .reap_unknown_outcome(job.id, run, reason, &self.cfg.retry)
+                    .await;
+                let end = self.end_of(job, decision, reason).await;
+                self.report(
+                    job,
+                    run,
+                    RunOutcome::Unknown,
+                    end,
+                    out.usage,
+                    out.final_text.clone(),
+                    Some(reason.to_owned()),
+                    None,
+                );
+                return;
+            }
+        };
+        let (final_text, usage) = (out.final_text.clone(), out.usage);
+        if let Some(total) = out.thread_total {
             // The run that resumes this thread subtracts it (recover.rs).
             let path = handle.run_dir.join(super::recover::THREAD_TOTAL);
             if let Err(e) = serde_json::to_string(&total)
@@ -372,7 +355,7 @@ impl Supervisor {
             exit_code: exit_rec.as_ref().and_then(|r| r.exit_code),
             signal: exit_rec.as_ref().and_then(|r| r.signal),
             usage,
-            session_id: session,
+            session_id: out.session_id.clone(),
             error: error.clone(),
             final_text: final_text.clone(),
         };
@@ -386,7 +369,7 @@ impl Supervisor {
             .lock_active()
             .get(run)
             .and_then(|a| a.question.clone())
-            .or(asked)
+            .or(out.question)
             .filter(|_| outcome != RunOutcome::Cancelled);
         let end = match outcome {
             _ if question.is_some() => {
