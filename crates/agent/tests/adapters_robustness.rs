@@ -68,10 +68,16 @@ fn unknown_subtypes_and_items_are_kept() {
     for line in [
         r#"{"type":"item.completed","item":{"id":"item_9","type":"collab_tool_call"}}"#,
         r#"{"type":"item.completed"}"#,
-        r#"{"type":"request_user_input","id":"x","questions":[]}"#,
     ] {
         assert!(is_unknown(&codex.feed_line(line)), "{line}");
     }
+    // Codex asking for input is a question for a person (issue 16), even
+    // an empty one: never an unknown line the run would go past.
+    let events = codex.feed_line(r#"{"type":"request_user_input","id":"x","questions":[]}"#);
+    assert!(
+        matches!(&events[..], [AgentEvent::Question { text }] if text.contains("request_user_input")),
+        "{events:?}"
+    );
 }
 
 #[test]

@@ -39,6 +39,7 @@ impl RunPreparer for Chatty {
         Ok(PreparedRun {
             sandbox: None,
             limits: Default::default(),
+            previous_total: None,
             cwd: run_dir.to_path_buf(),
             argv: vec!["python3".into(), "-c".into(), code],
             env: Default::default(),

@@ -46,6 +46,11 @@ pub enum Command {
     /// --apply, free build outputs of idle worktrees and worktrees of
     /// finished tasks (archived first; archives are kept).
     Gc(GcArgs),
+    /// The MCP server (stdio) orch hands to an agent run: tools bound to the
+    /// run's task (read the work item, post a note, ask a person). Started by
+    /// the agent CLI, not by people.
+    #[command(hide = true)]
+    Mcp(crate::mcp::McpArgs),
 }
 
 #[derive(Debug, Args)]
@@ -174,6 +179,9 @@ pub enum TaskCommand {
     Stop(TaskActionArgs),
     /// Resume a parked (needs_attention) or failed task at the stage it stopped in.
     Retry(TaskActionArgs),
+    /// Answer the question an agent asked (the task is parked on it): the
+    /// agent's session resumes with the answer.
+    Answer(TaskAnswerArgs),
     /// List tasks, newest first.
     List(TaskListArgs),
     /// Show one task with its jobs, runs and event log.
@@ -271,6 +279,16 @@ pub struct TaskActionArgs {
     pub json: bool,
 }
 
+#[derive(Debug, Args)]
+pub struct TaskAnswerArgs {
+    /// Task id or work item key.
+    pub task: String,
+    /// The answer, as the agent will read it.
+    pub answer: String,
+    #[arg(long)]
+    pub json: bool,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TaskAction {
     Start,
@@ -279,6 +297,7 @@ pub enum TaskAction {
     ConfirmDeploy,
     Stop,
     Retry,
+    Answer,
 }
 
 #[derive(Debug, Args)]

@@ -7,6 +7,7 @@ mod engine_link;
 mod error;
 mod examples;
 mod http;
+mod mcp;
 mod progress;
 mod render;
 

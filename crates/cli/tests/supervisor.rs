@@ -41,6 +41,7 @@ impl RunPreparer for Script {
         Ok(PreparedRun {
             sandbox: None,
             limits: Default::default(),
+            previous_total: None,
             cwd: self.workdir.clone(),
             argv: vec!["/bin/sh".into(), path.display().to_string()],
             env: Default::default(),

@@ -67,6 +67,13 @@ event_kinds! {
     Failed = "failed",
     /// Parked for a person (R-8a).
     NeedsAttention = "needs_attention",
+    /// An agent asked a person a question (its `ask_person` tool, a denied
+    /// permission, Codex's `request_user_input`): parked until answered.
+    AgentQuestion = "agent_question",
+    /// A person answered the agent's question: its session resumes.
+    Answered = "answered",
+    /// A progress note an agent posted through its `orch mcp` tools.
+    AgentNote = "agent_note",
     /// A note for people; nothing moved.
     Comment = "comment",
     /// A STOP was asked for while a critical step runs: deferred.

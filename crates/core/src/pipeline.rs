@@ -34,6 +34,9 @@ pub enum Gate {
     /// `orch task retry`: resume a parked or failed task at the stage it
     /// stopped in.
     Retry,
+    /// `orch task answer`: a person's answer to the question an agent asked;
+    /// the agent's session resumes with it.
+    Answer,
 }
 
 impl Gate {
@@ -44,6 +47,7 @@ impl Gate {
             Gate::Reject => "reject",
             Gate::ConfirmDeploy => "confirm_deploy",
             Gate::Retry => "retry",
+            Gate::Answer => "answer",
         }
     }
 }
@@ -117,6 +121,18 @@ pub struct TaskView {
     pub in_critical_window: bool,
     /// Since it entered `deploy`, the task asked for Confirm Deploy.
     pub confirm_deploy_asked: bool,
+    /// The task is parked on an agent's question nobody answered yet.
+    pub question: Option<PendingQuestion>,
+}
+
+/// An agent's question a parked task waits on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingQuestion {
+    pub text: String,
+    /// The session of the run that asked, when its output named one: the
+    /// answer resumes it; without it the stage's agent starts afresh with
+    /// the answer in its prompt.
+    pub session_id: Option<String>,
 }
 
 impl TaskView {
@@ -139,6 +155,7 @@ impl TaskView {
             cancel_requested: false,
             in_critical_window: false,
             confirm_deploy_asked: false,
+            question: None,
         }
     }
 }
@@ -183,6 +200,10 @@ pub struct JobSpec {
     pub gate_comment: Option<String>,
     /// The reviewer's comments for a changes-requested round.
     pub reviewer_comments: Vec<String>,
+    /// Resume this agent session (Claude `session_id`, Codex `thread_id`)
+    /// with the person's answer (`gate_comment`) instead of a fresh prompt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resume_session: Option<String>,
 }
 
 impl JobSpec {
@@ -192,6 +213,7 @@ impl JobSpec {
             phase: None,
             gate_comment: None,
             reviewer_comments: Vec::new(),
+            resume_session: None,
         }
     }
 
@@ -331,6 +353,10 @@ fn gate_effects(
         ))];
     }
     match (gate, stage) {
+        (Gate::Answer, Stage::NeedsAttention) if view.question.is_some() => answer(view, comment),
+        (Gate::Answer, _) => vec![Effect::Comment(format!(
+            "The task is in {stage} with no question of an agent waiting; answer applies only to a task parked on one."
+        ))],
         (Gate::Start | Gate::Approve | Gate::Retry, Stage::NeedsAttention) => resume(view, comment),
         (Gate::Retry, _) => vec![Effect::Comment(format!(
             "The task is in {stage}; retry applies only to a parked (needs_attention) or failed task."
@@ -413,6 +439,27 @@ fn resume(view: &TaskView, comment: Option<&str>) -> Vec<Effect> {
         comment.unwrap_or("resumed by a person"),
         job,
     )]
+}
+
+/// A person's answer to a parked agent's question: back to the stage it
+/// asked in, its agent queued to resume the session that asked (R-8a).
+fn answer(view: &TaskView, answer: Option<&str>) -> Vec<Effect> {
+    let Some(answer) = answer else {
+        return vec![Effect::Comment(
+            "answer needs the answer's text; nothing was resumed.".to_owned(),
+        )];
+    };
+    let session = view.question.as_ref().and_then(|q| q.session_id.clone());
+    let mut effects = resume(view, Some(answer));
+    for e in &mut effects {
+        if let Effect::Step { kind, job, .. } = e {
+            *kind = EventKind::Answered;
+            if let Some(job) = job {
+                job.resume_session = session.clone();
+            }
+        }
+    }
+    effects
 }
 
 /// Retry on a failed task: back to the stage it failed in, with that

@@ -111,11 +111,17 @@ impl Engine {
         if let Err(e) = pipeline.repos().prune_stale().await {
             tracing::warn!(error = %e, "pruning stale worktrees failed");
         }
-        let preparer = Arc::new(PipelinePreparer::new(
-            store.clone(),
-            cfg.clone(),
-            pipeline.repos().clone(),
-        ));
+        let mut preparer =
+            PipelinePreparer::new(store.clone(), cfg.clone(), pipeline.repos().clone());
+        // The agents' `orch mcp` tools talk to this engine's API, on this
+        // machine (the address it listens on; loopback for a wildcard).
+        if let Ok(mut addr) = cfg.server.listen.parse::<std::net::SocketAddr>() {
+            if addr.ip().is_unspecified() {
+                addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+            }
+            preparer = preparer.with_agent_tools(monitor.program.clone(), format!("http://{addr}"));
+        }
+        let preparer = Arc::new(preparer);
         let worker_name = worker.clone();
         let sup_cfg = supervisor_config(&cfg, worker, monitor);
         let (supervisor, mut reports) = Supervisor::new(store.clone(), preparer, sup_cfg);
@@ -260,6 +266,13 @@ impl Engine {
                     // the whole cluster: the leader's job.
                     if n % 25 == 0 && *lead.borrow() {
                         reconcile(&p, reconciler.as_deref()).await;
+                        // People's answers to agents' questions, left as
+                        // comments on the tracker items.
+                        match p.answers_from_tracker().await {
+                            Ok(0) => {}
+                            Ok(n) => tracing::info!(answered = n, "answers read from the tracker"),
+                            Err(e) => tracing::warn!(error = %e, "reading answers from the tracker failed"),
+                        }
                     }
                     s.wake();
                 }

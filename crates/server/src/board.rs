@@ -196,14 +196,23 @@ fn clip(s: &str, max: usize) -> String {
 
 /// Why a parked task was parked: the message of its move to needs attention.
 pub async fn park_reason(store: &dyn Store, t: &Task) -> ApiResult<String> {
+    Ok(park(store, t).await?.1)
+}
+
+/// Why a parked task waits, and whether it waits on an agent's question
+/// (its park was the question: an `agent_question` event).
+pub async fn park(store: &dyn Store, t: &Task) -> ApiResult<(bool, String)> {
     let events = store.events(t.id).await?;
-    Ok(events
+    let park = events
         .iter()
         .rev()
-        .find(|e| e.to_stage == Some(Stage::NeedsAttention) && e.from_stage != e.to_stage)
+        .find(|e| e.to_stage == Some(Stage::NeedsAttention) && e.from_stage != e.to_stage);
+    let asked = park.is_some_and(|e| e.kind == orch_core::EventKind::AgentQuestion);
+    let why = park
         .map(|e| e.message.clone())
         .filter(|m| !m.is_empty())
-        .unwrap_or_else(|| "no reason was recorded".into()))
+        .unwrap_or_else(|| "no reason was recorded".into());
+    Ok((asked, why))
 }
 
 /// Tasks whose queued job the claim gates hold back (the same rules the

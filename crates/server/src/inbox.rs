@@ -11,6 +11,8 @@
 //! - `approval`: a task in awaiting approval (approve, or reject with a comment);
 //! - `confirm_deploy`: a task in deploy that orch asked to confirm;
 //! - `needs_attention`: a parked task, with the reason it was parked (retry);
+//! - `agent_question`: a task parked on its agent's question, with the
+//!   question (answer: the agent's session resumes with it);
 //! - `tracker_write`: a write to the tracker orch gave up on after its
 //!   attempts (`orch outbox list`), which a person sends again once the
 //!   tracker is fixed (resend).
@@ -20,7 +22,7 @@
 //! and deploying tasks (few) cost a read of their events each.
 
 use crate::AppState;
-use crate::board::{park_reason, stage_name};
+use crate::board::{park, stage_name};
 use crate::error::{ApiError, ApiResult, PathParams};
 use axum::Json;
 use axum::extract::State;
@@ -104,12 +106,19 @@ pub async fn compute(p: &Pipeline) -> ApiResult<Inbox> {
         });
     }
     for t in waiting(store, Stage::NeedsAttention).await? {
+        let (asked, why) = park(store, &t).await?;
         items.push(InboxItem {
-            kind: "needs_attention",
+            // An agent's question is answered (its session resumes with
+            // the answer); any other park is retried.
+            kind: if asked {
+                "agent_question"
+            } else {
+                "needs_attention"
+            },
             since: t.updated_at,
-            detail: Some(park_reason(store, &t).await?),
+            detail: Some(why),
             task: Some(TaskRef::of(&t, cfg)),
-            actions: vec!["retry"],
+            actions: vec![if asked { "answer" } else { "retry" }],
             write_id: None,
         });
     }

@@ -7,7 +7,7 @@
 //! GET  /api/tasks?repo=&stage=&limit=    list tasks
 //! POST /api/tasks                        create a work item (builtin tracker) and start it
 //! GET  /api/tasks/{id}                   task detail: jobs, runs, usage, events
-//! POST /api/tasks/{id}/{action}          start | approve | reject | confirm-deploy | stop | retry
+//! POST /api/tasks/{id}/{action}          start | approve | reject | confirm-deploy | stop | retry | answer
 //! GET  /api/tasks/{id}/logs              the current run's log, live (SSE)
 //! GET  /api/tasks/{id}/diff              the branch against its base
 //! GET  /api/tasks/{id}/artefacts         docs/work-items/<key>/*.md as HTML
@@ -15,6 +15,9 @@
 //! GET  /api/inbox                        what waits for a person, oldest first
 //! POST /api/outbox/{id}/resend           send a given-up tracker write again
 //! GET  /api/events                       task changes, live (SSE)
+//! GET  /api/agent/tasks/{id}            an agent's tools (`orch mcp`, agent.rs):
+//! POST /api/agent/tasks/{id}/notes        the run's own token, its own task only
+//! POST /api/agent/tasks/{id}/question
 //! GET  /                                 the dashboard (assets embedded)
 //! POST /login, /logout; GET /api/session the dashboard's session cookie
 //! ```
@@ -23,6 +26,7 @@
 //! and render. Errors are `{"error": "..."}` with a status that fits
 //! (`error.rs`); who may call what is `auth.rs`.
 
+mod agent;
 mod auth;
 mod board;
 mod changes;
@@ -117,6 +121,15 @@ fn build(state: ApiState, closing: watch::Receiver<bool>) -> Router {
         sessions: auth::Sessions::default(),
         hub: events::Hub::default(),
     });
+    // An agent's tools authenticate by their run's token (agent.rs), so
+    // they join after the API token layer too.
+    let agent_tools = Router::new()
+        .route("/api/agent/tasks/{id}", get(agent::work_item))
+        .route("/api/agent/tasks/{id}/notes", post(agent::note))
+        .route("/api/agent/tasks/{id}/question", post(agent::question))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(axum::middleware::from_fn(health::log_request))
+        .with_state(shared.clone());
     Router::new()
         .route("/", get(dashboard::index))
         .route("/assets/app.js", get(dashboard::app_js))
@@ -149,6 +162,7 @@ fn build(state: ApiState, closing: watch::Receiver<bool>) -> Router {
         .layer(axum::middleware::from_fn(health::log_request))
         .with_state(shared)
         .merge(hooks)
+        .merge(agent_tools)
         .layer(axum::middleware::from_fn(health::identify))
 }
 

@@ -146,10 +146,11 @@ impl Action {
             "reject" => Action::Gate(Gate::Reject),
             "confirm-deploy" => Action::Gate(Gate::ConfirmDeploy),
             "retry" => Action::Gate(Gate::Retry),
+            "answer" => Action::Gate(Gate::Answer),
             "stop" => Action::Stop,
             _ => {
                 return Err(ApiError::not_found(format!(
-                    "unknown action {s:?}; use one of start, approve, reject, confirm-deploy, stop, retry"
+                    "unknown action {s:?}; use one of start, approve, reject, confirm-deploy, stop, retry, answer"
                 )));
             }
         })
@@ -203,6 +204,11 @@ pub async fn run_action(
     if action == Action::Gate(Gate::Reject) && comment.is_none() {
         return Err(ApiError::bad_request(
             "reject needs a comment saying what to change: send {\"comment\": \"...\"}",
+        ));
+    }
+    if action == Action::Gate(Gate::Answer) && comment.is_none() {
+        return Err(ApiError::bad_request(
+            "answer needs the answer for the agent: send {\"comment\": \"...\"}",
         ));
     }
     if action == Action::Gate(Gate::Start) && what.parse::<i64>().is_err() {

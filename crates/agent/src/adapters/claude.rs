@@ -59,6 +59,8 @@ pub struct ClaudeAdapter {
     streaming: Option<String>,
     last_text: Option<String>,
     result: Option<Finished>,
+    /// The result line's `permission_denials`, as a question for a person.
+    question: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -111,6 +113,7 @@ impl ClaudeAdapter {
             streaming: None,
             last_text: None,
             result: None,
+            question: None,
         }
     }
 
@@ -388,6 +391,7 @@ impl ClaudeAdapter {
             OutcomeKind::Failed { reason, errors }
         };
 
+        self.question = super::question::from_permission_denials(v);
         let usage = tokens.to_core(cost);
         self.result = Some(Finished {
             kind,
@@ -396,7 +400,13 @@ impl ClaudeAdapter {
             cost_source,
             text,
         });
-        vec![AgentEvent::Result { success, usage }]
+        let mut events = vec![AgentEvent::Result { success, usage }];
+        events.extend(
+            self.question
+                .clone()
+                .map(|text| AgentEvent::Question { text }),
+        );
+        events
     }
 
     /// Tokens and cost from the `assistant` lines so far: exact input and cache
@@ -475,6 +485,7 @@ impl OutputAdapter for ClaudeAdapter {
             session_id: self.session_id.clone(),
             thread_total: None,
             final_text: text.or_else(|| self.last_text.clone()),
+            question: self.question.clone(),
             exit,
         }
     }

@@ -49,6 +49,8 @@ pub struct CodexAdapter {
     prices: PriceTable,
     previous_total: Option<TokenUsage>,
     thread_id: Option<String>,
+    /// A `request_user_input` seen: the question for a person.
+    question: Option<String>,
     turn: Turn,
     /// The latest running total reported by `turn.completed`.
     reported_total: Option<TokenUsage>,
@@ -67,6 +69,7 @@ impl CodexAdapter {
             prices: options.prices,
             previous_total: options.previous_total,
             thread_id: None,
+            question: None,
             turn: Turn::Open,
             reported_total: None,
             last_message: None,
@@ -258,6 +261,11 @@ impl OutputAdapter for CodexAdapter {
                     }
                 }
             }
+            Some("request_user_input") => {
+                let text = super::question::from_request_user_input(&v).unwrap_or_default();
+                self.question = Some(text.clone());
+                vec![AgentEvent::Question { text }]
+            }
             // Streamed plan text: too fine-grained to show.
             Some("item.plan.delta") => Vec::new(),
             _ => vec![AgentEvent::Unknown { raw: raw(line) }],
@@ -284,6 +292,7 @@ impl OutputAdapter for CodexAdapter {
             cost_source,
             session_id: self.thread_id.clone(),
             thread_total: self.reported_total,
+            question: self.question.clone(),
             final_text: self.last_message.clone(),
             exit,
         }

@@ -76,6 +76,7 @@ impl OutputAdapter for CommandAdapter {
             cost_source: CostSource::Reported,
             session_id: None,
             thread_total: None,
+            question: None,
             final_text: (!text.is_empty()).then_some(text),
             exit,
         }

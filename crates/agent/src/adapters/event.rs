@@ -42,6 +42,9 @@ pub enum AgentEvent {
     TurnCompleted { usage: Usage },
     /// Codex failed a turn.
     TurnFailed { message: String },
+    /// The agent needs a person: a denied permission (Claude) or a request
+    /// for input (Codex). The run's outcome carries it as its question.
+    Question { text: String },
     /// A line of a plain command's output.
     Output { line: String },
     /// A line the adapter does not understand, kept verbatim.

@@ -29,6 +29,7 @@ mod command;
 mod event;
 mod json;
 mod outcome;
+mod question;
 mod usage;
 pub mod verdict;
 
@@ -37,6 +38,7 @@ pub use codex::CodexAdapter;
 pub use command::CommandAdapter;
 pub use event::AgentEvent;
 pub use outcome::{AgentOutcome, FailureReason, OutcomeKind, ProcessExit};
+pub use question::MAX_QUESTION_CHARS;
 pub use usage::{CostSource, ModelPrice, PriceTable, TokenUsage};
 pub use verdict::{ReviewDecision, Verdict, VerdictError, parse_verdict};
 

@@ -154,6 +154,11 @@ pub struct AgentOutcome {
     /// Codex's last `agent_message`, a command's output tail. Parse a review verdict
     /// from it only when `kind` is `Succeeded`.
     pub final_text: Option<String>,
+    /// What the agent asked a person, read from its output (Claude's
+    /// `permission_denials`, Codex's `request_user_input`): the task parks
+    /// on it instead of going on.
+    #[serde(default)]
+    pub question: Option<String>,
     pub exit: ProcessExit,
 }
 
@@ -228,6 +233,7 @@ mod tests {
             session_id: None,
             thread_total: None,
             final_text: None,
+            question: None,
             exit: ProcessExit::Code(1),
         };
         assert_eq!(

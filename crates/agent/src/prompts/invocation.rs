@@ -9,6 +9,10 @@
 //! |---------------|---------------------------------------------------------------|
 //! | `claude_code` | `<command…> [-p] [--output-format stream-json] [--verbose] -- <prompt>` |
 //! | `codex`       | `<command…> [--json] -- <prompt>`                             |
+//!
+//! orch's own arguments for the run ([`RunArgs`]: the `orch mcp` server's
+//! config, `--resume <id>` / `resume <id>` when a person's answer resumes the
+//! session that asked) go between the configured command and the `--`.
 //! | `command`     | `<command…>` unchanged                                        |
 //!
 //! Flags in brackets are added only when the configured command lacks them,
@@ -38,6 +42,17 @@ pub const PROMPT_FILE_ENV: &str = "ORCH_PROMPT_FILE";
 /// prompt would make the agent's exec fail with E2BIG.
 pub const MAX_ARG_BYTES: usize = 32 * 4096 - 1;
 
+/// What a run adds to the agent's configured command beyond the prompt.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunArgs {
+    /// Resume this session (Claude `--resume <id>`, Codex `exec … resume
+    /// <id>`): the prompt is then the next message of that conversation.
+    pub resume_session: Option<String>,
+    /// Arguments orch adds for this run (its `orch mcp` server's config),
+    /// after the configured command and before the prompt.
+    pub extra: Vec<String>,
+}
+
 /// The command line and extra environment for one agent run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Invocation {
@@ -57,6 +72,7 @@ pub fn invocation(
     base_command: &[String],
     prompt: &str,
     run_dir: &Path,
+    run: &RunArgs,
 ) -> Result<Invocation, PromptError> {
     if base_command.is_empty() {
         return Err(PromptError::EmptyCommand {
@@ -89,6 +105,16 @@ pub fn invocation(
     }
     if prompt.contains('\0') {
         return Err(PromptError::PromptHasNul);
+    }
+    argv.extend(run.extra.iter().cloned());
+    if let Some(session) = &run.resume_session {
+        match adapter {
+            AdapterKind::ClaudeCode => argv.extend(["--resume".to_owned(), session.clone()]),
+            // `codex exec [OPTIONS] resume <SESSION_ID> [PROMPT]`: the
+            // configured command ends with exec and its options.
+            AdapterKind::Codex => argv.extend(["resume".to_owned(), session.clone()]),
+            AdapterKind::Command => {}
+        }
     }
     argv.push("--".to_owned());
     argv.push(prompt.to_owned());
@@ -149,4 +175,61 @@ fn write_prompt(run_dir: &Path, prompt: &str) -> Result<String, PromptError> {
         .into_os_string()
         .into_string()
         .map_err(|p| err(std::io::Error::other(format!("path {p:?} is not UTF-8"))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn argv(adapter: AdapterKind, base: &[&str], run: &RunArgs) -> Vec<String> {
+        let dir = tempfile::tempdir().unwrap();
+        let base: Vec<String> = base.iter().map(|s| s.to_string()).collect();
+        invocation(adapter, &base, "the answer", dir.path(), run)
+            .unwrap()
+            .argv
+    }
+
+    #[test]
+    fn a_resumed_run_names_its_session_before_the_prompt() {
+        let run = RunArgs {
+            resume_session: Some("sess-1".into()),
+            extra: vec!["--mcp-config".into(), "/run/mcp.json".into()],
+        };
+        assert_eq!(
+            argv(AdapterKind::ClaudeCode, &["claude"], &run),
+            [
+                "claude",
+                "-p",
+                "--output-format",
+                "stream-json",
+                "--verbose",
+                "--mcp-config",
+                "/run/mcp.json",
+                "--resume",
+                "sess-1",
+                "--",
+                "the answer"
+            ]
+        );
+        let run = RunArgs {
+            resume_session: Some("thread-1".into()),
+            extra: vec![],
+        };
+        assert_eq!(
+            argv(AdapterKind::Codex, &["codex", "exec"], &run),
+            [
+                "codex",
+                "exec",
+                "--json",
+                "resume",
+                "thread-1",
+                "--",
+                "the answer"
+            ]
+        );
+        assert_eq!(
+            argv(AdapterKind::Codex, &["codex", "exec"], &RunArgs::default()),
+            ["codex", "exec", "--json", "--", "the answer"]
+        );
+    }
 }

@@ -7,7 +7,7 @@
 //!       .artefacts = collect_artefacts(worktree, id, budget)  artefacts.rs
 //!       .with_diff(diff, budget)  (reviewer)
 //!   → PromptSet::render(kind, &ctx) → prompt text
-//!   → invocation(adapter, command, prompt, run_dir)           invocation.rs
+//!   → invocation(adapter, command, prompt, run_dir, run)      invocation.rs
 //!       writes run_dir/prompt.md, returns argv + ORCH_PROMPT_FILE
 //! ```
 //!
@@ -26,7 +26,9 @@ pub use context::{
     Artefact, DEFAULT_ARTEFACT_BUDGET, DEFAULT_DIFF_BUDGET, PromptContext, TaskInfo, docs_dir,
     truncate_with_marker,
 };
-pub use invocation::{Invocation, MAX_ARG_BYTES, PROMPT_FILE, PROMPT_FILE_ENV, invocation};
+pub use invocation::{
+    Invocation, MAX_ARG_BYTES, PROMPT_FILE, PROMPT_FILE_ENV, RunArgs, invocation,
+};
 pub use templates::{PromptSet, TemplateOrigin, default_template, template_file_name};
 
 use orch_core::AgentKind;

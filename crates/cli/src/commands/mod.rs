@@ -39,6 +39,14 @@ pub async fn run(cli: Cli) -> CliResult {
                 }
                 TaskCommand::Stop(a) => task::action(&cfg, &a, TaskAction::Stop).await,
                 TaskCommand::Retry(a) => task::action(&cfg, &a, TaskAction::Retry).await,
+                TaskCommand::Answer(a) => {
+                    let a = crate::args::TaskActionArgs {
+                        task: a.task,
+                        comment: Some(a.answer),
+                        json: a.json,
+                    };
+                    task::action(&cfg, &a, TaskAction::Answer).await
+                }
                 TaskCommand::Logs(a) => logs::run(&cfg, &a).await,
                 TaskCommand::Restore(a) => archives::restore(&cfg, &a).await,
             }
@@ -59,6 +67,7 @@ pub async fn run(cli: Cli) -> CliResult {
             }
         }
         Command::Quickstart(a) => quickstart::run(&a).await,
+        Command::Mcp(a) => crate::mcp::run(&a).await,
         Command::Serve(a) => {
             let mut cfg = load_config(cli.config.as_deref())?;
             if let Some(f) = a.log_format {

@@ -86,7 +86,7 @@ pub fn pipeline_err(e: PipelineError) -> CliError {
     }
 }
 
-/// `orch task start|approve|reject|confirm-deploy|stop|retry`. While an
+/// `orch task start|approve|reject|confirm-deploy|stop|retry|answer`. While an
 /// engine runs for the data folder the change is that engine's to make
 /// (its per-task order, its supervisor's agents): it is sent to its API.
 /// Otherwise the CLI carries it out itself.
@@ -99,6 +99,11 @@ pub async fn action(cfg: &Config, a: &TaskActionArgs, action: TaskAction) -> Cli
     if action == TaskAction::Reject && comment.is_none() {
         return Err(CliError::Usage(
             "reject needs --comment: say what the analyst should change".into(),
+        ));
+    }
+    if action == TaskAction::Answer && comment.is_none() {
+        return Err(CliError::Usage(
+            "answer needs the answer's text: orch task answer ID \"...\"".into(),
         ));
     }
     if let Some(engine) = crate::engine_link::running(cfg)? {
@@ -126,6 +131,7 @@ pub async fn action(cfg: &Config, a: &TaskActionArgs, action: TaskAction) -> Cli
         TaskAction::Reject => Gate::Reject,
         TaskAction::ConfirmDeploy => Gate::ConfirmDeploy,
         TaskAction::Retry => Gate::Retry,
+        TaskAction::Answer => Gate::Answer,
         TaskAction::Stop => {
             let r = pipeline.stop_task(task.id, "cli").await;
             if a.json {
@@ -172,6 +178,7 @@ fn api_action(action: TaskAction) -> &'static str {
         TaskAction::ConfirmDeploy => "confirm-deploy",
         TaskAction::Stop => "stop",
         TaskAction::Retry => "retry",
+        TaskAction::Answer => "answer",
     }
 }
 

@@ -224,6 +224,57 @@ fn retry_reopens_a_failed_task_at_the_stage_it_failed_in() {
 }
 
 #[test]
+fn an_answer_resumes_the_session_that_asked_in_the_stage_it_asked_in() {
+    let mut v = TaskView::idle(Stage::NeedsAttention);
+    v.parked_from = Some(Stage::Development);
+    v.question = Some(PendingQuestion {
+        text: "Which port?".into(),
+        session_id: Some("sess-1".into()),
+    });
+    match &on_gate(&v, Gate::Answer, Some("8080"), &policy())[..] {
+        [
+            Effect::Step {
+                to: Stage::Development,
+                kind: EventKind::Answered,
+                job: Some(job),
+                ..
+            },
+        ] => {
+            assert_eq!(job.agent, AgentKind::Developer);
+            assert_eq!(job.resume_session.as_deref(), Some("sess-1"));
+            assert_eq!(job.gate_comment.as_deref(), Some("8080"));
+        }
+        e => panic!("{e:?}"),
+    }
+    // Without a session the stage's agent starts afresh with the answer.
+    v.question.as_mut().unwrap().session_id = None;
+    match &on_gate(&v, Gate::Answer, Some("8080"), &policy())[..] {
+        [Effect::Step { job: Some(job), .. }] => {
+            assert_eq!(job.resume_session, None);
+            assert_eq!(job.gate_comment.as_deref(), Some("8080"));
+        }
+        e => panic!("{e:?}"),
+    }
+    // No text: nothing resumes.
+    let e = on_gate(&v, Gate::Answer, None, &policy());
+    assert!(matches!(&e[..], [Effect::Comment(_)]), "{e:?}");
+}
+
+#[test]
+fn answer_is_refused_without_a_waiting_question() {
+    let mut parked = TaskView::idle(Stage::NeedsAttention);
+    parked.parked_from = Some(Stage::Development);
+    for v in [parked, TaskView::idle(Stage::Development)] {
+        let e = on_gate(&v, Gate::Answer, Some("yes"), &policy());
+        assert!(
+            matches!(&e[..], [Effect::Comment(_)]),
+            "{:?}: {e:?}",
+            v.stage
+        );
+    }
+}
+
+#[test]
 fn retry_resumes_a_parked_task_and_refuses_elsewhere() {
     let mut v = TaskView::idle(Stage::NeedsAttention);
     v.parked_from = Some(Stage::Development);
@@ -465,7 +516,8 @@ fn any_gate() -> impl Strategy<Value = Gate> {
         Just(Gate::Approve),
         Just(Gate::Reject),
         Just(Gate::ConfirmDeploy),
-        Just(Gate::Retry)
+        Just(Gate::Retry),
+        Just(Gate::Answer)
     ]
 }
 
@@ -491,6 +543,7 @@ prop_compose! {
             parked_from: parked, rejections: rej, review_rounds: rev, holds_lease: lease,
             merge_initiated: mi, deploy_initiated: di, cancel_requested: cr, in_critical_window: cw,
             confirm_deploy_asked: false,
+            question: None,
         }
     }
 }

@@ -11,6 +11,7 @@
 //! inside one process; across processes every move names the stage it
 //! expects, and the store refuses a stale one.
 
+pub mod agent_tools;
 mod approval;
 mod cancel;
 mod disk;
@@ -54,6 +55,14 @@ fn unexpected(what: &str, got: Outcome) -> PipelineError {
 pub(crate) fn park_comment(why: &str) -> String {
     format!(
         "orch needs a person: {why}. Move the item to To Analyse or Approved to resume, or STOP it."
+    )
+}
+
+/// The tracker comment of a task parked on its agent's question (R-8a).
+pub(crate) fn question_comment(task: TaskId, question: &str) -> String {
+    let quoted: String = question.lines().map(|l| format!("> {l}\n")).collect();
+    format!(
+        "orch: the agent asks a person:\n\n{quoted}\nAnswer with `orch task answer {task} \"…\"` (or Answer on the dashboard): the agent resumes its session with the answer."
     )
 }
 
@@ -310,7 +319,11 @@ impl Pipeline {
             // the tracker, before this report); the webhooks hear of it and
             // the tracker's writes are delivered here (R-8a).
             if task.stage == Stage::NeedsAttention {
-                self.reflect(&task, &park_comment(why)).await;
+                let note = match &r.question {
+                    Some(q) => question_comment(task.id, q),
+                    None => park_comment(why),
+                };
+                self.reflect(&task, &note).await;
             }
         }
         self.apply_tick(r.task_id).await

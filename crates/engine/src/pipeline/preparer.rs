@@ -13,8 +13,8 @@ use orch_agent::process::limits::ResourceLimits;
 use orch_agent::process::sandbox::SandboxSpec;
 use orch_agent::process::sandbox::egress::Allowlist;
 use orch_agent::prompts::{
-    DEFAULT_ARTEFACT_BUDGET, DEFAULT_DIFF_BUDGET, PromptContext, PromptSet, collect_artefacts,
-    invocation,
+    DEFAULT_ARTEFACT_BUDGET, DEFAULT_DIFF_BUDGET, PromptContext, PromptSet, RunArgs,
+    collect_artefacts, invocation,
 };
 use orch_config::Config;
 use orch_core::pipeline::DeployPhase;
@@ -30,11 +30,26 @@ pub struct PipelinePreparer {
     store: Arc<dyn Store>,
     cfg: Arc<Config>,
     repos: RepoStore,
+    /// Where Claude Code and Codex runs find their `orch mcp` tools; `None`:
+    /// no tools (no API serves them).
+    agent_tools: Option<super::agent_tools::AgentToolsServer>,
 }
 
 impl PipelinePreparer {
     pub fn new(store: Arc<dyn Store>, cfg: Arc<Config>, repos: RepoStore) -> PipelinePreparer {
-        PipelinePreparer { store, cfg, repos }
+        PipelinePreparer {
+            store,
+            cfg,
+            repos,
+            agent_tools: None,
+        }
+    }
+
+    /// Hand every Claude Code and Codex run the `orch mcp` server of
+    /// `program`, talking to the API at `api_url`.
+    pub fn with_agent_tools(mut self, program: std::path::PathBuf, api_url: String) -> Self {
+        self.agent_tools = Some(super::agent_tools::AgentToolsServer { program, api_url });
+        self
     }
 }
 
@@ -91,6 +106,7 @@ impl RunPreparer for PipelinePreparer {
                 env: BTreeMap::new(),
                 adapter: AdapterKind::Command,
                 timeouts,
+                previous_total: None,
             })
         };
         match job.agent {
@@ -149,8 +165,30 @@ impl RunPreparer for PipelinePreparer {
                 let command = self.cfg.agent_command(kind).ok_or_else(|| {
                     format!("no command is configured for agents.{kind}; set [agents.{kind}] command in orch.toml")
                 })?;
-                let prompt = self.prompt(task, job, &wt, repo).await?;
-                let inv = invocation(adapter_of(agent_cfg.adapter), &command, &prompt, run_dir)
+                let adapter = adapter_of(agent_cfg.adapter);
+                let mut run = RunArgs::default();
+                let mut previous_total = None;
+                // A person's answer resumes the session that asked (R-8a): the
+                // answer is the conversation's next message, nothing is lost.
+                let prompt = match spec
+                    .as_ref()
+                    .and_then(|s| Some((s.resume_session.clone()?, s.gate_comment.clone()?)))
+                {
+                    Some((session, answer)) if adapter != AdapterKind::Command => {
+                        if adapter == AdapterKind::Codex {
+                            previous_total = self.thread_total(task, &session, run_dir).await;
+                        }
+                        run.resume_session = Some(session);
+                        answer_prompt(&answer)
+                    }
+                    _ => self.prompt(task, job, &wt, repo).await?,
+                };
+                if let Some(tools) = &self.agent_tools {
+                    run.extra = tools
+                        .prepare(adapter, task, run_dir)
+                        .map_err(|e| format!("preparing the agent's orch tools: {e}"))?;
+                }
+                let inv = invocation(adapter, &command, &prompt, run_dir, &run)
                     .map_err(|e| e.to_string())?;
                 Ok(PreparedRun {
                     cwd: wt.path.clone(),
@@ -160,10 +198,16 @@ impl RunPreparer for PipelinePreparer {
                     env: inv.env,
                     adapter: adapter_of(agent_cfg.adapter),
                     timeouts,
+                    previous_total,
                 })
             }
         }
     }
+}
+
+/// The message that resumes an agent's session with a person's answer.
+fn answer_prompt(answer: &str) -> String {
+    format!("A person answered your question:\n\n{answer}\n\nContinue the task with this answer.")
 }
 
 impl PipelinePreparer {
@@ -230,6 +274,24 @@ impl PipelinePreparer {
         } else {
             dir.to_path_buf()
         })
+    }
+
+    /// The token total a Codex thread reached in its newest run: what the
+    /// run resuming it must not be charged again (Codex reports the
+    /// thread's running total).
+    async fn thread_total(
+        &self,
+        task: &Task,
+        session: &str,
+        run_dir: &Path,
+    ) -> Option<orch_agent::adapters::TokenUsage> {
+        let runs = self.store.runs_for_task(task.id).await.ok()?;
+        let last = runs
+            .iter()
+            .filter(|r| r.session_id.as_deref() == Some(session))
+            .max_by_key(|r| r.started_at)?;
+        let dir = run_dir.parent()?.join(last.run_id.as_str());
+        crate::supervisor::recover::read_thread_total(&dir)
     }
 
     async fn prompt(

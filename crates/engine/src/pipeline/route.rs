@@ -89,7 +89,7 @@ impl Pipeline {
     /// decision the task waits on (see [`super::view::asked_at`]), cut to
     /// [`GATE_COMMENT_MAX`]. A tracker that cannot answer delays nothing: the
     /// gate goes on without it, and the task's log says so.
-    async fn person_comment(
+    pub(super) async fn person_comment(
         &self,
         task: &orch_core::Task,
         item: &str,

@@ -5,7 +5,7 @@ use orch_agent::adapters::{ReviewDecision, parse_verdict};
 use orch_core::EventKind;
 use orch_core::cancel::{WindowFacts, in_critical_window};
 use orch_core::pipeline::{
-    DeadDependency, DeployPhase, JobSpec, ReviewOutcome, StageJob, TaskView,
+    DeadDependency, DeployPhase, JobSpec, PendingQuestion, ReviewOutcome, StageJob, TaskView,
 };
 use orch_core::{Job, JobStatus, Stage, Task};
 use orch_store::{MarkerStep, Store, StoreResult};
@@ -112,7 +112,39 @@ pub async fn task_view(store: &dyn Store, task: &Task) -> StoreResult<TaskView> 
             task.stage,
             EventKind::AwaitingConfirmDeploy,
         ),
+        question: pending_question(store, task, &events).await?,
     })
+}
+
+/// The agent's question a parked task waits on: the park itself was the
+/// question (an `agent_question` event moving it to needs_attention), and
+/// the session to resume is that of the task's newest run that named one
+/// (parking stops the task's agents, so no later run exists).
+async fn pending_question(
+    store: &dyn Store,
+    task: &Task,
+    events: &[orch_core::TaskEvent],
+) -> StoreResult<Option<PendingQuestion>> {
+    if task.stage != Stage::NeedsAttention {
+        return Ok(None);
+    }
+    let Some(park) = events
+        .iter()
+        .rev()
+        .find(|e| e.to_stage == Some(Stage::NeedsAttention))
+        .filter(|e| e.kind == EventKind::AgentQuestion)
+    else {
+        return Ok(None);
+    };
+    let runs = store.runs_for_task(task.id).await?;
+    let session_id = runs
+        .iter()
+        .max_by_key(|r| r.started_at)
+        .and_then(|r| r.session_id.clone());
+    Ok(Some(PendingQuestion {
+        text: park.message.clone(),
+        session_id,
+    }))
 }
 
 /// When orch last asked a person for the decision the task waits on: the

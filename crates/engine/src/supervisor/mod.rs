@@ -8,9 +8,10 @@
 //! reaper:   expired leases of other workers → unknown outcome (R-12)
 //! ```
 
+pub mod agent_token;
 mod env;
 mod exit_watch;
-mod recover;
+pub mod recover;
 mod tail;
 mod watch;
 
@@ -46,6 +47,9 @@ pub struct PreparedRun {
     pub sandbox: Option<orch_agent::process::sandbox::SandboxSpec>,
     /// `[limits] memory_mb`, `cpu_percent`, `pids`.
     pub limits: orch_agent::process::limits::ResourceLimits,
+    /// A resumed Codex thread: the running total it had before this run
+    /// (Codex reports the thread's, not the run's, usage).
+    pub previous_total: Option<orch_agent::adapters::TokenUsage>,
 }
 
 /// Prepares a claimed job's run. Errors fail the attempt (and it is retried).
@@ -125,11 +129,28 @@ pub struct RunReport {
     pub usage: Usage,
     pub final_text: Option<String>,
     pub error: Option<String>,
+    /// The agent's question the task was parked on (`JobEnd::GaveUp`).
+    pub question: Option<String>,
+}
+
+/// The run an `orch mcp` token belongs to, while it is watched.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentSession {
+    pub task: TaskId,
+    pub run: RunId,
 }
 
 /// A run this worker is watching.
 struct Active {
     task: TaskId,
+    /// The hash of the run's `orch mcp` token (`agent_token`): valid while
+    /// this entry exists.
+    token_hash: Option<String>,
+    /// What the agent asked a person through `ask_person`, if it did: the
+    /// task parks on it when the run ends.
+    question: Option<String>,
+    /// Progress notes the agent posted (bounded: each is a tracker comment).
+    notes: u32,
     stop: Arc<Notify>,
     /// Set once the run's processes are gone (it exited, or its watcher
     /// stopped it): what a STOP waits for before the worktree goes.
@@ -137,9 +158,12 @@ struct Active {
 }
 
 impl Active {
-    fn new(task: TaskId) -> Active {
+    fn new(task: TaskId, run_dir: &Path) -> Active {
         Active {
             task,
+            token_hash: agent_token::read_hash(run_dir),
+            question: None,
+            notes: 0,
             stop: Arc::new(Notify::new()),
             gone: Arc::new(tokio::sync::watch::Sender::new(false)),
         }
@@ -209,6 +233,43 @@ impl Supervisor {
     /// Whether it claims nothing new (draining).
     pub fn draining(&self) -> bool {
         self.draining.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// The watched run whose `orch mcp` token this is; `None` for a token of
+    /// no run, or of a run that ended (the token died with it).
+    pub fn agent_session(&self, token: &str) -> Option<AgentSession> {
+        let hash = agent_token::hash(token);
+        self.lock_active()
+            .iter()
+            .find(|(_, a)| a.token_hash.as_deref() == Some(hash.as_str()))
+            .map(|(run, a)| AgentSession {
+                task: a.task,
+                run: run.clone(),
+            })
+    }
+
+    /// The agent of `run` asked a person: the task parks on the question
+    /// when the run ends. False when the run is no longer watched.
+    pub fn record_question(&self, run: &RunId, question: String) -> bool {
+        match self.lock_active().get_mut(run) {
+            Some(a) => {
+                a.question = Some(question);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Counts one more progress note of `run`; false when the run is no
+    /// longer watched or has posted `max` already.
+    pub fn count_note(&self, run: &RunId, max: u32) -> bool {
+        match self.lock_active().get_mut(run) {
+            Some(a) if a.notes < max => {
+                a.notes += 1;
+                true
+            }
+            _ => false,
+        }
     }
 
     /// Runs being watched right now.
@@ -403,7 +464,12 @@ impl Supervisor {
             }
         }
         let prepare_ms = claimed.elapsed().as_secs_f64() * 1e3;
-        let meta = recover::RunMeta::new(prepared.adapter, &prepared.timeouts, job.updated_at);
+        let meta = recover::RunMeta::new(
+            prepared.adapter,
+            &prepared.timeouts,
+            job.updated_at,
+            prepared.previous_total,
+        );
         if let Err(e) = meta.write(&run_dir) {
             self.launch_failed(&job, &run, format!("writing the run's metadata: {e}"))
                 .await;
@@ -491,6 +557,7 @@ impl Supervisor {
             usage: Usage::default(),
             final_text: None,
             error: Some(why.to_owned()),
+            question: None,
         });
     }
 
@@ -530,19 +597,36 @@ impl Supervisor {
             usage: Usage::default(),
             final_text: None,
             error: Some(error),
+            question: None,
         });
     }
 
     /// Park the task for a person (R-8a) with the reason in its log.
     async fn park(&self, task: TaskId, why: &str) {
-        // The tracker hears of it with the park itself (R-8a): a report
-        // lost with a crash right after still leaves the comment queued.
         let ev = orch_core::EventInput::new(
             format!("worker:{}", self.cfg.worker),
             EventKind::NeedsAttention,
             why,
         )
         .with_tracker_comment(crate::pipeline::park_comment(why));
+        self.park_with(task, why, ev).await;
+    }
+
+    /// Park the task on its agent's question (R-8a): the question is the
+    /// park's event, and the tracker item gets it with how to answer.
+    async fn park_on_question(&self, task: TaskId, question: &str) {
+        let ev = orch_core::EventInput::new(
+            format!("worker:{}", self.cfg.worker),
+            EventKind::AgentQuestion,
+            question,
+        )
+        .with_tracker_comment(crate::pipeline::question_comment(task, question));
+        self.park_with(task, question, ev).await;
+    }
+
+    async fn park_with(&self, task: TaskId, why: &str, ev: orch_core::EventInput) {
+        // The tracker hears of it with the park itself (R-8a): a report
+        // lost with a crash right after still leaves the comment queued.
         match self
             .store
             .set_stage(task, orch_core::Stage::NeedsAttention, None, ev)

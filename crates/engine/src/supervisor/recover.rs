@@ -5,7 +5,7 @@
 use super::tail::LogTail;
 use super::watch::{Ending, drain};
 use super::{JobEnd, RunReport, Supervisor, handle_of};
-use orch_agent::adapters::{AdapterKind, adapter_for};
+use orch_agent::adapters::{AdapterKind, AdapterOptions, OutputAdapter, TokenUsage, adapter_with};
 use orch_agent::process::{RunHandle, RunState, Timeouts, is_alive, run_state};
 use orch_core::run::{RunOutcome, Usage};
 use orch_core::{Job, Timestamp};
@@ -25,17 +25,49 @@ pub(super) struct RunMeta {
     pub wall_ms: Option<u64>,
     pub idle_ms: Option<u64>,
     pub started_at: Timestamp,
+    /// A resumed Codex thread's running total before this run (see
+    /// [`PreparedRun::previous_total`](super::PreparedRun)).
+    #[serde(default)]
+    pub previous_total: Option<TokenUsage>,
 }
 
 pub(super) const RUN_META: &str = "orch-run.json";
+/// Where a Codex run's thread total is kept when it ends, for the run that
+/// resumes its thread (`AgentOutcome::thread_total`).
+pub const THREAD_TOTAL: &str = "thread-total.json";
+
+/// The output adapter of the run in `run_dir`: a resumed Codex thread's
+/// run subtracts the total its thread had before (its `RunMeta`), so it is
+/// charged only for its own tokens.
+pub(super) fn run_adapter(kind: AdapterKind, run_dir: &Path) -> Box<dyn OutputAdapter + Send> {
+    let previous_total = RunMeta::read(run_dir).and_then(|m| m.previous_total);
+    adapter_with(
+        kind,
+        AdapterOptions {
+            previous_total,
+            ..AdapterOptions::default()
+        },
+    )
+}
+
+/// The thread total a finished run's thread reached, if it recorded one.
+pub fn read_thread_total(run_dir: &Path) -> Option<TokenUsage> {
+    serde_json::from_str(&std::fs::read_to_string(run_dir.join(THREAD_TOTAL)).ok()?).ok()
+}
 
 impl RunMeta {
-    pub fn new(adapter: AdapterKind, t: &Timeouts, started_at: Timestamp) -> Self {
+    pub fn new(
+        adapter: AdapterKind,
+        t: &Timeouts,
+        started_at: Timestamp,
+        previous_total: Option<TokenUsage>,
+    ) -> Self {
         RunMeta {
             adapter,
             wall_ms: t.wall.map(|d| d.as_millis() as u64),
             idle_ms: t.idle.map(|d| d.as_millis() as u64),
             started_at,
+            previous_total,
         }
     }
 
@@ -119,7 +151,7 @@ impl Supervisor {
                 // see the run as soon as recovery returns.
                 self.lock_active()
                     .entry(run_id.clone())
-                    .or_insert_with(|| super::Active::new(task.id));
+                    .or_insert_with(|| super::Active::new(task.id, &handle.run_dir));
                 let sup = self.clone();
                 let span = super::run_span(&job);
                 tokio::spawn(tracing::Instrument::instrument(
@@ -191,7 +223,7 @@ impl Supervisor {
         adapter: AdapterKind,
         ending: Ending,
     ) {
-        let mut a = adapter_for(adapter);
+        let mut a = run_adapter(adapter, &handle.run_dir);
         let log = handle
             .run_dir
             .join(orch_agent::process::run_dir::OUTPUT_LOG);
@@ -218,6 +250,7 @@ impl Supervisor {
             usage: Usage::default(),
             final_text: None,
             error: Some(why.to_owned()),
+            question: None,
         });
     }
 

@@ -12,7 +12,7 @@
 
 use super::tail::{LogTail, MAX_PARSE_LINE, TailStats};
 use super::{Active, JobEnd, RunReport, Supervisor};
-use orch_agent::adapters::{AdapterKind, OutputAdapter, ProcessExit, adapter_for};
+use orch_agent::adapters::{AdapterKind, OutputAdapter, ProcessExit};
 use orch_agent::process::limits::LimitHit;
 use orch_agent::process::{ExitRecord, RunHandle, RunState, Timeouts, run_dir, run_state};
 use orch_core::EventKind;
@@ -76,10 +76,10 @@ impl Supervisor {
             let mut active = self.lock_active();
             let a = active
                 .entry(run.clone())
-                .or_insert_with(|| Active::new(task.id));
+                .or_insert_with(|| Active::new(task.id, &handle.run_dir));
             (a.stop.clone(), a.gone.clone())
         };
-        let mut adapter = adapter_for(adapter);
+        let mut adapter = super::recover::run_adapter(adapter, &handle.run_dir);
         let mut tail = LogTail::new(handle.run_dir.join(run_dir::OUTPUT_LOG));
         let mut egress_seen = 0;
         let ending = self
@@ -336,7 +336,8 @@ impl Supervisor {
     ) {
         let run = &handle.run_id;
         let exit_of = |rec: &ExitRecord| ProcessExit::from_parts(rec.exit_code, rec.signal);
-        let (outcome, exit_rec, error, final_text, session, usage) = match ending {
+        // The adapter's conclusions; the outcome and error may be orch's own.
+        let (outcome, exit_rec, error, out) = match ending {
             Ending::Exited(rec) => {
                 // A monitor that could not start the agent still records why.
                 let out = adapter.finish(exit_of(&rec).unwrap_or(ProcessExit::Code(127)));
@@ -362,14 +363,7 @@ impl Supervisor {
                         (false, None) => Some(limits.join("; ")),
                     }
                 });
-                (
-                    outcome,
-                    Some(rec),
-                    error,
-                    out.final_text.clone(),
-                    out.session_id.clone(),
-                    out.usage,
-                )
+                (outcome, Some(rec), error, out)
             }
             Ending::Stopped {
                 outcome,
@@ -381,14 +375,7 @@ impl Supervisor {
                     .and_then(exit_of)
                     .unwrap_or(ProcessExit::Signal(9));
                 let out = adapter.finish(pe);
-                (
-                    outcome,
-                    exit,
-                    Some(reason),
-                    out.final_text.clone(),
-                    out.session_id.clone(),
-                    out.usage,
-                )
+                (outcome, exit, Some(reason), out)
             }
             Ending::Lost => {
                 let reason = "the run's monitor vanished without recording an exit";
@@ -416,23 +403,53 @@ impl Supervisor {
                     out.usage,
                     out.final_text.clone(),
                     Some(reason.to_owned()),
+                    None,
                 );
                 return;
             }
         };
+        let (final_text, usage) = (out.final_text.clone(), out.usage);
+        if let Some(total) = out.thread_total {
+            // The run that resumes this thread subtracts it (recover.rs).
+            let path = handle.run_dir.join(super::recover::THREAD_TOTAL);
+            if let Err(e) = serde_json::to_string(&total)
+                .map_err(std::io::Error::other)
+                .and_then(|t| std::fs::write(&path, t))
+            {
+                tracing::warn!(run = %run, error = %e, "keeping the thread's token total failed");
+            }
+        }
         let finish = RunFinish {
             outcome,
             exit_code: exit_rec.as_ref().and_then(|r| r.exit_code),
             signal: exit_rec.as_ref().and_then(|r| r.signal),
             usage,
-            session_id: session,
+            session_id: out.session_id.clone(),
             error: error.clone(),
             final_text: final_text.clone(),
         };
         if let Err(e) = self.store.finish_run(run, &finish).await {
             tracing::error!(run = %run, error = %e, "recording the run's end failed");
         }
+        // A question (asked through `ask_person`, or read from the output)
+        // parks the task for a person whatever else the run did; a STOP's
+        // cancelled run is the STOP's.
+        let question = self
+            .lock_active()
+            .get(run)
+            .and_then(|a| a.question.clone())
+            .or(out.question)
+            .filter(|_| outcome != RunOutcome::Cancelled);
         let end = match outcome {
+            _ if question.is_some() => {
+                let q = question.as_deref().unwrap_or_default();
+                if let Ok(true) = self.store.give_up(job.id, run, q).await {
+                    self.park_on_question(job.task_id, q).await;
+                    JobEnd::GaveUp
+                } else {
+                    JobEnd::Cancelled
+                }
+            }
             RunOutcome::Succeeded => match self.store.complete(job.id, run).await {
                 Ok(true) => JobEnd::Completed,
                 Ok(false) => JobEnd::Cancelled,
@@ -457,7 +474,7 @@ impl Supervisor {
             }
         };
         tracing::info!(run = %run, job = %job.id, outcome = outcome.as_str(), end = ?end, "run finished");
-        self.report(job, run, outcome, end, usage, final_text, error);
+        self.report(job, run, outcome, end, usage, final_text, error, question);
     }
 
     pub(super) async fn end_of(
@@ -497,6 +514,7 @@ impl Supervisor {
         usage: Usage,
         final_text: Option<String>,
         error: Option<String>,
+        question: Option<String>,
     ) {
         // The claim stamped `updated_at`: the run's start, as far as the job knows.
         let took = crate::metered::now().since(job.updated_at);
@@ -515,6 +533,7 @@ impl Supervisor {
             usage,
             final_text,
             error,
+            question,
         });
     }
 }

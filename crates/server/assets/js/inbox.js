@@ -7,6 +7,7 @@ const KIND_LABEL = {
   approval: 'Approval',
   confirm_deploy: 'Confirm Deploy',
   needs_attention: 'Needs attention',
+  agent_question: 'Agent asks',
   tracker_write: 'Tracker write given up',
 };
 
@@ -15,6 +16,7 @@ const ACTION_LABEL = {
   reject: 'Reject…',
   'confirm-deploy': 'Confirm Deploy',
   retry: 'Retry',
+  answer: 'Answer…',
   resend: 'Send again',
 };
 
@@ -32,12 +34,12 @@ function setInbox(inbox) {
   if (state.view === 'inbox') renderInbox();
 }
 
-// Keeps what a person is typing: an open rejection form survives a redraw.
+// Keeps what a person is typing: an open rejection or answer form survives a redraw.
 function renderInbox() {
   const inbox = state.inbox;
   if (!inbox) return;
   const list = $('#inbox-list');
-  const open = list.querySelector('form.reject:not([hidden])');
+  const open = list.querySelector('form.reject:not([hidden]), form.answer:not([hidden])');
   const keep = open ? { key: open.closest('li').dataset.key, text: open.querySelector('textarea').value } : null;
   const focused = document.activeElement && list.contains(document.activeElement)
     ? document.activeElement.closest('li')?.dataset.key : null;
@@ -46,7 +48,7 @@ function renderInbox() {
   if (keep) {
     const li = list.querySelector(`li[data-key="${CSS.escape(keep.key)}"]`);
     if (li) {
-      const form = li.querySelector('form.reject');
+      const form = li.querySelector('form.reject, form.answer');
       form.hidden = false;
       form.querySelector('textarea').value = keep.text;
     }
@@ -77,7 +79,7 @@ function inboxItem(item) {
     b.addEventListener('click', () => inboxAction(item, a, li, result));
     return b;
   });
-  const form = rejectForm(item, result);
+  const form = item.actions.includes('answer') ? answerForm(item, result) : rejectForm(item, result);
   const li = el('li', { class: `item kind-${item.kind}`, 'data-key': key, 'data-kind': item.kind, 'data-task': t ? t.id : '' },
     el('div', { class: 'head' },
       el('span', { class: `badge kind-${item.kind}`, text: KIND_LABEL[item.kind] || item.kind }),
@@ -110,7 +112,32 @@ function rejectForm(item, result) {
   return form;
 }
 
+// The answer to an agent's question: its session resumes with it.
+function answerForm(item, result) {
+  const id = `an-${itemKey(item).replace(/[^a-z0-9]/gi, '-')}`;
+  const area = el('textarea', { id, rows: '3', required: '' });
+  const form = el('form', { class: 'answer', hidden: '' },
+    el('label', { for: id, text: `Your answer to the agent of ${item.task ? item.task.key : 'it'}` }),
+    area,
+    el('div', {}, el('button', { type: 'submit', text: 'Send answer' }), ' ',
+      el('button', { type: 'button', class: 'cancel', text: 'Cancel' })));
+  form.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    const comment = area.value.trim();
+    if (!comment) return;
+    await runInboxAction(item, 'answer', result, comment);
+  });
+  form.querySelector('.cancel').addEventListener('click', () => { form.hidden = true; });
+  return form;
+}
+
 async function inboxAction(item, action, li, result) {
+  if (action === 'answer') {
+    const form = li.querySelector('form.answer');
+    form.hidden = false;
+    form.querySelector('textarea').focus();
+    return;
+  }
   if (action === 'reject') {
     const form = li.querySelector('form.reject');
     form.hidden = false;
