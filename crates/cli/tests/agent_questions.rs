@@ -11,7 +11,7 @@
 
 mod common;
 
-use common::{Serve, count_events, ok, orch, quickstart_project, wait_for};
+use common::{Serve, add_task, count_events, ok, orch, quickstart_project, wait_for};
 use orch_store::{SqliteOptions, SqliteStore, TrackerStore};
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader, Write};
@@ -239,19 +239,7 @@ fn an_agent_asks_through_its_tools_and_the_answer_resumes_its_session() {
         "the quickstart's analyst section changed; update this test's edit"
     );
     let _serve = Serve::start(&dir);
-    ok(
-        &dir,
-        &[
-            "task",
-            "add",
-            "--repo",
-            "demo",
-            "--title",
-            "Pick a port",
-            "--id",
-            "DEMO-2",
-        ],
-    );
+    add_task(&dir, "DEMO-2", "Pick a port", &[]);
     let run_dir = run_with_mcp_config(&dir, &[]);
     // The token is the run's own; its hash is what orch keeps.
     let token = std::fs::read_to_string(run_dir.join("agent-token")).unwrap();
@@ -419,19 +407,7 @@ fn a_persons_comment_on_the_tracker_item_answers_the_question() {
         )
     });
     let _serve = Serve::start(&dir);
-    ok(
-        &dir,
-        &[
-            "task",
-            "add",
-            "--repo",
-            "demo",
-            "--title",
-            "Pick a port",
-            "--id",
-            "DEMO-2",
-        ],
-    );
+    add_task(&dir, "DEMO-2", "Pick a port", &[]);
     let run_dir = run_with_mcp_config(&dir, &[]);
     wait_invocations(tmp.path(), 1);
     let mut mcp = McpServer::start(&run_dir.join("mcp.json"));

@@ -138,4 +138,37 @@ fn gc_shows_the_space_and_frees_build_outputs_keeping_the_work() {
     let json: serde_json::Value =
         serde_json::from_str(&ok(&dir, &["gc", "--json", "--idle-hours", "0"])).unwrap();
     assert_eq!(json["freeable_bytes"], 0, "{json:#}");
+
+    // A finished task whose worktree stayed (its removal failed when it
+    // ended; here the task is marked failed behind orch's back): the whole
+    // worktree is freeable, and `--apply` archives the work, then removes it.
+    let db = format!("sqlite://{}", dir.join(".orch/orch.db").display());
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let pool = sqlx::SqlitePool::connect(&db).await.unwrap();
+        sqlx::query("UPDATE tasks SET stage = 'failed' WHERE id = ?")
+            .bind(task)
+            .execute(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
+    });
+    let json: serde_json::Value =
+        serde_json::from_str(&ok(&dir, &["gc", "--json", "--idle-hours", "0"])).unwrap();
+    let left = json["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["task"] == task)
+        .unwrap_or_else(|| panic!("the leftover worktree is listed: {json:#}"))
+        .clone();
+    assert_eq!(left["freeable"], true, "{left}");
+    let applied = ok(&dir, &["gc", "--apply", "--idle-hours", "0"]);
+    assert!(applied.contains("worktree"), "{applied}");
+    assert!(!path.exists(), "the leftover worktree is removed");
+    let after = common::show(&dir, "DEMO-2").unwrap();
+    assert_eq!(
+        common::count_events(&after, "archived"),
+        1,
+        "its work is archived first: {after:#}"
+    );
 }

@@ -13,7 +13,7 @@
 
 mod common;
 
-use common::{Serve, count_events, git, ok, quickstart_project, show};
+use common::{Serve, add_task, count_events, git, ok, quickstart_project, show};
 use orch_integrations::fakes::FakeGitea;
 use orch_store::{LeaseStore, SqliteOptions, SqliteStore};
 use serde_json::Value;
@@ -279,19 +279,7 @@ fn kill_9_of_orch_and_its_git_mid_merge_still_ends_done() {
     let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
     let mut serve = start(&dir, &serve_env(&[("PATH", &path)]));
 
-    ok(
-        &dir,
-        &[
-            "task",
-            "add",
-            "--repo",
-            "demo",
-            "--title",
-            "Crash mid-merge",
-            "--id",
-            "DEMO-2",
-        ],
-    );
+    add_task(&dir, "DEMO-2", "Crash mid-merge", &[]);
     wait(&dir, "DEMO-2", "the approval gate", |v| {
         stage(v) == "awaiting_approval"
     });

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{Serve, ok, quickstart_project, wait_for};
+use common::{Serve, add_task, ok, quickstart_project, wait_for};
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
@@ -100,19 +100,7 @@ fn webhook_hears_its_stages_in_order_through_an_outage_and_a_crash() {
     let (url, seen) = webhook(1);
     let mut serve = Serve::start_with_env(&dir, &[("ORCH_TEST_NOTIFY_URL", &url)]);
 
-    ok(
-        &dir,
-        &[
-            "task",
-            "add",
-            "--repo",
-            "demo",
-            "--title",
-            "Say hello",
-            "--id",
-            KEY,
-        ],
-    );
+    add_task(&dir, KEY, "Say hello", &[]);
     wait_for(&dir, KEY, WAIT, "analysis", |v| {
         v["task"]["stage"] == "awaiting_approval"
     });

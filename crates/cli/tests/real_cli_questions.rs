@@ -28,7 +28,7 @@
 
 mod common;
 
-use common::{Serve, count_events, ok, quickstart_project, wait_for};
+use common::{Serve, add_task, count_events, ok, quickstart_project, wait_for};
 use std::io::Write;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -148,17 +148,11 @@ fn claude_asks_through_orch_mcp_parks_and_resumes_the_same_session() {
         "the quickstart's analyst section changed; update this test's edit"
     );
     let _serve = Serve::start(&dir);
-    ok(
+    add_task(
         &dir,
+        "DEMO-2",
+        "Pick a port",
         &[
-            "task",
-            "add",
-            "--repo",
-            "demo",
-            "--title",
-            "Pick a port",
-            "--id",
-            "DEMO-2",
             "--body",
             "Ask a person which port to use. MOCK_CALLTOOL:mcp__orch__ask_person",
         ],
@@ -254,19 +248,7 @@ fn codex_gets_orch_tools_and_an_answer_resumes_the_same_thread() {
         "the quickstart's analyst section changed; update this test's edit"
     );
     let _serve = Serve::start(&dir);
-    ok(
-        &dir,
-        &[
-            "task",
-            "add",
-            "--repo",
-            "demo",
-            "--title",
-            "Pick a port",
-            "--id",
-            "DEMO-2",
-        ],
-    );
+    add_task(&dir, "DEMO-2", "Pick a port", &[]);
     // Ask as `orch mcp` asks: the run's token, the agent route.
     let runs = dir.join(".orch/runs");
     let end = Instant::now() + RUN_DEADLINE;

@@ -13,7 +13,7 @@
 
 mod common;
 
-use common::{Serve, count_events, git, ok, orch, quickstart_project, show, wait_for};
+use common::{Serve, add_task, count_events, git, ok, orch, quickstart_project, show, wait_for};
 use serde_json::Value;
 use std::path::Path;
 use std::time::Duration;
@@ -231,21 +231,7 @@ fn a_dependent_of_a_cancelled_task_parks_naming_it() {
     ))
     .unwrap();
     let dep_id = dep["id"].as_i64().unwrap().to_string();
-    ok(
-        &dir,
-        &[
-            "task",
-            "add",
-            "--repo",
-            "demo",
-            "--title",
-            "On top",
-            "--id",
-            "DEMO-4",
-            "--depends-on",
-            &dep_id,
-        ],
-    );
+    add_task(&dir, "DEMO-4", "On top", &["--depends-on", &dep_id]);
     ok(&dir, &["task", "stop", "DEMO-3"]);
     let _serve = Serve::start(&dir);
     let parked = wait_for(&dir, "DEMO-4", LIMIT, "parked", stage_is("needs_attention"));
@@ -386,19 +372,7 @@ fn max_review_rounds_allows_that_many_rounds_of_changes() {
         add_config("[review]\nmax_review_rounds = 1"),
     );
     let _serve = Serve::start(&dir);
-    ok(
-        &dir,
-        &[
-            "task",
-            "add",
-            "--repo",
-            "demo",
-            "--title",
-            "One round",
-            "--id",
-            "DEMO-6",
-        ],
-    );
+    add_task(&dir, "DEMO-6", "One round", &[]);
     wait_for(
         &dir,
         "DEMO-6",

@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{Serve, git, ok, quickstart_project, wait_for};
+use common::{Serve, add_task, git, ok, quickstart_project, wait_for};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::Duration;
@@ -94,19 +94,7 @@ fn sandboxed_example_agents_carry_a_task_to_done_and_refusals_are_events() {
     .unwrap();
 
     let _serve = Serve::start(&dir);
-    ok(
-        &dir,
-        &[
-            "task",
-            "add",
-            "--repo",
-            "demo",
-            "--title",
-            "Sandboxed",
-            "--id",
-            KEY,
-        ],
-    );
+    add_task(&dir, KEY, "Sandboxed", &[]);
     wait_for(
         &dir,
         KEY,

@@ -22,6 +22,16 @@ pub fn orch(dir: &Path, args: &[&str]) -> Output {
         .expect("run orch")
 }
 
+/// `orch task add --repo demo --title TITLE --id KEY EXTRA…` (the
+/// quickstart's repo); fails the test if it failed.
+pub fn add_task(dir: &Path, key: &str, title: &str, extra: &[&str]) -> String {
+    let mut args = vec![
+        "task", "add", "--repo", "demo", "--title", title, "--id", key,
+    ];
+    args.extend_from_slice(extra);
+    ok(dir, &args)
+}
+
 /// Runs `orch args` and returns its stdout; fails the test if it failed.
 pub fn ok(dir: &Path, args: &[&str]) -> String {
     let out = orch(dir, args);
