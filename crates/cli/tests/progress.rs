@@ -4,7 +4,6 @@
 
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
-use std::time::Duration;
 
 const ORCH: &str = env!("CARGO_BIN_EXE_orch");
 
@@ -58,7 +57,7 @@ fn progress_logs_and_watch_without_a_terminal() {
     assert!(!missing.status.success());
 
     // --watch into a pipe: snapshots appended, no screen clearing.
-    let child = Command::new(ORCH)
+    let mut child = Command::new(ORCH)
         .args(["status", "--watch", "0.2"])
         .current_dir(&dir)
         .env_remove("ORCH_CONFIG")
@@ -66,12 +65,21 @@ fn progress_logs_and_watch_without_a_terminal() {
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(1500));
+    // Two snapshots read, then Ctrl-C: the test waits on its output.
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut watched = String::new();
+    while watched.matches("jobs:").count() < 2 {
+        let mut line = String::new();
+        if std::io::BufRead::read_line(&mut stdout, &mut line).unwrap() == 0 {
+            break;
+        }
+        watched.push_str(&line);
+    }
     let _ = Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status();
-    let out = child.wait_with_output().unwrap();
-    let watched = String::from_utf8(out.stdout).unwrap();
+    std::io::Read::read_to_string(&mut stdout, &mut watched).unwrap();
+    assert!(child.wait().is_ok());
     assert!(
         watched.matches("jobs:").count() >= 2,
         "several snapshots: {watched}"
