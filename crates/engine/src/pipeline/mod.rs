@@ -24,6 +24,7 @@ mod owner;
 mod preparer;
 mod reflect;
 mod route;
+mod run_ended;
 mod view;
 
 pub use cancel::CancelResult;
@@ -280,70 +281,6 @@ impl Pipeline {
         })
     }
 
-    /// A run ended: its worktree is measured (disk care, `disk.rs`), a
-    /// merger that gave up (the supervisor parked the task) shows the failed
-    /// verify on the forge; then whatever is due happens.
-    pub async fn on_run_report(&self, r: &crate::supervisor::RunReport) -> PipelineResult<()> {
-        let size = if r.end == crate::supervisor::JobEnd::Cancelled {
-            None
-        } else {
-            self.measure_after_run(r.task_id).await
-        };
-        let report = Box::new(r.clone());
-        self.command(r.task_id, Command::RunEnded { report, size })
-            .await
-            .map(|_| ())
-    }
-
-    /// A run ended, applied by the task's owner.
-    async fn apply_run_ended(
-        &self,
-        r: &crate::supervisor::RunReport,
-        size: Option<orch_core::disk::WorktreeSize>,
-    ) -> PipelineResult<()> {
-        if r.end == crate::supervisor::JobEnd::Cancelled {
-            self.clear_after_cancel(r.task_id).await?;
-        } else if let Some(size) = size
-            && let Err(e) = self.park_over_disk_limit(r.task_id, size).await
-        {
-            // Disk care must not hold the pipeline up: the next run measures again.
-            tracing::warn!(task = %r.task_id, error = %e, "parking a worktree over its limit failed");
-        }
-        let gave_up = r.end == crate::supervisor::JobEnd::GaveUp;
-        if gave_up && let Some(task) = self.store.get_task(r.task_id).await? {
-            let why = r.error.as_deref().unwrap_or("the agent gave up");
-            if r.agent == orch_core::AgentKind::Merger {
-                self.report_failed_verify(&task, why).await;
-            }
-            // The supervisor parked the task (durably, with its comment for
-            // the tracker, before this report); the webhooks hear of it and
-            // the tracker's writes are delivered here (R-8a).
-            if task.stage == Stage::NeedsAttention {
-                let note = match &r.question {
-                    Some(q) => question_comment(task.id, q),
-                    None => park_comment(why),
-                };
-                self.reflect(&task, &note).await;
-            }
-        }
-        self.apply_tick(r.task_id).await
-    }
-
-    /// A run of a cancelled job ended (or never started): if the task was
-    /// cancelled, its worktree goes (archived first), as the cancel's reset
-    /// did. A run prepared while the STOP ran may have made it again. The
-    /// task's owner applies it after the STOP, so the STOP has finished.
-    async fn clear_after_cancel(&self, id: TaskId) -> PipelineResult<()> {
-        let task = self.task(id).await?;
-        if task.stage != Stage::Cancelled {
-            return Ok(());
-        }
-        if let Err(e) = self.retire_worktree(&task).await {
-            tracing::warn!(task = %id, error = %e, "removing the cancelled task's worktree failed");
-        }
-        Ok(())
-    }
-
     /// Remove the task's worktree, its work archived first (R-21; the
     /// archive is logged on the task). No mirror: nothing to remove.
     pub(crate) async fn retire_worktree(&self, task: &Task) -> Result<(), orch_git::GitError> {
@@ -402,39 +339,6 @@ impl Pipeline {
             }
         }
         Ok(())
-    }
-
-    /// Apply one command for its task: called only by the task's owner
-    /// (`owner.rs`), so no other command of the task runs meanwhile.
-    async fn apply_command(&self, id: TaskId, command: Command) -> PipelineResult<Outcome> {
-        Ok(match command {
-            Command::Gate { gate, comment } => {
-                Outcome::Gate(self.apply_gate(id, gate, comment.as_deref()).await?)
-            }
-            Command::Begin => Outcome::Gate(self.begin(id).await?),
-            Command::Tick => {
-                self.apply_tick(id).await?;
-                Outcome::Done
-            }
-            Command::Cancel {
-                reason,
-                cause,
-                source,
-            } => Outcome::Cancel(self.apply_cancel(id, &reason, cause, &source).await),
-            Command::RunEnded { report, size } => {
-                self.apply_run_ended(&report, size).await?;
-                Outcome::Done
-            }
-            Command::PullRequestClosed { why } => {
-                Outcome::Note(self.apply_pull_request_closed(id, &why).await?)
-            }
-            Command::CleanBuildOutputs { globs } => {
-                Outcome::Cleaned(self.apply_clean_build_outputs(id, &globs).await?)
-            }
-            Command::RetireFinishedWorktree => {
-                Outcome::Acted(self.apply_retire_finished_worktree(id).await?)
-            }
-        })
     }
 
     /// Tick every live task (at start-up and on a timer): repairs anything a

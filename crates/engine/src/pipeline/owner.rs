@@ -147,6 +147,41 @@ impl Pipeline {
     }
 }
 
+impl Pipeline {
+    /// Apply one command for its task: called only by the task's owner
+    /// (`owner.rs`), so no other command of the task runs meanwhile.
+    async fn apply_command(&self, id: TaskId, command: Command) -> PipelineResult<Outcome> {
+        Ok(match command {
+            Command::Gate { gate, comment } => {
+                Outcome::Gate(self.apply_gate(id, gate, comment.as_deref()).await?)
+            }
+            Command::Begin => Outcome::Gate(self.begin(id).await?),
+            Command::Tick => {
+                self.apply_tick(id).await?;
+                Outcome::Done
+            }
+            Command::Cancel {
+                reason,
+                cause,
+                source,
+            } => Outcome::Cancel(self.apply_cancel(id, &reason, cause, &source).await),
+            Command::RunEnded { report, size } => {
+                self.apply_run_ended(&report, size).await?;
+                Outcome::Done
+            }
+            Command::PullRequestClosed { why } => {
+                Outcome::Note(self.apply_pull_request_closed(id, &why).await?)
+            }
+            Command::CleanBuildOutputs { globs } => {
+                Outcome::Cleaned(self.apply_clean_build_outputs(id, &globs).await?)
+            }
+            Command::RetireFinishedWorktree => {
+                Outcome::Acted(self.apply_retire_finished_worktree(id).await?)
+            }
+        })
+    }
+}
+
 /// The owner of one task: applies its commands in order, then retires.
 async fn own(pipeline: Arc<Pipeline>, id: TaskId, mut inbox: mpsc::UnboundedReceiver<Envelope>) {
     loop {
