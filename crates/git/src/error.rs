@@ -140,6 +140,24 @@ pub enum GitError {
 pub type Result<T, E = GitError> = std::result::Result<T, E>;
 
 impl GitError {
+    /// The same failure with `note` after git's words (what orch found).
+    pub(crate) fn with_note(self, note: &str) -> Self {
+        match self {
+            GitError::Failed {
+                command,
+                dir,
+                status,
+                stderr_tail,
+            } => GitError::Failed {
+                command,
+                dir,
+                status,
+                stderr_tail: format!("{stderr_tail} ({note})"),
+            },
+            other => other,
+        }
+    }
+
     pub(crate) fn io(
         action: &'static str,
         path: impl Into<PathBuf>,

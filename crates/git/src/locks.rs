@@ -88,28 +88,8 @@ impl RepoStore {
         if !mirror.is_dir() {
             return Ok(Vec::new());
         }
-        let mut locks = Vec::new();
-        let control = crate::control::control_path(&mirror);
-        for dir in [
-            mirror.clone(),
-            control,
-            mirror.join("objects/info"),
-            mirror.join("objects/pack"),
-        ] {
-            locks_in(&dir, false, &mut locks);
-        }
-        // Not `refs/heads`: the branches are written from the worktrees,
-        // by agents too, whose git may be between writing a ref's lock and
-        // renaming it (its file closed) while orch restarts.
-        if let Ok(entries) = std::fs::read_dir(mirror.join("refs")) {
-            for e in entries.flatten() {
-                if e.file_name() != "heads" {
-                    locks_in(&e.path(), true, &mut locks);
-                }
-            }
-        }
         let mut removed = Vec::new();
-        for lock in locks {
+        for lock in mirror_locks(&mirror) {
             if let Some(who) = live_holder(&mirror, &lock) {
                 tracing::warn!(lock = %lock.display(), holder = %who, "a lock in the mirror is held; left alone");
                 continue;
@@ -124,6 +104,19 @@ impl RepoStore {
             }
         }
         Ok(removed)
+    }
+
+    /// The locks in the mirror a live process holds, each with who holds
+    /// it (for the words of a failure).
+    pub fn held_mirror_locks(&self, repo: &str) -> Result<Vec<String>> {
+        let mirror = self.mirror_path(repo)?;
+        if !mirror.is_dir() {
+            return Ok(Vec::new());
+        }
+        Ok(mirror_locks(&mirror)
+            .into_iter()
+            .filter_map(|l| live_holder(&mirror, &l).map(|who| format!("{} ({who})", l.display())))
+            .collect())
     }
 
     /// The `index.lock` git takes for the worktree (whether or not it exists).
@@ -267,6 +260,33 @@ impl RepoStore {
 /// `/proc` itself cannot be read, nobody can be ruled out.
 /// The `*.lock` files in `dir` (and below it with `deep`); symlinks are
 /// never followed (the control dir links into the mirror).
+/// The locks in the mirror (and its control dir) a killed git may leave:
+/// the mirror's own, those of `objects/info` and `objects/pack`, and the
+/// refs' outside `refs/heads`.
+fn mirror_locks(mirror: &Path) -> Vec<PathBuf> {
+    let mut locks = Vec::new();
+    let control = crate::control::control_path(mirror);
+    for dir in [
+        mirror.to_path_buf(),
+        control,
+        mirror.join("objects/info"),
+        mirror.join("objects/pack"),
+    ] {
+        locks_in(&dir, false, &mut locks);
+    }
+    // Not `refs/heads`: the branches are written from the worktrees,
+    // by agents too, whose git may be between writing a ref's lock and
+    // renaming it (its file closed) while orch restarts.
+    if let Ok(entries) = std::fs::read_dir(mirror.join("refs")) {
+        for e in entries.flatten() {
+            if e.file_name() != "heads" {
+                locks_in(&e.path(), true, &mut locks);
+            }
+        }
+    }
+    locks
+}
+
 fn locks_in(dir: &Path, deep: bool, out: &mut Vec<PathBuf>) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
@@ -383,6 +403,61 @@ mod tests {
             .await
             .unwrap();
         (store, wt, seed)
+    }
+
+    /// Found by the chaos run: a fetch met a ref's lock a live process
+    /// held (a git of the orch killed a moment before, still finishing) and
+    /// failed the attempt at once. It now waits for the holder, then
+    /// clears what it left and fetches.
+    #[tokio::test]
+    async fn a_fetch_waits_for_a_lock_a_live_process_holds_briefly() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (store, _wt, seed) = world(tmp.path()).await;
+        let mirror = store.mirror_path("demo").unwrap();
+        std::fs::write(seed.join("README.md"), "hi again\n").unwrap();
+        git(&seed, &["commit", "--quiet", "-am", "more"]);
+        let remote = tmp.path().join("remote.git");
+        git(
+            &seed,
+            &["push", "--quiet", remote.to_str().unwrap(), "main"],
+        );
+        let reflock = mirror.join("refs/remotes/origin/main.lock");
+        std::fs::create_dir_all(reflock.parent().unwrap()).unwrap();
+        std::fs::write(&reflock, "").unwrap();
+        // Holds the lock open until its stdin closes.
+        let mut holder = Command::new("sh")
+            .arg("-c")
+            .arg("exec 3<\"$0\"; read _")
+            .arg(&reflock)
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while store.held_mirror_locks("demo").unwrap().is_empty() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the holder never opened the lock"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        let held = store.held_mirror_locks("demo").unwrap();
+        assert!(held[0].contains("main.lock"), "{held:?}");
+        let fetch = {
+            let store = store.clone();
+            tokio::spawn(async move { store.fetch("demo").await })
+        };
+        // The fetch has met the lock and waits; the holder finishes.
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        assert!(!fetch.is_finished(), "the fetch waits for the holder");
+        drop(holder.stdin.take());
+        holder.wait().unwrap();
+        fetch
+            .await
+            .unwrap()
+            .expect("fetched once the holder was gone");
+        assert!(!reflock.exists());
+        let head = git(&mirror, &["rev-parse", "refs/remotes/origin/main"]);
+        assert_eq!(head, git(&seed, &["rev-parse", "HEAD"]));
     }
 
     /// A fetch killed midway leaves `packed-refs.lock` and a ref's lock in

@@ -39,6 +39,10 @@ pub(crate) const FETCH_REFSPECS: [&str; 2] = [
     "+refs/tags/*:refs/tags/*",
 ];
 
+/// How long a fetch waits for a lock in the mirror that a live process
+/// holds before it gives up (the attempt fails and is retried later).
+const HELD_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 impl RepoStore {
     /// A store rooted at `repos_dir` using `git` from `PATH`. Nothing is touched on
     /// disk until the first operation.
@@ -255,12 +259,26 @@ impl RepoStore {
         let _guard = self.lock_repo(repo).await;
         match self.fetch_locked(&path).await {
             // A git killed midway (with the orch before this one) left a
-            // lock: clear what no live process holds, and try once more.
+            // lock: clear what no live process holds, and try once more. A
+            // lock a live process holds (a git of an orch killed a moment
+            // ago, still finishing) is waited for, briefly.
             Err(e) if e.to_string().contains(".lock': File exists") => {
-                if self.clear_stale_mirror_locks(repo)?.is_empty() {
-                    Err(e)
-                } else {
-                    self.fetch_locked(&path).await
+                let deadline = std::time::Instant::now() + HELD_LOCK_WAIT;
+                loop {
+                    if !self.clear_stale_mirror_locks(repo)?.is_empty() {
+                        return self.fetch_locked(&path).await;
+                    }
+                    let held = self.held_mirror_locks(repo)?;
+                    if held.is_empty() {
+                        // Released meanwhile: its holder finished.
+                        return self.fetch_locked(&path).await;
+                    }
+                    if std::time::Instant::now() >= deadline {
+                        return Err(
+                            e.with_note(&format!("the lock is held by {}", held.join(", ")))
+                        );
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                 }
             }
             other => other,
