@@ -171,3 +171,26 @@ fn one_engine_per_data_folder() {
     let err = String::from_utf8_lossy(&second.stderr);
     assert!(err.contains("another orch engine"), "{err}");
 }
+
+/// Seen in CI: `orch task add` run as `orch serve` started asks whether an
+/// engine runs by taking the lock shared for an instant, and the starting
+/// engine took that for another engine and exited. It now waits a moment
+/// for the lock.
+#[test]
+fn an_engine_starting_while_the_cli_looks_at_the_lock_starts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = quickstart_project(tmp.path(), "probe", |c| c);
+    let pid_file = std::fs::File::open(dir.join(".orch/serve.pid")).unwrap();
+    // What `engine_link::engine_runs_on` takes, held across the engine's start.
+    let shared =
+        nix::fcntl::Flock::lock(pid_file, nix::fcntl::FlockArg::LockSharedNonblock).unwrap();
+    let mut serve = Serve::start(&dir);
+    std::thread::sleep(Duration::from_millis(1000));
+    drop(shared);
+    Api::of(&dir);
+    assert!(
+        !serve.restart_if_exited(),
+        "the engine exited: {}",
+        std::fs::read_to_string(dir.join("serve-0.log")).unwrap_or_default()
+    );
+}

@@ -32,6 +32,10 @@ pub struct Engine {
 /// pid (a self-deploy script restarts orch with it).
 struct DataDirLock(#[allow(dead_code)] nix::fcntl::Flock<std::fs::File>);
 
+/// How long a starting engine waits for the data folder's lock before it
+/// says another engine holds it.
+const LOCK_PATIENCE: std::time::Duration = std::time::Duration::from_secs(2);
+
 impl DataDirLock {
     fn take(cfg: &Config) -> CliResult<DataDirLock> {
         use std::io::{Read, Seek, Write};
@@ -49,12 +53,27 @@ impl DataDirLock {
             .map_err(|e| {
                 CliError::Runtime(anyhow::anyhow!("cannot open {}: {e}", path.display()))
             })?;
-        let mut lock = match nix::fcntl::Flock::lock(
-            file,
-            nix::fcntl::FlockArg::LockExclusiveNonblock,
-        ) {
+        // A CLI command asking whether an engine runs takes a shared lock
+        // for an instant (`engine_link::engine_runs_on`): a lock refused
+        // for that long is not another engine. One that holds it for
+        // LOCK_PATIENCE is.
+        let deadline = std::time::Instant::now() + LOCK_PATIENCE;
+        let mut file = file;
+        let taken = loop {
+            match nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock) {
+                Ok(l) => break Ok(l),
+                Err((f, nix::errno::Errno::EWOULDBLOCK))
+                    if std::time::Instant::now() < deadline =>
+                {
+                    file = f;
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                Err((f, _)) => break Err(f),
+            }
+        };
+        let mut lock = match taken {
             Ok(l) => l,
-            Err((mut file, _)) => {
+            Err(mut file) => {
                 let mut holder = String::new();
                 let _ = file.read_to_string(&mut holder);
                 return Err(CliError::Runtime(anyhow::anyhow!(
