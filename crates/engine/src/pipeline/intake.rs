@@ -115,7 +115,17 @@ impl Pipeline {
     /// A new task's first move, applied by its owner: the analyst is queued.
     pub(super) async fn begin(&self, id: TaskId) -> PipelineResult<GateResult> {
         let task = self.task(id).await?;
-        let job = self.new_job(&task, JobSpec::new(orch_core::AgentKind::Analyst));
+        // A tick may have come first (another node, or this one woken by
+        // the task's creation) and queued the analyst already: then the
+        // start is only logged, so the task still has one active job.
+        let queued = self
+            .store
+            .jobs_for_task(id)
+            .await?
+            .iter()
+            .any(|j| !j.status.is_terminal());
+        let job =
+            (!queued).then(|| self.new_job(&task, JobSpec::new(orch_core::AgentKind::Analyst)));
         let (task, _) = self
             .store
             .advance(
@@ -124,7 +134,7 @@ impl Pipeline {
                 Stage::Analysis,
                 self.event(EventKind::Started, "To Analyse: the analyst is queued")
                     .with_tracker_comment(STARTED_COMMENT),
-                Some(job),
+                job,
             )
             .await?;
         self.job_queued.notify_one();

@@ -259,6 +259,27 @@ mod tests {
         assert_eq!(p.owners.live(), 0, "an idle task keeps no owner");
     }
 
+    /// Seen in CI on PostgreSQL: the tick a new task's creation signals can
+    /// queue its analyst before the start does; the start then failed with
+    /// "already has an active job".
+    #[tokio::test]
+    async fn a_start_after_a_tick_queued_the_analyst_keeps_one_job() {
+        let (_dir, p, id) = pipeline_with_a_task().await;
+        p.tick(id).await.unwrap();
+        let active = |p: Arc<Pipeline>| async move {
+            p.store
+                .jobs_for_task(id)
+                .await
+                .unwrap()
+                .iter()
+                .filter(|j| !j.status.is_terminal())
+                .count()
+        };
+        assert_eq!(active(p.clone()).await, 1, "the tick queued the analyst");
+        p.command(id, Command::Begin).await.unwrap();
+        assert_eq!(active(p.clone()).await, 1);
+    }
+
     #[tokio::test]
     async fn a_command_whose_caller_went_away_is_still_applied() {
         let (_dir, p, id) = pipeline_with_a_task().await;
