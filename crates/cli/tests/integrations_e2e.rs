@@ -469,11 +469,9 @@ async fn lost_webhooks_are_repaired_by_the_reconciler() {
     let prs = w.gitea.prs();
     let statuses = w.gitea.m().statuses.clone();
     assert!(
-        statuses
-            .iter()
-            .any(|(sha, state, ctx)| sha == &prs[0].head_sha
-                && state == "success"
-                && ctx == "orch/verify"),
+        statuses.iter().any(|s| s.sha == prs[0].head_sha
+            && s.state == "success"
+            && s.context == "orch/verify"),
         "{statuses:?}"
     );
 }
@@ -567,9 +565,10 @@ async fn a_failed_verify_parks_the_task_and_shows_on_gitea() {
     loop {
         let head = git(&bare, &["rev-parse", &format!("refs/heads/{branch}")]);
         let statuses = w.gitea.m().statuses.clone();
-        if statuses.iter().any(|(sha, state, ctx)| {
-            sha == head.trim() && state == "failure" && ctx == "orch/verify"
-        }) {
+        if statuses
+            .iter()
+            .any(|s| s.sha == head.trim() && s.state == "failure" && s.context == "orch/verify")
+        {
             break;
         }
         assert!(

@@ -539,6 +539,12 @@ pub struct RepoConfig {
     pub prompts_dir: Option<PathBuf>,
     #[serde(default)]
     pub deploy: Option<DeployConfig>,
+    /// CI checks (status contexts or check-run names, exactly as the forge
+    /// shows them) that must pass on the reviewed head before the merge
+    /// gate merges; a failure sends the work back to the developer with it
+    /// (issue 16). Needs a Gitea or GitHub forge, which reports them.
+    #[serde(default)]
+    pub required_checks: Vec<String>,
 }
 
 fn main_branch() -> String {

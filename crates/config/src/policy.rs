@@ -21,6 +21,9 @@ pub struct BudgetConfig {
 pub struct ReviewConfig {
     pub max_review_rounds: u32,
     pub max_rejection_rounds: u32,
+    /// Required CI checks failing more often than this park the task for a
+    /// person with the last failure (`repos.required_checks`).
+    pub max_ci_rounds: u32,
 }
 
 impl Default for ReviewConfig {
@@ -28,6 +31,7 @@ impl Default for ReviewConfig {
         ReviewConfig {
             max_review_rounds: 3,
             max_rejection_rounds: 3,
+            max_ci_rounds: 3,
         }
     }
 }

@@ -292,6 +292,17 @@ impl Config {
                 );
             }
             check_deploy(c, i, repo);
+            for (j, name) in repo.required_checks.iter().enumerate() {
+                if name.trim().is_empty() {
+                    c.error(at(&format!("required_checks[{j}]")), "must not be empty");
+                }
+            }
+            if !repo.required_checks.is_empty() && self.forge.kind == ForgeKind::Local {
+                c.error(
+                    at("required_checks"),
+                    "needs a forge that reports CI checks (forge.kind = \"gitea\" or \"github\"); the local forge has no CI, so the merge would wait forever",
+                );
+            }
         }
     }
 
@@ -552,6 +563,7 @@ impl Config {
             self.review.max_rejection_rounds.into(),
             1,
         );
+        c.at_least("review.max_ci_rounds", self.review.max_ci_rounds.into(), 1);
         c.at_least("merge.max_attempts", self.merge.max_attempts.into(), 1);
         let level = self.logging.level.trim();
         let is_directive = level.contains(['=', ',']);

@@ -59,6 +59,11 @@ event_kinds! {
     /// The reviewer asked for changes: back to development (counted against
     /// the review rounds).
     ChangesRequested = "changes_requested",
+    /// A required CI check of the reviewed head failed: back to development
+    /// (counted against `review.max_ci_rounds`).
+    CiFailed = "ci_failed",
+    /// The merge gate waits for required CI checks (said once per wait).
+    CiPending = "ci_pending",
     /// A person retried a failed task; counts restart after it.
     Retried = "retried",
     /// A failed attempt waits before the next.

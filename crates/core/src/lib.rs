@@ -7,6 +7,7 @@
 
 pub mod budget;
 pub mod cancel;
+pub mod ci;
 pub mod disk;
 pub mod event;
 pub mod gates;

@@ -15,6 +15,7 @@
 //! STOP is not decided here but in [`crate::cancel`]: it has its own result
 //! notes and its critical-window rule.
 
+use crate::ci::{CiVerdict, failure_text};
 use crate::event::EventKind;
 use crate::ids::TaskId;
 use crate::job::{AgentKind, JobStatus};
@@ -123,6 +124,14 @@ pub struct TaskView {
     pub confirm_deploy_asked: bool,
     /// The task is parked on an agent's question nobody answered yet.
     pub question: Option<PendingQuestion>,
+    /// The repo's required CI checks on the task's head, when the merge gate
+    /// needs them (in merge, before the lease); `None` when the repo
+    /// requires none or the gate is past them.
+    pub ci: Option<CiVerdict>,
+    /// CI failures that sent the task back so far (since the last retry).
+    pub ci_rounds: u32,
+    /// Since it entered its stage, the task said it waits for CI.
+    pub ci_wait_noted: bool,
 }
 
 /// An agent's question a parked task waits on.
@@ -156,6 +165,9 @@ impl TaskView {
             in_critical_window: false,
             confirm_deploy_asked: false,
             question: None,
+            ci: None,
+            ci_rounds: 0,
+            ci_wait_noted: false,
         }
     }
 }
@@ -174,6 +186,9 @@ pub struct PipelinePolicy {
     pub max_review_rounds: u32,
     /// Analysis rejected more often than this fails the task.
     pub max_rejection_rounds: u32,
+    /// Required CI checks failing more often than this park the task for a
+    /// person with the last failure (issue 16).
+    pub max_ci_rounds: u32,
     pub deploy: Option<DeployPolicy>,
     /// `features.task_deps`: dependencies hold a task back (and a dead one
     /// parks it).
@@ -185,6 +200,7 @@ impl Default for PipelinePolicy {
         PipelinePolicy {
             max_review_rounds: 3,
             max_rejection_rounds: 3,
+            max_ci_rounds: 3,
             deploy: None,
             task_deps: true,
         }
@@ -200,6 +216,10 @@ pub struct JobSpec {
     pub gate_comment: Option<String>,
     /// The reviewer's comments for a changes-requested round.
     pub reviewer_comments: Vec<String>,
+    /// The failed required CI checks that sent the work back, as the
+    /// developer reads them ([`crate::ci::failure_text`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ci_failures: Vec<String>,
     /// Resume this agent session (Claude `session_id`, Codex `thread_id`)
     /// with the person's answer (`gate_comment`) instead of a fresh prompt.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -213,6 +233,7 @@ impl JobSpec {
             phase: None,
             gate_comment: None,
             reviewer_comments: Vec::new(),
+            ci_failures: Vec::new(),
             resume_session: None,
         }
     }
@@ -588,6 +609,9 @@ pub fn on_tick(view: &TaskView, policy: &PipelinePolicy) -> Vec<Effect> {
                 return vec![Effect::ResumeMerge];
             }
             if !view.holds_lease {
+                if let Some(effects) = ci_gate(view, policy) {
+                    return effects;
+                }
                 return vec![Effect::AcquireLease];
             }
             match job.filter(|j| j.agent == AgentKind::Merger) {
@@ -671,6 +695,48 @@ fn deploy_tick(view: &TaskView, policy: &PipelinePolicy) -> Vec<Effect> {
             "deploy phase A queued",
             Some(JobSpec::deploy(DeployPhase::Prepare)),
         )],
+    }
+}
+
+/// The merge gate's look at the required CI checks of the reviewed head,
+/// before it takes the lease (so a task waiting for CI never holds the
+/// repo's merges up): `None` lets the merge go on.
+fn ci_gate(view: &TaskView, policy: &PipelinePolicy) -> Option<Vec<Effect>> {
+    match view.ci.as_ref()? {
+        CiVerdict::Passed => None,
+        CiVerdict::Pending { .. } if view.ci_wait_noted => Some(Vec::new()),
+        CiVerdict::Pending { waiting } => Some(vec![step(
+            Stage::Merge,
+            EventKind::CiPending,
+            format!(
+                "the merge waits for required CI checks: {}",
+                waiting.join(", ")
+            ),
+            None,
+        )]),
+        CiVerdict::Failed(checks) => {
+            let round = view.ci_rounds + 1;
+            let names: Vec<&str> = checks.iter().map(|c| c.name.as_str()).collect();
+            if round > policy.max_ci_rounds {
+                let last: Vec<String> = checks.iter().map(failure_text).collect();
+                return Some(vec![Effect::Park(format!(
+                    "required CI checks failed {round} times (the limit is review.max_ci_rounds = {}); the last failure:\n{}",
+                    policy.max_ci_rounds,
+                    last.join("\n\n")
+                ))]);
+            }
+            let mut spec = JobSpec::new(AgentKind::Developer);
+            spec.ci_failures = checks.iter().map(failure_text).collect();
+            Some(vec![step(
+                Stage::Development,
+                EventKind::CiFailed,
+                format!(
+                    "CI round {round}: required check(s) failed ({}): back to the developer",
+                    names.join(", ")
+                ),
+                Some(spec),
+            )])
+        }
     }
 }
 

@@ -133,6 +133,10 @@ impl Forge for MeteredForge {
         let r = self.0.report_verify(repo, sha, ok, description).await;
         counted("orch_forge_errors_total", "report_verify", r)
     }
+    async fn checks(&self, repo: &str, sha: &str) -> PortResult<Vec<orch_core::ci::Check>> {
+        let r = self.0.checks(repo, sha).await;
+        counted("orch_forge_errors_total", "checks", r)
+    }
     fn browse_url(&self, repo: &str, branch: &str, path: &str) -> Option<String> {
         self.0.browse_url(repo, branch, path)
     }

@@ -6,7 +6,7 @@
 use crate::gitea::GiteaIssuesTracker;
 use crate::github::GithubIssuesTracker;
 use crate::plane::PlaneTracker;
-use crate::webhook::{ItemState, Provider, PullRequestClosed, WebhookEvent};
+use crate::webhook::{CheckReported, ItemState, Provider, PullRequestClosed, WebhookEvent};
 use async_trait::async_trait;
 use orch_core::EventKind;
 use orch_core::{EventInput, Stage};
@@ -80,6 +80,7 @@ impl Ingest {
                 p.as_str()
             )),
             (_, WebhookEvent::PullRequestClosed(pr)) => self.pull_request_closed(pr).await,
+            (_, WebhookEvent::CheckReported(c)) => self.check_reported(c).await,
         }
     }
 
@@ -177,6 +178,22 @@ impl Ingest {
         {
             Ok(r) => Handled::Routed(format!("{state}: {r:?}")),
             Err(e) => Handled::Failed(format!("{state}: {e}")),
+        }
+    }
+
+    /// A CI check of a commit was reported: the repo's tasks the merge gate
+    /// holds look at their required checks again (read from the forge, so
+    /// this delivery's own words decide nothing).
+    async fn check_reported(&self, c: CheckReported) -> Handled {
+        let Some(repo) = self.forge_repos.get(&c.repo) else {
+            return Handled::Ignored(format!("repository {} is not served", c.repo));
+        };
+        match self.pipeline.ci_reported(repo).await {
+            Ok(n) => Handled::Routed(format!(
+                "check {:?} is {} on {}: {n} task(s) in merge looked again",
+                c.name, c.state, c.sha
+            )),
+            Err(e) => Handled::Failed(e.to_string()),
         }
     }
 

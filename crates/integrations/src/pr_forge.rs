@@ -9,6 +9,7 @@
 //! A third forge is a thin adapter.
 
 use async_trait::async_trait;
+use orch_core::ci::Check;
 use orch_engine::ports::{Forge, MergeOutcome, PortError, PortResult};
 use orch_git::{DeleteOutcome, ProtectedBranches, RepoStore};
 use orch_store::MergeLeaseProof;
@@ -78,6 +79,9 @@ pub trait PullRequestApi: Send + Sync {
         context: &str,
         description: &str,
     ) -> PortResult<()>;
+    /// The CI checks of `sha` (statuses, check runs), newest report of a
+    /// name first.
+    async fn checks(&self, full: &str, sha: &str) -> PortResult<Vec<Check>>;
 }
 
 /// A forge that merges through pull requests, over `A`'s API; branches
@@ -226,6 +230,11 @@ impl<A: PullRequestApi> Forge for PrForge<A> {
             .await
     }
 
+    async fn checks(&self, repo: &str, sha: &str) -> PortResult<Vec<Check>> {
+        let full = self.full(repo)?;
+        self.api.checks(full, sha).await
+    }
+
     fn browse_url(&self, repo: &str, branch: &str, path: &str) -> Option<String> {
         let base = self.web_base.as_deref()?;
         let full = self.names.get(repo)?;
@@ -309,6 +318,10 @@ mod tests {
         ) -> PortResult<()> {
             self.called(format!("status {full} {sha} {state} {context}"));
             Ok(())
+        }
+        async fn checks(&self, full: &str, sha: &str) -> PortResult<Vec<Check>> {
+            self.called(format!("checks {full} {sha}"));
+            Ok(Vec::new())
         }
     }
 

@@ -310,7 +310,12 @@ async fn verify_results_become_commit_statuses() {
         .report_verify("app", &head, false, "verify failed")
         .await
         .unwrap();
-    let st = w.model().statuses.clone();
+    let st: Vec<(String, String, String)> = w
+        .model()
+        .statuses
+        .iter()
+        .map(|s| (s.sha.clone(), s.state.clone(), s.context.clone()))
+        .collect();
     assert_eq!(
         st,
         vec![
@@ -459,4 +464,49 @@ async fn every_request_orch_sends_to_gitea_matches_the_swagger() {
     ] {
         assert!(covered.contains(op), "{op} not exercised: {covered:?}");
     }
+}
+
+/// CI checks of a commit (issue 16): Gitea's commit statuses (swagger
+/// `CommitStatus`, the state under `status`), newest first; `warning`
+/// passes, `error` fails, and the description and link come along.
+#[tokio::test]
+async fn the_gitea_forge_reads_the_commit_statuses_of_a_commit() {
+    use orch_core::ci::CheckState;
+    let w = world().await;
+    let sha = w.branch("feature/ci", "ci.rs");
+    let gitea = &w.fake;
+    gitea.ci_status(&sha, "ci / test", "pending", "Waiting to run");
+    gitea.ci_status(
+        &sha,
+        "ci / test",
+        "error",
+        "Failure in 3s: tests/login.rs failed",
+    );
+    gitea.ci_status(&sha, "ci / lint", "warning", "2 warnings");
+    gitea.ci_status(
+        "0000000000000000000000000000000000000000",
+        "ci / test",
+        "success",
+        "another commit",
+    );
+    let checks = w.forge.checks("app", &sha).await.unwrap();
+    let got: Vec<(&str, CheckState, &str)> = checks
+        .iter()
+        .map(|c| (c.name.as_str(), c.state, c.conclusion.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("ci / lint", CheckState::Success, "warning"),
+            ("ci / test", CheckState::Failure, "error"),
+            ("ci / test", CheckState::Pending, "pending"),
+        ]
+    );
+    assert_eq!(checks[1].detail, "Failure in 3s: tests/login.rs failed");
+    assert!(checks[1].url.as_deref().unwrap().ends_with("/ci/ci / test"));
+    let required = vec!["ci / test".to_owned()];
+    assert!(matches!(
+        orch_core::ci::verdict(&required, &checks),
+        orch_core::ci::CiVerdict::Failed(ref f) if f[0].conclusion == "error"
+    ));
 }

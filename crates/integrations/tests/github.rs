@@ -554,3 +554,53 @@ fn github_tracker(w: &World) -> Arc<GithubIssuesTracker> {
         orch_config::TrackerStates::default(),
     ))
 }
+
+/// CI checks of a commit (issue 16): GitHub's check runs (with their
+/// output) and commit statuses, mapped to pass / wait / fail, newest run of
+/// a name first.
+#[tokio::test]
+async fn the_github_forge_reads_check_runs_and_statuses_of_a_commit() {
+    use orch_core::ci::CheckState;
+    let w = world().await;
+    let sha = w.branch("feature/ci", "ci.rs");
+    {
+        let mut m = w.fake.m();
+        m.check_runs.push(serde_json::json!({
+            "id": 1, "head_sha": sha, "name": "test", "status": "completed",
+            "conclusion": "failure", "html_url": "https://ci/1",
+            "output": {"title": "2 tests failed", "summary": "login_works failed", "text": "assertion failed"}
+        }));
+        m.check_runs.push(serde_json::json!({
+            "id": 2, "head_sha": sha, "name": "test", "status": "in_progress", "conclusion": null
+        }));
+        m.check_runs.push(serde_json::json!({
+            "id": 3, "head_sha": sha, "name": "lint", "status": "completed", "conclusion": "neutral"
+        }));
+        m.statuses
+            .push((sha.clone(), "pending".into(), "ci/build".into()));
+    }
+    let checks = w.forge.checks("app", &sha).await.unwrap();
+    let states: Vec<(&str, CheckState)> =
+        checks.iter().map(|c| (c.name.as_str(), c.state)).collect();
+    assert_eq!(
+        states,
+        vec![
+            ("lint", CheckState::Success),
+            ("test", CheckState::Pending),
+            ("test", CheckState::Failure),
+            ("ci/build", CheckState::Pending),
+        ]
+    );
+    let failed = &checks[2];
+    assert_eq!(failed.conclusion, "failure");
+    assert_eq!(failed.url.as_deref(), Some("https://ci/1"));
+    assert_eq!(
+        failed.detail,
+        "2 tests failed\n\nlogin_works failed\n\nassertion failed"
+    );
+    // The newest run of `test` still runs: the required check waits.
+    assert!(matches!(
+        orch_core::ci::verdict(&["test".into()], &checks),
+        orch_core::ci::CiVerdict::Pending { .. }
+    ));
+}

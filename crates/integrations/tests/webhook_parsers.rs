@@ -2,7 +2,7 @@
 //! signatures (webhook-signatures.txt) verify; any change breaks them.
 
 use orch_integrations::signature::{self, SignatureError};
-use orch_integrations::webhook::{StateRef, WebhookEvent, gitea, github, plane};
+use orch_integrations::webhook::{CheckReported, StateRef, WebhookEvent, gitea, github, plane};
 use std::path::PathBuf;
 
 fn fixture(name: &str) -> Vec<u8> {
@@ -273,18 +273,20 @@ fn gitea_merged_pull_request_uses_head_label() {
         panic!()
     };
     assert_eq!(pr.branch, "plane/PROJ-123-fix-login");
-    for (f, e) in [
-        ("gitea/gitea-push.json", "push"),
-        ("gitea/gitea-status.json", "status"),
-    ] {
-        assert!(
-            matches!(
-                gitea::parse(&fixture(f), Some(e)).unwrap(),
-                WebhookEvent::Ignored { .. }
-            ),
-            "{f}"
-        );
-    }
+    assert!(matches!(
+        gitea::parse(&fixture("gitea/gitea-push.json"), Some("push")).unwrap(),
+        WebhookEvent::Ignored { .. }
+    ));
+    // A commit status makes the merge gate look at the checks again.
+    assert_eq!(
+        gitea::parse(&fixture("gitea/gitea-status.json"), Some("status")).unwrap(),
+        WebhookEvent::CheckReported(CheckReported {
+            repo: "acme/app".into(),
+            sha: "9c1f4e2a7b3d5e6f8091a2b3c4d5e6f708192a3b".into(),
+            name: "ci / test (pull_request)".into(),
+            state: "success".into(),
+        })
+    );
     v["action"] = "synchronized".into();
     assert!(matches!(
         gitea::parse(&serde_json::to_vec(&v).unwrap(), Some("pull_request")).unwrap(),
@@ -370,4 +372,29 @@ fn gitea_issue_label_events_carry_the_whole_label_set() {
     ));
     v["issue"] = serde_json::Value::Null;
     assert!(gitea::parse(&serde_json::to_vec(&v).unwrap(), Some("issue_label")).is_err());
+}
+
+/// GitHub's CI events, shaped as its webhook documentation describes them
+/// (`check_run.head_sha`, `check_run.name`, `check_run.conclusion`; a
+/// `status` event's `sha`, `context`, `state`): each is a check reported.
+#[test]
+fn github_ci_events_are_checks_reported() {
+    let run = br#"{"action":"completed","check_run":{"id":4,"head_sha":"abc123","name":"test","status":"completed","conclusion":"failure"},"repository":{"full_name":"acme/app"}}"#;
+    assert_eq!(
+        github::parse(run, Some("check_run")).unwrap(),
+        WebhookEvent::CheckReported(CheckReported {
+            repo: "acme/app".into(),
+            sha: "abc123".into(),
+            name: "test".into(),
+            state: "failure".into(),
+        })
+    );
+    let status = br#"{"sha":"abc123","context":"ci/build","state":"pending","repository":{"full_name":"acme/app"}}"#;
+    assert!(matches!(
+        github::parse(status, Some("status")).unwrap(),
+        WebhookEvent::CheckReported(ref c) if c.name == "ci/build" && c.state == "pending"
+    ));
+    // A check run without its commit is malformed, not ignored.
+    let broken = br#"{"action":"completed","check_run":{"name":"test"},"repository":{"full_name":"acme/app"}}"#;
+    assert!(github::parse(broken, Some("check_run")).is_err());
 }

@@ -66,6 +66,13 @@ pub struct PromptContext {
     pub artefacts: Vec<Artefact>,
     /// The last review's comments, for a changes-requested development round.
     pub reviewer_comments: Vec<String>,
+    /// The failed required CI checks that sent the work back (name,
+    /// conclusion, link and the tail of the log), for a CI round.
+    pub ci_failures: Vec<String>,
+    /// The CI round, from 1 (a development round caused by a CI failure).
+    pub ci_round: u32,
+    /// After this many CI failures the task parks for a person.
+    pub max_ci_rounds: u32,
     /// The person's comment at the analysis gate: for the analyst, the
     /// **rejection** that re-queued it; for the developer, the approval.
     pub gate_comment: Option<String>,
@@ -109,6 +116,9 @@ impl PromptContext {
             docs_dir,
             artefacts: Vec::new(),
             reviewer_comments: Vec::new(),
+            ci_failures: Vec::new(),
+            ci_round: 1,
+            max_ci_rounds: 3,
             gate_comment: None,
             diff: None,
             extra: BTreeMap::new(),

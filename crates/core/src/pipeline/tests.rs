@@ -526,7 +526,8 @@ prop_compose! {
                   parked in proptest::option::of(any_stage()), rej in 0u32..5, rev in 0u32..5,
                   lease in any::<bool>(), mi in any::<bool>(), di in any::<bool>(), cr in any::<bool>(), cw in any::<bool>(),
                   running in any::<bool>(), failed_from in proptest::option::of(any_stage()), released in any::<bool>(),
-                  dead in proptest::option::of(prop_oneof![Just(Stage::Failed), Just(Stage::Cancelled)])) -> TaskView {
+                  dead in proptest::option::of(prop_oneof![Just(Stage::Failed), Just(Stage::Cancelled)]),
+                  ci in proptest::option::of(0u8..3), ci_rounds in 0u32..5) -> TaskView {
         TaskView {
             stage,
             has_active_job: active || running,
@@ -544,6 +545,13 @@ prop_compose! {
             merge_initiated: mi, deploy_initiated: di, cancel_requested: cr, in_critical_window: cw,
             confirm_deploy_asked: false,
             question: None,
+            ci: ci.map(|c| match c {
+                0 => CiVerdict::Passed,
+                1 => CiVerdict::Pending { waiting: vec!["test (running)".into()] },
+                _ => CiVerdict::Failed(vec![failed_check("test")]),
+            }),
+            ci_rounds,
+            ci_wait_noted: ci_rounds % 2 == 1,
         }
     }
 }
@@ -705,4 +713,82 @@ proptest! {
             prop_assert!(Stage::ALL.contains(&v.stage));
         }
     }
+}
+
+fn failed_check(name: &str) -> crate::ci::Check {
+    crate::ci::Check {
+        name: name.into(),
+        state: crate::ci::CheckState::Failure,
+        conclusion: "failure".into(),
+        detail: "assertion failed: login works".into(),
+        url: None,
+    }
+}
+
+/// Issue 16: the merge gate looks at the required checks before it takes
+/// the lease: pending waits (said once), passed goes on, failed sends the
+/// work back with the failure, and past `max_ci_rounds` it parks.
+#[test]
+fn the_merge_gate_waits_for_required_checks_and_sends_failures_back() {
+    let mut v = TaskView::idle(Stage::Merge);
+    v.ci = Some(CiVerdict::Pending {
+        waiting: vec!["test (not reported yet)".into()],
+    });
+    match &on_tick(&v, &policy())[..] {
+        [
+            Effect::Step {
+                to: Stage::Merge,
+                kind: EventKind::CiPending,
+                why,
+                job: None,
+            },
+        ] => assert!(why.contains("test (not reported yet)"), "{why}"),
+        other => panic!("{other:?}"),
+    }
+    v.ci_wait_noted = true;
+    assert!(on_tick(&v, &policy()).is_empty(), "said once, then quiet");
+
+    v.ci = Some(CiVerdict::Passed);
+    assert_eq!(on_tick(&v, &policy()), vec![Effect::AcquireLease]);
+
+    v.ci = Some(CiVerdict::Failed(vec![failed_check("ci / test")]));
+    match &on_tick(&v, &policy())[..] {
+        [
+            Effect::Step {
+                to: Stage::Development,
+                kind: EventKind::CiFailed,
+                job: Some(j),
+                ..
+            },
+        ] => {
+            assert_eq!(j.agent, AgentKind::Developer);
+            assert_eq!(j.ci_failures.len(), 1);
+            assert!(j.ci_failures[0].contains("assertion failed: login works"));
+        }
+        other => panic!("{other:?}"),
+    }
+    let bounded = PipelinePolicy {
+        max_ci_rounds: 1,
+        ..policy()
+    };
+    v.ci_rounds = 1;
+    match &on_tick(&v, &bounded)[..] {
+        [Effect::Park(why)] => {
+            assert!(why.contains("max_ci_rounds = 1"), "{why}");
+            assert!(why.contains("assertion failed: login works"), "{why}");
+        }
+        other => panic!("{other:?}"),
+    }
+    // With the lease held (or no required checks) the gate is past CI.
+    v.holds_lease = true;
+    assert!(matches!(
+        &on_tick(&v, &bounded)[..],
+        [Effect::Step {
+            job: Some(JobSpec {
+                agent: AgentKind::Merger,
+                ..
+            }),
+            ..
+        }]
+    ));
 }

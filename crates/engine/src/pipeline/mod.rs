@@ -14,6 +14,7 @@
 pub mod agent_tools;
 mod approval;
 mod cancel;
+mod ci;
 mod disk;
 mod error;
 pub mod intake;
@@ -103,6 +104,8 @@ pub struct Pipeline {
     /// STOP asks it to stop the runs it watches (it is the one code that
     /// signals agents).
     supervisor: std::sync::OnceLock<Arc<crate::supervisor::Supervisor>>,
+    /// The merge gate's last look at each waiting task's CI (`ci.rs`).
+    ci_looks: ci::CiLooks,
 }
 
 impl Pipeline {
@@ -143,6 +146,7 @@ impl Pipeline {
             job_queued: Arc::new(tokio::sync::Notify::new()),
             notification_queued: Arc::new(tokio::sync::Notify::new()),
             supervisor: std::sync::OnceLock::new(),
+            ci_looks: ci::CiLooks::default(),
         })
     }
 
@@ -201,6 +205,7 @@ impl Pipeline {
         PipelinePolicy {
             max_review_rounds: self.cfg.review.max_review_rounds,
             max_rejection_rounds: self.cfg.review.max_rejection_rounds,
+            max_ci_rounds: self.cfg.review.max_ci_rounds,
             deploy,
             task_deps: self.cfg.features.task_deps,
         }
@@ -325,7 +330,7 @@ impl Pipeline {
             if task.stage.is_terminal() {
                 return Ok(());
             }
-            let view = task_view(self.store.as_ref(), &task).await?;
+            let view = self.decision_view(&task).await?;
             let effects = pipeline::on_tick(&view, &self.policy(&task.repo));
             if effects.is_empty() {
                 return Ok(());
@@ -333,7 +338,7 @@ impl Pipeline {
             let before = (task.stage, view.clone());
             self.apply(&task, effects).await?;
             let after = self.task(id).await?;
-            let view_after = task_view(self.store.as_ref(), &after).await?;
+            let view_after = self.decision_view(&after).await?;
             if (after.stage, view_after) == before {
                 return Ok(());
             }

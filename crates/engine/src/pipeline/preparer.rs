@@ -314,6 +314,8 @@ impl PipelinePreparer {
             .await
             .map_err(|e| e.to_string())?;
         ctx.review_round = view.review_rounds + 1;
+        ctx.max_ci_rounds = self.cfg.review.max_ci_rounds;
+        ctx.ci_round = view.ci_rounds.max(1);
         ctx.artefacts = collect_artefacts(
             &wt.path,
             task.original_work_item_id(),
@@ -322,6 +324,7 @@ impl PipelinePreparer {
         if let Some(spec) = job_spec(job) {
             ctx.gate_comment = spec.gate_comment;
             ctx.reviewer_comments = spec.reviewer_comments;
+            ctx.ci_failures = spec.ci_failures;
         }
         if job.agent == AgentKind::Reviewer {
             let diff = self

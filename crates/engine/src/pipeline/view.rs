@@ -113,6 +113,14 @@ pub async fn task_view(store: &dyn Store, task: &Task) -> StoreResult<TaskView> 
             EventKind::AwaitingConfirmDeploy,
         ),
         question: pending_question(store, task, &events).await?,
+        // Read from the forge by the pipeline when the merge gate needs it
+        // (`Pipeline::ci_verdict`): the store does not hold CI results.
+        ci: None,
+        ci_rounds: since_retry
+            .iter()
+            .filter(|e| e.kind == EventKind::CiFailed)
+            .count() as u32,
+        ci_wait_noted: asked_since_entry(&events, task.stage, EventKind::CiPending),
     })
 }
 

@@ -169,6 +169,12 @@ pub trait Forge: Send + Sync {
         ok: bool,
         description: &str,
     ) -> PortResult<()>;
+    /// The CI checks the forge has for commit `sha` (commit statuses and
+    /// check runs), newest report of a name first. The local forge has no
+    /// CI and reports none (`repos.required_checks` is refused with it).
+    /// Required, as `report_verify`: a forge that forgot it would let the
+    /// merge gate wait forever or, worse, merge past a failure.
+    async fn checks(&self, repo: &str, sha: &str) -> PortResult<Vec<orch_core::ci::Check>>;
     /// Where a person reads `path` on `branch` in a browser, when the forge
     /// has a web view; `None` for the local forge (links then go to the
     /// dashboard). Required, as `report_verify`.
@@ -301,6 +307,11 @@ impl Forge for LocalForge {
     /// A bare repository on disk has no commit statuses.
     async fn report_verify(&self, _: &str, _: &str, _: bool, _: &str) -> PortResult<()> {
         Ok(())
+    }
+
+    /// No CI runs on a bare repository.
+    async fn checks(&self, _: &str, _: &str) -> PortResult<Vec<orch_core::ci::Check>> {
+        Ok(Vec::new())
     }
 
     /// Nor a web view: the dashboard shows the branch's files.

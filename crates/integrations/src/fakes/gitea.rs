@@ -34,8 +34,9 @@ pub struct GiteaModel {
     /// unprotected (e.g. the target of another open pull request).
     pub refuse_delete: BTreeSet<String>,
     pub prs: Vec<FakePr>,
-    /// (sha, state, context)
-    pub statuses: Vec<(String, String, String)>,
+    /// Commit statuses, oldest first: orch's `orch/verify` and those a
+    /// test posts as the repository's CI ([`FakeGitea::ci_status`]).
+    pub statuses: Vec<FakeStatus>,
     /// The next requests' answers (a 429 carries `Retry-After`).
     pub fail_next: VecDeque<u16>,
     /// The `Retry-After` of an injected 429, in seconds.
@@ -51,6 +52,16 @@ pub struct GiteaModel {
     /// Answers forced on the next merge calls: (status, message).
     pub merge_answers: VecDeque<(u16, String)>,
     pub requests: Vec<Seen>,
+}
+
+/// A commit status as Gitea keeps it (swagger `CommitStatus`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FakeStatus {
+    pub sha: String,
+    pub state: String,
+    pub context: String,
+    pub description: String,
+    pub target_url: String,
 }
 
 pub struct FakeGitea {
@@ -97,6 +108,18 @@ impl FakeGitea {
         self.model.lock().unwrap()
     }
 
+    /// The repository's CI reports a check on `sha` (as Gitea Actions or an
+    /// external CI does through the statuses API).
+    pub fn ci_status(&self, sha: &str, context: &str, state: &str, description: &str) {
+        self.m().statuses.push(FakeStatus {
+            sha: sha.into(),
+            state: state.into(),
+            context: context.into(),
+            description: description.into(),
+            target_url: format!("{}/ci/{context}", self.uri()),
+        });
+    }
+
     pub fn fail_next(&self, status: u16, n: usize) {
         let mut m = self.m();
         for _ in 0..n {
@@ -139,6 +162,15 @@ impl FakeGitea {
     pub fn person_comments(&self, number: u64, body: &str) {
         self.m().person_comments(number, body);
     }
+}
+
+/// Gitea's `CommitStatus` answer: the state is under `status`.
+fn status_json(id: usize, s: &FakeStatus) -> Value {
+    json!({
+        "id": id, "status": s.state, "context": s.context,
+        "description": s.description, "target_url": s.target_url,
+        "created_at": "2026-05-20T10:03:10Z", "updated_at": "2026-05-20T10:03:10Z",
+    })
 }
 
 fn pr_json(p: &FakePr) -> Value {
@@ -217,14 +249,33 @@ impl Respond for Responder {
             return r;
         }
         if let Some(sha) = rest.strip_prefix("/statuses/") {
-            let state = body["state"].as_str().unwrap_or("").to_owned();
-            let ctx = body["context"].as_str().unwrap_or("").to_owned();
-            m.statuses
-                .push((sha.to_owned(), state.clone(), ctx.clone()));
-            return json(
-                201,
-                json!({"id": m.statuses.len(), "status": state, "context": ctx}),
-            );
+            let text = |k: &str| body[k].as_str().unwrap_or("").to_owned();
+            let status = FakeStatus {
+                sha: sha.to_owned(),
+                state: text("state"),
+                context: text("context"),
+                description: text("description"),
+                target_url: text("target_url"),
+            };
+            m.statuses.push(status.clone());
+            return json(201, status_json(m.statuses.len(), &status));
+        }
+        // `GET /repos/{owner}/{repo}/commits/{ref}/statuses`: newest first
+        // (orch asks with `sort=recentupdate`).
+        if let Some(sha) = rest
+            .strip_prefix("/commits/")
+            .and_then(|r| r.strip_suffix("/statuses"))
+            && method == "GET"
+        {
+            let list: Vec<Value> = m
+                .statuses
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| s.sha == sha)
+                .rev()
+                .map(|(i, s)| status_json(i + 1, s))
+                .collect();
+            return json(200, Value::Array(list));
         }
         let Some(pulls) = rest.strip_prefix("/pulls") else {
             return json(404, json!({"message": "not found"}));

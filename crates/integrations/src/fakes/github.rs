@@ -42,7 +42,11 @@ pub struct GithubModel {
     pub protected: BTreeSet<String>,
     pub prs: Vec<GhFakePr>,
     pub issues: BTreeMap<u64, GhFakeIssue>,
+    /// (sha, state, context), oldest first.
     pub statuses: Vec<(String, String, String)>,
+    /// Check runs as GitHub's REST API shows them (`id`, `head_sha`,
+    /// `name`, `status`, `conclusion`, `output`), oldest first.
+    pub check_runs: Vec<Value>,
     pub fail_next: VecDeque<u16>,
     pub requests: Vec<Seen>,
     /// `(issue, label)`: a person adds `label` to the issue right after the
@@ -70,6 +74,7 @@ impl FakeGithub {
             prs: Vec::new(),
             issues: BTreeMap::new(),
             statuses: Vec::new(),
+            check_runs: Vec::new(),
             fail_next: VecDeque::new(),
             requests: Vec::new(),
             person_adds_after_read: VecDeque::new(),
@@ -219,6 +224,33 @@ impl Respond for Responder {
             return json(201, json!({"state": body["state"]}));
         }
         let parts: Vec<&str> = rest.trim_start_matches('/').split('/').collect();
+        if let ("GET", ["commits", sha, what]) = (method, parts.as_slice()) {
+            let sha = sha.to_string();
+            return match *what {
+                "check-runs" => {
+                    let runs: Vec<Value> = m
+                        .check_runs
+                        .iter()
+                        .filter(|r| r["head_sha"] == sha.as_str())
+                        .cloned()
+                        .collect();
+                    json(200, json!({"total_count": runs.len(), "check_runs": runs}))
+                }
+                // GitHub lists a commit's statuses newest first.
+                "statuses" => json(
+                    200,
+                    Value::Array(
+                        m.statuses
+                            .iter()
+                            .rev()
+                            .filter(|(s, _, _)| *s == sha)
+                            .map(|(_, state, ctx)| json!({"state": state, "context": ctx, "description": null, "target_url": null}))
+                            .collect(),
+                    ),
+                ),
+                _ => json(404, json!({"message": "Not Found"})),
+            };
+        }
         match (method, parts.as_slice()) {
             ("POST", ["pulls"]) => {
                 let (head, base) = (

@@ -263,6 +263,40 @@ impl GiteaClient {
     }
 }
 
+impl GiteaClient {
+    /// The commit statuses of `sha`, newest first (`sort=recentupdate`);
+    /// one page of 50 covers every context a repository reports.
+    pub async fn statuses(&self, full: &str, sha: &str) -> Result<Vec<CommitStatus>, ApiError> {
+        let r = self
+            .api
+            .call(
+                Method::GET,
+                &format!("/repos/{full}/commits/{sha}/statuses"),
+                &[("sort", "recentupdate".into()), ("limit", "50".into())],
+                None,
+            )
+            .await?;
+        if !r.ok() {
+            return Err(r.error());
+        }
+        r.json()
+    }
+}
+
+/// Gitea's `CommitStatus` (the state is under `status` in answers; under
+/// `state` in the webhook's payload).
+#[derive(Debug, Clone, Deserialize)]
+pub struct CommitStatus {
+    #[serde(default)]
+    pub context: String,
+    #[serde(default)]
+    pub status: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub target_url: String,
+}
+
 /// Gitea's `APIError {message}` (or the raw body).
 fn reason(r: &Response) -> String {
     serde_json::from_slice::<Value>(&r.body)

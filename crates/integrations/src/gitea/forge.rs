@@ -11,6 +11,7 @@
 use super::client::{GiteaClient, MergeAnswer, PullRequest};
 use crate::pr_forge::{BranchInfo, PrForge, PullRequestApi, PullRequestInfo};
 use async_trait::async_trait;
+use orch_core::ci::{Check, CheckState};
 use orch_engine::ports::{MergeOutcome, PortError, PortResult};
 use orch_git::{DeleteOutcome, RepoStore};
 use std::collections::BTreeMap;
@@ -160,6 +161,28 @@ impl PullRequestApi for GiteaPrApi {
             .create_status(full, sha, state, context, description)
             .await
             .map_err(PortError::from)
+    }
+
+    /// Commit statuses: `success`, `warning` and `skipped` pass (Gitea's
+    /// own required-check rule lets them through), `pending` waits, the rest
+    /// (`failure`, `error`) fail. The description is Gitea's only text of a
+    /// result; the link leads to the log.
+    async fn checks(&self, full: &str, sha: &str) -> PortResult<Vec<Check>> {
+        let statuses = self.client.statuses(full, sha).await?;
+        Ok(statuses
+            .into_iter()
+            .map(|s| Check {
+                state: match s.status.as_str() {
+                    "success" | "warning" | "skipped" => CheckState::Success,
+                    "pending" | "" => CheckState::Pending,
+                    _ => CheckState::Failure,
+                },
+                name: s.context,
+                conclusion: s.status,
+                detail: s.description,
+                url: (!s.target_url.is_empty()).then_some(s.target_url),
+            })
+            .collect())
     }
 }
 

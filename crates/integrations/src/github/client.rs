@@ -272,6 +272,43 @@ impl GithubClient {
         if r.ok() { Ok(()) } else { Err(r.error()) }
     }
 
+    /// The check runs of `sha` (GitHub Actions and other apps), one page of
+    /// 100, newest first by id.
+    pub async fn check_runs(&self, full: &str, sha: &str) -> Result<Vec<GhCheckRun>, ApiError> {
+        let r = self
+            .api
+            .call(
+                Method::GET,
+                &format!("/repos/{full}/commits/{sha}/check-runs"),
+                &[("per_page", "100".into())],
+                None,
+            )
+            .await?;
+        if !r.ok() {
+            return Err(r.error());
+        }
+        let mut list: GhCheckRuns = r.json()?;
+        list.check_runs.sort_by_key(|r| std::cmp::Reverse(r.id));
+        Ok(list.check_runs)
+    }
+
+    /// The commit statuses of `sha`, newest first (GitHub's own order).
+    pub async fn statuses(&self, full: &str, sha: &str) -> Result<Vec<GhStatus>, ApiError> {
+        let r = self
+            .api
+            .call(
+                Method::GET,
+                &format!("/repos/{full}/commits/{sha}/statuses"),
+                &[("per_page", "100".into())],
+                None,
+            )
+            .await?;
+        if !r.ok() {
+            return Err(r.error());
+        }
+        r.json()
+    }
+
     pub async fn issue(&self, full: &str, number: u64) -> Result<Option<GhIssue>, ApiError> {
         let r = self
             .api
@@ -446,4 +483,52 @@ mod tests {
         assert_eq!(super::encode_path_segment("a/b?c#d%"), "a%2Fb%3Fc%23d%25");
         assert_eq!(super::encode_path_segment("été"), "%C3%A9t%C3%A9");
     }
+}
+
+/// `GET …/commits/{ref}/check-runs`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct GhCheckRuns {
+    #[serde(default)]
+    pub check_runs: Vec<GhCheckRun>,
+}
+
+/// A check run as orch reads it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct GhCheckRun {
+    #[serde(default)]
+    pub id: u64,
+    pub name: String,
+    /// `queued`, `in_progress`, `completed`, …
+    #[serde(default)]
+    pub status: String,
+    /// Set once completed: `success`, `failure`, `timed_out`, …
+    #[serde(default)]
+    pub conclusion: Option<String>,
+    #[serde(default)]
+    pub html_url: Option<String>,
+    #[serde(default)]
+    pub output: Option<GhCheckOutput>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct GhCheckOutput {
+    #[serde(default)]
+    pub title: Option<String>,
+    #[serde(default)]
+    pub summary: Option<String>,
+    #[serde(default)]
+    pub text: Option<String>,
+}
+
+/// A commit status (the older API beside check runs).
+#[derive(Debug, Clone, Deserialize)]
+pub struct GhStatus {
+    #[serde(default)]
+    pub context: String,
+    #[serde(default)]
+    pub state: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub target_url: Option<String>,
 }

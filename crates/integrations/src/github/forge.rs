@@ -5,6 +5,7 @@
 use super::client::{GhMerge, GhPull, GithubClient};
 use crate::pr_forge::{BranchInfo, PrForge, PullRequestApi, PullRequestInfo};
 use async_trait::async_trait;
+use orch_core::ci::{Check, CheckState};
 use orch_engine::ports::{MergeOutcome, PortError, PortResult};
 use orch_git::{DeleteOutcome, RepoStore};
 use std::collections::BTreeMap;
@@ -135,5 +136,58 @@ impl PullRequestApi for GithubPrApi {
             .create_status(full, sha, state, context, description)
             .await
             .map_err(PortError::from)
+    }
+
+    /// Check runs first (their output says what failed), then the commit
+    /// statuses. A run passes as `success`, `neutral` or `skipped` (as
+    /// GitHub's required checks count them) and waits until `completed`; a
+    /// status passes as `success` and waits while `pending`.
+    async fn checks(&self, full: &str, sha: &str) -> PortResult<Vec<Check>> {
+        let mut checks: Vec<Check> = self
+            .client
+            .check_runs(full, sha)
+            .await?
+            .into_iter()
+            .map(|run| {
+                let conclusion = run.conclusion.unwrap_or_default();
+                let state = match (run.status.as_str(), conclusion.as_str()) {
+                    ("completed", "success" | "neutral" | "skipped") => CheckState::Success,
+                    ("completed", _) => CheckState::Failure,
+                    _ => CheckState::Pending,
+                };
+                let out = run.output.unwrap_or_default();
+                let detail = [out.title, out.summary, out.text]
+                    .into_iter()
+                    .flatten()
+                    .filter(|t| !t.trim().is_empty())
+                    .collect::<Vec<_>>()
+                    .join("\n\n");
+                Check {
+                    name: run.name,
+                    state,
+                    conclusion: if conclusion.is_empty() {
+                        run.status
+                    } else {
+                        conclusion
+                    },
+                    detail,
+                    url: run.html_url,
+                }
+            })
+            .collect();
+        for s in self.client.statuses(full, sha).await? {
+            checks.push(Check {
+                state: match s.state.as_str() {
+                    "success" => CheckState::Success,
+                    "pending" => CheckState::Pending,
+                    _ => CheckState::Failure,
+                },
+                name: s.context,
+                conclusion: s.state,
+                detail: s.description.unwrap_or_default(),
+                url: s.target_url.filter(|u| !u.is_empty()),
+            });
+        }
+        Ok(checks)
     }
 }

@@ -5,6 +5,9 @@
 //! status deliveries). A merge is `pull_request` + `action: "closed"` +
 //! `pull_request.merged: true`; there is no separate "merged" action.
 //!
+//! A `status` delivery (a commit status created, by CI or by orch) becomes
+//! [`WebhookEvent::CheckReported`].
+//!
 //! For the issues tracker: `issue_label` (`X-Gitea-Event: issues`, action
 //! `label_updated` or `label_cleared`) and `issues` (`opened`, `reopened`)
 //! carry Gitea's `IssuePayload`, whose `issue.labels` are every label the
@@ -13,7 +16,8 @@
 //! `pull_request_label` and mean nothing to orch.
 
 use super::{
-    ItemState, ParseError, PullRequestClosed, StateRef, WebhookEvent, json_object, opt_str, req_str,
+    CheckReported, ItemState, ParseError, PullRequestClosed, StateRef, WebhookEvent, json_object,
+    opt_str, req_str,
 };
 use serde_json::Value;
 
@@ -23,6 +27,9 @@ pub fn parse(body: &[u8], event: Option<&str>) -> Result<WebhookEvent, ParseErro
     let event = event.unwrap_or("");
     if event == "issue_label" || event == "issues" {
         return issue_labels(&v, event);
+    }
+    if event == "status" {
+        return commit_status(&v);
     }
     if event != "pull_request" {
         return Ok(WebhookEvent::ignored(format!(
@@ -36,6 +43,17 @@ pub fn parse(body: &[u8], event: Option<&str>) -> Result<WebhookEvent, ParseErro
         )));
     }
     pull_request_closed(&v, "/head/label")
+}
+
+/// A commit status was created (Gitea's `CommitStatusPayload`: `sha`,
+/// `context`, `state`, `repository`).
+fn commit_status(v: &Value) -> Result<WebhookEvent, ParseError> {
+    Ok(WebhookEvent::CheckReported(CheckReported {
+        repo: req_str(v, "/repository/full_name")?.to_owned(),
+        sha: req_str(v, "/sha")?.to_owned(),
+        name: opt_str(v, "/context").unwrap_or("").to_owned(),
+        state: opt_str(v, "/state").unwrap_or("").to_owned(),
+    }))
 }
 
 /// An issue's labels after a label change (or on opening, with the labels

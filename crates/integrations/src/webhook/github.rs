@@ -1,9 +1,12 @@
 //! GitHub webhooks (`X-GitHub-Event`, `X-Hub-Signature-256: sha256=<hex>`).
 //!
-//! Two kinds matter: a pull request closed (merged or not) for the forge, and
-//! an issue labelled with a gate's name for the issues-as-labels tracker.
+//! What matters: a pull request closed (merged or not) and a CI check
+//! reported (`status`, `check_run`, `check_suite`) for the forge, and an
+//! issue labelled with a gate's name for the issues-as-labels tracker.
 
-use super::{ItemState, ParseError, StateRef, WebhookEvent, json_object, opt_str, req_str};
+use super::{
+    CheckReported, ItemState, ParseError, StateRef, WebhookEvent, json_object, opt_str, req_str,
+};
 use serde_json::Value;
 
 /// Parse a verified GitHub delivery; `event` is `X-GitHub-Event`.
@@ -25,6 +28,30 @@ pub fn parse(body: &[u8], event: Option<&str>) -> Result<WebhookEvent, ParseErro
                 item: number.to_string(),
                 state: StateRef::Name(label.to_owned()),
                 change_key: format!("{repo}#{number}|{label}|{updated}"),
+            }))
+        }
+        // A commit status (`sha`, `context`, `state`), a check run or a
+        // check suite finished or changed: the merge gate looks again.
+        ("status", _) => Ok(WebhookEvent::CheckReported(CheckReported {
+            repo: req_str(&v, "/repository/full_name")?.to_owned(),
+            sha: req_str(&v, "/sha")?.to_owned(),
+            name: opt_str(&v, "/context").unwrap_or("").to_owned(),
+            state: opt_str(&v, "/state").unwrap_or("").to_owned(),
+        })),
+        ("check_run" | "check_suite", _) => {
+            let at = if event == Some("check_run") {
+                "/check_run"
+            } else {
+                "/check_suite"
+            };
+            let state = opt_str(&v, &format!("{at}/conclusion"))
+                .or_else(|| opt_str(&v, &format!("{at}/status")))
+                .unwrap_or(action);
+            Ok(WebhookEvent::CheckReported(CheckReported {
+                repo: req_str(&v, "/repository/full_name")?.to_owned(),
+                sha: req_str(&v, &format!("{at}/head_sha"))?.to_owned(),
+                name: opt_str(&v, &format!("{at}/name")).unwrap_or("").to_owned(),
+                state: state.to_owned(),
             }))
         }
         (e, a) => Ok(WebhookEvent::ignored(format!(

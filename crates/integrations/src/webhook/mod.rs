@@ -68,12 +68,27 @@ pub struct PullRequestClosed {
     pub merge_commit_sha: Option<String>,
 }
 
+/// The forge reported a CI check of a commit (a Gitea commit status; a
+/// GitHub `status`, `check_run` or `check_suite`): the merge gate of the
+/// repo's tasks looks at their required checks again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CheckReported {
+    /// `owner/name`.
+    pub repo: String,
+    pub sha: String,
+    /// The status context or check name (for logs and de-duplication).
+    pub name: String,
+    /// The forge's word for where it stands.
+    pub state: String,
+}
+
 /// What a verified delivery means.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum WebhookEvent {
     ItemState(ItemState),
     PullRequestClosed(PullRequestClosed),
+    CheckReported(CheckReported),
     /// A delivery orch does not act on; answered with 202.
     Ignored {
         reason: String,

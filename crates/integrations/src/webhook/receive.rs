@@ -129,6 +129,10 @@ pub fn receive<'h>(
             "pr:{}",
             hash(format!("{}#{}|{}|{}", p.repo, p.number, p.merged, p.head_sha).as_bytes())
         )),
+        WebhookEvent::CheckReported(c) => dedupe_keys.push(format!(
+            "check:{}",
+            hash(format!("{}|{}|{}|{}", c.repo, c.sha, c.name, c.state).as_bytes())
+        )),
         WebhookEvent::Ignored { .. } => {}
     }
     if dedupe_keys.is_empty() {

@@ -1,0 +1,325 @@
+//! CI feedback from the forge (issue 16 point 2), end to end: the `orch`
+//! binary against the fake Gitea (its commit statuses as Gitea's swagger
+//! describes them, over a real bare repository), with the builtin tracker.
+//! The repo requires the check `ci / test`; the test plays the CI: it posts
+//! the check's result for the branch's head on the fake and tells orch with
+//! Gitea's signed `status` delivery on the real webhook route.
+//!
+//! - the merge gate waits while the required check has not reported (no
+//!   merge, no lease), and says so once;
+//! - a failed check sends the task back to the developer, whose prompt holds
+//!   the check's name, conclusion and output; the check passing on the new
+//!   head lets the merge go through;
+//! - past `review.max_ci_rounds` the task parks with the last failure.
+
+mod common;
+
+use common::http::http;
+use common::{Serve, add_task, git, ok, wait_for};
+use orch_integrations::fakes::FakeGitea;
+use orch_integrations::signature::sign;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+const TOKEN: &str = "gitea-ci-token";
+const SECRET: &str = "gitea-ci-secret";
+const CHECK: &str = "ci / test";
+const LIMIT: Duration = Duration::from_secs(180);
+
+/// The developer of these tests: keeps each prompt it is given (outside the
+/// worktree) and commits one more line per round, so every round has a new
+/// head for CI; its work has the line the example reviewer approves.
+const DEVELOPER: &str = r#"#!/bin/sh
+set -eu
+n=$(ls "$CI_TEST_PROMPTS" | wc -l)
+n=$((n + 1))
+cp "$ORCH_PROMPT_FILE" "$CI_TEST_PROMPTS/developer-$n.md"
+mkdir -p work
+file="work/$ORCH_WORK_ITEM.md"
+[ -e "$file" ] || printf '# %s\n\nTests: added\n' "$ORCH_WORK_ITEM" > "$file"
+echo "round $n" >> "$file"
+git add -A work
+git -c user.name=dev -c user.email=dev@localhost -c commit.gpgsign=false commit -q -m "round $n"
+echo "developer: round $n committed"
+"#;
+
+struct World {
+    tmp: tempfile::TempDir,
+    gitea: FakeGitea,
+    serve: Option<Serve>,
+}
+
+impl World {
+    async fn new(max_ci_rounds: u32) -> World {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path().to_path_buf();
+        let bare = d.join("remotes/demo.git");
+        std::fs::create_dir_all(&bare).unwrap();
+        git(&bare, &["init", "--quiet", "--bare", "-b", "main"]);
+        let seed = d.join("seed");
+        std::fs::create_dir_all(&seed).unwrap();
+        git(&seed, &["init", "--quiet", "-b", "main"]);
+        std::fs::write(seed.join("README.md"), "# demo\n").unwrap();
+        git(&seed, &["add", "-A"]);
+        git(
+            &seed,
+            &[
+                "-c",
+                "user.name=t",
+                "-c",
+                "user.email=t@localhost",
+                "commit",
+                "--quiet",
+                "-m",
+                "initial commit",
+            ],
+        );
+        git(&seed, &["push", "--quiet", bare.to_str().unwrap(), "main"]);
+        let agents = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/agents");
+        std::fs::create_dir_all(d.join("agents")).unwrap();
+        for a in ["common.sh", "analyst.sh", "reviewer.sh"] {
+            std::fs::copy(agents.join(a), d.join("agents").join(a)).unwrap();
+        }
+        let dev = d.join("agents/developer.sh");
+        std::fs::write(&dev, DEVELOPER).unwrap();
+        std::fs::set_permissions(&dev, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        std::fs::create_dir_all(d.join("prompts-seen")).unwrap();
+        let gitea = FakeGitea::start("acme/demo", TOKEN, &bare).await;
+        let agent = |k: &str| format!("[agents.{k}]\ncommand = [\"agents/{k}.sh\"]\n");
+        let toml = format!(
+            "data_dir = \".orch\"\n[queue]\npoll_ms = 200\nmax_attempts = 1\n\
+             [agent_env]\nset = {{ ORCH_EXAMPLE_DELAY = \"0\", CI_TEST_PROMPTS = \"{prompts}\" }}\n\
+             [review]\nmax_ci_rounds = {max_ci_rounds}\n\
+             [[repos]]\nname = \"demo\"\nremote = \"remotes/demo.git\"\nverify = [\"true\"]\n\
+             required_checks = [\"{CHECK}\"]\n\
+             {}{}{}\
+             [forge]\nkind = \"gitea\"\n[forge.gitea]\nbase_url = \"{uri}\"\n[forge.gitea.repos]\ndemo = \"acme/demo\"\n",
+            agent("analyst"),
+            agent("developer"),
+            agent("reviewer"),
+            prompts = d.join("prompts-seen").display(),
+            uri = gitea.uri(),
+        );
+        std::fs::write(d.join("orch.toml"), toml).unwrap();
+        World {
+            tmp,
+            gitea,
+            serve: None,
+        }
+    }
+
+    fn dir(&self) -> &Path {
+        self.tmp.path()
+    }
+
+    fn start(&mut self) {
+        let env = [
+            ("ORCH_GITEA_TOKEN", TOKEN),
+            ("ORCH_GITEA_WEBHOOK_SECRET", SECRET),
+            ("NO_PROXY", "127.0.0.1,localhost"),
+            ("no_proxy", "127.0.0.1,localhost"),
+            ("HTTP_PROXY", ""),
+            ("http_proxy", ""),
+            ("HTTPS_PROXY", ""),
+            ("https_proxy", ""),
+            ("ALL_PROXY", ""),
+            ("all_proxy", ""),
+            ("RUST_LOG", "info"),
+        ];
+        let serve = Serve::start_with(self.dir(), &env, &[]);
+        serve.wait_listening();
+        self.serve = Some(serve);
+    }
+
+    fn serve_log(&self) -> String {
+        std::fs::read_to_string(self.dir().join("serve-0.log")).unwrap_or_default()
+    }
+
+    /// The head of the task's branch on the forge.
+    fn head(&self, branch: &str) -> String {
+        git(
+            &self.dir().join("remotes/demo.git"),
+            &["rev-parse", &format!("refs/heads/{branch}")],
+        )
+        .trim()
+        .to_owned()
+    }
+
+    /// The CI reports `state` for `sha` on the forge, and Gitea tells orch
+    /// (a signed `status` delivery, shaped as the reference payload).
+    fn ci_reports(&self, sha: &str, state: &str, output: &str) {
+        self.gitea.ci_status(sha, CHECK, state, output);
+        let body = serde_json::json!({
+            "sha": sha, "context": CHECK, "state": state, "description": output,
+            "target_url": format!("{}/ci/run", self.gitea.uri()),
+            "repository": {"full_name": "acme/demo"},
+            "sender": {"login": "ci"},
+        })
+        .to_string();
+        let api = common::http::Api::of(self.dir());
+        let sig = format!(
+            "X-Gitea-Signature: {}",
+            sign(SECRET.as_bytes(), body.as_bytes())
+        );
+        let answer = http(
+            api.addr,
+            "POST",
+            "/webhooks/gitea",
+            &[
+                "X-Gitea-Event: status",
+                "X-Gitea-Event-Type: status",
+                &format!("X-Gitea-Delivery: ci-{sha}-{state}"),
+                &sig,
+                "Content-Type: application/json",
+            ],
+            &body,
+        );
+        assert_eq!(common::http::status(&answer), 202, "{answer}");
+    }
+
+    fn prompts(&self) -> Vec<String> {
+        let mut files: Vec<_> = std::fs::read_dir(self.dir().join("prompts-seen"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        files.sort();
+        files
+            .iter()
+            .map(|p| std::fs::read_to_string(p).unwrap())
+            .collect()
+    }
+}
+
+fn events(v: &Value, kind: &str) -> usize {
+    common::count_events(v, kind)
+}
+
+/// Runs DEMO-1 through approval to the merge gate, which waits for CI.
+fn to_the_merge_gate(w: &World, ci_pending: usize) -> Value {
+    wait_for(
+        w.dir(),
+        "DEMO-1",
+        LIMIT,
+        "the merge gate waits for CI",
+        |v| v["task"]["stage"] == "merge" && events(v, "ci_pending") == ci_pending,
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_required_check_goes_back_to_the_developer_and_a_pass_merges() {
+    let mut w = World::new(3).await;
+    w.start();
+    add_task(w.dir(), "DEMO-1", "Fix the login", &[]);
+    wait_for(w.dir(), "DEMO-1", LIMIT, "analysis ready", |v| {
+        v["task"]["stage"] == "awaiting_approval"
+    });
+    ok(w.dir(), &["task", "approve", "DEMO-1"]);
+
+    // The merge gate waits: the check has not reported on the head.
+    let v = to_the_merge_gate(&w, 1);
+    let branch = v["task"]["branch"].as_str().unwrap().to_owned();
+    let first = w.head(&branch);
+    assert_eq!(events(&v, "lease_acquired"), 0, "no lease while CI runs");
+    assert!(w.gitea.prs().is_empty(), "nothing merged while CI runs");
+    let why = v["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "ci_pending")
+        .unwrap()["message"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(why.contains("ci / test (not reported yet)"), "{why}");
+
+    // It fails: back to the developer with the output.
+    w.ci_reports(
+        &first,
+        "failure",
+        "FAILED tests/login.rs: assertion failed: login works",
+    );
+    let v = wait_for(
+        w.dir(),
+        "DEMO-1",
+        LIMIT,
+        "the second development round",
+        |v| events(v, "ci_failed") == 1 && events(v, "developed") == 2,
+    );
+    assert_eq!(events(&v, "merged"), 0);
+    let prompts = w.prompts();
+    assert_eq!(prompts.len(), 2, "two developer runs");
+    assert!(!prompts[0].contains("CI failed"), "{}", prompts[0]);
+    assert!(
+        prompts[1].contains("CI failed — round 1 of 3"),
+        "{}",
+        prompts[1]
+    );
+    assert!(
+        prompts[1].contains("CI check `ci / test` concluded `failure`"),
+        "{}",
+        prompts[1]
+    );
+    assert!(
+        prompts[1].contains("FAILED tests/login.rs: assertion failed: login works"),
+        "{}",
+        prompts[1]
+    );
+
+    // The new head waits for its own result; it passes and the merge goes.
+    to_the_merge_gate(&w, 2);
+    let second = w.head(&branch);
+    assert_ne!(first, second, "the second round has a new head");
+    w.ci_reports(&second, "success", "Successful in 12s");
+    let v = wait_for(w.dir(), "DEMO-1", LIMIT, "done", |v| {
+        v["task"]["stage"] == "done"
+    });
+    assert_eq!(events(&v, "merged"), 1, "{}", w.serve_log());
+    let prs = w.gitea.prs();
+    assert!(
+        prs.len() == 1 && prs[0].merged && prs[0].head_sha == second,
+        "{prs:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn required_checks_failing_past_the_bound_park_the_task_with_the_last_failure() {
+    let mut w = World::new(1).await;
+    w.start();
+    add_task(w.dir(), "DEMO-1", "Fix the login", &[]);
+    wait_for(w.dir(), "DEMO-1", LIMIT, "analysis ready", |v| {
+        v["task"]["stage"] == "awaiting_approval"
+    });
+    ok(w.dir(), &["task", "approve", "DEMO-1"]);
+    let v = to_the_merge_gate(&w, 1);
+    let branch = v["task"]["branch"].as_str().unwrap().to_owned();
+    w.ci_reports(&w.head(&branch), "failure", "first failure: 3 tests failed");
+    to_the_merge_gate(&w, 2);
+    w.ci_reports(
+        &w.head(&branch),
+        "error",
+        "second failure: the runner crashed",
+    );
+    let v = wait_for(w.dir(), "DEMO-1", LIMIT, "parked", |v| {
+        v["task"]["stage"] == "needs_attention"
+    });
+    let park = v["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .rev()
+        .find(|e| e["to_stage"] == "needs_attention")
+        .unwrap()["message"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(park.contains("review.max_ci_rounds = 1"), "{park}");
+    assert!(
+        park.contains("second failure: the runner crashed"),
+        "{park}"
+    );
+    assert!(park.contains("concluded `error`"), "{park}");
+    assert_eq!(events(&v, "ci_failed"), 1);
+    assert!(w.gitea.prs().is_empty(), "nothing merged");
+}
