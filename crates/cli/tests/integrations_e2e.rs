@@ -328,9 +328,13 @@ async fn a_plane_item_runs_to_a_merged_gitea_pull_request_and_done_through_storm
     assert_eq!(w.deliver(&approve), 202);
     assert_eq!(w.deliver(&approve), 200, "the replay is a no-op");
     w.plane.fail_next(429, 5);
-    // Ten 500s: the status call and the first try of the merge step fail
-    // (4 attempts each); the tick retries the step, which then lands.
-    w.gitea.fail_next(500, 10);
+    // Gitea's outage: the status call and the first try of the merge step
+    // (its read of the base branch) fail, 4 attempts each; the tick retries
+    // the step, which then lands. Opening the pull request when development
+    // ends fails once too (noted; the next round's push opens it).
+    w.gitea.fail_on("/statuses/", 500, 4);
+    w.gitea.fail_on("/branches/main", 500, 4);
+    w.gitea.fail_on("/pulls", 500, 4);
     w.wait_plane_state(&item, "Done").await;
     let key = w.key(&item);
     let v = w.wait_stage(&key, "done").await;
@@ -359,6 +363,13 @@ async fn a_plane_item_runs_to_a_merged_gitea_pull_request_and_done_through_storm
         forge_errors
             .iter()
             .any(|e| e["message"].as_str().unwrap().contains("commit status")),
+        "{forge_errors:?}"
+    );
+    assert!(
+        forge_errors.iter().any(|e| e["message"]
+            .as_str()
+            .unwrap()
+            .contains("opening the pull request")),
         "{forge_errors:?}"
     );
     // The merge step's own failure (an outage: transient) is on the log

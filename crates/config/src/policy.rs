@@ -24,6 +24,11 @@ pub struct ReviewConfig {
     /// Required CI checks failing more often than this park the task for a
     /// person with the last failure (`repos.required_checks`).
     pub max_ci_rounds: u32,
+    /// How a person's approving review on the task's pull request counts:
+    /// `required` (the merge waits for one), `enough` (it passes the review
+    /// stage even when the reviewer agent asked for changes) or `ignored`.
+    /// A person's change request goes back to the developer in every mode.
+    pub human_approval: orch_core::people::HumanApproval,
 }
 
 impl Default for ReviewConfig {
@@ -32,6 +37,7 @@ impl Default for ReviewConfig {
             max_review_rounds: 3,
             max_rejection_rounds: 3,
             max_ci_rounds: 3,
+            human_approval: orch_core::people::HumanApproval::Ignored,
         }
     }
 }

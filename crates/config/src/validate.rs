@@ -564,6 +564,14 @@ impl Config {
             1,
         );
         c.at_least("review.max_ci_rounds", self.review.max_ci_rounds.into(), 1);
+        if self.review.human_approval != orch_core::people::HumanApproval::Ignored
+            && self.forge.kind == ForgeKind::Local
+        {
+            c.error(
+                "review.human_approval",
+                "counts people's reviews on pull requests, which the local forge has none of; use forge.kind = \"gitea\" or \"github\", or \"ignored\"",
+            );
+        }
         c.at_least("merge.max_attempts", self.merge.max_attempts.into(), 1);
         let level = self.logging.level.trim();
         let is_directive = level.contains(['=', ',']);

@@ -545,6 +545,21 @@ fn each_validation_error_names_its_key() {
             "at least 1",
         ),
         (
+            "[review]\nmax_ci_rounds = 0",
+            "review.max_ci_rounds",
+            "at least 1",
+        ),
+        (
+            "[review]\nhuman_approval = \"required\"",
+            "review.human_approval",
+            "local forge",
+        ),
+        (
+            "[[repos]]\nname = \"demo\"\nremote = \"r.git\"\nrequired_checks = [\"ci\"]",
+            "repos[0].required_checks",
+            "local forge has no CI",
+        ),
+        (
             "[logging]\nlevel = \"loud\"",
             "logging.level",
             "unknown level",

@@ -64,6 +64,11 @@ event_kinds! {
     CiFailed = "ci_failed",
     /// The merge gate waits for required CI checks (said once per wait).
     CiPending = "ci_pending",
+    /// The merge gate waits for a person's approving review on the pull
+    /// request (`review.human_approval = "required"`; said once per wait).
+    ApprovalPending = "approval_pending",
+    /// The task's pull request was opened (early, as a draft) on the forge.
+    PrOpened = "pr_opened",
     /// A person retried a failed task; counts restart after it.
     Retried = "retried",
     /// A failed attempt waits before the next.

@@ -14,6 +14,7 @@ pub mod gates;
 pub mod ids;
 pub mod job;
 pub mod keys;
+pub mod people;
 pub mod pipeline;
 pub mod retry;
 pub mod run;

@@ -19,6 +19,7 @@ use crate::ci::{CiVerdict, failure_text};
 use crate::event::EventKind;
 use crate::ids::TaskId;
 use crate::job::{AgentKind, JobStatus};
+use crate::people::{HumanApproval, PeopleSay};
 use crate::stage::Stage;
 use serde::{Deserialize, Serialize};
 
@@ -132,6 +133,13 @@ pub struct TaskView {
     pub ci_rounds: u32,
     /// Since it entered its stage, the task said it waits for CI.
     pub ci_wait_noted: bool,
+    /// What people said on the pull request about the task's head, when a
+    /// decision needs it (the merge gate before the lease; a review that
+    /// asked for changes under `human_approval = "enough"`).
+    pub people: Option<PeopleSay>,
+    /// Since it entered its stage, the task said it waits for a person's
+    /// approval.
+    pub approval_wait_noted: bool,
 }
 
 /// An agent's question a parked task waits on.
@@ -168,6 +176,8 @@ impl TaskView {
             ci: None,
             ci_rounds: 0,
             ci_wait_noted: false,
+            people: None,
+            approval_wait_noted: false,
         }
     }
 }
@@ -189,6 +199,8 @@ pub struct PipelinePolicy {
     /// Required CI checks failing more often than this park the task for a
     /// person with the last failure (issue 16).
     pub max_ci_rounds: u32,
+    /// How a person's approving review on the pull request counts.
+    pub human_approval: HumanApproval,
     pub deploy: Option<DeployPolicy>,
     /// `features.task_deps`: dependencies hold a task back (and a dead one
     /// parks it).
@@ -201,6 +213,7 @@ impl Default for PipelinePolicy {
             max_review_rounds: 3,
             max_rejection_rounds: 3,
             max_ci_rounds: 3,
+            human_approval: HumanApproval::Ignored,
             deploy: None,
             task_deps: true,
         }
@@ -609,7 +622,13 @@ pub fn on_tick(view: &TaskView, policy: &PipelinePolicy) -> Vec<Effect> {
                 return vec![Effect::ResumeMerge];
             }
             if !view.holds_lease {
+                if let Some(effects) = people_changes(view, policy) {
+                    return effects;
+                }
                 if let Some(effects) = ci_gate(view, policy) {
+                    return effects;
+                }
+                if let Some(effects) = approval_gate(view, policy) {
                     return effects;
                 }
                 return vec![Effect::AcquireLease];
@@ -698,6 +717,52 @@ fn deploy_tick(view: &TaskView, policy: &PipelinePolicy) -> Vec<Effect> {
     }
 }
 
+/// A person asked for changes on the pull request's head: back to the
+/// developer with the review's comments, counted as a review round; past
+/// `max_review_rounds` the task parks for a person (they asked; they decide).
+fn people_changes(view: &TaskView, policy: &PipelinePolicy) -> Option<Vec<Effect>> {
+    let review = view.people.as_ref()?.changes.as_ref()?;
+    let round = view.review_rounds + 1;
+    if round > policy.max_review_rounds {
+        return Some(vec![Effect::Park(format!(
+            "{} asked for changes on the pull request, and the changes were asked for {round} times (the limit is review.max_review_rounds = {})",
+            review.author, policy.max_review_rounds
+        ))]);
+    }
+    let mut spec = JobSpec::new(AgentKind::Developer);
+    spec.reviewer_comments = review.as_comments();
+    Some(vec![step(
+        Stage::Development,
+        EventKind::ChangesRequested,
+        format!(
+            "review round {round}: {} asked for changes on the pull request",
+            review.author
+        ),
+        Some(spec),
+    )])
+}
+
+/// `human_approval = "required"`: the merge waits for a person's approval
+/// of the head (said once).
+fn approval_gate(view: &TaskView, policy: &PipelinePolicy) -> Option<Vec<Effect>> {
+    if policy.human_approval != HumanApproval::Required {
+        return None;
+    }
+    let people = view.people.as_ref()?;
+    if people.approved_by.is_some() {
+        return None;
+    }
+    if view.approval_wait_noted {
+        return Some(Vec::new());
+    }
+    Some(vec![step(
+        Stage::Merge,
+        EventKind::ApprovalPending,
+        "the merge waits for a person's approving review on the pull request (review.human_approval = \"required\")",
+        None,
+    )])
+}
+
 /// The merge gate's look at the required CI checks of the reviewed head,
 /// before it takes the lease (so a task waiting for CI never holds the
 /// repo's merges up): `None` lets the merge go on.
@@ -762,6 +827,27 @@ fn finished_work(view: &TaskView, j: &StageJob, policy: &PipelinePolicy) -> Vec<
                 "the reviewer approved: on to the merge gate",
                 None,
             )],
+            Some(ReviewOutcome::ChangesRequested(_))
+                if policy.human_approval == HumanApproval::Enough
+                    && view
+                        .people
+                        .as_ref()
+                        .is_some_and(|p| p.approved_by.is_some() && p.changes.is_none()) =>
+            {
+                let who = view
+                    .people
+                    .as_ref()
+                    .and_then(|p| p.approved_by.clone())
+                    .unwrap_or_default();
+                vec![step(
+                    Stage::Merge,
+                    EventKind::ReviewApproved,
+                    format!(
+                        "{who} approved the pull request, which is enough (review.human_approval = \"enough\"): on to the merge gate"
+                    ),
+                    None,
+                )]
+            }
             Some(ReviewOutcome::ChangesRequested(comments)) => {
                 let round = view.review_rounds + 1;
                 // "More often than max_review_rounds" fails: the max-th

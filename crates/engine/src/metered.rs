@@ -133,6 +133,24 @@ impl Forge for MeteredForge {
         let r = self.0.report_verify(repo, sha, ok, description).await;
         counted("orch_forge_errors_total", "report_verify", r)
     }
+    async fn open_pull_request(
+        &self,
+        repo: &str,
+        branch: &str,
+        base: &str,
+    ) -> PortResult<Option<crate::ports::PullRequestLink>> {
+        let r = self.0.open_pull_request(repo, branch, base).await;
+        counted("orch_forge_errors_total", "open_pull_request", r)
+    }
+    async fn reviews(
+        &self,
+        repo: &str,
+        branch: &str,
+        base: &str,
+    ) -> PortResult<Vec<orch_core::people::PersonReview>> {
+        let r = self.0.reviews(repo, branch, base).await;
+        counted("orch_forge_errors_total", "reviews", r)
+    }
     async fn checks(&self, repo: &str, sha: &str) -> PortResult<Vec<orch_core::ci::Check>> {
         let r = self.0.checks(repo, sha).await;
         counted("orch_forge_errors_total", "checks", r)

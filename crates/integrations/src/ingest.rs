@@ -6,7 +6,9 @@
 use crate::gitea::GiteaIssuesTracker;
 use crate::github::GithubIssuesTracker;
 use crate::plane::PlaneTracker;
-use crate::webhook::{CheckReported, ItemState, Provider, PullRequestClosed, WebhookEvent};
+use crate::webhook::{
+    CheckReported, ItemState, Provider, PullRequestClosed, ReviewReported, WebhookEvent,
+};
 use async_trait::async_trait;
 use orch_core::EventKind;
 use orch_core::{EventInput, Stage};
@@ -81,6 +83,7 @@ impl Ingest {
             )),
             (_, WebhookEvent::PullRequestClosed(pr)) => self.pull_request_closed(pr).await,
             (_, WebhookEvent::CheckReported(c)) => self.check_reported(c).await,
+            (_, WebhookEvent::ReviewReported(r)) => self.review_reported(r).await,
         }
     }
 
@@ -188,10 +191,26 @@ impl Ingest {
         let Some(repo) = self.forge_repos.get(&c.repo) else {
             return Handled::Ignored(format!("repository {} is not served", c.repo));
         };
-        match self.pipeline.ci_reported(repo).await {
+        match self.pipeline.forge_reported(repo).await {
             Ok(n) => Handled::Routed(format!(
-                "check {:?} is {} on {}: {n} task(s) in merge looked again",
+                "check {:?} is {} on {}: {n} task(s) in review or merge looked again",
                 c.name, c.state, c.sha
+            )),
+            Err(e) => Handled::Failed(e.to_string()),
+        }
+    }
+
+    /// A person reviewed a pull request: the repo's tasks in review or
+    /// merge read the reviews again (from the forge: this delivery's words
+    /// decide nothing).
+    async fn review_reported(&self, r: ReviewReported) -> Handled {
+        let Some(repo) = self.forge_repos.get(&r.repo) else {
+            return Handled::Ignored(format!("repository {} is not served", r.repo));
+        };
+        match self.pipeline.forge_reported(repo).await {
+            Ok(n) => Handled::Routed(format!(
+                "review ({}) of pull request #{}: {n} task(s) in review or merge looked again",
+                r.state, r.number
             )),
             Err(e) => Handled::Failed(e.to_string()),
         }

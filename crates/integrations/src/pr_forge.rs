@@ -10,7 +10,8 @@
 
 use async_trait::async_trait;
 use orch_core::ci::Check;
-use orch_engine::ports::{Forge, MergeOutcome, PortError, PortResult};
+use orch_core::people::PersonReview;
+use orch_engine::ports::{Forge, MergeOutcome, PortError, PortResult, PullRequestLink};
 use orch_git::{DeleteOutcome, ProtectedBranches, RepoStore};
 use orch_store::MergeLeaseProof;
 use std::collections::BTreeMap;
@@ -23,6 +24,12 @@ pub struct PullRequestInfo {
     pub head_sha: String,
     pub merged: bool,
     pub merge_sha: Option<String>,
+    /// A draft (GitHub's flag; Gitea's `WIP:` title): no forge merges one.
+    pub draft: bool,
+    /// Its web page.
+    pub url: Option<String>,
+    /// The forge's global id where it has one (GitHub's `node_id`).
+    pub node_id: Option<String>,
 }
 
 /// A branch as the rules need it.
@@ -48,7 +55,8 @@ pub trait PullRequestApi: Send + Sync {
 
     async fn branch(&self, full: &str, branch: &str) -> PortResult<Option<BranchInfo>>;
     async fn default_branch(&self, full: &str) -> PortResult<String>;
-    /// The open pull request of `head` into `base`, created if none is.
+    /// The open pull request of `head` into `base`, created if none is
+    /// (as a draft when `draft`).
     async fn create_or_find_pr(
         &self,
         full: &str,
@@ -56,7 +64,19 @@ pub trait PullRequestApi: Send + Sync {
         base: &str,
         title: &str,
         body: &str,
+        draft: bool,
     ) -> PortResult<PullRequestInfo>;
+    /// The open pull request of `head` into `base`, if one is.
+    async fn find_open_pr(
+        &self,
+        full: &str,
+        head: &str,
+        base: &str,
+    ) -> PortResult<Option<PullRequestInfo>>;
+    /// Make a draft ready for review, so that it can be merged.
+    async fn mark_ready(&self, full: &str, pr: &PullRequestInfo, title: &str) -> PortResult<()>;
+    /// The reviews of `pr`, oldest first, with their inline comments.
+    async fn reviews(&self, full: &str, pr: &PullRequestInfo) -> PortResult<Vec<PersonReview>>;
     /// Merge pull request `pr` only at `head` (the verified commit), with
     /// the provider's answer classified: merged (with the merge commit),
     /// stale, or refused.
@@ -130,7 +150,7 @@ impl<A: PullRequestApi> PrForge<A> {
 fn pr_text(branch: &str) -> (String, &'static str) {
     (
         format!("orch: {branch}"),
-        "Opened by orch; merged when the pipeline's merge gate passes.",
+        "Opened by orch when development ended; a draft until the pipeline's merge gate merges it. Review it here: a review asking for changes goes back to the developer.",
     )
 }
 
@@ -163,8 +183,12 @@ impl<A: PullRequestApi> Forge for PrForge<A> {
         let (title, body) = pr_text(branch);
         let pr = self
             .api
-            .create_or_find_pr(full, branch, base, &title, body)
+            .create_or_find_pr(full, branch, base, &title, body, false)
             .await?;
+        if pr.draft && !pr.merged {
+            // Opened early as a draft: no forge merges a draft.
+            self.api.mark_ready(full, &pr, &title).await?;
+        }
         if pr.merged {
             return Ok(MergeOutcome::Merged {
                 sha: pr.merge_sha.unwrap_or_else(|| head.to_owned()),
@@ -235,6 +259,32 @@ impl<A: PullRequestApi> Forge for PrForge<A> {
         self.api.checks(full, sha).await
     }
 
+    async fn open_pull_request(
+        &self,
+        repo: &str,
+        branch: &str,
+        base: &str,
+    ) -> PortResult<Option<PullRequestLink>> {
+        let full = self.full(repo)?;
+        let (title, body) = pr_text(branch);
+        let pr = self
+            .api
+            .create_or_find_pr(full, branch, base, &title, body, true)
+            .await?;
+        Ok(Some(PullRequestLink {
+            number: pr.number,
+            url: pr.url,
+        }))
+    }
+
+    async fn reviews(&self, repo: &str, branch: &str, base: &str) -> PortResult<Vec<PersonReview>> {
+        let full = self.full(repo)?;
+        match self.api.find_open_pr(full, branch, base).await? {
+            Some(pr) => self.api.reviews(full, &pr).await,
+            None => Ok(Vec::new()),
+        }
+    }
+
     fn browse_url(&self, repo: &str, branch: &str, path: &str) -> Option<String> {
         let base = self.web_base.as_deref()?;
         let full = self.names.get(repo)?;
@@ -289,6 +339,7 @@ mod tests {
             _: &str,
             _: &str,
             _: &str,
+            _: bool,
         ) -> PortResult<PullRequestInfo> {
             Err(PortError::invalid(format!("no pull request for {head}")))
         }
@@ -321,6 +372,23 @@ mod tests {
         }
         async fn checks(&self, full: &str, sha: &str) -> PortResult<Vec<Check>> {
             self.called(format!("checks {full} {sha}"));
+            Ok(Vec::new())
+        }
+        async fn find_open_pr(
+            &self,
+            full: &str,
+            head: &str,
+            _: &str,
+        ) -> PortResult<Option<PullRequestInfo>> {
+            self.called(format!("find {full} {head}"));
+            Ok(None)
+        }
+        async fn mark_ready(&self, full: &str, pr: &PullRequestInfo, _: &str) -> PortResult<()> {
+            self.called(format!("ready {full} #{}", pr.number));
+            Ok(())
+        }
+        async fn reviews(&self, full: &str, pr: &PullRequestInfo) -> PortResult<Vec<PersonReview>> {
+            self.called(format!("reviews {full} #{}", pr.number));
             Ok(Vec::new())
         }
     }
@@ -386,6 +454,9 @@ mod tests {
             head_sha: head.into(),
             merged,
             merge_sha: None,
+            draft: false,
+            url: None,
+            node_id: None,
         };
         api.closed = vec![pr("closed-unmerged", false), pr("squashed", true)];
         let (_dir, f) = forge(api);

@@ -398,3 +398,30 @@ fn github_ci_events_are_checks_reported() {
     let broken = br#"{"action":"completed","check_run":{"name":"test"},"repository":{"full_name":"acme/app"}}"#;
     assert!(github::parse(broken, Some("check_run")).is_err());
 }
+
+/// Reviews of a pull request (Gitea's `pull_request_review_*` event types,
+/// GitHub's `pull_request_review` and `pull_request_review_comment`) are
+/// reviews reported; the same review delivered twice has the same key.
+#[test]
+fn reviews_of_a_pull_request_are_reported() {
+    let gitea = br#"{"action":"reviewed","number":3,"pull_request":{"number":3,"head":{"sha":"abc"}},"repository":{"full_name":"acme/app"},"review":{"type":"pull_request_review_rejected","content":"fix it"}}"#;
+    let WebhookEvent::ReviewReported(r) =
+        gitea::parse(gitea, Some("pull_request_review_rejected")).unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!(
+        (r.repo.as_str(), r.number, r.state.as_str()),
+        ("acme/app", 3, "rejected")
+    );
+    let again = gitea::parse(gitea, Some("pull_request_review_rejected")).unwrap();
+    assert!(matches!(again, WebhookEvent::ReviewReported(ref a) if a.review_key == r.review_key));
+    let github = br#"{"action":"submitted","review":{"id":80,"state":"changes_requested","body":"no"},"pull_request":{"number":7,"head":{"ref":"feature/x"}},"repository":{"full_name":"acme/app"}}"#;
+    assert!(matches!(
+        github::parse(github, Some("pull_request_review")).unwrap(),
+        WebhookEvent::ReviewReported(ref r) if r.number == 7 && r.state == "changes_requested"
+    ));
+    let broken =
+        br#"{"action":"submitted","review":{"id":80},"repository":{"full_name":"acme/app"}}"#;
+    assert!(github::parse(broken, Some("pull_request_review")).is_err());
+}

@@ -552,6 +552,8 @@ prop_compose! {
             }),
             ci_rounds,
             ci_wait_noted: ci_rounds % 2 == 1,
+            people: None,
+            approval_wait_noted: false,
         }
     }
 }
@@ -788,6 +790,112 @@ fn the_merge_gate_waits_for_required_checks_and_sends_failures_back() {
                 agent: AgentKind::Merger,
                 ..
             }),
+            ..
+        }]
+    ));
+}
+
+fn person(verdict: crate::people::ReviewVerdict) -> crate::people::PersonReview {
+    crate::people::PersonReview {
+        author: "ann".into(),
+        verdict,
+        body: "please handle the empty password".into(),
+        commit: "head".into(),
+        comments: vec![crate::people::ReviewComment {
+            path: "src/login.rs".into(),
+            line: Some(12),
+            body: "here".into(),
+        }],
+    }
+}
+
+/// Issue 16 point 3: a person's change request on the head goes back to the
+/// developer with the review's comments (a review round; past the bound it
+/// parks); `required` waits for a person's approval; `enough` lets it
+/// override the reviewer agent's change request.
+#[test]
+fn people_on_the_pull_request_steer_the_merge_gate_and_the_review() {
+    use crate::people::{HumanApproval, PeopleSay, ReviewVerdict};
+    let mut v = TaskView::idle(Stage::Merge);
+    v.people = Some(PeopleSay {
+        changes: Some(person(ReviewVerdict::ChangesRequested)),
+        approved_by: None,
+    });
+    v.ci = Some(CiVerdict::Pending { waiting: vec![] });
+    match &on_tick(&v, &policy())[..] {
+        [
+            Effect::Step {
+                to: Stage::Development,
+                kind: EventKind::ChangesRequested,
+                job: Some(j),
+                why,
+            },
+        ] => {
+            assert!(why.contains("ann asked for changes"), "{why}");
+            assert_eq!(
+                j.reviewer_comments,
+                vec![
+                    "ann (review on the pull request): please handle the empty password".to_owned(),
+                    "ann on src/login.rs:12: here".to_owned()
+                ]
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    v.review_rounds = 3;
+    assert!(
+        matches!(&on_tick(&v, &policy())[..], [Effect::Park(why)] if why.contains("max_review_rounds = 3"))
+    );
+
+    // Required: no approval yet waits (said once); an approval lets it go.
+    let required = PipelinePolicy {
+        human_approval: HumanApproval::Required,
+        ..policy()
+    };
+    v.people = Some(PeopleSay::default());
+    v.ci = None;
+    assert!(matches!(
+        &on_tick(&v, &required)[..],
+        [Effect::Step {
+            kind: EventKind::ApprovalPending,
+            to: Stage::Merge,
+            job: None,
+            ..
+        }]
+    ));
+    v.approval_wait_noted = true;
+    assert!(on_tick(&v, &required).is_empty());
+    v.people = Some(PeopleSay {
+        changes: None,
+        approved_by: Some("ann".into()),
+    });
+    assert_eq!(on_tick(&v, &required), vec![Effect::AcquireLease]);
+    assert_eq!(on_tick(&v, &policy()), vec![Effect::AcquireLease]);
+
+    // Enough: the person's approval wins over the reviewer agent's request.
+    let enough = PipelinePolicy {
+        human_approval: HumanApproval::Enough,
+        ..policy()
+    };
+    let mut r = TaskView::idle(Stage::Review);
+    r.stage_job = Some(StageJob {
+        review: Some(ReviewOutcome::ChangesRequested(vec!["x".into()])),
+        ..done(AgentKind::Reviewer)
+    });
+    r.people = v.people.clone();
+    assert!(matches!(
+        &on_tick(&r, &enough)[..],
+        [Effect::Step {
+            to: Stage::Merge,
+            kind: EventKind::ReviewApproved,
+            ..
+        }]
+    ));
+    assert!(matches!(
+        &on_tick(&r, &policy())[..],
+        [Effect::Step {
+            to: Stage::Development,
+            kind: EventKind::ChangesRequested,
             ..
         }]
     ));

@@ -14,15 +14,16 @@
 pub mod agent_tools;
 mod approval;
 mod cancel;
-mod ci;
 mod disk;
 mod error;
+mod feedback;
 pub mod intake;
 mod lease;
 mod leftovers;
 mod merge;
 mod owner;
 mod preparer;
+mod pull_request;
 mod reflect;
 mod route;
 mod run_ended;
@@ -105,7 +106,7 @@ pub struct Pipeline {
     /// signals agents).
     supervisor: std::sync::OnceLock<Arc<crate::supervisor::Supervisor>>,
     /// The merge gate's last look at each waiting task's CI (`ci.rs`).
-    ci_looks: ci::CiLooks,
+    looks: feedback::Looks,
 }
 
 impl Pipeline {
@@ -146,7 +147,7 @@ impl Pipeline {
             job_queued: Arc::new(tokio::sync::Notify::new()),
             notification_queued: Arc::new(tokio::sync::Notify::new()),
             supervisor: std::sync::OnceLock::new(),
-            ci_looks: ci::CiLooks::default(),
+            looks: feedback::Looks::default(),
         })
     }
 
@@ -206,6 +207,7 @@ impl Pipeline {
             max_review_rounds: self.cfg.review.max_review_rounds,
             max_rejection_rounds: self.cfg.review.max_rejection_rounds,
             max_ci_rounds: self.cfg.review.max_ci_rounds,
+            human_approval: self.cfg.review.human_approval,
             deploy,
             task_deps: self.cfg.features.task_deps,
         }
@@ -466,6 +468,9 @@ impl Pipeline {
             Some(agent) => self.commit_and_push(task, agent).await,
             None => false,
         };
+        if pushed && handover == Some(AgentKind::Developer) {
+            self.open_pull_request(task).await;
+        }
         let job = job.map(|s| self.new_job(task, s));
         let queues = job.is_some();
         // A move tells the tracker why in its own transaction; the analysis

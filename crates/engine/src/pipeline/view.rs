@@ -121,6 +121,9 @@ pub async fn task_view(store: &dyn Store, task: &Task) -> StoreResult<TaskView> 
             .filter(|e| e.kind == EventKind::CiFailed)
             .count() as u32,
         ci_wait_noted: asked_since_entry(&events, task.stage, EventKind::CiPending),
+        // Read from the forge with `ci`.
+        people: None,
+        approval_wait_noted: asked_since_entry(&events, task.stage, EventKind::ApprovalPending),
     })
 }
 

@@ -117,6 +117,14 @@ impl Tracker for BuiltinTracker {
 /// The author of the builtin tracker's comments that orch writes.
 pub const ORCH_AUTHOR: &str = "orch";
 
+/// A pull request orch opened, as people find it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PullRequestLink {
+    pub number: u64,
+    /// Its web page, when the forge said.
+    pub url: Option<String>,
+}
+
 /// How a merge request ended, when the forge did not fail or refuse it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MergeOutcome {
@@ -169,6 +177,27 @@ pub trait Forge: Send + Sync {
         ok: bool,
         description: &str,
     ) -> PortResult<()>;
+    /// Open the task branch's pull request into `base` early (when
+    /// development first ends), as a draft until the merge gate merges it,
+    /// or find the one already open; later pushes update it. `None` for the
+    /// local forge, which has no pull requests (its record is the branch
+    /// and `orch task show`).
+    async fn open_pull_request(
+        &self,
+        repo: &str,
+        branch: &str,
+        base: &str,
+    ) -> PortResult<Option<PullRequestLink>>;
+    /// People's reviews of the branch's open pull request into `base`,
+    /// oldest first, with their inline comments; none when it has no open
+    /// pull request (or the forge has none). orch itself posts no reviews,
+    /// so every review is a person's.
+    async fn reviews(
+        &self,
+        repo: &str,
+        branch: &str,
+        base: &str,
+    ) -> PortResult<Vec<orch_core::people::PersonReview>>;
     /// The CI checks the forge has for commit `sha` (commit statuses and
     /// check runs), newest report of a name first. The local forge has no
     /// CI and reports none (`repos.required_checks` is refused with it).
@@ -307,6 +336,25 @@ impl Forge for LocalForge {
     /// A bare repository on disk has no commit statuses.
     async fn report_verify(&self, _: &str, _: &str, _: bool, _: &str) -> PortResult<()> {
         Ok(())
+    }
+
+    /// No pull requests on a bare repository.
+    async fn open_pull_request(
+        &self,
+        _: &str,
+        _: &str,
+        _: &str,
+    ) -> PortResult<Option<PullRequestLink>> {
+        Ok(None)
+    }
+
+    async fn reviews(
+        &self,
+        _: &str,
+        _: &str,
+        _: &str,
+    ) -> PortResult<Vec<orch_core::people::PersonReview>> {
+        Ok(Vec::new())
     }
 
     /// No CI runs on a bare repository.

@@ -15,6 +15,8 @@ use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 #[derive(Debug, Clone)]
 pub struct FakePr {
     pub number: u64,
+    /// A `WIP:` prefix makes it a draft, which Gitea will not merge.
+    pub title: String,
     pub head: String,
     pub base: String,
     pub head_sha: String,
@@ -39,6 +41,9 @@ pub struct GiteaModel {
     pub statuses: Vec<FakeStatus>,
     /// The next requests' answers (a 429 carries `Retry-After`).
     pub fail_next: VecDeque<u16>,
+    /// Failures for requests whose path contains a fragment: (fragment,
+    /// status, how many more), checked after `fail_next`.
+    pub fail_on: Vec<(String, u16, usize)>,
     /// The `Retry-After` of an injected 429, in seconds.
     pub retry_after_secs: u64,
     pub issues: BTreeMap<u64, FakeIssue>,
@@ -51,7 +56,22 @@ pub struct GiteaModel {
     pub person_adds_after_read: VecDeque<(u64, String)>,
     /// Answers forced on the next merge calls: (status, message).
     pub merge_answers: VecDeque<(u16, String)>,
+    /// People's reviews of pull requests (swagger `PullReview`).
+    pub reviews: Vec<FakeReview>,
     pub requests: Vec<Seen>,
+}
+
+/// A review of a pull request with its inline comments (path, line, text).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FakeReview {
+    pub id: u64,
+    pub pr: u64,
+    pub user: String,
+    /// `APPROVED`, `REQUEST_CHANGES` or `COMMENT`.
+    pub state: String,
+    pub body: String,
+    pub commit_id: String,
+    pub comments: Vec<(String, u64, String)>,
 }
 
 /// A commit status as Gitea keeps it (swagger `CommitStatus`).
@@ -85,12 +105,14 @@ impl FakeGitea {
             prs: Vec::new(),
             statuses: Vec::new(),
             fail_next: VecDeque::new(),
+            fail_on: Vec::new(),
             retry_after_secs: 1,
             issues: BTreeMap::new(),
             labels: Vec::new(),
             next_id: 0,
             person_adds_after_read: VecDeque::new(),
             merge_answers: VecDeque::new(),
+            reviews: Vec::new(),
             requests: Vec::new(),
         }));
         Mock::given(any())
@@ -118,6 +140,46 @@ impl FakeGitea {
             description: description.into(),
             target_url: format!("{}/ci/{context}", self.uri()),
         });
+    }
+
+    /// A person reviews pull request `pr` at its current head (`state`:
+    /// `APPROVED`, `REQUEST_CHANGES` or `COMMENT`) with inline comments
+    /// (path, line, text); returns the reviewed commit.
+    pub fn person_reviews(
+        &self,
+        pr: u64,
+        user: &str,
+        state: &str,
+        body: &str,
+        comments: &[(&str, u64, &str)],
+    ) -> String {
+        let mut m = self.m();
+        refresh_heads(&mut m);
+        let commit_id = m
+            .prs
+            .iter()
+            .find(|p| p.number == pr)
+            .map(|p| p.head_sha.clone())
+            .expect("no such pull request");
+        let id = m.reviews.len() as u64 + 1;
+        m.reviews.push(FakeReview {
+            id,
+            pr,
+            user: user.into(),
+            state: state.into(),
+            body: body.into(),
+            commit_id: commit_id.clone(),
+            comments: comments
+                .iter()
+                .map(|(p, l, b)| (p.to_string(), *l, b.to_string()))
+                .collect(),
+        });
+        commit_id
+    }
+
+    /// The next `n` requests whose path contains `fragment` answer `status`.
+    pub fn fail_on(&self, fragment: &str, status: u16, n: usize) {
+        self.m().fail_on.push((fragment.into(), status, n));
     }
 
     pub fn fail_next(&self, status: u16, n: usize) {
@@ -175,7 +237,9 @@ fn status_json(id: usize, s: &FakeStatus) -> Value {
 
 fn pr_json(p: &FakePr) -> Value {
     json!({
-        "id": p.number + 100, "number": p.number, "title": format!("PR {}", p.number),
+        "id": p.number + 100, "number": p.number, "title": p.title,
+        "draft": is_wip(&p.title),
+        "html_url": format!("http://gitea.invalid/pulls/{}", p.number),
         "state": if p.open { "open" } else { "closed" },
         "merged": p.merged, "merge_commit_sha": p.merge_commit_sha, "mergeable": true,
         "head": {"label": p.head, "ref": if p.open || !p.merged { p.head.clone() } else { format!("refs/pull/{}/head", p.number) }, "sha": p.head_sha},
@@ -194,6 +258,15 @@ impl Respond for Responder {
             } else {
                 r
             };
+        }
+        let path = req.url.path().to_owned();
+        if let Some(f) = m
+            .fail_on
+            .iter_mut()
+            .find(|(frag, _, n)| *n > 0 && path.contains(frag.as_str()))
+        {
+            f.2 -= 1;
+            return json(f.1, json!({"message": "injected", "url": ""}));
         }
         let auth = req
             .headers
@@ -280,6 +353,26 @@ impl Respond for Responder {
         let Some(pulls) = rest.strip_prefix("/pulls") else {
             return json(404, json!({"message": "not found"}));
         };
+        let all: Vec<&str> = pulls.trim_start_matches('/').split('/').collect();
+        if method == "GET"
+            && let Some(r) = reviews_answer(&m, &all)
+        {
+            return r;
+        }
+        if let ("PATCH", [n]) = (method, all.as_slice())
+            && let Ok(n) = n.parse::<u64>()
+        {
+            return match m.prs.iter_mut().find(|p| p.number == n) {
+                Some(p) => {
+                    if let Some(t) = body["title"].as_str() {
+                        p.title = t.to_owned();
+                    }
+                    let p = p.clone();
+                    json(201, pr_json(&p))
+                }
+                None => json(404, json!({"message": "not found"})),
+            };
+        }
         let parts: Vec<&str> = pulls.trim_start_matches('/').splitn(2, '/').collect();
         match (method, parts.as_slice()) {
             ("POST", [""]) => {
@@ -299,6 +392,7 @@ impl Respond for Responder {
                 };
                 let pr = FakePr {
                     number: m.prs.len() as u64 + 1,
+                    title: body["title"].as_str().unwrap_or("").to_owned(),
                     head,
                     base,
                     head_sha,
@@ -358,6 +452,12 @@ impl Respond for Responder {
                     return json(404, json!({"message": "pull request is closed"}));
                 };
                 let pr = m.prs[idx].clone();
+                if is_wip(&pr.title) {
+                    return json(
+                        405,
+                        json!({"message": "work in progress PRs cannot be merged"}),
+                    );
+                }
                 if body["head_commit_id"]
                     .as_str()
                     .is_some_and(|h| !h.is_empty() && h != pr.head_sha)
@@ -391,6 +491,50 @@ impl Respond for Responder {
             }
             _ => json(404, json!({"message": "not found"})),
         }
+    }
+}
+
+/// Gitea's default `WORK_IN_PROGRESS_PREFIXES`.
+fn is_wip(title: &str) -> bool {
+    title.starts_with("WIP:") || title.starts_with("[WIP]")
+}
+
+/// `GET …/pulls/{n}/reviews[/{id}/comments]`.
+fn reviews_answer(m: &GiteaModel, parts: &[&str]) -> Option<ResponseTemplate> {
+    let n: u64 = parts.first()?.parse().ok()?;
+    match parts.get(1..)? {
+        ["reviews"] => Some(json(
+            200,
+            Value::Array(
+                m.reviews
+                    .iter()
+                    .filter(|r| r.pr == n)
+                    .map(|r| {
+                        json!({
+                            "id": r.id, "user": {"login": r.user}, "state": r.state,
+                            "body": r.body, "commit_id": r.commit_id, "dismissed": false,
+                            "stale": false, "official": true, "comments_count": r.comments.len(),
+                        })
+                    })
+                    .collect(),
+            ),
+        )),
+        ["reviews", id, "comments"] => {
+            let id: u64 = id.parse().ok()?;
+            let r = m.reviews.iter().find(|r| r.pr == n && r.id == id)?;
+            Some(json(
+                200,
+                Value::Array(
+                    r.comments
+                        .iter()
+                        .map(|(path, line, body)| {
+                            json!({"path": path, "position": line, "body": body, "commit_id": r.commit_id, "pull_request_review_id": r.id})
+                        })
+                        .collect(),
+                ),
+            ))
+        }
+        _ => None,
     }
 }
 

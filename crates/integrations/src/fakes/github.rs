@@ -12,6 +12,9 @@ use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 #[derive(Debug, Clone)]
 pub struct GhFakePr {
     pub number: u64,
+    /// GitHub refuses to merge a draft; GraphQL's
+    /// `markPullRequestReadyForReview` clears it.
+    pub draft: bool,
     pub head: String,
     pub base: String,
     pub head_sha: String,
@@ -44,6 +47,12 @@ pub struct GithubModel {
     pub issues: BTreeMap<u64, GhFakeIssue>,
     /// (sha, state, context), oldest first.
     pub statuses: Vec<(String, String, String)>,
+    /// Reviews of pull requests as the REST API shows them (`id`, `pr`,
+    /// `user.login`, `state`, `body`, `commit_id`), oldest first.
+    pub reviews: Vec<Value>,
+    /// Inline review comments (`pr`, `pull_request_review_id`, `path`,
+    /// `line`, `body`).
+    pub review_comments: Vec<Value>,
     /// Check runs as GitHub's REST API shows them (`id`, `head_sha`,
     /// `name`, `status`, `conclusion`, `output`), oldest first.
     pub check_runs: Vec<Value>,
@@ -75,6 +84,8 @@ impl FakeGithub {
             issues: BTreeMap::new(),
             statuses: Vec::new(),
             check_runs: Vec::new(),
+            reviews: Vec::new(),
+            review_comments: Vec::new(),
             fail_next: VecDeque::new(),
             requests: Vec::new(),
             person_adds_after_read: VecDeque::new(),
@@ -148,9 +159,40 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// GitHub's GraphQL endpoint, for the one mutation orch sends.
+fn graphql(m: &mut GithubModel, body: &Value) -> ResponseTemplate {
+    let query = body["query"].as_str().unwrap_or("");
+    if !query.contains("markPullRequestReadyForReview") {
+        return json(
+            200,
+            json!({"errors": [{"message": "unsupported by the fake"}]}),
+        );
+    }
+    let id = body["variables"]["id"].as_str().unwrap_or("");
+    match m
+        .prs
+        .iter_mut()
+        .find(|p| format!("PR_node{}", p.number) == id)
+    {
+        Some(p) => {
+            p.draft = false;
+            json(
+                200,
+                json!({"data": {"markPullRequestReadyForReview": {"pullRequest": {"isDraft": false}}}}),
+            )
+        }
+        None => json(
+            200,
+            json!({"errors": [{"type": "NOT_FOUND", "message": format!("Could not resolve to a node with the global id of '{id}'")}]}),
+        ),
+    }
+}
+
 fn pr_json(p: &GhFakePr) -> Value {
     json!({
         "number": p.number, "state": if p.open { "open" } else { "closed" },
+        "draft": p.draft, "node_id": format!("PR_node{}", p.number),
+        "html_url": format!("http://github.invalid/pull/{}", p.number),
         "merged_at": if p.merged { Value::from("2026-05-20T10:05:00Z") } else { Value::Null },
         "merge_commit_sha": if p.merged { Value::from(p.head_sha.clone()) } else { Value::Null },
         "head": {"ref": p.head, "sha": p.head_sha}, "base": {"ref": p.base, "sha": ""},
@@ -172,12 +214,22 @@ impl Respond for Responder {
         if auth != format!("Bearer {}", m.token) {
             return json(401, json!({"message": "Bad credentials"}));
         }
+        let body: Value = serde_json::from_slice(&req.body).unwrap_or(Value::Null);
+        if req.url.path() == "/graphql" && req.method.as_str() == "POST" {
+            return graphql(&mut m, &body);
+        }
+        // An open pull request's head follows its branch (a push updates it).
+        let bare = m.bare.clone();
+        for p in m.prs.iter_mut().filter(|p| p.open) {
+            if let Some(sha) = branch_sha(&bare, &p.head) {
+                p.head_sha = sha;
+            }
+        }
         let prefix = format!("/repos/{}", m.full_name);
         let path = req.url.path().to_owned();
         let Some(rest) = path.strip_prefix(&prefix) else {
             return json(404, json!({"message": "Not Found"}));
         };
-        let body: Value = serde_json::from_slice(&req.body).unwrap_or(Value::Null);
         let q: BTreeMap<String, String> = req
             .url
             .query_pairs()
@@ -271,6 +323,7 @@ impl Respond for Responder {
                 };
                 let pr = GhFakePr {
                     number: m.prs.len() as u64 + 100,
+                    draft: body["draft"].as_bool().unwrap_or(false),
                     head,
                     base,
                     head_sha,
@@ -304,6 +357,9 @@ impl Respond for Responder {
                     return json(405, json!({"message": "Pull Request is not mergeable"}));
                 };
                 let pr = m.prs[i].clone();
+                if pr.draft {
+                    return json(405, json!({"message": "Pull Request is still a draft"}));
+                }
                 let cur = branch_sha(&bare, &pr.head).unwrap_or_default();
                 if body["sha"].as_str().is_some_and(|s| s != cur) {
                     return json(
@@ -327,6 +383,26 @@ impl Respond for Responder {
                 json(
                     200,
                     json!({"sha": cur, "merged": true, "message": "Pull Request successfully merged"}),
+                )
+            }
+            ("GET", ["pulls", n, "reviews"]) => {
+                let n: u64 = n.parse().unwrap_or(0);
+                json(
+                    200,
+                    Value::Array(m.reviews.iter().filter(|r| r["pr"] == n).cloned().collect()),
+                )
+            }
+            ("GET", ["pulls", n, "comments"]) => {
+                let n: u64 = n.parse().unwrap_or(0);
+                json(
+                    200,
+                    Value::Array(
+                        m.review_comments
+                            .iter()
+                            .filter(|r| r["pr"] == n)
+                            .cloned()
+                            .collect(),
+                    ),
                 )
             }
             ("GET", ["issues"]) => {

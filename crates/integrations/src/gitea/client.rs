@@ -20,6 +20,13 @@ pub struct PrBranch {
 pub struct PullRequest {
     pub number: u64,
     #[serde(default)]
+    pub title: String,
+    /// Gitea derives it from a work-in-progress title prefix (`WIP:`).
+    #[serde(default)]
+    pub draft: bool,
+    #[serde(default)]
+    pub html_url: Option<String>,
+    #[serde(default)]
     pub state: String,
     #[serde(default)]
     pub merged: bool,
@@ -264,6 +271,60 @@ impl GiteaClient {
 }
 
 impl GiteaClient {
+    /// Change a pull request's title (Gitea has no draft flag: a `WIP:`
+    /// title prefix makes the draft, and removing it makes it ready).
+    pub async fn set_pr_title(&self, full: &str, number: u64, title: &str) -> Result<(), ApiError> {
+        let r = self
+            .api
+            .call(
+                Method::PATCH,
+                &format!("/repos/{full}/pulls/{number}"),
+                &[],
+                Some(&json!({"title": title})),
+            )
+            .await?;
+        if r.ok() { Ok(()) } else { Err(r.error()) }
+    }
+
+    /// The reviews of pull request `number` (swagger `PullReview`).
+    pub async fn reviews(&self, full: &str, number: u64) -> Result<Vec<GiteaReview>, ApiError> {
+        let r = self
+            .api
+            .call(
+                Method::GET,
+                &format!("/repos/{full}/pulls/{number}/reviews"),
+                &[("limit", "50".into())],
+                None,
+            )
+            .await?;
+        if !r.ok() {
+            return Err(r.error());
+        }
+        r.json()
+    }
+
+    /// The inline comments of one review (swagger `PullReviewComment`).
+    pub async fn review_comments(
+        &self,
+        full: &str,
+        number: u64,
+        review: u64,
+    ) -> Result<Vec<GiteaReviewComment>, ApiError> {
+        let r = self
+            .api
+            .call(
+                Method::GET,
+                &format!("/repos/{full}/pulls/{number}/reviews/{review}/comments"),
+                &[],
+                None,
+            )
+            .await?;
+        if !r.ok() {
+            return Err(r.error());
+        }
+        r.json()
+    }
+
     /// The commit statuses of `sha`, newest first (`sort=recentupdate`);
     /// one page of 50 covers every context a repository reports.
     pub async fn statuses(&self, full: &str, sha: &str) -> Result<Vec<CommitStatus>, ApiError> {
@@ -281,6 +342,40 @@ impl GiteaClient {
         }
         r.json()
     }
+}
+
+/// Gitea's `PullReview`, as orch reads it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct GiteaReview {
+    pub id: u64,
+    #[serde(default)]
+    pub user: Option<GiteaUser>,
+    /// `APPROVED`, `REQUEST_CHANGES`, `COMMENT`, `PENDING`, …
+    #[serde(default)]
+    pub state: String,
+    #[serde(default)]
+    pub body: String,
+    #[serde(default)]
+    pub commit_id: String,
+    #[serde(default)]
+    pub dismissed: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct GiteaUser {
+    #[serde(default)]
+    pub login: String,
+}
+
+/// Gitea's `PullReviewComment`: `position` is the line in the new file.
+#[derive(Debug, Clone, Deserialize)]
+pub struct GiteaReviewComment {
+    #[serde(default)]
+    pub path: String,
+    #[serde(default)]
+    pub position: Option<u64>,
+    #[serde(default)]
+    pub body: String,
 }
 
 /// Gitea's `CommitStatus` (the state is under `status` in answers; under

@@ -12,6 +12,7 @@ use super::client::{GiteaClient, MergeAnswer, PullRequest};
 use crate::pr_forge::{BranchInfo, PrForge, PullRequestApi, PullRequestInfo};
 use async_trait::async_trait;
 use orch_core::ci::{Check, CheckState};
+use orch_core::people::{PersonReview, ReviewComment, ReviewVerdict};
 use orch_engine::ports::{MergeOutcome, PortError, PortResult};
 use orch_git::{DeleteOutcome, RepoStore};
 use std::collections::BTreeMap;
@@ -50,8 +51,15 @@ fn info(p: &PullRequest) -> PullRequestInfo {
         head_sha: p.head.sha.clone(),
         merged: p.merged,
         merge_sha: p.merge_commit_sha.clone(),
+        draft: p.draft || p.title.starts_with(WIP),
+        url: p.html_url.clone(),
+        node_id: None,
     }
 }
+
+/// The title prefix that makes a Gitea pull request a draft (one of
+/// Gitea's default `WORK_IN_PROGRESS_PREFIXES`).
+const WIP: &str = "WIP: ";
 
 /// `owner/name` from a remote URL (`https://host/owner/name.git`,
 /// `git@host:owner/name.git`), for repos not mapped in the config.
@@ -97,12 +105,70 @@ impl PullRequestApi for GiteaPrApi {
         base: &str,
         title: &str,
         body: &str,
+        draft: bool,
     ) -> PortResult<PullRequestInfo> {
+        let title = if draft {
+            format!("{WIP}{title}")
+        } else {
+            title.to_owned()
+        };
         let pr = self
             .client
-            .create_or_find_pr(full, head, base, title, body)
+            .create_or_find_pr(full, head, base, &title, body)
             .await?;
         Ok(info(&pr))
+    }
+
+    async fn find_open_pr(
+        &self,
+        full: &str,
+        head: &str,
+        base: &str,
+    ) -> PortResult<Option<PullRequestInfo>> {
+        let pr = self.client.find_pr(full, head, base).await?;
+        Ok(pr.filter(|p| p.state == "open").map(|p| info(&p)))
+    }
+
+    async fn mark_ready(&self, full: &str, pr: &PullRequestInfo, title: &str) -> PortResult<()> {
+        Ok(self.client.set_pr_title(full, pr.number, title).await?)
+    }
+
+    /// `APPROVED` and `REQUEST_CHANGES` are verdicts; a dismissed or
+    /// pending review is none. Inline comments are read for change requests
+    /// only (what the developer needs).
+    async fn reviews(&self, full: &str, pr: &PullRequestInfo) -> PortResult<Vec<PersonReview>> {
+        let mut out = Vec::new();
+        for r in self.client.reviews(full, pr.number).await? {
+            let verdict = match r.state.as_str() {
+                _ if r.dismissed => continue,
+                "APPROVED" => ReviewVerdict::Approved,
+                "REQUEST_CHANGES" => ReviewVerdict::ChangesRequested,
+                "COMMENT" => ReviewVerdict::Commented,
+                _ => continue,
+            };
+            let comments = if verdict == ReviewVerdict::ChangesRequested {
+                self.client
+                    .review_comments(full, pr.number, r.id)
+                    .await?
+                    .into_iter()
+                    .map(|c| ReviewComment {
+                        path: c.path,
+                        line: c.position.filter(|&l| l > 0),
+                        body: c.body,
+                    })
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            out.push(PersonReview {
+                author: r.user.map(|u| u.login).unwrap_or_default(),
+                verdict,
+                body: r.body,
+                commit: r.commit_id,
+                comments,
+            });
+        }
+        Ok(out)
     }
 
     async fn merge(

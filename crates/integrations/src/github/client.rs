@@ -18,6 +18,13 @@ pub struct GhRef {
 pub struct GhPull {
     pub number: u64,
     #[serde(default)]
+    pub draft: bool,
+    #[serde(default)]
+    pub html_url: Option<String>,
+    /// The global id GraphQL mutations take.
+    #[serde(default)]
+    pub node_id: Option<String>,
+    #[serde(default)]
     pub state: String,
     #[serde(default)]
     pub merged_at: Option<String>,
@@ -72,6 +79,10 @@ pub enum GhMerge {
 
 pub struct GithubClient {
     api: ApiClient,
+    /// The GraphQL endpoint, relative to the REST base: `/graphql` beside
+    /// `https://api.github.com`, `/../graphql` from an Enterprise Server's
+    /// `https://host/api/v3` (the URL parser resolves the `..`).
+    graphql: &'static str,
 }
 
 fn message(body: &[u8]) -> String {
@@ -84,8 +95,14 @@ fn message(body: &[u8]) -> String {
 impl GithubClient {
     pub fn new(base_url: &str, token: &str, policy: CallPolicy) -> Result<GithubClient, ApiError> {
         let auth = format!("Bearer {token}");
+        let graphql = if base_url.trim_end_matches('/').ends_with("/api/v3") {
+            "/../graphql"
+        } else {
+            "/graphql"
+        };
         Ok(GithubClient {
             api: ApiClient::new("GitHub", base_url, Some(("Authorization", &auth)), policy)?,
+            graphql,
         })
     }
 
@@ -102,6 +119,7 @@ impl GithubClient {
         base: &str,
         title: &str,
         body: &str,
+        draft: bool,
     ) -> Result<GhPull, ApiError> {
         let r = self
             .api
@@ -109,30 +127,114 @@ impl GithubClient {
                 Method::POST,
                 &format!("/repos/{full}/pulls"),
                 &[],
-                Some(&json!({"title": title, "head": head, "base": base, "body": body})),
+                Some(&json!({"title": title, "head": head, "base": base, "body": body, "draft": draft})),
             )
             .await?;
         match r.status {
             201 => r.json(),
-            422 => {
-                let owner = full.split('/').next().unwrap_or("");
-                let q = [
-                    ("head", format!("{owner}:{head}")),
-                    ("base", base.to_owned()),
-                    ("state", "open".to_owned()),
-                ];
-                let f = self
-                    .api
-                    .call(Method::GET, &format!("/repos/{full}/pulls"), &q, None)
-                    .await?;
-                if !f.ok() {
-                    return Err(f.error());
-                }
-                let list: Vec<GhPull> = f.json()?;
-                list.into_iter().next().ok_or_else(|| r.error())
-            }
+            422 => self
+                .find_open_pr(full, head, base)
+                .await?
+                .ok_or_else(|| r.error()),
             _ => Err(r.error()),
         }
+    }
+
+    /// The open pull request of `head` into `base`, if one is.
+    pub async fn find_open_pr(
+        &self,
+        full: &str,
+        head: &str,
+        base: &str,
+    ) -> Result<Option<GhPull>, ApiError> {
+        let owner = full.split('/').next().unwrap_or("");
+        let q = [
+            ("head", format!("{owner}:{head}")),
+            ("base", base.to_owned()),
+            ("state", "open".to_owned()),
+        ];
+        let f = self
+            .api
+            .call(Method::GET, &format!("/repos/{full}/pulls"), &q, None)
+            .await?;
+        if !f.ok() {
+            return Err(f.error());
+        }
+        let list: Vec<GhPull> = f.json()?;
+        Ok(list.into_iter().next())
+    }
+
+    /// A draft made ready for review: GitHub's REST API cannot, its GraphQL
+    /// API can (`markPullRequestReadyForReview`).
+    pub async fn mark_ready(&self, node_id: &str) -> Result<(), ApiError> {
+        let query = "mutation($id: ID!) { markPullRequestReadyForReview(input: {pullRequestId: $id}) { pullRequest { isDraft } } }";
+        let r = self
+            .api
+            .call(
+                Method::POST,
+                self.graphql,
+                &[],
+                Some(&json!({"query": query, "variables": {"id": node_id}})),
+            )
+            .await?;
+        if !r.ok() {
+            return Err(r.error());
+        }
+        // GraphQL answers 200 with `errors` when the mutation failed.
+        let v: Value = r.json()?;
+        match v.get("errors").and_then(Value::as_array) {
+            // Not an outage: GitHub understood and refused (422 classifies it so).
+            Some(errs) if !errs.is_empty() => Err(ApiError::Status {
+                provider: "GitHub",
+                what: "POST graphql markPullRequestReadyForReview".into(),
+                status: 422,
+                body: errs
+                    .iter()
+                    .filter_map(|e| e.get("message").and_then(Value::as_str))
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// The reviews of pull request `number`, oldest first (GitHub's order).
+    pub async fn reviews(&self, full: &str, number: u64) -> Result<Vec<GhReview>, ApiError> {
+        let r = self
+            .api
+            .call(
+                Method::GET,
+                &format!("/repos/{full}/pulls/{number}/reviews"),
+                &[("per_page", "100".into())],
+                None,
+            )
+            .await?;
+        if !r.ok() {
+            return Err(r.error());
+        }
+        r.json()
+    }
+
+    /// The review comments of pull request `number` (inline, each naming
+    /// its review).
+    pub async fn review_comments(
+        &self,
+        full: &str,
+        number: u64,
+    ) -> Result<Vec<GhReviewComment>, ApiError> {
+        let r = self
+            .api
+            .call(
+                Method::GET,
+                &format!("/repos/{full}/pulls/{number}/comments"),
+                &[("per_page", "100".into())],
+                None,
+            )
+            .await?;
+        if !r.ok() {
+            return Err(r.error());
+        }
+        r.json()
     }
 
     pub async fn closed_prs(&self, full: &str, base: &str) -> Result<Vec<GhPull>, ApiError> {
@@ -531,4 +633,38 @@ pub struct GhStatus {
     pub description: Option<String>,
     #[serde(default)]
     pub target_url: Option<String>,
+}
+
+/// A pull request review: `APPROVED`, `CHANGES_REQUESTED`, `COMMENTED`,
+/// `DISMISSED` or `PENDING`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct GhReview {
+    pub id: u64,
+    #[serde(default)]
+    pub user: Option<GhUser>,
+    #[serde(default)]
+    pub state: String,
+    #[serde(default)]
+    pub body: Option<String>,
+    #[serde(default)]
+    pub commit_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct GhUser {
+    #[serde(default)]
+    pub login: String,
+}
+
+/// An inline review comment.
+#[derive(Debug, Clone, Deserialize)]
+pub struct GhReviewComment {
+    #[serde(default)]
+    pub pull_request_review_id: Option<u64>,
+    #[serde(default)]
+    pub path: String,
+    #[serde(default)]
+    pub line: Option<u64>,
+    #[serde(default)]
+    pub body: String,
 }

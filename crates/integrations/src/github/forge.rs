@@ -6,6 +6,7 @@ use super::client::{GhMerge, GhPull, GithubClient};
 use crate::pr_forge::{BranchInfo, PrForge, PullRequestApi, PullRequestInfo};
 use async_trait::async_trait;
 use orch_core::ci::{Check, CheckState};
+use orch_core::people::{PersonReview, ReviewComment, ReviewVerdict};
 use orch_engine::ports::{MergeOutcome, PortError, PortResult};
 use orch_git::{DeleteOutcome, RepoStore};
 use std::collections::BTreeMap;
@@ -44,6 +45,9 @@ fn info(p: &GhPull) -> PullRequestInfo {
         head_sha: p.head.sha.clone(),
         merged: p.merged_at.is_some(),
         merge_sha: p.merge_commit_sha.clone(),
+        draft: p.draft,
+        url: p.html_url.clone(),
+        node_id: p.node_id.clone(),
     }
 }
 
@@ -80,12 +84,75 @@ impl PullRequestApi for GithubPrApi {
         base: &str,
         title: &str,
         body: &str,
+        draft: bool,
     ) -> PortResult<PullRequestInfo> {
         let pr = self
             .client
-            .create_or_find_pr(full, head, base, title, body)
+            .create_or_find_pr(full, head, base, title, body, draft)
             .await?;
         Ok(info(&pr))
+    }
+
+    async fn find_open_pr(
+        &self,
+        full: &str,
+        head: &str,
+        base: &str,
+    ) -> PortResult<Option<PullRequestInfo>> {
+        Ok(self
+            .client
+            .find_open_pr(full, head, base)
+            .await?
+            .map(|p| info(&p)))
+    }
+
+    async fn mark_ready(&self, _: &str, pr: &PullRequestInfo, _: &str) -> PortResult<()> {
+        let id = pr.node_id.as_deref().ok_or_else(|| {
+            PortError::invalid(format!(
+                "GitHub gave no node_id for pull request #{}; mark it ready for review by hand",
+                pr.number
+            ))
+        })?;
+        Ok(self.client.mark_ready(id).await?)
+    }
+
+    /// `APPROVED` and `CHANGES_REQUESTED` are verdicts, `COMMENTED` none;
+    /// dismissed and pending reviews do not count. Inline comments come
+    /// from one listing and go to the review that made them.
+    async fn reviews(&self, full: &str, pr: &PullRequestInfo) -> PortResult<Vec<PersonReview>> {
+        let reviews = self.client.reviews(full, pr.number).await?;
+        let wants_comments = reviews.iter().any(|r| r.state == "CHANGES_REQUESTED");
+        let comments = if wants_comments {
+            self.client.review_comments(full, pr.number).await?
+        } else {
+            Vec::new()
+        };
+        Ok(reviews
+            .into_iter()
+            .filter_map(|r| {
+                let verdict = match r.state.as_str() {
+                    "APPROVED" => ReviewVerdict::Approved,
+                    "CHANGES_REQUESTED" => ReviewVerdict::ChangesRequested,
+                    "COMMENTED" => ReviewVerdict::Commented,
+                    _ => return None,
+                };
+                Some(PersonReview {
+                    author: r.user.map(|u| u.login).unwrap_or_default(),
+                    verdict,
+                    body: r.body.unwrap_or_default(),
+                    commit: r.commit_id.unwrap_or_default(),
+                    comments: comments
+                        .iter()
+                        .filter(|c| c.pull_request_review_id == Some(r.id))
+                        .map(|c| ReviewComment {
+                            path: c.path.clone(),
+                            line: c.line,
+                            body: c.body.clone(),
+                        })
+                        .collect(),
+                })
+            })
+            .collect())
     }
 
     async fn merge(

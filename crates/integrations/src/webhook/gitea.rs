@@ -6,7 +6,8 @@
 //! `pull_request.merged: true`; there is no separate "merged" action.
 //!
 //! A `status` delivery (a commit status created, by CI or by orch) becomes
-//! [`WebhookEvent::CheckReported`].
+//! [`WebhookEvent::CheckReported`]; a review (`pull_request_review_approved`,
+//! `…_rejected`, `…_comment`) becomes [`WebhookEvent::ReviewReported`].
 //!
 //! For the issues tracker: `issue_label` (`X-Gitea-Event: issues`, action
 //! `label_updated` or `label_cleared`) and `issues` (`opened`, `reopened`)
@@ -16,8 +17,8 @@
 //! `pull_request_label` and mean nothing to orch.
 
 use super::{
-    CheckReported, ItemState, ParseError, PullRequestClosed, StateRef, WebhookEvent, json_object,
-    opt_str, req_str,
+    CheckReported, ItemState, ParseError, PullRequestClosed, ReviewReported, StateRef,
+    WebhookEvent, json_object, opt_str, req_str,
 };
 use serde_json::Value;
 
@@ -30,6 +31,9 @@ pub fn parse(body: &[u8], event: Option<&str>) -> Result<WebhookEvent, ParseErro
     }
     if event == "status" {
         return commit_status(&v);
+    }
+    if let Some(kind) = event.strip_prefix("pull_request_review_") {
+        return review(&v, kind);
     }
     if event != "pull_request" {
         return Ok(WebhookEvent::ignored(format!(
@@ -53,6 +57,26 @@ fn commit_status(v: &Value) -> Result<WebhookEvent, ParseError> {
         sha: req_str(v, "/sha")?.to_owned(),
         name: opt_str(v, "/context").unwrap_or("").to_owned(),
         state: opt_str(v, "/state").unwrap_or("").to_owned(),
+    }))
+}
+
+/// A review of a pull request (`X-Gitea-Event-Type`
+/// `pull_request_review_approved`, `…_rejected`, `…_comment`; Gitea's
+/// `PullRequestPayload` with `review`).
+fn review(v: &Value, kind: &str) -> Result<WebhookEvent, ParseError> {
+    let repo = req_str(v, "/repository/full_name")?;
+    let number = v
+        .pointer("/pull_request/number")
+        .and_then(Value::as_u64)
+        .or_else(|| v.get("number").and_then(Value::as_u64))
+        .ok_or_else(|| ParseError::new("the payload has no pull request number"))?;
+    let content = opt_str(v, "/review/content").unwrap_or("");
+    let head = opt_str(v, "/pull_request/head/sha").unwrap_or("");
+    Ok(WebhookEvent::ReviewReported(ReviewReported {
+        repo: repo.to_owned(),
+        number,
+        state: kind.to_owned(),
+        review_key: format!("{repo}#{number}|{kind}|{head}|{content}"),
     }))
 }
 

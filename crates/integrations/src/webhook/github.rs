@@ -5,7 +5,8 @@
 //! issue labelled with a gate's name for the issues-as-labels tracker.
 
 use super::{
-    CheckReported, ItemState, ParseError, StateRef, WebhookEvent, json_object, opt_str, req_str,
+    CheckReported, ItemState, ParseError, ReviewReported, StateRef, WebhookEvent, json_object,
+    opt_str, req_str,
 };
 use serde_json::Value;
 
@@ -52,6 +53,26 @@ pub fn parse(body: &[u8], event: Option<&str>) -> Result<WebhookEvent, ParseErro
                 sha: req_str(&v, &format!("{at}/head_sha"))?.to_owned(),
                 name: opt_str(&v, &format!("{at}/name")).unwrap_or("").to_owned(),
                 state: state.to_owned(),
+            }))
+        }
+        // A person's review (or an inline comment of one).
+        ("pull_request_review" | "pull_request_review_comment", _) => {
+            let repo = req_str(&v, "/repository/full_name")?;
+            let number = v
+                .pointer("/pull_request/number")
+                .and_then(Value::as_u64)
+                .ok_or_else(|| ParseError::new("the payload has no pull_request.number"))?;
+            let state = opt_str(&v, "/review/state").unwrap_or(action);
+            let id = v
+                .pointer("/review/id")
+                .or_else(|| v.pointer("/comment/id"))
+                .and_then(Value::as_u64)
+                .unwrap_or(0);
+            Ok(WebhookEvent::ReviewReported(ReviewReported {
+                repo: repo.to_owned(),
+                number,
+                state: state.to_owned(),
+                review_key: format!("{repo}#{number}|{id}|{action}|{state}"),
             }))
         }
         (e, a) => Ok(WebhookEvent::ignored(format!(

@@ -82,6 +82,19 @@ pub struct CheckReported {
     pub state: String,
 }
 
+/// A person reviewed a pull request (a verdict or comments): the repo's
+/// tasks in review or merge look at the pull request's reviews again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ReviewReported {
+    /// `owner/name`.
+    pub repo: String,
+    pub number: u64,
+    /// The forge's word (`approved`, `rejected`, `changes_requested`, …).
+    pub state: String,
+    /// What identifies this review, for de-duplication.
+    pub review_key: String,
+}
+
 /// What a verified delivery means.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -89,6 +102,7 @@ pub enum WebhookEvent {
     ItemState(ItemState),
     PullRequestClosed(PullRequestClosed),
     CheckReported(CheckReported),
+    ReviewReported(ReviewReported),
     /// A delivery orch does not act on; answered with 202.
     Ignored {
         reason: String,

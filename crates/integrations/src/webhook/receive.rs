@@ -133,6 +133,9 @@ pub fn receive<'h>(
             "check:{}",
             hash(format!("{}|{}|{}|{}", c.repo, c.sha, c.name, c.state).as_bytes())
         )),
+        WebhookEvent::ReviewReported(r) => {
+            dedupe_keys.push(format!("review:{}", hash(r.review_key.as_bytes())))
+        }
         WebhookEvent::Ignored { .. } => {}
     }
     if dedupe_keys.is_empty() {

@@ -1,16 +1,21 @@
-//! CI feedback from the forge (issue 16 point 2), end to end: the `orch`
-//! binary against the fake Gitea (its commit statuses as Gitea's swagger
-//! describes them, over a real bare repository), with the builtin tracker.
-//! The repo requires the check `ci / test`; the test plays the CI: it posts
-//! the check's result for the branch's head on the fake and tells orch with
-//! Gitea's signed `status` delivery on the real webhook route.
+//! Feedback from the forge (issue 16 points 1–3), end to end: the `orch`
+//! binary against the fake Gitea (its pull requests, commit statuses and
+//! reviews as Gitea's swagger describes them, over a real bare repository),
+//! with the builtin tracker. The test plays the CI and the people: it posts
+//! a check's result or a review on the fake and tells orch with Gitea's
+//! signed delivery on the real webhook route.
 //!
-//! - the merge gate waits while the required check has not reported (no
+//! - the pull request is opened as a draft when development ends, updated
+//!   by the next round, made ready and merged by the merge gate;
+//! - the merge gate waits while a required check has not reported (no
 //!   merge, no lease), and says so once;
 //! - a failed check sends the task back to the developer, whose prompt holds
 //!   the check's name, conclusion and output; the check passing on the new
 //!   head lets the merge go through;
-//! - past `review.max_ci_rounds` the task parks with the last failure.
+//! - past `review.max_ci_rounds` the task parks with the last failure;
+//! - a person's change request on the pull request goes back to the
+//!   developer with the review's comments (file, line, text); with
+//!   `human_approval = "required"` the merge waits for a person's approval.
 
 mod common;
 
@@ -51,7 +56,17 @@ struct World {
 }
 
 impl World {
+    /// A repo that requires the check `ci / test`.
     async fn new(max_ci_rounds: u32) -> World {
+        World::with(
+            &format!("max_ci_rounds = {max_ci_rounds}\n"),
+            &format!("required_checks = [\"{CHECK}\"]\n"),
+        )
+        .await
+    }
+
+    /// `review` lines go into `[review]`, `repo` lines into the repo's entry.
+    async fn with(review: &str, repo: &str) -> World {
         let tmp = tempfile::tempdir().unwrap();
         let d = tmp.path().to_path_buf();
         let bare = d.join("remotes/demo.git");
@@ -91,9 +106,8 @@ impl World {
         let toml = format!(
             "data_dir = \".orch\"\n[queue]\npoll_ms = 200\nmax_attempts = 1\n\
              [agent_env]\nset = {{ ORCH_EXAMPLE_DELAY = \"0\", CI_TEST_PROMPTS = \"{prompts}\" }}\n\
-             [review]\nmax_ci_rounds = {max_ci_rounds}\n\
-             [[repos]]\nname = \"demo\"\nremote = \"remotes/demo.git\"\nverify = [\"true\"]\n\
-             required_checks = [\"{CHECK}\"]\n\
+             [review]\n{review}\
+             [[repos]]\nname = \"demo\"\nremote = \"remotes/demo.git\"\nverify = [\"true\"]\n{repo}\
              {}{}{}\
              [forge]\nkind = \"gitea\"\n[forge.gitea]\nbase_url = \"{uri}\"\n[forge.gitea.repos]\ndemo = \"acme/demo\"\n",
             agent("analyst"),
@@ -156,8 +170,32 @@ impl World {
             "target_url": format!("{}/ci/run", self.gitea.uri()),
             "repository": {"full_name": "acme/demo"},
             "sender": {"login": "ci"},
-        })
-        .to_string();
+        });
+        self.deliver("status", "status", &format!("ci-{sha}-{state}"), &body);
+    }
+
+    /// A person reviews pull request #1 at its head (`state`: `APPROVED`,
+    /// `REQUEST_CHANGES`), and Gitea tells orch (`pull_request_review_*`).
+    fn person_reviews(&self, state: &str, body: &str, comments: &[(&str, u64, &str)]) -> String {
+        let sha = self.gitea.person_reviews(1, "ann", state, body, comments);
+        let (event, kind) = match state {
+            "APPROVED" => ("pull_request_approved", "pull_request_review_approved"),
+            _ => ("pull_request_rejected", "pull_request_review_rejected"),
+        };
+        let payload = serde_json::json!({
+            "action": "reviewed", "number": 1,
+            "pull_request": {"number": 1, "head": {"sha": sha}},
+            "repository": {"full_name": "acme/demo"},
+            "review": {"type": kind, "content": body},
+            "sender": {"login": "ann"},
+        });
+        self.deliver(event, kind, &format!("review-{sha}-{state}"), &payload);
+        sha
+    }
+
+    /// A signed Gitea delivery to orch's webhook route; it must be taken.
+    fn deliver(&self, event: &str, event_type: &str, delivery: &str, body: &Value) {
+        let body = body.to_string();
         let api = common::http::Api::of(self.dir());
         let sig = format!(
             "X-Gitea-Signature: {}",
@@ -168,9 +206,9 @@ impl World {
             "POST",
             "/webhooks/gitea",
             &[
-                "X-Gitea-Event: status",
-                "X-Gitea-Event-Type: status",
-                &format!("X-Gitea-Delivery: ci-{sha}-{state}"),
+                &format!("X-Gitea-Event: {event}"),
+                &format!("X-Gitea-Event-Type: {event_type}"),
+                &format!("X-Gitea-Delivery: {delivery}"),
                 &sig,
                 "Content-Type: application/json",
             ],
@@ -222,7 +260,14 @@ async fn a_failed_required_check_goes_back_to_the_developer_and_a_pass_merges() 
     let branch = v["task"]["branch"].as_str().unwrap().to_owned();
     let first = w.head(&branch);
     assert_eq!(events(&v, "lease_acquired"), 0, "no lease while CI runs");
-    assert!(w.gitea.prs().is_empty(), "nothing merged while CI runs");
+    // The pull request was opened when development ended: a draft (Gitea's
+    // `WIP:` title), open, not merged; the tracker item links it.
+    let prs = w.gitea.prs();
+    assert!(
+        prs.len() == 1 && prs[0].open && !prs[0].merged && prs[0].title.starts_with("WIP: "),
+        "{prs:?}"
+    );
+    assert_eq!(events(&v, "pr_opened"), 1);
     let why = v["events"]
         .as_array()
         .unwrap()
@@ -321,5 +366,81 @@ async fn required_checks_failing_past_the_bound_park_the_task_with_the_last_fail
     );
     assert!(park.contains("concluded `error`"), "{park}");
     assert_eq!(events(&v, "ci_failed"), 1);
-    assert!(w.gitea.prs().is_empty(), "nothing merged");
+    assert!(w.gitea.prs().iter().all(|p| !p.merged), "nothing merged");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_persons_change_request_on_the_pull_request_goes_back_with_its_comments() {
+    let mut w = World::with("human_approval = \"required\"\n", "").await;
+    w.start();
+    add_task(w.dir(), "DEMO-1", "Fix the login", &[]);
+    wait_for(w.dir(), "DEMO-1", LIMIT, "analysis ready", |v| {
+        v["task"]["stage"] == "awaiting_approval"
+    });
+    ok(w.dir(), &["task", "approve", "DEMO-1"]);
+    // The merge waits for a person's approval of the head.
+    let v = wait_for(
+        w.dir(),
+        "DEMO-1",
+        LIMIT,
+        "the merge waits for a person",
+        |v| v["task"]["stage"] == "merge" && events(v, "approval_pending") == 1,
+    );
+    assert_eq!(events(&v, "lease_acquired"), 0);
+    assert_eq!(events(&v, "pr_opened"), 1);
+
+    // Ann asks for changes, with an inline comment.
+    let first = w.person_reviews(
+        "REQUEST_CHANGES",
+        "Please handle the empty password.",
+        &[("src/login.rs", 12, "an empty password must be refused")],
+    );
+    let v = wait_for(
+        w.dir(),
+        "DEMO-1",
+        LIMIT,
+        "the second development round",
+        |v| events(v, "developed") == 2 && v["task"]["stage"] == "merge",
+    );
+    let asked = v["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "changes_requested")
+        .unwrap()["message"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        asked.contains("ann asked for changes on the pull request"),
+        "{asked}"
+    );
+    let prompts = w.prompts();
+    assert_eq!(prompts.len(), 2);
+    assert!(
+        prompts[1].contains("ann (review on the pull request): Please handle the empty password."),
+        "{}",
+        prompts[1]
+    );
+    assert!(
+        prompts[1].contains("ann on src/login.rs:12: an empty password must be refused"),
+        "{}",
+        prompts[1]
+    );
+
+    // The new head waits for its own approval; Ann approves and it merges.
+    wait_for(w.dir(), "DEMO-1", LIMIT, "the merge waits again", |v| {
+        events(v, "approval_pending") == 2
+    });
+    let second = w.person_reviews("APPROVED", "Looks good.", &[]);
+    assert_ne!(first, second);
+    let v = wait_for(w.dir(), "DEMO-1", LIMIT, "done", |v| {
+        v["task"]["stage"] == "done"
+    });
+    assert_eq!(events(&v, "merged"), 1);
+    let prs = w.gitea.prs();
+    assert!(
+        prs.len() == 1 && prs[0].merged && prs[0].head_sha == second,
+        "{prs:?}"
+    );
 }
