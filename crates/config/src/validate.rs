@@ -342,6 +342,9 @@ impl Config {
                 c.error("tracker.github", missing("github"))
             }
             TrackerKind::Gitea if t.gitea.is_none() => c.error("tracker.gitea", missing("gitea")),
+            TrackerKind::Gitlab if t.gitlab.is_none() => {
+                c.error("tracker.gitlab", missing("gitlab"))
+            }
             _ => {}
         }
         if let Some(p) = &t.plane {
@@ -390,10 +393,25 @@ impl Config {
             c.env_name("tracker.gitea.token_env", &g.token_env);
             c.env_name("tracker.gitea.webhook_secret_env", &g.webhook_secret_env);
         }
+        if let Some(g) = &t.gitlab {
+            c.http_url("tracker.gitlab.base_url", &g.base_url);
+            if g.projects.is_empty() && t.kind == TrackerKind::Gitlab {
+                c.error(
+                    "tracker.gitlab.projects",
+                    "is empty: list each project whose issues are work items (`group/name` or its numeric id)",
+                );
+            }
+            for (i, p) in g.projects.iter().enumerate() {
+                check_gitlab_project(c, &format!("tracker.gitlab.projects[{i}]"), p);
+            }
+            c.env_name("tracker.gitlab.token_env", &g.token_env);
+            c.env_name("tracker.gitlab.webhook_secret_env", &g.webhook_secret_env);
+        }
         for (present, kind) in [
             (t.plane.is_some(), TrackerKind::Plane),
             (t.github.is_some(), TrackerKind::Github),
             (t.gitea.is_some(), TrackerKind::Gitea),
+            (t.gitlab.is_some(), TrackerKind::Gitlab),
         ] {
             if present && t.kind != kind {
                 c.warn(
@@ -413,6 +431,7 @@ impl Config {
             ForgeKind::Local => {}
             ForgeKind::Gitea if f.gitea.is_none() => c.error("forge.gitea", missing("gitea")),
             ForgeKind::Github if f.github.is_none() => c.error("forge.github", missing("github")),
+            ForgeKind::Gitlab if f.gitlab.is_none() => c.error("forge.gitlab", missing("gitlab")),
             _ => {}
         }
         if let Some(g) = &f.gitea {
@@ -443,9 +462,25 @@ impl Config {
                 );
             }
         }
+        if let Some(g) = &f.gitlab {
+            c.http_url("forge.gitlab.base_url", &g.base_url);
+            c.env_name("forge.gitlab.token_env", &g.token_env);
+            c.env_name("forge.gitlab.webhook_secret_env", &g.webhook_secret_env);
+            for (repo, project) in &g.repos {
+                let key = format!("forge.gitlab.repos.{repo}");
+                if self.repo(repo).is_none() {
+                    c.error(
+                        key.clone(),
+                        format!("no repo named {repo:?} is configured in [[repos]]"),
+                    );
+                }
+                check_gitlab_project(c, &key, project);
+            }
+        }
         for (present, kind) in [
             (f.gitea.is_some(), ForgeKind::Gitea),
             (f.github.is_some(), ForgeKind::Github),
+            (f.gitlab.is_some(), ForgeKind::Gitlab),
         ] {
             if present && f.kind != kind {
                 c.warn(
@@ -695,6 +730,22 @@ fn check_owner_names(c: &mut Checker, key: &str, repos: &[String]) {
         if !ok {
             c.error(format!("{key}[{i}]"), format!("{r:?} must be OWNER/NAME"));
         }
+    }
+}
+
+/// A GitLab project is named by its numeric id or its full path
+/// (`group/name`, subgroups allowed: `group/sub/name`).
+fn check_gitlab_project(c: &mut Checker, key: &str, project: &str) {
+    let numeric = !project.is_empty() && project.bytes().all(|b| b.is_ascii_digit());
+    let segments: Vec<&str> = project.split('/').collect();
+    let path = segments.len() >= 2 && segments.iter().all(|s| !s.trim().is_empty());
+    if !numeric && !path {
+        c.error(
+            key.to_owned(),
+            format!(
+                "{project:?} is neither a project path (`group/name`) nor a numeric project id"
+            ),
+        );
     }
 }
 

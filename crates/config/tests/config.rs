@@ -490,6 +490,31 @@ fn each_validation_error_names_its_key() {
             "OWNER/NAME",
         ),
         (
+            "[tracker]\nkind = \"gitlab\"",
+            "tracker.gitlab",
+            "required when tracker.kind = \"gitlab\"",
+        ),
+        (
+            "[tracker]\nkind = \"gitlab\"\n[tracker.gitlab]\nbase_url = \"https://gl\"",
+            "tracker.gitlab.projects",
+            "is empty",
+        ),
+        (
+            "[tracker.gitlab]\nbase_url = \"https://gl\"\nprojects = [\"nope\"]",
+            "tracker.gitlab.projects[0]",
+            "neither a project path",
+        ),
+        (
+            "[forge]\nkind = \"gitlab\"",
+            "forge.gitlab",
+            "required when forge.kind = \"gitlab\"",
+        ),
+        (
+            "[[repos]]\nname = \"a\"\nremote = \"x\"\n[forge.gitlab]\nbase_url = \"https://gl\"\n[forge.gitlab.repos]\na = \"team//a\"",
+            "forge.gitlab.repos.a",
+            "neither a project path",
+        ),
+        (
             "[forge]\nkind = \"gitea\"",
             "forge.gitea",
             "required when forge.kind = \"gitea\"",
@@ -579,12 +604,12 @@ fn type_and_enum_errors_name_the_key_and_the_file() {
         (
             "[tracker]\nkind = \"jira\"",
             "tracker.kind",
-            "unknown value `jira` (in orch.toml); expected one of: builtin, plane, github, gitea",
+            "unknown value `jira` (in orch.toml); expected one of: builtin, plane, github, gitea, gitlab",
         ),
         (
-            "[forge]\nkind = \"gitlab\"",
+            "[forge]\nkind = \"bitbucket\"",
             "forge.kind",
-            "expected one of: local, gitea, github",
+            "expected one of: local, gitea, github, gitlab",
         ),
         (
             "[store]\nsynchronous = \"off\"",

@@ -10,6 +10,7 @@ pub mod doctor;
 pub mod fakes;
 pub mod gitea;
 pub mod github;
+pub mod gitlab;
 pub mod http;
 pub mod ingest;
 pub mod labels;

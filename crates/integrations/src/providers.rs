@@ -14,6 +14,7 @@ use crate::gitea::{
     GiteaClient, GiteaForge, GiteaIssuesTracker, GiteaReconciler, full_name_from_remote,
 };
 use crate::github::{GithubClient, GithubForge, GithubIssuesTracker, GithubReconciler};
+use crate::gitlab::{GitlabClient, GitlabForge};
 use crate::http::CallPolicy;
 use crate::ingest::Ingest;
 use crate::plane::{PlaneClient, PlaneReconciler, PlaneTracker};
@@ -40,6 +41,7 @@ pub struct Providers {
     pub github: Option<Arc<GithubForge>>,
     pub github_issues: Option<Arc<GithubIssuesTracker>>,
     pub gitea_issues: Option<Arc<GiteaIssuesTracker>>,
+    pub gitlab: Option<Arc<GitlabForge>>,
     /// Forge `owner/name` → orch repo (for forge webhooks).
     pub forge_repos: BTreeMap<String, String>,
 }
@@ -63,6 +65,7 @@ impl Providers {
             github: None,
             github_issues: None,
             gitea_issues: None,
+            gitlab: None,
             forge_repos: BTreeMap::new(),
         };
         if cfg.tracker.kind == TrackerKind::Plane
@@ -143,6 +146,30 @@ impl Providers {
                 Err(e) => tracing::error!(error = %e, "cannot build the GitHub client"),
             }
         }
+        // The GitLab forge.
+        if cfg.forge.kind == ForgeKind::Gitlab
+            && let Some(g) = &cfg.forge.gitlab
+        {
+            let token = secret(&g.token_env).unwrap_or_default();
+            if token.is_empty() {
+                tracing::warn!(
+                    "{} is not set: every GitLab call will be refused",
+                    g.token_env
+                );
+            }
+            let names = forge_names(cfg, &g.repos);
+            out.forge_repos = names.iter().map(|(k, v)| (v.clone(), k.clone())).collect();
+            match GitlabClient::new(&g.base_url, &token, policy.clone()) {
+                Ok(c) => {
+                    let c = Arc::new(c);
+                    out.gitlab = Some(Arc::new(
+                        GitlabForge::new(c, repos.clone(), names, g.squash)
+                            .with_web_base(&g.base_url),
+                    ))
+                }
+                Err(e) => tracing::error!(error = %e, "cannot build the GitLab client"),
+            }
+        }
         if cfg.tracker.kind == TrackerKind::Github
             && let Some(t) = &cfg.tracker.github
         {
@@ -217,6 +244,9 @@ impl Providers {
 
     pub fn forge(&self, repos: &RepoStore) -> Arc<dyn Forge> {
         if let Some(g) = &self.gitea {
+            return g.clone();
+        }
+        if let Some(g) = &self.gitlab {
             return g.clone();
         }
         match &self.github {
