@@ -8,7 +8,9 @@ use crate::github::GithubClient;
 use crate::gitlab::GitlabClient;
 use crate::http::{ApiError, CallPolicy};
 use crate::plane::{PlaneClient, PlaneState};
-use crate::providers::{forge_names, gitea_issue_repos, issue_repos, plane_projects};
+use crate::providers::{
+    forge_names, gitea_issue_repos, gitlab_issue_projects, issue_repos, plane_projects,
+};
 use orch_config::{Config, ForgeKind, TrackerKind, TrackerStates, same_state};
 use serde::Serialize;
 use std::time::Duration;
@@ -175,6 +177,34 @@ pub async fn check_providers(cfg: &Config, secret: &dyn Fn(&str) -> Option<Strin
             );
             out.push(secret_check(
                 "tracker.github",
+                &t.webhook_secret_env,
+                false,
+                secret,
+            ));
+        }
+        (TrackerKind::Gitlab, _) if cfg.tracker.gitlab.is_some() => {
+            let t = cfg.tracker.gitlab.as_ref().expect("checked above");
+            let projects = gitlab_issue_projects(cfg, &t.projects);
+            for p in t
+                .projects
+                .iter()
+                .filter(|p| !projects.values().any(|v| v == *p))
+            {
+                out.push(check("tracker.gitlab", Level::Fail, format!("{p} matches no [[repos]] entry; map it in [forge.gitlab.repos] or use one repo")));
+            }
+            out.extend(
+                gitlab_checks(
+                    cfg,
+                    "tracker.gitlab",
+                    &t.base_url,
+                    &t.token_env,
+                    &projects,
+                    secret,
+                )
+                .await,
+            );
+            out.push(secret_check(
+                "tracker.gitlab",
                 &t.webhook_secret_env,
                 false,
                 secret,

@@ -487,14 +487,15 @@ async fn the_fakes_answers_carry_only_fields_of_the_described_responses() {
     }
 }
 
-/// `orch doctor` checks the GitLab forge: the token and secret are set, and
-/// each project answers with the default branch orch expects.
+/// `orch doctor` checks the GitLab forge and tracker: the token and secret
+/// are set, and each project answers with the default branch orch expects.
 #[tokio::test]
-async fn doctor_checks_the_gitlab_forge() {
+async fn doctor_checks_the_gitlab_forge_and_tracker() {
     use orch_integrations::doctor::{Level, check_providers};
     let w = world().await;
     let cfg = orch_config::Config::from_toml_str(&format!(
-        "[forge]\nkind = \"gitlab\"\n[forge.gitlab]\nbase_url = \"{}\"\n\
+        "[tracker]\nkind = \"gitlab\"\n[tracker.gitlab]\nbase_url = \"{0}\"\nprojects = [\"acme/app\"]\n\
+         [forge]\nkind = \"gitlab\"\n[forge.gitlab]\nbase_url = \"{0}\"\n\
          [[repos]]\nname = \"app\"\nremote = \"https://example.invalid/acme/app.git\"\n",
         w.fake.uri()
     ))
@@ -510,7 +511,9 @@ async fn doctor_checks_the_gitlab_forge() {
             check_providers(&cfg, &get)
                 .await
                 .into_iter()
-                .filter(|c| c.subject == "forge.gitlab")
+                .filter(|c| {
+                    c.subject.starts_with("forge.gitlab") || c.subject.starts_with("tracker.gitlab")
+                })
                 .collect::<Vec<_>>()
         }
     };
@@ -520,7 +523,12 @@ async fn doctor_checks_the_gitlab_forge() {
     ])
     .await;
     assert!(
-        ok.len() == 2 && ok.iter().all(|c| c.level == Level::Ok),
+        ok.len() == 4 && ok.iter().all(|c| c.level == Level::Ok),
+        "{ok:?}"
+    );
+    assert!(
+        ok.iter()
+            .any(|c| c.subject == "tracker.gitlab" && c.message.contains("reachable")),
         "{ok:?}"
     );
     assert!(
@@ -531,10 +539,470 @@ async fn doctor_checks_the_gitlab_forge() {
     );
     let missing = run(&[]).await;
     assert!(
-        missing.iter().filter(|c| c.level == Level::Fail).count() == 2
+        missing.iter().filter(|c| c.level == Level::Fail).count() == 4
             && missing
                 .iter()
                 .any(|c| c.message.contains("ORCH_GITLAB_TOKEN is not set")),
         "{missing:?}"
     );
+}
+
+// ---- GitLab issues as the tracker ----
+
+use orch_engine::ports::Tracker;
+use orch_integrations::gitlab::{GitlabIssuesTracker, GitlabReconciler};
+use orch_integrations::ingest::{Handled, Ingest};
+use orch_integrations::webhook::{Provider, StateRef, Verify, WebhookEvent, receive};
+use orch_store::Store;
+use std::time::Instant;
+
+const HOOK_TOKEN: &str = "gitlab-hook-token";
+
+/// The wall clock as orch's timestamp (the notes' times are the fake's now).
+fn now() -> orch_core::Timestamp {
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis();
+    orch_core::Timestamp(ms as i64)
+}
+
+fn tracker(w: &World) -> Arc<GitlabIssuesTracker> {
+    Arc::new(GitlabIssuesTracker::new(
+        w.client.clone(),
+        BTreeMap::from([(REPO.to_string(), "acme/app".to_string())]),
+        orch_config::TrackerStates::default(),
+    ))
+}
+
+/// A real pipeline (SQLite store, local forge) over the GitLab issues
+/// tracker, and the webhook sink in front of it.
+async fn pipeline(
+    w: &World,
+) -> (
+    tempfile::TempDir,
+    Arc<dyn Store>,
+    Arc<orch_engine::pipeline::Pipeline>,
+    Ingest,
+) {
+    let t = tracker(w);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("orch.toml"),
+        "data_dir = \".orch\"\n[[repos]]\nname = \"app\"\nremote = \"r.git\"\nverify = [\"true\"]\n",
+    )
+    .unwrap();
+    let cfg = orch_config::Config::load(Some(&dir.path().join("orch.toml"))).unwrap();
+    std::fs::create_dir_all(cfg.data_dir()).unwrap();
+    let store = orch_store::testing::sqlite_in(&cfg.data_dir()).await;
+    let repos = RepoStore::new(cfg.repos_dir());
+    let forge = Arc::new(orch_engine::ports::LocalForge::new(repos.clone()));
+    let p = orch_engine::pipeline::Pipeline::new(
+        store.clone(),
+        Arc::new(cfg),
+        repos,
+        t.clone(),
+        forge,
+        "test",
+    );
+    let ingest = Ingest::new(p.clone(), None, BTreeMap::new()).with_gitlab_issues(Some(t));
+    (dir, store, p, ingest)
+}
+
+/// An "Issue Hook" as GitLab sends it (the stored payload's shape) for
+/// issue `iid` of acme/app with its labels after the change.
+fn issue_hook(iid: u64, labels: &[&str], updated_at: &str) -> Vec<u8> {
+    let mut v: Value = serde_json::from_slice(
+        &std::fs::read(
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/gitlab/issue-hook.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let ls: Vec<Value> = labels
+        .iter()
+        .enumerate()
+        .map(|(i, l)| serde_json::json!({"id": i + 1, "title": l, "type": "ProjectLabel"}))
+        .collect();
+    v["project"]["path_with_namespace"] = "acme/app".into();
+    v["object_attributes"]["iid"] = iid.into();
+    v["object_attributes"]["action"] = "update".into();
+    v["object_attributes"]["updated_at"] = updated_at.into();
+    v["labels"] = Value::Array(ls.clone());
+    v["changes"]["labels"]["current"] = Value::Array(ls);
+    serde_json::to_vec(&v).unwrap()
+}
+
+/// Verify and parse a delivery as the server does (`receive`).
+fn delivered(body: &[u8], token: &str, key: &str) -> Result<(WebhookEvent, Vec<String>), u16> {
+    let headers = [
+        ("x-gitlab-token", token),
+        ("x-gitlab-event", "Issue Hook"),
+        ("idempotency-key", key),
+    ];
+    receive(
+        Provider::Gitlab,
+        Verify::Secret(HOOK_TOKEN.as_bytes()),
+        |n| headers.iter().find(|(k, _)| *k == n).map(|(_, v)| *v),
+        body,
+    )
+    .map(|a| (a.event, a.dedupe_keys))
+    .map_err(|r| r.status)
+}
+
+#[tokio::test]
+async fn scoped_state_labels_move_per_stage_and_other_labels_stay() {
+    let w = world().await;
+    let t = tracker(&w);
+    w.fake
+        .add_issue(42, "Add a greeting", &["bug", "orch::To Analyse"]);
+    let item = t.item("app-42").await.unwrap().unwrap();
+    assert_eq!(
+        (
+            item.project.as_str(),
+            item.state.as_str(),
+            item.title.as_str()
+        ),
+        ("app", "To Analyse", "Add a greeting")
+    );
+    assert!(t.item("app-99").await.unwrap().is_none());
+    assert!(t.item("other-1").await.unwrap().is_none());
+    assert_eq!(t.item_id("acme/app", 42).as_deref(), Some("app-42"));
+    // A label that names a state without the scope is just a label.
+    w.fake.add_issue(43, "x", &["Approved"]);
+    assert_eq!(t.item("app-43").await.unwrap().unwrap().state, "");
+
+    t.set_state("app-42", "Analysis").await.unwrap();
+    assert_eq!(w.fake.labels_of(42), ["bug", "orch::Analysis"]);
+    t.set_state("app-42", "Awaiting Approval").await.unwrap();
+    assert_eq!(w.fake.labels_of(42), ["bug", "orch::Awaiting Approval"]);
+    // One edit per move, never the replace-all `labels`.
+    let edits: Vec<Value> = w
+        .fake
+        .m()
+        .requests
+        .iter()
+        .filter(|r| r.method == "PUT")
+        .map(|r| r.body.clone().unwrap())
+        .collect();
+    assert_eq!(edits.len(), 2);
+    assert!(edits.iter().all(|b| b.get("labels").is_none()), "{edits:?}");
+    assert_eq!(
+        edits[1],
+        serde_json::json!({"add_labels": "orch::Awaiting Approval", "remove_labels": "orch::Analysis"})
+    );
+    // A person's gate wins over orch's stage label while both are there.
+    w.fake.person_labels(42, &["orch::Approved"], &[]);
+    assert_eq!(t.item("app-42").await.unwrap().unwrap().state, "Approved");
+    t.set_state("app-42", "Development").await.unwrap();
+    assert_eq!(w.fake.labels_of(42), ["bug", "orch::Development"]);
+    // Setting the state it has already sends nothing.
+    let before = w.fake.m().requests.len();
+    t.set_state("app-42", "development").await.unwrap();
+    assert_eq!(w.fake.m().requests.len(), before + 1, "one read, no edit");
+
+    // orch's own `orch:<stage>` labels: replaced among themselves, the
+    // scoped state label and a person's labels untouched.
+    t.set_labels("app-42", &["orch:analysis".to_string()])
+        .await
+        .unwrap();
+    t.set_labels("app-42", &["orch:review".to_string()])
+        .await
+        .unwrap();
+    assert_eq!(
+        w.fake.labels_of(42),
+        ["bug", "orch::Development", "orch:review"]
+    );
+}
+
+#[tokio::test]
+async fn notes_are_posted_once_and_a_persons_reason_is_the_newest_unmarked_note() {
+    let w = world().await;
+    let t = tracker(&w);
+    w.fake.add_issue(5, "x", &["orch::Awaiting Approval"]);
+    t.comment("app-5", "merged", Some("orch-merged"))
+        .await
+        .unwrap();
+    t.comment("app-5", "merged", Some("orch-merged"))
+        .await
+        .unwrap();
+    t.comment("app-5", "free text", None).await.unwrap();
+    let notes = w.fake.comments_of(5);
+    assert_eq!(
+        notes.len(),
+        2,
+        "the dedupe key's marker stops a repeat: {notes:?}"
+    );
+    assert!(notes[0].contains("<!-- orch:orch-merged -->"));
+
+    let asked = now();
+    assert_eq!(t.person_comment_since("app-5", asked).await.unwrap(), None);
+    w.fake.person_comments(5, "ship it, the tests cover it");
+    // GitLab's own system note for a label change is never a reason.
+    w.fake
+        .person_labels(5, &["orch::Approved"], &["orch::Awaiting Approval"]);
+    t.set_state("app-5", "Approved").await.unwrap();
+    assert_eq!(
+        t.person_comment_since("app-5", asked)
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("ship it, the tests cover it")
+    );
+    let later = asked.plus(Duration::from_secs(3600));
+    assert_eq!(t.person_comment_since("app-5", later).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn a_token_checked_issue_hook_moves_the_pipeline_a_bad_one_is_refused() {
+    let w = world().await;
+    let (_dir, store, _p, ingest) = pipeline(&w).await;
+    w.fake
+        .add_issue(7, "Add a greeting", &["bug", "orch::To Analyse"]);
+    let body = issue_hook(7, &["bug", "orch::To Analyse"], "2026-05-20T10:00:01Z");
+
+    // A wrong token, a prefix of it, none: 401, and nothing reaches the
+    // pipeline (the parse never runs).
+    assert_eq!(delivered(&body, "nope", "k-1").unwrap_err(), 401);
+    assert_eq!(delivered(&body, &HOOK_TOKEN[..5], "k-1").unwrap_err(), 401);
+    assert_eq!(delivered(&body, "", "k-1").unwrap_err(), 401);
+    assert!(
+        store
+            .find_live_task_by_tracker_id("app-7")
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    let (ev, keys) = delivered(&body, HOOK_TOKEN, "k-1").unwrap();
+    assert!(
+        matches!(&ev, WebhookEvent::ItemState(s) if s.project == "acme/app" && s.item == "7"
+            && s.state == StateRef::Labels(vec!["bug".into(), "orch::To Analyse".into()])),
+        "{ev:?}"
+    );
+    let h = ingest.process(Provider::Gitlab, ev).await;
+    assert!(matches!(h, Handled::Routed(_)), "{h:?}");
+    let task = store
+        .find_live_task_by_tracker_id("app-7")
+        .await
+        .unwrap()
+        .expect("started");
+    assert_eq!(task.stage, orch_core::Stage::Analysis);
+    assert_eq!(
+        w.fake.labels_of(7),
+        ["bug", "orch::Analysis", "orch:analysis"]
+    );
+    assert!(!w.fake.comments_of(7).is_empty());
+
+    // A replay keys the same, so the server's delivery record answers it as
+    // a duplicate; under a new key it is still the same change.
+    let (_, again) = delivered(&body, HOOK_TOKEN, "k-1").unwrap();
+    assert_eq!(again, keys);
+    let (_, rekeyed) = delivered(&body, HOOK_TOKEN, "k-2").unwrap();
+    assert_eq!(
+        rekeyed[1], keys[1],
+        "the change key survives a new delivery key"
+    );
+    // Handled anyway, it is a no-op: the task stays where it is.
+    let (ev, _) = delivered(&body, HOOK_TOKEN, "k-1").unwrap();
+    let h = ingest.process(Provider::Gitlab, ev).await;
+    assert!(!matches!(h, Handled::Failed(_)), "{h:?}");
+    let same = store.get_task(task.id).await.unwrap().unwrap();
+    assert_eq!(same.stage, orch_core::Stage::Analysis);
+    assert_eq!(store.jobs_for_task(task.id).await.unwrap().len(), 1);
+    // orch's own label edit comes back as a hook and changes nothing.
+    let echo = issue_hook(7, &["bug", "orch::Analysis"], "2026-05-20T10:00:02Z");
+    let (ev, _) = delivered(&echo, HOOK_TOKEN, "k-3").unwrap();
+    let h = ingest.process(Provider::Gitlab, ev).await;
+    assert!(!matches!(h, Handled::Failed(_)), "{h:?}");
+    assert_eq!(store.jobs_for_task(task.id).await.unwrap().len(), 1);
+}
+
+#[test]
+fn the_stored_payloads_parse_as_gitlab_sends_them() {
+    use orch_integrations::webhook::gitlab::parse;
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/gitlab");
+    let read = |f: &str| std::fs::read(dir.join(f)).unwrap();
+    // The documented issue event: opened, labels after the change.
+    let WebhookEvent::ItemState(s) = parse(&read("issue-hook.json"), Some("Issue Hook")).unwrap()
+    else {
+        panic!("an issue event")
+    };
+    assert_eq!(
+        (s.project.as_str(), s.item.as_str(), s.state),
+        (
+            "gitlabhq/gitlab-test",
+            "23",
+            StateRef::Labels(vec!["API".into()])
+        )
+    );
+    // A merge request opened, a note: nothing for orch.
+    for f in ["merge-request-hook.json", "note-hook.json"] {
+        assert!(
+            matches!(parse(&read(f), None).unwrap(), WebhookEvent::Ignored { .. }),
+            "{f}"
+        );
+    }
+    // The same merge request merged: the forge's event.
+    let mut mr: Value = serde_json::from_slice(&read("merge-request-hook.json")).unwrap();
+    mr["object_attributes"]["action"] = "merge".into();
+    let WebhookEvent::PullRequestClosed(pr) = parse(
+        &serde_json::to_vec(&mr).unwrap(),
+        Some("Merge Request Hook"),
+    )
+    .unwrap() else {
+        panic!("a merged merge request")
+    };
+    assert!(pr.merged);
+    assert_eq!(
+        (pr.repo.as_str(), pr.number, pr.branch.as_str()),
+        ("gitlabhq/gitlab-test", 1, "ms-viewport")
+    );
+    assert_eq!(pr.head_sha, "da1560886d4f094c3e6c9ef40349f7d38b5d27d7");
+    // An update that changed no label routes nothing.
+    let mut edit: Value = serde_json::from_slice(&read("issue-hook.json")).unwrap();
+    edit["object_attributes"]["action"] = "update".into();
+    edit["changes"] = serde_json::json!({"description": {"previous": "a", "current": "b"}});
+    assert!(matches!(
+        parse(&serde_json::to_vec(&edit).unwrap(), None).unwrap(),
+        WebhookEvent::Ignored { .. }
+    ));
+    assert!(parse(b"[1]", None).is_err());
+}
+
+#[tokio::test]
+async fn the_reconciler_lists_each_project_once_per_cycle_and_repairs_lost_labels() {
+    let w = world().await;
+    let (_dir, store, p, _ingest) = pipeline(&w).await;
+    for n in 1..=150 {
+        w.fake.add_issue(n, &format!("old {n}"), &["orch::Done"]);
+    }
+    w.fake
+        .add_issue(151, "labelled while orch was down", &["orch::To Analyse"]);
+    let r = GitlabReconciler::new(tracker(&w), p);
+    let st = r.run_once().await;
+    // 151 issues: two pages of 100, the second ending the walk (no X-Next-Page).
+    assert_eq!((st.repaired, st.errors, st.pages), (1, 0, 2), "{st:?}");
+    assert!(
+        store
+            .find_live_task_by_tracker_id("app-151")
+            .await
+            .unwrap()
+            .is_some()
+    );
+
+    // The next cycle: one call, from the watermark on.
+    let before = w.fake.m().requests.len();
+    let st = r.run_once().await;
+    assert_eq!(
+        (st.repaired, st.api_calls),
+        (0, 1),
+        "one listing per project: {st:?}"
+    );
+    let listing = w.fake.m().requests[before].clone();
+    assert_eq!(listing.path, "/api/v4/projects/acme%2Fapp/issues");
+    assert!(
+        listing.query.iter().any(|(k, _)| k == "updated_after"),
+        "the listing starts at the watermark: {listing:?}"
+    );
+    check_request(&description(), &listing).unwrap();
+    // A person relabels an old issue To Analyse while orch's webhook is
+    // lost: the next cycle lists only what changed since the watermark
+    // (that issue, and the newest one again: `updated_after` is
+    // inclusive) and starts it.
+    w.fake
+        .person_labels(3, &["orch::To Analyse"], &["orch::Done"]);
+    let before = w.fake.m().requests.len();
+    let st = r.run_once().await;
+    assert_eq!((st.repaired, st.items_seen, st.pages), (1, 2, 1), "{st:?}");
+    let listings = w.fake.m().requests[before..]
+        .iter()
+        .filter(|s| s.method == "GET" && s.path.ends_with("/issues"))
+        .count();
+    assert_eq!(
+        listings, 1,
+        "the new task's own tracker writes aside, one listing"
+    );
+    // An outage: nothing changes, the next cycle retries.
+    w.fake.fail_next(500, 4);
+    let st = r.run_once().await;
+    assert_eq!((st.errors, st.repaired), (1, 0), "{st:?}");
+}
+
+#[tokio::test]
+async fn a_429_with_retry_after_is_waited_out() {
+    let w = world().await;
+    let t = tracker(&w);
+    w.fake.add_issue(3, "x", &["orch::To Analyse"]);
+    w.fake.fail_next(429, 2);
+    let started = Instant::now();
+    t.set_state("app-3", "Analysis").await.unwrap();
+    assert!(
+        started.elapsed() >= Duration::from_millis(1900),
+        "Retry-After: 1 honoured twice: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(w.fake.labels_of(3), ["orch::Analysis"]);
+    // A Retry-After beyond what one call waits fails the call as rate
+    // limited (a transient port error), and nothing changed.
+    w.fake.m().retry_after_secs = 600;
+    w.fake.fail_next(429, 1);
+    let e = t.set_state("app-3", "Review").await.unwrap_err();
+    assert!(!e.is_permanent(), "{e}");
+    assert_eq!(w.fake.labels_of(3), ["orch::Analysis"]);
+}
+
+#[tokio::test]
+async fn every_request_of_the_tracker_is_in_the_api_description() {
+    let w = world().await;
+    let t = tracker(&w);
+    w.fake.add_issue(9, "x", &["orch::To Analyse"]);
+    t.item("app-9").await.unwrap();
+    t.set_state("app-9", "Analysis").await.unwrap();
+    t.set_labels("app-9", &["orch:analysis".into()])
+        .await
+        .unwrap();
+    t.comment("app-9", "hello", Some("k")).await.unwrap();
+    t.person_comment_since("app-9", now()).await.unwrap();
+    w.client.issues_page("acme/app", None, 1).await.unwrap();
+    let desc = description();
+    let seen = w.fake.m().requests.clone();
+    for s in &seen {
+        check_request(&desc, s).unwrap();
+    }
+    // And the fake's issue and note answers carry only described fields.
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let base = format!("{}/api/v4/projects/acme%2Fapp", w.fake.uri());
+    for (path, first) in [
+        ("/issues/9", false),
+        ("/issues", true),
+        ("/issues/9/notes", true),
+    ] {
+        let v: Value = http
+            .get(format!("{base}{path}"))
+            .header("PRIVATE-TOKEN", TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let v = if first { v[0].clone() } else { v };
+        let fields = check_request(
+            &desc,
+            &orch_integrations::fakes::Seen {
+                method: "GET".into(),
+                path: format!("/api/v4/projects/acme%2Fapp{path}"),
+                query: vec![],
+                body: None,
+            },
+        )
+        .unwrap();
+        for k in v.as_object().unwrap().keys() {
+            assert!(
+                fields.contains(k),
+                "{path}: {k:?} is not a field of the response type"
+            );
+        }
+    }
 }
