@@ -1006,3 +1006,51 @@ async fn every_request_of_the_tracker_is_in_the_api_description() {
         }
     }
 }
+
+/// The contract check itself refuses what the description does not have,
+/// so the contract tests above can fail.
+#[test]
+fn the_gitlab_contract_checker_can_fail() {
+    let desc = description();
+    let seen = |method: &str, path: &str, query: &[(&str, &str)], body: Option<Value>| {
+        orch_integrations::fakes::Seen {
+            method: method.into(),
+            path: path.into(),
+            query: query
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            body,
+        }
+    };
+    let ok = seen(
+        "PUT",
+        "/api/v4/projects/acme%2Fapp/merge_requests/1/merge",
+        &[],
+        Some(serde_json::json!({"sha": "abc"})),
+    );
+    assert!(check_request(&desc, &ok).is_ok());
+    for bad in [
+        seen(
+            "PUT",
+            "/api/v4/projects/acme%2Fapp/merge_requests/1/merge",
+            &[],
+            Some(serde_json::json!({"merge_method": "squash"})),
+        ),
+        seen(
+            "GET",
+            "/api/v4/projects/acme%2Fapp/issues",
+            &[("since", "x")],
+            None,
+        ),
+        seen(
+            "POST",
+            "/api/v4/projects/acme%2Fapp/issues/1/labels",
+            &[],
+            None,
+        ),
+        seen("GET", "/api/v1/repos/acme/app", &[], None),
+    ] {
+        assert!(check_request(&desc, &bad).is_err(), "{bad:?}");
+    }
+}
