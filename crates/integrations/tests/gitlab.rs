@@ -1054,3 +1054,35 @@ fn the_gitlab_contract_checker_can_fail() {
         assert!(check_request(&desc, &bad).is_err(), "{bad:?}");
     }
 }
+
+/// A person adds a label between orch's read of the issue and its edit:
+/// the edit names only what it adds and removes, so the person's label
+/// stays. With GitLab's scoped labels exclusive (Premium), GitLab removes
+/// the old `orch::` label itself and orch's move lands the same.
+#[tokio::test]
+async fn a_label_a_person_adds_while_orch_moves_the_issue_survives() {
+    let w = world().await;
+    let t = tracker(&w);
+    w.fake.add_issue(8, "x", &["orch::To Analyse"]);
+    w.fake
+        .m()
+        .person_adds_after_read
+        .push_back((8, "customer".into()));
+    t.set_state("app-8", "Analysis").await.unwrap();
+    assert_eq!(w.fake.labels_of(8), ["customer", "orch::Analysis"]);
+
+    w.fake.m().scoped_exclusive = true;
+    w.fake
+        .m()
+        .person_adds_after_read
+        .push_back((8, "urgent".into()));
+    t.set_state("app-8", "Awaiting Approval").await.unwrap();
+    assert_eq!(
+        w.fake.labels_of(8),
+        ["customer", "urgent", "orch::Awaiting Approval"]
+    );
+    // A person's gate label on such a tier replaces orch's stage label.
+    w.fake
+        .person_labels(8, &["orch::Approved"], &["orch::Awaiting Approval"]);
+    assert_eq!(t.item("app-8").await.unwrap().unwrap().state, "Approved");
+}

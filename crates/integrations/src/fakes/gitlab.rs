@@ -65,6 +65,14 @@ pub struct GitlabModel {
     /// The `Retry-After` of an injected 429, in seconds.
     pub retry_after_secs: u64,
     pub requests: Vec<Seen>,
+    /// `(issue, label)`: a person adds `label` to the issue right after the
+    /// next read of it (`GET …/issues/:iid`), i.e. between orch's read and
+    /// its write.
+    pub person_adds_after_read: VecDeque<(u64, String)>,
+    /// GitLab's scoped labels (Premium and up): adding `orch::x` removes the
+    /// issue's other `orch::` label, as GitLab does; off, they are plain
+    /// labels (the Free tier).
+    pub scoped_exclusive: bool,
     clock: u64,
     next_note: u64,
 }
@@ -111,6 +119,8 @@ impl FakeGitlab {
             fail_next: VecDeque::new(),
             retry_after_secs: 1,
             requests: Vec::new(),
+            person_adds_after_read: VecDeque::new(),
+            scoped_exclusive: false,
             clock: 0,
             next_note: 1,
         }));
@@ -469,14 +479,22 @@ impl Respond for Responder {
                     .insert_header("X-Total-Pages", pages.to_string().as_str())
             }
             ("GET", ["issues", iid]) => {
-                match iid
-                    .parse::<u64>()
-                    .ok()
-                    .and_then(|n| m.issues.get(&n).map(|i| (n, i)))
+                let Some(n) = iid.parse::<u64>().ok().filter(|n| m.issues.contains_key(n)) else {
+                    return not_found("");
+                };
+                let answer = json(200, issue_json(&m, n, &m.issues[&n]));
+                // A person labels the issue just after this read.
+                if m.person_adds_after_read
+                    .front()
+                    .is_some_and(|(k, _)| *k == n)
                 {
-                    Some((n, i)) => json(200, issue_json(&m, n, i)),
-                    None => not_found(""),
+                    let (_, label) = m.person_adds_after_read.pop_front().unwrap();
+                    let i = m.issues.get_mut(&n).unwrap();
+                    if !i.labels.contains(&label) {
+                        i.labels.push(label);
+                    }
                 }
+                answer
             }
             // `add_labels` / `remove_labels` (comma-separated) edit the
             // issue's labels; `labels` replaces them all. Each change leaves
@@ -490,6 +508,7 @@ impl Respond for Responder {
                 let replace = field(&body, "labels").map(|l| comma_list(Some(l)));
                 let t = m.tick();
                 let note_id = m.next_note;
+                let scoped = m.scoped_exclusive;
                 let i = m.issues.get_mut(&n).unwrap();
                 let before = i.labels.clone();
                 if let Some(all) = replace {
@@ -497,6 +516,12 @@ impl Respond for Responder {
                 }
                 i.labels.retain(|l| !remove.iter().any(|r| r == l));
                 for a in add {
+                    // A scoped label's key is what comes before its last `::`.
+                    let key_of = |l: &str| l.rsplit_once("::").map(|(k, _)| k.to_owned());
+                    if scoped && let Some(key) = key_of(&a) {
+                        i.labels
+                            .retain(|l| key_of(l).as_deref() != Some(key.as_str()));
+                    }
                     if !i.labels.contains(&a) {
                         i.labels.push(a);
                     }
