@@ -402,7 +402,17 @@ impl Config {
                 );
             }
             for (i, p) in g.projects.iter().enumerate() {
-                check_gitlab_project(c, &format!("tracker.gitlab.projects[{i}]"), p);
+                let key = format!("tracker.gitlab.projects[{i}]");
+                check_gitlab_project(c, &key, p);
+                // GitLab's issue hooks name the project by its path: an id
+                // here is listed by the reconciler, but its webhooks match
+                // nothing.
+                if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) {
+                    c.warn(
+                        key,
+                        format!("{p:?} is a numeric id: webhooks name projects by path, so its issue events are only picked up by the reconciler; use the path (`group/name`)"),
+                    );
+                }
             }
             c.env_name("tracker.gitlab.token_env", &g.token_env);
             c.env_name("tracker.gitlab.webhook_secret_env", &g.webhook_secret_env);

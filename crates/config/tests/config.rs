@@ -730,6 +730,26 @@ fn warnings_for_unused_sections_and_unknown_repos() {
     );
 }
 
+/// GitLab's hooks name a project by path: a numeric id in
+/// `tracker.gitlab.projects` is valid (the reconciler lists it) but warned.
+#[test]
+fn a_numeric_gitlab_tracker_project_is_warned() {
+    let c = parse(
+        "[tracker]\nkind = \"gitlab\"\n[tracker.gitlab]\nbase_url = \"https://gl\"\nprojects = [\"team/app\", \"42\"]",
+    )
+    .unwrap();
+    let w = c.validate().unwrap();
+    let numeric = w
+        .iter()
+        .find(|w| w.key == "tracker.gitlab.projects[1]")
+        .unwrap_or_else(|| panic!("{w:?}"));
+    assert!(numeric.message.contains("by path"), "{numeric}");
+    assert!(
+        !w.iter().any(|w| w.key == "tracker.gitlab.projects[0]"),
+        "{w:?}"
+    );
+}
+
 #[test]
 fn env_override_wins_over_file() {
     Jail::expect_with(|jail| {
