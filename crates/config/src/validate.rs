@@ -485,6 +485,13 @@ impl Config {
                     );
                 }
                 check_gitlab_project(c, &key, project);
+                // Merge request hooks name the project by its path.
+                if !project.is_empty() && project.bytes().all(|b| b.is_ascii_digit()) {
+                    c.warn(
+                        key,
+                        format!("{project:?} is a numeric id: merges and closes made on GitLab are matched by path in webhooks, so they are only seen when orch merges; use the path (`group/name`)"),
+                    );
+                }
             }
         }
         for (present, kind) in [

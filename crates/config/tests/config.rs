@@ -731,9 +731,10 @@ fn warnings_for_unused_sections_and_unknown_repos() {
 }
 
 /// GitLab's hooks name a project by path: a numeric id in
-/// `tracker.gitlab.projects` is valid (the reconciler lists it) but warned.
+/// `tracker.gitlab.projects` (the reconciler lists it) or `[forge.gitlab.repos]`
+/// (orch's own merges work) is valid but warned.
 #[test]
-fn a_numeric_gitlab_tracker_project_is_warned() {
+fn a_numeric_gitlab_project_is_warned() {
     let c = parse(
         "[tracker]\nkind = \"gitlab\"\n[tracker.gitlab]\nbase_url = \"https://gl\"\nprojects = [\"team/app\", \"42\"]",
     )
@@ -746,6 +747,16 @@ fn a_numeric_gitlab_tracker_project_is_warned() {
     assert!(numeric.message.contains("by path"), "{numeric}");
     assert!(
         !w.iter().any(|w| w.key == "tracker.gitlab.projects[0]"),
+        "{w:?}"
+    );
+    let c = parse(
+        "[[repos]]\nname = \"a\"\nremote = \"x\"\n[forge]\nkind = \"gitlab\"\n[forge.gitlab]\nbase_url = \"https://gl\"\n[forge.gitlab.repos]\na = \"42\"",
+    )
+    .unwrap();
+    let w = c.validate().unwrap();
+    assert!(
+        w.iter()
+            .any(|w| w.key == "forge.gitlab.repos.a" && w.message.contains("by path")),
         "{w:?}"
     );
 }
