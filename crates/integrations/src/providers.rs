@@ -575,4 +575,31 @@ mod tests {
         let [_, gitea, _, _] = receivers(&alone, &|_| None);
         assert_eq!(gitea.unwrap().secret_env, "TRACKER_SECRET");
     }
+
+    /// GitLab as tracker and forge with one account: one client (one
+    /// budget, one breaker), the tracker and reconciler built, and the one
+    /// `/webhooks/gitlab` receiver with the forge's secret.
+    #[test]
+    fn gitlab_tracker_and_forge_of_one_account_share_one_client_and_receiver() {
+        let cfg = Config::from_toml_str(
+            "[tracker]\nkind = \"gitlab\"\n[tracker.gitlab]\nbase_url = \"http://127.0.0.1:9\"\n\
+             projects = [\"team/demo\"]\nwebhook_secret_env = \"TRACKER_SECRET\"\n\
+             [forge]\nkind = \"gitlab\"\n[forge.gitlab]\nbase_url = \"http://127.0.0.1:9\"\n\
+             [[repos]]\nname = \"demo\"\nremote = \"https://example.invalid/team/demo.git\"\n",
+        )
+        .unwrap();
+        let p = build(&cfg);
+        let (forge, issues) = (p.gitlab.clone().unwrap(), p.gitlab_issues.clone().unwrap());
+        assert!(Arc::ptr_eq(forge.client(), issues.client()));
+        assert_eq!(
+            issues.projects().get("demo").map(String::as_str),
+            Some("team/demo")
+        );
+        assert_eq!(
+            p.forge_repos.get("team/demo").map(String::as_str),
+            Some("demo")
+        );
+        let [_, _, _, gitlab] = receivers(&cfg, &|_| None);
+        assert_eq!(gitlab.unwrap().secret_env, "ORCH_GITLAB_WEBHOOK_SECRET");
+    }
 }
