@@ -260,6 +260,7 @@ pub enum TrackerKind {
     Plane,
     Github,
     Gitea,
+    Gitlab,
 }
 
 impl TrackerKind {
@@ -269,6 +270,7 @@ impl TrackerKind {
             TrackerKind::Plane => "plane",
             TrackerKind::Github => "github",
             TrackerKind::Gitea => "gitea",
+            TrackerKind::Gitlab => "gitlab",
         }
     }
 }
@@ -282,6 +284,7 @@ pub struct TrackerConfig {
     pub plane: Option<PlaneConfig>,
     pub github: Option<GithubTrackerConfig>,
     pub gitea: Option<GiteaTrackerConfig>,
+    pub gitlab: Option<GitlabTrackerConfig>,
 }
 
 /// `[tracker.states]`: the tracker state name of each gate and stage.
@@ -414,6 +417,30 @@ pub struct GiteaTrackerConfig {
     pub webhook_secret_env: String,
 }
 
+/// `[tracker.gitlab]`: GitLab issues as the tracker, gate and stage names
+/// as scoped labels `orch::<state>`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GitlabTrackerConfig {
+    /// The instance's address; orch adds `/api/v4`.
+    pub base_url: String,
+    /// Each project whose issues are work items: its path
+    /// (`group/subgroup/name`) or its numeric id.
+    #[serde(default)]
+    pub projects: Vec<String>,
+    #[serde(default = "gitlab_token_env")]
+    pub token_env: String,
+    #[serde(default = "gitlab_webhook_secret_env")]
+    pub webhook_secret_env: String,
+}
+
+fn gitlab_token_env() -> String {
+    "ORCH_GITLAB_TOKEN".into()
+}
+fn gitlab_webhook_secret_env() -> String {
+    "ORCH_GITLAB_WEBHOOK_SECRET".into()
+}
+
 fn github_api() -> String {
     "https://api.github.com".into()
 }
@@ -437,6 +464,7 @@ pub enum ForgeKind {
     Local,
     Gitea,
     Github,
+    Gitlab,
 }
 
 impl ForgeKind {
@@ -445,6 +473,7 @@ impl ForgeKind {
             ForgeKind::Local => "local",
             ForgeKind::Gitea => "gitea",
             ForgeKind::Github => "github",
+            ForgeKind::Gitlab => "gitlab",
         }
     }
 }
@@ -456,6 +485,7 @@ pub struct ForgeConfig {
     pub kind: ForgeKind,
     pub gitea: Option<GiteaForgeConfig>,
     pub github: Option<GithubForgeConfig>,
+    pub gitlab: Option<GitlabForgeConfig>,
 }
 
 /// `[forge.gitea]`: Gitea/Forgejo REST API v1.
@@ -514,6 +544,29 @@ pub struct GithubForgeConfig {
     #[serde(default = "github_merge_method")]
     pub merge_method: String,
     /// Accept webhooks without a signature. Only for a trusted network.
+    #[serde(default)]
+    pub webhook_insecure: bool,
+}
+
+/// `[forge.gitlab]`: GitLab REST API v4 (merge requests).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GitlabForgeConfig {
+    /// The instance's address; orch adds `/api/v4`.
+    pub base_url: String,
+    #[serde(default = "gitlab_token_env")]
+    pub token_env: String,
+    #[serde(default = "gitlab_webhook_secret_env")]
+    pub webhook_secret_env: String,
+    /// orch repo name → the project's path (`group/name`, subgroups
+    /// allowed) or numeric id. A repo left out is read from its remote URL.
+    #[serde(default)]
+    pub repos: BTreeMap<String, String>,
+    /// Squash the merge request's commits when merging (GitLab's `squash`;
+    /// the merge method itself is the project's setting).
+    #[serde(default)]
+    pub squash: bool,
+    /// Accept webhooks without the token. Only for a trusted network.
     #[serde(default)]
     pub webhook_insecure: bool,
 }

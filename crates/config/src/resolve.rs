@@ -261,6 +261,13 @@ impl Config {
                 &g.webhook_secret_env,
             ));
         }
+        if let Some(g) = &self.tracker.gitlab {
+            out.push(("tracker.gitlab.token_env".into(), &g.token_env));
+            out.push((
+                "tracker.gitlab.webhook_secret_env".into(),
+                &g.webhook_secret_env,
+            ));
+        }
         if let Some(g) = &self.forge.gitea {
             out.push(("forge.gitea.token_env".into(), &g.token_env));
             out.push((
@@ -272,6 +279,13 @@ impl Config {
             out.push(("forge.github.token_env".into(), &g.token_env));
             out.push((
                 "forge.github.webhook_secret_env".into(),
+                &g.webhook_secret_env,
+            ));
+        }
+        if let Some(g) = &self.forge.gitlab {
+            out.push(("forge.gitlab.token_env".into(), &g.token_env));
+            out.push((
+                "forge.gitlab.webhook_secret_env".into(),
                 &g.webhook_secret_env,
             ));
         }

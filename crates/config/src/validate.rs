@@ -300,7 +300,7 @@ impl Config {
             if !repo.required_checks.is_empty() && self.forge.kind == ForgeKind::Local {
                 c.error(
                     at("required_checks"),
-                    "needs a forge that reports CI checks (forge.kind = \"gitea\" or \"github\"); the local forge has no CI, so the merge would wait forever",
+                    "needs a forge that reports CI checks (forge.kind = \"gitea\", \"github\" or \"gitlab\"); the local forge has no CI, so the merge would wait forever",
                 );
             }
         }
@@ -353,6 +353,9 @@ impl Config {
                 c.error("tracker.github", missing("github"))
             }
             TrackerKind::Gitea if t.gitea.is_none() => c.error("tracker.gitea", missing("gitea")),
+            TrackerKind::Gitlab if t.gitlab.is_none() => {
+                c.error("tracker.gitlab", missing("gitlab"))
+            }
             _ => {}
         }
         if let Some(p) = &t.plane {
@@ -401,10 +404,35 @@ impl Config {
             c.env_name("tracker.gitea.token_env", &g.token_env);
             c.env_name("tracker.gitea.webhook_secret_env", &g.webhook_secret_env);
         }
+        if let Some(g) = &t.gitlab {
+            c.http_url("tracker.gitlab.base_url", &g.base_url);
+            if g.projects.is_empty() && t.kind == TrackerKind::Gitlab {
+                c.error(
+                    "tracker.gitlab.projects",
+                    "is empty: list each project whose issues are work items (`group/name` or its numeric id)",
+                );
+            }
+            for (i, p) in g.projects.iter().enumerate() {
+                let key = format!("tracker.gitlab.projects[{i}]");
+                check_gitlab_project(c, &key, p);
+                // GitLab's issue hooks name the project by its path: an id
+                // here is listed by the reconciler, but its webhooks match
+                // nothing.
+                if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) {
+                    c.warn(
+                        key,
+                        format!("{p:?} is a numeric id: webhooks name projects by path, so its issue events are only picked up by the reconciler; use the path (`group/name`)"),
+                    );
+                }
+            }
+            c.env_name("tracker.gitlab.token_env", &g.token_env);
+            c.env_name("tracker.gitlab.webhook_secret_env", &g.webhook_secret_env);
+        }
         for (present, kind) in [
             (t.plane.is_some(), TrackerKind::Plane),
             (t.github.is_some(), TrackerKind::Github),
             (t.gitea.is_some(), TrackerKind::Gitea),
+            (t.gitlab.is_some(), TrackerKind::Gitlab),
         ] {
             if present && t.kind != kind {
                 c.warn(
@@ -424,6 +452,7 @@ impl Config {
             ForgeKind::Local => {}
             ForgeKind::Gitea if f.gitea.is_none() => c.error("forge.gitea", missing("gitea")),
             ForgeKind::Github if f.github.is_none() => c.error("forge.github", missing("github")),
+            ForgeKind::Gitlab if f.gitlab.is_none() => c.error("forge.gitlab", missing("gitlab")),
             _ => {}
         }
         if let Some(g) = &f.gitea {
@@ -454,9 +483,32 @@ impl Config {
                 );
             }
         }
+        if let Some(g) = &f.gitlab {
+            c.http_url("forge.gitlab.base_url", &g.base_url);
+            c.env_name("forge.gitlab.token_env", &g.token_env);
+            c.env_name("forge.gitlab.webhook_secret_env", &g.webhook_secret_env);
+            for (repo, project) in &g.repos {
+                let key = format!("forge.gitlab.repos.{repo}");
+                if self.repo(repo).is_none() {
+                    c.error(
+                        key.clone(),
+                        format!("no repo named {repo:?} is configured in [[repos]]"),
+                    );
+                }
+                check_gitlab_project(c, &key, project);
+                // Merge request hooks name the project by its path.
+                if !project.is_empty() && project.bytes().all(|b| b.is_ascii_digit()) {
+                    c.warn(
+                        key,
+                        format!("{project:?} is a numeric id: merges and closes made on GitLab are matched by path in webhooks, so they are only seen when orch merges; use the path (`group/name`)"),
+                    );
+                }
+            }
+        }
         for (present, kind) in [
             (f.gitea.is_some(), ForgeKind::Gitea),
             (f.github.is_some(), ForgeKind::Github),
+            (f.gitlab.is_some(), ForgeKind::Gitlab),
         ] {
             if present && f.kind != kind {
                 c.warn(
@@ -569,7 +621,7 @@ impl Config {
         {
             c.error(
                 "review.human_approval",
-                "counts people's reviews on pull requests, which the local forge has none of; use forge.kind = \"gitea\" or \"github\", or \"ignored\"",
+                "counts people's reviews on pull requests, which the local forge has none of; use forge.kind = \"gitea\", \"github\" or \"gitlab\", or \"ignored\"",
             );
         }
         c.at_least("merge.max_attempts", self.merge.max_attempts.into(), 1);
@@ -715,6 +767,22 @@ fn check_owner_names(c: &mut Checker, key: &str, repos: &[String]) {
         if !ok {
             c.error(format!("{key}[{i}]"), format!("{r:?} must be OWNER/NAME"));
         }
+    }
+}
+
+/// A GitLab project is named by its numeric id or its full path
+/// (`group/name`, subgroups allowed: `group/sub/name`).
+fn check_gitlab_project(c: &mut Checker, key: &str, project: &str) {
+    let numeric = !project.is_empty() && project.bytes().all(|b| b.is_ascii_digit());
+    let segments: Vec<&str> = project.split('/').collect();
+    let path = segments.len() >= 2 && segments.iter().all(|s| !s.trim().is_empty());
+    if !numeric && !path {
+        c.error(
+            key.to_owned(),
+            format!(
+                "{project:?} is neither a project path (`group/name`) nor a numeric project id"
+            ),
+        );
     }
 }
 

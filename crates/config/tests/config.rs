@@ -490,6 +490,31 @@ fn each_validation_error_names_its_key() {
             "OWNER/NAME",
         ),
         (
+            "[tracker]\nkind = \"gitlab\"",
+            "tracker.gitlab",
+            "required when tracker.kind = \"gitlab\"",
+        ),
+        (
+            "[tracker]\nkind = \"gitlab\"\n[tracker.gitlab]\nbase_url = \"https://gl\"",
+            "tracker.gitlab.projects",
+            "is empty",
+        ),
+        (
+            "[tracker.gitlab]\nbase_url = \"https://gl\"\nprojects = [\"nope\"]",
+            "tracker.gitlab.projects[0]",
+            "neither a project path",
+        ),
+        (
+            "[forge]\nkind = \"gitlab\"",
+            "forge.gitlab",
+            "required when forge.kind = \"gitlab\"",
+        ),
+        (
+            "[[repos]]\nname = \"a\"\nremote = \"x\"\n[forge.gitlab]\nbase_url = \"https://gl\"\n[forge.gitlab.repos]\na = \"team//a\"",
+            "forge.gitlab.repos.a",
+            "neither a project path",
+        ),
+        (
             "[forge]\nkind = \"gitea\"",
             "forge.gitea",
             "required when forge.kind = \"gitea\"",
@@ -594,12 +619,12 @@ fn type_and_enum_errors_name_the_key_and_the_file() {
         (
             "[tracker]\nkind = \"jira\"",
             "tracker.kind",
-            "unknown value `jira` (in orch.toml); expected one of: builtin, plane, github, gitea",
+            "unknown value `jira` (in orch.toml); expected one of: builtin, plane, github, gitea, gitlab",
         ),
         (
-            "[forge]\nkind = \"gitlab\"",
+            "[forge]\nkind = \"bitbucket\"",
             "forge.kind",
-            "expected one of: local, gitea, github",
+            "expected one of: local, gitea, github, gitlab",
         ),
         (
             "[store]\nsynchronous = \"off\"",
@@ -717,6 +742,37 @@ fn warnings_for_unused_sections_and_unknown_repos() {
     assert!(
         agents.message.contains("analyst") && !agents.message.contains("developer"),
         "{agents}"
+    );
+}
+
+/// GitLab's hooks name a project by path: a numeric id in
+/// `tracker.gitlab.projects` (the reconciler lists it) or `[forge.gitlab.repos]`
+/// (orch's own merges work) is valid but warned.
+#[test]
+fn a_numeric_gitlab_project_is_warned() {
+    let c = parse(
+        "[tracker]\nkind = \"gitlab\"\n[tracker.gitlab]\nbase_url = \"https://gl\"\nprojects = [\"team/app\", \"42\"]",
+    )
+    .unwrap();
+    let w = c.validate().unwrap();
+    let numeric = w
+        .iter()
+        .find(|w| w.key == "tracker.gitlab.projects[1]")
+        .unwrap_or_else(|| panic!("{w:?}"));
+    assert!(numeric.message.contains("by path"), "{numeric}");
+    assert!(
+        !w.iter().any(|w| w.key == "tracker.gitlab.projects[0]"),
+        "{w:?}"
+    );
+    let c = parse(
+        "[[repos]]\nname = \"a\"\nremote = \"x\"\n[forge]\nkind = \"gitlab\"\n[forge.gitlab]\nbase_url = \"https://gl\"\n[forge.gitlab.repos]\na = \"42\"",
+    )
+    .unwrap();
+    let w = c.validate().unwrap();
+    assert!(
+        w.iter()
+            .any(|w| w.key == "forge.gitlab.repos.a" && w.message.contains("by path")),
+        "{w:?}"
     );
 }
 

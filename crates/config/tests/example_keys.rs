@@ -35,6 +35,7 @@ const MAP_TABLES: &[&str] = &[
     "tracker.plane.repos",
     "forge.gitea.repos",
     "forge.github.repos",
+    "forge.gitlab.repos",
 ];
 
 /// Config sources that read fields without using them.

@@ -5,9 +5,12 @@
 
 use crate::gitea::GiteaClient;
 use crate::github::GithubClient;
+use crate::gitlab::GitlabClient;
 use crate::http::{ApiError, CallPolicy};
 use crate::plane::{PlaneClient, PlaneState};
-use crate::providers::{forge_names, gitea_issue_repos, issue_repos, plane_projects};
+use crate::providers::{
+    forge_names, gitea_issue_repos, gitlab_issue_projects, issue_repos, plane_projects,
+};
 use orch_config::{Config, ForgeKind, TrackerKind, TrackerStates, same_state};
 use serde::Serialize;
 use std::time::Duration;
@@ -179,6 +182,34 @@ pub async fn check_providers(cfg: &Config, secret: &dyn Fn(&str) -> Option<Strin
                 secret,
             ));
         }
+        (TrackerKind::Gitlab, _) if cfg.tracker.gitlab.is_some() => {
+            let t = cfg.tracker.gitlab.as_ref().expect("checked above");
+            let projects = gitlab_issue_projects(cfg, &t.projects);
+            for p in t
+                .projects
+                .iter()
+                .filter(|p| !projects.values().any(|v| v == *p))
+            {
+                out.push(check("tracker.gitlab", Level::Fail, format!("{p} matches no [[repos]] entry; map it in [forge.gitlab.repos] or use one repo")));
+            }
+            out.extend(
+                gitlab_checks(
+                    cfg,
+                    "tracker.gitlab",
+                    &t.base_url,
+                    &t.token_env,
+                    &projects,
+                    secret,
+                )
+                .await,
+            );
+            out.push(secret_check(
+                "tracker.gitlab",
+                &t.webhook_secret_env,
+                false,
+                secret,
+            ));
+        }
         (TrackerKind::Gitea, _) if cfg.tracker.gitea.is_some() => {
             out.extend(gitea_tracker_checks(cfg, secret).await);
         }
@@ -232,6 +263,27 @@ pub async fn check_providers(cfg: &Config, secret: &dyn Fn(&str) -> Option<Strin
                     }
                 },
             }
+        }
+        (ForgeKind::Gitlab, _) if cfg.forge.gitlab.is_some() => {
+            let g = cfg.forge.gitlab.as_ref().expect("checked above");
+            out.push(secret_check(
+                "forge.gitlab",
+                &g.webhook_secret_env,
+                g.webhook_insecure,
+                secret,
+            ));
+            let names = forge_names(cfg, &g.repos);
+            out.extend(
+                gitlab_checks(
+                    cfg,
+                    "forge.gitlab",
+                    &g.base_url,
+                    &g.token_env,
+                    &names,
+                    secret,
+                )
+                .await,
+            );
         }
         (ForgeKind::Github, _) if cfg.forge.github.is_some() => {
             let g = cfg.forge.github.as_ref().expect("checked above");
@@ -376,6 +428,42 @@ async fn github_checks(
             Ok(b) if b == want => out.push(check(subject, Level::Ok, format!("{full} (repo {repo}): reachable, default branch {b}"))),
             Ok(b) => out.push(check(subject, Level::Warn, format!("{full}: the default branch is {b} but repos.default_branch is {want}; make them agree"))),
             Err(e) => out.push(check(subject, Level::Fail, format!("{full}: {}", api_problem(&e, token_env)))),
+        }
+    }
+    out
+}
+
+/// GitLab: the token is set, and each project answers with the default
+/// branch orch expects (`repos`: orch repo → project path or id).
+async fn gitlab_checks(
+    cfg: &Config,
+    subject: &str,
+    base_url: &str,
+    token_env: &str,
+    repos: &std::collections::BTreeMap<String, String>,
+    secret: &dyn Fn(&str) -> Option<String>,
+) -> Vec<Check> {
+    let Some(token) = secret(token_env) else {
+        return vec![check(
+            subject,
+            Level::Fail,
+            format!("{token_env} is not set; create a token with the api scope and export it"),
+        )];
+    };
+    let client = match GitlabClient::new(base_url, &token, doctor_policy()) {
+        Ok(c) => c,
+        Err(e) => return vec![check(subject, Level::Fail, e.to_string())],
+    };
+    let mut out = Vec::new();
+    for (repo, project) in repos {
+        let want = cfg
+            .repo(repo)
+            .map(|r| r.default_branch.clone())
+            .unwrap_or_default();
+        match client.default_branch(project).await {
+            Ok(b) if b == want => out.push(check(subject, Level::Ok, format!("{project} (repo {repo}): reachable, default branch {b}"))),
+            Ok(b) => out.push(check(subject, Level::Warn, format!("{project}: GitLab's default branch is {b} but repos.default_branch is {want}; make them agree"))),
+            Err(e) => out.push(check(subject, Level::Fail, format!("{project}: {}", api_problem(&e, token_env)))),
         }
     }
     out

@@ -5,6 +5,7 @@
 
 use crate::gitea::GiteaIssuesTracker;
 use crate::github::GithubIssuesTracker;
+use crate::gitlab::GitlabIssuesTracker;
 use crate::plane::PlaneTracker;
 use crate::webhook::{
     CheckReported, ItemState, Provider, PullRequestClosed, ReviewReported, WebhookEvent,
@@ -38,6 +39,7 @@ pub struct Ingest {
     forge_repos: BTreeMap<String, String>,
     github_issues: Option<Arc<GithubIssuesTracker>>,
     gitea_issues: Option<Arc<GiteaIssuesTracker>>,
+    gitlab_issues: Option<Arc<GitlabIssuesTracker>>,
 }
 
 impl Ingest {
@@ -52,6 +54,7 @@ impl Ingest {
             forge_repos,
             github_issues: None,
             gitea_issues: None,
+            gitlab_issues: None,
         }
     }
 
@@ -67,6 +70,12 @@ impl Ingest {
         self
     }
 
+    /// Route GitLab issue label events to this tracker.
+    pub fn with_gitlab_issues(mut self, t: Option<Arc<GitlabIssuesTracker>>) -> Ingest {
+        self.gitlab_issues = t;
+        self
+    }
+
     pub async fn process(&self, provider: Provider, event: WebhookEvent) -> Handled {
         match (provider, event) {
             (_, WebhookEvent::Ignored { reason }) => Handled::Ignored(reason),
@@ -76,6 +85,9 @@ impl Ingest {
             }
             (Provider::Gitea, WebhookEvent::ItemState(s)) if self.gitea_issues.is_some() => {
                 self.gitea_labels(s).await
+            }
+            (Provider::Gitlab, WebhookEvent::ItemState(s)) if self.gitlab_issues.is_some() => {
+                self.gitlab_labels(s).await
             }
             (p, WebhookEvent::ItemState(_)) => Handled::Ignored(format!(
                 "{} issues are not orch's tracker here (tracker.kind)",
@@ -213,6 +225,38 @@ impl Ingest {
                 r.state, r.number
             )),
             Err(e) => Handled::Failed(e.to_string()),
+        }
+    }
+
+    /// A GitLab issue's labels changed: the state is the one its `orch::`
+    /// labels name now (`gitlab::tracker::state_of`).
+    async fn gitlab_labels(&self, s: ItemState) -> Handled {
+        let Some(t) = &self.gitlab_issues else {
+            return Handled::Ignored("GitLab issues are not orch's tracker".into());
+        };
+        let iid: u64 = match s.item.parse() {
+            Ok(n) => n,
+            Err(_) => return Handled::Ignored(format!("issue {:?} is not a number", s.item)),
+        };
+        let Some(item) = t.item_id(&s.project, iid) else {
+            return Handled::Ignored(format!("project {} is not served", s.project));
+        };
+        let crate::webhook::StateRef::Labels(labels) = &s.state else {
+            return Handled::Ignored("a GitLab state is the issue's label set".into());
+        };
+        let states = &self.pipeline.config().tracker.states;
+        let Some(state) = crate::gitlab::tracker::state_of(labels, states) else {
+            return Handled::Ignored(format!(
+                "no orch:: label of {labels:?} names a state of [tracker.states]"
+            ));
+        };
+        match self
+            .pipeline
+            .on_item_state(&item, &state, None, "webhook:gitlab")
+            .await
+        {
+            Ok(r) => Handled::Routed(format!("{state}: {r:?}")),
+            Err(e) => Handled::Failed(format!("{state}: {e}")),
         }
     }
 

@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! signature   HMAC-SHA256 over the raw body, constant-time (R-42)
-//! webhook/    pure parsers: Plane v1/v2, Gitea/Forgejo, GitHub → WebhookEvent
+//! webhook/    pure parsers: Plane v1/v2, Gitea/Forgejo, GitHub, GitLab → WebhookEvent
 //! ```
 
 pub mod doctor;
@@ -10,6 +10,7 @@ pub mod doctor;
 pub mod fakes;
 pub mod gitea;
 pub mod github;
+pub mod gitlab;
 pub mod http;
 pub mod ingest;
 pub mod labels;

@@ -14,6 +14,7 @@ use crate::gitea::{
     GiteaClient, GiteaForge, GiteaIssuesTracker, GiteaReconciler, full_name_from_remote,
 };
 use crate::github::{GithubClient, GithubForge, GithubIssuesTracker, GithubReconciler};
+use crate::gitlab::{GitlabClient, GitlabForge, GitlabIssuesTracker, GitlabReconciler};
 use crate::http::CallPolicy;
 use crate::ingest::Ingest;
 use crate::plane::{PlaneClient, PlaneReconciler, PlaneTracker};
@@ -40,6 +41,8 @@ pub struct Providers {
     pub github: Option<Arc<GithubForge>>,
     pub github_issues: Option<Arc<GithubIssuesTracker>>,
     pub gitea_issues: Option<Arc<GiteaIssuesTracker>>,
+    pub gitlab: Option<Arc<GitlabForge>>,
+    pub gitlab_issues: Option<Arc<GitlabIssuesTracker>>,
     /// Forge `owner/name` → orch repo (for forge webhooks).
     pub forge_repos: BTreeMap<String, String>,
 }
@@ -63,6 +66,8 @@ impl Providers {
             github: None,
             github_issues: None,
             gitea_issues: None,
+            gitlab: None,
+            gitlab_issues: None,
             forge_repos: BTreeMap::new(),
         };
         if cfg.tracker.kind == TrackerKind::Plane
@@ -143,6 +148,32 @@ impl Providers {
                 Err(e) => tracing::error!(error = %e, "cannot build the GitHub client"),
             }
         }
+        // The GitLab forge's client, with its URL and token variable.
+        let mut gitlab_client: Option<(String, String, Arc<GitlabClient>)> = None;
+        if cfg.forge.kind == ForgeKind::Gitlab
+            && let Some(g) = &cfg.forge.gitlab
+        {
+            let token = secret(&g.token_env).unwrap_or_default();
+            if token.is_empty() {
+                tracing::warn!(
+                    "{} is not set: every GitLab call will be refused",
+                    g.token_env
+                );
+            }
+            let names = forge_names(cfg, &g.repos);
+            out.forge_repos = names.iter().map(|(k, v)| (v.clone(), k.clone())).collect();
+            match GitlabClient::new(&g.base_url, &token, policy.clone()) {
+                Ok(c) => {
+                    let c = Arc::new(c);
+                    gitlab_client = Some((g.base_url.clone(), g.token_env.clone(), c.clone()));
+                    out.gitlab = Some(Arc::new(
+                        GitlabForge::new(c, repos.clone(), names, g.squash)
+                            .with_web_base(&g.base_url),
+                    ))
+                }
+                Err(e) => tracing::error!(error = %e, "cannot build the GitLab client"),
+            }
+        }
         if cfg.tracker.kind == TrackerKind::Github
             && let Some(t) = &cfg.tracker.github
         {
@@ -197,6 +228,36 @@ impl Providers {
                 Err(e) => tracing::error!(error = %e, "cannot build the Gitea client"),
             }
         }
+        if cfg.tracker.kind == TrackerKind::Gitlab
+            && let Some(t) = &cfg.tracker.gitlab
+        {
+            let token = secret(&t.token_env).unwrap_or_default();
+            if token.is_empty() {
+                tracing::warn!(
+                    "{} is not set: every GitLab call will be refused",
+                    t.token_env
+                );
+            }
+            // The forge's client when it is the same account: one rate budget.
+            let same = gitlab_client
+                .take()
+                .filter(|(url, env, _)| *url == t.base_url && *env == t.token_env)
+                .map(|(_, _, c)| c);
+            let client = match same {
+                Some(c) => Ok(c),
+                None => GitlabClient::new(&t.base_url, &token, policy.clone()).map(Arc::new),
+            };
+            match client {
+                Ok(c) => {
+                    out.gitlab_issues = Some(Arc::new(GitlabIssuesTracker::new(
+                        c,
+                        gitlab_issue_projects(cfg, &t.projects),
+                        cfg.tracker.states.clone(),
+                    )))
+                }
+                Err(e) => tracing::error!(error = %e, "cannot build the GitLab client"),
+            }
+        }
         out
     }
 
@@ -209,6 +270,9 @@ impl Providers {
         if let Some(g) = &self.gitea_issues {
             return g.clone();
         }
+        if let Some(g) = &self.gitlab_issues {
+            return g.clone();
+        }
         match &self.github_issues {
             Some(g) => g.clone(),
             None => Arc::new(BuiltinTracker::new(store)),
@@ -217,6 +281,9 @@ impl Providers {
 
     pub fn forge(&self, repos: &RepoStore) -> Arc<dyn Forge> {
         if let Some(g) = &self.gitea {
+            return g.clone();
+        }
+        if let Some(g) = &self.gitlab {
             return g.clone();
         }
         match &self.github {
@@ -237,6 +304,7 @@ impl Providers {
         Ingest::new(pipeline, self.plane.clone(), self.forge_repos.clone())
             .with_github_issues(self.github_issues.clone())
             .with_gitea_issues(self.gitea_issues.clone())
+            .with_gitlab_issues(self.gitlab_issues.clone())
     }
 
     /// The listing reconciler of the configured tracker (Plane, GitHub
@@ -249,6 +317,12 @@ impl Providers {
         if let Some(g) = &self.gitea_issues {
             return Some(Reconciler::Gitea(GiteaReconciler::new(g.clone(), pipeline)));
         }
+        if let Some(g) = &self.gitlab_issues {
+            return Some(Reconciler::Gitlab(GitlabReconciler::new(
+                g.clone(),
+                pipeline,
+            )));
+        }
         self.github_issues
             .as_ref()
             .map(|g| Reconciler::Github(GithubReconciler::new(g.clone(), pipeline)))
@@ -260,6 +334,7 @@ pub enum Reconciler {
     Plane(PlaneReconciler),
     Github(GithubReconciler),
     Gitea(GiteaReconciler),
+    Gitlab(GitlabReconciler),
 }
 
 impl Reconciler {
@@ -268,6 +343,7 @@ impl Reconciler {
             Reconciler::Plane(r) => r.run_once().await,
             Reconciler::Github(r) => r.run_once().await,
             Reconciler::Gitea(r) => r.run_once().await,
+            Reconciler::Gitlab(r) => r.run_once().await,
         }
     }
 }
@@ -326,6 +402,19 @@ pub fn gitea_issue_repos(cfg: &Config, listed: &[String]) -> BTreeMap<String, St
     listed_repos(cfg, &explicit, listed)
 }
 
+/// orch repo → GitLab project of the issues tracker: each listed project
+/// goes to the orch repo whose `[forge.gitlab.repos]` mapping or remote
+/// names it, or to the only repo.
+pub fn gitlab_issue_projects(cfg: &Config, listed: &[String]) -> BTreeMap<String, String> {
+    let explicit = cfg
+        .forge
+        .gitlab
+        .as_ref()
+        .map(|g| g.repos.clone())
+        .unwrap_or_default();
+    listed_repos(cfg, &explicit, listed)
+}
+
 fn listed_repos(
     cfg: &Config,
     explicit: &BTreeMap<String, String>,
@@ -366,7 +455,7 @@ pub fn forge_names(cfg: &Config, explicit: &BTreeMap<String, String>) -> BTreeMa
 pub fn receivers(
     cfg: &Config,
     secret: &dyn Fn(&str) -> Option<String>,
-) -> [Option<ReceiverSettings>; 3] {
+) -> [Option<ReceiverSettings>; 4] {
     let mk = |env: &str, insecure: bool| ReceiverSettings {
         secret: secret(env).map(String::into_bytes),
         insecure,
@@ -406,7 +495,21 @@ pub fn receivers(
                 .filter(|_| cfg.tracker.kind == TrackerKind::Github)
                 .map(|t| mk(&t.webhook_secret_env, false))
         });
-    [plane, gitea, github]
+    // One endpoint serves the GitLab forge and the GitLab issues tracker.
+    let gitlab = cfg
+        .forge
+        .gitlab
+        .as_ref()
+        .filter(|_| cfg.forge.kind == ForgeKind::Gitlab)
+        .map(|g| mk(&g.webhook_secret_env, g.webhook_insecure))
+        .or_else(|| {
+            cfg.tracker
+                .gitlab
+                .as_ref()
+                .filter(|_| cfg.tracker.kind == TrackerKind::Gitlab)
+                .map(|t| mk(&t.webhook_secret_env, false))
+        });
+    [plane, gitea, github, gitlab]
 }
 
 #[cfg(test)]
@@ -464,12 +567,39 @@ mod tests {
             issues.repos().get("demo").map(String::as_str),
             Some("team/demo")
         );
-        let [_, gitea, _] = receivers(&both, &|_| None);
+        let [_, gitea, _, _] = receivers(&both, &|_| None);
         assert_eq!(gitea.unwrap().secret_env, "ORCH_GITEA_WEBHOOK_SECRET");
         let alone = cfg("local");
         let p = build(&alone);
         assert!(p.gitea.is_none() && p.gitea_issues.is_some());
-        let [_, gitea, _] = receivers(&alone, &|_| None);
+        let [_, gitea, _, _] = receivers(&alone, &|_| None);
         assert_eq!(gitea.unwrap().secret_env, "TRACKER_SECRET");
+    }
+
+    /// GitLab as tracker and forge with one account: one client (one
+    /// budget, one breaker), the tracker and reconciler built, and the one
+    /// `/webhooks/gitlab` receiver with the forge's secret.
+    #[test]
+    fn gitlab_tracker_and_forge_of_one_account_share_one_client_and_receiver() {
+        let cfg = Config::from_toml_str(
+            "[tracker]\nkind = \"gitlab\"\n[tracker.gitlab]\nbase_url = \"http://127.0.0.1:9\"\n\
+             projects = [\"team/demo\"]\nwebhook_secret_env = \"TRACKER_SECRET\"\n\
+             [forge]\nkind = \"gitlab\"\n[forge.gitlab]\nbase_url = \"http://127.0.0.1:9\"\n\
+             [[repos]]\nname = \"demo\"\nremote = \"https://example.invalid/team/demo.git\"\n",
+        )
+        .unwrap();
+        let p = build(&cfg);
+        let (forge, issues) = (p.gitlab.clone().unwrap(), p.gitlab_issues.clone().unwrap());
+        assert!(Arc::ptr_eq(forge.client(), issues.client()));
+        assert_eq!(
+            issues.projects().get("demo").map(String::as_str),
+            Some("team/demo")
+        );
+        assert_eq!(
+            p.forge_repos.get("team/demo").map(String::as_str),
+            Some("demo")
+        );
+        let [_, _, _, gitlab] = receivers(&cfg, &|_| None);
+        assert_eq!(gitlab.unwrap().secret_env, "ORCH_GITLAB_WEBHOOK_SECRET");
     }
 }

@@ -7,7 +7,7 @@
 //!
 //! The decision is made on the HTTP status wherever the status says it. Only
 //! where one status covers both kinds (Gitea's 405 is also "try again later",
-//! GitHub's 405 also "the base branch was modified", GitHub's 403 also "rate
+//! GitLab's 405 also "still checking", GitHub's 405 also "the base branch was modified", GitHub's 403 also "rate
 //! limit") does the provider's message decide.
 
 use crate::http::ApiError;
@@ -101,6 +101,35 @@ pub fn github_merge_refusal(
     }
 }
 
+/// GitLab's merge endpoint did not merge.
+///
+/// - 409 "SHA does not match HEAD of source branch": the branch moved under
+///   the merge — stale;
+/// - 406 "Branch cannot be merged" (older GitLab) and 422 (the merge failed:
+///   a conflict with the target) — merging the target in and verifying again
+///   can cure it — stale;
+/// - 405 (not mergeable now: a draft, a closed request, approvals or a
+///   pipeline the project requires, a protected target orch may not merge
+///   into) — refused, except while GitLab is still checking mergeability;
+/// - 404 — not found.
+pub fn gitlab_merge_refusal(
+    iid: u64,
+    status: u16,
+    reason: &str,
+) -> Result<MergeOutcome, PortError> {
+    let words = format!("GitLab did not merge merge request !{iid} ({status}): {reason}");
+    match status {
+        409 | 406 | 422 => Ok(MergeOutcome::Stale(words)),
+        // GitLab checks mergeability before it merges through the API; a
+        // refusal that says it is still checking passes by itself.
+        405 if reason.to_ascii_lowercase().contains("checking") => {
+            Err(PortError::Unavailable(words))
+        }
+        404 => Err(PortError::NotFound(words)),
+        _ => Err(PortError::refused(words)),
+    }
+}
+
 /// Gitea's answer while it computes whether a pull request can be merged.
 fn still_checking(reason: &str) -> bool {
     let r = reason.to_ascii_lowercase();
@@ -184,6 +213,36 @@ mod tests {
                 "{s}"
             );
         }
+    }
+
+    #[test]
+    fn gitlab_refusals() {
+        assert!(matches!(
+            gitlab_merge_refusal(4, 409, "SHA does not match HEAD of source branch: abc"),
+            Ok(MergeOutcome::Stale(w)) if w.contains("!4") && w.contains("SHA does not match")
+        ));
+        for s in [406, 422] {
+            assert!(
+                matches!(
+                    gitlab_merge_refusal(4, s, "Branch cannot be merged"),
+                    Ok(MergeOutcome::Stale(_))
+                ),
+                "{s}"
+            );
+        }
+        let protected = gitlab_merge_refusal(4, 405, "405 Method Not Allowed");
+        assert!(
+            matches!(&protected, Err(PortError::Refused { reason }) if reason.contains("405 Method Not Allowed")),
+            "{protected:?}"
+        );
+        assert!(matches!(
+            gitlab_merge_refusal(4, 405, "Merge request is still checking mergeability"),
+            Err(e) if !e.is_permanent()
+        ));
+        assert!(matches!(
+            gitlab_merge_refusal(4, 404, "404 Not found"),
+            Err(PortError::NotFound(_))
+        ));
     }
 
     #[test]

@@ -3,7 +3,9 @@
 //!
 //! Plane (`X-Plane-Signature`), Gitea (`X-Gitea-Signature`) and Forgejo
 //! (`X-Forgejo-Signature`) send the bare hex digest; GitHub (and Gitea, as a
-//! courtesy) send `X-Hub-Signature-256: sha256=<hex>`.
+//! courtesy) send `X-Hub-Signature-256: sha256=<hex>`. GitLab signs
+//! nothing: it sends the shared secret itself as `X-Gitlab-Token`, which is
+//! compared in constant time too (`verify_token`).
 
 use hmac::{KeyInit, Mac};
 use sha2::Sha256;
@@ -20,6 +22,8 @@ pub enum SignatureError {
     Malformed(&'static str),
     #[error("the signature does not match the body (wrong secret, or the body was changed)")]
     Mismatch,
+    #[error("the token does not match the configured secret")]
+    WrongToken,
 }
 
 /// The hex HMAC-SHA256 of `body` under `secret` (what a sender puts in the header).
@@ -61,9 +65,52 @@ pub fn verify(
         .map_err(|_| SignatureError::Mismatch)
 }
 
+/// A shared secret sent as is (GitLab's `X-Gitlab-Token`: no HMAC of the
+/// body), compared in constant time. Both the token given and the secret
+/// are MACed under the secret and the digests compared with `verify_slice`,
+/// so neither a common prefix nor the token's length shows in the time taken.
+pub fn verify_token(
+    secret: &[u8],
+    header: Option<&str>,
+    header_name: &'static str,
+) -> Result<(), SignatureError> {
+    let given = header
+        .filter(|v| !v.is_empty())
+        .ok_or(SignatureError::Missing(header_name))?;
+    let mac_of = |bytes: &[u8]| {
+        let mut mac = HmacSha256::new_from_slice(secret).expect("HMAC accepts keys of any length");
+        mac.update(bytes);
+        mac
+    };
+    let want = mac_of(secret).finalize().into_bytes();
+    mac_of(given.as_bytes())
+        .verify_slice(&want)
+        .map_err(|_| SignatureError::WrongToken)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tokens_are_compared_whole() {
+        assert!(verify_token(b"s3cret", Some("s3cret"), "X").is_ok());
+        for wrong in ["s3cre", "s3cret ", "S3CRET", "x"] {
+            assert_eq!(
+                verify_token(b"s3cret", Some(wrong), "X"),
+                Err(SignatureError::WrongToken),
+                "{wrong:?}"
+            );
+        }
+        assert_eq!(
+            verify_token(b"s3cret", None, "X"),
+            Err(SignatureError::Missing("X"))
+        );
+        assert_eq!(
+            verify_token(b"s3cret", Some(""), "X"),
+            Err(SignatureError::Missing("X"))
+        );
+    }
 
     #[test]
     fn sign_then_verify() {

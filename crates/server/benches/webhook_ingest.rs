@@ -103,6 +103,7 @@ fn main() {
             plane: Some(Receiver { secret: Some(SECRET.as_bytes().to_vec()), insecure: false, secret_env: "X".into() }),
             gitea: None,
             github: None,
+            gitlab: None,
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();

@@ -1,4 +1,4 @@
-//! `POST /webhooks/{plane,gitea,github}`.
+//! `POST /webhooks/{plane,gitea,github,gitlab}`.
 //!
 //! The handler is short on purpose: check the size (the body limit layer),
 //! verify the signature over the raw bytes, parse, record the delivery's keys
@@ -44,6 +44,7 @@ pub struct Webhooks {
     pub plane: Option<Receiver>,
     pub gitea: Option<Receiver>,
     pub github: Option<Receiver>,
+    pub gitlab: Option<Receiver>,
 }
 
 impl Webhooks {
@@ -52,12 +53,18 @@ impl Webhooks {
             Provider::Plane => self.plane.as_ref(),
             Provider::Gitea => self.gitea.as_ref(),
             Provider::Github => self.github.as_ref(),
+            Provider::Gitlab => self.gitlab.as_ref(),
         }
     }
 
     /// Say at start-up what each receiver accepts; unsigned ones loudly.
     pub fn log_startup(&self) {
-        for p in [Provider::Plane, Provider::Gitea, Provider::Github] {
+        for p in [
+            Provider::Plane,
+            Provider::Gitea,
+            Provider::Github,
+            Provider::Gitlab,
+        ] {
             match self.receiver(p) {
                 Some(r) if r.secret.is_none() && r.insecure => tracing::warn!(
                     provider = p.as_str(),
@@ -81,6 +88,7 @@ pub fn router(hooks: Webhooks) -> Router {
         .route("/webhooks/plane", post(plane))
         .route("/webhooks/gitea", post(gitea))
         .route("/webhooks/github", post(github))
+        .route("/webhooks/gitlab", post(gitlab))
         .layer(DefaultBodyLimit::max(WEBHOOK_BODY_LIMIT))
         .with_state(Arc::new(hooks))
 }
@@ -103,6 +111,13 @@ async fn github(State(h): State<Arc<Webhooks>>, headers: HeaderMap, body: Bytes)
     counted(
         Provider::Github,
         handle(&h, Provider::Github, &headers, &body).await,
+    )
+}
+
+async fn gitlab(State(h): State<Arc<Webhooks>>, headers: HeaderMap, body: Bytes) -> Response {
+    counted(
+        Provider::Gitlab,
+        handle(&h, Provider::Gitlab, &headers, &body).await,
     )
 }
 
@@ -197,7 +212,7 @@ impl Webhooks {
     ) -> Webhooks {
         use orch_integrations::providers::receivers;
         let cfg = pipeline.config();
-        let [plane, gitea, github] = receivers(cfg, &|n| cfg.secret(n));
+        let [plane, gitea, github, gitlab] = receivers(cfg, &|n| cfg.secret(n));
         let conv = |r: orch_integrations::providers::ReceiverSettings| Receiver {
             secret: r.secret,
             insecure: r.insecure,
@@ -209,6 +224,7 @@ impl Webhooks {
             plane: plane.map(conv),
             gitea: gitea.map(conv),
             github: github.map(conv),
+            gitlab: gitlab.map(conv),
         };
         hooks.log_startup();
         hooks

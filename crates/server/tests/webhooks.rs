@@ -55,6 +55,15 @@ async fn start(
     gitea: Option<Receiver>,
     github: Option<Receiver>,
 ) -> Fixture {
+    start_all(plane, gitea, github, None).await
+}
+
+async fn start_all(
+    plane: Option<Receiver>,
+    gitea: Option<Receiver>,
+    github: Option<Receiver>,
+    gitlab: Option<Receiver>,
+) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("orch.db");
     let store: Arc<dyn Store> = Arc::new(
@@ -70,6 +79,7 @@ async fn start(
         plane,
         gitea,
         github,
+        gitlab,
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -412,5 +422,79 @@ async fn github_signatures_use_the_sha256_prefix() {
         .await
         .0,
         200
+    );
+}
+
+/// GitLab sends the secret itself as `X-Gitlab-Token`: a wrong or missing
+/// token is 401 and changes nothing; the right one is accepted once, and a
+/// replay (the same `Idempotency-Key`, or the same event under another
+/// key) is a no-op.
+#[tokio::test]
+async fn gitlab_tokens_are_checked_and_replays_are_no_ops() {
+    const TOKEN: &str = "gitlab-hook-token";
+    let mut f = start_all(None, None, None, receiver(Some(TOKEN), false)).await;
+    let body = fixture("gitlab/issue-hook.json");
+    let before = snapshot(&f.db).await;
+    for headers in [
+        vec![
+            ("X-Gitlab-Token", "gitlab-hook-toke"),
+            ("X-Gitlab-Event", "Issue Hook"),
+        ],
+        vec![
+            ("X-Gitlab-Token", "gitlab-hook-token2"),
+            ("X-Gitlab-Event", "Issue Hook"),
+        ],
+        vec![("X-Gitlab-Event", "Issue Hook")],
+    ] {
+        let (status, text) = post(f.addr, "/webhooks/gitlab", &headers, &body).await;
+        assert_eq!(status, 401, "{headers:?}: {text}");
+    }
+    assert_eq!(
+        snapshot(&f.db).await,
+        before,
+        "a refused delivery records nothing"
+    );
+    assert!(f.events.try_recv().is_err(), "and reaches nothing");
+
+    let ok = [
+        ("X-Gitlab-Token", TOKEN),
+        ("X-Gitlab-Event", "Issue Hook"),
+        ("Idempotency-Key", "k-1"),
+    ];
+    assert_eq!(post(f.addr, "/webhooks/gitlab", &ok, &body).await.0, 202);
+    let (p, ev) = tokio::time::timeout(Duration::from_secs(5), f.events.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(p, Provider::Gitlab);
+    assert!(
+        matches!(&ev, WebhookEvent::ItemState(s) if s.project == "gitlabhq/gitlab-test" && s.item == "23"),
+        "{ev:?}"
+    );
+    let after = snapshot(&f.db).await;
+    let (status, text) = post(f.addr, "/webhooks/gitlab", &ok, &body).await;
+    assert_eq!((status, text.contains("duplicate")), (200, true), "{text}");
+    assert_eq!(snapshot(&f.db).await, after, "a replay records nothing");
+    let rekeyed = [
+        ("X-Gitlab-Token", TOKEN),
+        ("X-Gitlab-Event", "Issue Hook"),
+        ("Idempotency-Key", "k-2"),
+    ];
+    assert_eq!(
+        post(f.addr, "/webhooks/gitlab", &rekeyed, &body).await.0,
+        200,
+        "the same change under another key is the same change"
+    );
+    let mr = fixture("gitlab/merge-request-hook.json");
+    let mr_headers = [
+        ("X-Gitlab-Token", TOKEN),
+        ("X-Gitlab-Event", "Merge Request Hook"),
+    ];
+    let (status, text) = post(f.addr, "/webhooks/gitlab", &mr_headers, &mr).await;
+    assert_eq!(status, 202);
+    assert!(text.contains("ignored"), "an opened merge request: {text}");
+    assert!(
+        f.events.try_recv().is_err(),
+        "replays and ignored events reach nothing"
     );
 }

@@ -135,7 +135,7 @@ fn labels_json(labels: &[String]) -> Value {
 }
 
 /// `%XX` escapes of a URL path segment back to bytes (UTF-8).
-fn percent_decode(s: &str) -> String {
+pub(crate) fn percent_decode(s: &str) -> String {
     let hex = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());

@@ -6,10 +6,12 @@
 pub mod gitea;
 pub mod gitea_issues;
 pub mod github;
+pub mod gitlab;
 pub mod plane;
 
 pub use gitea::FakeGitea;
 pub use github::FakeGithub;
+pub use gitlab::FakeGitlab;
 pub use plane::FakePlane;
 
 /// One request the fake received: for contract checks and call counts.

@@ -7,6 +7,7 @@
 
 pub mod gitea;
 pub mod github;
+pub mod gitlab;
 pub mod plane;
 pub mod receive;
 
@@ -34,9 +35,10 @@ pub enum StateRef {
     Id { id: String, name: Option<String> },
     /// GitHub issues: the name of the label added, the gate's name itself.
     Name(String),
-    /// Gitea/Forgejo issues: every label the issue has after the change
-    /// (Gitea's label events do not say which one was added); the state is
-    /// the one `labels::state_of` picks under `[tracker.states]`.
+    /// Gitea/Forgejo and GitLab issues: every label the issue has after the
+    /// change (their label events do not say which one was added); the
+    /// state is the one `labels::state_of` picks under `[tracker.states]`
+    /// (on GitLab among the `orch::` labels: `gitlab::tracker::state_of`).
     Labels(Vec<String>),
 }
 

@@ -2,7 +2,7 @@
 //! over the raw bytes, then parse, then name the keys a replay would repeat.
 //! The HTTP handler only turns the result into a status and records the keys.
 
-use super::{ParseError, WebhookEvent, gitea, github, plane};
+use super::{ParseError, WebhookEvent, gitea, github, gitlab, plane};
 use crate::signature::{self, SignatureError};
 use sha2::{Digest, Sha256};
 
@@ -14,6 +14,7 @@ pub enum Provider {
     /// Gitea and Forgejo.
     Gitea,
     Github,
+    Gitlab,
 }
 
 impl Provider {
@@ -22,6 +23,7 @@ impl Provider {
             Provider::Plane => "plane",
             Provider::Gitea => "gitea",
             Provider::Github => "github",
+            Provider::Gitlab => "gitlab",
         }
     }
 
@@ -36,6 +38,8 @@ impl Provider {
                 ("x-hub-signature-256", Some("sha256=")),
             ],
             Provider::Github => &[("x-hub-signature-256", Some("sha256="))],
+            // GitLab sends the secret itself, checked by `check_signature`.
+            Provider::Gitlab => &[],
         }
     }
 
@@ -50,6 +54,7 @@ impl Provider {
                 "x-forgejo-event",
             ],
             Provider::Github => &["x-github-event"],
+            Provider::Gitlab => &["x-gitlab-event"],
         }
     }
 
@@ -59,6 +64,9 @@ impl Provider {
             Provider::Plane => &[],
             Provider::Gitea => &["x-gitea-delivery", "x-forgejo-delivery"],
             Provider::Github => &["x-github-delivery"],
+            // `Idempotency-Key` stays the same across retries of one event
+            // (newer GitLab); `X-Gitlab-Event-UUID` names the event.
+            Provider::Gitlab => &["idempotency-key", "x-gitlab-event-uuid"],
         }
     }
 }
@@ -108,6 +116,7 @@ pub fn receive<'h>(
         Provider::Plane => plane::parse(body, event_type),
         Provider::Gitea => gitea::parse(body, event_type),
         Provider::Github => github::parse(body, event_type),
+        Provider::Gitlab => gitlab::parse(body, event_type),
     }
     .map_err(|ParseError(m)| Rejection {
         status: 400,
@@ -150,6 +159,9 @@ fn check_signature<'h>(
     header: &impl Fn(&str) -> Option<&'h str>,
     body: &[u8],
 ) -> Result<(), SignatureError> {
+    if provider == Provider::Gitlab {
+        return signature::verify_token(secret, header("x-gitlab-token"), "x-gitlab-token");
+    }
     let mut first_err = None;
     for (name, prefix) in provider.signature_headers() {
         match header(name).filter(|v| !v.trim().is_empty()) {
