@@ -262,9 +262,13 @@ fn kill_9_at_random_points_loses_nothing_and_merges_once() {
             ids.len(),
             "{ctx}: a change is on main twice:\n{log}"
         );
+        let subjects = git(&remote, &["log", "--format=%h %s", "main"]);
         assert!(
-            git(&remote, &["log", "--format=%s", "main"]).contains(&format!("feat({key})")),
-            "{ctx}: the change is on main"
+            subjects.contains(&format!("feat({key})")),
+            "{ctx}: the change is on main:\n{}\nthe task's log: {:#}\nits branch:\n{}",
+            subjects.lines().take(12).collect::<Vec<_>>().join("\n"),
+            v["events"],
+            git(&remote, &["log", "--format=%h %s", "-n", "8", "--all"]),
         );
         let deployed = std::fs::read_to_string(dir.join("deployed.log")).unwrap_or_default();
         assert_eq!(

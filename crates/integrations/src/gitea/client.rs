@@ -288,19 +288,12 @@ impl GiteaClient {
 
     /// The reviews of pull request `number` (swagger `PullReview`).
     pub async fn reviews(&self, full: &str, number: u64) -> Result<Vec<GiteaReview>, ApiError> {
-        let r = self
-            .api
-            .call(
-                Method::GET,
+        self.api
+            .get_json(
                 &format!("/repos/{full}/pulls/{number}/reviews"),
                 &[("limit", "50".into())],
-                None,
             )
-            .await?;
-        if !r.ok() {
-            return Err(r.error());
-        }
-        r.json()
+            .await
     }
 
     /// The inline comments of one review (swagger `PullReviewComment`).
@@ -310,37 +303,23 @@ impl GiteaClient {
         number: u64,
         review: u64,
     ) -> Result<Vec<GiteaReviewComment>, ApiError> {
-        let r = self
-            .api
-            .call(
-                Method::GET,
+        self.api
+            .get_json(
                 &format!("/repos/{full}/pulls/{number}/reviews/{review}/comments"),
                 &[],
-                None,
             )
-            .await?;
-        if !r.ok() {
-            return Err(r.error());
-        }
-        r.json()
+            .await
     }
 
     /// The commit statuses of `sha`, newest first (`sort=recentupdate`);
     /// one page of 50 covers every context a repository reports.
     pub async fn statuses(&self, full: &str, sha: &str) -> Result<Vec<CommitStatus>, ApiError> {
-        let r = self
-            .api
-            .call(
-                Method::GET,
+        self.api
+            .get_json(
                 &format!("/repos/{full}/commits/{sha}/statuses"),
                 &[("sort", "recentupdate".into()), ("limit", "50".into())],
-                None,
             )
-            .await?;
-        if !r.ok() {
-            return Err(r.error());
-        }
-        r.json()
+            .await
     }
 }
 

@@ -200,19 +200,12 @@ impl GithubClient {
 
     /// The reviews of pull request `number`, oldest first (GitHub's order).
     pub async fn reviews(&self, full: &str, number: u64) -> Result<Vec<GhReview>, ApiError> {
-        let r = self
-            .api
-            .call(
-                Method::GET,
+        self.api
+            .get_json(
                 &format!("/repos/{full}/pulls/{number}/reviews"),
                 &[("per_page", "100".into())],
-                None,
             )
-            .await?;
-        if !r.ok() {
-            return Err(r.error());
-        }
-        r.json()
+            .await
     }
 
     /// The review comments of pull request `number` (inline, each naming
@@ -222,19 +215,12 @@ impl GithubClient {
         full: &str,
         number: u64,
     ) -> Result<Vec<GhReviewComment>, ApiError> {
-        let r = self
-            .api
-            .call(
-                Method::GET,
+        self.api
+            .get_json(
                 &format!("/repos/{full}/pulls/{number}/comments"),
                 &[("per_page", "100".into())],
-                None,
             )
-            .await?;
-        if !r.ok() {
-            return Err(r.error());
-        }
-        r.json()
+            .await
     }
 
     pub async fn closed_prs(&self, full: &str, base: &str) -> Result<Vec<GhPull>, ApiError> {
@@ -396,19 +382,12 @@ impl GithubClient {
 
     /// The commit statuses of `sha`, newest first (GitHub's own order).
     pub async fn statuses(&self, full: &str, sha: &str) -> Result<Vec<GhStatus>, ApiError> {
-        let r = self
-            .api
-            .call(
-                Method::GET,
+        self.api
+            .get_json(
                 &format!("/repos/{full}/commits/{sha}/statuses"),
                 &[("per_page", "100".into())],
-                None,
             )
-            .await?;
-        if !r.ok() {
-            return Err(r.error());
-        }
-        r.json()
+            .await
     }
 
     pub async fn issue(&self, full: &str, number: u64) -> Result<Option<GhIssue>, ApiError> {

@@ -174,6 +174,20 @@ impl ApiClient {
         self.sent.load(Ordering::Relaxed)
     }
 
+    /// `GET path?query`, its 2xx body read as `T`; any other answer is the
+    /// error it classifies as.
+    pub async fn get_json<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+    ) -> Result<T, ApiError> {
+        let r = self.call(Method::GET, path, query, None).await?;
+        if !r.ok() {
+            return Err(r.error());
+        }
+        r.json()
+    }
+
     /// One logical call, with retries. `path` starts with `/`.
     pub async fn call(
         &self,
