@@ -21,7 +21,7 @@ mod common;
 
 use common::http::http;
 use common::{Serve, add_task, git, ok, wait_for};
-use orch_integrations::fakes::FakeGitea;
+use orch_integrations::fakes::{FakeGitea, FakeGithub};
 use orch_integrations::signature::sign;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -29,6 +29,7 @@ use std::time::Duration;
 
 const TOKEN: &str = "gitea-ci-token";
 const SECRET: &str = "gitea-ci-secret";
+const GH_TOKEN: &str = "github-ci-token";
 const CHECK: &str = "ci / test";
 const LIMIT: Duration = Duration::from_secs(180);
 
@@ -52,6 +53,8 @@ echo "developer: round $n committed"
 struct World {
     tmp: tempfile::TempDir,
     gitea: FakeGitea,
+    /// Set when the forge is GitHub (then the Gitea fake is idle).
+    github: Option<FakeGithub>,
     serve: Option<Serve>,
 }
 
@@ -67,6 +70,11 @@ impl World {
 
     /// `review` lines go into `[review]`, `repo` lines into the repo's entry.
     async fn with(review: &str, repo: &str) -> World {
+        World::build(review, repo, false).await
+    }
+
+    /// As `with`, on the fake GitHub when `github`, else the fake Gitea.
+    async fn build(review: &str, repo: &str, github: bool) -> World {
         let tmp = tempfile::tempdir().unwrap();
         let d = tmp.path().to_path_buf();
         let bare = d.join("remotes/demo.git");
@@ -102,24 +110,37 @@ impl World {
             .unwrap();
         std::fs::create_dir_all(d.join("prompts-seen")).unwrap();
         let gitea = FakeGitea::start("acme/demo", TOKEN, &bare).await;
+        let github = match github {
+            true => Some(FakeGithub::start("acme/demo", GH_TOKEN, &bare).await),
+            false => None,
+        };
+        let forge = match &github {
+            Some(gh) => format!(
+                "[forge]\nkind = \"github\"\n[forge.github]\nbase_url = \"{}\"\n[forge.github.repos]\ndemo = \"acme/demo\"\n",
+                gh.uri()
+            ),
+            None => format!(
+                "[forge]\nkind = \"gitea\"\n[forge.gitea]\nbase_url = \"{}\"\n[forge.gitea.repos]\ndemo = \"acme/demo\"\n",
+                gitea.uri()
+            ),
+        };
         let agent = |k: &str| format!("[agents.{k}]\ncommand = [\"agents/{k}.sh\"]\n");
         let toml = format!(
             "data_dir = \".orch\"\n[queue]\npoll_ms = 200\nmax_attempts = 1\n\
              [agent_env]\nset = {{ ORCH_EXAMPLE_DELAY = \"0\", CI_TEST_PROMPTS = \"{prompts}\" }}\n\
              [review]\n{review}\
              [[repos]]\nname = \"demo\"\nremote = \"remotes/demo.git\"\nverify = [\"true\"]\n{repo}\
-             {}{}{}\
-             [forge]\nkind = \"gitea\"\n[forge.gitea]\nbase_url = \"{uri}\"\n[forge.gitea.repos]\ndemo = \"acme/demo\"\n",
+             {}{}{}{forge}",
             agent("analyst"),
             agent("developer"),
             agent("reviewer"),
             prompts = d.join("prompts-seen").display(),
-            uri = gitea.uri(),
         );
         std::fs::write(d.join("orch.toml"), toml).unwrap();
         World {
             tmp,
             gitea,
+            github,
             serve: None,
         }
     }
@@ -132,6 +153,8 @@ impl World {
         let env = [
             ("ORCH_GITEA_TOKEN", TOKEN),
             ("ORCH_GITEA_WEBHOOK_SECRET", SECRET),
+            ("ORCH_GITHUB_TOKEN", GH_TOKEN),
+            ("ORCH_GITHUB_WEBHOOK_SECRET", SECRET),
             ("NO_PROXY", "127.0.0.1,localhost"),
             ("no_proxy", "127.0.0.1,localhost"),
             ("HTTP_PROXY", ""),
@@ -191,6 +214,42 @@ impl World {
         });
         self.deliver(event, kind, &format!("review-{sha}-{state}"), &payload);
         sha
+    }
+
+    /// GitHub's CI reports a completed check run on `sha` (with its
+    /// output), and GitHub tells orch (a signed `check_run` delivery).
+    fn check_run(&self, id: u64, sha: &str, conclusion: &str, text: &str) {
+        let gh = self.github.as_ref().expect("a GitHub world");
+        gh.m().check_runs.push(serde_json::json!({
+            "id": id, "head_sha": sha, "name": CHECK, "status": "completed",
+            "conclusion": conclusion, "html_url": format!("{}/runs/{id}", gh.uri()),
+            "output": {"title": format!("{CHECK}: {conclusion}"), "summary": "1 test", "text": text},
+        }));
+        let body = serde_json::json!({
+            "action": "completed",
+            "check_run": {"id": id, "head_sha": sha, "name": CHECK, "status": "completed", "conclusion": conclusion},
+            "repository": {"full_name": "acme/demo"},
+            "sender": {"login": "github-actions[bot]"},
+        })
+        .to_string();
+        let api = common::http::Api::of(self.dir());
+        let sig = format!(
+            "X-Hub-Signature-256: sha256={}",
+            sign(SECRET.as_bytes(), body.as_bytes())
+        );
+        let answer = http(
+            api.addr,
+            "POST",
+            "/webhooks/github",
+            &[
+                "X-GitHub-Event: check_run",
+                &format!("X-GitHub-Delivery: run-{id}"),
+                &sig,
+                "Content-Type: application/json",
+            ],
+            &body,
+        );
+        assert_eq!(common::http::status(&answer), 202, "{answer}");
     }
 
     /// A signed Gitea delivery to orch's webhook route; it must be taken.
@@ -441,6 +500,60 @@ async fn a_persons_change_request_on_the_pull_request_goes_back_with_its_comment
     let prs = w.gitea.prs();
     assert!(
         prs.len() == 1 && prs[0].merged && prs[0].head_sha == second,
+        "{prs:?}"
+    );
+}
+
+/// The same loop on GitHub: the pull request opened early is a draft, a
+/// failed check run (GitHub Actions) goes back to the developer with its
+/// output, a passing one lets the merge gate make the draft ready (GitHub's
+/// GraphQL) and merge the verified head.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_github_a_failed_check_run_goes_back_and_a_pass_merges_the_draft() {
+    let mut w = World::build(
+        "max_ci_rounds = 3\n",
+        &format!("required_checks = [\"{CHECK}\"]\n"),
+        true,
+    )
+    .await;
+    w.start();
+    add_task(w.dir(), "DEMO-1", "Fix the login", &[]);
+    wait_for(w.dir(), "DEMO-1", LIMIT, "analysis ready", |v| {
+        v["task"]["stage"] == "awaiting_approval"
+    });
+    ok(w.dir(), &["task", "approve", "DEMO-1"]);
+    let v = to_the_merge_gate(&w, 1);
+    let branch = v["task"]["branch"].as_str().unwrap().to_owned();
+    {
+        let prs = w.github.as_ref().unwrap().m().prs.clone();
+        assert!(prs.len() == 1 && prs[0].draft && prs[0].open, "{prs:?}");
+    }
+    let first = w.head(&branch);
+    w.check_run(1, &first, "failure", "assertion failed: login works");
+    wait_for(
+        w.dir(),
+        "DEMO-1",
+        LIMIT,
+        "the second development round",
+        |v| events(v, "ci_failed") == 1 && events(v, "developed") == 2,
+    );
+    let prompts = w.prompts();
+    assert!(
+        prompts[1].contains("CI check `ci / test` concluded `failure`")
+            && prompts[1].contains("assertion failed: login works"),
+        "{}",
+        prompts[1]
+    );
+    to_the_merge_gate(&w, 2);
+    let second = w.head(&branch);
+    w.check_run(2, &second, "success", "all passed");
+    let v = wait_for(w.dir(), "DEMO-1", LIMIT, "done", |v| {
+        v["task"]["stage"] == "done"
+    });
+    assert_eq!(events(&v, "merged"), 1, "{}", w.serve_log());
+    let prs = w.github.as_ref().unwrap().m().prs.clone();
+    assert!(
+        prs.len() == 1 && prs[0].merged && !prs[0].draft && prs[0].head_sha == second,
         "{prs:?}"
     );
 }
