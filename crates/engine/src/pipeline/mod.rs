@@ -105,7 +105,8 @@ pub struct Pipeline {
     /// STOP asks it to stop the runs it watches (it is the one code that
     /// signals agents).
     supervisor: std::sync::OnceLock<Arc<crate::supervisor::Supervisor>>,
-    /// The merge gate's last look at each waiting task's CI (`ci.rs`).
+    /// The last look at each waiting task's CI checks and reviews on the
+    /// forge (`feedback.rs`).
     looks: feedback::Looks,
 }
 
