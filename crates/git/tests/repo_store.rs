@@ -803,3 +803,59 @@ async fn repository_hooks_do_not_run_for_orchs_git_calls() {
     fx.store.push_branch(REPO, BRANCH).await.expect("push");
     assert!(!marker.exists(), "a repository hook ran");
 }
+
+/// A `git worktree add` killed midway (orch killed with its git) leaves an
+/// admin dir that names the worktree's folder, with a HEAD that is not the
+/// branch. Creating the worktree again must not leave two admin dirs naming
+/// one folder (git would name the new one `<name>1`, and `admin_dir` could
+/// pick the dead one, whose commits reach no branch). `live_worktrees`
+/// prunes it first; this pins that. (A suspect for the chaos failure where
+/// a task merged with none of its work; it is not the cause.)
+#[tokio::test]
+async fn a_worktree_add_killed_midway_leaves_no_second_admin_dir() {
+    let fx = fixture().await;
+    let mirror = fx.store.mirror_path(REPO).expect("mirror");
+    let path = fx
+        .root
+        .join("repos/worktrees/demo/feature+ORCH-1-fix-login");
+    let main = git(&fx.git, &mirror, &["rev-parse", "refs/remotes/origin/main"]).await;
+    let stale = mirror.join("worktrees/feature+ORCH-1-fix-login");
+    std::fs::create_dir_all(&stale).expect("mkdir");
+    std::fs::write(
+        stale.join("gitdir"),
+        format!("{}\n", path.join(".git").display()),
+    )
+    .expect("write");
+    std::fs::write(stale.join("HEAD"), &main).expect("write");
+    std::fs::write(stale.join("commondir"), "../..\n").expect("write");
+
+    let wt = fx.worktree(BRANCH).await;
+    assert!(wt.created);
+    let naming: Vec<_> = std::fs::read_dir(mirror.join("worktrees"))
+        .expect("admin dirs")
+        .flatten()
+        .filter(|d| {
+            std::fs::read_to_string(d.path().join("gitdir"))
+                .is_ok_and(|t| t.trim_end() == path.join(".git").to_str().unwrap())
+        })
+        .map(|d| d.file_name())
+        .collect();
+    assert_eq!(naming.len(), 1, "one admin dir per folder: {naming:?}");
+    let on = git(&fx.git, &wt.path, &["symbolic-ref", "--short", "HEAD"]).await;
+    assert_eq!(on.trim(), BRANCH);
+    // The agent's commit is the branch's.
+    write(&wt, "new.txt", "work\n");
+    let commit = fx
+        .store
+        .commit_all(&wt, "ORCH-1: work")
+        .await
+        .expect("commit")
+        .expect("something to commit");
+    let tip = git(
+        &fx.git,
+        &mirror,
+        &["rev-parse", &format!("refs/heads/{BRANCH}")],
+    )
+    .await;
+    assert_eq!(tip.trim(), commit);
+}
