@@ -604,3 +604,76 @@ async fn the_github_forge_reads_check_runs_and_statuses_of_a_commit() {
         orch_core::ci::CiVerdict::Pending { .. }
     ));
 }
+
+/// People's reviews on GitHub (issue 16): the pull request opened early is
+/// a draft; `CHANGES_REQUESTED` and `APPROVED` are verdicts with the inline
+/// comments of their review, `COMMENTED` none, and `DISMISSED` is dropped.
+#[tokio::test]
+async fn the_github_forge_reads_peoples_reviews_of_the_open_pull_request() {
+    use orch_core::people::ReviewVerdict;
+    let w = world().await;
+    let head = w.branch("feature/r", "r.rs");
+    let pr = w
+        .forge
+        .open_pull_request("app", "feature/r", "main")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(w.fake.m().prs[0].draft, "opened as a draft");
+    {
+        let mut m = w.fake.m();
+        let review = |id: u64, user: &str, state: &str, body: &str| {
+            serde_json::json!({"id": id, "pr": pr.number, "user": {"login": user},
+                               "state": state, "body": body, "commit_id": head})
+        };
+        m.reviews.push(review(
+            1,
+            "ann",
+            "CHANGES_REQUESTED",
+            "Please handle the empty password.",
+        ));
+        m.reviews.push(review(2, "bob", "COMMENTED", "nice"));
+        m.reviews.push(review(3, "cy", "DISMISSED", "old"));
+        m.reviews.push(review(4, "bob", "APPROVED", ""));
+        m.review_comments.push(
+            serde_json::json!({"pr": pr.number, "pull_request_review_id": 1,
+            "path": "src/login.rs", "line": 12, "body": "refuse an empty password"}),
+        );
+        m.review_comments.push(
+            serde_json::json!({"pr": pr.number, "pull_request_review_id": 2,
+            "path": "src/x.rs", "line": 1, "body": "a comment of another review"}),
+        );
+    }
+    let reviews = w.forge.reviews("app", "feature/r", "main").await.unwrap();
+    let got: Vec<(&str, ReviewVerdict)> = reviews
+        .iter()
+        .map(|r| (r.author.as_str(), r.verdict))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("ann", ReviewVerdict::ChangesRequested),
+            ("bob", ReviewVerdict::Commented),
+            ("bob", ReviewVerdict::Approved)
+        ]
+    );
+    assert_eq!(reviews[0].commit, head);
+    assert_eq!(
+        reviews[0].as_comments(),
+        vec![
+            "ann (review on the pull request): Please handle the empty password.".to_owned(),
+            "ann on src/login.rs:12: refuse an empty password".to_owned()
+        ]
+    );
+    let say = orch_core::people::people_say(&reviews, &head);
+    assert_eq!(say.approved_by.as_deref(), Some("bob"));
+    assert_eq!(say.changes.map(|r| r.author), Some("ann".to_owned()));
+    // No open pull request for a branch: no reviews.
+    assert!(
+        w.forge
+            .reviews("app", "feature/none", "main")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
