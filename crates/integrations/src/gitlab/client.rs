@@ -185,27 +185,10 @@ impl GitlabClient {
             .await?;
         match r.status {
             201 => r.json(),
-            409 => {
-                let q = [
-                    ("state", "opened".to_owned()),
-                    ("source_branch", source.to_owned()),
-                    ("target_branch", target.to_owned()),
-                ];
-                let f = self
-                    .api
-                    .call(
-                        Method::GET,
-                        &Self::path(project, "/merge_requests"),
-                        &q,
-                        None,
-                    )
-                    .await?;
-                if !f.ok() {
-                    return Err(f.error());
-                }
-                let list: Vec<GlMergeRequest> = f.json()?;
-                list.into_iter().next().ok_or_else(|| r.error())
-            }
+            409 => self
+                .find_open_mr(project, source, target)
+                .await?
+                .ok_or_else(|| r.error()),
             _ => Err(r.error()),
         }
     }
@@ -255,19 +238,13 @@ impl GitlabClient {
 
     /// `GET …/merge_requests/:iid/approvals`: who approved.
     pub async fn approved_by(&self, project: &str, iid: u64) -> Result<Vec<String>, ApiError> {
-        let r = self
+        let v: Value = self
             .api
-            .call(
-                Method::GET,
+            .get_json(
                 &Self::path(project, &format!("/merge_requests/{iid}/approvals")),
                 &[],
-                None,
             )
             .await?;
-        if !r.ok() {
-            return Err(r.error());
-        }
-        let v: Value = r.json()?;
         Ok(v.get("approved_by")
             .and_then(Value::as_array)
             .map(|a| {
@@ -286,19 +263,13 @@ impl GitlabClient {
         project: &str,
         iid: u64,
     ) -> Result<Vec<(String, String)>, ApiError> {
-        let r = self
+        let v: Value = self
             .api
-            .call(
-                Method::GET,
+            .get_json(
                 &Self::path(project, &format!("/merge_requests/{iid}/reviewers")),
                 &[],
-                None,
             )
             .await?;
-        if !r.ok() {
-            return Err(r.error());
-        }
-        let v: Value = r.json()?;
         Ok(v.as_array()
             .map(|a| {
                 a.iter()
@@ -320,19 +291,13 @@ impl GitlabClient {
         project: &str,
         sha: &str,
     ) -> Result<Vec<(String, String, String, Option<String>)>, ApiError> {
-        let r = self
+        let v: Value = self
             .api
-            .call(
-                Method::GET,
+            .get_json(
                 &Self::path(project, &format!("/repository/commits/{sha}/statuses")),
                 &[("per_page", "100".into())],
-                None,
             )
             .await?;
-        if !r.ok() {
-            return Err(r.error());
-        }
-        let v: Value = r.json()?;
         let text = |x: &Value, k: &str| x.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
         Ok(v.as_array()
             .map(|a| {
