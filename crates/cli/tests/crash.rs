@@ -54,6 +54,33 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
         .unwrap_or(default)
 }
 
+/// The test's folder, kept when the test fails: the servers' logs
+/// (`serve-N.log`), the store, the mirror and the worktrees are what tells
+/// a failure found after hundreds of iterations apart.
+struct KeptOnFailure(Option<tempfile::TempDir>);
+
+impl KeptOnFailure {
+    fn path(&self) -> &Path {
+        self.0
+            .as_ref()
+            .expect("the folder is there until drop")
+            .path()
+    }
+}
+
+impl Drop for KeptOnFailure {
+    fn drop(&mut self) {
+        if std::thread::panicking()
+            && let Some(tmp) = self.0.take()
+        {
+            eprintln!(
+                "crash test: the test's folder is kept at {}",
+                tmp.keep().display()
+            );
+        }
+    }
+}
+
 /// The quickstart's project, made ready for crashes: more attempts (a run
 /// lost to a crash is retried, not given up) and a deploy with both phases.
 fn project(tmp: &Path) -> PathBuf {
@@ -180,7 +207,7 @@ fn kill_9_at_random_points_loses_nothing_and_merges_once() {
     eprintln!(
         "crash test: seed {seed:#x}, {iterations} iterations (ORCH_CRASH_SEED / ORCH_CRASH_ITERATIONS)"
     );
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = KeptOnFailure(Some(tempfile::tempdir().unwrap()));
     let dir = project(tmp.path());
     let remote = dir.join("remotes/demo.git");
     let mut rng = Rng(seed);

@@ -116,6 +116,9 @@ event_kinds! {
     MergeRetry = "merge_retry",
     /// Pushing the branch failed.
     PushFailed = "push_failed",
+    /// Committing what an agent left uncommitted failed: the work stays in
+    /// the worktree, and the next handover (or the merge gate) tries again.
+    CommitFailed = "commit_failed",
     /// Deploy phase A is done; phase B waits for a person (said once).
     AwaitingConfirmDeploy = "awaiting_confirm_deploy",
     /// Deploy phase B (the deploy run) was queued.

@@ -344,6 +344,40 @@ impl RepoStore {
         Ok(format!("{base_ref}...HEAD"))
     }
 
+    /// Whether the history of `base_sha` (a commit of the remote's base)
+    /// already holds `commit`: a task branch whose head it holds brings
+    /// nothing of its own. The mirror is fetched when it does not know
+    /// `base_sha` yet; `None` when even then one of them is unknown.
+    pub async fn base_holds(
+        &self,
+        repo: &str,
+        base_sha: &str,
+        commit: &str,
+    ) -> Result<Option<bool>> {
+        validate_sha(base_sha)?;
+        validate_sha(commit)?;
+        let mirror = self.existing_mirror(repo)?;
+        let at = self.at_mirror(&mirror);
+        if self.ref_sha(&at, base_sha).await?.is_none() {
+            let _guard = self.lock_repo(repo).await;
+            self.fetch_locked(&mirror).await?;
+        }
+        let args: Vec<OsString> = vec![
+            "merge-base".into(),
+            "--is-ancestor".into(),
+            commit.into(),
+            base_sha.into(),
+        ];
+        let out = at.output(&args, &[]).await?;
+        match out.code() {
+            Some(0) => Ok(Some(true)),
+            Some(1) => Ok(Some(false)),
+            // 128: an object this mirror does not have.
+            Some(128) => Ok(None),
+            _ => Err(at.failure(&args, &out)),
+        }
+    }
+
     /// The local forge's merge: make the remote's `base` point at the local
     /// `branch` head, but only if `base` is still at `expected_base_sha` and the
     /// move is a fast-forward. The check and the update are one atomic push

@@ -991,6 +991,22 @@ pub async fn markers_and_deliveries(h: Harness) {
             .unwrap()
     );
     assert!(h.store.initiated_markers(None).await.unwrap().is_empty());
+    let all: Vec<_> = h
+        .store
+        .task_markers(t.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| (m.step, m.state, m.detail))
+        .collect();
+    assert_eq!(
+        all,
+        [
+            (MarkerStep::Deploy, MarkerState::Completed, "phase-b".into()),
+            (MarkerStep::Merge, MarkerState::Abandoned, "abc123".into()),
+        ],
+        "every marker of the task, finished ones too, oldest first"
+    );
     h.store
         .write_marker(t.id, "demo", MarkerStep::Deploy, "retry")
         .await

@@ -185,6 +185,10 @@ pub trait MarkerStore {
     /// INITIATED → `state` (Completed or Abandoned). `false` if it was not INITIATED.
     async fn finish_marker(&self, id: i64, state: MarkerState) -> StoreResult<bool>;
     async fn initiated_markers(&self, task: Option<TaskId>) -> StoreResult<Vec<Marker>>;
+    /// Every marker of `task`, whatever its state, oldest first: a finished
+    /// one proves its step was done (or given up) before a crash that came
+    /// between the marker's end and the stage move.
+    async fn task_markers(&self, task: TaskId) -> StoreResult<Vec<Marker>>;
     /// Remember a webhook delivery; `false` if it was seen before (a replay).
     async fn record_delivery(&self, provider: &str, delivery_id: &str) -> StoreResult<bool>;
 }

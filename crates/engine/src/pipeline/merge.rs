@@ -117,6 +117,11 @@ impl Pipeline {
             ))
             .into());
         };
+        if self.repos.base_holds(&task.repo, &base_sha, &head).await? == Some(true)
+            && !self.merge_completed(task, &head).await?
+        {
+            return self.nothing_to_merge(task, &wt, &head, &base).await;
+        }
         let detail = MergeDetail {
             head: head.clone(),
             base: base.clone(),
@@ -141,6 +146,55 @@ impl Pipeline {
             )
             .await?;
         self.try_finish_merge(task, marker.id, &detail, lease).await
+    }
+
+    /// Whether a merge of `head` for this task finished before (a crash came
+    /// after the merge's marker was completed and before the stage moved).
+    async fn merge_completed(&self, task: &Task, head: &str) -> Result<bool, Stop> {
+        Ok(self.store.task_markers(task.id).await?.iter().any(|m| {
+            m.step == MarkerStep::Merge
+                && m.state == MarkerState::Completed
+                && serde_json::from_str::<MergeDetail>(&m.detail).is_ok_and(|d| d.head == head)
+        }))
+    }
+
+    /// The branch's head is already in the base, and no merge of it was
+    /// done: the task's branch brings nothing, so "merged" would be false.
+    /// Work its worktree still holds uncommitted (its commit failed at a
+    /// handover) is committed now and verified again; with none, the task
+    /// parks for a person rather than claim a merge.
+    async fn nothing_to_merge(
+        &self,
+        task: &Task,
+        wt: &orch_git::Worktree,
+        head: &str,
+        base: &str,
+    ) -> Result<String, Stop> {
+        let msg = format!(
+            "{}: work left uncommitted, found at the merge gate",
+            task.original_work_item_id()
+        );
+        if let Some(commit) = self.repos.commit_all(wt, &msg).await? {
+            return Ok(self
+                .merge_stale(
+                    task,
+                    &format!(
+                        "the branch had no commit of its own but its worktree held uncommitted work, now committed as {}",
+                        short(&commit)
+                    ),
+                )
+                .await?);
+        }
+        Ok(self
+            .give_up_merge(
+                task,
+                &format!(
+                    "nothing to merge: the branch's head {} is already in {base}, so the task brings no change; \
+                     look at its worktree, then resume it or cancel it",
+                    short(head)
+                ),
+            )
+            .await?)
     }
 
     /// An INITIATED merge marker exists (a crash came mid-merge, or the last

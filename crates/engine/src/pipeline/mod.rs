@@ -522,6 +522,16 @@ impl Pipeline {
         self.repair_worktree(task, &wt).await;
         if let Err(e) = self.repos.commit_all(&wt, &msg).await {
             tracing::warn!(task = %task.id, error = %e, "committing leftovers failed");
+            let _ = self
+                .store
+                .append_event(
+                    task.id,
+                    self.event(
+                        EventKind::CommitFailed,
+                        format!("committing the {agent}'s work on {}: {e}", task.branch),
+                    ),
+                )
+                .await;
         }
         match self.forge.push_branch(&task.repo, &task.branch).await {
             Ok(_) => true,

@@ -73,6 +73,16 @@ impl MarkerStore for PgStore {
         all(&self.pool, q, rows::marker).await
     }
 
+    async fn task_markers(&self, task: TaskId) -> StoreResult<Vec<Marker>> {
+        let q = sqlx::query(concat!(
+            "SELECT ",
+            rows::marker_columns!(),
+            " FROM markers WHERE task_id = $1 ORDER BY id"
+        ))
+        .bind(task.0);
+        all(&self.pool, q, rows::marker).await
+    }
+
     async fn record_delivery(&self, provider: &str, delivery_id: &str) -> StoreResult<bool> {
         let now = self.now();
         let q = sqlx::query(

@@ -71,6 +71,19 @@ impl MarkerStore for SqliteStore {
             .await
     }
 
+    async fn task_markers(&self, task: TaskId) -> StoreResult<Vec<Marker>> {
+        self.read_all(
+            concat!(
+                "SELECT ",
+                crate::rows::marker_columns!(),
+                " FROM markers WHERE task_id = ?1 ORDER BY id"
+            ),
+            (&task.0,),
+            rows::marker,
+        )
+        .await
+    }
+
     async fn record_delivery(&self, provider: &str, delivery_id: &str) -> StoreResult<bool> {
         let now = self.now();
         let n = self.write(
