@@ -473,3 +473,61 @@ fn a_local_remote_that_refuses_pushes_parks_the_task_and_frees_the_lease() {
         "{log}"
     );
 }
+
+// ---------------------------------------------------------------------------
+// A branch that brings nothing: its head is already in the base.
+
+/// An analyst and a developer that change nothing, and a reviewer that approves and
+/// leaves a note in the worktree without committing it: the branch reaches
+/// the merge gate with no commit of its own. A fast-forward to where main
+/// already is would be "merged" in name only (the chaos run found tasks
+/// done this way with their work never committed), so the task parks with
+/// the reason and the uncommitted path, main does not move, and the merge
+/// lease is free for the next task.
+#[test]
+fn a_branch_with_no_change_of_its_own_parks_instead_of_claiming_a_merge() {
+    let tmp = tempfile::tempdir().unwrap();
+    // The reviewer is a program of its own (a sandbox shows an agent's
+    // program and its folder, not the files its arguments name).
+    let agents = tmp.path().join("agents");
+    std::fs::create_dir_all(&agents).unwrap();
+    let reviewer = agents.join("approve-with-note.sh");
+    std::fs::write(
+        &reviewer,
+        "#!/bin/sh\necho 'looked at it' > review-note.txt\nprintf '```orch-verdict\\n{\"verdict\": \"approve\", \"comments\": []}\\n```\\n'\n",
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&reviewer, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let dir = quickstart_project(tmp.path(), "nothing-to-merge", |cfg| {
+        cfg.replace(
+            "command = [\"examples/agents/analyst.sh\"]",
+            "command = [\"sh\", \"-c\", \"echo analyst: nothing to write\"]",
+        )
+        .replace(
+            "command = [\"examples/agents/developer.sh\"]",
+            "command = [\"sh\", \"-c\", \"echo developer: nothing to change\"]",
+        )
+        .replace(
+            "command = [\"examples/agents/reviewer.sh\"]",
+            &format!("command = [{:?}]", reviewer.display().to_string()),
+        )
+    });
+    let remote = dir.join("remotes/demo.git");
+    let main_before = git(&remote, &["rev-parse", "main"]);
+    let _serve = start(&dir, &serve_env(&[]));
+    add_and_approve(&dir, "DEMO-2", "Nothing to do");
+    let v = wait_parked(&dir, "DEMO-2");
+    let parked = events_of(&v, "needs_attention");
+    assert_eq!(parked.len(), 1, "{:#}", v["events"]);
+    assert!(
+        parked[0].contains("nothing to merge")
+            && parked[0].contains("no change of its own")
+            && parked[0].contains("review-note.txt"),
+        "the reason names the uncommitted work: {parked:?}"
+    );
+    assert_eq!(count_events(&v, "merged"), 0, "{:#}", v["events"]);
+    assert_eq!(count_events(&v, "merge_initiated"), 0, "{:#}", v["events"]);
+    assert_eq!(lease_holder(&dir), None, "parked: the merge lease is free");
+    assert_eq!(git(&remote, &["rev-parse", "main"]), main_before);
+}

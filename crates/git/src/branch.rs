@@ -125,6 +125,27 @@ impl RepoStore {
         self.head_sha(worktree).await.map(Some)
     }
 
+    /// The paths of the worktree that no commit holds: modified, deleted,
+    /// staged or untracked (ignored files are not work).
+    pub async fn uncommitted(&self, worktree: &Worktree) -> Result<Vec<String>> {
+        let mirror = self.existing_mirror(&worktree.repo)?;
+        let out = self
+            .at_worktree(&mirror, &worktree.path)?
+            .run(["status", "--porcelain", "-z", "--untracked-files=all"])
+            .await?;
+        let mut paths = Vec::new();
+        let mut fields = out.split('\0').filter(|f| !f.is_empty());
+        while let Some(entry) = fields.next() {
+            // "XY path"; a rename or copy is followed by its source path.
+            let (status, path) = entry.split_at(entry.len().min(3));
+            if status.starts_with('R') || status.starts_with('C') {
+                fields.next();
+            }
+            paths.push(path.to_owned());
+        }
+        Ok(paths)
+    }
+
     /// The commit the worktree's HEAD points at.
     pub async fn head_sha(&self, worktree: &Worktree) -> Result<String> {
         let mirror = self.existing_mirror(&worktree.repo)?;

@@ -234,6 +234,26 @@ async fn commit_all_commits_only_when_there_is_something() {
 }
 
 #[tokio::test]
+async fn uncommitted_names_every_path_no_commit_holds_but_ignored_ones() {
+    let fx = fixture().await;
+    let wt = fx.worktree(BRANCH).await;
+    assert!(fx.store.uncommitted(&wt).await.expect("status").is_empty());
+    write(&wt, "README.md", "# demo\nchanged by the agent\n");
+    std::fs::create_dir_all(wt.path.join("work/deep")).expect("mkdir");
+    write(&wt, "work/deep/notes with space.txt", "untracked\n");
+    write(&wt, "debug.log", "ignored\n");
+    std::fs::remove_file(wt.path.join("src/lib.txt")).expect("rm");
+    let mut left = fx.store.uncommitted(&wt).await.expect("status");
+    left.sort();
+    assert_eq!(
+        left,
+        ["README.md", "src/lib.txt", "work/deep/notes with space.txt"]
+    );
+    fx.store.commit_all(&wt, "all").await.expect("commit");
+    assert!(fx.store.uncommitted(&wt).await.expect("status").is_empty());
+}
+
+#[tokio::test]
 async fn archive_keeps_uncommitted_and_untracked_work_and_restore_brings_it_back() {
     let fx = fixture().await;
     let wt = fx.worktree(BRANCH).await;

@@ -160,9 +160,9 @@ impl Pipeline {
 
     /// The branch's head is already in the base, and no merge of it was
     /// done: the task's branch brings nothing, so "merged" would be false.
-    /// Work its worktree still holds uncommitted (its commit failed at a
-    /// handover) is committed now and verified again; with none, the task
-    /// parks for a person rather than claim a merge.
+    /// The task parks for a person, who finds its worktree as it was; work
+    /// left there uncommitted (its commit failed at a handover, see the
+    /// task's `commit_failed` events) is named, never merged unreviewed.
     async fn nothing_to_merge(
         &self,
         task: &Task,
@@ -170,27 +170,30 @@ impl Pipeline {
         head: &str,
         base: &str,
     ) -> Result<String, Stop> {
-        let msg = format!(
-            "{}: work left uncommitted, found at the merge gate",
-            task.original_work_item_id()
-        );
-        if let Some(commit) = self.repos.commit_all(wt, &msg).await? {
-            return Ok(self
-                .merge_stale(
-                    task,
-                    &format!(
-                        "the branch had no commit of its own but its worktree held uncommitted work, now committed as {}",
-                        short(&commit)
-                    ),
-                )
-                .await?);
-        }
+        let left = self.repos.uncommitted(wt).await?;
+        let worktree = if left.is_empty() {
+            String::new()
+        } else {
+            const SHOWN: usize = 5;
+            let more = left.len().saturating_sub(SHOWN);
+            let mut names = left
+                .iter()
+                .take(SHOWN)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ");
+            if more > 0 {
+                names.push_str(&format!(" and {more} more"));
+            }
+            format!(
+                "; its worktree holds work no commit has ({names}): commit what should be merged, then resume"
+            )
+        };
         Ok(self
             .give_up_merge(
                 task,
                 &format!(
-                    "nothing to merge: the branch's head {} is already in {base}, so the task brings no change; \
-                     look at its worktree, then resume it or cancel it",
+                    "nothing to merge: the branch's head {} is already in {base}, so the task brings no change of its own{worktree}",
                     short(head)
                 ),
             )
