@@ -387,6 +387,42 @@ async fn a_failed_required_check_goes_back_to_the_developer_and_a_pass_merges() 
     );
 }
 
+/// No `required_checks` in orch.toml: Gitea's protection of `main` requires
+/// the contexts `ci / *`, and orch reads them from the base branch. The
+/// merge gate waits for them (Gitea would refuse the merge, 405, before
+/// they pass) and merges once the check passes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_checks_the_base_branchs_protection_requires_hold_the_merge_until_they_pass() {
+    let mut w = World::with("max_ci_rounds = 3\n", "").await;
+    w.gitea.require_checks("main", &["ci / *"]);
+    w.start();
+    add_task(w.dir(), "DEMO-1", "Fix the login", &[]);
+    wait_for(w.dir(), "DEMO-1", LIMIT, "analysis ready", |v| {
+        v["task"]["stage"] == "awaiting_approval"
+    });
+    ok(w.dir(), &["task", "approve", "DEMO-1"]);
+    let v = to_the_merge_gate(&w, 1);
+    assert_eq!(events(&v, "lease_acquired"), 0, "no lease while CI runs");
+    let why = v["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "ci_pending")
+        .unwrap()["message"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(why.contains("ci / * (not reported yet)"), "{why}");
+    let branch = v["task"]["branch"].as_str().unwrap().to_owned();
+    let head = w.head(&branch);
+    w.ci_reports(&head, "success", "Successful in 9s");
+    let v = wait_for(w.dir(), "DEMO-1", LIMIT, "done", |v| {
+        v["task"]["stage"] == "done"
+    });
+    assert_eq!(events(&v, "merged"), 1, "{}", w.serve_log());
+    assert_eq!(events(&v, "merge_failed"), 0, "{:#}", v["events"]);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn required_checks_failing_past_the_bound_park_the_task_with_the_last_failure() {
     let mut w = World::new(1).await;

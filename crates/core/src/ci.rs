@@ -48,20 +48,46 @@ pub enum CiVerdict {
     Failed(Vec<Check>),
 }
 
-/// The verdict on `required` checks (names compared exactly) from what the
-/// forge reported for the head. A forge may report one name several times
-/// (a re-run): the newest report wins, and the caller lists newest first.
-/// A failure decides even while other checks still run: the developer can
-/// start on it at once.
+/// The verdict on `required` checks from what the forge reported for the
+/// head. A required entry is a check name or a wildcard pattern of names
+/// ([`crate::wildcard`]: Gitea's branch protection lists its required
+/// status contexts so); every reported check it matches must pass, and one
+/// it matches none of has not reported yet. A forge may report one name
+/// several times (a re-run): the newest report wins, and the caller lists
+/// newest first. A failure decides even while other checks still run: the
+/// developer can start on it at once.
 pub fn verdict(required: &[String], reported: &[Check]) -> CiVerdict {
-    let mut failed = Vec::new();
+    let mut newest: Vec<&Check> = Vec::new();
+    for c in reported {
+        if !newest.iter().any(|n| n.name == c.name) {
+            newest.push(c);
+        }
+    }
+    let mut failed: Vec<Check> = Vec::new();
     let mut waiting = Vec::new();
-    for name in required {
-        match reported.iter().find(|c| &c.name == name) {
-            Some(c) if c.state == CheckState::Failure => failed.push(c.clone()),
-            Some(c) if c.state == CheckState::Success => {}
-            Some(_) => waiting.push(format!("{name} (running)")),
-            None => waiting.push(format!("{name} (not reported yet)")),
+    for pattern in required {
+        let matched: Vec<&&Check> = newest
+            .iter()
+            .filter(|c| c.name == *pattern || crate::wildcard::matches(pattern, &c.name))
+            .collect();
+        if matched.is_empty() {
+            waiting.push(format!("{pattern} (not reported yet)"));
+        }
+        for c in matched {
+            match c.state {
+                CheckState::Failure => {
+                    if !failed.iter().any(|f| f.name == c.name) {
+                        failed.push((*c).clone());
+                    }
+                }
+                CheckState::Success => {}
+                CheckState::Pending => {
+                    let w = format!("{} (running)", c.name);
+                    if !waiting.contains(&w) {
+                        waiting.push(w);
+                    }
+                }
+            }
         }
     }
     if !failed.is_empty() {
@@ -71,6 +97,18 @@ pub fn verdict(required: &[String], reported: &[Check]) -> CiVerdict {
     } else {
         CiVerdict::Passed
     }
+}
+
+/// The required checks of a head: those the repo's config names, and those
+/// the forge's protection of the base branch requires, each once.
+pub fn required(configured: &[String], protected: &[String]) -> Vec<String> {
+    let mut all: Vec<String> = configured.to_vec();
+    for p in protected {
+        if !all.contains(p) {
+            all.push(p.clone());
+        }
+    }
+    all
 }
 
 /// The most of one check's detail that reaches the developer's prompt: the
@@ -157,6 +195,60 @@ mod tests {
             ],
         );
         assert_eq!(got, CiVerdict::Passed);
+    }
+
+    #[test]
+    fn a_pattern_requires_every_check_it_matches_and_at_least_one() {
+        let req = vec!["ci / *".to_owned()];
+        assert_eq!(
+            verdict(&req, &[check("lint", CheckState::Success)]),
+            CiVerdict::Pending {
+                waiting: vec!["ci / * (not reported yet)".into()]
+            }
+        );
+        let got = verdict(
+            &req,
+            &[
+                check("ci / build", CheckState::Success),
+                check("ci / test", CheckState::Pending),
+            ],
+        );
+        assert_eq!(
+            got,
+            CiVerdict::Pending {
+                waiting: vec!["ci / test (running)".into()]
+            }
+        );
+        let got = verdict(
+            &req,
+            &[
+                check("ci / build", CheckState::Success),
+                check("ci / test", CheckState::Failure),
+                check("ci / test", CheckState::Success),
+            ],
+        );
+        assert!(
+            matches!(got, CiVerdict::Failed(ref f) if f.len() == 1 && f[0].name == "ci / test")
+        );
+        let both = vec!["ci / *".to_owned(), "ci / test".to_owned()];
+        let got = verdict(&both, &[check("ci / test", CheckState::Failure)]);
+        assert!(
+            matches!(got, CiVerdict::Failed(ref f) if f.len() == 1),
+            "a check two entries require fails once: {got:?}"
+        );
+        assert_eq!(
+            verdict(&req, &[check("ci / build", CheckState::Success)]),
+            CiVerdict::Passed
+        );
+    }
+
+    #[test]
+    fn the_config_and_the_forges_protection_are_both_required() {
+        let got = required(
+            &["ci / test".into(), "lint".into()],
+            &["lint".into(), "ci / *".into()],
+        );
+        assert_eq!(got, ["ci / test", "lint", "ci / *"]);
     }
 
     #[test]

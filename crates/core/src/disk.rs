@@ -95,7 +95,7 @@ impl OutputGlob {
             if s.is_empty() || s == "." || s == ".." {
                 return Err(err("has an empty, `.` or `..` segment"));
             }
-            if wildcard(s, ".git") {
+            if crate::wildcard::matches(s, ".git") {
                 return Err(err("could match .git, which orch never removes"));
             }
             if s.chars().all(|c| c == '*') {
@@ -126,13 +126,13 @@ impl OutputGlob {
                     .segments
                     .iter()
                     .zip(&parts)
-                    .all(|(g, p)| wildcard(g, p))
+                    .all(|(g, p)| crate::wildcard::matches(g, p))
                 && entry_ok(n);
         }
         parts
             .iter()
             .enumerate()
-            .any(|(i, p)| wildcard(&self.segments[0], p) && entry_ok(i + 1))
+            .any(|(i, p)| crate::wildcard::matches(&self.segments[0], p) && entry_ok(i + 1))
     }
 }
 
@@ -149,30 +149,6 @@ impl std::fmt::Display for OutputGlob {
 /// Whether any of `globs` matches `path` (see [`OutputGlob::matches`]).
 pub fn is_build_output(globs: &[OutputGlob], path: &str) -> bool {
     globs.iter().any(|g| g.matches(path))
-}
-
-/// `*` and `?` within one segment.
-fn wildcard(glob: &str, name: &str) -> bool {
-    let (g, n): (Vec<char>, Vec<char>) = (glob.chars().collect(), name.chars().collect());
-    let (mut gi, mut ni) = (0, 0);
-    // The last `*` seen and where in `name` it started matching.
-    let mut star: Option<(usize, usize)> = None;
-    while ni < n.len() {
-        if gi < g.len() && (g[gi] == '?' || g[gi] == n[ni]) {
-            gi += 1;
-            ni += 1;
-        } else if gi < g.len() && g[gi] == '*' {
-            star = Some((gi, ni));
-            gi += 1;
-        } else if let Some((sg, sn)) = star {
-            gi = sg + 1;
-            ni = sn + 1;
-            star = Some((sg, sn + 1));
-        } else {
-            return false;
-        }
-    }
-    g[gi..].iter().all(|&c| c == '*')
 }
 
 #[cfg(test)]
@@ -231,11 +207,14 @@ mod tests {
 
     #[test]
     fn wildcards() {
-        assert!(wildcard("cmake-build-*", "cmake-build-debug"));
-        assert!(wildcard("?ist", "dist"));
-        assert!(wildcard("a*b*c", "axxbyyc"));
-        assert!(!wildcard("a*b*c", "axxbyy"));
-        assert!(wildcard("*", ""));
+        assert!(crate::wildcard::matches(
+            "cmake-build-*",
+            "cmake-build-debug"
+        ));
+        assert!(crate::wildcard::matches("?ist", "dist"));
+        assert!(crate::wildcard::matches("a*b*c", "axxbyyc"));
+        assert!(!crate::wildcard::matches("a*b*c", "axxbyy"));
+        assert!(crate::wildcard::matches("*", ""));
     }
 
     #[test]

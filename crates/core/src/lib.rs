@@ -21,6 +21,7 @@ pub mod run;
 pub mod stage;
 pub mod task;
 pub mod time;
+pub mod wildcard;
 
 pub use event::EventKind;
 pub use gates::{Block, ClaimCandidate, GateContext, Gates, Limits};

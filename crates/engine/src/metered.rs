@@ -155,6 +155,10 @@ impl Forge for MeteredForge {
         let r = self.0.checks(repo, sha).await;
         counted("orch_forge_errors_total", "checks", r)
     }
+    async fn required_checks(&self, repo: &str, base: &str) -> PortResult<Vec<String>> {
+        let r = self.0.required_checks(repo, base).await;
+        counted("orch_forge_errors_total", "required_checks", r)
+    }
     fn browse_url(&self, repo: &str, branch: &str, path: &str) -> Option<String> {
         self.0.browse_url(repo, branch, path)
     }

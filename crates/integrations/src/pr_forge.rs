@@ -39,6 +39,9 @@ pub struct BranchInfo {
     pub sha: Option<String>,
     /// Protected by the forge's own branch protection.
     pub protected: bool,
+    /// The checks that protection requires before a merge into the branch
+    /// (empty when it requires none).
+    pub required_checks: Vec<String>,
 }
 
 /// The calls a pull-request forge offers; `full` is the repository's
@@ -259,6 +262,18 @@ impl<A: PullRequestApi> Forge for PrForge<A> {
         self.api.checks(full, sha).await
     }
 
+    /// Read from the base branch itself, which any reader of the repository
+    /// may see (the protection rules' own endpoints want an admin).
+    async fn required_checks(&self, repo: &str, base: &str) -> PortResult<Vec<String>> {
+        let full = self.full(repo)?;
+        Ok(self
+            .api
+            .branch(full, base)
+            .await?
+            .map(|b| b.required_checks)
+            .unwrap_or_default())
+    }
+
     async fn open_pull_request(
         &self,
         repo: &str,
@@ -405,6 +420,7 @@ mod tests {
         BranchInfo {
             sha: Some("abc".into()),
             protected,
+            required_checks: Vec::new(),
         }
     }
 

@@ -470,6 +470,40 @@ async fn every_request_orch_sends_to_gitea_matches_the_swagger() {
 /// `CommitStatus`, the state under `status`), newest first; `warning`
 /// passes, `error` fails, and the description and link come along.
 #[tokio::test]
+async fn the_gitea_forge_reads_the_required_checks_from_the_base_branchs_protection() {
+    let w = world().await;
+    let gitea = &w.fake;
+    assert!(
+        w.forge
+            .required_checks("app", "main")
+            .await
+            .unwrap()
+            .is_empty(),
+        "an unprotected base requires nothing"
+    );
+    gitea.m().protected.insert("main".into());
+    assert!(
+        w.forge
+            .required_checks("app", "main")
+            .await
+            .unwrap()
+            .is_empty(),
+        "a protection without status checks requires nothing"
+    );
+    gitea.require_checks("main", &["ci / *", "security"]);
+    assert_eq!(
+        w.forge.required_checks("app", "main").await.unwrap(),
+        ["ci / *", "security"]
+    );
+    // Read from the branch, which a token without admin rights may read.
+    let asked: Vec<String> = gitea.requests().iter().map(|r| r.path.clone()).collect();
+    assert!(
+        asked.iter().all(|p| !p.contains("branch_protections")),
+        "{asked:?}"
+    );
+}
+
+#[tokio::test]
 async fn the_gitea_forge_reads_the_commit_statuses_of_a_commit() {
     use orch_core::ci::CheckState;
     let w = world().await;

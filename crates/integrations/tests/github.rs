@@ -555,6 +555,34 @@ fn github_tracker(w: &World) -> Arc<GithubIssuesTracker> {
     ))
 }
 
+/// The base branch's protection summary (GitHub's "Get a branch") names
+/// the required status checks, contexts and check names alike; with their
+/// enforcement off, or no protection, nothing is required.
+#[tokio::test]
+async fn the_github_forge_reads_the_required_checks_from_the_base_branchs_protection() {
+    let w = world().await;
+    assert!(
+        w.forge
+            .required_checks("app", "main")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    w.fake.m().protected.insert("main".into());
+    assert!(
+        w.forge
+            .required_checks("app", "main")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    w.fake.require_checks("main", &["test", "lint"]);
+    assert_eq!(
+        w.forge.required_checks("app", "main").await.unwrap(),
+        ["test", "lint"]
+    );
+}
+
 /// CI checks of a commit (issue 16): GitHub's check runs (with their
 /// output) and commit statuses, mapped to pass / wait / fail, newest run of
 /// a name first.

@@ -102,9 +102,10 @@ impl Pipeline {
 
     fn needs(&self, task: &Task, view: &TaskView) -> Needs {
         let repo = self.cfg.repo(&task.repo);
-        let required = repo.is_some_and(|r| !r.required_checks.is_empty());
-        // The local forge has no pull requests, hence no reviews.
+        // The local forge has no pull requests, hence no reviews, and no
+        // CI; any other forge's protection of the base may require checks.
         let has_prs = self.cfg.forge.kind != ForgeKind::Local;
+        let required = has_prs || repo.is_some_and(|r| !r.required_checks.is_empty());
         let at_merge_gate = task.stage == Stage::Merge
             && !view.holds_lease
             && !view.merge_initiated
@@ -149,15 +150,7 @@ impl Pipeline {
             }
         };
         let ci = if needs.ci {
-            let required = self
-                .cfg
-                .repo(&task.repo)
-                .map(|r| r.required_checks.clone())
-                .unwrap_or_default();
-            Some(match self.forge.checks(&task.repo, &head).await {
-                Ok(checks) => verdict(&required, &checks),
-                Err(e) => pending(format!("the forge's checks could not be read ({e})")),
-            })
+            Some(self.ci_verdict(task, &head).await)
         } else {
             None
         };
@@ -174,6 +167,35 @@ impl Pipeline {
             None
         };
         Found { ci, people }
+    }
+
+    /// The required checks of the head (the repo's `required_checks` and
+    /// what the forge's protection of the base requires), decided. A forge
+    /// that cannot be asked holds the merge.
+    async fn ci_verdict(&self, task: &Task, head: &str) -> CiVerdict {
+        let pending = |why: String| CiVerdict::Pending { waiting: vec![why] };
+        let configured = self
+            .cfg
+            .repo(&task.repo)
+            .map(|r| r.required_checks.clone())
+            .unwrap_or_default();
+        let base = self.base_branch(&task.repo);
+        let protected = match self.forge.required_checks(&task.repo, &base).await {
+            Ok(p) => p,
+            Err(e) => {
+                return pending(format!(
+                    "the protection of {base} could not be read from the forge ({e})"
+                ));
+            }
+        };
+        let required = orch_core::ci::required(&configured, &protected);
+        if required.is_empty() {
+            return CiVerdict::Passed;
+        }
+        match self.forge.checks(&task.repo, head).await {
+            Ok(checks) => verdict(&required, &checks),
+            Err(e) => pending(format!("the forge's checks could not be read ({e})")),
+        }
     }
 
     /// The forge reported a check or a review on `repo` (a webhook): every

@@ -204,6 +204,12 @@ pub trait Forge: Send + Sync {
     /// Required, as `report_verify`: a forge that forgot it would let the
     /// merge gate wait forever or, worse, merge past a failure.
     async fn checks(&self, repo: &str, sha: &str) -> PortResult<Vec<orch_core::ci::Check>>;
+    /// The checks the forge's protection of `base` requires before a merge
+    /// into it (names, or Gitea's wildcard patterns of names); none when the
+    /// branch is unprotected or the forge has no CI. The merge gate requires
+    /// them besides `repos.required_checks`: the forge would refuse the
+    /// merge without them anyway. Required, as `checks`.
+    async fn required_checks(&self, repo: &str, base: &str) -> PortResult<Vec<String>>;
     /// Where a person reads `path` on `branch` in a browser, when the forge
     /// has a web view; `None` for the local forge (links then go to the
     /// dashboard). Required, as `report_verify`.
@@ -359,6 +365,11 @@ impl Forge for LocalForge {
 
     /// No CI runs on a bare repository.
     async fn checks(&self, _: &str, _: &str) -> PortResult<Vec<orch_core::ci::Check>> {
+        Ok(Vec::new())
+    }
+
+    /// Nor a protection that names checks.
+    async fn required_checks(&self, _: &str, _: &str) -> PortResult<Vec<String>> {
         Ok(Vec::new())
     }
 

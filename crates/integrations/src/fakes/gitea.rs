@@ -32,6 +32,10 @@ pub struct GiteaModel {
     pub bare: PathBuf,
     pub default_branch: String,
     pub protected: BTreeSet<String>,
+    /// Protected branches whose protection requires status checks: the
+    /// contexts (glob patterns), shown on the branch as Gitea does
+    /// (`enable_status_check`, `status_check_contexts`).
+    pub status_checks: BTreeMap<String, Vec<String>>,
     /// Branches whose DELETE Gitea refuses (403) though GET shows them
     /// unprotected (e.g. the target of another open pull request).
     pub refuse_delete: BTreeSet<String>,
@@ -101,6 +105,7 @@ impl FakeGitea {
             bare: bare.into(),
             default_branch: "main".into(),
             protected: BTreeSet::new(),
+            status_checks: BTreeMap::new(),
             refuse_delete: BTreeSet::new(),
             prs: Vec::new(),
             statuses: Vec::new(),
@@ -178,6 +183,17 @@ impl FakeGitea {
     }
 
     /// The next `n` requests whose path contains `fragment` answer `status`.
+    /// Protect `branch` with a rule that requires these status contexts
+    /// (glob patterns) to pass before a merge into it.
+    pub fn require_checks(&self, branch: &str, contexts: &[&str]) {
+        let mut m = self.m();
+        m.protected.insert(branch.to_owned());
+        m.status_checks.insert(
+            branch.to_owned(),
+            contexts.iter().map(|c| c.to_string()).collect(),
+        );
+    }
+
     pub fn fail_on(&self, fragment: &str, status: u16, n: usize) {
         self.m().fail_on.push((fragment.into(), status, n));
     }
@@ -292,11 +308,18 @@ impl Respond for Responder {
         }
         if let Some(branch) = rest.strip_prefix("/branches/") {
             let protected = m.protected.contains(branch);
+            let contexts = m.status_checks.get(branch).cloned();
             return match (method, branch_sha(&bare, branch)) {
                 (_, None) => json(404, json!({"message": "branch does not exist"})),
                 ("GET", Some(sha)) => json(
                     200,
-                    json!({"name": branch, "protected": protected, "commit": {"id": sha}}),
+                    json!({
+                        "name": branch,
+                        "protected": protected,
+                        "commit": {"id": sha},
+                        "enable_status_check": contexts.is_some(),
+                        "status_check_contexts": contexts.unwrap_or_default(),
+                    }),
                 ),
                 ("DELETE", Some(_))
                     if protected
@@ -464,6 +487,16 @@ impl Respond for Responder {
                 {
                     return json(409, json!({"message": "head out of date"}));
                 }
+                // The base's protection: every required context must have
+                // passed on the head (not ready to merge: 405).
+                if let Some(required) = m.status_checks.get(&pr.base)
+                    && !required_checks_passed(&m.statuses, required, &pr.head_sha)
+                {
+                    return json(
+                        405,
+                        json!({"message": "Not all required status checks successful"}),
+                    );
+                }
                 let old = branch_sha(&bare, &pr.base).unwrap_or_default();
                 // Fast-forward when the head contains the base (orch merges
                 // the base in before verify); anything else is a conflict here.
@@ -492,6 +525,28 @@ impl Respond for Responder {
             _ => json(404, json!({"message": "not found"})),
         }
     }
+}
+
+/// Gitea's rule for required status contexts (glob patterns): each matches
+/// at least one status of `sha`, and the newest status of every context it
+/// matches is a pass (`success`, `warning` or `skipped`).
+fn required_checks_passed(statuses: &[FakeStatus], required: &[String], sha: &str) -> bool {
+    let mut newest: Vec<&FakeStatus> = Vec::new();
+    for s in statuses.iter().rev().filter(|s| s.sha == sha) {
+        if !newest.iter().any(|n| n.context == s.context) {
+            newest.push(s);
+        }
+    }
+    required.iter().all(|pattern| {
+        let matched: Vec<_> = newest
+            .iter()
+            .filter(|s| orch_core::wildcard::matches(pattern, &s.context))
+            .collect();
+        !matched.is_empty()
+            && matched
+                .iter()
+                .all(|s| matches!(s.state.as_str(), "success" | "warning" | "skipped"))
+    })
 }
 
 /// Gitea's default `WORK_IN_PROGRESS_PREFIXES`.

@@ -43,6 +43,9 @@ pub struct GithubModel {
     pub bare: PathBuf,
     pub default_branch: String,
     pub protected: BTreeSet<String>,
+    /// Protected branches whose protection requires status checks (their
+    /// contexts), shown in the branch's `protection` summary as GitHub does.
+    pub required_status_checks: BTreeMap<String, Vec<String>>,
     pub prs: Vec<GhFakePr>,
     pub issues: BTreeMap<u64, GhFakeIssue>,
     /// (sha, state, context), oldest first.
@@ -80,6 +83,7 @@ impl FakeGithub {
             bare: bare.into(),
             default_branch: "main".into(),
             protected: BTreeSet::new(),
+            required_status_checks: BTreeMap::new(),
             prs: Vec::new(),
             issues: BTreeMap::new(),
             statuses: Vec::new(),
@@ -103,6 +107,16 @@ impl FakeGithub {
 
     pub fn m(&self) -> std::sync::MutexGuard<'_, GithubModel> {
         self.model.lock().unwrap()
+    }
+
+    /// Protect `branch` with required status checks (these contexts).
+    pub fn require_checks(&self, branch: &str, contexts: &[&str]) {
+        let mut m = self.m();
+        m.protected.insert(branch.to_owned());
+        m.required_status_checks.insert(
+            branch.to_owned(),
+            contexts.iter().map(|c| c.to_string()).collect(),
+        );
     }
 
     pub fn add_issue(&self, number: u64, title: &str, labels: &[&str]) {
@@ -244,10 +258,34 @@ impl Respond for Responder {
             );
         }
         if let Some(b) = rest.strip_prefix("/branches/") {
+            // GitHub's "Get a branch": the protection summary lists the
+            // required contexts, and the newer `checks` with their app.
+            let protection = match m.required_status_checks.get(b) {
+                Some(contexts) => json!({
+                    "enabled": true,
+                    "required_status_checks": {
+                        "enforcement_level": "non_admins",
+                        "contexts": contexts,
+                        "checks": contexts
+                            .iter()
+                            .map(|c| json!({"context": c, "app_id": null}))
+                            .collect::<Vec<_>>(),
+                    },
+                }),
+                None => json!({
+                    "enabled": m.protected.contains(b),
+                    "required_status_checks": {"enforcement_level": "off", "contexts": [], "checks": []},
+                }),
+            };
             return match branch_sha(&bare, b) {
                 Some(sha) => json(
                     200,
-                    json!({"name": b, "protected": m.protected.contains(b), "commit": {"sha": sha}}),
+                    json!({
+                        "name": b,
+                        "protected": m.protected.contains(b),
+                        "commit": {"sha": sha},
+                        "protection": protection,
+                    }),
                 ),
                 None => json(404, json!({"message": "Branch not found"})),
             };

@@ -43,6 +43,12 @@ pub struct Branch {
     pub protected: bool,
     #[serde(default)]
     pub commit: Option<BranchCommit>,
+    /// The protection requires the `status_check_contexts` to pass.
+    #[serde(default)]
+    pub enable_status_check: bool,
+    /// Required status contexts, as glob patterns.
+    #[serde(default)]
+    pub status_check_contexts: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

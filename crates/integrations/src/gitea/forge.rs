@@ -91,6 +91,11 @@ impl PullRequestApi for GiteaPrApi {
         Ok(b.map(|b| BranchInfo {
             sha: b.commit.map(|c| c.id),
             protected: b.protected,
+            required_checks: if b.enable_status_check {
+                b.status_check_contexts
+            } else {
+                Vec::new()
+            },
         }))
     }
 

@@ -6,6 +6,16 @@ use reqwest::Method;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+/// A branch as GitHub's branch endpoint shows it.
+#[derive(Debug, Clone)]
+pub struct GhBranch {
+    pub sha: String,
+    pub protected: bool,
+    /// The status checks its protection requires (contexts and check names),
+    /// unless their enforcement is off.
+    pub required_checks: Vec<String>,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 pub struct GhRef {
     #[serde(default, rename = "ref")]
@@ -276,11 +286,7 @@ impl GithubClient {
     }
 
     /// `(sha, protected)` of a branch; `None` if there is none.
-    pub async fn branch(
-        &self,
-        full: &str,
-        branch: &str,
-    ) -> Result<Option<(String, bool)>, ApiError> {
+    pub async fn branch(&self, full: &str, branch: &str) -> Result<Option<GhBranch>, ApiError> {
         let r = self
             .api
             .call(
@@ -299,10 +305,38 @@ impl GithubClient {
                     .and_then(Value::as_str)
                     .unwrap_or("")
                     .to_owned();
-                Ok(Some((
+                // The branch's own `protection` summary, readable without
+                // the admin rights the protection endpoints want.
+                let checks = v.pointer("/protection/required_status_checks");
+                let enforced = checks
+                    .and_then(|c| c.get("enforcement_level"))
+                    .and_then(Value::as_str)
+                    .is_none_or(|level| level != "off");
+                let mut required_checks: Vec<String> = Vec::new();
+                if enforced && let Some(c) = checks {
+                    let contexts = c.get("contexts").and_then(Value::as_array);
+                    let named = c.get("checks").and_then(Value::as_array);
+                    for name in contexts
+                        .into_iter()
+                        .flatten()
+                        .filter_map(Value::as_str)
+                        .chain(
+                            named
+                                .into_iter()
+                                .flatten()
+                                .filter_map(|k| k.get("context").and_then(Value::as_str)),
+                        )
+                    {
+                        if !required_checks.iter().any(|n| n == name) {
+                            required_checks.push(name.to_owned());
+                        }
+                    }
+                }
+                Ok(Some(GhBranch {
                     sha,
-                    v.get("protected").and_then(Value::as_bool).unwrap_or(false),
-                )))
+                    protected: v.get("protected").and_then(Value::as_bool).unwrap_or(false),
+                    required_checks,
+                }))
             }
             _ => Err(r.error()),
         }

@@ -67,9 +67,10 @@ impl PullRequestApi for GithubPrApi {
 
     async fn branch(&self, full: &str, branch: &str) -> PortResult<Option<BranchInfo>> {
         let b = self.client.branch(full, branch).await?;
-        Ok(b.map(|(sha, protected)| BranchInfo {
-            sha: Some(sha),
-            protected,
+        Ok(b.map(|b| BranchInfo {
+            sha: Some(b.sha),
+            protected: b.protected,
+            required_checks: b.required_checks,
         }))
     }
 

@@ -75,9 +75,12 @@ impl PullRequestApi for GitlabMrApi {
 
     async fn branch(&self, project: &str, branch: &str) -> PortResult<Option<BranchInfo>> {
         let b = self.client.branch(project, branch).await?;
+        // GitLab's protection names no checks: "pipelines must succeed" is
+        // a project setting, and the pipeline's statuses are read as checks.
         Ok(b.map(|b| BranchInfo {
             sha: Some(b.commit.id),
             protected: b.protected,
+            required_checks: Vec::new(),
         }))
     }
 
