@@ -197,6 +197,17 @@ impl World {
         self.deliver("status", "status", &format!("ci-{sha}-{state}"), &body);
     }
 
+    /// Gitea tells orch of a status already on the fake (a signed `status`
+    /// delivery, shaped as the reference payload).
+    fn status_delivered(&self, sha: &str, context: &str, state: &str) {
+        let body = serde_json::json!({
+            "sha": sha, "context": context, "state": state, "description": state,
+            "repository": {"full_name": "acme/demo"},
+            "sender": {"login": "gitea-actions"},
+        });
+        self.deliver("status", "status", &format!("st-{sha}-{state}"), &body);
+    }
+
     /// A person reviews pull request #1 at its head (`state`: `APPROVED`,
     /// `REQUEST_CHANGES`), and Gitea tells orch (`pull_request_review_*`).
     fn person_reviews(&self, state: &str, body: &str, comments: &[(&str, u64, &str)]) -> String {
@@ -390,7 +401,8 @@ async fn a_failed_required_check_goes_back_to_the_developer_and_a_pass_merges() 
 /// No `required_checks` in orch.toml: Gitea's protection of `main` requires
 /// the contexts `ci / *`, and orch reads them from the base branch. The
 /// merge gate waits for them (Gitea would refuse the merge, 405, before
-/// they pass) and merges once the check passes.
+/// they pass); Gitea Actions' failed job goes back to the developer with
+/// the end of its log; the next head's pass merges.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_checks_the_base_branchs_protection_requires_hold_the_merge_until_they_pass() {
     let mut w = World::with("max_ci_rounds = 3\n", "").await;
@@ -414,8 +426,37 @@ async fn the_checks_the_base_branchs_protection_requires_hold_the_merge_until_th
         .to_owned();
     assert!(why.contains("ci / * (not reported yet)"), "{why}");
     let branch = v["task"]["branch"].as_str().unwrap().to_owned();
-    let head = w.head(&branch);
-    w.ci_reports(&head, "success", "Successful in 9s");
+    let first = w.head(&branch);
+
+    // Gitea Actions fails the job: the developer's prompt has the end of
+    // the job's log, fetched through the Actions API from the status's link.
+    let context = w.gitea.actions_job_fails(
+        &first,
+        "ci",
+        "test",
+        "Running tests\nthread 'login_works' panicked at tests/login.rs:12:5\n",
+    );
+    w.status_delivered(&first, &context, "failure");
+    wait_for(
+        w.dir(),
+        "DEMO-1",
+        LIMIT,
+        "the second development round",
+        |v| events(v, "ci_failed") == 1 && events(v, "developed") == 2,
+    );
+    let prompts = w.prompts();
+    assert!(
+        prompts[1].contains("CI check `ci / test (pull_request)` concluded `failure`")
+            && prompts[1].contains("thread 'login_works' panicked at tests/login.rs:12:5"),
+        "{}",
+        prompts[1]
+    );
+
+    to_the_merge_gate(&w, 2);
+    let second = w.head(&branch);
+    w.gitea
+        .ci_status(&second, &context, "success", "Successful in 9s");
+    w.status_delivered(&second, &context, "success");
     let v = wait_for(w.dir(), "DEMO-1", LIMIT, "done", |v| {
         v["task"]["stage"] == "done"
     });

@@ -130,8 +130,9 @@ pub fn failure_text(c: &Check) -> String {
     text
 }
 
-/// The last `max` bytes of `s`, cut on a character boundary.
-fn tail(s: &str, max: usize) -> &str {
+/// The last `max` bytes of `s`, cut on a character boundary (the end of a
+/// log says what failed).
+pub fn tail(s: &str, max: usize) -> &str {
     if s.len() <= max {
         return s;
     }

@@ -469,6 +469,55 @@ async fn every_request_orch_sends_to_gitea_matches_the_swagger() {
 /// CI checks of a commit (issue 16): Gitea's commit statuses (swagger
 /// `CommitStatus`, the state under `status`), newest first; `warning`
 /// passes, `error` fails, and the description and link come along.
+/// A failed Gitea Actions job's check carries the end of the job's log,
+/// found from the status's link (run number, job index) through the
+/// Actions API; another CI's failure keeps its description alone.
+#[tokio::test]
+async fn a_failed_actions_jobs_check_carries_the_tail_of_its_log() {
+    use orch_core::ci::CheckState;
+    let w = world().await;
+    let sha = w.branch("feature/logs", "logs.rs");
+    let gitea = &w.fake;
+    // An earlier run of the commit, so the run number is not the first.
+    gitea.actions_job_fails(&sha, "lint", "fmt", "diff in src/a.rs\n");
+    let long = format!(
+        "{}\n---- login_works stdout ----\nassertion failed: session.is_some()\n",
+        "compiling ...\n".repeat(2_000)
+    );
+    let context = gitea.actions_job_fails(&sha, "ci", "test", &long);
+    assert_eq!(context, "ci / test (pull_request)");
+    gitea.ci_status(&sha, "external / build", "failure", "Build #7 failed");
+    let checks = w.forge.checks("app", &sha).await.unwrap();
+    let test = checks.iter().find(|c| c.name == context).unwrap();
+    assert_eq!(test.state, CheckState::Failure);
+    assert!(
+        test.detail.starts_with("Failing after 4s\n\n"),
+        "{}",
+        &test.detail[..80]
+    );
+    assert!(
+        test.detail.ends_with("assertion failed: session.is_some()"),
+        "the end of the log: {}",
+        &test.detail[test.detail.len() - 80..]
+    );
+    assert!(test.detail.len() <= orch_core::ci::CHECK_DETAIL_MAX + 40);
+    let fmt = checks
+        .iter()
+        .find(|c| c.name == "lint / fmt (pull_request)")
+        .unwrap();
+    assert!(fmt.detail.ends_with("diff in src/a.rs"), "{}", fmt.detail);
+    let external = checks
+        .iter()
+        .find(|c| c.name == "external / build")
+        .unwrap();
+    assert_eq!(external.detail, "Build #7 failed");
+    let asked: Vec<String> = gitea.requests().iter().map(|r| r.path.clone()).collect();
+    assert!(
+        asked.iter().any(|p| p.ends_with("/actions/jobs/101/logs")),
+        "{asked:?}"
+    );
+}
+
 #[tokio::test]
 async fn the_gitea_forge_reads_the_required_checks_from_the_base_branchs_protection() {
     let w = world().await;

@@ -43,6 +43,8 @@ pub struct GiteaModel {
     /// Commit statuses, oldest first: orch's `orch/verify` and those a
     /// test posts as the repository's CI ([`FakeGitea::ci_status`]).
     pub statuses: Vec<FakeStatus>,
+    /// Gitea Actions' jobs ([`FakeGitea::actions_job_fails`]).
+    pub action_jobs: Vec<FakeActionJob>,
     /// The next requests' answers (a 429 carries `Retry-After`).
     pub fail_next: VecDeque<u16>,
     /// Failures for requests whose path contains a fragment: (fragment,
@@ -78,6 +80,18 @@ pub struct FakeReview {
     pub comments: Vec<(String, u64, String)>,
 }
 
+/// One job of a Gitea Actions run (each run of the fake has one job).
+#[derive(Debug, Clone)]
+pub struct FakeActionJob {
+    /// The run's id (the API's) and number (its page's).
+    pub run_id: u64,
+    pub run_number: u64,
+    pub job_id: u64,
+    pub name: String,
+    pub head_sha: String,
+    pub log: String,
+}
+
 /// A commit status as Gitea keeps it (swagger `CommitStatus`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FakeStatus {
@@ -109,6 +123,7 @@ impl FakeGitea {
             refuse_delete: BTreeSet::new(),
             prs: Vec::new(),
             statuses: Vec::new(),
+            action_jobs: Vec::new(),
             fail_next: VecDeque::new(),
             fail_on: Vec::new(),
             retry_after_secs: 1,
@@ -182,7 +197,6 @@ impl FakeGitea {
         commit_id
     }
 
-    /// The next `n` requests whose path contains `fragment` answer `status`.
     /// Protect `branch` with a rule that requires these status contexts
     /// (glob patterns) to pass before a merge into it.
     pub fn require_checks(&self, branch: &str, contexts: &[&str]) {
@@ -194,6 +208,43 @@ impl FakeGitea {
         );
     }
 
+    /// The repository's Gitea Actions runs a workflow on `sha` whose one
+    /// job fails with `log`: a new run (its number the next), the job's
+    /// failure status (context `{workflow} / {job} (pull_request)`, linked
+    /// to the job's page as Gitea links it), and the log behind the API.
+    /// Returns the status's context.
+    pub fn actions_job_fails(&self, sha: &str, workflow: &str, job: &str, log: &str) -> String {
+        let uri = self.uri();
+        let mut m = self.m();
+        let run_number = m
+            .action_jobs
+            .iter()
+            .map(|j| j.run_number)
+            .max()
+            .unwrap_or(0)
+            + 1;
+        let job_id = m.action_jobs.len() as u64 + 100;
+        m.action_jobs.push(FakeActionJob {
+            run_id: 1000 + run_number,
+            run_number,
+            job_id,
+            name: job.into(),
+            head_sha: sha.into(),
+            log: log.into(),
+        });
+        let context = format!("{workflow} / {job} (pull_request)");
+        let full = m.full_name.clone();
+        m.statuses.push(FakeStatus {
+            sha: sha.into(),
+            state: "failure".into(),
+            context: context.clone(),
+            description: "Failing after 4s".into(),
+            target_url: format!("{uri}/{full}/actions/runs/{run_number}/jobs/0"),
+        });
+        context
+    }
+
+    /// The next `n` requests whose path contains `fragment` answer `status`.
     pub fn fail_on(&self, fragment: &str, status: u16, n: usize) {
         self.m().fail_on.push((fragment.into(), status, n));
     }
@@ -342,6 +393,11 @@ impl Respond for Responder {
             };
         }
         if let Some(r) = gitea_issues::respond(&mut m, req, rest, &body) {
+            return r;
+        }
+        if method == "GET"
+            && let Some(r) = actions(&m, req, rest)
+        {
             return r;
         }
         if let Some(sha) = rest.strip_prefix("/statuses/") {
@@ -525,6 +581,62 @@ impl Respond for Responder {
             _ => json(404, json!({"message": "not found"})),
         }
     }
+}
+
+/// Gitea Actions' read calls (swagger `getWorkflowRuns`,
+/// `listWorkflowRunJobs`, `downloadActionsRunJobLogs`).
+fn actions(m: &GiteaModel, req: &Request, rest: &str) -> Option<ResponseTemplate> {
+    let rest = rest.strip_prefix("/actions/")?;
+    if rest == "runs" {
+        let sha = req
+            .url
+            .query_pairs()
+            .find(|(k, _)| k == "head_sha")
+            .map(|(_, v)| v.into_owned());
+        let runs: Vec<Value> = m
+            .action_jobs
+            .iter()
+            .filter(|j| sha.as_ref().is_none_or(|s| *s == j.head_sha))
+            .map(|j| {
+                json!({"id": j.run_id, "run_number": j.run_number, "head_sha": j.head_sha,
+                       "status": "completed", "conclusion": "failure", "event": "pull_request"})
+            })
+            .collect();
+        return Some(json(
+            200,
+            json!({"total_count": runs.len(), "workflow_runs": runs}),
+        ));
+    }
+    if let Some(run) = rest
+        .strip_prefix("runs/")
+        .and_then(|r| r.strip_suffix("/jobs"))
+    {
+        let run: u64 = run.parse().unwrap_or(0);
+        let jobs: Vec<Value> = m
+            .action_jobs
+            .iter()
+            .filter(|j| j.run_id == run)
+            .map(|j| {
+                json!({"id": j.job_id, "run_id": j.run_id, "name": j.name, "head_sha": j.head_sha,
+                       "status": "completed", "conclusion": "failure"})
+            })
+            .collect();
+        return Some(if jobs.is_empty() {
+            json(404, json!({"message": "run not found"}))
+        } else {
+            json(200, json!({"total_count": jobs.len(), "jobs": jobs}))
+        });
+    }
+    let job = rest
+        .strip_prefix("jobs/")
+        .and_then(|r| r.strip_suffix("/logs"))?;
+    let job: u64 = job.parse().unwrap_or(0);
+    Some(match m.action_jobs.iter().find(|j| j.job_id == job) {
+        Some(j) => ResponseTemplate::new(200)
+            .insert_header("Content-Type", "application/octet-stream")
+            .set_body_string(j.log.clone()),
+        None => json(404, json!({"message": "job not found"})),
+    })
 }
 
 /// Gitea's rule for required status contexts (glob patterns): each matches

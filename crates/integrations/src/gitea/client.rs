@@ -66,7 +66,7 @@ pub enum MergeAnswer {
 }
 
 pub struct GiteaClient {
-    api: ApiClient,
+    pub(super) api: ApiClient,
 }
 
 impl GiteaClient {

@@ -11,12 +11,16 @@
 use super::client::{GiteaClient, MergeAnswer, PullRequest};
 use crate::pr_forge::{BranchInfo, PrForge, PullRequestApi, PullRequestInfo};
 use async_trait::async_trait;
-use orch_core::ci::{Check, CheckState};
+use orch_core::ci::{CHECK_DETAIL_MAX, Check, CheckState};
 use orch_core::people::{PersonReview, ReviewComment, ReviewVerdict};
 use orch_engine::ports::{MergeOutcome, PortError, PortResult};
 use orch_git::{DeleteOutcome, RepoStore};
 use std::collections::BTreeMap;
 use std::sync::Arc;
+
+/// Failed checks whose Actions log one look reads at most: each costs three
+/// calls, and a handful of failures already tells the developer enough.
+const MAX_LOGS: usize = 3;
 
 /// Gitea's pull-request calls.
 pub struct GiteaPrApi {
@@ -236,11 +240,12 @@ impl PullRequestApi for GiteaPrApi {
 
     /// Commit statuses: `success`, `warning` and `skipped` pass (Gitea's
     /// own required-check rule lets them through), `pending` waits, the rest
-    /// (`failure`, `error`) fail. The description is Gitea's only text of a
-    /// result; the link leads to the log.
+    /// (`failure`, `error`) fail. A status has only its description for
+    /// text; a failed Gitea Actions job's log is fetched too (its tail
+    /// follows the description), for the newest failures only.
     async fn checks(&self, full: &str, sha: &str) -> PortResult<Vec<Check>> {
         let statuses = self.client.statuses(full, sha).await?;
-        Ok(statuses
+        let mut checks: Vec<Check> = statuses
             .into_iter()
             .map(|s| Check {
                 state: match s.status.as_str() {
@@ -253,7 +258,35 @@ impl PullRequestApi for GiteaPrApi {
                 detail: s.description,
                 url: (!s.target_url.is_empty()).then_some(s.target_url),
             })
-            .collect())
+            .collect();
+        let mut logs_read = 0;
+        for i in 0..checks.len() {
+            let c = &checks[i];
+            // The newest report of a name decides; older ones need no log.
+            let newest = checks[..i].iter().all(|o| o.name != c.name);
+            if c.state != CheckState::Failure || !newest || logs_read == MAX_LOGS {
+                continue;
+            }
+            let Some(url) = c.url.clone() else { continue };
+            match self.client.job_log(full, sha, &url).await {
+                Ok(Some(log)) => {
+                    logs_read += 1;
+                    let c = &mut checks[i];
+                    let tail = orch_core::ci::tail(log.trim_end(), CHECK_DETAIL_MAX);
+                    c.detail = if c.detail.is_empty() {
+                        tail.to_owned()
+                    } else {
+                        format!("{}\n\n{tail}", c.detail)
+                    };
+                }
+                Ok(None) => {}
+                // The check's verdict stands without its log.
+                Err(e) => {
+                    tracing::warn!(check = %c.name, error = %e, "reading a failed Actions job's log failed; the check keeps its description")
+                }
+            }
+        }
+        Ok(checks)
     }
 }
 

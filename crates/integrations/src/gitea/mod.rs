@@ -1,6 +1,7 @@
 //! Gitea and Forgejo: the REST client, the `Forge` port, and Gitea/Forgejo
 //! issues as a tracker with gate states as labels.
 
+pub mod actions;
 pub mod client;
 pub mod forge;
 pub mod issues;
