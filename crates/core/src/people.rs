@@ -89,22 +89,24 @@ pub struct PeopleSay {
 }
 
 /// What `reviews` (oldest first) say about `head`: each person's newest
-/// verdict on it counts; comments alone change no verdict.
+/// verdict on it counts. A review without a verdict that comments on lines
+/// of the code asks for those changes as much as a change request does; one
+/// with only a text is conversation and changes no verdict.
 pub fn people_say(reviews: &[PersonReview], head: &str) -> PeopleSay {
+    let asks = |r: &PersonReview| {
+        r.verdict == ReviewVerdict::ChangesRequested
+            || (r.verdict == ReviewVerdict::Commented && !r.comments.is_empty())
+    };
     let mut last: Vec<&PersonReview> = Vec::new();
     for r in reviews
         .iter()
-        .filter(|r| r.commit == head && r.verdict != ReviewVerdict::Commented)
+        .filter(|r| r.commit == head && (r.verdict != ReviewVerdict::Commented || asks(r)))
     {
         last.retain(|x| x.author != r.author);
         last.push(r);
     }
     PeopleSay {
-        changes: last
-            .iter()
-            .rev()
-            .find(|r| r.verdict == ReviewVerdict::ChangesRequested)
-            .map(|r| (*r).clone()),
+        changes: last.iter().rev().find(|r| asks(r)).map(|r| (*r).clone()),
         approved_by: last
             .iter()
             .rev()
@@ -143,6 +145,32 @@ mod tests {
         let say = people_say(&rs, "head");
         assert_eq!(say.changes, None, "bob took his request back");
         assert_eq!(people_say(&rs, "new"), PeopleSay::default());
+    }
+
+    #[test]
+    fn inline_comments_without_a_verdict_ask_for_changes_and_a_text_alone_does_not() {
+        let mut commented = review("cy", ReviewVerdict::Commented, "head");
+        assert_eq!(
+            people_say(&[commented.clone()], "head"),
+            PeopleSay::default()
+        );
+        commented.comments.push(ReviewComment {
+            path: "src/login.rs".into(),
+            line: Some(3),
+            body: "this unwrap panics on an empty form".into(),
+        });
+        let say = people_say(&[commented.clone()], "head");
+        assert_eq!(say.changes.as_ref(), Some(&commented));
+        // Her approval afterwards takes the comments' request back.
+        let approved = review("cy", ReviewVerdict::Approved, "head");
+        let say = people_say(&[commented.clone(), approved], "head");
+        assert_eq!(say.changes, None);
+        assert_eq!(say.approved_by.as_deref(), Some("cy"));
+        // A text-only comment after a change request keeps the request.
+        let asked = review("cy", ReviewVerdict::ChangesRequested, "head");
+        let chat = review("cy", ReviewVerdict::Commented, "head");
+        let say = people_say(&[asked.clone(), chat], "head");
+        assert_eq!(say.changes.as_ref(), Some(&asked));
     }
 
     #[test]

@@ -469,6 +469,63 @@ async fn every_request_orch_sends_to_gitea_matches_the_swagger() {
 /// CI checks of a commit (issue 16): Gitea's commit statuses (swagger
 /// `CommitStatus`, the state under `status`), newest first; `warning`
 /// passes, `error` fails, and the description and link come along.
+/// People's reviews of the open pull request, as the merge gate reads
+/// them: verdicts with their inline comments, a comment-only review's inline
+/// comments on the head too (they ask for changes), dismissed ones dropped.
+#[tokio::test]
+async fn the_gitea_forge_reads_peoples_reviews_with_their_inline_comments() {
+    use orch_core::people::{ReviewVerdict, people_say};
+    let w = world().await;
+    let head = w.branch("feature/r", "r.rs");
+    w.forge
+        .open_pull_request("app", "feature/r", "main")
+        .await
+        .unwrap()
+        .expect("a pull request");
+    let gitea = &w.fake;
+    gitea.person_reviews(
+        1,
+        "ann",
+        "COMMENT",
+        "",
+        &[("r.rs", 1, "this panics on empty input")],
+    );
+    gitea.person_reviews(1, "bob", "COMMENT", "looks fine so far", &[]);
+    gitea.person_reviews(
+        1,
+        "cy",
+        "REQUEST_CHANGES",
+        "see inline",
+        &[("r.rs", 2, "rename")],
+    );
+    gitea.person_reviews(1, "dee", "APPROVED", "", &[]);
+    let reviews = w.forge.reviews("app", "feature/r", "main").await.unwrap();
+    let got: Vec<(&str, ReviewVerdict, usize)> = reviews
+        .iter()
+        .map(|r| (r.author.as_str(), r.verdict, r.comments.len()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("ann", ReviewVerdict::Commented, 1),
+            ("bob", ReviewVerdict::Commented, 0),
+            ("cy", ReviewVerdict::ChangesRequested, 1),
+            ("dee", ReviewVerdict::Approved, 0),
+        ]
+    );
+    assert!(reviews.iter().all(|r| r.commit == head));
+    assert_eq!(reviews[0].comments[0].body, "this panics on empty input");
+    let say = people_say(&reviews, &head);
+    assert_eq!(say.changes.map(|r| r.author).as_deref(), Some("cy"));
+    assert_eq!(say.approved_by.as_deref(), Some("dee"));
+    let only_ann = people_say(&reviews[..2], &head);
+    assert_eq!(
+        only_ann.changes.map(|r| r.author).as_deref(),
+        Some("ann"),
+        "inline comments without a verdict ask for changes"
+    );
+}
+
 /// A failed Gitea Actions job's check carries the end of the job's log,
 /// found from the status's link (run number, job index) through the
 /// Actions API; another CI's failure keeps its description alone.

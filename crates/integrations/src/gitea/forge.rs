@@ -155,7 +155,11 @@ impl PullRequestApi for GiteaPrApi {
                 "COMMENT" => ReviewVerdict::Commented,
                 _ => continue,
             };
-            let comments = if verdict == ReviewVerdict::ChangesRequested {
+            // A comment-only review asks for changes by its inline
+            // comments; only those on the head can still be answered.
+            let wants_comments = verdict == ReviewVerdict::ChangesRequested
+                || (verdict == ReviewVerdict::Commented && r.commit_id == pr.head_sha);
+            let comments = if wants_comments {
                 self.client
                     .review_comments(full, pr.number, r.id)
                     .await?

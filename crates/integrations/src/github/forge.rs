@@ -122,7 +122,10 @@ impl PullRequestApi for GithubPrApi {
     /// from one listing and go to the review that made them.
     async fn reviews(&self, full: &str, pr: &PullRequestInfo) -> PortResult<Vec<PersonReview>> {
         let reviews = self.client.reviews(full, pr.number).await?;
-        let wants_comments = reviews.iter().any(|r| r.state == "CHANGES_REQUESTED");
+        // A comment-only review's inline comments ask for changes too.
+        let wants_comments = reviews
+            .iter()
+            .any(|r| r.state == "CHANGES_REQUESTED" || r.state == "COMMENTED");
         let comments = if wants_comments {
             self.client.review_comments(full, pr.number).await?
         } else {
