@@ -243,6 +243,53 @@ impl World {
             "sender": {"login": "github-actions[bot]"},
         })
         .to_string();
+        self.gh_deliver("check_run", &format!("run-{id}"), &body);
+    }
+
+    /// A person reviews the GitHub pull request at its head (`state`:
+    /// `APPROVED`, `CHANGES_REQUESTED`, `COMMENTED`) with inline comments
+    /// (path, line, text), and GitHub tells orch (`pull_request_review`).
+    /// Returns the reviewed commit.
+    fn gh_person_reviews(
+        &self,
+        user: &str,
+        state: &str,
+        body: &str,
+        comments: &[(&str, u64, &str)],
+    ) -> String {
+        let gh = self.github.as_ref().expect("a GitHub world");
+        let (number, sha, id) = {
+            let mut m = gh.m();
+            let pr = m.prs.iter().find(|p| p.open).expect("an open pull request");
+            let (number, sha) = (pr.number, pr.head_sha.clone());
+            let id = m.reviews.len() as u64 + 1;
+            m.reviews.push(serde_json::json!({
+                "id": id, "pr": number, "user": {"login": user},
+                "state": state, "body": body, "commit_id": sha,
+            }));
+            for (path, line, text) in comments {
+                m.review_comments.push(serde_json::json!({
+                    "pr": number, "pull_request_review_id": id,
+                    "path": path, "line": line, "body": text,
+                }));
+            }
+            (number, sha, id)
+        };
+        let payload = serde_json::json!({
+            "action": "submitted",
+            "review": {"id": id, "state": state.to_lowercase(), "body": body,
+                       "commit_id": sha, "user": {"login": user}},
+            "pull_request": {"number": number, "head": {"sha": sha}},
+            "repository": {"full_name": "acme/demo"},
+            "sender": {"login": user},
+        })
+        .to_string();
+        self.gh_deliver("pull_request_review", &format!("review-{id}"), &payload);
+        sha
+    }
+
+    /// A signed GitHub delivery to orch's webhook route; it must be taken.
+    fn gh_deliver(&self, event: &str, delivery: &str, body: &str) {
         let api = common::http::Api::of(self.dir());
         let sig = format!(
             "X-Hub-Signature-256: sha256={}",
@@ -253,12 +300,12 @@ impl World {
             "POST",
             "/webhooks/github",
             &[
-                "X-GitHub-Event: check_run",
-                &format!("X-GitHub-Delivery: run-{id}"),
+                &format!("X-GitHub-Event: {event}"),
+                &format!("X-GitHub-Delivery: {delivery}"),
                 &sig,
                 "Content-Type: application/json",
             ],
-            &body,
+            body,
         );
         assert_eq!(common::http::status(&answer), 202, "{answer}");
     }
@@ -632,5 +679,67 @@ async fn on_github_a_failed_check_run_goes_back_and_a_pass_merges_the_draft() {
     assert!(
         prs.len() == 1 && prs[0].merged && !prs[0].draft && prs[0].head_sha == second,
         "{prs:?}"
+    );
+}
+
+/// People's reviews on GitHub, through the binary: with `human_approval =
+/// "required"` the merge waits; Cy's review without a verdict but with an
+/// inline comment on the head asks for changes and re-runs the developer
+/// with it; the new head waits for its own approval, Cy approves and the
+/// draft is made ready and merged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_github_a_persons_inline_comments_go_back_and_their_approval_merges() {
+    let mut w = World::build("human_approval = \"required\"\n", "", true).await;
+    w.start();
+    add_task(w.dir(), "DEMO-1", "Fix the login", &[]);
+    wait_for(w.dir(), "DEMO-1", LIMIT, "analysis ready", |v| {
+        v["task"]["stage"] == "awaiting_approval"
+    });
+    ok(w.dir(), &["task", "approve", "DEMO-1"]);
+    let v = wait_for(
+        w.dir(),
+        "DEMO-1",
+        LIMIT,
+        "the merge waits for a person",
+        |v| v["task"]["stage"] == "merge" && events(v, "approval_pending") == 1,
+    );
+    assert_eq!(events(&v, "lease_acquired"), 0);
+
+    let first = w.gh_person_reviews(
+        "cy",
+        "COMMENTED",
+        "",
+        &[("src/login.rs", 7, "this unwrap panics on an empty form")],
+    );
+    let v = wait_for(
+        w.dir(),
+        "DEMO-1",
+        LIMIT,
+        "the second development round",
+        |v| events(v, "developed") == 2 && v["task"]["stage"] == "merge",
+    );
+    assert_eq!(events(&v, "merged"), 0);
+    let prompts = w.prompts();
+    assert!(
+        prompts[1].contains("cy on src/login.rs:7: this unwrap panics on an empty form"),
+        "{}",
+        prompts[1]
+    );
+
+    wait_for(w.dir(), "DEMO-1", LIMIT, "the merge waits again", |v| {
+        events(v, "approval_pending") == 2
+    });
+    let second = w.gh_person_reviews("cy", "APPROVED", "Thanks.", &[]);
+    assert_ne!(first, second);
+    let v = wait_for(w.dir(), "DEMO-1", LIMIT, "done", |v| {
+        v["task"]["stage"] == "done"
+    });
+    assert_eq!(events(&v, "merged"), 1, "{}", w.serve_log());
+    let gh = w.github.as_ref().unwrap();
+    let m = gh.m();
+    assert!(
+        m.prs.len() == 1 && m.prs[0].merged && !m.prs[0].draft && m.prs[0].head_sha == second,
+        "{:?}",
+        m.prs
     );
 }
