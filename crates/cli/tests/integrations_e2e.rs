@@ -328,13 +328,15 @@ async fn a_plane_item_runs_to_a_merged_gitea_pull_request_and_done_through_storm
     assert_eq!(w.deliver(&approve), 202);
     assert_eq!(w.deliver(&approve), 200, "the replay is a no-op");
     w.plane.fail_next(429, 5);
-    // Gitea's outage: the status call and the first try of the merge step
-    // (its read of the base branch) fail, 4 attempts each; the tick retries
-    // the step, which then lands. Opening the pull request when development
-    // ends fails once too (noted; the next round's push opens it).
+    // Gitea's outage: the status call, the merge gate's read of the base
+    // branch (its protection's required checks) and the first try of the
+    // merge itself fail, 4 attempts each; the gate looks again, the tick
+    // retries the merge, which then lands. Opening the pull request when
+    // development ends fails once too (noted; the next round's push opens it).
     w.gitea.fail_on("/statuses/", 500, 4);
     w.gitea.fail_on("/branches/main", 500, 4);
     w.gitea.fail_on("/pulls", 500, 4);
+    w.gitea.fail_on("/merge", 500, 4);
     w.wait_plane_state(&item, "Done").await;
     let key = w.key(&item);
     let v = w.wait_stage(&key, "done").await;
@@ -371,6 +373,22 @@ async fn a_plane_item_runs_to_a_merged_gitea_pull_request_and_done_through_storm
             .unwrap()
             .contains("opening the pull request")),
         "{forge_errors:?}"
+    );
+    // The base's protection could not be read: the merge waited (never a
+    // merge past an unknown requirement) and said why.
+    let waited: Vec<&Value> = v["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "ci_pending")
+        .collect();
+    assert!(
+        waited.len() == 1
+            && waited[0]["message"]
+                .as_str()
+                .unwrap()
+                .contains("the protection of main could not be read"),
+        "{waited:?}"
     );
     // The merge step's own failure (an outage: transient) is on the log
     // once as a failed attempt, and the step was tried again after a backoff.
