@@ -173,6 +173,31 @@ impl RepoStore {
         Ok(repair)
     }
 
+    /// [`RepoStore::repair_worktree`], waiting up to `patience` for a live
+    /// process that works in the worktree to go first. Found by the chaos
+    /// run: an orch killed while it checked a new worktree out left its
+    /// `git reset --hard` running (for seconds on a loaded machine) with the
+    /// index locked; the next orch saw the worktree busy, launched the agent
+    /// into the half-written checkout, and its commit of the agent's work
+    /// then failed on the lock, again and again. Waiting for that git lets
+    /// the checkout finish (or its leftovers be cleared) first. Still busy
+    /// after `patience`: the repair says who (`busy`), and the caller does
+    /// not start work there.
+    pub async fn repair_worktree_patiently(
+        &self,
+        worktree: &Worktree,
+        patience: std::time::Duration,
+    ) -> Result<WorktreeRepair> {
+        let deadline = std::time::Instant::now() + patience;
+        loop {
+            let repair = self.repair_worktree(worktree).await?;
+            if repair.busy.is_none() || std::time::Instant::now() >= deadline {
+                return Ok(repair);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
     /// [`RepoStore::merge_base_into_branch`] under a journal, so a merge killed
     /// midway is undone by the next [`RepoStore::repair_worktree`].
     pub async fn merge_base_journaled(
@@ -458,6 +483,61 @@ mod tests {
         assert!(!reflock.exists());
         let head = git(&mirror, &["rev-parse", "refs/remotes/origin/main"]);
         assert_eq!(head, git(&seed, &["rev-parse", "HEAD"]));
+    }
+
+    /// The chaos run's lost work: a git of a killed orch still checks the
+    /// worktree out, holding `index.lock`. The patient repair waits for it
+    /// and clears what it left, so the commit that follows works; without
+    /// patience the worktree is only reported busy.
+    #[tokio::test]
+    async fn a_patient_repair_waits_for_a_git_still_working_in_the_worktree() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (store, wt, _seed) = world(tmp.path()).await;
+        let lock = store.index_lock_path(&wt).unwrap();
+        std::fs::write(&lock, "").unwrap();
+        std::fs::write(wt.path.join("work.md"), "the agent's work\n").unwrap();
+        // A process working in the worktree until its stdin closes.
+        let mut holder = Command::new("sh")
+            .arg("-c")
+            .arg("read _")
+            .current_dir(&wt.path)
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while store.repair_worktree(&wt).await.unwrap().busy.is_none() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the holder never showed"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        let impatient = store
+            .repair_worktree_patiently(&wt, std::time::Duration::ZERO)
+            .await
+            .unwrap();
+        assert!(impatient.busy.is_some() && lock.exists(), "{impatient:?}");
+        let repair = {
+            let store = store.clone();
+            let wt = wt.clone();
+            tokio::spawn(async move {
+                store
+                    .repair_worktree_patiently(&wt, std::time::Duration::from_secs(30))
+                    .await
+            })
+        };
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        assert!(!repair.is_finished(), "the repair waits for the holder");
+        drop(holder.stdin.take());
+        holder.wait().unwrap();
+        let repair = repair.await.unwrap().unwrap();
+        assert_eq!(repair.busy, None);
+        assert_eq!(repair.removed_lock.as_deref(), Some(lock.as_path()));
+        store
+            .commit_all(&wt, "the agent's work")
+            .await
+            .expect("the commit works once the holder is gone")
+            .expect("something to commit");
     }
 
     /// A fetch killed midway leaves `packed-refs.lock` and a ref's lock in

@@ -11,21 +11,29 @@ use orch_core::{EventInput, Task};
 use orch_git::{RepoStore, Worktree};
 use orch_store::Store;
 
-/// Clear what a killed git left in the task's worktree and log it on the task.
-/// A failure is logged and otherwise ignored: the git step that follows fails
-/// with git's own words if the leftover is still in its way.
+/// How long a step waits for a process still working in the worktree (a
+/// git of an orch killed a moment ago, finishing a checkout) before it
+/// goes on without the repair.
+pub(crate) const BUSY_PATIENCE: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Clear what a killed git left in the task's worktree and log it on the
+/// task, after waiting up to `patience` for a process still working there.
+/// Returns who still works there when the wait ran out (`None`: the worktree
+/// is free). A failure is logged and otherwise ignored: the git step that
+/// follows fails with git's own words if the leftover is still in its way.
 pub(crate) async fn repair_worktree(
     store: &dyn Store,
     repos: &RepoStore,
     task: &Task,
     wt: &Worktree,
     actor: &str,
-) {
-    let repair = match repos.repair_worktree(wt).await {
+    patience: std::time::Duration,
+) -> Option<String> {
+    let repair = match repos.repair_worktree_patiently(wt, patience).await {
         Ok(r) => r,
         Err(e) => {
             tracing::warn!(task = %task.id, error = %e, "checking the worktree for crash leftovers failed");
-            return;
+            return None;
         }
     };
     let mut events = Vec::new();
@@ -59,19 +67,29 @@ pub(crate) async fn repair_worktree(
         ));
     }
     if let Some(who) = &repair.busy {
-        tracing::info!(task = %task.id, holder = %who, "crash leftovers kept: a live process works in the worktree");
+        tracing::warn!(task = %task.id, holder = %who, "crash leftovers kept: a live process still works in the worktree");
     }
     for e in events {
         if let Err(err) = store.append_event(task.id, e).await {
             tracing::warn!(task = %task.id, error = %err, "logging a worktree repair failed");
         }
     }
+    repair.busy
 }
 
 impl Pipeline {
-    /// [`repair_worktree`] as this pipeline's actor.
-    pub(crate) async fn repair_worktree(&self, task: &Task, wt: &Worktree) {
-        repair_worktree(self.store.as_ref(), &self.repos, task, wt, &self.actor).await;
+    /// [`repair_worktree`] as this pipeline's actor, waiting for a process
+    /// still working in the worktree ([`BUSY_PATIENCE`]).
+    pub(crate) async fn repair_worktree(&self, task: &Task, wt: &Worktree) -> Option<String> {
+        repair_worktree(
+            self.store.as_ref(),
+            &self.repos,
+            task,
+            wt,
+            &self.actor,
+            BUSY_PATIENCE,
+        )
+        .await
     }
 
     /// At start-up, before anything runs: clear the crash leftovers in the
@@ -95,7 +113,17 @@ impl Pipeline {
                 branch: task.branch.clone(),
                 created: false,
             };
-            self.repair_worktree(&task, &wt).await;
+            // At start-up nothing waits: an agent of the orch before may
+            // still run in a worktree until recovery has dealt with it.
+            repair_worktree(
+                self.store.as_ref(),
+                &self.repos,
+                &task,
+                &wt,
+                &self.actor,
+                std::time::Duration::ZERO,
+            )
+            .await;
             n += 1;
         }
         Ok(n)

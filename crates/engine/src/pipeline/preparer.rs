@@ -88,9 +88,24 @@ impl RunPreparer for PipelinePreparer {
             .await
             .map_err(|e| format!("worktree: {e}"))?;
         // What a killed git left here (a stale index.lock, a merge killed
-        // midway) would fail this run's git steps, and the agent's.
-        super::leftovers::repair_worktree(self.store.as_ref(), &self.repos, task, &wt, "orch")
-            .await;
+        // midway) would fail this run's git steps, and the agent's. A git of
+        // a killed orch still checking the worktree out is waited for; an
+        // agent is never started into a checkout still being written.
+        if let Some(who) = super::leftovers::repair_worktree(
+            self.store.as_ref(),
+            &self.repos,
+            task,
+            &wt,
+            "orch",
+            super::leftovers::BUSY_PATIENCE,
+        )
+        .await
+        {
+            return Err(format!(
+                "worktree {}: another process still works in it ({who}); the run is tried again later",
+                wt.path.display()
+            ));
+        }
         let agent_cfg = self.cfg.agent(job.agent);
         let timeouts = Timeouts {
             wall: Some(Duration::from_secs(agent_cfg.timeout_secs.max(1))),
