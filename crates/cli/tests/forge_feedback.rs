@@ -351,6 +351,28 @@ fn events(v: &Value, kind: &str) -> usize {
     common::count_events(v, kind)
 }
 
+/// Adds DEMO-1 and approves its analysis once it is ready.
+fn add_and_approve(w: &World) {
+    add_task(w.dir(), "DEMO-1", "Fix the login", &[]);
+    wait_for(w.dir(), "DEMO-1", LIMIT, "analysis ready", |v| {
+        v["task"]["stage"] == "awaiting_approval"
+    });
+    ok(w.dir(), &["task", "approve", "DEMO-1"]);
+}
+
+/// Waits for the developer's second round after a failed check, and
+/// returns the prompts the developer was given.
+fn second_round_after_ci(w: &World) -> Vec<String> {
+    wait_for(
+        w.dir(),
+        "DEMO-1",
+        LIMIT,
+        "the second development round",
+        |v| events(v, "ci_failed") == 1 && events(v, "developed") == 2,
+    );
+    w.prompts()
+}
+
 /// Runs DEMO-1 through approval to the merge gate, which waits for CI.
 fn to_the_merge_gate(w: &World, ci_pending: usize) -> Value {
     wait_for(
@@ -366,11 +388,7 @@ fn to_the_merge_gate(w: &World, ci_pending: usize) -> Value {
 async fn a_failed_required_check_goes_back_to_the_developer_and_a_pass_merges() {
     let mut w = World::new(3).await;
     w.start();
-    add_task(w.dir(), "DEMO-1", "Fix the login", &[]);
-    wait_for(w.dir(), "DEMO-1", LIMIT, "analysis ready", |v| {
-        v["task"]["stage"] == "awaiting_approval"
-    });
-    ok(w.dir(), &["task", "approve", "DEMO-1"]);
+    add_and_approve(&w);
 
     // The merge gate waits: the check has not reported on the head.
     let v = to_the_merge_gate(&w, 1);
@@ -455,11 +473,7 @@ async fn the_checks_the_base_branchs_protection_requires_hold_the_merge_until_th
     let mut w = World::with("max_ci_rounds = 3\n", "").await;
     w.gitea.require_checks("main", &["ci / *"]);
     w.start();
-    add_task(w.dir(), "DEMO-1", "Fix the login", &[]);
-    wait_for(w.dir(), "DEMO-1", LIMIT, "analysis ready", |v| {
-        v["task"]["stage"] == "awaiting_approval"
-    });
-    ok(w.dir(), &["task", "approve", "DEMO-1"]);
+    add_and_approve(&w);
     let v = to_the_merge_gate(&w, 1);
     assert_eq!(events(&v, "lease_acquired"), 0, "no lease while CI runs");
     let why = v["events"]
@@ -484,14 +498,7 @@ async fn the_checks_the_base_branchs_protection_requires_hold_the_merge_until_th
         "Running tests\nthread 'login_works' panicked at tests/login.rs:12:5\n",
     );
     w.status_delivered(&first, &context, "failure");
-    wait_for(
-        w.dir(),
-        "DEMO-1",
-        LIMIT,
-        "the second development round",
-        |v| events(v, "ci_failed") == 1 && events(v, "developed") == 2,
-    );
-    let prompts = w.prompts();
+    let prompts = second_round_after_ci(&w);
     assert!(
         prompts[1].contains("CI check `ci / test (pull_request)` concluded `failure`")
             && prompts[1].contains("thread 'login_works' panicked at tests/login.rs:12:5"),
@@ -515,11 +522,7 @@ async fn the_checks_the_base_branchs_protection_requires_hold_the_merge_until_th
 async fn required_checks_failing_past_the_bound_park_the_task_with_the_last_failure() {
     let mut w = World::new(1).await;
     w.start();
-    add_task(w.dir(), "DEMO-1", "Fix the login", &[]);
-    wait_for(w.dir(), "DEMO-1", LIMIT, "analysis ready", |v| {
-        v["task"]["stage"] == "awaiting_approval"
-    });
-    ok(w.dir(), &["task", "approve", "DEMO-1"]);
+    add_and_approve(&w);
     let v = to_the_merge_gate(&w, 1);
     let branch = v["task"]["branch"].as_str().unwrap().to_owned();
     w.ci_reports(&w.head(&branch), "failure", "first failure: 3 tests failed");
@@ -556,11 +559,7 @@ async fn required_checks_failing_past_the_bound_park_the_task_with_the_last_fail
 async fn a_persons_change_request_on_the_pull_request_goes_back_with_its_comments() {
     let mut w = World::with("human_approval = \"required\"\n", "").await;
     w.start();
-    add_task(w.dir(), "DEMO-1", "Fix the login", &[]);
-    wait_for(w.dir(), "DEMO-1", LIMIT, "analysis ready", |v| {
-        v["task"]["stage"] == "awaiting_approval"
-    });
-    ok(w.dir(), &["task", "approve", "DEMO-1"]);
+    add_and_approve(&w);
     // The merge waits for a person's approval of the head.
     let v = wait_for(
         w.dir(),
@@ -641,11 +640,7 @@ async fn on_github_a_failed_check_run_goes_back_and_a_pass_merges_the_draft() {
     )
     .await;
     w.start();
-    add_task(w.dir(), "DEMO-1", "Fix the login", &[]);
-    wait_for(w.dir(), "DEMO-1", LIMIT, "analysis ready", |v| {
-        v["task"]["stage"] == "awaiting_approval"
-    });
-    ok(w.dir(), &["task", "approve", "DEMO-1"]);
+    add_and_approve(&w);
     let v = to_the_merge_gate(&w, 1);
     let branch = v["task"]["branch"].as_str().unwrap().to_owned();
     {
@@ -654,14 +649,7 @@ async fn on_github_a_failed_check_run_goes_back_and_a_pass_merges_the_draft() {
     }
     let first = w.head(&branch);
     w.check_run(1, &first, "failure", "assertion failed: login works");
-    wait_for(
-        w.dir(),
-        "DEMO-1",
-        LIMIT,
-        "the second development round",
-        |v| events(v, "ci_failed") == 1 && events(v, "developed") == 2,
-    );
-    let prompts = w.prompts();
+    let prompts = second_round_after_ci(&w);
     assert!(
         prompts[1].contains("CI check `ci / test` concluded `failure`")
             && prompts[1].contains("assertion failed: login works"),
@@ -691,11 +679,7 @@ async fn on_github_a_failed_check_run_goes_back_and_a_pass_merges_the_draft() {
 async fn on_github_a_persons_inline_comments_go_back_and_their_approval_merges() {
     let mut w = World::build("human_approval = \"required\"\n", "", true).await;
     w.start();
-    add_task(w.dir(), "DEMO-1", "Fix the login", &[]);
-    wait_for(w.dir(), "DEMO-1", LIMIT, "analysis ready", |v| {
-        v["task"]["stage"] == "awaiting_approval"
-    });
-    ok(w.dir(), &["task", "approve", "DEMO-1"]);
+    add_and_approve(&w);
     let v = wait_for(
         w.dir(),
         "DEMO-1",
