@@ -64,6 +64,12 @@ async fn start_all(
     github: Option<Receiver>,
     gitlab: Option<Receiver>,
 ) -> Fixture {
+    start_hooks([plane, gitea, github, gitlab, None]).await
+}
+
+/// Receivers of Plane, Gitea, GitHub, GitLab and Linear.
+async fn start_hooks(receivers: [Option<Receiver>; 5]) -> Fixture {
+    let [plane, gitea, github, gitlab, linear] = receivers;
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("orch.db");
     let store: Arc<dyn Store> = Arc::new(
@@ -80,6 +86,7 @@ async fn start_all(
         gitea,
         github,
         gitlab,
+        linear,
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
