@@ -389,7 +389,7 @@ impl Respond for Responder {
         }
         let data = match answer(&mut m, &operation, &query, &vars) {
             Ok(d) => d,
-            Err(r) => return r,
+            Err(GqlError(status, message, code)) => return gql_error(status, &message, code),
         };
         let mut r = json(200, json!({ "data": data }))
             .insert_header("X-RateLimit-Requests-Remaining", "4999");
@@ -402,8 +402,11 @@ impl Respond for Responder {
     }
 }
 
-fn not_found(what: &str) -> ResponseTemplate {
-    gql_error(200, &format!("Entity not found: {what}"), "INPUT_ERROR")
+/// A GraphQL error answer: HTTP status, message, `extensions.code`.
+struct GqlError(u16, String, &'static str);
+
+fn not_found(what: &str) -> GqlError {
+    GqlError(200, format!("Entity not found: {what}"), "INPUT_ERROR")
 }
 
 fn answer(
@@ -411,7 +414,7 @@ fn answer(
     operation: &str,
     query: &str,
     vars: &Value,
-) -> Result<Value, ResponseTemplate> {
+) -> Result<Value, GqlError> {
     let var = |k: &str| vars.get(k).and_then(Value::as_str).map(str::to_owned);
     match operation {
         "OrchViewer" => Ok(
@@ -490,9 +493,9 @@ fn answer(
                 .team(&team)
                 .is_some_and(|t| t.states.iter().any(|s| s.id == sid))
             {
-                return Err(gql_error(
+                return Err(GqlError(
                     200,
-                    "Argument Validation Error: stateId is not a state of the issue's team",
+                    "Argument Validation Error: stateId is not a state of the issue's team".into(),
                     "INVALID_INPUT",
                 ));
             }
@@ -523,9 +526,9 @@ fn answer(
                 json!({ "commentCreate": { "success": true, "comment": { "id": format!("c-{t}") } } }),
             )
         }
-        other => Err(gql_error(
+        other => Err(GqlError(
             400,
-            &format!("Unknown operation {other:?}"),
+            format!("Unknown operation {other:?}"),
             "GRAPHQL_VALIDATION_FAILED",
         )),
     }

@@ -53,7 +53,7 @@ pub const ALL: &[&str] = &[
 /// The operation name of a document (`OrchIssue`), sent as
 /// `operationName`.
 pub fn operation_name(doc: &str) -> &str {
-    doc.split_whitespace().nth(1).map_or("", |n| {
-        n.split(|c: char| c == '(' || c == '{').next().unwrap_or(n)
-    })
+    doc.split_whitespace()
+        .nth(1)
+        .map_or("", |n| n.split(['(', '{']).next().unwrap_or(n))
 }
