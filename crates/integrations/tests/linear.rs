@@ -299,6 +299,14 @@ async fn a_signed_issue_webhook_moves_the_pipeline_and_bad_stale_or_replayed_one
         delivered(&old, &signature::sign(SECRET.as_bytes(), &old), "d-0").unwrap_err(),
         401
     );
+    // A timestamp a minute and more ahead is refused the same way.
+    let mut ahead = f.issue_webhook("ENG-7", Some("Backlog"));
+    ahead["webhookTimestamp"] = json!(orch_integrations::fakes::linear::now_ms() + 61_000);
+    let ahead = serde_json::to_vec(&ahead).unwrap();
+    assert_eq!(
+        delivered(&ahead, &signature::sign(SECRET.as_bytes(), &ahead), "d-0b").unwrap_err(),
+        401
+    );
     assert!(
         store
             .find_live_task_by_tracker_id("ENG-7")

@@ -115,7 +115,7 @@ impl LinearTracker {
         id: &str,
         name: Option<&str>,
     ) -> PortResult<Option<String>> {
-        let Some(team) = self.teams.get(&key.to_ascii_uppercase()) else {
+        let Some((key, team)) = self.teams.get_key_value(&key.to_ascii_uppercase()) else {
             return Ok(None);
         };
         let linear = match self.cache.name_of(&self.client, key, id).await {
