@@ -261,6 +261,7 @@ pub enum TrackerKind {
     Github,
     Gitea,
     Gitlab,
+    Linear,
 }
 
 impl TrackerKind {
@@ -271,6 +272,7 @@ impl TrackerKind {
             TrackerKind::Github => "github",
             TrackerKind::Gitea => "gitea",
             TrackerKind::Gitlab => "gitlab",
+            TrackerKind::Linear => "linear",
         }
     }
 }
@@ -285,6 +287,7 @@ pub struct TrackerConfig {
     pub github: Option<GithubTrackerConfig>,
     pub gitea: Option<GiteaTrackerConfig>,
     pub gitlab: Option<GitlabTrackerConfig>,
+    pub linear: Option<LinearTrackerConfig>,
 }
 
 /// `[tracker.states]`: the tracker state name of each gate and stage.
@@ -331,6 +334,28 @@ impl Default for TrackerStates {
 }
 
 impl TrackerStates {
+    /// The name of the entry `key` (`"to_analyse"`, …), to set it.
+    pub fn slot_mut(&mut self, key: &str) -> Option<&mut String> {
+        Some(match key {
+            "to_analyse" => &mut self.to_analyse,
+            "analysis" => &mut self.analysis,
+            "awaiting_approval" => &mut self.awaiting_approval,
+            "approved" => &mut self.approved,
+            "rejected" => &mut self.rejected,
+            "development" => &mut self.development,
+            "review" => &mut self.review,
+            "merge" => &mut self.merge,
+            "deploy" => &mut self.deploy,
+            "confirm_deploy" => &mut self.confirm_deploy,
+            "done" => &mut self.done,
+            "stop" => &mut self.stop,
+            "cancelled" => &mut self.cancelled,
+            "failed" => &mut self.failed,
+            "needs_attention" => &mut self.needs_attention,
+            _ => return None,
+        })
+    }
+
     /// `(key, state name)` of every entry, in file order.
     pub fn entries(&self) -> [(&'static str, &str); 15] {
         [
@@ -432,6 +457,65 @@ pub struct GitlabTrackerConfig {
     pub token_env: String,
     #[serde(default = "gitlab_webhook_secret_env")]
     pub webhook_secret_env: String,
+}
+
+/// `[tracker.linear]`: Linear issues as the tracker (GraphQL API), orch's
+/// gates and stages mapped to each team's workflow states by name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LinearTrackerConfig {
+    /// The API's address; orch adds `/graphql`.
+    #[serde(default = "linear_api")]
+    pub base_url: String,
+    /// A personal API key, sent as `Authorization: <key>` (no `Bearer`).
+    #[serde(default = "linear_api_key_env")]
+    pub api_key_env: String,
+    /// The webhook's signing secret (`Linear-Signature`).
+    #[serde(default = "linear_webhook_secret_env")]
+    pub webhook_secret_env: String,
+    /// Team key (`ENG`, what issue identifiers start with) → that team's
+    /// repo and state names.
+    #[serde(default)]
+    pub teams: BTreeMap<String, LinearTeamConfig>,
+}
+
+/// `[tracker.linear.teams.<KEY>]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LinearTeamConfig {
+    /// The orch repo of the team's issues; may be left out when there is
+    /// exactly one `[[repos]]` entry.
+    #[serde(default)]
+    pub repo: Option<String>,
+    /// Key of `[tracker.states]` (`to_analyse`, `done`, …) → the name of the
+    /// team's workflow state that stands for it. A key left out is the
+    /// state named as in `[tracker.states]`.
+    #[serde(default)]
+    pub workflow_states: BTreeMap<String, String>,
+}
+
+impl LinearTeamConfig {
+    /// `[tracker.states]` with this team's Linear names in place: what
+    /// each gate and stage is called in this team.
+    pub fn states(&self, global: &TrackerStates) -> TrackerStates {
+        let mut out = global.clone();
+        for (key, name) in &self.workflow_states {
+            if let Some(slot) = out.slot_mut(key) {
+                *slot = name.clone();
+            }
+        }
+        out
+    }
+}
+
+fn linear_api() -> String {
+    "https://api.linear.app".into()
+}
+fn linear_api_key_env() -> String {
+    "ORCH_LINEAR_API_KEY".into()
+}
+fn linear_webhook_secret_env() -> String {
+    "ORCH_LINEAR_WEBHOOK_SECRET".into()
 }
 
 fn gitlab_token_env() -> String {

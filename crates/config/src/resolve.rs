@@ -268,6 +268,13 @@ impl Config {
                 &g.webhook_secret_env,
             ));
         }
+        if let Some(l) = &self.tracker.linear {
+            out.push(("tracker.linear.api_key_env".into(), &l.api_key_env));
+            out.push((
+                "tracker.linear.webhook_secret_env".into(),
+                &l.webhook_secret_env,
+            ));
+        }
         if let Some(g) = &self.forge.gitea {
             out.push(("forge.gitea.token_env".into(), &g.token_env));
             out.push((

@@ -11,6 +11,8 @@ use crate::load::{ENV_PREFIX, ENV_SEPARATOR, SECTIONS};
 use crate::model::{AgentConfig, Config, ForgeKind, RepoConfig, TrackerKind};
 use crate::resolve::parse_listen;
 
+mod linear;
+
 #[derive(Default)]
 struct Checker {
     problems: Vec<Problem>,
@@ -356,6 +358,9 @@ impl Config {
             TrackerKind::Gitlab if t.gitlab.is_none() => {
                 c.error("tracker.gitlab", missing("gitlab"))
             }
+            TrackerKind::Linear if t.linear.is_none() => {
+                c.error("tracker.linear", missing("linear"))
+            }
             _ => {}
         }
         if let Some(p) = &t.plane {
@@ -428,7 +433,11 @@ impl Config {
             c.env_name("tracker.gitlab.token_env", &g.token_env);
             c.env_name("tracker.gitlab.webhook_secret_env", &g.webhook_secret_env);
         }
+        if let Some(l) = &t.linear {
+            self.validate_linear(c, l, t.kind == TrackerKind::Linear);
+        }
         for (present, kind) in [
+            (t.linear.is_some(), TrackerKind::Linear),
             (t.plane.is_some(), TrackerKind::Plane),
             (t.github.is_some(), TrackerKind::Github),
             (t.gitea.is_some(), TrackerKind::Gitea),

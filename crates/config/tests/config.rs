@@ -505,6 +505,36 @@ fn each_validation_error_names_its_key() {
             "neither a project path",
         ),
         (
+            "[tracker]\nkind = \"linear\"",
+            "tracker.linear",
+            "required when tracker.kind = \"linear\"",
+        ),
+        (
+            "[tracker]\nkind = \"linear\"\n[tracker.linear]",
+            "tracker.linear.teams",
+            "is empty",
+        ),
+        (
+            "[tracker.linear.teams.ENG]\nworkflow_states = { to_analys = \"Todo\" }",
+            "tracker.linear.teams.ENG.workflow_states.to_analys",
+            "not a key of [tracker.states]",
+        ),
+        (
+            "[tracker.linear.teams.ENG]\nworkflow_states = { done = \"Review\" }",
+            "tracker.linear.teams.ENG.workflow_states.done",
+            "\"Review\" is also the state of review",
+        ),
+        (
+            "[tracker.linear.teams.ENG]\nrepo = \"nope\"",
+            "tracker.linear.teams.ENG.repo",
+            "no repo named",
+        ),
+        (
+            "[tracker.linear.teams.\"EN-G\"]",
+            "tracker.linear.teams.EN-G",
+            "not a Linear team key",
+        ),
+        (
             "[forge]\nkind = \"gitlab\"",
             "forge.gitlab",
             "required when forge.kind = \"gitlab\"",
@@ -619,7 +649,7 @@ fn type_and_enum_errors_name_the_key_and_the_file() {
         (
             "[tracker]\nkind = \"jira\"",
             "tracker.kind",
-            "unknown value `jira` (in orch.toml); expected one of: builtin, plane, github, gitea, gitlab",
+            "unknown value `jira` (in orch.toml); expected one of: builtin, plane, github, gitea, gitlab, linear",
         ),
         (
             "[forge]\nkind = \"bitbucket\"",

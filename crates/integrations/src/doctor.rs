@@ -7,9 +7,11 @@ use crate::gitea::GiteaClient;
 use crate::github::GithubClient;
 use crate::gitlab::GitlabClient;
 use crate::http::{ApiError, CallPolicy};
+use crate::linear::LinearClient;
 use crate::plane::{PlaneClient, PlaneState};
 use crate::providers::{
-    forge_names, gitea_issue_repos, gitlab_issue_projects, issue_repos, plane_projects,
+    forge_names, gitea_issue_repos, gitlab_issue_projects, issue_repos, linear_teams,
+    plane_projects,
 };
 use orch_config::{Config, ForgeKind, TrackerKind, TrackerStates, same_state};
 use serde::Serialize;
@@ -43,10 +45,16 @@ fn check(subject: impl Into<String>, level: Level, message: impl Into<String>) -
 /// trimmed, case-insensitive). Names that collide under it are refused when
 /// the configuration loads, so `orch doctor` fails on them before this.
 pub fn missing_states(wanted: &TrackerStates, have: &[PlaneState]) -> Vec<String> {
+    let names: Vec<&str> = have.iter().map(|s| s.name.as_str()).collect();
+    missing_state_names(wanted, &names)
+}
+
+/// As [`missing_states`], from the names a tracker has.
+pub fn missing_state_names(wanted: &TrackerStates, have: &[&str]) -> Vec<String> {
     wanted
         .entries()
         .iter()
-        .filter(|(_, name)| !have.iter().any(|s| same_state(&s.name, name)))
+        .filter(|(_, name)| !have.iter().any(|s| same_state(s, name)))
         .map(|(key, name)| format!("{name:?} ({key})"))
         .collect()
 }
@@ -209,6 +217,9 @@ pub async fn check_providers(cfg: &Config, secret: &dyn Fn(&str) -> Option<Strin
                 false,
                 secret,
             ));
+        }
+        (TrackerKind::Linear, _) if cfg.tracker.linear.is_some() => {
+            out.extend(linear_checks(cfg, secret).await);
         }
         (TrackerKind::Gitea, _) if cfg.tracker.gitea.is_some() => {
             out.extend(gitea_tracker_checks(cfg, secret).await);
@@ -466,6 +477,59 @@ async fn gitlab_checks(
             Err(e) => out.push(check(subject, Level::Fail, format!("{project}: {}", api_problem(&e, token_env)))),
         }
     }
+    out
+}
+
+/// Linear: the API key is set and works, each team is visible to it and
+/// has a workflow state for every gate and stage (by the team's names),
+/// and the webhook secret is set.
+async fn linear_checks(cfg: &Config, secret: &dyn Fn(&str) -> Option<String>) -> Vec<Check> {
+    const SUBJECT: &str = "tracker.linear";
+    let l = cfg.tracker.linear.as_ref().expect("checked by the caller");
+    let mut out = Vec::new();
+    let Some(key) = secret(&l.api_key_env) else {
+        out.push(check(
+            SUBJECT,
+            Level::Fail,
+            format!(
+                "{} is not set; create a personal API key in Linear (Settings → API) and export it",
+                l.api_key_env
+            ),
+        ));
+        return out;
+    };
+    let client = match LinearClient::new(&l.base_url, &key, doctor_policy()) {
+        Ok(c) => c,
+        Err(e) => return vec![check(SUBJECT, Level::Fail, e.to_string())],
+    };
+    match client.viewer().await {
+        Ok(name) => out.push(check(
+            SUBJECT,
+            Level::Ok,
+            format!("the API key works (user {name})"),
+        )),
+        Err(e) => {
+            out.push(check(SUBJECT, Level::Fail, api_problem(&e, &l.api_key_env)));
+            return out;
+        }
+    }
+    for (team, t) in linear_teams(cfg) {
+        let subject = format!("tracker.linear.teams.{team}");
+        match client.team(&team.to_ascii_uppercase()).await {
+            Ok(Some(found)) => {
+                let names: Vec<&str> = found.states.iter().map(|s| s.name.as_str()).collect();
+                let missing = missing_state_names(&t.names, &names);
+                if missing.is_empty() {
+                    out.push(check(&subject, Level::Ok, format!("team {} (repo {}): every gate and stage has its workflow state", found.key, t.repo)));
+                } else {
+                    out.push(check(&subject, Level::Fail, format!("team {} has no workflow state named {}; add them in Linear (team settings → workflow) or map them in workflow_states", found.key, missing.join(", "))));
+                }
+            }
+            Ok(None) => out.push(check(&subject, Level::Fail, format!("Linear shows the API key no team with key {team}; check the key in [tracker.linear.teams] and the key's access"))),
+            Err(e) => out.push(check(&subject, Level::Fail, api_problem(&e, &l.api_key_env))),
+        }
+    }
+    out.push(secret_check(SUBJECT, &l.webhook_secret_env, false, secret));
     out
 }
 

@@ -6,6 +6,7 @@
 use crate::gitea::GiteaIssuesTracker;
 use crate::github::GithubIssuesTracker;
 use crate::gitlab::GitlabIssuesTracker;
+use crate::linear::LinearTracker;
 use crate::plane::PlaneTracker;
 use crate::webhook::{
     CheckReported, ItemState, Provider, PullRequestClosed, ReviewReported, WebhookEvent,
@@ -40,6 +41,7 @@ pub struct Ingest {
     github_issues: Option<Arc<GithubIssuesTracker>>,
     gitea_issues: Option<Arc<GiteaIssuesTracker>>,
     gitlab_issues: Option<Arc<GitlabIssuesTracker>>,
+    linear: Option<Arc<LinearTracker>>,
 }
 
 impl Ingest {
@@ -55,6 +57,7 @@ impl Ingest {
             github_issues: None,
             gitea_issues: None,
             gitlab_issues: None,
+            linear: None,
         }
     }
 
@@ -76,6 +79,12 @@ impl Ingest {
         self
     }
 
+    /// Route Linear issue state events to this tracker.
+    pub fn with_linear(mut self, t: Option<Arc<LinearTracker>>) -> Ingest {
+        self.linear = t;
+        self
+    }
+
     pub async fn process(&self, provider: Provider, event: WebhookEvent) -> Handled {
         match (provider, event) {
             (_, WebhookEvent::Ignored { reason }) => Handled::Ignored(reason),
@@ -88,6 +97,9 @@ impl Ingest {
             }
             (Provider::Gitlab, WebhookEvent::ItemState(s)) if self.gitlab_issues.is_some() => {
                 self.gitlab_labels(s).await
+            }
+            (Provider::Linear, WebhookEvent::ItemState(s)) if self.linear.is_some() => {
+                self.linear_state(s).await
             }
             (p, WebhookEvent::ItemState(_)) => Handled::Ignored(format!(
                 "{} issues are not orch's tracker here (tracker.kind)",
@@ -250,11 +262,37 @@ impl Ingest {
                 "no orch:: label of {labels:?} names a state of [tracker.states]"
             ));
         };
-        match self
-            .pipeline
-            .on_item_state(&item, &state, None, "webhook:gitlab")
-            .await
-        {
+        self.route(&item, &state, "webhook:gitlab").await
+    }
+
+    /// A Linear issue moved to a workflow state: orch's state is the one the
+    /// team's mapping gives the state's name (looked up by id).
+    async fn linear_state(&self, s: ItemState) -> Handled {
+        let Some(t) = &self.linear else {
+            return Handled::Ignored("Linear is not orch's tracker".into());
+        };
+        if t.team_of(&s.item).is_none() {
+            return Handled::Ignored(format!("Linear team {} is not served", s.project));
+        }
+        let crate::webhook::StateRef::Id { id, name } = &s.state else {
+            return Handled::Ignored("a Linear state is named by its id".into());
+        };
+        let state = match t.state_of_ref(&s.project, id, name.as_deref()).await {
+            Ok(Some(n)) => n,
+            Ok(None) => {
+                return Handled::Ignored(format!(
+                    "Linear state {name:?} stands for no gate or stage of team {}",
+                    s.project
+                ));
+            }
+            Err(e) => return Handled::Failed(format!("resolving the state: {e}")),
+        };
+        self.route(&s.item, &state, "webhook:linear").await
+    }
+
+    /// Hand a tracker item's new state to the pipeline.
+    async fn route(&self, item: &str, state: &str, via: &str) -> Handled {
+        match self.pipeline.on_item_state(item, state, None, via).await {
             Ok(r) => Handled::Routed(format!("{state}: {r:?}")),
             Err(e) => Handled::Failed(format!("{state}: {e}")),
         }

@@ -14,6 +14,7 @@ pub mod gitlab;
 pub mod http;
 pub mod ingest;
 pub mod labels;
+pub mod linear;
 pub mod notify;
 pub mod plane;
 pub mod pr_forge;

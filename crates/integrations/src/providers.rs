@@ -17,6 +17,8 @@ use crate::github::{GithubClient, GithubForge, GithubIssuesTracker, GithubReconc
 use crate::gitlab::{GitlabClient, GitlabForge, GitlabIssuesTracker, GitlabReconciler};
 use crate::http::CallPolicy;
 use crate::ingest::Ingest;
+use crate::linear::tracker::Team;
+use crate::linear::{LinearClient, LinearReconciler, LinearTracker};
 use crate::plane::{PlaneClient, PlaneReconciler, PlaneTracker};
 use orch_config::{Config, ForgeKind, TrackerKind};
 use orch_engine::pipeline::Pipeline;
@@ -43,6 +45,7 @@ pub struct Providers {
     pub gitea_issues: Option<Arc<GiteaIssuesTracker>>,
     pub gitlab: Option<Arc<GitlabForge>>,
     pub gitlab_issues: Option<Arc<GitlabIssuesTracker>>,
+    pub linear: Option<Arc<LinearTracker>>,
     /// Forge `owner/name` → orch repo (for forge webhooks).
     pub forge_repos: BTreeMap<String, String>,
 }
@@ -68,6 +71,7 @@ impl Providers {
             gitea_issues: None,
             gitlab: None,
             gitlab_issues: None,
+            linear: None,
             forge_repos: BTreeMap::new(),
         };
         if cfg.tracker.kind == TrackerKind::Plane
@@ -258,6 +262,27 @@ impl Providers {
                 Err(e) => tracing::error!(error = %e, "cannot build the GitLab client"),
             }
         }
+        if cfg.tracker.kind == TrackerKind::Linear
+            && let Some(l) = &cfg.tracker.linear
+        {
+            let key = secret(&l.api_key_env).unwrap_or_default();
+            if key.is_empty() {
+                tracing::warn!(
+                    "{} is not set: every Linear call will be refused",
+                    l.api_key_env
+                );
+            }
+            match LinearClient::new(&l.base_url, &key, policy.clone()) {
+                Ok(c) => {
+                    out.linear = Some(Arc::new(LinearTracker::new(
+                        Arc::new(c),
+                        linear_teams(cfg),
+                        cfg.tracker.states.clone(),
+                    )))
+                }
+                Err(e) => tracing::error!(error = %e, "cannot build the Linear client"),
+            }
+        }
         out
     }
 
@@ -272,6 +297,9 @@ impl Providers {
         }
         if let Some(g) = &self.gitlab_issues {
             return g.clone();
+        }
+        if let Some(l) = &self.linear {
+            return l.clone();
         }
         match &self.github_issues {
             Some(g) => g.clone(),
@@ -305,6 +333,7 @@ impl Providers {
             .with_github_issues(self.github_issues.clone())
             .with_gitea_issues(self.gitea_issues.clone())
             .with_gitlab_issues(self.gitlab_issues.clone())
+            .with_linear(self.linear.clone())
     }
 
     /// The listing reconciler of the configured tracker (Plane, GitHub
@@ -323,6 +352,12 @@ impl Providers {
                 pipeline,
             )));
         }
+        if let Some(l) = &self.linear {
+            return Some(Reconciler::Linear(LinearReconciler::new(
+                l.clone(),
+                pipeline,
+            )));
+        }
         self.github_issues
             .as_ref()
             .map(|g| Reconciler::Github(GithubReconciler::new(g.clone(), pipeline)))
@@ -335,6 +370,7 @@ pub enum Reconciler {
     Github(GithubReconciler),
     Gitea(GiteaReconciler),
     Gitlab(GitlabReconciler),
+    Linear(LinearReconciler),
 }
 
 impl Reconciler {
@@ -344,6 +380,7 @@ impl Reconciler {
             Reconciler::Github(r) => r.run_once().await,
             Reconciler::Gitea(r) => r.run_once().await,
             Reconciler::Gitlab(r) => r.run_once().await,
+            Reconciler::Linear(r) => r.run_once().await,
         }
     }
 }
@@ -436,6 +473,29 @@ fn listed_repos(
     out
 }
 
+/// Linear team key → its repo (the one named, else the only `[[repos]]`
+/// entry) and what each gate and stage is called in it; a team with no
+/// repo to go to is left out (validation reports it).
+pub fn linear_teams(cfg: &Config) -> BTreeMap<String, Team> {
+    let Some(l) = &cfg.tracker.linear else {
+        return BTreeMap::new();
+    };
+    let only = (cfg.repos.len() == 1).then(|| cfg.repos[0].name.clone());
+    l.teams
+        .iter()
+        .filter_map(|(key, t)| {
+            let repo = t.repo.clone().or_else(|| only.clone())?;
+            Some((
+                key.clone(),
+                Team {
+                    repo,
+                    names: t.states(&cfg.tracker.states),
+                },
+            ))
+        })
+        .collect()
+}
+
 /// orch repo → `owner/name`: the explicit map, else the remote URL's path.
 pub fn forge_names(cfg: &Config, explicit: &BTreeMap<String, String>) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
@@ -455,7 +515,7 @@ pub fn forge_names(cfg: &Config, explicit: &BTreeMap<String, String>) -> BTreeMa
 pub fn receivers(
     cfg: &Config,
     secret: &dyn Fn(&str) -> Option<String>,
-) -> [Option<ReceiverSettings>; 4] {
+) -> [Option<ReceiverSettings>; 5] {
     let mk = |env: &str, insecure: bool| ReceiverSettings {
         secret: secret(env).map(String::into_bytes),
         insecure,
@@ -509,7 +569,13 @@ pub fn receivers(
                 .filter(|_| cfg.tracker.kind == TrackerKind::Gitlab)
                 .map(|t| mk(&t.webhook_secret_env, false))
         });
-    [plane, gitea, github, gitlab]
+    let linear = cfg
+        .tracker
+        .linear
+        .as_ref()
+        .filter(|_| cfg.tracker.kind == TrackerKind::Linear)
+        .map(|l| mk(&l.webhook_secret_env, false));
+    [plane, gitea, github, gitlab, linear]
 }
 
 #[cfg(test)]
@@ -567,12 +633,12 @@ mod tests {
             issues.repos().get("demo").map(String::as_str),
             Some("team/demo")
         );
-        let [_, gitea, _, _] = receivers(&both, &|_| None);
+        let [_, gitea, _, _, _] = receivers(&both, &|_| None);
         assert_eq!(gitea.unwrap().secret_env, "ORCH_GITEA_WEBHOOK_SECRET");
         let alone = cfg("local");
         let p = build(&alone);
         assert!(p.gitea.is_none() && p.gitea_issues.is_some());
-        let [_, gitea, _, _] = receivers(&alone, &|_| None);
+        let [_, gitea, _, _, _] = receivers(&alone, &|_| None);
         assert_eq!(gitea.unwrap().secret_env, "TRACKER_SECRET");
     }
 
@@ -599,7 +665,7 @@ mod tests {
             p.forge_repos.get("team/demo").map(String::as_str),
             Some("demo")
         );
-        let [_, _, _, gitlab] = receivers(&cfg, &|_| None);
+        let [_, _, _, gitlab, _] = receivers(&cfg, &|_| None);
         assert_eq!(gitlab.unwrap().secret_env, "ORCH_GITLAB_WEBHOOK_SECRET");
     }
 }

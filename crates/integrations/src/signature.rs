@@ -5,7 +5,9 @@
 //! (`X-Forgejo-Signature`) send the bare hex digest; GitHub (and Gitea, as a
 //! courtesy) send `X-Hub-Signature-256: sha256=<hex>`. GitLab signs
 //! nothing: it sends the shared secret itself as `X-Gitlab-Token`, which is
-//! compared in constant time too (`verify_token`).
+//! compared in constant time too (`verify_token`). Linear sends the bare
+//! hex digest as `Linear-Signature`, and signs a `webhookTimestamp` in the
+//! body that must be within a minute of now (`check_linear_timestamp`).
 
 use hmac::{KeyInit, Mac};
 use sha2::Sha256;
@@ -24,6 +26,32 @@ pub enum SignatureError {
     Mismatch,
     #[error("the token does not match the configured secret")]
     WrongToken,
+    /// Linear: the signed `webhookTimestamp` is too far from now (a
+    /// replayed capture, or a delivery held back).
+    #[error("the delivery's timestamp is {0} s away from now (at most 60 s is accepted)")]
+    Stale(i64),
+    #[error("the delivery has no webhookTimestamp")]
+    NoTimestamp,
+}
+
+/// How far Linear's `webhookTimestamp` may be from now: Linear's own
+/// verifier (its SDK's `LinearWebhookClient.verify`) refuses more than a
+/// minute either way.
+pub const LINEAR_TOLERANCE_MS: i64 = 60_000;
+
+/// Linear's replay check, after the signature: `webhookTimestamp` (unix
+/// milliseconds, inside the signed body) within a minute of `now_ms`.
+pub fn check_linear_timestamp(body: &[u8], now_ms: i64) -> Result<(), SignatureError> {
+    let v: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+    let at = v
+        .get("webhookTimestamp")
+        .and_then(serde_json::Value::as_f64)
+        .ok_or(SignatureError::NoTimestamp)? as i64;
+    let off = now_ms - at;
+    if off.abs() > LINEAR_TOLERANCE_MS {
+        return Err(SignatureError::Stale(off / 1000));
+    }
+    Ok(())
 }
 
 /// The hex HMAC-SHA256 of `body` under `secret` (what a sender puts in the header).

@@ -8,6 +8,9 @@
 
 mod support;
 
+#[path = "support/local_pipeline.rs"]
+mod local_pipeline;
+
 use orch_engine::ports::Tracker;
 use orch_integrations::fakes::FakeGitea;
 use orch_integrations::gitea::{GiteaClient, GiteaIssuesTracker, GiteaReconciler};
@@ -71,25 +74,7 @@ async fn pipeline(
     Ingest,
 ) {
     let t = tracker(w);
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("orch.toml"),
-        "data_dir = \".orch\"\n[[repos]]\nname = \"app\"\nremote = \"r.git\"\nverify = [\"true\"]\n",
-    )
-    .unwrap();
-    let cfg = orch_config::Config::load(Some(&dir.path().join("orch.toml"))).unwrap();
-    std::fs::create_dir_all(cfg.data_dir()).unwrap();
-    let store = orch_store::testing::sqlite_in(&cfg.data_dir()).await;
-    let repos = orch_git::RepoStore::new(cfg.repos_dir());
-    let forge = Arc::new(orch_engine::ports::LocalForge::new(repos.clone()));
-    let p = orch_engine::pipeline::Pipeline::new(
-        store.clone(),
-        Arc::new(cfg),
-        repos,
-        t.clone(),
-        forge,
-        "test",
-    );
+    let (dir, store, p) = local_pipeline::local_pipeline(t.clone()).await;
     let ingest = Ingest::new(p.clone(), None, BTreeMap::new()).with_gitea_issues(Some(t));
     (dir, store, p, ingest)
 }

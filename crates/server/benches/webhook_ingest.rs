@@ -104,6 +104,7 @@ fn main() {
             gitea: None,
             github: None,
             gitlab: None,
+            linear: None,
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();

@@ -1,4 +1,4 @@
-//! `POST /webhooks/{plane,gitea,github,gitlab}`.
+//! `POST /webhooks/{plane,gitea,github,gitlab,linear}`.
 //!
 //! The handler is short on purpose: check the size (the body limit layer),
 //! verify the signature over the raw bytes, parse, record the delivery's keys
@@ -45,6 +45,7 @@ pub struct Webhooks {
     pub gitea: Option<Receiver>,
     pub github: Option<Receiver>,
     pub gitlab: Option<Receiver>,
+    pub linear: Option<Receiver>,
 }
 
 impl Webhooks {
@@ -54,6 +55,7 @@ impl Webhooks {
             Provider::Gitea => self.gitea.as_ref(),
             Provider::Github => self.github.as_ref(),
             Provider::Gitlab => self.gitlab.as_ref(),
+            Provider::Linear => self.linear.as_ref(),
         }
     }
 
@@ -64,6 +66,7 @@ impl Webhooks {
             Provider::Gitea,
             Provider::Github,
             Provider::Gitlab,
+            Provider::Linear,
         ] {
             match self.receiver(p) {
                 Some(r) if r.secret.is_none() && r.insecure => tracing::warn!(
@@ -89,6 +92,7 @@ pub fn router(hooks: Webhooks) -> Router {
         .route("/webhooks/gitea", post(gitea))
         .route("/webhooks/github", post(github))
         .route("/webhooks/gitlab", post(gitlab))
+        .route("/webhooks/linear", post(linear))
         .layer(DefaultBodyLimit::max(WEBHOOK_BODY_LIMIT))
         .with_state(Arc::new(hooks))
 }
@@ -118,6 +122,13 @@ async fn gitlab(State(h): State<Arc<Webhooks>>, headers: HeaderMap, body: Bytes)
     counted(
         Provider::Gitlab,
         handle(&h, Provider::Gitlab, &headers, &body).await,
+    )
+}
+
+async fn linear(State(h): State<Arc<Webhooks>>, headers: HeaderMap, body: Bytes) -> Response {
+    counted(
+        Provider::Linear,
+        handle(&h, Provider::Linear, &headers, &body).await,
     )
 }
 
@@ -212,7 +223,7 @@ impl Webhooks {
     ) -> Webhooks {
         use orch_integrations::providers::receivers;
         let cfg = pipeline.config();
-        let [plane, gitea, github, gitlab] = receivers(cfg, &|n| cfg.secret(n));
+        let [plane, gitea, github, gitlab, linear] = receivers(cfg, &|n| cfg.secret(n));
         let conv = |r: orch_integrations::providers::ReceiverSettings| Receiver {
             secret: r.secret,
             insecure: r.insecure,
@@ -225,6 +236,7 @@ impl Webhooks {
             gitea: gitea.map(conv),
             github: github.map(conv),
             gitlab: gitlab.map(conv),
+            linear: linear.map(conv),
         };
         hooks.log_startup();
         hooks

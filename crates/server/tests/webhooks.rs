@@ -64,6 +64,12 @@ async fn start_all(
     github: Option<Receiver>,
     gitlab: Option<Receiver>,
 ) -> Fixture {
+    start_hooks([plane, gitea, github, gitlab, None]).await
+}
+
+/// Receivers of Plane, Gitea, GitHub, GitLab and Linear.
+async fn start_hooks(receivers: [Option<Receiver>; 5]) -> Fixture {
+    let [plane, gitea, github, gitlab, linear] = receivers;
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("orch.db");
     let store: Arc<dyn Store> = Arc::new(
@@ -80,6 +86,7 @@ async fn start_all(
         gitea,
         github,
         gitlab,
+        linear,
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -497,4 +504,82 @@ async fn gitlab_tokens_are_checked_and_replays_are_no_ops() {
         f.events.try_recv().is_err(),
         "replays and ignored events reach nothing"
     );
+}
+
+/// Linear signs the body (`Linear-Signature`, hex HMAC-SHA256) and a
+/// `webhookTimestamp` inside it: a wrong signature, a changed body or a
+/// delivery signed more than a minute ago is 401 and changes nothing; the
+/// right one is accepted once, and a replay (the same `Linear-Delivery`, or
+/// the same change under another id) is a no-op.
+#[tokio::test]
+async fn linear_signatures_and_timestamps_are_checked_and_replays_are_no_ops() {
+    const SECRET: &str = "lin_wh_test_secret";
+    let mut f = start_hooks([None, None, None, None, receiver(Some(SECRET), false)]).await;
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let stored = String::from_utf8(fixture("linear/issue-webhook.json")).unwrap();
+    // The stored payload, sent now (its own timestamp is long past).
+    let at = |ms: u64| {
+        stored
+            .replace("1779271207123", &ms.to_string())
+            .into_bytes()
+    };
+    let body = at(now_ms);
+    let sig = sign(SECRET.as_bytes(), &body);
+    let stale = at(now_ms - 61_000);
+    let stale_sig = sign(SECRET.as_bytes(), &stale);
+    let wrong = sign(b"another secret", &body);
+    let mut changed = body.clone();
+    changed[20] ^= 1;
+    let before = snapshot(&f.db).await;
+    for (headers, b) in [
+        (vec![("Linear-Signature", wrong.as_str())], &body),
+        (vec![("Linear-Signature", sig.as_str())], &changed),
+        (vec![], &body),
+        (vec![("Linear-Signature", stale_sig.as_str())], &stale),
+    ] {
+        let (status, text) = post(f.addr, "/webhooks/linear", &headers, b).await;
+        assert_eq!(status, 401, "{headers:?}: {text}");
+    }
+    assert_eq!(
+        snapshot(&f.db).await,
+        before,
+        "a refused delivery records nothing"
+    );
+    assert!(f.events.try_recv().is_err(), "and reaches nothing");
+
+    let ok = [
+        ("Linear-Signature", sig.as_str()),
+        ("Linear-Event", "Issue"),
+        ("Linear-Delivery", "d-1"),
+    ];
+    assert_eq!(post(f.addr, "/webhooks/linear", &ok, &body).await.0, 202);
+    let (p, ev) = tokio::time::timeout(Duration::from_secs(5), f.events.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(p, Provider::Linear);
+    assert!(
+        matches!(&ev, WebhookEvent::ItemState(s) if s.project == "ENG" && s.item == "ENG-42"),
+        "{ev:?}"
+    );
+    let after = snapshot(&f.db).await;
+    let (status, text) = post(f.addr, "/webhooks/linear", &ok, &body).await;
+    assert_eq!((status, text.contains("duplicate")), (200, true), "{text}");
+    assert_eq!(snapshot(&f.db).await, after, "a replay records nothing");
+    let redelivered = [
+        ("Linear-Signature", sig.as_str()),
+        ("Linear-Event", "Issue"),
+        ("Linear-Delivery", "d-2"),
+    ];
+    assert_eq!(
+        post(f.addr, "/webhooks/linear", &redelivered, &body)
+            .await
+            .0,
+        200,
+        "the same change under another delivery id is the same change"
+    );
+    assert!(f.events.try_recv().is_err(), "replays reach nothing");
 }

@@ -4,6 +4,7 @@
 #![allow(dead_code)] // each test file uses its own subset
 
 pub mod http;
+pub mod tracker_world;
 
 use serde_json::Value;
 use std::path::{Path, PathBuf};

@@ -7,11 +7,13 @@ pub mod gitea;
 pub mod gitea_issues;
 pub mod github;
 pub mod gitlab;
+pub mod linear;
 pub mod plane;
 
 pub use gitea::FakeGitea;
 pub use github::FakeGithub;
 pub use gitlab::FakeGitlab;
+pub use linear::FakeLinear;
 pub use plane::FakePlane;
 
 /// One request the fake received: for contract checks and call counts.

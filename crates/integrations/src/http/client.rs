@@ -110,6 +110,9 @@ pub struct ApiClient {
     budget: Mutex<RateBudget>,
     breaker: Mutex<Breaker>,
     sent: AtomicU64,
+    /// Tells a rate-limited answer that does not say so with 429 (Linear
+    /// answers 400 with the GraphQL error code `RATELIMITED`).
+    limited_answer: Option<fn(&Response) -> bool>,
 }
 
 impl ApiClient {
@@ -162,7 +165,15 @@ impl ApiClient {
             )),
             policy,
             sent: AtomicU64::new(0),
+            limited_answer: None,
         })
+    }
+
+    /// Treat the answers `f` picks as rate limiting, like a 429: paused
+    /// for (the rate headers' reset, else a backoff) and tried again.
+    pub fn with_limited_answer(mut self, f: fn(&Response) -> bool) -> ApiClient {
+        self.limited_answer = Some(f);
+        self
     }
 
     pub fn provider(&self) -> &'static str {
@@ -222,9 +233,7 @@ impl ApiClient {
                 Ok(r) => (Some(r.status().as_u16()), Some(r.headers().clone())),
                 Err(_) => (None, None),
             };
-            if let Some(h) = &headers {
-                self.note_rate_headers(h);
-            }
+            let header_wait = headers.as_ref().and_then(|h| self.note_rate_headers(h));
             let retry_after = headers.as_ref().and_then(|h| {
                 policy::parse_retry_after(h.get("retry-after").and_then(|v| v.to_str().ok()))
             });
@@ -242,28 +251,33 @@ impl ApiClient {
                             continue;
                         }
                     };
-                    self.lock_breaker().on_success();
-                    return Ok(Response {
+                    let answer = Response {
                         status,
                         headers,
                         body,
-                        what,
+                        what: what.clone(),
                         provider: self.provider,
-                    });
+                    };
+                    if !self.limited_answer.is_some_and(|f| f(&answer)) {
+                        self.lock_breaker().on_success();
+                        return Ok(answer);
+                    }
+                    self.pause_rate_limited(
+                        &what,
+                        retry_after.or(header_wait),
+                        attempt,
+                        &mut rate_limited,
+                    )?;
+                    last = format!("{status}: rate limited");
+                    continue;
                 }
                 Verdict::RateLimited => {
-                    let wait = retry_after
-                        .unwrap_or_else(|| policy::backoff(&self.policy, attempt, None, 0.5));
-                    self.lock_budget().pause_for(Instant::now(), wait);
-                    tracing::warn!(provider = self.provider, call = %what, wait_ms = wait.as_millis() as u64, "rate limited (429); pausing");
-                    rate_limited += 1;
-                    if wait > self.policy.max_retry_after || rate_limited >= MAX_RATE_LIMITED {
-                        return Err(ApiError::RateLimited {
-                            provider: self.provider,
-                            what,
-                            secs: wait.as_secs().max(1),
-                        });
-                    }
+                    self.pause_rate_limited(
+                        &what,
+                        retry_after.or(header_wait),
+                        attempt,
+                        &mut rate_limited,
+                    )?;
                     // The pause is in the budget; the next attempt waits for it.
                     last = "429 Too Many Requests".into();
                     continue;
@@ -315,19 +329,61 @@ impl ApiClient {
         tokio::time::sleep(policy::backoff(&self.policy, attempt, retry_after, jitter)).await;
     }
 
-    fn note_rate_headers(&self, h: &HeaderMap) {
-        let get = |n: &str| h.get(n).and_then(|v| v.to_str().ok());
-        let now_unix = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
-        if let Some(wait) = policy::rate_limit_wait(
-            get("x-ratelimit-remaining"),
-            get("x-ratelimit-reset"),
-            now_unix,
-        ) {
-            self.lock_budget().pause_for(Instant::now(), wait);
+    /// A rate-limited answer: the pause goes into the budget (every call of
+    /// this client waits for it); too long a pause, or too many in one call,
+    /// fails the call as `RateLimited` (its owner retries later).
+    fn pause_rate_limited(
+        &self,
+        what: &str,
+        told: Option<Duration>,
+        attempt: u32,
+        rate_limited: &mut u32,
+    ) -> Result<(), ApiError> {
+        let wait = told.unwrap_or_else(|| policy::backoff(&self.policy, attempt, None, 0.5));
+        self.lock_budget().pause_for(Instant::now(), wait);
+        tracing::warn!(provider = self.provider, call = %what, wait_ms = wait.as_millis() as u64, "rate limited; pausing");
+        *rate_limited += 1;
+        if wait > self.policy.max_retry_after || *rate_limited >= MAX_RATE_LIMITED {
+            return Err(ApiError::RateLimited {
+                provider: self.provider,
+                what: what.to_owned(),
+                secs: wait.as_secs().max(1),
+            });
         }
+        Ok(())
+    }
+
+    /// The window headers of the answer: when one budget is spent, every
+    /// call pauses until it resets (returned, for a rate-limited answer
+    /// that has no `Retry-After`).
+    fn note_rate_headers(&self, h: &HeaderMap) -> Option<Duration> {
+        let get = |n: &str| h.get(n).and_then(|v| v.to_str().ok());
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        let waits = [
+            // Plane, GitHub, Gitea: one budget, reset in unix seconds.
+            policy::rate_limit_wait(
+                get("x-ratelimit-remaining"),
+                get("x-ratelimit-reset"),
+                now.as_secs(),
+            ),
+            // Linear: requests and complexity points, each with its reset in
+            // unix milliseconds.
+            policy::rate_limit_wait_ms(
+                get("x-ratelimit-requests-remaining"),
+                get("x-ratelimit-requests-reset"),
+                now.as_millis() as u64,
+            ),
+            policy::rate_limit_wait_ms(
+                get("x-ratelimit-complexity-remaining"),
+                get("x-ratelimit-complexity-reset"),
+                now.as_millis() as u64,
+            ),
+        ];
+        let wait = waits.into_iter().flatten().max()?;
+        self.lock_budget().pause_for(Instant::now(), wait);
+        Some(wait)
     }
 
     fn lock_budget(&self) -> std::sync::MutexGuard<'_, RateBudget> {

@@ -110,6 +110,24 @@ pub fn rate_limit_wait(
     ))
 }
 
+/// Linear's `X-RateLimit-{Requests,Complexity}-Remaining` / `-Reset`
+/// (unix milliseconds): when nothing remains, how long until the reset.
+pub fn rate_limit_wait_ms(
+    remaining: Option<&str>,
+    reset_ms: Option<&str>,
+    now_ms: u64,
+) -> Option<Duration> {
+    let remaining: f64 = remaining?.trim().parse().ok()?;
+    if remaining > 0.0 {
+        return None;
+    }
+    let reset: u64 = reset_ms?.trim().parse().ok()?;
+    // A reset in the past (clock skew) still earns a short pause.
+    Some(Duration::from_millis(
+        reset.saturating_sub(now_ms).clamp(100, 3_600_000),
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -168,5 +186,14 @@ mod tests {
             Some(Duration::from_secs(1))
         );
         assert_eq!(rate_limit_wait(Some("0"), None, 50), None);
+        assert_eq!(rate_limit_wait_ms(Some("12"), Some("9000"), 5000), None);
+        assert_eq!(
+            rate_limit_wait_ms(Some("0"), Some("9000"), 5000),
+            Some(Duration::from_secs(4))
+        );
+        assert_eq!(
+            rate_limit_wait_ms(Some("0"), Some("10"), 5000),
+            Some(Duration::from_millis(100))
+        );
     }
 }

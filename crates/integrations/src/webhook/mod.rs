@@ -8,6 +8,7 @@
 pub mod gitea;
 pub mod github;
 pub mod gitlab;
+pub mod linear;
 pub mod plane;
 pub mod receive;
 
@@ -30,8 +31,9 @@ impl ParseError {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "by", content = "value", rename_all = "snake_case")]
 pub enum StateRef {
-    /// Plane: a state uuid of the item's project; the name, when the payload
-    /// carries one, is only a hint (a renamed state keeps its id).
+    /// Plane and Linear: a state id of the item's project (team); the name,
+    /// when the payload carries one, is only a hint (a renamed state keeps
+    /// its id).
     Id { id: String, name: Option<String> },
     /// GitHub issues: the name of the label added, the gate's name itself.
     Name(String),

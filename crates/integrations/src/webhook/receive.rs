@@ -2,7 +2,7 @@
 //! over the raw bytes, then parse, then name the keys a replay would repeat.
 //! The HTTP handler only turns the result into a status and records the keys.
 
-use super::{ParseError, WebhookEvent, gitea, github, gitlab, plane};
+use super::{ParseError, WebhookEvent, gitea, github, gitlab, linear, plane};
 use crate::signature::{self, SignatureError};
 use sha2::{Digest, Sha256};
 
@@ -15,6 +15,7 @@ pub enum Provider {
     Gitea,
     Github,
     Gitlab,
+    Linear,
 }
 
 impl Provider {
@@ -24,6 +25,7 @@ impl Provider {
             Provider::Gitea => "gitea",
             Provider::Github => "github",
             Provider::Gitlab => "gitlab",
+            Provider::Linear => "linear",
         }
     }
 
@@ -40,6 +42,8 @@ impl Provider {
             Provider::Github => &[("x-hub-signature-256", Some("sha256="))],
             // GitLab sends the secret itself, checked by `check_signature`.
             Provider::Gitlab => &[],
+            // `Linear-Signature` and the signed timestamp: `check_signature`.
+            Provider::Linear => &[],
         }
     }
 
@@ -55,6 +59,7 @@ impl Provider {
             ],
             Provider::Github => &["x-github-event"],
             Provider::Gitlab => &["x-gitlab-event"],
+            Provider::Linear => &["linear-event"],
         }
     }
 
@@ -67,6 +72,8 @@ impl Provider {
             // `Idempotency-Key` stays the same across retries of one event
             // (newer GitLab); `X-Gitlab-Event-UUID` names the event.
             Provider::Gitlab => &["idempotency-key", "x-gitlab-event-uuid"],
+            // One id per delivery, the same on Linear's retries of it.
+            Provider::Linear => &["linear-delivery"],
         }
     }
 }
@@ -103,7 +110,7 @@ pub fn receive<'h>(
     body: &[u8],
 ) -> Result<Accepted, Rejection> {
     if let Verify::Secret(secret) = verify {
-        check_signature(provider, secret, &header, body).map_err(|e| Rejection {
+        check_signature(provider, secret, &header, body, now_ms()).map_err(|e| Rejection {
             status: 401,
             message: format!("{}: {e}", provider.as_str()),
         })?;
@@ -117,6 +124,7 @@ pub fn receive<'h>(
         Provider::Gitea => gitea::parse(body, event_type),
         Provider::Github => github::parse(body, event_type),
         Provider::Gitlab => gitlab::parse(body, event_type),
+        Provider::Linear => linear::parse(body, event_type),
     }
     .map_err(|ParseError(m)| Rejection {
         status: 400,
@@ -158,9 +166,22 @@ fn check_signature<'h>(
     secret: &[u8],
     header: &impl Fn(&str) -> Option<&'h str>,
     body: &[u8],
+    now_ms: i64,
 ) -> Result<(), SignatureError> {
     if provider == Provider::Gitlab {
         return signature::verify_token(secret, header("x-gitlab-token"), "x-gitlab-token");
+    }
+    if provider == Provider::Linear {
+        // The timestamp is inside the signed body: checked once the body
+        // is known to be Linear's.
+        signature::verify(
+            secret,
+            body,
+            header("linear-signature"),
+            "linear-signature",
+            None,
+        )?;
+        return signature::check_linear_timestamp(body, now_ms);
     }
     let mut first_err = None;
     for (name, prefix) in provider.signature_headers() {
@@ -171,6 +192,13 @@ fn check_signature<'h>(
         }
     }
     Err(first_err.unwrap_or(SignatureError::Missing("signature")))
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
 
 fn hash(bytes: &[u8]) -> String {
