@@ -329,6 +329,35 @@ fn locks_in(dir: &Path, deep: bool, out: &mut Vec<PathBuf>) {
     }
 }
 
+/// A process's command line (`/proc/<pid>/cmdline`, NUL-separated) as a
+/// message shows it: a git's without its `-c key=value` settings (orch
+/// passes a dozen on every call), cut to [`COMMAND_SHOWN`] characters.
+fn short_command(cmdline: &str) -> String {
+    let mut words = cmdline.split('\0').filter(|w| !w.is_empty());
+    let mut shown: Vec<&str> = words.next().into_iter().collect();
+    let is_git = shown
+        .first()
+        .is_some_and(|p| Path::new(p).file_name().is_some_and(|n| n == "git"));
+    let mut settings = false;
+    for w in words {
+        if settings {
+            settings = false;
+        } else if is_git && w == "-c" {
+            settings = true;
+        } else {
+            shown.push(w);
+        }
+    }
+    let text = shown.join(" ");
+    match text.char_indices().nth(COMMAND_SHOWN) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text,
+    }
+}
+
+/// The most of a command line an error or a log line shows.
+const COMMAND_SHOWN: usize = 120;
+
 fn live_holder(worktree: &Path, lock: &Path) -> Option<String> {
     let real = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_owned());
     let worktree = real(worktree);
@@ -343,12 +372,7 @@ fn live_holder(worktree: &Path, lock: &Path) -> Option<String> {
     };
     let describe = |pid: &str| {
         let cmd = std::fs::read(format!("/proc/{pid}/cmdline"))
-            .map(|b| {
-                String::from_utf8_lossy(&b)
-                    .replace('\0', " ")
-                    .trim()
-                    .to_owned()
-            })
+            .map(|b| short_command(&String::from_utf8_lossy(&b)))
             .unwrap_or_default();
         format!("pid {pid} ({cmd})")
     };
@@ -483,6 +507,21 @@ mod tests {
         assert!(!reflock.exists());
         let head = git(&mirror, &["rev-parse", "refs/remotes/origin/main"]);
         assert_eq!(head, git(&seed, &["rev-parse", "HEAD"]));
+    }
+
+    #[test]
+    fn a_holders_command_line_is_shown_short() {
+        let git =
+            "git\0-c\0core.hooksPath=/dev/null\0-c\0core.fsmonitor=false\0reset\0--hard\0--quiet\0";
+        assert_eq!(short_command(git), "git reset --hard --quiet");
+        let long = format!("sh\0-c\0{}\0", "x".repeat(500));
+        let shown = short_command(&long);
+        assert!(
+            shown.starts_with("sh -c x") && shown.ends_with('…'),
+            "{shown}"
+        );
+        assert_eq!(shown.chars().count(), COMMAND_SHOWN + 1);
+        assert_eq!(short_command(""), "");
     }
 
     /// The chaos run's lost work: a git of a killed orch still checks the
