@@ -88,22 +88,7 @@ impl RepoStore {
         if !mirror.is_dir() {
             return Ok(Vec::new());
         }
-        let mut removed = Vec::new();
-        for lock in mirror_locks(&mirror) {
-            if let Some(who) = live_holder(&mirror, &lock) {
-                tracing::warn!(lock = %lock.display(), holder = %who, "a lock in the mirror is held; left alone");
-                continue;
-            }
-            match std::fs::remove_file(&lock) {
-                Ok(()) => {
-                    tracing::warn!(lock = %lock.display(), "removed a stale lock from the mirror");
-                    removed.push(lock);
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(GitError::io("remove", &lock, e)),
-            }
-        }
-        Ok(removed)
+        clear_stale_locks_at(&mirror)
     }
 
     /// The locks in the mirror a live process holds, each with who holds
@@ -113,10 +98,7 @@ impl RepoStore {
         if !mirror.is_dir() {
             return Ok(Vec::new());
         }
-        Ok(mirror_locks(&mirror)
-            .into_iter()
-            .filter_map(|l| live_holder(&mirror, &l).map(|who| format!("{} ({who})", l.display())))
-            .collect())
+        Ok(held_locks_at(&mirror))
     }
 
     /// The `index.lock` git takes for the worktree (whether or not it exists).
@@ -277,6 +259,35 @@ impl RepoStore {
         }
         Ok(undone)
     }
+}
+
+/// Remove the locks in `mirror` (see [`mirror_locks`]) that no live process
+/// holds and none works beside; returns what was removed.
+pub(crate) fn clear_stale_locks_at(mirror: &Path) -> Result<Vec<PathBuf>> {
+    let mut removed = Vec::new();
+    for lock in mirror_locks(mirror) {
+        if let Some(who) = live_holder(mirror, &lock) {
+            tracing::warn!(lock = %lock.display(), holder = %who, "a lock in the mirror is held; left alone");
+            continue;
+        }
+        match std::fs::remove_file(&lock) {
+            Ok(()) => {
+                tracing::warn!(lock = %lock.display(), "removed a stale lock from the mirror");
+                removed.push(lock);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(GitError::io("remove", &lock, e)),
+        }
+    }
+    Ok(removed)
+}
+
+/// The locks in `mirror` a live process holds, each with who holds it.
+pub(crate) fn held_locks_at(mirror: &Path) -> Vec<String> {
+    mirror_locks(mirror)
+        .into_iter()
+        .filter_map(|l| live_holder(mirror, &l).map(|who| format!("{} ({who})", l.display())))
+        .collect()
 }
 
 /// A live process that may hold `lock` or work in `worktree`, described for
@@ -579,7 +590,38 @@ mod tests {
             .expect("something to commit");
     }
 
-    /// A fetch killed midway leaves `packed-refs.lock` and a ref's lock in
+    /// Found by the chaos run: a git of a killed orch left `packed-refs.lock`
+    /// in the mirror after start-up had found it held; the next worktree's
+    /// fetch (not `fetch`, which cleared locks) failed on it at every try,
+    /// until the task parked. Every fetch now clears a stale lock first.
+    #[tokio::test]
+    async fn a_new_worktrees_fetch_clears_a_stale_lock_a_killed_git_left() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (store, _wt, seed) = world(tmp.path()).await;
+        let mirror = store.mirror_path("demo").unwrap();
+        let remote = tmp.path().join("remote.git");
+        let remote = remote.to_str().unwrap();
+        // A branch the mirror knows and the remote then deletes: the next
+        // fetch prunes it, which takes packed-refs.lock.
+        git(&seed, &["push", "--quiet", remote, "main:gone"]);
+        store.fetch("demo").await.unwrap();
+        git(&seed, &["push", "--quiet", remote, ":gone"]);
+        let packed = mirror.join("packed-refs.lock");
+        std::fs::write(&packed, "").unwrap();
+        let wt = store
+            .create_or_reuse_worktree("demo", "feature/y", "main")
+            .await
+            .expect("the stale lock is cleared and the fetch works");
+        assert!(wt.created);
+        assert!(!packed.exists());
+        let refs = git(
+            &mirror,
+            &["for-each-ref", "--format=%(refname)", "refs/remotes"],
+        );
+        assert!(!refs.contains("origin/gone"), "{refs}");
+    }
+
+    /// A fetch killed midway leaves `packed-refs.lock` and a ref's lock in    /// A fetch killed midway leaves `packed-refs.lock` and a ref's lock in
     /// the mirror: every later fetch fails until they go. The start-up
     /// clearing removes them, and keeps one a live process holds open.
     #[tokio::test]

@@ -257,21 +257,28 @@ impl RepoStore {
     pub async fn fetch(&self, repo: &str) -> Result<()> {
         let path = self.existing_mirror(repo)?;
         let _guard = self.lock_repo(repo).await;
-        match self.fetch_locked(&path).await {
-            // A git killed midway (with the orch before this one) left a
-            // lock: clear what no live process holds, and try once more. A
-            // lock a live process holds (a git of an orch killed a moment
-            // ago, still finishing) is waited for, briefly.
+        self.fetch_locked(&path).await
+    }
+
+    /// Fetch while the caller holds the repo lock. A git killed midway (with
+    /// the orch before this one) left a lock: what no live process holds is
+    /// cleared, and the fetch tried once more. A lock a live process holds (a
+    /// git of an orch killed a moment ago, still finishing) is waited for,
+    /// briefly. Every fetch of orch's goes through here: the chaos run found
+    /// a worktree's creation failing on such a lock until the task parked,
+    /// because only `fetch` cleared them and start-up had found them held.
+    pub(crate) async fn fetch_locked(&self, mirror: &Path) -> Result<()> {
+        match self.fetch_once(mirror).await {
             Err(e) if e.to_string().contains(".lock': File exists") => {
                 let deadline = std::time::Instant::now() + HELD_LOCK_WAIT;
                 loop {
-                    if !self.clear_stale_mirror_locks(repo)?.is_empty() {
-                        return self.fetch_locked(&path).await;
+                    if !crate::locks::clear_stale_locks_at(mirror)?.is_empty() {
+                        return self.fetch_once(mirror).await;
                     }
-                    let held = self.held_mirror_locks(repo)?;
+                    let held = crate::locks::held_locks_at(mirror);
                     if held.is_empty() {
                         // Released meanwhile: its holder finished.
-                        return self.fetch_locked(&path).await;
+                        return self.fetch_once(mirror).await;
                     }
                     if std::time::Instant::now() >= deadline {
                         return Err(
@@ -285,8 +292,7 @@ impl RepoStore {
         }
     }
 
-    /// Fetch while the caller holds the repo lock.
-    pub(crate) async fn fetch_locked(&self, mirror: &Path) -> Result<()> {
+    async fn fetch_once(&self, mirror: &Path) -> Result<()> {
         self.at_mirror(mirror)
             .run(["fetch", "--prune", "--quiet", "--", "origin"])
             .await?;
