@@ -72,6 +72,10 @@ pub enum ConfigError {
         source: std::io::Error,
     },
 
+    /// The workflow file (`--workflow`, `workflow` in orch.toml) cannot be used.
+    #[error(transparent)]
+    Workflow(#[from] crate::workflow::WorkflowError),
+
     /// The file or the environment does not describe a valid configuration.
     #[error("{}", render(problems))]
     Invalid { problems: Vec<Problem> },

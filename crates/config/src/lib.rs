@@ -20,6 +20,7 @@
 //! - `policy`: `[budget]`, `[review]`, `[merge]`, `[logging]`, `[[notify]]`.
 //! - `disk`: `[limits]` and `[cleanup]`, the worktrees' disk care.
 //! - `sandbox`: `[sandbox]`, how agents are contained.
+//! - `workflow`: a Symphony-style `WORKFLOW.md` as a layer beneath orch.toml.
 //! - `states`: the one rule for tracker state names (trimmed, case-insensitive).
 
 mod disk;
@@ -31,6 +32,7 @@ mod resolve;
 mod sandbox;
 mod states;
 mod validate;
+mod workflow;
 
 pub use disk::{CleanupConfig, DiskLimitsConfig};
 pub use error::{ConfigError, Problem, Warning};
@@ -39,6 +41,7 @@ pub use model::*;
 pub use resolve::StoreLocation;
 pub use sandbox::{SandboxConfig, SandboxMode};
 pub use states::{StateCollision, StateRole, same_state, state_key};
+pub use workflow::{Mapped, WorkflowError, WorkflowFile, WorkflowPrompt, map_front_matter};
 
 /// A commented `orch.toml` documenting every section with the embedded
 /// defaults, one example repo and scripted example agents (`orch init` writes it).

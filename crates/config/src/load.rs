@@ -41,6 +41,7 @@ pub(crate) const SECTIONS: &[&str] = &[
     "limits",
     "cleanup",
     "logging",
+    "workflow",
 ];
 
 /// The `ORCH_` environment overrides, restricted to known sections.
@@ -60,6 +61,22 @@ impl Config {
     /// not exist is an error: the operator meant a file, so silently using the
     /// defaults would hide the mistake. Call [`Config::validate`] before use.
     pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        Config::load_with_workflow(path, None)
+    }
+
+    /// [`Config::load`] with a Symphony-style workflow file (`orch serve
+    /// --workflow PATH`; without one, `workflow` in orch.toml names it).
+    ///
+    /// The layers, each overriding the one before: the embedded defaults,
+    /// the workflow's front matter (mapped onto orch's keys), orch.toml, the
+    /// `ORCH_…` environment. orch.toml and the environment are the host's:
+    /// what they set wins, and a workflow value they override is named in a
+    /// warning. A workflow value orch cannot use is an error, unless the host
+    /// overrides that key.
+    pub fn load_with_workflow(
+        path: Option<&Path>,
+        workflow: Option<&Path>,
+    ) -> Result<Config, ConfigError> {
         let cwd = std::env::current_dir().map_err(|source| ConfigError::Read {
             path: PathBuf::from("."),
             source,
@@ -91,17 +108,40 @@ impl Config {
             .as_ref()
             .map_or_else(|| DEFAULT_FILE.to_owned(), |p| p.display().to_string());
 
-        let mut figment = Figment::new();
+        let mut host = Figment::new();
         if let Some(text) = &text {
-            figment = figment.merge(Toml::string(text));
+            host = host.merge(Toml::string(text));
         }
-        let figment = figment.merge(env_provider());
+        let host = host.merge(env_provider());
+        let workflow = match workflow {
+            Some(p) => Some(cwd.join(p)),
+            None => host
+                .extract_inner::<Option<PathBuf>>("workflow")
+                .ok()
+                .flatten()
+                .map(|p| base_dir.join(p)),
+        };
+        let (figment, workflow) = match workflow {
+            Some(path) => {
+                let loaded = crate::workflow::load_layer(&path, &host)?;
+                (
+                    Figment::from(&loaded.provider).merge(host.clone()),
+                    Some(loaded),
+                )
+            }
+            None => (host.clone(), None),
+        };
         let mut config = extract(&figment, &label)?;
         config.base_dir = base_dir;
         config.source = file;
         config.load_warnings = env_warnings(&config, std::env::vars_os().map(|(k, _)| k));
-        if let Some(w) = password_in_file(&figment, &config, &label) {
+        if let Some(w) = password_in_file(&host, &config, &label) {
             config.load_warnings.push(w);
+        }
+        if let Some(loaded) = workflow {
+            config.workflow = Some(loaded.path);
+            config.workflow_prompt = loaded.prompt;
+            config.load_warnings.extend(loaded.warnings);
         }
         Ok(config)
     }
@@ -140,6 +180,11 @@ enum Origin {
 impl Origin {
     fn of(e: &figment::Error, label: &str, path: &[String]) -> Origin {
         match &e.metadata {
+            Some(md) if md.name.starts_with(crate::workflow::PROVIDER_NAME) => Origin::File(
+                md.name[crate::workflow::PROVIDER_NAME.len()..]
+                    .trim()
+                    .to_owned(),
+            ),
             Some(md) if md.name.contains("environment") => Origin::Env(format!(
                 "{ENV_PREFIX}{}",
                 path.iter()

@@ -41,6 +41,11 @@ pub struct Config {
     pub logging: LoggingConfig,
     /// `[[notify]]`: outgoing webhooks told about the pipeline.
     pub notify: Vec<NotifyConfig>,
+    /// A Symphony-style `WORKFLOW.md` read beneath this file (its front
+    /// matter as defaults, its body as the developer's prompt); relative to
+    /// this file's folder. `orch serve --workflow PATH` overrides it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub workflow: Option<PathBuf>,
 
     /// Folder that relative paths resolve against (the config file's folder, or
     /// the working directory when there is no file).
@@ -53,6 +58,9 @@ pub struct Config {
     /// `validate` no longer sees).
     #[serde(skip)]
     pub(crate) load_warnings: Vec<Warning>,
+    /// The workflow file's developer prompt template, if it has one.
+    #[serde(skip)]
+    pub(crate) workflow_prompt: Option<crate::workflow::WorkflowPrompt>,
 }
 
 impl Default for Config {
@@ -77,9 +85,11 @@ impl Default for Config {
             sandbox: Default::default(),
             logging: LoggingConfig::default(),
             notify: Vec::new(),
+            workflow: None,
             base_dir: PathBuf::new(),
             source: None,
             load_warnings: Vec::new(),
+            workflow_prompt: None,
         }
     }
 }

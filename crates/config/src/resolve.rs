@@ -57,6 +57,12 @@ impl Config {
         self.source.as_deref()
     }
 
+    /// The workflow file's developer prompt template (`WORKFLOW.md`'s body),
+    /// if a workflow file with a body was read.
+    pub fn workflow_prompt(&self) -> Option<&crate::workflow::WorkflowPrompt> {
+        self.workflow_prompt.as_ref()
+    }
+
     /// `path` made absolute against [`Config::base_dir`].
     pub fn resolve_path(&self, path: &Path) -> PathBuf {
         self.base_dir().join(path)
