@@ -314,6 +314,10 @@ pub struct ServeArgs {
     /// by a node of the same name.
     #[arg(long, value_name = "NAME")]
     pub node: Option<String>,
+    /// A Symphony-style WORKFLOW.md: its front matter beneath orch.toml, its
+    /// body the developer's prompt (default: `workflow` from orch.toml).
+    #[arg(long, value_name = "PATH")]
+    pub workflow: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

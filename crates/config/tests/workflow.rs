@@ -107,6 +107,10 @@ fn orch_toml_names_the_workflow_and_overrides_its_keys_with_a_warning() {
         )?;
         let c = Config::load(Some(Path::new("conf/orch.toml"))).map_err(jailed)?;
         assert_eq!(c.tracker.kind, TrackerKind::Builtin, "orch.toml wins");
+        assert_eq!(
+            c.agents.developer.as_ref().unwrap().adapter,
+            AdapterKind::Codex
+        );
         assert_eq!(c.queue.limits.global, Some(2));
         assert_eq!(
             c.workflow,
@@ -118,6 +122,19 @@ fn orch_toml_names_the_workflow_and_overrides_its_keys_with_a_warning() {
         assert!(
             warnings.contains("queue.limits.global: 10 is overridden"),
             "{warnings}"
+        );
+        // The host's developer command runs with the host's adapter, not
+        // with the codex adapter the workflow chose for its own command.
+        jail.set_env(
+            "ORCH_AGENTS__DEVELOPER__COMMAND",
+            "[\"examples/agents/developer.sh\"]",
+        );
+        let c = Config::load(Some(Path::new("conf/orch.toml"))).map_err(jailed)?;
+        let dev = c.agents.developer.as_ref().unwrap();
+        assert_eq!(dev.adapter, AdapterKind::Command);
+        assert_eq!(
+            dev.command.as_deref().unwrap(),
+            ["examples/agents/developer.sh"]
         );
         // The environment wins over both.
         jail.set_env("ORCH_QUEUE__LIMITS__GLOBAL", "7");

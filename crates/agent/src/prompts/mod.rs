@@ -20,6 +20,7 @@ mod artefacts;
 mod context;
 mod invocation;
 mod templates;
+mod workflow;
 
 pub use artefacts::{MAX_ARTEFACT_FILES, collect_artefacts};
 pub use context::{
@@ -30,6 +31,7 @@ pub use invocation::{
     Invocation, MAX_ARG_BYTES, PROMPT_FILE, PROMPT_FILE_ENV, RunArgs, invocation,
 };
 pub use templates::{PromptSet, TemplateOrigin, default_template, template_file_name};
+pub use workflow::{BlockerRef, WorkflowIssue};
 
 use orch_core::AgentKind;
 use std::path::PathBuf;
@@ -53,7 +55,7 @@ pub enum PromptError {
         line: Option<usize>,
         message: String,
     },
-    #[error("rendering the {kind} prompt from {template} failed at line {line}: {message}; every variable must exist (strict undefined): check its spelling against PromptContext, or guard optional ones with `is defined` / `| default(...)`", line = fmt_line(*.line))]
+    #[error("rendering the {kind} prompt from {template} failed at line {line}: {message}; every variable must exist (strict undefined): check its spelling against PromptContext (a WORKFLOW.md template sees `issue`, `attempt` and `orch`), or guard optional ones with `is defined` / `| default(...)`", line = fmt_line(*.line))]
     Render {
         kind: AgentKind,
         template: String,

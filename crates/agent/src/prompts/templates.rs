@@ -24,6 +24,9 @@ pub enum TemplateOrigin {
     Builtin,
     /// An override file.
     File(PathBuf),
+    /// The body of a workflow file (`WORKFLOW.md`), rendered with Symphony's
+    /// variables (see `prompts/workflow.rs`).
+    Workflow(PathBuf),
 }
 
 /// `<kind>.md.j2`: the file name an override folder uses for `kind`.
@@ -96,7 +99,27 @@ impl PromptSet {
                 .map_err(|e| parse_error(name.clone(), &e))?;
             templates.insert(kind, (name, origin));
         }
+        env.add_template(
+            super::workflow::FEEDBACK_NAME,
+            super::workflow::FEEDBACK_TEMPLATE,
+        )
+        .map_err(|e| parse_error(super::workflow::FEEDBACK_NAME.to_owned(), &e))?;
         Ok(PromptSet { env, templates })
+    }
+
+    /// The developer's template becomes `source`, the body of the workflow
+    /// file at `path`; it is parsed now, so a broken template is an error
+    /// naming the file and line before any run.
+    pub fn with_workflow(mut self, path: &Path, source: &str) -> Result<PromptSet, PromptError> {
+        let name = format!("workflow:{}", path.display());
+        self.env
+            .add_template_owned(name.clone(), source.to_owned())
+            .map_err(|e| parse_error(name.clone(), &e))?;
+        self.templates.insert(
+            AgentKind::Developer,
+            (name, TemplateOrigin::Workflow(path.to_path_buf())),
+        );
+        Ok(self)
     }
 
     /// Where the template for `kind` came from (for logs and `orch` diagnostics).
@@ -122,7 +145,21 @@ impl PromptSet {
             message: describe(&e),
         };
         let template = self.env.get_template(&name).map_err(render_error)?;
-        template.render(Serde(ctx)).map_err(render_error)
+        if !matches!(self.origin(kind), TemplateOrigin::Workflow(_)) {
+            return template.render(Serde(ctx)).map_err(render_error);
+        }
+        let mut prompt = template
+            .render(Serde(super::workflow::WorkflowVars::of(ctx)))
+            .map_err(render_error)?;
+        if super::workflow::has_feedback(ctx) {
+            let feedback = self
+                .env
+                .get_template(super::workflow::FEEDBACK_NAME)
+                .and_then(|t| t.render(Serde(ctx)))
+                .map_err(render_error)?;
+            prompt.push_str(&feedback);
+        }
+        Ok(prompt)
     }
 }
 

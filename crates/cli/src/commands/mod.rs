@@ -69,7 +69,7 @@ pub async fn run(cli: Cli) -> CliResult {
         Command::Quickstart(a) => quickstart::run(&a).await,
         Command::Mcp(a) => crate::mcp::run(&a).await,
         Command::Serve(a) => {
-            let mut cfg = load_config(cli.config.as_deref())?;
+            let mut cfg = load_config_with(cli.config.as_deref(), a.workflow.as_deref())?;
             if let Some(f) = a.log_format {
                 cfg.logging.format = match f {
                     crate::args::LogFormatArg::Human => orch_config::LogFormat::Human,
@@ -86,7 +86,13 @@ pub async fn run(cli: Cli) -> CliResult {
 /// Load and validate the configuration; warnings go to stderr. Warnings about
 /// the HTTP server are left to the commands that serve (they are noise here).
 pub fn load_config(path: Option<&Path>) -> CliResult<Config> {
-    let (cfg, warnings) = Config::load_validated(path)?;
+    load_config_with(path, None)
+}
+
+/// [`load_config`] with a workflow file (`orch serve --workflow`).
+pub fn load_config_with(path: Option<&Path>, workflow: Option<&Path>) -> CliResult<Config> {
+    let cfg = Config::load_with_workflow(path, workflow)?;
+    let warnings = cfg.validate()?;
     for w in warnings.iter().filter(|w| !w.key.starts_with("server.")) {
         eprintln!("warning: {w}");
     }

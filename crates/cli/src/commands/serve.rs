@@ -189,6 +189,12 @@ pub fn init_logging(cfg: &Config) {
 
 pub async fn run(cfg: &Config, listen: Option<String>, node: Option<String>) -> CliResult {
     init_logging(cfg);
+    // A workflow's prompt that does not parse stops orch here, not at the
+    // first developer run.
+    if cfg.workflow_prompt().is_some() {
+        orch_engine::pipeline::prompt_set(cfg, &[])
+            .map_err(|e| CliError::Runtime(anyhow::anyhow!("{e}")))?;
+    }
     let store = super::open_store(cfg).await?;
     let addr = match listen {
         Some(l) => l

@@ -59,6 +59,16 @@ pub(crate) fn load_layer(path: &Path, host: &Figment) -> Result<Layer, ConfigErr
     if !problems.is_empty() {
         return Err(ConfigError::invalid(problems));
     }
+    // An agent is one unit: the host's command runs with the host's adapter,
+    // never with the adapter the workflow chose for its own command.
+    if host.find_value("agents.developer.command").is_ok()
+        && let Some(Value::Object(dev)) = mapped
+            .overlay
+            .get_mut("agents")
+            .and_then(|a| a.get_mut("developer"))
+    {
+        dev.remove("adapter");
+    }
     let mut leaves = Vec::new();
     leaves_of(&mapped.overlay, String::new(), &mut leaves);
     for (key, value) in leaves {

@@ -32,7 +32,7 @@ mod view;
 pub use cancel::CancelResult;
 pub use disk::CleanupPass;
 pub use error::{PipelineError, PipelineResult};
-pub use preparer::PipelinePreparer;
+pub use preparer::{PipelinePreparer, prompt_set};
 pub use route::{ReconcileReport, Routed};
 pub use view::{job_spec, task_view};
 

@@ -14,7 +14,7 @@ use orch_agent::process::sandbox::SandboxSpec;
 use orch_agent::process::sandbox::egress::Allowlist;
 use orch_agent::prompts::{
     DEFAULT_ARTEFACT_BUDGET, DEFAULT_DIFF_BUDGET, PromptContext, PromptSet, RunArgs,
-    collect_artefacts, invocation,
+    TemplateOrigin, collect_artefacts, invocation,
 };
 use orch_config::Config;
 use orch_core::pipeline::DeployPhase;
@@ -220,6 +220,22 @@ impl RunPreparer for PipelinePreparer {
     }
 }
 
+/// The prompt templates of a repo whose override folders are `dirs`: a
+/// workflow file's body (`WORKFLOW.md`) is the developer's, unless the repo
+/// overrides the developer's template itself (the more specific wins).
+pub fn prompt_set(
+    cfg: &Config,
+    dirs: &[PathBuf],
+) -> Result<PromptSet, orch_agent::prompts::PromptError> {
+    let set = PromptSet::load(dirs)?;
+    match cfg.workflow_prompt() {
+        Some(w) if set.origin(AgentKind::Developer) == &TemplateOrigin::Builtin => {
+            set.with_workflow(&w.path, &w.template)
+        }
+        _ => Ok(set),
+    }
+}
+
 /// The message that resumes an agent's session with a person's answer.
 fn answer_prompt(answer: &str) -> String {
     format!("A person answered your question:\n\n{answer}\n\nContinue the task with this answer.")
@@ -320,7 +336,7 @@ impl PipelinePreparer {
         if let Some(d) = self.cfg.repo_prompts_dir(repo) {
             dirs.push(d);
         }
-        let set = PromptSet::load(&dirs).map_err(|e| e.to_string())?;
+        let set = prompt_set(&self.cfg, &dirs).map_err(|e| e.to_string())?;
         let mut ctx =
             PromptContext::new(task, &repo.default_branch, job.agent).map_err(|e| e.to_string())?;
         ctx.attempt = job.attempts.max(1);
