@@ -12,7 +12,7 @@ fn fixture() -> (PathBuf, String) {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/tests/fixtures/symphony/WORKFLOW.md");
     let text = std::fs::read_to_string(&path).unwrap();
     // The body: after the front matter's closing `---` line.
-    let body = text.splitn(3, "\n---\n").nth(1).unwrap().trim().to_owned();
+    let body = text.split_once("\n---\n").unwrap().1.trim().to_owned();
     (path, body)
 }
 
