@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{Serve, add_task, ok, quickstart_project, wait_for};
+use common::{Serve, add_task, ok, orch, quickstart_project, wait_for};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -132,4 +132,176 @@ fn symphonys_workflow_runs_a_task_to_done_with_the_builtin_tracker() {
         log.contains("agents.developer.command") && log.contains("overridden"),
         "orch.toml's developer wins, and says so:\n{log}"
     );
+}
+
+/// `orch status --json`'s `config`: the running engine's reload state.
+fn config_state(dir: &Path) -> Value {
+    let v: Value = serde_json::from_str(&ok(dir, &["status", "--json"])).unwrap();
+    v["config"].clone()
+}
+
+/// Polls `orch status` until `done` holds for the engine's config state.
+fn wait_config(dir: &Path, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let end = std::time::Instant::now() + LIMIT;
+    loop {
+        let c = config_state(dir);
+        if done(&c) {
+            return c;
+        }
+        assert!(
+            std::time::Instant::now() < end,
+            "config never {what}: {c:#}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Runs DEMO-n to done and returns its developer's first prompt.
+fn developer_prompt(dir: &Path, key: &str, marker: &str) -> String {
+    add_task(dir, key, "Another greeting", &[]);
+    wait_for(
+        dir,
+        key,
+        LIMIT,
+        "awaiting approval",
+        stage_is("awaiting_approval"),
+    );
+    ok(dir, &["task", "approve", key, "-m", "go"]);
+    wait_for(dir, key, LIMIT, "done", stage_is("done"));
+    prompts(dir)
+        .into_iter()
+        .map(|(_, p)| p)
+        .find(|p| p.contains(marker) && p.contains(key))
+        .unwrap_or_else(|| panic!("no prompt with {marker:?} for {key}"))
+}
+
+/// Live reload: an edit of WORKFLOW.md applies to the next task without a
+/// restart; an edit that does not load (the workflow's YAML, then
+/// orch.toml's TOML) keeps the last good configuration, and says so in
+/// `orch status`, `/queue` and the log; SIGHUP reloads at once.
+#[test]
+fn an_edit_applies_to_new_work_and_a_broken_one_keeps_the_last_good() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = quickstart_project(tmp.path(), "qs", |c| {
+        format!("workflow = \"WORKFLOW.md\"\n{c}")
+    });
+    let workflow = dir.join("WORKFLOW.md");
+    std::fs::write(
+        &workflow,
+        "---\nagent:\n  max_concurrent_agents: 4\n---\nFirst prompt for {{ issue.identifier }}.\n",
+    )
+    .unwrap();
+    let _log = ShowLogOnFailure(dir.join("serve-0.log"));
+    let serve = Serve::start(&dir);
+    serve.wait_listening();
+    let first = wait_config(&dir, "reported", |c| c["generation"] == 1);
+    assert!(
+        first["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f.as_str().unwrap().ends_with("WORKFLOW.md")),
+        "{first:#}"
+    );
+
+    // A valid edit: the next developer run uses it.
+    std::fs::write(
+        &workflow,
+        "---\nagent:\n  max_concurrent_agents: 4\n---\nSecond prompt for {{ issue.identifier }}.\n",
+    )
+    .unwrap();
+    wait_config(&dir, "reloaded", |c| {
+        c["generation"] == 2 && c["error"].is_null()
+    });
+    let p = developer_prompt(&dir, "DEMO-2", "Second prompt");
+    assert!(p.starts_with("Second prompt for DEMO-2."), "{p}");
+
+    // A broken edit: the last good configuration stays, and says why.
+    std::fs::write(&workflow, "---\nagent: [\n---\nThird prompt.\n").unwrap();
+    let broken = wait_config(&dir, "refused", |c| !c["error"].is_null());
+    assert_eq!(broken["generation"], 2, "{broken:#}");
+    assert!(
+        broken["error"].as_str().unwrap().contains("not valid YAML"),
+        "{broken:#}"
+    );
+    let human = ok(&dir, &["status"]);
+    assert!(human.contains("the last edit was NOT applied"), "{human}");
+    let api = common::http::Api::of(&dir);
+    let queue = common::http::body(&common::http::http(
+        api.addr,
+        "GET",
+        "/queue",
+        &[&api.auth],
+        "",
+    ));
+    let queue: Value = serde_json::from_str(&queue).unwrap();
+    assert_eq!(queue["config"]["generation"], 2, "{queue:#}");
+    assert!(
+        queue["config"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("not valid YAML")
+    );
+    let p = developer_prompt(&dir, "DEMO-3", "Second prompt");
+    assert!(
+        p.starts_with("Second prompt for DEMO-3."),
+        "the last good prompt: {p}"
+    );
+
+    // Fixed again, then orch.toml broken: the same.
+    std::fs::write(&workflow, "Fourth prompt for {{ issue.identifier }}.\n").unwrap();
+    wait_config(&dir, "reloaded again", |c| {
+        c["generation"] == 3 && c["error"].is_null()
+    });
+    let toml = dir.join("orch.toml");
+    let good = std::fs::read_to_string(&toml).unwrap();
+    std::fs::write(&toml, format!("{good}\n[queue\n")).unwrap();
+    // The CLI cannot read orch.toml now either: ask the engine itself.
+    let queue_config = || -> Value {
+        let answer = common::http::http(api.addr, "GET", "/queue", &[&api.auth], "");
+        serde_json::from_str::<Value>(&common::http::body(&answer)).unwrap()["config"].clone()
+    };
+    let end = std::time::Instant::now() + LIMIT;
+    let broken = loop {
+        let c = queue_config();
+        if !c["error"].is_null() {
+            break c;
+        }
+        assert!(
+            std::time::Instant::now() < end,
+            "the broken orch.toml was never reported: {c:#}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(broken["generation"], 3);
+    assert!(
+        broken["error"]
+            .as_str()
+            .unwrap()
+            .contains("invalid table header"),
+        "{broken:#}"
+    );
+    let refused = orch(&dir, &["status"]);
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("orch.toml"),
+        "{refused:?}"
+    );
+    std::fs::write(&toml, &good).unwrap();
+    wait_config(&dir, "fixed", |c| {
+        c["generation"] == 4 && c["error"].is_null()
+    });
+
+    // SIGHUP reloads at once, with nothing changed.
+    let _ = std::process::Command::new("kill")
+        .args(["-HUP", &serve.pid().to_string()])
+        .status();
+    wait_config(&dir, "reloaded by SIGHUP", |c| c["generation"] == 5);
+
+    let log = std::fs::read_to_string(dir.join("serve-0.log")).unwrap();
+    assert!(
+        log.contains("the edited configuration does not load"),
+        "{log}"
+    );
+    assert!(log.contains("configuration reloaded"), "{log}");
 }

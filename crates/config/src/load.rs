@@ -77,6 +77,21 @@ impl Config {
         path: Option<&Path>,
         workflow: Option<&Path>,
     ) -> Result<Config, ConfigError> {
+        Config::load_layers(path, workflow, true)
+    }
+
+    /// orch.toml and the environment alone, without the workflow file it may
+    /// name: what `orch status` falls back to while that file does not load
+    /// (it still finds the store and the running engine's state).
+    pub fn load_without_workflow(path: Option<&Path>) -> Result<Config, ConfigError> {
+        Config::load_layers(path, None, false)
+    }
+
+    fn load_layers(
+        path: Option<&Path>,
+        workflow: Option<&Path>,
+        with_workflow: bool,
+    ) -> Result<Config, ConfigError> {
         let cwd = std::env::current_dir().map_err(|source| ConfigError::Read {
             path: PathBuf::from("."),
             source,
@@ -114,6 +129,7 @@ impl Config {
         }
         let host = host.merge(env_provider());
         let workflow = match workflow {
+            _ if !with_workflow => None,
             Some(p) => Some(cwd.join(p)),
             None => host
                 .extract_inner::<Option<PathBuf>>("workflow")
@@ -137,6 +153,9 @@ impl Config {
         config.load_warnings = env_warnings(&config, std::env::vars_os().map(|(k, _)| k));
         if let Some(w) = password_in_file(&host, &config, &label) {
             config.load_warnings.push(w);
+        }
+        if !with_workflow {
+            config.workflow = None;
         }
         if let Some(loaded) = workflow {
             config.workflow = Some(loaded.path);

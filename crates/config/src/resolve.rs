@@ -63,6 +63,13 @@ impl Config {
         self.workflow_prompt.as_ref()
     }
 
+    /// Takes `other`'s workflow file and its prompt (what a live reload of
+    /// the configuration applies).
+    pub fn set_workflow_from(&mut self, other: &Config) {
+        self.workflow = other.workflow.clone();
+        self.workflow_prompt = other.workflow_prompt.clone();
+    }
+
     /// `path` made absolute against [`Config::base_dir`].
     pub fn resolve_path(&self, path: &Path) -> PathBuf {
         self.base_dir().join(path)

@@ -9,6 +9,7 @@
 //! signals of other processes. `orch serve` and `orch quickstart` are thin
 //! callers of it.
 
+use crate::live_config::LiveConfig;
 use crate::notify::Outbox;
 use crate::pipeline::{Pipeline, PipelinePreparer};
 use crate::ports::{NotifyPoster, TrackerReconciler};
@@ -35,6 +36,9 @@ pub struct EngineParts {
     pub monitor: MonitorCommand,
     /// This machine's worker name (runs it started are re-adopted by it).
     pub worker: String,
+    /// The configuration reloaded live (`orch serve`); `None`: the
+    /// pipeline's configuration, fixed.
+    pub live: Option<Arc<LiveConfig>>,
 }
 
 /// The running engine; `shutdown` stops it gracefully.
@@ -93,8 +97,12 @@ impl Engine {
             poster,
             monitor,
             worker,
+            live,
         } = parts;
         let cfg = Arc::new(pipeline.config().clone());
+        let live = live.unwrap_or_else(|| LiveConfig::fixed(cfg.clone()));
+        pipeline.attach_live_config(live.clone());
+        live.write_status();
         // A git killed with the previous orch leaves its locks in the
         // mirror, and every fetch of the repo would fail on them.
         for repo in &cfg.repos {
@@ -112,7 +120,8 @@ impl Engine {
             tracing::warn!(error = %e, "pruning stale worktrees failed");
         }
         let mut preparer =
-            PipelinePreparer::new(store.clone(), cfg.clone(), pipeline.repos().clone());
+            PipelinePreparer::new(store.clone(), cfg.clone(), pipeline.repos().clone())
+                .with_live_config(live.clone());
         // The agents' `orch mcp` tools talk to this engine's API, on this
         // machine (the address it listens on; loopback for a wildcard).
         if let Ok(mut addr) = cfg.server.listen.parse::<std::net::SocketAddr>() {
@@ -123,8 +132,19 @@ impl Engine {
         }
         let preparer = Arc::new(preparer);
         let worker_name = worker.clone();
-        let sup_cfg = supervisor_config(&cfg, worker, monitor);
+        let sup_cfg = supervisor_config(&cfg, worker.clone(), monitor.clone());
         let (supervisor, mut reports) = Supervisor::new(store.clone(), preparer, sup_cfg);
+        // A reload's limits, retry policy, budget and agent environment
+        // apply to the work claimed after it. Weak: the live configuration
+        // is held by the preparer the supervisor holds.
+        {
+            let sup = Arc::downgrade(&supervisor);
+            live.on_reload(move |c| {
+                if let Some(s) = sup.upgrade() {
+                    s.reload(&supervisor_config(c, worker.clone(), monitor.clone()));
+                }
+            });
+        }
         // STOP has the supervisor stop the runs it watches: one killer.
         pipeline.attach_supervisor(supervisor.clone());
         // Repair what a crash left half done before new work is claimed: git's
@@ -143,6 +163,9 @@ impl Engine {
         let leads = crate::node::heartbeat(store.as_ref(), &me, &supervisor, cfg.lease()).await;
         let (leading, lead) = tokio::sync::watch::channel(leads);
         let mut tasks = supervisor.start().await;
+        if live.reloads() {
+            tasks.push(tokio::spawn(follow_config_edits(live.clone())));
+        }
         tasks.push(tokio::spawn(crate::node::run(
             store.clone(),
             me,
@@ -298,6 +321,44 @@ impl Engine {
         if let Err(e) = self.store.resign(&self.node).await {
             tracing::warn!(error = %e, "resigning the leader lease failed; another node leads once it expires");
         }
+    }
+}
+
+/// How often the configuration files are looked at for edits.
+const CONFIG_LOOK_EVERY: Duration = Duration::from_secs(1);
+
+/// Reloads the configuration when its files change (looked at every
+/// second: an editor's rename or a bind-mounted file is seen as surely as
+/// an in-place write) and at once on SIGHUP.
+async fn follow_config_edits(live: Arc<LiveConfig>) {
+    let mut hup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            tracing::warn!(error = %e, "SIGHUP cannot reload the configuration; edits are still seen within a second");
+            None
+        }
+    };
+    loop {
+        let hangup = async {
+            match hup.as_mut() {
+                Some(h) => {
+                    h.recv().await;
+                }
+                None => std::future::pending().await,
+            }
+        };
+        let forced = tokio::select! {
+            _ = hangup => true,
+            _ = tokio::time::sleep(CONFIG_LOOK_EVERY) => false,
+        };
+        let l = live.clone();
+        // Reading and checking the files is blocking work.
+        let _ = tokio::task::spawn_blocking(move || {
+            if l.changed() || forced {
+                let _ = l.reload();
+            }
+        })
+        .await;
     }
 }
 

@@ -14,6 +14,7 @@
 //! - `metered`: the metrics recorded where things happen (runs, STOP, port errors).
 
 pub mod engine;
+pub mod live_config;
 mod metered;
 pub mod node;
 pub mod notify;

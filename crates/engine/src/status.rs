@@ -44,6 +44,12 @@ pub struct QueueSnapshot {
     pub recent: Recent,
     pub stop: StopBlock,
     pub tracker_outbox: TrackerOutboxBlock,
+    /// The running engine's configuration: generation, the files it
+    /// follows, an edit that did not load (kept the last good one), sections
+    /// waiting for a restart. `None` when no engine with a live
+    /// configuration is known (the CLI without `orch serve`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub config: Option<crate::live_config::ReloadStatus>,
 }
 
 /// orch's writes to the tracker not yet taken by it, and those given up
@@ -235,5 +241,6 @@ pub async fn snapshot(store: &dyn Store, policy: &StatusPolicy) -> QueueSnapshot
         },
         recent,
         stop,
+        config: None,
     }
 }

@@ -8,7 +8,8 @@
 //! changes made by other processes: the CLI beside `orch serve`.
 //!
 //! Events: `hello` (connected), `task` (a card, see `board::Card`), `totals`,
-//! `inbox` (what waits for a person, see `inbox::Inbox`, when it changed)
+//! `inbox` (what waits for a person, see `inbox::Inbox`, when it changed),
+//! `config` (the live configuration's state, `/queue`'s `config`, when it changed)
 //! and `resync` (the client missed changes and should reload the board).
 //! A running agent's new log line re-sends its card, so cards show what
 //! agents do now; that costs one short read from each running log's end.
@@ -119,6 +120,8 @@ struct Seen {
     running: BTreeMap<TaskId, (AgentKind, Option<String>)>,
     /// The inbox last sent (its JSON), so an unchanged one is not sent again.
     inbox: Option<String>,
+    /// The live configuration's state last seen (its JSON).
+    config: Option<String>,
 }
 
 /// Runs until the server is dropped or closing. Holds only a weak reference,
@@ -152,6 +155,13 @@ async fn poll_once(s: &Shared, seen: &mut Seen) -> crate::error::ApiResult<()> {
     let events = store.recent_events(BATCH).await?; // newest first
     let running = running_now(store).await?;
     let newest = events.first().map(|e| e.id).unwrap_or(0);
+    // The configuration's state: a client reads it at `hello` (/queue),
+    // then a change (an edit applied or refused) comes as `config`.
+    let config = serde_json::to_string(&s.pipeline().config_status()).unwrap_or_default();
+    if seen.config.as_ref().is_some_and(|c| *c != config) {
+        s.hub.send_raw("config", config.clone());
+    }
+    seen.config = Some(config);
     let Some(last) = seen.last_event else {
         seen.last_event = Some(newest);
         seen.running = running;

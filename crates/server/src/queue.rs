@@ -21,5 +21,7 @@ pub fn policy(cfg: &Config) -> StatusPolicy {
 /// Never an error: a block whose query fails carries its own `error`.
 pub async fn queue(State(s): State<AppState>) -> Json<QueueSnapshot> {
     let policy = policy(s.pipeline().config());
-    Json(snapshot(s.store(), &policy).await)
+    let mut snap = snapshot(s.store(), &policy).await;
+    snap.config = s.pipeline().config_status();
+    Json(snap)
 }

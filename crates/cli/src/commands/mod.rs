@@ -70,13 +70,19 @@ pub async fn run(cli: Cli) -> CliResult {
         Command::Mcp(a) => crate::mcp::run(&a).await,
         Command::Serve(a) => {
             let mut cfg = load_config_with(cli.config.as_deref(), a.workflow.as_deref())?;
-            if let Some(f) = a.log_format {
-                cfg.logging.format = match f {
-                    crate::args::LogFormatArg::Human => orch_config::LogFormat::Human,
-                    crate::args::LogFormatArg::Json => orch_config::LogFormat::Json,
-                };
+            let log_format = a.log_format.map(|f| match f {
+                crate::args::LogFormatArg::Human => orch_config::LogFormat::Human,
+                crate::args::LogFormatArg::Json => orch_config::LogFormat::Json,
+            });
+            if let Some(f) = log_format {
+                cfg.logging.format = f;
             }
-            serve::run(&cfg, a.listen, a.node).await
+            let recipe = serve::ConfigRecipe {
+                file: cli.config.clone(),
+                workflow: a.workflow.clone(),
+                log_format,
+            };
+            serve::run(&cfg, recipe, a.listen, a.node).await
         }
         Command::Status(a) => status::run(&load_config(cli.config.as_deref())?, &a).await,
         Command::Gc(a) => gc::run(&load_config(cli.config.as_deref())?, &a).await,
@@ -85,8 +91,24 @@ pub async fn run(cli: Cli) -> CliResult {
 
 /// Load and validate the configuration; warnings go to stderr. Warnings about
 /// the HTTP server are left to the commands that serve (they are noise here).
+///
+/// A workflow file (`workflow` in orch.toml) that does not load does not stop
+/// the commands beside the engine: its content matters to `orch serve`
+/// alone, which keeps working with its last good version (live reload). They
+/// warn and go on with orch.toml alone.
 pub fn load_config(path: Option<&Path>) -> CliResult<Config> {
-    load_config_with(path, None)
+    match load_config_with(path, None) {
+        Ok(cfg) => Ok(cfg),
+        Err(e) => match Config::load_without_workflow(path) {
+            Ok(cfg) if cfg.validate().is_ok() => {
+                eprintln!(
+                    "warning: {e}\nwarning: going on without the workflow file (orch serve keeps its last good version)"
+                );
+                Ok(cfg)
+            }
+            _ => Err(e),
+        },
+    }
 }
 
 /// [`load_config`] with a workflow file (`orch serve --workflow`).

@@ -9,10 +9,12 @@ use crate::error::{CliError, CliResult};
 use orch_agent::process::MonitorCommand;
 use orch_config::Config;
 use orch_engine::EngineParts;
+use orch_engine::live_config::LiveConfig;
 use orch_engine::pipeline::Pipeline;
 use orch_engine::ports::{NotifyPoster, TrackerReconciler};
 use orch_integrations::providers::Providers;
 use orch_store::Store;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -93,6 +95,7 @@ impl DataDirLock {
         // An engine killed with SIGKILL left its address behind; it is not
         // ours (the CLI checks the pid in it as well).
         let _ = std::fs::remove_file(dir.join("serve.control"));
+        let _ = std::fs::remove_file(dir.join(orch_engine::live_config::STATUS_FILE));
         Ok(DataDirLock(lock))
     }
 }
@@ -104,6 +107,7 @@ impl Engine {
         cfg: &Config,
         store: Arc<dyn Store>,
         node: Option<String>,
+        live: Option<Arc<LiveConfig>>,
     ) -> CliResult<Engine> {
         let lock = DataDirLock::take(cfg)?;
         let worker = node.unwrap_or_else(worker_id);
@@ -137,6 +141,7 @@ impl Engine {
             poster,
             monitor,
             worker,
+            live,
         })
         .await;
         Ok(Engine {
@@ -187,7 +192,40 @@ pub fn init_logging(cfg: &Config) {
     };
 }
 
-pub async fn run(cfg: &Config, listen: Option<String>, node: Option<String>) -> CliResult {
+/// Where `orch serve`'s configuration came from, so that an edit of its
+/// files can be loaded again the same way (live reload).
+pub struct ConfigRecipe {
+    pub file: Option<PathBuf>,
+    pub workflow: Option<PathBuf>,
+    pub log_format: Option<orch_config::LogFormat>,
+}
+
+impl ConfigRecipe {
+    /// The loader of the live configuration: the files as at start, with
+    /// the command line's settings and the address really listened on.
+    fn loader(self, listen: String) -> orch_engine::live_config::Loader {
+        Box::new(move || {
+            let mut c = Config::load_with_workflow(self.file.as_deref(), self.workflow.as_deref())
+                .map_err(|e| e.to_string())?;
+            let warnings = c.validate().map_err(|e| e.to_string())?;
+            if let Some(f) = self.log_format {
+                c.logging.format = f;
+            }
+            c.server.listen = listen.clone();
+            if c.workflow_prompt().is_some() {
+                orch_engine::pipeline::prompt_set(&c, &[]).map_err(|e| e.to_string())?;
+            }
+            Ok((c, warnings.iter().map(ToString::to_string).collect()))
+        })
+    }
+}
+
+pub async fn run(
+    cfg: &Config,
+    recipe: ConfigRecipe,
+    listen: Option<String>,
+    node: Option<String>,
+) -> CliResult {
     init_logging(cfg);
     // A workflow's prompt that does not parse stops orch here, not at the
     // first developer run.
@@ -217,7 +255,13 @@ pub async fn run(cfg: &Config, listen: Option<String>, node: Option<String>) -> 
     let cfg = &cfg;
     // Before the engine starts, so its first claims are already counted.
     orch_server::install_metrics_recorder();
-    let engine = Engine::start(cfg, store, node).await?;
+    let warnings = cfg.validate()?.iter().map(ToString::to_string).collect();
+    let live = LiveConfig::reloading(
+        Arc::new(cfg.clone()),
+        warnings,
+        recipe.loader(cfg.server.listen.clone()),
+    );
+    let engine = Engine::start(cfg, store, node, Some(live)).await?;
     // The CLI beside this engine sends its changes here (crate::engine_link).
     let mut reach = local;
     if reach.ip().is_unspecified() {
@@ -248,5 +292,6 @@ pub async fn run(cfg: &Config, listen: Option<String>, node: Option<String>) -> 
     .await?;
     eprintln!("orch serve: shutting down; running agents are left for the next start to re-adopt");
     engine.shutdown().await;
+    let _ = std::fs::remove_file(cfg.data_dir().join(orch_engine::live_config::STATUS_FILE));
     Ok(())
 }

@@ -21,7 +21,7 @@ pub fn policy(cfg: &Config) -> StatusPolicy {
 pub async fn run(cfg: &Config, a: &StatusArgs) -> CliResult {
     let store = super::open_store(cfg).await?;
     let Some(every) = a.watch else {
-        let snap = snapshot(store.as_ref(), &policy(cfg)).await;
+        let snap = with_config(snapshot(store.as_ref(), &policy(cfg)).await, cfg);
         if a.json {
             print_json(&snap)?;
         } else {
@@ -38,7 +38,7 @@ pub async fn run(cfg: &Config, a: &StatusArgs) -> CliResult {
     // snapshot is appended (JSON: one object per line), so nothing is garbled.
     let tty = std::io::stdout().is_terminal();
     loop {
-        let snap = snapshot(store.as_ref(), &policy(cfg)).await;
+        let snap = with_config(snapshot(store.as_ref(), &policy(cfg)).await, cfg);
         let text = if a.json {
             format!("{}\n", serde_json::to_string(&snap).unwrap_or_default())
         } else {
@@ -65,8 +65,35 @@ fn on(b: bool) -> &'static str {
     if b { "on" } else { "off" }
 }
 
-fn human(s: &QueueSnapshot) -> String {
+/// The running `orch serve`'s configuration state, from the file it keeps
+/// in the data folder (absent when none runs).
+fn with_config(mut snap: QueueSnapshot, cfg: &Config) -> QueueSnapshot {
+    snap.config = orch_engine::live_config::read_status_file(&cfg.data_dir());
+    snap
+}
+
+/// The configuration lines of `orch status`: only what needs a person.
+fn config_lines(c: &orch_engine::live_config::ReloadStatus) -> String {
     let mut out = String::new();
+    if let Some(e) = &c.error {
+        out += &format!(
+            "config: the last edit was NOT applied; orch serve keeps generation {} (applied {}):\n  {}\n",
+            c.generation,
+            ago(orch_core::Timestamp(c.applied_at)),
+            e.replace('\n', "\n  ")
+        );
+    }
+    if !c.restart_needed.is_empty() {
+        out += &format!(
+            "config: changed sections that apply after a restart: {}\n",
+            c.restart_needed.join(", ")
+        );
+    }
+    out
+}
+
+fn human(s: &QueueSnapshot) -> String {
+    let mut out = s.config.as_ref().map(config_lines).unwrap_or_default();
     let list = |m: Vec<(String, u64)>| {
         m.into_iter()
             .map(|(k, v)| format!("{k} {v}"))

@@ -105,6 +105,8 @@ pub struct Pipeline {
     /// STOP asks it to stop the runs it watches (it is the one code that
     /// signals agents).
     supervisor: std::sync::OnceLock<Arc<crate::supervisor::Supervisor>>,
+    /// The engine's live configuration (its reload state is part of `/queue`).
+    live_config: std::sync::OnceLock<Arc<crate::live_config::LiveConfig>>,
     /// The last look at each waiting task's CI checks and reviews on the
     /// forge (`feedback.rs`).
     looks: feedback::Looks,
@@ -148,6 +150,7 @@ impl Pipeline {
             job_queued: Arc::new(tokio::sync::Notify::new()),
             notification_queued: Arc::new(tokio::sync::Notify::new()),
             supervisor: std::sync::OnceLock::new(),
+            live_config: std::sync::OnceLock::new(),
             looks: feedback::Looks::default(),
         })
     }
@@ -158,6 +161,24 @@ impl Pipeline {
         if self.supervisor.set(supervisor).is_err() {
             tracing::warn!("a supervisor was attached to the pipeline twice; the first one stays");
         }
+    }
+
+    /// The engine's live configuration, for its reload state. Attached once.
+    pub fn attach_live_config(&self, live: Arc<crate::live_config::LiveConfig>) {
+        if self.live_config.set(live).is_err() {
+            tracing::warn!(
+                "a live configuration was attached to the pipeline twice; the first one stays"
+            );
+        }
+    }
+
+    /// How the live configuration stands; `None` before an engine runs this
+    /// pipeline or when its configuration does not reload.
+    pub fn config_status(&self) -> Option<crate::live_config::ReloadStatus> {
+        self.live_config
+            .get()
+            .filter(|l| l.reloads())
+            .map(|l| l.status())
     }
 
     /// Notified each time this pipeline queues a job (see `job_queued`).

@@ -28,7 +28,8 @@ use std::time::Duration;
 
 pub struct PipelinePreparer {
     store: Arc<dyn Store>,
-    cfg: Arc<Config>,
+    /// Read once per run: a reload applies to the runs prepared after it.
+    live: Arc<crate::live_config::LiveConfig>,
     repos: RepoStore,
     /// Where Claude Code and Codex runs find their `orch mcp` tools; `None`:
     /// no tools (no API serves them).
@@ -39,10 +40,20 @@ impl PipelinePreparer {
     pub fn new(store: Arc<dyn Store>, cfg: Arc<Config>, repos: RepoStore) -> PipelinePreparer {
         PipelinePreparer {
             store,
-            cfg,
+            live: crate::live_config::LiveConfig::fixed(cfg),
             repos,
             agent_tools: None,
         }
+    }
+
+    /// Prepare runs with the engine's live configuration.
+    pub fn with_live_config(mut self, live: Arc<crate::live_config::LiveConfig>) -> Self {
+        self.live = live;
+        self
+    }
+
+    fn cfg(&self) -> Arc<Config> {
+        self.live.current()
     }
 
     /// Hand every Claude Code and Codex run the `orch mcp` server of
@@ -64,7 +75,8 @@ fn adapter_of(a: orch_config::AdapterKind) -> AdapterKind {
 #[async_trait::async_trait]
 impl RunPreparer for PipelinePreparer {
     async fn prepare(&self, task: &Task, job: &Job, run_dir: &Path) -> Result<PreparedRun, String> {
-        let repo = self.cfg.repo(&task.repo).ok_or_else(|| {
+        let cfg = self.cfg();
+        let repo = cfg.repo(&task.repo).ok_or_else(|| {
             format!(
                 "repo {:?} is not in orch.toml; add a [[repos]] entry for it",
                 task.repo
@@ -76,7 +88,7 @@ impl RunPreparer for PipelinePreparer {
         // agent start). The merger does fetch: it merges the newest base.
         let have_mirror = self.repos.mirror_path(&task.repo).is_ok_and(|p| p.exists());
         if !have_mirror || job.agent == AgentKind::Merger {
-            let remote = self.cfg.repo_remote(repo);
+            let remote = cfg.repo_remote(repo);
             self.repos
                 .ensure_mirror(&task.repo, &remote)
                 .await
@@ -106,7 +118,7 @@ impl RunPreparer for PipelinePreparer {
                 wt.path.display()
             ));
         }
-        let agent_cfg = self.cfg.agent(job.agent);
+        let agent_cfg = cfg.agent(job.agent);
         let timeouts = Timeouts {
             wall: Some(Duration::from_secs(agent_cfg.timeout_secs.max(1))),
             idle: Some(Duration::from_secs(agent_cfg.idle_timeout_secs.max(1))),
@@ -115,7 +127,7 @@ impl RunPreparer for PipelinePreparer {
         let command_run = |argv: Vec<String>| -> Result<PreparedRun, String> {
             Ok(PreparedRun {
                 cwd: wt.path.clone(),
-                sandbox: self.sandbox_for(job.agent, &wt, &argv, &BTreeMap::new())?,
+                sandbox: self.sandbox_for(&cfg, job.agent, &wt, &argv, &BTreeMap::new())?,
                 limits: self.resource_limits(),
                 argv,
                 env: BTreeMap::new(),
@@ -177,7 +189,7 @@ impl RunPreparer for PipelinePreparer {
                 command_run(argv)
             }
             kind => {
-                let command = self.cfg.agent_command(kind).ok_or_else(|| {
+                let command = cfg.agent_command(kind).ok_or_else(|| {
                     format!("no command is configured for agents.{kind}; set [agents.{kind}] command in orch.toml")
                 })?;
                 let adapter = adapter_of(agent_cfg.adapter);
@@ -196,7 +208,7 @@ impl RunPreparer for PipelinePreparer {
                         run.resume_session = Some(session);
                         answer_prompt(&answer)
                     }
-                    _ => self.prompt(task, job, &wt, repo).await?,
+                    _ => self.prompt(&cfg, task, job, &wt, repo).await?,
                 };
                 if let Some(tools) = &self.agent_tools {
                     run.extra = tools
@@ -207,7 +219,7 @@ impl RunPreparer for PipelinePreparer {
                     .map_err(|e| e.to_string())?;
                 Ok(PreparedRun {
                     cwd: wt.path.clone(),
-                    sandbox: self.sandbox_for(kind, &wt, &inv.argv, &inv.env)?,
+                    sandbox: self.sandbox_for(&cfg, kind, &wt, &inv.argv, &inv.env)?,
                     limits: self.resource_limits(),
                     argv: inv.argv,
                     env: inv.env,
@@ -247,19 +259,20 @@ impl PipelinePreparer {
     /// its environment names in the run folder (the prompt), read-only.
     fn sandbox_for(
         &self,
+        cfg: &Config,
         kind: AgentKind,
         wt: &orch_git::Worktree,
         argv: &[String],
         env: &BTreeMap<String, String>,
     ) -> Result<Option<SandboxSpec>, String> {
-        if self.cfg.sandbox_mode(kind) == orch_config::SandboxMode::Off {
+        if cfg.sandbox_mode(kind) == orch_config::SandboxMode::Off {
             return Ok(None);
         }
         let view = self
             .repos
             .agent_git_view(wt)
             .map_err(|e| format!("the sandbox's view of the repository: {e}"))?;
-        let mut readonly = self.cfg.sandbox.toolchain_paths.clone();
+        let mut readonly = cfg.sandbox.toolchain_paths.clone();
         readonly.extend(view.readonly);
         readonly.extend(argv.first().and_then(|p| self.program_view(Path::new(p))));
         readonly.extend(
@@ -269,16 +282,17 @@ impl PipelinePreparer {
         Ok(Some(SandboxSpec {
             writable: view.writable,
             readonly,
-            hidden: self.cfg.sandbox.hidden_paths.clone(),
+            hidden: cfg.sandbox.hidden_paths.clone(),
             // The supervisor empties the HOME the agent's environment names.
             home: None,
-            egress: Allowlist(self.cfg.agent(kind).egress_allow),
+            egress: Allowlist(cfg.agent(kind).egress_allow),
         }))
     }
 
     /// `[limits] memory_mb`, `cpu_percent`, `pids`: the same for every run.
     fn resource_limits(&self) -> ResourceLimits {
-        let l = &self.cfg.limits;
+        let cfg = self.cfg();
+        let l = &cfg.limits;
         ResourceLimits {
             memory_mb: l.memory_mb,
             cpu_percent: l.cpu_percent,
@@ -295,11 +309,12 @@ impl PipelinePreparer {
             return None;
         }
         let dir = program.parent()?;
+        let cfg = self.cfg();
         let holds = |p: PathBuf| std::path::absolute(p).is_ok_and(|p| p.starts_with(dir));
         let private = dir == Path::new("/")
-            || holds(self.cfg.data_dir())
-            || holds(self.cfg.repos_dir())
-            || holds(self.cfg.runs_dir());
+            || holds(cfg.data_dir())
+            || holds(cfg.repos_dir())
+            || holds(cfg.runs_dir());
         Some(if private {
             program.to_path_buf()
         } else {
@@ -327,25 +342,26 @@ impl PipelinePreparer {
 
     async fn prompt(
         &self,
+        cfg: &Config,
         task: &Task,
         job: &Job,
         wt: &orch_git::Worktree,
         repo: &orch_config::RepoConfig,
     ) -> Result<String, String> {
         let mut dirs = Vec::new();
-        if let Some(d) = self.cfg.repo_prompts_dir(repo) {
+        if let Some(d) = cfg.repo_prompts_dir(repo) {
             dirs.push(d);
         }
-        let set = prompt_set(&self.cfg, &dirs).map_err(|e| e.to_string())?;
+        let set = prompt_set(cfg, &dirs).map_err(|e| e.to_string())?;
         let mut ctx =
             PromptContext::new(task, &repo.default_branch, job.agent).map_err(|e| e.to_string())?;
         ctx.attempt = job.attempts.max(1);
-        ctx.max_review_rounds = self.cfg.review.max_review_rounds;
+        ctx.max_review_rounds = cfg.review.max_review_rounds;
         let view = task_view(self.store.as_ref(), task)
             .await
             .map_err(|e| e.to_string())?;
         ctx.review_round = view.review_rounds + 1;
-        ctx.max_ci_rounds = self.cfg.review.max_ci_rounds;
+        ctx.max_ci_rounds = cfg.review.max_ci_rounds;
         ctx.ci_round = view.ci_rounds.max(1);
         ctx.artefacts = collect_artefacts(
             &wt.path,

@@ -173,7 +173,10 @@ impl Active {
 pub struct Supervisor {
     store: Arc<dyn Store>,
     preparer: Arc<dyn RunPreparer>,
-    cfg: SupervisorConfig,
+    /// Swapped whole by [`Supervisor::reload`]; read per use, so a run
+    /// started after a reload sees the new limits, retry policy, budget and
+    /// agent environment.
+    cfg: std::sync::RwLock<Arc<SupervisorConfig>>,
     wake: Notify,
     shutdown: Notify,
     active: Mutex<HashMap<RunId, Active>>,
@@ -194,7 +197,7 @@ impl Supervisor {
         let sup = Arc::new(Supervisor {
             store,
             preparer,
-            cfg,
+            cfg: std::sync::RwLock::new(Arc::new(cfg)),
             wake: Notify::new(),
             shutdown: Notify::new(),
             active: Mutex::new(HashMap::new()),
@@ -204,8 +207,36 @@ impl Supervisor {
         (sup, rx)
     }
 
-    pub fn config(&self) -> &SupervisorConfig {
-        &self.cfg
+    pub fn config(&self) -> Arc<SupervisorConfig> {
+        self.cfg().clone()
+    }
+
+    fn cfg(&self) -> Arc<SupervisorConfig> {
+        self.cfg
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Applies a reloaded configuration's policies to work claimed from now
+    /// on: concurrency limits, retry policy, budget and the agents'
+    /// environment. What the running loops were built with (worker name,
+    /// runs folder, lease, heartbeat, polling, STOP's grace, monitor) stays
+    /// until a restart. Runs already started keep what they started with.
+    pub fn reload(&self, new: &SupervisorConfig) {
+        let mut cfg = self
+            .cfg
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut next = (**cfg).clone();
+        next.limits = new.limits.clone();
+        next.retry = new.retry.clone();
+        next.budget = new.budget;
+        next.env = new.env.clone();
+        *cfg = Arc::new(next);
+        drop(cfg);
+        // A raised limit may let waiting work start now.
+        self.wake();
     }
 
     /// New work was queued: claim now instead of at the next poll.
@@ -295,9 +326,9 @@ impl Supervisor {
         };
         // A stop ends within its graces and the kill wait; past that (a
         // watcher wedged on something else) the cancel goes on and says so.
-        let limit = self.cfg.stop.grace_int
-            + self.cfg.stop.grace_term
-            + self.cfg.stop.kill_wait
+        let limit = self.cfg().stop.grace_int
+            + self.cfg().stop.grace_term
+            + self.cfg().stop.kill_wait
             + std::time::Duration::from_secs(5);
         let mut stopped = Vec::with_capacity(signalled.len());
         for (run, mut gone) in signalled {
@@ -345,15 +376,15 @@ impl Supervisor {
     }
 
     fn run_dir(&self, run: &RunId) -> PathBuf {
-        self.cfg.runs_dir.join(run.as_str())
+        self.cfg().runs_dir.join(run.as_str())
     }
 
     fn claim_request(&self) -> ClaimRequest {
         ClaimRequest {
-            worker: self.cfg.worker.clone(),
-            lease: self.cfg.lease,
-            limits: self.cfg.limits.clone(),
-            gates: self.cfg.gates,
+            worker: self.cfg().worker.clone(),
+            lease: self.cfg().lease,
+            limits: self.cfg().limits.clone(),
+            gates: self.cfg().gates,
         }
     }
 
@@ -392,7 +423,7 @@ impl Supervisor {
             self.dispatch_once().await;
             tokio::select! {
                 _ = self.wake.notified() => {}
-                _ = tokio::time::sleep(self.cfg.poll) => {}
+                _ = tokio::time::sleep(self.cfg().poll) => {}
                 _ = self.shutdown.notified() => return,
             }
         }
@@ -447,7 +478,7 @@ impl Supervisor {
         // the pipeline clear what preparing left (the worktree of a
         // cancelled task). A STOP after this point finds the run's process
         // recorded, or the watcher's first heartbeat finds the claim gone.
-        match self.store.heartbeat(job.id, &run, self.cfg.lease).await {
+        match self.store.heartbeat(job.id, &run, self.cfg().lease).await {
             Ok(true) => {}
             Ok(false) => {
                 self.not_launched(&job, &run).await;
@@ -475,7 +506,7 @@ impl Supervisor {
                 .await;
             return;
         }
-        let mut env = agent_env(&self.cfg.env, &task, &job, &run);
+        let mut env = agent_env(&self.cfg().env, &task, &job, &run);
         env.extend(prepared.env.clone());
         let mut sandbox = prepared.sandbox.clone();
         if let Some(s) = &mut sandbox {
@@ -489,8 +520,8 @@ impl Supervisor {
             cwd: prepared.cwd.clone(),
             argv: prepared.argv.iter().map(Into::into).collect(),
             env,
-            monitor: self.cfg.monitor.clone(),
-            cgroup: self.cfg.cgroup,
+            monitor: self.cfg().monitor.clone(),
+            cgroup: self.cfg().cgroup,
             sandbox,
             limits: prepared.limits,
         };
@@ -574,7 +605,11 @@ impl Supervisor {
             final_text: None,
         };
         let _ = self.store.finish_run(run, &finish).await;
-        let end = match self.store.fail(job.id, run, &error, &self.cfg.retry).await {
+        let end = match self
+            .store
+            .fail(job.id, run, &error, &self.cfg().retry)
+            .await
+        {
             Ok(Some(FailureDecision::GiveUp)) => {
                 self.park(job.task_id, &format!("{} gave up: {error}", job.agent))
                     .await;
@@ -604,7 +639,7 @@ impl Supervisor {
     /// Park the task for a person (R-8a) with the reason in its log.
     async fn park(&self, task: TaskId, why: &str) {
         let ev = orch_core::EventInput::new(
-            format!("worker:{}", self.cfg.worker),
+            format!("worker:{}", self.cfg().worker),
             EventKind::NeedsAttention,
             why,
         )
@@ -616,7 +651,7 @@ impl Supervisor {
     /// park's event, and the tracker item gets it with how to answer.
     async fn park_on_question(&self, task: TaskId, question: &str) {
         let ev = orch_core::EventInput::new(
-            format!("worker:{}", self.cfg.worker),
+            format!("worker:{}", self.cfg().worker),
             EventKind::AgentQuestion,
             question,
         )

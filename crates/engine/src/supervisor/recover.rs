@@ -91,7 +91,7 @@ impl RunMeta {
 impl Supervisor {
     /// Start-up recovery of the jobs this worker left running.
     pub async fn recover(self: &Arc<Self>) {
-        let jobs = match self.store.running_jobs(Some(&self.cfg.worker)).await {
+        let jobs = match self.store.running_jobs(Some(&self.cfg().worker)).await {
             Ok(j) => j,
             Err(e) => {
                 tracing::error!(error = %e, "listing running jobs for recovery failed");
@@ -114,7 +114,10 @@ impl Supervisor {
                 return;
             }
         };
-        let handle = match run.as_ref().and_then(|r| handle_of(r, &self.cfg.runs_dir)) {
+        let handle = match run
+            .as_ref()
+            .and_then(|r| handle_of(r, &self.cfg().runs_dir))
+        {
             Some(h) => Some(h),
             None => self.handle_from_run_dir(&run_id).await,
         };
@@ -123,7 +126,7 @@ impl Supervisor {
             let reason = "orch restarted before the agent started";
             let d = self
                 .store
-                .reap_unknown_outcome(job.id, &run_id, reason, &self.cfg.retry)
+                .reap_unknown_outcome(job.id, &run_id, reason, &self.cfg().retry)
                 .await;
             let end = self.end_of(&job, d, reason).await;
             tracing::info!(run = %run_id, ?end, "reaped a run that never started");
@@ -181,7 +184,7 @@ impl Supervisor {
     /// moment when the launcher got as far as spawning it (`monitor.log`).
     async fn handle_from_run_dir(&self, run_id: &orch_core::RunId) -> Option<RunHandle> {
         use orch_agent::process::run_dir;
-        let dir = self.cfg.runs_dir.join(run_id.as_str());
+        let dir = self.cfg().runs_dir.join(run_id.as_str());
         if !dir.join(run_dir::MONITOR_LOG).exists() {
             return None;
         }
@@ -257,7 +260,7 @@ impl Supervisor {
     /// Every half lease: jobs whose lease expired and that nobody here watches
     /// have an unknown outcome (their worker died or lost the store).
     pub(super) async fn reaper_loop(self: Arc<Self>) {
-        let period = (self.cfg.lease / 2).max(Duration::from_millis(200));
+        let period = (self.cfg().lease / 2).max(Duration::from_millis(200));
         loop {
             tokio::select! {
                 _ = tokio::time::sleep(period) => {}
@@ -288,10 +291,10 @@ impl Supervisor {
             // If the run's process still lives on this machine, end it first:
             // requeueing while it runs would run the stage twice.
             if let Ok(Some(run)) = self.store.get_run(&run_id).await
-                && let Some(h) = handle_of(&run, &self.cfg.runs_dir)
+                && let Some(h) = handle_of(&run, &self.cfg().runs_dir)
                 && is_alive(&h)
             {
-                let policy = self.cfg.stop;
+                let policy = self.cfg().stop;
                 let _ = tokio::task::spawn_blocking(move || {
                     orch_agent::process::stop(&h, &policy, "lease expired: outcome unknown")
                 })
@@ -300,7 +303,7 @@ impl Supervisor {
             let reason = "the worker stopped renewing the job's lease";
             let d = self
                 .store
-                .reap_unknown_outcome(job.id, &run_id, reason, &self.cfg.retry)
+                .reap_unknown_outcome(job.id, &run_id, reason, &self.cfg().retry)
                 .await;
             let end = self.end_of(&job, d, reason).await;
             tracing::warn!(job = %job.id, run = %run_id, ?end, "reaped a job with an unknown outcome");

@@ -183,7 +183,7 @@ impl Supervisor {
                 }
                 let mut used = spent_before;
                 used += adapter.usage_so_far();
-                if let Some(why) = self.cfg.budget.exceeded(used) {
+                if let Some(why) = self.cfg().budget.exceeded(used) {
                     return self.stop_now(handle, RunOutcome::BudgetExceeded, why).await;
                 }
             }
@@ -191,8 +191,8 @@ impl Supervisor {
                 // Refused connections show on the task while the agent runs.
                 self.note_egress_refused(task.id, &handle.run_dir, egress_seen)
                     .await;
-                match self.store.heartbeat(job.id, run, self.cfg.lease).await {
-                    Ok(true) => next_heartbeat = Instant::now() + self.cfg.heartbeat,
+                match self.store.heartbeat(job.id, run, self.cfg().lease).await {
+                    Ok(true) => next_heartbeat = Instant::now() + self.cfg().heartbeat,
                     Ok(false) => {
                         let reason = "the job was cancelled or its claim was lost".to_owned();
                         return self.stop_now(handle, RunOutcome::Cancelled, reason).await;
@@ -201,13 +201,13 @@ impl Supervisor {
                         // Keep the agent; if the store stays away the lease expires
                         // and the reaper decides, which is the safe default.
                         tracing::warn!(run = %run, error = %e, "heartbeat failed; retrying");
-                        next_heartbeat = Instant::now() + self.cfg.heartbeat / 4;
+                        next_heartbeat = Instant::now() + self.cfg().heartbeat / 4;
                     }
                 }
             }
             if slice.at_end {
                 tokio::select! {
-                    _ = tokio::time::sleep(self.cfg.tick) => {}
+                    _ = tokio::time::sleep(self.cfg().tick) => {}
                     _ = exit_watch.changed() => {}
                     _ = stop.notified() => {
                         return self.stop_now(handle, RunOutcome::Cancelled, "STOP requested".to_owned()).await;
@@ -240,7 +240,7 @@ impl Supervisor {
             stats.longest_truncated
         );
         let ev = orch_core::EventInput::new(
-            format!("worker:{}", self.cfg.worker),
+            format!("worker:{}", self.cfg().worker),
             EventKind::OutputTruncated,
             msg,
         );
@@ -283,7 +283,7 @@ impl Supervisor {
             }
         );
         let ev = orch_core::EventInput::new(
-            format!("worker:{}", self.cfg.worker),
+            format!("worker:{}", self.cfg().worker),
             EventKind::EgressRefused,
             msg,
         );
@@ -295,7 +295,7 @@ impl Supervisor {
     /// Stop the run's whole process tree (blocking work, off the runtime).
     async fn stop_now(&self, handle: &RunHandle, outcome: RunOutcome, reason: String) -> Ending {
         let h = handle.clone();
-        let policy = self.cfg.stop;
+        let policy = self.cfg().stop;
         let why = reason.clone();
         let report =
             tokio::task::spawn_blocking(move || orch_agent::process::stop(&h, &policy, &why)).await;
@@ -392,7 +392,7 @@ impl Supervisor {
                 let _ = self.store.finish_run(run, &finish).await;
                 let decision = self
                     .store
-                    .reap_unknown_outcome(job.id, run, reason, &self.cfg.retry)
+                    .reap_unknown_outcome(job.id, run, reason, &self.cfg().retry)
                     .await;
                 let end = self.end_of(job, decision, reason).await;
                 self.report(
@@ -469,7 +469,7 @@ impl Supervisor {
             }
             _ => {
                 let why = error.clone().unwrap_or_else(|| outcome.as_str().to_owned());
-                let decision = self.store.fail(job.id, run, &why, &self.cfg.retry).await;
+                let decision = self.store.fail(job.id, run, &why, &self.cfg().retry).await;
                 self.end_of(job, decision, &why).await
             }
         };

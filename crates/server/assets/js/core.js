@@ -156,6 +156,7 @@ function openEvents() {
   // may have changed while we were away.
   es.addEventListener('hello', () => {
     setLive(true);
+    loadConfigState();
     loadBoard();
     loadInbox();
     if (state.taskId) loadTask();
@@ -171,6 +172,7 @@ function openEvents() {
     if (state.view === 'board') renderTotals();
   });
   es.addEventListener('inbox', (e) => setInbox(JSON.parse(e.data)));
+  es.addEventListener('config', (e) => showConfigState(JSON.parse(e.data)));
   es.addEventListener('resync', () => { loadBoard(); loadInbox(); });
   // EventSource reconnects by itself; until it does, say so.
   es.onerror = () => setLive(false);
@@ -180,6 +182,27 @@ function closeEvents() {
   if (state.events) state.events.close();
   state.events = null;
   setLive(false);
+}
+
+// The live configuration's state (GET /queue's `config`): a banner while
+// an edit was not applied (orch keeps the last good configuration) or
+// waits for a restart; nothing when all is well.
+async function loadConfigState() {
+  try {
+    showConfigState((await api('/queue')).config || null);
+  } catch (_) { /* the banner stays as it was */ }
+}
+
+function showConfigState(c) {
+  const banner = $('#config-banner');
+  const error = c && c.error;
+  const restart = c && c.restart_needed && c.restart_needed.length ? c.restart_needed : null;
+  banner.hidden = !error && !restart;
+  banner.classList.toggle('restart', !error && !!restart);
+  $('#config-text').textContent = error
+    ? `the last edit was not applied; orch works with the last good one (generation ${c.generation}).`
+    : restart ? `changed sections apply after a restart: ${restart.join(', ')}.` : '';
+  $('#config-error').textContent = error || '';
 }
 
 function setLive(on) {
