@@ -54,8 +54,10 @@ const MERGE_JOURNAL: &str = "orch-merge";
 /// What [`RepoStore::repair_worktree`] found and did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct WorktreeRepair {
-    /// The stale `index.lock` that was removed.
-    pub removed_lock: Option<PathBuf>,
+    /// The stale locks that were removed: the worktree's own (`index.lock`,
+    /// `HEAD.lock`, `ORIG_HEAD.lock`, … in its admin dir) and its branch's
+    /// ref lock in the mirror.
+    pub removed_locks: Vec<PathBuf>,
     /// An interrupted merge was undone: the worktree was reset to this head.
     pub undone_merge: Option<String>,
     /// The worktree's checkout had never finished; it was, at this head.
@@ -66,7 +68,7 @@ pub struct WorktreeRepair {
 
 impl WorktreeRepair {
     pub fn is_empty(&self) -> bool {
-        self.removed_lock.is_none()
+        self.removed_locks.is_empty()
             && self.undone_merge.is_none()
             && self.finished_checkout.is_none()
             && self.busy.is_none()
@@ -107,31 +109,49 @@ impl RepoStore {
         Ok(admin_dir(&mirror, &worktree.path)?.join("index.lock"))
     }
 
-    /// Clear what a killed git left in `worktree`: a stale `index.lock`, an
-    /// unfinished checkout and an interrupted merge of the base (see the
+    /// Clear what a killed git left in `worktree`: stale locks (the
+    /// worktree's `index.lock`, `HEAD.lock`, … and its branch's ref lock),
+    /// an unfinished checkout and an interrupted merge of the base (see the
     /// module docs). Call it before a git step of orch's in the worktree and
-    /// at start-up; it costs three file checks when there is nothing to clear.
+    /// at start-up; it costs a directory listing and two file checks when
+    /// there is nothing to clear.
     pub async fn repair_worktree(&self, worktree: &Worktree) -> Result<WorktreeRepair> {
         let mirror = self.existing_mirror(&worktree.repo)?;
         let admin = admin_dir(&mirror, &worktree.path)?;
-        let lock = admin.join("index.lock");
         let journal = admin.join(MERGE_JOURNAL);
-        let has_lock = lock.symlink_metadata().is_ok();
+        // A commit in the worktree locks its HEAD and its branch's ref too:
+        // the chaos run found an orch killed mid-commit leaving `HEAD.lock`,
+        // and every later commit there failing ("Another git process seems
+        // to be running") until the task parked.
+        let mut locks = Vec::new();
+        locks_in(&admin, false, &mut locks);
+        let branch_lock = mirror
+            .join("refs/heads")
+            .join(format!("{}.lock", worktree.branch));
+        if branch_lock.symlink_metadata().is_ok() {
+            locks.push(branch_lock);
+        }
         let has_journal = journal.symlink_metadata().is_ok();
         let no_index = admin.join("index").symlink_metadata().is_err();
         let mut repair = WorktreeRepair::default();
-        if !has_lock && !has_journal && !no_index {
+        if locks.is_empty() && !has_journal && !no_index {
             return Ok(repair);
         }
-        if let Some(who) = live_holder(&worktree.path, &lock) {
-            repair.busy = Some(who);
-            return Ok(repair);
+        let probe = locks
+            .first()
+            .cloned()
+            .unwrap_or_else(|| admin.join("index.lock"));
+        for lock in std::iter::once(&probe).chain(locks.iter().skip(1)) {
+            if let Some(who) = live_holder(&worktree.path, lock) {
+                repair.busy = Some(who);
+                return Ok(repair);
+            }
         }
-        if has_lock {
+        for lock in locks {
             match std::fs::remove_file(&lock) {
                 Ok(()) => {
-                    tracing::warn!(lock = %lock.display(), "removed a stale index.lock");
-                    repair.removed_lock = Some(lock);
+                    tracing::warn!(lock = %lock.display(), "removed a stale lock of the worktree");
+                    repair.removed_locks.push(lock);
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => return Err(GitError::io("remove", &lock, e)),
@@ -290,12 +310,6 @@ pub(crate) fn held_locks_at(mirror: &Path) -> Vec<String> {
         .collect()
 }
 
-/// A live process that may hold `lock` or work in `worktree`, described for
-/// the log; `None` when there is none. Processes whose `/proc` entries cannot
-/// be read (another user's) cannot be orch's git and are not counted; if
-/// `/proc` itself cannot be read, nobody can be ruled out.
-/// The `*.lock` files in `dir` (and below it with `deep`); symlinks are
-/// never followed (the control dir links into the mirror).
 /// The locks in the mirror (and its control dir) a killed git may leave:
 /// the mirror's own, those of `objects/info` and `objects/pack`, and the
 /// refs' outside `refs/heads`.
@@ -323,6 +337,8 @@ fn mirror_locks(mirror: &Path) -> Vec<PathBuf> {
     locks
 }
 
+/// The `*.lock` files in `dir` (and below it with `deep`); symlinks are
+/// never followed (the control dir links into the mirror).
 fn locks_in(dir: &Path, deep: bool, out: &mut Vec<PathBuf>) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
@@ -369,6 +385,10 @@ fn short_command(cmdline: &str) -> String {
 /// The most of a command line an error or a log line shows.
 const COMMAND_SHOWN: usize = 120;
 
+/// A live process that may hold `lock` or work in `worktree`, described for
+/// the log; `None` when there is none. Processes whose `/proc` entries cannot
+/// be read (another user's) cannot be orch's git and are not counted; if
+/// `/proc` itself cannot be read, nobody can be ruled out.
 fn live_holder(worktree: &Path, lock: &Path) -> Option<String> {
     let real = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_owned());
     let worktree = real(worktree);
@@ -582,7 +602,7 @@ mod tests {
         holder.wait().unwrap();
         let repair = repair.await.unwrap().unwrap();
         assert_eq!(repair.busy, None);
-        assert_eq!(repair.removed_lock.as_deref(), Some(lock.as_path()));
+        assert_eq!(repair.removed_locks, [lock.clone()]);
         store
             .commit_all(&wt, "the agent's work")
             .await
@@ -713,11 +733,43 @@ mod tests {
         child.kill().unwrap();
         child.wait().unwrap();
         let r = store.repair_worktree(&wt).await.unwrap();
-        assert_eq!(r.removed_lock.as_deref(), Some(lock.as_path()));
+        assert_eq!(r.removed_locks, [lock.clone()]);
         assert!(!lock.exists());
         // git works in the worktree again.
         std::fs::write(wt.path.join("a.txt"), "a\n").unwrap();
         store.commit_all(&wt, "a").await.unwrap();
+    }
+
+    /// Found by the chaos run: an orch killed in the middle of a commit in
+    /// the worktree left its `HEAD.lock` (and may leave the branch's ref
+    /// lock); every commit there failed until the task parked.
+    #[tokio::test]
+    async fn a_killed_commits_head_and_branch_locks_are_cleared() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (store, wt, _) = world(tmp.path()).await;
+        let admin = store
+            .index_lock_path(&wt)
+            .unwrap()
+            .parent()
+            .unwrap()
+            .to_owned();
+        let head_lock = admin.join("HEAD.lock");
+        let branch_lock = tmp
+            .path()
+            .join("repos/demo.git/refs/heads")
+            .join(format!("{}.lock", wt.branch));
+        std::fs::write(&head_lock, "").unwrap();
+        std::fs::create_dir_all(branch_lock.parent().unwrap()).unwrap();
+        std::fs::write(&branch_lock, "").unwrap();
+        std::fs::write(wt.path.join("b.txt"), "b\n").unwrap();
+        assert!(
+            store.commit_all(&wt, "blocked").await.is_err(),
+            "the locks block a commit"
+        );
+        let r = store.repair_worktree(&wt).await.unwrap();
+        assert_eq!(r.removed_locks.len(), 2, "{r:?}");
+        assert!(!head_lock.exists() && !branch_lock.exists());
+        store.commit_all(&wt, "b").await.unwrap();
     }
 
     #[tokio::test]
@@ -745,7 +797,7 @@ mod tests {
             std::thread::sleep(std::time::Duration::from_millis(10));
         }
         let r = store.repair_worktree(&wt).await.unwrap();
-        assert!(r.busy.is_some() && r.removed_lock.is_none(), "{r:?}");
+        assert!(r.busy.is_some() && r.removed_locks.is_empty(), "{r:?}");
         assert!(lock.exists());
         child.kill().unwrap();
         child.wait().unwrap();
@@ -774,7 +826,7 @@ mod tests {
         std::fs::write(&lock, "").unwrap();
         std::fs::write(wt.path.join("README.md"), "hi\nmo").unwrap();
         let r = store.repair_worktree(&wt).await.unwrap();
-        assert_eq!(r.removed_lock.as_deref(), Some(lock.as_path()));
+        assert_eq!(r.removed_locks, [lock.clone()]);
         assert_eq!(r.undone_merge.as_deref(), Some(head.as_str()));
         assert!(!admin.join(MERGE_JOURNAL).exists());
         assert_eq!(

@@ -37,7 +37,7 @@ pub(crate) async fn repair_worktree(
         }
     };
     let mut events = Vec::new();
-    if let Some(lock) = &repair.removed_lock {
+    for lock in &repair.removed_locks {
         events.push(EventInput::new(
             actor,
             EventKind::StaleLockRemoved,
