@@ -602,7 +602,7 @@ mod tests {
         holder.wait().unwrap();
         let repair = repair.await.unwrap().unwrap();
         assert_eq!(repair.busy, None);
-        assert_eq!(repair.removed_locks, [lock.clone()]);
+        assert_eq!(repair.removed_locks, vec![lock.clone()]);
         store
             .commit_all(&wt, "the agent's work")
             .await
@@ -733,7 +733,7 @@ mod tests {
         child.kill().unwrap();
         child.wait().unwrap();
         let r = store.repair_worktree(&wt).await.unwrap();
-        assert_eq!(r.removed_locks, [lock.clone()]);
+        assert_eq!(r.removed_locks, vec![lock.clone()]);
         assert!(!lock.exists());
         // git works in the worktree again.
         std::fs::write(wt.path.join("a.txt"), "a\n").unwrap();
@@ -826,7 +826,7 @@ mod tests {
         std::fs::write(&lock, "").unwrap();
         std::fs::write(wt.path.join("README.md"), "hi\nmo").unwrap();
         let r = store.repair_worktree(&wt).await.unwrap();
-        assert_eq!(r.removed_locks, [lock.clone()]);
+        assert_eq!(r.removed_locks, vec![lock.clone()]);
         assert_eq!(r.undone_merge.as_deref(), Some(head.as_str()));
         assert!(!admin.join(MERGE_JOURNAL).exists());
         assert_eq!(
