@@ -416,6 +416,32 @@ test('STOP asks for confirmation and cancels the task', async () => {
   await shot(page, 'task-stopped');
 });
 
+test('an edit of orch.toml that does not load shows a banner; the fix takes it away', async () => {
+  const toml = join(work, 'qs', 'orch.toml');
+  const good = readFileSync(toml, 'utf8');
+  await page.goto(`${base}/#/board`);
+  await page.locator('#board').waitFor({ state: 'visible' });
+  const banner = page.locator('#config-banner');
+  assert.equal(await banner.isHidden(), true, 'no banner while all is well');
+  writeFileSync(toml, `${good}\n[queue\n`);
+  try {
+    // Live: the engine sees the edit within a second and the stream says so.
+    await banner.waitFor({ state: 'visible' });
+    await page.locator('#config-text', { hasText: 'the last edit was not applied' }).waitFor();
+    await page.locator('#config-error', { hasText: 'orch.toml' }).waitFor();
+    await axeClean(page, 'the board with the configuration banner');
+    await page.setViewportSize(PHONE);
+    await fitsWidth(page, 'the banner at phone width');
+    await shot(page, 'config-banner-phone');
+    await page.setViewportSize({ width: 1500, height: 950 });
+    const queue = (await api('GET', '/queue')).json;
+    assert.ok(queue.config.error.includes('orch.toml'), JSON.stringify(queue.config));
+  } finally {
+    writeFileSync(toml, good);
+  }
+  await banner.waitFor({ state: 'hidden' });
+});
+
 test('the address orch serve printed is read from whole lines only', () => {
   const line = 'orch serve: listening on http://127.0.0.1:40123 (pid 7)\n';
   // Every way stderr could be cut into two chunks.
