@@ -16,7 +16,7 @@
 //! | the workflow file's prompt and its mapped keys | `[queue]` leases, heartbeat, polling, max_attempts |
 //! | `[queue.limits]`, `[queue.retry]`            | `[features]`, `[stop]`, `[review]`, `[merge]` |
 //! | `[budget]`                                   | `[limits]`, `[cleanup]`, `[sandbox]`, `[logging]` |
-//! | `[[repos]]` `verify`, `prompts_dir`, `deploy` | `[[repos]]` added, removed or other keys |
+//! | `[[repos]]` `verify`, `prompts_dir`           | `[[repos]]` added, removed or other keys |
 //!
 //! One owner: the engine's reload loop is the only writer; every reader takes
 //! the current `Arc<Config>` per use, so one run sees one configuration.
@@ -293,8 +293,9 @@ pub fn merge_live(running: &Config, new: Config) -> (Config, Vec<String>) {
     applied.queue.limits = new.queue.limits.clone();
     applied.queue.retry = new.queue.retry.clone();
     applied.set_workflow_from(&new);
-    // Repos: the same list, by name, remote and branch, takes its run
-    // commands and prompts live; any other change waits for a restart.
+    // Repos: the same list, alike but for `verify` and `prompts_dir`, takes
+    // those live (the merger's run and the prompts read them per run); any
+    // other change waits for a restart.
     let same_repos = new.repos.len() == running.repos.len()
         && new.repos.iter().zip(&running.repos).all(|(n, r)| {
             (
@@ -315,7 +316,6 @@ pub fn merge_live(running: &Config, new: Config) -> (Config, Vec<String>) {
         for (a, n) in applied.repos.iter_mut().zip(&new.repos) {
             a.verify = n.verify.clone();
             a.prompts_dir = n.prompts_dir.clone();
-            a.deploy = n.deploy.clone();
         }
     } else {
         restart.push("repos".to_owned());
