@@ -113,7 +113,7 @@ fn running_in(dir: &Path, wait: Duration) -> CliResult<Option<Control>> {
             _ => {}
         }
         if !told {
-            eprintln!(
+            orch_core::note!(
                 "waiting for the orch engine that is starting on {} …",
                 dir.display()
             );

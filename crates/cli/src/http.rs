@@ -15,7 +15,7 @@ pub async fn serve(
 ) -> CliResult {
     let token = cfg.api_token().filter(|t| !t.is_empty());
     if token.is_none() {
-        eprintln!(
+        orch_core::note!(
             "warning: {} is not set: the API refuses every change until it is",
             cfg.server.api_token_env
         );

@@ -23,7 +23,7 @@ fn main() -> ExitCode {
         return match orch_agent::process::MonitorArgs::parse(argv) {
             Ok(args) => ExitCode::from(orch_agent::process::run_monitor(args).clamp(0, 255) as u8),
             Err(e) => {
-                eprintln!("orch monitor: {e}");
+                orch_core::note!("orch monitor: {e}");
                 ExitCode::from(2)
             }
         };
@@ -43,14 +43,14 @@ fn main() -> ExitCode {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
+            orch_core::note!("error: cannot start the async runtime: {e}");
             return ExitCode::from(1);
         }
     };
     match runtime.block_on(commands::run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e}");
+            orch_core::note!("error: {e}");
             ExitCode::from(e.exit_code())
         }
     }

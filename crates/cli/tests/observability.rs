@@ -313,3 +313,82 @@ fn metrics_move_with_a_pipeline_and_the_secret_never_leaks() {
         assert!(!text.contains(SECRET), "the token is in {path}");
     }
 }
+
+/// A log that cannot be written does not stop orch (Symphony SPEC §17.6,
+/// "logging sink failures do not crash orchestration"): `orch serve` with
+/// its stderr on a full device (`/dev/full`, every write fails with ENOSPC)
+/// takes a task through every gate. Before, its first line of output
+/// panicked (`eprintln!`, then tracing's own report of the failed write).
+#[test]
+fn a_log_that_cannot_be_written_does_not_stop_the_pipeline() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("qs");
+    let out = orch(tmp.path(), &["quickstart", "--auto", dir.to_str().unwrap()]);
+    assert!(out.status.success(), "{out:?}");
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .unwrap();
+    let child = Command::new(ORCH)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .current_dir(&dir)
+        .env_remove("ORCH_CONFIG")
+        .env("ORCH_API_TOKEN", SECRET)
+        .env("RUST_LOG", "debug")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(full)
+        .spawn()
+        .unwrap();
+    let mut serve = Serve(child);
+    // Its address, from the control file the CLI uses (stderr says nothing).
+    let control = dir.join(".orch/serve.control");
+    let end = Instant::now() + Duration::from_secs(60);
+    let addr: SocketAddr = loop {
+        if let Ok(text) = std::fs::read_to_string(&control)
+            && let Ok(v) = serde_json::from_str::<Value>(&text)
+        {
+            break v["url"]
+                .as_str()
+                .unwrap()
+                .trim_start_matches("http://")
+                .parse()
+                .unwrap();
+        }
+        assert!(
+            serve.0.try_wait().unwrap().is_none(),
+            "orch serve died with its stderr on /dev/full"
+        );
+        assert!(Instant::now() < end, "orch serve never listened");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut seen = String::new();
+    let created = http(
+        addr,
+        "POST",
+        "/api/tasks",
+        &[&auth()],
+        "{\"repo\": \"demo\", \"title\": \"Quietly\", \"key\": \"DEMO-2\"}",
+    );
+    assert_eq!(status(&created), 201, "{created}");
+    wait_stage(addr, "DEMO-2", "awaiting_approval", &mut seen);
+    let a = http(
+        addr,
+        "POST",
+        "/api/tasks/DEMO-2/approve",
+        &[&auth()],
+        "{\"comment\": \"go\"}",
+    );
+    assert_eq!(status(&a), 200, "{a}");
+    wait_stage(addr, "DEMO-2", "done", &mut seen);
+    assert!(
+        serve.0.try_wait().unwrap().is_none(),
+        "orch serve still runs"
+    );
+    // And it shuts down cleanly on SIGTERM: exit status 0 (Symphony §17.7).
+    let _ = Command::new("kill")
+        .args(["-TERM", &serve.0.id().to_string()])
+        .status();
+    let exit = serve.0.wait().unwrap();
+    assert!(exit.success(), "orch serve's exit after SIGTERM: {exit:?}");
+}

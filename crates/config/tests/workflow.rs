@@ -214,7 +214,13 @@ fn a_bad_workflow_file_is_a_typed_error_naming_it() {
 
 #[test]
 fn without_a_workflow_nothing_changes() {
-    Jail::expect_with(|_| {
+    Jail::expect_with(|jail| {
+        // A WORKFLOW.md that merely sits in the working folder is not read:
+        // naming it is explicit (Symphony reads ./WORKFLOW.md by default).
+        jail.create_file(
+            "WORKFLOW.md",
+            "---\ntracker:\n  kind: trello\n---\nIgnored.\n",
+        )?;
         let c = Config::load(None).map_err(jailed)?;
         assert_eq!(c.workflow, None::<PathBuf>);
         assert!(c.workflow_prompt().is_none());

@@ -41,3 +41,16 @@ pub struct ParseError {
     pub value: String,
     pub expected: &'static str,
 }
+
+/// `eprintln!` that never panics. A log or message that cannot be written
+/// (stderr on a full disk, a closed pipe) must not stop orch: `eprintln!`
+/// panics then (Symphony SPEC §17.6, "logging sink failures do not crash
+/// orchestration"; `orch serve` with stderr on `/dev/full` died at its first
+/// line).
+#[macro_export]
+macro_rules! note {
+    ($($arg:tt)*) => {{
+        use ::std::io::Write as _;
+        let _ = ::std::writeln!(::std::io::stderr(), $($arg)*);
+    }};
+}

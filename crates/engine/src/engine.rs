@@ -113,7 +113,7 @@ impl Engine {
         for repo in &cfg.repos {
             let remote = cfg.repo_remote(repo);
             if let Err(e) = pipeline.repos().ensure_mirror(&repo.name, &remote).await {
-                eprintln!("warning: repo {}: cannot mirror {remote}: {e}", repo.name);
+                orch_core::note!("warning: repo {}: cannot mirror {remote}: {e}", repo.name);
             }
         }
         if let Err(e) = pipeline.repos().prune_stale().await {

@@ -879,3 +879,41 @@ async fn a_worktree_add_killed_midway_leaves_no_second_admin_dir() {
     .await;
     assert_eq!(tip.trim(), commit);
 }
+
+/// Symphony SPEC §17.2: an existing non-directory at a worktree's location
+/// is handled safely. A regular file or a symlink there is refused like a
+/// stale folder (git is never pointed at it), and cleaning up never
+/// follows the link: what it points at is left alone.
+#[tokio::test]
+async fn a_file_or_a_symlink_at_a_worktree_path_is_refused_and_its_target_kept() {
+    let fx = fixture().await;
+    let wt_dir = fx.root.join("repos/worktrees/demo");
+    std::fs::create_dir_all(&wt_dir).expect("mkdir");
+    let file = wt_dir.join("feature+ORCH-5-file");
+    std::fs::write(&file, "not a worktree\n").expect("write");
+    let outside = fx.root.join("precious");
+    std::fs::create_dir_all(&outside).expect("mkdir");
+    std::fs::write(outside.join("keep.txt"), "keep\n").expect("write");
+    let link = wt_dir.join("feature+ORCH-6-link");
+    std::os::unix::fs::symlink(&outside, &link).expect("symlink");
+
+    for branch in ["feature/ORCH-5-file", "feature/ORCH-6-link"] {
+        let out = fx
+            .store
+            .create_or_reuse_worktree(REPO, branch, "main")
+            .await;
+        assert!(
+            matches!(out, Err(GitError::StaleFolder { .. })),
+            "{branch}: {out:?}"
+        );
+    }
+    let _ = fx.store.prune_stale().await;
+    assert_eq!(
+        std::fs::read_to_string(outside.join("keep.txt")).expect("the link's target"),
+        "keep\n"
+    );
+    assert!(
+        !link.symlink_metadata().is_ok_and(|m| m.is_dir()),
+        "the link was never replaced by a folder through it"
+    );
+}

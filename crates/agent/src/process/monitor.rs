@@ -107,7 +107,7 @@ fn not_started(
 }
 
 fn log(msg: &str) {
-    eprintln!(
+    orch_core::note!(
         "orch-monitor[{}] {}: {msg}",
         std::process::id(),
         run_dir::now()

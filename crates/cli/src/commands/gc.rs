@@ -329,7 +329,7 @@ fn print_report(r: &Report, hours: u64) {
                 f.worktrees_removed.len()
             );
             for e in &f.failed {
-                eprintln!("could not free: {e}");
+                orch_core::note!("could not free: {e}");
             }
         }
     }

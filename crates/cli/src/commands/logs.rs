@@ -50,7 +50,7 @@ pub async fn run(cfg: &Config, a: &TaskLogsArgs) -> CliResult {
         }
         if !a.follow {
             if shown.is_empty() {
-                eprintln!("task {} has no runs yet", task.id);
+                orch_core::note!("task {} has no runs yet", task.id);
             }
             return Ok(());
         }

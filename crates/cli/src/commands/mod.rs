@@ -101,7 +101,7 @@ pub fn load_config(path: Option<&Path>) -> CliResult<Config> {
         Ok(cfg) => Ok(cfg),
         Err(e) => match Config::load_without_workflow(path) {
             Ok(cfg) if cfg.validate().is_ok() => {
-                eprintln!(
+                orch_core::note!(
                     "warning: {e}\nwarning: going on without the workflow file (orch serve keeps its last good version)"
                 );
                 Ok(cfg)
@@ -116,7 +116,7 @@ pub fn load_config_with(path: Option<&Path>, workflow: Option<&Path>) -> CliResu
     let cfg = Config::load_with_workflow(path, workflow)?;
     let warnings = cfg.validate()?;
     for w in warnings.iter().filter(|w| !w.key.starts_with("server.")) {
-        eprintln!("warning: {w}");
+        orch_core::note!("warning: {w}");
     }
     Ok(cfg)
 }

@@ -185,7 +185,10 @@ pub fn init_logging(cfg: &Config) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        // A log line that cannot be written is dropped: reporting that on
+        // stderr too would panic (`eprintln!`) when stderr is what failed.
+        .log_internal_errors(false);
     let _ = match cfg.logging.format {
         orch_config::LogFormat::Json => builder.json().try_init(),
         orch_config::LogFormat::Human => builder.try_init(),
@@ -269,7 +272,7 @@ pub async fn run(
     }
     let (control, _control_file) =
         crate::engine_link::Control::publish(cfg, &format!("http://{reach}"))?;
-    eprintln!(
+    orch_core::note!(
         "orch serve: listening on http://{local} (pid {})",
         std::process::id()
     );
@@ -290,7 +293,9 @@ pub async fn run(
         shutdown,
     )
     .await?;
-    eprintln!("orch serve: shutting down; running agents are left for the next start to re-adopt");
+    orch_core::note!(
+        "orch serve: shutting down; running agents are left for the next start to re-adopt"
+    );
     engine.shutdown().await;
     let _ = std::fs::remove_file(cfg.data_dir().join(orch_engine::live_config::STATUS_FILE));
     Ok(())

@@ -403,6 +403,15 @@ mod tests {
     }
 
     #[test]
+    fn required_labels_are_named_unless_empty() {
+        let m = map("tracker:\n  kind: linear\n  required_labels: []\n");
+        assert!(m.warnings.is_empty(), "{m:?}");
+        let m = map("tracker:\n  kind: linear\n  required_labels: [Agent]\n");
+        assert_eq!(m.warnings.len(), 1, "{m:?}");
+        assert_eq!(m.warnings[0].key, "WORKFLOW.md: tracker.required_labels");
+    }
+
+    #[test]
     fn an_unknown_tracker_is_a_problem_of_tracker_kind() {
         let m = map("tracker:\n  kind: trello\n");
         assert_eq!(m.problems[0].0, "tracker.kind");

@@ -79,7 +79,7 @@ impl Writer {
         // Without its thread the writer still works: the auto-checkpoint does
         // the job, only less smoothly.
         let checkpointer = Checkpointer::start(path, busy_timeout)
-            .inspect_err(|e| eprintln!("warning: no background WAL checkpoints: {e}"))
+            .inspect_err(|e| orch_core::note!("warning: no background WAL checkpoints: {e}"))
             .ok();
         Ok(Writer {
             conn: Mutex::new(conn),

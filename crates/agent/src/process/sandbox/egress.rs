@@ -119,7 +119,7 @@ pub(crate) fn in_new_netns<T>(
     // thread must not go on (it would run the proxy's outgoing side inside).
     if unsafe { libc::setns(home.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
         let e = io::Error::last_os_error();
-        eprintln!("orch monitor: cannot return to the host's network namespace: {e}");
+        orch_core::note!("orch monitor: cannot return to the host's network namespace: {e}");
         // SAFETY: ends the monitor at once.
         unsafe { libc::_exit(1) };
     }
@@ -157,7 +157,7 @@ fn refuse(run_dir: &Path, mut conn: TcpStream, target: &str, status: &str, why: 
         .open(run_dir.join(EGRESS_LOG))
         .and_then(|mut f| f.write_all(format!("{line}\n").as_bytes()));
     if let Err(e) = logged {
-        eprintln!("orch monitor: recording a refused connection: {e}");
+        orch_core::note!("orch monitor: recording a refused connection: {e}");
     }
     let _ = conn.write_all(
         format!(

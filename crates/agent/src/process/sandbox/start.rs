@@ -48,7 +48,7 @@ pub(crate) fn spawn(
     if sandbox::spawn::namespace_flags().1.is_some() {
         // Not root: the namespaces belong to the agent's own user
         // namespace, which the monitor cannot enter to set up the proxy.
-        eprintln!(
+        orch_core::note!(
             "orch-monitor[{}]: not root: the sandbox has no network at all (no egress proxy)",
             std::process::id()
         );
