@@ -370,6 +370,23 @@ async fn the_github_reconciler_lists_each_repo_once_and_repairs_lost_labels() {
     w.fake.m().fail_next.extend([500, 500, 500, 500]);
     let st = r.run_once().await;
     assert_eq!((st.errors, st.repaired), (1, 0), "{st:?}");
+    // A malformed record in the listing (no `number`) is left out and
+    // logged; the rest of the listing is still read (Symphony SPEC §17.3).
+    // Before, it failed the whole listing, cycle after cycle.
+    w.fake.m().raw_listed_issues.push(
+        serde_json::json!({"title": "no number", "labels": [{"name": "To Analyse"}], "updated_at": "2026-05-20T10:00:00Z"}),
+    );
+    w.fake
+        .add_issue(32, "labelled beside a broken record", &["To Analyse"]);
+    let st = r.run_once().await;
+    assert_eq!((st.errors, st.repaired), (0, 1), "{st:?}");
+    assert!(
+        store
+            .find_live_task_by_tracker_id("app-32")
+            .await
+            .unwrap()
+            .is_some()
+    );
 }
 
 /// Issue 15: labels are edited one by one (add / remove endpoints), never

@@ -65,6 +65,9 @@ pub struct GithubModel {
     /// next read of it (`GET …/issues/{n}`), i.e. between orch's read and
     /// its write.
     pub person_adds_after_read: VecDeque<(u64, String)>,
+    /// Raw records served first in the issue listing, as they are: a
+    /// malformed one (no `number`) tests how a listing reads it.
+    pub raw_listed_issues: Vec<Value>,
 }
 
 pub struct FakeGithub {
@@ -93,6 +96,7 @@ impl FakeGithub {
             fail_next: VecDeque::new(),
             requests: Vec::new(),
             person_adds_after_read: VecDeque::new(),
+            raw_listed_issues: Vec::new(),
         }));
         Mock::given(any())
             .respond_with(Responder(model.clone()))
@@ -446,10 +450,14 @@ impl Respond for Responder {
             ("GET", ["issues"]) => {
                 // Every fake issue has the same updated_at; newest number first.
                 let list: Vec<Value> = m
+                    .raw_listed_issues
+                    .iter()
+                    .cloned()
+                    .chain(m
                     .issues
                     .iter()
                     .rev()
-                    .map(|(n, i)| json!({"number": n, "title": i.title, "labels": i.labels.iter().map(|l| json!({"name": l})).collect::<Vec<_>>(), "updated_at": "2026-05-20T10:00:00Z"}))
+                    .map(|(n, i)| json!({"number": n, "title": i.title, "labels": i.labels.iter().map(|l| json!({"name": l})).collect::<Vec<_>>(), "updated_at": "2026-05-20T10:00:00Z"})))
                     .collect();
                 let per: usize = q.get("per_page").and_then(|p| p.parse().ok()).unwrap_or(30);
                 let page: usize = q.get("page").and_then(|p| p.parse().ok()).unwrap_or(1);

@@ -63,7 +63,10 @@ pub struct GtComment {
 /// One page of a listing.
 #[derive(Debug, Clone)]
 pub struct IssuePage {
+    /// The page's issues, malformed records left out.
     pub issues: Vec<GtIssue>,
+    /// Records on the page, the malformed ones included.
+    pub on_page: usize,
     /// `X-Total-Count`: how many issues the whole listing has.
     pub total: Option<u64>,
 }
@@ -235,8 +238,10 @@ impl GiteaClient {
             .get("x-total-count")
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse().ok());
+        let listed = r.json_items()?;
         Ok(IssuePage {
-            issues: r.json()?,
+            issues: listed.items,
+            on_page: listed.on_page,
             total,
         })
     }

@@ -62,7 +62,7 @@ impl GiteaReconciler {
                     }
                 };
                 st.pages += 1;
-                let n = listing.issues.len();
+                let n = listing.on_page;
                 seen += n as u64;
                 for issue in listing
                     .issues

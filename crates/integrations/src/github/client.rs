@@ -1,7 +1,7 @@
 //! GitHub's REST API (`Authorization: Bearer …`): the calls the forge and the
 //! issues tracker need.
 
-use crate::http::{ApiClient, ApiError, CallPolicy};
+use crate::http::{ApiClient, ApiError, CallPolicy, Listed};
 use reqwest::Method;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -552,7 +552,7 @@ impl GithubClient {
         since: Option<&str>,
         page: u32,
         per_page: u32,
-    ) -> Result<Vec<GhIssue>, ApiError> {
+    ) -> Result<Listed<GhIssue>, ApiError> {
         let mut q = vec![
             ("state", "all".to_owned()),
             ("sort", "updated".to_owned()),
@@ -567,7 +567,11 @@ impl GithubClient {
             .api
             .call(Method::GET, &format!("/repos/{full}/issues"), &q, None)
             .await?;
-        if r.ok() { r.json() } else { Err(r.error()) }
+        if r.ok() {
+            r.json_items()
+        } else {
+            Err(r.error())
+        }
     }
 }
 

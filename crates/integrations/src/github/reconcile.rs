@@ -58,8 +58,12 @@ impl GithubReconciler {
                     }
                 };
                 st.pages += 1;
-                let n = issues.len();
-                for issue in issues.into_iter().filter(|i| i.pull_request.is_none()) {
+                let n = issues.on_page;
+                for issue in issues
+                    .items
+                    .into_iter()
+                    .filter(|i| i.pull_request.is_none())
+                {
                     st.items_seen += 1;
                     if newest.is_none() {
                         newest = issue.updated_at.clone();

@@ -135,7 +135,7 @@ impl GitlabClient {
         }
         Ok(Page {
             next: next_page(&r),
-            items: r.json()?,
+            items: r.json_items()?.items,
         })
     }
 

@@ -75,6 +75,15 @@ pub struct Response {
     pub provider: &'static str,
 }
 
+/// One page of a listing, its malformed records left out
+/// ([`Response::json_items`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Listed<T> {
+    pub items: Vec<T>,
+    /// Records on the page, the malformed ones included.
+    pub on_page: usize,
+}
+
 impl Response {
     pub fn ok(&self) -> bool {
         (200..300).contains(&self.status)
@@ -86,6 +95,30 @@ impl Response {
             what: self.what.clone(),
             msg: e.to_string(),
         })
+    }
+
+    /// A 2xx body that is a JSON array (a page of a listing), read record by
+    /// record: a record that does not decode as `T` (one missing a required
+    /// field) is left out and logged, so one malformed record never stops
+    /// the listing of all the others, cycle after cycle. `on_page` counts
+    /// every record, for the caller's paging.
+    pub fn json_items<T: serde::de::DeserializeOwned>(&self) -> Result<Listed<T>, ApiError> {
+        let raw: Vec<serde_json::Value> = self.json()?;
+        let on_page = raw.len();
+        let mut items = Vec::with_capacity(on_page);
+        for (index, record) in raw.into_iter().enumerate() {
+            match serde_json::from_value::<T>(record) {
+                Ok(item) => items.push(item),
+                Err(e) => tracing::warn!(
+                    provider = %self.provider,
+                    call = %self.what,
+                    index,
+                    error = %e,
+                    "left out a malformed record of a listing"
+                ),
+            }
+        }
+        Ok(Listed { items, on_page })
     }
 
     /// This answer as an error (for statuses the caller did not expect).
