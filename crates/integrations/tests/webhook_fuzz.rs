@@ -1,7 +1,7 @@
 //! Every webhook parser takes arbitrary bytes without panicking. The
 //! case count is fixed, so CI runs it in bounded time.
 
-use orch_integrations::webhook::{gitea, github, gitlab, linear, plane};
+use orch_integrations::webhook::{gitea, github, gitlab, jira, linear, plane};
 use proptest::prelude::*;
 
 fn seeds() -> Vec<Vec<u8>> {
@@ -14,6 +14,7 @@ fn seeds() -> Vec<Vec<u8>> {
         "gitlab/issue-hook.json",
         "gitlab/merge-request-hook.json",
         "linear/issue-webhook.json",
+        "jira/issue-updated-webhook.json",
     ]
     .iter()
     .map(|f| std::fs::read(dir.join(f)).unwrap())
@@ -26,6 +27,7 @@ fn all_parsers(body: &[u8], event: Option<&str>) {
     let _ = github::parse(body, event);
     let _ = gitlab::parse(body, event);
     let _ = linear::parse(body, event);
+    let _ = jira::parse(body, event);
 }
 
 proptest! {
@@ -39,7 +41,7 @@ proptest! {
     /// Mutations of real payloads reach deeper than random bytes: valid JSON
     /// with fields of the wrong type, truncations, flipped bytes.
     #[test]
-    fn mutated_payloads_never_panic(which in 0usize..7, cut in any::<prop::sample::Index>(), flips in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 0..8)) {
+    fn mutated_payloads_never_panic(which in 0usize..8, cut in any::<prop::sample::Index>(), flips in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 0..8)) {
         let mut body = seeds()[which].clone();
         for (i, b) in flips {
             let at = i.index(body.len());

@@ -7,12 +7,14 @@ pub mod gitea;
 pub mod gitea_issues;
 pub mod github;
 pub mod gitlab;
+pub mod jira;
 pub mod linear;
 pub mod plane;
 
 pub use gitea::FakeGitea;
 pub use github::FakeGithub;
 pub use gitlab::FakeGitlab;
+pub use jira::FakeJira;
 pub use linear::FakeLinear;
 pub use plane::FakePlane;
 
