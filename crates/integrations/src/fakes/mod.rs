@@ -8,6 +8,7 @@ pub mod gitea_issues;
 pub mod github;
 pub mod gitlab;
 pub mod jira;
+mod jira_search;
 pub mod linear;
 pub mod plane;
 
