@@ -147,7 +147,11 @@ async fn a_jira_issue_runs_from_to_analyse_to_merged_and_done() {
             .filter(|c| *c == "POST /issue/ENG-7/transitions")
             .count()
     };
-    assert_eq!(transitions_taken(&w), 0, "a refused delivery moved the issue");
+    assert_eq!(
+        transitions_taken(&w),
+        0,
+        "a refused delivery moved the issue"
+    );
     assert!(
         w.jira.comments_of("ENG-7").is_empty(),
         "a refused delivery commented"
@@ -228,7 +232,11 @@ async fn a_jira_issue_runs_from_to_analyse_to_merged_and_done() {
             .requests
             .iter()
             .filter(|r| r.seen.method == "POST" && r.seen.path.ends_with("/comment"))
-            .all(|r| r.seen.body.as_ref().is_some_and(|b| b["body"]["type"] == "doc")),
+            .all(|r| r
+                .seen
+                .body
+                .as_ref()
+                .is_some_and(|b| b["body"]["type"] == "doc")),
         "every comment is an ADF document"
     );
 }
