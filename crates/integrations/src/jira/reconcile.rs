@@ -7,10 +7,10 @@
 //!
 //! JQL compares dates to the minute, in the time zone of the account's
 //! profile: an absolute time would be read in a zone orch does not know.
-//! The watermark goes into the query as a relative time instead (`updated
-//! >= "-7m"`: minutes before Jira's now), rounded up and with a minute to
-//! spare, so a clock apart by seconds loses nothing; what is read twice is
-//! a no-op.
+//! The watermark goes into the query as a relative time instead
+//! (`updated >= "-7m"`: minutes before Jira's now), rounded up and with a
+//! minute to spare, so a clock apart by seconds loses nothing; what is
+//! read twice is a no-op.
 
 use super::client::parse_time;
 use super::tracker::JiraTracker;
