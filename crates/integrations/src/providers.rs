@@ -686,4 +686,35 @@ mod tests {
         let [_, _, _, gitlab, _, _] = receivers(&cfg, &|_| None);
         assert_eq!(gitlab.unwrap().secret_env, "ORCH_GITLAB_WEBHOOK_SECRET");
     }
+
+    /// Jira as the tracker: the tracker over the configured projects (keys
+    /// upper case, the only repo when none is named), and the one
+    /// `/webhooks/jira` receiver with its secret's variable; nothing of
+    /// Jira when another tracker is chosen.
+    #[test]
+    fn the_jira_tracker_and_receiver_are_built_only_when_chosen() {
+        let cfg = |kind: &str| {
+            Config::from_toml_str(&format!(
+                "[tracker]\nkind = \"{kind}\"\n[tracker.jira]\nbase_url = \"http://127.0.0.1:9\"\n\
+                 email = \"bot@example.invalid\"\nwebhook_secret_env = \"JIRA_SECRET\"\n\
+                 [tracker.jira.projects.eng]\nstatuses = {{ done = \"Shipped\" }}\n\
+                 [[repos]]\nname = \"demo\"\nremote = \"https://example.invalid/team/demo.git\"\n"
+            ))
+            .unwrap()
+        };
+        let chosen = cfg("jira");
+        let p = build(&chosen);
+        let jira = p.jira.clone().expect("the Jira tracker");
+        let eng = jira.projects().get("ENG").expect("the key upper case");
+        assert_eq!(
+            (eng.repo.as_str(), eng.names.done.as_str()),
+            ("demo", "Shipped")
+        );
+        let [_, _, _, _, _, receiver] = receivers(&chosen, &|_| None);
+        assert_eq!(receiver.unwrap().secret_env, "JIRA_SECRET");
+        let other = cfg("builtin");
+        assert!(build(&other).jira.is_none());
+        let [_, _, _, _, _, receiver] = receivers(&other, &|_| None);
+        assert!(receiver.is_none());
+    }
 }
