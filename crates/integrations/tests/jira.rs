@@ -307,6 +307,19 @@ async fn a_signed_issue_webhook_moves_the_pipeline_and_bad_or_replayed_ones_do_n
         ingest.process(Provider::Jira, ev).await,
         Handled::Ignored(_)
     ));
+    // A status orch has no gate or stage for: ignored, and said so.
+    let backlog = serde_json::to_vec(&f.issue_webhook("ENG-7", Some("Backlog"))).unwrap();
+    let mut v: Value = serde_json::from_slice(&backlog).unwrap();
+    v["changelog"]["id"] = json!("another-change");
+    v["changelog"]["items"][0]["toString"] = json!("Backlog");
+    let backlog = serde_json::to_vec(&v).unwrap();
+    let (ev, _) = delivered(&backlog, &hub(&backlog), "d-5").unwrap();
+    let h = ingest.process(Provider::Jira, ev).await;
+    assert!(
+        matches!(&h, Handled::Ignored(r) if r.contains("\"Backlog\" stands for no gate or stage of project ENG")),
+        "{h:?}"
+    );
+    assert_eq!(store.jobs_for_task(task.id).await.unwrap().len(), 1);
 }
 
 #[test]
@@ -394,6 +407,11 @@ async fn the_reconciler_searches_each_project_once_per_cycle_from_its_watermark(
         .filter(|b| b.get("jql").is_some())
         .collect();
     assert_eq!(first[0]["jql"], "project = \"ENG\" ORDER BY updated ASC");
+    assert_eq!(
+        first[0]["fields"],
+        json!(["status", "updated"]),
+        "no descriptions"
+    );
     assert!(first[0].get("nextPageToken").is_none());
     assert_eq!(first[1]["nextPageToken"], "page-100", "paged by the token");
 

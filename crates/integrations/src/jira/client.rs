@@ -15,8 +15,11 @@ use reqwest::Method;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-/// Fields orch asks for (the rest of an issue is never read).
+/// Fields orch asks for when it reads an issue (the rest is never read).
 pub const ISSUE_FIELDS: &[&str] = &["summary", "description", "status", "updated", "project"];
+/// Fields the reconciler's search asks for: the status and the time of the
+/// last change (a description can be a large document, and is not needed).
+pub const SEARCH_FIELDS: &[&str] = &["status", "updated"];
 
 /// A text field of an answer as text: a string as is, a number as its
 /// digits (Jira's ids are strings, some examples and older answers send
@@ -328,7 +331,7 @@ impl JiraClient {
             #[serde(default)]
             is_last: Option<bool>,
         }
-        let mut body = json!({ "jql": jql, "fields": ISSUE_FIELDS, "maxResults": 100 });
+        let mut body = json!({ "jql": jql, "fields": SEARCH_FIELDS, "maxResults": 100 });
         if let Some(t) = next {
             body["nextPageToken"] = json!(t);
         }
