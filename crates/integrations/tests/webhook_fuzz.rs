@@ -1,5 +1,7 @@
-//! Every webhook parser takes arbitrary bytes without panicking. The
-//! case count is fixed, so CI runs it in bounded time.
+//! Every webhook parser takes arbitrary bytes without panicking, and
+//! so does the reading of Jira's ADF documents (comments and descriptions
+//! are a tracker's input too). The case count is fixed, so CI runs it in
+//! bounded time.
 
 use orch_integrations::webhook::{gitea, github, gitlab, jira, linear, plane};
 use proptest::prelude::*;
@@ -59,7 +61,7 @@ proptest! {
     fn wrong_types_never_panic(v in json_value()) {
         for base in seeds() {
             let mut doc: serde_json::Value = serde_json::from_slice(&base).unwrap();
-            for ptr in ["/data", "/data/state", "/data/id", "/activity", "/activity/field", "/pull_request", "/pull_request/head", "/pull_request/number", "/repository", "/action", "/version", "/issue", "/issue/labels", "/issue/number", "/issue/pull_request"] {
+            for ptr in ["/data", "/data/state", "/data/id", "/activity", "/activity/field", "/pull_request", "/pull_request/head", "/pull_request/number", "/repository", "/action", "/version", "/issue", "/issue/labels", "/issue/number", "/issue/pull_request", "/issue/key", "/issue/fields/status", "/changelog", "/changelog/id", "/changelog/items", "/webhookEvent"] {
                 let mut d = doc.clone();
                 if let Some(slot) = d.pointer_mut(ptr) { *slot = v.clone(); }
                 let bytes = serde_json::to_vec(&d).unwrap();
@@ -72,6 +74,45 @@ proptest! {
             all_parsers(&serde_json::to_vec(&doc).unwrap(), None);
         }
     }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// Any tree of ADF-like nodes (the keys ADF uses, values of any type)
+    /// reads as text within the cap, without panicking.
+    #[test]
+    fn any_adf_like_document_reads_as_bounded_text(v in adf_like()) {
+        use orch_integrations::jira::adf::{MAX_TEXT, to_text};
+        let text = to_text(&v);
+        prop_assert!(text.chars().count() <= MAX_TEXT);
+        let doc = serde_json::json!({ "type": "doc", "version": 1, "content": [v] });
+        prop_assert!(to_text(&doc).chars().count() <= MAX_TEXT);
+    }
+}
+
+/// Objects with ADF's keys (`type` among ADF's node names or not, `text`,
+/// `content`, `attrs`), nested, with values of any type in any place.
+fn adf_like() -> impl Strategy<Value = serde_json::Value> {
+    let kind = prop_oneof![
+        Just("paragraph"),
+        Just("text"),
+        Just("hardBreak"),
+        Just("mention"),
+        Just("codeBlock"),
+        Just("listItem"),
+        Just("inlineCard"),
+        Just("date"),
+        Just("madeUp"),
+    ];
+    let leaf = prop_oneof![
+        (kind.clone(), ".{0,12}").prop_map(|(k, t)| serde_json::json!({ "type": k, "text": t, "attrs": { "text": t, "url": t, "timestamp": t } })),
+        json_value(),
+    ];
+    leaf.prop_recursive(6, 64, 6, move |inner| {
+        (kind.clone(), proptest::collection::vec(inner.clone(), 0..6), inner)
+            .prop_map(|(k, content, attrs)| serde_json::json!({ "type": k, "content": content, "attrs": attrs }))
+    })
 }
 
 fn json_value() -> impl Strategy<Value = serde_json::Value> {
