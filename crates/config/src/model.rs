@@ -272,6 +272,7 @@ pub enum TrackerKind {
     Gitea,
     Gitlab,
     Linear,
+    Jira,
 }
 
 impl TrackerKind {
@@ -283,6 +284,7 @@ impl TrackerKind {
             TrackerKind::Gitea => "gitea",
             TrackerKind::Gitlab => "gitlab",
             TrackerKind::Linear => "linear",
+            TrackerKind::Jira => "jira",
         }
     }
 }
@@ -298,6 +300,7 @@ pub struct TrackerConfig {
     pub gitea: Option<GiteaTrackerConfig>,
     pub gitlab: Option<GitlabTrackerConfig>,
     pub linear: Option<LinearTrackerConfig>,
+    pub jira: Option<JiraTrackerConfig>,
 }
 
 /// `[tracker.states]`: the tracker state name of each gate and stage.
@@ -344,6 +347,19 @@ impl Default for TrackerStates {
 }
 
 impl TrackerStates {
+    /// These names with `renames` (key of `[tracker.states]` → another
+    /// name) in place: what each gate and stage is called in one team or
+    /// project of a tracker. Unknown keys are left to validation.
+    pub fn renamed(&self, renames: &BTreeMap<String, String>) -> TrackerStates {
+        let mut out = self.clone();
+        for (key, name) in renames {
+            if let Some(slot) = out.slot_mut(key) {
+                *slot = name.clone();
+            }
+        }
+        out
+    }
+
     /// The name of the entry `key` (`"to_analyse"`, …), to set it.
     pub fn slot_mut(&mut self, key: &str) -> Option<&mut String> {
         Some(match key {
@@ -508,14 +524,63 @@ impl LinearTeamConfig {
     /// `[tracker.states]` with this team's Linear names in place: what
     /// each gate and stage is called in this team.
     pub fn states(&self, global: &TrackerStates) -> TrackerStates {
-        let mut out = global.clone();
-        for (key, name) in &self.workflow_states {
-            if let Some(slot) = out.slot_mut(key) {
-                *slot = name.clone();
-            }
-        }
-        out
+        global.renamed(&self.workflow_states)
     }
+}
+
+/// `[tracker.jira]`: Jira Cloud issues as the tracker (REST API v3), orch's
+/// gates and stages mapped to each project's statuses by name; orch moves
+/// an issue with the workflow transition that leads to the wanted status.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JiraTrackerConfig {
+    /// The site's address (`https://<site>.atlassian.net`); orch adds
+    /// `/rest/api/3/…`.
+    #[serde(default)]
+    pub base_url: String,
+    /// The Atlassian account orch acts as (Basic auth: this email and the
+    /// API token).
+    #[serde(default)]
+    pub email: String,
+    /// The account's API token.
+    #[serde(default = "jira_token_env")]
+    pub token_env: String,
+    /// The admin webhook's secret (`X-Hub-Signature: sha256=…`).
+    #[serde(default = "jira_webhook_secret_env")]
+    pub webhook_secret_env: String,
+    /// Project key (`ENG`, what issue keys start with) → that project's
+    /// repo and status names.
+    #[serde(default)]
+    pub projects: BTreeMap<String, JiraProjectConfig>,
+}
+
+/// `[tracker.jira.projects.<KEY>]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JiraProjectConfig {
+    /// The orch repo of the project's issues; may be left out when there
+    /// is exactly one `[[repos]]` entry.
+    #[serde(default)]
+    pub repo: Option<String>,
+    /// Key of `[tracker.states]` (`to_analyse`, `done`, …) → the name of
+    /// the project's status that stands for it. A key left out is the
+    /// status named as in `[tracker.states]`.
+    #[serde(default)]
+    pub statuses: BTreeMap<String, String>,
+}
+
+impl JiraProjectConfig {
+    /// `[tracker.states]` with this project's Jira status names in place.
+    pub fn states(&self, global: &TrackerStates) -> TrackerStates {
+        global.renamed(&self.statuses)
+    }
+}
+
+fn jira_token_env() -> String {
+    "ORCH_JIRA_API_TOKEN".into()
+}
+fn jira_webhook_secret_env() -> String {
+    "ORCH_JIRA_WEBHOOK_SECRET".into()
 }
 
 fn linear_api() -> String {

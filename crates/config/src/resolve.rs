@@ -288,6 +288,13 @@ impl Config {
                 &l.webhook_secret_env,
             ));
         }
+        if let Some(j) = &self.tracker.jira {
+            out.push(("tracker.jira.token_env".into(), &j.token_env));
+            out.push((
+                "tracker.jira.webhook_secret_env".into(),
+                &j.webhook_secret_env,
+            ));
+        }
         if let Some(g) = &self.forge.gitea {
             out.push(("forge.gitea.token_env".into(), &g.token_env));
             out.push((

@@ -11,7 +11,9 @@ use crate::load::{ENV_PREFIX, ENV_SEPARATOR, SECTIONS};
 use crate::model::{AgentConfig, Config, ForgeKind, RepoConfig, TrackerKind};
 use crate::resolve::parse_listen;
 
+mod jira;
 mod linear;
+mod state_map;
 
 #[derive(Default)]
 struct Checker {
@@ -361,6 +363,7 @@ impl Config {
             TrackerKind::Linear if t.linear.is_none() => {
                 c.error("tracker.linear", missing("linear"))
             }
+            TrackerKind::Jira if t.jira.is_none() => c.error("tracker.jira", missing("jira")),
             _ => {}
         }
         if let Some(p) = &t.plane {
@@ -436,7 +439,11 @@ impl Config {
         if let Some(l) = &t.linear {
             self.validate_linear(c, l, t.kind == TrackerKind::Linear);
         }
+        if let Some(j) = &t.jira {
+            self.validate_jira(c, j, t.kind == TrackerKind::Jira);
+        }
         for (present, kind) in [
+            (t.jira.is_some(), TrackerKind::Jira),
             (t.linear.is_some(), TrackerKind::Linear),
             (t.plane.is_some(), TrackerKind::Plane),
             (t.github.is_some(), TrackerKind::Github),

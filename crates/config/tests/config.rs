@@ -535,6 +535,46 @@ fn each_validation_error_names_its_key() {
             "not a Linear team key",
         ),
         (
+            "[tracker]\nkind = \"jira\"",
+            "tracker.jira",
+            "required when tracker.kind = \"jira\"",
+        ),
+        (
+            "[tracker]\nkind = \"jira\"\n[tracker.jira]\nemail = \"a@b.c\"\n[tracker.jira.projects.ENG]",
+            "tracker.jira.base_url",
+            "is missing",
+        ),
+        (
+            "[tracker]\nkind = \"jira\"\n[tracker.jira]\nbase_url = \"https://x.atlassian.net\"\n[tracker.jira.projects.ENG]",
+            "tracker.jira.email",
+            "is missing",
+        ),
+        (
+            "[tracker]\nkind = \"jira\"\n[tracker.jira]\nbase_url = \"https://x.atlassian.net\"\nemail = \"a@b.c\"",
+            "tracker.jira.projects",
+            "is empty",
+        ),
+        (
+            "[tracker.jira.projects.ENG]\nstatuses = { to_analys = \"To Do\" }",
+            "tracker.jira.projects.ENG.statuses.to_analys",
+            "not a key of [tracker.states]",
+        ),
+        (
+            "[tracker.jira.projects.ENG]\nstatuses = { done = \" review \" }",
+            "tracker.jira.projects.ENG.statuses.done",
+            "\" review \" is also the state of review in this project",
+        ),
+        (
+            "[tracker.jira.projects.ENG]\nrepo = \"nope\"",
+            "tracker.jira.projects.ENG.repo",
+            "no repo named",
+        ),
+        (
+            "[tracker.jira.projects.\"EN G\"]",
+            "tracker.jira.projects.EN G",
+            "not a Jira project key",
+        ),
+        (
             "[forge]\nkind = \"gitlab\"",
             "forge.gitlab",
             "required when forge.kind = \"gitlab\"",
@@ -647,9 +687,9 @@ fn type_and_enum_errors_name_the_key_and_the_file() {
             "found signed int",
         ),
         (
-            "[tracker]\nkind = \"jira\"",
+            "[tracker]\nkind = \"youtrack\"",
             "tracker.kind",
-            "unknown value `jira` (in orch.toml); expected one of: builtin, plane, github, gitea, gitlab, linear",
+            "unknown value `youtrack` (in orch.toml); expected one of: builtin, plane, github, gitea, gitlab, linear, jira",
         ),
         (
             "[forge]\nkind = \"bitbucket\"",

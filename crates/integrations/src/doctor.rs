@@ -7,11 +7,12 @@ use crate::gitea::GiteaClient;
 use crate::github::GithubClient;
 use crate::gitlab::GitlabClient;
 use crate::http::{ApiError, CallPolicy};
+use crate::jira::JiraClient;
 use crate::linear::LinearClient;
 use crate::plane::{PlaneClient, PlaneState};
 use crate::providers::{
-    forge_names, gitea_issue_repos, gitlab_issue_projects, issue_repos, linear_teams,
-    plane_projects,
+    forge_names, gitea_issue_repos, gitlab_issue_projects, issue_repos, jira_projects,
+    linear_teams, plane_projects,
 };
 use orch_config::{Config, ForgeKind, TrackerKind, TrackerStates, same_state};
 use serde::Serialize;
@@ -220,6 +221,9 @@ pub async fn check_providers(cfg: &Config, secret: &dyn Fn(&str) -> Option<Strin
         }
         (TrackerKind::Linear, _) if cfg.tracker.linear.is_some() => {
             out.extend(linear_checks(cfg, secret).await);
+        }
+        (TrackerKind::Jira, _) if cfg.tracker.jira.is_some() => {
+            out.extend(jira_checks(cfg, secret).await);
         }
         (TrackerKind::Gitea, _) if cfg.tracker.gitea.is_some() => {
             out.extend(gitea_tracker_checks(cfg, secret).await);
@@ -530,6 +534,62 @@ async fn linear_checks(cfg: &Config, secret: &dyn Fn(&str) -> Option<String>) ->
         }
     }
     out.push(secret_check(SUBJECT, &l.webhook_secret_env, false, secret));
+    out
+}
+
+/// Jira: the API token is set and works (as the configured account), each
+/// project is visible to it and has a status for every gate and stage (by
+/// the project's names), and the webhook secret is set. Whether every move
+/// has a transition depends on the issue's current status: a missing one
+/// is named when orch makes the move.
+async fn jira_checks(cfg: &Config, secret: &dyn Fn(&str) -> Option<String>) -> Vec<Check> {
+    const SUBJECT: &str = "tracker.jira";
+    let j = cfg.tracker.jira.as_ref().expect("checked by the caller");
+    let mut out = Vec::new();
+    let Some(token) = secret(&j.token_env) else {
+        out.push(check(
+            SUBJECT,
+            Level::Fail,
+            format!(
+                "{} is not set; create an API token for {} (Atlassian account settings → Security → API tokens) and export it",
+                j.token_env, j.email
+            ),
+        ));
+        return out;
+    };
+    let client = match JiraClient::new(&j.base_url, &j.email, &token, doctor_policy()) {
+        Ok(c) => c,
+        Err(e) => return vec![check(SUBJECT, Level::Fail, e.to_string())],
+    };
+    match client.myself().await {
+        Ok(name) => out.push(check(
+            SUBJECT,
+            Level::Ok,
+            format!("the API token works (user {name})"),
+        )),
+        Err(e) => {
+            out.push(check(SUBJECT, Level::Fail, api_problem(&e, &j.token_env)));
+            return out;
+        }
+    }
+    for (key, p) in jira_projects(cfg) {
+        let subject = format!("tracker.jira.projects.{key}");
+        let key = key.to_ascii_uppercase();
+        match client.project_statuses(&key).await {
+            Ok(Some(names)) => {
+                let names: Vec<&str> = names.iter().map(String::as_str).collect();
+                let missing = missing_state_names(&p.names, &names);
+                if missing.is_empty() {
+                    out.push(check(&subject, Level::Ok, format!("project {key} (repo {}): every gate and stage has its status", p.repo)));
+                } else {
+                    out.push(check(&subject, Level::Fail, format!("project {key} has no status named {}; add them to the project's workflow in Jira or map them in statuses", missing.join(", "))));
+                }
+            }
+            Ok(None) => out.push(check(&subject, Level::Fail, format!("Jira shows {} no project with key {key}; check the key in [tracker.jira.projects] and the account's access", j.email))),
+            Err(e) => out.push(check(&subject, Level::Fail, api_problem(&e, &j.token_env))),
+        }
+    }
+    out.push(secret_check(SUBJECT, &j.webhook_secret_env, false, secret));
     out
 }
 

@@ -6,6 +6,7 @@
 use crate::gitea::GiteaIssuesTracker;
 use crate::github::GithubIssuesTracker;
 use crate::gitlab::GitlabIssuesTracker;
+use crate::jira::JiraTracker;
 use crate::linear::LinearTracker;
 use crate::plane::PlaneTracker;
 use crate::webhook::{
@@ -42,6 +43,7 @@ pub struct Ingest {
     gitea_issues: Option<Arc<GiteaIssuesTracker>>,
     gitlab_issues: Option<Arc<GitlabIssuesTracker>>,
     linear: Option<Arc<LinearTracker>>,
+    jira: Option<Arc<JiraTracker>>,
 }
 
 impl Ingest {
@@ -58,6 +60,7 @@ impl Ingest {
             gitea_issues: None,
             gitlab_issues: None,
             linear: None,
+            jira: None,
         }
     }
 
@@ -85,6 +88,12 @@ impl Ingest {
         self
     }
 
+    /// Route Jira issue status events to this tracker.
+    pub fn with_jira(mut self, t: Option<Arc<JiraTracker>>) -> Ingest {
+        self.jira = t;
+        self
+    }
+
     pub async fn process(&self, provider: Provider, event: WebhookEvent) -> Handled {
         match (provider, event) {
             (_, WebhookEvent::Ignored { reason }) => Handled::Ignored(reason),
@@ -100,6 +109,9 @@ impl Ingest {
             }
             (Provider::Linear, WebhookEvent::ItemState(s)) if self.linear.is_some() => {
                 self.linear_state(s).await
+            }
+            (Provider::Jira, WebhookEvent::ItemState(s)) if self.jira.is_some() => {
+                self.jira_state(s).await
             }
             (p, WebhookEvent::ItemState(_)) => Handled::Ignored(format!(
                 "{} issues are not orch's tracker here (tracker.kind)",
@@ -288,6 +300,26 @@ impl Ingest {
             Err(e) => return Handled::Failed(format!("resolving the state: {e}")),
         };
         self.route(&s.item, &state, "webhook:linear").await
+    }
+
+    /// A Jira issue moved to a status: orch's state is the one the
+    /// project's mapping gives that status name.
+    async fn jira_state(&self, s: ItemState) -> Handled {
+        let Some(t) = &self.jira else {
+            return Handled::Ignored("Jira is not orch's tracker".into());
+        };
+        let Some((key, project)) = t.project_of(&s.item) else {
+            return Handled::Ignored(format!("Jira project {} is not served", s.project));
+        };
+        let crate::webhook::StateRef::Name(name) = &s.state else {
+            return Handled::Ignored("a Jira status is named by its name".into());
+        };
+        let Some(state) = t.orch_state(project, name) else {
+            return Handled::Ignored(format!(
+                "Jira status {name:?} stands for no gate or stage of project {key}"
+            ));
+        };
+        self.route(&s.item, &state, "webhook:jira").await
     }
 
     /// Hand a tracker item's new state to the pipeline.

@@ -13,6 +13,7 @@ pub mod github;
 pub mod gitlab;
 pub mod http;
 pub mod ingest;
+pub mod jira;
 pub mod labels;
 pub mod linear;
 pub mod notify;

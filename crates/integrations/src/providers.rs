@@ -17,7 +17,7 @@ use crate::github::{GithubClient, GithubForge, GithubIssuesTracker, GithubReconc
 use crate::gitlab::{GitlabClient, GitlabForge, GitlabIssuesTracker, GitlabReconciler};
 use crate::http::CallPolicy;
 use crate::ingest::Ingest;
-use crate::linear::tracker::Team;
+use crate::jira::{JiraClient, JiraReconciler, JiraTracker};
 use crate::linear::{LinearClient, LinearReconciler, LinearTracker};
 use crate::plane::{PlaneClient, PlaneReconciler, PlaneTracker};
 use orch_config::{Config, ForgeKind, TrackerKind};
@@ -28,14 +28,10 @@ use orch_store::Store;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-/// A webhook receiver's settings: the secret (if its variable is set),
-/// whether unsigned deliveries are knowingly accepted, and the variable name.
-#[derive(Debug, Clone)]
-pub struct ReceiverSettings {
-    pub secret: Option<Vec<u8>>,
-    pub insecure: bool,
-    pub secret_env: String,
-}
+mod receivers;
+mod units;
+pub use receivers::{ReceiverSettings, receivers};
+pub use units::{jira_projects, linear_teams};
 
 pub struct Providers {
     pub plane: Option<Arc<PlaneTracker>>,
@@ -46,6 +42,7 @@ pub struct Providers {
     pub gitlab: Option<Arc<GitlabForge>>,
     pub gitlab_issues: Option<Arc<GitlabIssuesTracker>>,
     pub linear: Option<Arc<LinearTracker>>,
+    pub jira: Option<Arc<JiraTracker>>,
     /// Forge `owner/name` → orch repo (for forge webhooks).
     pub forge_repos: BTreeMap<String, String>,
 }
@@ -72,6 +69,7 @@ impl Providers {
             gitlab: None,
             gitlab_issues: None,
             linear: None,
+            jira: None,
             forge_repos: BTreeMap::new(),
         };
         if cfg.tracker.kind == TrackerKind::Plane
@@ -283,6 +281,27 @@ impl Providers {
                 Err(e) => tracing::error!(error = %e, "cannot build the Linear client"),
             }
         }
+        if cfg.tracker.kind == TrackerKind::Jira
+            && let Some(j) = &cfg.tracker.jira
+        {
+            let token = secret(&j.token_env).unwrap_or_default();
+            if token.is_empty() {
+                tracing::warn!(
+                    "{} is not set: every Jira call will be refused",
+                    j.token_env
+                );
+            }
+            match JiraClient::new(&j.base_url, &j.email, &token, policy.clone()) {
+                Ok(c) => {
+                    out.jira = Some(Arc::new(JiraTracker::new(
+                        Arc::new(c),
+                        jira_projects(cfg),
+                        cfg.tracker.states.clone(),
+                    )))
+                }
+                Err(e) => tracing::error!(error = %e, "cannot build the Jira client"),
+            }
+        }
         out
     }
 
@@ -300,6 +319,9 @@ impl Providers {
         }
         if let Some(l) = &self.linear {
             return l.clone();
+        }
+        if let Some(j) = &self.jira {
+            return j.clone();
         }
         match &self.github_issues {
             Some(g) => g.clone(),
@@ -334,6 +356,7 @@ impl Providers {
             .with_gitea_issues(self.gitea_issues.clone())
             .with_gitlab_issues(self.gitlab_issues.clone())
             .with_linear(self.linear.clone())
+            .with_jira(self.jira.clone())
     }
 
     /// The listing reconciler of the configured tracker (Plane, GitHub
@@ -358,6 +381,9 @@ impl Providers {
                 pipeline,
             )));
         }
+        if let Some(j) = &self.jira {
+            return Some(Reconciler::Jira(JiraReconciler::new(j.clone(), pipeline)));
+        }
         self.github_issues
             .as_ref()
             .map(|g| Reconciler::Github(GithubReconciler::new(g.clone(), pipeline)))
@@ -371,6 +397,7 @@ pub enum Reconciler {
     Gitea(GiteaReconciler),
     Gitlab(GitlabReconciler),
     Linear(LinearReconciler),
+    Jira(JiraReconciler),
 }
 
 impl Reconciler {
@@ -381,6 +408,7 @@ impl Reconciler {
             Reconciler::Gitea(r) => r.run_once().await,
             Reconciler::Gitlab(r) => r.run_once().await,
             Reconciler::Linear(r) => r.run_once().await,
+            Reconciler::Jira(r) => r.run_once().await,
         }
     }
 }
@@ -473,29 +501,6 @@ fn listed_repos(
     out
 }
 
-/// Linear team key → its repo (the one named, else the only `[[repos]]`
-/// entry) and what each gate and stage is called in it; a team with no
-/// repo to go to is left out (validation reports it).
-pub fn linear_teams(cfg: &Config) -> BTreeMap<String, Team> {
-    let Some(l) = &cfg.tracker.linear else {
-        return BTreeMap::new();
-    };
-    let only = (cfg.repos.len() == 1).then(|| cfg.repos[0].name.clone());
-    l.teams
-        .iter()
-        .filter_map(|(key, t)| {
-            let repo = t.repo.clone().or_else(|| only.clone())?;
-            Some((
-                key.clone(),
-                Team {
-                    repo,
-                    names: t.states(&cfg.tracker.states),
-                },
-            ))
-        })
-        .collect()
-}
-
 /// orch repo → `owner/name`: the explicit map, else the remote URL's path.
 pub fn forge_names(cfg: &Config, explicit: &BTreeMap<String, String>) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
@@ -509,73 +514,6 @@ pub fn forge_names(cfg: &Config, explicit: &BTreeMap<String, String>) -> BTreeMa
         }
     }
     out
-}
-
-/// The receivers of the configured providers (`None`: not configured).
-pub fn receivers(
-    cfg: &Config,
-    secret: &dyn Fn(&str) -> Option<String>,
-) -> [Option<ReceiverSettings>; 5] {
-    let mk = |env: &str, insecure: bool| ReceiverSettings {
-        secret: secret(env).map(String::into_bytes),
-        insecure,
-        secret_env: env.to_owned(),
-    };
-    let plane = cfg
-        .tracker
-        .plane
-        .as_ref()
-        .filter(|_| cfg.tracker.kind == TrackerKind::Plane)
-        .map(|p| mk(&p.webhook_secret_env, p.webhook_insecure));
-    // One endpoint serves the Gitea forge and the Gitea issues tracker.
-    let gitea = cfg
-        .forge
-        .gitea
-        .as_ref()
-        .filter(|_| cfg.forge.kind == ForgeKind::Gitea)
-        .map(|g| mk(&g.webhook_secret_env, g.webhook_insecure))
-        .or_else(|| {
-            cfg.tracker
-                .gitea
-                .as_ref()
-                .filter(|_| cfg.tracker.kind == TrackerKind::Gitea)
-                .map(|t| mk(&t.webhook_secret_env, false))
-        });
-    // One endpoint serves the GitHub forge and the GitHub Issues tracker.
-    let github = cfg
-        .forge
-        .github
-        .as_ref()
-        .filter(|_| cfg.forge.kind == ForgeKind::Github)
-        .map(|g| mk(&g.webhook_secret_env, g.webhook_insecure))
-        .or_else(|| {
-            cfg.tracker
-                .github
-                .as_ref()
-                .filter(|_| cfg.tracker.kind == TrackerKind::Github)
-                .map(|t| mk(&t.webhook_secret_env, false))
-        });
-    // One endpoint serves the GitLab forge and the GitLab issues tracker.
-    let gitlab = cfg
-        .forge
-        .gitlab
-        .as_ref()
-        .filter(|_| cfg.forge.kind == ForgeKind::Gitlab)
-        .map(|g| mk(&g.webhook_secret_env, g.webhook_insecure))
-        .or_else(|| {
-            cfg.tracker
-                .gitlab
-                .as_ref()
-                .filter(|_| cfg.tracker.kind == TrackerKind::Gitlab)
-                .map(|t| mk(&t.webhook_secret_env, false))
-        });
-    let linear = cfg
-        .tracker
-        .linear
-        .as_ref()
-        .filter(|_| cfg.tracker.kind == TrackerKind::Linear)
-        .map(|l| mk(&l.webhook_secret_env, false));
-    [plane, gitea, github, gitlab, linear]
 }
 
 #[cfg(test)]
@@ -633,12 +571,12 @@ mod tests {
             issues.repos().get("demo").map(String::as_str),
             Some("team/demo")
         );
-        let [_, gitea, _, _, _] = receivers(&both, &|_| None);
+        let [_, gitea, _, _, _, _] = receivers(&both, &|_| None);
         assert_eq!(gitea.unwrap().secret_env, "ORCH_GITEA_WEBHOOK_SECRET");
         let alone = cfg("local");
         let p = build(&alone);
         assert!(p.gitea.is_none() && p.gitea_issues.is_some());
-        let [_, gitea, _, _, _] = receivers(&alone, &|_| None);
+        let [_, gitea, _, _, _, _] = receivers(&alone, &|_| None);
         assert_eq!(gitea.unwrap().secret_env, "TRACKER_SECRET");
     }
 
@@ -665,7 +603,38 @@ mod tests {
             p.forge_repos.get("team/demo").map(String::as_str),
             Some("demo")
         );
-        let [_, _, _, gitlab, _] = receivers(&cfg, &|_| None);
+        let [_, _, _, gitlab, _, _] = receivers(&cfg, &|_| None);
         assert_eq!(gitlab.unwrap().secret_env, "ORCH_GITLAB_WEBHOOK_SECRET");
+    }
+
+    /// Jira as the tracker: the tracker over the configured projects (keys
+    /// upper case, the only repo when none is named), and the one
+    /// `/webhooks/jira` receiver with its secret's variable; nothing of
+    /// Jira when another tracker is chosen.
+    #[test]
+    fn the_jira_tracker_and_receiver_are_built_only_when_chosen() {
+        let cfg = |kind: &str| {
+            Config::from_toml_str(&format!(
+                "[tracker]\nkind = \"{kind}\"\n[tracker.jira]\nbase_url = \"http://127.0.0.1:9\"\n\
+                 email = \"bot@example.invalid\"\nwebhook_secret_env = \"JIRA_SECRET\"\n\
+                 [tracker.jira.projects.eng]\nstatuses = {{ done = \"Shipped\" }}\n\
+                 [[repos]]\nname = \"demo\"\nremote = \"https://example.invalid/team/demo.git\"\n"
+            ))
+            .unwrap()
+        };
+        let chosen = cfg("jira");
+        let p = build(&chosen);
+        let jira = p.jira.clone().expect("the Jira tracker");
+        let eng = jira.projects().get("ENG").expect("the key upper case");
+        assert_eq!(
+            (eng.repo.as_str(), eng.names.done.as_str()),
+            ("demo", "Shipped")
+        );
+        let [_, _, _, _, _, receiver] = receivers(&chosen, &|_| None);
+        assert_eq!(receiver.unwrap().secret_env, "JIRA_SECRET");
+        let other = cfg("builtin");
+        assert!(build(&other).jira.is_none());
+        let [_, _, _, _, _, receiver] = receivers(&other, &|_| None);
+        assert!(receiver.is_none());
     }
 }

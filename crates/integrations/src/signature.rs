@@ -8,6 +8,8 @@
 //! compared in constant time too (`verify_token`). Linear sends the bare
 //! hex digest as `Linear-Signature`, and signs a `webhookTimestamp` in the
 //! body that must be within a minute of now (`check_linear_timestamp`).
+//! Jira Cloud's admin webhooks with a secret send `X-Hub-Signature:
+//! sha256=<hex>` (WebSub's form, without GitHub's `-256`).
 
 use hmac::{KeyInit, Mac};
 use sha2::Sha256;

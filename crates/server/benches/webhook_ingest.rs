@@ -105,6 +105,7 @@ fn main() {
             github: None,
             gitlab: None,
             linear: None,
+            jira: None,
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();

@@ -104,7 +104,7 @@ fn describe() {
     counter!("orch_tracker_unmapped_states_total").absolute(0);
     counter!("orch_ticker_passes_total").absolute(0);
     counter!("orch_notify_rounds_total").absolute(0);
-    for provider in ["plane", "gitea", "github", "gitlab", "linear"] {
+    for provider in ["plane", "gitea", "github", "gitlab", "linear", "jira"] {
         for result in ["accepted", "duplicate", "rejected"] {
             counter!("orch_webhook_deliveries_total", "provider" => provider, "result" => result)
                 .absolute(0);

@@ -1,4 +1,4 @@
-//! `POST /webhooks/{plane,gitea,github,gitlab,linear}`.
+//! `POST /webhooks/{plane,gitea,github,gitlab,linear,jira}`.
 //!
 //! The handler is short on purpose: check the size (the body limit layer),
 //! verify the signature over the raw bytes, parse, record the delivery's keys
@@ -46,6 +46,7 @@ pub struct Webhooks {
     pub github: Option<Receiver>,
     pub gitlab: Option<Receiver>,
     pub linear: Option<Receiver>,
+    pub jira: Option<Receiver>,
 }
 
 impl Webhooks {
@@ -56,6 +57,7 @@ impl Webhooks {
             Provider::Github => self.github.as_ref(),
             Provider::Gitlab => self.gitlab.as_ref(),
             Provider::Linear => self.linear.as_ref(),
+            Provider::Jira => self.jira.as_ref(),
         }
     }
 
@@ -67,6 +69,7 @@ impl Webhooks {
             Provider::Github,
             Provider::Gitlab,
             Provider::Linear,
+            Provider::Jira,
         ] {
             match self.receiver(p) {
                 Some(r) if r.secret.is_none() && r.insecure => tracing::warn!(
@@ -93,6 +96,7 @@ pub fn router(hooks: Webhooks) -> Router {
         .route("/webhooks/github", post(github))
         .route("/webhooks/gitlab", post(gitlab))
         .route("/webhooks/linear", post(linear))
+        .route("/webhooks/jira", post(jira))
         .layer(DefaultBodyLimit::max(WEBHOOK_BODY_LIMIT))
         .with_state(Arc::new(hooks))
 }
@@ -129,6 +133,13 @@ async fn linear(State(h): State<Arc<Webhooks>>, headers: HeaderMap, body: Bytes)
     counted(
         Provider::Linear,
         handle(&h, Provider::Linear, &headers, &body).await,
+    )
+}
+
+async fn jira(State(h): State<Arc<Webhooks>>, headers: HeaderMap, body: Bytes) -> Response {
+    counted(
+        Provider::Jira,
+        handle(&h, Provider::Jira, &headers, &body).await,
     )
 }
 
@@ -223,7 +234,7 @@ impl Webhooks {
     ) -> Webhooks {
         use orch_integrations::providers::receivers;
         let cfg = pipeline.config();
-        let [plane, gitea, github, gitlab, linear] = receivers(cfg, &|n| cfg.secret(n));
+        let [plane, gitea, github, gitlab, linear, jira] = receivers(cfg, &|n| cfg.secret(n));
         let conv = |r: orch_integrations::providers::ReceiverSettings| Receiver {
             secret: r.secret,
             insecure: r.insecure,
@@ -237,6 +248,7 @@ impl Webhooks {
             github: github.map(conv),
             gitlab: gitlab.map(conv),
             linear: linear.map(conv),
+            jira: jira.map(conv),
         };
         hooks.log_startup();
         hooks

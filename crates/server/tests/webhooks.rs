@@ -64,12 +64,12 @@ async fn start_all(
     github: Option<Receiver>,
     gitlab: Option<Receiver>,
 ) -> Fixture {
-    start_hooks([plane, gitea, github, gitlab, None]).await
+    start_hooks([plane, gitea, github, gitlab, None, None]).await
 }
 
-/// Receivers of Plane, Gitea, GitHub, GitLab and Linear.
-async fn start_hooks(receivers: [Option<Receiver>; 5]) -> Fixture {
-    let [plane, gitea, github, gitlab, linear] = receivers;
+/// Receivers of Plane, Gitea, GitHub, GitLab, Linear and Jira.
+async fn start_hooks(receivers: [Option<Receiver>; 6]) -> Fixture {
+    let [plane, gitea, github, gitlab, linear, jira] = receivers;
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("orch.db");
     let store: Arc<dyn Store> = Arc::new(
@@ -87,6 +87,7 @@ async fn start_hooks(receivers: [Option<Receiver>; 5]) -> Fixture {
         github,
         gitlab,
         linear,
+        jira,
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -514,7 +515,7 @@ async fn gitlab_tokens_are_checked_and_replays_are_no_ops() {
 #[tokio::test]
 async fn linear_signatures_and_timestamps_are_checked_and_replays_are_no_ops() {
     const SECRET: &str = "lin_wh_test_secret";
-    let mut f = start_hooks([None, None, None, None, receiver(Some(SECRET), false)]).await;
+    let mut f = start_hooks([None, None, None, None, receiver(Some(SECRET), false), None]).await;
     let now_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -578,6 +579,70 @@ async fn linear_signatures_and_timestamps_are_checked_and_replays_are_no_ops() {
         post(f.addr, "/webhooks/linear", &redelivered, &body)
             .await
             .0,
+        200,
+        "the same change under another delivery id is the same change"
+    );
+    assert!(f.events.try_recv().is_err(), "replays reach nothing");
+}
+
+/// Jira's admin webhooks sign the body (`X-Hub-Signature: sha256=<hex>`):
+/// a wrong signature, a changed body, no signature, or the digest without
+/// its `sha256=` is 401 and changes nothing; the right one is accepted
+/// once, and a replay (the same `X-Atlassian-Webhook-Identifier`, or the
+/// same change under another id) is a no-op.
+#[tokio::test]
+async fn jira_signatures_are_checked_and_replays_are_no_ops() {
+    const SECRET: &str = "jira_wh_test_secret";
+    let mut f = start_hooks([None, None, None, None, None, receiver(Some(SECRET), false)]).await;
+    let body = fixture("jira/issue-updated-webhook.json");
+    let hex = sign(SECRET.as_bytes(), &body);
+    let sig = format!("sha256={hex}");
+    let wrong = format!("sha256={}", sign(b"another secret", &body));
+    let mut changed = body.clone();
+    changed[20] ^= 1;
+    let before = snapshot(&f.db).await;
+    for (headers, b) in [
+        (vec![("X-Hub-Signature", wrong.as_str())], &body),
+        (vec![("X-Hub-Signature", sig.as_str())], &changed),
+        (vec![], &body),
+        (vec![("X-Hub-Signature", hex.as_str())], &body),
+    ] {
+        let (status, text) = post(f.addr, "/webhooks/jira", &headers, b).await;
+        assert_eq!(status, 401, "{headers:?}: {text}");
+    }
+    assert_eq!(
+        snapshot(&f.db).await,
+        before,
+        "a refused delivery records nothing"
+    );
+    assert!(f.events.try_recv().is_err(), "and reaches nothing");
+
+    let ok = [
+        ("X-Hub-Signature", sig.as_str()),
+        ("X-Atlassian-Webhook-Identifier", "d-1"),
+        ("X-Atlassian-Webhook-Flow", "Primary"),
+    ];
+    assert_eq!(post(f.addr, "/webhooks/jira", &ok, &body).await.0, 202);
+    let (p, ev) = tokio::time::timeout(Duration::from_secs(5), f.events.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(p, Provider::Jira);
+    assert!(
+        matches!(&ev, WebhookEvent::ItemState(s) if s.project == "ENG" && s.item == "ENG-42"),
+        "{ev:?}"
+    );
+    let after = snapshot(&f.db).await;
+    let (status, text) = post(f.addr, "/webhooks/jira", &ok, &body).await;
+    assert_eq!((status, text.contains("duplicate")), (200, true), "{text}");
+    assert_eq!(snapshot(&f.db).await, after, "a replay records nothing");
+    let retried = [
+        ("X-Hub-Signature", sig.as_str()),
+        ("X-Atlassian-Webhook-Identifier", "d-2"),
+        ("X-Atlassian-Webhook-Retry", "1"),
+    ];
+    assert_eq!(
+        post(f.addr, "/webhooks/jira", &retried, &body).await.0,
         200,
         "the same change under another delivery id is the same change"
     );

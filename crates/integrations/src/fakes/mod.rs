@@ -7,12 +7,15 @@ pub mod gitea;
 pub mod gitea_issues;
 pub mod github;
 pub mod gitlab;
+pub mod jira;
+mod jira_search;
 pub mod linear;
 pub mod plane;
 
 pub use gitea::FakeGitea;
 pub use github::FakeGithub;
 pub use gitlab::FakeGitlab;
+pub use jira::FakeJira;
 pub use linear::FakeLinear;
 pub use plane::FakePlane;
 

@@ -8,6 +8,7 @@
 pub mod gitea;
 pub mod github;
 pub mod gitlab;
+pub mod jira;
 pub mod linear;
 pub mod plane;
 pub mod receive;
@@ -36,6 +37,7 @@ pub enum StateRef {
     /// its id).
     Id { id: String, name: Option<String> },
     /// GitHub issues: the name of the label added, the gate's name itself.
+    /// Jira: the name of the issue's new status (its project's name for it).
     Name(String),
     /// Gitea/Forgejo and GitLab issues: every label the issue has after the
     /// change (their label events do not say which one was added); the

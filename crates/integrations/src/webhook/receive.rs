@@ -2,7 +2,7 @@
 //! over the raw bytes, then parse, then name the keys a replay would repeat.
 //! The HTTP handler only turns the result into a status and records the keys.
 
-use super::{ParseError, WebhookEvent, gitea, github, gitlab, linear, plane};
+use super::{ParseError, WebhookEvent, gitea, github, gitlab, jira, linear, plane};
 use crate::signature::{self, SignatureError};
 use sha2::{Digest, Sha256};
 
@@ -16,6 +16,7 @@ pub enum Provider {
     Github,
     Gitlab,
     Linear,
+    Jira,
 }
 
 impl Provider {
@@ -26,6 +27,7 @@ impl Provider {
             Provider::Github => "github",
             Provider::Gitlab => "gitlab",
             Provider::Linear => "linear",
+            Provider::Jira => "jira",
         }
     }
 
@@ -44,6 +46,9 @@ impl Provider {
             Provider::Gitlab => &[],
             // `Linear-Signature` and the signed timestamp: `check_signature`.
             Provider::Linear => &[],
+            // Jira's admin webhooks with a secret: WebSub's form, the hex
+            // HMAC-SHA256 of the body after `sha256=`.
+            Provider::Jira => &[("x-hub-signature", Some("sha256="))],
         }
     }
 
@@ -60,6 +65,8 @@ impl Provider {
             Provider::Github => &["x-github-event"],
             Provider::Gitlab => &["x-gitlab-event"],
             Provider::Linear => &["linear-event"],
+            // The event is in the body (`webhookEvent`).
+            Provider::Jira => &[],
         }
     }
 
@@ -74,6 +81,8 @@ impl Provider {
             Provider::Gitlab => &["idempotency-key", "x-gitlab-event-uuid"],
             // One id per delivery, the same on Linear's retries of it.
             Provider::Linear => &["linear-delivery"],
+            // Unique per delivery, unchanged across Jira's retries of it.
+            Provider::Jira => &["x-atlassian-webhook-identifier"],
         }
     }
 }
@@ -125,6 +134,7 @@ pub fn receive<'h>(
         Provider::Github => github::parse(body, event_type),
         Provider::Gitlab => gitlab::parse(body, event_type),
         Provider::Linear => linear::parse(body, event_type),
+        Provider::Jira => jira::parse(body, event_type),
     }
     .map_err(|ParseError(m)| Rejection {
         status: 400,
