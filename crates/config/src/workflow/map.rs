@@ -141,7 +141,7 @@ fn tracker(m: &mut Mapped, label: &str, value: &Value) {
                     label,
                     "tracker.kind",
                     format!(
-                        "`{s}` is not a tracker orch supports (builtin, plane, github, gitea, gitlab, linear); set [tracker] kind in orch.toml to use another"
+                        "`{s}` is not a tracker orch supports (builtin, plane, github, gitea, gitlab, linear, jira); set [tracker] kind in orch.toml to use another"
                     ),
                 );
                 None
@@ -185,6 +185,7 @@ fn parse_kind(s: &str) -> Option<TrackerKind> {
         TrackerKind::Gitea,
         TrackerKind::Gitlab,
         TrackerKind::Linear,
+        TrackerKind::Jira,
     ]
     .into_iter()
     .find(|k| k.as_str() == s)
