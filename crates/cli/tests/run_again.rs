@@ -392,3 +392,23 @@ fn max_review_rounds_allows_that_many_rounds_of_changes() {
     );
     assert_eq!(count_events(&end, "changes_requested"), 1);
 }
+
+/// A worktree that cannot be made (the repo's base branch does not exist)
+/// fails each run at its preparation, and the task parks saying why
+/// (Symphony SPEC §17.2: workspace population errors are surfaced).
+#[test]
+fn a_worktree_that_cannot_be_made_fails_its_runs_and_parks_the_task_saying_why() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = quickstart_project(tmp.path(), "qs", |c| {
+        c.replace("default_branch = \"main\"", "default_branch = \"trunk\"")
+    });
+    let _serve = Serve::start(&dir);
+    add_task(&dir, "DEMO-2", "On a base that is not there", &[]);
+    let parked = wait_for(&dir, "DEMO-2", LIMIT, "parked", stage_is("needs_attention"));
+    let why = message_of(&parked, "needs_attention");
+    assert!(why.contains("preparing the run"), "{why}");
+    assert!(why.contains("trunk"), "the missing base is named: {why}");
+    let runs = parked["runs"].as_array().unwrap();
+    assert!(!runs.is_empty(), "{parked:#}");
+    assert!(runs.iter().all(|r| r["outcome"] == "failed"), "{runs:#?}");
+}

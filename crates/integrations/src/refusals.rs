@@ -182,6 +182,23 @@ mod tests {
         assert_eq!(kind(status(404, "")), "not_found");
         assert_eq!(kind(status(400, "")), "invalid");
         assert_eq!(kind(ApiError::Config("no token".into())), "invalid");
+        // A malformed answer (a page that does not decode, a walk of pages
+        // cut short) is the provider's to fix: asked again later, it may
+        // come whole. Its words name the provider and the call.
+        let decode = PortError::from(ApiError::Decode {
+            provider: "GitHub",
+            what: "GET /repos/acme/app/issues".into(),
+            msg: "missing field `number` at line 1 column 40".into(),
+        });
+        assert!(!decode.is_permanent(), "{decode:?}");
+        let words = decode.to_string();
+        for part in [
+            "GitHub",
+            "GET /repos/acme/app/issues",
+            "missing field `number`",
+        ] {
+            assert!(words.contains(part), "{part} in {words}");
+        }
         let e = PortError::from(status(401, "token is required"));
         assert!(e.is_permanent());
         assert!(
