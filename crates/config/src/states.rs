@@ -83,6 +83,19 @@ impl TrackerStates {
             .map(|(k, _)| k)
     }
 
+    /// The name `other` gives the state these states call `name` (the same
+    /// key of `[tracker.states]`): a provider unit's (a Linear team's, a
+    /// Jira project's) name of one of orch's states, or back. `None`: a
+    /// state orch has no gate or stage for.
+    pub fn name_in<'a>(&self, name: &str, other: &'a TrackerStates) -> Option<&'a str> {
+        let key = self.key_of(name)?;
+        other
+            .entries()
+            .into_iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, n)| n)
+    }
+
     /// What the state `name` means to orch, by [`same_state`]; `None`: a
     /// state orch has no gate or stage for.
     pub fn role_of(&self, name: &str) -> Option<StateRole> {

@@ -82,25 +82,12 @@ impl JiraTracker {
     /// orch's name of the project's status `jira` (`None`: a status orch
     /// has no gate or stage for).
     pub fn orch_state(&self, project: &Project, jira: &str) -> Option<String> {
-        let key = project.names.key_of(jira)?;
-        self.states
-            .entries()
-            .into_iter()
-            .find(|(k, _)| *k == key)
-            .map(|(_, n)| n.to_owned())
+        project.names.name_in(jira, &self.states).map(str::to_owned)
     }
 
     /// The project's status name of orch's state `orch`.
     pub fn jira_state<'a>(&self, project: &'a Project, orch: &'a str) -> &'a str {
-        match self.states.key_of(orch) {
-            Some(key) => project
-                .names
-                .entries()
-                .into_iter()
-                .find(|(k, _)| *k == key)
-                .map_or(orch, |(_, n)| n),
-            None => orch,
-        }
+        self.states.name_in(orch, &project.names).unwrap_or(orch)
     }
 
     /// An issue as the engine sees it.

@@ -85,25 +85,12 @@ impl LinearTracker {
     /// orch's name of the team's Linear state `linear` (`None`: a state
     /// orch has no gate or stage for).
     pub fn orch_state(&self, team: &Team, linear: &str) -> Option<String> {
-        let key = team.names.key_of(linear)?;
-        self.states
-            .entries()
-            .into_iter()
-            .find(|(k, _)| *k == key)
-            .map(|(_, n)| n.to_owned())
+        team.names.name_in(linear, &self.states).map(str::to_owned)
     }
 
     /// The team's Linear name of orch's state `orch`.
     pub fn linear_state<'a>(&self, team: &'a Team, orch: &'a str) -> &'a str {
-        match self.states.key_of(orch) {
-            Some(key) => team
-                .names
-                .entries()
-                .into_iter()
-                .find(|(k, _)| *k == key)
-                .map_or(orch, |(_, n)| n),
-            None => orch,
-        }
+        self.states.name_in(orch, &team.names).unwrap_or(orch)
     }
 
     /// orch's state of a Linear state reference of team `key` (a webhook's
