@@ -467,6 +467,45 @@ async fn the_agent_sees_only_allowed_variables() {
     assert!(env.contains("ORCH_STAGE=development"));
 }
 
+/// A reloaded configuration (live reload, issue 13) applies to the runs
+/// claimed after it: the agent environment, the limits and the retry policy
+/// change; what the running loops were built with (the worker) stays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_applies_to_the_next_run_and_keeps_the_loops() {
+    let w = World::new().await;
+    let first = w.task().await;
+    w.job(&first, 1).await;
+    let (sup, mut rx) = Supervisor::new(
+        w.store.clone(),
+        Arc::new(w.script("echo \"$GREETING\" >> greetings.txt")),
+        w.config(),
+    );
+    sup.dispatch_once().await;
+    assert_eq!(next_report(&mut rx).await.outcome, RunOutcome::Succeeded);
+
+    let mut edited = w.config();
+    edited.worker = WorkerId("not-applied".into());
+    edited.env.set.insert("GREETING".into(), "bonjour".into());
+    edited.limits.global = Some(3);
+    edited.retry.cap = Duration::from_secs(9);
+    sup.reload(&edited);
+    let now = sup.config();
+    assert_eq!(
+        now.worker,
+        WorkerId("test-worker".into()),
+        "the loops' worker stays"
+    );
+    assert_eq!(now.limits.global, Some(3));
+    assert_eq!(now.retry.cap, Duration::from_secs(9));
+
+    let second = w.task().await;
+    w.job(&second, 1).await;
+    sup.dispatch_once().await;
+    assert_eq!(next_report(&mut rx).await.outcome, RunOutcome::Succeeded);
+    let greetings = std::fs::read_to_string(w.file("greetings.txt")).unwrap();
+    assert_eq!(greetings, "hi\nbonjour\n");
+}
+
 /// a restarted orchestrator re-adopts the still-running agent and later
 /// records its real exit status.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
