@@ -66,9 +66,13 @@ fn on(b: bool) -> &'static str {
 }
 
 /// The running `orch serve`'s configuration state, from the file it keeps
-/// in the data folder (absent when none runs).
+/// in the data folder; nothing when no engine runs there (a killed one may
+/// have left the file).
 fn with_config(mut snap: QueueSnapshot, cfg: &Config) -> QueueSnapshot {
-    snap.config = orch_engine::live_config::read_status_file(&cfg.data_dir());
+    let dir = cfg.data_dir();
+    if crate::engine_link::engine_runs_on(&dir).unwrap_or(false) {
+        snap.config = orch_engine::live_config::read_status_file(&dir);
+    }
     snap
 }
 
