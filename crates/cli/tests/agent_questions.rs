@@ -286,6 +286,23 @@ fn an_agent_asks_through_its_tools_and_the_answer_resumes_its_session() {
         mcp.request("tools/call", json!({"name": "rm", "arguments": {}}))["error"]["code"],
         -32602
     );
+    // Arguments of the wrong type are tool errors naming the argument; the
+    // session goes on (Symphony SPEC §17.5).
+    let (err, text) = mcp.call("post_note", json!({"text": 42}));
+    assert!(err && text.contains("`text` must be a string"), "{text}");
+    let (err, text) = mcp.call("ask_person", json!({"question": ["a", "b"]}));
+    assert!(
+        err && text.contains("`question` must be a string"),
+        "{text}"
+    );
+    let (err, text) = mcp.call("read_work_item", json!({"item": {"key": "DEMO-2"}}));
+    assert!(err && text.contains("`item` must be"), "{text}");
+    let (err, text) = mcp.call("post_note", json!({"text": "   "}));
+    assert!(err && text.contains("empty"), "{text}");
+    assert!(
+        !mcp.call("read_work_item", json!({})).0,
+        "the session still answers"
+    );
 
     let (err, text) = mcp.call("post_note", json!({"text": "Looking at the config."}));
     assert!(!err, "{text}");

@@ -99,22 +99,38 @@ impl Tools {
 
     /// Runs the tool `name`; `None` when there is no such tool.
     pub async fn call(&self, name: &str, args: &Value) -> Option<Outcome> {
+        // Arguments come from a model: a wrong type is said back as a tool
+        // error naming the argument, never taken as something else.
         let item = match args.get("item") {
             None | Some(Value::Null) => self.task.to_string(),
             Some(Value::String(s)) => s.clone(),
-            Some(other) => other.to_string(),
+            Some(Value::Number(n)) => n.to_string(),
+            Some(other) => {
+                return Some(failed(format!(
+                    "`item` must be a work item key or a task id, not {}",
+                    short(other)
+                )));
+            }
         };
         let base = format!("{}/api/agent/tasks/{}", self.url, segment(&item));
-        let text_arg = |key: &str| {
-            args.get(key)
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_owned()
+        let text_arg = |key: &str| -> Result<String, Outcome> {
+            match args.get(key) {
+                None | Some(Value::Null) => Ok(String::new()),
+                Some(Value::String(s)) => Ok(s.clone()),
+                Some(other) => Err(failed(format!(
+                    "`{key}` must be a string, not {}",
+                    short(other)
+                ))),
+            }
         };
         Some(match name {
             "read_work_item" => self.send(self.client.get(&base)).await,
             "post_note" => {
-                let body = json!({ "text": text_arg("text") });
+                let text = match text_arg("text") {
+                    Ok(t) => t,
+                    Err(o) => return Some(o),
+                };
+                let body = json!({ "text": text });
                 match self
                     .send(self.client.post(format!("{base}/notes")).json(&body))
                     .await
@@ -124,7 +140,11 @@ impl Tools {
                 }
             }
             "ask_person" => {
-                let body = json!({ "question": text_arg("question") });
+                let question = match text_arg("question") {
+                    Ok(t) => t,
+                    Err(o) => return Some(o),
+                };
+                let body = json!({ "question": question });
                 match self
                     .send(self.client.post(format!("{base}/question")).json(&body))
                     .await
@@ -163,6 +183,15 @@ fn ok(text: &str) -> Outcome {
     Outcome {
         text: text.to_owned(),
         is_error: false,
+    }
+}
+
+/// A value as a model wrote it, cut for an error message.
+fn short(v: &Value) -> String {
+    let text = v.to_string();
+    match text.char_indices().nth(80) {
+        Some((i, _)) => format!("{}…", &text[..i]),
+        None => text,
     }
 }
 
