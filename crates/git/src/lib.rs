@@ -26,8 +26,11 @@ mod error;
 mod locks;
 mod mirror;
 pub mod refs;
+mod repair;
 mod runner;
 pub mod size;
+#[cfg(test)]
+mod test_world;
 mod worktree;
 
 pub use agent_view::AgentGitView;
@@ -35,7 +38,7 @@ pub use archive::{ARCHIVE_FILES_SHOWN, Archive, ArchiveListing, restore_branch_n
 pub use branch::{DeleteOutcome, FastForward, MergeResult, ProtectedBranches};
 pub use cleanup::{OutputCleanup, RemovedOutput};
 pub use error::{GitError, RefError, Result};
-pub use locks::WorktreeRepair;
 pub use mirror::RepoStore;
+pub use repair::WorktreeRepair;
 pub use runner::{ALLOWED_PROTOCOLS, Git, GitOutput, Identity, PASSED_VARS};
 pub use worktree::{PruneReport, Removal, Worktree};
