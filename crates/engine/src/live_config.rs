@@ -174,20 +174,15 @@ impl LiveConfig {
         let (applied, restart_needed) = merge_live(&running, config);
         let applied = Arc::new(applied);
         // The files to watch follow the configuration (a new workflow path).
-        {
-            let files = watched_files(&applied);
-            let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
-            *seen = files.iter().map(|p| (p.clone(), read(p))).collect();
-        }
+        let files = watched_files(&applied);
+        *self.seen.lock().unwrap_or_else(PoisonError::into_inner) =
+            files.iter().map(|p| (p.clone(), read(p))).collect();
         *self.current.write().unwrap_or_else(PoisonError::into_inner) = applied.clone();
         let generation = {
             let mut st = self.status.write().unwrap_or_else(PoisonError::into_inner);
             st.generation += 1;
             st.applied_at = now_ms();
-            st.files = watched_files(&applied)
-                .iter()
-                .map(|p| p.display().to_string())
-                .collect();
+            st.files = files.iter().map(|p| p.display().to_string()).collect();
             st.error = None;
             st.error_at = None;
             st.restart_needed = restart_needed.clone();
