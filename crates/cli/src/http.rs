@@ -11,6 +11,7 @@ pub async fn serve(
     providers: Arc<orch_integrations::providers::Providers>,
     cfg: &Config,
     local_token: Option<String>,
+    node: String,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> CliResult {
     let token = cfg.api_token().filter(|t| !t.is_empty());
@@ -25,6 +26,7 @@ pub async fn serve(
         providers,
         token,
         local_token,
+        node: Some(node),
     };
     orch_server::serve(listener, state, shutdown)
         .await

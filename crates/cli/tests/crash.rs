@@ -22,7 +22,9 @@
 
 mod common;
 
-use common::{Serve, assert_no_orphans, count_events, git, ok, orch, quickstart_project, show};
+use common::{
+    KeptOnFailure, Serve, assert_no_orphans, count_events, git, ok, orch, quickstart_project, show,
+};
 use orch_store::{LeaseStore, SqliteOptions, SqliteStore, TaskStore};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -52,33 +54,6 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-/// The test's folder, kept when the test fails: the servers' logs
-/// (`serve-N.log`), the store, the mirror and the worktrees are what tells
-/// a failure found after hundreds of iterations apart.
-struct KeptOnFailure(Option<tempfile::TempDir>);
-
-impl KeptOnFailure {
-    fn path(&self) -> &Path {
-        self.0
-            .as_ref()
-            .expect("the folder is there until drop")
-            .path()
-    }
-}
-
-impl Drop for KeptOnFailure {
-    fn drop(&mut self) {
-        if std::thread::panicking()
-            && let Some(tmp) = self.0.take()
-        {
-            eprintln!(
-                "crash test: the test's folder is kept at {}",
-                tmp.keep().display()
-            );
-        }
-    }
 }
 
 /// The quickstart's project, made ready for crashes: more attempts (a run
@@ -207,7 +182,7 @@ fn kill_9_at_random_points_loses_nothing_and_merges_once() {
     eprintln!(
         "crash test: seed {seed:#x}, {iterations} iterations (ORCH_CRASH_SEED / ORCH_CRASH_ITERATIONS)"
     );
-    let tmp = KeptOnFailure(Some(tempfile::tempdir().unwrap()));
+    let tmp = KeptOnFailure::new();
     let dir = project(tmp.path());
     let remote = dir.join("remotes/demo.git");
     let mut rng = Rng(seed);

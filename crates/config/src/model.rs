@@ -108,6 +108,10 @@ pub struct ServerConfig {
     /// for the links orch writes into tracker comments. Absent: the address
     /// `orch serve` listens on.
     pub public_url: Option<String>,
+    /// How the other nodes sharing the store reach this node's API (they
+    /// stream its runs' logs from it). Absent: `http://` + `listen`, a
+    /// wildcard address named by the host name ([`ServerConfig::node_url`]).
+    pub node_url: Option<String>,
 }
 
 impl Default for ServerConfig {
@@ -117,6 +121,7 @@ impl Default for ServerConfig {
             api_token_env: "ORCH_API_TOKEN".into(),
             read_only_open: false,
             public_url: None,
+            node_url: None,
         }
     }
 }

@@ -91,6 +91,13 @@ impl Config {
 
     /// Where the store lives; a relative SQLite path is made absolute against the
     /// config folder, and an absent `store.url` means `<data_dir>/orch.db`.
+    /// Whether several orch nodes may share the store (PostgreSQL): then a
+    /// task's runs may land on different machines, and its branch is
+    /// handed from one to the next through the remote.
+    pub fn store_is_shared(&self) -> bool {
+        matches!(self.store_location(), Ok(StoreLocation::Postgres(_)))
+    }
+
     pub fn store_location(&self) -> Result<StoreLocation, ConfigError> {
         let Some(url) = self.store.url.as_deref() else {
             return Ok(StoreLocation::Sqlite(self.data_dir().join("orch.db")));
@@ -398,6 +405,22 @@ impl ServerConfig {
     }
 }
 
+impl ServerConfig {
+    /// Where the other nodes reach this node's API: `node_url`, else
+    /// `http://` + `listen`, an unspecified IP (0.0.0.0) named by `host`
+    /// (this machine's host name), without a trailing slash.
+    pub fn node_url(&self, host: &str) -> String {
+        if let Some(u) = &self.node_url {
+            return u.trim_end_matches('/').to_owned();
+        }
+        match parse_listen(&self.listen) {
+            Some(a) if a.ip().is_unspecified() => format!("http://{host}:{}", a.port()),
+            Some(a) => format!("http://{a}"),
+            None => format!("http://{}", self.listen),
+        }
+    }
+}
+
 pub(crate) fn parse_listen(s: &str) -> Option<SocketAddr> {
     if let Ok(addr) = s.parse() {
         return Some(addr);
@@ -438,6 +461,21 @@ mod tests {
         assert!(is_url_like("file:///srv/a.git"));
         assert!(!is_url_like("../remotes/demo.git"));
         assert!(!is_url_like("/srv/demo.git"));
+    }
+
+    #[test]
+    fn the_node_url_is_node_url_else_the_listen_address_named_by_the_host() {
+        let mut s = ServerConfig {
+            listen: "0.0.0.0:8080".into(),
+            ..ServerConfig::default()
+        };
+        assert_eq!(s.node_url("node-1"), "http://node-1:8080");
+        s.listen = "10.1.2.3:9000".into();
+        assert_eq!(s.node_url("node-1"), "http://10.1.2.3:9000");
+        s.listen = "[::]:9000".into();
+        assert_eq!(s.node_url("node-1"), "http://node-1:9000");
+        s.node_url = Some("https://node-1.internal:8443/".into());
+        assert_eq!(s.node_url("node-1"), "https://node-1.internal:8443");
     }
 
     #[test]

@@ -167,6 +167,9 @@ impl Config {
             );
         }
         c.env_name("server.api_token_env", &self.server.api_token_env);
+        if let Some(url) = &self.server.node_url {
+            c.http_url("server.node_url", url);
+        }
         match &self.server.public_url {
             Some(url) => c.http_url("server.public_url", url),
             None => {

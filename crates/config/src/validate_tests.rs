@@ -13,6 +13,16 @@ fn env_names() {
 }
 
 #[test]
+fn node_url_is_an_http_url() {
+    let mut cfg = Config::default();
+    cfg.server.node_url = Some("node-1.internal:8080".into());
+    let err = cfg.validate().unwrap_err().to_string();
+    assert!(err.contains("server.node_url"), "{err}");
+    cfg.server.node_url = Some("http://node-1.internal:8080".into());
+    cfg.validate().unwrap();
+}
+
+#[test]
 fn public_url_is_an_http_url_and_its_absence_on_every_interface_is_warned() {
     let mut cfg = Config::default();
     cfg.server.public_url = Some("orch.example.org".into());

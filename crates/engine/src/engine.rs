@@ -39,6 +39,9 @@ pub struct EngineParts {
     /// The configuration reloaded live (`orch serve`); `None`: the
     /// pipeline's configuration, fixed.
     pub live: Option<Arc<LiveConfig>>,
+    /// Where the other nodes reach this engine's API (`server.node_url`);
+    /// `None`: it serves none (`orch quickstart`).
+    pub api_url: Option<String>,
 }
 
 /// The running engine; `shutdown` stops it gracefully.
@@ -98,6 +101,7 @@ impl Engine {
             monitor,
             worker,
             live,
+            api_url,
         } = parts;
         let cfg = Arc::new(pipeline.config().clone());
         let live = live.unwrap_or_else(|| LiveConfig::fixed(cfg.clone()));
@@ -158,7 +162,7 @@ impl Engine {
         // This engine as a node of the store: its first heartbeat before
         // any claim (a drain asked while it was down holds from the start),
         // then one every `queue.heartbeat_secs`.
-        let me = crate::node::NodeIdentity::new(&worker_name);
+        let me = crate::node::NodeIdentity::new(&worker_name, api_url);
         let worker_name = me.name.clone();
         let leads = crate::node::heartbeat(store.as_ref(), &me, &supervisor, cfg.lease()).await;
         let (leading, lead) = tokio::sync::watch::channel(leads);
@@ -308,6 +312,12 @@ impl Engine {
             store,
             node: worker_name,
         }
+    }
+
+    /// This node's name among the engines sharing the store (the worker
+    /// name its runs carry).
+    pub fn node(&self) -> &str {
+        &self.node
     }
 
     /// Stop claiming and ticking; running agents keep running (re-adopted

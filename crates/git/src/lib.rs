@@ -20,6 +20,7 @@
 mod agent_view;
 mod archive;
 mod branch;
+mod catch_up;
 mod cleanup;
 mod control;
 mod error;
@@ -36,6 +37,7 @@ mod worktree;
 pub use agent_view::AgentGitView;
 pub use archive::{ARCHIVE_FILES_SHOWN, Archive, ArchiveListing, restore_branch_name};
 pub use branch::{DeleteOutcome, FastForward, MergeResult, ProtectedBranches};
+pub use catch_up::CatchUp;
 pub use cleanup::{OutputCleanup, RemovedOutput};
 pub use error::{GitError, RefError, Result};
 pub use mirror::RepoStore;

@@ -356,7 +356,7 @@ impl RepoStore {
     /// The worktrees of a mirror after forgetting those whose folder was deleted
     /// behind git's back: otherwise such an entry would be "reused" at a path that
     /// no longer exists, or block its branch from being checked out again.
-    async fn live_worktrees(&self, mirror: &Path) -> Result<Vec<WorktreeEntry>> {
+    pub(crate) async fn live_worktrees(&self, mirror: &Path) -> Result<Vec<WorktreeEntry>> {
         let entries = self.list_worktrees(mirror).await?;
         if entries.iter().all(|e| e.bare || e.path.exists()) {
             return Ok(entries);

@@ -67,6 +67,7 @@ async fn main() {
         pipeline,
         token: Some(TOKEN.into()),
         local_token: None,
+        node: None,
     };
     tokio::spawn(orch_server::serve(listener, state, std::future::pending()));
     let rss_idle = rss_kib();

@@ -8,7 +8,8 @@
 //! POST /api/tasks                        create a work item (builtin tracker) and start it
 //! GET  /api/tasks/{id}                   task detail: jobs, runs, usage, events
 //! POST /api/tasks/{id}/{action}          start | approve | reject | confirm-deploy | stop | retry | answer
-//! GET  /api/tasks/{id}/logs              the current run's log, live (SSE)
+//! GET  /api/tasks/{id}/logs?run=         the current (or that) run's log, live (SSE);
+//!                                        another node's run streamed from that node
 //! GET  /api/tasks/{id}/diff              the branch against its base
 //! GET  /api/tasks/{id}/artefacts         docs/work-items/<key>/*.md as HTML
 //! GET  /api/board                        cards and totals for the dashboard
@@ -36,6 +37,7 @@ mod events;
 mod health;
 mod inbox;
 mod logs;
+mod logs_remote;
 mod metrics;
 mod queue;
 mod tasks;
@@ -75,6 +77,10 @@ pub struct ApiState {
     /// made on this machine reach the running engine instead of acting
     /// beside it. `None`: only `token` is accepted.
     pub local_token: Option<String>,
+    /// This node's name among the engines sharing the store: the log of a
+    /// run another node ran is streamed from that node (`logs_remote.rs`).
+    /// `None`: every run's log is read from this machine.
+    pub node: Option<String>,
 }
 
 /// The state the handlers see: the API state and the server's closing signal,
@@ -84,9 +90,24 @@ pub(crate) struct Shared {
     pub closing: watch::Receiver<bool>,
     pub sessions: auth::Sessions,
     pub hub: events::Hub,
+    /// The client for other nodes' APIs, made at the first use.
+    peer: std::sync::OnceLock<reqwest::Client>,
 }
 
 impl Shared {
+    /// The client that reads other nodes' APIs: no proxy (the nodes talk
+    /// on their own network) and a short connect timeout.
+    pub fn peer_client(&self) -> Result<&reqwest::Client, reqwest::Error> {
+        if let Some(c) = self.peer.get() {
+            return Ok(c);
+        }
+        let c = reqwest::Client::builder()
+            .no_proxy()
+            .connect_timeout(logs_remote::CONNECT_TIMEOUT)
+            .build()?;
+        Ok(self.peer.get_or_init(|| c))
+    }
+
     pub fn pipeline(&self) -> &Pipeline {
         &self.api.pipeline
     }
@@ -120,6 +141,7 @@ fn build(state: ApiState, closing: watch::Receiver<bool>) -> Router {
         closing,
         sessions: auth::Sessions::default(),
         hub: events::Hub::default(),
+        peer: std::sync::OnceLock::new(),
     });
     // An agent's tools authenticate by their run's token (agent.rs), so
     // they join after the API token layer too.

@@ -3,18 +3,22 @@
 //! every 200 ms), until the run has finished and the file is drained; then
 //! `event: end`. A task without a run gets `event: end` at once.
 //!
+//! `?run=RUN_ID` asks for that run of the task instead of the current one.
+//! A run another node ran is streamed from that node (`logs_remote.rs`).
+//!
 //! Every line's event id is `<run id>:<byte offset after the line>`. A client
 //! that reconnects (EventSource does so by itself) sends it back as
 //! `Last-Event-ID` and the stream resumes after that line instead of from the
 //! top: nothing is lost and nothing repeats.
 
-use crate::error::{ApiResult, PathParams};
-use crate::{AppState, tasks};
+use crate::error::{ApiError, ApiResult, PathParams, QueryParams};
+use crate::{AppState, logs_remote, tasks};
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
-use futures_util::Stream;
+use axum::response::{IntoResponse, Response};
 use orch_core::{Run, RunId};
+use serde::Deserialize;
 use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::io::{ErrorKind, SeekFrom};
@@ -29,22 +33,66 @@ const CHUNK: u64 = 64 * 1024;
 /// A line longer than this is sent in pieces.
 const MAX_LINE: usize = 64 * 1024;
 
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogParams {
+    /// This run of the task; absent: the current one.
+    run: Option<String>,
+}
+
 pub async fn logs(
     State(s): State<AppState>,
     PathParams(id): PathParams<String>,
+    QueryParams(p): QueryParams<LogParams>,
     headers: HeaderMap,
-) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
+) -> ApiResult<Response> {
     let task = tasks::find(s.store(), &id).await?;
     let runs = s.store().runs_for_task(task.id).await?;
-    let mut tail = LogTail::new(s, current_run(runs));
-    if let Some(last) = headers.get("last-event-id").and_then(|v| v.to_str().ok()) {
+    let run = match p.run {
+        Some(wanted) => Some(
+            runs.into_iter()
+                .find(|r| r.run_id.0 == wanted)
+                .ok_or_else(|| ApiError::not_found(format!("task {id} has no run {wanted}")))?,
+        ),
+        None => current_run(runs),
+    };
+    let last = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    if let Some(run) = &run
+        && let Some(holder) = logs_remote::holder(&s, run, &headers).await
+    {
+        let key = task.id.to_string();
+        match logs_remote::stream_from(&s, (&holder.0, &holder.1), run, &key, last.as_deref()).await
+        {
+            Ok(resp) => return Ok(resp),
+            // The same disk may still hold it (a node renamed on this machine).
+            Err(why) if !log_here(run).await => {
+                return Ok(logs_remote::unreachable_answer(run, &why));
+            }
+            Err(why) => tracing::info!(run = %run.run_id, error = %why.0, "reading the log here"),
+        }
+    }
+    let mut tail = LogTail::new(s, run);
+    if let Some(last) = &last {
         tail.resume(last);
     }
     let stream = futures_util::stream::unfold(tail, |mut t| async move {
         let ev = t.next().await?;
-        Some((Ok(ev), t))
+        Some((Ok::<Event, Infallible>(ev), t))
     });
-    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+    Ok(Sse::new(stream)
+        .keep_alive(KeepAlive::default())
+        .into_response())
+}
+
+/// Whether this machine has the run's log file.
+async fn log_here(run: &Run) -> bool {
+    match &run.log_path {
+        Some(p) => tokio::fs::try_exists(p).await.unwrap_or(false),
+        None => false,
+    }
 }
 
 /// The run a viewer wants: the latest started (the last attempt on a tie).

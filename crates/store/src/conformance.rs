@@ -1694,6 +1694,7 @@ macro_rules! conformance_suite {
             idle_worktrees_skip_active_cleaned_and_terminal_tasks,
             nodes_report_themselves_and_drain_when_asked,
             one_leader_at_a_time_and_a_takeover_after_expiry,
+            a_tasks_step_lock_is_taken_and_given_back,
         );
     };
     (@cases $harness:expr; $($case:ident),* $(,)?) => {

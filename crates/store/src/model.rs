@@ -306,6 +306,62 @@ pub struct Node {
     pub draining: bool,
     /// It reported that it claims nothing new (it saw `draining`).
     pub claims_stopped: bool,
+    /// Where the other nodes reach its HTTP API (they stream its run logs
+    /// from there); `None`: not known.
+    pub api_url: Option<String>,
+    /// The machine it runs on (its kernel's boot id, or `ORCH_MACHINE_ID`):
+    /// the process ids of its runs mean something only there.
+    pub machine: Option<String>,
+}
+
+/// What a node says of itself at each heartbeat ([`crate::NodeStore::node_heartbeat`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NodeReport<'a> {
+    pub name: &'a str,
+    /// New at each start of its engine.
+    pub boot_id: &'a str,
+    /// It claims nothing new (it follows a drain).
+    pub claims_stopped: bool,
+    /// Where the other nodes reach its API; `None`: it serves none.
+    pub api_url: Option<&'a str>,
+    /// The machine it runs on; `None`: not known.
+    pub machine: Option<&'a str>,
+}
+
+/// A task's step lock among the nodes sharing a store
+/// ([`crate::NodeStore::try_lock_task`]): held while a node carries out a
+/// step of the task. Released by [`TaskLock::release`], when dropped, or
+/// when the node's connection to the store ends (a node that dies holds
+/// nothing).
+pub struct TaskLock {
+    /// PostgreSQL: the transaction holding the advisory lock. SQLite (one
+    /// process): nothing to hold.
+    pub(crate) held: Option<sqlx::Transaction<'static, sqlx::Postgres>>,
+}
+
+impl TaskLock {
+    /// The lock of a store only one process uses.
+    pub(crate) fn uncontended() -> TaskLock {
+        TaskLock { held: None }
+    }
+
+    /// Let another node take the task's steps.
+    pub async fn release(self) {
+        if let Some(tx) = self.held
+            && let Err(e) = tx.commit().await
+        {
+            // The connection is gone: so is the lock.
+            tracing::debug!(error = %e, "releasing a task lock failed");
+        }
+    }
+}
+
+impl std::fmt::Debug for TaskLock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TaskLock")
+            .field("held", &self.held.is_some())
+            .finish()
+    }
 }
 
 /// Who holds the leader lease ([`crate::NodeStore::lead`]).

@@ -92,7 +92,7 @@ macro_rules! comment_columns {
 }
 macro_rules! node_columns {
     () => {
-        "name, boot_id, started_at, heartbeat_at, draining, claims_stopped"
+        "name, boot_id, started_at, heartbeat_at, draining, claims_stopped, api_url, machine"
     };
 }
 macro_rules! leader_columns {
@@ -299,6 +299,8 @@ pub fn node(r: &impl Columns) -> StoreResult<Node> {
         heartbeat_at: Timestamp(r.int("heartbeat_at")?),
         draining: r.int("draining")? != 0,
         claims_stopped: r.int("claims_stopped")? != 0,
+        api_url: r.opt_text("api_url")?,
+        machine: r.opt_text("machine")?,
     })
 }
 

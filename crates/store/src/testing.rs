@@ -409,11 +409,23 @@ pub async fn populate(store: &dyn Store) -> Vec<orch_core::Task> {
 
     // Nodes: two engines, one draining, one leading.
     store
-        .node_heartbeat("node-a", "boot-1", false)
+        .node_heartbeat(crate::NodeReport {
+            name: "node-a",
+            boot_id: "boot-1",
+            claims_stopped: false,
+            api_url: Some("http://10.0.0.1:8080"),
+            machine: Some("machine-1"),
+        })
         .await
         .unwrap();
     store
-        .node_heartbeat("node-b", "boot-7", false)
+        .node_heartbeat(crate::NodeReport {
+            name: "node-b",
+            boot_id: "boot-7",
+            claims_stopped: false,
+            api_url: None,
+            machine: None,
+        })
         .await
         .unwrap();
     assert!(store.set_node_draining("node-b", true).await.unwrap());

@@ -274,16 +274,10 @@ pub trait DiskStore {
 /// leads.
 #[async_trait]
 pub trait NodeStore {
-    /// Node `name` is alive (its engine started with `boot_id`) and claims
-    /// new work or not (`claims_stopped`): its row written or refreshed; a
-    /// new `boot_id` restarts its `started_at`. Returns the row, with the
-    /// `draining` a person set.
-    async fn node_heartbeat(
-        &self,
-        name: &str,
-        boot_id: &str,
-        claims_stopped: bool,
-    ) -> StoreResult<Node>;
+    /// The node is alive as it reports itself: its row written or
+    /// refreshed (a new `boot_id` restarts its `started_at`). Returns the
+    /// row, with the `draining` a person set.
+    async fn node_heartbeat(&self, report: NodeReport<'_>) -> StoreResult<Node>;
     /// Every node that ever reported, by name.
     async fn nodes(&self) -> StoreResult<Vec<Node>>;
     /// Ask node `name` to drain (or to claim again). `false`: no such node.
@@ -298,6 +292,12 @@ pub trait NodeStore {
     async fn resign(&self, name: &str) -> StoreResult<bool>;
     /// Who holds the leader lease (expired or not), if anyone ever did.
     async fn leader(&self) -> StoreResult<Option<Leadership>>;
+    /// Take task `task`'s step lock unless another node holds it: a node
+    /// carries out a step of a task only while it holds the lock, so two
+    /// nodes (each ticks every task) never take the same step at once.
+    /// `None`: another node holds it now. A store one process uses
+    /// (SQLite) always gives it: the task's owner there serialises steps.
+    async fn try_lock_task(&self, task: TaskId) -> StoreResult<Option<TaskLock>>;
 }
 
 /// Everything orch keeps durably.

@@ -199,3 +199,54 @@ async fn max_connections_reaches_the_pool() {
         }
     }
 }
+
+/// A task's step lock is one node's at a time: another node (its own
+/// pool) cannot take it while it is held, other tasks' locks are free, and
+/// a lock dropped without a release (a node that dies) is freed too.
+#[tokio::test]
+async fn a_tasks_step_lock_is_one_nodes_at_a_time() {
+    use orch_core::TaskId;
+    use orch_store::NodeStore;
+    let Some(base) = pg_url() else { return };
+    let scratch = PgScratch::create(&base).await;
+    let one = PgStore::open(scratch.url(), PgOptions::default())
+        .await
+        .unwrap();
+    one.migrate().await.unwrap();
+    let two = PgStore::open(scratch.url(), PgOptions::default())
+        .await
+        .unwrap();
+
+    let held = one.try_lock_task(TaskId(7)).await.unwrap().expect("free");
+    assert!(
+        two.try_lock_task(TaskId(7)).await.unwrap().is_none(),
+        "held by one"
+    );
+    let other = two
+        .try_lock_task(TaskId(8))
+        .await
+        .unwrap()
+        .expect("another task's is free");
+    other.release().await;
+    held.release().await;
+    let taken = two
+        .try_lock_task(TaskId(7))
+        .await
+        .unwrap()
+        .expect("released");
+    drop(taken);
+    // A dropped lock's transaction is rolled back when its connection goes
+    // back to the pool: wait for that, not for a fixed time.
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        if let Some(l) = one.try_lock_task(TaskId(7)).await.unwrap() {
+            l.release().await;
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < end,
+            "a dropped lock is never freed"
+        );
+        tokio::task::yield_now().await;
+    }
+}

@@ -47,6 +47,7 @@ pub async fn list(cfg: &Config, a: &NodeListArgs) -> CliResult {
                     "claims_stopped": n.claims_stopped,
                     "started_at": n.started_at,
                     "heartbeat_at": n.heartbeat_at,
+                    "api_url": n.api_url,
                 })
             })
             .collect();
@@ -70,12 +71,16 @@ pub async fn list(cfg: &Config, a: &NodeListArgs) -> CliResult {
                 },
                 ago(n.started_at),
                 ago(n.heartbeat_at),
+                n.api_url.clone().unwrap_or_default(),
             ]
         })
         .collect();
     print!(
         "{}",
-        table(&["NODE", "STATE", "LEADER", "STARTED", "HEARTBEAT"], &rows)
+        table(
+            &["NODE", "STATE", "LEADER", "STARTED", "HEARTBEAT", "API"],
+            &rows
+        )
     );
     Ok(())
 }

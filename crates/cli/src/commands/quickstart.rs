@@ -199,7 +199,7 @@ pub async fn run(a: &QuickstartArgs) -> CliResult {
             updated_at: Timestamp(0),
         })
         .await?;
-    let engine = Engine::start(&cfg, store.clone(), None, None).await?;
+    let engine = Engine::start(&cfg, store.clone(), None, None, None).await?;
     let pipeline = engine.pipeline().clone();
     let start = pipeline
         .start_item(KEY)

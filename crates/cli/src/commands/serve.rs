@@ -108,6 +108,7 @@ impl Engine {
         store: Arc<dyn Store>,
         node: Option<String>,
         live: Option<Arc<LiveConfig>>,
+        api_url: Option<String>,
     ) -> CliResult<Engine> {
         let lock = DataDirLock::take(cfg)?;
         let worker = node.unwrap_or_else(worker_id);
@@ -142,6 +143,7 @@ impl Engine {
             monitor,
             worker,
             live,
+            api_url,
         })
         .await;
         Ok(Engine {
@@ -155,6 +157,11 @@ impl Engine {
         &self.inner.pipeline
     }
 
+    /// This node's name among the engines sharing the store.
+    pub fn node(&self) -> &str {
+        self.inner.node()
+    }
+
     /// Stop claiming and ticking; running agents keep running (re-adopted later).
     pub async fn shutdown(self) {
         self.inner.shutdown().await;
@@ -166,13 +173,17 @@ impl Engine {
 fn worker_id() -> String {
     std::env::var("ORCH_WORKER_ID")
         .ok()
-        .or_else(|| {
-            std::fs::read_to_string("/etc/hostname")
-                .ok()
-                .map(|h| h.trim().to_owned())
-        })
         .filter(|h| !h.is_empty())
+        .or_else(host_name)
         .unwrap_or_else(|| "local".into())
+}
+
+/// This machine's host name, if it has one.
+fn host_name() -> Option<String> {
+    std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
 }
 
 /// Logs to stderr: the configured level (RUST_LOG overrides it) and format.
@@ -264,7 +275,11 @@ pub async fn run(
         warnings,
         recipe.loader(cfg.server.listen.clone()),
     );
-    let engine = Engine::start(cfg, store, node, Some(live)).await?;
+    // The other nodes sharing the store stream this node's run logs from here.
+    let api_url = cfg
+        .server
+        .node_url(&host_name().unwrap_or_else(|| "localhost".into()));
+    let engine = Engine::start(cfg, store, node, Some(live), Some(api_url)).await?;
     // The CLI beside this engine sends its changes here (crate::engine_link).
     let mut reach = local;
     if reach.ip().is_unspecified() {
@@ -290,6 +305,7 @@ pub async fn run(
         engine.providers.clone(),
         cfg,
         Some(control.token),
+        engine.node().to_owned(),
         shutdown,
     )
     .await?;

@@ -101,6 +101,34 @@ pub fn wait_for(
     }
 }
 
+/// The test's folder, kept when the test fails: the servers' logs
+/// (`serve-N.log`), the store, the mirror and the worktrees are what tells
+/// a failure found after hundreds of iterations apart.
+pub struct KeptOnFailure(Option<tempfile::TempDir>);
+
+impl KeptOnFailure {
+    pub fn new() -> KeptOnFailure {
+        KeptOnFailure(Some(tempfile::tempdir().unwrap()))
+    }
+
+    pub fn path(&self) -> &Path {
+        self.0
+            .as_ref()
+            .expect("the folder is there until drop")
+            .path()
+    }
+}
+
+impl Drop for KeptOnFailure {
+    fn drop(&mut self) {
+        if std::thread::panicking()
+            && let Some(tmp) = self.0.take()
+        {
+            eprintln!("the test's folder is kept at {}", tmp.keep().display());
+        }
+    }
+}
+
 /// A project made by `orch quickstart --auto DIR` (its DEMO-1 is done), with
 /// `edit` applied to its orch.toml.
 pub fn quickstart_project(tmp: &Path, name: &str, edit: impl FnOnce(String) -> String) -> PathBuf {
@@ -179,12 +207,22 @@ impl Serve {
         true
     }
 
-    /// SIGKILL, reap, start a new one: what a crash and a supervisor do.
-    pub fn crash_and_restart(&mut self) {
+    /// SIGKILL and reap (a machine that dies; `start_again` brings it back).
+    pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+
+    /// Start a new server after `kill` (the machine is back).
+    pub fn start_again(&mut self) {
         self.child = spawn_serve(&self.dir, self.starts, &self.env, &self.args);
         self.starts += 1;
+    }
+
+    /// SIGKILL, reap, start a new one: what a crash and a supervisor do.
+    pub fn crash_and_restart(&mut self) {
+        self.kill();
+        self.start_again();
     }
 }
 

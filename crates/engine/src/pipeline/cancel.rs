@@ -293,6 +293,12 @@ impl Pipeline {
                 continue;
             }
             match self.store.get_run(run_id).await {
+                // Another machine's run is its node's to stop: that node
+                // hears of the cancelled job through the queue signal (or
+                // its watcher's next heartbeat) and stops it there.
+                Ok(Some(run)) if crate::node::ran_elsewhere(self.store.as_ref(), &run).await => {
+                    tracing::info!(run = %run_id, node = %run.worker_id, "cancel: the run's own node stops it");
+                }
                 Ok(Some(run)) => {
                     if let Some(h) = crate::supervisor::handle_of(&run, &self.runs_dir) {
                         handles.push(h);

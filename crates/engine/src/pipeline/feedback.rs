@@ -134,8 +134,7 @@ impl Pipeline {
             // Never pushed (the development's push failed): push it now, so
             // CI can run on it and people can review it.
             Ok(None) => self
-                .forge
-                .push_branch(&task.repo, &task.branch)
+                .push_task_branch(task)
                 .await
                 .map_err(|e| format!("the branch could not be pushed ({e})")),
             Err(e) => Err(format!("the branch's head on the forge is unknown ({e})")),

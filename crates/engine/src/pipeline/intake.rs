@@ -126,17 +126,25 @@ impl Pipeline {
             .any(|j| !j.status.is_terminal());
         let job =
             (!queued).then(|| self.new_job(&task, JobSpec::new(orch_core::AgentKind::Analyst)));
-        let (task, _) = self
+        let started = || {
+            self.event(EventKind::Started, "To Analyse: the analyst is queued")
+                .with_tracker_comment(STARTED_COMMENT)
+        };
+        let advanced = self
             .store
-            .advance(
-                task.id,
-                Stage::Analysis,
-                Stage::Analysis,
-                self.event(EventKind::Started, "To Analyse: the analyst is queued")
-                    .with_tracker_comment(STARTED_COMMENT),
-                job,
-            )
-            .await?;
+            .advance(task.id, Stage::Analysis, Stage::Analysis, started(), job)
+            .await;
+        let (task, _) = match advanced {
+            // Another node's tick (woken by the task's creation) queued the
+            // analyst between the look above and this write: the start is
+            // only logged, as when the tick came first.
+            Err(orch_store::StoreError::ActiveJob { .. }) => {
+                self.store
+                    .advance(task.id, Stage::Analysis, Stage::Analysis, started(), None)
+                    .await?
+            }
+            other => other?,
+        };
         self.job_queued.notify_one();
         self.reflect(&task, STARTED_COMMENT).await;
         Ok(GateResult {

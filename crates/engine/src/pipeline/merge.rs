@@ -89,6 +89,8 @@ impl Pipeline {
             .create_or_reuse_worktree(&task.repo, &task.branch, &base)
             .await?;
         self.repair_worktree(task, &wt).await;
+        // The merger may have run on another node (it pushed its head).
+        self.catch_up_if_shared(task).await;
         let head = self.repos.head_sha(&wt).await?;
         let pushed = self.forge.push_branch(&task.repo, &task.branch).await?;
         if pushed != head {
@@ -448,7 +450,7 @@ impl Pipeline {
     /// visible on the pull request) and report a failed `orch/verify` status on
     /// it. Errors are noted on the task and never stop the parking.
     pub(crate) async fn report_failed_verify(&self, task: &Task, why: &str) {
-        let pushed = match self.forge.push_branch(&task.repo, &task.branch).await {
+        let pushed = match self.push_task_branch(task).await {
             Ok(sha) => sha,
             Err(e) => {
                 let _ = self

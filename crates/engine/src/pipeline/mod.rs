@@ -17,6 +17,7 @@ mod cancel;
 mod disk;
 mod error;
 mod feedback;
+mod hand_over;
 pub mod intake;
 mod lease;
 mod leftovers;
@@ -348,6 +349,21 @@ impl Pipeline {
 
     /// The tick, applied by the task's owner.
     async fn apply_tick(&self, id: TaskId) -> PipelineResult<()> {
+        let mut lock = None;
+        let done = self.tick_steps(id, &mut lock).await;
+        if let Some(lock) = lock {
+            lock.release().await;
+        }
+        done
+    }
+
+    /// What is due, step after step, holding the task's step lock among
+    /// the nodes once there is a step to take.
+    async fn tick_steps(
+        &self,
+        id: TaskId,
+        lock: &mut Option<orch_store::TaskLock>,
+    ) -> PipelineResult<()> {
         // A bounded chain: lease → queue merger, merged → deploy prepare, …
         for _ in 0..8 {
             let task = self.task(id).await?;
@@ -358,6 +374,18 @@ impl Pipeline {
             let effects = pipeline::on_tick(&view, &self.policy(&task.repo));
             if effects.is_empty() {
                 return Ok(());
+            }
+            if lock.is_none() {
+                // Every node ticks every task: one at a time takes a step
+                // (two merging one task at once would each see the other's
+                // merge as interrupted), and decides again once it holds
+                // the lock, since the other may just have taken it. A node
+                // that finds it held leaves the task to the holder.
+                match self.store.try_lock_task(id).await? {
+                    Some(l) => *lock = Some(l),
+                    None => return Ok(()),
+                }
+                continue;
             }
             let before = (task.stage, view.clone());
             self.apply(&task, effects).await?;
@@ -520,6 +548,25 @@ impl Pipeline {
         Ok(why.to_owned())
     }
 
+    /// Push the task's branch. On a shared store this node's copy first
+    /// catches up with the remote's: another node may have pushed the
+    /// task's latest work, and this node may not even have the branch.
+    pub(crate) async fn push_task_branch(&self, task: &Task) -> crate::ports::PortResult<String> {
+        self.catch_up_if_shared(task).await;
+        self.forge.push_branch(&task.repo, &task.branch).await
+    }
+
+    /// On a shared store, bring this node's copy of the task's branch (and
+    /// its worktree) up to the remote's (`hand_over.rs`). A failure is
+    /// logged: the push that follows is then refused and says why.
+    pub(crate) async fn catch_up_if_shared(&self, task: &Task) {
+        if self.cfg.store_is_shared()
+            && let Err(e) = hand_over::catch_up(&self.repos, task).await
+        {
+            tracing::warn!(task = %task.id, error = %e, "this node's copy of the branch may be behind");
+        }
+    }
+
     /// Commit what `agent` left uncommitted and push the branch; whether the
     /// push succeeded (a failure is logged on the task, and the next push,
     /// at the latest the merge gate's, carries the work).
@@ -541,6 +588,9 @@ impl Pipeline {
             task.original_work_item_id()
         );
         self.repair_worktree(task, &wt).await;
+        // On a shared store the run may have been another node's: it pushed
+        // its work before it reported, and this copy catches up with it.
+        self.catch_up_if_shared(task).await;
         if let Err(e) = self.repos.commit_all(&wt, &msg).await {
             tracing::warn!(task = %task.id, error = %e, "committing leftovers failed");
             let _ = self
@@ -554,6 +604,7 @@ impl Pipeline {
                 )
                 .await;
         }
+        // Caught up above: pushed as is.
         match self.forge.push_branch(&task.repo, &task.branch).await {
             Ok(_) => true,
             Err(e) => {

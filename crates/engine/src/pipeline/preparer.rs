@@ -74,6 +74,23 @@ fn adapter_of(a: orch_config::AdapterKind) -> AdapterKind {
 
 #[async_trait::async_trait]
 impl RunPreparer for PipelinePreparer {
+    async fn hand_over(&self, job: &Job) -> Result<(), String> {
+        if !self.cfg().store_is_shared() {
+            return Ok(());
+        }
+        let task = self
+            .store
+            .get_task(job.task_id)
+            .await
+            .map_err(|e| format!("reading task {}: {e}", job.task_id))?
+            .ok_or_else(|| format!("task {} no longer exists", job.task_id))?;
+        let cfg = self.cfg();
+        let Some(repo) = cfg.repo(&task.repo) else {
+            return Ok(());
+        };
+        super::hand_over::push_run_work(&self.repos, &task, job.agent, &repo.default_branch).await
+    }
+
     async fn prepare(&self, task: &Task, job: &Job, run_dir: &Path) -> Result<PreparedRun, String> {
         let cfg = self.cfg();
         let repo = cfg.repo(&task.repo).ok_or_else(|| {
@@ -117,6 +134,11 @@ impl RunPreparer for PipelinePreparer {
                 "worktree {}: another process still works in it ({who}); the run is tried again later",
                 wt.path.display()
             ));
+        }
+        // Another node may have taken the task's last step: start from the
+        // branch as the remote has it.
+        if cfg.store_is_shared() {
+            super::hand_over::catch_up(&self.repos, task).await?;
         }
         let agent_cfg = cfg.agent(job.agent);
         let timeouts = Timeouts {

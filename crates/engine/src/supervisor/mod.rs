@@ -56,6 +56,13 @@ pub struct PreparedRun {
 #[async_trait::async_trait]
 pub trait RunPreparer: Send + Sync {
     async fn prepare(&self, task: &Task, job: &Job, run_dir: &Path) -> Result<PreparedRun, String>;
+
+    /// A run of `job` succeeded on this machine: make its work available to
+    /// whichever node takes the task's next step, before the store learns
+    /// the job is done. An error fails the attempt (it is tried again).
+    async fn hand_over(&self, _job: &Job) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 /// Per-task limits: tokens, cost and agent wall time. Exceeding one

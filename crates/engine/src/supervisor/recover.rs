@@ -289,8 +289,10 @@ impl Supervisor {
                 continue;
             }
             // If the run's process still lives on this machine, end it first:
-            // requeueing while it runs would run the stage twice.
+            // requeueing while it runs would run the stage twice. (Another
+            // machine's process ids mean nothing here.)
             if let Ok(Some(run)) = self.store.get_run(&run_id).await
+                && !crate::node::ran_elsewhere(self.store.as_ref(), &run).await
                 && let Some(h) = handle_of(&run, &self.cfg().runs_dir)
                 && is_alive(&h)
             {

@@ -409,6 +409,22 @@ impl Supervisor {
             }
         };
         let (final_text, usage) = (out.final_text.clone(), out.usage);
+        // Before the store learns the run succeeded, its work leaves this
+        // machine (a store several nodes share: the task's next step may
+        // run on another).
+        let (outcome, error) = match outcome {
+            RunOutcome::Succeeded => match self.preparer.hand_over(job).await {
+                Ok(()) => (outcome, error),
+                Err(e) => {
+                    tracing::warn!(run = %run, error = %e, "handing the run's work over failed");
+                    (
+                        RunOutcome::Failed,
+                        Some(format!("handing the run's work over failed: {e}")),
+                    )
+                }
+            },
+            _ => (outcome, error),
+        };
         if let Some(total) = out.thread_total {
             // The run that resumes this thread subtracts it (recover.rs).
             let path = handle.run_dir.join(super::recover::THREAD_TOTAL);

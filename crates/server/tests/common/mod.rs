@@ -49,10 +49,24 @@ impl Server {
         Self::start_ports(Some(TOKEN.to_owned()), "", Some(tracker)).await
     }
 
+    /// As the API of node `node` among several sharing the store.
+    pub async fn start_as_node(node: &str) -> Server {
+        Self::start_all(Some(TOKEN.to_owned()), "", None, Some(node.to_owned())).await
+    }
+
     async fn start_ports(
         token: Option<String>,
         extra: &str,
         tracker: Option<Arc<dyn Tracker>>,
+    ) -> Server {
+        Self::start_all(token, extra, tracker, None).await
+    }
+
+    async fn start_all(
+        token: Option<String>,
+        extra: &str,
+        tracker: Option<Arc<dyn Tracker>>,
+        node: Option<String>,
     ) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let remote = bare_repo(dir.path());
@@ -95,6 +109,7 @@ verify = ["true"]
             pipeline: pipeline.clone(),
             token,
             local_token: None,
+            node,
         };
         let served = tokio::spawn(serve(listener, state, async move {
             let _ = stopped.await;

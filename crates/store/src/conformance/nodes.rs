@@ -1,7 +1,19 @@
 //! Conformance cases of the nodes sharing a store (`NodeStore`, issue 11).
 
 use super::Harness;
+use crate::NodeReport;
 use std::time::Duration;
+
+/// A plain heartbeat: no API, no machine said.
+fn beat<'a>(name: &'a str, boot_id: &'a str, claims_stopped: bool) -> NodeReport<'a> {
+    NodeReport {
+        name,
+        boot_id,
+        claims_stopped,
+        api_url: None,
+        machine: None,
+    }
+}
 
 /// A node's row follows its heartbeats; a restart (a new boot id) starts
 /// it anew; a drain asked by a person reaches it with its next heartbeat
@@ -13,19 +25,19 @@ pub async fn nodes_report_themselves_and_drain_when_asked(h: Harness) {
         !s.set_node_draining("a", true).await.unwrap(),
         "no such node yet"
     );
-    let a = s.node_heartbeat("a", "boot-1", false).await.unwrap();
+    let a = s.node_heartbeat(beat("a", "boot-1", false)).await.unwrap();
     let started = a.started_at;
     assert_eq!((a.draining, a.claims_stopped), (false, false));
     h.clock.advance(Duration::from_secs(5));
-    let a = s.node_heartbeat("a", "boot-1", false).await.unwrap();
+    let a = s.node_heartbeat(beat("a", "boot-1", false)).await.unwrap();
     assert_eq!(a.started_at, started, "the same run of the engine");
     assert!(a.heartbeat_at > started);
-    s.node_heartbeat("b", "boot-9", false).await.unwrap();
+    s.node_heartbeat(beat("b", "boot-9", false)).await.unwrap();
 
     assert!(s.set_node_draining("a", true).await.unwrap());
-    let a = s.node_heartbeat("a", "boot-1", false).await.unwrap();
+    let a = s.node_heartbeat(beat("a", "boot-1", false)).await.unwrap();
     assert!(a.draining && !a.claims_stopped, "asked, not yet stopped");
-    let a = s.node_heartbeat("a", "boot-1", true).await.unwrap();
+    let a = s.node_heartbeat(beat("a", "boot-1", true)).await.unwrap();
     assert!(a.draining && a.claims_stopped);
     let names: Vec<_> = s
         .nodes()
@@ -41,8 +53,33 @@ pub async fn nodes_report_themselves_and_drain_when_asked(h: Harness) {
     assert!(!listed[0].draining && !listed[0].claims_stopped);
 
     h.clock.advance(Duration::from_secs(5));
-    let restarted = s.node_heartbeat("a", "boot-2", false).await.unwrap();
+    let restarted = s.node_heartbeat(beat("a", "boot-2", false)).await.unwrap();
     assert!(restarted.started_at > started, "a restart starts anew");
+    assert_eq!(restarted.api_url, None);
+
+    // Where the other nodes reach its API follows its heartbeats (a
+    // restart may listen elsewhere).
+    let a = s
+        .node_heartbeat(NodeReport {
+            api_url: Some("http://10.0.0.7:8080"),
+            machine: Some("m-1"),
+            ..beat("a", "boot-2", false)
+        })
+        .await
+        .unwrap();
+    assert_eq!(a.api_url.as_deref(), Some("http://10.0.0.7:8080"));
+    assert_eq!(a.machine.as_deref(), Some("m-1"));
+    s.node_heartbeat(NodeReport {
+        api_url: Some("http://10.0.0.7:9090"),
+        machine: Some("m-2"),
+        ..beat("a", "boot-3", false)
+    })
+    .await
+    .unwrap();
+    let listed = s.nodes().await.unwrap();
+    assert_eq!(listed[0].api_url.as_deref(), Some("http://10.0.0.7:9090"));
+    assert_eq!(listed[0].machine.as_deref(), Some("m-2"));
+    assert_eq!(listed[1].api_url, None, "b never said");
 }
 
 /// One leader at a time: the lease is kept by its holder, refused to
@@ -80,4 +117,19 @@ pub async fn one_leader_at_a_time_and_a_takeover_after_expiry(h: Harness) {
         leaders += usize::from(a.await.unwrap().is_some());
     }
     assert_eq!(leaders, 1);
+}
+
+/// A task's step lock is given when nobody holds it, and again after its
+/// release (contention between nodes: `pg_specific.rs`).
+pub async fn a_tasks_step_lock_is_taken_and_given_back(h: Harness) {
+    let s = &h.store;
+    let task = orch_core::TaskId(7);
+    let lock = s
+        .try_lock_task(task)
+        .await
+        .unwrap()
+        .expect("nobody holds it");
+    lock.release().await;
+    let again = s.try_lock_task(task).await.unwrap().expect("released");
+    again.release().await;
 }

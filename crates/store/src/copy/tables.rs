@@ -140,6 +140,8 @@ pub const TABLES: &[Table] = &[
             ("heartbeat_at", Int),
             ("draining", Int),
             ("claims_stopped", Int),
+            ("api_url", Text),
+            ("machine", Text),
         ],
         key: &["name"],
         counter: false,

@@ -3,7 +3,7 @@
 use super::{PgStore, all, exec, first};
 use crate::common;
 use crate::error::{StoreError, StoreResult};
-use crate::model::{Leadership, Node};
+use crate::model::{Leadership, Node, NodeReport, TaskLock};
 use crate::rows;
 use crate::traits::NodeStore;
 use async_trait::async_trait;
@@ -11,25 +11,23 @@ use std::time::Duration;
 
 #[async_trait]
 impl NodeStore for PgStore {
-    async fn node_heartbeat(
-        &self,
-        name: &str,
-        boot_id: &str,
-        claims_stopped: bool,
-    ) -> StoreResult<Node> {
+    async fn node_heartbeat(&self, report: NodeReport<'_>) -> StoreResult<Node> {
+        let name = report.name;
         let q = sqlx::query(concat!(
-            "INSERT INTO nodes (name, boot_id, started_at, heartbeat_at, claims_stopped)
-             VALUES ($1, $2, $3, $3, $4)
+            "INSERT INTO nodes (name, boot_id, started_at, heartbeat_at, claims_stopped, api_url, machine)
+             VALUES ($1, $2, $3, $3, $4, $5, $6)
              ON CONFLICT (name) DO UPDATE SET
                started_at = CASE WHEN nodes.boot_id = $2 THEN nodes.started_at ELSE $3 END,
-               boot_id = $2, heartbeat_at = $3, claims_stopped = $4
+               boot_id = $2, heartbeat_at = $3, claims_stopped = $4, api_url = $5, machine = $6
              RETURNING ",
             rows::node_columns!()
         ))
         .bind(name)
-        .bind(boot_id)
+        .bind(report.boot_id)
         .bind(self.now().0)
-        .bind(i64::from(claims_stopped));
+        .bind(i64::from(report.claims_stopped))
+        .bind(report.api_url)
+        .bind(report.machine);
         first(&self.pool, q, rows::node)
             .await?
             .ok_or_else(|| StoreError::Corrupt(format!("node {name} vanished")))
@@ -100,5 +98,22 @@ impl NodeStore for PgStore {
             " FROM leader WHERE id = 1 AND node <> ''"
         ));
         first(&self.pool, q, rows::leadership).await
+    }
+
+    async fn try_lock_task(&self, task: orch_core::TaskId) -> StoreResult<Option<TaskLock>> {
+        let mut tx = self.pool.begin().await?;
+        // Keyed by this schema's `tasks` table and the task: the schemas of
+        // one database (other installations, tests) never contend.
+        let taken: bool = sqlx::query_scalar(
+            "SELECT pg_try_advisory_xact_lock('tasks'::regclass::oid::int, $1::int)",
+        )
+        .bind(task.0)
+        .fetch_one(&mut *tx)
+        .await?;
+        if !taken {
+            tx.rollback().await?;
+            return Ok(None);
+        }
+        Ok(Some(TaskLock { held: Some(tx) }))
     }
 }

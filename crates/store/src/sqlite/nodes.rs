@@ -4,7 +4,7 @@ use super::SqliteStore;
 use super::conn::{exec, first};
 use crate::common;
 use crate::error::{StoreError, StoreResult};
-use crate::model::{Leadership, Node};
+use crate::model::{Leadership, Node, NodeReport, TaskLock};
 use crate::rows::{self, leader_columns, node_columns};
 use crate::traits::NodeStore;
 use async_trait::async_trait;
@@ -13,24 +13,27 @@ use std::time::Duration;
 
 #[async_trait]
 impl NodeStore for SqliteStore {
-    async fn node_heartbeat(
-        &self,
-        name: &str,
-        boot_id: &str,
-        claims_stopped: bool,
-    ) -> StoreResult<Node> {
+    async fn node_heartbeat(&self, report: NodeReport<'_>) -> StoreResult<Node> {
         let now = self.now();
+        let NodeReport {
+            name,
+            boot_id,
+            claims_stopped,
+            api_url,
+            machine,
+        } = report;
         let stopped = i64::from(claims_stopped);
         self.writer
             .tx(|conn| {
                 exec(
                     conn,
-                    "INSERT INTO nodes (name, boot_id, started_at, heartbeat_at, claims_stopped)
-                     VALUES (?1, ?2, ?3, ?3, ?4)
+                    "INSERT INTO nodes (name, boot_id, started_at, heartbeat_at, claims_stopped, api_url, machine)
+                     VALUES (?1, ?2, ?3, ?3, ?4, ?5, ?6)
                      ON CONFLICT (name) DO UPDATE SET
                        started_at = CASE WHEN boot_id = ?2 THEN started_at ELSE ?3 END,
-                       boot_id = ?2, heartbeat_at = ?3, claims_stopped = ?4",
-                    params![name, boot_id, now.0, stopped],
+                       boot_id = ?2, heartbeat_at = ?3, claims_stopped = ?4, api_url = ?5,
+                       machine = ?6",
+                    params![name, boot_id, now.0, stopped, api_url, machine],
                 )?;
                 first(
                     conn,
@@ -117,5 +120,9 @@ impl NodeStore for SqliteStore {
             |r| rows::leadership(r),
         )
         .await
+    }
+
+    async fn try_lock_task(&self, _task: orch_core::TaskId) -> StoreResult<Option<TaskLock>> {
+        Ok(Some(TaskLock::uncontended()))
     }
 }

@@ -1,0 +1,75 @@
+//! A task's branch handed from node to node through the remote (issue 11).
+//!
+//! On a store several nodes share, each of a task's runs may land on
+//! another machine, with a worktree of its own. The remote is what the
+//! nodes share, so:
+//! - a run that succeeded pushes its work (orch commits what the agent left
+//!   uncommitted) before its job counts as done ([`push_run_work`], called
+//!   by the supervisor of the node that ran it): whichever node takes the
+//!   task's next step finds the work there;
+//! - a node brings its copy of the branch up to the remote's before it
+//!   starts a run in it or pushes it ([`catch_up`]).
+//!
+//! With one node (SQLite) neither happens: the worktree stays on the one
+//! machine, and the branch is pushed when the pipeline hands it to people
+//! (after the analysis and after the development, `Pipeline::step`).
+
+use orch_core::{AgentKind, Task};
+use orch_git::{CatchUp, RepoStore};
+
+/// Bring the task's local branch (and its worktree) to the remote's tip,
+/// unless this node's copy is ahead. An error says what failed.
+pub(crate) async fn catch_up(repos: &RepoStore, task: &Task) -> Result<CatchUp, String> {
+    let caught = repos
+        .catch_up_with_remote(&task.repo, &task.branch)
+        .await
+        .map_err(|e| format!("catching up with the remote's {}: {e}", task.branch))?;
+    if let CatchUp::Replaced { kept, to } = &caught {
+        tracing::warn!(
+            task = %task.id,
+            branch = %task.branch,
+            %kept,
+            %to,
+            "this node's copy of the branch went apart from the remote's (a run lost with its node was done again elsewhere); the remote's is taken"
+        );
+    }
+    Ok(caught)
+}
+
+/// Commit what a successful run of `agent` left uncommitted in the task's
+/// worktree and push the branch, so that its work leaves this machine.
+/// Runs that do not work on the branch (the deployer's) have nothing to
+/// hand over; nor has a task with no worktree here.
+pub(crate) async fn push_run_work(
+    repos: &RepoStore,
+    task: &Task,
+    agent: AgentKind,
+    base: &str,
+) -> Result<(), String> {
+    if agent == AgentKind::Deployer {
+        return Ok(());
+    }
+    let path = repos
+        .worktree_path(&task.repo, &task.branch)
+        .map_err(|e| e.to_string())?;
+    if !path.exists() {
+        return Ok(());
+    }
+    let wt = repos
+        .create_or_reuse_worktree(&task.repo, &task.branch, base)
+        .await
+        .map_err(|e| format!("worktree: {e}"))?;
+    let msg = format!(
+        "{}: uncommitted work left by the {agent}",
+        task.original_work_item_id()
+    );
+    repos
+        .commit_all(&wt, &msg)
+        .await
+        .map_err(|e| format!("committing the {agent}'s work: {e}"))?;
+    repos
+        .push_branch(&task.repo, &task.branch)
+        .await
+        .map_err(|e| format!("pushing {}: {e}", task.branch))?;
+    Ok(())
+}
