@@ -10,7 +10,13 @@
 //! Each sample is one work item: created over the API, analysed by the
 //! example analyst, approved (measured), then stopped (measured).
 //!
-//! Run: `cargo bench -p orch-cli --bench pipeline_latency [-- SAMPLES]`
+//! With `--pg URL` (issue 11) the same runs across two nodes sharing a
+//! PostgreSQL store (a fresh schema of that database): node `events` takes
+//! every request and is drained, so node `agents` claims and runs every
+//! agent. The approval reaches it through the store's queue signal, and so
+//! does the STOP.
+//!
+//! Run: `cargo bench -p orch-cli --bench pipeline_latency [-- SAMPLES] [--pg URL]`
 
 use hdrhistogram::Histogram;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -128,18 +134,21 @@ fn pct(h: &Histogram<u64>, q: f64) -> f64 {
     h.value_at_quantile(q) as f64 / 1000.0
 }
 
-fn main() {
-    let samples: usize = std::env::args()
-        .skip(1)
-        .find_map(|a| a.parse().ok())
-        .unwrap_or(100);
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = setup(tmp.path());
+/// `orch serve` in `dir` (as node `node`), its address and its log.
+fn serve(
+    dir: &Path,
+    node: &str,
+) -> (
+    KillOnDrop,
+    String,
+    std::io::Lines<BufReader<std::process::ChildStderr>>,
+) {
     let mut serve = KillOnDrop(
         Command::new(ORCH)
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .current_dir(&dir)
+            .args(["serve", "--listen", "127.0.0.1:0", "--node", node])
+            .current_dir(dir)
             .env("ORCH_API_TOKEN", TOKEN)
+            .env("ORCH_MACHINE_ID", node)
             .env("RUST_LOG", "warn,orch_engine::supervisor=info")
             .env_remove("ORCH_CONFIG")
             .stdin(Stdio::null())
@@ -154,6 +163,95 @@ fn main() {
         if let Some(rest) = line.split("listening on http://").nth(1) {
             break rest.split_whitespace().next().unwrap().to_owned();
         }
+    };
+    (serve, addr, lines)
+}
+
+/// Two nodes on a fresh schema of `url`: `dir` is node `events`' folder
+/// (the quickstart's), the other gets one of its own, as another machine
+/// would. Returns what keeps the schema alive.
+fn two_nodes(dir: &Path, url: &str) -> (orch_store::testing::PgScratch, std::path::PathBuf) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let scratch = rt.block_on(orch_store::testing::PgScratch::create(url));
+    let cfg_path = dir.join("orch.toml");
+    // Heartbeats each second: the drain below is followed at once.
+    let cfg = std::fs::read_to_string(&cfg_path)
+        .unwrap()
+        .replace("poll_ms = 5000", "poll_ms = 5000\nheartbeat_secs = 1");
+    let cfg = format!("{cfg}\n[store]\nurl = \"{}\"\n", scratch.url());
+    std::fs::write(&cfg_path, &cfg).unwrap();
+    let other = dir.parent().unwrap().join("agents-node");
+    std::fs::create_dir_all(&other).unwrap();
+    let copied = Command::new("cp")
+        .arg("-r")
+        .arg(dir.join("examples"))
+        .arg(&other)
+        .status()
+        .unwrap();
+    assert!(copied.success());
+    let remote = dir.join("remotes/demo.git");
+    let cfg = cfg.replace(
+        "remote = \"remotes/demo.git\"",
+        &format!("remote = \"{}\"", remote.display()),
+    );
+    std::fs::write(other.join("orch.toml"), cfg).unwrap();
+    (scratch, other)
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let samples: usize = args.iter().find_map(|a| a.parse().ok()).unwrap_or(100);
+    let pg = args
+        .iter()
+        .position(|a| a == "--pg")
+        .map(|i| args.get(i + 1).expect("--pg URL").clone());
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = setup(tmp.path());
+    let nodes = pg.as_deref().map(|url| two_nodes(&dir, url));
+    let (events_node, addr, events_log) = serve(&dir, "events");
+    // Across nodes: the events node claims nothing, the other runs it all.
+    let agents_node = nodes.as_ref().map(|(_, other)| {
+        let out = Command::new(ORCH)
+            .args(["node", "drain", "events"])
+            .current_dir(&dir)
+            .env_remove("ORCH_CONFIG")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        wait_until(
+            "the events node to drain",
+            Duration::from_secs(30),
+            Duration::from_millis(100),
+            || {
+                let out = Command::new(ORCH)
+                    .args(["node", "list", "--json"])
+                    .current_dir(&dir)
+                    .env_remove("ORCH_CONFIG")
+                    .output()
+                    .unwrap();
+                let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+                v["nodes"].as_array().is_some_and(|n| {
+                    n.iter()
+                        .any(|n| n["name"] == "events" && n["state"] == "drained")
+                })
+            },
+        );
+        serve(other, "agents")
+    });
+    let (mut serve, lines) = match agents_node {
+        Some((s, _, l)) => {
+            // The events node's log must be drained too.
+            std::thread::spawn(move || events_log.map_while(Result::ok).for_each(drop));
+            (vec![events_node, s], l)
+        }
+        None => (vec![events_node], events_log),
     };
     // Keep draining the server's log so it never blocks on a full pipe; the
     // supervisor's "agent started" lines split orch's part of the latency.
@@ -243,8 +341,13 @@ fn main() {
             eprintln!("{} samples", i + 1);
         }
     }
-    drop(serve);
-    println!("pipeline latency through orch serve, {samples} samples");
+    serve.clear();
+    match &pg {
+        Some(_) => println!(
+            "pipeline latency across two nodes on PostgreSQL (events to one, agents on the other), {samples} samples"
+        ),
+        None => println!("pipeline latency through orch serve, {samples} samples"),
+    }
     println!(
         "event → agent started: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms (target p99 < 20 ms)",
         pct(&start, 0.5),

@@ -250,3 +250,39 @@ async fn a_tasks_step_lock_is_one_nodes_at_a_time() {
         tokio::task::yield_now().await;
     }
 }
+
+/// A rolling upgrade: a newer node migrated the database, then a node of
+/// this version (re)starts on it. Its migration run leaves the newer
+/// migration alone instead of refusing to start.
+#[tokio::test]
+async fn a_node_starts_on_a_database_a_newer_version_migrated() {
+    let Some(base) = pg_url() else { return };
+    let scratch = PgScratch::create(&base).await;
+    let store = PgStore::open(scratch.url(), PgOptions::default())
+        .await
+        .unwrap();
+    store.migrate().await.unwrap();
+    let pool = sqlx::PgPool::connect(scratch.url()).await.unwrap();
+    sqlx::query(
+        "INSERT INTO _sqlx_migrations (version, description, installed_on, success, checksum, execution_time)
+         VALUES (99990101000000, 'from a newer orch', now(), true, '\\x00'::bytea, 1)",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    sqlx::query("CREATE TABLE from_a_newer_version (id BIGINT)")
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    let again = PgStore::open(scratch.url(), PgOptions::default())
+        .await
+        .unwrap();
+    again
+        .migrate()
+        .await
+        .expect("a newer version's migration is left alone");
+    again.ping().await.unwrap();
+    again.close().await;
+    store.close().await;
+}

@@ -70,7 +70,14 @@ pub struct PgStore {
     clock: Arc<dyn Clock>,
 }
 
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+/// Migrations a newer orch applied are left alone (`ignore_missing`): in a
+/// rolling upgrade an older node restarts on a database a newer one has
+/// migrated, and migrations only add.
+static MIGRATOR: sqlx::migrate::Migrator = {
+    let mut m = sqlx::migrate!("./migrations/postgres");
+    m.ignore_missing = true;
+    m
+};
 
 type PgQuery<'q> = sqlx::query::Query<'q, Postgres, PgArguments>;
 

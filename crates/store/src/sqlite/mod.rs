@@ -68,7 +68,14 @@ pub struct SqliteStore {
     clock: Arc<dyn Clock>,
 }
 
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+/// Migrations a newer orch applied are left alone (`ignore_missing`): in a
+/// rolling upgrade an older node restarts on a database a newer one has
+/// migrated, and migrations only add.
+static MIGRATOR: sqlx::migrate::Migrator = {
+    let mut m = sqlx::migrate!("./migrations/sqlite");
+    m.ignore_missing = true;
+    m
+};
 
 impl SqliteStore {
     /// Open (creating if missing) the database file at `path`. Does not migrate.
