@@ -64,14 +64,16 @@ pub async fn stream_from(
     last_event_id: Option<&str>,
 ) -> Result<Response, Unreachable> {
     let client = s.peer_client().map_err(|e| Unreachable(e.to_string()))?;
-    let target = format!(
-        "{}/api/tasks/{}/logs?run={}",
-        url.trim_end_matches('/'),
-        encode(task_key),
-        encode(&run.run_id.0)
-    );
+    let mut target = reqwest::Url::parse(url)
+        .map_err(|e| Unreachable(format!("{name}'s API address {url:?} is not a URL: {e}")))?;
+    target
+        .path_segments_mut()
+        .map_err(|()| Unreachable(format!("{name}'s API address {url:?} cannot have a path")))?
+        .pop_if_empty()
+        .extend(["api", "tasks", task_key, "logs"]);
+    target.query_pairs_mut().append_pair("run", &run.run_id.0);
     let mut req = client
-        .get(&target)
+        .get(target)
         .header(FORWARDED_HEADER, s.api.node.as_deref().unwrap_or_default())
         .header(header::ACCEPT, "text/event-stream");
     if let Some(token) = s.api.token.as_deref().filter(|t| !t.is_empty()) {
@@ -145,27 +147,4 @@ pub fn unreachable_answer(run: &Run, why: &Unreachable) -> Response {
         events.map(Ok::<Event, Infallible>),
     ))
     .into_response()
-}
-
-/// A path segment or query value, percent-encoded (keys and run ids are
-/// plain, but nothing here should trust that).
-fn encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn encodes_what_is_not_plain() {
-        assert_eq!(super::encode("DEMO-1"), "DEMO-1");
-        assert_eq!(super::encode("a/b c?"), "a%2Fb%20c%3F");
-    }
 }

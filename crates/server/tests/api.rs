@@ -7,7 +7,7 @@ use hyper::{Method, StatusCode};
 use orch_core::EventKind;
 use orch_core::run::{RunOutcome, Usage};
 use orch_core::{JobStatus, Stage, TaskId};
-use orch_store::{ClaimRequest, RunFinish, RunProcess, TaskFilter};
+use orch_store::{RunFinish, TaskFilter};
 use serde_json::{Value, json};
 use std::path::Path;
 use std::time::Duration;
@@ -364,21 +364,8 @@ async fn bad_bodies_are_400_and_large_ones_413() {
 
 /// Claim the task's queued job and record its process with a log file.
 async fn start_run(s: &Server, id: TaskId, log: &Path) -> orch_core::RunId {
-    let job = s
-        .store
-        .claim(&ClaimRequest::new("test-worker"))
-        .await
-        .unwrap()
-        .expect("a job to claim");
-    assert_eq!(job.task_id, id);
-    let run = job.run_id.expect("a claimed job has a run");
-    let process = RunProcess {
-        pid: 1,
-        pgid: 1,
-        proc_start_ticks: 1,
-        log_path: log.display().to_string(),
-    };
-    assert!(s.store.record_run_process(&run, &process).await.unwrap());
+    let (task, run) = s.start_run("test-worker", log).await;
+    assert_eq!(task, id);
     run
 }
 

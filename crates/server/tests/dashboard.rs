@@ -6,7 +6,7 @@
 use hyper::{Method, StatusCode};
 use orch_core::TaskId;
 use orch_core::run::{RunOutcome, Usage};
-use orch_store::{ClaimRequest, RunFinish, RunProcess};
+use orch_store::RunFinish;
 use serde_json::{Value, json};
 use std::time::Duration;
 
@@ -215,25 +215,6 @@ async fn the_dashboard_is_embedded_with_a_strict_content_security_policy() {
     s.shutdown().await;
 }
 
-/// Claim the task's queued job and record its process with a log file.
-async fn start_run(s: &Server, log: &std::path::Path) -> orch_core::RunId {
-    let job = s
-        .store
-        .claim(&ClaimRequest::new("test-worker"))
-        .await
-        .unwrap()
-        .expect("a job to claim");
-    let run = job.run_id.expect("a claimed job has a run");
-    let process = RunProcess {
-        pid: 1,
-        pgid: 1,
-        proc_start_ticks: 1,
-        log_path: log.display().to_string(),
-    };
-    assert!(s.store.record_run_process(&run, &process).await.unwrap());
-    run
-}
-
 fn finish(tokens: u64, cost: f64) -> RunFinish {
     RunFinish {
         outcome: RunOutcome::Succeeded,
@@ -258,7 +239,7 @@ async fn the_board_has_cards_running_agents_and_totals() {
     s.create(json!({"repo": "demo", "title": "Second"})).await;
     let log = s.dir.path().join("a.log");
     std::fs::write(&log, "").unwrap();
-    let run = start_run(&s, &log).await;
+    let run = s.start_run("test-worker", &log).await.1;
 
     let (status, b) = s.get_json("/api/board").await;
     assert_eq!(status, StatusCode::OK, "{b}");
@@ -321,7 +302,7 @@ async fn events_stream_task_changes_live() {
     // A claim (no task event) shows as the running agent…
     let log = s.dir.path().join("w.log");
     std::fs::write(&log, "").unwrap();
-    start_run(&s, &log).await;
+    s.start_run("test-worker", &log).await;
     read_until(&mut body, &mut seen, "\"running\":\"analyst\"").await;
     // …and a STOP as the cancelled stage.
     let (status, _) = s.post_json(&format!("/api/tasks/{id}/stop"), None).await;
@@ -336,7 +317,7 @@ async fn a_log_stream_resumes_after_last_event_id() {
     let id = task_id(&s.create(json!({"repo": "demo", "title": "Log me"})).await);
     let log = s.dir.path().join("out.log");
     std::fs::write(&log, "one\ntwo\nthree\n").unwrap();
-    let run = start_run(&s, &log).await;
+    let run = s.start_run("test-worker", &log).await.1;
     assert!(s.store.finish_run(&run, &finish(0, 0.0)).await.unwrap());
 
     let path = format!("/api/tasks/{id}/logs");

@@ -9,7 +9,7 @@
 
 use orch_core::TaskId;
 use orch_core::run::{RunOutcome, Usage};
-use orch_store::{ClaimRequest, NodeReport, RunFinish, RunProcess};
+use orch_store::{NodeReport, RunFinish};
 use serde_json::json;
 use std::sync::{Arc, Mutex};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -59,20 +59,8 @@ async fn run_of(s: &Server, node: &str, log: &std::path::Path) -> (TaskId, orch_
         .create(json!({"repo": "demo", "title": "Elsewhere"}))
         .await;
     let id = TaskId(created["result"]["task"].as_i64().unwrap());
-    let job = s
-        .store
-        .claim(&ClaimRequest::new(node))
-        .await
-        .unwrap()
-        .expect("a job to claim");
-    let run = job.run_id.unwrap();
-    let process = RunProcess {
-        pid: 1,
-        pgid: 1,
-        proc_start_ticks: 1,
-        log_path: log.display().to_string(),
-    };
-    assert!(s.store.record_run_process(&run, &process).await.unwrap());
+    let (task, run) = s.start_run(node, log).await;
+    assert_eq!(task, id);
     // Finished, so a stream read on this node ends when the file is read.
     let finish = RunFinish {
         outcome: RunOutcome::Succeeded,

@@ -8,14 +8,18 @@
 //!   by the supervisor of the node that ran it): whichever node takes the
 //!   task's next step finds the work there;
 //! - a node brings its copy of the branch up to the remote's before it
-//!   starts a run in it or pushes it ([`catch_up`]).
+//!   starts a run in it or pushes it ([`catch_up`]); before a run it skips
+//!   that fetch when the task's last successful run was its own (it pushed
+//!   that work from this very copy, [`last_work_was_here`]).
 //!
 //! With one node (SQLite) neither happens: the worktree stays on the one
 //! machine, and the branch is pushed when the pipeline hands it to people
 //! (after the analysis and after the development, `Pipeline::step`).
 
-use orch_core::{AgentKind, Task};
+use orch_core::run::RunOutcome;
+use orch_core::{AgentKind, Job, Task};
 use orch_git::{CatchUp, RepoStore};
+use orch_store::Store;
 
 /// Bring the task's local branch (and its worktree) to the remote's tip,
 /// unless this node's copy is ahead. An error says what failed.
@@ -34,6 +38,23 @@ pub(crate) async fn catch_up(repos: &RepoStore, task: &Task) -> Result<CatchUp, 
         );
     }
     Ok(caught)
+}
+
+/// Whether the task's last successful run (the last that handed work over)
+/// was one of this node's, the node that claimed `job`: then this node's
+/// copy of the branch is the one that was pushed. A store that cannot be
+/// read says no (the fetch is made).
+pub(crate) async fn last_work_was_here(store: &dyn Store, task: &Task, job: &Job) -> bool {
+    let Some(me) = &job.worker_id else {
+        return false;
+    };
+    let Ok(runs) = store.runs_for_task(task.id).await else {
+        return false;
+    };
+    runs.iter()
+        .filter(|r| r.outcome == Some(RunOutcome::Succeeded) && r.agent != AgentKind::Deployer)
+        .max_by_key(|r| r.finished_at)
+        .is_some_and(|r| r.worker_id == *me)
 }
 
 /// Commit what a successful run of `agent` left uncommitted in the task's

@@ -135,9 +135,12 @@ impl RunPreparer for PipelinePreparer {
                 wt.path.display()
             ));
         }
-        // Another node may have taken the task's last step: start from the
-        // branch as the remote has it.
-        if cfg.store_is_shared() {
+        // Another node may have run the task's last step: start from the
+        // branch as the remote has it (a fetch; not needed when the last
+        // run that handed work over was this node's).
+        if cfg.store_is_shared()
+            && !super::hand_over::last_work_was_here(self.store.as_ref(), task, job).await
+        {
             super::hand_over::catch_up(&self.repos, task).await?;
         }
         let agent_cfg = cfg.agent(job.agent);

@@ -7,10 +7,11 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
+use orch_core::{RunId, TaskId};
 use orch_engine::pipeline::Pipeline;
 use orch_engine::ports::{LocalForge, Tracker};
 use orch_server::{ApiState, serve};
-use orch_store::{SqliteOptions, SqliteStore, Store};
+use orch_store::{ClaimRequest, RunProcess, SqliteOptions, SqliteStore, Store};
 use serde_json::Value;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -199,6 +200,26 @@ verify = ["true"]
             .call(Method::POST, path, Some(TOKEN), body.as_deref())
             .await;
         (status, serde_json::from_str(&text).unwrap())
+    }
+
+    /// Claim the next queued job as `worker` and record its process with
+    /// its log at `log`: the claimed job's task and run.
+    pub async fn start_run(&self, worker: &str, log: &Path) -> (TaskId, RunId) {
+        let job = self
+            .store
+            .claim(&ClaimRequest::new(worker))
+            .await
+            .unwrap()
+            .expect("a job to claim");
+        let run = job.run_id.expect("a claimed job has a run");
+        let process = RunProcess {
+            pid: 1,
+            pgid: 1,
+            proc_start_ticks: 1,
+            log_path: log.display().to_string(),
+        };
+        assert!(self.store.record_run_process(&run, &process).await.unwrap());
+        (job.task_id, run)
     }
 
     pub async fn create(&self, body: Value) -> Value {
