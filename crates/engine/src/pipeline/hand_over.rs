@@ -3,8 +3,8 @@
 //! On a store several nodes share, each of a task's runs may land on
 //! another machine, with a worktree of its own. The remote is what the
 //! nodes share, so:
-//! - a run that succeeded pushes its work (orch commits what the agent left
-//!   uncommitted) before its job counts as done ([`push_run_work`], called
+//! - a run that succeeded pushes its work (orch commits what an analyst or
+//!   a developer left uncommitted) before its job counts as done ([`push_run_work`], called
 //!   by the supervisor of the node that ran it): whichever node takes the
 //!   task's next step finds the work there;
 //! - a node brings its copy of the branch up to the remote's before it
@@ -57,8 +57,9 @@ pub(crate) async fn last_work_was_here(store: &dyn Store, task: &Task, job: &Job
         .is_some_and(|r| r.worker_id == *me)
 }
 
-/// Commit what a successful run of `agent` left uncommitted in the task's
-/// worktree and push the branch, so that its work leaves this machine.
+/// Push the task's branch after a successful run of `agent` (first
+/// committing what an analyst or developer left uncommitted), so that its
+/// work leaves this machine.
 /// Runs that do not work on the branch (the deployer's) have nothing to
 /// hand over; nor has a task with no worktree here.
 pub(crate) async fn push_run_work(
@@ -80,14 +81,19 @@ pub(crate) async fn push_run_work(
         .create_or_reuse_worktree(&task.repo, &task.branch, base)
         .await
         .map_err(|e| format!("worktree: {e}"))?;
-    let msg = format!(
-        "{}: uncommitted work left by the {agent}",
-        task.original_work_item_id()
-    );
-    repos
-        .commit_all(&wt, &msg)
-        .await
-        .map_err(|e| format!("committing the {agent}'s work: {e}"))?;
+    // As on one node: orch commits what the analyst and the developer
+    // leave (their handovers, `Pipeline::step`); a reviewer's or a
+    // merger's leftovers (notes, verify's outputs) are not the task's work.
+    if matches!(agent, AgentKind::Analyst | AgentKind::Developer) {
+        let msg = format!(
+            "{}: uncommitted work left by the {agent}",
+            task.original_work_item_id()
+        );
+        repos
+            .commit_all(&wt, &msg)
+            .await
+            .map_err(|e| format!("committing the {agent}'s work: {e}"))?;
+    }
     repos
         .push_branch(&task.repo, &task.branch)
         .await

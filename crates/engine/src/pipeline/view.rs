@@ -34,10 +34,15 @@ pub async fn window_facts(store: &dyn Store, task: &Task) -> StoreResult<WindowF
 }
 
 pub async fn task_view(store: &dyn Store, task: &Task) -> StoreResult<TaskView> {
-    let jobs = store.jobs_for_task(task.id).await?;
-    let events = store.events(task.id).await?;
-    let markers = store.initiated_markers(Some(task.id)).await?;
-    let lease = store.merge_lease(&task.repo).await?;
+    // Read at once: on PostgreSQL each is a round trip, and this view is
+    // read before every step and every run.
+    let (jobs, events, markers, lease, dependencies) = tokio::try_join!(
+        store.jobs_for_task(task.id),
+        store.events(task.id),
+        store.initiated_markers(Some(task.id)),
+        store.merge_lease(&task.repo),
+        store.dependencies(task.id),
+    )?;
 
     // When the task entered its current stage: jobs older than that belong to
     // an earlier visit of the stage (e.g. before a park) and decide nothing.
@@ -57,7 +62,7 @@ pub async fn task_view(store: &dyn Store, task: &Task) -> StoreResult<TaskView> 
         .rposition(|e| e.kind == EventKind::Retried)
         .map_or(&events[..], |i| &events[i..]);
     let mut dead_dependencies = Vec::new();
-    for on in store.dependencies(task.id).await? {
+    for on in dependencies {
         if let Some(dep) = store.get_task(on).await?
             && matches!(dep.stage, Stage::Failed | Stage::Cancelled)
         {
