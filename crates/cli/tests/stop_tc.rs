@@ -254,6 +254,51 @@ async fn tc01_stop_routed_and_unknown_is_noop() {
     assert_eq!(r.note, CancelNote::NoTask);
 }
 
+/// A run of a node on another machine (as its node reported) is that
+/// node's to stop: its process id means nothing here, so a STOP received
+/// here cancels the task without signalling it. (On one host, as here,
+/// signalling it would also hide whether its own node acted.)
+#[tokio::test]
+async fn a_stop_never_signals_a_run_of_another_machine() {
+    let w = World::new("").await;
+    let t = w.task("PL-11", "ORCH-311", Stage::Development).await;
+    let (_j, pid) = w.running_with_process(&t, AgentKind::Developer).await;
+    w.store
+        .node_heartbeat(orch_store::NodeReport {
+            name: "test-worker",
+            boot_id: "boot",
+            claims_stopped: false,
+            api_url: None,
+            machine: Some("another-machine"),
+        })
+        .await
+        .unwrap();
+    let r = w
+        .pipeline
+        .cancel_task(t.id, "STOP", orch_core::cancel::CancelCause::Stop, "test")
+        .await;
+    assert!(r.ok, "{r:?}");
+    assert_eq!(w.stage(&t).await, Stage::Cancelled);
+    assert_eq!(r.stopped, 0, "{r:?}");
+    let alive = !gone_now(pid);
+    // Its own node is not running in this test: end it here.
+    let _ = Command::new("kill")
+        .args(["-KILL", &format!("-{pid}")])
+        .status();
+    let _ = Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .status();
+    assert!(
+        alive,
+        "the run of another machine (pid {pid}) was signalled"
+    );
+}
+
+/// Gone or a zombie, at this moment.
+fn gone_now(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |s| s.contains(") Z "))
+}
+
 #[tokio::test]
 async fn tc02_stop_active_agent_by_pid() {
     let w = World::new("").await;
