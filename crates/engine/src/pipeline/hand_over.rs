@@ -21,6 +21,29 @@ use orch_core::{AgentKind, Job, Task};
 use orch_git::{CatchUp, RepoStore};
 use orch_store::Store;
 
+use super::Pipeline;
+
+impl Pipeline {
+    /// Push the task's branch. On a shared store this node's copy first
+    /// catches up with the remote's: another node may have pushed the
+    /// task's latest work, and this node may not even have the branch.
+    pub(crate) async fn push_task_branch(&self, task: &Task) -> crate::ports::PortResult<String> {
+        self.catch_up_if_shared(task).await;
+        self.forge.push_branch(&task.repo, &task.branch).await
+    }
+
+    /// On a shared store, bring this node's copy of the task's branch (and
+    /// its worktree) up to the remote's ([`catch_up`]). A failure is
+    /// logged: the push that follows is then refused and says why.
+    pub(crate) async fn catch_up_if_shared(&self, task: &Task) {
+        if self.cfg.store_is_shared()
+            && let Err(e) = catch_up(&self.repos, task).await
+        {
+            tracing::warn!(task = %task.id, error = %e, "this node's copy of the branch may be behind");
+        }
+    }
+}
+
 /// Bring the task's local branch (and its worktree) to the remote's tip,
 /// unless this node's copy is ahead. An error says what failed.
 pub(crate) async fn catch_up(repos: &RepoStore, task: &Task) -> Result<CatchUp, String> {

@@ -548,25 +548,6 @@ impl Pipeline {
         Ok(why.to_owned())
     }
 
-    /// Push the task's branch. On a shared store this node's copy first
-    /// catches up with the remote's: another node may have pushed the
-    /// task's latest work, and this node may not even have the branch.
-    pub(crate) async fn push_task_branch(&self, task: &Task) -> crate::ports::PortResult<String> {
-        self.catch_up_if_shared(task).await;
-        self.forge.push_branch(&task.repo, &task.branch).await
-    }
-
-    /// On a shared store, bring this node's copy of the task's branch (and
-    /// its worktree) up to the remote's (`hand_over.rs`). A failure is
-    /// logged: the push that follows is then refused and says why.
-    pub(crate) async fn catch_up_if_shared(&self, task: &Task) {
-        if self.cfg.store_is_shared()
-            && let Err(e) = hand_over::catch_up(&self.repos, task).await
-        {
-            tracing::warn!(task = %task.id, error = %e, "this node's copy of the branch may be behind");
-        }
-    }
-
     /// Commit what `agent` left uncommitted and push the branch; whether the
     /// push succeeded (a failure is logged on the task, and the next push,
     /// at the latest the merge gate's, carries the work).
