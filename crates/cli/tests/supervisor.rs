@@ -51,6 +51,43 @@ impl RunPreparer for Script {
     }
 }
 
+/// A script whose hand-over (the work after a successful run, before its
+/// job counts as done) waits until the test lets it go.
+struct SlowHandOver {
+    script: Script,
+    entered: Arc<tokio::sync::Notify>,
+    release: Arc<tokio::sync::Notify>,
+}
+
+#[async_trait::async_trait]
+impl RunPreparer for SlowHandOver {
+    async fn prepare(&self, task: &Task, job: &Job, run_dir: &Path) -> Result<PreparedRun, String> {
+        self.script.prepare(task, job, run_dir).await
+    }
+
+    async fn hand_over(&self, _job: &Job) -> Result<(), String> {
+        self.entered.notify_one();
+        self.release.notified().await;
+        Ok(())
+    }
+}
+
+impl SlowHandOver {
+    fn new(script: Script) -> Arc<SlowHandOver> {
+        Arc::new(SlowHandOver {
+            script,
+            entered: Default::default(),
+            release: Default::default(),
+        })
+    }
+
+    async fn wait_entered(&self) {
+        tokio::time::timeout(Duration::from_secs(30), self.entered.notified())
+            .await
+            .expect("the run reached its hand-over");
+    }
+}
+
 struct World {
     dir: tempfile::TempDir,
     store: Arc<dyn Store>,
@@ -686,6 +723,68 @@ async fn the_reaper_requeues_jobs_whose_lease_expired() {
     let job = w.store.get_job(j.id).await.unwrap().unwrap();
     assert_eq!(job.status, JobStatus::Queued);
     assert!(job.last_error.unwrap().contains("lease"));
+}
+
+/// Handing a run's work over can outlast the lease (a slow push): the run
+/// keeps its job meanwhile, so no other node's reaper runs the stage again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hand_over_longer_than_the_lease_keeps_the_job() {
+    let w = World::new().await;
+    let t = w.task().await;
+    let j = w.job(&t, 3).await;
+    let mut cfg = w.config();
+    cfg.lease = Duration::from_millis(600);
+    cfg.heartbeat = Duration::from_millis(100);
+    let slow = SlowHandOver::new(w.script("echo done"));
+    let (sup, mut rx) = Supervisor::new(w.store.clone(), slow.clone(), cfg.clone());
+    assert_eq!(sup.dispatch_once().await, 1);
+    slow.wait_entered().await;
+    // Three leases pass while the work is handed over.
+    tokio::time::sleep(cfg.lease * 3).await;
+    let mut other = cfg.clone();
+    other.worker = WorkerId("another-node".into());
+    let (elsewhere, _rx) = Supervisor::new(w.store.clone(), Arc::new(w.script("true")), other);
+    assert_eq!(
+        elsewhere.reap_once().await,
+        0,
+        "a job whose run is handing its work over is not reaped"
+    );
+    slow.release.notify_one();
+    let r = next_report(&mut rx).await;
+    assert_eq!(
+        (r.outcome, r.end.clone()),
+        (RunOutcome::Succeeded, JobEnd::Completed)
+    );
+    let job = w.store.get_job(j.id).await.unwrap().unwrap();
+    assert_eq!((job.status, job.attempts), (JobStatus::Succeeded, 1));
+}
+
+/// A job taken from its run while the run hands its work over (a STOP, a
+/// reaper) is not completed by it, and the run is not recorded a success:
+/// a job never has two successful runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_whose_job_is_taken_while_it_hands_over_is_not_a_success() {
+    let w = World::new().await;
+    let t = w.task().await;
+    let j = w.job(&t, 3).await;
+    let slow = SlowHandOver::new(w.script("echo done"));
+    let (sup, mut rx) = Supervisor::new(w.store.clone(), slow.clone(), w.config());
+    assert_eq!(sup.dispatch_once().await, 1);
+    slow.wait_entered().await;
+    w.store.cancel_jobs_for_task(t.id, false).await.unwrap();
+    slow.release.notify_one();
+    let r = next_report(&mut rx).await;
+    assert_eq!(
+        (r.outcome, r.end.clone()),
+        (RunOutcome::Cancelled, JobEnd::Cancelled)
+    );
+    let run = w.store.get_run(&r.run_id).await.unwrap().unwrap();
+    assert_eq!(run.outcome, Some(RunOutcome::Cancelled));
+    assert_eq!(run.error.as_deref(), Some(orch_store::FENCED));
+    assert_eq!(
+        w.store.get_job(j.id).await.unwrap().unwrap().status,
+        JobStatus::Cancelled
+    );
 }
 
 /// Run `work` as an orchestrator that then crashes: on its own thread and

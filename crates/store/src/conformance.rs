@@ -396,6 +396,51 @@ pub async fn run_id_fences_stale_attempts(h: Harness) {
     );
 }
 
+/// A run that succeeded after its job was taken from it is not a success:
+/// each job has at most one successful run, whichever of the reaper, a STOP
+/// or the run itself gets there first.
+pub async fn a_run_that_succeeds_after_losing_its_job_is_not_counted(h: Harness) {
+    let t = task(&h, "ORCH-1", Stage::Development).await;
+    let j = job(&h, &t, AgentKind::Developer).await;
+    let first = claim_exactly(&h, &j).await;
+    let stale = first.run_id.clone().unwrap();
+    // Its lease expires and the reaper hands the job on; the run had not ended.
+    h.store
+        .reap_unknown_outcome(j.id, &stale, "lost", &no_jitter())
+        .await
+        .unwrap();
+    h.clock.advance(Duration::from_secs(11));
+    let second = claim_exactly(&h, &j).await;
+    let fresh = second.run_id.clone().unwrap();
+    let done = finish(RunOutcome::Succeeded);
+    assert!(h.store.complete_run(j.id, &fresh, &done).await.unwrap());
+    assert!(
+        !h.store.complete_run(j.id, &stale, &done).await.unwrap(),
+        "the stale run does not complete the job"
+    );
+    let runs = h.store.runs_for_task(t.id).await.unwrap();
+    let ok: Vec<_> = runs
+        .iter()
+        .filter(|r| r.outcome == Some(RunOutcome::Succeeded))
+        .map(|r| r.run_id.clone())
+        .collect();
+    assert_eq!(ok, vec![fresh.clone()], "one successful run: {runs:?}");
+
+    // A job cancelled while its run was ending (no reaper recorded the run):
+    // the run's success is recorded as what it is, a fenced end.
+    let t2 = task(&h, "ORCH-2", Stage::Development).await;
+    let j2 = job(&h, &t2, AgentKind::Developer).await;
+    let c = claim_exactly(&h, &j2).await;
+    let run = c.run_id.clone().unwrap();
+    h.store.cancel_jobs_for_task(t2.id, false).await.unwrap();
+    assert!(!h.store.complete_run(j2.id, &run, &done).await.unwrap());
+    let r = h.store.get_run(&run).await.unwrap().unwrap();
+    assert_eq!(r.outcome, Some(RunOutcome::Cancelled));
+    assert_eq!(r.error.as_deref(), Some(FENCED));
+    assert!(r.finished_at.is_some());
+    assert_eq!(status(&h, &j2).await, JobStatus::Cancelled);
+}
+
 /// Failures retry with exponential backoff until max_attempts, then fail for good.
 pub async fn fail_backs_off_then_gives_up(h: Harness) {
     let t = task(&h, "ORCH-1", Stage::Development).await;
@@ -1664,6 +1709,7 @@ macro_rules! conformance_suite {
             d7_merge_lease_holder_and_release,
             lease_of_terminal_task_is_free,
             run_id_fences_stale_attempts,
+            a_run_that_succeeds_after_losing_its_job_is_not_counted,
             fail_backs_off_then_gives_up,
             give_up_and_enqueue_checks,
             expired_leases_are_found,

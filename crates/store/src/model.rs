@@ -192,6 +192,21 @@ pub struct RunFinish {
     pub final_text: Option<String>,
 }
 
+impl RunFinish {
+    /// How a run that succeeded is recorded when its job was no longer its
+    /// own: its work is another run's, or nobody's (a STOP).
+    pub fn fenced(&self) -> RunFinish {
+        RunFinish {
+            outcome: RunOutcome::Cancelled,
+            error: Some(FENCED.to_owned()),
+            ..self.clone()
+        }
+    }
+}
+
+/// The error of a run recorded by [`RunFinish::fenced`].
+pub const FENCED: &str = "the run ended after its job was taken from it (cancelled, or its lease expired and it was reaped)";
+
 /// What start-up recovery or a reaper pass did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReapSummary {

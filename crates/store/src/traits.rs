@@ -101,6 +101,12 @@ pub trait JobQueue {
     async fn heartbeat(&self, job: JobId, run: &RunId, lease: Duration) -> StoreResult<bool>;
     /// Running → succeeded. `false`: stale run.
     async fn complete(&self, job: JobId, run: &RunId) -> StoreResult<bool>;
+    /// A run that succeeded: record its end and complete its job, in one
+    /// transaction. The run counts as a success only when its job was still
+    /// its own (`true`); a run whose job was taken from it meanwhile (a lease
+    /// that expired and was reaped, a STOP) is recorded as
+    /// [`RunFinish::fenced`], so a job never has two successful runs.
+    async fn complete_run(&self, job: JobId, run: &RunId, finish: &RunFinish) -> StoreResult<bool>;
     /// A failed attempt: retry with backoff, give up, or cancel (terminal task).
     /// `None`: stale run, nothing changed.
     async fn fail(

@@ -413,7 +413,10 @@ impl Supervisor {
         // machine (a store several nodes share: the task's next step may
         // run on another).
         let (outcome, error) = match outcome {
-            RunOutcome::Succeeded => match self.preparer.hand_over(job).await {
+            RunOutcome::Succeeded => match self
+                .keeping_lease(job, run, self.preparer.hand_over(job))
+                .await
+            {
                 Ok(()) => (outcome, error),
                 Err(e) => {
                     tracing::warn!(run = %run, error = %e, "handing the run's work over failed");
@@ -444,9 +447,6 @@ impl Supervisor {
             error: error.clone(),
             final_text: final_text.clone(),
         };
-        if let Err(e) = self.store.finish_run(run, &finish).await {
-            tracing::error!(run = %run, error = %e, "recording the run's end failed");
-        }
         // A question (asked through `ask_person`, or read from the output)
         // parks the task for a person whatever else the run did; a STOP's
         // cancelled run is the STOP's.
@@ -456,6 +456,29 @@ impl Supervisor {
             .and_then(|a| a.question.clone())
             .or(out.question)
             .filter(|_| outcome != RunOutcome::Cancelled);
+        // A success is recorded with its job's completion, in one step: a
+        // run whose job was taken from it meanwhile is not a success.
+        let (outcome, error) = if outcome == RunOutcome::Succeeded && question.is_none() {
+            match self.store.complete_run(job.id, run, &finish).await {
+                Ok(true) => (outcome, error),
+                Ok(false) => {
+                    let f = finish.fenced();
+                    (f.outcome, f.error)
+                }
+                Err(e) => {
+                    tracing::error!(run = %run, error = %e, "completing the job failed; the reaper will decide");
+                    (
+                        RunOutcome::Unknown,
+                        Some(format!("completing the job failed: {e}")),
+                    )
+                }
+            }
+        } else {
+            if let Err(e) = self.store.finish_run(run, &finish).await {
+                tracing::error!(run = %run, error = %e, "recording the run's end failed");
+            }
+            (outcome, error)
+        };
         let end = match outcome {
             _ if question.is_some() => {
                 let q = question.as_deref().unwrap_or_default();
@@ -466,17 +489,11 @@ impl Supervisor {
                     JobEnd::Cancelled
                 }
             }
-            RunOutcome::Succeeded => match self.store.complete(job.id, run).await {
-                Ok(true) => JobEnd::Completed,
-                Ok(false) => JobEnd::Cancelled,
-                Err(e) => {
-                    tracing::error!(run = %run, error = %e, "completing the job failed; the reaper will decide");
-                    JobEnd::Cancelled
-                }
-            },
+            RunOutcome::Succeeded => JobEnd::Completed,
             // STOP cancels the job before stopping the run; a fenced run's job
-            // belongs to someone else already. Either way, leave the job alone.
-            RunOutcome::Cancelled => JobEnd::Cancelled,
+            // belongs to someone else already. Either way, leave the job alone;
+            // so too when the store could not be told (the reaper decides).
+            RunOutcome::Cancelled | RunOutcome::Unknown => JobEnd::Cancelled,
             RunOutcome::BudgetExceeded => {
                 let why = error.clone().unwrap_or_else(|| "budget exceeded".into());
                 let _ = self.store.give_up(job.id, run, &why).await;
@@ -491,6 +508,29 @@ impl Supervisor {
         };
         tracing::info!(run = %run, job = %job.id, outcome = outcome.as_str(), end = ?end, "run finished");
         self.report(job, run, outcome, end, usage, final_text, error, question);
+    }
+
+    /// Do `work` while keeping the job's lease: work after the agent ended
+    /// (handing its branch over) can outlast a lease, and a reaper must not
+    /// take a job whose run is still being recorded. A claim lost meanwhile
+    /// shows when the job is completed.
+    async fn keeping_lease<T>(
+        &self,
+        job: &Job,
+        run: &orch_core::RunId,
+        work: impl std::future::Future<Output = T>,
+    ) -> T {
+        tokio::pin!(work);
+        loop {
+            tokio::select! {
+                out = &mut work => return out,
+                _ = tokio::time::sleep(self.cfg().heartbeat) => {
+                    if let Err(e) = self.store.heartbeat(job.id, run, self.cfg().lease).await {
+                        tracing::warn!(run = %run, error = %e, "heartbeat failed; retrying");
+                    }
+                }
+            }
+        }
     }
 
     pub(super) async fn end_of(

@@ -10,7 +10,7 @@
 use super::{PgStore, all, exec, first, foreign_key_violation, returned};
 use crate::common::{self, by_id, count_decision, decision_row, limit_maps, millis};
 use crate::error::{StoreError, StoreResult};
-use crate::model::{ClaimRequest, ReapSummary};
+use crate::model::{ClaimRequest, ReapSummary, RunFinish};
 use crate::rows::{self, Columns};
 use crate::traits::JobQueue;
 use async_trait::async_trait;
@@ -214,6 +214,29 @@ impl JobQueue for PgStore {
         .bind(job.0)
         .bind(&run.0);
         Ok(exec(&self.pool, q).await? == 1)
+    }
+
+    async fn complete_run(&self, job: JobId, run: &RunId, f: &RunFinish) -> StoreResult<bool> {
+        let now = self.now();
+        let mut tx = self.pool.begin().await?;
+        let q = sqlx::query(
+            "UPDATE jobs SET status = 'succeeded', lease_expires_at = NULL, last_error = NULL, updated_at = $1
+             WHERE id = $2 AND run_id = $3 AND status = 'running'",
+        )
+        .bind(now.0)
+        .bind(job.0)
+        .bind(&run.0);
+        let ours = exec(&mut *tx, q).await? == 1;
+        let fenced;
+        let finish = if ours {
+            f
+        } else {
+            fenced = f.fenced();
+            &fenced
+        };
+        exec(&mut *tx, super::runs::finish_run_query(now, run, finish)).await?;
+        tx.commit().await?;
+        Ok(ours)
     }
 
     async fn fail(

@@ -1,6 +1,6 @@
 //! Runs: the process facts and outcome of each attempt, and usage per task.
 
-use super::{PgStore, all, exec, first};
+use super::{PgQuery, PgStore, all, exec, first};
 use crate::common::{agent_work_kinds, tokens};
 use crate::error::StoreResult;
 use crate::model::{RepoUsage, RunFinish, RunProcess};
@@ -27,25 +27,7 @@ impl RunStore for PgStore {
     }
 
     async fn finish_run(&self, run: &RunId, f: &RunFinish) -> StoreResult<bool> {
-        let now = self.now();
-        let q = sqlx::query(
-            "UPDATE runs SET finished_at = $1, outcome = $2, exit_code = $3, signal = $4,
-                input_tokens = $5, output_tokens = $6, cost_usd = $7, session_id = $8, error = $9,
-                final_text = $10
-             WHERE run_id = $11 AND finished_at IS NULL",
-        )
-        .bind(now.0)
-        .bind(f.outcome.as_str())
-        .bind(f.exit_code.map(i64::from))
-        .bind(f.signal.map(i64::from))
-        .bind(tokens(f.usage.input_tokens))
-        .bind(tokens(f.usage.output_tokens))
-        .bind(f.usage.cost_usd)
-        .bind(&f.session_id)
-        .bind(&f.error)
-        .bind(&f.final_text)
-        .bind(&run.0);
-        Ok(exec(&self.pool, q).await? == 1)
+        Ok(exec(&self.pool, finish_run_query(self.now(), run, f)).await? == 1)
     }
 
     async fn get_run(&self, run: &RunId) -> StoreResult<Option<Run>> {
@@ -154,4 +136,30 @@ impl RunStore for PgStore {
         .await?;
         Ok(rows.into_iter().collect())
     }
+}
+
+/// Record a run's end (on the pool, or in a transaction); only the first
+/// finish counts: 0 rows changed when its end was recorded.
+pub(super) fn finish_run_query<'q>(
+    now: Timestamp,
+    run: &'q RunId,
+    f: &'q RunFinish,
+) -> PgQuery<'q> {
+    sqlx::query(
+        "UPDATE runs SET finished_at = $1, outcome = $2, exit_code = $3, signal = $4,
+            input_tokens = $5, output_tokens = $6, cost_usd = $7, session_id = $8, error = $9,
+            final_text = $10
+         WHERE run_id = $11 AND finished_at IS NULL",
+    )
+    .bind(now.0)
+    .bind(f.outcome.as_str())
+    .bind(f.exit_code.map(i64::from))
+    .bind(f.signal.map(i64::from))
+    .bind(tokens(f.usage.input_tokens))
+    .bind(tokens(f.usage.output_tokens))
+    .bind(f.usage.cost_usd)
+    .bind(&f.session_id)
+    .bind(&f.error)
+    .bind(&f.final_text)
+    .bind(&run.0)
 }

@@ -8,7 +8,7 @@ use super::conn::{exec, first, is_foreign_key_violation};
 use super::{SqliteStore, rows};
 use crate::common::{self, by_id, count_decision, decision_row, limit_maps, millis};
 use crate::error::{StoreError, StoreResult};
-use crate::model::{ClaimRequest, ReapSummary};
+use crate::model::{ClaimRequest, ReapSummary, RunFinish};
 use crate::traits::JobQueue;
 use async_trait::async_trait;
 use orch_core::retry::{FailureDecision, RetryPolicy, after_failure};
@@ -227,6 +227,23 @@ impl JobQueue for SqliteStore {
             (&now.0, &job.0, &run.0),
         ).await?;
         Ok(n == 1)
+    }
+
+    async fn complete_run(&self, job: JobId, run: &RunId, f: &RunFinish) -> StoreResult<bool> {
+        let now = self.now();
+        self.writer
+            .tx(|conn| {
+                let ours = exec(
+                    conn,
+                    "UPDATE jobs SET status = 'succeeded', lease_expires_at = NULL, last_error = NULL, updated_at = ?1
+                     WHERE id = ?2 AND run_id = ?3 AND status = 'running'",
+                    params![now.0, job.0, run.0],
+                )? == 1;
+                let finish = if ours { f.clone() } else { f.fenced() };
+                super::runs::finish_run_in(conn, now, run, &finish)?;
+                Ok(ours)
+            })
+            .await
     }
 
     async fn fail(

@@ -31,24 +31,7 @@ impl RunStore for SqliteStore {
 
     async fn finish_run(&self, run: &RunId, f: &RunFinish) -> StoreResult<bool> {
         let now = self.now();
-        let n = self.write(
-            "UPDATE runs SET finished_at = ?, outcome = ?, exit_code = ?, signal = ?,
-                input_tokens = ?, output_tokens = ?, cost_usd = ?, session_id = ?, error = ?, final_text = ?
-                WHERE run_id = ? AND finished_at IS NULL",
-            (
-                &now.0,
-                &f.outcome.as_str(),
-                &f.exit_code,
-                &f.signal,
-                &tokens(f.usage.input_tokens),
-                &tokens(f.usage.output_tokens),
-                &f.usage.cost_usd,
-                &f.session_id,
-                &f.error,
-                &f.final_text,
-                &run.0,
-            ),
-        ).await?;
+        let n = self.writer.run(|c| finish_run_in(c, now, run, f)).await?;
         Ok(n == 1)
     }
 
@@ -177,4 +160,33 @@ fn summed(input: i64, output: i64, cost: f64) -> Usage {
         cost_usd: cost,
         ..Usage::default()
     }
+}
+
+/// Record a run's end on `conn` (a transaction's, or the writer's); only the
+/// first finish counts. Rows changed: 1, or 0 when its end was recorded.
+pub(super) fn finish_run_in(
+    conn: &rusqlite::Connection,
+    now: Timestamp,
+    run: &RunId,
+    f: &RunFinish,
+) -> StoreResult<usize> {
+    super::conn::exec(
+        conn,
+        "UPDATE runs SET finished_at = ?, outcome = ?, exit_code = ?, signal = ?,
+            input_tokens = ?, output_tokens = ?, cost_usd = ?, session_id = ?, error = ?, final_text = ?
+            WHERE run_id = ? AND finished_at IS NULL",
+        rusqlite::params![
+            now.0,
+            f.outcome.as_str(),
+            f.exit_code,
+            f.signal,
+            tokens(f.usage.input_tokens),
+            tokens(f.usage.output_tokens),
+            f.usage.cost_usd,
+            f.session_id,
+            f.error,
+            f.final_text,
+            run.0,
+        ],
+    )
 }
