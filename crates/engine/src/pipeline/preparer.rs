@@ -5,7 +5,7 @@
 //! - merger: merges the base into the branch, then runs the repo's `verify`;
 //! - deployer: the repo's `deploy.prepare` (phase A) or `deploy.run` (phase B).
 
-use super::view::{job_spec, task_view};
+use super::view::{Rounds, job_spec};
 use crate::supervisor::{PreparedRun, RunPreparer};
 use orch_agent::adapters::AdapterKind;
 use orch_agent::process::Timeouts;
@@ -137,12 +137,26 @@ impl RunPreparer for PipelinePreparer {
         }
         // Another node may have run the task's last step: start from the
         // branch as the remote has it (a fetch; not needed when the last
-        // run that handed work over was this node's).
-        if cfg.store_is_shared()
-            && !super::hand_over::last_work_was_here(self.store.as_ref(), task, job).await
-        {
+        // run that handed work over was this node's). The task's history,
+        // which an agent's prompt counts its rounds from, is read at the
+        // same time: on PostgreSQL each read is a round trip before the
+        // agent starts.
+        let (here, events) = tokio::join!(
+            async {
+                !cfg.store_is_shared()
+                    || super::hand_over::last_work_was_here(self.store.as_ref(), task, job).await
+            },
+            async {
+                match job.agent {
+                    AgentKind::Merger | AgentKind::Deployer => Ok(Vec::new()),
+                    _ => self.store.events(task.id).await,
+                }
+            }
+        );
+        if !here {
             super::hand_over::catch_up(&self.repos, task).await?;
         }
+        let events = events.map_err(|e| format!("reading the task's history: {e}"))?;
         let agent_cfg = cfg.agent(job.agent);
         let timeouts = Timeouts {
             wall: Some(Duration::from_secs(agent_cfg.timeout_secs.max(1))),
@@ -233,7 +247,7 @@ impl RunPreparer for PipelinePreparer {
                         run.resume_session = Some(session);
                         answer_prompt(&answer)
                     }
-                    _ => self.prompt(&cfg, task, job, &wt, repo).await?,
+                    _ => self.prompt(&cfg, task, job, &wt, repo, &events).await?,
                 };
                 if let Some(tools) = &self.agent_tools {
                     run.extra = tools
@@ -372,6 +386,7 @@ impl PipelinePreparer {
         job: &Job,
         wt: &orch_git::Worktree,
         repo: &orch_config::RepoConfig,
+        events: &[orch_core::TaskEvent],
     ) -> Result<String, String> {
         let mut dirs = Vec::new();
         if let Some(d) = cfg.repo_prompts_dir(repo) {
@@ -382,12 +397,10 @@ impl PipelinePreparer {
             PromptContext::new(task, &repo.default_branch, job.agent).map_err(|e| e.to_string())?;
         ctx.attempt = job.attempts.max(1);
         ctx.max_review_rounds = cfg.review.max_review_rounds;
-        let view = task_view(self.store.as_ref(), task)
-            .await
-            .map_err(|e| e.to_string())?;
-        ctx.review_round = view.review_rounds + 1;
+        let rounds = Rounds::of(events);
+        ctx.review_round = rounds.review + 1;
         ctx.max_ci_rounds = cfg.review.max_ci_rounds;
-        ctx.ci_round = view.ci_rounds.max(1);
+        ctx.ci_round = rounds.ci.max(1);
         ctx.artefacts = collect_artefacts(
             &wt.path,
             task.original_work_item_id(),

@@ -7,7 +7,7 @@ use orch_core::cancel::{WindowFacts, in_critical_window};
 use orch_core::pipeline::{
     DeadDependency, DeployPhase, JobSpec, PendingQuestion, ReviewOutcome, StageJob, TaskView,
 };
-use orch_core::{Job, JobStatus, Stage, Task};
+use orch_core::{Job, JobStatus, Stage, Task, TaskEvent};
 use orch_store::{MarkerStep, Store, StoreResult};
 
 /// The payload a pipeline job carries (its [`JobSpec`]), read back.
@@ -33,6 +33,35 @@ pub async fn window_facts(store: &dyn Store, task: &Task) -> StoreResult<WindowF
     })
 }
 
+/// The task's events since a person's last retry: the rounds that failed a
+/// task count afresh after it.
+fn since_retry(events: &[TaskEvent]) -> &[TaskEvent] {
+    events
+        .iter()
+        .rposition(|e| e.kind == EventKind::Retried)
+        .map_or(events, |i| &events[i..])
+}
+
+/// The review and CI rounds a task has been through (since a retry): what
+/// the decisions count against their limits, and what a prompt tells the
+/// agent. From the events alone, so a run's preparation reads only those.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Rounds {
+    pub review: u32,
+    pub ci: u32,
+}
+
+impl Rounds {
+    pub(crate) fn of(events: &[TaskEvent]) -> Rounds {
+        let since = since_retry(events);
+        let count = |kind: EventKind| since.iter().filter(|e| e.kind == kind).count() as u32;
+        Rounds {
+            review: count(EventKind::ChangesRequested),
+            ci: count(EventKind::CiFailed),
+        }
+    }
+}
+
 pub async fn task_view(store: &dyn Store, task: &Task) -> StoreResult<TaskView> {
     // Read at once: on PostgreSQL each is a round trip, and this view is
     // read before every step and every run.
@@ -56,11 +85,6 @@ pub async fn task_view(store: &dyn Store, task: &Task) -> StoreResult<TaskView> 
         Some(j) => Some(stage_job(store, j).await?),
         None => None,
     };
-    // The rounds that failed a task count afresh after a person's retry.
-    let since_retry = events
-        .iter()
-        .rposition(|e| e.kind == EventKind::Retried)
-        .map_or(&events[..], |i| &events[i..]);
     let mut dead_dependencies = Vec::new();
     for on in dependencies {
         if let Some(dep) = store.get_task(on).await?
@@ -99,14 +123,11 @@ pub async fn task_view(store: &dyn Store, task: &Task) -> StoreResult<TaskView> 
             .and_then(|e| e.from_stage),
         keys_released: orch_core::keys::is_tombstoned(&task.work_item_id),
         dead_dependencies,
-        rejections: since_retry
+        rejections: since_retry(&events)
             .iter()
             .filter(|e| e.kind == EventKind::Rejected)
             .count() as u32,
-        review_rounds: since_retry
-            .iter()
-            .filter(|e| e.kind == EventKind::ChangesRequested)
-            .count() as u32,
+        review_rounds: Rounds::of(&events).review,
         holds_lease: facts.holds_merge_lease,
         merge_initiated: markers.iter().any(|m| m.step == MarkerStep::Merge),
         deploy_initiated: markers.iter().any(|m| m.step == MarkerStep::Deploy),
@@ -121,10 +142,7 @@ pub async fn task_view(store: &dyn Store, task: &Task) -> StoreResult<TaskView> 
         // Read from the forge by the pipeline when the merge gate needs it
         // (`Pipeline::ci_verdict`): the store does not hold CI results.
         ci: None,
-        ci_rounds: since_retry
-            .iter()
-            .filter(|e| e.kind == EventKind::CiFailed)
-            .count() as u32,
+        ci_rounds: Rounds::of(&events).ci,
         ci_wait_noted: asked_since_entry(&events, task.stage, EventKind::CiPending),
         // Read from the forge with `ci`.
         people: None,
@@ -220,4 +238,38 @@ async fn stage_job(store: &dyn Store, j: &Job) -> StoreResult<StageJob> {
         review,
         last_error: j.last_error.clone(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Rounds;
+    use orch_core::{EventKind, TaskEvent, TaskId, Timestamp};
+
+    fn ev(kind: EventKind) -> TaskEvent {
+        TaskEvent {
+            id: 0,
+            task_id: TaskId(1),
+            at: Timestamp(0),
+            actor: "test".into(),
+            kind,
+            from_stage: None,
+            to_stage: None,
+            message: String::new(),
+        }
+    }
+
+    #[test]
+    fn rounds_count_changes_and_ci_failures_since_the_last_retry() {
+        use EventKind::*;
+        assert_eq!(Rounds::of(&[]), Rounds { review: 0, ci: 0 });
+        let before_retry = [ChangesRequested, CiFailed, CiFailed, Retried];
+        let after = [ChangesRequested, CiFailed, ChangesRequested, Merged];
+        let events: Vec<_> = before_retry.iter().chain(&after).map(|k| ev(*k)).collect();
+        assert_eq!(Rounds::of(&events), Rounds { review: 2, ci: 1 });
+        assert_eq!(
+            Rounds::of(&events[..3]),
+            Rounds { review: 1, ci: 2 },
+            "no retry: every round counts"
+        );
+    }
 }
