@@ -205,28 +205,13 @@ impl JobQueue for PgStore {
     }
 
     async fn complete(&self, job: JobId, run: &RunId) -> StoreResult<bool> {
-        let now = self.now();
-        let q = sqlx::query(
-            "UPDATE jobs SET status = 'succeeded', lease_expires_at = NULL, last_error = NULL, updated_at = $1
-             WHERE id = $2 AND run_id = $3 AND status = 'running'",
-        )
-        .bind(now.0)
-        .bind(job.0)
-        .bind(&run.0);
-        Ok(exec(&self.pool, q).await? == 1)
+        Ok(exec(&self.pool, complete_query(self.now(), job, run)).await? == 1)
     }
 
     async fn complete_run(&self, job: JobId, run: &RunId, f: &RunFinish) -> StoreResult<bool> {
         let now = self.now();
         let mut tx = self.pool.begin().await?;
-        let q = sqlx::query(
-            "UPDATE jobs SET status = 'succeeded', lease_expires_at = NULL, last_error = NULL, updated_at = $1
-             WHERE id = $2 AND run_id = $3 AND status = 'running'",
-        )
-        .bind(now.0)
-        .bind(job.0)
-        .bind(&run.0);
-        let ours = exec(&mut *tx, q).await? == 1;
+        let ours = exec(&mut *tx, complete_query(now, job, run)).await? == 1;
         let fenced;
         let finish = if ours {
             f
@@ -327,4 +312,15 @@ impl JobQueue for PgStore {
         let rows = all(&self.pool, q, |r| Ok((r.text("status")?, r.int("n")?))).await?;
         common::job_counts(rows)
     }
+}
+
+/// Running → succeeded, for the caller's run only (fenced).
+fn complete_query(now: Timestamp, job: JobId, run: &RunId) -> super::PgQuery<'_> {
+    sqlx::query(
+        "UPDATE jobs SET status = 'succeeded', lease_expires_at = NULL, last_error = NULL, updated_at = $1
+         WHERE id = $2 AND run_id = $3 AND status = 'running'",
+    )
+    .bind(now.0)
+    .bind(job.0)
+    .bind(&run.0)
 }

@@ -17,6 +17,10 @@ use rusqlite::{Connection, params};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+/// Running → succeeded, for the caller's run only (fenced).
+const COMPLETE: &str = "UPDATE jobs SET status = 'succeeded', lease_expires_at = NULL, last_error = NULL, updated_at = ?1
+     WHERE id = ?2 AND run_id = ?3 AND status = 'running'";
+
 /// The claim: one statement picks and takes the job, with every gate of R-11 in
 /// its WHERE clause (mirrors `orch_core::gates::blocked_by`, which the property
 /// tests compare it against).
@@ -221,11 +225,7 @@ impl JobQueue for SqliteStore {
 
     async fn complete(&self, job: JobId, run: &RunId) -> StoreResult<bool> {
         let now = self.now();
-        let n = self.write(
-            "UPDATE jobs SET status = 'succeeded', lease_expires_at = NULL, last_error = NULL, updated_at = ?1
-                WHERE id = ?2 AND run_id = ?3 AND status = 'running'",
-            (&now.0, &job.0, &run.0),
-        ).await?;
+        let n = self.write(COMPLETE, (&now.0, &job.0, &run.0)).await?;
         Ok(n == 1)
     }
 
@@ -233,12 +233,7 @@ impl JobQueue for SqliteStore {
         let now = self.now();
         self.writer
             .tx(|conn| {
-                let ours = exec(
-                    conn,
-                    "UPDATE jobs SET status = 'succeeded', lease_expires_at = NULL, last_error = NULL, updated_at = ?1
-                     WHERE id = ?2 AND run_id = ?3 AND status = 'running'",
-                    params![now.0, job.0, run.0],
-                )? == 1;
+                let ours = exec(conn, COMPLETE, params![now.0, job.0, run.0])? == 1;
                 let finish = if ours { f.clone() } else { f.fenced() };
                 super::runs::finish_run_in(conn, now, run, &finish)?;
                 Ok(ours)
