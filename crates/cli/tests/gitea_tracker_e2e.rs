@@ -11,60 +11,42 @@
 
 mod common;
 
-use common::tracker_world::{Listening, demo_toml, git_as_person, seed_demo};
-use common::{count_events, show};
+use common::show;
+use common::tracker_world::{Site, assert_orchs_comments};
 use orch_integrations::fakes::FakeGitea;
 use orch_integrations::signature::sign;
 use std::path::Path;
-use std::time::{Duration, Instant};
 
 const TOKEN: &str = "gitea-e2e-token";
 const SECRET: &str = "gitea-e2e-secret";
-const DEADLINE: Duration = Duration::from_secs(180);
 
 struct World {
-    tmp: tempfile::TempDir,
+    site: Site,
     gitea: FakeGitea,
-    serve: Option<Listening>,
 }
 
 impl World {
     async fn new() -> World {
-        let tmp = tempfile::tempdir().unwrap();
-        let d = tmp.path().to_path_buf();
-        let bare = seed_demo(&d);
-        let gitea = FakeGitea::start("acme/demo", TOKEN, &bare).await;
+        let site = Site::new();
+        let gitea = FakeGitea::start("acme/demo", TOKEN, &site.bare).await;
         // Tracker and forge are one Gitea account: one client, one budget.
-        let toml = format!(
-            "{}[tracker]\nkind = \"gitea\"\n[tracker.gitea]\nbase_url = \"{uri}\"\nrepos = [\"acme/demo\"]\n\
+        site.configure(&format!(
+            "[tracker]\nkind = \"gitea\"\n[tracker.gitea]\nbase_url = \"{uri}\"\nrepos = [\"acme/demo\"]\n\
              [forge]\nkind = \"gitea\"\n[forge.gitea]\nbase_url = \"{uri}\"\n[forge.gitea.repos]\ndemo = \"acme/demo\"\n",
-            demo_toml(),
             uri = gitea.uri(),
-        );
-        std::fs::write(d.join("orch.toml"), toml).unwrap();
-        World {
-            tmp,
-            gitea,
-            serve: None,
-        }
+        ));
+        World { site, gitea }
     }
 
     fn dir(&self) -> &Path {
-        self.tmp.path()
+        self.site.dir()
     }
 
     fn start(&mut self) {
-        self.serve = Some(Listening::start(
-            self.dir(),
-            &[
-                ("ORCH_GITEA_TOKEN", TOKEN),
-                ("ORCH_GITEA_WEBHOOK_SECRET", SECRET),
-            ],
-        ));
-    }
-
-    fn log(&self) -> String {
-        self.serve.as_ref().map(Listening::log).unwrap_or_default()
+        self.site.start(&[
+            ("ORCH_GITEA_TOKEN", TOKEN),
+            ("ORCH_GITEA_WEBHOOK_SECRET", SECRET),
+        ]);
     }
 
     /// Post a Gitea `issue_label` delivery with this signature; the status.
@@ -75,10 +57,7 @@ impl World {
             ("X-Gitea-Delivery", delivery),
             ("X-Gitea-Signature", sig),
         ];
-        self.serve
-            .as_ref()
-            .unwrap()
-            .post("/webhooks/gitea", &headers, body)
+        self.site.post("/webhooks/gitea", &headers, body)
     }
 
     fn deliver(&self, body: &[u8], delivery: &str) -> u16 {
@@ -86,17 +65,15 @@ impl World {
     }
 
     async fn wait_label(&self, issue: u64, label: &str) {
-        let end = Instant::now() + DEADLINE;
-        while !self.gitea.labels_of(issue).iter().any(|l| l == label) {
-            assert!(
-                Instant::now() < end,
-                "issue {issue} never got the label {label:?} (it has {:?}); task: {:#?}\nlog:\n{}",
-                self.gitea.labels_of(issue),
-                show(self.dir(), &format!("demo-{issue}")).map(|v| v["events"].clone()),
-                self.log()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        let what = format!("got the label {label:?}");
+        self.site
+            .wait_for(
+                &format!("demo-{issue}"),
+                &what,
+                || self.gitea.labels_of(issue),
+                |ls| ls.iter().any(|l| l == label),
+            )
+            .await;
     }
 }
 
@@ -140,32 +117,14 @@ async fn a_gitea_issue_runs_from_to_analyse_to_a_merged_pull_request_and_done() 
     assert_eq!(w.deliver(&approved, "d-2"), 200, "the replay is a no-op");
     w.wait_label(7, "Done").await;
 
-    let end = Instant::now() + DEADLINE;
-    let v = loop {
-        if let Some(v) = show(w.dir(), "demo-7")
-            && v["task"]["stage"] == "done"
-        {
-            break v;
-        }
-        assert!(
-            Instant::now() < end,
-            "never done: {:#?}\n{}",
-            show(w.dir(), "demo-7"),
-            w.log()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
-    assert_eq!(count_events(&v, "merged"), 1, "merged exactly once");
-    assert_eq!(count_events(&v, "cancelled"), 0);
-    assert_eq!(count_events(&v, "started"), 1, "the replay started nothing");
+    let v = w.site.wait_done("demo-7").await;
+    w.site.assert_merged_once(&v, "demo-7");
     let prs = w.gitea.prs();
     assert_eq!(prs.len(), 1, "{prs:?}");
     assert!(
         prs[0].merged && prs[0].head.starts_with("feature/demo-7-"),
         "{prs:?}"
     );
-    let bare = w.dir().join("remotes/demo.git");
-    assert!(git_as_person(&bare, &["show", "main:work/demo-7.md"]).contains("Tests: added"));
     // One state label at the end, the person's other label kept.
     let labels = w.gitea.labels_of(7);
     let states: Vec<&String> = labels
@@ -175,17 +134,5 @@ async fn a_gitea_issue_runs_from_to_analyse_to_a_merged_pull_request_and_done() 
     assert_eq!(states, ["Done"], "{labels:?}");
     assert!(labels.contains(&"bug".to_string()));
     // orch's comments, each marked as orch's.
-    let comments = w.gitea.comments_of(7);
-    assert!(
-        comments.iter().any(|c| c.contains("started the analysis")),
-        "{comments:?}"
-    );
-    assert!(
-        comments.iter().any(|c| c.contains("merged")),
-        "{comments:?}"
-    );
-    assert!(
-        comments.iter().all(|c| c.contains("<!-- orch")),
-        "{comments:?}"
-    );
+    assert_orchs_comments(&w.gitea.comments_of(7));
 }

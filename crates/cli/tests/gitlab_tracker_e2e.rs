@@ -13,60 +13,42 @@
 
 mod common;
 
-use common::tracker_world::{Listening, demo_toml, git_as_person, seed_demo};
-use common::{count_events, show};
+use common::show;
+use common::tracker_world::{Site, assert_orchs_comments};
 use orch_integrations::fakes::FakeGitlab;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
 
 const TOKEN: &str = "glpat-e2e-token";
 const SECRET: &str = "gitlab-e2e-hook-token";
-const DEADLINE: Duration = Duration::from_secs(180);
 
 struct World {
-    tmp: tempfile::TempDir,
+    site: Site,
     gitlab: FakeGitlab,
-    serve: Option<Listening>,
 }
 
 impl World {
     async fn new() -> World {
-        let tmp = tempfile::tempdir().unwrap();
-        let d = tmp.path().to_path_buf();
-        let bare = seed_demo(&d);
-        let gitlab = FakeGitlab::start("acme/demo", TOKEN, &bare).await;
+        let site = Site::new();
+        let gitlab = FakeGitlab::start("acme/demo", TOKEN, &site.bare).await;
         // Tracker and forge are one GitLab account: one client, one budget.
-        let toml = format!(
-            "{}[tracker]\nkind = \"gitlab\"\n[tracker.gitlab]\nbase_url = \"{uri}\"\nprojects = [\"acme/demo\"]\n\
+        site.configure(&format!(
+            "[tracker]\nkind = \"gitlab\"\n[tracker.gitlab]\nbase_url = \"{uri}\"\nprojects = [\"acme/demo\"]\n\
              [forge]\nkind = \"gitlab\"\n[forge.gitlab]\nbase_url = \"{uri}\"\n[forge.gitlab.repos]\ndemo = \"acme/demo\"\n",
-            demo_toml(),
             uri = gitlab.uri(),
-        );
-        std::fs::write(d.join("orch.toml"), toml).unwrap();
-        World {
-            tmp,
-            gitlab,
-            serve: None,
-        }
+        ));
+        World { site, gitlab }
     }
 
     fn dir(&self) -> &Path {
-        self.tmp.path()
+        self.site.dir()
     }
 
     fn start(&mut self) {
-        self.serve = Some(Listening::start(
-            self.dir(),
-            &[
-                ("ORCH_GITLAB_TOKEN", TOKEN),
-                ("ORCH_GITLAB_WEBHOOK_SECRET", SECRET),
-            ],
-        ));
-    }
-
-    fn log(&self) -> String {
-        self.serve.as_ref().map(Listening::log).unwrap_or_default()
+        self.site.start(&[
+            ("ORCH_GITLAB_TOKEN", TOKEN),
+            ("ORCH_GITLAB_WEBHOOK_SECRET", SECRET),
+        ]);
     }
 
     /// Post an "Issue Hook" with this token and idempotency key; the status.
@@ -76,10 +58,7 @@ impl World {
             ("Idempotency-Key", key),
             ("X-Gitlab-Token", token),
         ];
-        self.serve
-            .as_ref()
-            .unwrap()
-            .post("/webhooks/gitlab", &headers, body)
+        self.site.post("/webhooks/gitlab", &headers, body)
     }
 
     fn deliver(&self, body: &[u8], key: &str) -> u16 {
@@ -111,17 +90,15 @@ impl World {
     }
 
     async fn wait_label(&self, issue: u64, label: &str) {
-        let end = Instant::now() + DEADLINE;
-        while !self.gitlab.labels_of(issue).iter().any(|l| l == label) {
-            assert!(
-                Instant::now() < end,
-                "issue {issue} never got the label {label:?} (it has {:?}); task: {:#?}\nlog:\n{}",
-                self.gitlab.labels_of(issue),
-                show(self.dir(), &format!("demo-{issue}")).map(|v| v["events"].clone()),
-                self.log()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        let what = format!("got the label {label:?}");
+        self.site
+            .wait_for(
+                &format!("demo-{issue}"),
+                &what,
+                || self.gitlab.labels_of(issue),
+                |ls| ls.iter().any(|l| l == label),
+            )
+            .await;
     }
 }
 
@@ -161,24 +138,8 @@ async fn a_gitlab_issue_runs_from_to_analyse_to_a_merged_merge_request_and_done(
     assert_eq!(w.deliver(&approved, "k-2"), 200, "the replay is a no-op");
     w.wait_label(7, "orch::Done").await;
 
-    let end = Instant::now() + DEADLINE;
-    let v = loop {
-        if let Some(v) = show(w.dir(), "demo-7")
-            && v["task"]["stage"] == "done"
-        {
-            break v;
-        }
-        assert!(
-            Instant::now() < end,
-            "never done: {:#?}\n{}",
-            show(w.dir(), "demo-7"),
-            w.log()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
-    assert_eq!(count_events(&v, "merged"), 1, "merged exactly once");
-    assert_eq!(count_events(&v, "cancelled"), 0);
-    assert_eq!(count_events(&v, "started"), 1, "the replay started nothing");
+    let v = w.site.wait_done("demo-7").await;
+    w.site.assert_merged_once(&v, "demo-7");
     let (mrs, statuses, merge_sha) = {
         let m = w.gitlab.m();
         let merge_sha = m
@@ -201,19 +162,11 @@ async fn a_gitlab_issue_runs_from_to_analyse_to_a_merged_merge_request_and_done(
             .any(|(sha, st, name)| *sha == mrs[0].sha && st == "success" && name == "orch/verify"),
         "{statuses:?}"
     );
-    let bare = w.dir().join("remotes/demo.git");
-    assert!(git_as_person(&bare, &["show", "main:work/demo-7.md"]).contains("Tests: added"));
     // One state label at the end, the person's other label kept.
     let labels = w.gitlab.labels_of(7);
     let states: Vec<&String> = labels.iter().filter(|l| l.starts_with("orch::")).collect();
     assert_eq!(states, ["orch::Done"], "{labels:?}");
     assert!(labels.contains(&"bug".to_string()));
     // orch's notes, each marked as orch's.
-    let notes = w.gitlab.comments_of(7);
-    assert!(
-        notes.iter().any(|c| c.contains("started the analysis")),
-        "{notes:?}"
-    );
-    assert!(notes.iter().any(|c| c.contains("merged")), "{notes:?}");
-    assert!(notes.iter().all(|c| c.contains("<!-- orch")), "{notes:?}");
+    assert_orchs_comments(&w.gitlab.comments_of(7));
 }

@@ -15,72 +15,49 @@
 
 mod common;
 
-use common::tracker_world::{Listening, demo_toml, git_as_person, seed_demo};
-use common::{count_events, show};
+use common::show;
+use common::tracker_world::{Site, assert_orchs_comments, team_states};
 use orch_integrations::fakes::FakeJira;
 use orch_integrations::signature::sign;
 use std::path::Path;
-use std::time::{Duration, Instant};
 
 const EMAIL: &str = "orch-bot@example.com";
 const TOKEN: &str = "jira_e2e_token";
 const SECRET: &str = "jira_wh_e2e_secret";
-const DEADLINE: Duration = Duration::from_secs(180);
 
 struct World {
-    tmp: tempfile::TempDir,
+    site: Site,
     jira: FakeJira,
-    serve: Option<Listening>,
 }
 
 impl World {
     async fn new() -> World {
-        let tmp = tempfile::tempdir().unwrap();
-        seed_demo(tmp.path());
+        let site = Site::new();
         let jira = FakeJira::start(EMAIL, TOKEN).await;
         // The project ENG has orch's states as statuses, and some of its
         // own; orch's Done is ENG's "Shipped".
-        let mut statuses: Vec<String> = orch_config::TrackerStates::default()
-            .entries()
-            .iter()
-            .map(|(_, n)| n.to_string())
-            .filter(|n| n != "Done")
-            .collect();
-        statuses.extend(["Shipped".to_string(), "Backlog".to_string()]);
+        let statuses = team_states("Shipped");
         jira.add_project(
             "ENG",
             &statuses.iter().map(String::as_str).collect::<Vec<_>>(),
         );
-        let toml = format!(
-            "{}[tracker]\nkind = \"jira\"\n[tracker.jira]\nbase_url = \"{}\"\nemail = \"{EMAIL}\"\n\
+        site.configure(&format!(
+            "[tracker]\nkind = \"jira\"\n[tracker.jira]\nbase_url = \"{}\"\nemail = \"{EMAIL}\"\n\
              [tracker.jira.projects.ENG]\nstatuses = {{ done = \"Shipped\" }}\n",
-            demo_toml(),
             jira.uri(),
-        );
-        std::fs::write(tmp.path().join("orch.toml"), toml).unwrap();
-        World {
-            tmp,
-            jira,
-            serve: None,
-        }
+        ));
+        World { site, jira }
     }
 
     fn dir(&self) -> &Path {
-        self.tmp.path()
+        self.site.dir()
     }
 
     fn start(&mut self) {
-        self.serve = Some(Listening::start(
-            self.dir(),
-            &[
-                ("ORCH_JIRA_API_TOKEN", TOKEN),
-                ("ORCH_JIRA_WEBHOOK_SECRET", SECRET),
-            ],
-        ));
-    }
-
-    fn log(&self) -> String {
-        self.serve.as_ref().map(Listening::log).unwrap_or_default()
+        self.site.start(&[
+            ("ORCH_JIRA_API_TOKEN", TOKEN),
+            ("ORCH_JIRA_WEBHOOK_SECRET", SECRET),
+        ]);
     }
 
     /// Post a Jira webhook with this signature and delivery id; the status.
@@ -90,10 +67,7 @@ impl World {
             ("X-Atlassian-Webhook-Flow", "Primary"),
             ("X-Hub-Signature", signature),
         ];
-        self.serve
-            .as_ref()
-            .unwrap()
-            .post("/webhooks/jira", &headers, body)
+        self.site.post("/webhooks/jira", &headers, body)
     }
 
     fn deliver(&self, body: &[u8], delivery: &str) -> u16 {
@@ -108,17 +82,15 @@ impl World {
     }
 
     async fn wait_status(&self, issue: &str, status: &str) {
-        let end = Instant::now() + DEADLINE;
-        while self.jira.status_of(issue) != status {
-            assert!(
-                Instant::now() < end,
-                "issue {issue} never reached {status:?} (it is in {:?}); task: {:#?}\nlog:\n{}",
-                self.jira.status_of(issue),
-                show(self.dir(), issue).map(|v| v["events"].clone()),
-                self.log()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        let what = format!("reached {status:?}");
+        self.site
+            .wait_for(
+                issue,
+                &what,
+                || self.jira.status_of(issue),
+                |now| now == status,
+            )
+            .await;
     }
 }
 
@@ -170,24 +142,8 @@ async fn a_jira_issue_runs_from_to_analyse_to_merged_and_done() {
     );
     w.wait_status("ENG-7", "Shipped").await;
 
-    let end = Instant::now() + DEADLINE;
-    let v = loop {
-        if let Some(v) = show(w.dir(), "ENG-7")
-            && v["task"]["stage"] == "done"
-        {
-            break v;
-        }
-        assert!(
-            Instant::now() < end,
-            "never done: {:#?}\n{}",
-            show(w.dir(), "ENG-7"),
-            w.log()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
-    assert_eq!(count_events(&v, "merged"), 1, "merged exactly once");
-    assert_eq!(count_events(&v, "cancelled"), 0);
-    assert_eq!(count_events(&v, "started"), 1, "the replay started nothing");
+    let v = w.site.wait_done("ENG-7").await;
+    w.site.assert_merged_once(&v, "ENG-7");
     assert!(
         v["task"]["branch"]
             .as_str()
@@ -195,9 +151,6 @@ async fn a_jira_issue_runs_from_to_analyse_to_merged_and_done() {
         "{:#?}",
         v["task"]
     );
-    // The change is on main of the forge's repository.
-    let bare = w.dir().join("remotes/demo.git");
-    assert!(git_as_person(&bare, &["show", "main:work/ENG-7.md"]).contains("Tests: added"));
     // Every move orch made went through a transition.
     assert!(transitions_taken(&w) >= 4, "{:?}", w.jira.calls());
     let basic = format!(
@@ -213,19 +166,7 @@ async fn a_jira_issue_runs_from_to_analyse_to_merged_and_done() {
         "Basic auth on every call"
     );
     // orch's comments, in ADF, each marked as orch's.
-    let comments = w.jira.comments_of("ENG-7");
-    assert!(
-        comments.iter().any(|c| c.contains("started the analysis")),
-        "{comments:?}"
-    );
-    assert!(
-        comments.iter().any(|c| c.contains("merged")),
-        "{comments:?}"
-    );
-    assert!(
-        comments.iter().all(|c| c.contains("<!-- orch")),
-        "{comments:?}"
-    );
+    assert_orchs_comments(&w.jira.comments_of("ENG-7"));
     assert!(
         w.jira
             .m()

@@ -164,3 +164,150 @@ impl Drop for Listening {
         let _ = self.child.wait();
     }
 }
+
+/// How long a tracker end-to-end test waits for one step of the pipeline
+/// (CI is a busy 2-core machine).
+pub const DEADLINE: Duration = Duration::from_secs(180);
+
+/// The data folder of one tracker end-to-end test: the demo repository
+/// seeded, its config, and once started `orch serve` in it.
+pub struct Site {
+    tmp: tempfile::TempDir,
+    serve: Option<Listening>,
+    /// The demo repository's bare remote (a fake forge serves it).
+    pub bare: PathBuf,
+}
+
+impl Site {
+    pub fn new() -> Site {
+        let tmp = tempfile::tempdir().unwrap();
+        let bare = seed_demo(tmp.path());
+        Site {
+            tmp,
+            serve: None,
+            bare,
+        }
+    }
+
+    /// Write `orch.toml`: the demo config, then `integrations` (the test's
+    /// `[tracker]` and `[forge]`).
+    pub fn configure(&self, integrations: &str) {
+        std::fs::write(
+            self.dir().join("orch.toml"),
+            format!("{}{integrations}", demo_toml()),
+        )
+        .unwrap();
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.tmp.path()
+    }
+
+    /// Start `orch serve` with these variables (the tracker's secrets).
+    pub fn start(&mut self, env: &[(&str, &str)]) {
+        self.serve = Some(Listening::start(self.dir(), env));
+    }
+
+    pub fn log(&self) -> String {
+        self.serve.as_ref().map(Listening::log).unwrap_or_default()
+    }
+
+    /// POST a delivery to the started server; the status.
+    pub fn post(&self, path: &str, headers: &[(&str, &str)], body: &[u8]) -> u16 {
+        self.serve
+            .as_ref()
+            .expect("orch serve is started")
+            .post(path, headers, body)
+    }
+
+    /// Wait until the fake shows what `reached` looks for in `seen()`; at
+    /// the deadline fail with what it shows, task `key`'s events and the
+    /// server's log.
+    pub async fn wait_for<T: std::fmt::Debug>(
+        &self,
+        key: &str,
+        what: &str,
+        mut seen: impl FnMut() -> T,
+        reached: impl Fn(&T) -> bool,
+    ) {
+        let end = Instant::now() + DEADLINE;
+        loop {
+            let now = seen();
+            if reached(&now) {
+                return;
+            }
+            assert!(
+                Instant::now() < end,
+                "{key} never {what} (it shows {now:?}); task: {:#?}\nlog:\n{}",
+                super::show(self.dir(), key).map(|v| v["events"].clone()),
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Wait until task `key` is done; its `orch task show --json`.
+    pub async fn wait_done(&self, key: &str) -> serde_json::Value {
+        let end = Instant::now() + DEADLINE;
+        loop {
+            if let Some(v) = super::show(self.dir(), key)
+                && v["task"]["stage"] == "done"
+            {
+                return v;
+            }
+            assert!(
+                Instant::now() < end,
+                "never done: {:#?}\n{}",
+                super::show(self.dir(), key),
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
+
+/// A team's workflow with orch's states under their default names, orch's
+/// Done under the team's own `done`, and one state of the team's own.
+pub fn team_states(done: &str) -> Vec<String> {
+    let mut states: Vec<String> = orch_config::TrackerStates::default()
+        .entries()
+        .iter()
+        .map(|(_, n)| n.to_string())
+        .filter(|n| n != "Done")
+        .collect();
+    states.extend([done.to_string(), "Backlog".to_string()]);
+    states
+}
+
+impl Site {
+    /// Where every tracker test ends: task `key` (`show --json` in `v`)
+    /// merged exactly once and never cancelled, started once (the replays
+    /// started nothing), its change on `main` of the remote.
+    pub fn assert_merged_once(&self, v: &serde_json::Value, key: &str) {
+        let count = |kind: &str| super::count_events(v, kind);
+        assert_eq!(count("merged"), 1, "merged exactly once");
+        assert_eq!(count("cancelled"), 0);
+        assert_eq!(count("started"), 1, "the replay started nothing");
+        assert!(
+            git_as_person(&self.bare, &["show", &format!("main:work/{key}.md")])
+                .contains("Tests: added")
+        );
+    }
+}
+
+/// orch's comments on the item: the analysis start and the merge among
+/// them, each marked as orch's.
+pub fn assert_orchs_comments(comments: &[String]) {
+    assert!(
+        comments.iter().any(|c| c.contains("started the analysis")),
+        "{comments:?}"
+    );
+    assert!(
+        comments.iter().any(|c| c.contains("merged")),
+        "{comments:?}"
+    );
+    assert!(
+        comments.iter().all(|c| c.contains("<!-- orch")),
+        "{comments:?}"
+    );
+}
