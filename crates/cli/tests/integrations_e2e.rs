@@ -15,12 +15,15 @@
 //!   Gitea and the task page; a rejection made in Plane with a comment
 //!   reaches the analyst's prompt.
 
+mod common;
+
+use common::tracker_world::{Listening, git_as_person as git, no_proxy, seed_demo};
 use orch_integrations::fakes::{FakeGitea, FakePlane};
 use orch_integrations::signature::sign;
 use serde_json::Value;
 use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 const ORCH: &str = env!("CARGO_BIN_EXE_orch");
@@ -30,56 +33,11 @@ const GITEA_TOKEN: &str = "gitea-e2e-token";
 const PROJECT: &str = "59e3be42-87ec-4950-99a3-ae639cf2b089";
 const DEADLINE: Duration = Duration::from_secs(180);
 
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .args([
-            "-c",
-            "user.name=t",
-            "-c",
-            "user.email=t@localhost",
-            "-c",
-            "commit.gpgsign=false",
-        ])
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
-
-struct Serve {
-    child: Child,
-    port: u16,
-    log: PathBuf,
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let _ = self.child.wait();
-    }
-}
-
 struct World {
     tmp: tempfile::TempDir,
     plane: FakePlane,
     gitea: FakeGitea,
-    serve: Option<Serve>,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    serve: Option<Listening>,
 }
 
 impl World {
@@ -97,28 +55,9 @@ impl World {
     async fn with_states(agent_delay: u32, states: &[String]) -> World {
         let tmp = tempfile::tempdir().unwrap();
         let d = tmp.path().to_path_buf();
-        // The repository behind the fake Gitea: a bare remote with main.
-        let bare = d.join("remotes/demo.git");
-        std::fs::create_dir_all(&bare).unwrap();
-        git(&bare, &["init", "--quiet", "--bare", "-b", "main"]);
-        let seed = d.join("seed");
-        std::fs::create_dir_all(seed.join("scripts")).unwrap();
-        git(&seed, &["init", "--quiet", "-b", "main"]);
-        std::fs::write(seed.join("README.md"), "# demo\n").unwrap();
-        std::fs::write(
-            seed.join("scripts/verify.sh"),
-            "#!/bin/sh\necho verify: ok\n",
-        )
-        .unwrap();
-        git(&seed, &["add", "-A"]);
-        git(&seed, &["commit", "--quiet", "-m", "initial commit"]);
-        git(&seed, &["push", "--quiet", bare.to_str().unwrap(), "main"]);
-        // The example agents.
-        let agents = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/agents");
-        std::fs::create_dir_all(d.join("examples/agents")).unwrap();
-        for a in ["common.sh", "analyst.sh", "developer.sh", "reviewer.sh"] {
-            std::fs::copy(agents.join(a), d.join("examples/agents").join(a)).unwrap();
-        }
+        // The repository behind the fake Gitea (a bare remote with main),
+        // and the example agents.
+        let bare = seed_demo(&d);
         let plane = FakePlane::start("acme", PLANE_KEY).await;
         let refs: Vec<&str> = states.iter().map(String::as_str).collect();
         plane.add_project(PROJECT, &refs);
@@ -156,60 +95,34 @@ impl World {
     }
 
     fn start(&mut self) {
-        let port = free_port();
-        let log = self.dir().join("serve.log");
-        let child = no_proxy(&mut Command::new(ORCH))
-            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-            .current_dir(self.dir())
-            .env_remove("ORCH_CONFIG")
-            .env("ORCH_PLANE_API_KEY", PLANE_KEY)
-            .env("ORCH_PLANE_WEBHOOK_SECRET", PLANE_SECRET)
-            .env("ORCH_GITEA_TOKEN", GITEA_TOKEN)
-            .env("ORCH_GITEA_WEBHOOK_SECRET", "gitea-secret")
-            .env("ORCH_API_TOKEN", "api-token")
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        let end = Instant::now() + Duration::from_secs(30);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < end,
-                "orch serve did not listen: {}",
-                std::fs::read_to_string(&log).unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        self.serve = Some(Serve { child, port, log });
+        self.serve = Some(Listening::start(
+            self.dir(),
+            &[
+                ("ORCH_PLANE_API_KEY", PLANE_KEY),
+                ("ORCH_PLANE_WEBHOOK_SECRET", PLANE_SECRET),
+                ("ORCH_GITEA_TOKEN", GITEA_TOKEN),
+                ("ORCH_GITEA_WEBHOOK_SECRET", "gitea-secret"),
+            ],
+        ));
     }
 
     fn log(&self) -> String {
-        self.serve
-            .as_ref()
-            .map(|s| std::fs::read_to_string(&s.log).unwrap_or_default())
-            .unwrap_or_default()
+        self.serve.as_ref().map(Listening::log).unwrap_or_default()
     }
 
     /// Post a signed Plane delivery to orch's webhook route.
     fn deliver(&self, body: &[u8]) -> u16 {
-        let port = self.serve.as_ref().unwrap().port;
         let sig = sign(PLANE_SECRET.as_bytes(), body);
-        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-        let head = format!(
-            "POST /webhooks/plane HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nX-Plane-Event: issue\r\nX-Plane-Delivery: {}\r\nX-Plane-Signature: {sig}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-            uuid_ish(),
-            body.len()
-        );
-        s.write_all(head.as_bytes()).unwrap();
-        s.write_all(body).unwrap();
-        let mut out = String::new();
-        let _ = s.read_to_string(&mut out);
-        out.split(' ')
-            .nth(1)
-            .and_then(|c| c.parse().ok())
-            .unwrap_or(0)
+        let delivery = uuid_ish();
+        let headers = [
+            ("X-Plane-Event", "issue"),
+            ("X-Plane-Delivery", delivery.as_str()),
+            ("X-Plane-Signature", sig.as_str()),
+        ];
+        self.serve
+            .as_ref()
+            .unwrap()
+            .post("/webhooks/plane", &headers, body)
     }
 
     /// The task key of a Plane item: `DEMO-<sequence_id>`.
@@ -280,24 +193,6 @@ impl World {
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
-}
-
-/// orch's calls to the fakes are on loopback: never through a proxy, even
-/// where CI sets proxy variables.
-fn no_proxy(c: &mut Command) -> &mut Command {
-    c.env("NO_PROXY", "127.0.0.1,localhost")
-        .env("no_proxy", "127.0.0.1,localhost");
-    for var in [
-        "HTTP_PROXY",
-        "HTTPS_PROXY",
-        "ALL_PROXY",
-        "http_proxy",
-        "https_proxy",
-        "all_proxy",
-    ] {
-        c.env_remove(var);
-    }
-    c
 }
 
 fn uuid_ish() -> String {
