@@ -18,6 +18,7 @@ pub mod people;
 pub mod pipeline;
 pub mod retry;
 pub mod run;
+pub mod run_end;
 pub mod stage;
 pub mod task;
 pub mod time;

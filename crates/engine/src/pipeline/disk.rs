@@ -6,7 +6,7 @@ use super::owner::{Command, Outcome};
 use super::{Pipeline, PipelineResult};
 use orch_core::EventKind;
 use orch_core::disk::WorktreeSize;
-use orch_core::{Stage, TaskId, Timestamp};
+use orch_core::{TaskId, Timestamp};
 use orch_git::OutputCleanup;
 
 /// What one pass of [`Pipeline::clean_idle_worktrees`] did, per task.
@@ -81,28 +81,6 @@ impl Pipeline {
             tracing::warn!(task = %id, error = %e, "recording the worktree's size failed");
         }
         Some(size)
-    }
-
-    /// Park a task whose worktree is over `limits.worktree_mb` (with the
-    /// figure). Applied by the task's owner with the run's report.
-    pub(super) async fn park_over_disk_limit(
-        &self,
-        id: TaskId,
-        size: WorktreeSize,
-    ) -> PipelineResult<()> {
-        let task = self.task(id).await?;
-        // Not in the merge or deploy stages: their steps hold the merge
-        // lease and may be past the point of no return (a deploy's phase
-        // B); the next agent stage's run parks the task instead.
-        let parkable = !task.stage.is_terminal()
-            && !matches!(
-                task.stage,
-                Stage::NeedsAttention | Stage::Merge | Stage::Deploy
-            );
-        if parkable && let Some(why) = size.over_limit(self.cfg.limits.worktree_mb) {
-            self.park(&task, &why).await?;
-        }
-        Ok(())
     }
 
     /// Remove the ignored build outputs (`cleanup.build_output_globs`) of

@@ -1,0 +1,203 @@
+//! A run ended (R-4, R-8a, R-21): what the task's owner does about it,
+//! decided here from the run's end and the task as the owner sees it. The
+//! engine measures the worktree and reads the task, then carries the steps
+//! out in order; it decides nothing itself.
+
+use crate::disk::WorktreeSize;
+use crate::job::AgentKind;
+use crate::stage::Stage;
+
+/// How the run's job ended, as the supervisor reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobEndKind {
+    Completed,
+    /// A failed attempt; the job waits for its next one.
+    Retrying,
+    /// No attempts left, the budget spent, or a question: the supervisor
+    /// parked the task (durably, with its tracker comment).
+    GaveUp,
+    /// A STOP cancelled the job, or its claim was lost.
+    Cancelled,
+}
+
+/// What the decision looks at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunEndFacts<'a> {
+    /// The task's stage now (after the supervisor's park, if any).
+    pub stage: Stage,
+    pub end: JobEndKind,
+    pub agent: AgentKind,
+    /// The worktree measured after the run (none for a cancelled one).
+    pub size: Option<WorktreeSize>,
+    /// `limits.worktree_mb`.
+    pub worktree_limit_mb: Option<u64>,
+    /// The question the agent asked a person, if it asked one.
+    pub question: Option<&'a str>,
+    /// Why the run failed, as reported.
+    pub error: Option<&'a str>,
+}
+
+/// What the tracker and the webhooks hear of a park the supervisor made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ParkNotice {
+    /// The agent asks a person (R-8a): the question, quoted.
+    Question(String),
+    /// The run gave up: why.
+    GaveUp(String),
+}
+
+/// One step after a run's end, in the order the plan lists them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunEndStep {
+    /// The task was cancelled: its worktree goes (archived first). A run
+    /// prepared while the STOP ran may have made it again.
+    RetireWorktree,
+    /// The worktree is over its limit: park the task for a person, why.
+    Park(String),
+    /// A merger gave up: the failed verify shows on the forge.
+    ReportFailedVerify(String),
+    /// The supervisor's park reaches the tracker and the webhooks.
+    Reflect(ParkNotice),
+    /// Then whatever is due (level-triggered).
+    Tick,
+}
+
+/// The stages a worktree over its limit parks from. Not the merge or deploy
+/// stages: their steps hold the merge lease and may be past the point of no
+/// return (a deploy's phase B); the next agent stage's run parks the task
+/// instead. Not a task already parked or ended.
+fn parks_over_disk_limit(stage: Stage) -> bool {
+    !stage.is_terminal() && !matches!(stage, Stage::NeedsAttention | Stage::Merge | Stage::Deploy)
+}
+
+/// What a run's end makes the task's owner do:
+/// - a cancelled job: the cancelled task's worktree goes (nothing else of
+///   the run counts);
+/// - a worktree over `limits.worktree_mb`: the task parks;
+/// - a run that gave up: a merger's failed verify shows on the forge, and
+///   the supervisor's park (with the agent's question, if it asked one)
+///   reaches the tracker;
+/// - then, always, a tick.
+pub fn on_run_ended(f: &RunEndFacts<'_>) -> Vec<RunEndStep> {
+    let mut steps = Vec::new();
+    if f.end == JobEndKind::Cancelled {
+        if f.stage == Stage::Cancelled {
+            steps.push(RunEndStep::RetireWorktree);
+        }
+        steps.push(RunEndStep::Tick);
+        return steps;
+    }
+    if parks_over_disk_limit(f.stage)
+        && let Some(why) = f.size.and_then(|s| s.over_limit(f.worktree_limit_mb))
+    {
+        steps.push(RunEndStep::Park(why));
+    }
+    if f.end == JobEndKind::GaveUp {
+        let why = f.error.unwrap_or("the agent gave up");
+        if f.agent == AgentKind::Merger {
+            steps.push(RunEndStep::ReportFailedVerify(why.to_owned()));
+        }
+        if f.stage == Stage::NeedsAttention {
+            steps.push(RunEndStep::Reflect(match f.question {
+                Some(q) => ParkNotice::Question(q.to_owned()),
+                None => ParkNotice::GaveUp(why.to_owned()),
+            }));
+        }
+    }
+    steps.push(RunEndStep::Tick);
+    steps
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use JobEndKind::*;
+    use RunEndStep::*;
+
+    const MIB: u64 = 1024 * 1024;
+
+    fn facts(stage: Stage, end: JobEndKind) -> RunEndFacts<'static> {
+        RunEndFacts {
+            stage,
+            end,
+            agent: AgentKind::Developer,
+            size: Some(WorktreeSize {
+                bytes: 10 * MIB,
+                complete: true,
+            }),
+            worktree_limit_mb: Some(100),
+            question: None,
+            error: None,
+        }
+    }
+
+    fn big(mut f: RunEndFacts<'static>) -> RunEndFacts<'static> {
+        f.size = Some(WorktreeSize {
+            bytes: 500 * MIB,
+            complete: true,
+        });
+        f
+    }
+
+    fn parked(steps: &[RunEndStep]) -> bool {
+        steps.iter().any(|s| matches!(s, Park(_)))
+    }
+
+    #[test]
+    fn every_run_end_decides_as_the_pipeline_says() {
+        let mut merger = facts(Stage::NeedsAttention, GaveUp);
+        merger.agent = AgentKind::Merger;
+        merger.error = Some("verify failed: 2 tests");
+        let mut asked = facts(Stage::NeedsAttention, GaveUp);
+        asked.question = Some("Which port?");
+        #[rustfmt::skip]
+        let cases: Vec<(&str, RunEndFacts<'static>, Vec<RunEndStep>)> = vec![
+            ("a completed run ticks", facts(Stage::Development, Completed), vec![Tick]),
+            ("a retried run ticks", facts(Stage::Analysis, Retrying), vec![Tick]),
+            ("a cancelled task's worktree goes", facts(Stage::Cancelled, Cancelled), vec![RetireWorktree, Tick]),
+            ("a fenced run of a live task keeps the worktree", facts(Stage::Development, Cancelled), vec![Tick]),
+            ("a cancelled run is never measured against the limit", big(facts(Stage::Cancelled, Cancelled)), vec![RetireWorktree, Tick]),
+            ("the merger's give-up shows on the forge and the tracker", merger,
+             vec![ReportFailedVerify("verify failed: 2 tests".into()), Reflect(ParkNotice::GaveUp("verify failed: 2 tests".into())), Tick]),
+            ("a question reaches the tracker quoted", asked, vec![Reflect(ParkNotice::Question("Which port?".into())), Tick]),
+            ("a give-up without an error says so", facts(Stage::NeedsAttention, GaveUp),
+             vec![Reflect(ParkNotice::GaveUp("the agent gave up".into())), Tick]),
+            ("a give-up that did not park (a STOP won) tells nobody", facts(Stage::Cancelled, GaveUp), vec![Tick]),
+        ];
+        for (name, f, want) in cases {
+            assert_eq!(on_run_ended(&f), want, "{name}");
+        }
+    }
+
+    #[test]
+    fn a_worktree_over_its_limit_parks_only_from_an_agent_stage() {
+        for stage in [
+            Stage::Analysis,
+            Stage::Development,
+            Stage::Review,
+            Stage::AwaitingApproval,
+        ] {
+            let steps = on_run_ended(&big(facts(stage, Completed)));
+            assert!(parked(&steps), "{stage}: {steps:?}");
+            assert_eq!(steps.last(), Some(&Tick), "the park comes before the tick");
+        }
+        for stage in [
+            Stage::Merge,
+            Stage::Deploy,
+            Stage::NeedsAttention,
+            Stage::Done,
+        ] {
+            assert!(
+                !parked(&on_run_ended(&big(facts(stage, Completed)))),
+                "{stage}"
+            );
+        }
+        let mut unlimited = big(facts(Stage::Development, Completed));
+        unlimited.worktree_limit_mb = None;
+        assert_eq!(on_run_ended(&unlimited), vec![Tick], "no limit, no park");
+        assert!(
+            !parked(&on_run_ended(&facts(Stage::Development, Completed))),
+            "under the limit"
+        );
+    }
+}
