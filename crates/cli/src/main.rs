@@ -8,6 +8,7 @@ mod error;
 mod examples;
 mod http;
 mod mcp;
+mod output;
 mod progress;
 mod render;
 

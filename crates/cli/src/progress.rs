@@ -30,7 +30,7 @@ impl Progress {
         let line = format!("[{:>5.1}s] {msg}", self.started.elapsed().as_secs_f64());
         match &self.spinner {
             Some(pb) => pb.println(line),
-            None => println!("{line}"),
+            None => crate::output::progress(&line),
         }
     }
 

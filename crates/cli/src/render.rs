@@ -1,5 +1,6 @@
 //! Human-readable output: aligned tables and short relative times.
 
+use crate::output::outln;
 use orch_core::Timestamp;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -68,6 +69,6 @@ pub fn clip(s: &str, max: usize) -> String {
 }
 
 pub fn print_json<T: serde::Serialize>(v: &T) -> anyhow::Result<()> {
-    println!("{}", serde_json::to_string_pretty(v)?);
+    outln!("{}", serde_json::to_string_pretty(v)?);
     Ok(())
 }

@@ -211,3 +211,39 @@ fn monitor_subcommand_records_the_exit() {
         "missing arguments are a usage error"
     );
 }
+
+/// A reader that goes away (`orch task list | head -1`) ends the command
+/// quietly with success: no panic on stderr, whichever command printed.
+#[test]
+fn output_to_a_closed_pipe_ends_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(d, &["init"]);
+    ok(d, &["task", "add", "--repo", "demo", "--title", "x"]);
+    for args in [
+        &["task", "list"][..],
+        &["task", "list", "--json"],
+        &["status"],
+        &["gc"],
+        &["node", "list"],
+    ] {
+        // A pipe whose reader is gone before orch starts: its first write
+        // fails with EPIPE (SIGPIPE is ignored by Rust programs).
+        let (read, write) = nix::unistd::pipe().unwrap();
+        drop(read);
+        let out = Command::new(env!("CARGO_BIN_EXE_orch"))
+            .args(args)
+            .current_dir(d)
+            .env_remove("ORCH_CONFIG")
+            .env_remove("ORCH_STORE__URL")
+            .stdout(std::process::Stdio::from(write))
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success() && !stderr.contains("panicked"),
+            "orch {args:?} with its reader gone: {:?}\n{stderr}",
+            out.status
+        );
+    }
+}

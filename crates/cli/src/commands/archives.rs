@@ -4,6 +4,7 @@
 
 use crate::args::TaskRestoreArgs;
 use crate::error::{CliError, CliResult};
+use crate::output::{out, outln};
 use crate::render::{ago, print_json, table};
 use orch_config::Config;
 use orch_core::Task;
@@ -31,7 +32,7 @@ pub fn print(listings: &[ArchiveListing]) {
     if listings.is_empty() {
         return;
     }
-    println!("\narchives (restore one with `orch task restore <task> <N>`):");
+    outln!("\narchives (restore one with `orch task restore <task> <N>`):");
     let rows: Vec<Vec<String>> = listings
         .iter()
         .map(|l| {
@@ -56,7 +57,7 @@ pub fn print(listings: &[ArchiveListing]) {
             ]
         })
         .collect();
-    print!(
+    out!(
         "{}",
         table(&["N", "COMMIT", "SAVED", "UNCOMMITTED", "FILES"], &rows)
     );
@@ -131,17 +132,15 @@ pub async fn restore(cfg: &Config, a: &TaskRestoreArgs) -> CliResult {
             pushed: true,
         })?;
     } else {
-        println!(
+        outln!(
             "restored archive {} of {key} (commit {}) to branch {branch}, pushed to the remote of {}",
             archive.number,
             &archive.commit[..12.min(archive.commit.len())],
             task.repo
         );
-        println!("  check it out:  git fetch origin {branch} && git switch {branch}");
+        outln!("  check it out:  git fetch origin {branch} && git switch {branch}");
         if archive.had_uncommitted {
-            println!(
-                "  its last commit holds the work that was not committed when it was archived"
-            );
+            outln!("  its last commit holds the work that was not committed when it was archived");
         }
     }
     Ok(())

@@ -3,6 +3,7 @@
 use crate::args::DbCopyArgs;
 use crate::engine_link;
 use crate::error::{CliError, CliResult};
+use crate::output::{out, outln};
 use crate::progress::Progress;
 use orch_config::Config;
 use orch_store::copy::{self, CopyOptions, CopyProgress, CountReport, Db};
@@ -13,7 +14,7 @@ pub async fn migrate(cfg: &Config) -> CliResult {
     let location = cfg.store_location()?;
     // open_store migrates; running it again is a no-op.
     super::open_store(cfg).await?;
-    println!("database up to date: {}", location.url());
+    outln!("database up to date: {}", location.url());
     Ok(())
 }
 
@@ -67,10 +68,10 @@ pub async fn copy(cfg: &Config, args: &DbCopyArgs) -> CliResult {
     source.close().await;
     target.close().await;
     let report = outcome.map_err(|e| CliError::Runtime(anyhow::anyhow!("{e}")))?;
-    print!("{}", counts_table(&report));
+    out!("{}", counts_table(&report));
     drop(held);
     check(&report)?;
-    println!(
+    outln!(
         "every table holds as many rows in the copy as in the source.\nnext: set store.url = \"{shown_to}\" in orch.toml (on every node), then start orch serve."
     );
     Ok(())

@@ -6,6 +6,7 @@
 
 use crate::args::DoctorArgs;
 use crate::error::{CliError, CliResult};
+use crate::output::outln;
 use crate::render::print_json;
 use orch_config::Config;
 use orch_integrations::doctor::{Check, Level, check_providers};
@@ -86,7 +87,7 @@ pub async fn run(cfg: &Config, a: &DoctorArgs) -> CliResult {
                 Level::Warn => "warn",
                 Level::Fail => "FAIL",
             };
-            println!("{tag} {:<14} {}", c.subject, c.message);
+            outln!("{tag} {:<14} {}", c.subject, c.message);
         }
     }
     if failed > 0 {

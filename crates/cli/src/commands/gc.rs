@@ -16,6 +16,7 @@
 
 use crate::args::GcArgs;
 use crate::error::{CliError, CliResult};
+use crate::output::{out, outln};
 use crate::progress::Progress;
 use crate::render::{now, print_json, table};
 use orch_config::Config;
@@ -267,7 +268,7 @@ fn mb(bytes: u64) -> String {
 
 fn print_report(r: &Report, hours: u64) {
     if r.entries.is_empty() {
-        println!("no mirrors or worktrees under the data folder");
+        outln!("no mirrors or worktrees under the data folder");
     } else {
         let rows: Vec<Vec<String>> = r
             .entries
@@ -296,7 +297,7 @@ fn print_report(r: &Report, hours: u64) {
                 ]
             })
             .collect();
-        print!(
+        out!(
             "{}",
             table(
                 &[
@@ -312,18 +313,18 @@ fn print_report(r: &Report, hours: u64) {
             )
         );
     }
-    println!(
+    outln!(
         "total {}; freeable {} (build outputs of worktrees idle {hours} h or more, worktrees of finished tasks)",
         mb(r.total_bytes),
         mb(r.freeable_bytes)
     );
     match &r.applied {
         None if r.freeable_bytes > 0 => {
-            println!("run `orch gc --apply` to free it; archives are always kept")
+            outln!("run `orch gc --apply` to free it; archives are always kept")
         }
         None => {}
         Some(f) => {
-            println!(
+            outln!(
                 "freed: build outputs {}, {} finished worktree(s) removed after archiving",
                 mb(f.build_outputs),
                 f.worktrees_removed.len()

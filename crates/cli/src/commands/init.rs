@@ -2,6 +2,7 @@
 
 use crate::args::InitArgs;
 use crate::error::{CliError, CliResult};
+use crate::output::outln;
 use anyhow::Context;
 
 /// The example's `[sandbox] mode` line, which `init` turns on where it can.
@@ -33,16 +34,16 @@ pub fn run(a: &InitArgs) -> CliResult {
         .validate()?;
     std::fs::write(&path, &text).with_context(|| format!("cannot write {}", path.display()))?;
     crate::examples::write_agents(&a.dir)?;
-    println!(
+    outln!(
         "wrote {} and the example agents in examples/agents/",
         path.display()
     );
     match support.namespaces {
-        Ok(()) => println!("agents run sandboxed ([sandbox] mode = \"namespaces\")"),
-        Err(why) => println!(
+        Ok(()) => outln!("agents run sandboxed ([sandbox] mode = \"namespaces\")"),
+        Err(why) => outln!(
             "agents run unsandboxed ([sandbox] mode = \"off\"): this machine cannot sandbox them: {why}"
         ),
     }
-    println!("next: `orch db migrate`, then `orch task add --repo demo --title \"…\"`");
+    outln!("next: `orch db migrate`, then `orch task add --repo demo --title \"…\"`");
     Ok(())
 }

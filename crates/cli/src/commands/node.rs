@@ -4,6 +4,7 @@
 
 use crate::args::{NodeDrainArgs, NodeListArgs};
 use crate::error::{CliError, CliResult};
+use crate::output::{out, outln};
 use crate::render::{ago, print_json, table};
 use orch_config::Config;
 use orch_core::Timestamp;
@@ -55,7 +56,7 @@ pub async fn list(cfg: &Config, a: &NodeListArgs) -> CliResult {
         return Ok(());
     }
     if nodes.is_empty() {
-        println!("no node has reported yet; `orch serve` records itself when it starts");
+        outln!("no node has reported yet; `orch serve` records itself when it starts");
         return Ok(());
     }
     let rows: Vec<Vec<String>> = nodes
@@ -75,7 +76,7 @@ pub async fn list(cfg: &Config, a: &NodeListArgs) -> CliResult {
             ]
         })
         .collect();
-    print!(
+    out!(
         "{}",
         table(
             &["NODE", "STATE", "LEADER", "STARTED", "HEARTBEAT", "API"],
@@ -94,9 +95,9 @@ pub async fn drain(cfg: &Config, a: &NodeDrainArgs) -> CliResult {
         )));
     }
     if a.resume {
-        println!("{} claims new work again from its next heartbeat", a.name);
+        outln!("{} claims new work again from its next heartbeat", a.name);
     } else {
-        println!(
+        outln!(
             "{} finishes its running work and claims nothing new from its next heartbeat; `orch node list` shows it drained then",
             a.name
         );

@@ -7,6 +7,7 @@
 
 use crate::args::{OutboxListArgs, OutboxRetryArgs};
 use crate::error::{CliError, CliResult};
+use crate::output::{out, outln};
 use crate::render::{ago, clip, print_json, table};
 use orch_config::Config;
 use orch_store::TRACKER_SINK;
@@ -22,7 +23,7 @@ pub async fn list(cfg: &Config, a: &OutboxListArgs) -> CliResult {
         return Ok(());
     }
     if gone.is_empty() {
-        println!("no tracker write was given up");
+        outln!("no tracker write was given up");
         return Ok(());
     }
     let rows: Vec<Vec<String>> = gone
@@ -38,14 +39,14 @@ pub async fn list(cfg: &Config, a: &OutboxListArgs) -> CliResult {
             ]
         })
         .collect();
-    print!(
+    out!(
         "{}",
         table(
             &["ID", "TASK", "ITEM", "WRITE", "GIVEN UP", "LAST ERROR"],
             &rows
         )
     );
-    println!("send them again with `orch outbox retry ID…` or `orch outbox retry --all`");
+    outln!("send them again with `orch outbox retry ID…` or `orch outbox retry --all`");
     Ok(())
 }
 
@@ -80,7 +81,7 @@ pub async fn retry(cfg: &Config, a: &OutboxRetryArgs) -> CliResult {
             refused.push(id.to_string());
         }
     }
-    println!("{sent} tracker write(s) queued again");
+    outln!("{sent} tracker write(s) queued again");
     if refused.is_empty() {
         Ok(())
     } else {

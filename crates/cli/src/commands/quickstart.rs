@@ -6,6 +6,7 @@
 use super::serve::Engine;
 use crate::args::QuickstartArgs;
 use crate::error::{CliError, CliResult};
+use crate::output::outln;
 use anyhow::Context;
 use orch_core::pipeline::Gate;
 use orch_core::{Stage, Timestamp};
@@ -268,27 +269,29 @@ pub async fn run(a: &QuickstartArgs) -> CliResult {
     let task = outcome.map_err(CliError::Runtime)?;
     let merged = git(&dir.join("remotes/demo.git"), &["log", "--oneline", "main"])?;
     let usage = store.task_usage(id).await?;
-    println!();
-    println!(
+    outln!();
+    outln!(
         "done in {:.1}s: {KEY} went through every gate.",
         started.elapsed().as_secs_f64()
     );
-    println!(
+    outln!(
         "  task:     {} [{}] on {}",
-        task.id, task.stage, task.branch
+        task.id,
+        task.stage,
+        task.branch
     );
-    println!("  runs:     {}", store.runs_for_task(id).await?.len());
-    println!(
+    outln!("  runs:     {}", store.runs_for_task(id).await?.len());
+    outln!(
         "  usage:    {} tokens, ${:.4}",
         usage.total_tokens(),
         usage.cost_usd
     );
-    println!("  main of remotes/demo.git now:");
+    outln!("  main of remotes/demo.git now:");
     for line in merged.lines() {
-        println!("    {line}");
+        outln!("    {line}");
     }
-    println!("  logs:     {}", cfg.runs_dir().display());
-    println!(
+    outln!("  logs:     {}", cfg.runs_dir().display());
+    outln!(
         "next: cd {} && {orch} task show {KEY}   (every orch command there uses its orch.toml)",
         shell_word(&dir.display().to_string())
     );

@@ -2,6 +2,7 @@
 
 use crate::args::StatusArgs;
 use crate::error::{CliError, CliResult};
+use crate::output::out;
 use crate::render::{ago, print_json};
 use orch_config::Config;
 use orch_engine::status::{QueueSnapshot, StatusPolicy, snapshot};
@@ -25,7 +26,7 @@ pub async fn run(cfg: &Config, a: &StatusArgs) -> CliResult {
         if a.json {
             print_json(&snap)?;
         } else {
-            print!("{}", human(&snap));
+            out!("{}", human(&snap));
         }
         return Ok(());
     };

@@ -8,6 +8,7 @@
 
 use crate::args::{TaskAction, TaskActionArgs, TaskAddArgs, TaskListArgs, TaskShowArgs};
 use crate::error::{CliError, CliResult};
+use crate::output::{out, outln};
 use crate::render::{ago, clip, now, print_json, table};
 use orch_config::Config;
 use orch_core::pipeline::Gate;
@@ -55,9 +56,10 @@ pub async fn add(cfg: &Config, a: TaskAddArgs) -> CliResult {
         if a.json {
             print_json(&item)?;
         } else {
-            println!(
+            outln!(
                 "created item {}; start it with `orch task start {}`",
-                item.id, item.id
+                item.id,
+                item.id
             );
         }
         return Ok(());
@@ -69,9 +71,11 @@ pub async fn add(cfg: &Config, a: TaskAddArgs) -> CliResult {
     if a.json {
         print_json(&task)?;
     } else {
-        println!(
+        outln!(
             "created task {} ({}) on branch {}; the analyst is queued (`orch serve` runs it)",
-            task.id, task.work_item_id, task.branch
+            task.id,
+            task.work_item_id,
+            task.branch
         );
     }
     Ok(())
@@ -146,7 +150,7 @@ pub async fn action(cfg: &Config, a: &TaskActionArgs, action: TaskAction) -> Cli
                 )));
             }
             if !a.json {
-                println!(
+                outln!(
                     "task {}: {} (stopped {} run(s){})",
                     task.id,
                     r.note,
@@ -230,7 +234,7 @@ async fn through_engine(
             )));
         }
         if !a.json {
-            println!(
+            outln!(
                 "task {}: {} (stopped {} run(s){})",
                 a.task,
                 r["note"].as_str().unwrap_or(""),
@@ -251,7 +255,7 @@ async fn through_engine(
     );
     if r["applied"].as_bool() == Some(true) {
         if !a.json {
-            println!("task {task} [{stage}]: {note}");
+            outln!("task {task} [{stage}]: {note}");
         }
         Ok(())
     } else {
@@ -267,7 +271,7 @@ fn render_gate(r: &GateResult, json: bool) -> CliResult {
     if json {
         print_json(r)?;
     } else if r.applied {
-        println!("task {} [{}]: {}", r.task, r.stage, r.note);
+        outln!("task {} [{}]: {}", r.task, r.stage, r.note);
     }
     if r.applied {
         Ok(())
@@ -299,7 +303,7 @@ pub async fn list(cfg: &Config, a: &TaskListArgs) -> CliResult {
     if a.json {
         print_json(&tasks)?;
     } else if tasks.is_empty() {
-        println!("no tasks yet; create one with `orch task add --repo REPO --title TITLE`");
+        outln!("no tasks yet; create one with `orch task add --repo REPO --title TITLE`");
     } else {
         let rows: Vec<Vec<String>> = tasks
             .iter()
@@ -314,7 +318,7 @@ pub async fn list(cfg: &Config, a: &TaskListArgs) -> CliResult {
                 ]
             })
             .collect();
-        print!(
+        out!(
             "{}",
             table(&["ID", "KEY", "REPO", "STAGE", "UPDATED", "TITLE"], &rows)
         );
@@ -376,39 +380,39 @@ pub async fn show(cfg: &Config, a: &TaskShowArgs) -> CliResult {
         return Ok(());
     }
     let t = &d.task;
-    println!(
+    outln!(
         "task {}  {}  [{}]",
         t.id,
         t.original_work_item_id(),
         t.stage
     );
-    println!("title:   {}", t.title);
-    println!("repo:    {}   branch: {}", t.repo, t.branch);
+    outln!("title:   {}", t.title);
+    outln!("repo:    {}   branch: {}", t.repo, t.branch);
     if let Some(tid) = t.original_tracker_id() {
-        println!("tracker: {tid}");
+        outln!("tracker: {tid}");
     }
     if orch_core::keys::is_tombstoned(&t.work_item_id) {
-        println!(
+        outln!(
             "key:     {} released (the task keeps its history; the item can run again as a new task)",
             t.original_work_item_id()
         );
     }
-    println!(
+    outln!(
         "created: {}   updated: {}",
         ago(t.created_at),
         ago(t.updated_at)
     );
     if let Some(at) = t.cancel_requested_at {
-        println!("cancel requested: {}", ago(at));
+        outln!("cancel requested: {}", ago(at));
     }
     if let Some(at) = t.cancelled_at {
-        println!("cancelled: {}", ago(at));
+        outln!("cancelled: {}", ago(at));
     }
     if !d.depends_on.is_empty() {
         let on: Vec<String> = d.depends_on.iter().map(|x| x.to_string()).collect();
-        println!("depends on: {}", on.join(", "));
+        outln!("depends on: {}", on.join(", "));
     }
-    println!(
+    outln!(
         "usage:   {} tokens in, {} out, ${:.4}, agents ran {}",
         d.usage.input_tokens,
         d.usage.output_tokens,
@@ -416,10 +420,10 @@ pub async fn show(cfg: &Config, a: &TaskShowArgs) -> CliResult {
         orch_core::budget::duration_text(d.usage.agent_wall_ms_at(now()))
     );
     if !t.body.is_empty() {
-        println!("\n{}", t.body);
+        outln!("\n{}", t.body);
     }
     if !d.jobs.is_empty() {
-        println!("\njobs:");
+        outln!("\njobs:");
         let rows: Vec<Vec<String>> = d
             .jobs
             .iter()
@@ -436,13 +440,13 @@ pub async fn show(cfg: &Config, a: &TaskShowArgs) -> CliResult {
                 ]
             })
             .collect();
-        print!(
+        out!(
             "{}",
             table(&["JOB", "AGENT", "STATUS", "ATTEMPTS", "LAST ERROR"], &rows)
         );
     }
     if !d.runs.is_empty() {
-        println!("\nruns:");
+        outln!("\nruns:");
         let rows: Vec<Vec<String>> = d
             .runs
             .iter()
@@ -459,7 +463,7 @@ pub async fn show(cfg: &Config, a: &TaskShowArgs) -> CliResult {
                 ]
             })
             .collect();
-        print!(
+        out!(
             "{}",
             table(
                 &["RUN", "AGENT", "OUTCOME", "STARTED", "TOKENS", "COST"],
@@ -468,14 +472,14 @@ pub async fn show(cfg: &Config, a: &TaskShowArgs) -> CliResult {
         );
     }
     super::archives::print(&d.archives);
-    println!("\nevents:");
+    outln!("\nevents:");
     for e in &d.events {
         let stages = match (e.from_stage, e.to_stage) {
             (Some(a), Some(b)) => format!(" {a} → {b}"),
             (None, Some(b)) => format!(" → {b}"),
             _ => String::new(),
         };
-        println!(
+        outln!(
             "  {:>8}  {}{}  by {}  {}",
             ago(e.at),
             e.kind,
