@@ -453,6 +453,28 @@ async fn the_reconciler_searches_each_project_once_per_cycle_from_its_watermark(
 
 // ---- rate limits ----
 
+/// A found record orch cannot read (a broken or hostile server's) is left
+/// out and counted; the issues beside it are still repaired.
+#[tokio::test]
+async fn a_malformed_record_in_a_search_hides_no_other_issue() {
+    let f = fake().await;
+    let t = tracker(&f);
+    let (_dir, store, p, _ingest) = pipeline(t.clone()).await;
+    f.add_issue("ENG-1", "moved while orch was down", "To Do");
+    f.add_issue("OPS-1", "old", "Done");
+    f.add_malformed_issue(json!({"key": "ENG-2", "fields": 7}));
+    let st = JiraReconciler::new(t, p).run_once().await;
+    // Each project's search answered the malformed record too.
+    assert_eq!((st.repaired, st.malformed, st.errors), (1, 2, 0), "{st:?}");
+    assert!(
+        store
+            .find_live_task_by_tracker_id("ENG-1")
+            .await
+            .unwrap()
+            .is_some()
+    );
+}
+
 #[tokio::test]
 async fn a_429_is_paused_for_its_retry_after_then_retried() {
     let f = fake().await;

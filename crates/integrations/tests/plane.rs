@@ -288,6 +288,31 @@ async fn the_reconciler_lists_once_per_cycle_and_repairs_missed_webhooks() {
     assert_eq!(s6.repaired, 0, "{s6:?}");
 }
 
+/// A listed record orch cannot read (a broken or hostile server's) is
+/// skipped and counted; the items beside it are still repaired.
+#[tokio::test]
+async fn a_malformed_record_in_the_listing_hides_no_other_item() {
+    let f = plane().await;
+    let t = tracker(&f, fast());
+    let w = world(t.clone()).await;
+    let r = PlaneReconciler::new(t.clone(), w.pipeline.clone()).with_page_size(10);
+    let lost = f.add_item(PROJECT, "never announced", "To Analyse");
+    f.add_malformed_item(
+        PROJECT,
+        serde_json::json!({"id": 42, "name": ["not", "text"]}),
+    );
+    f.add_malformed_item(PROJECT, serde_json::json!("not even an object"));
+    let s = r.run_once().await;
+    assert_eq!((s.repaired, s.malformed, s.errors), (1, 2, 0), "{s:?}");
+    let task = w
+        .store
+        .find_live_task_by_tracker_id(&lost)
+        .await
+        .unwrap()
+        .expect("the readable item was started");
+    assert_eq!(task.stage, Stage::Analysis);
+}
+
 #[tokio::test]
 async fn a_permanent_refusal_does_not_make_every_cycle_reread_everything() {
     const GHOST: &str = "99999999-87ec-4950-99a3-ae639cf2b089";

@@ -73,6 +73,9 @@ pub struct JiraModel {
     pub credential: String,
     pub projects: Vec<JrFakeProject>,
     pub issues: BTreeMap<String, JrFakeIssue>,
+    /// Records a search answers first that orch cannot read (a broken or
+    /// hostile server's): `add_malformed_issue`.
+    pub malformed: Vec<Value>,
     pub requests: Vec<SeenJira>,
     /// Statuses of the next answers (500: an outage; 429: rate limited,
     /// with `Retry-After: retry_after_secs`).
@@ -148,6 +151,7 @@ impl FakeJira {
             credential,
             projects: Vec::new(),
             issues: BTreeMap::new(),
+            malformed: Vec::new(),
             requests: Vec::new(),
             fail_next: VecDeque::new(),
             retry_after_secs: 1,
@@ -230,6 +234,12 @@ impl FakeJira {
         let mut m = self.m();
         let i = m.issues.get_mut(key).expect("no such issue");
         i.updated -= ms;
+    }
+
+    /// A record every search answers first that is no issue orch can read
+    /// (`record`, e.g. fields that are a number).
+    pub fn add_malformed_issue(&self, record: Value) {
+        self.m().malformed.push(record);
     }
 
     /// The id of the project's status named `name`.

@@ -96,12 +96,17 @@ pub(super) fn search(m: &JiraModel, body: &Value) -> ResponseTemplate {
         list.reverse();
     }
     let end = (start + max).min(list.len());
-    let issues: Vec<Value> = list
-        .get(start..end)
-        .unwrap_or(&[])
-        .iter()
-        .map(|i| issue_json(m, i, &fields))
-        .collect();
+    let mut issues: Vec<Value> = if start == 0 {
+        m.malformed.clone()
+    } else {
+        Vec::new()
+    };
+    issues.extend(
+        list.get(start..end)
+            .unwrap_or(&[])
+            .iter()
+            .map(|i| issue_json(m, i, &fields)),
+    );
     let mut out = json!({ "issues": issues, "isLast": end >= list.len() });
     if end < list.len() {
         out["nextPageToken"] = json!(format!("page-{end}"));

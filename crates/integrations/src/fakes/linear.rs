@@ -61,6 +61,9 @@ pub struct LinearModel {
     pub api_key: String,
     pub teams: Vec<LnFakeTeam>,
     pub issues: BTreeMap<String, LnFakeIssue>,
+    /// Records a team's issue listing answers first that orch cannot read
+    /// (a broken or hostile server's): `add_malformed_issue`.
+    pub malformed: Vec<Value>,
     pub requests: Vec<SeenGql>,
     /// Statuses of the next answers (500: an outage).
     pub fail_next: VecDeque<u16>,
@@ -136,6 +139,7 @@ impl FakeLinear {
             api_key: api_key.into(),
             teams: Vec::new(),
             issues: BTreeMap::new(),
+            malformed: Vec::new(),
             requests: Vec::new(),
             fail_next: VecDeque::new(),
             rate_limited_next: 0,
@@ -176,6 +180,12 @@ impl FakeLinear {
             key: key.into(),
             states,
         });
+    }
+
+    /// A record every team's issue listing answers first that is no issue
+    /// orch can read (`record`, e.g. a state that is a number).
+    pub fn add_malformed_issue(&self, record: Value) {
+        self.m().malformed.push(record);
     }
 
     /// Issue `<team>-<number>` in the state named `state`.
@@ -477,7 +487,8 @@ fn answer(
                 .collect();
             // orderBy: updatedAt, most recent first.
             list.sort_by_key(|i| std::cmp::Reverse(i.updated));
-            let all: Vec<Value> = list.iter().map(|i| issue_json(m, i)).collect();
+            let mut all: Vec<Value> = m.malformed.clone();
+            all.extend(list.iter().map(|i| issue_json(m, i)));
             let after = var("after");
             Ok(json!({ "issues": page(all, first_of(query, "issues"), after.as_deref()) }))
         }

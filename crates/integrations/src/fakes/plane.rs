@@ -45,6 +45,9 @@ pub struct PlaneModel {
     /// project → its `identifier` (`PROJ` unless set).
     pub identifiers: BTreeMap<String, String>,
     pub items: BTreeMap<String, FakeItem>,
+    /// project → records listed first that orch cannot read (a hostile or
+    /// broken server's): `add_malformed_item`.
+    pub malformed: BTreeMap<String, Vec<Value>>,
     pub comments: Vec<FakeComment>,
     /// Statuses forced on the next requests (a 429 or 500 storm).
     pub fail_next: VecDeque<u16>,
@@ -199,6 +202,16 @@ impl FakePlane {
         id
     }
 
+    /// A record in the project's listing that is no work item orch can
+    /// read (`record`, e.g. an id that is a number), listed first.
+    pub fn add_malformed_item(&self, project: &str, record: Value) {
+        self.m()
+            .malformed
+            .entry(project.to_owned())
+            .or_default()
+            .push(record);
+    }
+
     /// A person moves the item in Plane's web app; returns the webhook body
     /// Plane would send (v1, `activity.field = "state_id"`).
     pub fn move_item(&self, item: &str, state: &str) -> Vec<u8> {
@@ -332,7 +345,9 @@ impl Respond for Responder {
                     .cloned()
                     .collect();
                 items.sort_by_key(|i| std::cmp::Reverse(i.version));
-                let results = items.iter().map(|i| m.item_json(i)).collect();
+                let mut results: Vec<Value> =
+                    m.malformed.get(&project).cloned().unwrap_or_default();
+                results.extend(items.iter().map(|i| m.item_json(i)));
                 json(200, page(results, &query))
             }
             ("GET", ["issues" | "work-items", id]) => match m.items.get(*id) {

@@ -84,6 +84,38 @@ pub struct Listed<T> {
     pub on_page: usize,
 }
 
+impl<T> Listed<T> {
+    /// The records left out as malformed.
+    pub fn malformed(&self) -> usize {
+        self.on_page - self.items.len()
+    }
+}
+
+/// A listing's records read one by one: a malformed one (a required field
+/// missing, a wrong type) is logged and left out, and the others are kept,
+/// so one record never stops the listing of all the others.
+pub fn records<T: serde::de::DeserializeOwned>(
+    provider: &str,
+    what: &str,
+    raw: Vec<serde_json::Value>,
+) -> Listed<T> {
+    let on_page = raw.len();
+    let mut items = Vec::with_capacity(on_page);
+    for (index, record) in raw.into_iter().enumerate() {
+        match serde_json::from_value::<T>(record) {
+            Ok(item) => items.push(item),
+            Err(e) => tracing::warn!(
+                provider,
+                call = what,
+                index,
+                error = %e,
+                "left out a malformed record of a listing"
+            ),
+        }
+    }
+    Listed { items, on_page }
+}
+
 impl Response {
     pub fn ok(&self) -> bool {
         (200..300).contains(&self.status)
@@ -103,22 +135,16 @@ impl Response {
     /// the listing of all the others, cycle after cycle. `on_page` counts
     /// every record, for the caller's paging.
     pub fn json_items<T: serde::de::DeserializeOwned>(&self) -> Result<Listed<T>, ApiError> {
-        let raw: Vec<serde_json::Value> = self.json()?;
-        let on_page = raw.len();
-        let mut items = Vec::with_capacity(on_page);
-        for (index, record) in raw.into_iter().enumerate() {
-            match serde_json::from_value::<T>(record) {
-                Ok(item) => items.push(item),
-                Err(e) => tracing::warn!(
-                    provider = %self.provider,
-                    call = %self.what,
-                    index,
-                    error = %e,
-                    "left out a malformed record of a listing"
-                ),
-            }
-        }
-        Ok(Listed { items, on_page })
+        Ok(self.records(self.json()?))
+    }
+
+    /// The records of a listing read one by one (the array of an answer
+    /// that wraps it: Plane's `results`, Jira's `issues`): see [`records`].
+    pub fn records<T: serde::de::DeserializeOwned>(
+        &self,
+        raw: Vec<serde_json::Value>,
+    ) -> Listed<T> {
+        records(self.provider, &self.what, raw)
     }
 
     /// This answer as an error (for statuses the caller did not expect).

@@ -8,5 +8,5 @@ pub mod budget;
 mod client;
 pub mod policy;
 
-pub use client::{ApiClient, ApiError, Listed, Response};
+pub use client::{ApiClient, ApiError, Listed, Response, records};
 pub use policy::CallPolicy;

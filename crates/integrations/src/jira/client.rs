@@ -95,6 +95,8 @@ pub struct JiraComment {
 pub struct SearchPage {
     pub issues: Vec<JiraIssue>,
     pub next: Option<String>,
+    /// Found records that could not be read (each logged), left out.
+    pub malformed: usize,
 }
 
 /// Jira's times (`2026-05-20T10:00:07.123+0000`: an offset without a
@@ -325,7 +327,7 @@ impl JiraClient {
         #[serde(rename_all = "camelCase")]
         struct R {
             #[serde(default)]
-            issues: Vec<JiraIssue>,
+            issues: Vec<Value>,
             #[serde(default)]
             next_page_token: Option<String>,
             #[serde(default)]
@@ -347,8 +349,12 @@ impl JiraClient {
         let next = p
             .next_page_token
             .filter(|t| !t.is_empty() && p.is_last != Some(true));
+        // Record by record: one issue orch cannot read must not hide the
+        // others from the reconciler.
+        let listed = r.records::<JiraIssue>(p.issues);
         Ok(SearchPage {
-            issues: p.issues,
+            malformed: listed.malformed(),
+            issues: listed.items,
             next,
         })
     }

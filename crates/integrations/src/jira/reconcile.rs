@@ -80,6 +80,7 @@ impl JiraReconciler {
                     }
                 };
                 st.pages += 1;
+                st.malformed += page.malformed as u32;
                 for issue in page.issues {
                     st.items_seen += 1;
                     if let Some(at) = issue.fields.updated.as_deref().and_then(parse_time) {

@@ -79,6 +79,8 @@ pub struct LnComment {
 pub struct Page<T> {
     pub items: Vec<T>,
     pub next: Option<String>,
+    /// Listed records that could not be read (each logged), left out.
+    pub malformed: usize,
 }
 
 #[derive(Deserialize)]
@@ -104,6 +106,7 @@ impl<T> From<Connection<T>> for Page<T> {
         Page {
             items: c.nodes,
             next,
+            malformed: 0,
         }
     }
 }
@@ -303,7 +306,7 @@ impl LinearClient {
     ) -> Result<Page<LnIssue>, ApiError> {
         #[derive(Deserialize)]
         struct D {
-            issues: Connection<LnIssue>,
+            issues: Connection<Value>,
         }
         let mut filter = json!({ "team": { "key": { "eq": key } } });
         if let Some(s) = since {
@@ -317,7 +320,15 @@ impl LinearClient {
                 json!({ "filter": filter, "after": after }),
             )
             .await?;
-        Ok(d.issues.into())
+        // Record by record: one issue orch cannot read must not hide the
+        // others from the reconciler.
+        let page: Page<Value> = d.issues.into();
+        let listed = crate::http::records::<LnIssue>("Linear", "TeamIssues", page.items);
+        Ok(Page {
+            malformed: listed.malformed(),
+            items: listed.items,
+            next: page.next,
+        })
     }
 
     /// Move issue `id` to the workflow state `state_id`.

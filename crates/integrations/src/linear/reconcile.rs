@@ -57,6 +57,7 @@ impl LinearReconciler {
                     }
                 };
                 st.pages += 1;
+                st.malformed += listing.malformed as u32;
                 for issue in listing.items {
                     st.items_seen += 1;
                     // Compared as times: RFC 3339 text may leave out a zero fraction.

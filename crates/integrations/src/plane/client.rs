@@ -53,6 +53,10 @@ pub struct Page<T> {
     pub next_cursor: Option<String>,
     #[serde(default)]
     pub next_page_results: bool,
+    /// Listed records that could not be read (each logged): a listing
+    /// skips them rather than failing as a whole.
+    #[serde(skip)]
+    pub malformed: usize,
 }
 
 /// A work item's comment as the API lists it (`IssueCommentSerializer` of
@@ -168,7 +172,16 @@ impl PlaneClient {
         if !r.ok() {
             return Err(r.error());
         }
-        r.json()
+        // Record by record: one item orch cannot read must not hide the
+        // others from the reconciler.
+        let raw: Page<Value> = r.json()?;
+        let listed = r.records::<WorkItem>(raw.results);
+        Ok(Page {
+            malformed: listed.malformed(),
+            results: listed.items,
+            next_cursor: raw.next_cursor,
+            next_page_results: raw.next_page_results,
+        })
     }
 
     /// A work item; `None` when the project has no such item (404).

@@ -29,6 +29,8 @@ pub struct ReconcileStats {
     pub skipped_terminal: u32,
     pub repaired: u32,
     pub errors: u32,
+    /// Listed records that were not work items orch can read: skipped.
+    pub malformed: u32,
     /// HTTP requests this cycle sent to Plane (retries and state lookups included).
     pub api_calls: u64,
 }
@@ -101,6 +103,7 @@ impl PlaneReconciler {
                 }
             };
             st.pages += 1;
+            st.malformed += page.malformed as u32;
             for w in &page.results {
                 let updated = w.updated_at.clone().unwrap_or_default();
                 if let Some(o) = old
