@@ -97,6 +97,7 @@ pub async fn task_view(store: &dyn Store, task: &Task) -> StoreResult<TaskView> 
             });
         }
     }
+    let rounds = Rounds::of(&events);
     let facts = WindowFacts {
         initiated_marker: !markers.is_empty(),
         holds_merge_lease: lease.as_ref().is_some_and(|l| l.holder_task == task.id),
@@ -127,7 +128,7 @@ pub async fn task_view(store: &dyn Store, task: &Task) -> StoreResult<TaskView> 
             .iter()
             .filter(|e| e.kind == EventKind::Rejected)
             .count() as u32,
-        review_rounds: Rounds::of(&events).review,
+        review_rounds: rounds.review,
         holds_lease: facts.holds_merge_lease,
         merge_initiated: markers.iter().any(|m| m.step == MarkerStep::Merge),
         deploy_initiated: markers.iter().any(|m| m.step == MarkerStep::Deploy),
@@ -142,7 +143,7 @@ pub async fn task_view(store: &dyn Store, task: &Task) -> StoreResult<TaskView> 
         // Read from the forge by the pipeline when the merge gate needs it
         // (`Pipeline::ci_verdict`): the store does not hold CI results.
         ci: None,
-        ci_rounds: Rounds::of(&events).ci,
+        ci_rounds: rounds.ci,
         ci_wait_noted: asked_since_entry(&events, task.stage, EventKind::CiPending),
         // Read from the forge with `ci`.
         people: None,
