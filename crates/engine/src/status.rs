@@ -20,6 +20,20 @@ pub struct StatusPolicy {
     pub recent_limit: u32,
 }
 
+impl StatusPolicy {
+    /// What `orch status` and `GET /queue` report of this configuration.
+    pub fn of(cfg: &orch_config::Config) -> StatusPolicy {
+        let gates = cfg.gates();
+        StatusPolicy {
+            serial_gate: gates.serial,
+            task_deps: gates.task_deps,
+            auto_labels: cfg.features.auto_labels,
+            stop: cfg.stop_scope(),
+            recent_limit: 10,
+        }
+    }
+}
+
 impl Default for StatusPolicy {
     fn default() -> Self {
         StatusPolicy {

@@ -8,21 +8,10 @@ use orch_config::Config;
 use orch_engine::status::{QueueSnapshot, StatusPolicy, snapshot};
 use std::io::{IsTerminal, Write};
 
-pub fn policy(cfg: &Config) -> StatusPolicy {
-    let gates = cfg.gates();
-    StatusPolicy {
-        serial_gate: gates.serial,
-        task_deps: gates.task_deps,
-        auto_labels: cfg.features.auto_labels,
-        stop: cfg.stop_scope(),
-        recent_limit: 10,
-    }
-}
-
 pub async fn run(cfg: &Config, a: &StatusArgs) -> CliResult {
     let store = super::open_store(cfg).await?;
     let Some(every) = a.watch else {
-        let snap = with_config(snapshot(store.as_ref(), &policy(cfg)).await, cfg);
+        let snap = with_config(snapshot(store.as_ref(), &StatusPolicy::of(cfg)).await, cfg);
         if a.json {
             print_json(&snap)?;
         } else {
@@ -39,7 +28,7 @@ pub async fn run(cfg: &Config, a: &StatusArgs) -> CliResult {
     // snapshot is appended (JSON: one object per line), so nothing is garbled.
     let tty = std::io::stdout().is_terminal();
     loop {
-        let snap = with_config(snapshot(store.as_ref(), &policy(cfg)).await, cfg);
+        let snap = with_config(snapshot(store.as_ref(), &StatusPolicy::of(cfg)).await, cfg);
         let text = if a.json {
             format!("{}\n", serde_json::to_string(&snap).unwrap_or_default())
         } else {
