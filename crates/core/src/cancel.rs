@@ -87,7 +87,8 @@ pub struct StopFacts {
     pub stage: Option<Stage>,
     /// The kill switch is on and the task's repo is in its scope.
     pub in_scope: bool,
-    pub window: WindowFacts,
+    /// An irreversible step is in flight ([`in_critical_window`]).
+    pub in_critical_window: bool,
     /// A deferred STOP already waits for the window to end.
     pub cancel_requested: bool,
 }
@@ -184,7 +185,7 @@ pub fn decide_stop(facts: &StopFacts, cause: CancelCause) -> StopPlan {
     if stage.is_terminal() {
         return StopPlan::nothing(CancelNote::AlreadyTerminal(stage), true);
     }
-    if cause == CancelCause::Stop && in_critical_window(facts.window) {
+    if cause == CancelCause::Stop && facts.in_critical_window {
         let (note, steps) = if facts.cancel_requested {
             (
                 CancelNote::DeferredAlreadyPending,

@@ -8,6 +8,7 @@
 pub mod budget;
 pub mod cancel;
 pub mod ci;
+pub mod decide;
 pub mod disk;
 pub mod event;
 pub mod gates;

@@ -297,6 +297,13 @@ pub enum Effect {
     ReleaseLease,
     /// Park the task in `needs_attention` for a person (R-8a).
     Park(String),
+    /// The merge gate gave up: the forge shows why on the branch's head.
+    ReportFailedVerify(String),
+    /// A new task's first move: log its start (and tell the tracker) in
+    /// `analysis`, queueing `job` with it when one is given.
+    Begin {
+        job: Option<JobSpec>,
+    },
     /// Deploy phase A is done and phase B waits for a person: say so once, in
     /// the task's log, on the tracker and to the webhooks.
     AskConfirmDeploy,
@@ -310,6 +317,18 @@ pub enum Effect {
         why: String,
         job: Option<JobSpec>,
     },
+}
+
+/// an agent commits; orch pushes (and commits its leftovers) when its
+/// work is done. A move from `from` to `to` hands over the work of the
+/// agent returned: the developer's before the review, the analyst's before
+/// approval, so the forge shows what people decide on.
+pub fn hands_over(from: Stage, to: Stage) -> Option<AgentKind> {
+    match (from, to) {
+        (Stage::Development, Stage::Review) => Some(AgentKind::Developer),
+        (Stage::Analysis, Stage::AwaitingApproval) => Some(AgentKind::Analyst),
+        _ => None,
+    }
 }
 
 /// The agent that works in a stage, if any.

@@ -19,6 +19,27 @@ fn policy() -> PipelinePolicy {
 }
 
 #[test]
+fn only_the_moves_that_finish_an_agents_work_hand_it_over() {
+    assert_eq!(
+        hands_over(Stage::Development, Stage::Review),
+        Some(AgentKind::Developer)
+    );
+    assert_eq!(
+        hands_over(Stage::Analysis, Stage::AwaitingApproval),
+        Some(AgentKind::Analyst)
+    );
+    // Staying, parking or going back pushes nothing.
+    for (from, to) in [
+        (Stage::Development, Stage::Development),
+        (Stage::Development, Stage::NeedsAttention),
+        (Stage::Review, Stage::Development),
+        (Stage::Merge, Stage::Deploy),
+    ] {
+        assert_eq!(hands_over(from, to), None, "{from} -> {to}");
+    }
+}
+
+#[test]
 fn analysis_done_waits_for_approval() {
     let mut v = TaskView::idle(Stage::Analysis);
     v.stage_job = Some(done(AgentKind::Analyst));
@@ -638,12 +659,18 @@ proptest! {
         v.has_active_job = true;
         v.stage_job = Some(StageJob { agent: AgentKind::Analyst, status: JobStatus::Queued, phase: None, review: None, last_error: None });
         for (ev, ok) in events {
+            // Through the one entry point the engine uses.
+            let dp = crate::decide::Policy { pipeline: p, ..Default::default() };
+            let decide = |v: &TaskView, c: crate::decide::Command<'_>| {
+                crate::decide::decide(v, &c, &dp).pipeline_effects().expect("gates and ticks decide pipeline effects")
+            };
+            let gate = |v: &TaskView, gate, comment| decide(v, crate::decide::Command::Gate { gate, comment });
             let effects = match ev {
-                0 => on_gate(&v, Gate::Start, None, &p),
-                1 => on_gate(&v, Gate::Approve, None, &p),
-                2 => on_gate(&v, Gate::Reject, Some("no"), &p),
-                3 => on_gate(&v, Gate::ConfirmDeploy, None, &p),
-                6 => on_gate(&v, Gate::Retry, None, &p),
+                0 => gate(&v, Gate::Start, None),
+                1 => gate(&v, Gate::Approve, None),
+                2 => gate(&v, Gate::Reject, Some("no")),
+                3 => gate(&v, Gate::ConfirmDeploy, None),
+                6 => gate(&v, Gate::Retry, None),
                 4 => {
                     // The active job finishes.
                     if let Some(j) = v.stage_job.as_mut().filter(|_| v.has_active_job) {
@@ -655,7 +682,7 @@ proptest! {
                     }
                     Vec::new()
                 }
-                _ => on_tick(&v, &p),
+                _ => decide(&v, crate::decide::Command::Tick),
             };
             check_effects(&v, &effects)?;
             // Apply the effects the way the engine does.
@@ -692,7 +719,13 @@ proptest! {
                     Effect::FinishDeploy => { v.stage = Stage::Done; v.holds_lease = false; v.deploy_initiated = false; }
                     Effect::DeployFailed(_) => { v.deploy_initiated = false; v.parked_from = Some(v.stage); v.stage = Stage::NeedsAttention; v.stage_job = None; }
                     Effect::ApplyDeferredCancel => { v.stage = Stage::Cancelled; }
-                    Effect::Comment(_) => {}
+                    Effect::Comment(_) | Effect::ReportFailedVerify(_) => {}
+                    Effect::Begin { job } => {
+                        if let Some(j) = job {
+                            v.has_active_job = true;
+                            v.stage_job = Some(StageJob { agent: j.agent, status: JobStatus::Queued, phase: j.phase, review: None, last_error: None });
+                        }
+                    }
                     Effect::AskConfirmDeploy => v.confirm_deploy_asked = true,
                     // The old task stays as it is; follow the new one.
                     Effect::StartAfresh => {

@@ -1,16 +1,35 @@
-//! STOP (R-30…R-35, ported from ORCH-090) carried out: `cancel_task` gathers
-//! the facts as the task's owner, `orch_core::cancel::decide_stop` decides
-//! the note and the ordered steps (the full reset, or the deferral inside a
+//! STOP (R-30…R-35, ported from ORCH-090) carried out: `cancel_task` reads
+//! the task's view as the task's owner, `orch_core::decide` (through
+//! `cancel::decide_stop`) decides the note and the ordered steps (the full reset, or the deferral inside a
 //! critical window, D7), and this file performs them in that order.
 
-use super::owner::{Command, Outcome};
-use super::{Pipeline, view::window_facts};
+use super::owner::{self, Outcome};
+use super::{Pipeline, view::task_view};
 use orch_core::EventKind;
-use orch_core::cancel::{
-    CancelCause, CancelNote, StopFacts, StopNotice, StopStep, WindowFacts, decide_stop,
-};
-use orch_core::{JobStatus, Task, TaskId};
+use orch_core::cancel::{CancelCause, CancelNote, StopNotice, StopStep};
+use orch_core::decide::{Command, Effect, decide, without_task};
+use orch_core::{JobStatus, TaskId};
 use serde::Serialize;
+
+/// A cancel to carry out: why, of which kind, and who asked.
+#[derive(Debug, Clone)]
+pub(crate) struct CancelOrder {
+    pub reason: String,
+    pub cause: CancelCause,
+    /// Who asked (the API, the CLI, a tracker, `deferred`).
+    pub source: String,
+}
+
+impl CancelOrder {
+    /// A STOP that waited for a critical window, applied once it closed.
+    pub(crate) fn deferred(reason: impl Into<String>) -> CancelOrder {
+        CancelOrder {
+            reason: reason.into(),
+            cause: CancelCause::DeferredStop,
+            source: "deferred".into(),
+        }
+    }
+}
 
 /// What `cancel_task` did.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -71,7 +90,7 @@ impl Pipeline {
             .await
     }
 
-    /// cancel a task as `orch_core::cancel::decide_stop` says. Never
+    /// cancel a task as `orch_core::decide` says. Never
     /// fails: a problem on the way is logged on the task and the reset goes
     /// on with the next step. The task's owner carries it out, after the
     /// commands queued before it and to its end even if the caller goes.
@@ -82,11 +101,11 @@ impl Pipeline {
         cause: CancelCause,
         source: &str,
     ) -> CancelResult {
-        let command = Command::Cancel {
+        let command = owner::Command::Cancel(CancelOrder {
             reason: reason.to_owned(),
             cause,
             source: source.to_owned(),
-        };
+        });
         match self.command(id, command).await {
             Ok(Outcome::Cancel(r)) => r,
             Ok(other) => {
@@ -96,75 +115,84 @@ impl Pipeline {
         }
     }
 
-    /// The cancel, applied by the task's owner (directly by a finalizer
-    /// applying a deferred STOP, which runs in the owner already).
-    pub(crate) async fn apply_cancel(
+    /// D7: the irreversible step a STOP waited for ended (its event
+    /// `kind`, saying `msg`): log it, then apply the deferred STOP in full.
+    /// Called by the step's finalizer, which runs in the task's owner.
+    pub(crate) async fn end_step_then_stop(
         &self,
-        id: TaskId,
-        reason: &str,
-        cause: CancelCause,
-        source: &str,
-    ) -> CancelResult {
-        match self.cancel_owned(id, reason, cause, source).await {
-            Ok(r) => r,
-            Err(e) => {
-                tracing::error!(task = %id, error = %e, "cancel failed");
-                CancelResult::failed(e)
-            }
-        }
+        task: &orch_core::Task,
+        kind: EventKind,
+        msg: &str,
+        step: &str,
+    ) -> super::PipelineResult<String> {
+        self.store
+            .append_event(task.id, self.event(kind, msg))
+            .await?;
+        let r = self
+            .apply_cancel(
+                task.id,
+                &CancelOrder::deferred(format!("STOP (deferred until the {step} ended)")),
+            )
+            .await;
+        Ok(format!("{msg}; deferred STOP: {}", r.note))
     }
 
-    /// The facts STOP looks at, read by the task's owner.
-    async fn stop_facts(&self, task: Option<&Task>) -> super::PipelineResult<StopFacts> {
-        let Some(task) = task else {
-            return Ok(StopFacts {
-                stage: None,
-                in_scope: false,
-                window: WindowFacts::default(),
-                cancel_requested: false,
-            });
-        };
-        let window = if task.stage.is_terminal() {
-            WindowFacts::default()
-        } else {
-            window_facts(self.store.as_ref(), task).await?
-        };
-        Ok(StopFacts {
-            stage: Some(task.stage),
-            in_scope: self.cfg.stop_scope().applies(&task.repo),
-            window,
-            cancel_requested: task.cancel_requested_at.is_some(),
+    /// The cancel, applied by the task's owner (directly by a finalizer
+    /// applying a deferred STOP, which runs in the owner already). Never
+    /// fails: what went wrong is the result's error.
+    pub(crate) async fn apply_cancel(&self, id: TaskId, order: &CancelOrder) -> CancelResult {
+        self.cancel_owned(id, order).await.unwrap_or_else(|e| {
+            tracing::error!(task = %id, error = %e, "cancel failed");
+            CancelResult::failed(e)
         })
     }
 
-    /// Gather the facts, let the core decide, carry the plan out in its order.
+    /// Read the view, let the core decide, carry the plan out in its order.
     async fn cancel_owned(
         &self,
         id: TaskId,
-        reason: &str,
-        cause: CancelCause,
-        source: &str,
+        order: &CancelOrder,
     ) -> super::PipelineResult<CancelResult> {
+        let CancelOrder {
+            reason,
+            cause,
+            source,
+        } = order;
+        let (reason, cause, source) = (reason.as_str(), *cause, source.as_str());
         let began = crate::metered::now();
         let task = self.store.get_task(id).await?;
-        let plan = decide_stop(&self.stop_facts(task.as_ref()).await?, cause);
+        let command = Command::Stop { cause };
+        let decision = match &task {
+            Some(task) => decide(
+                &task_view(self.store.as_ref(), task).await?,
+                &command,
+                &self.decision_policy(&task.repo),
+            ),
+            None => without_task(&command),
+        };
+        let verdict = decision
+            .stop
+            .expect("a STOP is always answered with its verdict");
         let mut result = CancelResult {
-            ok: plan.ok,
-            deferred: plan.deferred,
+            ok: verdict.ok,
+            deferred: verdict.deferred,
             stopped: 0,
-            note: plan.note,
+            note: verdict.note,
             error: None,
         };
         let Some(task) = task else {
             return Ok(result);
         };
-        if plan.note == CancelNote::Disabled {
+        if verdict.note == CancelNote::Disabled {
             tracing::info!(task = %id, repo = %task.repo, "STOP ignored: the kill switch is off or the repo is out of scope");
         }
         // The jobs that were running when the reset began: their runs are
         // the ones to stop.
         let mut running = Vec::new();
-        for step in plan.steps {
+        for effect in decision.effects {
+            let Effect::Stop(step) = effect else {
+                unreachable!("a STOP decides only the steps of a cancel: {effect:?}")
+            };
             match step {
                 StopStep::CancelQueuedJobs => {
                     self.store.cancel_jobs_for_task(id, true).await?;

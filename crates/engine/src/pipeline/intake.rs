@@ -5,9 +5,11 @@
 //! repeated key means — so the CLI and the API cannot drift apart.
 
 use super::owner::{Command, Outcome};
+use super::view::task_view;
 use super::{GateResult, Pipeline, PipelineError, PipelineResult};
 use orch_config::TrackerKind;
 use orch_core::EventKind;
+use orch_core::decide;
 use orch_core::pipeline::{Gate, JobSpec};
 use orch_core::{NewTask, Stage, TaskId, Timestamp, keys};
 use orch_store::{Store, StoreError, TaskFilter, TrackerItem};
@@ -112,22 +114,33 @@ impl Pipeline {
         }
     }
 
-    /// A new task's first move, applied by its owner: the analyst is queued.
+    /// A new task's first move, applied by its owner: the core decides
+    /// (`decide::on_begin`), `begin_with` carries it out.
     pub(super) async fn begin(&self, id: TaskId) -> PipelineResult<GateResult> {
         let task = self.task(id).await?;
-        // A tick may have come first (another node, or this one woken by
-        // the task's creation) and queued the analyst already: then the
-        // start is only logged, so the task still has one active job.
-        let queued = self
-            .store
-            .jobs_for_task(id)
-            .await?
-            .iter()
-            .any(|j| !j.status.is_terminal());
-        let job =
-            (!queued).then(|| self.new_job(&task, JobSpec::new(orch_core::AgentKind::Analyst)));
+        let view = task_view(self.store.as_ref(), &task).await?;
+        let effects = self.decide_pipeline(&task, &view, &decide::Command::Begin);
+        let note = self.apply(&task, effects).await?;
+        let task = self.task(id).await?;
+        Ok(GateResult {
+            task: task.id,
+            stage: task.stage,
+            note,
+            applied: true,
+        })
+    }
+
+    /// The start logged (and told to the tracker) in `analysis`, with the
+    /// analyst's job when the decision queues one.
+    pub(super) async fn begin_with(
+        &self,
+        task: &orch_core::Task,
+        job: Option<JobSpec>,
+    ) -> PipelineResult<String> {
+        let queues = job.is_some();
+        let job = job.map(|spec| self.new_job(task, spec));
         let started = || {
-            self.event(EventKind::Started, "To Analyse: the analyst is queued")
+            self.event(EventKind::Started, decide::STARTED)
                 .with_tracker_comment(STARTED_COMMENT)
         };
         let advanced = self
@@ -136,8 +149,8 @@ impl Pipeline {
             .await;
         let (task, _) = match advanced {
             // Another node's tick (woken by the task's creation) queued the
-            // analyst between the look above and this write: the start is
-            // only logged, as when the tick came first.
+            // analyst between the view and this write: the start is only
+            // logged, as when the tick came first.
             Err(orch_store::StoreError::ActiveJob { .. }) => {
                 self.store
                     .advance(task.id, Stage::Analysis, Stage::Analysis, started(), None)
@@ -145,13 +158,14 @@ impl Pipeline {
             }
             other => other?,
         };
-        self.job_queued.notify_one();
+        if queues {
+            self.job_queued.notify_one();
+        }
         self.reflect(&task, STARTED_COMMENT).await;
-        Ok(GateResult {
-            task: task.id,
-            stage: task.stage,
-            note: "started: the analyst is queued".into(),
-            applied: true,
+        Ok(if queues {
+            "started: the analyst is queued".into()
+        } else {
+            "started: the analyst was queued already".into()
         })
     }
 

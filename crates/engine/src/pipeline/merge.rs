@@ -275,18 +275,9 @@ impl Pipeline {
             .unwrap_or_else(|| task.clone());
         if task.cancel_requested_at.is_some() {
             // D7: the deferred STOP is applied by the step's finalizer.
-            self.store
-                .append_event(task.id, self.event(EventKind::Merged, msg.clone()))
-                .await?;
-            let r = self
-                .apply_cancel(
-                    task.id,
-                    "STOP (deferred until the merge ended)",
-                    orch_core::cancel::CancelCause::DeferredStop,
-                    "deferred",
-                )
-                .await;
-            return Ok(format!("{msg}; deferred STOP: {}", r.note));
+            return Ok(self
+                .end_step_then_stop(&task, EventKind::Merged, &msg, "merge")
+                .await?);
         }
         let has_deploy = self.policy(&task.repo).deploy.is_some();
         let to = if has_deploy {
@@ -535,18 +526,9 @@ impl Pipeline {
             .await?
             .unwrap_or_else(|| task.clone());
         if task.cancel_requested_at.is_some() {
-            self.store
-                .append_event(task.id, self.event(EventKind::Deployed, "deploy finished"))
-                .await?;
-            let r = self
-                .apply_cancel(
-                    task.id,
-                    "STOP (deferred until the deploy ended)",
-                    orch_core::cancel::CancelCause::DeferredStop,
-                    "deferred",
-                )
+            return self
+                .end_step_then_stop(&task, EventKind::Deployed, "deploy finished", "deploy")
                 .await;
-            return Ok(format!("deployed; deferred STOP: {}", r.note));
         }
         let _ = self
             .forge

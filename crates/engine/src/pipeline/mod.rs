@@ -1,8 +1,8 @@
-//! The pipeline engine (R-1…R-9, R-30…R-37): carries out the core's pipeline
-//! and cancel decisions against the store, the tracker, the forge and git.
+//! The pipeline engine (R-1…R-9, R-30…R-37): carries out the core's
+//! decisions against the store, the tracker, the forge and git.
 //!
 //! ```text
-//! tracker / CLI / API ── start · gate · stop ──▶ Pipeline ──▶ core::pipeline::{on_gate, on_tick}
+//! tracker / CLI / API ── start · gate · stop ──▶ Pipeline ──▶ orch_core::decide(view, command, policy)
 //! supervisor run report, timer, restart ── tick ──▶        └─ effects: step · lease · merge · deploy · park · cancel
 //! ```
 //!
@@ -41,6 +41,7 @@ use crate::ports::{Forge, Tracker};
 use orch_agent::process::StopPolicy;
 use orch_config::Config;
 use orch_core::EventKind;
+use orch_core::decide;
 use orch_core::pipeline::{self, DeployPolicy, Effect, Gate, JobSpec, PipelinePolicy};
 use orch_core::{AgentKind, EventInput, NewJob, Stage, Task, TaskId, Timestamp};
 use orch_git::{ProtectedBranches, RepoStore};
@@ -236,6 +237,15 @@ impl Pipeline {
         }
     }
 
+    /// What the decisions follow for a task of `repo`.
+    pub(crate) fn decision_policy(&self, repo: &str) -> decide::Policy {
+        decide::Policy {
+            pipeline: self.policy(repo),
+            stop_applies: self.cfg.stop_scope().applies(repo),
+            worktree_limit_mb: self.cfg.limits.worktree_mb,
+        }
+    }
+
     pub(crate) fn protected(&self, repo: &str) -> ProtectedBranches {
         let mut p: Vec<String> = vec!["main".into(), "master".into()];
         if let Some(r) = self.cfg.repo(repo) {
@@ -290,7 +300,7 @@ impl Pipeline {
     ) -> PipelineResult<GateResult> {
         let task = self.task(id).await?;
         let view = task_view(self.store.as_ref(), &task).await?;
-        let effects = pipeline::on_gate(&view, gate, comment, &self.policy(&task.repo));
+        let effects = self.decide_pipeline(&task, &view, &decide::Command::Gate { gate, comment });
         if effects == [Effect::StartAfresh] {
             // The result names the new task, which has its own owner.
             return self.start_afresh(&task).await;
@@ -371,7 +381,7 @@ impl Pipeline {
                 return Ok(());
             }
             let view = self.decision_view(&task).await?;
-            let effects = pipeline::on_tick(&view, &self.policy(&task.repo));
+            let effects = self.decide_pipeline(&task, &view, &decide::Command::Tick);
             if effects.is_empty() {
                 return Ok(());
             }
@@ -411,6 +421,19 @@ impl Pipeline {
             }
         }
         Ok(())
+    }
+
+    /// What the core decides for a command that calls for pipeline
+    /// effects (gates, ticks, a new task's start, a closed pull request).
+    pub(crate) fn decide_pipeline(
+        &self,
+        task: &Task,
+        view: &pipeline::TaskView,
+        command: &decide::Command<'_>,
+    ) -> Vec<Effect> {
+        decide::decide(view, command, &self.decision_policy(&task.repo))
+            .pipeline_effects()
+            .expect("gates, ticks, starts and closed pull requests decide pipeline effects")
     }
 
     /// Carry out effects in order; returns a note of what happened.
@@ -461,14 +484,8 @@ impl Pipeline {
             },
             Effect::DeployFailed(why) => self.deploy_failed(task, &why).await,
             Effect::ApplyDeferredCancel => {
-                let r = self
-                    .apply_cancel(
-                        task.id,
-                        "deferred STOP applied",
-                        orch_core::cancel::CancelCause::DeferredStop,
-                        "deferred",
-                    )
-                    .await;
+                let order = cancel::CancelOrder::deferred("deferred STOP applied");
+                let r = self.apply_cancel(task.id, &order).await;
                 Ok(format!("deferred STOP applied: {}", r.note))
             }
             Effect::AskConfirmDeploy => {
@@ -486,14 +503,12 @@ impl Pipeline {
             }
             Effect::StartAfresh => Ok(self.start_afresh(task).await?.note),
             Effect::Reopen { to, why, job } => self.reopen(task, to, &why, job).await,
-            Effect::Park(why) => {
-                if task.stage == Stage::Merge {
-                    // The merge gate gave up (verify failed, or the base would
-                    // not merge): the forge shows it on the branch's head.
-                    self.report_failed_verify(task, &why).await;
-                }
-                self.park(task, &why).await
+            Effect::Park(why) => self.park(task, &why).await,
+            Effect::ReportFailedVerify(why) => {
+                self.report_failed_verify(task, &why).await;
+                Ok("the failed verify is shown on the forge".into())
             }
+            Effect::Begin { job } => self.begin_with(task, job).await,
         }
     }
 
@@ -506,14 +521,8 @@ impl Pipeline {
         why: &str,
         job: Option<JobSpec>,
     ) -> PipelineResult<String> {
-        // R-4: an agent commits; orch pushes (and commits its leftovers)
-        // when its work is done: the developer's before the review, the
-        // analyst's before approval, so the forge shows what people decide on.
-        let handover = match (task.stage, to) {
-            (Stage::Development, Stage::Review) => Some(AgentKind::Developer),
-            (Stage::Analysis, Stage::AwaitingApproval) => Some(AgentKind::Analyst),
-            _ => None,
-        };
+        // R-4: the work of the agent the move hands over is pushed first.
+        let handover = pipeline::hands_over(task.stage, to);
         let pushed = match handover {
             Some(agent) => self.commit_and_push(task, agent).await,
             None => false,

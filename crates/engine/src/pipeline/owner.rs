@@ -15,10 +15,10 @@
 //! the store is the arbiter: every move names the stage it expects, and a
 //! stale one is refused.
 
+use super::cancel::CancelOrder;
 use super::{CancelResult, CleanupPass, GateResult, Pipeline, PipelineError, PipelineResult};
 use crate::supervisor::RunReport;
 use orch_core::TaskId;
-use orch_core::cancel::CancelCause;
 use orch_core::disk::WorktreeSize;
 use orch_core::pipeline::Gate;
 use std::collections::HashMap;
@@ -36,11 +36,7 @@ pub(crate) enum Command {
     /// Do what is due now (level-triggered): timer, start-up, webhook.
     Tick,
     /// STOP or another cancel.
-    Cancel {
-        reason: String,
-        cause: CancelCause,
-        source: String,
-    },
+    Cancel(CancelOrder),
     /// A run of the task ended; `size` is its worktree measured against
     /// the limit (taken before the command, off the owner).
     RunEnded {
@@ -64,7 +60,7 @@ impl Command {
             Command::Gate { .. } => "gate",
             Command::Begin => "begin",
             Command::Tick => "tick",
-            Command::Cancel { .. } => "cancel",
+            Command::Cancel(_) => "cancel",
             Command::RunEnded { .. } => "run_ended",
             Command::PullRequestClosed { .. } => "pull_request_closed",
             Command::CleanBuildOutputs { .. } => "clean_build_outputs",
@@ -160,11 +156,7 @@ impl Pipeline {
                 self.apply_tick(id).await?;
                 Outcome::Done
             }
-            Command::Cancel {
-                reason,
-                cause,
-                source,
-            } => Outcome::Cancel(self.apply_cancel(id, &reason, cause, &source).await),
+            Command::Cancel(order) => Outcome::Cancel(self.apply_cancel(id, &order).await),
             Command::RunEnded { report, size } => {
                 self.apply_run_ended(&report, size).await?;
                 Outcome::Done

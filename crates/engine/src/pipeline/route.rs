@@ -229,10 +229,16 @@ impl Pipeline {
         why: &str,
     ) -> PipelineResult<String> {
         let task = self.task(id).await?;
-        if task.stage.is_terminal() {
+        let view = super::view::task_view(self.store.as_ref(), &task).await?;
+        let effects = self.decide_pipeline(
+            &task,
+            &view,
+            &orch_core::decide::Command::PullRequestClosed { why },
+        );
+        if effects.is_empty() {
             return Ok(format!("the task is {}; nothing to do", task.stage));
         }
-        self.park(&task, why).await
+        self.apply(&task, effects).await
     }
 }
 

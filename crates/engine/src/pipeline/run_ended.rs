@@ -1,11 +1,14 @@
 //! A run ended (R-4, R-8a): the supervisor's report becomes the task
 //! owner's `RunEnded` command, with the worktree measured beforehand. What
-//! follows is decided by `orch_core::run_end`; this carries it out.
+//! follows is decided by `orch_core::decide` (through `run_end`); this
+//! carries it out.
 
-use super::owner::Command;
+use super::owner;
+use super::view::task_view;
 use super::{Pipeline, PipelineResult, park_comment, question_comment};
 use crate::supervisor::{JobEnd, RunReport};
-use orch_core::run_end::{JobEndKind, ParkNotice, RunEndFacts, RunEndStep, on_run_ended};
+use orch_core::decide::{Command, Effect, RunEnd, decide};
+use orch_core::run_end::{JobEndKind, ParkNotice, RunEndStep};
 
 impl Pipeline {
     /// A run ended: its worktree is measured (disk care, `disk.rs`), then
@@ -17,7 +20,7 @@ impl Pipeline {
             self.measure_after_run(r.task_id).await
         };
         let report = Box::new(r.clone());
-        self.command(r.task_id, Command::RunEnded { report, size })
+        self.command(r.task_id, owner::Command::RunEnded { report, size })
             .await
             .map(|_| ())
     }
@@ -29,8 +32,8 @@ impl Pipeline {
         size: Option<orch_core::disk::WorktreeSize>,
     ) -> PipelineResult<()> {
         let task = self.task(r.task_id).await?;
-        let facts = RunEndFacts {
-            stage: task.stage,
+        let view = task_view(self.store.as_ref(), &task).await?;
+        let command = Command::RunEnded(RunEnd {
             end: match r.end {
                 JobEnd::Completed => JobEndKind::Completed,
                 JobEnd::Retrying(_) => JobEndKind::Retrying,
@@ -39,11 +42,14 @@ impl Pipeline {
             },
             agent: r.agent,
             size,
-            worktree_limit_mb: self.cfg.limits.worktree_mb,
             question: r.question.as_deref(),
             error: r.error.as_deref(),
-        };
-        for step in on_run_ended(&facts) {
+        });
+        let decision = decide(&view, &command, &self.decision_policy(&task.repo));
+        for effect in decision.effects {
+            let Effect::AfterRun(step) = effect else {
+                unreachable!("a run's end decides only the steps after a run: {effect:?}")
+            };
             match step {
                 RunEndStep::RetireWorktree => {
                     if let Err(e) = self.retire_worktree(&task).await {

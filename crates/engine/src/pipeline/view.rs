@@ -19,20 +19,6 @@ pub fn job_phase(job: &Job) -> Option<DeployPhase> {
     job_spec(job).and_then(|s| s.phase)
 }
 
-/// The facts of R-33 for this task.
-pub async fn window_facts(store: &dyn Store, task: &Task) -> StoreResult<WindowFacts> {
-    let markers = store.initiated_markers(Some(task.id)).await?;
-    let lease = store.merge_lease(&task.repo).await?;
-    let jobs = store.jobs_for_task(task.id).await?;
-    Ok(WindowFacts {
-        initiated_marker: !markers.is_empty(),
-        holds_merge_lease: lease.is_some_and(|l| l.holder_task == task.id),
-        running_serial_actor: jobs
-            .iter()
-            .any(|j| j.status == JobStatus::Running && j.agent.is_serial()),
-    })
-}
-
 /// The task's events since a person's last retry: the rounds that failed a
 /// task count afresh after it.
 fn since_retry(events: &[TaskEvent]) -> &[TaskEvent] {
