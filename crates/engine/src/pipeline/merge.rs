@@ -98,21 +98,9 @@ impl Pipeline {
                 .merge_stale(task, "the pushed head is not the verified one")
                 .await?);
         }
-        // The merger's verify passed on this head; the forge shows it. A
-        // failure to report is noted and never stops the merge.
-        if let Err(e) = self
-            .forge
-            .report_verify(&task.repo, &head, true, "orch verify passed")
-            .await
-        {
-            let _ = self
-                .store
-                .append_event(
-                    task.id,
-                    self.event(EventKind::ForgeError, format!("commit status: {e}")),
-                )
-                .await;
-        }
+        // The merger's verify passed on this head; the forge shows it.
+        self.show_verify(task, &head, true, "orch verify passed")
+            .await;
         let Some(base_sha) = self.forge.base_head(&task.repo, &base).await? else {
             return Err(PortError::not_found(format!(
                 "the remote has no branch {base}; push it, or set the repo's default_branch"
@@ -456,9 +444,15 @@ impl Pipeline {
         };
         // A commit status description is short on every forge.
         let description: String = why.chars().take(140).collect();
+        self.show_verify(task, &pushed, false, &description).await;
+    }
+
+    /// The verify's result as a commit status on `head`. A failure to
+    /// report is noted on the task and never stops the step.
+    async fn show_verify(&self, task: &Task, head: &str, passed: bool, description: &str) {
         if let Err(e) = self
             .forge
-            .report_verify(&task.repo, &pushed, false, &description)
+            .report_verify(&task.repo, head, passed, description)
             .await
         {
             let _ = self
