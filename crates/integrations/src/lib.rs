@@ -20,6 +20,7 @@ pub mod notify;
 pub mod plane;
 pub mod pr_forge;
 pub mod providers;
+pub mod reconcile_loop;
 pub mod refusals;
 pub mod repair;
 pub mod signature;

@@ -4,7 +4,7 @@
 //! through the pipeline (`reconcile_item`). Shared by every tracker's
 //! reconciler, which only lists.
 
-use crate::plane::ReconcileStats;
+use crate::reconcile_loop::ReconcileStats;
 use orch_config::{StateRole, TrackerStates};
 use orch_core::Stage;
 use orch_engine::pipeline::Pipeline;

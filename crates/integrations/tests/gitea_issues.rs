@@ -367,6 +367,39 @@ async fn the_reconciler_lists_each_repo_once_per_cycle_and_repairs_lost_labels()
     assert_eq!((st.errors, st.repaired), (1, 0), "{st:?}");
 }
 
+/// Gitea's listing has no sort order to rely on: the watermark is the
+/// newest `updated_at` of the whole listing (compared as times), handed
+/// back as listed, not that of the first issue listed.
+#[tokio::test]
+async fn the_watermark_is_the_newest_change_of_the_whole_listing() {
+    let w = world().await;
+    let (_dir, _store, p, _ingest) = pipeline(&w).await;
+    for n in 1..=3 {
+        w.fake.add_issue(n, &format!("issue {n}"), &["Done"]);
+    }
+    // Listed #3, #2, #1; #2 changed last (before #3 as text, after it as
+    // a time).
+    for (n, at) in [
+        (1, "2026-03-01T00:00:00Z"),
+        (2, "2026-03-01T01:00:00-01:00"),
+        (3, "2026-03-01T01:30:00Z"),
+    ] {
+        w.fake.m().issues.get_mut(&n).unwrap().updated_at = at.into();
+    }
+    let r = GiteaReconciler::new(tracker(&w), p);
+    let st = r.run_once().await;
+    assert_eq!((st.items_seen, st.errors), (3, 0), "{st:?}");
+    let before = w.fake.requests().len();
+    r.run_once().await;
+    let listing = &w.fake.requests()[before];
+    let since = listing.query.iter().find(|(k, _)| k == "since");
+    assert_eq!(
+        since.map(|(_, v)| v.as_str()),
+        Some("2026-03-01T01:00:00-01:00"),
+        "{listing:?}"
+    );
+}
+
 #[tokio::test]
 async fn a_429_with_retry_after_is_waited_out() {
     let w = world().await;

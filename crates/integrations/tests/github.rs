@@ -387,6 +387,25 @@ async fn the_github_reconciler_lists_each_repo_once_and_repairs_lost_labels() {
             .unwrap()
             .is_some()
     );
+    // A pull request (the issues API lists them too) is not an issue: not
+    // counted, never replayed, whatever its labels.
+    w.fake.m().raw_listed_issues.push(serde_json::json!({
+        "number": 40, "title": "a pull request", "labels": [{"name": "To Analyse"}],
+        "updated_at": "2026-05-20T10:00:00Z", "pull_request": {"url": "x"}
+    }));
+    let with_pr = r.run_once().await;
+    assert_eq!(
+        (with_pr.errors, with_pr.repaired, with_pr.items_seen),
+        (0, 0, st.items_seen),
+        "{with_pr:?}"
+    );
+    assert!(
+        store
+            .find_live_task_by_tracker_id("app-40")
+            .await
+            .unwrap()
+            .is_none()
+    );
 }
 
 /// Issue 15: labels are edited one by one (add / remove endpoints), never

@@ -288,6 +288,41 @@ async fn the_reconciler_lists_once_per_cycle_and_repairs_missed_webhooks() {
     assert_eq!(s6.repaired, 0, "{s6:?}");
 }
 
+/// The state of a listed item cannot be read (the states route fails while
+/// the listing answers): the error is counted, nothing is applied, and the
+/// watermark stays, so the next cycle reads the item again and repairs it.
+#[tokio::test]
+async fn an_unreadable_state_keeps_the_watermark_for_the_next_cycle() {
+    let f = plane().await;
+    let t = tracker(&f, fast());
+    let w = world(t.clone()).await;
+    let r = PlaneReconciler::new(t.clone(), w.pipeline.clone()).with_page_size(10);
+    let lost = f.add_item(PROJECT, "never announced", "To Analyse");
+    f.fail_states_next(403, 1);
+    let s1 = r.run_once().await;
+    assert_eq!((s1.items_seen, s1.repaired, s1.errors), (1, 0, 1), "{s1:?}");
+    assert!(
+        w.store
+            .find_live_task_by_tracker_id(&lost)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let s2 = r.run_once().await;
+    assert_eq!(
+        (s2.items_seen, s2.repaired, s2.errors),
+        (1, 1, 0),
+        "read again from the same place: {s2:?}"
+    );
+    assert!(
+        w.store
+            .find_live_task_by_tracker_id(&lost)
+            .await
+            .unwrap()
+            .is_some()
+    );
+}
+
 /// A listed record orch cannot read (a broken or hostile server's) is
 /// skipped and counted; the items beside it are still repaired.
 #[tokio::test]

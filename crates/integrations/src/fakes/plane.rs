@@ -51,6 +51,9 @@ pub struct PlaneModel {
     pub comments: Vec<FakeComment>,
     /// Statuses forced on the next requests (a 429 or 500 storm).
     pub fail_next: VecDeque<u16>,
+    /// Statuses forced on the next requests for a project's states only
+    /// (the states route down while the listings answer).
+    pub fail_states_next: VecDeque<u16>,
     pub retry_after_secs: u64,
     pub requests: Vec<Seen>,
     clock: u64,
@@ -281,6 +284,14 @@ impl FakePlane {
         }
     }
 
+    /// The next `n` requests for a project's states get `status`.
+    pub fn fail_states_next(&self, status: u16, n: usize) {
+        let mut m = self.m();
+        for _ in 0..n {
+            m.fail_states_next.push_back(status);
+        }
+    }
+
     pub fn requests(&self) -> Vec<Seen> {
         self.m().requests.clone()
     }
@@ -296,6 +307,11 @@ impl Respond for Responder {
                 r = r.insert_header("Retry-After", m.retry_after_secs.to_string().as_str());
             }
             return r;
+        }
+        if req.url.path().ends_with("/states/")
+            && let Some(status) = m.fail_states_next.pop_front()
+        {
+            return json(status, json!({"error": "injected"}));
         }
         let key = req
             .headers

@@ -1,93 +1,81 @@
 //! The GitHub Issues reconciler: per repository and cycle, one listing
 //! of issues by `updated` descending, from the previous cycle's newest
-//! `updated_at` on (`since`), never one call per task. The same repair rule
-//! as Plane's (`repair::repair_due`); an error changes nothing and keeps the
+//! `updated_at` on (`since`), never one call per task. The same loop and
+//! repair rule as the other trackers' (`reconcile_loop`,
+//! `repair::reconcile_item`); an error changes nothing and keeps the
 //! watermark.
 
+use super::client::GhIssue;
 use super::tracker::{GithubIssuesTracker, state_of};
-use crate::plane::ReconcileStats;
-use crate::repair::reconcile_item;
+use crate::http::ApiError;
+use crate::reconcile_loop::{Listing, ListingReconciler, Page};
 use orch_engine::pipeline::Pipeline;
-use std::collections::HashMap;
-use std::sync::Arc;
-use tokio::sync::Mutex;
 
-pub struct GithubReconciler {
-    tracker: Arc<GithubIssuesTracker>,
-    pipeline: Arc<Pipeline>,
-    per_page: u32,
-    max_pages: u32,
-    /// `owner/name` → the newest `updated_at` handled.
-    marks: Mutex<HashMap<String, String>>,
-}
+pub type GithubReconciler = ListingReconciler<GithubIssuesTracker>;
 
-impl GithubReconciler {
-    pub fn new(tracker: Arc<GithubIssuesTracker>, pipeline: Arc<Pipeline>) -> GithubReconciler {
-        GithubReconciler {
-            tracker,
-            pipeline,
-            per_page: 100,
-            max_pages: 100,
-            marks: Mutex::new(HashMap::new()),
-        }
+/// A repository's issues since `since`, most recently updated first.
+impl Listing for GithubIssuesTracker {
+    const WHAT: &'static str = "listing GitHub issues";
+    /// The newest `updated_at` handled: the first listed.
+    type Mark = String;
+    type Query = Option<String>;
+    /// The page number.
+    type Cursor = u32;
+    type Record = GhIssue;
+
+    fn requests_sent(&self) -> u64 {
+        self.client().api().requests_sent()
     }
 
-    pub async fn run_once(&self) -> ReconcileStats {
-        let mut marks = self.marks.lock().await;
-        let before = self.tracker.client().api().requests_sent();
-        let mut st = ReconcileStats::default();
-        let states = self.pipeline.config().tracker.states.clone();
-        for full in self.tracker.repos().values() {
-            st.projects += 1;
-            let since = marks.get(full).cloned();
-            let mut newest: Option<String> = None;
-            let mut failed = false;
-            'pages: for page in 1..=self.max_pages {
-                let issues = match self
-                    .tracker
-                    .client()
-                    .issues_page(full, since.as_deref(), page, self.per_page)
-                    .await
-                {
-                    Ok(i) => i,
-                    Err(e) => {
-                        st.errors += 1;
-                        failed = true;
-                        tracing::warn!(repo = %full, error = %e, "reconcile: listing GitHub issues failed; nothing changed");
-                        break 'pages;
-                    }
-                };
-                st.pages += 1;
-                let n = issues.on_page;
-                for issue in issues
-                    .items
-                    .into_iter()
-                    .filter(|i| i.pull_request.is_none())
-                {
-                    st.items_seen += 1;
-                    if newest.is_none() {
-                        newest = issue.updated_at.clone();
-                    }
-                    let Some(item) = self.tracker.item_id(full, issue.number) else {
-                        continue;
-                    };
-                    let labels: Vec<String> = issue.labels.iter().map(|l| l.name.clone()).collect();
-                    let Some(state) = state_of(&labels, &states) else {
-                        continue;
-                    };
-                    failed |= !reconcile_item(&self.pipeline, &item, &state, &mut st).await;
-                }
-                if n < self.per_page as usize {
-                    break;
-                }
-            }
-            // `since` is inclusive, so the newest item is read again next
-            // cycle; a replay of a state already applied is a no-op.
-            if !failed && let Some(n) = newest {
-                marks.insert(full.clone(), n);
-            }
-        }
-        st.api_calls = self.tracker.client().api().requests_sent() - before;
-        st
+    fn listed_projects(&self) -> Vec<String> {
+        self.repos().values().cloned().collect()
+    }
+
+    /// `since` is inclusive, so the newest item is read again next cycle; a
+    /// replay of a state already applied is a no-op.
+    fn query(&self, _: &str, mark: Option<&String>) -> Option<String> {
+        mark.cloned()
+    }
+
+    async fn page(
+        &self,
+        full: &str,
+        since: &Option<String>,
+        page: Option<&u32>,
+        per_page: u32,
+    ) -> Result<Page<GhIssue, u32>, ApiError> {
+        let page = page.copied().unwrap_or(1);
+        let issues = self
+            .client()
+            .issues_page(full, since.as_deref(), page, per_page)
+            .await?;
+        let full_page = issues.on_page >= per_page as usize;
+        Ok(Page {
+            records: issues
+                .items
+                .into_iter()
+                .filter(|i| i.pull_request.is_none())
+                .collect(),
+            // Left out and logged by the client; never counted here.
+            malformed: 0,
+            next: full_page.then_some(page + 1),
+        })
+    }
+
+    fn updated(&self, issue: &GhIssue) -> Option<String> {
+        issue.updated_at.clone()
+    }
+
+    async fn target(
+        &self,
+        pipeline: &Pipeline,
+        full: &str,
+        issue: GhIssue,
+    ) -> Result<Option<(String, String)>, ApiError> {
+        let states = &pipeline.config().tracker.states;
+        let labels: Vec<String> = issue.labels.iter().map(|l| l.name.clone()).collect();
+        Ok(self
+            .item_id(full, issue.number)
+            .zip(state_of(&labels, states)))
     }
 }

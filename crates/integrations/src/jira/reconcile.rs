@@ -1,9 +1,9 @@
 //! The Jira reconciler: per project and cycle, one JQL search of the
 //! project's issues ordered by `updated` (oldest first), from the previous
 //! cycle's newest `updated` on, followed by its `nextPageToken`; never one
-//! call per task. The repair path behind the webhooks, with the same rule as
-//! the other trackers' (`repair::reconcile_item`); an error changes nothing
-//! and keeps the watermark.
+//! call per task. The repair path behind the webhooks, with the same loop and
+//! rule as the other trackers' (`reconcile_loop`, `repair::reconcile_item`);
+//! an error changes nothing and keeps the watermark.
 //!
 //! JQL compares dates to the minute, in the time zone of the account's
 //! profile: an absolute time would be read in a zone orch does not know.
@@ -12,14 +12,11 @@
 //! minute to spare, so a clock apart by seconds loses nothing; what is
 //! read twice is a no-op.
 
-use super::client::parse_time;
+use super::client::{JiraIssue, parse_time};
 use super::tracker::JiraTracker;
-use crate::plane::ReconcileStats;
-use crate::repair::reconcile_item;
+use crate::http::ApiError;
+use crate::reconcile_loop::{Listing, ListingReconciler, Page};
 use orch_engine::pipeline::Pipeline;
-use std::collections::HashMap;
-use std::sync::Arc;
-use tokio::sync::Mutex;
 
 /// The search of project `key`'s issues changed in the last `minutes`
 /// (all of them without), oldest change first.
@@ -40,73 +37,69 @@ pub fn minutes_since(mark_ms: i64, now_ms: i64) -> i64 {
     ((now_ms - mark_ms).max(0) as u64).div_ceil(60_000) as i64 + 1
 }
 
-pub struct JiraReconciler {
-    tracker: Arc<JiraTracker>,
-    pipeline: Arc<Pipeline>,
-    max_pages: u32,
-    /// Project key → the newest `updated` handled (unix ms).
-    marks: Mutex<HashMap<String, i64>>,
-}
+pub type JiraReconciler = ListingReconciler<JiraTracker>;
 
-impl JiraReconciler {
-    pub fn new(tracker: Arc<JiraTracker>, pipeline: Arc<Pipeline>) -> JiraReconciler {
-        JiraReconciler {
-            tracker,
-            pipeline,
-            max_pages: 100,
-            marks: Mutex::new(HashMap::new()),
-        }
+/// A project's search from its watermark on, oldest change first.
+impl Listing for JiraTracker {
+    const WHAT: &'static str = "searching Jira issues";
+    /// Project key → the newest `updated` handled (unix ms).
+    type Mark = i64;
+    /// The JQL, made once per project and cycle (its `nextPageToken`s
+    /// belong to it).
+    type Query = String;
+    /// `nextPageToken`.
+    type Cursor = String;
+    type Record = JiraIssue;
+
+    fn requests_sent(&self) -> u64 {
+        self.client().api().requests_sent()
     }
 
-    pub async fn run_once(&self) -> ReconcileStats {
-        let mut marks = self.marks.lock().await;
-        let client = self.tracker.client();
-        let before = client.api().requests_sent();
-        let mut st = ReconcileStats::default();
-        for (key, project) in self.tracker.projects() {
-            st.projects += 1;
-            let jql = project_jql(key, marks.get(key).map(|m| minutes_since(*m, now_ms())));
-            let mut newest: Option<i64> = None;
-            let mut failed = false;
-            let mut next: Option<String> = None;
-            for _ in 0..self.max_pages {
-                let page = match client.search_page(&jql, next.as_deref()).await {
-                    Ok(p) => p,
-                    Err(e) => {
-                        st.errors += 1;
-                        failed = true;
-                        tracing::warn!(project = %key, error = %e, "reconcile: searching Jira issues failed; nothing changed");
-                        break;
-                    }
-                };
-                st.pages += 1;
-                st.malformed += page.malformed as u32;
-                for issue in page.issues {
-                    st.items_seen += 1;
-                    if let Some(at) = issue.fields.updated.as_deref().and_then(parse_time) {
-                        newest = Some(newest.map_or(at, |n| n.max(at)));
-                    }
-                    let Some(state) = issue
-                        .fields
-                        .status
-                        .as_ref()
-                        .and_then(|s| self.tracker.orch_state(project, &s.name))
-                    else {
-                        continue;
-                    };
-                    failed |= !reconcile_item(&self.pipeline, &issue.key, &state, &mut st).await;
-                }
-                match page.next {
-                    Some(t) => next = Some(t),
-                    None => break,
-                }
-            }
-            if !failed && let Some(n) = newest {
-                marks.insert(key.clone(), n);
-            }
-        }
-        st.api_calls = client.api().requests_sent() - before;
-        st
+    fn listed_projects(&self) -> Vec<String> {
+        self.projects().keys().cloned().collect()
+    }
+
+    fn query(&self, key: &str, mark: Option<&i64>) -> String {
+        project_jql(key, mark.map(|m| minutes_since(*m, now_ms())))
+    }
+
+    async fn page(
+        &self,
+        _: &str,
+        jql: &String,
+        next: Option<&String>,
+        _: u32,
+    ) -> Result<Page<JiraIssue, String>, ApiError> {
+        let page = self
+            .client()
+            .search_page(jql, next.map(String::as_str))
+            .await?;
+        Ok(Page {
+            records: page.issues,
+            malformed: page.malformed,
+            next: page.next,
+        })
+    }
+
+    fn updated(&self, issue: &JiraIssue) -> Option<i64> {
+        issue.fields.updated.as_deref().and_then(parse_time)
+    }
+
+    fn newer(&self, a: &i64, b: &i64) -> bool {
+        a > b
+    }
+
+    async fn target(
+        &self,
+        _: &Pipeline,
+        key: &str,
+        issue: JiraIssue,
+    ) -> Result<Option<(String, String)>, ApiError> {
+        let state = self.projects().get(key).and_then(|project| {
+            let status = issue.fields.status.as_ref()?;
+            self.orch_state(project, &status.name)
+        });
+        Ok(state.map(|s| (issue.key, s)))
     }
 }
 

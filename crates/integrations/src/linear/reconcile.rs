@@ -3,90 +3,77 @@
 //! previous cycle's newest `updatedAt` on (`updatedAt: { gte }`), followed
 //! by its cursor; never one call per task. Linear discourages polling, so
 //! this is the repair path behind the webhooks, not the main one. The same
-//! repair rule as the other trackers' (`repair::reconcile_item`); an error
-//! changes nothing and keeps the watermark.
+//! loop and repair rule as the other trackers' (`reconcile_loop`,
+//! `repair::reconcile_item`); an error changes nothing and keeps the
+//! watermark.
 
+use super::client::LnIssue;
 use super::tracker::LinearTracker;
-use crate::plane::ReconcileStats;
-use crate::repair::reconcile_item;
+use crate::http::ApiError;
+use crate::reconcile_loop::{Listing, ListingReconciler, Page, Stamp};
 use orch_engine::pipeline::Pipeline;
-use std::collections::HashMap;
-use std::sync::Arc;
-use tokio::sync::Mutex;
 
-pub struct LinearReconciler {
-    tracker: Arc<LinearTracker>,
-    pipeline: Arc<Pipeline>,
-    max_pages: u32,
+pub type LinearReconciler = ListingReconciler<LinearTracker>;
+
+/// A team's issues since `since`, page by GraphQL cursor.
+impl Listing for LinearTracker {
+    const WHAT: &'static str = "listing Linear issues";
     /// Team key → the newest `updatedAt` handled.
-    marks: Mutex<HashMap<String, String>>,
-}
+    type Mark = Stamp;
+    type Query = Option<String>;
+    /// The connection's `endCursor`.
+    type Cursor = String;
+    type Record = LnIssue;
 
-impl LinearReconciler {
-    pub fn new(tracker: Arc<LinearTracker>, pipeline: Arc<Pipeline>) -> LinearReconciler {
-        LinearReconciler {
-            tracker,
-            pipeline,
-            max_pages: 100,
-            marks: Mutex::new(HashMap::new()),
-        }
+    fn requests_sent(&self) -> u64 {
+        self.client().api().requests_sent()
     }
 
-    pub async fn run_once(&self) -> ReconcileStats {
-        let mut marks = self.marks.lock().await;
-        let client = self.tracker.client();
-        let before = client.api().requests_sent();
-        let mut st = ReconcileStats::default();
-        for (key, team) in self.tracker.teams() {
-            st.projects += 1;
-            let since = marks.get(key).cloned();
-            let mut newest: Option<(i64, String)> = None;
-            let mut failed = false;
-            let mut after: Option<String> = None;
-            for _ in 0..self.max_pages {
-                let listing = match client
-                    .team_issues_page(key, since.as_deref(), after.as_deref())
-                    .await
-                {
-                    Ok(l) => l,
-                    Err(e) => {
-                        st.errors += 1;
-                        failed = true;
-                        tracing::warn!(team = %key, error = %e, "reconcile: listing Linear issues failed; nothing changed");
-                        break;
-                    }
-                };
-                st.pages += 1;
-                st.malformed += listing.malformed as u32;
-                for issue in listing.items {
-                    st.items_seen += 1;
-                    // Compared as times: RFC 3339 text may leave out a zero fraction.
-                    if let Some(u) = &issue.updated_at
-                        && let Some(at) = crate::timestamps::parse_millis(u)
-                        && newest.as_ref().is_none_or(|(n, _)| at > *n)
-                    {
-                        newest = Some((at, u.clone()));
-                    }
-                    let Some(state) = issue
-                        .state
-                        .as_ref()
-                        .and_then(|s| self.tracker.orch_state(team, &s.name))
-                    else {
-                        continue;
-                    };
-                    failed |=
-                        !reconcile_item(&self.pipeline, &issue.identifier, &state, &mut st).await;
-                }
-                match listing.next {
-                    Some(c) => after = Some(c),
-                    None => break,
-                }
-            }
-            if !failed && let Some((_, n)) = newest {
-                marks.insert(key.clone(), n);
-            }
-        }
-        st.api_calls = client.api().requests_sent() - before;
-        st
+    fn listed_projects(&self) -> Vec<String> {
+        self.teams().keys().cloned().collect()
+    }
+
+    fn query(&self, _: &str, mark: Option<&Stamp>) -> Option<String> {
+        mark.map(|m| m.text.clone())
+    }
+
+    async fn page(
+        &self,
+        key: &str,
+        since: &Option<String>,
+        after: Option<&String>,
+        _: u32,
+    ) -> Result<Page<LnIssue, String>, ApiError> {
+        let listing = self
+            .client()
+            .team_issues_page(key, since.as_deref(), after.map(String::as_str))
+            .await?;
+        Ok(Page {
+            records: listing.items,
+            malformed: listing.malformed,
+            next: listing.next,
+        })
+    }
+
+    fn updated(&self, issue: &LnIssue) -> Option<Stamp> {
+        issue.updated_at.as_deref().and_then(Stamp::parse)
+    }
+
+    /// Compared as times: RFC 3339 text may leave out a zero fraction.
+    fn newer(&self, a: &Stamp, b: &Stamp) -> bool {
+        a.after(b)
+    }
+
+    async fn target(
+        &self,
+        _: &Pipeline,
+        key: &str,
+        issue: LnIssue,
+    ) -> Result<Option<(String, String)>, ApiError> {
+        let state = self.teams().get(key).and_then(|team| {
+            let s = issue.state.as_ref()?;
+            self.orch_state(team, &s.name)
+        });
+        Ok(state.map(|s| (issue.identifier, s)))
     }
 }

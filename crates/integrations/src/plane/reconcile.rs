@@ -4,160 +4,108 @@
 //! tells "absent" from "error": a listing that fails changes nothing and the
 //! next cycle starts again from the same place.
 
+use super::client::WorkItem;
 use super::tracker::PlaneTracker;
-use crate::repair::reconcile_item;
+use crate::http::ApiError;
+use crate::reconcile_loop::{Listing, ListingReconciler, Page};
 use orch_engine::pipeline::Pipeline;
-use serde::Serialize;
-use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
-use tokio::sync::Mutex;
+use std::collections::HashSet;
+
+pub use crate::reconcile_loop::ReconcileStats;
 
 /// Where a project's listing stopped: the newest `updated_at` handled, and the
 /// items handled at exactly that time (the next cycle skips them).
 #[derive(Debug, Clone, Default)]
-struct Watermark {
+pub struct Watermark {
     updated_at: String,
     ids: HashSet<String>,
 }
 
-/// What one cycle did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub struct ReconcileStats {
-    pub projects: u32,
-    pub pages: u32,
-    pub items_seen: u32,
-    pub skipped_terminal: u32,
-    pub repaired: u32,
-    pub errors: u32,
-    /// Listed records that were not work items orch can read: skipped.
-    pub malformed: u32,
-    /// HTTP requests this cycle sent to Plane (retries and state lookups included).
-    pub api_calls: u64,
-}
-
-pub struct PlaneReconciler {
-    tracker: Arc<PlaneTracker>,
-    pipeline: Arc<Pipeline>,
-    per_page: u32,
-    /// A bound on pages per project and cycle (the first cycle reads everything).
-    max_pages: u32,
-    marks: Mutex<HashMap<String, Watermark>>,
-}
+pub type PlaneReconciler = ListingReconciler<PlaneTracker>;
 
 impl PlaneReconciler {
-    pub fn new(tracker: Arc<PlaneTracker>, pipeline: Arc<Pipeline>) -> PlaneReconciler {
-        PlaneReconciler {
-            tracker,
-            pipeline,
-            per_page: 100,
-            max_pages: 100,
-            marks: Mutex::new(HashMap::new()),
-        }
-    }
-
     pub fn with_page_size(mut self, per_page: u32) -> PlaneReconciler {
-        self.per_page = per_page.max(1);
+        self.set_page_size(per_page);
         self
     }
+}
 
-    /// One cycle over every served project. Cycles never overlap.
-    pub async fn run_once(&self) -> ReconcileStats {
-        let mut marks = self.marks.lock().await;
-        let before = self.tracker.client().api().requests_sent();
-        let mut st = ReconcileStats::default();
-        let projects: Vec<String> = self.tracker.projects().keys().cloned().collect();
-        for project in projects {
-            st.projects += 1;
-            let old = marks.get(&project).cloned();
-            if let Some(new) = self.project_once(&project, old.as_ref(), &mut st).await {
-                marks.insert(project, new);
-            }
-        }
-        st.api_calls = self.tracker.client().api().requests_sent() - before;
-        st
+/// A project's work items, newest change first, read until the previous
+/// cycle's watermark.
+impl Listing for PlaneTracker {
+    const WHAT: &'static str = "listing Plane work items";
+    type Mark = Watermark;
+    /// The whole listing, newest first: the loop stops at the watermark.
+    type Query = ();
+    type Cursor = String;
+    type Record = WorkItem;
+
+    fn requests_sent(&self) -> u64 {
+        self.client().api().requests_sent()
     }
 
-    /// `Some(new watermark)` when the project was walked without an error.
-    async fn project_once(
+    fn listed_projects(&self) -> Vec<String> {
+        self.projects().keys().cloned().collect()
+    }
+
+    fn query(&self, _: &str, _: Option<&Watermark>) {}
+
+    async fn page(
         &self,
         project: &str,
-        old: Option<&Watermark>,
-        st: &mut ReconcileStats,
-    ) -> Option<Watermark> {
-        let mut newest: Option<Watermark> = None;
-        let mut failed = false;
-        let mut cursor: Option<String> = None;
-        'pages: for _ in 0..self.max_pages {
-            let page = match self
-                .tracker
-                .client()
-                .list_work_items(project, cursor.as_deref(), self.per_page)
-                .await
-            {
-                Ok(p) => p,
-                Err(e) => {
-                    // An error is not "absent": nothing changes, the watermark stays.
-                    st.errors += 1;
-                    tracing::warn!(project, error = %e, "reconcile: listing Plane work items failed; nothing changed");
-                    return None;
-                }
-            };
-            st.pages += 1;
-            st.malformed += page.malformed as u32;
-            for w in &page.results {
-                let updated = w.updated_at.clone().unwrap_or_default();
-                if let Some(o) = old
-                    && (is_older(&updated, &o.updated_at)
-                        || (updated == o.updated_at && o.ids.contains(&w.id)))
-                {
-                    break 'pages;
-                }
-                st.items_seen += 1;
-                match &mut newest {
-                    None => {
-                        newest = Some(Watermark {
-                            updated_at: updated.clone(),
-                            ids: HashSet::from([w.id.clone()]),
-                        })
-                    }
-                    Some(n) if n.updated_at == updated => {
-                        n.ids.insert(w.id.clone());
-                    }
-                    Some(_) => {}
-                }
-                self.tracker.remember(&w.id, project);
-                let Some(state_id) = &w.state else { continue };
-                let state = match self
-                    .tracker
-                    .state_cache()
-                    .name_of(self.tracker.client(), project, state_id)
-                    .await
-                {
-                    Ok(Some(n)) => n,
-                    Ok(None) => continue,
-                    Err(e) => {
-                        st.errors += 1;
-                        failed = true;
-                        tracing::warn!(project, error = %e, "reconcile: Plane states unavailable");
-                        continue;
-                    }
-                };
-                failed |= !reconcile_item(&self.pipeline, &w.id, &state, st).await;
-            }
-            match page.next_cursor.filter(|_| page.next_page_results) {
-                Some(c) => cursor = Some(c),
-                None => break,
-            }
+        _: &(),
+        cursor: Option<&String>,
+        per_page: u32,
+    ) -> Result<Page<WorkItem, String>, ApiError> {
+        let page = self
+            .client()
+            .list_work_items(project, cursor.map(String::as_str), per_page)
+            .await?;
+        Ok(Page {
+            records: page.results,
+            malformed: page.malformed,
+            next: page.next_cursor.filter(|_| page.next_page_results),
+        })
+    }
+
+    fn updated(&self, w: &WorkItem) -> Option<Watermark> {
+        Some(Watermark {
+            updated_at: w.updated_at.clone().unwrap_or_default(),
+            ids: HashSet::from([w.id.clone()]),
+        })
+    }
+
+    /// The first listed is the newest; the items listed at its very time
+    /// join it.
+    fn fold(&self, newest: &mut Option<Watermark>, w: &WorkItem) {
+        let Some(this) = self.updated(w) else { return };
+        match newest {
+            None => *newest = Some(this),
+            Some(n) if n.updated_at == this.updated_at => n.ids.extend(this.ids),
+            Some(_) => {}
         }
-        if failed {
-            // Keep the old mark: the next cycle sees the failed items again.
-            return None;
-        }
-        match (newest, old) {
-            (Some(n), _) => Some(n),
-            (None, Some(o)) => Some(o.clone()),
-            (None, None) => Some(Watermark::default()),
-        }
+    }
+
+    fn reached(&self, old: &Watermark, w: &WorkItem) -> bool {
+        let updated = w.updated_at.as_deref().unwrap_or_default();
+        is_older(updated, &old.updated_at) || (updated == old.updated_at && old.ids.contains(&w.id))
+    }
+
+    async fn target(
+        &self,
+        _: &Pipeline,
+        project: &str,
+        w: WorkItem,
+    ) -> Result<Option<(String, String)>, ApiError> {
+        self.remember(&w.id, project);
+        let Some(state_id) = &w.state else {
+            return Ok(None);
+        };
+        let state = self
+            .state_cache()
+            .name_of(self.client(), project, state_id)
+            .await?;
+        Ok(state.map(|s| (w.id, s)))
     }
 }
 
