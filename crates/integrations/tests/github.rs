@@ -379,7 +379,7 @@ async fn the_github_reconciler_lists_each_repo_once_and_repairs_lost_labels() {
     w.fake
         .add_issue(32, "labelled beside a broken record", &["To Analyse"]);
     let st = r.run_once().await;
-    assert_eq!((st.errors, st.repaired), (0, 1), "{st:?}");
+    assert_eq!((st.errors, st.repaired, st.malformed), (0, 1, 1), "{st:?}");
     assert!(
         store
             .find_live_task_by_tracker_id("app-32")

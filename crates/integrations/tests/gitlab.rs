@@ -914,6 +914,24 @@ async fn the_reconciler_lists_each_project_once_per_cycle_and_repairs_lost_label
     w.fake.fail_next(500, 4);
     let st = r.run_once().await;
     assert_eq!((st.errors, st.repaired), (1, 0), "{st:?}");
+    // Malformed records (no `iid`; not an object) are left out, logged and
+    // counted; the rest of the listing is still read (Symphony SPEC §17.3).
+    // Before, one failed the whole listing, cycle after cycle.
+    w.fake.m().raw_listed_issues.extend([
+        serde_json::json!({"title": "no iid", "labels": ["orch::To Analyse"]}),
+        serde_json::json!("not even an object"),
+    ]);
+    w.fake
+        .person_labels(5, &["orch::To Analyse"], &["orch::Done"]);
+    let st = r.run_once().await;
+    assert_eq!((st.errors, st.repaired, st.malformed), (0, 1, 2), "{st:?}");
+    assert!(
+        store
+            .find_live_task_by_tracker_id("app-5")
+            .await
+            .unwrap()
+            .is_some()
+    );
 }
 
 #[tokio::test]

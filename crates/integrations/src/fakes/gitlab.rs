@@ -78,6 +78,9 @@ pub struct GitlabModel {
     /// next read of it (`GET …/issues/:iid`), i.e. between orch's read and
     /// its write.
     pub person_adds_after_read: VecDeque<(u64, String)>,
+    /// Raw records served first on the issue listing's first page, as they
+    /// are: a malformed one (no `iid`) tests how a listing reads it.
+    pub raw_listed_issues: Vec<Value>,
     /// GitLab's scoped labels (Premium and up): adding `orch::x` removes the
     /// issue's other `orch::` label, as GitLab does; off, they are plain
     /// labels (the Free tier).
@@ -130,6 +133,7 @@ impl FakeGitlab {
             retry_after_secs: 1,
             requests: Vec::new(),
             person_adds_after_read: VecDeque::new(),
+            raw_listed_issues: Vec::new(),
             scoped_exclusive: false,
             clock: 0,
             next_note: 1,
@@ -531,11 +535,19 @@ impl Respond for Responder {
                     .max(1);
                 let total = list.len();
                 let pages = total.div_ceil(per).max(1);
-                let chunk: Vec<Value> = list
+                let raw = if page == 1 {
+                    m.raw_listed_issues.clone()
+                } else {
+                    Vec::new()
+                };
+                let chunk: Vec<Value> = raw
                     .into_iter()
-                    .skip((page - 1) * per)
-                    .take(per)
-                    .map(|(_, v)| v)
+                    .chain(
+                        list.into_iter()
+                            .skip((page - 1) * per)
+                            .take(per)
+                            .map(|(_, v)| v),
+                    )
                     .collect();
                 let next = if page < pages {
                     (page + 1).to_string()

@@ -65,15 +65,15 @@ impl Listing for GiteaIssuesTracker {
             Some(total) => seen >= total || n == 0,
             None => n < PAGE_LIMIT as usize,
         };
+        // Left out and logged by the client; counted here.
+        let malformed = n - listing.issues.len();
         Ok(Page {
             records: listing
                 .issues
                 .into_iter()
                 .filter(|i| i.pull_request.is_none())
                 .collect(),
-            // Left out and logged by the client; this reconciler never
-            // counted them (GitHub's neither), unlike Plane/Jira/Linear's.
-            malformed: 0,
+            malformed,
             next: (!done).then_some(GiteaCursor {
                 page: page + 1,
                 seen,

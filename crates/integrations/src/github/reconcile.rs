@@ -50,14 +50,14 @@ impl Listing for GithubIssuesTracker {
             .issues_page(full, since.as_deref(), page, per_page)
             .await?;
         let full_page = issues.on_page >= per_page as usize;
+        let malformed = issues.malformed();
         Ok(Page {
             records: issues
                 .items
                 .into_iter()
                 .filter(|i| i.pull_request.is_none())
                 .collect(),
-            // Left out and logged by the client; never counted here.
-            malformed: 0,
+            malformed,
             next: full_page.then_some(page + 1),
         })
     }

@@ -45,7 +45,10 @@ pub struct GlNote {
 /// on the last page).
 #[derive(Debug, Clone)]
 pub struct Page<T> {
+    /// The page's records, malformed ones left out (and logged).
     pub items: Vec<T>,
+    /// Records left out as malformed.
+    pub malformed: usize,
     pub next: Option<u32>,
 }
 
@@ -133,9 +136,11 @@ impl GitlabClient {
         if !r.ok() {
             return Err(r.error());
         }
+        let listed = r.json_items()?;
         Ok(Page {
             next: next_page(&r),
-            items: r.json_items()?.items,
+            malformed: listed.malformed(),
+            items: listed.items,
         })
     }
 
@@ -182,9 +187,12 @@ impl GitlabClient {
         if !r.ok() {
             return Err(r.error());
         }
+        // Record by record: one malformed issue hides no other.
+        let listed = r.json_items()?;
         Ok(Page {
             next: next_page(&r),
-            items: r.json()?,
+            malformed: listed.malformed(),
+            items: listed.items,
         })
     }
 }

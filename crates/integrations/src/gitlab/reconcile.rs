@@ -50,7 +50,7 @@ impl Listing for GitlabIssuesTracker {
             .await?;
         Ok(Page {
             records: listing.items,
-            malformed: 0,
+            malformed: listing.malformed,
             next: listing.next,
         })
     }
