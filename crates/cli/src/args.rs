@@ -186,6 +186,9 @@ pub enum TaskCommand {
     List(TaskListArgs),
     /// Show one task with its jobs, runs and event log.
     Show(TaskShowArgs),
+    /// Wait until a task is in one of the stages (by default a terminal one):
+    /// woken by the running engine's changes, exit 1 at the timeout.
+    Wait(TaskWaitArgs),
     /// Print the output of the task's latest agent run; -f follows it live.
     Logs(TaskLogsArgs),
     /// Make a branch `restore/<key>-<N>` from one of the task's archives (the
@@ -245,6 +248,22 @@ pub struct TaskListArgs {
 pub struct TaskShowArgs {
     /// Task id or work item key (the key's live task, else the newest that had it).
     pub task: String,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct TaskWaitArgs {
+    /// Task id or work item key (the key's live task, else the newest that had it).
+    pub task: String,
+    /// A stage to wait for; repeat for any of several (default: done, failed
+    /// or cancelled).
+    #[arg(long)]
+    pub stage: Vec<String>,
+    /// Give up after this many seconds (exit 1).
+    #[arg(long, default_value_t = 600)]
+    pub timeout: u64,
+    /// Print the task as JSON once it is there.
     #[arg(long)]
     pub json: bool,
 }

@@ -298,6 +298,41 @@ pub async fn post(control: &Control, path: &str, body: &serde_json::Value) -> Cl
     Ok(Answer { status, body })
 }
 
+/// The engine's change counter (`GET /api/changes`), once it exceeds
+/// `after` or after `wait` (the engine caps one wait at 30 s).
+pub async fn changes(control: &Control, after: u64, wait: Duration) -> CliResult<u64> {
+    let wait = wait.min(Duration::from_secs(30));
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(wait + Duration::from_secs(10))
+        .build()
+        .map_err(|e| CliError::Runtime(anyhow::anyhow!("building the HTTP client: {e}")))?;
+    let url = format!(
+        "{}/api/changes?after={after}&timeout_ms={}",
+        control.url.trim_end_matches('/'),
+        wait.as_millis()
+    );
+    let fail = |e: String| {
+        CliError::Runtime(anyhow::anyhow!(
+            "the running orch engine did not answer at {url}: {e}"
+        ))
+    };
+    let resp = client
+        .get(&url)
+        .bearer_auth(&control.token)
+        .header("x-orch-client", "cli")
+        .send()
+        .await
+        .map_err(|e| fail(e.to_string()))?;
+    if !resp.status().is_success() {
+        return Err(fail(format!("status {}", resp.status())));
+    }
+    let body: serde_json::Value = resp.json().await.map_err(|e| fail(e.to_string()))?;
+    body["seq"]
+        .as_u64()
+        .ok_or_else(|| fail(format!("no seq in {body}")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -29,7 +29,9 @@ fn wait_item_comment(dir: &Path, item: &str, needle: &str) -> Vec<String> {
         .build()
         .unwrap();
     let end = Instant::now() + Duration::from_secs(60);
+    let mut signal = common::wait::Signal::new(dir);
     loop {
+        signal.mark();
         let comments: Vec<String> = rt.block_on(async {
             let store = SqliteStore::open(dir.join(".orch/orch.db"), SqliteOptions::default())
                 .await
@@ -45,7 +47,7 @@ fn wait_item_comment(dir: &Path, item: &str, needle: &str) -> Vec<String> {
             Instant::now() < end,
             "no comment with {needle:?} on {item}: {comments:#?}"
         );
-        std::thread::sleep(Duration::from_millis(50));
+        signal.next(end.saturating_duration_since(Instant::now()));
     }
 }
 
@@ -110,6 +112,7 @@ fn wait_invocations(dir: &Path, n: usize) -> Vec<Vec<String>> {
             "the agent was started {} times, not {n}",
             all.len()
         );
+        // A file the agent writes as it starts: no engine signal for it.
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -205,7 +208,9 @@ impl Drop for McpServer {
 fn run_with_mcp_config(dir: &Path, not: &[PathBuf]) -> PathBuf {
     let runs = dir.join(".orch/runs");
     let end = Instant::now() + Duration::from_secs(60);
+    let mut signal = common::wait::Signal::new(dir);
     loop {
+        signal.mark();
         if let Ok(entries) = std::fs::read_dir(&runs) {
             for e in entries.flatten() {
                 let p = e.path();
@@ -215,7 +220,7 @@ fn run_with_mcp_config(dir: &Path, not: &[PathBuf]) -> PathBuf {
             }
         }
         assert!(Instant::now() < end, "no run with an MCP config appeared");
-        std::thread::sleep(Duration::from_millis(20));
+        signal.next(end.saturating_duration_since(Instant::now()));
     }
 }
 

@@ -47,6 +47,58 @@ fn init_migrate_twice_add_and_list_in_an_empty_folder() {
     );
 }
 
+/// `orch task wait` with no engine running: it reads the store (no engine,
+/// no signal: it looks again every 250 ms), answers at once when the task
+/// is there, and exits 1 at its timeout saying where the task is.
+#[test]
+fn task_wait_without_an_engine() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(d, &["init"]);
+    ok(
+        d,
+        &[
+            "task", "add", "--repo", "demo", "--title", "x", "--id", "W-1",
+        ],
+    );
+    let out = ok(d, &["task", "wait", "W-1", "--stage", "analysis"]);
+    assert!(out.contains("W-1") && out.contains("[analysis]"), "{out}");
+    let json: serde_json::Value = serde_json::from_str(&ok(
+        d,
+        &[
+            "task", "wait", "W-1", "--stage", "done", "--stage", "analysis", "--json",
+        ],
+    ))
+    .unwrap();
+    assert_eq!(json["stage"], "analysis");
+
+    let started = std::time::Instant::now();
+    let late = orch(
+        d,
+        &["task", "wait", "W-1", "--stage", "done", "--timeout", "1"],
+    );
+    assert_eq!(late.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&late.stderr);
+    assert!(
+        err.contains("still in analysis after 1s, not in done"),
+        "{err}"
+    );
+    assert!(started.elapsed() >= std::time::Duration::from_secs(1));
+    // By default it waits for a terminal stage.
+    let late = orch(d, &["task", "wait", "W-1", "--timeout", "0"]);
+    assert_eq!(late.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&late.stderr).contains("a terminal stage"),
+        "{}",
+        String::from_utf8_lossy(&late.stderr)
+    );
+    let bad = orch(d, &["task", "wait", "W-1", "--stage", "soon"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--stage"));
+    let missing = orch(d, &["task", "wait", "W-9", "--timeout", "0"]);
+    assert_eq!(missing.status.code(), Some(1));
+}
+
 #[test]
 fn show_status_and_dependencies() {
     let dir = tempfile::tempdir().unwrap();

@@ -122,14 +122,29 @@ async fn check_tracker_outbox(db: &Path, item: &str, ctx: &str) {
         })
         .collect::<Vec<_>>()
     };
-    // The engine delivers at once and retries every 2 s: wait for it.
+    // The engine delivers at once and retries every 2 s: wait for it, each
+    // look after a change it signalled (a delivery is marked sent).
     let deadline = Instant::now() + Duration::from_secs(30);
+    let project = db.parent().and_then(Path::parent).unwrap();
+    let mut signal = common::wait::Signal::new(project);
     let rows = loop {
+        signal = tokio::task::spawn_blocking(move || {
+            signal.mark();
+            signal
+        })
+        .await
+        .unwrap();
         let rows = rows_of(pool.clone()).await;
         if rows.iter().all(|(_, sent, _)| *sent) || Instant::now() > deadline {
             break rows;
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        let left = deadline.saturating_duration_since(Instant::now());
+        signal = tokio::task::spawn_blocking(move || {
+            signal.next(left);
+            signal
+        })
+        .await
+        .unwrap();
     };
     let stuck: Vec<_> = rows.iter().filter(|(_, sent, _)| !*sent).collect();
     assert!(
@@ -224,6 +239,8 @@ fn kill_9_at_random_points_loses_nothing_and_merges_once() {
                 show(&dir, &key).unwrap_or_default()
             );
             let Some(v) = show(&dir, &key) else {
+                // This loop is the crash schedule's clock (crashes come at
+                // drawn moments, not at the engine's signals): it ticks.
                 std::thread::sleep(Duration::from_millis(50));
                 continue;
             };
@@ -249,6 +266,7 @@ fn kill_9_at_random_points_loses_nothing_and_merges_once() {
                 }
                 _ => {}
             }
+            // The crash schedule's clock (see above), not a wait for the engine.
             std::thread::sleep(Duration::from_millis(40));
         };
         assert_eq!(count_events(&v, "merged"), 1, "{ctx}: merged once");

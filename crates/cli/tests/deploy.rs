@@ -126,7 +126,11 @@ fn self_deploy_restarts_orch_and_the_finalizer_completes_the_task() {
     ok(&dir, &["task", "approve", KEY]);
     let end = Instant::now() + WAIT;
     let mut restarts = 0;
+    // Each look after a change the engine signalled; while it restarts
+    // there is none to ask (`common::wait::Signal`).
+    let mut signal = common::wait::Signal::new(&dir);
     let v = loop {
+        signal.mark();
         if serve.restart_if_exited() {
             restarts += 1;
         }
@@ -135,8 +139,9 @@ fn self_deploy_restarts_orch_and_the_finalizer_completes_the_task() {
         {
             break v;
         }
-        assert!(Instant::now() < end, "the self-deploy never finished");
-        std::thread::sleep(Duration::from_millis(50));
+        let left = end.saturating_duration_since(Instant::now());
+        assert!(!left.is_zero(), "the self-deploy never finished");
+        signal.next(left);
     };
     assert_eq!(restarts, 1, "phase B restarted orch once");
     assert_eq!(
@@ -185,6 +190,8 @@ fn an_engine_starting_while_the_cli_looks_at_the_lock_starts() {
     let shared =
         nix::fcntl::Flock::lock(pid_file, nix::fcntl::FlockArg::LockSharedNonblock).unwrap();
     let mut serve = Serve::start(&dir);
+    // The engine must meet the held lock as it starts; before it listens
+    // it has no API to signal on, so the lock is held for a while.
     std::thread::sleep(Duration::from_millis(1000));
     drop(shared);
     Api::of(&dir);

@@ -35,20 +35,32 @@ fn show(dir: &Path, key: &str) -> Value {
     serde_json::from_str(&ok(dir, &["task", "show", key, "--json"])).unwrap()
 }
 
+/// `orch task wait KEY --stage STAGE`: woken by the engine's changes
+/// (`GET /api/changes`), no polling here; then the task as `task show` gives it.
 fn wait_stage(dir: &Path, key: &str, stage: &str) -> Value {
-    let end = Instant::now() + DEADLINE;
-    loop {
-        let v = show(dir, key);
-        if v["task"]["stage"] == stage {
-            return v;
-        }
-        assert!(
-            Instant::now() < end,
-            "{key} never reached {stage}: {:#}",
-            v["events"]
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let timeout = DEADLINE.as_secs().to_string();
+    let out = orch(
+        dir,
+        &[
+            "task",
+            "wait",
+            key,
+            "--stage",
+            stage,
+            "--timeout",
+            &timeout,
+            "--json",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{key} never reached {stage}: {}\n{:#}",
+        String::from_utf8_lossy(&out.stderr),
+        show(dir, key)["events"]
+    );
+    let waited: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(waited["stage"], stage, "{waited:#}");
+    show(dir, key)
 }
 
 fn git(dir: &Path, args: &[&str]) -> String {

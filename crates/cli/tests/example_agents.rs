@@ -382,6 +382,7 @@ fn wait_timeout(child: &mut Child, limit: Duration) -> Option<std::process::Exit
         if start.elapsed() > limit {
             return None;
         }
+        // The agent script alone, no engine: nothing signals its exit.
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -411,6 +412,7 @@ fn a_delayed_agent_ends_promptly_on_sigterm_without_leaving_its_sleep() {
                 start.elapsed() < Duration::from_secs(20),
                 "{kind}.sh never started its delay"
             );
+            // The agent script alone, no engine: nothing signals its child.
             std::thread::sleep(Duration::from_millis(20));
         };
 
@@ -433,6 +435,7 @@ fn a_delayed_agent_ends_promptly_on_sigterm_without_leaving_its_sleep() {
 
         let deadline = Instant::now() + Duration::from_secs(2);
         while sleep_alive(sleep_pid) && Instant::now() < deadline {
+            // A process ending, no engine: the kernel's news.
             std::thread::sleep(Duration::from_millis(20));
         }
         assert!(

@@ -163,7 +163,14 @@ impl World {
 
     async fn wait_plane_state(&self, item: &str, state: &str) {
         let end = Instant::now() + DEADLINE;
-        while self.plane.item_state(item) != state {
+        // orch's writes to Plane are outbox entries it marks sent: each
+        // look follows a change the engine signalled.
+        let mut signal = common::wait::Signal::new(self.dir());
+        loop {
+            signal.mark_async().await;
+            if self.plane.item_state(item) == state {
+                return;
+            }
             assert!(
                 Instant::now() < end,
                 "the item never reached {state:?} on Plane (it is {:?}); task: {:#?}\nlog:\n{}",
@@ -171,14 +178,18 @@ impl World {
                 self.show(&self.key(item)).map(|v| v["events"].clone()),
                 self.log()
             );
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            signal
+                .next_async(end.saturating_duration_since(Instant::now()))
+                .await;
         }
     }
 
     /// Wait for the task (id or key) to reach `stage`.
     async fn wait_stage(&self, task: &str, stage: &str) -> Value {
         let end = Instant::now() + DEADLINE;
+        let mut signal = common::wait::Signal::new(self.dir());
         loop {
+            signal.mark_async().await;
             if let Some(v) = self.show(task)
                 && v["task"]["stage"] == stage
             {
@@ -190,7 +201,9 @@ impl World {
                 self.show(task),
                 self.log()
             );
-            tokio::time::sleep(Duration::from_millis(200)).await;
+            signal
+                .next_async(end.saturating_duration_since(Instant::now()))
+                .await;
         }
     }
 }
@@ -327,7 +340,9 @@ async fn tc01_stop_from_plane_cancels_a_running_task_through_the_webhook_route()
     assert_eq!(w.deliver(&w.plane.move_item(&item, "To Analyse")), 202);
     // Wait until the analyst's process is recorded (pid and start time).
     let end = Instant::now() + DEADLINE;
+    let mut signal = common::wait::Signal::new(w.dir());
     let (task_id, pid) = loop {
+        signal.mark_async().await;
         let v = w.show(&w.key(&item));
         let run = v
             .as_ref()
@@ -340,7 +355,9 @@ async fn tc01_stop_from_plane_cancels_a_running_task_through_the_webhook_route()
             "the analyst never started: {v:#?}\n{}",
             w.log()
         );
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        signal
+            .next_async(end.saturating_duration_since(Instant::now()))
+            .await;
     };
     let started = Instant::now();
     assert_eq!(w.deliver(&w.plane.move_item(&item, "STOP")), 202);
@@ -365,6 +382,7 @@ async fn tc01_stop_from_plane_cancels_a_running_task_through_the_webhook_route()
             Instant::now() < end,
             "the analyst (pid {pid}) survived the STOP"
         );
+        // A process ending: the kernel's news, no engine signal.
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     w.wait_plane_state(&item, "Cancelled").await;
@@ -486,7 +504,9 @@ async fn a_failed_verify_parks_the_task_and_shows_on_gitea() {
     // The task parks first; the push and the status follow the run report.
     let bare = w.dir().join("remotes/demo.git");
     let end = Instant::now() + DEADLINE;
+    let mut signal = common::wait::Signal::new(w.dir());
     loop {
+        signal.mark_async().await;
         let head = git(&bare, &["rev-parse", &format!("refs/heads/{branch}")]);
         let statuses = w.gitea.m().statuses.clone();
         if statuses
@@ -500,7 +520,9 @@ async fn a_failed_verify_parks_the_task_and_shows_on_gitea() {
             "no failed orch/verify status on {}: {statuses:?}",
             head.trim()
         );
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        signal
+            .next_async(end.saturating_duration_since(Instant::now()))
+            .await;
     }
     assert!(w.gitea.prs().iter().all(|p| !p.merged));
 }
@@ -531,7 +553,9 @@ async fn plane_states_named_in_another_case_start_and_stop_and_an_unmapped_state
     assert_eq!(w.deliver(&w.plane.move_item(&item, "to analyse")), 202);
     let key = w.key(&item);
     let end = Instant::now() + DEADLINE;
+    let mut signal = common::wait::Signal::new(w.dir());
     let (task_id, pid) = loop {
+        signal.mark_async().await;
         let v = w.show(&key);
         let run = v
             .as_ref()
@@ -544,13 +568,17 @@ async fn plane_states_named_in_another_case_start_and_stop_and_an_unmapped_state
             "\"to analyse\" never started the analyst: {v:#?}\n{}",
             w.log()
         );
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        signal
+            .next_async(end.saturating_duration_since(Instant::now()))
+            .await;
     };
 
     // A state orch has no gate or stage for: logged on the task, counted.
     assert_eq!(w.deliver(&w.plane.move_item(&item, "In Progress")), 202);
     let end = Instant::now() + DEADLINE;
+    let mut signal = common::wait::Signal::new(w.dir());
     loop {
+        signal.mark_async().await;
         let v = w.show(&key).unwrap();
         if let Some(e) = v["events"]
             .as_array()
@@ -566,7 +594,9 @@ async fn plane_states_named_in_another_case_start_and_stop_and_an_unmapped_state
             break;
         }
         assert!(Instant::now() < end, "no unmapped_state event: {v:#}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        signal
+            .next_async(end.saturating_duration_since(Instant::now()))
+            .await;
     }
     let metrics = w.get("/metrics");
     assert!(
@@ -598,6 +628,7 @@ async fn plane_states_named_in_another_case_start_and_stop_and_an_unmapped_state
             Instant::now() < end,
             "the analyst (pid {pid}) survived the STOP"
         );
+        // A process ending: the kernel's news, no engine signal.
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     w.wait_plane_state(&item, "Cancelled").await;
@@ -693,7 +724,9 @@ async fn a_plane_rejection_with_a_comment_reaches_the_analyst_and_approval_links
     );
     assert_eq!(w.deliver(&w.plane.move_item(&item, "Rejected")), 202);
     let end = Instant::now() + DEADLINE;
+    let mut signal = common::wait::Signal::new(w.dir());
     let v = loop {
+        signal.mark_async().await;
         let v = w.show(&key).unwrap();
         if events(&v, "analysed") == 2 {
             break v;
@@ -704,7 +737,9 @@ async fn a_plane_rejection_with_a_comment_reaches_the_analyst_and_approval_links
             v["events"],
             w.log()
         );
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        signal
+            .next_async(end.saturating_duration_since(Instant::now()))
+            .await;
     };
     let rejected: Vec<&Value> = v["events"]
         .as_array()

@@ -68,7 +68,9 @@ fn events_of<'a>(v: &'a Value, kind: &str) -> Vec<&'a str> {
 /// fails the test at once, with its events and the server's log.
 fn wait(dir: &Path, key: &str, what: &str, until: impl Fn(&Value) -> bool) -> Value {
     let end = Instant::now() + DEADLINE;
+    let mut signal = common::wait::Signal::new(dir);
     loop {
+        signal.mark();
         if let Some(v) = show(dir, key) {
             if until(&v) {
                 return v;
@@ -89,7 +91,7 @@ fn wait(dir: &Path, key: &str, what: &str, until: impl Fn(&Value) -> bool) -> Va
                 .unwrap_or_default(),
             serve_logs(dir)
         );
-        std::thread::sleep(Duration::from_millis(50));
+        signal.next(end.saturating_duration_since(Instant::now()));
     }
 }
 
@@ -304,6 +306,8 @@ fn kill_9_of_orch_and_its_git_mid_merge_still_ends_done() {
             "the merger never ran git merge:\n{}",
             serve_logs(&dir)
         );
+        // A file the hanging git writes: no engine signal (the merge is
+        // under way, nothing commits until it ends).
         std::thread::sleep(Duration::from_millis(20));
     }
     let note = std::fs::read_to_string(&blocked).unwrap();
@@ -321,6 +325,7 @@ fn kill_9_of_orch_and_its_git_mid_merge_still_ends_done() {
     let end = Instant::now() + Duration::from_secs(10);
     while !serve.restart_if_exited() {
         assert!(Instant::now() < end, "orch serve survived kill -9");
+        // A process exiting: the kernel's news, no engine signal.
         std::thread::sleep(Duration::from_millis(10));
     }
     let v = wait_done(&dir, "DEMO-2");

@@ -171,11 +171,21 @@ impl Cluster {
         self.nodes.iter_mut().find(|n| n.name == name).unwrap()
     }
 
+    /// The change signal of a node that is up (`common::wait`): its own
+    /// writes and its ticker's passes (every 200 ms), so another node's
+    /// write is seen at this one's next pass at the latest.
+    fn signal(&self) -> common::wait::Signal {
+        let node = self.nodes.iter().find(|n| n.up).expect("a node is up");
+        common::wait::Signal::new(&node.dir)
+    }
+
     /// Until every node that is up has reported itself since its start,
     /// with its API's address; then `api` holds them.
     async fn wait_all_reported(&mut self) {
         let end = Instant::now() + WAIT;
+        let mut signal = self.signal();
         loop {
+            signal.mark_async().await;
             // Empty until the first node to start has migrated the schema.
             let rows = sqlx::query("SELECT name, api_url, boot_id FROM nodes")
                 .fetch_all(&self.db)
@@ -206,7 +216,9 @@ impl Cluster {
                 Instant::now() < end,
                 "the nodes never all reported: {rows:?}"
             );
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            signal
+                .next_async(end.saturating_duration_since(Instant::now()))
+                .await;
         }
     }
 
@@ -252,6 +264,7 @@ impl Cluster {
                 Instant::now() < end,
                 "{name}'s processes do not die: {left:?}"
             );
+            // Processes ending: the kernel's news, no engine signal.
             std::thread::sleep(Duration::from_millis(20));
         }
         self.api.remove(name);
@@ -377,7 +390,9 @@ async fn stop_across_nodes(c: &Cluster) {
         ],
     );
     let end = Instant::now() + WAIT;
+    let mut signal = c.signal();
     let (run_id, owner, pid, pgid) = loop {
+        signal.mark_async().await;
         let row = sqlx::query(
             "SELECT r.run_id, r.worker_id, r.pid, r.pgid FROM runs r JOIN tasks t ON t.id = r.task_id
              WHERE t.work_item_id = 'STOP-1' AND r.finished_at IS NULL
@@ -398,7 +413,9 @@ async fn stop_across_nodes(c: &Cluster) {
             }
         }
         assert!(Instant::now() < end, "STOP-1's analyst never started");
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        signal
+            .next_async(end.saturating_duration_since(Instant::now()))
+            .await;
     };
     let via = NODES.iter().find(|n| **n != owner).unwrap();
     let sent = Instant::now();
@@ -409,6 +426,7 @@ async fn stop_across_nodes(c: &Cluster) {
             Instant::now() < end,
             "the run {run_id} on {owner} still runs 30 s after a STOP through {via}"
         );
+        // A process tree ending (timed here): the kernel's news, no signal.
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let gone = sent.elapsed();
@@ -416,7 +434,9 @@ async fn stop_across_nodes(c: &Cluster) {
         "multi-node: STOP through {via} of a run on {owner}: its process tree was gone after {gone:?}"
     );
     let end = Instant::now() + WAIT;
+    let mut signal = c.signal();
     loop {
+        signal.mark_async().await;
         let r = sqlx::query(
             "SELECT r.finished_at, t.stage FROM runs r JOIN tasks t ON t.id = r.task_id
              WHERE r.run_id = $1",
@@ -434,7 +454,9 @@ async fn stop_across_nodes(c: &Cluster) {
             Instant::now() < end,
             "the stopped run never ended / the task never cancelled ({stage})"
         );
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        signal
+            .next_async(end.saturating_duration_since(Instant::now()))
+            .await;
     }
     // The run's node clears the cancelled task's worktree (a git or two
     // still running is waited for); nothing else of it is left anywhere.
@@ -564,12 +586,15 @@ async fn three_nodes_run_a_hundred_pipelines_through_kills_and_a_cross_node_stop
                     break took;
                 }
                 assert!(at.elapsed() < WAIT, "nobody took the lead");
+                // The takeover's latency is measured here, at 20 ms; no one
+                // engine's signal covers another node's lead.
                 tokio::time::sleep(Duration::from_millis(20)).await;
             };
             chaos.leader_took = Some(took);
             let name = *NODES.iter().find(|n| **n == leader).unwrap();
             c.bring_back(name).await;
         }
+        // The chaos loop's own pace (kills come between looks), not a wait.
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     eprintln!(

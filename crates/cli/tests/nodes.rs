@@ -9,7 +9,7 @@ use common::http::Api;
 use common::{Serve, ok, orch, quickstart_project, wait_for};
 use serde_json::Value;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const KEY: &str = "DEMO-2";
 const WAIT: Duration = Duration::from_secs(120);
@@ -18,22 +18,22 @@ fn nodes(dir: &Path) -> Value {
     serde_json::from_str(&ok(dir, &["node", "list", "--json"])).unwrap()
 }
 
-/// Polls `orch node list` until node `name` is in `state`.
+/// `orch node list`'s node `name` once it is in `state` (it says so at
+/// its heartbeat, a write the engine signals: `common::wait`).
 fn wait_node(dir: &Path, name: &str, state: &str) -> Value {
-    let end = Instant::now() + WAIT;
-    loop {
-        let v = nodes(dir);
-        if let Some(n) = v["nodes"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|n| n["name"] == name && n["state"] == state)
-        {
-            return n.clone();
-        }
-        assert!(Instant::now() < end, "{name} never became {state}: {v:#}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    common::wait::until(
+        dir,
+        WAIT,
+        || {
+            nodes(dir)["nodes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|n| n["name"] == name && n["state"] == state)
+                .cloned()
+        },
+        || format!("{name} never became {state}: {:#}", nodes(dir)),
+    )
 }
 
 #[test]

@@ -9,8 +9,9 @@ use common::{Serve, add_task, ok, quickstart_project, wait_for};
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
+use std::path::Path;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const KEY: &str = "DEMO-2";
 const WAIT: Duration = Duration::from_secs(120);
@@ -83,12 +84,16 @@ fn webhook(failures: usize) -> (String, Arc<Mutex<Seen>>) {
     (url, seen)
 }
 
-fn wait_until(what: &str, f: impl Fn() -> bool) {
-    let end = Instant::now() + WAIT;
-    while !f() {
-        assert!(Instant::now() < end, "{what} never happened");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+/// Until the fake webhook saw what `f` looks for: each look after a
+/// change the engine of `dir` signalled (a post is an outbox entry the
+/// engine marks sent, or counts a failed attempt of, once the fake answered).
+fn wait_until(dir: &Path, what: &str, f: impl Fn() -> bool) {
+    common::wait::until(
+        dir,
+        WAIT,
+        || f().then_some(()),
+        || format!("{what} never happened"),
+    );
 }
 
 #[test]
@@ -105,12 +110,12 @@ fn webhook_hears_its_stages_in_order_through_an_outage_and_a_crash() {
         v["task"]["stage"] == "awaiting_approval"
     });
     // The first post meets the outage (503); orch dies before its retry.
-    wait_until("the first post", || {
+    wait_until(&dir, "the first post", || {
         !seen.lock().unwrap().answered.is_empty()
     });
     serve.crash_and_restart();
     // The restarted orch finds the message in its outbox and delivers it.
-    wait_until("the retried post", || {
+    wait_until(&dir, "the retried post", || {
         seen.lock().unwrap().accepted().len() == 1
     });
     let first = seen.lock().unwrap().accepted()[0].clone();
@@ -127,7 +132,7 @@ fn webhook_hears_its_stages_in_order_through_an_outage_and_a_crash() {
 
     ok(&dir, &["task", "approve", KEY]);
     wait_for(&dir, KEY, WAIT, "done", |v| v["task"]["stage"] == "done");
-    wait_until("the done post", || {
+    wait_until(&dir, "the done post", || {
         seen.lock().unwrap().accepted().len() == 2
     });
     // A stray duplicate or an unlisted stage would be written by the time

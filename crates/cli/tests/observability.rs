@@ -111,13 +111,16 @@ fn start_serve(dir: &Path, log: &Path, format: &str) -> (Serve, SocketAddr) {
             return (serve, addr);
         }
         assert!(Instant::now() < end, "orch serve did not start: {text}");
+        // Not listening yet: no API to signal on.
         std::thread::sleep(Duration::from_millis(50));
     }
 }
 
 fn wait_stage(addr: SocketAddr, key: &str, stage: &str, seen: &mut String) {
     let end = Instant::now() + Duration::from_secs(180);
+    let mut signal = common::wait::Signal::at(&common::http::Api { addr, auth: auth() });
     loop {
+        signal.mark();
         let v = get_json(addr, &format!("/api/tasks/{key}"), seen);
         if v["task"]["stage"] == stage {
             return;
@@ -127,7 +130,7 @@ fn wait_stage(addr: SocketAddr, key: &str, stage: &str, seen: &mut String) {
             "{key} never reached {stage}: {:#}",
             v["events"]
         );
-        std::thread::sleep(Duration::from_millis(200));
+        signal.next(end.saturating_duration_since(Instant::now()));
     }
 }
 
@@ -360,6 +363,7 @@ fn a_log_that_cannot_be_written_does_not_stop_the_pipeline() {
             "orch serve died with its stderr on /dev/full"
         );
         assert!(Instant::now() < end, "orch serve never listened");
+        // Not listening yet: no API to signal on.
         std::thread::sleep(Duration::from_millis(50));
     };
     let mut seen = String::new();

@@ -73,7 +73,9 @@ fn analyst_run(v: &Value) -> Option<&Value> {
 fn follow_run(dir: &Path, task: &str, mut during: impl FnMut(&Value)) -> Value {
     let end = Instant::now() + WAIT;
     let mut looks_while_running = 0;
+    let mut signal = common::wait::Signal::new(dir);
     loop {
+        signal.mark();
         let asked = now_ms();
         if let Some(v) = show(dir, task) {
             for job in v["jobs"].as_array().unwrap() {
@@ -99,7 +101,7 @@ fn follow_run(dir: &Path, task: &str, mut during: impl FnMut(&Value)) -> Value {
             Instant::now() < end,
             "{task}: the analyst run was never recorded"
         );
-        std::thread::sleep(Duration::from_millis(200));
+        signal.next(end.saturating_duration_since(Instant::now()));
     }
 }
 

@@ -117,6 +117,7 @@ async fn a_tracker_refusing_a_start_is_exit_1_with_its_words_here_and_through_th
             "orch serve never listened: {}",
             std::fs::read_to_string(dir.join("serve-0.log")).unwrap_or_default()
         );
+        // Before its control file the engine has no API to signal on.
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let out = tokio::task::spawn_blocking({

@@ -103,6 +103,7 @@ impl FakeApi {
                     return FakeApi { child, port };
                 }
                 assert!(Instant::now() < end, "the fake API never listened");
+                // The fake model API is not orch: no engine signal.
                 std::thread::sleep(Duration::from_millis(20));
             }
         }
@@ -270,6 +271,8 @@ fn codex_gets_orch_tools_and_an_answer_resumes_the_same_thread() {
             break (token, addr);
         }
         assert!(Instant::now() < end, "no run got an orch token");
+        // A file of the run the engine writes before the launch, before
+        // anything commits: no signal to wait on.
         std::thread::sleep(Duration::from_millis(20));
     };
     let task = crate::common::show(&dir, "DEMO-2").unwrap()["task"]["id"].clone();
@@ -283,6 +286,7 @@ fn codex_gets_orch_tools_and_an_answer_resumes_the_same_thread() {
             other => panic!("asking failed with {other}"),
         }
         assert!(Instant::now() < end, "the question was never accepted");
+        // The supervisor starts watching the run in memory: nothing commits.
         std::thread::sleep(Duration::from_millis(20));
     }
     let parked = wait_for(&dir, "DEMO-2", RUN_DEADLINE, "parked on a question", |v| {

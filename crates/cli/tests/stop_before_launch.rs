@@ -270,6 +270,7 @@ async fn a_stop_of_a_running_agent_is_carried_out_by_the_runs_watcher() {
             std::time::Instant::now() < deadline,
             "the agent never started"
         );
+        // A file the agent writes as it starts: no engine signal for it.
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let run = store.runs_for_task(task.id).await.unwrap().remove(0);

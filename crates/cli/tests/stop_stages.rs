@@ -381,7 +381,8 @@ fn stop_with_the_kill_switch_off_is_inert() {
     let r = stop(&dir, KEY);
     assert_eq!(r["ok"], false, "{r}");
     assert_eq!(r["note"], "disabled", "{r}");
-    std::thread::sleep(Duration::from_millis(500));
+    // The engine's ticker looked at the task twice more: no STOP happened.
+    common::http::Api::of(&dir).wait_for_passes("orch_ticker_passes_total", 2);
     let v = show(&dir, KEY).unwrap();
     assert_eq!(stage(&v), "analysis", "the task goes on");
     assert!(running(&v, "analyst"), "the agent still runs");

@@ -222,6 +222,7 @@ async fn gone(pid: i32) -> bool {
         {
             return true;
         }
+        // A process ending: the kernel's news, no engine signal.
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     false

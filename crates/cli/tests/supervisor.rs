@@ -174,11 +174,33 @@ async fn next_report(rx: &mut UnboundedReceiver<RunReport>) -> RunReport {
         .expect("channel open")
 }
 
+/// Until `f` holds of processes or files (agents', monitors'): those are
+/// the kernel's news, no engine signal, so it looks every 50 ms.
 async fn eventually<F: std::future::Future<Output = bool>>(what: &str, mut f: impl FnMut() -> F) {
     let deadline = Instant::now() + Duration::from_secs(20);
     while !f().await {
         assert!(Instant::now() < deadline, "timed out waiting for: {what}");
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Until `f` holds of what `store` holds: each look after a commit made
+/// through it (`Store::changes`; a change between the mark and the look
+/// ends the next wait at once).
+async fn eventually_stored<F: std::future::Future<Output = bool>>(
+    store: &dyn Store,
+    what: &str,
+    mut f: impl FnMut() -> F,
+) {
+    let mut changes = store.changes();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        changes.borrow_and_update();
+        if f().await {
+            return;
+        }
+        let woken = tokio::time::timeout_at(deadline, changes.changed()).await;
+        assert!(woken.is_ok(), "timed out waiting for: {what}");
     }
 }
 
@@ -273,6 +295,7 @@ async fn a_failing_agent_is_retried_with_backoff_then_parks_the_task() {
         0,
         "not claimable before the backoff passes"
     );
+    // The backoff is time itself: nothing to signal but the clock.
     tokio::time::sleep(Duration::from_millis(250)).await;
     assert_eq!(sup.dispatch_once().await, 1);
     let second = next_report(&mut rx).await;
@@ -717,6 +740,7 @@ async fn the_reaper_requeues_jobs_whose_lease_expired() {
         .await
         .unwrap()
         .expect("claimed by a worker that then dies");
+    // The 1 ms lease lapses with time: nothing to signal but the clock.
     tokio::time::sleep(Duration::from_millis(20)).await;
     let (sup, _rx) = Supervisor::new(w.store.clone(), Arc::new(w.script("true")), w.config());
     assert_eq!(sup.reap_once().await, 1);
@@ -739,7 +763,7 @@ async fn a_hand_over_longer_than_the_lease_keeps_the_job() {
     let (sup, mut rx) = Supervisor::new(w.store.clone(), slow.clone(), cfg.clone());
     assert_eq!(sup.dispatch_once().await, 1);
     slow.wait_entered().await;
-    // Three leases pass while the work is handed over.
+    // Three leases pass while the work is handed over: time is the point.
     tokio::time::sleep(cfg.lease * 3).await;
     let mut other = cfg.clone();
     other.worker = WorkerId("another-node".into());
@@ -800,7 +824,7 @@ async fn crashed_orchestrator(w: &World, body: &str, tasks: &[TaskId]) {
     orchestrator_a(async move {
         let (sup, _rx) = Supervisor::new(store.clone(), Arc::new(script), cfg);
         sup.dispatch_once().await;
-        eventually("the runs have a process", || {
+        eventually_stored(store.as_ref(), "the runs have a process", || {
             let (store, tasks) = (store.clone(), tasks.clone());
             async move {
                 for t in tasks {

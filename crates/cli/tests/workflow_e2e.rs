@@ -140,20 +140,16 @@ fn config_state(dir: &Path) -> Value {
     v["config"].clone()
 }
 
-/// Polls `orch status` until `done` holds for the engine's config state.
+/// `orch status`'s config state once `done` holds of it. A reload is the
+/// engine's own state, not a commit: the ticker's passes, which the
+/// engine signals, wake each look (`common::wait`).
 fn wait_config(dir: &Path, what: &str, done: impl Fn(&Value) -> bool) -> Value {
-    let end = std::time::Instant::now() + LIMIT;
-    loop {
-        let c = config_state(dir);
-        if done(&c) {
-            return c;
-        }
-        assert!(
-            std::time::Instant::now() < end,
-            "config never {what}: {c:#}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    common::wait::until(
+        dir,
+        LIMIT,
+        || Some(config_state(dir)).filter(|c| done(c)),
+        || format!("config never {what}: {:#}", config_state(dir)),
+    )
 }
 
 /// Runs DEMO-n to done and returns its developer's first prompt.
@@ -261,18 +257,17 @@ fn an_edit_applies_to_new_work_and_a_broken_one_keeps_the_last_good() {
         let answer = common::http::http(api.addr, "GET", "/queue", &[&api.auth], "");
         serde_json::from_str::<Value>(&common::http::body(&answer)).unwrap()["config"].clone()
     };
-    let end = std::time::Instant::now() + LIMIT;
-    let broken = loop {
-        let c = queue_config();
-        if !c["error"].is_null() {
-            break c;
-        }
-        assert!(
-            std::time::Instant::now() < end,
-            "the broken orch.toml was never reported: {c:#}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let broken = common::wait::until_at(
+        &api,
+        LIMIT,
+        || Some(queue_config()).filter(|c| !c["error"].is_null()),
+        || {
+            format!(
+                "the broken orch.toml was never reported: {:#}",
+                queue_config()
+            )
+        },
+    );
     assert_eq!(broken["generation"], 3);
     assert!(
         broken["error"]

@@ -289,6 +289,7 @@ impl Engine {
                         tracing::warn!(error = %e, "tick failed");
                     }
                     metrics::counter!("orch_ticker_passes_total").increment(1);
+                    crate::passes::pass();
                     // The reconciler lists the tracker once per cycle for
                     // the whole cluster: the leader's job.
                     if n % 25 == 0 && *lead.borrow() {

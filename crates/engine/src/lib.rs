@@ -12,12 +12,14 @@
 //! - `tracker_outbox`: orch's writes to the tracker, durable and in order.
 //! - `status`: the `/queue` snapshot.
 //! - `metered`: the metrics recorded where things happen (runs, STOP, port errors).
+//! - `passes`: the loops' "a pass is done" signal, for waiters (`GET /api/changes`).
 
 pub mod engine;
 pub mod live_config;
 mod metered;
 pub mod node;
 pub mod notify;
+pub mod passes;
 pub mod pipeline;
 pub mod ports;
 pub mod status;

@@ -267,6 +267,7 @@ impl Outbox {
         loop {
             self.run_once().await;
             metrics::counter!("orch_notify_rounds_total").increment(1);
+            crate::passes::pass();
             tokio::select! {
                 _ = self.wake.notified() => {}
                 _ = tokio::time::sleep(every) => {}

@@ -2,10 +2,12 @@
 //!
 //! One poller per server (not per client) watches the store: the newest
 //! task event id and the set of running jobs, every 500 ms and only while
-//! someone listens. Both reads hit an index, so 50 open boards cost the same
-//! as one. Every change is serialised once and fanned out on a broadcast
-//! channel. Polling the store (instead of hooking the engine) also sees
-//! changes made by other processes: the CLI beside `orch serve`.
+//! someone listens, and soon after each commit of this process (woken by
+//! `Store::changes`, at most every 50 ms). Both reads hit an index, so 50
+//! open boards cost the same as one. Every change is serialised once and
+//! fanned out on a broadcast channel. The 500 ms poll stays: it sees the
+//! changes other processes make (the CLI beside `orch serve`, other nodes),
+//! which the signal does not.
 //!
 //! Events: `hello` (connected), `task` (a card, see `board::Card`), `totals`,
 //! `inbox` (what waits for a person, see `inbox::Inbox`, when it changed),
@@ -28,6 +30,9 @@ use std::time::Duration;
 use tokio::sync::{broadcast, watch};
 
 const POLL: Duration = Duration::from_millis(500);
+/// A commit wakes the poller this long after it at the soonest, so a burst
+/// of commits costs one look.
+const AFTER_COMMIT: Duration = Duration::from_millis(50);
 /// Task events read per poll; more new ones than this means "reload".
 const BATCH: u32 = 200;
 
@@ -128,7 +133,13 @@ struct Seen {
 /// so it never keeps the server alive.
 async fn poll_loop(weak: Weak<Shared>) {
     let mut seen = Seen::default();
+    let mut changes = match weak.upgrade() {
+        Some(s) => s.store().changes(),
+        None => return,
+    };
     loop {
+        // What commits from here on wakes the wait below.
+        changes.borrow_and_update();
         let closing = {
             let Some(s) = weak.upgrade() else { return };
             if s.is_closing() {
@@ -146,6 +157,7 @@ async fn poll_loop(weak: Weak<Shared>) {
         tokio::select! {
             _ = tokio::time::sleep(POLL) => {}
             Ok(()) = closing.changed() => {}
+            Ok(()) = changes.changed() => tokio::time::sleep(AFTER_COMMIT).await,
         }
     }
 }

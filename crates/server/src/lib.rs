@@ -16,6 +16,7 @@
 //! GET  /api/inbox                        what waits for a person, oldest first
 //! POST /api/outbox/{id}/resend           send a given-up tracker write again
 //! GET  /api/events                       task changes, live (SSE)
+//! GET  /api/changes?after=&timeout_ms=   the engine's change counter, long-polled
 //! GET  /api/agent/tasks/{id}            an agent's tools (`orch mcp`, agent.rs):
 //! POST /api/agent/tasks/{id}/notes        the run's own token, its own task only
 //! POST /api/agent/tasks/{id}/question
@@ -40,6 +41,7 @@ mod logs;
 mod logs_remote;
 mod metrics;
 mod queue;
+mod signal;
 mod tasks;
 pub mod webhooks;
 
@@ -162,6 +164,7 @@ fn build(state: ApiState, closing: watch::Receiver<bool>) -> Router {
         .route("/api/session", get(auth::session))
         .route("/api/board", get(board::board))
         .route("/api/events", get(events::events))
+        .route("/api/changes", get(signal::changes))
         .route("/api/inbox", get(inbox::inbox))
         .route("/api/outbox/{id}/resend", post(inbox::resend))
         .route("/api/tasks/{id}/diff", get(changes::diff))

@@ -483,3 +483,65 @@ async fn logs_follow_a_live_run_and_shutdown_ends_the_stream() {
         .unwrap()
         .unwrap();
 }
+
+/// `GET /api/changes`: a long poll on the engine's change counter. With no
+/// change it answers the same `seq` at its timeout; a write made while it
+/// waits answers it at once with a higher one.
+#[tokio::test]
+async fn changes_long_polls_until_a_write_or_the_timeout() {
+    let s = Server::start().await;
+    let (status, v) = s.get_json("/api/changes?after=0&timeout_ms=0").await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    let seq = v["seq"].as_u64().expect("a seq");
+    assert_eq!(
+        seq,
+        v["commits"].as_u64().unwrap() + v["passes"].as_u64().unwrap()
+    );
+
+    // Nothing changes: the answer comes at the timeout, the same seq.
+    let asked = std::time::Instant::now();
+    let (status, v) = s
+        .get_json(&format!("/api/changes?after={seq}&timeout_ms=300"))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(v["seq"].as_u64(), Some(seq), "{v}");
+    assert!(asked.elapsed() >= Duration::from_millis(300));
+
+    // A write while it waits (20 s at most) answers it, well before.
+    let waiting = {
+        let path = format!("/api/changes?after={seq}&timeout_ms=20000");
+        let s = &s;
+        async move { s.get_json(&path).await }
+    };
+    let write = async {
+        s.store
+            .create_task(orch_core::NewTask::new("demo", "Wake up"), "test")
+            .await
+            .unwrap();
+    };
+    let asked = std::time::Instant::now();
+    let ((status, v), ()) = tokio::join!(waiting, write);
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert!(v["seq"].as_u64().unwrap() > seq, "{v}");
+    assert!(
+        asked.elapsed() < Duration::from_secs(15),
+        "the write did not end the wait"
+    );
+
+    // An answer already past `after` comes at once.
+    let (_, v) = s.get_json("/api/changes?after=0&timeout_ms=20000").await;
+    assert!(v["seq"].as_u64().unwrap() > seq, "{v}");
+
+    // Bad input is a 400 that says what is wrong; no token, a 401.
+    for bad in [
+        "/api/changes?after=soon",
+        "/api/changes?timeout_ms=-1",
+        "/api/changes?since=3",
+    ] {
+        let (status, _, text) = s.call(Method::GET, bad, Some(TOKEN), None).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {text}");
+        assert!(text.contains("bad query string"), "{bad}: {text}");
+    }
+    let (status, _, _) = s.call(Method::GET, "/api/changes", None, None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}

@@ -110,6 +110,54 @@ async fn claim_exactly(h: &Harness, j: &Job) -> Job {
     got
 }
 
+// ---------------------------------------------------------------- change signal
+
+/// `Store::changes` rises after each committed write made through the
+/// store, not on reads, and not for a write that changed nothing.
+pub async fn changes_rise_after_committed_writes(h: Harness) {
+    let mut rx = h.store.changes();
+    let start = *rx.borrow_and_update();
+    let t = task(&h, "SIG-1", Stage::Analysis).await;
+    assert!(rx.has_changed().unwrap(), "a created task is signalled");
+    let after_create = *rx.borrow_and_update();
+    assert!(after_create > start);
+
+    h.store.get_task(t.id).await.unwrap();
+    h.store.list_tasks(&TaskFilter::default()).await.unwrap();
+    h.store.events(t.id).await.unwrap();
+    h.store.job_counts().await.unwrap();
+    assert!(!rx.has_changed().unwrap(), "reads are not signalled");
+
+    assert!(!h.store.set_item_state("NO-SUCH", "Done").await.unwrap());
+    assert!(
+        !rx.has_changed().unwrap(),
+        "a write that changed no row is not signalled"
+    );
+
+    let j = job(&h, &t, AgentKind::Analyst).await;
+    assert!(rx.has_changed().unwrap(), "an enqueue is signalled");
+    rx.borrow_and_update();
+    let claimed = claim_exactly(&h, &j).await;
+    assert!(rx.has_changed().unwrap(), "a claim is signalled");
+    rx.borrow_and_update();
+    let run = claimed.run_id.clone().unwrap();
+    assert!(h.store.complete(j.id, &run).await.unwrap());
+    assert!(rx.has_changed().unwrap(), "a completion is signalled");
+    rx.borrow_and_update();
+    h.store
+        .set_stage(
+            t.id,
+            Stage::AwaitingApproval,
+            Some(Stage::Analysis),
+            EventInput::new("test", EventKind::StageChanged, "moved"),
+        )
+        .await
+        .unwrap();
+    assert!(rx.has_changed().unwrap(), "a stage move is signalled");
+    // Every receiver sees the same counter.
+    assert_eq!(*h.store.changes().borrow(), *rx.borrow_and_update());
+}
+
 // ---------------------------------------------------------------- ORCH-090 ports
 
 /// TC-03: every queued and running job of the task ends `cancelled`; claim skips them.
@@ -1699,6 +1747,7 @@ pub async fn reopen_takes_a_failed_task_back_into_the_pipeline(h: Harness) {
 macro_rules! conformance_suite {
     ($harness:expr) => {
         $crate::conformance_suite!(@cases $harness;
+            changes_rise_after_committed_writes,
             tc03_jobs_cancelled_and_claim_skips,
             tc03_cancel_jobs_helper_only_queued,
             tc04_reaper_does_not_requeue_terminal_task,

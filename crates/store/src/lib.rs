@@ -24,7 +24,7 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{StoreError, StoreResult};
 pub use model::*;
 pub use postgres::{PgOptions, PgStore};
-pub use signals::{QueueSignal, QueueSignals};
+pub use signals::{Changes, QueueSignal, QueueSignals};
 pub use sqlite::{SqliteOptions, SqliteStore, Synchronous};
 pub use traits::{
     DiskStore, JobQueue, LeaseStore, MarkerStore, NodeStore, NotificationStore, RunStore, Store,

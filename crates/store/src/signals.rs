@@ -57,3 +57,34 @@ impl Drop for QueueSignals {
         }
     }
 }
+
+/// A store's "something committed" counter, for waiting on the store
+/// instead of polling it (the API's `GET /api/changes`, the tests).
+///
+/// It counts the committed writes of this process's handle on the store
+/// (and of its clones): it rises after a write's commit, never before, so
+/// whoever is woken by it and reads sees the write. Writes of other
+/// processes (the CLI when no engine runs, another node on PostgreSQL) do
+/// not move it. It may rise for a write that changed nothing (a
+/// transaction that only checked), never stay put after one that changed
+/// something: a waiter re-checks what it waits for on each rise.
+#[derive(Debug, Clone)]
+pub struct Changes(std::sync::Arc<tokio::sync::watch::Sender<u64>>);
+
+impl Default for Changes {
+    fn default() -> Self {
+        Changes(std::sync::Arc::new(tokio::sync::watch::Sender::new(0)))
+    }
+}
+
+impl Changes {
+    /// A write committed.
+    pub fn bump(&self) {
+        self.0.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// The counter, to await its next rise (`changed()`).
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.0.subscribe()
+    }
+}

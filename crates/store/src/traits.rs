@@ -331,4 +331,9 @@ pub trait Store:
     async fn queue_signals(&self) -> StoreResult<Option<crate::signals::QueueSignals>> {
         Ok(None)
     }
+    /// This handle's "something committed" counter (`crate::Changes`): it
+    /// rises after each committed write made through this store (or a
+    /// clone), never before the commit. Writes of other processes do not
+    /// move it.
+    fn changes(&self) -> tokio::sync::watch::Receiver<u64>;
 }

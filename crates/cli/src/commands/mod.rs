@@ -31,6 +31,7 @@ pub async fn run(cli: Cli) -> CliResult {
                 TaskCommand::Add(a) => task::add(&cfg, a).await,
                 TaskCommand::List(a) => task::list(&cfg, &a).await,
                 TaskCommand::Show(a) => task::show(&cfg, &a).await,
+                TaskCommand::Wait(a) => task::wait(&cfg, &a).await,
                 TaskCommand::Start(a) => task::action(&cfg, &a, TaskAction::Start).await,
                 TaskCommand::Approve(a) => task::action(&cfg, &a, TaskAction::Approve).await,
                 TaskCommand::Reject(a) => task::action(&cfg, &a, TaskAction::Reject).await,

@@ -1,4 +1,4 @@
-//! `orch task add|list|show|start|approve|reject|confirm-deploy|stop|retry`.
+//! `orch task add|list|show|wait|start|approve|reject|confirm-deploy|stop|retry`.
 //!
 //! A task is named by its id or its work item key. A key names its live task;
 //! once that task's keys are released (a STOP, or its done or failed item
@@ -6,7 +6,9 @@
 //! `orch task show KEY` shows what `orch task list` lists under KEY. Older
 //! tasks of the key are found by id.
 
-use crate::args::{TaskAction, TaskActionArgs, TaskAddArgs, TaskListArgs, TaskShowArgs};
+use crate::args::{
+    TaskAction, TaskActionArgs, TaskAddArgs, TaskListArgs, TaskShowArgs, TaskWaitArgs,
+};
 use crate::error::{CliError, CliResult};
 use crate::output::{out, outln};
 use crate::render::{ago, clip, now, print_json, table};
@@ -17,6 +19,7 @@ use orch_engine::pipeline::intake::NewWorkItem;
 use orch_engine::pipeline::{GateResult, PipelineError};
 use orch_store::{Store, TaskFilter, TrackerItem};
 use serde::Serialize;
+use std::time::{Duration, Instant};
 
 /// `orch task add`: `Pipeline::add_work_item`, the rule `POST /api/tasks`
 /// follows too — through the running engine's API when one runs for the
@@ -349,6 +352,87 @@ pub(super) async fn find(store: &dyn Store, what: &str) -> CliResult<Task> {
             "no task with id or key {what:?}; `orch task list` shows the tasks"
         ))
     })
+}
+
+/// How often `orch task wait` looks again when no engine runs for the data
+/// folder: without one nothing signals a change (the CLI's own commands
+/// and another node's write move no counter here).
+const WAIT_WITHOUT_ENGINE: Duration = Duration::from_millis(250);
+
+/// `orch task wait TASK [--stage S]… [--timeout SECS]`: until the task is in
+/// one of the stages (by default a terminal one). With an engine running
+/// for the data folder, each look follows a change the engine signals
+/// (`GET /api/changes`, a long poll); with none, the store is read again
+/// every 250 ms.
+pub async fn wait(cfg: &Config, a: &TaskWaitArgs) -> CliResult {
+    let stages = a
+        .stage
+        .iter()
+        .map(|s| {
+            s.parse::<Stage>()
+                .map_err(|e| CliError::Usage(format!("--stage: {e}")))
+        })
+        .collect::<CliResult<Vec<Stage>>>()?;
+    let wanted = |s: Stage| {
+        if stages.is_empty() {
+            s.is_terminal()
+        } else {
+            stages.contains(&s)
+        }
+    };
+    let end = Instant::now() + Duration::from_secs(a.timeout);
+    let store = super::open_store(cfg).await?;
+    let mut engine = crate::engine_link::running(cfg)?;
+    loop {
+        // The counter is read before the look, so a change made in between
+        // ends the wait below at once.
+        let seen = match &engine {
+            Some(e) => crate::engine_link::changes(e, 0, Duration::ZERO).await.ok(),
+            None => None,
+        };
+        let task = find(store.as_ref(), &a.task).await?;
+        if wanted(task.stage) {
+            if a.json {
+                print_json(&task)?;
+            } else {
+                outln!(
+                    "task {}  {}  [{}]",
+                    task.id,
+                    task.original_work_item_id(),
+                    task.stage
+                );
+            }
+            return Ok(());
+        }
+        let left = end.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            let shown = if stages.is_empty() {
+                "a terminal stage (done, failed, cancelled)".to_owned()
+            } else {
+                stages
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect::<Vec<_>>()
+                    .join(" or ")
+            };
+            return Err(CliError::Runtime(anyhow::anyhow!(
+                "task {} ({}) is still in {} after {}s, not in {shown}",
+                task.id,
+                task.original_work_item_id(),
+                task.stage,
+                a.timeout
+            )));
+        }
+        if let (Some(e), Some(seen)) = (&engine, seen)
+            && crate::engine_link::changes(e, seen, left).await.is_ok()
+        {
+            continue;
+        }
+        // No engine to wait on (none runs, or it stopped answering): look
+        // again shortly, and for an engine that started meanwhile.
+        tokio::time::sleep(WAIT_WITHOUT_ENGINE.min(left)).await;
+        engine = crate::engine_link::running(cfg)?;
+    }
 }
 
 #[derive(Serialize)]

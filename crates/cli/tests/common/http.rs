@@ -11,8 +11,20 @@ use std::time::{Duration, Instant};
 
 /// One HTTP/1.1 request; the whole answer (status line, headers, body) as text.
 pub fn http(addr: SocketAddr, method: &str, path: &str, headers: &[&str], body: &str) -> String {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    try_http(addr, method, path, headers, body)
+        .unwrap_or_else(|| panic!("{method} {path}: no answer from {addr}"))
+}
+
+/// `http`, or `None` when nothing answers (an engine that is gone).
+pub fn try_http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[&str],
+    body: &str,
+) -> Option<String> {
+    let mut s = TcpStream::connect(addr).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(40))).ok()?;
     let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
     for h in headers {
         req.push_str(h);
@@ -22,10 +34,10 @@ pub fn http(addr: SocketAddr, method: &str, path: &str, headers: &[&str], body: 
         req.push_str("Content-Type: application/json\r\n");
     }
     req.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
-    s.write_all(req.as_bytes()).unwrap();
+    s.write_all(req.as_bytes()).ok()?;
     let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    out
+    s.read_to_string(&mut out).ok()?;
+    (!out.is_empty()).then_some(out)
 }
 
 pub fn status(answer: &str) -> u16 {
@@ -78,6 +90,7 @@ pub fn counter(s: &prometheus_parse::Scrape, name: &str, label: Option<(&str, &s
 
 /// The API of the engine running for the project in `dir`, as the CLI finds
 /// it: the address and control token in `.orch/serve.control`.
+#[derive(Clone)]
 pub struct Api {
     pub addr: SocketAddr,
     pub auth: String,
@@ -89,21 +102,31 @@ impl Api {
         let control = dir.join(".orch/serve.control");
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            if let Ok(text) = std::fs::read_to_string(&control)
-                && let Ok(v) = serde_json::from_str::<serde_json::Value>(&text)
-            {
-                let url = v["url"].as_str().unwrap();
-                let addr = url.trim_start_matches("http://").parse().unwrap();
-                let auth = format!("Authorization: Bearer {}", v["token"].as_str().unwrap());
-                return Api { addr, auth };
+            if let Some(api) = Api::find(dir) {
+                return api;
             }
             assert!(
                 Instant::now() < deadline,
                 "orch serve never listened (no {})",
                 control.display()
             );
+            // The engine is starting: before its control file there is no
+            // engine to ask, so nothing to wait on but the file.
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// The engine's API as its control file names it now, if there is one.
+    pub fn find(dir: &Path) -> Option<Api> {
+        let text = std::fs::read_to_string(dir.join(".orch/serve.control")).ok()?;
+        let v = serde_json::from_str::<serde_json::Value>(&text).ok()?;
+        let addr = v["url"]
+            .as_str()?
+            .trim_start_matches("http://")
+            .parse()
+            .ok()?;
+        let auth = format!("Authorization: Bearer {}", v["token"].as_str()?);
+        Some(Api { addr, auth })
     }
 
     /// A counter of the engine's `/metrics`, summed over its labels.
@@ -115,15 +138,27 @@ impl Api {
     /// engine's own signal that its loop ran that many more times (the
     /// ticker's passes, the notification outbox's rounds), where a test
     /// would otherwise sleep "long enough" for something not to happen.
+    /// Each pass also moves the engine's change counter, so each look
+    /// follows one (`super::wait`), no polling.
     pub fn wait_for_passes(&self, name: &str, n: u32) {
         let from = self.counter(name);
-        let deadline = Instant::now() + Duration::from_secs(120);
-        while self.counter(name) < from + f64::from(n) {
-            assert!(
-                Instant::now() < deadline,
-                "{name} did not grow by {n} in 120 s (from {from})"
-            );
-            std::thread::sleep(Duration::from_millis(50));
+        let target = from + f64::from(n);
+        super::wait::until_at(
+            self,
+            Duration::from_secs(120),
+            || (self.counter(name) >= target).then_some(()),
+            || format!("{name} did not grow by {n} in 120 s (from {from})"),
+        );
+    }
+
+    /// The engine's change counter once it exceeds `after`, or after
+    /// `wait` (`GET /api/changes`); `None` when the engine does not answer.
+    pub fn changes(&self, after: u64, wait: Duration) -> Option<u64> {
+        let path = format!("/api/changes?after={after}&timeout_ms={}", wait.as_millis());
+        let a = try_http(self.addr, "GET", &path, &[&self.auth], "")?;
+        if status(&a) != 200 {
+            return None;
         }
+        serde_json::from_str::<serde_json::Value>(&body(&a)).ok()?["seq"].as_u64()
     }
 }

@@ -5,6 +5,7 @@
 
 pub mod http;
 pub mod tracker_world;
+pub mod wait;
 
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -77,7 +78,8 @@ pub fn count_events(v: &Value, kind: &str) -> usize {
         .count()
 }
 
-/// Polls `task show` until `done(v)` holds; fails after `limit`.
+/// `task show` once `done(v)` holds, each look after the engine signalled
+/// a change (`wait::task`); fails after `limit`.
 pub fn wait_for(
     dir: &Path,
     key: &str,
@@ -85,20 +87,12 @@ pub fn wait_for(
     what: &str,
     done: impl Fn(&Value) -> bool,
 ) -> Value {
-    let end = Instant::now() + limit;
-    loop {
-        if let Some(v) = show(dir, key)
-            && done(&v)
-        {
-            return v;
-        }
-        assert!(
-            Instant::now() < end,
-            "{key}: {what} never happened: {:#}",
-            show(dir, key).unwrap_or_default()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait::task(dir, key, limit, what, done)
+}
+
+/// Task `key` once it is in `stage` (`wait::stage`).
+pub fn wait_for_stage(dir: &Path, key: &str, stage: &str, limit: Duration) -> Value {
+    wait::stage(dir, key, stage, limit)
 }
 
 /// The test's folder, kept when the test fails: the servers' logs
@@ -191,6 +185,7 @@ impl Serve {
                 "orch serve never listened (no {})",
                 control.display()
             );
+            // Before its control file the engine has no API to signal on.
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
         self
@@ -292,6 +287,7 @@ pub fn assert_no_orphans(dir: &Path, serve: i32, context: &str) {
             Instant::now() < end,
             "{context}: processes left behind: {left:#?}"
         );
+        // Processes ending is the kernel's news, not the engine's: no signal.
         std::thread::sleep(Duration::from_millis(100));
     }
 }

@@ -123,6 +123,7 @@ impl Listening {
                 "orch serve did not listen: {}",
                 std::fs::read_to_string(&log).unwrap_or_default()
             );
+            // Not listening yet: there is no engine to ask for a signal.
             std::thread::sleep(Duration::from_millis(50));
         }
         Listening { child, port, log }
@@ -222,7 +223,9 @@ impl Site {
 
     /// Wait until the fake shows what `reached` looks for in `seen()`; at
     /// the deadline fail with what it shows, task `key`'s events and the
-    /// server's log.
+    /// server's log. Each look follows a change the engine signalled
+    /// (`super::wait`): orch's writes to the fake are outbox entries it
+    /// marks sent once the fake took them.
     pub async fn wait_for<T: std::fmt::Debug>(
         &self,
         key: &str,
@@ -230,39 +233,43 @@ impl Site {
         mut seen: impl FnMut() -> T,
         reached: impl Fn(&T) -> bool,
     ) {
-        let end = Instant::now() + DEADLINE;
-        loop {
-            let now = seen();
-            if reached(&now) {
-                return;
-            }
-            assert!(
-                Instant::now() < end,
-                "{key} never {what} (it shows {now:?}); task: {:#?}\nlog:\n{}",
-                super::show(self.dir(), key).map(|v| v["events"].clone()),
-                self.log()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        let last = std::cell::RefCell::new(None);
+        super::wait::until_async(
+            self.dir(),
+            DEADLINE,
+            || {
+                let now = seen();
+                let done = reached(&now).then_some(());
+                *last.borrow_mut() = Some(now);
+                done
+            },
+            || {
+                format!(
+                    "{key} never {what} (it shows {:?}); task: {:#?}\nlog:\n{}",
+                    last.borrow(),
+                    super::show(self.dir(), key).map(|v| v["events"].clone()),
+                    self.log()
+                )
+            },
+        )
+        .await
     }
 
     /// Wait until task `key` is done; its `orch task show --json`.
     pub async fn wait_done(&self, key: &str) -> serde_json::Value {
-        let end = Instant::now() + DEADLINE;
-        loop {
-            if let Some(v) = super::show(self.dir(), key)
-                && v["task"]["stage"] == "done"
-            {
-                return v;
-            }
-            assert!(
-                Instant::now() < end,
-                "never done: {:#?}\n{}",
-                super::show(self.dir(), key),
-                self.log()
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+        super::wait::until_async(
+            self.dir(),
+            DEADLINE,
+            || super::show(self.dir(), key).filter(|v| v["task"]["stage"] == "done"),
+            || {
+                format!(
+                    "never done: {:#?}\n{}",
+                    super::show(self.dir(), key),
+                    self.log()
+                )
+            },
+        )
+        .await
     }
 }
 

@@ -149,13 +149,14 @@ impl PgStore {
             sqlx::query("DROP TABLE IF EXISTS _sqlx_migrations"),
         )
         .await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(())
     }
 
     pub(crate) async fn copy_load(&self) -> StoreResult<PgLoad> {
         Ok(PgLoad {
             tx: self.pool.begin().await?,
+            changes: self.changes.clone(),
         })
     }
 }
@@ -163,11 +164,13 @@ impl PgStore {
 /// A load into this store: one transaction; dropped uncommitted, it rolls back.
 pub(crate) struct PgLoad {
     tx: Transaction<'static, Postgres>,
+    changes: crate::signals::Changes,
 }
 
 impl PgLoad {
     pub(crate) async fn commit(self) -> StoreResult<()> {
         self.tx.commit().await?;
+        self.changes.bump();
         Ok(())
     }
 }

@@ -1,6 +1,6 @@
 //! Disk care: each task's worktree size and cleanups (issue 12).
 
-use super::{PgStore, all, exec};
+use super::{PgStore, all};
 use crate::error::StoreResult;
 use crate::model::WorktreeDisk;
 use crate::rows;
@@ -37,7 +37,7 @@ impl DiskStore for PgStore {
         .bind(bytes(size.bytes))
         .bind(i64::from(size.complete))
         .bind(self.now().0);
-        exec(&self.pool, q).await?;
+        self.write(q).await?;
         Ok(())
     }
 
@@ -56,7 +56,7 @@ impl DiskStore for PgStore {
         .bind(bytes(size.bytes))
         .bind(i64::from(size.complete))
         .bind(task.0);
-        Ok(exec(&self.pool, q).await? == 1)
+        Ok(self.write(q).await? == 1)
     }
 
     async fn worktree_disks(&self) -> StoreResult<Vec<WorktreeDisk>> {

@@ -87,7 +87,7 @@ impl PgStore {
             )
             .await?;
         }
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(Some(decision))
     }
 }
@@ -132,7 +132,9 @@ impl JobQueue for PgStore {
     async fn enqueue(&self, job: NewJob) -> StoreResult<Job> {
         let now = self.now();
         let mut conn = self.pool.acquire().await?;
-        insert_job(&mut conn, &job, now).await
+        let job = insert_job(&mut conn, &job, now).await?;
+        self.changes.bump();
+        Ok(job)
     }
 
     async fn get_job(&self, id: JobId) -> StoreResult<Option<Job>> {
@@ -188,7 +190,7 @@ impl JobQueue for PgStore {
         .bind(per_repo)
         .bind(req.limits.per_repo.map(i64::from))
         .bind(per_agent);
-        first(&self.pool, q, rows::job).await
+        self.write_one(q, rows::job).await
     }
 
     async fn heartbeat(&self, job: JobId, run: &RunId, lease: Duration) -> StoreResult<bool> {
@@ -201,11 +203,11 @@ impl JobQueue for PgStore {
         .bind(now.0)
         .bind(job.0)
         .bind(&run.0);
-        Ok(exec(&self.pool, q).await? == 1)
+        Ok(self.write(q).await? == 1)
     }
 
     async fn complete(&self, job: JobId, run: &RunId) -> StoreResult<bool> {
-        Ok(exec(&self.pool, complete_query(self.now(), job, run)).await? == 1)
+        Ok(self.write(complete_query(self.now(), job, run)).await? == 1)
     }
 
     async fn complete_run(&self, job: JobId, run: &RunId, f: &RunFinish) -> StoreResult<bool> {
@@ -220,7 +222,7 @@ impl JobQueue for PgStore {
             &fenced
         };
         exec(&mut *tx, super::runs::finish_run_query(now, run, finish)).await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(ours)
     }
 
@@ -244,7 +246,7 @@ impl JobQueue for PgStore {
         .bind(now.0)
         .bind(job.0)
         .bind(&run.0);
-        Ok(exec(&self.pool, q).await? == 1)
+        Ok(self.write(q).await? == 1)
     }
 
     async fn cancel_jobs_for_task(&self, task: TaskId, only_queued: bool) -> StoreResult<u64> {
@@ -256,7 +258,7 @@ impl JobQueue for PgStore {
         .bind(now.0)
         .bind(task.0)
         .bind(only_queued);
-        exec(&self.pool, q).await
+        self.write(q).await
     }
 
     async fn running_jobs(&self, worker: Option<&WorkerId>) -> StoreResult<Vec<Job>> {

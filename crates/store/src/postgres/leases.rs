@@ -3,7 +3,7 @@
 //! A lease held by a task that is already terminal counts as free, so a crash
 //! between "task done" and "lease released" can never wedge a repo.
 
-use super::{PgStore, all, exec, first};
+use super::{PgStore, all, first};
 use crate::common::lease_answer;
 use crate::error::StoreResult;
 use crate::model::{LeaseAcquire, MergeLease};
@@ -32,6 +32,7 @@ impl LeaseStore for PgStore {
         if let Some(l) = &current
             && l.holder_task == task
         {
+            // Held already: only checked, nothing to signal.
             tx.commit().await?;
             return Ok(lease_answer(repo, Some(l.epoch), current, task, branch));
         }
@@ -67,7 +68,7 @@ impl LeaseStore for PgStore {
             }
             (_, current) => current,
         };
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(lease_answer(repo, epoch, current, task, branch))
     }
 
@@ -104,6 +105,6 @@ impl LeaseStore for PgStore {
         .bind(now.0)
         .bind(repo)
         .bind(task.0);
-        Ok(exec(&self.pool, q).await? == 1)
+        Ok(self.write(q).await? == 1)
     }
 }

@@ -1,6 +1,6 @@
 //! Markers written before irreversible steps, and webhook delivery de-duplication.
 
-use super::{PgStore, all, exec, first, returned};
+use super::{PgStore, all, first, returned};
 use crate::error::{StoreError, StoreResult};
 use crate::model::{Marker, MarkerState, MarkerStep};
 use crate::rows::{self, Columns};
@@ -44,7 +44,7 @@ impl MarkerStore for PgStore {
         .bind(detail)
         .bind(now.0);
         let marker = returned(first(&mut *tx, q, rows::marker).await?)?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(marker)
     }
 
@@ -59,7 +59,7 @@ impl MarkerStore for PgStore {
         .bind(state.as_str())
         .bind(now.0)
         .bind(id);
-        Ok(exec(&self.pool, q).await? == 1)
+        Ok(self.write(q).await? == 1)
     }
 
     async fn initiated_markers(&self, task: Option<TaskId>) -> StoreResult<Vec<Marker>> {
@@ -92,6 +92,6 @@ impl MarkerStore for PgStore {
         .bind(provider)
         .bind(delivery_id)
         .bind(now.0);
-        Ok(exec(&self.pool, q).await? == 1)
+        Ok(self.write(q).await? == 1)
     }
 }

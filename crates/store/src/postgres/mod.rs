@@ -27,6 +27,7 @@ mod tracker;
 
 use crate::clock::{Clock, SystemClock};
 use crate::error::{StoreError, StoreResult};
+use crate::signals::Changes;
 use crate::traits::Store;
 use async_trait::async_trait;
 use orch_core::Timestamp;
@@ -68,6 +69,8 @@ impl Default for PgOptions {
 pub struct PgStore {
     pool: PgPool,
     clock: Arc<dyn Clock>,
+    /// Bumped after each of this handle's committed writes (`Store::changes`).
+    changes: Changes,
 }
 
 /// Migrations a newer orch applied are left alone (`ignore_missing`): in a
@@ -99,11 +102,45 @@ impl PgStore {
         Ok(PgStore {
             pool,
             clock: options.clock,
+            changes: Changes::default(),
         })
     }
 
     fn now(&self) -> Timestamp {
         self.clock.now()
+    }
+
+    /// Commit a write transaction, then signal it (`Store::changes`).
+    /// A transaction that only checked and changed nothing commits with
+    /// `tx.commit()` and signals nothing.
+    async fn commit(&self, tx: sqlx::Transaction<'_, Postgres>) -> sqlx::Result<()> {
+        tx.commit().await?;
+        self.changes.bump();
+        Ok(())
+    }
+
+    /// One write statement on the pool (autocommit); signalled when it
+    /// changed rows. The number of rows it changed.
+    async fn write(&self, q: PgQuery<'_>) -> StoreResult<u64> {
+        let n = exec(&self.pool, q).await?;
+        if n > 0 {
+            self.changes.bump();
+        }
+        Ok(n)
+    }
+
+    /// One `INSERT/UPDATE … RETURNING` on the pool (autocommit), mapped;
+    /// signalled when it gave a row.
+    async fn write_one<T>(
+        &self,
+        q: PgQuery<'_>,
+        map: impl FnOnce(&PgRow) -> StoreResult<T>,
+    ) -> StoreResult<Option<T>> {
+        let row = first(&self.pool, q, map).await?;
+        if row.is_some() {
+            self.changes.bump();
+        }
+        Ok(row)
     }
 
     /// The pool's size, as opened (`PgOptions::max_connections`).
@@ -143,6 +180,10 @@ impl Store for PgStore {
 
     async fn queue_signals(&self) -> StoreResult<Option<crate::signals::QueueSignals>> {
         self.subscribe().await.map(Some)
+    }
+
+    fn changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changes.subscribe()
     }
 }
 

@@ -28,7 +28,7 @@ impl NodeStore for PgStore {
         .bind(i64::from(report.claims_stopped))
         .bind(report.api_url)
         .bind(report.machine);
-        first(&self.pool, q, rows::node)
+        self.write_one(q, rows::node)
             .await?
             .ok_or_else(|| StoreError::Corrupt(format!("node {name} vanished")))
     }
@@ -50,7 +50,7 @@ impl NodeStore for PgStore {
         )
         .bind(i64::from(draining))
         .bind(name);
-        Ok(exec(&self.pool, q).await? == 1)
+        Ok(self.write(q).await? == 1)
     }
 
     async fn lead(&self, name: &str, ttl: Duration) -> StoreResult<Option<i64>> {
@@ -72,6 +72,8 @@ impl NodeStore for PgStore {
             .ok_or_else(|| StoreError::Corrupt("the leader row vanished".into()))?;
         let Some(next) = common::lead(&held.node, held.epoch, held.expires_at.0, name, now.0, ttl)
         else {
+            // Another node leads: only checked (the seed inserts nothing
+            // once the row exists), nothing to signal.
             tx.commit().await?;
             return Ok(None);
         };
@@ -81,14 +83,14 @@ impl NodeStore for PgStore {
                 .bind(next.epoch)
                 .bind(next.expires_at.0);
         exec(&mut *tx, q).await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(Some(next.epoch))
     }
 
     async fn resign(&self, name: &str) -> StoreResult<bool> {
         let q =
             sqlx::query("UPDATE leader SET expires_at = 0 WHERE id = 1 AND node = $1").bind(name);
-        Ok(exec(&self.pool, q).await? == 1)
+        Ok(self.write(q).await? == 1)
     }
 
     async fn leader(&self) -> StoreResult<Option<Leadership>> {

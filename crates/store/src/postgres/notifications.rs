@@ -1,7 +1,7 @@
 //! The outbox of outgoing notifications: written by pipeline moves, drained
 //! by the sender (`orch_engine::notify`).
 
-use super::{PgStore, all, exec, first};
+use super::{PgStore, all, first};
 use crate::common::json_text;
 use crate::error::StoreResult;
 use crate::model::{NewNotification, Notification, OutboxCounts, TRACKER_SINK};
@@ -24,7 +24,7 @@ impl NotificationStore for PgStore {
         .bind(payload)
         .bind(&n.dedupe_key)
         .bind(now.0);
-        Ok(exec(&self.pool, q).await? == 1)
+        Ok(self.write(q).await? == 1)
     }
 
     async fn due_notifications(&self, limit: u32) -> StoreResult<Vec<Notification>> {
@@ -68,7 +68,7 @@ impl NotificationStore for PgStore {
         )
         .bind(now.0)
         .bind(id);
-        Ok(exec(&self.pool, q).await? == 1)
+        Ok(self.write(q).await? == 1)
     }
 
     async fn notification_failed(
@@ -90,7 +90,7 @@ impl NotificationStore for PgStore {
         .bind(retry_at)
         .bind(now.0)
         .bind(id);
-        Ok(exec(&self.pool, q).await? == 1)
+        Ok(self.write(q).await? == 1)
     }
 
     async fn outbox_counts(&self, sink: &str) -> StoreResult<OutboxCounts> {
@@ -138,6 +138,6 @@ impl NotificationStore for PgStore {
         )
         .bind(now.0)
         .bind(id);
-        Ok(exec(&self.pool, q).await? == 1)
+        Ok(self.write(q).await? == 1)
     }
 }

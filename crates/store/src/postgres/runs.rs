@@ -1,6 +1,6 @@
 //! Runs: the process facts and outcome of each attempt, and usage per task.
 
-use super::{PgQuery, PgStore, all, exec, first};
+use super::{PgQuery, PgStore, all, first};
 use crate::common::{agent_work_kinds, tokens};
 use crate::error::StoreResult;
 use crate::model::{RepoUsage, RunFinish, RunProcess};
@@ -23,11 +23,11 @@ impl RunStore for PgStore {
         .bind(i64::try_from(p.proc_start_ticks).unwrap_or(i64::MAX))
         .bind(&p.log_path)
         .bind(&run.0);
-        Ok(exec(&self.pool, q).await? == 1)
+        Ok(self.write(q).await? == 1)
     }
 
     async fn finish_run(&self, run: &RunId, f: &RunFinish) -> StoreResult<bool> {
-        Ok(exec(&self.pool, finish_run_query(self.now(), run, f)).await? == 1)
+        Ok(self.write(finish_run_query(self.now(), run, f)).await? == 1)
     }
 
     async fn get_run(&self, run: &RunId) -> StoreResult<Option<Run>> {

@@ -390,7 +390,7 @@ impl TaskStore for PgStore {
             .create_in(&mut tx, &new, actor)
             .await
             .map_err(|e| duplicate_key(e, &new))?;
-        tx.commit()
+        self.commit(tx)
             .await
             .map_err(|e| duplicate_key(e.into(), &new))?;
         Ok(task)
@@ -468,7 +468,7 @@ impl TaskStore for PgStore {
         common::may_move(&task, to)?;
         move_stage(&mut tx, &task, to, now, &event).await?;
         let task = lock_task(&mut tx, id).await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(task)
     }
 
@@ -501,7 +501,7 @@ impl TaskStore for PgStore {
             None => None,
         };
         let task = lock_task(&mut tx, id).await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok((task, job))
     }
 
@@ -522,7 +522,7 @@ impl TaskStore for PgStore {
             None => None,
         };
         let task = lock_task(&mut tx, id).await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok((task, job))
     }
 
@@ -531,7 +531,7 @@ impl TaskStore for PgStore {
         let mut tx = self.pool.begin().await?;
         lock_task(&mut tx, id).await?;
         let ev = insert_event(&mut tx, id, now, &event, None, None).await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(ev)
     }
 
@@ -569,7 +569,7 @@ impl TaskStore for PgStore {
         if first_stamp {
             insert_event(&mut tx, id, now, &event, None, None).await?;
         }
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(first_stamp)
     }
 
@@ -609,7 +609,7 @@ impl TaskStore for PgStore {
         )
         .await?;
         let task = lock_task(&mut tx, id).await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(task)
     }
 
@@ -617,7 +617,7 @@ impl TaskStore for PgStore {
         let mut tx = self.pool.begin().await?;
         lock_task(&mut tx, task).await?;
         insert_dependency(&mut tx, task, on).await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(())
     }
 

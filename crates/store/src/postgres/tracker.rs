@@ -1,6 +1,6 @@
 //! The builtin tracker's items and comments, kept in the store.
 
-use super::{PgStore, all, exec, first};
+use super::{PgStore, all, first};
 use crate::common::labels_json;
 use crate::error::{StoreError, StoreResult};
 use crate::model::{TrackerComment, TrackerItem};
@@ -23,7 +23,7 @@ impl TrackerStore for PgStore {
         .bind(&item.state)
         .bind(labels_json(&item.labels)?)
         .bind(now.0);
-        if exec(&self.pool, q).await? == 0 {
+        if self.write(q).await? == 0 {
             return Err(StoreError::Duplicate {
                 key: "tracker item id",
                 value: item.id.clone(),
@@ -59,7 +59,7 @@ impl TrackerStore for PgStore {
             .bind(state)
             .bind(now.0)
             .bind(id);
-        Ok(exec(&self.pool, q).await? == 1)
+        Ok(self.write(q).await? == 1)
     }
 
     async fn set_item_labels(&self, id: &str, labels: &[String]) -> StoreResult<bool> {
@@ -68,7 +68,7 @@ impl TrackerStore for PgStore {
             .bind(labels_json(labels)?)
             .bind(now.0)
             .bind(id);
-        Ok(exec(&self.pool, q).await? == 1)
+        Ok(self.write(q).await? == 1)
     }
 
     async fn add_item_comment(
@@ -88,7 +88,7 @@ impl TrackerStore for PgStore {
         .bind(body)
         .bind(external_id)
         .bind(now.0);
-        Ok(exec(&self.pool, q).await? == 1)
+        Ok(self.write(q).await? == 1)
     }
 
     async fn item_comments(&self, item: &str) -> StoreResult<Vec<TrackerComment>> {

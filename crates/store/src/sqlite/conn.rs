@@ -24,6 +24,7 @@
 
 use super::Synchronous;
 use crate::error::{StoreError, StoreResult};
+use crate::signals::Changes;
 use rusqlite::{Connection, OpenFlags, Params, Row, TransactionBehavior};
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -43,6 +44,8 @@ const AUTOCHECKPOINT_PAGES: u32 = 20_000;
 
 pub(super) struct Writer {
     conn: Mutex<Connection>,
+    /// Bumped after each commit that changed rows (`Store::changes`).
+    changes: Changes,
     /// Dropping it stops the checkpointer thread.
     _checkpointer: Option<mpsc::Sender<()>>,
 }
@@ -83,6 +86,7 @@ impl Writer {
             .ok();
         Ok(Writer {
             conn: Mutex::new(conn),
+            changes: Changes::default(),
             _checkpointer: checkpointer,
         })
     }
@@ -94,7 +98,25 @@ impl Writer {
         f: impl FnOnce(&Connection) -> StoreResult<T>,
     ) -> StoreResult<T> {
         let conn = self.conn.lock().await;
-        f(&conn)
+        let before = conn.total_changes();
+        let out = f(&conn);
+        // Committed (autocommit) and changed rows: a write to signal.
+        let wrote = conn.total_changes() != before && conn.is_autocommit();
+        drop(conn);
+        if wrote {
+            self.changes.bump();
+        }
+        out
+    }
+
+    /// The counter bumped after each commit that changed rows.
+    pub(super) fn changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changes.subscribe()
+    }
+
+    /// The counter itself, for a write outside `run` and `tx` (a copy's load).
+    pub(super) fn signal(&self) -> Changes {
+        self.changes.clone()
     }
 
     /// The write connection itself, for a transaction that spans awaits (a
@@ -113,8 +135,15 @@ impl Writer {
     ) -> StoreResult<T> {
         let mut conn = self.conn.lock().await;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let before = tx.total_changes();
         let out = f(&tx)?;
+        let wrote = tx.total_changes() != before;
         tx.commit()?;
+        drop(conn);
+        // After the commit, never before: whoever wakes reads the write.
+        if wrote {
+            self.changes.bump();
+        }
         Ok(out)
     }
 }
@@ -238,4 +267,58 @@ pub(super) fn all<T>(
 pub(super) fn is_foreign_key_violation(e: &StoreError) -> bool {
     matches!(e, StoreError::Sqlite(rusqlite::Error::SqliteFailure(f, _))
         if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The change signal comes after the commit: inside the transaction
+    /// (its rows written, not yet committed) nothing is signalled.
+    #[tokio::test]
+    async fn a_write_is_signalled_after_its_commit_not_before() {
+        let dir = tempfile::tempdir().unwrap();
+        let w = Writer::open(
+            &dir.path().join("t.db"),
+            Synchronous::Normal,
+            Duration::from_secs(5),
+        )
+        .unwrap();
+        w.run(|c| exec(c, "CREATE TABLE t (x INTEGER)", []))
+            .await
+            .unwrap();
+        let mut rx = w.changes();
+        rx.borrow_and_update();
+        let seen_inside = w
+            .tx(|c| {
+                exec(c, "INSERT INTO t (x) VALUES (1)", [])?;
+                Ok(rx.has_changed().unwrap())
+            })
+            .await
+            .unwrap();
+        assert!(!seen_inside, "signalled before the commit");
+        assert!(rx.has_changed().unwrap(), "not signalled after the commit");
+        rx.borrow_and_update();
+        // A transaction that fails rolls back and signals nothing.
+        let failed = w
+            .tx(|c| {
+                exec(c, "INSERT INTO t (x) VALUES (2)", [])?;
+                Err::<(), _>(StoreError::Corrupt("no".into()))
+            })
+            .await;
+        assert!(failed.is_err());
+        assert!(
+            !rx.has_changed().unwrap(),
+            "a rolled back write was signalled"
+        );
+        // A statement that changes no row signals nothing.
+        w.run(|c| exec(c, "UPDATE t SET x = 3 WHERE x = 99", []))
+            .await
+            .unwrap();
+        assert!(!rx.has_changed().unwrap());
+        w.run(|c| exec(c, "UPDATE t SET x = 3 WHERE x = 1", []))
+            .await
+            .unwrap();
+        assert!(rx.has_changed().unwrap());
+    }
 }

@@ -152,19 +152,25 @@ impl SqliteStore {
     pub(crate) async fn copy_load(&self) -> StoreResult<SqliteLoad<'_>> {
         let conn = self.writer.lock().await;
         conn.execute_batch("BEGIN IMMEDIATE")?;
-        Ok(SqliteLoad { conn, open: true })
+        Ok(SqliteLoad {
+            conn,
+            open: true,
+            changes: self.writer.signal(),
+        })
     }
 }
 
 pub(crate) struct SqliteLoad<'a> {
     conn: MutexGuard<'a, Connection>,
     open: bool,
+    changes: crate::signals::Changes,
 }
 
 impl SqliteLoad<'_> {
     pub(crate) fn commit(mut self) -> StoreResult<()> {
         self.conn.execute_batch("COMMIT")?;
         self.open = false;
+        self.changes.bump();
         Ok(())
     }
 }

@@ -196,4 +196,8 @@ impl Store for SqliteStore {
             .run(|c| Ok(c.query_row("SELECT 1", [], |_| Ok(()))?))
             .await
     }
+
+    fn changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.writer.changes()
+    }
 }
