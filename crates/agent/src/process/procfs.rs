@@ -119,7 +119,15 @@ impl ProcId {
     /// Compares the recorded identity with what `/proc` shows now. A read error
     /// other than "no such process" counts as gone: there is nothing safe to do
     /// with a process one cannot inspect.
+    ///
+    /// A record naming pid 0 or 1 is damaged (no agent, monitor or sandbox
+    /// init ever holds either as seen from here) and counts as gone: with
+    /// init's real start ticks it would pass the check, and its "group" is
+    /// `kill(-1)`, every process on the machine.
     pub fn identity(&self) -> Identity {
+        if self.pid <= 1 {
+            return Identity::Gone;
+        }
         match read_stat(self.pid) {
             Ok(Some(s)) if s.start_ticks != self.start_ticks => Identity::Reused {
                 current_ticks: s.start_ticks,
@@ -205,6 +213,26 @@ impl ProcTable {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A damaged record naming init (with init's real start ticks, so the
+    /// identity check alone passes) or pid 0 is never alive, hence never
+    /// signalled: init's "group" is `kill(-1)`, every process here.
+    #[test]
+    fn a_record_of_pid_0_or_1_is_never_alive_so_never_signalled() {
+        use crate::process::signal::{SignalOutcome, signal_group, signal_process};
+        use nix::sys::signal::Signal;
+        let init = ProcId::of(&read_stat(1).unwrap().expect("pid 1 is there"));
+        assert_eq!(init.identity(), Identity::Gone);
+        // SIGCONT harms nobody: before, this one reached every process.
+        assert_ne!(signal_group(&init, Signal::SIGCONT), SignalOutcome::Sent);
+        assert_ne!(signal_process(&init, Signal::SIGCONT), SignalOutcome::Sent);
+        let zero = ProcId {
+            pid: 0,
+            start_ticks: 0,
+        };
+        assert_eq!(zero.identity(), Identity::Gone);
+        assert_ne!(signal_group(&zero, Signal::SIGCONT), SignalOutcome::Sent);
+    }
 
     const LINE: &str = "8143 (cat) R 8140 8140 6805 0 -1 4194304 99 0 0 0 7 3 0 0 20 0 1 0 43962 3133440 393 18446744073709551615 1 2 3";
 
