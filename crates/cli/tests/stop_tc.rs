@@ -263,7 +263,7 @@ async fn tc01_stop_routed_and_unknown_is_noop() {
 async fn a_stop_never_signals_a_run_of_another_machine() {
     let w = World::new("").await;
     let t = w.task("PL-11", "ORCH-311", Stage::Development).await;
-    let (_j, pid) = w.running_with_process(&t, AgentKind::Developer).await;
+    let (j, pid) = w.running_with_process(&t, AgentKind::Developer).await;
     w.store
         .node_heartbeat(orch_store::NodeReport {
             name: "test-worker",
@@ -282,13 +282,27 @@ async fn a_stop_never_signals_a_run_of_another_machine() {
     assert_eq!(w.stage(&t).await, Stage::Cancelled);
     assert_eq!(r.stopped, 0, "{r:?}");
     let alive = !gone_now(pid);
-    // Its own node is not running in this test: end it here.
-    let _ = Command::new("kill")
-        .args(["-KILL", &format!("-{pid}")])
-        .status();
-    let _ = Command::new("kill")
-        .args(["-KILL", &pid.to_string()])
-        .status();
+    // Its own node is not running in this test: end the run here, the way
+    // orch does (identity-checked, the whole tree), not with a bare kill.
+    let run = w
+        .store
+        .get_run(j.run_id.as_ref().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    let handle = orch_engine::supervisor::handle_of(&run, &w.pipeline.config().runs_dir())
+        .expect("the run's process is recorded");
+    let ended = tokio::task::spawn_blocking(move || {
+        orch_agent::process::stop(
+            &handle,
+            &orch_agent::process::StopPolicy::with_grace(Duration::from_secs(1)),
+            "the test is over",
+        )
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    assert!(ended.all_gone, "{ended:?}");
     assert!(
         alive,
         "the run of another machine (pid {pid}) was signalled"

@@ -302,6 +302,13 @@ async fn a_failing_agent_is_retried_with_backoff_then_parks_the_task() {
     assert_eq!(second.end, JobEnd::GaveUp);
     let job = w.store.get_job(j.id).await.unwrap().unwrap();
     assert_eq!((job.status, job.attempts), (JobStatus::Failed, 2));
+    assert_eq!(
+        w.store.get_task(t.id).await.unwrap().unwrap().stage,
+        Stage::Development,
+        "the supervisor writes no stage"
+    );
+    // The task's owner hears the report and parks the task (R-8a).
+    pipeline_of(&w).on_run_report(&second).await.unwrap();
     let task = w.store.get_task(t.id).await.unwrap().unwrap();
     assert_eq!(
         task.stage,
@@ -310,8 +317,10 @@ async fn a_failing_agent_is_retried_with_backoff_then_parks_the_task() {
     );
     let evs = w.store.events(t.id).await.unwrap();
     assert!(
-        evs.iter()
-            .any(|e| e.kind == EventKind::NeedsAttention && e.message.contains("failed 2 times"))
+        evs.iter().any(|e| e.kind == EventKind::NeedsAttention
+            && e.message.contains("after 2 attempts")
+            && e.message.contains("exit code 7")),
+        "{evs:?}"
     );
     assert_eq!(w.store.runs_for_task(t.id).await.unwrap().len(), 2);
 }
@@ -469,18 +478,29 @@ exec sleep 1000
     sup.dispatch_once().await;
     let r = next_report(&mut rx).await;
     assert_eq!(
-        (r.outcome, r.end),
+        (r.outcome, r.end.clone()),
         (RunOutcome::BudgetExceeded, JobEnd::GaveUp)
     );
-    assert!(r.error.unwrap().contains("token budget exceeded"));
+    assert!(
+        r.error
+            .as_deref()
+            .unwrap()
+            .contains("token budget exceeded")
+    );
     assert_eq!(
         w.store.get_job(j.id).await.unwrap().unwrap().status,
         JobStatus::Failed,
         "no retry: fail closed"
     );
-    assert_eq!(
-        w.store.get_task(t.id).await.unwrap().unwrap().stage,
-        Stage::NeedsAttention
+    pipeline_of(&w).on_run_report(&r).await.unwrap();
+    let task = w.store.get_task(t.id).await.unwrap().unwrap();
+    assert_eq!(task.stage, Stage::NeedsAttention);
+    let evs = w.store.events(t.id).await.unwrap();
+    assert!(
+        evs.iter()
+            .any(|e| e.kind == EventKind::NeedsAttention
+                && e.message.contains("token budget exceeded")),
+        "the park says why: {evs:?}"
     );
     let run = w.store.get_run(&r.run_id).await.unwrap().unwrap();
     assert_eq!(run.session_id.as_deref(), Some("s-1"));
@@ -899,11 +919,11 @@ async fn reaper_park(w: &World) -> RunReport {
     let task = w.store.get_task(t.id).await.unwrap().unwrap();
     assert_eq!(
         task.stage,
-        Stage::NeedsAttention,
-        "no attempts left: parked"
+        Stage::Development,
+        "the supervisor writes no stage: the task's owner parks it"
     );
     let report = next_report(&mut rx).await;
-    assert_eq!(report.end, JobEnd::GaveUp, "{report:?}");
+    assert_eq!(report.end, JobEnd::GaveUp, "no attempts left: {report:?}");
     report
 }
 
@@ -937,16 +957,22 @@ async fn a_park_made_by_the_reaper_reaches_the_tracker() {
     assert_park_on_the_tracker(&w).await;
 }
 
-/// Issue 10: the park's comment is written with the park itself. Before, the
-/// pipeline queued it when it heard the run's report, so orch killed between
-/// the park and the report (the report lives in memory) left the item in
-/// Needs Attention with no word of why.
+/// Issue 10: a park whose run report was lost (orch killed right after the
+/// job gave up; the report lives in memory) still happens, with its comment
+/// on the tracker: the task's owner parks the stage's failed job at its
+/// next tick, and the comment is written with the park itself.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_parks_comment_reaches_the_tracker_when_its_report_is_lost() {
     let w = World::new().await;
-    let _lost = reaper_park(&w).await;
-    // After a restart: a new pipeline's outbox delivers what is queued.
+    let lost = reaper_park(&w).await;
+    // After a restart: the new pipeline's tick finds the stage's job given
+    // up and parks the task, and its outbox delivers the park.
     let pipeline = pipeline_of(&w);
+    pipeline.tick(lost.task_id).await.unwrap();
+    assert_eq!(
+        w.store.get_task(lost.task_id).await.unwrap().unwrap().stage,
+        Stage::NeedsAttention
+    );
     pipeline.tracker_outbox().deliver(None).await;
     assert_park_on_the_tracker(&w).await;
 }

@@ -80,6 +80,12 @@ pub struct StageJob {
     /// For a succeeded reviewer job.
     pub review: Option<ReviewOutcome>,
     pub last_error: Option<String>,
+    /// The attempts it made (a failed job: all it had, or fewer when its
+    /// budget ran out or it asked a person).
+    pub attempts: u32,
+    /// A failed job whose last run hit the task's budget: its error
+    /// is the park's whole reason.
+    pub budget_spent: bool,
 }
 
 /// A dependency that can never be done: it failed or was cancelled.
@@ -605,11 +611,12 @@ pub fn on_tick(view: &TaskView, policy: &PipelinePolicy) -> Vec<Effect> {
     }
     let job = view.stage_job.as_ref();
     let failed = |j: &StageJob| {
-        format!(
-            "the {} gave up: {}",
-            j.agent,
-            j.last_error.as_deref().unwrap_or("no attempts left")
-        )
+        let why = j.last_error.as_deref().unwrap_or("no attempts left");
+        match j.attempts {
+            _ if j.budget_spent => why.to_owned(),
+            0 | 1 => format!("the {} gave up: {why}", j.agent),
+            n => format!("the {} gave up after {n} attempts: {why}", j.agent),
+        }
     };
     match stage {
         Stage::AwaitingApproval => Vec::new(),

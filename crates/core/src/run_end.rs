@@ -13,8 +13,9 @@ pub enum JobEndKind {
     Completed,
     /// A failed attempt; the job waits for its next one.
     Retrying,
-    /// No attempts left, the budget spent, or a question: the supervisor
-    /// parked the task (durably, with its tracker comment).
+    /// No attempts left, the budget spent, or a question: the job failed
+    /// for good. The supervisor writes no stage; the task's owner parks the
+    /// task (here, or by the tick that finds its stage's job failed).
     GaveUp,
     /// A STOP cancelled the job, or its claim was lost.
     Cancelled,
@@ -23,7 +24,7 @@ pub enum JobEndKind {
 /// What the decision looks at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RunEndFacts<'a> {
-    /// The task's stage now (after the supervisor's park, if any).
+    /// The task's stage now.
     pub stage: Stage,
     pub end: JobEndKind,
     pub agent: AgentKind,
@@ -37,15 +38,6 @@ pub struct RunEndFacts<'a> {
     pub error: Option<&'a str>,
 }
 
-/// What the tracker and the webhooks hear of a park the supervisor made.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ParkNotice {
-    /// The agent asks a person (R-8a): the question, quoted.
-    Question(String),
-    /// The run gave up: why.
-    GaveUp(String),
-}
-
 /// One step after a run's end, in the order the plan lists them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RunEndStep {
@@ -54,30 +46,37 @@ pub enum RunEndStep {
     RetireWorktree,
     /// The worktree is over its limit: park the task for a person, why.
     Park(String),
-    /// A merger gave up: the failed verify shows on the forge.
-    ReportFailedVerify(String),
-    /// The supervisor's park reaches the tracker and the webhooks.
-    Reflect(ParkNotice),
-    /// Then whatever is due (level-triggered).
+    /// The agent asked a person (R-8a): park the task on its question,
+    /// which the tracker item gets quoted with how to answer.
+    ParkOnQuestion(String),
+    /// Then whatever is due (level-triggered). A job that gave up without
+    /// a question is parked here: the tick finds its stage's job failed
+    /// (with the forge's report first in the merge stage), the same as
+    /// after a restart that lost this report.
     Tick,
+}
+
+/// The stages a run's end may park from: not a task already parked or
+/// ended.
+fn parkable(stage: Stage) -> bool {
+    !stage.is_terminal() && stage != Stage::NeedsAttention
 }
 
 /// The stages a worktree over its limit parks from. Not the merge or deploy
 /// stages: their steps hold the merge lease and may be past the point of no
 /// return (a deploy's phase B); the next agent stage's run parks the task
-/// instead. Not a task already parked or ended.
+/// instead.
 fn parks_over_disk_limit(stage: Stage) -> bool {
-    !stage.is_terminal() && !matches!(stage, Stage::NeedsAttention | Stage::Merge | Stage::Deploy)
+    parkable(stage) && !matches!(stage, Stage::Merge | Stage::Deploy)
 }
 
 /// What a run's end makes the task's owner do:
 /// - a cancelled job: the cancelled task's worktree goes (nothing else of
 ///   the run counts);
-/// - a worktree over `limits.worktree_mb`: the task parks;
-/// - a run that gave up: a merger's failed verify shows on the forge, and
-///   the supervisor's park (with the agent's question, if it asked one)
-///   reaches the tracker;
-/// - then, always, a tick.
+/// - a question: the task parks on it (R-8a);
+/// - a worktree over `limits.worktree_mb` (a run that did not give up):
+///   the task parks;
+/// - then, always, a tick, which parks a task whose stage's job gave up.
 pub fn on_run_ended(f: &RunEndFacts<'_>) -> Vec<RunEndStep> {
     let mut steps = Vec::new();
     if f.end == JobEndKind::Cancelled {
@@ -87,22 +86,14 @@ pub fn on_run_ended(f: &RunEndFacts<'_>) -> Vec<RunEndStep> {
         steps.push(RunEndStep::Tick);
         return steps;
     }
-    if parks_over_disk_limit(f.stage)
+    if f.end == JobEndKind::GaveUp {
+        if let Some(q) = f.question.filter(|_| parkable(f.stage)) {
+            steps.push(RunEndStep::ParkOnQuestion(q.to_owned()));
+        }
+    } else if parks_over_disk_limit(f.stage)
         && let Some(why) = f.size.and_then(|s| s.over_limit(f.worktree_limit_mb))
     {
         steps.push(RunEndStep::Park(why));
-    }
-    if f.end == JobEndKind::GaveUp {
-        let why = f.error.unwrap_or("the agent gave up");
-        if f.agent == AgentKind::Merger {
-            steps.push(RunEndStep::ReportFailedVerify(why.to_owned()));
-        }
-        if f.stage == Stage::NeedsAttention {
-            steps.push(RunEndStep::Reflect(match f.question {
-                Some(q) => ParkNotice::Question(q.to_owned()),
-                None => ParkNotice::GaveUp(why.to_owned()),
-            }));
-        }
     }
     steps.push(RunEndStep::Tick);
     steps
@@ -145,11 +136,13 @@ mod tests {
 
     #[test]
     fn every_run_end_decides_as_the_pipeline_says() {
-        let mut merger = facts(Stage::NeedsAttention, GaveUp);
+        let mut merger = facts(Stage::Merge, GaveUp);
         merger.agent = AgentKind::Merger;
         merger.error = Some("verify failed: 2 tests");
-        let mut asked = facts(Stage::NeedsAttention, GaveUp);
+        let mut asked = facts(Stage::Development, GaveUp);
         asked.question = Some("Which port?");
+        let mut asked_late = asked;
+        asked_late.stage = Stage::Cancelled;
         #[rustfmt::skip]
         let cases: Vec<(&str, RunEndFacts<'static>, Vec<RunEndStep>)> = vec![
             ("a completed run ticks", facts(Stage::Development, Completed), vec![Tick]),
@@ -157,12 +150,11 @@ mod tests {
             ("a cancelled task's worktree goes", facts(Stage::Cancelled, Cancelled), vec![RetireWorktree, Tick]),
             ("a fenced run of a live task keeps the worktree", facts(Stage::Development, Cancelled), vec![Tick]),
             ("a cancelled run is never measured against the limit", big(facts(Stage::Cancelled, Cancelled)), vec![RetireWorktree, Tick]),
-            ("the merger's give-up shows on the forge and the tracker", merger,
-             vec![ReportFailedVerify("verify failed: 2 tests".into()), Reflect(ParkNotice::GaveUp("verify failed: 2 tests".into())), Tick]),
-            ("a question reaches the tracker quoted", asked, vec![Reflect(ParkNotice::Question("Which port?".into())), Tick]),
-            ("a give-up without an error says so", facts(Stage::NeedsAttention, GaveUp),
-             vec![Reflect(ParkNotice::GaveUp("the agent gave up".into())), Tick]),
-            ("a give-up that did not park (a STOP won) tells nobody", facts(Stage::Cancelled, GaveUp), vec![Tick]),
+            ("a give-up is parked by the tick (with the forge's report in merge)", merger, vec![Tick]),
+            ("a question parks the task on it", asked, vec![ParkOnQuestion("Which port?".into()), Tick]),
+            ("a question of a task a STOP ended parks nothing", asked_late, vec![Tick]),
+            ("a give-up over the disk limit parks for the give-up, by the tick", big(facts(Stage::Development, GaveUp)), vec![Tick]),
+            ("a give-up of a parked task ticks", facts(Stage::NeedsAttention, GaveUp), vec![Tick]),
         ];
         for (name, f, want) in cases {
             assert_eq!(on_run_ended(&f), want, "{name}");

@@ -2,7 +2,6 @@ use super::*;
 use crate::JobStatus;
 use crate::cancel::{RESET, StopNotice};
 use crate::pipeline::{Effect as P, StageJob};
-use crate::run_end::ParkNotice;
 
 fn stop(view: &TaskView, policy: &Policy) -> Decision {
     decide(
@@ -99,6 +98,8 @@ fn a_merge_gate_that_gives_up_shows_it_on_the_forge_first() {
             phase: None,
             review: None,
             last_error: Some("verify failed".into()),
+            attempts: 1,
+            budget_spent: false,
         }),
         ..TaskView::idle(Stage::Merge)
     };
@@ -163,9 +164,9 @@ fn a_run_end_is_decided_with_the_policys_disk_limit() {
             Effect::AfterRun(RunEndStep::Tick)
         ]
     ));
-    // A question the supervisor parked on reaches the tracker.
+    // A question parks the task on it, then the tick.
     let asked = decide(
-        &TaskView::idle(Stage::NeedsAttention),
+        &TaskView::idle(Stage::Development),
         &Command::RunEnded(RunEnd {
             end: JobEndKind::GaveUp,
             agent: AgentKind::Developer,
@@ -178,10 +179,63 @@ fn a_run_end_is_decided_with_the_policys_disk_limit() {
     assert_eq!(
         asked.effects,
         vec![
-            Effect::AfterRun(RunEndStep::Reflect(ParkNotice::Question(
-                "which port?".into()
-            ))),
+            Effect::AfterRun(RunEndStep::ParkOnQuestion("which port?".into())),
             Effect::AfterRun(RunEndStep::Tick)
         ]
+    );
+}
+
+/// A job that gave up is parked by the task's owner, never by the
+/// supervisor: the run's end ticks, and the tick parks the stage's failed
+/// job saying how many attempts it had and why the last one failed.
+#[test]
+fn a_job_that_gave_up_is_parked_by_the_tick_with_its_attempts() {
+    let ended = decide(
+        &TaskView::idle(Stage::Development),
+        &Command::RunEnded(RunEnd {
+            end: JobEndKind::GaveUp,
+            agent: AgentKind::Developer,
+            size: None,
+            question: None,
+            error: Some("exit code 7"),
+        }),
+        &Policy::default(),
+    );
+    assert_eq!(ended.effects, vec![Effect::AfterRun(RunEndStep::Tick)]);
+    let mut view = TaskView::idle(Stage::Development);
+    let failed = |attempts| StageJob {
+        agent: AgentKind::Developer,
+        status: JobStatus::Failed,
+        phase: None,
+        review: None,
+        last_error: Some("exit code 7".into()),
+        attempts,
+        budget_spent: false,
+    };
+    view.stage_job = Some(failed(3));
+    assert_eq!(
+        decide(&view, &Command::Tick, &Policy::default()).effects,
+        vec![Effect::Pipeline(P::Park(
+            "the developer gave up after 3 attempts: exit code 7".into()
+        ))]
+    );
+    view.stage_job = Some(failed(1));
+    assert_eq!(
+        decide(&view, &Command::Tick, &Policy::default()).effects,
+        vec![Effect::Pipeline(P::Park(
+            "the developer gave up: exit code 7".into()
+        ))]
+    );
+    // The budget's words are the whole reason (they carry the figure).
+    view.stage_job = Some(StageJob {
+        last_error: Some("token budget exceeded: 1200 > 1000".into()),
+        budget_spent: true,
+        ..failed(1)
+    });
+    assert_eq!(
+        decide(&view, &Command::Tick, &Policy::default()).effects,
+        vec![Effect::Pipeline(P::Park(
+            "token budget exceeded: 1200 > 1000".into()
+        ))]
     );
 }

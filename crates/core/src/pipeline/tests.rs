@@ -11,6 +11,8 @@ fn done(agent: AgentKind) -> StageJob {
         phase: None,
         review: None,
         last_error: None,
+        attempts: 1,
+        budget_spent: false,
     }
 }
 
@@ -561,6 +563,8 @@ prop_compose! {
                 phase: (agent == AgentKind::Deployer).then_some(if run { DeployPhase::Run } else { DeployPhase::Prepare }),
                 review: match r { 0 => None, 1 => Some(ReviewOutcome::Approve), 2 => Some(ReviewOutcome::ChangesRequested(vec!["x".into()])), _ => Some(ReviewOutcome::Unreadable("?".into())) },
                 last_error: None,
+                attempts: 1,
+                budget_spent: false,
             }),
             parked_from: parked, rejections: rej, review_rounds: rev, holds_lease: lease,
             merge_initiated: mi, deploy_initiated: di, cancel_requested: cr, in_critical_window: cw,
@@ -657,7 +661,7 @@ proptest! {
         let p = PipelinePolicy { deploy: Some(DeployPolicy { has_prepare: true, auto: false }), ..policy() };
         let mut v = TaskView::idle(Stage::Analysis);
         v.has_active_job = true;
-        v.stage_job = Some(StageJob { agent: AgentKind::Analyst, status: JobStatus::Queued, phase: None, review: None, last_error: None });
+        v.stage_job = Some(StageJob { agent: AgentKind::Analyst, status: JobStatus::Queued, phase: None, review: None, last_error: None, attempts: 1, budget_spent: false });
         for (ev, ok) in events {
             // Through the one entry point the engine uses.
             let dp = crate::decide::Policy { pipeline: p, ..Default::default() };
@@ -700,7 +704,7 @@ proptest! {
                         if kind == EventKind::ChangesRequested { v.review_rounds += 1; }
                         if let Some(j) = job {
                             v.has_active_job = true;
-                            v.stage_job = Some(StageJob { agent: j.agent, status: JobStatus::Queued, phase: j.phase, review: None, last_error: None });
+                            v.stage_job = Some(StageJob { agent: j.agent, status: JobStatus::Queued, phase: j.phase, review: None, last_error: None, attempts: 1, budget_spent: false });
                         }
                     }
                     Effect::Park(_) => { v.parked_from = Some(v.stage); v.stage = Stage::NeedsAttention; v.stage_job = None; }
@@ -714,7 +718,7 @@ proptest! {
                     Effect::StartDeployRun => {
                         v.deploy_initiated = true;
                         v.has_active_job = true;
-                        v.stage_job = Some(StageJob { agent: AgentKind::Deployer, status: JobStatus::Queued, phase: Some(DeployPhase::Run), review: None, last_error: None });
+                        v.stage_job = Some(StageJob { agent: AgentKind::Deployer, status: JobStatus::Queued, phase: Some(DeployPhase::Run), review: None, last_error: None, attempts: 1, budget_spent: false });
                     }
                     Effect::FinishDeploy => { v.stage = Stage::Done; v.holds_lease = false; v.deploy_initiated = false; }
                     Effect::DeployFailed(_) => { v.deploy_initiated = false; v.parked_from = Some(v.stage); v.stage = Stage::NeedsAttention; v.stage_job = None; }
@@ -723,7 +727,7 @@ proptest! {
                     Effect::Begin { job } => {
                         if let Some(j) = job {
                             v.has_active_job = true;
-                            v.stage_job = Some(StageJob { agent: j.agent, status: JobStatus::Queued, phase: j.phase, review: None, last_error: None });
+                            v.stage_job = Some(StageJob { agent: j.agent, status: JobStatus::Queued, phase: j.phase, review: None, last_error: None, attempts: 1, budget_spent: false });
                         }
                     }
                     Effect::AskConfirmDeploy => v.confirm_deploy_asked = true,
@@ -731,7 +735,7 @@ proptest! {
                     Effect::StartAfresh => {
                         v = TaskView::idle(Stage::Analysis);
                         v.has_active_job = true;
-                        v.stage_job = Some(StageJob { agent: AgentKind::Analyst, status: JobStatus::Queued, phase: None, review: None, last_error: None });
+                        v.stage_job = Some(StageJob { agent: AgentKind::Analyst, status: JobStatus::Queued, phase: None, review: None, last_error: None, attempts: 1, budget_spent: false });
                     }
                     Effect::Reopen { to, job, .. } => {
                         v.stage = to;
@@ -740,7 +744,7 @@ proptest! {
                         v.review_rounds = 0;
                         if let Some(j) = job {
                             v.has_active_job = true;
-                            v.stage_job = Some(StageJob { agent: j.agent, status: JobStatus::Queued, phase: j.phase, review: None, last_error: None });
+                            v.stage_job = Some(StageJob { agent: j.agent, status: JobStatus::Queued, phase: j.phase, review: None, last_error: None, attempts: 1, budget_spent: false });
                         }
                     }
                 }

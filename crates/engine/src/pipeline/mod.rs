@@ -689,6 +689,36 @@ impl Pipeline {
     /// could run while it waits (or never, held back by a dependency), and a
     /// person's resume queues a fresh one.
     pub(crate) async fn park(&self, task: &Task, why: &str) -> PipelineResult<String> {
+        self.park_with(task, EventKind::NeedsAttention, why, &park_comment(why))
+            .await
+    }
+
+    /// Park the task on its agent's question (R-8a): the question is the
+    /// park's event (what `orch task answer` and the dashboard find), and
+    /// the tracker item gets it quoted with how to answer.
+    pub(crate) async fn park_on_question(
+        &self,
+        task: &Task,
+        question: &str,
+    ) -> PipelineResult<String> {
+        self.park_with(
+            task,
+            EventKind::AgentQuestion,
+            question,
+            &question_comment(task.id, question),
+        )
+        .await
+    }
+
+    /// The park itself: the task's jobs are cancelled, then the stage moves
+    /// with its event and the tracker comment in one transaction.
+    async fn park_with(
+        &self,
+        task: &Task,
+        kind: EventKind,
+        why: &str,
+        comment: &str,
+    ) -> PipelineResult<String> {
         if task.stage == Stage::NeedsAttention || task.stage.is_terminal() {
             return Ok(why.to_owned());
         }
@@ -699,11 +729,11 @@ impl Pipeline {
                 task.id,
                 Stage::NeedsAttention,
                 Some(task.stage),
-                self.event(EventKind::NeedsAttention, why)
-                    .with_tracker_comment(park_comment(why)),
+                self.event(kind, why)
+                    .with_tracker_comment(comment.to_owned()),
             )
             .await?;
-        self.reflect(&moved, &park_comment(why)).await;
+        self.reflect(&moved, comment).await;
         Ok(why.to_owned())
     }
 

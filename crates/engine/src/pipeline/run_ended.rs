@@ -1,14 +1,16 @@
 //! A run ended (R-4, R-8a): the supervisor's report becomes the task
 //! owner's `RunEnded` command, with the worktree measured beforehand. What
 //! follows is decided by `orch_core::decide` (through `run_end`); this
-//! carries it out.
+//! carries it out. The supervisor only records the job's end: a park (a
+//! question, no attempts left, the budget spent) is written here or by the
+//! tick, so a task's stage has one writer.
 
 use super::owner;
 use super::view::task_view;
-use super::{Pipeline, PipelineResult, park_comment, question_comment};
+use super::{Pipeline, PipelineResult};
 use crate::supervisor::{JobEnd, RunReport};
 use orch_core::decide::{Command, Effect, RunEnd, decide};
-use orch_core::run_end::{JobEndKind, ParkNotice, RunEndStep};
+use orch_core::run_end::{JobEndKind, RunEndStep};
 
 impl Pipeline {
     /// A run ended: its worktree is measured (disk care, `disk.rs`), then
@@ -63,16 +65,10 @@ impl Pipeline {
                         tracing::warn!(task = %task.id, error = %e, "parking a worktree over its limit failed");
                     }
                 }
-                RunEndStep::ReportFailedVerify(why) => self.report_failed_verify(&task, &why).await,
-                // The supervisor parked the task (durably, with its comment
-                // for the tracker, before this report); the webhooks hear of
-                // it and the tracker's writes are delivered here (R-8a).
-                RunEndStep::Reflect(notice) => {
-                    let note = match notice {
-                        ParkNotice::Question(q) => question_comment(task.id, &q),
-                        ParkNotice::GaveUp(why) => park_comment(&why),
-                    };
-                    self.reflect(&task, &note).await;
+                RunEndStep::ParkOnQuestion(q) => {
+                    if let Err(e) = self.park_on_question(&task, &q).await {
+                        tracing::warn!(task = %task.id, error = %e, "parking on the agent's question failed; the tick parks the failed job");
+                    }
                 }
                 RunEndStep::Tick => self.apply_tick(r.task_id).await?,
             }

@@ -218,12 +218,24 @@ async fn stage_job(store: &dyn Store, j: &Job) -> StoreResult<StageJob> {
     } else {
         None
     };
+    // A job that failed for good on the task's budget parks with the
+    // budget's own words; only then are its runs read.
+    let budget_spent = j.status == JobStatus::Failed
+        && store
+            .runs_for_task(j.task_id)
+            .await?
+            .iter()
+            .filter(|r| r.job_id == j.id)
+            .max_by_key(|r| r.attempt)
+            .is_some_and(|r| r.outcome == Some(orch_core::RunOutcome::BudgetExceeded));
     Ok(StageJob {
         agent: j.agent,
         status: j.status,
         phase: job_phase(j),
         review,
         last_error: j.last_error.clone(),
+        attempts: j.attempts,
+        budget_spent,
     })
 }
 

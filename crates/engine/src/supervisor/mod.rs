@@ -21,7 +21,6 @@ use orch_agent::adapters::AdapterKind;
 use orch_agent::process::{
     CgroupMode, LaunchSpec, MonitorCommand, RunHandle, StopPolicy, Timeouts,
 };
-use orch_core::EventKind;
 use orch_core::retry::{FailureDecision, RetryPolicy};
 use orch_core::run::{RunOutcome, Usage};
 use orch_core::{AgentKind, Gates, Job, JobId, Limits, RunId, Task, TaskId, WorkerId};
@@ -118,7 +117,9 @@ pub struct SupervisorConfig {
 pub enum JobEnd {
     Completed,
     Retrying(FailureDecision),
-    /// No attempts left, or the budget is spent: the task was parked for a person.
+    /// No attempts left, the budget spent, or a question: the job failed
+    /// for good. The supervisor writes no stage: the pipeline parks the task
+    /// when it hears of this (or its tick finds the failed job).
     GaveUp,
     /// The job was cancelled (STOP) or its claim was lost (fenced).
     Cancelled,
@@ -136,7 +137,8 @@ pub struct RunReport {
     pub usage: Usage,
     pub final_text: Option<String>,
     pub error: Option<String>,
-    /// The agent's question the task was parked on (`JobEnd::GaveUp`).
+    /// The question the agent asked a person: with `JobEnd::GaveUp`, the
+    /// task's owner parks the task on it.
     pub question: Option<String>,
 }
 
@@ -612,23 +614,11 @@ impl Supervisor {
             final_text: None,
         };
         let _ = self.store.finish_run(run, &finish).await;
-        let end = match self
+        let decision = self
             .store
             .fail(job.id, run, &error, &self.cfg().retry)
-            .await
-        {
-            Ok(Some(FailureDecision::GiveUp)) => {
-                self.park(job.task_id, &format!("{} gave up: {error}", job.agent))
-                    .await;
-                JobEnd::GaveUp
-            }
-            Ok(Some(FailureDecision::Cancel)) | Ok(None) => JobEnd::Cancelled,
-            Ok(Some(d)) => JobEnd::Retrying(d),
-            Err(e) => {
-                tracing::error!(job = %job.id, error = %e, "recording the failed start failed");
-                JobEnd::Cancelled
-            }
-        };
+            .await;
+        let end = Self::end_of(job, decision);
         let _ = self.reports.send(RunReport {
             task_id: job.task_id,
             job_id: job.id,
@@ -642,47 +632,8 @@ impl Supervisor {
             question: None,
         });
     }
-
-    /// Park the task for a person (R-8a) with the reason in its log.
-    async fn park(&self, task: TaskId, why: &str) {
-        let ev = orch_core::EventInput::new(
-            format!("worker:{}", self.cfg().worker),
-            EventKind::NeedsAttention,
-            why,
-        )
-        .with_tracker_comment(crate::pipeline::park_comment(why));
-        self.park_with(task, why, ev).await;
-    }
-
-    /// Park the task on its agent's question (R-8a): the question is the
-    /// park's event, and the tracker item gets it with how to answer.
-    async fn park_on_question(&self, task: TaskId, question: &str) {
-        let ev = orch_core::EventInput::new(
-            format!("worker:{}", self.cfg().worker),
-            EventKind::AgentQuestion,
-            question,
-        )
-        .with_tracker_comment(crate::pipeline::question_comment(task, question));
-        self.park_with(task, question, ev).await;
-    }
-
-    async fn park_with(&self, task: TaskId, why: &str, ev: orch_core::EventInput) {
-        // The tracker hears of it with the park itself (R-8a): a report
-        // lost with a crash right after still leaves the comment queued.
-        match self
-            .store
-            .set_stage(task, orch_core::Stage::NeedsAttention, None, ev)
-            .await
-        {
-            Ok(_) => tracing::warn!(task = %task, reason = why, "task parked for a person"),
-            Err(e) => {
-                tracing::info!(task = %task, error = %e, "task not parked (already terminal or parked)")
-            }
-        }
-    }
 }
 
-/// Rebuild a run's handle from what the store recorded.
 /// The span of one run's work: its log lines name the task, run and agent.
 pub(crate) fn run_span(job: &Job) -> tracing::Span {
     tracing::info_span!(
@@ -693,6 +644,7 @@ pub(crate) fn run_span(job: &Job) -> tracing::Span {
     )
 }
 
+/// Rebuild a run's handle from what the store recorded.
 pub fn handle_of(run: &orch_core::Run, runs_dir: &Path) -> Option<RunHandle> {
     Some(RunHandle {
         run_id: run.run_id.clone(),

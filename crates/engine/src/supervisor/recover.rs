@@ -128,7 +128,7 @@ impl Supervisor {
                 .store
                 .reap_unknown_outcome(job.id, &run_id, reason, &self.cfg().retry)
                 .await;
-            let end = self.end_of(&job, d, reason).await;
+            let end = Self::end_of(&job, d);
             tracing::info!(run = %run_id, ?end, "reaped a run that never started");
             self.report_reaped(&job, &run_id, end, reason);
             return;
@@ -240,8 +240,8 @@ impl Supervisor {
     }
 
     /// A reaped run is reported like a watched one, so the pipeline acts on
-    /// it: a park it caused (no attempts left) reaches the tracker and the
-    /// webhooks, and a retry is claimed at once.
+    /// it: a job with no attempts left parks its task (the park reaches the
+    /// tracker and the webhooks), and a retry is claimed at once.
     fn report_reaped(&self, job: &Job, run: &orch_core::RunId, end: JobEnd, why: &str) {
         let _ = self.reports.send(RunReport {
             task_id: job.task_id,
@@ -307,7 +307,7 @@ impl Supervisor {
                 .store
                 .reap_unknown_outcome(job.id, &run_id, reason, &self.cfg().retry)
                 .await;
-            let end = self.end_of(&job, d, reason).await;
+            let end = Self::end_of(&job, d);
             tracing::warn!(job = %job.id, run = %run_id, ?end, "reaped a job with an unknown outcome");
             self.report_reaped(&job, &run_id, end, reason);
             n += 1;

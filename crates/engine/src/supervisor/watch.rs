@@ -394,7 +394,7 @@ impl Supervisor {
                     .store
                     .reap_unknown_outcome(job.id, run, reason, &self.cfg().retry)
                     .await;
-                let end = self.end_of(job, decision, reason).await;
+                let end = Self::end_of(job, decision);
                 self.report(
                     job,
                     run,
@@ -482,8 +482,8 @@ impl Supervisor {
         let end = match outcome {
             _ if question.is_some() => {
                 let q = question.as_deref().unwrap_or_default();
+                // The task's owner parks it on the question (run_ended.rs).
                 if let Ok(true) = self.store.give_up(job.id, run, q).await {
-                    self.park_on_question(job.task_id, q).await;
                     JobEnd::GaveUp
                 } else {
                     JobEnd::Cancelled
@@ -496,14 +496,20 @@ impl Supervisor {
             RunOutcome::Cancelled | RunOutcome::Unknown => JobEnd::Cancelled,
             RunOutcome::BudgetExceeded => {
                 let why = error.clone().unwrap_or_else(|| "budget exceeded".into());
-                let _ = self.store.give_up(job.id, run, &why).await;
-                self.park(job.task_id, &why).await;
-                JobEnd::GaveUp
+                match self.store.give_up(job.id, run, &why).await {
+                    Ok(true) => JobEnd::GaveUp,
+                    // Taken from this run meanwhile (a STOP, the reaper).
+                    Ok(false) => JobEnd::Cancelled,
+                    Err(e) => {
+                        tracing::error!(job = %job.id, error = %e, "recording the spent budget failed; the reaper will decide");
+                        JobEnd::Cancelled
+                    }
+                }
             }
             _ => {
                 let why = error.clone().unwrap_or_else(|| outcome.as_str().to_owned());
                 let decision = self.store.fail(job.id, run, &why, &self.cfg().retry).await;
-                self.end_of(job, decision, &why).await
+                Self::end_of(job, decision)
             }
         };
         tracing::info!(run = %run, job = %job.id, outcome = outcome.as_str(), end = ?end, "run finished");
@@ -533,24 +539,15 @@ impl Supervisor {
         }
     }
 
-    pub(super) async fn end_of(
-        &self,
+    /// How a failed attempt ends the job, from what the store decided. A
+    /// job with no attempts left is reported as given up: the task's owner
+    /// parks its task (the supervisor writes no stage).
+    pub(super) fn end_of(
         job: &Job,
         decision: orch_store::StoreResult<Option<FailureDecision>>,
-        why: &str,
     ) -> JobEnd {
         match decision {
-            Ok(Some(FailureDecision::GiveUp)) => {
-                self.park(
-                    job.task_id,
-                    &format!(
-                        "{} failed {} times, last: {why}",
-                        job.agent, job.max_attempts
-                    ),
-                )
-                .await;
-                JobEnd::GaveUp
-            }
+            Ok(Some(FailureDecision::GiveUp)) => JobEnd::GaveUp,
             Ok(Some(FailureDecision::Cancel)) | Ok(None) => JobEnd::Cancelled,
             Ok(Some(d)) => JobEnd::Retrying(d),
             Err(e) => {
