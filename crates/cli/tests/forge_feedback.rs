@@ -20,7 +20,7 @@
 mod common;
 
 use common::http::http;
-use common::{Serve, add_task, git, ok, wait_for};
+use common::{Serve, add_task, git, ok, wait};
 use orch_integrations::fakes::{FakeGitea, FakeGithub};
 use orch_integrations::signature::sign;
 use serde_json::Value;
@@ -354,7 +354,7 @@ fn events(v: &Value, kind: &str) -> usize {
 /// Adds DEMO-1 and approves its analysis once it is ready.
 fn add_and_approve(w: &World) {
     add_task(w.dir(), "DEMO-1", "Fix the login", &[]);
-    wait_for(w.dir(), "DEMO-1", LIMIT, "analysis ready", |v| {
+    wait::task(w.dir(), "DEMO-1", LIMIT, "analysis ready", |v| {
         v["task"]["stage"] == "awaiting_approval"
     });
     ok(w.dir(), &["task", "approve", "DEMO-1"]);
@@ -363,7 +363,7 @@ fn add_and_approve(w: &World) {
 /// Waits for the developer's second round after a failed check, and
 /// returns the prompts the developer was given.
 fn second_round_after_ci(w: &World) -> Vec<String> {
-    wait_for(
+    wait::task(
         w.dir(),
         "DEMO-1",
         LIMIT,
@@ -375,7 +375,7 @@ fn second_round_after_ci(w: &World) -> Vec<String> {
 
 /// Runs DEMO-1 through approval to the merge gate, which waits for CI.
 fn to_the_merge_gate(w: &World, ci_pending: usize) -> Value {
-    wait_for(
+    wait::task(
         w.dir(),
         "DEMO-1",
         LIMIT,
@@ -420,7 +420,7 @@ async fn a_failed_required_check_goes_back_to_the_developer_and_a_pass_merges() 
         "failure",
         "FAILED tests/login.rs: assertion failed: login works",
     );
-    let v = wait_for(
+    let v = wait::task(
         w.dir(),
         "DEMO-1",
         LIMIT,
@@ -452,7 +452,7 @@ async fn a_failed_required_check_goes_back_to_the_developer_and_a_pass_merges() 
     let second = w.head(&branch);
     assert_ne!(first, second, "the second round has a new head");
     w.ci_reports(&second, "success", "Successful in 12s");
-    let v = wait_for(w.dir(), "DEMO-1", LIMIT, "done", |v| {
+    let v = wait::task(w.dir(), "DEMO-1", LIMIT, "done", |v| {
         v["task"]["stage"] == "done"
     });
     assert_eq!(events(&v, "merged"), 1, "{}", w.serve_log());
@@ -511,7 +511,7 @@ async fn the_checks_the_base_branchs_protection_requires_hold_the_merge_until_th
     w.gitea
         .ci_status(&second, &context, "success", "Successful in 9s");
     w.status_delivered(&second, &context, "success");
-    let v = wait_for(w.dir(), "DEMO-1", LIMIT, "done", |v| {
+    let v = wait::task(w.dir(), "DEMO-1", LIMIT, "done", |v| {
         v["task"]["stage"] == "done"
     });
     assert_eq!(events(&v, "merged"), 1, "{}", w.serve_log());
@@ -532,7 +532,7 @@ async fn required_checks_failing_past_the_bound_park_the_task_with_the_last_fail
         "error",
         "second failure: the runner crashed",
     );
-    let v = wait_for(w.dir(), "DEMO-1", LIMIT, "parked", |v| {
+    let v = wait::task(w.dir(), "DEMO-1", LIMIT, "parked", |v| {
         v["task"]["stage"] == "needs_attention"
     });
     let park = v["events"]
@@ -561,7 +561,7 @@ async fn a_persons_change_request_on_the_pull_request_goes_back_with_its_comment
     w.start();
     add_and_approve(&w);
     // The merge waits for a person's approval of the head.
-    let v = wait_for(
+    let v = wait::task(
         w.dir(),
         "DEMO-1",
         LIMIT,
@@ -577,7 +577,7 @@ async fn a_persons_change_request_on_the_pull_request_goes_back_with_its_comment
         "Please handle the empty password.",
         &[("src/login.rs", 12, "an empty password must be refused")],
     );
-    let v = wait_for(
+    let v = wait::task(
         w.dir(),
         "DEMO-1",
         LIMIT,
@@ -611,12 +611,12 @@ async fn a_persons_change_request_on_the_pull_request_goes_back_with_its_comment
     );
 
     // The new head waits for its own approval; Ann approves and it merges.
-    wait_for(w.dir(), "DEMO-1", LIMIT, "the merge waits again", |v| {
+    wait::task(w.dir(), "DEMO-1", LIMIT, "the merge waits again", |v| {
         events(v, "approval_pending") == 2
     });
     let second = w.person_reviews("APPROVED", "Looks good.", &[]);
     assert_ne!(first, second);
-    let v = wait_for(w.dir(), "DEMO-1", LIMIT, "done", |v| {
+    let v = wait::task(w.dir(), "DEMO-1", LIMIT, "done", |v| {
         v["task"]["stage"] == "done"
     });
     assert_eq!(events(&v, "merged"), 1);
@@ -659,7 +659,7 @@ async fn on_github_a_failed_check_run_goes_back_and_a_pass_merges_the_draft() {
     to_the_merge_gate(&w, 2);
     let second = w.head(&branch);
     w.check_run(2, &second, "success", "all passed");
-    let v = wait_for(w.dir(), "DEMO-1", LIMIT, "done", |v| {
+    let v = wait::task(w.dir(), "DEMO-1", LIMIT, "done", |v| {
         v["task"]["stage"] == "done"
     });
     assert_eq!(events(&v, "merged"), 1, "{}", w.serve_log());
@@ -680,7 +680,7 @@ async fn on_github_a_persons_inline_comments_go_back_and_their_approval_merges()
     let mut w = World::build("human_approval = \"required\"\n", "", true).await;
     w.start();
     add_and_approve(&w);
-    let v = wait_for(
+    let v = wait::task(
         w.dir(),
         "DEMO-1",
         LIMIT,
@@ -695,7 +695,7 @@ async fn on_github_a_persons_inline_comments_go_back_and_their_approval_merges()
         "",
         &[("src/login.rs", 7, "this unwrap panics on an empty form")],
     );
-    let v = wait_for(
+    let v = wait::task(
         w.dir(),
         "DEMO-1",
         LIMIT,
@@ -710,12 +710,12 @@ async fn on_github_a_persons_inline_comments_go_back_and_their_approval_merges()
         prompts[1]
     );
 
-    wait_for(w.dir(), "DEMO-1", LIMIT, "the merge waits again", |v| {
+    wait::task(w.dir(), "DEMO-1", LIMIT, "the merge waits again", |v| {
         events(v, "approval_pending") == 2
     });
     let second = w.gh_person_reviews("cy", "APPROVED", "Thanks.", &[]);
     assert_ne!(first, second);
-    let v = wait_for(w.dir(), "DEMO-1", LIMIT, "done", |v| {
+    let v = wait::task(w.dir(), "DEMO-1", LIMIT, "done", |v| {
         v["task"]["stage"] == "done"
     });
     assert_eq!(events(&v, "merged"), 1, "{}", w.serve_log());

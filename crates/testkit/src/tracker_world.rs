@@ -104,7 +104,7 @@ impl Listening {
             .unwrap()
             .port();
         let log = dir.join("serve.log");
-        let mut cmd = Command::new(super::ORCH);
+        let mut cmd = Command::new(super::binary());
         no_proxy(&mut cmd)
             .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
             .current_dir(dir)
@@ -270,6 +270,12 @@ impl Site {
             },
         )
         .await
+    }
+}
+
+impl Default for Site {
+    fn default() -> Site {
+        Site::new()
     }
 }
 
