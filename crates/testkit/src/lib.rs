@@ -3,16 +3,18 @@
 //! test and the process census that proves nothing was left running; the
 //! loopback HTTP client of a running engine (`http`); waits on the engine's
 //! change signal instead of sleeps (`wait`); the demo site of the tests
-//! against fake trackers and forges (`tracker_world`).
+//! against fake trackers and forges (`tracker_world`), and the one `World`
+//! of those tests with their domain verbs (`world`).
 //!
 //! The binary: `env!("CARGO_BIN_EXE_orch")` exists only in orch-cli's own
-//! test targets, so a test names it (`use_binary`), or the kit
+//! test targets, so a test names it (`use_binary`, `World::new`), or the kit
 //! runs the `orch` cargo built beside the running test, which is the same
 //! file (`quickstart_hint.rs` checks).
 
 pub mod http;
 pub mod tracker_world;
 pub mod wait;
+pub mod world;
 
 use serde_json::Value;
 use std::path::{Path, PathBuf};
