@@ -9,7 +9,7 @@
 
 mod common;
 
-use common::{Serve, git, ok, quickstart_project, wait_for};
+use common::{Serve, git, ok, quickstart_project, wait};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::Duration;
@@ -105,7 +105,7 @@ fn planted_filters_and_ext_push_urls_never_run_in_orchs_git() {
             "task", "add", "--repo", "demo", "--title", "Hostile", "--id", KEY,
         ],
     );
-    wait_for(
+    wait::task(
         &dir,
         KEY,
         Duration::from_secs(120),
@@ -113,7 +113,7 @@ fn planted_filters_and_ext_push_urls_never_run_in_orchs_git() {
         |v| v["task"]["stage"] == "awaiting_approval",
     );
     ok(&dir, &["task", "approve", KEY]);
-    let v = wait_for(&dir, KEY, Duration::from_secs(180), "done", |v| {
+    let v = wait::task(&dir, KEY, Duration::from_secs(180), "done", |v| {
         let stage = v["task"]["stage"].as_str().unwrap_or_default();
         stage == "done" || stage == "needs_attention" || stage == "failed"
     });

@@ -11,7 +11,7 @@
 
 mod common;
 
-use common::{Serve, add_task, count_events, ok, orch, quickstart_project, wait_for};
+use common::{Serve, add_task, count_events, ok, orch, quickstart_project, wait};
 use orch_store::{SqliteOptions, SqliteStore, TrackerStore};
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader, Write};
@@ -330,7 +330,7 @@ fn an_agent_asks_through_its_tools_and_the_answer_resumes_its_session() {
 
     // The agent ends its turn: the task parks on the question.
     std::fs::write(tmp.path().join("release"), "").unwrap();
-    let parked = wait_for(&dir, "DEMO-2", Duration::from_secs(60), "parked", |v| {
+    let parked = wait::task(&dir, "DEMO-2", Duration::from_secs(60), "parked", |v| {
         v["task"]["stage"] == "needs_attention"
     });
     let question = parked["events"]
@@ -380,7 +380,7 @@ fn an_agent_asks_through_its_tools_and_the_answer_resumes_its_session() {
 
     // The answer resumes the same session, with the answer as its prompt.
     ok(&dir, &["task", "answer", "DEMO-2", "Use port 8080."]);
-    let done = wait_for(
+    let done = wait::task(
         &dir,
         "DEMO-2",
         Duration::from_secs(60),
@@ -436,7 +436,7 @@ fn a_persons_comment_on_the_tracker_item_answers_the_question() {
     let (err, text) = mcp.call("ask_person", json!({"question": "Which port?"}));
     assert!(!err, "{text}");
     std::fs::write(tmp.path().join("release"), "").unwrap();
-    wait_for(&dir, "DEMO-2", Duration::from_secs(60), "parked", |v| {
+    wait::task(&dir, "DEMO-2", Duration::from_secs(60), "parked", |v| {
         v["task"]["stage"] == "needs_attention"
     });
     // orch's own comments (the question) answer nothing; a person's does.
@@ -455,7 +455,7 @@ fn a_persons_comment_on_the_tracker_item_answers_the_question() {
             .unwrap();
         store.close().await;
     });
-    let done = wait_for(
+    let done = wait::task(
         &dir,
         "DEMO-2",
         Duration::from_secs(60),

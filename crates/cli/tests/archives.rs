@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{Serve, git, ok, orch, quickstart_project, wait_for};
+use common::{Serve, git, ok, orch, quickstart_project, wait};
 use serde_json::Value;
 use std::time::Duration;
 
@@ -19,7 +19,7 @@ fn a_stopped_tasks_archive_is_listed_with_its_files_and_restored_to_a_branch() {
             "task", "add", "--repo", "demo", "--title", "Stop me", "--id", "DEMO-2",
         ],
     );
-    wait_for(
+    wait::task(
         &dir,
         "DEMO-2",
         Duration::from_secs(120),
@@ -27,7 +27,7 @@ fn a_stopped_tasks_archive_is_listed_with_its_files_and_restored_to_a_branch() {
         |v| v["task"]["stage"] == "awaiting_approval",
     );
     ok(&dir, &["task", "stop", "DEMO-2"]);
-    let v: Value = wait_for(&dir, "DEMO-2", Duration::from_secs(60), "cancelled", |v| {
+    let v: Value = wait::task(&dir, "DEMO-2", Duration::from_secs(60), "cancelled", |v| {
         v["task"]["stage"] == "cancelled"
     });
     drop(serve);

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{Serve, assert_no_orphans, count_events, ok, quickstart_project, wait_for};
+use common::{Serve, assert_no_orphans, count_events, ok, quickstart_project, wait};
 use std::time::{Duration, Instant};
 
 #[test]
@@ -24,7 +24,7 @@ fn the_wall_time_budget_stops_the_agent_and_parks_with_the_figure() {
             "task", "add", "--repo", "demo", "--title", "Slow", "--id", "DEMO-2",
         ],
     );
-    let parked = wait_for(&dir, "DEMO-2", Duration::from_secs(30), "parked", |v| {
+    let parked = wait::task(&dir, "DEMO-2", Duration::from_secs(30), "parked", |v| {
         v["task"]["stage"] == "needs_attention"
     });
     assert!(
@@ -55,7 +55,7 @@ fn the_wall_time_budget_stops_the_agent_and_parks_with_the_figure() {
 
     // A retry resumes it; the budget is still spent, so it parks again at once.
     ok(&dir, &["task", "retry", "DEMO-2"]);
-    let again = wait_for(
+    let again = wait::task(
         &dir,
         "DEMO-2",
         Duration::from_secs(30),

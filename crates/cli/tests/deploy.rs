@@ -5,7 +5,7 @@
 mod common;
 
 use common::http::Api;
-use common::{Serve, count_events, ok, orch, quickstart_project, wait_for};
+use common::{Serve, count_events, ok, orch, quickstart_project, wait};
 use serde_json::Value;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -58,17 +58,17 @@ fn deploy_parks_until_confirm_deploy_then_runs_once_and_checks_health() {
         &dir,
         &["task", "add", "--repo", "demo", "--title", "x", "--id", KEY],
     );
-    wait_for(&dir, KEY, WAIT, "analysis", |v| {
+    wait::task(&dir, KEY, WAIT, "analysis", |v| {
         stage(v) == "awaiting_approval"
     });
     ok(&dir, &["task", "approve", KEY]);
-    wait_for(&dir, KEY, WAIT, "phase A", |_| lines(&prepared) == [KEY]);
+    wait::task(&dir, KEY, WAIT, "phase A", |_| lines(&prepared) == [KEY]);
     // Parked: the merge is done, phase B waits for a person.
     api.wait_for_passes(ticker, 1);
-    let v = wait_for(&dir, KEY, WAIT, "parked", |v| stage(v) == "deploy");
+    let v = wait::task(&dir, KEY, WAIT, "parked", |v| stage(v) == "deploy");
     assert_eq!(count_events(&v, "merged"), 1);
     // A person is asked, once (the ticker runs every second meanwhile).
-    wait_for(&dir, KEY, WAIT, "the ask", |v| {
+    wait::task(&dir, KEY, WAIT, "the ask", |v| {
         count_events(v, "awaiting_confirm_deploy") == 1
     });
     api.wait_for_passes(ticker, 2);
@@ -79,7 +79,7 @@ fn deploy_parks_until_confirm_deploy_then_runs_once_and_checks_health() {
     assert_eq!(count_events(&v, "deploy_started"), 0);
 
     ok(&dir, &["task", "confirm-deploy", KEY]);
-    let v = wait_for(&dir, KEY, WAIT, "done", |v| stage(v) == "done");
+    let v = wait::task(&dir, KEY, WAIT, "done", |v| stage(v) == "done");
     assert_eq!(lines(&deployed), [KEY], "phase B ran once");
     assert_eq!(lines(&prepared), [KEY], "phase A ran once");
     assert_eq!(count_events(&v, "deployed"), 1, "{:#}", v["events"]);
@@ -120,7 +120,7 @@ fn self_deploy_restarts_orch_and_the_finalizer_completes_the_task() {
         &dir,
         &["task", "add", "--repo", "demo", "--title", "x", "--id", KEY],
     );
-    wait_for(&dir, KEY, WAIT, "analysis", |v| {
+    wait::task(&dir, KEY, WAIT, "analysis", |v| {
         stage(v) == "awaiting_approval"
     });
     ok(&dir, &["task", "approve", KEY]);
@@ -159,7 +159,7 @@ fn one_engine_per_data_folder() {
     let dir = quickstart_project(tmp.path(), "one", |c| c);
     let _first = Serve::start(&dir);
     // The first takes the lock at start-up; give it a moment.
-    wait_for(
+    wait::task(
         &dir,
         "DEMO-1",
         WAIT,

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{Serve, ok, quickstart_project, wait_for};
+use common::{Serve, ok, quickstart_project, wait};
 use std::path::Path;
 use std::time::Duration;
 
@@ -51,7 +51,7 @@ fn a_worktree_over_the_limit_parks_the_task_with_the_figure() {
             "task", "add", "--repo", "demo", "--title", "Fat", "--id", "DEMO-2",
         ],
     );
-    let parked = wait_for(&dir, "DEMO-2", Duration::from_secs(60), "parked", |v| {
+    let parked = wait::task(&dir, "DEMO-2", Duration::from_secs(60), "parked", |v| {
         v["task"]["stage"] == "needs_attention"
     });
     let why = parked_why(&parked);
@@ -84,7 +84,7 @@ fn gc_shows_the_space_and_frees_build_outputs_keeping_the_work() {
         ],
     );
     // The analysis is done: the task waits for a person, no job is active.
-    let waiting = wait_for(&dir, "DEMO-2", Duration::from_secs(60), "analysed", |v| {
+    let waiting = wait::task(&dir, "DEMO-2", Duration::from_secs(60), "analysed", |v| {
         v["task"]["stage"] == "awaiting_approval"
     });
     drop(serve);

@@ -19,19 +19,18 @@
 
 mod common;
 
-use common::http::http;
-use common::{Serve, add_task, git, ok, wait_for};
+use common::count_events as events;
+use common::tracker_world::Site;
+use common::world::{FakeForge, World};
+use common::{add_task, git, ok};
 use orch_integrations::fakes::{FakeGitea, FakeGithub};
-use orch_integrations::signature::sign;
 use serde_json::Value;
-use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::path::Path;
 
 const TOKEN: &str = "gitea-ci-token";
 const SECRET: &str = "gitea-ci-secret";
 const GH_TOKEN: &str = "github-ci-token";
 const CHECK: &str = "ci / test";
-const LIMIT: Duration = Duration::from_secs(180);
 
 /// The developer of these tests: keeps each prompt it is given (outside the
 /// worktree) and commits one more line per round, so every round has a new
@@ -50,354 +49,245 @@ git -c user.name=dev -c user.email=dev@localhost -c commit.gpgsign=false commit 
 echo "developer: round $n committed"
 "#;
 
-struct World {
-    tmp: tempfile::TempDir,
-    gitea: FakeGitea,
-    /// Set when the forge is GitHub (then the Gitea fake is idle).
-    github: Option<FakeGithub>,
-    serve: Option<Serve>,
+/// The demo site with this file's developer (it keeps its prompts in
+/// `prompts-seen`).
+fn site() -> Site {
+    let site = Site::new();
+    let dev = site.dir().join("examples/agents/developer.sh");
+    std::fs::write(&dev, DEVELOPER).unwrap();
+    std::fs::set_permissions(&dev, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    std::fs::create_dir_all(site.dir().join("prompts-seen")).unwrap();
+    site
 }
 
-impl World {
-    /// A repo that requires the check `ci / test`.
-    async fn new(max_ci_rounds: u32) -> World {
-        World::with(
-            &format!("max_ci_rounds = {max_ci_rounds}\n"),
-            &format!("required_checks = [\"{CHECK}\"]\n"),
-        )
-        .await
-    }
+/// orch.toml: `review` lines go into `[review]`, `repo` lines into the
+/// repo's entry, then the `[forge]`.
+fn configure(site: &Site, review: &str, repo: &str, forge: &str) {
+    let agent = |k: &str| format!("[agents.{k}]\ncommand = [\"examples/agents/{k}.sh\"]\n");
+    site.write_config(&format!(
+        "data_dir = \".orch\"\n[queue]\npoll_ms = 200\nmax_attempts = 1\n\
+         [agent_env]\nset = {{ ORCH_EXAMPLE_DELAY = \"0\", CI_TEST_PROMPTS = \"{prompts}\" }}\n\
+         [review]\n{review}\
+         [[repos]]\nname = \"demo\"\nremote = \"remotes/demo.git\"\nverify = [\"true\"]\n{repo}\
+         {}{}{}{forge}",
+        agent("analyst"),
+        agent("developer"),
+        agent("reviewer"),
+        prompts = site.dir().join("prompts-seen").display(),
+    ));
+}
 
-    /// `review` lines go into `[review]`, `repo` lines into the repo's entry.
-    async fn with(review: &str, repo: &str) -> World {
-        World::build(review, repo, false).await
-    }
+/// On the fake Gitea, a repo that requires the check `ci / test`.
+async fn world(max_ci_rounds: u32) -> World<(), FakeGitea> {
+    gitea_world(
+        &format!("max_ci_rounds = {max_ci_rounds}\n"),
+        &format!("required_checks = [\"{CHECK}\"]\n"),
+    )
+    .await
+}
 
-    /// As `with`, on the fake GitHub when `github`, else the fake Gitea.
-    async fn build(review: &str, repo: &str, github: bool) -> World {
-        let tmp = tempfile::tempdir().unwrap();
-        let d = tmp.path().to_path_buf();
-        let bare = d.join("remotes/demo.git");
-        std::fs::create_dir_all(&bare).unwrap();
-        git(&bare, &["init", "--quiet", "--bare", "-b", "main"]);
-        let seed = d.join("seed");
-        std::fs::create_dir_all(&seed).unwrap();
-        git(&seed, &["init", "--quiet", "-b", "main"]);
-        std::fs::write(seed.join("README.md"), "# demo\n").unwrap();
-        git(&seed, &["add", "-A"]);
-        git(
-            &seed,
-            &[
-                "-c",
-                "user.name=t",
-                "-c",
-                "user.email=t@localhost",
-                "commit",
-                "--quiet",
-                "-m",
-                "initial commit",
-            ],
-        );
-        git(&seed, &["push", "--quiet", bare.to_str().unwrap(), "main"]);
-        let agents = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/agents");
-        std::fs::create_dir_all(d.join("agents")).unwrap();
-        for a in ["common.sh", "analyst.sh", "reviewer.sh"] {
-            std::fs::copy(agents.join(a), d.join("agents").join(a)).unwrap();
-        }
-        let dev = d.join("agents/developer.sh");
-        std::fs::write(&dev, DEVELOPER).unwrap();
-        std::fs::set_permissions(&dev, std::os::unix::fs::PermissionsExt::from_mode(0o755))
-            .unwrap();
-        std::fs::create_dir_all(d.join("prompts-seen")).unwrap();
-        let gitea = FakeGitea::start("acme/demo", TOKEN, &bare).await;
-        let github = match github {
-            true => Some(FakeGithub::start("acme/demo", GH_TOKEN, &bare).await),
-            false => None,
-        };
-        let forge = match &github {
-            Some(gh) => format!(
-                "[forge]\nkind = \"github\"\n[forge.github]\nbase_url = \"{}\"\n[forge.github.repos]\ndemo = \"acme/demo\"\n",
-                gh.uri()
-            ),
-            None => format!(
-                "[forge]\nkind = \"gitea\"\n[forge.gitea]\nbase_url = \"{}\"\n[forge.gitea.repos]\ndemo = \"acme/demo\"\n",
-                gitea.uri()
-            ),
-        };
-        let agent = |k: &str| format!("[agents.{k}]\ncommand = [\"agents/{k}.sh\"]\n");
-        let toml = format!(
-            "data_dir = \".orch\"\n[queue]\npoll_ms = 200\nmax_attempts = 1\n\
-             [agent_env]\nset = {{ ORCH_EXAMPLE_DELAY = \"0\", CI_TEST_PROMPTS = \"{prompts}\" }}\n\
-             [review]\n{review}\
-             [[repos]]\nname = \"demo\"\nremote = \"remotes/demo.git\"\nverify = [\"true\"]\n{repo}\
-             {}{}{}{forge}",
-            agent("analyst"),
-            agent("developer"),
-            agent("reviewer"),
-            prompts = d.join("prompts-seen").display(),
-        );
-        std::fs::write(d.join("orch.toml"), toml).unwrap();
-        World {
-            tmp,
-            gitea,
-            github,
-            serve: None,
-        }
-    }
+/// On the fake Gitea: `review` lines go into `[review]`, `repo` lines into
+/// the repo's entry.
+async fn gitea_world(review: &str, repo: &str) -> World<(), FakeGitea> {
+    let site = site();
+    let gitea = FakeGitea::start("acme/demo", TOKEN, &site.bare).await;
+    configure(
+        &site,
+        review,
+        repo,
+        &format!(
+            "[forge]\nkind = \"gitea\"\n[forge.gitea]\nbase_url = \"{}\"\n[forge.gitea.repos]\ndemo = \"acme/demo\"\n",
+            gitea.uri()
+        ),
+    );
+    World::builtin(common::ORCH, site).with_forge(gitea, SECRET)
+}
 
-    fn dir(&self) -> &Path {
-        self.tmp.path()
-    }
+/// As `gitea_world`, on the fake GitHub.
+async fn github_world(review: &str, repo: &str) -> World<(), FakeGithub> {
+    let site = site();
+    let github = FakeGithub::start("acme/demo", GH_TOKEN, &site.bare).await;
+    configure(
+        &site,
+        review,
+        repo,
+        &format!(
+            "[forge]\nkind = \"github\"\n[forge.github]\nbase_url = \"{}\"\n[forge.github.repos]\ndemo = \"acme/demo\"\n",
+            github.uri()
+        ),
+    );
+    World::builtin(common::ORCH, site).with_forge(github, SECRET)
+}
 
-    fn start(&mut self) {
-        let env = [
-            ("ORCH_GITEA_TOKEN", TOKEN),
-            ("ORCH_GITEA_WEBHOOK_SECRET", SECRET),
-            ("ORCH_GITHUB_TOKEN", GH_TOKEN),
-            ("ORCH_GITHUB_WEBHOOK_SECRET", SECRET),
-            ("NO_PROXY", "127.0.0.1,localhost"),
-            ("no_proxy", "127.0.0.1,localhost"),
-            ("HTTP_PROXY", ""),
-            ("http_proxy", ""),
-            ("HTTPS_PROXY", ""),
-            ("https_proxy", ""),
-            ("ALL_PROXY", ""),
-            ("all_proxy", ""),
-            ("RUST_LOG", "info"),
-        ];
-        let serve = Serve::start_with(self.dir(), &env, &[]);
-        serve.wait_listening();
-        self.serve = Some(serve);
-    }
+fn start<F>(w: &mut World<(), F>) {
+    w.start(&[
+        ("ORCH_GITEA_TOKEN", TOKEN),
+        ("ORCH_GITEA_WEBHOOK_SECRET", SECRET),
+        ("ORCH_GITHUB_TOKEN", GH_TOKEN),
+        ("ORCH_GITHUB_WEBHOOK_SECRET", SECRET),
+        ("RUST_LOG", "info"),
+    ]);
+}
 
-    fn serve_log(&self) -> String {
-        std::fs::read_to_string(self.dir().join("serve-0.log")).unwrap_or_default()
-    }
+/// The head of the task's branch on the forge.
+fn head(dir: &Path, branch: &str) -> String {
+    git(
+        &dir.join("remotes/demo.git"),
+        &["rev-parse", &format!("refs/heads/{branch}")],
+    )
+    .trim()
+    .to_owned()
+}
 
-    /// The head of the task's branch on the forge.
-    fn head(&self, branch: &str) -> String {
-        git(
-            &self.dir().join("remotes/demo.git"),
-            &["rev-parse", &format!("refs/heads/{branch}")],
-        )
-        .trim()
-        .to_owned()
-    }
+/// The CI reports `state` for `sha` on the forge, and the forge tells orch;
+/// orch takes it.
+fn ci_reports<F: FakeForge>(w: &World<(), F>, sha: &str, state: &str, output: &str) {
+    assert_eq!(w.finish_check(sha, CHECK, state, output), 202);
+}
 
-    /// The CI reports `state` for `sha` on the forge, and Gitea tells orch
-    /// (a signed `status` delivery, shaped as the reference payload).
-    fn ci_reports(&self, sha: &str, state: &str, output: &str) {
-        self.gitea.ci_status(sha, CHECK, state, output);
-        let body = serde_json::json!({
-            "sha": sha, "context": CHECK, "state": state, "description": output,
-            "target_url": format!("{}/ci/run", self.gitea.uri()),
-            "repository": {"full_name": "acme/demo"},
-            "sender": {"login": "ci"},
-        });
-        self.deliver("status", "status", &format!("ci-{sha}-{state}"), &body);
-    }
+/// Gitea tells orch of a status already on the fake (a signed `status`
+/// delivery, shaped as the reference payload); orch takes it.
+fn status_delivered(w: &World<(), FakeGitea>, sha: &str, context: &str, state: &str) {
+    let body = serde_json::json!({
+        "sha": sha, "context": context, "state": state, "description": state,
+        "repository": {"full_name": "acme/demo"},
+        "sender": {"login": "gitea-actions"},
+    });
+    let id = format!("st-{sha}-{state}");
+    assert_eq!(
+        w.deliver_forge("status", &id, body.to_string().as_bytes()),
+        202
+    );
+}
 
-    /// Gitea tells orch of a status already on the fake (a signed `status`
-    /// delivery, shaped as the reference payload).
-    fn status_delivered(&self, sha: &str, context: &str, state: &str) {
-        let body = serde_json::json!({
-            "sha": sha, "context": context, "state": state, "description": state,
-            "repository": {"full_name": "acme/demo"},
-            "sender": {"login": "gitea-actions"},
-        });
-        self.deliver("status", "status", &format!("st-{sha}-{state}"), &body);
-    }
+/// A person reviews pull request #1 at its head (`state`: `APPROVED`,
+/// `REQUEST_CHANGES`), and Gitea tells orch (`pull_request_review_*`).
+fn person_reviews(
+    w: &World<(), FakeGitea>,
+    state: &str,
+    body: &str,
+    comments: &[(&str, u64, &str)],
+) -> String {
+    let sha = w.forge.person_reviews(1, "ann", state, body, comments);
+    let kind = match state {
+        "APPROVED" => "pull_request_review_approved",
+        _ => "pull_request_review_rejected",
+    };
+    let payload = serde_json::json!({
+        "action": "reviewed", "number": 1,
+        "pull_request": {"number": 1, "head": {"sha": sha}},
+        "repository": {"full_name": "acme/demo"},
+        "review": {"type": kind, "content": body},
+        "sender": {"login": "ann"},
+    });
+    let id = format!("review-{sha}-{state}");
+    assert_eq!(
+        w.deliver_forge(kind, &id, payload.to_string().as_bytes()),
+        202
+    );
+    sha
+}
 
-    /// A person reviews pull request #1 at its head (`state`: `APPROVED`,
-    /// `REQUEST_CHANGES`), and Gitea tells orch (`pull_request_review_*`).
-    fn person_reviews(&self, state: &str, body: &str, comments: &[(&str, u64, &str)]) -> String {
-        let sha = self.gitea.person_reviews(1, "ann", state, body, comments);
-        let (event, kind) = match state {
-            "APPROVED" => ("pull_request_approved", "pull_request_review_approved"),
-            _ => ("pull_request_rejected", "pull_request_review_rejected"),
-        };
-        let payload = serde_json::json!({
-            "action": "reviewed", "number": 1,
-            "pull_request": {"number": 1, "head": {"sha": sha}},
-            "repository": {"full_name": "acme/demo"},
-            "review": {"type": kind, "content": body},
-            "sender": {"login": "ann"},
-        });
-        self.deliver(event, kind, &format!("review-{sha}-{state}"), &payload);
-        sha
-    }
-
-    /// GitHub's CI reports a completed check run on `sha` (with its
-    /// output), and GitHub tells orch (a signed `check_run` delivery).
-    fn check_run(&self, id: u64, sha: &str, conclusion: &str, text: &str) {
-        let gh = self.github.as_ref().expect("a GitHub world");
-        gh.m().check_runs.push(serde_json::json!({
-            "id": id, "head_sha": sha, "name": CHECK, "status": "completed",
-            "conclusion": conclusion, "html_url": format!("{}/runs/{id}", gh.uri()),
-            "output": {"title": format!("{CHECK}: {conclusion}"), "summary": "1 test", "text": text},
+/// A person reviews the GitHub pull request at its head (`state`:
+/// `APPROVED`, `CHANGES_REQUESTED`, `COMMENTED`) with inline comments
+/// (path, line, text), and GitHub tells orch (`pull_request_review`).
+/// Returns the reviewed commit.
+fn gh_person_reviews(
+    w: &World<(), FakeGithub>,
+    user: &str,
+    state: &str,
+    body: &str,
+    comments: &[(&str, u64, &str)],
+) -> String {
+    let (number, sha, id) = {
+        let mut m = w.forge.m();
+        let pr = m.prs.iter().find(|p| p.open).expect("an open pull request");
+        let (number, sha) = (pr.number, pr.head_sha.clone());
+        let id = m.reviews.len() as u64 + 1;
+        m.reviews.push(serde_json::json!({
+            "id": id, "pr": number, "user": {"login": user},
+            "state": state, "body": body, "commit_id": sha,
         }));
-        let body = serde_json::json!({
-            "action": "completed",
-            "check_run": {"id": id, "head_sha": sha, "name": CHECK, "status": "completed", "conclusion": conclusion},
-            "repository": {"full_name": "acme/demo"},
-            "sender": {"login": "github-actions[bot]"},
-        })
-        .to_string();
-        self.gh_deliver("check_run", &format!("run-{id}"), &body);
-    }
-
-    /// A person reviews the GitHub pull request at its head (`state`:
-    /// `APPROVED`, `CHANGES_REQUESTED`, `COMMENTED`) with inline comments
-    /// (path, line, text), and GitHub tells orch (`pull_request_review`).
-    /// Returns the reviewed commit.
-    fn gh_person_reviews(
-        &self,
-        user: &str,
-        state: &str,
-        body: &str,
-        comments: &[(&str, u64, &str)],
-    ) -> String {
-        let gh = self.github.as_ref().expect("a GitHub world");
-        let (number, sha, id) = {
-            let mut m = gh.m();
-            let pr = m.prs.iter().find(|p| p.open).expect("an open pull request");
-            let (number, sha) = (pr.number, pr.head_sha.clone());
-            let id = m.reviews.len() as u64 + 1;
-            m.reviews.push(serde_json::json!({
-                "id": id, "pr": number, "user": {"login": user},
-                "state": state, "body": body, "commit_id": sha,
+        for (path, line, text) in comments {
+            m.review_comments.push(serde_json::json!({
+                "pr": number, "pull_request_review_id": id,
+                "path": path, "line": line, "body": text,
             }));
-            for (path, line, text) in comments {
-                m.review_comments.push(serde_json::json!({
-                    "pr": number, "pull_request_review_id": id,
-                    "path": path, "line": line, "body": text,
-                }));
-            }
-            (number, sha, id)
-        };
-        let payload = serde_json::json!({
-            "action": "submitted",
-            "review": {"id": id, "state": state.to_lowercase(), "body": body,
-                       "commit_id": sha, "user": {"login": user}},
-            "pull_request": {"number": number, "head": {"sha": sha}},
-            "repository": {"full_name": "acme/demo"},
-            "sender": {"login": user},
-        })
-        .to_string();
-        self.gh_deliver("pull_request_review", &format!("review-{id}"), &payload);
-        sha
-    }
-
-    /// A signed GitHub delivery to orch's webhook route; it must be taken.
-    fn gh_deliver(&self, event: &str, delivery: &str, body: &str) {
-        let api = common::http::Api::of(self.dir());
-        let sig = format!(
-            "X-Hub-Signature-256: sha256={}",
-            sign(SECRET.as_bytes(), body.as_bytes())
-        );
-        let answer = http(
-            api.addr,
-            "POST",
-            "/webhooks/github",
-            &[
-                &format!("X-GitHub-Event: {event}"),
-                &format!("X-GitHub-Delivery: {delivery}"),
-                &sig,
-                "Content-Type: application/json",
-            ],
-            body,
-        );
-        assert_eq!(common::http::status(&answer), 202, "{answer}");
-    }
-
-    /// A signed Gitea delivery to orch's webhook route; it must be taken.
-    fn deliver(&self, event: &str, event_type: &str, delivery: &str, body: &Value) {
-        let body = body.to_string();
-        let api = common::http::Api::of(self.dir());
-        let sig = format!(
-            "X-Gitea-Signature: {}",
-            sign(SECRET.as_bytes(), body.as_bytes())
-        );
-        let answer = http(
-            api.addr,
-            "POST",
-            "/webhooks/gitea",
-            &[
-                &format!("X-Gitea-Event: {event}"),
-                &format!("X-Gitea-Event-Type: {event_type}"),
-                &format!("X-Gitea-Delivery: {delivery}"),
-                &sig,
-                "Content-Type: application/json",
-            ],
-            &body,
-        );
-        assert_eq!(common::http::status(&answer), 202, "{answer}");
-    }
-
-    fn prompts(&self) -> Vec<String> {
-        let mut files: Vec<_> = std::fs::read_dir(self.dir().join("prompts-seen"))
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .collect();
-        files.sort();
-        files
-            .iter()
-            .map(|p| std::fs::read_to_string(p).unwrap())
-            .collect()
-    }
+        }
+        (number, sha, id)
+    };
+    let payload = serde_json::json!({
+        "action": "submitted",
+        "review": {"id": id, "state": state.to_lowercase(), "body": body,
+                   "commit_id": sha, "user": {"login": user}},
+        "pull_request": {"number": number, "head": {"sha": sha}},
+        "repository": {"full_name": "acme/demo"},
+        "sender": {"login": user},
+    });
+    let delivery = format!("review-{id}");
+    assert_eq!(
+        w.deliver_forge(
+            "pull_request_review",
+            &delivery,
+            payload.to_string().as_bytes()
+        ),
+        202
+    );
+    sha
 }
 
-fn events(v: &Value, kind: &str) -> usize {
-    common::count_events(v, kind)
+/// The prompts the developer was given, in order.
+fn prompts_seen(dir: &Path) -> Vec<String> {
+    let mut files: Vec<_> = std::fs::read_dir(dir.join("prompts-seen"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    files
+        .iter()
+        .map(|p| std::fs::read_to_string(p).unwrap())
+        .collect()
 }
 
 /// Adds DEMO-1 and approves its analysis once it is ready.
-fn add_and_approve(w: &World) {
+async fn add_and_approve<F>(w: &World<(), F>) {
     add_task(w.dir(), "DEMO-1", "Fix the login", &[]);
-    wait_for(w.dir(), "DEMO-1", LIMIT, "analysis ready", |v| {
-        v["task"]["stage"] == "awaiting_approval"
-    });
+    w.wait_for_stage("DEMO-1", "awaiting_approval").await;
     ok(w.dir(), &["task", "approve", "DEMO-1"]);
 }
 
 /// Waits for the developer's second round after a failed check, and
 /// returns the prompts the developer was given.
-fn second_round_after_ci(w: &World) -> Vec<String> {
-    wait_for(
-        w.dir(),
-        "DEMO-1",
-        LIMIT,
-        "the second development round",
-        |v| events(v, "ci_failed") == 1 && events(v, "developed") == 2,
-    );
-    w.prompts()
+async fn second_round_after_ci<F>(w: &World<(), F>) -> Vec<String> {
+    w.wait_for_task("DEMO-1", "the second development round", |v| {
+        events(v, "ci_failed") == 1 && events(v, "developed") == 2
+    })
+    .await;
+    prompts_seen(w.dir())
 }
 
 /// Runs DEMO-1 through approval to the merge gate, which waits for CI.
-fn to_the_merge_gate(w: &World, ci_pending: usize) -> Value {
-    wait_for(
-        w.dir(),
-        "DEMO-1",
-        LIMIT,
-        "the merge gate waits for CI",
-        |v| v["task"]["stage"] == "merge" && events(v, "ci_pending") == ci_pending,
-    )
+async fn to_the_merge_gate<F>(w: &World<(), F>, ci_pending: usize) -> Value {
+    w.wait_for_task("DEMO-1", "the merge gate waits for CI", |v| {
+        v["task"]["stage"] == "merge" && events(v, "ci_pending") == ci_pending
+    })
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_required_check_goes_back_to_the_developer_and_a_pass_merges() {
-    let mut w = World::new(3).await;
-    w.start();
-    add_and_approve(&w);
+    let mut w = world(3).await;
+    start(&mut w);
+    add_and_approve(&w).await;
 
     // The merge gate waits: the check has not reported on the head.
-    let v = to_the_merge_gate(&w, 1);
+    let v = to_the_merge_gate(&w, 1).await;
     let branch = v["task"]["branch"].as_str().unwrap().to_owned();
-    let first = w.head(&branch);
+    let first = head(w.dir(), &branch);
     assert_eq!(events(&v, "lease_acquired"), 0, "no lease while CI runs");
     // The pull request was opened when development ended: a draft (Gitea's
     // `WIP:` title), open, not merged; the tracker item links it.
-    let prs = w.gitea.prs();
+    let prs = w.forge.prs();
     assert!(
         prs.len() == 1 && prs[0].open && !prs[0].merged && prs[0].title.starts_with("WIP: "),
         "{prs:?}"
@@ -415,20 +305,19 @@ async fn a_failed_required_check_goes_back_to_the_developer_and_a_pass_merges() 
     assert!(why.contains("ci / test (not reported yet)"), "{why}");
 
     // It fails: back to the developer with the output.
-    w.ci_reports(
+    ci_reports(
+        &w,
         &first,
         "failure",
         "FAILED tests/login.rs: assertion failed: login works",
     );
-    let v = wait_for(
-        w.dir(),
-        "DEMO-1",
-        LIMIT,
-        "the second development round",
-        |v| events(v, "ci_failed") == 1 && events(v, "developed") == 2,
-    );
+    let v = w
+        .wait_for_task("DEMO-1", "the second development round", |v| {
+            events(v, "ci_failed") == 1 && events(v, "developed") == 2
+        })
+        .await;
     assert_eq!(events(&v, "merged"), 0);
-    let prompts = w.prompts();
+    let prompts = prompts_seen(w.dir());
     assert_eq!(prompts.len(), 2, "two developer runs");
     assert!(!prompts[0].contains("CI failed"), "{}", prompts[0]);
     assert!(
@@ -448,15 +337,13 @@ async fn a_failed_required_check_goes_back_to_the_developer_and_a_pass_merges() 
     );
 
     // The new head waits for its own result; it passes and the merge goes.
-    to_the_merge_gate(&w, 2);
-    let second = w.head(&branch);
+    to_the_merge_gate(&w, 2).await;
+    let second = head(w.dir(), &branch);
     assert_ne!(first, second, "the second round has a new head");
-    w.ci_reports(&second, "success", "Successful in 12s");
-    let v = wait_for(w.dir(), "DEMO-1", LIMIT, "done", |v| {
-        v["task"]["stage"] == "done"
-    });
-    assert_eq!(events(&v, "merged"), 1, "{}", w.serve_log());
-    let prs = w.gitea.prs();
+    ci_reports(&w, &second, "success", "Successful in 12s");
+    let v = w.wait_for_stage("DEMO-1", "done").await;
+    assert_eq!(events(&v, "merged"), 1, "{}", w.log());
+    let prs = w.forge.prs();
     assert!(
         prs.len() == 1 && prs[0].merged && prs[0].head_sha == second,
         "{prs:?}"
@@ -470,11 +357,11 @@ async fn a_failed_required_check_goes_back_to_the_developer_and_a_pass_merges() 
 /// the end of its log; the next head's pass merges.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_checks_the_base_branchs_protection_requires_hold_the_merge_until_they_pass() {
-    let mut w = World::with("max_ci_rounds = 3\n", "").await;
-    w.gitea.require_checks("main", &["ci / *"]);
-    w.start();
-    add_and_approve(&w);
-    let v = to_the_merge_gate(&w, 1);
+    let mut w = gitea_world("max_ci_rounds = 3\n", "").await;
+    w.forge.require_checks("main", &["ci / *"]);
+    start(&mut w);
+    add_and_approve(&w).await;
+    let v = to_the_merge_gate(&w, 1).await;
     assert_eq!(events(&v, "lease_acquired"), 0, "no lease while CI runs");
     let why = v["events"]
         .as_array()
@@ -487,18 +374,18 @@ async fn the_checks_the_base_branchs_protection_requires_hold_the_merge_until_th
         .to_owned();
     assert!(why.contains("ci / * (not reported yet)"), "{why}");
     let branch = v["task"]["branch"].as_str().unwrap().to_owned();
-    let first = w.head(&branch);
+    let first = head(w.dir(), &branch);
 
     // Gitea Actions fails the job: the developer's prompt has the end of
     // the job's log, fetched through the Actions API from the status's link.
-    let context = w.gitea.actions_job_fails(
+    let context = w.forge.actions_job_fails(
         &first,
         "ci",
         "test",
         "Running tests\nthread 'login_works' panicked at tests/login.rs:12:5\n",
     );
-    w.status_delivered(&first, &context, "failure");
-    let prompts = second_round_after_ci(&w);
+    status_delivered(&w, &first, &context, "failure");
+    let prompts = second_round_after_ci(&w).await;
     assert!(
         prompts[1].contains("CI check `ci / test (pull_request)` concluded `failure`")
             && prompts[1].contains("thread 'login_works' panicked at tests/login.rs:12:5"),
@@ -506,35 +393,37 @@ async fn the_checks_the_base_branchs_protection_requires_hold_the_merge_until_th
         prompts[1]
     );
 
-    to_the_merge_gate(&w, 2);
-    let second = w.head(&branch);
-    w.gitea
+    to_the_merge_gate(&w, 2).await;
+    let second = head(w.dir(), &branch);
+    w.forge
         .ci_status(&second, &context, "success", "Successful in 9s");
-    w.status_delivered(&second, &context, "success");
-    let v = wait_for(w.dir(), "DEMO-1", LIMIT, "done", |v| {
-        v["task"]["stage"] == "done"
-    });
-    assert_eq!(events(&v, "merged"), 1, "{}", w.serve_log());
+    status_delivered(&w, &second, &context, "success");
+    let v = w.wait_for_stage("DEMO-1", "done").await;
+    assert_eq!(events(&v, "merged"), 1, "{}", w.log());
     assert_eq!(events(&v, "merge_failed"), 0, "{:#}", v["events"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn required_checks_failing_past_the_bound_park_the_task_with_the_last_failure() {
-    let mut w = World::new(1).await;
-    w.start();
-    add_and_approve(&w);
-    let v = to_the_merge_gate(&w, 1);
+    let mut w = world(1).await;
+    start(&mut w);
+    add_and_approve(&w).await;
+    let v = to_the_merge_gate(&w, 1).await;
     let branch = v["task"]["branch"].as_str().unwrap().to_owned();
-    w.ci_reports(&w.head(&branch), "failure", "first failure: 3 tests failed");
-    to_the_merge_gate(&w, 2);
-    w.ci_reports(
-        &w.head(&branch),
+    ci_reports(
+        &w,
+        &head(w.dir(), &branch),
+        "failure",
+        "first failure: 3 tests failed",
+    );
+    to_the_merge_gate(&w, 2).await;
+    ci_reports(
+        &w,
+        &head(w.dir(), &branch),
         "error",
         "second failure: the runner crashed",
     );
-    let v = wait_for(w.dir(), "DEMO-1", LIMIT, "parked", |v| {
-        v["task"]["stage"] == "needs_attention"
-    });
+    let v = w.wait_for_stage("DEMO-1", "needs_attention").await;
     let park = v["events"]
         .as_array()
         .unwrap()
@@ -552,38 +441,35 @@ async fn required_checks_failing_past_the_bound_park_the_task_with_the_last_fail
     );
     assert!(park.contains("concluded `error`"), "{park}");
     assert_eq!(events(&v, "ci_failed"), 1);
-    assert!(w.gitea.prs().iter().all(|p| !p.merged), "nothing merged");
+    assert!(w.forge.prs().iter().all(|p| !p.merged), "nothing merged");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_persons_change_request_on_the_pull_request_goes_back_with_its_comments() {
-    let mut w = World::with("human_approval = \"required\"\n", "").await;
-    w.start();
-    add_and_approve(&w);
+    let mut w = gitea_world("human_approval = \"required\"\n", "").await;
+    start(&mut w);
+    add_and_approve(&w).await;
     // The merge waits for a person's approval of the head.
-    let v = wait_for(
-        w.dir(),
-        "DEMO-1",
-        LIMIT,
-        "the merge waits for a person",
-        |v| v["task"]["stage"] == "merge" && events(v, "approval_pending") == 1,
-    );
+    let v = w
+        .wait_for_task("DEMO-1", "the merge waits for a person", |v| {
+            v["task"]["stage"] == "merge" && events(v, "approval_pending") == 1
+        })
+        .await;
     assert_eq!(events(&v, "lease_acquired"), 0);
     assert_eq!(events(&v, "pr_opened"), 1);
 
     // Ann asks for changes, with an inline comment.
-    let first = w.person_reviews(
+    let first = person_reviews(
+        &w,
         "REQUEST_CHANGES",
         "Please handle the empty password.",
         &[("src/login.rs", 12, "an empty password must be refused")],
     );
-    let v = wait_for(
-        w.dir(),
-        "DEMO-1",
-        LIMIT,
-        "the second development round",
-        |v| events(v, "developed") == 2 && v["task"]["stage"] == "merge",
-    );
+    let v = w
+        .wait_for_task("DEMO-1", "the second development round", |v| {
+            events(v, "developed") == 2 && v["task"]["stage"] == "merge"
+        })
+        .await;
     let asked = v["events"]
         .as_array()
         .unwrap()
@@ -597,7 +483,7 @@ async fn a_persons_change_request_on_the_pull_request_goes_back_with_its_comment
         asked.contains("ann asked for changes on the pull request"),
         "{asked}"
     );
-    let prompts = w.prompts();
+    let prompts = prompts_seen(w.dir());
     assert_eq!(prompts.len(), 2);
     assert!(
         prompts[1].contains("ann (review on the pull request): Please handle the empty password."),
@@ -611,16 +497,15 @@ async fn a_persons_change_request_on_the_pull_request_goes_back_with_its_comment
     );
 
     // The new head waits for its own approval; Ann approves and it merges.
-    wait_for(w.dir(), "DEMO-1", LIMIT, "the merge waits again", |v| {
+    w.wait_for_task("DEMO-1", "the merge waits again", |v| {
         events(v, "approval_pending") == 2
-    });
-    let second = w.person_reviews("APPROVED", "Looks good.", &[]);
+    })
+    .await;
+    let second = person_reviews(&w, "APPROVED", "Looks good.", &[]);
     assert_ne!(first, second);
-    let v = wait_for(w.dir(), "DEMO-1", LIMIT, "done", |v| {
-        v["task"]["stage"] == "done"
-    });
+    let v = w.wait_for_stage("DEMO-1", "done").await;
     assert_eq!(events(&v, "merged"), 1);
-    let prs = w.gitea.prs();
+    let prs = w.forge.prs();
     assert!(
         prs.len() == 1 && prs[0].merged && prs[0].head_sha == second,
         "{prs:?}"
@@ -633,37 +518,34 @@ async fn a_persons_change_request_on_the_pull_request_goes_back_with_its_comment
 /// GraphQL) and merge the verified head.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_github_a_failed_check_run_goes_back_and_a_pass_merges_the_draft() {
-    let mut w = World::build(
+    let mut w = github_world(
         "max_ci_rounds = 3\n",
         &format!("required_checks = [\"{CHECK}\"]\n"),
-        true,
     )
     .await;
-    w.start();
-    add_and_approve(&w);
-    let v = to_the_merge_gate(&w, 1);
+    start(&mut w);
+    add_and_approve(&w).await;
+    let v = to_the_merge_gate(&w, 1).await;
     let branch = v["task"]["branch"].as_str().unwrap().to_owned();
     {
-        let prs = w.github.as_ref().unwrap().m().prs.clone();
+        let prs = w.forge.m().prs.clone();
         assert!(prs.len() == 1 && prs[0].draft && prs[0].open, "{prs:?}");
     }
-    let first = w.head(&branch);
-    w.check_run(1, &first, "failure", "assertion failed: login works");
-    let prompts = second_round_after_ci(&w);
+    let first = head(w.dir(), &branch);
+    ci_reports(&w, &first, "failure", "assertion failed: login works");
+    let prompts = second_round_after_ci(&w).await;
     assert!(
         prompts[1].contains("CI check `ci / test` concluded `failure`")
             && prompts[1].contains("assertion failed: login works"),
         "{}",
         prompts[1]
     );
-    to_the_merge_gate(&w, 2);
-    let second = w.head(&branch);
-    w.check_run(2, &second, "success", "all passed");
-    let v = wait_for(w.dir(), "DEMO-1", LIMIT, "done", |v| {
-        v["task"]["stage"] == "done"
-    });
-    assert_eq!(events(&v, "merged"), 1, "{}", w.serve_log());
-    let prs = w.github.as_ref().unwrap().m().prs.clone();
+    to_the_merge_gate(&w, 2).await;
+    let second = head(w.dir(), &branch);
+    ci_reports(&w, &second, "success", "all passed");
+    let v = w.wait_for_stage("DEMO-1", "done").await;
+    assert_eq!(events(&v, "merged"), 1, "{}", w.log());
+    let prs = w.forge.m().prs.clone();
     assert!(
         prs.len() == 1 && prs[0].merged && !prs[0].draft && prs[0].head_sha == second,
         "{prs:?}"
@@ -677,49 +559,45 @@ async fn on_github_a_failed_check_run_goes_back_and_a_pass_merges_the_draft() {
 /// draft is made ready and merged.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_github_a_persons_inline_comments_go_back_and_their_approval_merges() {
-    let mut w = World::build("human_approval = \"required\"\n", "", true).await;
-    w.start();
-    add_and_approve(&w);
-    let v = wait_for(
-        w.dir(),
-        "DEMO-1",
-        LIMIT,
-        "the merge waits for a person",
-        |v| v["task"]["stage"] == "merge" && events(v, "approval_pending") == 1,
-    );
+    let mut w = github_world("human_approval = \"required\"\n", "").await;
+    start(&mut w);
+    add_and_approve(&w).await;
+    let v = w
+        .wait_for_task("DEMO-1", "the merge waits for a person", |v| {
+            v["task"]["stage"] == "merge" && events(v, "approval_pending") == 1
+        })
+        .await;
     assert_eq!(events(&v, "lease_acquired"), 0);
 
-    let first = w.gh_person_reviews(
+    let first = gh_person_reviews(
+        &w,
         "cy",
         "COMMENTED",
         "",
         &[("src/login.rs", 7, "this unwrap panics on an empty form")],
     );
-    let v = wait_for(
-        w.dir(),
-        "DEMO-1",
-        LIMIT,
-        "the second development round",
-        |v| events(v, "developed") == 2 && v["task"]["stage"] == "merge",
-    );
+    let v = w
+        .wait_for_task("DEMO-1", "the second development round", |v| {
+            events(v, "developed") == 2 && v["task"]["stage"] == "merge"
+        })
+        .await;
     assert_eq!(events(&v, "merged"), 0);
-    let prompts = w.prompts();
+    let prompts = prompts_seen(w.dir());
     assert!(
         prompts[1].contains("cy on src/login.rs:7: this unwrap panics on an empty form"),
         "{}",
         prompts[1]
     );
 
-    wait_for(w.dir(), "DEMO-1", LIMIT, "the merge waits again", |v| {
+    w.wait_for_task("DEMO-1", "the merge waits again", |v| {
         events(v, "approval_pending") == 2
-    });
-    let second = w.gh_person_reviews("cy", "APPROVED", "Thanks.", &[]);
+    })
+    .await;
+    let second = gh_person_reviews(&w, "cy", "APPROVED", "Thanks.", &[]);
     assert_ne!(first, second);
-    let v = wait_for(w.dir(), "DEMO-1", LIMIT, "done", |v| {
-        v["task"]["stage"] == "done"
-    });
-    assert_eq!(events(&v, "merged"), 1, "{}", w.serve_log());
-    let gh = w.github.as_ref().unwrap();
+    let v = w.wait_for_stage("DEMO-1", "done").await;
+    assert_eq!(events(&v, "merged"), 1, "{}", w.log());
+    let gh = &w.forge;
     let m = gh.m();
     assert!(
         m.prs.len() == 1 && m.prs[0].merged && !m.prs[0].draft && m.prs[0].head_sha == second,

@@ -13,84 +13,43 @@ mod common;
 
 use common::show;
 use common::tracker_world::{Site, assert_orchs_comments};
+use common::world::World;
 use orch_integrations::fakes::FakeGitea;
 use orch_integrations::signature::sign;
-use std::path::Path;
 
 const TOKEN: &str = "gitea-e2e-token";
 const SECRET: &str = "gitea-e2e-secret";
 
-struct World {
-    site: Site,
-    gitea: FakeGitea,
-}
-
-impl World {
-    async fn new() -> World {
-        let site = Site::new();
-        let gitea = FakeGitea::start("acme/demo", TOKEN, &site.bare).await;
-        // Tracker and forge are one Gitea account: one client, one budget.
-        site.configure(&format!(
-            "[tracker]\nkind = \"gitea\"\n[tracker.gitea]\nbase_url = \"{uri}\"\nrepos = [\"acme/demo\"]\n\
-             [forge]\nkind = \"gitea\"\n[forge.gitea]\nbase_url = \"{uri}\"\n[forge.gitea.repos]\ndemo = \"acme/demo\"\n",
-            uri = gitea.uri(),
-        ));
-        World { site, gitea }
-    }
-
-    fn dir(&self) -> &Path {
-        self.site.dir()
-    }
-
-    fn start(&mut self) {
-        self.site.start(&[
-            ("ORCH_GITEA_TOKEN", TOKEN),
-            ("ORCH_GITEA_WEBHOOK_SECRET", SECRET),
-        ]);
-    }
-
-    /// Post a Gitea `issue_label` delivery with this signature; the status.
-    fn deliver_signed(&self, body: &[u8], sig: &str, delivery: &str) -> u16 {
-        let headers = [
-            ("X-Gitea-Event", "issues"),
-            ("X-Gitea-Event-Type", "issue_label"),
-            ("X-Gitea-Delivery", delivery),
-            ("X-Gitea-Signature", sig),
-        ];
-        self.site.post("/webhooks/gitea", &headers, body)
-    }
-
-    fn deliver(&self, body: &[u8], delivery: &str) -> u16 {
-        self.deliver_signed(body, &sign(SECRET.as_bytes(), body), delivery)
-    }
-
-    async fn wait_label(&self, issue: u64, label: &str) {
-        let what = format!("got the label {label:?}");
-        self.site
-            .wait_for(
-                &format!("demo-{issue}"),
-                &what,
-                || self.gitea.labels_of(issue),
-                |ls| ls.iter().any(|l| l == label),
-            )
-            .await;
-    }
+async fn world() -> World<FakeGitea> {
+    let site = Site::new();
+    let gitea = FakeGitea::start("acme/demo", TOKEN, &site.bare).await;
+    let w = World::new(common::ORCH, site, gitea, SECRET);
+    // Tracker and forge are one Gitea account: one client, one budget.
+    w.configure(&format!(
+        "[tracker]\nkind = \"gitea\"\n[tracker.gitea]\nbase_url = \"{uri}\"\nrepos = [\"acme/demo\"]\n\
+         [forge]\nkind = \"gitea\"\n[forge.gitea]\nbase_url = \"{uri}\"\n[forge.gitea.repos]\ndemo = \"acme/demo\"\n",
+        uri = w.tracker.uri(),
+    ));
+    w
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_gitea_issue_runs_from_to_analyse_to_a_merged_pull_request_and_done() {
-    let mut w = World::new().await;
-    w.gitea.add_issue(7, "Add a greeting", &["bug"]);
-    w.start();
+    let mut w = world().await;
+    w.tracker.add_issue(7, "Add a greeting", &["bug"]);
+    w.start(&[
+        ("ORCH_GITEA_TOKEN", TOKEN),
+        ("ORCH_GITEA_WEBHOOK_SECRET", SECRET),
+    ]);
 
-    let to_analyse = w.gitea.person_labels(7, "To Analyse");
+    let to_analyse = w.person_moves("7", "To Analyse");
     // A bad signature: 401, and nothing happens (no task, no call to Gitea).
-    let calls = w.gitea.requests().len();
-    assert_eq!(w.deliver_signed(&to_analyse, &"0".repeat(64), "d-bad"), 401);
+    let calls = w.tracker.requests().len();
+    assert_eq!(w.deliver_with(&to_analyse, &"0".repeat(64), "d-bad"), 401);
     let mut tampered = to_analyse.clone();
     tampered.extend_from_slice(b"\n");
     assert_eq!(
-        w.deliver_signed(&tampered, &sign(SECRET.as_bytes(), &to_analyse), "d-bad2"),
+        w.deliver_with(&tampered, &sign(SECRET.as_bytes(), &to_analyse), "d-bad2"),
         401
     );
     assert!(
@@ -98,35 +57,35 @@ async fn a_gitea_issue_runs_from_to_analyse_to_a_merged_pull_request_and_done() 
         "a refused delivery made a task"
     );
     assert_eq!(
-        w.gitea.requests().len(),
+        w.tracker.requests().len(),
         calls,
         "a refused delivery called Gitea"
     );
 
     assert_eq!(w.deliver(&to_analyse, "d-1"), 202);
     assert_eq!(w.deliver(&to_analyse, "d-1"), 200, "the replay is a no-op");
-    w.wait_label(7, "Awaiting Approval").await;
-    let labels = w.gitea.labels_of(7);
+    w.wait_for_state("7", "Awaiting Approval").await;
+    let labels = w.tracker.labels_of(7);
     assert!(
         labels.contains(&"bug".to_string()) && !labels.contains(&"To Analyse".to_string()),
         "the gate label was replaced by orch's, the person's kept: {labels:?}"
     );
 
-    let approved = w.gitea.person_labels(7, "Approved");
+    let approved = w.person_moves("7", "Approved");
     assert_eq!(w.deliver(&approved, "d-2"), 202);
     assert_eq!(w.deliver(&approved, "d-2"), 200, "the replay is a no-op");
-    w.wait_label(7, "Done").await;
+    w.wait_for_state("7", "Done").await;
 
-    let v = w.site.wait_done("demo-7").await;
+    let v = w.wait_for_stage("demo-7", "done").await;
     w.site.assert_merged_once(&v, "demo-7");
-    let prs = w.gitea.prs();
+    let prs = w.tracker.prs();
     assert_eq!(prs.len(), 1, "{prs:?}");
     assert!(
         prs[0].merged && prs[0].head.starts_with("feature/demo-7-"),
         "{prs:?}"
     );
     // One state label at the end, the person's other label kept.
-    let labels = w.gitea.labels_of(7);
+    let labels = w.tracker.labels_of(7);
     let states: Vec<&String> = labels
         .iter()
         .filter(|l| orch_config::TrackerStates::default().key_of(l).is_some())
@@ -134,5 +93,5 @@ async fn a_gitea_issue_runs_from_to_analyse_to_a_merged_pull_request_and_done() 
     assert_eq!(states, ["Done"], "{labels:?}");
     assert!(labels.contains(&"bug".to_string()));
     // orch's comments, each marked as orch's.
-    assert_orchs_comments(&w.gitea.comments_of(7));
+    assert_orchs_comments(&w.tracker.comments_of(7));
 }

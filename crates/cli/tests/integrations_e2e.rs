@@ -17,241 +17,130 @@
 
 mod common;
 
-use common::tracker_world::{Listening, git_as_person as git, no_proxy, seed_demo};
+use common::ORCH;
+use common::count_events as events;
+use common::tracker_world::{Site, demo_toml, git_as_person as git, no_proxy};
+use common::world::World;
 use orch_integrations::fakes::{FakeGitea, FakePlane};
-use orch_integrations::signature::sign;
 use serde_json::Value;
 use std::io::{Read, Write};
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-const ORCH: &str = env!("CARGO_BIN_EXE_orch");
 const PLANE_KEY: &str = "plane_api_e2e";
 const PLANE_SECRET: &str = "plane_wh_e2e_secret";
 const GITEA_TOKEN: &str = "gitea-e2e-token";
 const PROJECT: &str = "59e3be42-87ec-4950-99a3-ae639cf2b089";
-const DEADLINE: Duration = Duration::from_secs(180);
 
-struct World {
-    tmp: tempfile::TempDir,
-    plane: FakePlane,
-    gitea: FakeGitea,
-    serve: Option<Listening>,
-}
+/// Plane the tracker, Gitea the forge.
+type Plane = World<FakePlane, FakeGitea>;
 
-impl World {
-    async fn new(agent_delay: u32) -> World {
-        let mut states: Vec<String> = orch_config::TrackerStates::default()
-            .entries()
-            .iter()
-            .map(|(_, n)| n.to_string())
-            .collect();
-        states.push("Backlog".into());
-        World::with_states(agent_delay, &states).await
-    }
-
-    /// A world whose Plane project has these states.
-    async fn with_states(agent_delay: u32, states: &[String]) -> World {
-        let tmp = tempfile::tempdir().unwrap();
-        let d = tmp.path().to_path_buf();
-        // The repository behind the fake Gitea (a bare remote with main),
-        // and the example agents.
-        let bare = seed_demo(&d);
-        let plane = FakePlane::start("acme", PLANE_KEY).await;
-        let refs: Vec<&str> = states.iter().map(String::as_str).collect();
-        plane.add_project(PROJECT, &refs);
-        plane.set_identifier(PROJECT, "DEMO");
-        let gitea = FakeGitea::start("acme/demo", GITEA_TOKEN, &bare).await;
-        let agent = |k: &str| {
-            format!(
-                "[agents.{k}]\ncommand = [\"examples/agents/{k}.sh\"]\ntimeout_secs = 300\nidle_timeout_secs = 120\n"
-            )
-        };
-        let toml = format!(
-            "data_dir = \".orch\"\n[queue]\npoll_ms = 200\nmax_attempts = 2\n[queue.retry]\nbase_secs = 1\ncap_secs = 5\n[stop]\ngrace_int_secs = 2\ngrace_term_secs = 2\n\
-             [agent_env]\nset = {{ ORCH_EXAMPLE_DELAY = \"{agent_delay}\" }}\n\
-             [[repos]]\nname = \"demo\"\nremote = \"remotes/demo.git\"\nverify = [\"sh\", \"scripts/verify.sh\"]\n\
-             {}{}{}[agents.merger]\ntimeout_secs = 300\n\
-             [tracker]\nkind = \"plane\"\n[tracker.plane]\nbase_url = \"{}\"\nworkspace = \"acme\"\nproject_ids = [\"{PROJECT}\"]\n\
-             [forge]\nkind = \"gitea\"\n[forge.gitea]\nbase_url = \"{}\"\n[forge.gitea.repos]\ndemo = \"acme/demo\"\n",
-            agent("analyst"),
-            agent("developer"),
-            agent("reviewer"),
-            plane.uri(),
-            gitea.uri(),
-        );
-        std::fs::write(d.join("orch.toml"), toml).unwrap();
-        World {
-            tmp,
-            plane,
-            gitea,
-            serve: None,
-        }
-    }
-
-    fn dir(&self) -> &Path {
-        self.tmp.path()
-    }
-
-    fn start(&mut self) {
-        self.serve = Some(Listening::start(
-            self.dir(),
-            &[
-                ("ORCH_PLANE_API_KEY", PLANE_KEY),
-                ("ORCH_PLANE_WEBHOOK_SECRET", PLANE_SECRET),
-                ("ORCH_GITEA_TOKEN", GITEA_TOKEN),
-                ("ORCH_GITEA_WEBHOOK_SECRET", "gitea-secret"),
-            ],
-        ));
-    }
-
-    fn log(&self) -> String {
-        self.serve.as_ref().map(Listening::log).unwrap_or_default()
-    }
-
-    /// Post a signed Plane delivery to orch's webhook route.
-    fn deliver(&self, body: &[u8]) -> u16 {
-        let sig = sign(PLANE_SECRET.as_bytes(), body);
-        let delivery = uuid_ish();
-        let headers = [
-            ("X-Plane-Event", "issue"),
-            ("X-Plane-Delivery", delivery.as_str()),
-            ("X-Plane-Signature", sig.as_str()),
-        ];
-        self.serve
-            .as_ref()
-            .unwrap()
-            .post("/webhooks/plane", &headers, body)
-    }
-
-    /// The task key of a Plane item: `DEMO-<sequence_id>`.
-    fn key(&self, item: &str) -> String {
-        self.plane.key(item)
-    }
-
-    /// `orch task show` of a task id or key.
-    /// `GET path` with the API token; the answer's body.
-    fn get(&self, path: &str) -> String {
-        let port = self.serve.as_ref().unwrap().port;
-        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-        let head = format!(
-            "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer api-token\r\nConnection: close\r\n\r\n"
-        );
-        s.write_all(head.as_bytes()).unwrap();
-        let mut out = String::new();
-        let _ = s.read_to_string(&mut out);
-        assert!(out.starts_with("HTTP/1.1 200"), "GET {path}: {out}");
-        out.split_once("\r\n\r\n")
-            .map(|(_, b)| b.to_owned())
-            .unwrap_or_default()
-    }
-
-    fn show(&self, task: &str) -> Option<Value> {
-        let out = Command::new(ORCH)
-            .args(["task", "show", task, "--json"])
-            .current_dir(self.dir())
-            .env_remove("ORCH_CONFIG")
-            .env("ORCH_PLANE_API_KEY", PLANE_KEY)
-            .output()
-            .unwrap();
-        out.status
-            .success()
-            .then(|| serde_json::from_slice(&out.stdout).unwrap())
-    }
-
-    async fn wait_plane_state(&self, item: &str, state: &str) {
-        let end = Instant::now() + DEADLINE;
-        // orch's writes to Plane are outbox entries it marks sent: each
-        // look follows a change the engine signalled.
-        let mut signal = common::wait::Signal::new(self.dir());
-        loop {
-            signal.mark_async().await;
-            if self.plane.item_state(item) == state {
-                return;
-            }
-            assert!(
-                Instant::now() < end,
-                "the item never reached {state:?} on Plane (it is {:?}); task: {:#?}\nlog:\n{}",
-                self.plane.item_state(item),
-                self.show(&self.key(item)).map(|v| v["events"].clone()),
-                self.log()
-            );
-            signal
-                .next_async(end.saturating_duration_since(Instant::now()))
-                .await;
-        }
-    }
-
-    /// Wait for the task (id or key) to reach `stage`.
-    async fn wait_stage(&self, task: &str, stage: &str) -> Value {
-        let end = Instant::now() + DEADLINE;
-        let mut signal = common::wait::Signal::new(self.dir());
-        loop {
-            signal.mark_async().await;
-            if let Some(v) = self.show(task)
-                && v["task"]["stage"] == stage
-            {
-                return v;
-            }
-            assert!(
-                Instant::now() < end,
-                "task {task} never reached {stage}: {:#?}\nlog:\n{}",
-                self.show(task),
-                self.log()
-            );
-            signal
-                .next_async(end.saturating_duration_since(Instant::now()))
-                .await;
-        }
-    }
-}
-
-fn uuid_ish() -> String {
-    format!(
-        "{:x}",
-        Instant::now().elapsed().as_nanos() ^ std::process::id() as u128
-    )
-}
-
-fn events(v: &Value, kind: &str) -> usize {
-    v["events"]
-        .as_array()
-        .unwrap()
+async fn world(agent_delay: u32) -> Plane {
+    let mut states: Vec<String> = orch_config::TrackerStates::default()
+        .entries()
         .iter()
-        .filter(|e| e["kind"] == kind)
-        .count()
+        .map(|(_, n)| n.to_string())
+        .collect();
+    states.push("Backlog".into());
+    world_with_states(agent_delay, &states).await
+}
+
+/// A world whose Plane project has these states; the example agents take
+/// `agent_delay` seconds.
+async fn world_with_states(agent_delay: u32, states: &[String]) -> Plane {
+    // The repository behind the fake Gitea (a bare remote with main), and
+    // the example agents.
+    let site = Site::new();
+    let plane = FakePlane::start("acme", PLANE_KEY).await;
+    let refs: Vec<&str> = states.iter().map(String::as_str).collect();
+    plane.add_project(PROJECT, &refs);
+    plane.set_identifier(PROJECT, "DEMO");
+    let gitea = FakeGitea::start("acme/demo", GITEA_TOKEN, &site.bare).await;
+    let w = World::new(ORCH, site, plane, PLANE_SECRET).with_forge(gitea, "gitea-secret");
+    let demo = demo_toml().replace(
+        "ORCH_EXAMPLE_DELAY = \"0\"",
+        &format!("ORCH_EXAMPLE_DELAY = \"{agent_delay}\""),
+    );
+    w.site.write_config(&format!(
+        "{demo}[stop]\ngrace_int_secs = 2\ngrace_term_secs = 2\n\
+         [tracker]\nkind = \"plane\"\n[tracker.plane]\nbase_url = \"{}\"\nworkspace = \"acme\"\nproject_ids = [\"{PROJECT}\"]\n\
+         [forge]\nkind = \"gitea\"\n[forge.gitea]\nbase_url = \"{}\"\n[forge.gitea.repos]\ndemo = \"acme/demo\"\n",
+        w.tracker.uri(),
+        w.forge.uri(),
+    ));
+    w
+}
+
+fn start(w: &mut Plane) {
+    w.start(&[
+        ("ORCH_PLANE_API_KEY", PLANE_KEY),
+        ("ORCH_PLANE_WEBHOOK_SECRET", PLANE_SECRET),
+        ("ORCH_GITEA_TOKEN", GITEA_TOKEN),
+        ("ORCH_GITEA_WEBHOOK_SECRET", "gitea-secret"),
+    ]);
+}
+
+/// `GET path` with the API token; the answer's body.
+fn get(w: &Plane, path: &str) -> String {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", w.site.port())).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let head = format!(
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer api-token\r\nConnection: close\r\n\r\n"
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    assert!(out.starts_with("HTTP/1.1 200"), "GET {path}: {out}");
+    out.split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default()
+}
+
+/// The analyst's run of `item` once its process is recorded (pid and start
+/// time): the task's id and the pid.
+async fn analyst_started(w: &Plane, item: &str, what: &str) -> (String, i64) {
+    let key = w.key(item);
+    w.until(
+        &key,
+        || {
+            let v = w.show(&key)?;
+            let pid = v["runs"].as_array()?.first()?["pid"].as_i64()?;
+            Some((v["task"]["id"].to_string(), pid))
+        },
+        || format!("{what} never started the analyst"),
+    )
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_plane_item_runs_to_a_merged_gitea_pull_request_and_done_through_storms() {
-    let mut w = World::new(0).await;
-    w.start();
-    let item = w.plane.add_item(PROJECT, "Add a greeting", "Backlog");
-    assert_eq!(w.deliver(&w.plane.move_item(&item, "To Analyse")), 202);
-    w.wait_plane_state(&item, "Awaiting Approval").await;
+    let mut w = world(0).await;
+    start(&mut w);
+    let item = w.tracker.add_item(PROJECT, "Add a greeting", "Backlog");
+    assert_eq!(w.move_to(&item, "To Analyse"), 202);
+    w.wait_for_state(&item, "Awaiting Approval").await;
     // A person approves; Plane then rate-limits orch for a while and Gitea has an outage.
-    let approve = w.plane.move_item(&item, "Approved");
-    assert_eq!(w.deliver(&approve), 202);
-    assert_eq!(w.deliver(&approve), 200, "the replay is a no-op");
-    w.plane.fail_next(429, 5);
+    let approve = w.person_moves(&item, "Approved");
+    assert_eq!(w.deliver_new(&approve), 202);
+    assert_eq!(w.deliver_new(&approve), 200, "the replay is a no-op");
+    w.tracker.fail_next(429, 5);
     // Gitea's outage: the status call, the merge gate's read of the base
     // branch (its protection's required checks) and the first try of the
     // merge itself fail, 4 attempts each; the gate looks again, the tick
     // retries the merge, which then lands. Opening the pull request when
     // development ends fails once too (noted; the next round's push opens it).
-    w.gitea.fail_on("/statuses/", 500, 4);
-    w.gitea.fail_on("/branches/main", 500, 4);
-    w.gitea.fail_on("/pulls", 500, 4);
-    w.gitea.fail_on("/merge", 500, 4);
-    w.wait_plane_state(&item, "Done").await;
+    w.forge.fail_on("/statuses/", 500, 4);
+    w.forge.fail_on("/branches/main", 500, 4);
+    w.forge.fail_on("/pulls", 500, 4);
+    w.forge.fail_on("/merge", 500, 4);
+    w.wait_for_state(&item, "Done").await;
     let key = w.key(&item);
-    let v = w.wait_stage(&key, "done").await;
+    let v = w.wait_for_stage(&key, "done").await;
     assert_eq!(events(&v, "merged"), 1, "merged exactly once");
     assert_eq!(events(&v, "cancelled"), 0);
     // The merge went through a Gitea pull request of the task's branch.
-    let prs = w.gitea.prs();
+    let prs = w.forge.prs();
     assert_eq!(prs.len(), 1, "{prs:?}");
     assert!(
         prs[0].merged && prs[0].head.starts_with(&format!("feature/{key}-")),
@@ -317,7 +206,7 @@ async fn a_plane_item_runs_to_a_merged_gitea_pull_request_and_done_through_storm
     // The branch is gone; main is not.
     assert!(git(&bare, &["branch", "--list", "feature/*"]).is_empty());
     // Comments on the item, each once.
-    let comments = w.plane.comments(&item);
+    let comments = w.tracker.comments(&item);
     assert!(
         comments.iter().any(|c| c.contains("started the analysis")),
         "{comments:?}"
@@ -327,42 +216,23 @@ async fn a_plane_item_runs_to_a_merged_gitea_pull_request_and_done_through_storm
         "{comments:?}"
     );
     // The storms happened and were waited out.
-    let reqs = w.plane.requests();
+    let reqs = w.tracker.requests();
     assert!(reqs.len() > 10, "{}", reqs.len());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tc01_stop_from_plane_cancels_a_running_task_through_the_webhook_route() {
     // Agents take 30 s, so the STOP lands while the analyst runs.
-    let mut w = World::new(30).await;
-    w.start();
-    let item = w.plane.add_item(PROJECT, "Long analysis", "Backlog");
-    assert_eq!(w.deliver(&w.plane.move_item(&item, "To Analyse")), 202);
+    let mut w = world(30).await;
+    start(&mut w);
+    let item = w.tracker.add_item(PROJECT, "Long analysis", "Backlog");
+    assert_eq!(w.move_to(&item, "To Analyse"), 202);
     // Wait until the analyst's process is recorded (pid and start time).
-    let end = Instant::now() + DEADLINE;
-    let mut signal = common::wait::Signal::new(w.dir());
-    let (task_id, pid) = loop {
-        signal.mark_async().await;
-        let v = w.show(&w.key(&item));
-        let run = v
-            .as_ref()
-            .and_then(|v| v["runs"].as_array().and_then(|r| r.first().cloned()));
-        if let (Some(v), Some(pid)) = (&v, run.as_ref().and_then(|r| r["pid"].as_i64())) {
-            break (v["task"]["id"].to_string(), pid);
-        }
-        assert!(
-            Instant::now() < end,
-            "the analyst never started: {v:#?}\n{}",
-            w.log()
-        );
-        signal
-            .next_async(end.saturating_duration_since(Instant::now()))
-            .await;
-    };
+    let (task_id, pid) = analyst_started(&w, &item, "To Analyse").await;
     let started = Instant::now();
-    assert_eq!(w.deliver(&w.plane.move_item(&item, "STOP")), 202);
+    assert_eq!(w.move_to(&item, "STOP"), 202);
     // After the cancel the item's key is tombstoned (TC-13): look up by task id.
-    let v = w.wait_stage(&task_id, "cancelled").await;
+    let v = w.wait_for_stage(&task_id, "cancelled").await;
     assert!(
         started.elapsed() < Duration::from_secs(20),
         "cancelled without waiting for the 30 s agent: {:?}",
@@ -385,22 +255,22 @@ async fn tc01_stop_from_plane_cancels_a_running_task_through_the_webhook_route()
         // A process ending: the kernel's news, no engine signal.
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    w.wait_plane_state(&item, "Cancelled").await;
+    w.wait_for_state(&item, "Cancelled").await;
     // A later STOP delivery for the same item is harmless.
-    assert_eq!(w.deliver(&w.plane.move_item(&item, "Backlog")), 202);
+    assert_eq!(w.move_to(&item, "Backlog"), 202);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lost_webhooks_are_repaired_by_the_reconciler() {
-    let mut w = World::new(0).await;
-    w.start();
-    let item = w.plane.add_item(PROJECT, "Nobody told orch", "Backlog");
+    let mut w = world(0).await;
+    start(&mut w);
+    let item = w.tracker.add_item(PROJECT, "Nobody told orch", "Backlog");
     // Moved in Plane, but the delivery never arrives.
-    let _lost = w.plane.move_item(&item, "To Analyse");
-    w.wait_plane_state(&item, "Awaiting Approval").await;
-    let _lost = w.plane.move_item(&item, "Approved");
-    w.wait_plane_state(&item, "Done").await;
-    let v = w.wait_stage(&w.key(&item), "done").await;
+    let _lost = w.person_moves(&item, "To Analyse");
+    w.wait_for_state(&item, "Awaiting Approval").await;
+    let _lost = w.person_moves(&item, "Approved");
+    w.wait_for_state(&item, "Done").await;
+    let v = w.wait_for_stage(&w.key(&item), "done").await;
     assert_eq!(events(&v, "merged"), 1);
     assert!(
         w.log().contains("reconciled with the tracker"),
@@ -408,8 +278,8 @@ async fn lost_webhooks_are_repaired_by_the_reconciler() {
         w.log()
     );
     // Without a storm, the verified head gets orch's commit status on Gitea.
-    let prs = w.gitea.prs();
-    let statuses = w.gitea.m().statuses.clone();
+    let prs = w.forge.prs();
+    let statuses = w.forge.m().statuses.clone();
     assert!(
         statuses.iter().any(|s| s.sha == prs[0].head_sha
             && s.state == "success"
@@ -418,7 +288,7 @@ async fn lost_webhooks_are_repaired_by_the_reconciler() {
     );
 }
 
-fn doctor(w: &World, with_key: bool) -> (i32, Vec<Value>) {
+fn doctor(w: &Plane, with_key: bool) -> (i32, Vec<Value>) {
     let mut c = Command::new(ORCH);
     no_proxy(&mut c);
     c.args(["doctor", "--json"])
@@ -448,7 +318,7 @@ fn failures(checks: &[Value]) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn doctor_checks_each_provider_and_says_what_to_fix() {
-    let w = World::new(0).await;
+    let w = world(0).await;
     let (code, checks) = doctor(&w, true);
     assert_eq!((code, failures(&checks)), (0, vec![]), "{checks:#?}");
     assert!(
@@ -456,7 +326,7 @@ async fn doctor_checks_each_provider_and_says_what_to_fix() {
             && c["message"].as_str().unwrap().contains("acme/demo"))
     );
     // A state missing in the Plane project is named, with its key.
-    w.plane
+    w.tracker
         .model
         .lock()
         .unwrap()
@@ -486,45 +356,45 @@ async fn doctor_checks_each_provider_and_says_what_to_fix() {
 /// Gitea shows a failed `orch/verify` status on the branch's pushed head.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_verify_parks_the_task_and_shows_on_gitea() {
-    let mut w = World::new(0).await;
+    let mut w = world(0).await;
     let cfg_path = w.dir().join("orch.toml");
     let cfg = std::fs::read_to_string(&cfg_path).unwrap().replace(
         "verify = [\"sh\", \"scripts/verify.sh\"]",
         "verify = [\"sh\", \"-c\", \"echo 'verify: 2 tests failed'; exit 1\"]",
     );
     std::fs::write(&cfg_path, cfg).unwrap();
-    w.start();
-    let item = w.plane.add_item(PROJECT, "Break the build", "Backlog");
-    assert_eq!(w.deliver(&w.plane.move_item(&item, "To Analyse")), 202);
-    w.wait_plane_state(&item, "Awaiting Approval").await;
-    assert_eq!(w.deliver(&w.plane.move_item(&item, "Approved")), 202);
-    let v = w.wait_stage(&w.key(&item), "needs_attention").await;
+    start(&mut w);
+    let item = w.tracker.add_item(PROJECT, "Break the build", "Backlog");
+    assert_eq!(w.move_to(&item, "To Analyse"), 202);
+    w.wait_for_state(&item, "Awaiting Approval").await;
+    assert_eq!(w.move_to(&item, "Approved"), 202);
+    let v = w.wait_for_stage(&w.key(&item), "needs_attention").await;
     assert_eq!(events(&v, "merged"), 0, "nothing merged");
     let branch = v["task"]["branch"].as_str().unwrap().to_owned();
     // The task parks first; the push and the status follow the run report.
     let bare = w.dir().join("remotes/demo.git");
-    let end = Instant::now() + DEADLINE;
-    let mut signal = common::wait::Signal::new(w.dir());
-    loop {
-        signal.mark_async().await;
-        let head = git(&bare, &["rev-parse", &format!("refs/heads/{branch}")]);
-        let statuses = w.gitea.m().statuses.clone();
-        if statuses
-            .iter()
-            .any(|s| s.sha == head.trim() && s.state == "failure" && s.context == "orch/verify")
-        {
-            break;
-        }
-        assert!(
-            Instant::now() < end,
-            "no failed orch/verify status on {}: {statuses:?}",
-            head.trim()
-        );
-        signal
-            .next_async(end.saturating_duration_since(Instant::now()))
-            .await;
-    }
-    assert!(w.gitea.prs().iter().all(|p| !p.merged));
+    let head = || git(&bare, &["rev-parse", &format!("refs/heads/{branch}")]);
+    w.until(
+        &w.key(&item),
+        || {
+            let head = head();
+            w.forge
+                .m()
+                .statuses
+                .iter()
+                .any(|s| s.sha == head.trim() && s.state == "failure" && s.context == "orch/verify")
+                .then_some(())
+        },
+        || {
+            format!(
+                "no failed orch/verify status on {}: {:?}",
+                head().trim(),
+                w.forge.m().statuses
+            )
+        },
+    )
+    .await;
+    assert!(w.forge.prs().iter().all(|p| !p.merged));
 }
 
 /// Issue 15: a Plane project whose states read "Stop" and "to analyse"
@@ -545,60 +415,34 @@ async fn plane_states_named_in_another_case_start_and_stop_and_an_unmapped_state
         .collect();
     states.extend(["Backlog".to_string(), "In Progress".to_string()]);
     // Agents take 30 s, so the STOP lands while the analyst runs.
-    let mut w = World::with_states(30, &states).await;
+    let mut w = world_with_states(30, &states).await;
     let (code, checks) = doctor(&w, true);
     assert_eq!((code, failures(&checks)), (0, vec![]), "{checks:#?}");
-    w.start();
-    let item = w.plane.add_item(PROJECT, "Long analysis", "Backlog");
-    assert_eq!(w.deliver(&w.plane.move_item(&item, "to analyse")), 202);
+    start(&mut w);
+    let item = w.tracker.add_item(PROJECT, "Long analysis", "Backlog");
+    assert_eq!(w.move_to(&item, "to analyse"), 202);
     let key = w.key(&item);
-    let end = Instant::now() + DEADLINE;
-    let mut signal = common::wait::Signal::new(w.dir());
-    let (task_id, pid) = loop {
-        signal.mark_async().await;
-        let v = w.show(&key);
-        let run = v
-            .as_ref()
-            .and_then(|v| v["runs"].as_array().and_then(|r| r.first().cloned()));
-        if let (Some(v), Some(pid)) = (&v, run.as_ref().and_then(|r| r["pid"].as_i64())) {
-            break (v["task"]["id"].to_string(), pid);
-        }
-        assert!(
-            Instant::now() < end,
-            "\"to analyse\" never started the analyst: {v:#?}\n{}",
-            w.log()
-        );
-        signal
-            .next_async(end.saturating_duration_since(Instant::now()))
-            .await;
-    };
+    let (task_id, pid) = analyst_started(&w, &item, "\"to analyse\"").await;
 
     // A state orch has no gate or stage for: logged on the task, counted.
-    assert_eq!(w.deliver(&w.plane.move_item(&item, "In Progress")), 202);
-    let end = Instant::now() + DEADLINE;
-    let mut signal = common::wait::Signal::new(w.dir());
-    loop {
-        signal.mark_async().await;
-        let v = w.show(&key).unwrap();
-        if let Some(e) = v["events"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|e| e["kind"] == "unmapped_state")
-        {
-            assert!(
-                e["message"].as_str().unwrap().contains("\"In Progress\""),
-                "{e}"
-            );
-            assert_eq!(v["task"]["stage"], "analysis", "nothing moved");
-            break;
-        }
-        assert!(Instant::now() < end, "no unmapped_state event: {v:#}");
-        signal
-            .next_async(end.saturating_duration_since(Instant::now()))
-            .await;
-    }
-    let metrics = w.get("/metrics");
+    assert_eq!(w.move_to(&item, "In Progress"), 202);
+    let v = w
+        .wait_for_task(&key, "an unmapped_state event", |v| {
+            events(v, "unmapped_state") > 0
+        })
+        .await;
+    let e = v["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "unmapped_state")
+        .unwrap();
+    assert!(
+        e["message"].as_str().unwrap().contains("\"In Progress\""),
+        "{e}"
+    );
+    assert_eq!(v["task"]["stage"], "analysis", "nothing moved");
+    let metrics = get(&w, "/metrics");
     assert!(
         metrics
             .lines()
@@ -608,8 +452,8 @@ async fn plane_states_named_in_another_case_start_and_stop_and_an_unmapped_state
 
     // STOP, as this project spells it.
     let started = Instant::now();
-    assert_eq!(w.deliver(&w.plane.move_item(&item, "Stop")), 202);
-    let v = w.wait_stage(&task_id, "cancelled").await;
+    assert_eq!(w.move_to(&item, "Stop"), 202);
+    let v = w.wait_for_stage(&task_id, "cancelled").await;
     assert!(
         started.elapsed() < Duration::from_secs(20),
         "cancelled without waiting for the 30 s agent: {:?}",
@@ -631,14 +475,14 @@ async fn plane_states_named_in_another_case_start_and_stop_and_an_unmapped_state
         // A process ending: the kernel's news, no engine signal.
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    w.wait_plane_state(&item, "Cancelled").await;
+    w.wait_for_state(&item, "Cancelled").await;
 }
 
 /// Issue 15: two keys of [tracker.states] whose names are one state under
 /// the rule (trimmed, case-insensitive) make `orch doctor` fail, naming both.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn doctor_fails_when_two_state_names_collide_under_the_one_rule() {
-    let w = World::new(0).await;
+    let w = world(0).await;
     let (code, _) = doctor(&w, true);
     assert_eq!(code, 0);
     let cfg_path = w.dir().join("orch.toml");
@@ -672,12 +516,12 @@ async fn doctor_fails_when_two_state_names_collide_under_the_one_rule() {
 /// which is pushed again before the second request).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_plane_rejection_with_a_comment_reaches_the_analyst_and_approval_links_the_analysis() {
-    let mut w = World::new(0).await;
-    w.start();
-    let port = w.serve.as_ref().unwrap().port;
-    let item = w.plane.add_item(PROJECT, "Add a greeting", "Backlog");
-    assert_eq!(w.deliver(&w.plane.move_item(&item, "To Analyse")), 202);
-    w.wait_plane_state(&item, "Awaiting Approval").await;
+    let mut w = world(0).await;
+    start(&mut w);
+    let port = w.site.port();
+    let item = w.tracker.add_item(PROJECT, "Add a greeting", "Backlog");
+    assert_eq!(w.move_to(&item, "To Analyse"), 202);
+    w.wait_for_state(&item, "Awaiting Approval").await;
     let key = w.key(&item);
     let v = w.show(&key).unwrap();
     let task_id = v["task"]["id"].as_i64().unwrap();
@@ -695,16 +539,12 @@ async fn a_plane_rejection_with_a_comment_reaches_the_analyst_and_approval_links
         analysis.contains(&format!("# Analysis of {key}")),
         "{analysis}"
     );
-    let request = w
-        .plane
-        .comments(&item)
-        .into_iter()
-        .find(|c| c.contains("is ready"))
-        .expect("the approval request");
+    // The approval request.
+    let request = w.expect_comment(&item, "is ready").await;
     assert!(
         request.contains(&format!(
             "Analysis: {}/acme/demo/src/branch/{branch}/docs/work-items/{key}",
-            w.gitea.uri()
+            w.forge.uri()
         )),
         "links the analysis on Gitea: {request}"
     );
@@ -718,29 +558,16 @@ async fn a_plane_rejection_with_a_comment_reaches_the_analyst_and_approval_links
     );
 
     // The person explains in a comment, then rejects in Plane.
-    w.plane.person_comments(
+    w.tracker.person_comments(
         &item,
         "<p>Also cover the <strong>rollback</strong> &amp; the migration of old rows.</p>",
     );
-    assert_eq!(w.deliver(&w.plane.move_item(&item, "Rejected")), 202);
-    let end = Instant::now() + DEADLINE;
-    let mut signal = common::wait::Signal::new(w.dir());
-    let v = loop {
-        signal.mark_async().await;
-        let v = w.show(&key).unwrap();
-        if events(&v, "analysed") == 2 {
-            break v;
-        }
-        assert!(
-            Instant::now() < end,
-            "the analysis never ran again: {:#}\n{}",
-            v["events"],
-            w.log()
-        );
-        signal
-            .next_async(end.saturating_duration_since(Instant::now()))
-            .await;
-    };
+    assert_eq!(w.move_to(&item, "Rejected"), 202);
+    let v = w
+        .wait_for_task(&key, "the analysis ran again", |v| {
+            events(v, "analysed") == 2
+        })
+        .await;
     let rejected: Vec<&Value> = v["events"]
         .as_array()
         .unwrap()

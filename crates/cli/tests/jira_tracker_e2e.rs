@@ -17,90 +17,43 @@ mod common;
 
 use common::show;
 use common::tracker_world::{Site, assert_orchs_comments, team_states};
+use common::world::World;
 use orch_integrations::fakes::FakeJira;
 use orch_integrations::signature::sign;
-use std::path::Path;
 
 const EMAIL: &str = "orch-bot@example.com";
 const TOKEN: &str = "jira_e2e_token";
 const SECRET: &str = "jira_wh_e2e_secret";
 
-struct World {
-    site: Site,
-    jira: FakeJira,
-}
-
-impl World {
-    async fn new() -> World {
-        let site = Site::new();
-        let jira = FakeJira::start(EMAIL, TOKEN).await;
-        // The project ENG has orch's states as statuses, and some of its
-        // own; orch's Done is ENG's "Shipped".
-        let statuses = team_states("Shipped");
-        jira.add_project(
-            "ENG",
-            &statuses.iter().map(String::as_str).collect::<Vec<_>>(),
-        );
-        site.configure(&format!(
-            "[tracker]\nkind = \"jira\"\n[tracker.jira]\nbase_url = \"{}\"\nemail = \"{EMAIL}\"\n\
-             [tracker.jira.projects.ENG]\nstatuses = {{ done = \"Shipped\" }}\n",
-            jira.uri(),
-        ));
-        World { site, jira }
-    }
-
-    fn dir(&self) -> &Path {
-        self.site.dir()
-    }
-
-    fn start(&mut self) {
-        self.site.start(&[
-            ("ORCH_JIRA_API_TOKEN", TOKEN),
-            ("ORCH_JIRA_WEBHOOK_SECRET", SECRET),
-        ]);
-    }
-
-    /// Post a Jira webhook with this signature and delivery id; the status.
-    fn deliver_with(&self, body: &[u8], signature: &str, delivery: &str) -> u16 {
-        let headers = [
-            ("X-Atlassian-Webhook-Identifier", delivery),
-            ("X-Atlassian-Webhook-Flow", "Primary"),
-            ("X-Hub-Signature", signature),
-        ];
-        self.site.post("/webhooks/jira", &headers, body)
-    }
-
-    fn deliver(&self, body: &[u8], delivery: &str) -> u16 {
-        let sig = format!("sha256={}", sign(SECRET.as_bytes(), body));
-        self.deliver_with(body, &sig, delivery)
-    }
-
-    /// A person moves the issue on Jira's board; the webhook Jira sends.
-    fn person_moves(&self, issue: &str, from: &str, to: &str) -> Vec<u8> {
-        self.jira.person_moves(issue, to);
-        serde_json::to_vec(&self.jira.issue_webhook(issue, Some(from))).unwrap()
-    }
-
-    async fn wait_status(&self, issue: &str, status: &str) {
-        let what = format!("reached {status:?}");
-        self.site
-            .wait_for(
-                issue,
-                &what,
-                || self.jira.status_of(issue),
-                |now| now == status,
-            )
-            .await;
-    }
+async fn world() -> World<FakeJira> {
+    let jira = FakeJira::start(EMAIL, TOKEN).await;
+    // The project ENG has orch's states as statuses, and some of its
+    // own; orch's Done is ENG's "Shipped".
+    let statuses = team_states("Shipped");
+    jira.add_project(
+        "ENG",
+        &statuses.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    let w = World::new(common::ORCH, Site::new(), jira, SECRET);
+    w.configure(&format!(
+        "[tracker]\nkind = \"jira\"\n[tracker.jira]\nbase_url = \"{}\"\nemail = \"{EMAIL}\"\n\
+         [tracker.jira.projects.ENG]\nstatuses = {{ done = \"Shipped\" }}\n",
+        w.tracker.uri(),
+    ));
+    w
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_jira_issue_runs_from_to_analyse_to_merged_and_done() {
-    let mut w = World::new().await;
-    w.jira.add_issue("ENG-7", "Add a greeting", "Backlog");
-    w.start();
+    let mut w = world().await;
+    w.tracker.add_issue("ENG-7", "Add a greeting", "Backlog");
+    w.start(&[
+        ("ORCH_JIRA_API_TOKEN", TOKEN),
+        ("ORCH_JIRA_WEBHOOK_SECRET", SECRET),
+    ]);
 
-    let to_analyse = w.person_moves("ENG-7", "Backlog", "To Analyse");
+    // From Backlog.
+    let to_analyse = w.person_moves("ENG-7", "To Analyse");
     // Signed with another secret, not signed, or the bare digest: 401, and
     // nothing happens (no task, no call to Jira).
     let wrong = format!("sha256={}", sign(b"not the secret", &to_analyse));
@@ -112,8 +65,8 @@ async fn a_jira_issue_runs_from_to_analyse_to_merged_and_done() {
         show(w.dir(), "ENG-7").is_none(),
         "a refused delivery made a task"
     );
-    let transitions_taken = |w: &World| {
-        w.jira
+    let transitions_taken = |w: &World<FakeJira>| {
+        w.tracker
             .calls()
             .iter()
             .filter(|c| *c == "POST /issue/ENG-7/transitions")
@@ -125,24 +78,25 @@ async fn a_jira_issue_runs_from_to_analyse_to_merged_and_done() {
         "a refused delivery moved the issue"
     );
     assert!(
-        w.jira.comments_of("ENG-7").is_empty(),
+        w.tracker.comments_of("ENG-7").is_empty(),
         "a refused delivery commented"
     );
 
     assert_eq!(w.deliver(&to_analyse, "d-1"), 202);
     assert_eq!(w.deliver(&to_analyse, "d-1"), 200, "the replay is a no-op");
-    w.wait_status("ENG-7", "Awaiting Approval").await;
+    w.wait_for_state("ENG-7", "Awaiting Approval").await;
 
-    let approved = w.person_moves("ENG-7", "Awaiting Approval", "Approved");
+    // From Awaiting Approval.
+    let approved = w.person_moves("ENG-7", "Approved");
     assert_eq!(w.deliver(&approved, "d-2"), 202);
     assert_eq!(
         w.deliver(&approved, "d-3"),
         200,
         "the same change redelivered is a no-op"
     );
-    w.wait_status("ENG-7", "Shipped").await;
+    w.wait_for_state("ENG-7", "Shipped").await;
 
-    let v = w.site.wait_done("ENG-7").await;
+    let v = w.wait_for_stage("ENG-7", "done").await;
     w.site.assert_merged_once(&v, "ENG-7");
     assert!(
         v["task"]["branch"]
@@ -152,13 +106,13 @@ async fn a_jira_issue_runs_from_to_analyse_to_merged_and_done() {
         v["task"]
     );
     // Every move orch made went through a transition.
-    assert!(transitions_taken(&w) >= 4, "{:?}", w.jira.calls());
+    assert!(transitions_taken(&w) >= 4, "{:?}", w.tracker.calls());
     let basic = format!(
         "Basic {}",
         orch_integrations::jira::client::base64(format!("{EMAIL}:{TOKEN}").as_bytes())
     );
     assert!(
-        w.jira
+        w.tracker
             .m()
             .requests
             .iter()
@@ -166,9 +120,9 @@ async fn a_jira_issue_runs_from_to_analyse_to_merged_and_done() {
         "Basic auth on every call"
     );
     // orch's comments, in ADF, each marked as orch's.
-    assert_orchs_comments(&w.jira.comments_of("ENG-7"));
+    assert_orchs_comments(&w.tracker.comments_of("ENG-7"));
     assert!(
-        w.jira
+        w.tracker
             .m()
             .requests
             .iter()

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{Serve, ok, quickstart_project, wait_for};
+use common::{Serve, ok, quickstart_project, wait};
 use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
@@ -39,7 +39,7 @@ fn a_memory_hog_fails_its_attempts_and_the_task_says_it_hit_the_limit() {
             "task", "add", "--repo", "demo", "--title", "Hog", "--id", KEY,
         ],
     );
-    let v = wait_for(&dir, KEY, Duration::from_secs(120), "parked", |v| {
+    let v = wait::task(&dir, KEY, Duration::from_secs(120), "parked", |v| {
         let stage = v["task"]["stage"].as_str().unwrap_or_default();
         stage == "needs_attention" || stage == "failed"
     });

@@ -16,91 +16,45 @@ mod common;
 
 use common::show;
 use common::tracker_world::{Site, assert_orchs_comments, team_states};
+use common::world::World;
 use orch_integrations::fakes::FakeLinear;
 use orch_integrations::signature::sign;
-use std::path::Path;
 
 const KEY: &str = "lin_api_e2e_key";
 const SECRET: &str = "lin_wh_e2e_secret";
 
-struct World {
-    site: Site,
-    linear: FakeLinear,
-}
-
-impl World {
-    async fn new() -> World {
-        let site = Site::new();
-        let linear = FakeLinear::start(KEY).await;
-        // The team ENG has orch's states under their own names, and some of
-        // its own; orch's Done is ENG's "Shipped".
-        let states = team_states("Shipped");
-        linear.add_team(
-            "ENG",
-            &states.iter().map(String::as_str).collect::<Vec<_>>(),
-        );
-        site.configure(&format!(
-            "[tracker]\nkind = \"linear\"\n[tracker.linear]\nbase_url = \"{}\"\n\
-             [tracker.linear.teams.ENG]\nworkflow_states = {{ done = \"Shipped\" }}\n",
-            linear.uri(),
-        ));
-        World { site, linear }
-    }
-
-    fn dir(&self) -> &Path {
-        self.site.dir()
-    }
-
-    fn start(&mut self) {
-        self.site.start(&[
-            ("ORCH_LINEAR_API_KEY", KEY),
-            ("ORCH_LINEAR_WEBHOOK_SECRET", SECRET),
-        ]);
-    }
-
-    /// Post a Linear webhook with this signature and delivery id; the status.
-    fn deliver_with(&self, body: &[u8], signature: &str, delivery: &str) -> u16 {
-        let headers = [
-            ("Linear-Event", "Issue"),
-            ("Linear-Delivery", delivery),
-            ("Linear-Signature", signature),
-        ];
-        self.site.post("/webhooks/linear", &headers, body)
-    }
-
-    fn deliver(&self, body: &[u8], delivery: &str) -> u16 {
-        self.deliver_with(body, &sign(SECRET.as_bytes(), body), delivery)
-    }
-
-    /// A person moves the issue in Linear; the webhook Linear sends for it.
-    fn person_moves(&self, issue: &str, from: &str, to: &str) -> Vec<u8> {
-        self.linear.person_moves(issue, to);
-        serde_json::to_vec(&self.linear.issue_webhook(issue, Some(from))).unwrap()
-    }
-
-    async fn wait_state(&self, issue: &str, state: &str) {
-        let what = format!("reached {state:?}");
-        self.site
-            .wait_for(
-                issue,
-                &what,
-                || self.linear.state_of(issue),
-                |now| now == state,
-            )
-            .await;
-    }
+async fn world() -> World<FakeLinear> {
+    let linear = FakeLinear::start(KEY).await;
+    // The team ENG has orch's states under their own names, and some of
+    // its own; orch's Done is ENG's "Shipped".
+    let states = team_states("Shipped");
+    linear.add_team(
+        "ENG",
+        &states.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    let w = World::new(common::ORCH, Site::new(), linear, SECRET);
+    w.configure(&format!(
+        "[tracker]\nkind = \"linear\"\n[tracker.linear]\nbase_url = \"{}\"\n\
+         [tracker.linear.teams.ENG]\nworkflow_states = {{ done = \"Shipped\" }}\n",
+        w.tracker.uri(),
+    ));
+    w
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_linear_issue_runs_from_to_analyse_to_merged_and_done() {
-    let mut w = World::new().await;
-    w.linear.add_issue("ENG-7", "Add a greeting", "Backlog");
-    w.start();
+    let mut w = world().await;
+    w.tracker.add_issue("ENG-7", "Add a greeting", "Backlog");
+    w.start(&[
+        ("ORCH_LINEAR_API_KEY", KEY),
+        ("ORCH_LINEAR_WEBHOOK_SECRET", SECRET),
+    ]);
 
-    let to_analyse = w.person_moves("ENG-7", "Backlog", "To Analyse");
+    // From Backlog.
+    let to_analyse = w.person_moves("ENG-7", "To Analyse");
     // Signed with another secret, or not signed: 401, and nothing happens
     // (no task, no call to Linear).
-    let calls = w.linear.m().requests.len();
+    let calls = w.tracker.m().requests.len();
     let wrong = sign(b"not the secret", &to_analyse);
     assert_eq!(w.deliver_with(&to_analyse, &wrong, "d-bad"), 401);
     assert_eq!(w.deliver_with(&to_analyse, "", "d-bad2"), 401);
@@ -109,25 +63,26 @@ async fn a_linear_issue_runs_from_to_analyse_to_merged_and_done() {
         "a refused delivery made a task"
     );
     assert_eq!(
-        w.linear.m().requests.len(),
+        w.tracker.m().requests.len(),
         calls,
         "a refused delivery called Linear"
     );
 
     assert_eq!(w.deliver(&to_analyse, "d-1"), 202);
     assert_eq!(w.deliver(&to_analyse, "d-1"), 200, "the replay is a no-op");
-    w.wait_state("ENG-7", "Awaiting Approval").await;
+    w.wait_for_state("ENG-7", "Awaiting Approval").await;
 
-    let approved = w.person_moves("ENG-7", "Awaiting Approval", "Approved");
+    // From Awaiting Approval.
+    let approved = w.person_moves("ENG-7", "Approved");
     assert_eq!(w.deliver(&approved, "d-2"), 202);
     assert_eq!(
         w.deliver(&approved, "d-3"),
         200,
         "the same change redelivered is a no-op"
     );
-    w.wait_state("ENG-7", "Shipped").await;
+    w.wait_for_state("ENG-7", "Shipped").await;
 
-    let v = w.site.wait_done("ENG-7").await;
+    let v = w.wait_for_stage("ENG-7", "done").await;
     w.site.assert_merged_once(&v, "ENG-7");
     assert!(
         v["task"]["branch"]
@@ -137,13 +92,13 @@ async fn a_linear_issue_runs_from_to_analyse_to_merged_and_done() {
         v["task"]
     );
     // Every move orch made went through issueUpdate, every state a stage.
-    let ops = w.linear.operations();
+    let ops = w.tracker.operations();
     assert!(
         ops.iter().filter(|o| *o == "OrchIssueUpdate").count() >= 4,
         "{ops:?}"
     );
     assert!(
-        w.linear
+        w.tracker
             .m()
             .requests
             .iter()
@@ -151,5 +106,5 @@ async fn a_linear_issue_runs_from_to_analyse_to_merged_and_done() {
         "the bare API key on every call"
     );
     // orch's comments, each marked as orch's.
-    assert_orchs_comments(&w.linear.comments_of("ENG-7"));
+    assert_orchs_comments(&w.tracker.comments_of("ENG-7"));
 }

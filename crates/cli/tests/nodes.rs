@@ -6,7 +6,7 @@
 mod common;
 
 use common::http::Api;
-use common::{Serve, ok, orch, quickstart_project, wait_for};
+use common::{Serve, ok, orch, quickstart_project, wait};
 use serde_json::Value;
 use std::path::Path;
 use std::time::Duration;
@@ -69,7 +69,7 @@ fn a_drained_node_claims_nothing_until_it_resumes() {
     );
 
     ok(&dir, &["node", "drain", "alpha", "--resume"]);
-    wait_for(&dir, KEY, WAIT, "analysis after the resume", |v| {
+    wait::task(&dir, KEY, WAIT, "analysis after the resume", |v| {
         v["task"]["stage"] == "awaiting_approval"
     });
     wait_node(&dir, "alpha", "active");

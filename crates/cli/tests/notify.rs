@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{Serve, add_task, ok, quickstart_project, wait_for};
+use common::{Serve, add_task, ok, quickstart_project, wait};
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
@@ -106,7 +106,7 @@ fn webhook_hears_its_stages_in_order_through_an_outage_and_a_crash() {
     let mut serve = Serve::start_with_env(&dir, &[("ORCH_TEST_NOTIFY_URL", &url)]);
 
     add_task(&dir, KEY, "Say hello", &[]);
-    wait_for(&dir, KEY, WAIT, "analysis", |v| {
+    wait::task(&dir, KEY, WAIT, "analysis", |v| {
         v["task"]["stage"] == "awaiting_approval"
     });
     // The first post meets the outage (503); orch dies before its retry.
@@ -131,7 +131,7 @@ fn webhook_hears_its_stages_in_order_through_an_outage_and_a_crash() {
     assert_eq!(first["body"], first["text"]);
 
     ok(&dir, &["task", "approve", KEY]);
-    wait_for(&dir, KEY, WAIT, "done", |v| v["task"]["stage"] == "done");
+    wait::task(&dir, KEY, WAIT, "done", |v| v["task"]["stage"] == "done");
     wait_until(&dir, "the done post", || {
         seen.lock().unwrap().accepted().len() == 2
     });

@@ -158,7 +158,7 @@ fn a_flood_is_recorded_with_its_outcome_and_the_long_line_is_marked() {
     );
     // The task says that line was parsed only in part.
     let id = v["task"]["id"].to_string();
-    let v = common::wait_for(&dir, &id, WAIT, "the analysis moves on", |v| {
+    let v = common::wait::task(&dir, &id, WAIT, "the analysis moves on", |v| {
         v["task"]["stage"] != "analysis"
     });
     let notes: Vec<&str> = v["events"]

@@ -56,3 +56,13 @@ fn the_quickstart_hint_runs_this_orch_when_it_is_not_on_the_path() {
     );
     assert!(String::from_utf8_lossy(&ran.stdout).contains("DEMO-1"));
 }
+
+/// The test kit runs the `orch` binary cargo built for these tests: the
+/// file beside the test executable is the one `CARGO_BIN_EXE_orch` names.
+#[test]
+fn the_test_kit_runs_the_orch_binary_cargo_built_for_the_tests() {
+    assert_eq!(
+        std::fs::canonicalize(common::binary()).unwrap(),
+        std::fs::canonicalize(ORCH).unwrap()
+    );
+}

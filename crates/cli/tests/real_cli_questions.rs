@@ -28,7 +28,7 @@
 
 mod common;
 
-use common::{Serve, add_task, count_events, ok, quickstart_project, wait_for};
+use common::{Serve, add_task, count_events, ok, quickstart_project, wait};
 use std::io::Write;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -158,7 +158,7 @@ fn claude_asks_through_orch_mcp_parks_and_resumes_the_same_session() {
             "Ask a person which port to use. MOCK_CALLTOOL:mcp__orch__ask_person",
         ],
     );
-    let parked = wait_for(&dir, "DEMO-2", RUN_DEADLINE, "parked on a question", |v| {
+    let parked = wait::task(&dir, "DEMO-2", RUN_DEADLINE, "parked on a question", |v| {
         v["task"]["stage"] == "needs_attention" || v["task"]["stage"] == "awaiting_approval"
     });
     let question = parked["events"]
@@ -177,7 +177,7 @@ fn claude_asks_through_orch_mcp_parks_and_resumes_the_same_session() {
     assert!(!session.is_empty());
 
     ok(&dir, &["task", "answer", "DEMO-2", "Use port 8080."]);
-    let done = wait_for(
+    let done = wait::task(
         &dir,
         "DEMO-2",
         RUN_DEADLINE,
@@ -289,7 +289,7 @@ fn codex_gets_orch_tools_and_an_answer_resumes_the_same_thread() {
         // The supervisor starts watching the run in memory: nothing commits.
         std::thread::sleep(Duration::from_millis(20));
     }
-    let parked = wait_for(&dir, "DEMO-2", RUN_DEADLINE, "parked on a question", |v| {
+    let parked = wait::task(&dir, "DEMO-2", RUN_DEADLINE, "parked on a question", |v| {
         v["task"]["stage"] != "analysis"
     });
     assert_eq!(parked["task"]["stage"], "needs_attention", "{parked:#}");
@@ -305,7 +305,7 @@ fn codex_gets_orch_tools_and_an_answer_resumes_the_same_thread() {
     );
 
     ok(&dir, &["task", "answer", "DEMO-2", "Use port 8080."]);
-    let done = wait_for(
+    let done = wait::task(
         &dir,
         "DEMO-2",
         RUN_DEADLINE,

@@ -13,7 +13,7 @@
 
 mod common;
 
-use common::{Serve, add_task, count_events, git, ok, orch, quickstart_project, show, wait_for};
+use common::{Serve, add_task, count_events, git, ok, orch, quickstart_project, show, wait};
 use serde_json::Value;
 use std::path::Path;
 use std::time::Duration;
@@ -142,7 +142,7 @@ fn a_failed_task_is_retried_where_it_failed_or_run_again() {
         ],
     );
     let reject_until = |stage: &'static str| {
-        wait_for(
+        wait::task(
             &dir,
             "DEMO-2",
             LIMIT,
@@ -150,7 +150,7 @@ fn a_failed_task_is_retried_where_it_failed_or_run_again() {
             stage_is("awaiting_approval"),
         );
         ok(&dir, &["task", "reject", "DEMO-2", "-m", "not yet"]);
-        wait_for(&dir, "DEMO-2", LIMIT, stage, stage_is(stage))
+        wait::task(&dir, "DEMO-2", LIMIT, stage, stage_is(stage))
     };
     reject_until("analysis");
     let failed = reject_until("failed");
@@ -168,7 +168,7 @@ fn a_failed_task_is_retried_where_it_failed_or_run_again() {
     assert_eq!(count_events(&v, "retried"), 1);
     // The rejection round counts afresh: one more rejection is allowed.
     ok(&dir, &["task", "reject", "DEMO-2", "-m", "closer"]);
-    wait_for(
+    wait::task(
         &dir,
         "DEMO-2",
         LIMIT,
@@ -192,7 +192,7 @@ fn a_failed_task_is_retried_where_it_failed_or_run_again() {
         !retry_old.status.success(),
         "a retired task is not reopened"
     );
-    wait_for(
+    wait::task(
         &dir,
         "DEMO-2",
         LIMIT,
@@ -200,7 +200,7 @@ fn a_failed_task_is_retried_where_it_failed_or_run_again() {
         stage_is("awaiting_approval"),
     );
     ok(&dir, &["task", "approve", "DEMO-2", "-m", "go"]);
-    let done = wait_for(&dir, "DEMO-2", LIMIT, "done", stage_is("done"));
+    let done = wait::task(&dir, "DEMO-2", LIMIT, "done", stage_is("done"));
     assert_eq!(id_of(&done), fresh);
     let log = git(
         &dir.join("remotes/demo.git"),
@@ -234,7 +234,7 @@ fn a_dependent_of_a_cancelled_task_parks_naming_it() {
     add_task(&dir, "DEMO-4", "On top", &["--depends-on", &dep_id]);
     ok(&dir, &["task", "stop", "DEMO-3"]);
     let _serve = Serve::start(&dir);
-    let parked = wait_for(&dir, "DEMO-4", LIMIT, "parked", stage_is("needs_attention"));
+    let parked = wait::task(&dir, "DEMO-4", LIMIT, "parked", stage_is("needs_attention"));
     let why = message_of(&parked, "needs_attention");
     assert!(
         why.contains(&format!("task {dep_id} (DEMO-3) was cancelled")),
@@ -260,7 +260,7 @@ fn a_dependent_of_a_cancelled_task_parks_naming_it() {
     let v = task_show(&dir, "DEMO-4");
     assert_eq!(v["depends_on"], serde_json::json!([fresh]));
     ok(&dir, &["task", "retry", "DEMO-4"]);
-    wait_for(
+    wait::task(
         &dir,
         "DEMO-3",
         LIMIT,
@@ -274,8 +274,8 @@ fn a_dependent_of_a_cancelled_task_parks_naming_it() {
         "held back by the dependency"
     );
     ok(&dir, &["task", "approve", "DEMO-3"]);
-    wait_for(&dir, "DEMO-3", LIMIT, "done", stage_is("done"));
-    wait_for(
+    wait::task(&dir, "DEMO-3", LIMIT, "done", stage_is("done"));
+    wait::task(
         &dir,
         "DEMO-4",
         LIMIT,
@@ -373,7 +373,7 @@ fn max_review_rounds_allows_that_many_rounds_of_changes() {
     );
     let _serve = Serve::start(&dir);
     add_task(&dir, "DEMO-6", "One round", &[]);
-    wait_for(
+    wait::task(
         &dir,
         "DEMO-6",
         LIMIT,
@@ -381,7 +381,7 @@ fn max_review_rounds_allows_that_many_rounds_of_changes() {
         stage_is("awaiting_approval"),
     );
     ok(&dir, &["task", "approve", "DEMO-6"]);
-    let end = wait_for(&dir, "DEMO-6", LIMIT, "an end", |v| {
+    let end = wait::task(&dir, "DEMO-6", LIMIT, "an end", |v| {
         matches!(v["task"]["stage"].as_str(), Some("done" | "failed"))
     });
     assert_eq!(
@@ -404,7 +404,7 @@ fn a_worktree_that_cannot_be_made_fails_its_runs_and_parks_the_task_saying_why()
     });
     let _serve = Serve::start(&dir);
     add_task(&dir, "DEMO-2", "On a base that is not there", &[]);
-    let parked = wait_for(&dir, "DEMO-2", LIMIT, "parked", stage_is("needs_attention"));
+    let parked = wait::task(&dir, "DEMO-2", LIMIT, "parked", stage_is("needs_attention"));
     let why = message_of(&parked, "needs_attention");
     assert!(why.contains("preparing the run"), "{why}");
     assert!(why.contains("trunk"), "the missing base is named: {why}");

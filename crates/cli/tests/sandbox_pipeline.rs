@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{Serve, add_task, git, ok, quickstart_project, wait_for};
+use common::{Serve, add_task, git, ok, quickstart_project, wait};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::Duration;
@@ -95,7 +95,7 @@ fn sandboxed_example_agents_carry_a_task_to_done_and_refusals_are_events() {
 
     let _serve = Serve::start(&dir);
     add_task(&dir, KEY, "Sandboxed", &[]);
-    wait_for(
+    wait::task(
         &dir,
         KEY,
         Duration::from_secs(120),
@@ -103,7 +103,7 @@ fn sandboxed_example_agents_carry_a_task_to_done_and_refusals_are_events() {
         |v| v["task"]["stage"] == "awaiting_approval",
     );
     ok(&dir, &["task", "approve", KEY]);
-    let v = wait_for(&dir, KEY, Duration::from_secs(180), "done", |v| {
+    let v = wait::task(&dir, KEY, Duration::from_secs(180), "done", |v| {
         let stage = v["task"]["stage"].as_str().unwrap_or_default();
         stage == "done" || stage == "needs_attention" || stage == "failed"
     });

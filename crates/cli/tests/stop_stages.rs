@@ -13,7 +13,7 @@
 
 mod common;
 
-use common::{Serve, assert_no_orphans, git, ok, orch, quickstart_project, show, wait_for};
+use common::{Serve, assert_no_orphans, git, ok, orch, quickstart_project, show, wait};
 use orch_store::{LeaseStore, SqliteOptions, SqliteStore, TrackerStore};
 use serde_json::Value;
 use std::path::Path;
@@ -223,7 +223,7 @@ fn comments(dir: &Path) -> Vec<String> {
 
 /// Drives the task to the row's stage: passes the gates the row names.
 fn reach(dir: &Path, row: &Row) -> Value {
-    wait_for(dir, KEY, WAIT, row.name, |v| {
+    wait::task(dir, KEY, WAIT, row.name, |v| {
         if (row.ready)(v) {
             return true;
         }
@@ -284,7 +284,7 @@ fn check_row(tmp: &Path, i: usize, row: &Row) {
             row.name
         );
     }
-    let v = wait_for(&dir, &id, WAIT, "cancelled", |v| stage(v) == "cancelled");
+    let v = wait::task(&dir, &id, WAIT, "cancelled", |v| stage(v) == "cancelled");
     assert!(!v["task"]["cancelled_at"].is_null(), "{}", row.name);
     // The CLI's STOP was carried out by the running engine (its worker), not
     // by a second pipeline in the CLI's process: one cancel, one request.
@@ -375,7 +375,7 @@ fn stop_with_the_kill_switch_off_is_inert() {
         &dir,
         &["task", "add", "--repo", "demo", "--title", "x", "--id", KEY],
     );
-    wait_for(&dir, KEY, WAIT, "analyst running", |v| {
+    wait::task(&dir, KEY, WAIT, "analyst running", |v| {
         running(v, "analyst")
     });
     let r = stop(&dir, KEY);

@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{Serve, add_task, ok, orch, quickstart_project, wait_for};
+use common::{Serve, add_task, ok, orch, quickstart_project, wait};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -65,7 +65,7 @@ fn symphonys_workflow_runs_a_task_to_done_with_the_builtin_tracker() {
         "Greet in French",
         &["--body", "Say bonjour."],
     );
-    wait_for(
+    wait::task(
         &dir,
         "DEMO-2",
         LIMIT,
@@ -73,7 +73,7 @@ fn symphonys_workflow_runs_a_task_to_done_with_the_builtin_tracker() {
         stage_is("awaiting_approval"),
     );
     ok(&dir, &["task", "approve", "DEMO-2", "-m", "go"]);
-    let done = wait_for(&dir, "DEMO-2", LIMIT, "done", stage_is("done"));
+    let done = wait::task(&dir, "DEMO-2", LIMIT, "done", stage_is("done"));
     assert!(
         done["events"]
             .as_array()
@@ -155,7 +155,7 @@ fn wait_config(dir: &Path, what: &str, done: impl Fn(&Value) -> bool) -> Value {
 /// Runs DEMO-n to done and returns its developer's first prompt.
 fn developer_prompt(dir: &Path, key: &str, marker: &str) -> String {
     add_task(dir, key, "Another greeting", &[]);
-    wait_for(
+    wait::task(
         dir,
         key,
         LIMIT,
@@ -163,7 +163,7 @@ fn developer_prompt(dir: &Path, key: &str, marker: &str) -> String {
         stage_is("awaiting_approval"),
     );
     ok(dir, &["task", "approve", key, "-m", "go"]);
-    wait_for(dir, key, LIMIT, "done", stage_is("done"));
+    wait::task(dir, key, LIMIT, "done", stage_is("done"));
     prompts(dir)
         .into_iter()
         .map(|(_, p)| p)

@@ -1,7 +1,8 @@
-//! The world of the end-to-end tests against a fake tracker or forge: a
+//! The site of the end-to-end tests against a fake tracker or forge: a
 //! bare repository `remotes/demo.git` with a seed commit, the example
 //! agents, the config that runs them fast, and `orch serve` on a known
 //! loopback port (the fake's deliveries are posted to its webhook routes).
+//! `crate::world::World` drives it.
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -104,7 +105,7 @@ impl Listening {
             .unwrap()
             .port();
         let log = dir.join("serve.log");
-        let mut cmd = Command::new(super::ORCH);
+        let mut cmd = Command::new(super::binary());
         no_proxy(&mut cmd)
             .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
             .current_dir(dir)
@@ -193,11 +194,12 @@ impl Site {
     /// Write `orch.toml`: the demo config, then `integrations` (the test's
     /// `[tracker]` and `[forge]`).
     pub fn configure(&self, integrations: &str) {
-        std::fs::write(
-            self.dir().join("orch.toml"),
-            format!("{}{integrations}", demo_toml()),
-        )
-        .unwrap();
+        self.write_config(&format!("{}{integrations}", demo_toml()));
+    }
+
+    /// Write `orch.toml` as it is given.
+    pub fn write_config(&self, toml: &str) {
+        std::fs::write(self.dir().join("orch.toml"), toml).unwrap();
     }
 
     pub fn dir(&self) -> &Path {
@@ -213,6 +215,11 @@ impl Site {
         self.serve.as_ref().map(Listening::log).unwrap_or_default()
     }
 
+    /// The loopback port the started server listens on.
+    pub fn port(&self) -> u16 {
+        self.serve.as_ref().expect("orch serve is started").port
+    }
+
     /// POST a delivery to the started server; the status.
     pub fn post(&self, path: &str, headers: &[(&str, &str)], body: &[u8]) -> u16 {
         self.serve
@@ -220,56 +227,11 @@ impl Site {
             .expect("orch serve is started")
             .post(path, headers, body)
     }
+}
 
-    /// Wait until the fake shows what `reached` looks for in `seen()`; at
-    /// the deadline fail with what it shows, task `key`'s events and the
-    /// server's log. Each look follows a change the engine signalled
-    /// (`super::wait`): orch's writes to the fake are outbox entries it
-    /// marks sent once the fake took them.
-    pub async fn wait_for<T: std::fmt::Debug>(
-        &self,
-        key: &str,
-        what: &str,
-        mut seen: impl FnMut() -> T,
-        reached: impl Fn(&T) -> bool,
-    ) {
-        let last = std::cell::RefCell::new(None);
-        super::wait::until_async(
-            self.dir(),
-            DEADLINE,
-            || {
-                let now = seen();
-                let done = reached(&now).then_some(());
-                *last.borrow_mut() = Some(now);
-                done
-            },
-            || {
-                format!(
-                    "{key} never {what} (it shows {:?}); task: {:#?}\nlog:\n{}",
-                    last.borrow(),
-                    super::show(self.dir(), key).map(|v| v["events"].clone()),
-                    self.log()
-                )
-            },
-        )
-        .await
-    }
-
-    /// Wait until task `key` is done; its `orch task show --json`.
-    pub async fn wait_done(&self, key: &str) -> serde_json::Value {
-        super::wait::until_async(
-            self.dir(),
-            DEADLINE,
-            || super::show(self.dir(), key).filter(|v| v["task"]["stage"] == "done"),
-            || {
-                format!(
-                    "never done: {:#?}\n{}",
-                    super::show(self.dir(), key),
-                    self.log()
-                )
-            },
-        )
-        .await
+impl Default for Site {
+    fn default() -> Site {
+        Site::new()
     }
 }
 

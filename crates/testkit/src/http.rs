@@ -162,3 +162,21 @@ impl Api {
         serde_json::from_str::<serde_json::Value>(&body(&a)).ok()?["seq"].as_u64()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_chunked_answer_is_read_whole() {
+        let a = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n";
+        assert_eq!(status(a), 200);
+        assert_eq!(body(a), "hello world");
+    }
+
+    #[test]
+    fn a_plain_answer_is_its_body() {
+        let a = "HTTP/1.1 401 Unauthorized\r\nContent-Length: 2\r\n\r\nno";
+        assert_eq!((status(a), body(a).as_str()), (401, "no"));
+    }
+}
