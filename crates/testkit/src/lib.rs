@@ -298,7 +298,14 @@ pub fn processes_under(dir: &Path) -> Vec<(i32, String)> {
         let cwd = std::fs::read_link(format!("/proc/{pid}/cwd"))
             .map(|p| p.display().to_string())
             .unwrap_or_default();
-        if cmd.contains(needle) || cwd.starts_with(needle) {
+        // Whole path components only: another test's folder may have this
+        // one's name as a prefix (`/tmp/.tmpAb` and `/tmp/.tmpAbc`), and its
+        // processes are not this test's to count or end.
+        let inside = format!("{needle}/");
+        if cmd.contains(&inside)
+            || cmd.split(' ').any(|arg| arg == needle)
+            || Path::new(&cwd).starts_with(dir)
+        {
             out.push((pid, format!("{cmd} (cwd {cwd})")));
         }
     }
