@@ -11,7 +11,8 @@
 //!   the worktree's top folder, or works in the mirror, before it touches a
 //!   lock there). Both are read from `/proc` ([`live_holder`]).
 //! - **Stale locks in the mirror.** A fetch, push or ref update killed midway
-//!   leaves `packed-refs.lock`, a ref's `.lock` or the like in the mirror (or
+//!   leaves `packed-refs.lock` (with `packed-refs.new`, its rewrite), a ref's
+//!   `.lock` or the like in the mirror (or
 //!   its control dir), and every later fetch of the repo fails: every task of
 //!   the repo would park. At start-up, and before each fetch, a lock that no
 //!   live process holds open and no process works in the mirror beside is a
@@ -91,11 +92,21 @@ fn mirror_locks(mirror: &Path) -> Vec<PathBuf> {
     let control = crate::control::control_path(mirror);
     for dir in [
         mirror.to_path_buf(),
-        control,
+        control.clone(),
         mirror.join("objects/info"),
         mirror.join("objects/pack"),
     ] {
         locks_in(&dir, false, &mut locks);
+    }
+    // git rewrites `packed-refs` into `packed-refs.new` (created with
+    // O_EXCL) while it holds `packed-refs.lock`: a git killed in between
+    // leaves both, and every later prune of a ref fails on the first with
+    // "unable to create file …/packed-refs.new: File exists".
+    for dir in [mirror.to_path_buf(), control] {
+        let new = dir.join("packed-refs.new");
+        if new.symlink_metadata().is_ok_and(|m| m.is_file()) {
+            locks.push(new);
+        }
     }
     // Not `refs/heads`: the branches are written from the worktrees,
     // by agents too, whose git may be between writing a ref's lock and
@@ -312,7 +323,41 @@ mod tests {
         assert!(!refs.contains("origin/gone"), "{refs}");
     }
 
-    /// A fetch killed midway leaves `packed-refs.lock` and a ref's lock in    /// A fetch killed midway leaves `packed-refs.lock` and a ref's lock in
+    /// Found by the chaos run (seed 0x3550b94d2dfaf410, iteration 434): a
+    /// git killed while rewriting `packed-refs` left `packed-refs.new` beside
+    /// its lock, and every later fetch that pruned a branch failed on it
+    /// ("unable to create file …/packed-refs.new: File exists") until the
+    /// task's analyst gave up. It is cleared with the stale locks.
+    #[tokio::test]
+    async fn a_fetch_clears_the_packed_refs_rewrite_a_killed_git_left() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (store, _wt, seed) = world(tmp.path()).await;
+        let mirror = store.mirror_path("demo").unwrap();
+        let remote = tmp.path().join("remote.git");
+        let remote = remote.to_str().unwrap();
+        git(&seed, &["push", "--quiet", remote, "main:gone"]);
+        store.fetch("demo").await.unwrap();
+        // The mirror's refs are packed, so the prune rewrites packed-refs.
+        git(&mirror, &["pack-refs", "--all"]);
+        git(&seed, &["push", "--quiet", remote, ":gone"]);
+        let lock = mirror.join("packed-refs.lock");
+        let new = mirror.join("packed-refs.new");
+        std::fs::write(&lock, "").unwrap();
+        std::fs::write(&new, "# pack-refs with: peeled\n").unwrap();
+        let wt = store
+            .create_or_reuse_worktree("demo", "feature/z", "main")
+            .await
+            .expect("the killed rewrite is cleared and the fetch works");
+        assert!(wt.created);
+        assert!(!lock.exists() && !new.exists());
+        let refs = git(
+            &mirror,
+            &["for-each-ref", "--format=%(refname)", "refs/remotes"],
+        );
+        assert!(!refs.contains("origin/gone"), "{refs}");
+    }
+
+    /// A fetch killed midway leaves `packed-refs.lock` and a ref's lock in
     /// the mirror: every later fetch fails until they go. The start-up
     /// clearing removes them, and keeps one a live process holds open.
     #[tokio::test]
