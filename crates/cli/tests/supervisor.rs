@@ -976,3 +976,65 @@ async fn a_parks_comment_reaches_the_tracker_when_its_report_is_lost() {
     pipeline.tracker_outbox().deliver(None).await;
     assert_park_on_the_tracker(&w).await;
 }
+
+/// Issue 10, found by the real Codex CLI's question test in CI: the agent
+/// asked a person, and a tick that came between the run's end and its
+/// report's turn found the job given up and parked the task as a plain
+/// give-up, so the question was lost (no `agent_question` park, no Answer).
+/// The supervisor now leaves an asking run's job to the task's owner, which
+/// ends it with the question and parks in one command: a tick in between
+/// finds the job still active and does nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tick_between_a_questions_end_and_its_report_does_not_lose_the_question() {
+    let w = World::new().await;
+    let t = w.task().await;
+    let j = w.job(&t, 3).await;
+    let go = w.file("go");
+    let body = format!(
+        "echo asking; while [ ! -e {go:?} ]; do sleep 0.02; done; echo done",
+        go = go.display().to_string()
+    );
+    let (sup, mut rx) = Supervisor::new(w.store.clone(), Arc::new(w.script(&body)), w.config());
+    let pipeline = pipeline_of(&w);
+    assert_eq!(sup.dispatch_once().await, 1);
+    let run = w
+        .store
+        .get_job(j.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .run_id
+        .expect("claimed");
+    eventually("the run to be watched", || async {
+        sup.active_runs().contains(&run)
+    })
+    .await;
+    assert!(sup.record_question(&run, "Which port should it use?".into()));
+    std::fs::write(&go, "").unwrap();
+    let report = next_report(&mut rx).await;
+    assert_eq!(report.end, JobEnd::Asked, "{report:?}");
+    // The ticker comes first.
+    pipeline.tick(t.id).await.unwrap();
+    assert_eq!(
+        w.store.get_task(t.id).await.unwrap().unwrap().stage,
+        Stage::Development,
+        "the asking run's job is still the run's: nothing to park yet"
+    );
+    pipeline.on_run_report(&report).await.unwrap();
+    let task = w.store.get_task(t.id).await.unwrap().unwrap();
+    assert_eq!(task.stage, Stage::NeedsAttention);
+    let evs = w.store.events(t.id).await.unwrap();
+    let park = evs
+        .iter()
+        .rev()
+        .find(|e| e.to_stage == Some(Stage::NeedsAttention))
+        .expect("a park");
+    assert_eq!(park.kind, EventKind::AgentQuestion, "{evs:?}");
+    assert_eq!(park.message, "Which port should it use?");
+    let job = w.store.get_job(j.id).await.unwrap().unwrap();
+    assert_eq!(
+        (job.status, job.last_error.as_deref()),
+        (JobStatus::Failed, Some("Which port should it use?")),
+        "the owner ended the job with the question: no retry"
+    );
+}

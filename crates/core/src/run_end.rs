@@ -13,10 +13,13 @@ pub enum JobEndKind {
     Completed,
     /// A failed attempt; the job waits for its next one.
     Retrying,
-    /// No attempts left, the budget spent, or a question: the job failed
-    /// for good. The supervisor writes no stage; the task's owner parks the
-    /// task (here, or by the tick that finds its stage's job failed).
+    /// No attempts left or the budget spent: the job failed for good. The
+    /// supervisor writes no stage; the tick that follows parks the task.
     GaveUp,
+    /// The agent asked a person (R-8a). Its job is still the run's: the
+    /// task's owner ends it with the question and parks the task on it, in
+    /// one command, so no tick in between parks it for another reason.
+    Asked,
     /// A STOP cancelled the job, or its claim was lost.
     Cancelled,
 }
@@ -46,9 +49,11 @@ pub enum RunEndStep {
     RetireWorktree,
     /// The worktree is over its limit: park the task for a person, why.
     Park(String),
-    /// The agent asked a person (R-8a): park the task on its question,
-    /// which the tracker item gets quoted with how to answer.
-    ParkOnQuestion(String),
+    /// The agent asked a person (R-8a): its job ends, given up with the
+    /// question; then, when `park`, the task parks on it (the tracker item
+    /// gets it quoted with how to answer). A job taken meanwhile (a STOP,
+    /// the reaper) parks nothing.
+    Question { question: String, park: bool },
     /// Then whatever is due (level-triggered). A job that gave up without
     /// a question is parked here: the tick finds its stage's job failed
     /// (with the forge's report first in the merge stage), the same as
@@ -73,9 +78,9 @@ fn parks_over_disk_limit(stage: Stage) -> bool {
 /// What a run's end makes the task's owner do:
 /// - a cancelled job: the cancelled task's worktree goes (nothing else of
 ///   the run counts);
-/// - a question: the task parks on it (R-8a);
-/// - a worktree over `limits.worktree_mb` (a run that did not give up):
-///   the task parks;
+/// - a question: the job ends with it, and a live task parks on it (R-8a);
+/// - a worktree over `limits.worktree_mb` (a run that did not give up or
+///   ask): the task parks;
 /// - then, always, a tick, which parks a task whose stage's job gave up.
 pub fn on_run_ended(f: &RunEndFacts<'_>) -> Vec<RunEndStep> {
     let mut steps = Vec::new();
@@ -86,11 +91,13 @@ pub fn on_run_ended(f: &RunEndFacts<'_>) -> Vec<RunEndStep> {
         steps.push(RunEndStep::Tick);
         return steps;
     }
-    if f.end == JobEndKind::GaveUp {
-        if let Some(q) = f.question.filter(|_| parkable(f.stage)) {
-            steps.push(RunEndStep::ParkOnQuestion(q.to_owned()));
-        }
-    } else if parks_over_disk_limit(f.stage)
+    if f.end == JobEndKind::Asked {
+        steps.push(RunEndStep::Question {
+            question: f.question.unwrap_or("the agent asked a person").to_owned(),
+            park: parkable(f.stage),
+        });
+    } else if f.end != JobEndKind::GaveUp
+        && parks_over_disk_limit(f.stage)
         && let Some(why) = f.size.and_then(|s| s.over_limit(f.worktree_limit_mb))
     {
         steps.push(RunEndStep::Park(why));
@@ -139,10 +146,11 @@ mod tests {
         let mut merger = facts(Stage::Merge, GaveUp);
         merger.agent = AgentKind::Merger;
         merger.error = Some("verify failed: 2 tests");
-        let mut asked = facts(Stage::Development, GaveUp);
+        let mut asked = facts(Stage::Development, Asked);
         asked.question = Some("Which port?");
         let mut asked_late = asked;
         asked_late.stage = Stage::Cancelled;
+        let asked_big = big(asked);
         #[rustfmt::skip]
         let cases: Vec<(&str, RunEndFacts<'static>, Vec<RunEndStep>)> = vec![
             ("a completed run ticks", facts(Stage::Development, Completed), vec![Tick]),
@@ -151,8 +159,9 @@ mod tests {
             ("a fenced run of a live task keeps the worktree", facts(Stage::Development, Cancelled), vec![Tick]),
             ("a cancelled run is never measured against the limit", big(facts(Stage::Cancelled, Cancelled)), vec![RetireWorktree, Tick]),
             ("a give-up is parked by the tick (with the forge's report in merge)", merger, vec![Tick]),
-            ("a question parks the task on it", asked, vec![ParkOnQuestion("Which port?".into()), Tick]),
-            ("a question of a task a STOP ended parks nothing", asked_late, vec![Tick]),
+            ("a question ends the job and parks the task on it", asked, vec![Question { question: "Which port?".into(), park: true }, Tick]),
+            ("a question over the disk limit parks on the question", asked_big, vec![Question { question: "Which port?".into(), park: true }, Tick]),
+            ("a question of a task a STOP ended ends the job, parks nothing", asked_late, vec![Question { question: "Which port?".into(), park: false }, Tick]),
             ("a give-up over the disk limit parks for the give-up, by the tick", big(facts(Stage::Development, GaveUp)), vec![Tick]),
             ("a give-up of a parked task ticks", facts(Stage::NeedsAttention, GaveUp), vec![Tick]),
         ];

@@ -164,11 +164,11 @@ fn a_run_end_is_decided_with_the_policys_disk_limit() {
             Effect::AfterRun(RunEndStep::Tick)
         ]
     ));
-    // A question parks the task on it, then the tick.
+    // A question ends the job and parks the task on it, then the tick.
     let asked = decide(
         &TaskView::idle(Stage::Development),
         &Command::RunEnded(RunEnd {
-            end: JobEndKind::GaveUp,
+            end: JobEndKind::Asked,
             agent: AgentKind::Developer,
             size: None,
             question: Some("which port?"),
@@ -179,7 +179,10 @@ fn a_run_end_is_decided_with_the_policys_disk_limit() {
     assert_eq!(
         asked.effects,
         vec![
-            Effect::AfterRun(RunEndStep::ParkOnQuestion("which port?".into())),
+            Effect::AfterRun(RunEndStep::Question {
+                question: "which port?".into(),
+                park: true
+            }),
             Effect::AfterRun(RunEndStep::Tick)
         ]
     );

@@ -3,7 +3,8 @@
 //! follows is decided by `orch_core::decide` (through `run_end`); this
 //! carries it out. The supervisor only records the job's end: a park (a
 //! question, no attempts left, the budget spent) is written here or by the
-//! tick, so a task's stage has one writer.
+//! tick, so a task's stage has one writer. A question's job is ended here
+//! too, with the park, in the one command.
 
 use super::owner;
 use super::view::task_view;
@@ -40,6 +41,7 @@ impl Pipeline {
                 JobEnd::Completed => JobEndKind::Completed,
                 JobEnd::Retrying(_) => JobEndKind::Retrying,
                 JobEnd::GaveUp => JobEndKind::GaveUp,
+                JobEnd::Asked => JobEndKind::Asked,
                 JobEnd::Cancelled => JobEndKind::Cancelled,
             },
             agent: r.agent,
@@ -65,13 +67,30 @@ impl Pipeline {
                         tracing::warn!(task = %task.id, error = %e, "parking a worktree over its limit failed");
                     }
                 }
-                RunEndStep::ParkOnQuestion(q) => {
-                    if let Err(e) = self.park_on_question(&task, &q).await {
-                        tracing::warn!(task = %task.id, error = %e, "parking on the agent's question failed; the tick parks the failed job");
-                    }
+                RunEndStep::Question { question, park } => {
+                    self.end_on_question(&task, r, &question, park).await?;
                 }
                 RunEndStep::Tick => self.apply_tick(r.task_id).await?,
             }
+        }
+        Ok(())
+    }
+
+    /// The agent asked a person: its job ends with the question (unless a
+    /// STOP or the reaper took it meanwhile), then the task parks on it.
+    async fn end_on_question(
+        &self,
+        task: &orch_core::Task,
+        r: &RunReport,
+        question: &str,
+        park: bool,
+    ) -> PipelineResult<()> {
+        if !self.store.give_up(r.job_id, &r.run_id, question).await? {
+            tracing::info!(task = %task.id, run = %r.run_id, "the asking run's job was taken meanwhile: no park");
+            return Ok(());
+        }
+        if park {
+            self.park_on_question(task, question).await?;
         }
         Ok(())
     }

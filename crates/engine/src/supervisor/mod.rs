@@ -117,10 +117,14 @@ pub struct SupervisorConfig {
 pub enum JobEnd {
     Completed,
     Retrying(FailureDecision),
-    /// No attempts left, the budget spent, or a question: the job failed
-    /// for good. The supervisor writes no stage: the pipeline parks the task
-    /// when it hears of this (or its tick finds the failed job).
+    /// No attempts left or the budget spent: the job failed for good. The
+    /// supervisor writes no stage: the pipeline's tick parks the task.
     GaveUp,
+    /// The agent asked a person (`RunReport::question`). The job is left
+    /// running (its run is no longer watched): the task's owner gives it up
+    /// with the question and parks the task on it; should orch die first,
+    /// the reaper takes the job and it runs again.
+    Asked,
     /// The job was cancelled (STOP) or its claim was lost (fenced).
     Cancelled,
 }
@@ -137,8 +141,7 @@ pub struct RunReport {
     pub usage: Usage,
     pub final_text: Option<String>,
     pub error: Option<String>,
-    /// The question the agent asked a person: with `JobEnd::GaveUp`, the
-    /// task's owner parks the task on it.
+    /// The question the agent asked a person (`JobEnd::Asked`).
     pub question: Option<String>,
 }
 

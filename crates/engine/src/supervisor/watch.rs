@@ -480,15 +480,10 @@ impl Supervisor {
             (outcome, error)
         };
         let end = match outcome {
-            _ if question.is_some() => {
-                let q = question.as_deref().unwrap_or_default();
-                // The task's owner parks it on the question (run_ended.rs).
-                if let Ok(true) = self.store.give_up(job.id, run, q).await {
-                    JobEnd::GaveUp
-                } else {
-                    JobEnd::Cancelled
-                }
-            }
+            // The job stays the run's: the task's owner ends it with the
+            // question and parks the task on it in one command (run_ended.rs),
+            // so no tick in between finds it failed and parks it otherwise.
+            _ if question.is_some() => JobEnd::Asked,
             RunOutcome::Succeeded => JobEnd::Completed,
             // STOP cancels the job before stopping the run; a fenced run's job
             // belongs to someone else already. Either way, leave the job alone;
