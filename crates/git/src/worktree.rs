@@ -91,6 +91,7 @@ impl RepoStore {
 
         let wanted = local_ref(branch);
         if registered_on(&mirror, &path, &wanted) {
+            ensure_gitfile(&path, &admin_dir(&mirror, &path)?).await?;
             return Ok(Worktree {
                 repo: repo.to_owned(),
                 path,
@@ -101,6 +102,7 @@ impl RepoStore {
         let entries = self.live_worktrees(&mirror).await?;
         if let Some(entry) = find_by_path(&entries, &path) {
             return if entry.branch.as_deref() == Some(wanted.as_str()) {
+                ensure_gitfile(&path, &admin_dir(&mirror, &path)?).await?;
                 Ok(Worktree {
                     repo: repo.to_owned(),
                     path,
@@ -174,10 +176,7 @@ impl RepoStore {
         let admin = admin_dir(&mirror, &path)?;
         // git wrote the control dir's path into the worktree's `.git` file; the
         // agent's own git must see the mirror under its real name.
-        let dot_git = path.join(".git");
-        tokio::fs::write(&dot_git, format!("gitdir: {}\n", admin.display()))
-            .await
-            .map_err(|e| GitError::io("write", &dot_git, e))?;
+        ensure_gitfile(&path, &admin).await?;
         self.at_worktree(&mirror, &path)?
             .run(["reset", "--hard", "--quiet", "--no-recurse-submodules"])
             .await?;
@@ -412,6 +411,30 @@ pub(crate) fn parse_worktree_list(out: &str) -> Vec<WorktreeEntry> {
     entries
 }
 
+/// The worktree's `.git` file names its admin dir under the mirror's real
+/// name, for the agent's own git. It is replaced whole (written beside the
+/// admin dir's files, then renamed over `.git`): an orch killed in a plain
+/// write left it empty, and every run in that worktree then failed ("not a
+/// git worktree") until the task parked. A reused worktree gets it rewritten
+/// when it says anything else (such a crash, or an agent's edit).
+async fn ensure_gitfile(path: &Path, admin: &Path) -> Result<()> {
+    let dot_git = path.join(".git");
+    let want = format!("gitdir: {}\n", admin.display());
+    if tokio::fs::read_to_string(&dot_git).await.ok().as_deref() == Some(want.as_str()) {
+        return Ok(());
+    }
+    // Not in the worktree: a leftover there would be the agent's to commit.
+    let tmp = admin.join("orch-gitfile.tmp");
+    tokio::fs::write(&tmp, &want)
+        .await
+        .map_err(|e| GitError::io("write", &tmp, e))?;
+    if let Err(e) = tokio::fs::rename(&tmp, &dot_git).await {
+        let _ = tokio::fs::remove_file(&tmp).await;
+        return Err(GitError::io("move into place", &dot_git, e));
+    }
+    Ok(())
+}
+
 /// The fast reuse check, from the files `git worktree list` itself reads: an
 /// admin folder under the mirror's `worktrees/` points at `path/.git` and has
 /// `wanted` checked out. Every later stage of a task takes this path, which
@@ -456,6 +479,34 @@ async fn list_dir(mut rd: tokio::fs::ReadDir, dir: &Path) -> Result<Vec<PathBuf>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by the chaos run (seed 0xde02583133eaf6f2, iteration 172): orch
+    /// was killed while it rewrote a new worktree's `.git` file, which was
+    /// left empty. The worktree was reused as it was, and every analyst run
+    /// in it failed ("not a git worktree") until the task parked. A reused
+    /// worktree's `.git` is now rewritten when it is not what orch wrote.
+    #[tokio::test]
+    async fn a_worktree_whose_gitfile_a_kill_left_empty_is_repaired_on_reuse() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (store, wt, _seed) = crate::test_world::world(tmp.path()).await;
+        let dot_git = wt.path.join(".git");
+        let good = std::fs::read_to_string(&dot_git).unwrap();
+        assert!(good.starts_with("gitdir: "), "{good}");
+        for broken in ["", "gitdir: /nowhere\n"] {
+            std::fs::write(&dot_git, broken).unwrap();
+            let again = store
+                .create_or_reuse_worktree("demo", "feature/x", "main")
+                .await
+                .unwrap();
+            assert!(!again.created, "reused, not made anew");
+            assert_eq!(std::fs::read_to_string(&dot_git).unwrap(), good);
+            assert_eq!(
+                crate::test_world::git(&wt.path, &["rev-parse", "--abbrev-ref", "HEAD"]),
+                "feature/x",
+                "the agent's git finds its repository"
+            );
+        }
+    }
 
     #[test]
     fn parses_porcelain_z() {
