@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{Serve, assert_no_orphans, count_events, ok, quickstart_project, wait};
+use common::{Serve, assert_no_orphans, count_events, last_message, ok, quickstart_project, wait};
 use std::time::{Duration, Instant};
 
 #[test]
@@ -31,13 +31,7 @@ fn the_wall_time_budget_stops_the_agent_and_parks_with_the_figure() {
         started.elapsed() < Duration::from_secs(30),
         "parked long before the agent would have finished"
     );
-    let why = parked["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["kind"] == "needs_attention")
-        .map(|e| e["message"].as_str().unwrap().to_owned())
-        .unwrap();
+    let why = last_message(&parked, "needs_attention");
     assert!(
         why.starts_with("wall-time budget exceeded: the agents ran "),
         "{why}"

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{Serve, ok, quickstart_project, wait};
+use common::{Serve, last_message, ok, quickstart_project, wait};
 use std::path::Path;
 use std::time::Duration;
 
@@ -25,17 +25,6 @@ fn fat_analyst(dir: &Path, mb: u32) {
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
 }
 
-fn parked_why(v: &serde_json::Value) -> String {
-    v["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .rev()
-        .find(|e| e["kind"] == "needs_attention")
-        .map(|e| e["message"].as_str().unwrap().to_owned())
-        .unwrap_or_default()
-}
-
 #[test]
 fn a_worktree_over_the_limit_parks_the_task_with_the_figure() {
     let tmp = tempfile::tempdir().unwrap();
@@ -54,7 +43,7 @@ fn a_worktree_over_the_limit_parks_the_task_with_the_figure() {
     let parked = wait::task(&dir, "DEMO-2", Duration::from_secs(60), "parked", |v| {
         v["task"]["stage"] == "needs_attention"
     });
-    let why = parked_why(&parked);
+    let why = last_message(&parked, "needs_attention");
     assert!(
         why.starts_with("its worktree takes ") && why.contains("over limits.worktree_mb = 2 MB"),
         "{why}"

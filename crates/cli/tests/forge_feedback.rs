@@ -22,7 +22,7 @@ mod common;
 use common::count_events as events;
 use common::tracker_world::Site;
 use common::world::{FakeForge, World};
-use common::{add_task, git, ok};
+use common::{add_task, git, last_message, ok};
 use orch_integrations::fakes::{FakeGitea, FakeGithub};
 use serde_json::Value;
 use std::path::Path;
@@ -293,15 +293,7 @@ async fn a_failed_required_check_goes_back_to_the_developer_and_a_pass_merges() 
         "{prs:?}"
     );
     assert_eq!(events(&v, "pr_opened"), 1);
-    let why = v["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["kind"] == "ci_pending")
-        .unwrap()["message"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let why = last_message(&v, "ci_pending");
     assert!(why.contains("ci / test (not reported yet)"), "{why}");
 
     // It fails: back to the developer with the output.
@@ -363,15 +355,7 @@ async fn the_checks_the_base_branchs_protection_requires_hold_the_merge_until_th
     add_and_approve(&w).await;
     let v = to_the_merge_gate(&w, 1).await;
     assert_eq!(events(&v, "lease_acquired"), 0, "no lease while CI runs");
-    let why = v["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["kind"] == "ci_pending")
-        .unwrap()["message"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let why = last_message(&v, "ci_pending");
     assert!(why.contains("ci / * (not reported yet)"), "{why}");
     let branch = v["task"]["branch"].as_str().unwrap().to_owned();
     let first = head(w.dir(), &branch);
@@ -470,15 +454,7 @@ async fn a_persons_change_request_on_the_pull_request_goes_back_with_its_comment
             events(v, "developed") == 2 && v["task"]["stage"] == "merge"
         })
         .await;
-    let asked = v["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["kind"] == "changes_requested")
-        .unwrap()["message"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let asked = last_message(&v, "changes_requested");
     assert!(
         asked.contains("ann asked for changes on the pull request"),
         "{asked}"

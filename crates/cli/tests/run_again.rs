@@ -13,7 +13,9 @@
 
 mod common;
 
-use common::{Serve, add_task, count_events, git, ok, orch, quickstart_project, show, wait};
+use common::{
+    Serve, add_task, count_events, git, last_message, ok, orch, quickstart_project, show, wait,
+};
 use serde_json::Value;
 use std::path::Path;
 use std::time::Duration;
@@ -30,17 +32,6 @@ fn stage_is(stage: &'static str) -> impl Fn(&Value) -> bool {
 
 fn id_of(v: &Value) -> i64 {
     v["task"]["id"].as_i64().unwrap()
-}
-
-fn message_of(v: &Value, kind: &str) -> String {
-    v["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .rev()
-        .find(|e| e["kind"] == kind)
-        .map(|e| e["message"].as_str().unwrap().to_owned())
-        .unwrap_or_default()
 }
 
 fn add_config(extra: &'static str) -> impl FnOnce(String) -> String {
@@ -76,14 +67,14 @@ fn to_analyse_on_a_done_item_starts_a_fresh_task() {
         merged_events,
         "its history stays"
     );
-    assert!(message_of(&old, "retired").contains(&format!("task {fresh}")));
+    assert!(last_message(&old, "retired").contains(&format!("task {fresh}")));
     assert_eq!(
         id_of(&task_show(&dir, "DEMO-1")),
         fresh,
         "the key names the new task"
     );
     assert!(
-        message_of(&task_show(&dir, "DEMO-1"), "created").contains("runs its item again"),
+        last_message(&task_show(&dir, "DEMO-1"), "created").contains("runs its item again"),
         "the new task says what it follows"
     );
     // The old task's branch is gone from the remote: the new one starts from main.
@@ -235,7 +226,7 @@ fn a_dependent_of_a_cancelled_task_parks_naming_it() {
     ok(&dir, &["task", "stop", "DEMO-3"]);
     let _serve = Serve::start(&dir);
     let parked = wait::task(&dir, "DEMO-4", LIMIT, "parked", stage_is("needs_attention"));
-    let why = message_of(&parked, "needs_attention");
+    let why = last_message(&parked, "needs_attention");
     assert!(
         why.contains(&format!("task {dep_id} (DEMO-3) was cancelled")),
         "{why}"
@@ -388,7 +379,7 @@ fn max_review_rounds_allows_that_many_rounds_of_changes() {
         end["task"]["stage"],
         "done",
         "{}",
-        message_of(&end, "changes_requested")
+        last_message(&end, "changes_requested")
     );
     assert_eq!(count_events(&end, "changes_requested"), 1);
 }
@@ -405,7 +396,7 @@ fn a_worktree_that_cannot_be_made_fails_its_runs_and_parks_the_task_saying_why()
     let _serve = Serve::start(&dir);
     add_task(&dir, "DEMO-2", "On a base that is not there", &[]);
     let parked = wait::task(&dir, "DEMO-2", LIMIT, "parked", stage_is("needs_attention"));
-    let why = message_of(&parked, "needs_attention");
+    let why = last_message(&parked, "needs_attention");
     assert!(why.contains("preparing the run"), "{why}");
     assert!(why.contains("trunk"), "the missing base is named: {why}");
     let runs = parked["runs"].as_array().unwrap();

@@ -90,8 +90,8 @@ impl RepoStore {
         let _guard = self.lock_repo(repo).await;
 
         let wanted = local_ref(branch);
-        if registered_on(&mirror, &path, &wanted) {
-            ensure_gitfile(&path, &admin_dir(&mirror, &path)?).await?;
+        if let Some(admin) = registered_on(&mirror, &path, &wanted) {
+            ensure_gitfile(&path, &admin).await?;
             return Ok(Worktree {
                 repo: repo.to_owned(),
                 path,
@@ -438,18 +438,17 @@ async fn ensure_gitfile(path: &Path, admin: &Path) -> Result<()> {
 /// The fast reuse check, from the files `git worktree list` itself reads: an
 /// admin folder under the mirror's `worktrees/` points at `path/.git` and has
 /// `wanted` checked out. Every later stage of a task takes this path, which
-/// saves spawning git before each agent start. Anything unexpected answers
-/// false and the full check runs.
-fn registered_on(mirror: &Path, path: &Path, wanted: &str) -> bool {
+/// saves spawning git before each agent start. The answer is that admin
+/// folder; anything unexpected answers None and the full check runs.
+fn registered_on(mirror: &Path, path: &Path, wanted: &str) -> Option<PathBuf> {
     // A folder deleted behind git's back is not reusable (its admin dir lingers).
     if !path.join(".git").is_file() {
-        return false;
+        return None;
     }
-    let Ok(admin) = admin_dir(mirror, path) else {
-        return false;
-    };
+    let admin = admin_dir(mirror, path).ok()?;
     std::fs::read_to_string(admin.join("HEAD"))
         .is_ok_and(|h| h.trim_end() == format!("ref: {wanted}"))
+        .then_some(admin)
 }
 
 fn find_by_path<'a>(entries: &'a [WorktreeEntry], path: &Path) -> Option<&'a WorktreeEntry> {
@@ -537,20 +536,19 @@ mod tests {
         )
         .unwrap();
         std::fs::write(admin.join("HEAD"), "ref: refs/heads/feature/x\n").unwrap();
-        assert!(registered_on(&mirror, &wt, "refs/heads/feature/x"));
+        assert_eq!(
+            registered_on(&mirror, &wt, "refs/heads/feature/x"),
+            Some(admin.clone())
+        );
         // Another branch checked out there: not a match (the full check decides).
-        assert!(!registered_on(&mirror, &wt, "refs/heads/feature/y"));
+        assert!(registered_on(&mirror, &wt, "refs/heads/feature/y").is_none());
         // Registered for another folder: not a match.
         std::fs::write(admin.join("gitdir"), "/elsewhere/.git\n").unwrap();
-        assert!(!registered_on(&mirror, &wt, "refs/heads/feature/x"));
+        assert!(registered_on(&mirror, &wt, "refs/heads/feature/x").is_none());
         // Another repo's admin folder: not a match.
         let other = tmp.path().join("mirrors/other.git");
-        assert!(!registered_on(&other, &wt, "refs/heads/feature/x"));
+        assert!(registered_on(&other, &wt, "refs/heads/feature/x").is_none());
         // No worktree at all.
-        assert!(!registered_on(
-            &mirror,
-            &tmp.path().join("nope"),
-            "refs/heads/feature/x"
-        ));
+        assert!(registered_on(&mirror, &tmp.path().join("nope"), "refs/heads/feature/x").is_none());
     }
 }

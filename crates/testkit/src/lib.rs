@@ -113,6 +113,20 @@ pub fn show(dir: &Path, key: &str) -> Option<Value> {
         .flatten()
 }
 
+/// The message of the task's latest `kind` event (`orch task show --json`),
+/// or "" when it has none.
+pub fn last_message(v: &Value, kind: &str) -> String {
+    v["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .rev()
+        .find(|e| e["kind"] == kind)
+        .and_then(|e| e["message"].as_str())
+        .unwrap_or_default()
+        .to_owned()
+}
+
 pub fn count_events(v: &Value, kind: &str) -> usize {
     v["events"]
         .as_array()

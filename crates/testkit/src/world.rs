@@ -29,8 +29,10 @@ pub trait FakeTracker {
     fn headers(id: &str, proof: &str) -> Vec<(&'static str, String)>;
 
     /// The proof a delivery of `body` carries from a tracker that holds the
-    /// webhook secret `secret`.
-    fn proof(secret: &str, body: &[u8]) -> String;
+    /// webhook secret `secret`: most sign it with HMAC-SHA256, in hex.
+    fn proof(secret: &str, body: &[u8]) -> String {
+        sign(secret.as_bytes(), body)
+    }
 
     /// A person moves `item` to `state` in the tracker; the body of the
     /// delivery the tracker sends orch for it.
@@ -43,8 +45,11 @@ pub trait FakeTracker {
     /// The bodies of the comments on `item`, oldest first.
     fn comments_of(&self, item: &str) -> Vec<String>;
 
-    /// The key of `item`'s task in orch.
-    fn key(&self, item: &str) -> String;
+    /// The key of `item`'s task in orch: the item itself, unless the
+    /// tracker prefixes it.
+    fn key(&self, item: &str) -> String {
+        item.to_owned()
+    }
 }
 
 fn number(item: &str) -> u64 {
@@ -64,10 +69,6 @@ impl FakeTracker for FakeGitea {
             ("X-Gitea-Delivery", id.into()),
             ("X-Gitea-Signature", proof.into()),
         ]
-    }
-
-    fn proof(secret: &str, body: &[u8]) -> String {
-        sign(secret.as_bytes(), body)
     }
 
     /// The person adds the label `state`.
@@ -185,10 +186,6 @@ impl FakeTracker for FakeJira {
     fn comments_of(&self, item: &str) -> Vec<String> {
         FakeJira::comments_of(self, item)
     }
-
-    fn key(&self, item: &str) -> String {
-        item.to_owned()
-    }
 }
 
 /// Linear's issues and workflow states (the `Issue` webhook, signed
@@ -202,10 +199,6 @@ impl FakeTracker for FakeLinear {
             ("Linear-Delivery", id.into()),
             ("Linear-Signature", proof.into()),
         ]
-    }
-
-    fn proof(secret: &str, body: &[u8]) -> String {
-        sign(secret.as_bytes(), body)
     }
 
     /// The person moves the issue; the webhook names the state it left
@@ -223,10 +216,6 @@ impl FakeTracker for FakeLinear {
     fn comments_of(&self, item: &str) -> Vec<String> {
         FakeLinear::comments_of(self, item)
     }
-
-    fn key(&self, item: &str) -> String {
-        item.to_owned()
-    }
 }
 
 /// Plane's work items (the `issue` delivery, signed `X-Plane-Signature`);
@@ -240,10 +229,6 @@ impl FakeTracker for FakePlane {
             ("X-Plane-Delivery", id.into()),
             ("X-Plane-Signature", proof.into()),
         ]
-    }
-
-    fn proof(secret: &str, body: &[u8]) -> String {
-        sign(secret.as_bytes(), body)
     }
 
     fn person_moves(&self, item: &str, state: &str) -> Vec<u8> {
@@ -275,8 +260,10 @@ pub trait FakeForge {
     fn headers(event: &str, id: &str, proof: &str) -> Vec<(&'static str, String)>;
 
     /// The proof a delivery of `body` carries from a forge that holds the
-    /// webhook secret `secret`.
-    fn proof(secret: &str, body: &[u8]) -> String;
+    /// webhook secret `secret`: most sign it with HMAC-SHA256, in hex.
+    fn proof(secret: &str, body: &[u8]) -> String {
+        sign(secret.as_bytes(), body)
+    }
 
     /// The CI finishes the check `check` on `sha`: its conclusion `state`
     /// (`success`, `failure`, `error`) and its `output` are on the fake; the
@@ -306,10 +293,6 @@ impl FakeForge for FakeGitea {
             ("X-Gitea-Delivery", id.into()),
             ("X-Gitea-Signature", proof.into()),
         ]
-    }
-
-    fn proof(secret: &str, body: &[u8]) -> String {
-        sign(secret.as_bytes(), body)
     }
 
     /// A commit status `check` on `sha`, and its `status` delivery (shaped
