@@ -256,6 +256,18 @@ async fn add_and_approve<F>(w: &World<(), F>) {
     ok(w.dir(), &["task", "approve", "DEMO-1"]);
 }
 
+/// The task is done with one merge, of the pull request's head `sha`, on
+/// Gitea.
+async fn merged_once_at(w: &World<(), FakeGitea>, sha: &str) {
+    let v = w.wait_for_stage("DEMO-1", "done").await;
+    assert_eq!(events(&v, "merged"), 1, "{}", w.log());
+    let prs = w.forge.prs();
+    assert!(
+        prs.len() == 1 && prs[0].merged && prs[0].head_sha == sha,
+        "{prs:?}"
+    );
+}
+
 /// Waits for the developer's second round after a failed check, and
 /// returns the prompts the developer was given.
 async fn second_round_after_ci<F>(w: &World<(), F>) -> Vec<String> {
@@ -333,13 +345,7 @@ async fn a_failed_required_check_goes_back_to_the_developer_and_a_pass_merges() 
     let second = head(w.dir(), &branch);
     assert_ne!(first, second, "the second round has a new head");
     ci_reports(&w, &second, "success", "Successful in 12s");
-    let v = w.wait_for_stage("DEMO-1", "done").await;
-    assert_eq!(events(&v, "merged"), 1, "{}", w.log());
-    let prs = w.forge.prs();
-    assert!(
-        prs.len() == 1 && prs[0].merged && prs[0].head_sha == second,
-        "{prs:?}"
-    );
+    merged_once_at(&w, &second).await;
 }
 
 /// No `required_checks` in orch.toml: Gitea's protection of `main` requires
@@ -479,13 +485,7 @@ async fn a_persons_change_request_on_the_pull_request_goes_back_with_its_comment
     .await;
     let second = person_reviews(&w, "APPROVED", "Looks good.", &[]);
     assert_ne!(first, second);
-    let v = w.wait_for_stage("DEMO-1", "done").await;
-    assert_eq!(events(&v, "merged"), 1);
-    let prs = w.forge.prs();
-    assert!(
-        prs.len() == 1 && prs[0].merged && prs[0].head_sha == second,
-        "{prs:?}"
-    );
+    merged_once_at(&w, &second).await;
 }
 
 /// The same loop on GitHub: the pull request opened early is a draft, a
